@@ -1,0 +1,115 @@
+# vsysfs: GNU Makefile. `make help` lists the targets.
+#
+# Switches: SANITIZE=address,undefined | SANITIZE=thread (own build dir),
+#           NDEBUG=1 (drop debug checks), WERROR=1, V=1.
+
+CXX      ?= g++
+CXXSTD   ?= c++20
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+SANITIZE ?=
+
+ifeq ($(SANITIZE),)
+  BUILD ?= build
+else
+  BUILD ?= build-$(subst $(comma),-,$(SANITIZE))
+endif
+comma := ,
+
+PKGS     := fuse3 fmt tomlplusplus
+CPPFLAGS += -I. -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CXXFLAGS ?= -O2 -g
+CXXFLAGS += -std=$(CXXSTD) -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -pthread
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lboost_filesystem -pthread
+ifneq ($(NDEBUG),)
+  CPPFLAGS += -DNDEBUG
+else
+  CPPFLAGS += -DVSYSFS_DEBUG_CHECKS=1
+endif
+ifneq ($(WERROR),)
+  CXXFLAGS += -Werror
+endif
+ifneq ($(SANITIZE),)
+  CXXFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+  LDFLAGS  += -fsanitize=$(SANITIZE)
+endif
+
+CORE_SRC    := $(wildcard core/*.cpp)
+DEVICES_SRC := $(wildcard devices/*.cpp)
+FS_SRC      := $(filter-out fs/main.cpp,$(wildcard fs/*.cpp))
+TEST_SRC    := $(wildcard tests/*.cpp tests/support/*.cpp tests/core/*.cpp tests/devices/*.cpp tests/fs/*.cpp)
+HELPER_SRC  := $(wildcard tests/helpers/*.cpp)
+
+obj = $(patsubst %.cpp,$(BUILD)/%.o,$(1))
+LIB_OBJ  := $(call obj,$(CORE_SRC) $(DEVICES_SRC) $(FS_SRC))
+MAIN_OBJ := $(call obj,fs/main.cpp)
+TEST_OBJ := $(call obj,$(TEST_SRC))
+HELPERS  := $(patsubst tests/helpers/%.cpp,$(BUILD)/tests/helpers/%,$(HELPER_SRC))
+
+DAEMON := $(BUILD)/vsysfs
+UNIT   := $(BUILD)/unit-tests
+
+ifeq ($(V),)
+  Q := @
+endif
+
+.PHONY: all run test unit integration deps check-layers clean install help
+.DEFAULT_GOAL := all
+
+all: $(DAEMON) $(UNIT) $(HELPERS)  ## build the daemon, the unit tests and test helpers
+
+$(DAEMON): $(LIB_OBJ) $(MAIN_OBJ)
+	@echo "  LD      $@"
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(UNIT): $(LIB_OBJ) $(TEST_OBJ)
+	@echo "  LD      $@"
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/helpers/%: tests/helpers/%.cpp
+	@mkdir -p $(dir $@)
+	@echo "  CXX     $@"
+	$(Q)$(CXX) $(CPPFLAGS) $(CXXFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
+
+$(BUILD)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	@echo "  CXX     $<"
+	$(Q)$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c -o $@ $<
+
+run: deps all  ## install what is missing, build, mount the default machine at ./mnt (foreground)
+	@mkdir -p mnt
+	@mountpoint -q mnt && { echo "vsysfs: ./mnt is already a mount point; run mount-scripts/vsysfs-umount mnt" >&2; exit 1; } || true
+	@echo "vsysfs: mounting the default machine at ./mnt (foreground)."
+	@echo "  From another terminal:  ls -la mnt/devices mnt/kernel/debug/vsysfs"
+	@echo "  Stop it with Ctrl-C here, or:  mount-scripts/vsysfs-umount mnt"
+	$(DAEMON) -f $(VSYSFS_OPTS) mnt
+
+test: deps all  ## run every suite (unit + integration); ends with "N passed, N failed"
+	@BUILD=$(BUILD) tests/run-all
+
+unit: $(UNIT)  ## the unit tests only
+	$(UNIT)
+
+integration: all  ## the bats suites only
+	@BUILD=$(BUILD) tests/run-all --integration-only
+
+deps:  ## install the Debian packages the build and tests need (as root)
+	@mount-scripts/install-deps
+
+check-layers:  ## fail when an include crosses the layers (fs -> devices -> core)
+	@tests/check-layers .
+
+install: $(DAEMON)  ## install the daemon and the scripts under $(DESTDIR)$(PREFIX)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/vsysfs/machines
+	install -m 0755 $(DAEMON) $(DESTDIR)$(PREFIX)/bin/vsysfs
+	install -m 0755 mount-scripts/vsysfs-mount mount-scripts/vsysfs-umount $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 mount-scripts/mount.fuse.vsysfs $(DESTDIR)$(PREFIX)/sbin/mount.fuse.vsysfs
+	install -m 0644 machines/*.toml $(DESTDIR)$(PREFIX)/share/vsysfs/machines/
+
+clean:  ## remove every build directory
+	rm -rf build build-*
+
+help:  ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
+
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
