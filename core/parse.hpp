@@ -145,7 +145,10 @@ std::string_view strip_newline(std::string_view s) noexcept;
 // bitmap_parselist (lib/bitmap-str.c): "0-3,8,10-11", strides
 // "0-1023:2/256" (2 bits of every group of 256), "N" for nbits-1, "all"
 // (any case) for 0-N. Regions are separated by commas and/or whitespace;
-// parsing ends at NUL or at a '\n' that directly follows a region.
+// parsing ends at NUL, or at a '\n' that directly follows a region.
+// Kernel quirk: anything after that '\n' is ignored ("0-3\nxyz" is 0-3),
+// but a '\n' after a separator or after a stride's group size is just
+// whitespace ("1,\n2" and "0-7:1/2\n5" go on parsing).
 // Returns the set bit numbers in ascending order. An empty string (or only
 // separators) is an empty list, not an error.
 // Errors, as the kernel: EINVAL for bad syntax, start > end, a zero group

@@ -488,6 +488,7 @@ TEST_CASE("bitmap_parselist") {
     CHECK(show(core::bitmap_parselist("0-3\nxyz", 8)) == "0,1,2,3");  // kernel quirk
     CHECK(show(core::bitmap_parselist("1\n2", 8)) == "1");
     CHECK(show(core::bitmap_parselist("1,\n2", 8)) == "1,2");  // kernel quirk: '\n' skipped
+    CHECK(show(core::bitmap_parselist("0-7:1/2\n5", 8)) == "0,2,4,5,6");  // kernel quirk
     CHECK(show(core::bitmap_parselist("0-3\0xyz"sv, 8)) == "0,1,2,3");
     CHECK(show(core::bitmap_parselist("0-7:1/2N", 16)) == "0,2,4,6,15");  // kernel quirk
   }
