@@ -41,7 +41,8 @@ TEST_SRC    := $(wildcard tests/*.cpp tests/support/*.cpp tests/core/*.cpp tests
 HELPER_SRC  := $(wildcard tests/helpers/*.cpp)
 
 obj = $(patsubst %.cpp,$(BUILD)/%.o,$(1))
-LIB_OBJ  := $(call obj,$(CORE_SRC) $(DEVICES_SRC) $(FS_SRC))
+GEN_SRC  := $(BUILD)/gen/default_machine.cpp
+LIB_OBJ  := $(call obj,$(CORE_SRC) $(DEVICES_SRC) $(FS_SRC)) $(BUILD)/gen/default_machine.o
 MAIN_OBJ := $(call obj,fs/main.cpp)
 TEST_OBJ := $(call obj,$(TEST_SRC))
 HELPERS  := $(patsubst tests/helpers/%.cpp,$(BUILD)/tests/helpers/%,$(HELPER_SRC))
@@ -66,10 +67,23 @@ $(UNIT): $(LIB_OBJ) $(TEST_OBJ)
 	@echo "  LD      $@"
 	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/helpers/%: tests/helpers/%.cpp
+$(BUILD)/tests/helpers/%: tests/helpers/%.cpp $(BUILD)/core/result.o
 	@mkdir -p $(dir $@)
 	@echo "  CXX     $@"
-	$(Q)$(CXX) $(CPPFLAGS) $(CXXFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
+	$(Q)$(CXX) $(CPPFLAGS) $(CXXFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/core/result.o $(LDLIBS)
+
+# The built-in default machine is machines/default.toml, compiled in, so the
+# shipped example and `vsysfs MOUNTPOINT` can never disagree.
+$(GEN_SRC): machines/default.toml
+	@mkdir -p $(dir $@)
+	@echo "  GEN     $@"
+	$(Q){ echo '#include "devices/machine.hpp"'; \
+	  echo 'std::string_view vsysfs::devices::default_machine_toml() { return R"vsysfs_toml('; \
+	  cat $<; echo ')vsysfs_toml"; }'; } > $@
+
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.cpp
+	@echo "  CXX     $<"
+	$(Q)$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c -o $@ $<
 
 $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)

@@ -80,7 +80,7 @@ using Status = Result<void>;
   __extension__({                                                   \
     auto&& vsysfs_try_result_ = (expr);                             \
     if (!vsysfs_try_result_) return vsysfs_try_result_.error();     \
-    std::move(vsysfs_try_result_);                                  \
+    std::move(*vsysfs_try_result_);                                 \
   })
 
 // For Status-returning expressions: propagate the error, yield nothing.

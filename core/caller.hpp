@@ -1,0 +1,63 @@
+#pragma once
+
+// Caller: who is asking (the process behind a FUSE request): pid, uid, gid,
+// and, read lazily from /proc/PID/status and /proc/PID/stat when a store
+// asks, its effective capabilities, command name and scheduling priority.
+// Devices ask `caller.capable(Capability::SysAdmin)` the way a driver calls
+// capable(CAP_SYS_ADMIN).
+//
+// Thread-safety: a Caller belongs to one request; the lazy fields are
+// filled on first use by that request's thread only.
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace vsysfs::core {
+
+// Linux capability numbers (include/uapi/linux/capability.h).
+enum class Capability : unsigned {
+  DacOverride = 1,
+  NetAdmin = 12,
+  SysRawio = 17,
+  SysAdmin = 21,
+  SysNice = 23,
+};
+
+class Caller {
+ public:
+  // A request from process `pid` with credentials uid/gid; details come
+  // from /proc on demand.
+  Caller(pid_t pid, uid_t uid, gid_t gid) : pid_(pid), uid_(uid), gid_(gid) {}
+
+  // Fully specified callers for unit tests and for the simulation itself.
+  static Caller root();                    // pid 1, all capabilities, "test"
+  static Caller user(uid_t uid);           // no capabilities
+  static Caller with_caps(uid_t uid, std::uint64_t cap_mask, std::string comm = "test");
+  static Caller kernel();                  // the simulated kernel (timers, workers): pid 0
+
+  pid_t pid() const { return pid_; }
+  uid_t uid() const { return uid_; }
+  gid_t gid() const { return gid_; }
+
+  bool capable(Capability cap) const;
+  const std::string& comm() const;
+  // Kernel numeric priority: 0..99 real-time (99 - rt_priority), 100..139
+  // normal (120 + nice). 120 when the process is gone.
+  int prio() const;
+
+ private:
+  void load() const;
+
+  pid_t pid_;
+  uid_t uid_;
+  gid_t gid_;
+  mutable bool loaded_ = false;
+  mutable std::uint64_t cap_effective_ = 0;
+  mutable std::string comm_;
+  mutable int prio_ = 120;
+};
+
+}  // namespace vsysfs::core

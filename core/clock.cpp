@@ -1,0 +1,181 @@
+#include "core/clock.hpp"
+
+namespace vsysfs::core {
+
+Clock::~Clock() = default;
+
+Clock::TimerId Clock::add_timer(Nanos deadline, Callback fn) {
+  TimerId id;
+  {
+    std::lock_guard lock(mu_);
+    id = next_id_++;
+    timers_.emplace(Key{deadline, id}, std::move(fn));
+    deadline_of_.emplace(id, deadline);
+  }
+  timers_changed();
+  return id;
+}
+
+bool Clock::cancel_timer(TimerId id) {
+  std::lock_guard lock(mu_);
+  auto it = deadline_of_.find(id);
+  if (it == deadline_of_.end()) return false;
+  timers_.erase(Key{it->second, id});
+  deadline_of_.erase(it);
+  return true;
+}
+
+void Clock::sync() {
+  std::unique_lock lock(mu_);
+  // A callback that cancels its own timer must not wait for itself.
+  if (running_callback_ && runner_ == std::this_thread::get_id()) return;
+  idle_cv_.wait(lock, [this] { return !running_callback_; });
+}
+
+std::size_t Clock::pending_timers() const {
+  std::lock_guard lock(mu_);
+  return timers_.size();
+}
+
+bool Clock::next_deadline(Nanos* out) const {
+  std::lock_guard lock(mu_);
+  if (timers_.empty()) return false;
+  *out = timers_.begin()->first.deadline;
+  return true;
+}
+
+std::size_t Clock::run_due(Nanos limit, const std::function<void(Nanos)>& set_now) {
+  std::size_t ran = 0;
+  for (;;) {
+    Callback fn;
+    {
+      std::unique_lock lock(mu_);
+      idle_cv_.wait(lock, [this] { return !running_callback_; });
+      if (timers_.empty() || timers_.begin()->first.deadline > limit) break;
+      auto node = timers_.extract(timers_.begin());
+      deadline_of_.erase(node.key().id);
+      if (set_now) set_now(node.key().deadline);
+      fn = std::move(node.mapped());
+      running_callback_ = true;
+      runner_ = std::this_thread::get_id();
+    }
+    fn();
+    ++ran;
+    {
+      std::lock_guard lock(mu_);
+      running_callback_ = false;
+    }
+    idle_cv_.notify_all();
+  }
+  return ran;
+}
+
+// --- ManualClock -------------------------------------------------------------
+
+Nanos ManualClock::now() const {
+  std::lock_guard lock(mu_);
+  return now_;
+}
+
+void ManualClock::advance(Nanos step) {
+  std::lock_guard serial(advance_mu_);
+  Nanos target;
+  {
+    std::lock_guard lock(mu_);
+    target = now_ + step;
+  }
+  // set_now runs with mu_ held (inside run_due).
+  run_due(target, [this](Nanos deadline) {
+    if (deadline > now_) now_ = deadline;
+  });
+  std::lock_guard lock(mu_);
+  now_ = target;
+}
+
+// --- SystemClock -------------------------------------------------------------
+
+SystemClock::SystemClock() : start_(std::chrono::steady_clock::now()) {}
+
+void SystemClock::start() {
+  if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
+}
+
+SystemClock::~SystemClock() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+Nanos SystemClock::now() const {
+  return std::chrono::duration_cast<Nanos>(std::chrono::steady_clock::now() - start_);
+}
+
+void SystemClock::timers_changed() { cv_.notify_all(); }
+
+void SystemClock::loop() {
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      if (stop_) return;
+    }
+    run_due(now(), nullptr);
+    Nanos next;
+    const bool have = next_deadline(&next);
+    std::unique_lock lock(mu_);
+    if (stop_) return;
+    if (have) {
+      cv_.wait_until(lock, start_ + next);
+    } else {
+      cv_.wait(lock);
+    }
+  }
+}
+
+// --- Timer -------------------------------------------------------------------
+
+void Timer::mod_timer(Nanos deadline) {
+  std::lock_guard lock(mu_);
+  if (id_ != 0) clock_.cancel_timer(id_);
+  expires_ = deadline;
+  // The callback learns its own id through `mine`, written below while mu_
+  // is held; it compares under mu_, so a stale firing (the timer was
+  // re-armed or deleted meanwhile) does nothing.
+  auto mine = std::make_shared<Clock::TimerId>(0);
+  id_ = clock_.add_timer(deadline, [this, mine] {
+    {
+      std::lock_guard inner(mu_);
+      if (id_ == 0 || id_ != *mine) return;
+      id_ = 0;
+    }
+    fn_();
+  });
+  *mine = id_;
+}
+
+bool Timer::del_timer() {
+  std::lock_guard lock(mu_);
+  if (id_ == 0) return false;
+  const bool was = clock_.cancel_timer(id_);
+  id_ = 0;
+  return was;
+}
+
+void Timer::del_timer_sync() {
+  del_timer();
+  clock_.sync();
+}
+
+bool Timer::pending() const {
+  std::lock_guard lock(mu_);
+  return id_ != 0;
+}
+
+Nanos Timer::expires() const {
+  std::lock_guard lock(mu_);
+  return expires_;
+}
+
+}  // namespace vsysfs::core

@@ -1,0 +1,140 @@
+#pragma once
+
+// Simulated time. Devices never read the wall clock or sleep: they ask the
+// Env's Clock for now() and arm Timers on it (the kernel's timer_list /
+// delayed_work analogue).
+//
+//   SystemClock  time runs in real time (CLOCK_MONOTONIC since mount); a
+//                thread fires due timers.
+//   ManualClock  time moves only in advance(): every timer whose deadline
+//                falls inside the step fires in deadline order, with now()
+//                set to its deadline, before advance() returns. Timers a
+//                callback arms inside the step fire in the same step.
+//
+// Thread-safety: every member may be called from any thread. Timer callbacks
+// run without any clock lock held, one at a time per clock, and may arm or
+// cancel timers. A callback runs on the clock's thread (SystemClock) or on
+// the thread that called advance() (ManualClock).
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace vsysfs::core {
+
+using Nanos = std::chrono::nanoseconds;
+
+class Clock {
+ public:
+  using Callback = std::function<void()>;
+  using TimerId = std::uint64_t;
+
+  virtual ~Clock();
+
+  // Simulated time since the machine started.
+  virtual Nanos now() const = 0;
+  virtual bool is_manual() const = 0;
+
+  // Arms a one-shot callback at absolute simulated time `deadline`.
+  TimerId add_timer(Nanos deadline, Callback fn);
+  // true when the timer was pending and will not run.
+  bool cancel_timer(TimerId id);
+  // Waits until no callback is running (del_timer_sync's guarantee for a
+  // callback that may be running on another thread right now).
+  void sync();
+
+  // Number of armed timers (for tests and the control plane).
+  std::size_t pending_timers() const;
+
+ protected:
+  // Runs every timer with deadline <= limit; returns how many ran. For a
+  // manual clock `set_now` moves simulated time to each deadline first.
+  std::size_t run_due(Nanos limit, const std::function<void(Nanos)>& set_now);
+  // Earliest deadline, if any.
+  bool next_deadline(Nanos* out) const;
+  virtual void timers_changed() {}
+
+  mutable std::mutex mu_;  // Order: leaf (never held while a callback runs)
+  std::condition_variable idle_cv_;
+
+ private:
+  struct Key {
+    Nanos deadline;
+    TimerId id;
+    auto operator<=>(const Key&) const = default;
+  };
+  std::map<Key, Callback> timers_;
+  std::map<TimerId, Nanos> deadline_of_;
+  TimerId next_id_ = 1;
+  bool running_callback_ = false;
+  std::thread::id runner_;
+};
+
+class ManualClock final : public Clock {
+ public:
+  Nanos now() const override;
+  bool is_manual() const override { return true; }
+  // Moves time forward by `step`, firing due timers in order.
+  void advance(Nanos step);
+
+ private:
+  std::mutex advance_mu_;  // serialises advance(); Order: before mu_
+  Nanos now_{0};           // guarded by mu_
+};
+
+class SystemClock final : public Clock {
+ public:
+  SystemClock();
+  ~SystemClock() override;
+  // Starts the timer thread. Separate from construction because the daemon
+  // forks into the background after building the machine, and a fork keeps
+  // no threads.
+  void start();
+  Nanos now() const override;
+  bool is_manual() const override { return false; }
+
+ private:
+  void timers_changed() override;
+  void loop();
+
+  const std::chrono::steady_clock::time_point start_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+// A re-armable one-shot timer owned by a device (kernel: struct timer_list
+// with mod_timer/del_timer_sync). Destruction cancels and waits for a
+// running callback, so the callback may safely use its owner.
+class Timer {
+ public:
+  Timer(Clock& clock, Clock::Callback fn) : clock_(clock), fn_(std::move(fn)) {}
+  ~Timer() { del_timer_sync(); }
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+
+  // Arms (or re-arms) at absolute time `deadline`.
+  void mod_timer(Nanos deadline);
+  // Arms `delay` from now.
+  void schedule_in(Nanos delay) { mod_timer(clock_.now() + delay); }
+  // true when it was pending.
+  bool del_timer();
+  void del_timer_sync();
+  bool pending() const;
+  Nanos expires() const;
+
+ private:
+  Clock& clock_;
+  Clock::Callback fn_;
+  mutable std::mutex mu_;  // Order: before Clock::mu_
+  Clock::TimerId id_ = 0;
+  Nanos expires_{0};
+};
+
+}  // namespace vsysfs::core

@@ -1,0 +1,136 @@
+#pragma once
+
+// Node: one entry of the tree (kernel: struct kernfs_node). Directories,
+// text/binary/seq attributes and symlinks share one type; an attribute node
+// holds a type-erased binding to its device (the owner pointer keeps the
+// device alive while any node or open file refers to it).
+//
+// Thread-safety: kind, name, ino and the binding are constant after
+// creation; mode/uid/gid/alive/nlookup/event are atomics; `children` and
+// `parent` are guarded by the Tree's lock.
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "core/attribute.hpp"
+
+namespace vsysfs::core {
+
+using Ino = std::uint64_t;
+inline constexpr Ino kRootIno = 1;
+
+enum class NodeKind : std::uint8_t { Dir, Text, Bin, Seq, Symlink };
+
+// Thunks from type-erased calls to a Dev's member functions.
+struct NodeOps {
+  Status (*show)(void* dev, const void* desc, PageBuffer& buf);
+  Status (*seq_show)(void* dev, const void* desc, std::string& out);
+  Result<std::size_t> (*store)(void* dev, const void* desc, const Caller& c, std::string_view in);
+  Result<std::size_t> (*read)(void* dev, const void* desc, const Caller& c, std::uint64_t pos,
+                              std::span<char> out);
+  Result<std::size_t> (*write)(void* dev, const void* desc, const Caller& c, std::uint64_t pos,
+                               std::span<const char> in);
+  std::size_t (*size)(void* dev, const void* desc);
+};
+
+class Node {
+ public:
+  Node(NodeKind k, std::string n, Ino i, mode_t m) : kind(k), name(std::move(n)), ino(i), mode(m) {}
+
+  const NodeKind kind;
+  const std::string name;
+  const Ino ino;
+  Ino parent = 0;  // guarded by Tree::mu_
+
+  std::atomic<mode_t> mode;  // permission bits only
+  std::atomic<uid_t> uid{0};
+  std::atomic<gid_t> gid{0};
+  std::atomic<bool> alive{true};
+  std::atomic<std::uint64_t> nlookup{0};
+  std::atomic<std::uint64_t> event{0};  // sysfs_notify counter
+
+  // Dir: name -> ino, sorted, so readdir order is stable. Guarded by Tree::mu_.
+  std::map<std::string, Ino, std::less<>> children;
+
+  // Attributes.
+  std::shared_ptr<void> owner;
+  void* dev = nullptr;
+  const void* desc = nullptr;
+  const NodeOps* ops = nullptr;
+  std::size_t static_size = 0;
+
+  // Symlink target (relative, as sysfs makes them).
+  std::string target;
+
+  bool is_dir() const { return kind == NodeKind::Dir; }
+  bool has_read = false;   // a show/read callback exists
+  bool has_write = false;  // a store/write callback exists
+
+  // The file size stat() reports: 4096 for text, the declared (or
+  // run-time) size for binary, 0 for seq files, dirs and links.
+  std::uint64_t size() const;
+
+  Status show(PageBuffer& buf) const { return ops->show(dev, desc, buf); }
+  Status seq_show(std::string& out) const { return ops->seq_show(dev, desc, out); }
+  Result<std::size_t> store(const Caller& c, std::string_view in) const {
+    return ops->store(dev, desc, c, in);
+  }
+  Result<std::size_t> bin_read(const Caller& c, std::uint64_t pos, std::span<char> out) const {
+    return ops->read(dev, desc, c, pos, out);
+  }
+  Result<std::size_t> bin_write(const Caller& c, std::uint64_t pos,
+                                std::span<const char> in) const {
+    return ops->write(dev, desc, c, pos, in);
+  }
+};
+
+namespace detail {
+
+template <typename Dev>
+struct Thunks {
+  static Status show(void* d, const void* a, PageBuffer& b) {
+    auto* attr = static_cast<const DeviceAttribute<Dev>*>(a);
+    return (static_cast<const Dev*>(d)->*(attr->show))(b);
+  }
+  static Result<std::size_t> store(void* d, const void* a, const Caller& c, std::string_view in) {
+    auto* attr = static_cast<const DeviceAttribute<Dev>*>(a);
+    return (static_cast<Dev*>(d)->*(attr->store))(c, in);
+  }
+  static Status seq_show(void* d, const void* a, std::string& out) {
+    auto* attr = static_cast<const SeqAttribute<Dev>*>(a);
+    return (static_cast<const Dev*>(d)->*(attr->show))(out);
+  }
+  static Result<std::size_t> seq_store(void* d, const void* a, const Caller& c,
+                                       std::string_view in) {
+    auto* attr = static_cast<const SeqAttribute<Dev>*>(a);
+    return (static_cast<Dev*>(d)->*(attr->store))(c, in);
+  }
+  static Result<std::size_t> read(void* d, const void* a, const Caller& c, std::uint64_t pos,
+                                  std::span<char> out) {
+    auto* attr = static_cast<const BinAttribute<Dev>*>(a);
+    return (static_cast<Dev*>(d)->*(attr->read))(c, pos, out);
+  }
+  static Result<std::size_t> write(void* d, const void* a, const Caller& c, std::uint64_t pos,
+                                   std::span<const char> in) {
+    auto* attr = static_cast<const BinAttribute<Dev>*>(a);
+    return (static_cast<Dev*>(d)->*(attr->write))(c, pos, in);
+  }
+  static std::size_t size(void* d, const void* a) {
+    auto* attr = static_cast<const BinAttribute<Dev>*>(a);
+    return attr->size_fn ? (static_cast<const Dev*>(d)->*(attr->size_fn))() : attr->size;
+  }
+
+  static constexpr NodeOps kText{&show, nullptr, &store, nullptr, nullptr, nullptr};
+  static constexpr NodeOps kSeq{nullptr, &seq_show, &seq_store, nullptr, nullptr, nullptr};
+  static constexpr NodeOps kBin{nullptr, nullptr, nullptr, &read, &write, &size};
+};
+
+}  // namespace detail
+}  // namespace vsysfs::core

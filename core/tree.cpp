@@ -1,0 +1,294 @@
+#include "core/tree.hpp"
+
+#include <cerrno>
+
+namespace vsysfs::core {
+namespace {
+
+// Splits "a/b/c" (leading, trailing and doubled slashes ignored).
+std::vector<std::string_view> split_path(std::string_view path) {
+  std::vector<std::string_view> parts;
+  std::size_t i = 0;
+  while (i < path.size()) {
+    while (i < path.size() && path[i] == '/') ++i;
+    const std::size_t j = path.find('/', i);
+    const std::size_t end = j == std::string_view::npos ? path.size() : j;
+    if (end > i) parts.push_back(path.substr(i, end - i));
+    i = end;
+  }
+  return parts;
+}
+
+}  // namespace
+
+std::uint64_t Node::size() const {
+  switch (kind) {
+    case NodeKind::Text:
+      return 4096;
+    case NodeKind::Bin:
+      return ops->size(dev, desc);
+    default:
+      return 0;
+  }
+}
+
+void Kobject::notify(std::string_view attr, std::string_view group) const {
+  if (!tree_) return;
+  std::shared_ptr<Node> dir = tree_->get(dir_);
+  if (!dir) return;
+  if (!group.empty()) {
+    dir = tree_->get(tree_->resolve(tree_->path_of(dir_) + "/" + std::string(group)));
+    if (!dir) return;
+  }
+  if (auto node = tree_->lookup(dir->ino, attr)) tree_->notify(node->ino);
+}
+
+Tree::Tree() {
+  nodes_.push_back(nullptr);  // ino 0 is never used
+  auto root = std::make_shared<Node>(NodeKind::Dir, "", kRootIno, 0755);
+  root->parent = kRootIno;
+  nodes_.push_back(std::move(root));
+}
+
+void Tree::set_observer(Observer* observer) {
+  WriteLock lock(mu_);
+  observer_ = observer;
+}
+
+Ino Tree::new_node_locked(NodeKind kind, std::string name, mode_t mode, Ino parent) {
+  const Ino ino = nodes_.size();
+  auto node = std::make_shared<Node>(kind, name, ino, mode);
+  node->parent = parent;
+  nodes_[parent]->children.emplace(std::move(name), ino);
+  nodes_.push_back(std::move(node));
+  return ino;
+}
+
+Ino Tree::mkdir_locked(Ino parent, std::string_view name,
+                       std::vector<std::pair<Ino, std::string>>* added) {
+  Node& dir = *nodes_[parent];
+  auto it = dir.children.find(name);
+  if (it != dir.children.end()) {
+    if (!nodes_[it->second]->is_dir())
+      throw TreeError("not a directory: " + std::string(name));
+    return it->second;
+  }
+  if (added) added->emplace_back(parent, std::string(name));
+  return new_node_locked(NodeKind::Dir, std::string(name), 0755, parent);
+}
+
+Ino Tree::mkdir_p(std::string_view path) {
+  std::vector<std::pair<Ino, std::string>> added;
+  Ino at = kRootIno;
+  Observer* obs;
+  {
+    WriteLock lock(mu_);
+    for (auto part : split_path(path)) at = mkdir_locked(at, part, &added);
+    obs = observer_;
+  }
+  if (obs)
+    for (auto& [parent, name] : added) obs->entry_changed(parent, name, 0);
+  return at;
+}
+
+Ino Tree::add_symlink(std::string_view path, std::string target) {
+  auto parts = split_path(path);
+  if (parts.empty()) throw TreeError("empty symlink path");
+  std::vector<std::pair<Ino, std::string>> added;
+  Ino ino;
+  Observer* obs;
+  {
+    WriteLock lock(mu_);
+    Ino at = kRootIno;
+    for (std::size_t i = 0; i + 1 < parts.size(); ++i) at = mkdir_locked(at, parts[i], &added);
+    if (nodes_[at]->children.count(parts.back()))
+      throw TreeError("duplicate name: " + std::string(path));
+    ino = new_node_locked(NodeKind::Symlink, std::string(parts.back()), 0777, at);
+    nodes_[ino]->target = std::move(target);
+    added.emplace_back(at, std::string(parts.back()));
+    obs = observer_;
+  }
+  if (obs)
+    for (auto& [parent, name] : added) obs->entry_changed(parent, name, 0);
+  return ino;
+}
+
+Ino Tree::add_attrs(Ino dir, const std::string& group, std::shared_ptr<void> owner, void* dev,
+                    const std::vector<AttrSpec>& specs) {
+  std::vector<std::pair<Ino, std::string>> added;
+  Observer* obs;
+  Ino at = dir;
+  {
+    WriteLock lock(mu_);
+    for (auto part : split_path(group)) at = mkdir_locked(at, part, &added);
+    for (const auto& s : specs) {
+      if (nodes_[at]->children.count(s.name))
+        throw TreeError("duplicate attribute: " + std::string(s.name));
+      const Ino ino = new_node_locked(s.kind, std::string(s.name), s.mode, at);
+      Node& n = *nodes_[ino];
+      n.owner = owner;
+      n.dev = dev;
+      n.desc = s.desc;
+      n.ops = s.ops;
+      n.static_size = s.size;
+      n.has_read = s.has_read;
+      n.has_write = s.has_write;
+      added.emplace_back(at, std::string(s.name));
+    }
+    obs = observer_;
+  }
+  if (obs)
+    for (auto& [parent, name] : added) obs->entry_changed(parent, name, 0);
+  return at;
+}
+
+void Tree::kill_locked(Ino ino, std::vector<Ino>* dead) {
+  Node& n = *nodes_[ino];
+  n.alive.store(false);
+  dead->push_back(ino);
+  for (auto& [name, child] : n.children) kill_locked(child, dead);
+}
+
+Status Tree::remove(std::string_view path) {
+  std::vector<Ino> dead;
+  Ino parent;
+  std::string name;
+  Observer* obs;
+  {
+    WriteLock lock(mu_);
+    const Ino ino = walk_locked(path);
+    if (ino == 0 || ino == kRootIno) return Errno{ENOENT};
+    parent = nodes_[ino]->parent;
+    name = nodes_[ino]->name;
+    kill_locked(ino, &dead);
+    nodes_[parent]->children.erase(name);
+    obs = observer_;
+    // Nodes the kernel never looked up can go now; the others when forgotten.
+    for (Ino d : dead)
+      if (nodes_[d]->nlookup.load() == 0) nodes_[d].reset();
+  }
+  if (obs) {
+    obs->entry_changed(parent, name, dead.front());
+    for (Ino d : dead) obs->notified(d);  // a removed node reports the changed poll mask
+  }
+  return {};
+}
+
+Ino Tree::walk_locked(std::string_view path) const {
+  Ino at = kRootIno;
+  for (auto part : split_path(path)) {
+    const auto& node = nodes_[at];
+    if (!node || !node->is_dir()) return 0;
+    auto it = node->children.find(part);
+    if (it == node->children.end()) return 0;
+    at = it->second;
+  }
+  return at;
+}
+
+std::shared_ptr<Node> Tree::get(Ino ino) const {
+  ReadLock lock(mu_);
+  if (ino == 0 || ino >= nodes_.size()) return nullptr;
+  return nodes_[ino];
+}
+
+std::shared_ptr<Node> Tree::lookup(Ino parent, std::string_view name) const {
+  ReadLock lock(mu_);
+  if (parent == 0 || parent >= nodes_.size() || !nodes_[parent]) return nullptr;
+  const Node& dir = *nodes_[parent];
+  if (name == ".") return nodes_[parent];
+  if (name == "..") return nodes_[dir.parent];
+  auto it = dir.children.find(name);
+  if (it == dir.children.end()) return nullptr;
+  return nodes_[it->second];
+}
+
+Ino Tree::resolve(std::string_view path) const {
+  ReadLock lock(mu_);
+  return walk_locked(path);
+}
+
+Result<std::vector<DirEntry>> Tree::list(Ino dir) const {
+  ReadLock lock(mu_);
+  if (dir == 0 || dir >= nodes_.size() || !nodes_[dir]) return Errno{ENOENT};
+  const Node& d = *nodes_[dir];
+  if (!d.is_dir()) return Errno{ENOTDIR};
+  std::vector<DirEntry> out;
+  out.reserve(d.children.size());
+  for (const auto& [name, ino] : d.children) out.push_back({name, ino, nodes_[ino]->kind});
+  return out;
+}
+
+std::string Tree::path_of(Ino ino) const {
+  ReadLock lock(mu_);
+  std::vector<std::string_view> parts;
+  while (ino != kRootIno && ino < nodes_.size() && nodes_[ino]) {
+    parts.push_back(nodes_[ino]->name);
+    ino = nodes_[ino]->parent;
+  }
+  std::string out;
+  for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
+    if (!out.empty()) out.push_back('/');
+    out += *it;
+  }
+  return out;
+}
+
+void Tree::forget(Ino ino, std::uint64_t n) {
+  WriteLock lock(mu_);
+  if (ino <= kRootIno || ino >= nodes_.size() || !nodes_[ino]) return;
+  Node& node = *nodes_[ino];
+  const std::uint64_t before = node.nlookup.load();
+  node.nlookup.store(before >= n ? before - n : 0);
+  // A dead node leaves the table once the kernel holds no reference.
+  if (!node.alive.load() && node.nlookup.load() == 0) nodes_[ino].reset();
+}
+
+Status Tree::set_mode(Ino ino, mode_t mode) {
+  auto node = get(ino);
+  if (!node) return Errno{ENOENT};
+  node->mode.store(mode & 07777);
+  Observer* obs;
+  {
+    ReadLock lock(mu_);
+    obs = observer_;
+  }
+  if (obs) obs->attr_changed(ino);
+  return {};
+}
+
+Status Tree::set_owner(Ino ino, uid_t uid, gid_t gid) {
+  auto node = get(ino);
+  if (!node) return Errno{ENOENT};
+  if (uid != static_cast<uid_t>(-1)) node->uid.store(uid);
+  if (gid != static_cast<gid_t>(-1)) node->gid.store(gid);
+  Observer* obs;
+  {
+    ReadLock lock(mu_);
+    obs = observer_;
+  }
+  if (obs) obs->attr_changed(ino);
+  return {};
+}
+
+void Tree::notify(Ino ino) {
+  auto node = get(ino);
+  if (!node) return;
+  node->event.fetch_add(1);
+  Observer* obs;
+  {
+    ReadLock lock(mu_);
+    obs = observer_;
+  }
+  if (obs) obs->notified(ino);
+}
+
+std::size_t Tree::node_count() const {
+  ReadLock lock(mu_);
+  std::size_t n = 0;
+  for (const auto& p : nodes_)
+    if (p) ++n;
+  return n;
+}
+
+}  // namespace vsysfs::core

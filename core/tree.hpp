@@ -1,0 +1,180 @@
+#pragma once
+
+// Tree: the sysfs hierarchy (kernel: kernfs_root). Inode numbers index a
+// table owned by the tree: root is 1, numbers are never reused within a
+// mount, and a removed node stays addressable (dead) until the kernel
+// forgets it. Devices are added with their attribute tables
+// (add_device, the device_add + sysfs_create_groups analogue); each device
+// gets a Kobject handle through which it calls sysfs_notify().
+//
+// The fs layer registers an Observer to learn about notifies (poll wakes)
+// and structural changes (kernel cache invalidation).
+//
+// Thread-safety: every member may be called from any thread. The structure
+// is guarded by a SharedMutex (lookups shared, changes exclusive); device
+// callbacks are never called with it held. Observer callbacks are called
+// after it is released.
+
+#include <sys/types.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/attribute.hpp"
+#include "core/locks.hpp"
+#include "core/node.hpp"
+
+namespace vsysfs::core {
+
+class Tree;
+
+// A device's handle to its directory (kernel: struct kobject).
+class Kobject {
+ public:
+  Kobject() = default;
+  Kobject(Tree* tree, Ino dir) : tree_(tree), dir_(dir) {}
+
+  bool bound() const { return tree_ != nullptr; }
+  Ino ino() const { return dir_; }
+  // sysfs_notify(kobj, group, attr): wakes pollers of `group/attr` (group
+  // "" is the device directory). A no-op before the device is added.
+  void notify(std::string_view attr, std::string_view group = {}) const;
+
+ private:
+  Tree* tree_ = nullptr;
+  Ino dir_ = 0;
+};
+
+// Raised at start-up for an impossible tree (duplicate name, table with a
+// write bit but no store, ...): these are programming or machine-file errors.
+class TreeError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct DirEntry {
+  std::string name;
+  Ino ino;
+  NodeKind kind;
+};
+
+class Tree {
+ public:
+  class Observer {
+   public:
+    virtual ~Observer() = default;
+    virtual void notified(Ino ino) = 0;                                       // sysfs_notify
+    virtual void entry_changed(Ino parent, const std::string& name, Ino child) = 0;  // add/remove
+    virtual void attr_changed(Ino ino) = 0;                                   // chmod/chown
+  };
+
+  Tree();
+  Tree(const Tree&) = delete;
+  Tree& operator=(const Tree&) = delete;
+
+  void set_observer(Observer* observer);
+
+  // mkdir -p of a path relative to the root ("devices/platform/dcdbas").
+  Ino mkdir_p(std::string_view path);
+  // A symlink at `path` pointing at `target` (relative, as sysfs makes them).
+  Ino add_symlink(std::string_view path, std::string target);
+
+  // Creates `path` and the device's groups in it; returns its Kobject.
+  template <typename Dev>
+  Kobject add_device(std::string_view path, std::shared_ptr<Dev> dev,
+                     std::span<const AttributeGroup<Dev>> groups);
+
+  // Removes the subtree at `path` (device_del): its nodes go dead at once,
+  // I/O on open files returns ENODEV, the kernel's caches are invalidated.
+  Status remove(std::string_view path);
+
+  std::shared_ptr<Node> get(Ino ino) const;
+  std::shared_ptr<Node> lookup(Ino parent, std::string_view name) const;
+  // 0 when absent. Does not follow symlinks.
+  Ino resolve(std::string_view path) const;
+  std::shared_ptr<Node> find(std::string_view path) const { return get(resolve(path)); }
+  Result<std::vector<DirEntry>> list(Ino dir) const;
+  std::string path_of(Ino ino) const;
+
+  // The kernel looked the node up (entry reply) / forgot it n times.
+  void looked_up(Node& node) { node.nlookup.fetch_add(1, std::memory_order_relaxed); }
+  void forget(Ino ino, std::uint64_t n);
+
+  // chmod/chown of a node (root only: the fs layer checks the caller).
+  Status set_mode(Ino ino, mode_t mode);
+  Status set_owner(Ino ino, uid_t uid, gid_t gid);
+
+  // sysfs_notify on a node.
+  void notify(Ino ino);
+
+  std::size_t node_count() const;
+
+ private:
+  struct AttrSpec {
+    NodeKind kind;
+    std::string_view name;
+    mode_t mode;
+    const void* desc;
+    const NodeOps* ops;
+    std::size_t size;
+    bool has_read;
+    bool has_write;
+  };
+  Ino add_attrs(Ino dir, const std::string& group, std::shared_ptr<void> owner, void* dev,
+                const std::vector<AttrSpec>& specs);
+  Ino mkdir_locked(Ino parent, std::string_view name, std::vector<std::pair<Ino, std::string>>* added);
+  Ino walk_locked(std::string_view path) const;
+  Ino new_node_locked(NodeKind kind, std::string name, mode_t mode, Ino parent);
+  void kill_locked(Ino ino, std::vector<Ino>* dead);
+
+  mutable SharedMutex mu_{"tree"};  // Order: outermost tree lock; device locks are never held with it
+  std::vector<std::shared_ptr<Node>> nodes_;  // index = ino; [0] unused
+  Observer* observer_ = nullptr;
+};
+
+// --- template implementation -------------------------------------------------
+
+template <typename Dev>
+Kobject Tree::add_device(std::string_view path, std::shared_ptr<Dev> dev,
+                         std::span<const AttributeGroup<Dev>> groups) {
+  const Ino dir = mkdir_p(path);
+  void* raw = dev.get();
+  std::shared_ptr<void> owner = dev;
+  for (const auto& group : groups) {
+    std::vector<AttrSpec> specs;
+    auto visible = [&](std::string_view name, mode_t mode) -> mode_t {
+      return group.is_visible ? group.is_visible(*dev, name, mode) : mode;
+    };
+    for (const auto& a : group.attrs) {
+      const mode_t mode = visible(a.name, a.mode);
+      if (mode == 0) continue;
+      if ((mode & 0222) && !a.store)
+        throw TreeError(std::string(path) + "/" + std::string(a.name) + ": write bits without store");
+      if ((mode & 0444) && !a.show)
+        throw TreeError(std::string(path) + "/" + std::string(a.name) + ": read bits without show");
+      specs.push_back({NodeKind::Text, a.name, mode, &a, &detail::Thunks<Dev>::kText, 4096,
+                       a.show != nullptr, a.store != nullptr});
+    }
+    for (const auto& a : group.bin_attrs) {
+      const mode_t mode = visible(a.name, a.mode);
+      if (mode == 0) continue;
+      specs.push_back({NodeKind::Bin, a.name, mode, &a, &detail::Thunks<Dev>::kBin, a.size,
+                       a.read != nullptr, a.write != nullptr});
+    }
+    for (const auto& a : group.seq_attrs) {
+      const mode_t mode = visible(a.name, a.mode);
+      if (mode == 0) continue;
+      if ((mode & 0222) && !a.store)
+        throw TreeError(std::string(path) + "/" + std::string(a.name) + ": write bits without store");
+      specs.push_back({NodeKind::Seq, a.name, mode, &a, &detail::Thunks<Dev>::kSeq, 0,
+                       a.show != nullptr, a.store != nullptr});
+    }
+    add_attrs(dir, std::string(group.name), owner, raw, specs);
+  }
+  return Kobject{this, dir};
+}
+
+}  // namespace vsysfs::core

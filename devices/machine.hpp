@@ -1,0 +1,105 @@
+#pragma once
+
+// Machine: a whole simulated computer built from a machine description
+// (TOML, see machines/*.toml and README "Machine files"). Each device kind
+// registers the top-level section it owns ([dcdbas], [xen], [numa], [net],
+// ...) with a builder; Machine hands each present section to its builder,
+// which creates the device, adds its files to the tree and keeps it alive
+// here. Sections nobody registered, and keys no builder read, are errors
+// that name the key and line.
+//
+// The machine also owns what belongs to no single device: its identity,
+// and the reboot notifier chain run at "shutdown" (kernel:
+// register_reboot_notifier; dcdbas host control hooks in here).
+//
+// Thread-safety: build() runs once at start-up on one thread; shutdown()
+// and power_state() may be called from any thread afterwards.
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/config.hpp"
+#include "core/env.hpp"
+#include "core/tree.hpp"
+
+namespace vsysfs::devices {
+
+class Machine;
+
+// What a section builder gets.
+struct MachineContext {
+  core::Env& env;
+  core::Tree& tree;
+  Machine& machine;
+  core::ManualClock* manual_clock;  // null with -o clock=real
+};
+
+using SectionBuilder = void (*)(MachineContext& ctx, const core::ConfigValue& section);
+
+// Registers `builder` for top-level section `name` (from a static object in
+// the device's .cpp: `const SectionRegistrar kReg{"dcdbas", &build_dcdbas};`).
+// `order` sorts builders (lower first) so that, e.g., NUMA nodes exist
+// before the balloon that moves pages in them.
+struct SectionRegistrar {
+  SectionRegistrar(std::string_view name, SectionBuilder builder, int order = 100);
+};
+
+// kernel: SYS_POWER_OFF / SYS_HALT / SYS_RESTART as passed to reboot notifiers.
+enum class RebootCode { PowerOff, Halt, Restart };
+std::string_view reboot_code_name(RebootCode code);
+
+class Machine {
+ public:
+  Machine(core::Env& env, core::Tree& tree, core::ManualClock* manual_clock);
+  ~Machine();
+  Machine(const Machine&) = delete;
+  Machine& operator=(const Machine&) = delete;
+
+  // Builds every device the description names; throws core::ConfigError.
+  void build(const core::ConfigValue& root);
+
+  // Keeps a device alive for the machine's lifetime.
+  void keep(std::shared_ptr<void> device) { devices_.push_back(std::move(device)); }
+
+  // register_reboot_notifier(): called in registration order at shutdown.
+  void register_reboot_notifier(std::function<void(RebootCode)> fn);
+
+  // "Initiate OS shutdown": runs the reboot notifiers once (later calls are
+  // no-ops and return false). The power state afterwards is whatever the
+  // notifiers (the simulated firmware) set, else "off"/"halted"/"rebooted".
+  bool shutdown(RebootCode code);
+  bool shut_down() const;
+
+  // Power state as the simulated hardware reports it ("on", "off",
+  // "cycled", "halted", "rebooted").
+  std::string power_state() const;
+  void set_power_state(std::string state);
+
+  const std::string& name() const { return name_; }
+
+ private:
+  core::Env& env_;
+  core::Tree& tree_;
+  core::ManualClock* manual_clock_;
+  std::string name_;
+  std::vector<std::shared_ptr<void>> devices_;
+
+  mutable std::mutex mu_;  // Order: leaf; never held while a notifier runs
+  std::vector<std::function<void(RebootCode)>> reboot_notifiers_;
+  bool shut_down_ = false;
+  std::string power_state_ = "on";
+  bool power_set_by_firmware_ = false;
+};
+
+// The machine description reader (devices/machine_file.cpp): TOML text to
+// a ConfigValue tree; throws core::ConfigError naming the line.
+core::ConfigValue parse_machine_toml(std::string_view text, const std::string& source_name);
+core::ConfigValue load_machine_file(const std::string& path);
+// The built-in default machine (machines/default.toml, compiled in).
+std::string_view default_machine_toml();
+
+}  // namespace vsysfs::devices

@@ -1,0 +1,215 @@
+// vsysfs: mount a simulated sysfs. Command line follows libfuse conventions
+// (-f, -d, -s, -o opt[,opt], -h, -V); our own options come as -o too:
+//
+//   -o machine=FILE   machine description (TOML); default: built-in machine
+//   -o clock=manual   simulated time moves only through
+//                     kernel/debug/vsysfs/clock/advance_ms (default: real)
+//   -o events=FILE    append every event to FILE as JSON lines
+//
+// Errors are one line on stderr and a non-zero exit. SIGINT/SIGTERM
+// unmount cleanly (after running the machine's shutdown sequence).
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "core/clock.hpp"
+#include "core/event_log.hpp"
+#include "core/lock_service.hpp"
+#include "core/tree.hpp"
+#include "devices/machine.hpp"
+#include "fs/ops.hpp"
+#include "fs/server.hpp"
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+struct Options {
+  char* machine = nullptr;
+  char* clock = nullptr;
+  char* events = nullptr;
+};
+
+#define VSYSFS_OPT(t, p) {t, offsetof(Options, p), 1}
+const fuse_opt kOptionSpec[] = {
+    VSYSFS_OPT("machine=%s", machine),
+    VSYSFS_OPT("clock=%s", clock),
+    VSYSFS_OPT("events=%s", events),
+    FUSE_OPT_END,
+};
+
+void usage(const char* prog) {
+  std::printf(
+      "usage: %s [options] MOUNTPOINT\n"
+      "\n"
+      "Mounts a simulated Linux sysfs (the mount root stands for /sys).\n"
+      "\n"
+      "vsysfs options:\n"
+      "    -o machine=FILE        machine description (TOML); default: the built-in machine\n"
+      "    -o clock=real|manual   simulated time source (default: real)\n"
+      "    -o events=FILE         append the event log to FILE as JSON lines\n"
+      "    -o allow_other         let other users see the mount (needs user_allow_other\n"
+      "                           in /etc/fuse.conf when not root)\n"
+      "\n",
+      prog);
+  std::printf("FUSE options:\n");
+  fuse_cmdline_help();
+  fuse_lowlevel_help();
+}
+
+[[noreturn]] void die(const std::string& message) {
+  std::fprintf(stderr, "vsysfs: %s\n", message.c_str());
+  std::exit(1);
+}
+
+bool is_mount_point(const std::string& path) {
+  char resolved[PATH_MAX];
+  if (!realpath(path.c_str(), resolved)) return false;
+  std::ifstream mounts("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(mounts, line)) {
+    // Field 5 is the mount point (octal-escaped spaces; good enough here).
+    std::size_t pos = 0;
+    for (int i = 0; i < 4 && pos != std::string::npos; ++i) pos = line.find(' ', pos + 1);
+    if (pos == std::string::npos) continue;
+    const std::size_t end = line.find(' ', pos + 1);
+    if (line.substr(pos + 1, end - pos - 1) == resolved) return true;
+  }
+  return false;
+}
+
+void check_mount_point(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) {
+    if (errno == ENOTCONN)
+      die(fmt::format("mount point {} is a dead FUSE mount (Transport endpoint is not connected); "
+                      "run: fusermount3 -u {}",
+                      path, path));
+    die(fmt::format("mount point {}: {}", path, std::strerror(errno)));
+  }
+  if (!S_ISDIR(st.st_mode)) die(fmt::format("mount point {} is not a directory", path));
+  if (is_mount_point(path)) die(fmt::format("mount point {} is busy (already mounted)", path));
+  if (access("/dev/fuse", R_OK | W_OK) != 0)
+    die(fmt::format("/dev/fuse: {} (is the fuse module loaded?)", std::strerror(errno)));
+}
+
+}  // namespace
+
+int main(int argc, char* argv[]) {
+  fuse_args args = FUSE_ARGS_INIT(argc, argv);
+  Options opts;
+  if (fuse_opt_parse(&args, &opts, kOptionSpec, nullptr) == -1) die("bad options (see --help)");
+  fuse_cmdline_opts cmd{};
+  if (fuse_parse_cmdline(&args, &cmd) != 0) die("bad command line (see --help)");
+  if (cmd.show_help) {
+    usage(argv[0]);
+    return 0;
+  }
+  if (cmd.show_version) {
+    std::printf("vsysfs version %s\n", kVersion);
+    fuse_lowlevel_version();
+    return 0;
+  }
+  if (!cmd.mountpoint) die("no mount point given (usage: vsysfs [options] MOUNTPOINT)");
+  const std::string mountpoint = cmd.mountpoint;
+
+  const std::string clock_kind = opts.clock ? opts.clock : "real";
+  if (clock_kind != "real" && clock_kind != "manual")
+    die(fmt::format("-o clock={}: expected real or manual", clock_kind));
+
+  // Everything that can fail on bad input is checked before mounting.
+  vsysfs::core::ConfigValue description;
+  try {
+    description = opts.machine ? vsysfs::devices::load_machine_file(opts.machine)
+                               : vsysfs::devices::parse_machine_toml(
+                                     vsysfs::devices::default_machine_toml(), "<built-in>");
+  } catch (const std::exception& e) {
+    die(fmt::format("machine file: {}", e.what()));
+  }
+  check_mount_point(mountpoint);
+
+  std::unique_ptr<vsysfs::core::ManualClock> manual;
+  std::unique_ptr<vsysfs::core::SystemClock> system;
+  vsysfs::core::Clock* clock;
+  if (clock_kind == "manual") {
+    manual = std::make_unique<vsysfs::core::ManualClock>();
+    clock = manual.get();
+  } else {
+    system = std::make_unique<vsysfs::core::SystemClock>();
+    clock = system.get();
+  }
+  vsysfs::core::EventLog events(*clock);
+  if (opts.events) {
+    try {
+      events.open_sink(opts.events);
+    } catch (const std::exception& e) {
+      die(e.what());
+    }
+  }
+  vsysfs::core::Env env{*clock, events};
+  vsysfs::core::Tree tree;
+  auto machine = std::make_unique<vsysfs::devices::Machine>(env, tree, manual.get());
+  try {
+    machine->build(description);
+  } catch (const std::exception& e) {
+    die(fmt::format("machine file: {}", e.what()));
+  }
+  vsysfs::core::LockService locks(env);
+  vsysfs::fs::Server server(env, tree, locks);
+
+  // default_permissions: the kernel enforces owner and mode, as for sysfs.
+  fuse_opt_add_arg(&args, "-odefault_permissions");
+  fuse_opt_add_arg(&args, "-ofsname=vsysfs");
+  if (!cmd.nodefault_subtype) fuse_opt_add_arg(&args, "-osubtype=vsysfs");
+
+  const fuse_lowlevel_ops ops = vsysfs::fs::make_lowlevel_ops();
+  fuse_session* se = fuse_session_new(&args, &ops, sizeof(ops), &server);
+  if (!se) die("cannot create the FUSE session (bad -o option?)");
+  if (fuse_set_signal_handlers(se) != 0) die("cannot install signal handlers");
+  if (fuse_session_mount(se, mountpoint.c_str()) != 0)
+    die(fmt::format("cannot mount at {}", mountpoint));
+  events.record(nullptr, "vsysfs", "mount", "OK",
+                {{"mountpoint", mountpoint}, {"machine", machine->name()}, {"clock", clock_kind}});
+
+  fuse_daemonize(cmd.foreground);
+  // Threads start only now: a daemonizing fork keeps none.
+  if (system) system->start();
+  server.attach(se);
+
+  int ret;
+  if (cmd.singlethread) {
+    ret = fuse_session_loop(se);
+  } else {
+    fuse_loop_config* config = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_clone_fd(config, cmd.clone_fd);
+    fuse_loop_cfg_set_idle_threads(config, cmd.max_idle_threads);
+    // Requests never block a worker for long (locks wait asynchronously),
+    // but a manual-clock advance runs device timers on its worker.
+    fuse_loop_cfg_set_max_threads(config, cmd.max_threads > 64 ? cmd.max_threads : 64);
+    ret = fuse_session_loop_mt(se, config);
+    fuse_loop_cfg_destroy(config);
+  }
+
+  // Unmount is the machine's shutdown: reboot notifiers (dcdbas host
+  // control) run, and their events reach the events file.
+  machine->shutdown(vsysfs::devices::RebootCode::PowerOff);
+  server.detach();
+  fuse_session_unmount(se);
+  fuse_remove_signal_handlers(se);
+  fuse_session_destroy(se);
+  fuse_opt_free_args(&args);
+  free(cmd.mountpoint);
+  events.record(nullptr, "vsysfs", "unmount", "OK", {{"mountpoint", mountpoint}});
+  return ret ? 1 : 0;
+}

@@ -1,0 +1,318 @@
+// The fuse_lowlevel_ops table: one noexcept shim per operation. Each unpacks
+// its arguments, calls one Server method and replies exactly once through
+// reply(); nothing may unwind into libfuse (a backstop replies EIO).
+// This is the only file that knows the ops table.
+
+#include "fs/ops.hpp"
+
+#include <sys/file.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include "fs/reply.hpp"
+
+namespace vsysfs::fs {
+namespace {
+
+Server& server(fuse_req_t req) { return *static_cast<Server*>(fuse_req_userdata(req)); }
+
+core::Caller caller_of(fuse_req_t req) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  return core::Caller(ctx->pid, ctx->uid, ctx->gid);
+}
+
+// Runs `body`; if it throws, replies EIO (if it had not replied yet, which
+// a throwing body never has: replies are its last statement).
+template <typename Body>
+void guarded(fuse_req_t req, Body&& body) noexcept {
+  try {
+    body();
+  } catch (const std::bad_alloc&) {
+    fuse_reply_err(req, ENOMEM);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vsysfs: internal error: %s\n", e.what());
+    fuse_reply_err(req, EIO);
+  } catch (...) {
+    fuse_reply_err(req, EIO);
+  }
+}
+
+void op_init(void* userdata, fuse_conn_info* conn) {
+  (void)userdata;
+  // flock and POSIX locks are served by the daemon (DESIGN.md section 3).
+  if (conn->capable & FUSE_CAP_FLOCK_LOCKS) conn->want |= FUSE_CAP_FLOCK_LOCKS;
+  if (conn->capable & FUSE_CAP_POSIX_LOCKS) conn->want |= FUSE_CAP_POSIX_LOCKS;
+  // O_TRUNC arrives as a setattr(size=0), which kernfs ignores.
+  conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+}
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
+  guarded(req, [&] {
+    auto r = server(req).lookup(parent, name);
+    if (!r && r.error() == core::Errno{ENOENT}) return reply_negative_entry(req);
+    reply(req, r);
+  });
+}
+
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) noexcept {
+  try {
+    server(req).forget(ino, nlookup);
+  } catch (...) {
+  }
+  fuse_reply_none(req);
+}
+
+void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) noexcept {
+  try {
+    for (size_t i = 0; i < count; ++i) server(req).forget(forgets[i].ino, forgets[i].nlookup);
+  } catch (...) {
+  }
+  fuse_reply_none(req);
+}
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) noexcept {
+  guarded(req, [&] { reply(req, server(req).getattr(ino)); });
+}
+
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
+                fuse_file_info*) noexcept {
+  guarded(req, [&] {
+    SetAttrIn in;
+    in.set_mode = to_set & FUSE_SET_ATTR_MODE;
+    in.mode = attr->st_mode;
+    in.set_uid = to_set & FUSE_SET_ATTR_UID;
+    in.uid = attr->st_uid;
+    in.set_gid = to_set & FUSE_SET_ATTR_GID;
+    in.gid = attr->st_gid;
+    in.set_size = to_set & FUSE_SET_ATTR_SIZE;
+    reply(req, server(req).setattr(caller_of(req), ino, in));
+  });
+}
+
+void op_readlink(fuse_req_t req, fuse_ino_t ino) noexcept {
+  guarded(req, [&] { reply(req, server(req).readlink(ino)); });
+}
+
+// sysfs refuses to create anything (reference 1.7): a new name is EACCES
+// through create (the directory has no create op), the rest EPERM.
+void op_create(fuse_req_t req, fuse_ino_t, const char*, mode_t, fuse_file_info*) noexcept {
+  fuse_reply_err(req, EACCES);
+}
+void op_mknod(fuse_req_t req, fuse_ino_t, const char*, mode_t, dev_t) noexcept {
+  fuse_reply_err(req, EPERM);
+}
+void op_mkdir(fuse_req_t req, fuse_ino_t, const char*, mode_t) noexcept {
+  fuse_reply_err(req, EPERM);
+}
+void op_unlink(fuse_req_t req, fuse_ino_t, const char*) noexcept { fuse_reply_err(req, EPERM); }
+void op_rmdir(fuse_req_t req, fuse_ino_t, const char*) noexcept { fuse_reply_err(req, EPERM); }
+void op_symlink(fuse_req_t req, const char*, fuse_ino_t, const char*) noexcept {
+  fuse_reply_err(req, EPERM);
+}
+void op_rename(fuse_req_t req, fuse_ino_t, const char*, fuse_ino_t, const char*,
+               unsigned int flags) noexcept {
+  // kernfs_iop_rename: non-zero renameat2 flags are EINVAL, else EPERM.
+  fuse_reply_err(req, flags ? EINVAL : EPERM);
+}
+void op_link(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) noexcept {
+  fuse_reply_err(req, EPERM);
+}
+
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  guarded(req, [&] {
+    Server& s = server(req);
+    auto r = s.open(ino, fi->flags);
+    if (!reply_open(req, r, fi) && r) s.release(r->fh);
+  });
+}
+
+void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) noexcept {
+  guarded(req, [&] { reply(req, server(req).read(caller_of(req), fi->fh, size, off)); });
+}
+
+void op_write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,
+              fuse_file_info* fi) noexcept {
+  guarded(req, [&] {
+    reply_write(req, server(req).write(caller_of(req), fi->fh, std::string_view(buf, size), off));
+  });
+}
+
+void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  // POSIX locks belong to the process: any close drops them (fs/locks.c
+  // locks_remove_posix on every close).
+  guarded(req, [&] {
+    server(req).locks().release_posix(ino, fi->lock_owner);
+    fuse_reply_err(req, 0);
+  });
+}
+
+void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  guarded(req, [&] {
+    Server& s = server(req);
+    // The last close of the open file description drops its flock, also
+    // when the holder died (the kernel closes its files).
+    if (fi->flock_release) s.locks().release_flock(ino, fi->lock_owner);
+    s.locks().release_posix(ino, fi->lock_owner);
+    s.release(fi->fh);
+    fuse_reply_err(req, 0);
+  });
+}
+
+void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  guarded(req, [&] { reply_opendir(req, server(req).opendir(ino), fi); });
+}
+
+void op_readdir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) noexcept {
+  guarded(req, [&] {
+    std::string buf(size, '\0');
+    std::size_t used = 0;
+    auto status = server(req).readdir(
+        fi->fh, off, [&](const std::string& name, core::Ino ino, core::NodeKind kind, off_t next) {
+          struct stat st {};
+          st.st_ino = ino;
+          st.st_mode = kind == core::NodeKind::Dir       ? S_IFDIR
+                       : kind == core::NodeKind::Symlink ? S_IFLNK
+                                                         : S_IFREG;
+          const std::size_t need =
+              fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &st, next);
+          if (need > size - used) return false;
+          used += need;
+          return true;
+        });
+    if (!status) return reply(req, status);
+    fuse_reply_buf(req, buf.data(), used);
+  });
+}
+
+void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
+  guarded(req, [&] {
+    server(req).releasedir(fi->fh);
+    fuse_reply_err(req, 0);
+  });
+}
+
+void op_statfs(fuse_req_t req, fuse_ino_t) noexcept {
+  struct statvfs st {};
+  st.f_bsize = 4096;
+  st.f_frsize = 4096;
+  st.f_namemax = 255;
+  fuse_reply_statfs(req, &st);
+}
+
+void op_poll(fuse_req_t req, fuse_ino_t, fuse_file_info* fi, fuse_pollhandle* ph) noexcept {
+  // Never ENOSYS: the kernel would remember it for the whole mount.
+  guarded(req, [&] { reply(req, server(req).poll(fi->fh, ph)); });
+}
+
+// --- locks -------------------------------------------------------------------
+
+core::LockOwner lock_owner_of(fuse_req_t req, std::uint64_t owner) {
+  const core::Caller caller = caller_of(req);
+  return core::LockOwner{owner, caller.pid(), caller.comm(), caller.prio()};
+}
+
+// An interrupt (the waiter got a signal) cancels its queued lock; the ticket
+// travels in the data pointer so nothing needs freeing.
+void on_lock_interrupt(fuse_req_t req, void* data) {
+  server(req).locks().cancel(reinterpret_cast<std::uintptr_t>(data));
+}
+
+void op_flock(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, int op) noexcept {
+  guarded(req, [&] {
+    Server& s = server(req);
+    const core::LockType type = (op & LOCK_UN)   ? core::LockType::Unlock
+                                : (op & LOCK_EX) ? core::LockType::Write
+                                                 : core::LockType::Read;
+    auto& locks = s.locks();
+    const auto ticket = locks.new_ticket();
+    fuse_req_interrupt_func(req, on_lock_interrupt, reinterpret_cast<void*>(ticket));
+    locks.flock(ticket, ino, s.name_of(ino), lock_owner_of(req, fi->lock_owner), type,
+                !(op & LOCK_NB), [req](core::Status st) { reply(req, st); });
+  });
+}
+
+void op_getlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lock) noexcept {
+  guarded(req, [&] {
+    Server& s = server(req);
+    const core::LockType type =
+        lock->l_type == F_RDLCK ? core::LockType::Read : core::LockType::Write;
+    core::PosixRange range{static_cast<std::uint64_t>(lock->l_start),
+                           lock->l_len == 0 ? UINT64_MAX
+                                            : static_cast<std::uint64_t>(lock->l_start + lock->l_len - 1)};
+    auto held = s.locks().getlk(ino, lock_owner_of(req, fi->lock_owner), type, range);
+    struct flock out = *lock;
+    if (!held) {
+      out.l_type = F_UNLCK;
+    } else {
+      out.l_type = held->type == core::LockType::Read ? F_RDLCK : F_WRLCK;
+      out.l_start = static_cast<off_t>(held->range.start);
+      out.l_len = held->range.end == UINT64_MAX
+                      ? 0
+                      : static_cast<off_t>(held->range.end - held->range.start + 1);
+      out.l_pid = held->owner.pid;
+    }
+    fuse_reply_lock(req, &out);
+  });
+}
+
+void op_setlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lock,
+              int sleep) noexcept {
+  guarded(req, [&] {
+    Server& s = server(req);
+    if (lock->l_start < 0 || lock->l_len < 0) {
+      fuse_reply_err(req, EINVAL);
+      return;
+    }
+    const core::LockType type = lock->l_type == F_UNLCK   ? core::LockType::Unlock
+                                : lock->l_type == F_RDLCK ? core::LockType::Read
+                                                          : core::LockType::Write;
+    core::PosixRange range{static_cast<std::uint64_t>(lock->l_start),
+                           lock->l_len == 0 ? UINT64_MAX
+                                            : static_cast<std::uint64_t>(lock->l_start + lock->l_len - 1)};
+    auto& locks = s.locks();
+    const auto ticket = locks.new_ticket();
+    fuse_req_interrupt_func(req, on_lock_interrupt, reinterpret_cast<void*>(ticket));
+    locks.setlk(ticket, ino, s.name_of(ino), lock_owner_of(req, fi->lock_owner), type, range,
+                sleep != 0, [req](core::Status st) { reply(req, st); });
+  });
+}
+
+}  // namespace
+
+// Assigned field by field: designated initializers would have to follow the
+// struct's declaration order, and -Wextra warns on every omitted member.
+fuse_lowlevel_ops make_lowlevel_ops() {
+  fuse_lowlevel_ops ops{};
+  ops.init = op_init;
+  ops.lookup = op_lookup;
+  ops.forget = op_forget;
+  ops.forget_multi = op_forget_multi;
+  ops.getattr = op_getattr;
+  ops.setattr = op_setattr;
+  ops.readlink = op_readlink;
+  ops.mknod = op_mknod;
+  ops.mkdir = op_mkdir;
+  ops.unlink = op_unlink;
+  ops.rmdir = op_rmdir;
+  ops.symlink = op_symlink;
+  ops.rename = op_rename;
+  ops.link = op_link;
+  ops.open = op_open;
+  ops.read = op_read;
+  ops.write = op_write;
+  ops.flush = op_flush;
+  ops.release = op_release;
+  ops.opendir = op_opendir;
+  ops.readdir = op_readdir;
+  ops.releasedir = op_releasedir;
+  ops.statfs = op_statfs;
+  ops.create = op_create;
+  ops.getlk = op_getlk;
+  ops.setlk = op_setlk;
+  ops.poll = op_poll;
+  ops.flock = op_flock;
+  return ops;
+}
+
+}  // namespace vsysfs::fs

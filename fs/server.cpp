@@ -1,0 +1,348 @@
+#define FUSE_USE_VERSION 312
+#include "fs/server.hpp"
+
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <poll.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace vsysfs::fs {
+namespace {
+
+struct timespec now_realtime() {
+  struct timespec ts {};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts;
+}
+
+// kernfs: DEFAULT_POLLMASK, plus EPOLLERR|EPOLLPRI once the attribute was
+// notified since this open file last ran show() (reference 1.6).
+constexpr unsigned kDefaultPollMask = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM;
+constexpr unsigned kNotifiedMask = POLLERR | POLLPRI;
+
+OpenFile* as_open(std::uint64_t fh) { return reinterpret_cast<OpenFile*>(fh); }
+
+}  // namespace
+
+Server::Server(core::Env& env, core::Tree& tree, core::LockService& locks)
+    : env_(env), tree_(tree), locks_(locks), mount_time_(now_realtime()) {
+  tree_.set_observer(this);
+}
+
+Server::~Server() {
+  detach();
+  tree_.set_observer(nullptr);
+}
+
+void Server::attach(fuse_session* se) {
+  std::lock_guard lock(queue_mu_);
+  session_ = se;
+  stop_ = false;
+  if (!notifier_.joinable()) notifier_ = std::thread([this] { notifier_loop(); });
+}
+
+void Server::detach() {
+  {
+    std::lock_guard lock(queue_mu_);
+    stop_ = true;
+  }
+  queue_cv_.notify_all();
+  if (notifier_.joinable()) notifier_.join();
+  std::lock_guard lock(queue_mu_);
+  session_ = nullptr;
+}
+
+void Server::fill_stat(const core::Node& node, struct stat& st) const {
+  st.st_ino = node.ino;
+  const mode_t perm = node.mode.load();
+  switch (node.kind) {
+    case core::NodeKind::Dir:
+      st.st_mode = S_IFDIR | perm;
+      st.st_nlink = 2;
+      break;
+    case core::NodeKind::Symlink:
+      st.st_mode = S_IFLNK | 0777;
+      st.st_nlink = 1;
+      break;
+    default:
+      st.st_mode = S_IFREG | perm;
+      st.st_nlink = 1;
+      break;
+  }
+  st.st_uid = node.uid.load();
+  st.st_gid = node.gid.load();
+  st.st_size = static_cast<off_t>(node.size());
+  st.st_blksize = 4096;
+  st.st_atim = st.st_mtim = st.st_ctim = mount_time_;
+}
+
+core::Result<EntryOut> Server::lookup(core::Ino parent, std::string_view name) {
+  auto dir = tree_.get(parent);
+  if (!dir) return core::Errno{ENOENT};
+  if (!dir->is_dir()) return core::Errno{ENOTDIR};
+  auto node = tree_.lookup(parent, name);
+  if (!node || !node->alive.load()) return core::Errno{ENOENT};
+  EntryOut out;
+  fill_stat(*node, out.attr);
+  tree_.looked_up(*node);
+  return out;
+}
+
+void Server::forget(core::Ino ino, std::uint64_t nlookup) { tree_.forget(ino, nlookup); }
+
+core::Result<AttrOut> Server::getattr(core::Ino ino) const {
+  auto node = tree_.get(ino);
+  if (!node) return core::Errno{ENOENT};
+  AttrOut out;
+  fill_stat(*node, out.attr);
+  return out;
+}
+
+core::Result<AttrOut> Server::setattr(const core::Caller& caller, core::Ino ino,
+                                      const SetAttrIn& in) {
+  auto node = tree_.get(ino);
+  if (!node) return core::Errno{ENOENT};
+  // default_permissions already made the kernel check ownership (chmod)
+  // and CAP_CHOWN (chown), exactly as for kernfs_iop_setattr.
+  if (in.set_mode) {
+    VSYSFS_TRY_STATUS(tree_.set_mode(ino, in.mode & 07777));
+    env_.log(&caller, "vfs", "chmod", "OK",
+             {{"path", tree_.path_of(ino)}, {"mode", static_cast<unsigned>(in.mode & 07777)}});
+  }
+  if (in.set_uid || in.set_gid) {
+    VSYSFS_TRY_STATUS(tree_.set_owner(ino, in.set_uid ? in.uid : static_cast<uid_t>(-1),
+                                      in.set_gid ? in.gid : static_cast<gid_t>(-1)));
+    env_.log(&caller, "vfs", "chown", "OK",
+             {{"path", tree_.path_of(ino)}, {"uid", node->uid.load()}, {"gid", node->gid.load()}});
+  }
+  // Kernel quirk: kernfs ignores ATTR_SIZE, so O_TRUNC and truncate(2)
+  // succeed and change nothing; the size stays 4096 (reference 1.2).
+  return getattr(ino);
+}
+
+core::Result<std::string> Server::readlink(core::Ino ino) const {
+  auto node = tree_.get(ino);
+  if (!node) return core::Errno{ENOENT};
+  if (node->kind != core::NodeKind::Symlink) return core::Errno{EINVAL};
+  return node->target;
+}
+
+core::Result<OpenOut> Server::open(core::Ino ino, int flags) {
+  auto node = tree_.get(ino);
+  if (!node || !node->alive.load()) return core::Errno{ENOENT};
+  if (node->is_dir()) return core::Errno{EISDIR};
+  // The sysfs open check, applied even to root (reference 1.2): the mode
+  // must have a read/write bit for the access asked for; for binary files
+  // the callback must exist too (sysfs_bin_kfops_ro/wo).
+  const int acc = flags & O_ACCMODE;
+  const mode_t mode = node->mode.load();
+  const bool want_read = acc == O_RDONLY || acc == O_RDWR;
+  const bool want_write = acc == O_WRONLY || acc == O_RDWR;
+  const bool bin = node->kind == core::NodeKind::Bin;
+  if (want_write && (!(mode & 0222) || (bin && !node->has_write))) return core::Errno{EACCES};
+  if (want_read && (!(mode & 0444) || (bin && !node->has_read))) return core::Errno{EACCES};
+  auto* of = new OpenFile(std::move(node));
+  return OpenOut{reinterpret_cast<std::uint64_t>(of), true};
+}
+
+core::Result<ReadOut> Server::read(const core::Caller& caller, std::uint64_t fh, std::size_t size,
+                                   off_t off) {
+  OpenFile* of = as_open(fh);
+  const core::Node& node = *of->node;
+  if (!node.alive.load()) return core::Errno{ENODEV};
+  if (off < 0) return core::Errno{EINVAL};
+  const auto pos = static_cast<std::uint64_t>(off);
+  ReadOut out;
+
+  if (node.kind == core::NodeKind::Bin) {
+    if (!node.has_read) return core::Errno{EIO};
+    const std::uint64_t limit = node.size();
+    std::size_t count = std::min<std::size_t>(size, core::kPageSize);
+    if (limit != 0) {
+      if (pos >= limit) return out;  // EOF
+      count = static_cast<std::size_t>(std::min<std::uint64_t>(count, limit - pos));
+    }
+    out.owned.resize(count);
+    auto n = node.bin_read(caller, pos, std::span<char>(out.owned.data(), count));
+    if (!n) return n.error();
+    out.owned.resize(std::min(*n, count));
+    out.data = out.owned;
+    return out;
+  }
+
+  out.hold = std::unique_lock(of->mu);
+  // show() runs for a read at offset 0 and whenever there is no snapshot
+  // yet; other offsets slice the snapshot (modern seq_file rule, 1.3).
+  if (off == 0 || !of->have_snapshot) {
+    if (!node.has_read) return core::Errno{EIO};
+    of->seen_event = node.event.load();
+    of->have_snapshot = false;
+    if (node.kind == core::NodeKind::Seq) {
+      of->seq.clear();
+      VSYSFS_TRY_STATUS(node.seq_show(of->seq));
+    } else {
+      of->page.clear();
+      VSYSFS_TRY_STATUS(node.show(of->page));
+      if (of->page.overflowed())
+        env_.log(nullptr, "sysfs", "fill_read_buffer", "bad count",
+                 {{"path", tree_.path_of(node.ino)}, {"clamped_to", core::PageBuffer::kCapacity}});
+    }
+    of->have_snapshot = true;
+  }
+  const std::string_view all =
+      node.kind == core::NodeKind::Seq ? std::string_view(of->seq) : of->page.view();
+  if (pos >= all.size()) return out;
+  out.data = all.substr(pos, size);
+  return out;
+}
+
+core::Result<std::size_t> Server::write(const core::Caller& caller, std::uint64_t fh,
+                                        std::string_view data, off_t off) {
+  OpenFile* of = as_open(fh);
+  const core::Node& node = *of->node;
+  if (!node.alive.load()) return core::Errno{ENODEV};
+  if (!node.has_write) return core::Errno{EIO};
+
+  if (node.kind == core::NodeKind::Bin) {
+    if (off < 0) return core::Errno{EINVAL};
+    const auto pos = static_cast<std::uint64_t>(off);
+    const std::uint64_t limit = node.size();
+    std::size_t count = std::min(data.size(), core::kPageSize);
+    if (limit != 0) {
+      if (pos >= limit) return core::Errno{EFBIG};  // sysfs_kf_bin_write
+      count = static_cast<std::size_t>(std::min<std::uint64_t>(count, limit - pos));
+    }
+    if (count == 0) return std::size_t{0};
+    auto n = node.bin_write(caller, pos, std::span<const char>(data.data(), count));
+    if (!n) return n.error();
+    return std::min(*n, count);
+  }
+
+  // Text and seq attributes: the offset is ignored, at most a page reaches
+  // store(), NUL-terminated; a zero-length write never calls it (1.4).
+  if (data.empty()) return std::size_t{0};
+  const std::size_t count = std::min(data.size(), core::kPageSize);
+  char buf[core::kPageSize + 1];
+  std::memcpy(buf, data.data(), count);
+  buf[count] = '\0';
+  auto n = node.store(caller, std::string_view(buf, count));
+  {
+    // A write on this descriptor makes the next read re-run show().
+    std::lock_guard lock(of->mu);
+    of->have_snapshot = false;
+  }
+  if (!n) return n.error();
+  return std::min(*n, count);
+}
+
+void Server::release(std::uint64_t fh) {
+  OpenFile* of = as_open(fh);
+  {
+    std::lock_guard lock(pollers_mu_);
+    if (of->polled) {
+      auto it = pollers_.find(of->node->ino);
+      if (it != pollers_.end()) {
+        it->second.erase(of);
+        if (it->second.empty()) pollers_.erase(it);
+      }
+    }
+    if (of->poll_handle) fuse_pollhandle_destroy(of->poll_handle);
+  }
+  delete of;
+}
+
+core::Result<PollOut> Server::poll(std::uint64_t fh, fuse_pollhandle* ph) {
+  OpenFile* of = as_open(fh);
+  // Register before looking at the counter, so a notify between the two
+  // still wakes this poller.
+  if (ph) {
+    std::lock_guard lock(pollers_mu_);
+    if (of->poll_handle) fuse_pollhandle_destroy(of->poll_handle);
+    of->poll_handle = ph;
+    of->polled = true;
+    pollers_[of->node->ino].insert(of);
+  }
+  std::uint64_t seen;
+  {
+    std::lock_guard lock(of->mu);
+    seen = of->seen_event;
+  }
+  PollOut out{kDefaultPollMask};
+  if (!of->node->alive.load() || of->node->event.load() != seen) out.revents |= kNotifiedMask;
+  return out;
+}
+
+core::Result<std::uint64_t> Server::opendir(core::Ino ino) {
+  auto entries = tree_.list(ino);
+  if (!entries) return entries.error();
+  auto* dh = new DirHandle;
+  auto node = tree_.get(ino);
+  dh->entries.reserve(entries->size() + 2);
+  dh->entries.push_back({".", ino, core::NodeKind::Dir});
+  dh->entries.push_back({"..", node ? node->parent : ino, core::NodeKind::Dir});
+  for (auto& e : *entries) dh->entries.push_back({std::move(e.name), e.ino, e.kind});
+  return reinterpret_cast<std::uint64_t>(dh);
+}
+
+void Server::releasedir(std::uint64_t dh) { delete reinterpret_cast<DirHandle*>(dh); }
+
+// --- kernel notifications ----------------------------------------------------
+
+void Server::enqueue(Notice n) {
+  {
+    std::lock_guard lock(queue_mu_);
+    if (!session_ || stop_) return;  // nothing is cached before the mount
+    queue_.push_back(std::move(n));
+  }
+  queue_cv_.notify_one();
+}
+
+void Server::notified(core::Ino ino) { enqueue({Notice::Poll, ino, {}}); }
+
+void Server::entry_changed(core::Ino parent, const std::string& name, core::Ino) {
+  enqueue({Notice::InvalEntry, parent, name});
+}
+
+void Server::attr_changed(core::Ino ino) { enqueue({Notice::InvalInode, ino, {}}); }
+
+void Server::notifier_loop() {
+  for (;;) {
+    Notice n;
+    fuse_session* se;
+    {
+      std::unique_lock lock(queue_mu_);
+      queue_cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      if (stop_) return;
+      n = std::move(queue_.front());
+      queue_.pop_front();
+      se = session_;
+    }
+    switch (n.kind) {
+      case Notice::Poll: {
+        std::lock_guard lock(pollers_mu_);
+        auto it = pollers_.find(n.ino);
+        if (it == pollers_.end()) break;
+        for (OpenFile* of : it->second) {
+          if (!of->poll_handle) continue;
+          fuse_lowlevel_notify_poll(of->poll_handle);
+          fuse_pollhandle_destroy(of->poll_handle);
+          of->poll_handle = nullptr;
+        }
+        break;
+      }
+      case Notice::InvalEntry:
+        // -ENOENT just means the kernel had nothing cached.
+        (void)fuse_lowlevel_notify_inval_entry(se, n.ino, n.name.data(), n.name.size());
+        break;
+      case Notice::InvalInode:
+        (void)fuse_lowlevel_notify_inval_inode(se, n.ino, 0, 0);
+        break;
+    }
+  }
+}
+
+}  // namespace vsysfs::fs

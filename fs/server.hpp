@@ -1,0 +1,156 @@
+#pragma once
+
+// Server: the typed FUSE operations over the Tree, implementing the sysfs
+// contract of DESIGN.md section 3 (reference section 1): sizes and modes in
+// getattr, the open-time permission check that applies even to root,
+// show() on a read at offset 0 into a per-open snapshot, offset-ignoring
+// capped writes to store(), binary attribute bounds, poll after notify,
+// EACCES/EPERM for everything sysfs refuses, and flock/POSIX locks through
+// the LockService. ops.cpp calls one method per request and replies with
+// its result; nothing here replies except the asynchronous lock and poll
+// paths, which own their request.
+//
+// Thread-safety: every method may be called concurrently from the FUSE
+// worker threads. The Tree is thread-safe; per-open state is guarded by
+// OpenFile::mu; the poller table by pollers_mu_; kernel notifications are
+// sent from the notifier thread, never from a request handler.
+
+#include <sys/stat.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "core/caller.hpp"
+#include "core/env.hpp"
+#include "core/lock_service.hpp"
+#include "core/tree.hpp"
+#include "fs/open_file.hpp"
+
+struct fuse_session;
+struct fuse_pollhandle;
+
+namespace vsysfs::fs {
+
+// How long the kernel may cache entries and attributes. Long, because the
+// tree rarely changes and every change is invalidated explicitly.
+inline constexpr double kCacheTimeout = 3600.0;
+
+struct EntryOut {
+  struct stat attr {};
+  double timeout = kCacheTimeout;
+};
+struct AttrOut {
+  struct stat attr {};
+  double timeout = kCacheTimeout;
+};
+struct OpenOut {
+  std::uint64_t fh = 0;
+  bool direct_io = true;
+};
+struct ReadOut {
+  std::string_view data;
+  std::unique_lock<std::mutex> hold;  // keeps `data` valid until replied
+  std::string owned;                  // binary reads land here
+};
+struct PollOut {
+  unsigned revents = 0;
+};
+
+struct SetAttrIn {
+  bool set_mode = false;
+  mode_t mode = 0;
+  bool set_uid = false;
+  uid_t uid = 0;
+  bool set_gid = false;
+  gid_t gid = 0;
+  bool set_size = false;
+};
+
+class Server final : public core::Tree::Observer {
+ public:
+  Server(core::Env& env, core::Tree& tree, core::LockService& locks);
+  ~Server() override;
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Starts/stops the notifier thread, which needs the session.
+  void attach(fuse_session* se);
+  void detach();
+
+  core::Result<EntryOut> lookup(core::Ino parent, std::string_view name);
+  void forget(core::Ino ino, std::uint64_t nlookup);
+  core::Result<AttrOut> getattr(core::Ino ino) const;
+  core::Result<AttrOut> setattr(const core::Caller& caller, core::Ino ino, const SetAttrIn& in);
+  core::Result<std::string> readlink(core::Ino ino) const;
+
+  core::Result<OpenOut> open(core::Ino ino, int flags);
+  core::Result<ReadOut> read(const core::Caller& caller, std::uint64_t fh, std::size_t size,
+                             off_t off);
+  core::Result<std::size_t> write(const core::Caller& caller, std::uint64_t fh,
+                                  std::string_view data, off_t off);
+  void release(std::uint64_t fh);
+  core::Result<PollOut> poll(std::uint64_t fh, fuse_pollhandle* ph);
+
+  core::Result<std::uint64_t> opendir(core::Ino ino);
+  // Fills entries from `off` with `add(name, ino, kind, next_off)` until it
+  // returns false (buffer full).
+  template <typename Add>
+  core::Status readdir(std::uint64_t dh, off_t off, Add&& add) const;
+  void releasedir(std::uint64_t dh);
+
+  // Locks. `key` is the inode; the name is for the locks table and log.
+  core::LockService& locks() { return locks_; }
+  std::string name_of(core::Ino ino) const { return tree_.path_of(ino); }
+
+  core::Tree& tree() { return tree_; }
+
+  // Tree::Observer: queued for the notifier thread.
+  void notified(core::Ino ino) override;
+  void entry_changed(core::Ino parent, const std::string& name, core::Ino child) override;
+  void attr_changed(core::Ino ino) override;
+
+ private:
+  struct Notice {
+    enum Kind { Poll, InvalEntry, InvalInode } kind;
+    core::Ino ino;
+    std::string name;
+  };
+  void fill_stat(const core::Node& node, struct stat& st) const;
+  void notifier_loop();
+  void enqueue(Notice n);
+
+  core::Env& env_;
+  core::Tree& tree_;
+  core::LockService& locks_;
+  const struct timespec mount_time_;
+
+  std::mutex pollers_mu_;  // Order: after OpenFile::mu
+  std::map<core::Ino, std::set<OpenFile*>> pollers_;
+
+  std::mutex queue_mu_;  // Order: leaf
+  std::condition_variable queue_cv_;
+  std::deque<Notice> queue_;
+  bool stop_ = false;
+  fuse_session* session_ = nullptr;
+  std::thread notifier_;
+};
+
+template <typename Add>
+core::Status Server::readdir(std::uint64_t dh, off_t off, Add&& add) const {
+  auto* handle = reinterpret_cast<DirHandle*>(dh);
+  if (off < 0) return core::Errno{EINVAL};
+  for (std::size_t i = static_cast<std::size_t>(off); i < handle->entries.size(); ++i) {
+    const auto& e = handle->entries[i];
+    if (!add(e.name, e.ino, e.kind, static_cast<off_t>(i + 1))) break;
+  }
+  return {};
+}
+
+}  // namespace vsysfs::fs

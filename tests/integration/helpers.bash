@@ -1,0 +1,47 @@
+# Shared bats helpers: a fresh temporary mount per test file (or per test),
+# torn down in teardown whatever happens; only our own daemon is stopped,
+# by its PID.
+#
+#   vsysfs_start [VSYSFS-OPTIONS...]   mounts at $MNT, sets $VSYSFS_PID
+#   vsysfs_stop                        unmounts $MNT, waits for the PID
+#   ctl PATH                           $MNT/kernel/debug/vsysfs/PATH
+
+VSYSFS_ROOT=${VSYSFS_ROOT:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)}
+VSYSFS=${VSYSFS:-$VSYSFS_ROOT/build/vsysfs}
+VSYSFS_BUILD=${VSYSFS_BUILD:-$VSYSFS_ROOT/build}
+SCRIPTS=$VSYSFS_ROOT/mount-scripts
+export VSYSFS
+
+vsysfs_start() {
+  MNT=$(mktemp -d "${BATS_TMPDIR:-/tmp}/vsysfs-mnt.XXXXXX")
+  VSYSFS_PID=$("$SCRIPTS/vsysfs-mount" "$MNT" -- "$@") || return 1
+  export MNT VSYSFS_PID
+}
+
+vsysfs_stop() {
+  [ -n "${MNT:-}" ] || return 0
+  if mountpoint -q "$MNT" 2>/dev/null || stat "$MNT" 2>&1 | grep -q 'not connected'; then
+    "$SCRIPTS/vsysfs-umount" --timeout 5 "$MNT" >/dev/null 2>&1 || fusermount3 -uz "$MNT" 2>/dev/null
+  fi
+  if [ -n "${VSYSFS_PID:-}" ]; then
+    for _ in $(seq 100); do kill -0 "$VSYSFS_PID" 2>/dev/null || break; sleep 0.05; done
+    kill -9 "$VSYSFS_PID" 2>/dev/null || true
+  fi
+  rmdir "$MNT" 2>/dev/null || true
+  unset MNT VSYSFS_PID
+}
+
+ctl() { echo "$MNT/kernel/debug/vsysfs/$1"; }
+
+# Events (JSON lines) whose "what" matches $1 (and device $2 if given).
+events_matching() {
+  if [ -n "${2:-}" ]; then
+    grep "\"device\":\"$2\"" "$(ctl events)" | grep "\"what\":\"$1\""
+  else
+    grep "\"what\":\"$1\"" "$(ctl events)"
+  fi
+}
+
+# errno name of a failed shell redirection write: writes $2 to file $1
+# with a tiny helper that reports the errno name (or OK).
+errno_of_write() { "$VSYSFS_BUILD/tests/helpers/sysfs-io" write "$1" "$2"; }

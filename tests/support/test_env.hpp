@@ -1,0 +1,82 @@
+#pragma once
+
+// Test support: a TestEnv (manual clock + event log) for device unit
+// tests, one-line show/store helpers, and TestMachine, which builds a
+// machine from TOML text and drives its files through the real fs::Server
+// (open/read/write/release with the sysfs rules), without a mount.
+
+#include <fcntl.h>
+
+#include <string>
+#include <string_view>
+
+#include "core/caller.hpp"
+#include "core/clock.hpp"
+#include "core/env.hpp"
+#include "core/event_log.hpp"
+#include "core/lock_service.hpp"
+#include "core/page_buffer.hpp"
+#include "core/tree.hpp"
+#include "devices/machine.hpp"
+#include "fs/server.hpp"
+
+namespace vsysfs::testing {
+
+struct TestEnv {
+  core::ManualClock clock;
+  core::EventLog events{clock};
+  core::Env env{clock, events};
+
+  operator core::Env&() { return env; }  // NOLINT: devices take Env&
+  void advance_ms(std::uint64_t ms) { clock.advance(std::chrono::milliseconds(ms)); }
+};
+
+// show() of one attribute as a string ("" plus a failed CHECK on error).
+template <typename Dev>
+std::string show(const Dev& dev, core::Status (Dev::*fn)(core::PageBuffer&) const) {
+  core::PageBuffer buf;
+  auto st = (dev.*fn)(buf);
+  if (!st) return "<" + std::string(st.error().name()) + ">";
+  return std::string(buf.view());
+}
+
+// store() returning the count, or -errno.
+template <typename Dev>
+long store(Dev& dev, core::Result<std::size_t> (Dev::*fn)(const core::Caller&, std::string_view),
+           std::string_view input, const core::Caller& caller = core::Caller::root()) {
+  auto r = (dev.*fn)(caller, input);
+  return r ? static_cast<long>(*r) : -static_cast<long>(r.error().value());
+}
+
+// A whole machine, driven through fs::Server exactly as the FUSE ops do.
+class TestMachine {
+ public:
+  explicit TestMachine(std::string_view toml, bool manual_clock = true);
+
+  // Reads the whole file (open O_RDONLY, read at 0 until EOF, release);
+  // on error returns "<EACCES>" style text.
+  std::string read(std::string_view path, const core::Caller& caller = core::Caller::root());
+  // One write(2) at offset 0 (open O_WRONLY, write, release): the count or -errno.
+  long write(std::string_view path, std::string_view data,
+             const core::Caller& caller = core::Caller::root(), off_t off = 0);
+  // Binary I/O at an offset.
+  std::string pread(std::string_view path, std::size_t size, off_t off,
+                    const core::Caller& caller = core::Caller::root());
+  // open() result: 0 or -errno.
+  int open_errno(std::string_view path, int flags);
+  bool exists(std::string_view path) const { return tree.resolve(path) != 0; }
+  std::string link_target(std::string_view path) const;
+  // Events whose device and what match, oldest first.
+  std::vector<core::Event> events_of(std::string_view device, std::string_view what = {}) const;
+  void advance_ms(std::uint64_t ms) { clock.advance(std::chrono::milliseconds(ms)); }
+
+  core::ManualClock clock;
+  core::EventLog events{clock};
+  core::Env env{clock, events};
+  core::Tree tree;
+  devices::Machine machine{env, tree, &clock};
+  core::LockService locks{env};
+  fs::Server server{env, tree, locks};
+};
+
+}  // namespace vsysfs::testing
