@@ -37,7 +37,8 @@ endif
 CORE_SRC    := $(wildcard core/*.cpp)
 DEVICES_SRC := $(wildcard devices/*.cpp)
 FS_SRC      := $(filter-out fs/main.cpp,$(wildcard fs/*.cpp))
-TEST_SRC    := $(wildcard tests/*.cpp tests/support/*.cpp tests/core/*.cpp tests/devices/*.cpp tests/fs/*.cpp)
+TESTDEV_SRC := $(wildcard tests/testdev/*.cpp)
+TEST_SRC    := $(wildcard tests/*.cpp tests/support/*.cpp tests/core/*.cpp tests/devices/*.cpp tests/fs/*.cpp) $(TESTDEV_SRC)
 HELPER_SRC  := $(wildcard tests/helpers/*.cpp)
 
 obj = $(patsubst %.cpp,$(BUILD)/%.o,$(1))
@@ -47,7 +48,11 @@ MAIN_OBJ := $(call obj,fs/main.cpp)
 TEST_OBJ := $(call obj,$(TEST_SRC))
 HELPERS  := $(patsubst tests/helpers/%.cpp,$(BUILD)/tests/helpers/%,$(HELPER_SRC))
 
+TESTDEV_OBJ := $(call obj,$(TESTDEV_SRC))
+
 DAEMON := $(BUILD)/vsysfs
+# The daemon plus the test-only device (tests/testdev), for the bats suites.
+TEST_DAEMON := $(BUILD)/vsysfs-test
 UNIT   := $(BUILD)/unit-tests
 
 ifeq ($(V),)
@@ -57,7 +62,11 @@ endif
 .PHONY: all run test unit integration deps check-layers clean install help
 .DEFAULT_GOAL := all
 
-all: $(DAEMON) $(UNIT) $(HELPERS)  ## build the daemon, the unit tests and test helpers
+all: $(DAEMON) $(TEST_DAEMON) $(UNIT) $(HELPERS)  ## build the daemon, the unit tests and test helpers
+
+$(TEST_DAEMON): $(LIB_OBJ) $(MAIN_OBJ) $(TESTDEV_OBJ)
+	@echo "  LD      $@"
+	$(Q)$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(DAEMON): $(LIB_OBJ) $(MAIN_OBJ)
 	@echo "  LD      $@"

@@ -33,8 +33,9 @@ std::string_view reboot_code_name(RebootCode code) {
   return "?";
 }
 
-Machine::Machine(core::Env& env, core::Tree& tree, core::ManualClock* manual_clock)
-    : env_(env), tree_(tree), manual_clock_(manual_clock) {}
+Machine::Machine(core::Env& env, core::Tree& tree, core::ManualClock* manual_clock,
+                 core::LockService& locks)
+    : env_(env), tree_(tree), manual_clock_(manual_clock), locks_(locks) {}
 
 Machine::~Machine() = default;
 
@@ -69,7 +70,7 @@ void Machine::build(const core::ConfigValue& root) {
   std::stable_sort(present.begin(), present.end(),
                    [](const auto& a, const auto& b) { return a.first->order < b.first->order; });
 
-  MachineContext ctx{env_, tree_, *this, manual_clock_};
+  MachineContext ctx{env_, tree_, *this, manual_clock_, locks_};
   for (const auto& [reg, name] : present) {
     const core::ConfigValue* section = root.find(name);
     reg->builder(ctx, section ? *section : kEmpty);

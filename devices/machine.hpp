@@ -24,6 +24,7 @@
 
 #include "core/config.hpp"
 #include "core/env.hpp"
+#include "core/lock_service.hpp"
 #include "core/tree.hpp"
 
 namespace vsysfs::devices {
@@ -36,6 +37,7 @@ struct MachineContext {
   core::Tree& tree;
   Machine& machine;
   core::ManualClock* manual_clock;  // null with -o clock=real
+  core::LockService& locks;         // flock/POSIX locks on vsysfs files
 };
 
 using SectionBuilder = void (*)(MachineContext& ctx, const core::ConfigValue& section);
@@ -54,7 +56,8 @@ std::string_view reboot_code_name(RebootCode code);
 
 class Machine {
  public:
-  Machine(core::Env& env, core::Tree& tree, core::ManualClock* manual_clock);
+  Machine(core::Env& env, core::Tree& tree, core::ManualClock* manual_clock,
+          core::LockService& locks);
   ~Machine();
   Machine(const Machine&) = delete;
   Machine& operator=(const Machine&) = delete;
@@ -85,6 +88,7 @@ class Machine {
   core::Env& env_;
   core::Tree& tree_;
   core::ManualClock* manual_clock_;
+  core::LockService& locks_;
   std::string name_;
   std::vector<std::shared_ptr<void>> devices_;
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -159,13 +160,13 @@ int main(int argc, char* argv[]) {
   }
   vsysfs::core::Env env{*clock, events};
   vsysfs::core::Tree tree;
-  auto machine = std::make_unique<vsysfs::devices::Machine>(env, tree, manual.get());
+  vsysfs::core::LockService locks(env);
+  auto machine = std::make_unique<vsysfs::devices::Machine>(env, tree, manual.get(), locks);
   try {
     machine->build(description);
   } catch (const std::exception& e) {
     die(fmt::format("machine file: {}", e.what()));
   }
-  vsysfs::core::LockService locks(env);
   vsysfs::fs::Server server(env, tree, locks);
 
   // default_permissions: the kernel enforces owner and mode, as for sysfs.
@@ -193,10 +194,12 @@ int main(int argc, char* argv[]) {
   } else {
     fuse_loop_config* config = fuse_loop_cfg_create();
     fuse_loop_cfg_set_clone_fd(config, cmd.clone_fd);
-    fuse_loop_cfg_set_idle_threads(config, cmd.max_idle_threads);
+    if (cmd.max_idle_threads != UINT_MAX) fuse_loop_cfg_set_idle_threads(config, cmd.max_idle_threads);
     // Requests never block a worker for long (locks wait asynchronously),
     // but a manual-clock advance runs device timers on its worker.
-    fuse_loop_cfg_set_max_threads(config, cmd.max_threads > 64 ? cmd.max_threads : 64);
+    // (max_threads is UINT_MAX when -o max_threads was not given.)
+    const unsigned wanted = cmd.max_threads == UINT_MAX ? 64 : cmd.max_threads;
+    fuse_loop_cfg_set_max_threads(config, wanted < 64 ? 64 : wanted > 100000 ? 100000 : wanted);
     ret = fuse_session_loop_mt(se, config);
     fuse_loop_cfg_destroy(config);
   }

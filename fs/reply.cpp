@@ -57,7 +57,8 @@ void reply_opendir(fuse_req_t req, const core::Result<std::uint64_t>& r,
 
 void reply(fuse_req_t req, const core::Result<ReadOut>& r) noexcept {
   if (!r) return reply_error(req, r.error());
-  fuse_reply_buf(req, r->data.data(), r->data.size());
+  const std::string_view bytes = r->bytes();
+  fuse_reply_buf(req, bytes.data(), bytes.size());
 }
 
 void reply_write(fuse_req_t req, const core::Result<std::size_t>& r) noexcept {

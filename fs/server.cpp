@@ -170,7 +170,7 @@ core::Result<ReadOut> Server::read(const core::Caller& caller, std::uint64_t fh,
     auto n = node.bin_read(caller, pos, std::span<char>(out.owned.data(), count));
     if (!n) return n.error();
     out.owned.resize(std::min(*n, count));
-    out.data = out.owned;
+    out.binary = true;  // data is `owned`: a view into it would not survive the move
     return out;
   }
 

@@ -55,9 +55,12 @@ struct OpenOut {
   bool direct_io = true;
 };
 struct ReadOut {
-  std::string_view data;
+  std::string_view data;              // text/seq: a slice of the open file's snapshot
   std::unique_lock<std::mutex> hold;  // keeps `data` valid until replied
   std::string owned;                  // binary reads land here
+  bool binary = false;
+
+  std::string_view bytes() const { return binary ? std::string_view(owned) : data; }
 };
 struct PollOut {
   unsigned revents = 0;

@@ -30,8 +30,8 @@ std::string TestMachine::read(std::string_view path, const core::Caller& caller)
       server.release(fh->fh);
       return "<" + std::string(r.error().name()) + ">";
     }
-    if (r->data.empty()) break;
-    out.append(r->data);
+    if (r->bytes().empty()) break;
+    out.append(r->bytes());
   }
   server.release(fh->fh);
   return out;
@@ -55,7 +55,7 @@ std::string TestMachine::pread(std::string_view path, std::size_t size, off_t of
   auto fh = server.open(ino, O_RDONLY);
   if (!fh) return "<" + std::string(fh.error().name()) + ">";
   auto r = server.read(caller, fh->fh, size, off);
-  std::string out = r ? std::string(r->data) : "<" + std::string(r.error().name()) + ">";
+  std::string out = r ? std::string(r->bytes()) : "<" + std::string(r.error().name()) + ">";
   server.release(fh->fh);
   return out;
 }

@@ -74,8 +74,8 @@ class TestMachine {
   core::EventLog events{clock};
   core::Env env{clock, events};
   core::Tree tree;
-  devices::Machine machine{env, tree, &clock};
   core::LockService locks{env};
+  devices::Machine machine{env, tree, &clock, locks};
   fs::Server server{env, tree, locks};
 };
 
