@@ -18,12 +18,14 @@ namespace vsysfs::core {
 
 namespace {
 
+std::atomic<int> g_max_lock_depth{1024};
+
+#if VSYSFS_DEBUG_CHECKS
 [[noreturn]] void rt_check_failed(const char* cond, const char* what, const char* file, int line) {
   std::fprintf(stderr, "%s:%d: rt_mutex check failed: %s (%s)\n", file, line, what, cond);
   std::abort();
 }
-
-std::atomic<int> g_max_lock_depth{1024};
+#endif
 
 }  // namespace
 
@@ -161,6 +163,7 @@ RtMutex::RtMutex(std::string name) : name_(std::move(name)) {}
 RtMutex::~RtMutex() {
   // rt_mutex_destroy: WARN_ON(rt_mutex_is_locked(lock)).
   VSYSFS_RT_CHECK(owner_.load() == 0, "rt_mutex destroyed while locked");
+  VSYSFS_RT_CHECK(wait_list_.empty(), "rt_mutex destroyed with waiters");
 }
 
 std::uintptr_t RtMutex::word_of(const RtTask* t) noexcept {
@@ -215,6 +218,25 @@ void RtMutex::fixup_rt_mutex_waiters() noexcept {
   if (!rt_mutex_has_waiters()) clear_rt_mutex_waiters();
 }
 
+// Debug check of the owner word against the wait list. Locking: wait_lock.
+// Whenever wait_lock is released a lock with waiters has an owner and the
+// waiters bit; at the end of a slow-path operation (exact) the bit also
+// means there are waiters. (In between, remove_waiter may drop wait_lock
+// for its chain walk with the bit still set over an empty list; the
+// exiting path fixes it up.)
+void RtMutex::check_invariants(bool exact) const noexcept {
+#if VSYSFS_DEBUG_CHECKS
+  const OwnerWordState s = owner_word_state();
+  if (rt_mutex_has_waiters()) {
+    VSYSFS_RT_CHECK(s.owner != nullptr && s.has_waiters, "waiters without owner or waiters bit");
+  } else if (exact) {
+    VSYSFS_RT_CHECK(!s.has_waiters, "waiters bit without waiters");
+  }
+#else
+  (void)exact;
+#endif
+}
+
 void RtMutex::emit(const RtMutexEvent& ev) const {
   if (observer_) observer_(ev);
 }
@@ -267,6 +289,9 @@ Status RtMutex::rt_mutex_adjust_prio_chain(RtTask* task, bool deadlock_detect, R
   // want this to be preemptible and we want hold a maximum of two locks per
   // step. So we have to check carefully whether things change under us."
 again:
+  // Kernel quirk: depth counts the owners visited, and the limit is checked
+  // before looking whether this owner is blocked at all, so a chain of
+  // exactly max_lock_depth owners is already "too deep".
   if (++depth > max_lock_depth()) {
     // The kernel printk()s "Maximum lock depth %d reached task: %s (%d)"
     // once per limit value; the observer hears about every occurrence.
@@ -288,6 +313,9 @@ retry:
     if (orig_waiter != nullptr && orig_waiter->task.load() == nullptr) goto out_unlock_pi;
     // Boost mode: stop when the waiter that started this step is no longer
     // task's top PI waiter (top_waiter is NULL in deboost mode).
+    // Kernel quirk: this stops a detecting walk too, so 2.6.18 reports no
+    // deadlock (and does not boost) through a waiter that is not its
+    // owner's top PI waiter; later kernels keep walking when detecting.
     if (top_waiter != nullptr &&
         (task->pi_waiters_.empty() || top_waiter != task->pi_waiters_.top())) {
       goto out_unlock_pi;
@@ -303,7 +331,9 @@ retry:
       goto retry;
     }
 
-    // Deadlock detection.
+    // Deadlock detection: the chain came back to the lock we block on, or to
+    // a lock we own. Without detection this is not an error: 2.6.18 returns
+    // 0 and the task sleeps in the cycle until a timeout or signal.
     if (lock == orig_lock || lock->owner() == top_task) {
       lock->wait_lock_.unlock();
       ret = deadlock_detect ? Status(Errno{EDEADLK}) : Status();
@@ -553,6 +583,7 @@ Result<LockStep> RtMutex::slowlock_loop(RtTask& current, std::optional<Errno> ab
 
   // rt_mutex_slowlock's "Try to acquire the lock again", before the loop.
   if (first && try_to_take_rt_mutex(current)) {
+    check_invariants(true);
     current.slowlock_.store(nullptr);
     return LockStep::acquired;
   }
@@ -560,6 +591,9 @@ Result<LockStep> RtMutex::slowlock_loop(RtTask& current, std::optional<Errno> ab
   for (;;) {
     if (try_to_take_rt_mutex(current)) break;
 
+      // Kernel quirk: the loop tries to take the lock before it looks at the
+    // signal or the timer, so a pending owner (or a waiter that may steal)
+    // that is interrupted still returns with the lock.
     if (abort) {
       ret = *abort;
       break;
@@ -582,12 +616,14 @@ Result<LockStep> RtMutex::slowlock_loop(RtTask& current, std::optional<Errno> ab
 
     // schedule(): the task sleeps until woken; the caller resumes the loop
     // with try_finish() or cancel_wait().
+    check_invariants(true);
     return LockStep::waiting;
   }
 
   if (waiter->task.load() != nullptr) remove_waiter(current, wl);
   // try_to_take_rt_mutex() sets the waiters bit unconditionally.
   fixup_rt_mutex_waiters();
+  check_invariants(true);
   wl.unlock();
   current.slowlock_.store(nullptr);
 
@@ -639,6 +675,7 @@ bool RtMutex::slowtrylock(RtTask& current) {
   const bool ret = try_to_take_rt_mutex(current);
   // try_to_take_rt_mutex() sets the waiters bit unconditionally.
   fixup_rt_mutex_waiters();
+  check_invariants(true);
   return ret;
 }
 
@@ -660,6 +697,7 @@ RtTask* RtMutex::slowunlock(RtTask& current) {
       return nullptr;
     }
     pendowner = wakeup_next_waiter(current);
+    check_invariants(true);
   }
   // Undo PI boosting if necessary.
   rt_mutex_adjust_prio(current, *this);

@@ -154,8 +154,10 @@ struct RtMutexSnapshot {
 // What the optional observer hears about (for the daemon's event log).
 struct RtMutexEvent {
   enum class Kind {
-    handover,        // unlock with waiters: task = new pending owner, other = unlocker
-    steal,           // task stole the lock from the pending owner other
+    handover,        // unlock with waiters: task = new pending owner, other = unlocker;
+                     // old_prio = new_prio = task's prio
+    steal,           // task stole the lock from the pending owner other;
+                     // old_prio = other's prio, new_prio = task's
     boost,           // task's effective prio went from old_prio to new_prio (lower)
     deboost,         // ... went up (less important)
     max_lock_depth,  // a chain walk hit the limit: task started the walk, other
@@ -181,8 +183,10 @@ class alignas(8) RtTask {
   // for: it became pending owner (wakeup_next_waiter). Spurious calls are
   // possible (a stale wake-up after the wait already ended, or while
   // begin_lock is still running): the receiver answers with try_finish(),
-  // which tells. Context: called with no rt-mutex internal lock held, from
-  // the thread that unlocked; may call any RtMutex operation.
+  // which tells. Context: runs synchronously at the end of unlock(), on the
+  // unlocking thread, with no rt-mutex internal lock held; it may call any
+  // RtMutex operation, but the caller of unlock() must not hold a lock that
+  // the hook takes.
   using WakeHook = std::function<void(RtTask&, RtMutex&)>;
 
   RtTask(std::string name, int pid, int normal_prio);
@@ -199,9 +203,10 @@ class alignas(8) RtTask {
   int prio() const noexcept { return prio_.load(); }
   bool boosted() const noexcept { return prio() != normal_prio_; }
   // Top waiter of each lock this task owns, in pi_waiters order.
+  // Locking: pi_lock. Context: any thread, not from an observer or hook.
   std::vector<PiWaiterInfo> pi_waiters() const;
   // The lock this task is enqueued on (pi_blocked_on), or nullptr. A pending
-  // owner is no longer blocked.
+  // owner is no longer blocked. Locking: pi_lock. Context: as pi_waiters.
   const RtMutex* blocked_on() const;
   // The lock of an unfinished begin_lock() (enqueued, pending owner, or robbed
   // of pending ownership and not yet re-queued), or nullptr. Locking: atomic.
@@ -299,10 +304,12 @@ class RtMutex {
   void lock(RtTask& task);
   // rt_mutex_lock_interruptible: 0, EINTR once `stop` is requested (a stop
   // already requested on entry only allows an uncontended acquire), EDEADLK
-  // with detection. Context: thread that may sleep.
+  // with detection. Locking: as begin_lock; sleeps on the task's own
+  // condition variable with no lock held. Context: thread that may sleep.
   Status lock_interruptible(RtTask& task, std::stop_token stop, LockOptions opts = {});
   // rt_mutex_timed_lock (interruptible too): 0, ETIMEDOUT at `deadline`,
-  // EINTR on `stop`, EDEADLK with detection. Context: thread that may sleep.
+  // EINTR on `stop`, EDEADLK with detection. Locking: as
+  // lock_interruptible. Context: thread that may sleep.
   Status lock_timed(RtTask& task, std::chrono::steady_clock::time_point deadline,
                     LockOptions opts = {}, std::stop_token stop = {});
   // rt_mutex_trylock: never blocks; false if contended or already owned by
@@ -349,6 +356,8 @@ class RtMutex {
   // Waiters in queue order. Locking: wait_lock. Context: not from the
   // observer or the test hook (they run under wait_lock).
   std::vector<WaiterInfo> waiters() const;
+  // Owner word and waiters, consistent with each other (for the `locks`
+  // file). Locking: wait_lock. Context: as waiters().
   RtMutexSnapshot snapshot() const;
 
   // Called on hand-over, steal, boost, deboost and max_lock_depth, with
@@ -401,6 +410,7 @@ class RtMutex {
   Status blocking_wait(RtTask& task, std::optional<std::chrono::steady_clock::time_point> deadline,
                        const std::stop_token* stop, LockOptions opts);
 
+  void check_invariants(bool exact) const noexcept;
   void emit(const RtMutexEvent& ev) const;
 
   const std::string name_;

@@ -407,20 +407,92 @@ TEST_CASE("deadlock without detection: a real thread blocked forever can be inte
   L1.unlock(A);
 }
 
-TEST_CASE("re-locking a lock the task holds: EDEADLK with detection") {
+TEST_CASE("re-locking a lock the task holds: EDEADLK with detection, else blocks") {
   SimScheduler s;
   RtTask& A = s.spawn("A", 120);
   RtMutex L("L");
   CHECK(res(L.begin_lock(A)) == "acquired");
-  CHECK(res(L.begin_lock(A, kDetect)) == "EDEADLK");
-  CHECK(word(L) == "A 0 0");
-  CHECK(queue(L) == "");
-  CHECK(pi_waiters(A) == "");
-  CHECK(A.prio() == 120);
-  CHECK(A.waiting_for() == nullptr);
+
+  SUBCASE("with detection") {
+    CHECK(res(L.begin_lock(A, kDetect)) == "EDEADLK");
+    CHECK(word(L) == "A 0 0");
+    CHECK(queue(L) == "");
+    CHECK(pi_waiters(A) == "");
+    CHECK(A.prio() == 120);
+    CHECK(A.waiting_for() == nullptr);
+  }
+
+  SUBCASE("without detection the task waits on itself until cancelled") {
+    CHECK(res(L.begin_lock(A)) == "waiting");
+    CHECK(word(L) == "A 1 0");
+    CHECK(queue(L) == "A:120");
+    CHECK(A.blocked_on() == &L);
+    CHECK(res(L.try_finish(A)) == "waiting");
+    CHECK(res(L.cancel_wait(A, Errno{EINTR})) == "EINTR");
+    CHECK(word(L) == "A 0 0");
+    CHECK(pi_waiters(A) == "");  // 2.6.18 would leave its own waiter here
+  }
+
   CHECK_FALSE(L.trylock(A));
   L.unlock(A);
   CHECK(word(L) == "NULL 0 0");
+}
+
+TEST_CASE("a pending owner boosted through the chain, then interrupted or robbed") {
+  // C releases L to A (pending) while D still waits on L; then Z blocks on
+  // M, held by D: the walk goes D -> L -> A and boosts the pending owner.
+  SimScheduler s;
+  RtTask& C = s.spawn("C", 120);
+  RtTask& A = s.spawn("A", 60);
+  RtTask& D = s.spawn("D", 70);
+  RtTask& Z = s.spawn("Z", 20);
+  RtTask& T = s.spawn("T", 10);
+  RtMutex L("L"), M("M");
+
+  CHECK(res(L.begin_lock(C)) == "acquired");
+  CHECK(res(M.begin_lock(D)) == "acquired");
+  CHECK(res(L.begin_lock(A)) == "waiting");
+  CHECK(res(L.begin_lock(D)) == "waiting");
+  L.unlock(C);
+  CHECK(word(L) == "A 1 1");
+  CHECK(pi_waiters(A) == "D@L:70");
+  CHECK(A.prio() == 60);
+
+  CHECK(res(M.begin_lock(Z)) == "waiting");
+  CHECK(D.prio() == 20);
+  CHECK(queue(L) == "D:20");
+  CHECK(pi_waiters(A) == "D@L:20");
+  CHECK(A.prio() == 20);  // a boosted pending owner
+  CHECK(word(L) == "A 1 1");
+
+  SUBCASE("interrupted: it takes the lock anyway and stays boosted") {
+    CHECK(res(L.cancel_wait(A, Errno{EINTR})) == "acquired");
+    CHECK(word(L) == "A 1 0");
+    CHECK(A.prio() == 20);
+    L.unlock(A);
+    CHECK(A.prio() == 60);
+  }
+
+  SUBCASE("robbed by T, then interrupted: EINTR and the boost is gone") {
+    CHECK(res(L.begin_lock(T)) == "acquired");  // 10 < 20: steal
+    CHECK(word(L) == "T 1 0");
+    CHECK(A.prio() == 60);
+    CHECK(pi_waiters(T) == "D@L:20");
+    CHECK(res(L.cancel_wait(A, Errno{EINTR})) == "EINTR");
+    CHECK(A.prio() == 60);
+    CHECK(A.waiting_for() == nullptr);
+    CHECK(queue(L) == "D:20");
+    L.unlock(T);
+  }
+
+  CHECK(word(L) == "D 0 1");
+  CHECK(res(L.try_finish(D)) == "acquired");
+  CHECK(res(M.cancel_wait(Z, Errno{ETIMEDOUT})) == "ETIMEDOUT");
+  CHECK(D.prio() == 70);
+  L.unlock(D);
+  M.unlock(D);
+  CHECK(word(L) == "NULL 0 0");
+  CHECK(word(M) == "NULL 0 0");
 }
 
 TEST_CASE("Kernel quirk: 2.6.18 detection only sees a deadlock through top waiters") {
