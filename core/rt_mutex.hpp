@@ -7,10 +7,23 @@
 // task_struct (prio, normal_prio, pi_waiters, pi_blocked_on, pi_lock).
 // Sources: shared/seeds/002_baf967e46e1240cf.txt (Documentation/rt-mutex.txt
 // of 2.6.18: the owner-word table), kernel/rtmutex.c and
-// kernel/rtmutex_common.h of 2.6.18 (read in a 2.6.24 descendant whose
-// rtmutex.c has the same design), lib/plist.c, and
-// reference/kernel-semantics.md section 7 (7.2 owner word, 7.4 slow path,
-// 7.5 chain walk, 7.6 stealing, 7.7 unlock, 7.9 scenarios).
+// kernel/rtmutex_common.h of 2.6.18 (read as the 2.6.17-mm patches that
+// became it and in 2.6.24, whose code differs only in names), lib/plist.c,
+// and reference/kernel-semantics.md section 7 (7.2 owner word, 7.4 slow
+// path, 7.5 chain walk, 7.6 stealing, 7.7 unlock, 7.9 scenarios).
+//
+// Deliberate 2.6.18 behaviour (each marked "Kernel quirk:" in the .cpp and
+// tested): a detecting chain walk stops at a waiter that is not its owner's
+// top PI waiter, so such a deadlock (or re-lock) is not reported; the depth
+// limit counts owners visited; an interrupted pending owner still gets the
+// lock; a pending owner gets the next waiter's possibly stale pi key.
+// Not reproduced: 2.6.18's remove_waiter leaves a self-deadlocked task's own
+// waiter in its pi_waiters; here it is cleaned up. Not modelled: priority
+// changes of a running task (sched_setscheduler / rt_mutex_adjust_pi).
+//
+// Differences of mechanism, not of behaviour: the kernel wakes the new
+// pending owner under wait_lock; here the wake-up (and the wake hook) runs
+// once every internal lock is dropped.
 //
 // Thread-safety: every RtMutex and RtTask operation may be called from any
 // thread; the state machine is protected as in the kernel by a per-lock
@@ -92,9 +105,14 @@ struct RtMutexWaiter {
   // owner) or by remove_waiter. Written under the lock's wait_lock; read by
   // chain walks holding other locks, hence atomic.
   std::atomic<RtTask*> task{nullptr};
-  RtMutex* lock = nullptr;  // Locking: owner task's pi_lock.
-  int list_prio = 0;        // list_entry.prio: key in lock->wait_list.
-  int pi_list_prio = 0;     // pi_list_entry.prio: key in owner->pi_waiters.
+  // Set by task_blocks_on_rt_mutex under the waiting task's pi_lock.
+  RtMutex* lock = nullptr;
+  // list_entry.prio, the key in lock->wait_list. Locking: lock's wait_lock
+  // (plus the waiting task's pi_lock when written).
+  int list_prio = 0;
+  // pi_list_entry.prio, the key in the owner's pi_waiters. Locking: lock's
+  // wait_lock when written; the owner's pi_lock while it is queued there.
+  int pi_list_prio = 0;
 };
 
 // A plist (lib/plist.c) of waiters: ascending prio, and plist_add puts a node
