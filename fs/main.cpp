@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <climits>
 #include <cstdio>
 #include <cstring>
@@ -40,7 +41,22 @@ struct Options {
   char* machine = nullptr;
   char* clock = nullptr;
   char* events = nullptr;
+  char* mountpoint = nullptr;
+  int extra_args = 0;
 };
+
+// Takes the mount point out of the arguments, so that we (not libfuse,
+// whose message names no remedy) check it and report one clear line.
+int take_mountpoint(void* data, const char* arg, int key, fuse_args*) {
+  auto* opts = static_cast<Options*>(data);
+  if (key != FUSE_OPT_KEY_NONOPT) return 1;
+  if (opts->mountpoint) {
+    ++opts->extra_args;
+    return 0;
+  }
+  opts->mountpoint = strdup(arg);
+  return 0;
+}
 
 #define VSYSFS_OPT(t, p) {t, offsetof(Options, p), 1}
 const fuse_opt kOptionSpec[] = {
@@ -110,7 +126,8 @@ void check_mount_point(const std::string& path) {
 int main(int argc, char* argv[]) {
   fuse_args args = FUSE_ARGS_INIT(argc, argv);
   Options opts;
-  if (fuse_opt_parse(&args, &opts, kOptionSpec, nullptr) == -1) die("bad options (see --help)");
+  if (fuse_opt_parse(&args, &opts, kOptionSpec, take_mountpoint) == -1)
+    die("bad options (see --help)");
   fuse_cmdline_opts cmd{};
   if (fuse_parse_cmdline(&args, &cmd) != 0) die("bad command line (see --help)");
   if (cmd.show_help) {
@@ -122,8 +139,9 @@ int main(int argc, char* argv[]) {
     fuse_lowlevel_version();
     return 0;
   }
-  if (!cmd.mountpoint) die("no mount point given (usage: vsysfs [options] MOUNTPOINT)");
-  const std::string mountpoint = cmd.mountpoint;
+  if (!opts.mountpoint) die("no mount point given (usage: vsysfs [options] MOUNTPOINT)");
+  if (opts.extra_args) die("one mount point only (usage: vsysfs [options] MOUNTPOINT)");
+  const std::string mountpoint = opts.mountpoint;
 
   const std::string clock_kind = opts.clock ? opts.clock : "real";
   if (clock_kind != "real" && clock_kind != "manual")
@@ -139,6 +157,9 @@ int main(int argc, char* argv[]) {
     die(fmt::format("machine file: {}", e.what()));
   }
   check_mount_point(mountpoint);
+  // Absolute from here on: the daemon chdirs to / when it backgrounds.
+  char resolved[PATH_MAX];
+  const std::string abs_mountpoint = realpath(mountpoint.c_str(), resolved) ? resolved : mountpoint;
 
   std::unique_ptr<vsysfs::core::ManualClock> manual;
   std::unique_ptr<vsysfs::core::SystemClock> system;
@@ -178,7 +199,7 @@ int main(int argc, char* argv[]) {
   fuse_session* se = fuse_session_new(&args, &ops, sizeof(ops), &server);
   if (!se) die("cannot create the FUSE session (bad -o option?)");
   if (fuse_set_signal_handlers(se) != 0) die("cannot install signal handlers");
-  if (fuse_session_mount(se, mountpoint.c_str()) != 0)
+  if (fuse_session_mount(se, abs_mountpoint.c_str()) != 0)
     die(fmt::format("cannot mount at {}", mountpoint));
   events.record(nullptr, "vsysfs", "mount", "OK",
                 {{"mountpoint", mountpoint}, {"machine", machine->name()}, {"clock", clock_kind}});
@@ -213,6 +234,8 @@ int main(int argc, char* argv[]) {
   fuse_session_destroy(se);
   fuse_opt_free_args(&args);
   free(cmd.mountpoint);
+  free(opts.mountpoint);
   events.record(nullptr, "vsysfs", "unmount", "OK", {{"mountpoint", mountpoint}});
-  return ret ? 1 : 0;
+  // A signal (SIGINT, SIGTERM, SIGHUP) is the normal way to stop: exit 0.
+  return ret == 0 || ret == SIGINT || ret == SIGTERM || ret == SIGHUP ? 0 : 1;
 }
