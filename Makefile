@@ -99,13 +99,14 @@ $(BUILD)/%.o: %.cpp
 	@echo "  CXX     $<"
 	$(Q)$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c -o $@ $<
 
+MNTDIR ?= mnt
 run: deps all  ## install what is missing, build, mount the default machine at ./mnt (foreground)
-	@mkdir -p mnt
-	@mountpoint -q mnt && { echo "vsysfs: ./mnt is already a mount point; run mount-scripts/vsysfs-umount mnt" >&2; exit 1; } || true
-	@echo "vsysfs: mounting the default machine at ./mnt (foreground)."
-	@echo "  From another terminal:  ls -la mnt/devices mnt/kernel/debug/vsysfs"
-	@echo "  Stop it with Ctrl-C here, or:  mount-scripts/vsysfs-umount mnt"
-	$(DAEMON) -f $(VSYSFS_OPTS) mnt
+	@mkdir -p $(MNTDIR)
+	@if mountpoint -q $(MNTDIR); then echo "vsysfs: $(MNTDIR) is already a mount point; run mount-scripts/vsysfs-umount $(MNTDIR)" >&2; exit 1; fi
+	@echo "vsysfs: mounting the default machine at $(MNTDIR) (foreground; VSYSFS_OPTS='-o ...' adds options)."
+	@echo "  From another terminal:  ls -la $(MNTDIR)/devices $(MNTDIR)/kernel/debug/vsysfs"
+	@echo "  Stop it with Ctrl-C here, or:  mount-scripts/vsysfs-umount $(MNTDIR)"
+	@$(DAEMON) -f $(VSYSFS_OPTS) $(MNTDIR)
 
 test: deps all  ## run every suite (unit + integration); ends with "N passed, N failed"
 	@BUILD=$(BUILD) tests/run-all

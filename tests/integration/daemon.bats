@@ -77,6 +77,17 @@ teardown() {
   [ "$status" -eq 2 ]
 }
 
+@test "make run builds and mounts the default machine in the foreground" {
+  mkdir "$WORK/m1"
+  env --default-signal=INT make -s -C "$VSYSFS_ROOT" run MNTDIR="$WORK/m1" BUILD="$(basename "$VSYSFS_BUILD")" > "$WORK/run.out" 2>&1 &
+  for _ in $(seq 200); do mountpoint -q "$WORK/m1" && break; sleep 0.05; done
+  ls -la "$WORK/m1/devices" "$WORK/m1/kernel/debug/vsysfs" >/dev/null
+  grep -q "From another terminal" "$WORK/run.out"
+  "$SCRIPTS/vsysfs-umount" "$WORK/m1"
+  wait
+  ! mountpoint -q "$WORK/m1"
+}
+
 @test "the default machine mounts and the tree skeleton is there" {
   vsysfs_start
   for d in devices class bus firmware kernel devices/system devices/platform kernel/debug/vsysfs; do

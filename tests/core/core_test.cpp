@@ -1,0 +1,151 @@
+// Unit tests of the small core pieces: PageBuffer, Result, EventLog JSON,
+// the clocks and Timer, ConfigValue, Caller.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include "core/caller.hpp"
+#include "core/clock.hpp"
+#include "core/config.hpp"
+#include "core/event_log.hpp"
+#include "core/page_buffer.hpp"
+#include "core/result.hpp"
+
+using namespace vsysfs::core;
+
+TEST_SUITE("core") {
+
+TEST_CASE("PageBuffer clamps at PAGE_SIZE-1 and remembers the overflow") {
+  PageBuffer buf;
+  buf.emit("{}-{}\n", 1, "two");
+  CHECK(buf.view() == "1-two\n");
+  CHECK_FALSE(buf.overflowed());
+  std::string big(5000, 'x');
+  buf.append(big);
+  CHECK(buf.size() == 4095);
+  CHECK(buf.overflowed());
+  buf.clear();
+  buf.emit("{}", big);
+  CHECK(buf.size() == 4095);
+  CHECK(buf.overflowed());
+}
+
+Result<int> half(int x) {
+  if (x % 2) return Errno{EINVAL};
+  return x / 2;
+}
+Result<int> quarter(int x) {
+  int h = VSYSFS_TRY(half(x));
+  return VSYSFS_TRY(half(h));
+}
+
+TEST_CASE("Result and VSYSFS_TRY propagate errno values") {
+  CHECK(*quarter(8) == 2);
+  CHECK(quarter(6).error() == Errno{EINVAL});
+  CHECK(Errno{ENODEV}.name() == "ENODEV");
+  CHECK(Errno{EBADR}.name() == "EBADR");
+  Status ok;
+  CHECK(ok);
+  Status bad = Errno{EPERM};
+  CHECK_FALSE(bad);
+  CHECK(bad.error().value() == EPERM);
+}
+
+TEST_CASE("EventLog renders valid JSON lines, escaping anything a client wrote") {
+  ManualClock clock;
+  EventLog log(clock);
+  clock.advance(std::chrono::milliseconds(5));
+  Caller c = Caller::with_caps(1000, 0, "to\"ol");
+  log.record(&c, "dev", "store", "EINVAL", {{"data", std::string("a\n\x01\xff", 4)}, {"n", 7}, {"ok", true}});
+  auto e = log.snapshot().back();
+  CHECK(e.seq == 1);
+  CHECK(e.to_json() ==
+        R"({"seq":1,"time_ns":5000000,"pid":1,"uid":1000,"comm":"to\"ol","device":"dev","what":"store","result":"EINVAL","data":{"data":"a\n\u0001\u00ff","n":7,"ok":true}})");
+  CHECK(e.field("n") == "7");
+  log.clear();
+  CHECK(log.snapshot().empty());
+  log.record(nullptr, "d", "w", "OK");
+  CHECK(log.last_seq() == 2);  // sequence numbers survive a clear
+}
+
+TEST_CASE("ManualClock runs timers in deadline order, including ones armed meanwhile") {
+  ManualClock clock;
+  std::vector<std::pair<int, long>> fired;
+  Timer t2(clock, [&] { fired.emplace_back(2, clock.now().count()); });
+  Timer t1(clock, [&] {
+    fired.emplace_back(1, clock.now().count());
+    t2.schedule_in(std::chrono::nanoseconds(10));  // fires within the same advance
+  });
+  t1.mod_timer(Nanos(100));
+  clock.advance(Nanos(99));
+  CHECK(fired.empty());
+  clock.advance(Nanos(50));
+  REQUIRE(fired.size() == 2);
+  CHECK(fired[0] == std::make_pair(1, 100L));
+  CHECK(fired[1] == std::make_pair(2, 110L));
+  CHECK(clock.now() == Nanos(149));
+}
+
+TEST_CASE("Timer re-arm replaces the deadline; del_timer cancels") {
+  ManualClock clock;
+  int n = 0;
+  Timer t(clock, [&] { ++n; });
+  t.mod_timer(Nanos(10));
+  t.mod_timer(Nanos(30));
+  clock.advance(Nanos(20));
+  CHECK(n == 0);
+  CHECK(t.pending());
+  CHECK(t.del_timer());
+  clock.advance(Nanos(20));
+  CHECK(n == 0);
+  CHECK_FALSE(t.pending());
+  CHECK(clock.pending_timers() == 0);
+}
+
+TEST_CASE("SystemClock fires a timer in real time") {
+  SystemClock clock;
+  clock.start();
+  std::mutex mu;
+  std::condition_variable cv;
+  bool fired = false;
+  Timer t(clock, [&] {
+    std::lock_guard lock(mu);
+    fired = true;
+    cv.notify_all();
+  });
+  t.schedule_in(std::chrono::milliseconds(20));
+  std::unique_lock lock(mu);
+  CHECK(cv.wait_for(lock, std::chrono::seconds(10), [&] { return fired; }));
+  CHECK(clock.now() >= std::chrono::milliseconds(20));
+}
+
+TEST_CASE("ConfigValue getters check types and name the key") {
+  ConfigValue root(ConfigValue::Type::Table, "", "m.toml", 1, 1);
+  ConfigValue v(ConfigValue::Type::String, "dcdbas.model", "m.toml", 3, 9);
+  v.set_scalar(std::string("R740"));
+  ConfigValue sec(ConfigValue::Type::Table, "dcdbas", "m.toml", 2, 1);
+  sec.set("model", v);
+  root.set("dcdbas", sec);
+  CHECK(root.require("dcdbas").get_string("model", "") == "R740");
+  CHECK(root.require("dcdbas").get_uint("absent", 4) == 4);
+  CHECK_THROWS_WITH_AS((void)root.require("dcdbas").get_int("model", 0),
+                       "m.toml:3:9: dcdbas.model: expected an integer, found a string", ConfigError);
+  std::vector<const ConfigValue*> unused;
+  root.collect_unused(unused);
+  CHECK(unused.empty());
+}
+
+TEST_CASE("Caller reads capabilities, comm and priority from /proc") {
+  Caller self(getpid(), getuid(), getgid());
+  CHECK_FALSE(self.comm().empty());
+  CHECK(self.prio() >= 0);
+  CHECK(self.prio() <= 139);
+  if (getuid() == 0) CHECK(self.capable(Capability::SysAdmin));
+  CHECK_FALSE(Caller::user(1000).capable(Capability::NetAdmin));
+  CHECK(Caller::root().capable(Capability::NetAdmin));
+  Caller gone(999999999, 0, 0);
+  CHECK_FALSE(gone.capable(Capability::SysAdmin));
+  CHECK(gone.prio() == 120);
+}
+
+}  // TEST_SUITE

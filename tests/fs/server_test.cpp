@@ -1,0 +1,131 @@
+// fs::Server: the sysfs contract without a mount, on the test device.
+#include "fs/server.hpp"
+
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <poll.h>
+
+#include "tests/support/test_env.hpp"
+
+using vsysfs::core::Caller;
+using vsysfs::testing::TestMachine;
+
+namespace {
+constexpr const char* kMachine = "[testdev]\nvalue = 3\n";
+constexpr const char* kDev = "devices/virtual/vsysfs_test/testdev0/";
+std::string p(const char* attr) { return std::string(kDev) + attr; }
+}  // namespace
+
+TEST_SUITE("server") {
+
+TEST_CASE("open applies the mode check even for root") {
+  TestMachine m(kMachine);
+  CHECK(m.open_errno(p("ro"), O_WRONLY) == -EACCES);
+  CHECK(m.open_errno(p("ro"), O_RDWR) == -EACCES);
+  CHECK(m.open_errno(p("wo"), O_RDONLY) == -EACCES);
+  CHECK(m.open_errno(p("wo"), O_WRONLY) == 0);
+  CHECK(m.open_errno(p("value"), O_RDWR) == 0);
+  CHECK(m.open_errno(std::string(kDev) + "stats", O_RDONLY) == -EISDIR);
+}
+
+TEST_CASE("getattr: sizes and modes") {
+  TestMachine m(kMachine);
+  auto attr = [&](const std::string& path) { return *m.server.getattr(m.tree.resolve(path)); };
+  CHECK(attr(p("value")).attr.st_size == 4096);
+  CHECK((attr(p("value")).attr.st_mode & 07777) == 0644);
+  CHECK(S_ISREG(attr(p("value")).attr.st_mode));
+  CHECK(attr(p("blob")).attr.st_size == 64);
+  CHECK(attr(p("stream")).attr.st_size == 0);
+  CHECK(S_ISDIR(attr(p("stats")).attr.st_mode));
+  CHECK(S_ISLNK(attr("class/vsysfs_test/testdev0").attr.st_mode));
+  CHECK(m.server.getattr(99999).error().value() == ENOENT);
+}
+
+TEST_CASE("read: show at offset 0 into a snapshot, slices elsewhere, re-show at 0") {
+  TestMachine m(kMachine);
+  auto fh = *m.server.open(m.tree.resolve(p("shows")), O_RDONLY);
+  auto root = Caller::root();
+  std::string first(m.server.read(root, fh.fh, 1, 0)->bytes());
+  std::string rest(m.server.read(root, fh.fh, 100, 1)->bytes());
+  CHECK(first + rest == "1\n");
+  CHECK(m.server.read(root, fh.fh, 100, 2)->bytes().empty());
+  CHECK(m.server.read(root, fh.fh, 100, 0)->bytes() == "2\n");
+  m.server.release(fh.fh);
+}
+
+TEST_CASE("write: offset ignored, page cap, NUL termination, zero length") {
+  TestMachine m(kMachine);
+  CHECK(m.write(p("value"), "12", Caller::root(), 4000) == 2);
+  CHECK(m.read(p("value")) == "12\n");
+  CHECK(m.write(p("sink"), std::string(9000, 'x')) == 4096);
+  CHECK(m.read(p("sink")) == "len=4096 nul=1\n");
+  CHECK(m.write(p("value"), "") == 0);
+  CHECK(m.write(p("value"), "nope") == -EINVAL);
+  CHECK(m.read(p("value")) == "12\n");
+}
+
+TEST_CASE("binary: size bounds, EFBIG, page per call") {
+  TestMachine m(kMachine);
+  CHECK(m.write(p("blob"), "abcdef", Caller::root(), 60) == 4);
+  CHECK(m.pread(p("blob"), 10, 60) == "abcd");
+  CHECK(m.pread(p("blob"), 10, 64).empty());
+  CHECK(m.write(p("blob"), "z", Caller::root(), 64) == -EFBIG);
+  CHECK(m.write(p("stream"), std::string(5000, 'q')) == 4096);
+  CHECK(m.pread(p("stream"), 10000, 0).size() == 4096);
+}
+
+TEST_CASE("poll reports POLLPRI|POLLERR after a notify, until the next show") {
+  TestMachine m(kMachine);
+  auto fh = *m.server.open(m.tree.resolve(p("value")), O_RDONLY);
+  auto root = Caller::root();
+  (void)m.server.read(root, fh.fh, 4096, 0);
+  const unsigned base = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM;
+  CHECK(m.server.poll(fh.fh, nullptr)->revents == base);
+  CHECK(m.write("kernel/debug/vsysfs/testdev/set", "5") == 1);
+  CHECK(m.server.poll(fh.fh, nullptr)->revents == (base | POLLPRI | POLLERR));
+  (void)m.server.read(root, fh.fh, 4096, 0);
+  CHECK(m.server.poll(fh.fh, nullptr)->revents == base);
+  m.server.release(fh.fh);
+}
+
+TEST_CASE("a removed device: lookups fail, open files get ENODEV") {
+  TestMachine m(kMachine);
+  CHECK(m.write("kernel/debug/vsysfs/testdev/hotplug", "add hot") == 7);
+  const auto ino = m.tree.resolve("devices/virtual/vsysfs_test/hot/value");
+  REQUIRE(ino != 0);
+  auto fh = *m.server.open(ino, O_RDONLY);
+  CHECK(m.write("kernel/debug/vsysfs/testdev/hotplug", "remove hot") == 10);
+  CHECK_FALSE(m.exists("devices/virtual/vsysfs_test/hot"));
+  CHECK_FALSE(m.exists("class/vsysfs_test/hot"));
+  CHECK(m.server.read(Caller::root(), fh.fh, 10, 0).error().value() == ENODEV);
+  CHECK(m.server.write(Caller::root(), fh.fh, "1", 0).error().value() == ENODEV);
+  m.server.release(fh.fh);
+  for (const char* bad : {"add", "add ", "add a/b", "add testdev0", "remove nothere", "frob x"}) {
+    CAPTURE(bad);
+    CHECK(m.write("kernel/debug/vsysfs/testdev/hotplug", bad) < 0);
+  }
+}
+
+TEST_CASE("setattr: chmod/chown stick; size changes are ignored (kernfs)") {
+  TestMachine m(kMachine);
+  const auto ino = m.tree.resolve(p("value"));
+  vsysfs::fs::SetAttrIn in;
+  in.set_mode = true;
+  in.mode = 0600;
+  in.set_size = true;
+  auto r = m.server.setattr(Caller::root(), ino, in);
+  REQUIRE(r);
+  CHECK((r->attr.st_mode & 07777) == 0600);
+  CHECK(r->attr.st_size == 4096);
+  CHECK(m.read(p("value")) == "3\n");
+}
+
+TEST_CASE("seq files have no page limit") {
+  TestMachine m(kMachine);
+  for (int i = 0; i < 200; ++i) CHECK(m.write(p("wo"), std::string(30, 'a' + i % 26)) == 30);
+  const std::string events = m.read("kernel/debug/vsysfs/events");
+  CHECK(events.size() > 4096);
+  CHECK(std::count(events.begin(), events.end(), '\n') >= 200);
+}
+
+}  // TEST_SUITE
