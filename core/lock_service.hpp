@@ -28,7 +28,10 @@
 // /proc/PID/stat: RT -> 99-rt_priority, nice -> 120+nice); an owner keeps
 // the same RtTask across files while it holds or waits, so a POSIX owner
 // that holds one file and waits for another carries its boost along the
-// chain. The turn is owned by at most one of:
+// chain. (A flock owner is an open file description, which refers to one
+// file, so flock chains never cross files; a process holding a flock on one
+// file and waiting for another through a second descriptor is two owners.)
+// The turn is owned by at most one of:
 //  - the exclusive holder: a granted flock LOCK_EX or whole-file POSIX write
 //    lock keeps the turn for as long as it is held, so every waiter queues
 //    in the RtMutex behind it and boosts it (rt_mutex PI);

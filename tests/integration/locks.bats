@@ -94,7 +94,7 @@ hold() {  # hold NICE_INCREMENT: a LOCK_EX holder for a minute; sets $holder
 
 @test "flock(1) as the holder: nice -n 19 flock FILE sleep; waiters are served in priority order" {
   chrt -f 10 true 2>/dev/null || skip "SCHED_FIFO not permitted here"
-  nice -n "$NICE19" flock -x "$T/value" sleep 3 &
+  nice -n "$NICE19" flock -x "$T/value" sleep 5 &
   holder=$!
   PIDS="$PIDS $holder"
   for _ in $(seq 200); do events_matching acquired locks >/dev/null && break; sleep 0.025; done
