@@ -165,3 +165,67 @@ hold() {  # hold NICE_INCREMENT: a LOCK_EX holder for a minute; sets $holder
   [ "$(cat "$BATS_TEST_TMPDIR/w")" = OK ]
   [ -z "$(cat "$LOCKS")" ]
 }
+
+@test "POSIX: a whole-file write lock (lockf) is boosted to its chrt -f 10 waiter" {
+  command -v python3 >/dev/null || skip "python3 needed for fcntl locks"
+  chrt -f 10 true 2>/dev/null || skip "SCHED_FIFO not permitted here"
+  lock_py='import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX)
+print("OK", flush=True)
+time.sleep(float(sys.argv[2]))'
+  nice -n "$NICE19" python3 -c "$lock_py" "$T/value" 60 > "$BATS_TEST_TMPDIR/holder" &
+  holder=$!
+  PIDS="$PIDS $holder"
+  wait_for "$BATS_TEST_TMPDIR/holder" OK
+  chrt -f 10 python3 -c "$lock_py" "$T/value" 0 > "$BATS_TEST_TMPDIR/rt" &
+  rt=$!
+  PIDS="$PIDS $rt"
+  wait_for "$LOCKS" "waiter pid=$rt "
+  [ "$(head -1 "$LOCKS")" = "$D/value posix" ]
+  grep -q "owner  pid=$holder comm=python3 normal_prio=139 prio=89 has_waiters=1 pending=0 role=exclusive" "$LOCKS"
+  grep -q "waiter pid=$rt comm=python3 prio=89 type=exclusive" "$LOCKS"
+  kill "$holder"
+  wait "$rt"
+  [ "$(cat "$BATS_TEST_TMPDIR/rt")" = OK ]
+  [ -z "$(cat "$LOCKS")" ]
+}
+
+@test "POSIX: F_SETLKW that closes a cycle of whole-file write locks gets EDEADLK" {
+  command -v python3 >/dev/null || skip "python3 needed for fcntl locks"
+  run timeout 20 python3 - "$T/value" "$T/secret" "$LOCKS" <<'PY'
+import errno, fcntl, os, sys, time
+value, secret, locks = sys.argv[1:4]
+fv = os.open(value, os.O_RDWR)
+fcntl.lockf(fv, fcntl.LOCK_EX)                 # the parent holds value
+r, w = os.pipe()
+child = os.fork()
+if child == 0:
+    fs = os.open(secret, os.O_RDWR)
+    fcntl.lockf(fs, fcntl.LOCK_EX)             # the child holds secret
+    os.write(w, b"x")
+    for _ in range(400):                       # until the parent waits for secret
+        if "waiter pid=%d " % os.getppid() in open(locks).read():
+            break
+        time.sleep(0.025)
+    fv2 = os.open(value, os.O_RDWR)
+    try:
+        fcntl.lockf(fv2, fcntl.LOCK_EX)
+        print("child OK", flush=True)
+    except OSError as e:
+        # errorcode[35] is spelled EDEADLOCK (an alias) by Python.
+        name = "EDEADLK" if e.errno == errno.EDEADLK else errno.errorcode[e.errno]
+        print("child", name, flush=True)
+    os._exit(0)
+os.read(r, 1)
+fs = os.open(secret, os.O_RDWR)
+fcntl.lockf(fs, fcntl.LOCK_EX)                 # granted when the child exits
+os.waitpid(child, 0)
+print("parent OK", flush=True)
+PY
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [ "${lines[0]}" = "child EDEADLK" ]
+  [ "${lines[1]}" = "parent OK" ]
+  events_matching deadlock locks | grep -q EDEADLK
+}
