@@ -1,5 +1,9 @@
+// core/lock_service: see the header for the design (an RtMutex "turn" per
+// file and lock domain, shared and range locks beside it).
+
 #include "core/lock_service.hpp"
 
+#include <algorithm>
 #include <cerrno>
 
 #include <fmt/format.h>
@@ -8,6 +12,13 @@ namespace vsysfs::core {
 namespace {
 
 bool overlaps(PosixRange a, PosixRange b) { return a.start <= b.end && b.start <= a.end; }
+bool whole_file(PosixRange r) { return r.start == 0 && r.end == UINT64_MAX; }
+
+// Requests that keep the turn while granted: flock LOCK_EX and whole-file
+// POSIX write locks (the locks exclusive_holder() reports).
+bool exclusive_kind(bool flock, LockType type, PosixRange range) {
+  return type == LockType::Write && (flock || whole_file(range));
+}
 
 const char* type_name(LockType t) {
   switch (t) {
@@ -18,13 +29,109 @@ const char* type_name(LockType t) {
   return "?";
 }
 
+const char* kind_name(bool flock) { return flock ? "flock" : "posix"; }
+
+std::string range_name(PosixRange r) {
+  return r.end == UINT64_MAX ? fmt::format("{}-EOF", r.start) : fmt::format("{}-{}", r.start, r.end);
+}
+
 }  // namespace
 
-void LockService::log(const char* what, const std::string& file, const LockOwner& owner,
-                      const char* result) {
+LockService::LockService(Env& env, WakeMode mode) : env_(env), mode_(mode) {}
+
+LockService::~LockService() {
+  std::lock_guard lock(mu_);
+  // Queued requests leave their queues (a pending owner gets the lock from
+  // cancel_wait and gives it back); then every turn still owned is given
+  // back, with no waiter left to hand it to.
+  for (auto& [ticket, r] : requests_) {
+    if (r.draining) continue;
+    RtMutex& mx = *files_.at(r.key).dom(r.flock).mx;
+    auto res = mx.cancel_wait(*r.slot->rt, Errno{EINTR});
+    if (res && *res == LockStep::acquired) mx.unlock(*r.slot->rt);
+  }
+  for (auto& [key, f] : files_) {
+    for (Domain* d : {&f.flock_dom, &f.posix_dom}) {
+      if (d->xholder) d->mx->unlock(*d->xholder->rt);
+      if (d->drainer) d->mx->unlock(*d->drainer->slot->rt);
+    }
+  }
+  requests_.clear();
+  files_.clear();
+  slots_.clear();
+}
+
+void LockService::log(const char* what, const std::string& file, bool flock,
+                      const LockOwner& owner, const char* result) {
   env_.events.record(nullptr, "locks", what, result,
-                     {{"file", file}, {"pid", owner.pid}, {"comm", owner.comm},
-                      {"prio", owner.prio}});
+                     {{"file", file}, {"kind", kind_name(flock)}, {"pid", owner.pid},
+                      {"comm", owner.comm}, {"prio", owner.prio}});
+}
+
+LockService::File& LockService::file_of(std::uint64_t key, const std::string& name) {
+  auto [it, inserted] = files_.try_emplace(key);
+  File& f = it->second;
+  if (inserted) {
+    f.name = name;
+    for (bool flock : {true, false}) {
+      Domain& d = f.dom(flock);
+      d.mx = std::make_unique<RtMutex>(name);
+      // Runs under the RtMutex's wait_lock or a pi_lock: only the event log.
+      d.mx->set_observer([this, file = name, flock](const RtMutexEvent& ev) {
+        env_.events.record(nullptr, "locks", to_string(ev.kind), "OK",
+                           {{"file", file},
+                            {"kind", kind_name(flock)},
+                            {"pid", ev.task->pid()},
+                            {"comm", ev.task->name()},
+                            {"other_pid", ev.other ? ev.other->pid() : 0},
+                            {"old_prio", ev.old_prio},
+                            {"new_prio", ev.new_prio}});
+      });
+    }
+  }
+  return f;
+}
+
+// The RtTask of a lock owner: its idle task (the one holding turns first,
+// so that chains and deadlocks across files are seen), or a new one. An
+// idle task that holds nothing is remade when the requester's priority or
+// pid changed (normal_prio is fixed for an RtTask's life).
+LockService::Slot& LockService::slot_for(const LockOwner& owner) {
+  auto& v = slots_[owner.owner];
+  Slot* pick = nullptr;
+  for (auto& s : v) {
+    if (s->request) continue;
+    if (!pick || s->turns > pick->turns) pick = s.get();
+  }
+  const int prio = std::clamp(owner.prio, 0, kMaxPrio - 1);
+  auto make_task = [&] {
+    auto t = std::make_unique<RtTask>(owner.comm, owner.pid, prio);
+    // wake_up_process of a new pending owner: runs at the end of an
+    // RtMutex::unlock we made under mu_; the wake-up itself runs later.
+    t->set_wake_hook([this](RtTask& task, RtMutex& mx) {
+      std::lock_guard wl(wake_mu_);
+      wakes_.push_back({&task, &mx});
+    });
+    return t;
+  };
+  if (pick && pick->turns == 0 && (pick->rt->normal_prio() != prio || pick->rt->pid() != owner.pid))
+    pick->rt = make_task();
+  if (!pick) {
+    v.push_back(std::make_unique<Slot>());
+    pick = v.back().get();
+    pick->rt = make_task();
+  }
+  pick->who = owner;
+  return *pick;
+}
+
+void LockService::gc_slots(std::uint64_t owner) {
+  auto it = slots_.find(owner);
+  if (it == slots_.end()) return;
+  std::erase_if(it->second, [](const std::unique_ptr<Slot>& s) {
+    return s->request == nullptr && s->turns == 0;
+  });
+  if (it->second.empty()) slots_.erase(it);
 }
 
 bool LockService::conflicts(const File& f, bool flock, LockType type, PosixRange range,
@@ -70,20 +177,114 @@ void LockService::apply(File& f, bool flock, LockType type, PosixRange range,
   if (type != LockType::Unlock) f.held.push_back({flock, type, range, owner});
 }
 
-void LockService::grant_waiters(std::uint64_t key, File& f, std::vector<Done>& ready) {
-  (void)key;
-  for (auto it = f.waiters.begin(); it != f.waiters.end();) {
-    if (conflicts(f, it->flock, it->type, it->range, it->owner.owner)) {
-      // flock waiters keep their order: a later shared request does not
-      // overtake an earlier exclusive one of higher priority.
-      ++it;
-      continue;
+bool LockService::holds_exclusive(const File& f, bool flock, std::uint64_t owner) const {
+  return std::any_of(f.held.begin(), f.held.end(), [&](const HeldLock& h) {
+    return h.flock == flock && h.owner.owner == owner && exclusive_kind(flock, h.type, h.range);
+  });
+}
+
+// Locking: REQUIRES mu_. The wake-up of the next owner is queued (wakes_).
+void LockService::pass_turn(Domain& d, Slot& s) { d.mx->unlock(*s.rt); }
+
+void LockService::finish(Request& r, Status st, Completions& out) {
+  out.emplace_back(std::move(r.done), st);
+  const std::uint64_t owner = r.owner.owner;
+  if (r.slot) r.slot->request = nullptr;
+  requests_.erase(r.ticket);
+  gc_slots(owner);
+}
+
+// Locking: REQUIRES mu_.
+void LockService::settle(File& f, bool flock, Completions& out) {
+  Domain& d = f.dom(flock);
+  if (d.xholder && !holds_exclusive(f, flock, d.xholder->who.owner)) {
+    Slot* s = d.xholder;
+    d.xholder = nullptr;
+    --s->turns;
+    pass_turn(d, *s);
+    gc_slots(s->who.owner);
+  }
+  if (d.drainer && !conflicts(f, flock, d.drainer->type, d.drainer->range,
+                              d.drainer->owner.owner)) {
+    grant(f, *d.drainer, out);
+  }
+}
+
+// r's task owns d.mx. Locking: REQUIRES mu_.
+void LockService::grant(File& f, Request& r, Completions& out) {
+  const bool flock = r.flock;
+  Domain& d = f.dom(flock);
+  if (d.drainer == &r) d.drainer = nullptr;
+  apply(f, flock, r.type, r.range, r.owner);
+  log(r.waited ? "granted" : "acquired", f.name, flock, r.owner, type_name(r.type));
+  Slot* s = r.slot;
+  if (exclusive_kind(flock, r.type, r.range)) {
+    d.xholder = s;
+    ++s->turns;
+  } else {
+    // A shared or range lock is granted and the turn passes on at once.
+    pass_turn(d, *s);
+  }
+  finish(r, Status{}, out);
+  settle(f, flock, out);
+}
+
+void LockService::take_turn(File& f, Request& r, Completions& out) {
+  if (conflicts(f, r.flock, r.type, r.range, r.owner.owner)) {
+    r.draining = true;
+    r.waited = true;
+    f.dom(r.flock).drainer = &r;
+    log("draining", f.name, r.flock, r.owner, type_name(r.type));
+    return;
+  }
+  grant(f, r, out);
+}
+
+void LockService::complete(Completions& out) {
+  for (auto& [done, st] : out) done(st);
+  out.clear();
+  if (mode_ == WakeMode::immediate) run_wakeups();
+}
+
+void LockService::run_wakeups() {
+  for (;;) {
+    Completions out;
+    {
+      std::lock_guard lock(mu_);
+      std::vector<Wake> wakes;
+      {
+        std::lock_guard wl(wake_mu_);
+        wakes.swap(wakes_);
+      }
+      if (wakes.empty()) return;
+      for (const Wake& w : wakes) process_wake(w, out);
     }
-    apply(f, it->flock, it->type, it->range, it->owner);
-    log("granted", f.name, it->owner, type_name(it->type));
-    ticket_file_.erase(it->ticket);
-    ready.push_back(std::move(it->done));
-    it = f.waiters.erase(it);
+    for (auto& [done, st] : out) done(st);
+  }
+}
+
+// The woken task runs: one more turn of its slow-path loop. The wake may be
+// stale (its request ended, or its task was freed): only a queued request
+// whose task and lock match is resumed, so a stale pointer is never used.
+void LockService::process_wake(const Wake& w, Completions& out) {
+  Request* r = nullptr;
+  for (auto& [ticket, req] : requests_) {
+    if (req.draining || req.slot->rt.get() != w.task) continue;
+    if (files_.at(req.key).dom(req.flock).mx.get() != w.lock) continue;
+    r = &req;
+    break;
+  }
+  if (!r) return;
+  File& f = files_.at(r->key);
+  auto res = w.lock->try_finish(*w.task);
+  if (!res) {
+    log("deadlock", f.name, r->flock, r->owner, std::string(res.error().name()).c_str());
+    finish(*r, res.error(), out);
+  } else if (*res == LockStep::acquired) {
+    take_turn(f, *r, out);
+  } else if (*res == LockStep::waiting) {
+    // Robbed of the pending ownership by a higher-priority task: re-queued.
+    log("requeued", f.name, r->flock, r->owner, type_name(r->type));
   }
 }
 
@@ -97,52 +298,84 @@ LockService::Ticket LockService::new_ticket() {
 void LockService::request(Ticket ticket, std::uint64_t key, const std::string& name, bool flock,
                           LockOwner owner, LockType type, PosixRange range, bool wait,
                           Done done) {
-  std::vector<Done> ready;
-  Status immediate;
-  bool queued = false;
+  Completions out;
   {
     std::lock_guard lock(mu_);
     reserved_.erase(ticket);
-    File& f = files_[key];
-    if (f.name.empty()) f.name = name;
+    File& f = file_of(key, name);
+    Domain& d = f.dom(flock);
     if (precancelled_.erase(ticket)) {
-      immediate = Errno{EINTR};
-      log("interrupted", f.name, owner, "EINTR");
+      log("interrupted", f.name, flock, owner, "EINTR");
+      out.emplace_back(std::move(done), Errno{EINTR});
     } else if (type == LockType::Unlock) {
       drop(f, flock, owner.owner, range);
-      log("unlock", f.name, owner, "OK");
-      grant_waiters(key, f, ready);
+      log("unlock", f.name, flock, owner, "OK");
+      settle(f, flock, out);
+      out.emplace_back(std::move(done), Status{});
     } else {
-      // Kernel: flock_lock_inode drops an existing lock of this file
-      // description before trying a conversion, so waiters may get in.
+      bool finished = false;
       if (flock) {
-        bool had = false;
-        for (const HeldLock& h : f.held)
-          if (h.flock && h.owner.owner == owner.owner) had = true;
-        if (had) {
+        auto own = std::find_if(f.held.begin(), f.held.end(), [&](const HeldLock& h) {
+          return h.flock && h.owner.owner == owner.owner;
+        });
+        if (own != f.held.end() && own->type == type) {
+          // flock_lock_inode: the same type again is a no-op.
+          log("acquired", f.name, flock, owner, type_name(type));
+          out.emplace_back(std::move(done), Status{});
+          finished = true;
+        } else if (own != f.held.end()) {
+          // A conversion drops the old lock first, so waiters may get in.
           drop(f, true, owner.owner, range);
-          grant_waiters(key, f, ready);
+          settle(f, true, out);
         }
       }
-      if (!conflicts(f, flock, type, range, owner.owner)) {
+      if (finished) {
+      } else if (d.xholder && d.xholder->who.owner == owner.owner) {
+        // POSIX: the owner of a whole-file write lock changes its own locks;
+        // nobody else holds anything here.
         apply(f, flock, type, range, owner);
-        log("acquired", f.name, owner, type_name(type));
+        log("acquired", f.name, flock, owner, type_name(type));
+        settle(f, flock, out);
+        out.emplace_back(std::move(done), Status{});
       } else if (!wait) {
-        immediate = Errno{EAGAIN};  // EWOULDBLOCK == EAGAIN on Linux
-        log("contended", f.name, owner, "EAGAIN");
+        Slot* s = nullptr;
+        if (!conflicts(f, flock, type, range, owner.owner)) {
+          s = &slot_for(owner);
+          if (!d.mx->trylock(*s->rt)) s = nullptr;
+        }
+        if (!s) {
+          // A conflicting lock, or the turn is taken (a queued writer
+          // waiting for readers, a pending owner).
+          log("contended", f.name, flock, owner, "EAGAIN");
+          out.emplace_back(std::move(done), Errno{EAGAIN});  // EWOULDBLOCK == EAGAIN
+          gc_slots(owner.owner);
+        } else {
+          Request& r = requests_[ticket];
+          r = Request{ticket, key, flock, type, range, owner, std::move(done), s};
+          s->request = &r;
+          grant(f, r, out);
+        }
       } else {
-        queued = true;
-        Waiter w{ticket, flock, type, range, owner, std::move(done), arrivals_++};
-        auto pos = f.waiters.begin();
-        while (pos != f.waiters.end() && pos->owner.prio <= w.owner.prio) ++pos;
-        f.waiters.insert(pos, std::move(w));
-        ticket_file_[ticket] = key;
-        log("blocked", f.name, owner, type_name(type));
+        Slot& s = slot_for(owner);
+        Request& r = requests_[ticket];
+        r = Request{ticket, key, flock, type, range, owner, std::move(done), &s};
+        s.request = &r;
+        // POSIX F_SETLKW reports deadlocks (fs/locks.c posix_locks_deadlock);
+        // flock has none: a cycle just waits until interrupted.
+        auto res = d.mx->begin_lock(*s.rt, LockOptions{.detect_deadlock = !flock});
+        if (!res) {
+          log("deadlock", f.name, flock, owner, std::string(res.error().name()).c_str());
+          finish(r, res.error(), out);
+        } else if (*res == LockStep::acquired) {
+          take_turn(f, r, out);
+        } else {
+          r.waited = true;
+          log("blocked", f.name, flock, owner, type_name(type));
+        }
       }
     }
   }
-  for (auto& fn : ready) fn(Status{});
-  if (!queued) done(immediate);
+  complete(out);
 }
 
 void LockService::flock(Ticket ticket, std::uint64_t key, const std::string& name,
@@ -170,55 +403,70 @@ std::optional<HeldLock> LockService::getlk(std::uint64_t key, const LockOwner& o
 }
 
 void LockService::cancel(Ticket ticket) {
-  Done done;
+  Completions out;
   {
     std::lock_guard lock(mu_);
-    auto t = ticket_file_.find(ticket);
-    if (t == ticket_file_.end()) {
+    auto it = requests_.find(ticket);
+    if (it == requests_.end()) {
       // Not queued: either done already (nothing to do) or not yet made.
       if (reserved_.erase(ticket)) precancelled_.insert(ticket);
       return;
     }
-    File& f = files_[t->second];
-    ticket_file_.erase(t);
-    for (auto it = f.waiters.begin(); it != f.waiters.end(); ++it) {
-      if (it->ticket != ticket) continue;
-      log("interrupted", f.name, it->owner, "EINTR");
-      done = std::move(it->done);
-      f.waiters.erase(it);
-      break;
+    Request& r = it->second;
+    File& f = files_.at(r.key);
+    Domain& d = f.dom(r.flock);
+    bool granted = false;
+    if (r.draining) {
+      d.drainer = nullptr;
+      pass_turn(d, *r.slot);
+    } else {
+      // Leaves the RtMutex queue: the owner is deboosted and the chain
+      // re-walked (remove_waiter).
+      auto res = d.mx->cancel_wait(*r.slot->rt, Errno{EINTR});
+      if (res && *res == LockStep::acquired) {
+        // Kernel quirk: rt_mutex_slowlock tries to take the lock before it
+        // looks at the signal, so an interrupted pending owner gets it. The
+        // lock is granted if nothing conflicts; else the turn goes on.
+        if (!conflicts(f, r.flock, r.type, r.range, r.owner.owner)) {
+          granted = true;
+          grant(f, r, out);
+        } else {
+          pass_turn(d, *r.slot);
+        }
+      }
+    }
+    if (!granted) {
+      log("interrupted", f.name, r.flock, r.owner, "EINTR");
+      finish(r, Errno{EINTR}, out);
     }
   }
-  if (done) done(Errno{EINTR});
+  complete(out);
+}
+
+void LockService::release(std::uint64_t key, bool flock, std::uint64_t owner) {
+  Completions out;
+  {
+    std::lock_guard lock(mu_);
+    auto it = files_.find(key);
+    if (it == files_.end()) return;
+    File& f = it->second;
+    const std::size_t before = f.held.size();
+    drop(f, flock, owner, PosixRange{});
+    if (f.held.size() != before) {
+      env_.events.record(nullptr, "locks", "released", "OK",
+                         {{"file", f.name}, {"kind", kind_name(flock)}});
+    }
+    settle(f, flock, out);
+  }
+  complete(out);
 }
 
 void LockService::release_flock(std::uint64_t key, std::uint64_t owner) {
-  std::vector<Done> ready;
-  {
-    std::lock_guard lock(mu_);
-    auto it = files_.find(key);
-    if (it == files_.end()) return;
-    const std::size_t before = it->second.held.size();
-    drop(it->second, true, owner, PosixRange{});
-    if (it->second.held.size() != before) {
-      env_.events.record(nullptr, "locks", "released", "OK", {{"file", it->second.name}});
-      grant_waiters(key, it->second, ready);
-    }
-  }
-  for (auto& fn : ready) fn(Status{});
+  release(key, true, owner);
 }
 
 void LockService::release_posix(std::uint64_t key, std::uint64_t owner) {
-  std::vector<Done> ready;
-  {
-    std::lock_guard lock(mu_);
-    auto it = files_.find(key);
-    if (it == files_.end()) return;
-    const std::size_t before = it->second.held.size();
-    drop(it->second, false, owner, PosixRange{});
-    if (it->second.held.size() != before) grant_waiters(key, it->second, ready);
-  }
-  for (auto& fn : ready) fn(Status{});
+  release(key, false, owner);
 }
 
 std::optional<LockOwner> LockService::exclusive_holder(std::uint64_t key) const {
@@ -226,23 +474,79 @@ std::optional<LockOwner> LockService::exclusive_holder(std::uint64_t key) const 
   auto it = files_.find(key);
   if (it == files_.end()) return std::nullopt;
   for (const HeldLock& h : it->second.held) {
-    if (h.type != LockType::Write) continue;
-    if (h.flock || (h.range.start == 0 && h.range.end == UINT64_MAX)) return h.owner;
+    if (exclusive_kind(h.flock, h.type, h.range)) return h.owner;
   }
   return std::nullopt;
 }
 
-void LockService::render(std::string& out) const {
+std::vector<ContendedLock> LockService::contended() const {
   std::lock_guard lock(mu_);
+  auto slot_of = [this](const RtTask* t) -> const Slot* {
+    for (const auto& [owner, v] : slots_)
+      for (const auto& s : v)
+        if (s->rt.get() == t) return s.get();
+    return nullptr;
+  };
+  std::vector<ContendedLock> out;
   for (const auto& [key, f] : files_) {
-    if (f.held.empty() && f.waiters.empty()) continue;
-    out += fmt::format("{}\n", f.name);
-    for (const HeldLock& h : f.held)
-      out += fmt::format("  holder  pid={} comm={} {} {} prio={}\n", h.owner.pid, h.owner.comm,
-                         h.flock ? "flock" : "posix", type_name(h.type), h.owner.prio);
-    for (const Waiter& w : f.waiters)
-      out += fmt::format("  waiter  pid={} comm={} {} {} prio={}\n", w.owner.pid, w.owner.comm,
-                         w.flock ? "flock" : "posix", type_name(w.type), w.owner.prio);
+    for (bool flock : {true, false}) {
+      const Domain& d = f.dom(flock);
+      const RtMutexSnapshot snap = d.mx->snapshot();
+      if (snap.waiters.empty() && !d.drainer && !snap.word.pending) continue;
+      ContendedLock c;
+      c.key = key;
+      c.file = f.name;
+      c.flock = flock;
+      c.has_waiters = snap.word.has_waiters;
+      c.pending = snap.word.pending;
+      if (snap.word.owner) {
+        const Slot* s = slot_of(snap.word.owner);
+        c.owner = s ? s->who : LockOwner{0, snap.word.owner->pid(), snap.word.owner->name(), 0};
+        c.role = snap.word.pending                     ? "pending"
+                 : (d.drainer && d.drainer->slot == s) ? "draining"
+                 : (d.xholder == s)                    ? "exclusive"
+                                                       : "?";
+        c.normal_prio = snap.word.owner->normal_prio();
+        c.prio = snap.word.owner->prio();
+      }
+      for (const WaiterInfo& w : snap.waiters) {
+        ContendedLock::Queued q;
+        if (const Slot* s = slot_of(w.task)) {
+          q.owner = s->request ? s->request->owner : s->who;
+          if (s->request) q.type = s->request->type;
+        }
+        q.prio = w.prio;
+        c.waiters.push_back(std::move(q));
+      }
+      for (const HeldLock& h : f.held)
+        if (h.flock == flock) c.holders.push_back(h);
+      out.push_back(std::move(c));
+    }
+  }
+  return out;
+}
+
+void LockService::render(std::string& out) const {
+  for (const ContendedLock& c : contended()) {
+    out += fmt::format("{} {}\n", c.file, kind_name(c.flock));
+    if (c.owner) {
+      out += fmt::format("  owner  pid={} comm={} normal_prio={} prio={} has_waiters={} "
+                         "pending={} role={}\n",
+                         c.owner->pid, c.owner->comm, c.normal_prio, c.prio, int(c.has_waiters),
+                         int(c.pending), c.role);
+    } else {
+      out += fmt::format("  owner  none has_waiters={} pending={}\n", int(c.has_waiters),
+                         int(c.pending));
+    }
+    for (const ContendedLock::Queued& q : c.waiters)
+      out += fmt::format("  waiter pid={} comm={} prio={} type={}\n", q.owner.pid, q.owner.comm,
+                         q.prio, type_name(q.type));
+    for (const HeldLock& h : c.holders) {
+      // The exclusive holder is the owner line already.
+      if (c.role == "exclusive" && c.owner && h.owner.owner == c.owner->owner) continue;
+      out += fmt::format("  holder pid={} comm={} prio={} type={} range={}\n", h.owner.pid,
+                         h.owner.comm, h.owner.prio, type_name(h.type), range_name(h.range));
+    }
   }
 }
 

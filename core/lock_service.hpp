@@ -9,24 +9,71 @@
 //
 // Semantics follow the kernel's fs/locks.c:
 //  - flock: per open file description (the FUSE lock owner); LOCK_SH is
-//    shared, LOCK_EX exclusive; a conversion first drops the old lock (not
-//    atomic, as flock_lock_inode); LOCK_NB conflicts give EWOULDBLOCK.
+//    shared, LOCK_EX exclusive; asking again for the type already held is a
+//    no-op; a conversion first drops the old lock (not atomic, as
+//    flock_lock_inode), so waiters may get in; LOCK_NB conflicts give
+//    EWOULDBLOCK (== EAGAIN).
 //  - POSIX: per lock owner (process), byte ranges, F_RDLCK/F_WRLCK/F_UNLCK;
 //    a new lock replaces the owner's overlapping ranges; F_SETLK conflicts
-//    give EAGAIN; getlk reports the first conflicting lock.
+//    give EAGAIN; getlk reports the first conflicting lock; F_SETLKW that
+//    would close a cycle of whole-file write locks gives EDEADLK.
 //  - flock and POSIX locks do not conflict with each other (Linux).
-// Waiters are served in priority order (kernel numeric prio, lower first),
-// FIFO among equals.
 //
-// Thread-safety: every member may be called from any thread. Callbacks run
-// without the service's lock held, exactly once per queued request.
+// Design: priority inheritance (issue 4; reference/kernel-semantics.md
+// section 7; shared/seeds/002_baf967e46e1240cf.txt).
+//
+// Each file has two lock domains (flock, POSIX), and each domain one
+// core::RtMutex, the "turn". Every requesting lock owner gets a core::RtTask
+// whose normal priority is the caller's (LockOwner::prio, from
+// /proc/PID/stat: RT -> 99-rt_priority, nice -> 120+nice); an owner keeps
+// the same RtTask across files while it holds or waits, so a POSIX owner
+// that holds one file and waits for another carries its boost along the
+// chain. (A flock owner is an open file description, which refers to one
+// file, so flock chains never cross files; a process holding a flock on one
+// file and waiting for another through a second descriptor is two owners.)
+// The turn is owned by at most one of:
+//  - the exclusive holder: a granted flock LOCK_EX or whole-file POSIX write
+//    lock keeps the turn for as long as it is held, so every waiter queues
+//    in the RtMutex behind it and boosts it (rt_mutex PI);
+//  - the drainer: a request that got the turn but still conflicts with
+//    granted shared/range locks of other owners; it keeps the turn (others
+//    queue behind it, and boost it) until those are released;
+//  - transiently, a pending owner (2.6.18 hand-over: the top waiter is
+//    woken and takes the turn when it runs; a strictly higher-priority
+//    newcomer may steal it first).
+// Shared and range locks (flock LOCK_SH, POSIX read locks, POSIX write
+// locks on part of the file) are tracked beside the RtMutex in the file's
+// granted-lock list. Like PREEMPT_RT's rwbase_rt, a shared/range request
+// is granted at once when the turn is free and nothing granted conflicts;
+// otherwise it takes the turn through the RtMutex (queueing in priority
+// order, FIFO among equals), and once it has it and nothing conflicts it
+// is granted and passes the turn on at once. So waiters of every kind are
+// served in priority order, and a waiting writer keeps later readers out.
+// Deviations from fs/locks.c, which has no fairness at all: a shared
+// request that would be compatible with the granted locks still waits
+// (or gets EAGAIN with LOCK_NB / F_SETLK) while the turn is taken by a
+// waiting writer or a pending owner. Limits: shared and range holders are
+// not boosted (an rt-mutex has one owner; rwbase_rt does not boost readers
+// either); POSIX deadlocks are detected only through whole-file write locks
+// (the RtMutex chain), not through range locks.
+//
+// Hand-overs, steals, boosts and deboosts are logged (device "locks") by
+// the RtMutex observer; grants, blocks, interrupts and releases too.
+// Wake-ups of pending owners are processed after the operation that caused
+// them has dropped the service lock (WakeMode::immediate, the daemon), or
+// only when run_wakeups() is called (WakeMode::deferred, for tests that
+// script a steal).
+//
+// Thread-safety: every member may be called from any thread. One service
+// mutex serializes all state and every RtMutex call; callbacks run without
+// it held, exactly once per request.
 
 #include <sys/types.h>
 
 #include <cstdint>
 #include <functional>
-#include <list>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -35,6 +82,7 @@
 
 #include "core/env.hpp"
 #include "core/result.hpp"
+#include "core/rt_mutex.hpp"
 
 namespace vsysfs::core {
 
@@ -59,30 +107,65 @@ struct HeldLock {
   LockOwner owner;
 };
 
+// One contended lock domain, for the `locks` file and for tests.
+struct ContendedLock {
+  struct Queued {
+    LockOwner owner;
+    LockType type = LockType::Write;
+    int prio = 0;  // its key in the RtMutex wait list
+  };
+  std::uint64_t key = 0;
+  std::string file;
+  bool flock = true;
+  // Owner of the turn (exclusive holder, drainer or pending owner), if any.
+  std::optional<LockOwner> owner;
+  std::string role;  // "exclusive", "draining", "pending" or "" (no owner)
+  int normal_prio = 0;
+  int prio = 0;      // effective (boosted) priority of the owner's RtTask
+  bool has_waiters = false;  // owner word bit1
+  bool pending = false;      // owner word bit0
+  std::vector<Queued> waiters;   // RtMutex queue order, top waiter first
+  std::vector<HeldLock> holders; // granted locks of this domain
+};
+
 class LockService {
  public:
   using Done = std::function<void(Status)>;
   using Ticket = std::uint64_t;
+  enum class WakeMode {
+    immediate,  // a woken pending owner runs right after the waking operation
+    deferred,   // ... only in run_wakeups() (tests script steals with it)
+  };
 
-  explicit LockService(Env& env) : env_(env) {}
+  explicit LockService(Env& env, WakeMode mode = WakeMode::immediate);
+  // Drops every lock and queued request without calling their callbacks
+  // (the FUSE session is gone by then).
+  ~LockService();
+  LockService(const LockService&) = delete;
+  LockService& operator=(const LockService&) = delete;
 
   // A ticket names one request. Take it before making the request so an
   // interrupt can be registered first: cancel() of a ticket whose request
   // has not arrived yet makes that request fail with EINTR when it does.
+  // Locking: service lock. Context: any thread.
   Ticket new_ticket();
 
   // flock(2) on file `key`. `done` is called exactly once: at once when the
   // lock is granted or refused, or later (granted, or EINTR on cancel).
+  // Locking: service lock, then RtMutex internals; callbacks run after it
+  // is dropped. Context: FUSE worker; never blocks on a held lock.
   void flock(Ticket ticket, std::uint64_t key, const std::string& name, LockOwner owner,
              LockType type, bool wait, Done done);
-  // F_SETLK / F_SETLKW.
+  // F_SETLK / F_SETLKW. Locking, context: as flock.
   void setlk(Ticket ticket, std::uint64_t key, const std::string& name, LockOwner owner,
              LockType type, PosixRange range, bool wait, Done done);
-  // F_GETLK: the first lock that would conflict, if any.
+  // F_GETLK: the first lock that would conflict, if any. Locking: service lock.
   std::optional<HeldLock> getlk(std::uint64_t key, const LockOwner& owner, LockType type,
                                 PosixRange range) const;
 
-  // Interrupt: a queued request leaves the queue and completes with EINTR.
+  // Interrupt: a queued request leaves the queue at once (its owner's
+  // boost of the holder goes) and completes with EINTR. Locking, context:
+  // as flock (the FUSE interrupt handler).
   void cancel(Ticket ticket);
   // Close of an open file description: drops its flock (flock_release).
   void release_flock(std::uint64_t key, std::uint64_t owner);
@@ -90,46 +173,102 @@ class LockService {
   void release_posix(std::uint64_t key, std::uint64_t owner);
 
   // Who holds file `key` exclusively (flock LOCK_EX or a whole-file POSIX
-  // write lock), for devices that care.
+  // write lock), for devices that care. Locking: service lock.
   std::optional<LockOwner> exclusive_holder(std::uint64_t key) const;
 
-  // The contended-lock table for kernel/debug/vsysfs/locks.
+  // Every contended domain (a waiter queued, a drainer, or a pending
+  // owner), by file. Locking: service lock, then each RtMutex's wait_lock.
+  std::vector<ContendedLock> contended() const;
+  // The contended-lock table for kernel/debug/vsysfs/locks (format in
+  // devices/lock_debug.hpp).
   void render(std::string& out) const;
 
+  // Runs the wake-ups of pending owners queued so far (and those they
+  // cause). Automatic after every operation with WakeMode::immediate.
+  // Locking: service lock, dropped around callbacks. Context: any thread.
+  void run_wakeups();
+
  private:
-  struct Waiter {
-    Ticket ticket;
-    bool flock;
-    LockType type;
-    PosixRange range;
-    LockOwner owner;
-    Done done;
-    std::uint64_t arrival;
+  struct Request;
+  // A lock owner's RtTask. One per owner normally; a second request of an
+  // owner whose task is already waiting (two threads of one process) gets
+  // an extra slot.
+  struct Slot {
+    std::unique_ptr<RtTask> rt;
+    LockOwner who;               // the requester it was made for
+    Request* request = nullptr;  // its unfinished request (queued or draining)
+    int turns = 0;               // domains where it is the exclusive holder
+  };
+  struct Domain {
+    std::unique_ptr<RtMutex> mx;
+    Slot* xholder = nullptr;     // owns mx: granted exclusive lock
+    Request* drainer = nullptr;  // owns mx: waits for conflicting holders
   };
   struct File {
     std::string name;
     std::vector<HeldLock> held;
-    std::list<Waiter> waiters;  // priority order, FIFO among equals
+    Domain flock_dom, posix_dom;
+    Domain& dom(bool flock) { return flock ? flock_dom : posix_dom; }
+    const Domain& dom(bool flock) const { return flock ? flock_dom : posix_dom; }
   };
+  struct Request {
+    Ticket ticket = 0;
+    std::uint64_t key = 0;
+    bool flock = true;
+    LockType type = LockType::Write;
+    PosixRange range;
+    LockOwner owner;
+    Done done;
+    Slot* slot = nullptr;
+    bool draining = false;  // else queued in the RtMutex
+    bool waited = false;    // blocked at some point: logged "granted", not "acquired"
+  };
+  struct Wake {
+    RtTask* task;
+    RtMutex* lock;
+  };
+  using Completions = std::vector<std::pair<Done, Status>>;
 
+  File& file_of(std::uint64_t key, const std::string& name);
+  Slot& slot_for(const LockOwner& owner);
+  void gc_slots(std::uint64_t owner);
   bool conflicts(const File& f, bool flock, LockType type, PosixRange range,
                  std::uint64_t owner) const;
   void apply(File& f, bool flock, LockType type, PosixRange range, const LockOwner& owner);
   void drop(File& f, bool flock, std::uint64_t owner, PosixRange range);
-  // Grants what can be granted now; collects callbacks to run unlocked.
-  void grant_waiters(std::uint64_t key, File& f, std::vector<Done>& ready);
+  bool holds_exclusive(const File& f, bool flock, std::uint64_t owner) const;
+  // After any change of f.held in domain `flock`: the exclusive holder that
+  // no longer holds an exclusive lock passes the turn on; a drainer that no
+  // longer conflicts is granted.
+  void settle(File& f, bool flock, Completions& out);
+  // r's slot owns the turn: grant r, or make it the drainer.
+  void take_turn(File& f, Request& r, Completions& out);
+  void grant(File& f, Request& r, Completions& out);
+  void finish(Request& r, Status st, Completions& out);
+  void pass_turn(Domain& d, Slot& s);
+  void process_wake(const Wake& w, Completions& out);
   void request(Ticket ticket, std::uint64_t key, const std::string& name, bool flock,
                LockOwner owner, LockType type, PosixRange range, bool wait, Done done);
-  void log(const char* what, const std::string& file, const LockOwner& owner, const char* result);
+  void release(std::uint64_t key, bool flock, std::uint64_t owner);
+  void complete(Completions& out);
+  void log(const char* what, const std::string& file, bool flock, const LockOwner& owner,
+           const char* result);
 
   Env& env_;
-  mutable std::mutex mu_;  // Order: leaf (callbacks run after it is dropped)
+  const WakeMode mode_;
+  // Order: mu_ -> RtTask::run_lock_ -> RtMutex::wait_lock_ -> RtTask::pi_lock_
+  // -> wake_mu_ (the wake hook, under nothing of the rt-mutex) and the
+  // EventLog's lock (the RtMutex observer). Callbacks run after mu_ is dropped.
+  mutable std::mutex mu_;
   std::map<std::uint64_t, File> files_;
-  std::map<Ticket, std::uint64_t> ticket_file_;  // queued requests
-  std::set<Ticket> reserved_;                    // issued, request not yet made
-  std::set<Ticket> precancelled_;                // cancelled before the request came
+  std::map<Ticket, Request> requests_;                       // queued or draining
+  std::map<std::uint64_t, std::vector<std::unique_ptr<Slot>>> slots_;  // by owner
+  std::set<Ticket> reserved_;      // issued, request not yet made
+  std::set<Ticket> precancelled_;  // cancelled before the request came
+
+  std::mutex wake_mu_;        // Order: leaf
+  std::vector<Wake> wakes_;   // Guarded by wake_mu_.
   Ticket next_ticket_ = 1;
-  std::uint64_t arrivals_ = 0;
 };
 
 }  // namespace vsysfs::core
