@@ -58,6 +58,20 @@ struct ReadOut {
   std::string_view data;
   std::unique_lock<std::mutex> hold;  // keeps `data` valid until replied
   std::string owned;                  // binary reads land here
+
+  ReadOut() = default;
+  ReadOut(const ReadOut&) = delete;
+  ReadOut& operator=(const ReadOut&) = delete;
+  // `data` may point into `owned`; a short `owned` lives in the string
+  // object itself (small-string buffer), so a move must re-point `data`.
+  ReadOut(ReadOut&& o) noexcept : hold(std::move(o.hold)) {
+    const bool in_owned = !o.owned.empty() && o.data.data() >= o.owned.data() &&
+                          o.data.data() <= o.owned.data() + o.owned.size();
+    const std::size_t at = in_owned ? static_cast<std::size_t>(o.data.data() - o.owned.data()) : 0;
+    owned = std::move(o.owned);
+    data = in_owned ? std::string_view(owned).substr(at, o.data.size()) : o.data;
+  }
+  ReadOut& operator=(ReadOut&&) = delete;
 };
 struct PollOut {
   unsigned revents = 0;
