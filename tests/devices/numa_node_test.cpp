@@ -312,4 +312,28 @@ TEST_CASE("the default machine: 2 nodes, 8 CPUs, 8 GiB each") {
   CHECK(vsysfs::devices::numa_model_of(m.machine) != nullptr);
 }
 
+TEST_CASE("example machines: 4 and 8 nodes with their SLITs") {
+  auto text = [](const char* path) {
+    std::ifstream in(path);
+    REQUIRE_MESSAGE(in.good(), "missing ", path);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+  };
+  TestMachine four(text("machines/numa-4node.toml"));
+  CHECK(four.read(node_file(0, "cpumap")) == "00000000,00000000,00ffffff\n");
+  CHECK(four.read(node_file(3, "cpumap")) == "ffffff00,00000000,00000000\n");
+  CHECK(four.read(node_file(2, "distance")) == "26 26 10 26\n");
+  CHECK(four.read(knob("zonelists")) ==
+        "Fallback order for Node 0: 0 1 2 3 \nFallback order for Node 1: 1 2 3 0 \n"
+        "Fallback order for Node 2: 2 3 0 1 \nFallback order for Node 3: 3 0 1 2 \n");
+  TestMachine eight(text("machines/numa-8node.toml"));
+  CHECK(eight.read(node_file(7, "distance")) == "65 65 79 79 65 79 79 10\n");
+  CHECK(eight.read(node_file(0, "meminfo")).starts_with("Node 0 MemTotal:       32463872 kB\n"));
+  CHECK(eight.read("devices/system/cpu/present") == "0-63\n");
+  // Node 7 is 65 from 0, 1 and 4 and 79 from the rest; which 65-node
+  // comes first is decided by the node_load the lists of nodes 0-6 left.
+  CHECK(eight.read(knob("zonelists")).ends_with("Fallback order for Node 7: 7 4 0 1 2 3 5 6 \n"));
+}
+
 }  // TEST_SUITE
