@@ -1,5 +1,6 @@
 #include "devices/cpu.hpp"
 
+#include <algorithm>
 #include <cerrno>
 
 #include <fmt/format.h>
@@ -87,9 +88,10 @@ core::Status CpuRoot::present_show(core::PageBuffer& buf) const {
 // print_cpus_offline: possible & ~online. The ",N-M" tail for CPUs beyond
 // nr_cpu_ids needs total_cpus, which x86 never sets, so it never appears.
 core::Status CpuRoot::offline_show(core::PageBuffer& buf) const {
+  const std::vector<unsigned> online = model_->online_cpus();  // one consistent view
   std::vector<unsigned> offline;
   for (unsigned c = 0; c < model_->nr_cpu_ids(); ++c)
-    if (!model_->cpu_online(c)) offline.push_back(c);
+    if (!std::binary_search(online.begin(), online.end(), c)) offline.push_back(c);
   buf.append(list_of(offline, model_->nr_cpu_ids()));
   return {};
 }
@@ -155,8 +157,7 @@ core::Status CpuDevice::core_id_show(core::PageBuffer& buf) const {
 }
 
 std::vector<unsigned> CpuDevice::online_only(std::vector<unsigned> cpus) const {
-  std::erase_if(cpus, [&](unsigned c) { return !model_->cpu_online(c); });
-  return cpus;
+  return model_->online_subset(std::move(cpus));
 }
 
 std::size_t CpuDevice::mask_size() const { return cpumap_file_max_bytes(model_->nr_cpus()); }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdint>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -148,7 +149,7 @@ NumaModel::NumaModel(NumaConfig config) {
     p.present = nodes_[nid].present_pages;
     p.free = p.present;
     const std::uint64_t want = nodes_[nid].hugepages;
-    if (want * kHugePagePages > p.free)
+    if (want > p.free / kHugePagePages)
       throw std::invalid_argument(fmt::format("node {}: {} hugepages do not fit in its memory", nid, want));
     p.free -= want * kHugePagePages;
     p.huge_nr = p.huge_free = want;
@@ -185,6 +186,12 @@ std::vector<unsigned> NumaModel::online_cpus() const {
   for (unsigned c = 0; c < online_.size(); ++c)
     if (online_[c]) out.push_back(c);
   return out;
+}
+
+std::vector<unsigned> NumaModel::online_subset(std::vector<unsigned> cpus) const {
+  core::MutexLock lock(mu_);
+  std::erase_if(cpus, [&](unsigned c) { return c >= online_.size() || !online_[c]; });
+  return cpus;
 }
 
 core::Result<bool> NumaModel::set_cpu_online(unsigned cpu, bool online) {
@@ -452,6 +459,7 @@ std::uint64_t NumaModel::set_nr_hugepages(int nid, std::uint64_t count) {
 core::Status NumaModel::add_present_pages(int nid, std::uint64_t pages) {
   if (nid < 0 || nid >= nr_node_ids()) return core::Errno{EINVAL};
   core::MutexLock lock(mu_);
+  if (pages > UINT64_MAX - pgdat_[nid].present) return core::Errno{EINVAL};
   const bool had_memory = has_memory_locked(nid);
   pgdat_[nid].present += pages;
   pgdat_[nid].free += pages;

@@ -162,6 +162,8 @@ class NumaModel {
   // --- CPU hotplug state ---
   bool cpu_online(unsigned cpu) const;
   std::vector<unsigned> online_cpus() const;
+  // `cpus` without the offline ones, under one lock (one consistent view).
+  std::vector<unsigned> online_subset(std::vector<unsigned> cpus) const;
   // device_online/device_offline of a CPU: EBUSY for the last online CPU,
   // EINVAL for a CPU that is not present. Returns whether it changed.
   core::Result<bool> set_cpu_online(unsigned cpu, bool online);
@@ -195,7 +197,8 @@ class NumaModel {
   // --- balloon API (Xen balloon moves guest memory in and out of nodes) ---
   // Pages given (back) to node `nid`: present and free grow by `pages`
   // (increase_reservation + adjust_managed_page_count(+1) per page).
-  // EINVAL for a node that does not exist. A node that gains its first
+  // EINVAL for a node that does not exist or a count that would overflow
+  // the node's present pages. A node that gains its first
   // memory joins N_MEMORY and the zonelists are rebuilt (memory hotplug).
   core::Status add_present_pages(int nid, std::uint64_t pages);
   // Takes up to `pages` free pages away from node `nid` (the balloon

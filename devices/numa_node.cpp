@@ -131,10 +131,7 @@ std::span<const core::AttributeGroup<NumaNode>> NumaNode::groups() { return kNod
 
 std::vector<unsigned> NumaNode::online_node_cpus() const {
   // node_read_cpumap: cpumask_and(mask, cpumask_of_node(nid), cpu_online_mask)
-  std::vector<unsigned> out;
-  for (unsigned cpu : model_->node_cpus(nid_))
-    if (model_->cpu_online(cpu)) out.push_back(cpu);
-  return out;
+  return model_->online_subset(model_->node_cpus(nid_));
 }
 
 std::string NumaNode::cpumap_text() const {

@@ -8,7 +8,9 @@
 #include <doctest/doctest.h>
 
 #include <cerrno>
+#include <atomic>
 #include <stdexcept>
+#include <thread>
 
 using vsysfs::devices::AllocRequest;
 using vsysfs::devices::MemPolicy;
@@ -329,6 +331,78 @@ TEST_CASE("cpu hotplug: the last online CPU stays") {
   CHECK(m.online_cpus() == std::vector<unsigned>{0});
   CHECK(m.nodes_with_cpu() == std::vector<int>{0});
   CHECK(m.alloc(req(1, 1)).error() == vsysfs::core::Errno{EINVAL});  // offline CPU
+}
+
+}  // TEST_SUITE
+
+TEST_SUITE("numa") {
+
+TEST_CASE("concurrent allocations, frees, hotplug and balloon moves keep every page accounted") {
+  // Four threads allocate under every policy and free again while a fifth
+  // offlines/onlines a CPU and moves pages through the balloon API. At the
+  // end, with everything freed, each node's free pages equal its present
+  // pages and numa_hit + numa_miss over all nodes equals the pages handed
+  // out (every page is charged exactly once to its supplier).
+  NumaModel m(uniform(4, 4096));
+  std::atomic<std::uint64_t> handed_out{0};
+  auto worker = [&](unsigned seed) {
+    std::uint64_t x = seed * 2654435761u + 1;
+    auto next = [&] { return x = x * 6364136223846793005ULL + 1442695040888963407ULL; };
+    std::vector<std::uint64_t> mine;
+    for (int i = 0; i < 2000; ++i) {
+      const auto r = next();
+      if (!mine.empty() && (r >> 60) < 6) {
+        REQUIRE(m.free(mine.back()));
+        mine.pop_back();
+        continue;
+      }
+      static const PolicyMode modes[] = {PolicyMode::Default, PolicyMode::Preferred,
+                                         PolicyMode::Bind, PolicyMode::Interleave};
+      const PolicyMode mode = modes[(r >> 8) % 4];
+      std::vector<int> nodes;
+      if (mode == PolicyMode::Preferred) nodes = {static_cast<int>((r >> 12) % 4)};
+      if (mode == PolicyMode::Bind || mode == PolicyMode::Interleave) nodes = {1, 3};
+      auto a = m.alloc(req(static_cast<unsigned>((r >> 16) % 2) * 2, 1 + (r >> 20) % 700, mode, nodes));
+      if (a) {
+        mine.push_back(a->id);
+        handed_out += a->pages;
+      } else {
+        CHECK((a.error() == vsysfs::core::Errno{ENOMEM} || a.error() == vsysfs::core::Errno{EINVAL}));
+      }
+    }
+    for (auto id : mine) REQUIRE(m.free(id));
+  };
+  std::atomic<bool> stop{false};
+  std::thread churn([&] {
+    while (!stop) {
+      (void)m.set_cpu_online(3, false);
+      (void)m.set_cpu_online(3, true);
+      auto got = m.remove_present_pages(2, 64);
+      if (got) REQUIRE(m.add_present_pages(2, *got));
+    }
+  });
+  std::vector<std::thread> threads;
+  for (unsigned t = 0; t < 4; ++t) threads.emplace_back(worker, t + 1);
+  for (auto& t : threads) t.join();
+  stop = true;
+  churn.join();
+  std::uint64_t charged = 0;
+  for (int nid = 0; nid < 4; ++nid) {
+    const auto s = m.node(nid);
+    CHECK(s.free == s.present);
+    CHECK(s.present == 4096);
+    for (auto u : s.used) CHECK(u == 0);
+    charged += s.stat.numa_hit + s.stat.numa_miss;
+    CHECK(s.stat.local_node + s.stat.other_node == s.stat.numa_hit + s.stat.numa_miss);
+  }
+  CHECK(charged == handed_out.load());
+  std::uint64_t foreign = 0, miss = 0;
+  for (int nid = 0; nid < 4; ++nid) {
+    foreign += m.node(nid).stat.numa_foreign;
+    miss += m.node(nid).stat.numa_miss;
+  }
+  CHECK(foreign == miss);
+  CHECK(m.allocations().empty());
 }
 
 }  // TEST_SUITE
