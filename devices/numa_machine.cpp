@@ -8,6 +8,9 @@
 //   possible_cpus = 16                nr_cpu_ids (default: highest CPU + 1)
 //   nr_cpus = 8192                    NR_CPUS, for kernel_max and bin file sizes
 //   offline_cpus = "3"                CPUs that start offline (never cpu0)
+//   zonelist_penalty = "add1"         build_zonelists' node_load rule: add1
+//                                     (current), add_countdown (2.6.18, 5.16),
+//                                     assign (2.6.23-5.15)
 //   [[numa.node]]                     one per node, node ids in order
 //   cpus = "0-1,4-5"                  cpulist; "" for a CPU-less node
 //   memory_mb = 8192                  0 for a memoryless node
@@ -41,6 +44,18 @@ NumaConfig parse_numa_section(const core::ConfigValue& sec) {
   if (c.threads_per_core == 0 || c.threads_per_core > 8)
     sec.require("threads_per_core").fail("must be 1..8");
   c.possible_cpus = static_cast<unsigned>(sec.get_uint("possible_cpus", 0));
+  if (const auto* v = sec.find("zonelist_penalty")) {
+    const std::string& p = v->as_string();
+    if (p == "add1") {
+      c.node_load = NodeLoadPenalty::Add1;
+    } else if (p == "add_countdown") {
+      c.node_load = NodeLoadPenalty::AddCountdown;
+    } else if (p == "assign") {
+      c.node_load = NodeLoadPenalty::Assign;
+    } else {
+      v->fail("one of add1 (current kernels), add_countdown (2.6.18, 5.16), assign (2.6.23-5.15)");
+    }
+  }
   if (const auto* off = sec.find("offline_cpus")) c.offline_cpus = parse_cpu_list(*off, c.nr_cpus);
 
   const auto& nodes = sec.get_array("node");

@@ -58,6 +58,7 @@ std::string_view policy_mode_name(PolicyMode m) {
 
 NumaModel::NumaModel(NumaConfig config) {
   nodes_ = std::move(config.nodes);
+  node_load_penalty_ = config.node_load;
   const int n = static_cast<int>(nodes_.size());
   if (n == 0) throw std::invalid_argument("at least one node is needed");
   if (n > kMaxNumNodes) throw std::invalid_argument("more nodes than MAX_NUMNODES (1024)");
@@ -239,8 +240,9 @@ std::vector<int> NumaModel::nodes_with_cpu() const {
 // over the years: node_load[node] += load with load counting down
 // (2.6.18), = load (2.6.23 to 5.15), += load again (5.16, "use accumulated
 // load when building node fallback list"), then += nr_online_nodes and
-// += 1 in current kernels. The last two order nodes identically; this is
-// the current one.
+// += 1 in current kernels (the last two order nodes identically). The
+// machine description picks one (NodeLoadPenalty); current is the default.
+// Every variant here uses the modern candidate set (nodes with memory).
 void NumaModel::build_all_zonelists_locked() {
   mu_.assert_held();
   const int n = nr_node_ids();
@@ -277,8 +279,16 @@ void NumaModel::build_all_zonelists_locked() {
     std::vector<int> order;
     int prev = local;
     int node;
+    std::int64_t load = n;  // nr_online_nodes, for the older penalties
     while ((node = find_next_best_node(local, used)) >= 0) {
-      if (distance_[local][node] != distance_[local][prev]) node_load[node] += 1;
+      if (distance_[local][node] != distance_[local][prev]) {
+        switch (node_load_penalty_) {
+          case NodeLoadPenalty::Add1: node_load[node] += 1; break;
+          case NodeLoadPenalty::AddCountdown: node_load[node] += load; break;
+          case NodeLoadPenalty::Assign: node_load[node] = load; break;
+        }
+      }
+      --load;
       order.push_back(node);
       prev = node;
     }

@@ -93,6 +93,14 @@ struct CpuTopology {
 };
 
 // The machine description's [numa] section, parsed (see numa_node.cpp).
+// How build_zonelists penalises the first node of a new distance group
+// (node_load[node] ...), which decides the order of equally distant nodes.
+enum class NodeLoadPenalty {
+  Add1,         // += 1 (current kernels; += nr_online_nodes before that, same order)
+  AddCountdown, // += load, load = nr_online_nodes counting down per pick (2.6.18, 5.16)
+  Assign,       // = load (2.6.23 .. 5.15)
+};
+
 struct NumaConfig {
   struct Node {
     std::vector<unsigned> cpus;
@@ -103,6 +111,7 @@ struct NumaConfig {
   std::vector<Node> nodes;
   std::vector<std::vector<int>> distance;  // empty: 10 local, 20 remote
   unsigned threads_per_core = 1;
+  NodeLoadPenalty node_load = NodeLoadPenalty::Add1;
   unsigned possible_cpus = 0;  // nr_cpu_ids; 0: one past the highest CPU
   unsigned nr_cpus = 8192;     // NR_CPUS (kernel_max = NR_CPUS - 1)
   std::vector<unsigned> offline_cpus;
@@ -229,6 +238,7 @@ class NumaModel {
   std::vector<std::vector<unsigned>> node_cpus_;
   std::vector<std::vector<int>> distance_;
   std::vector<NumaConfig::Node> nodes_;
+  NodeLoadPenalty node_load_penalty_ = NodeLoadPenalty::Add1;
   unsigned nr_cpu_ids_ = 0;
   unsigned nr_cpus_ = 0;
 

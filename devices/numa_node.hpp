@@ -26,7 +26,8 @@
 //
 // The machine description's [numa] section (see machines/default.toml):
 //   distance = [[10, 21], [21, 10]]   SLIT rows; absent: 10 local, 20 remote
-//   threads_per_core, possible_cpus, nr_cpus (NR_CPUS), offline_cpus = "list"
+//   threads_per_core, possible_cpus, nr_cpus (NR_CPUS), offline_cpus = "list",
+//   zonelist_penalty = "add1" | "add_countdown" | "assign" (see numa_machine.cpp)
 //   [[numa.node]] cpus = "0-1,4-5", memory_mb, hugepages_2m, package
 //
 // Thread-safety: the devices hold no state of their own; every callback

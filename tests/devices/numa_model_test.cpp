@@ -87,6 +87,23 @@ TEST_CASE("zonelists: two pairs, the fallback order commit 54d032ced983 expects"
         std::vector<std::vector<int>>{{0, 1, 2, 3}, {1, 0, 3, 2}, {2, 3, 0, 1}, {3, 2, 1, 0}});
 }
 
+TEST_CASE("zonelists: the older node_load rules reproduce the older kernels' orders") {
+  const std::vector<std::vector<int>> pairs = {
+      {10, 12, 32, 32}, {12, 10, 32, 32}, {32, 32, 10, 12}, {32, 32, 12, 10}};
+  // = load (2.6.23 to 5.15): node 2's list re-assigned node 0 a load of 2
+  // (overwriting the 3 it got from node 1's list) while node 1 keeps 3, so
+  // node 3 falls back to 0 before 1: "3 2 0 1", the "unexpected fallback
+  // order" commit 54d032ced983 fixed by accumulating.
+  auto assign = uniform(4, 100, pairs);
+  assign.node_load = vsysfs::devices::NodeLoadPenalty::Assign;
+  CHECK(zonelists(NumaModel(assign)) ==
+        std::vector<std::vector<int>>{{0, 1, 2, 3}, {1, 0, 3, 2}, {2, 3, 0, 1}, {3, 2, 0, 1}});
+  auto countdown = uniform(4, 100, pairs);
+  countdown.node_load = vsysfs::devices::NodeLoadPenalty::AddCountdown;
+  CHECK(zonelists(NumaModel(countdown)) ==
+        std::vector<std::vector<int>>{{0, 1, 2, 3}, {1, 0, 3, 2}, {2, 3, 0, 1}, {3, 2, 1, 0}});
+}
+
 TEST_CASE("zonelists: 8 nodes on two sockets (12 same socket, 32 across)") {
   std::vector<std::vector<int>> d(8, std::vector<int>(8));
   for (int i = 0; i < 8; ++i)

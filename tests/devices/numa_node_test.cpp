@@ -299,6 +299,16 @@ TEST_CASE("[numa] section errors name the key") {
       doctest::Contains("distance has 2 rows for 1 nodes"), ConfigError);
   CHECK_THROWS_AS(TestMachine("[numa]\ndistance = [[10, 300]]\n[[numa.node]]\ncpus = \"0\"\n"),
                   ConfigError);
+  CHECK_THROWS_WITH_AS(
+      TestMachine("[numa]\nzonelist_penalty = \"bogus\"\n[[numa.node]]\ncpus = \"0\"\n"),
+      doctest::Contains("zonelist_penalty: one of add1"), ConfigError);
+  TestMachine assign(
+      "[numa]\nzonelist_penalty = \"assign\"\n"
+      "distance = [[10, 12, 32, 32], [12, 10, 32, 32], [32, 32, 10, 12], [32, 32, 12, 10]]\n"
+      "[[numa.node]]\ncpus = \"0\"\nmemory_mb = 1\n[[numa.node]]\ncpus = \"1\"\nmemory_mb = 1\n"
+      "[[numa.node]]\ncpus = \"2\"\nmemory_mb = 1\n[[numa.node]]\ncpus = \"3\"\nmemory_mb = 1\n");
+  // The 2.6.23-5.15 rule, chosen in the machine file, gives the old "3 2 0 1".
+  CHECK(assign.read(knob("zonelists")).ends_with("Fallback order for Node 3: 3 2 0 1 \n"));
 }
 
 TEST_CASE("the default machine: 2 nodes, 8 CPUs, 8 GiB each") {
