@@ -6,7 +6,10 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <thread>
 #include <fstream>
 #include <sstream>
 
@@ -344,6 +347,32 @@ TEST_CASE("example machines: 4 and 8 nodes with their SLITs") {
   // Node 7 is 65 from 0, 1 and 4 and 79 from the rest; which 65-node
   // comes first is decided by the node_load the lists of nodes 0-6 left.
   CHECK(eight.read(knob("zonelists")).ends_with("Fallback order for Node 7: 7 4 0 1 2 3 5 6 \n"));
+}
+
+TEST_CASE("a close racing the reply of a read waits for it (the hwloc crash)") {
+  // hwloc opens, reads and closes hundreds of node and cpu files; the
+  // kernel can deliver a read's data and send RELEASE before the worker
+  // that replied has dropped the OpenFile's lock. Release must wait.
+  TestMachine m(kRing);
+  const auto ino = m.tree.resolve(node_file(0, "distance"));
+  auto fh = m.server.open(ino, O_RDONLY);
+  REQUIRE(fh);
+  std::atomic<bool> released{false};
+  std::thread closer;
+  {
+    auto r = m.server.read(Caller::root(), fh->fh, 4096, 0);
+    REQUIRE(r);
+    CHECK(std::string(r->data) == "10 16 22 16\n");
+    closer = std::thread([&] {
+      m.server.release(fh->fh);
+      released = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    CHECK(!released.load());  // still replying: the OpenFile must stay
+    CHECK(std::string(r->data) == "10 16 22 16\n");
+  }
+  closer.join();
+  CHECK(released.load());
 }
 
 }  // TEST_SUITE
