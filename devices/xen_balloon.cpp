@@ -1,6 +1,6 @@
 // The xen_memory0 sysfs files, the guest knobs and the [xen] machine
 // section. The worker is in xen_balloon_worker.cpp, the hypervisor in
-// xen_hypervisor.cpp, the bus files in xen_balloon_bus.cpp.
+// xen_balloon_hypervisor.cpp, the bus files in xen_balloon_bus.cpp.
 
 #include "devices/xen_balloon.hpp"
 

@@ -54,7 +54,7 @@
 #include "core/thread_annotations.hpp"
 #include "core/tree.hpp"
 #include "devices/xen_balloon_memory.hpp"
-#include "devices/xen_hypervisor.hpp"
+#include "devices/xen_balloon_hypervisor.hpp"
 
 namespace vsysfs::devices {
 

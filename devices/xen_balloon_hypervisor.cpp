@@ -1,4 +1,4 @@
-#include "devices/xen_hypervisor.hpp"
+#include "devices/xen_balloon_hypervisor.hpp"
 
 #include <algorithm>
 #include <cerrno>
