@@ -290,6 +290,20 @@ std::uint64_t size_pages_or(const core::ConfigValue& sec, std::string_view key,
   return v ? size_pages(*v) : fallback;
 }
 
+// [xen] keys (sizes: integer KiB, or a string with a K/M/G/T suffix):
+//   host_memory         host RAM shared by every domain (default "16G")
+//   name, domid         this guest in the hypervisor's view ("guest", 1)
+//   memory              populated at boot (default "4G")
+//   max_memory          static maximum; the rest starts in the balloon
+//                       (default = memory)
+//   target              boot target; the worker starts at once when it
+//                       differs from memory (default = memory)
+//   used                pages the guest's workload holds (default 512 MiB)
+//   max_schedule_delay  seconds (default 32), max_retry_count (default 0 =
+//                       unlimited, the [T] default; newest kernels use 4)
+// [[xen.domain]] (each other domain): name, domid, memory (required),
+//   target (default memory), max_memory (default max(memory, target)),
+//   pace (pages per second, default 25600 = 100 MiB/s).
 void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
   constexpr std::uint64_t kGiB = 1024 * 1024 / kXenPagesPerKb;  // pages
   const std::uint64_t host = size_pages_or(sec, "host_memory", 16 * kGiB);

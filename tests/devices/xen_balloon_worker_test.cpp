@@ -276,3 +276,37 @@ TEST_CASE("host pressure through host_free_kb: growth stalls, then converges at 
 }
 
 }  // TEST_SUITE
+
+TEST_SUITE("xen_balloon") {
+
+TEST_CASE("a boot target different from memory starts the worker at once") {
+  TestMachine m(small_machine("target = \"300M\"\n"));
+  CHECK(m.read(dev("target_kb")) == "307200\n");
+  CHECK(current_kb(m) == 262144);
+  m.advance_ms(0);
+  CHECK(current_kb(m) == 307200);
+  CHECK(memory_consistent(m));
+  TestMachine still(small_machine());
+  still.advance_ms(0);
+  CHECK(steps(still).empty());  // target == memory: the worker never ran
+}
+
+TEST_CASE("every step event carries requested, granted, current, state and next delay") {
+  TestMachine m(small_machine());
+  REQUIRE(m.write(dev("target_kb"), "131072\n") == 7);
+  m.advance_ms(0);
+  const auto s = steps(m);
+  REQUIRE(!s.empty());
+  for (const auto& e : s) {
+    for (const char* key : {"direction", "requested", "granted", "current_kb", "target_kb", "state",
+                            "schedule_delay", "retry_count", "next_delay_s", "host_free_kb"}) {
+      CAPTURE(key);
+      CHECK(!e.field(key).empty());
+    }
+    CHECK(e.pid == 0);  // the kernel's worker, not the writer
+  }
+  CHECK(s.front().field("direction") == "\"decrease\"");
+  CHECK(current_kb(m) == 131072);
+}
+
+}  // TEST_SUITE
