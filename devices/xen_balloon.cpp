@@ -125,7 +125,10 @@ core::Status XenBalloon::target_kb_show(core::PageBuffer& buf) const {
 // drivers/xen/xen-balloon.c store_target_kb (reference 3.3, upstream).
 core::Result<std::size_t> XenBalloon::target_kb_store(const core::Caller& caller,
                                                       std::string_view in) {
-  if (!caller.capable(core::Capability::SysAdmin)) return core::Errno{EPERM};
+  if (!caller.capable(core::Capability::SysAdmin)) {
+    env_.log(&caller, "xen_balloon", "target", "EPERM", {{"via", "target_kb"}});
+    return core::Errno{EPERM};
+  }
   // Kernel quirk: simple_strtoull never fails: junk (or "\n") is 0, so it
   // sets a zero target; the value wraps modulo 2^64 before "* 1024".
   const std::uint64_t target_bytes = core::simple_strtoull(in, 0).value * 1024;
@@ -143,7 +146,10 @@ core::Status XenBalloon::target_show(core::PageBuffer& buf) const {
 // suffix (memparse).
 core::Result<std::size_t> XenBalloon::target_store(const core::Caller& caller,
                                                    std::string_view in) {
-  if (!caller.capable(core::Capability::SysAdmin)) return core::Errno{EPERM};
+  if (!caller.capable(core::Capability::SysAdmin)) {
+    env_.log(&caller, "xen_balloon", "target", "EPERM", {{"via", "target"}});
+    return core::Errno{EPERM};
+  }
   // Kernel quirk: memparse never fails either: junk is a zero target.
   const std::uint64_t target_bytes = core::memparse(in);
   balloon_set_new_target(caller, target_bytes >> kXenPageShift, "target");
@@ -330,7 +336,8 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
   for (const core::ConfigValue& d : sec.get_array("domain")) {
     XenHypervisor::DomainSpec spec;
     spec.name = d.require("name").as_string();
-    if (spec.name.empty() || spec.name.find('/') != std::string::npos)
+    if (spec.name.empty() || spec.name == "." || spec.name == ".." ||
+        spec.name.find('/') != std::string::npos)
       d.require("name").fail("must be a non-empty file name");
     spec.domid = static_cast<DomId>(d.require("domid").as_uint());
     spec.current_pages = size_pages(d.require("memory"));

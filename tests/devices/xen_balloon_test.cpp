@@ -230,7 +230,10 @@ TEST_CASE("target and target_kb need CAP_SYS_ADMIN: EPERM and no change") {
   CHECK(m.write(dev("target"), "384M\n", root_no_caps) == -EPERM);
   CHECK(m.read(dev("target_kb")) == "262144\n");
   CHECK(m.clock.pending_timers() == 0);  // the worker was not woken either
-  CHECK(m.events_of("xen_balloon", "target").empty());
+  const auto refused = m.events_of("xen_balloon", "target");
+  REQUIRE(refused.size() == 2);  // the attempts are logged with their errno
+  CHECK(refused[0].result == "EPERM");
+  CHECK(refused[1].field("via") == "\"target\"");
   CHECK(m.write(dev("target_kb"), "393216\n", admin) == 7);
   CHECK(m.read(dev("target_kb")) == "393216\n");
 }
