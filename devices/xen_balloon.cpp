@@ -114,6 +114,11 @@ core::Nanos XenBalloon::backoff_delay(std::uint64_t delay_s) {
   return std::chrono::seconds(std::min(delay_s, kMaxDelayS));
 }
 
+bool XenBalloon::accounts_agree() const {
+  core::MutexLock lock(balloon_mutex_);
+  return mem_.totalram_pages() == hv_->domain_current_pages(domid_);
+}
+
 // --- sysfs files ---------------------------------------------------------------
 
 core::Status XenBalloon::target_kb_show(core::PageBuffer& buf) const {

@@ -87,6 +87,11 @@ class XenBalloon {
   // (balloon_init's initial kick).
   void start();
 
+  // The guest's populated pages equal what the hypervisor accounts to this
+  // domain (true whenever no worker step is half-way). Locking:
+  // balloon_mutex, then xen.hypervisor. Context: any (tests, invariants).
+  bool accounts_agree() const;
+
   // --- sysfs (Locking: balloon_mutex. Context: FUSE worker) ---------------
   core::Status target_kb_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> target_kb_store(const core::Caller& caller, std::string_view in);
