@@ -58,6 +58,20 @@ struct ReadOut {
   std::string_view data;
   std::unique_lock<std::mutex> hold;  // keeps `data` valid until replied
   std::string owned;                  // binary reads land here
+
+  ReadOut() = default;
+  // A short binary read lives in `owned`'s small-string buffer, which a
+  // move copies: `data` must follow it or it dangles.
+  ReadOut(ReadOut&& o) noexcept { *this = std::move(o); }
+  ReadOut& operator=(ReadOut&& o) noexcept {
+    const bool in_owned = !o.data.empty() && o.data.data() >= o.owned.data() &&
+                          o.data.data() < o.owned.data() + o.owned.size();
+    const std::size_t off = in_owned ? static_cast<std::size_t>(o.data.data() - o.owned.data()) : 0;
+    hold = std::move(o.hold);
+    owned = std::move(o.owned);
+    data = in_owned ? std::string_view(owned).substr(off, o.data.size()) : o.data;
+    return *this;
+  }
 };
 struct PollOut {
   unsigned revents = 0;
