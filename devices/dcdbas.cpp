@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "core/parse.hpp"
+#include "devices/dcdbas_smbios.hpp"
 
 namespace vsysfs::devices {
 namespace {
@@ -604,7 +605,13 @@ void build_dcdbas(MachineContext& ctx, const core::ConfigValue& sec) {
     if (cfg.wsmt_address % 4096) sec.require("wsmt_buffer_address").fail("must be page aligned");
     if (cfg.wsmt_pages == 0 || cfg.wsmt_pages > 65) sec.require("wsmt_buffer_pages").fail("must be 1..65");
   }
-  auto bios = std::make_shared<dcdbas::DellBios>(dcdbas::BiosConfig::from_section(sec));
+  dcdbas::BiosConfig bios_config = dcdbas::BiosConfig::from_section(sec);
+  dcdbas::SmbiosIdentity ident = dcdbas::SmbiosIdentity::from_section(sec, bios_config);
+  ident.wsmt = cfg.wsmt;
+  ident.wsmt_address = cfg.wsmt_address;
+  ident.wsmt_size = cfg.wsmt_pages * 4096;
+  auto smbios = std::make_shared<dcdbas::DcdbasSmbios>(ident, bios_config);
+  auto bios = std::make_shared<dcdbas::DellBios>(std::move(bios_config));
   auto dev = std::make_shared<Dcdbas>(ctx.env, cfg, bios);
   Machine* machine = &ctx.machine;
   bios->set_power_handler([machine](const std::string& state) { machine->set_power_state(state); });
@@ -621,6 +628,14 @@ void build_dcdbas(MachineContext& ctx, const core::ConfigValue& sec) {
   ctx.tree.add_device<DcdbasModule>("module/dcdbas", mod, DcdbasModule::groups());
   ctx.tree.mkdir_p("module/dcdbas/drivers");
   ctx.tree.add_symlink("module/dcdbas/drivers/platform:dcdbas", "../../../bus/platform/drivers/dcdbas");
+
+  // The same machine as SMBIOS (dmi-sysfs tables, dmi-id).
+  ctx.tree.add_device<dcdbas::DcdbasSmbios>("firmware/dmi/tables", smbios, dcdbas::DcdbasSmbios::table_groups());
+  ctx.tree.add_device<dcdbas::DcdbasSmbios>("devices/virtual/dmi/id", smbios, dcdbas::DcdbasSmbios::id_groups());
+  ctx.tree.mkdir_p("class/dmi");
+  ctx.tree.add_symlink("class/dmi/id", "../../devices/virtual/dmi/id");
+  ctx.tree.add_symlink("devices/virtual/dmi/id/subsystem", "../../../../class/dmi");
+  ctx.machine.keep(smbios);
 
   // register_reboot_notifier(&dcdbas_reboot_nb): priority INT_MIN, runs last.
   std::weak_ptr<Dcdbas> weak = dev;
