@@ -252,6 +252,10 @@ void Server::release(std::uint64_t fh) {
     }
     if (of->poll_handle) fuse_pollhandle_destroy(of->poll_handle);
   }
+  // A read on this file replies while holding of->mu (ReadOut::hold) and
+  // unlocks only after the reply: the client can close and the kernel send
+  // RELEASE in between. Wait for that unlock before freeing the mutex.
+  { std::lock_guard wait_for_readers(of->mu); }
   delete of;
 }
 

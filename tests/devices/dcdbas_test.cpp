@@ -308,3 +308,25 @@ TEST_CASE("an SMI to a port/code nobody answers changes nothing but is logged") 
 }
 
 }  // TEST_SUITE
+
+TEST_SUITE("dcdbas") {
+
+TEST_CASE("libsmbios-style writes with the NUL: \"52\\0\", \"1\\0\" and buffered \"01\\0\"") {
+  TestMachine m(kWsmt);
+  CHECK(m.write(path("smi_data_buf_size"), std::string("52\0", 3)) == 3);
+  const std::string cmd = ci_command(0xb2, 0xda, 7, 0, {});
+  REQUIRE(m.write(path("smi_data"), cmd) == static_cast<long>(cmd.size()));
+  CHECK(m.write(path("smi_request"), std::string("1\0", 2)) == 2);
+  CHECK(m.write(path("smi_request"), std::string("01\0", 3)) == 3);
+  CHECK(m.events_of("dcdbas", "smi").size() == 2);
+  // NUL in the middle: the parser stops at it.
+  CHECK(m.write(path("smi_request"), std::string("2\0" "9", 3)) == 3);
+  CHECK(m.events_of("dcdbas", "smi").size() == 3);
+  CHECK(m.write(path("host_control_action"), std::string("4\0" "2", 3)) == 3);
+  CHECK(m.read(path("host_control_action")) == "4\n");
+  CHECK(m.write(path("smi_request"), std::string("\0" "1", 2)) == 2);  // "" -> 0: zeroes
+  CHECK(m.events_of("dcdbas", "smi").size() == 3);
+  CHECK(m.read(path("smi_data")).substr(0, 52) == std::string(52, '\0'));
+}
+
+}  // TEST_SUITE
