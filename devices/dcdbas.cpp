@@ -94,6 +94,40 @@ constexpr core::DeviceAttribute<DcdbasModule> kModuleAttrs[] = {
 constexpr core::AttributeGroup<DcdbasModule> kModuleGroups[] = {{.name = "", .attrs = kModuleAttrs}};
 std::span<const core::AttributeGroup<DcdbasModule>> DcdbasModule::groups() { return kModuleGroups; }
 
+// kernel/debug/vsysfs/dcdbas/: the simulation's view of the firmware.
+//   cmos  0600  bin, 64 KiB: byte I behind index port P at P*256+I
+//               (libsmbios --cmos-dat layout); writes are logged.
+class DcdbasDebug {
+ public:
+  DcdbasDebug(core::Env& env, std::shared_ptr<dcdbas::DellBios> bios) : env_(env), bios_(std::move(bios)) {}
+  static std::span<const core::AttributeGroup<DcdbasDebug>> groups();
+  // Locking: bios_lock (inside DellBios). Context: FUSE worker.
+  core::Result<std::size_t> cmos_read(const core::Caller&, std::uint64_t pos, std::span<char> out) {
+    return bios_->cmos_read(pos, out);
+  }
+  core::Result<std::size_t> cmos_write(const core::Caller& caller, std::uint64_t pos, std::span<const char> in) {
+    const std::size_t n = bios_->cmos_write(pos, in);
+    std::string bytes;
+    for (std::size_t i = 0; i < std::min<std::size_t>(n, 16); ++i)
+      bytes += fmt::format("{}{:02x}", i ? " " : "", static_cast<unsigned char>(in[i]));
+    env_.log(&caller, "dcdbas", "cmos_write", "OK",
+             {{"index_port", hex(static_cast<std::uint32_t>(pos / 256))},
+              {"index", hex(static_cast<std::uint32_t>(pos % 256))},
+              {"count", n},
+              {"bytes", bytes}});
+    return n;
+  }
+
+ private:
+  core::Env& env_;
+  std::shared_ptr<dcdbas::DellBios> bios_;
+};
+constexpr core::BinAttribute<DcdbasDebug> kDebugBin[] = {
+    VSYSFS_BIN_ATTR_RW(DcdbasDebug, cmos, 0600, dcdbas::DellBios::kCmosSize),
+};
+constexpr core::AttributeGroup<DcdbasDebug> kDebugGroups[] = {{.name = "", .bin_attrs = kDebugBin}};
+std::span<const core::AttributeGroup<DcdbasDebug>> DcdbasDebug::groups() { return kDebugGroups; }
+
 }  // namespace
 
 // The RAM the simulated firmware can reach: the SMI buffer at its physical
@@ -636,6 +670,9 @@ void build_dcdbas(MachineContext& ctx, const core::ConfigValue& sec) {
   ctx.tree.add_symlink("class/dmi/id", "../../devices/virtual/dmi/id");
   ctx.tree.add_symlink("devices/virtual/dmi/id/subsystem", "../../../../class/dmi");
   ctx.machine.keep(smbios);
+  auto debug = std::make_shared<DcdbasDebug>(ctx.env, bios);
+  ctx.tree.add_device<DcdbasDebug>("kernel/debug/vsysfs/dcdbas", debug, DcdbasDebug::groups());
+  ctx.machine.keep(debug);
 
   // register_reboot_notifier(&dcdbas_reboot_nb): priority INT_MIN, runs last.
   std::weak_ptr<Dcdbas> weak = dev;

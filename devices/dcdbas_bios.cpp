@@ -120,6 +120,31 @@ BiosConfig BiosConfig::from_section(const core::ConfigValue& sec) {
       if (o.id == d.id) t.require("id").fail("duplicate token id");
     c.tokens.push_back(d);
   }
+  for (const auto& t : sec.get_array("cmos_token")) {
+    CmosToken d;
+    if (!t.has("id") || !t.has("location")) t.fail("a CMOS token needs id and location");
+    d.id = get_u16(t, "id", 0);
+    d.index_port = get_u16(t, "index_port", d.index_port);
+    d.data_port = get_u16(t, "data_port", static_cast<std::uint64_t>(d.index_port) + 1);
+    const std::uint64_t loc = t.get_uint("location", 0);
+    const std::uint64_t andm = t.get_uint("and_mask", 0);
+    const std::uint64_t orv = t.get_uint("or_value", 0);
+    if (loc > 0xFF) t.require("location").fail("a CMOS index is 8 bits");
+    if (andm > 0xFF) t.require("and_mask").fail("8 bits");
+    if (orv > 0xFF) t.require("or_value").fail("8 bits");
+    if (andm == 0) t.require("and_mask").fail("0 makes a string token; only bool CMOS tokens are supported");
+    if (orv & andm) t.require("or_value").fail("sets bits that and_mask keeps");
+    d.location = static_cast<std::uint8_t>(loc);
+    d.and_mask = static_cast<std::uint8_t>(andm);
+    d.or_value = static_cast<std::uint8_t>(orv);
+    d.active = t.get_bool("active", false);
+    d.name = t.get_string("name", "");
+    for (const auto& o : c.cmos_tokens)
+      if (o.id == d.id) t.require("id").fail("duplicate CMOS token id");
+    for (const auto& o : c.tokens)
+      if (o.id == d.id) t.require("id").fail("also an SMI token id");
+    c.cmos_tokens.push_back(d);
+  }
   return c;
 }
 
@@ -132,6 +157,28 @@ DellBios::DellBios(BiosConfig config)
       cmos_(65536, 0) {
   // Nothing has written the APM status port yet: it floats high.
   latch_[kPcatApmStatusPort] = 0xFF;
+  // Power-on CMOS: the tokens marked active, applied in order.
+  for (const auto& t : config_.cmos_tokens) {
+    if (!t.active) continue;
+    std::uint8_t& b = cmos_[static_cast<std::size_t>(t.index_port) * 256 + t.location];
+    b = static_cast<std::uint8_t>((b & t.and_mask) | t.or_value);
+  }
+}
+
+std::size_t DellBios::cmos_read(std::uint64_t pos, std::span<char> out) const {
+  core::MutexLock lock(mu_);
+  if (pos >= cmos_.size()) return 0;
+  const std::size_t n = std::min<std::uint64_t>(out.size(), cmos_.size() - pos);
+  std::memcpy(out.data(), cmos_.data() + pos, n);
+  return n;
+}
+
+std::size_t DellBios::cmos_write(std::uint64_t pos, std::span<const char> in) {
+  core::MutexLock lock(mu_);
+  if (pos >= cmos_.size()) return 0;
+  const std::size_t n = std::min<std::uint64_t>(in.size(), cmos_.size() - pos);
+  std::memcpy(cmos_.data() + pos, in.data(), n);
+  return n;
 }
 
 void DellBios::set_power_handler(PowerFn fn) {

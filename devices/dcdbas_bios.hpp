@@ -93,6 +93,19 @@ struct DaToken {
   std::string name;
 };
 
+// A CMOS token (SMBIOS 0xD4 entry): active when (byte & ~and_mask) ==
+// or_value; activating writes (byte & and_mask) | or_value (libsmbios).
+struct CmosToken {
+  std::uint16_t id = 0;
+  std::uint16_t index_port = 0x70;
+  std::uint16_t data_port = 0x71;
+  std::uint8_t location = 0;
+  std::uint8_t and_mask = 0;
+  std::uint8_t or_value = 0;
+  bool active = false;  // at power-on
+  std::string name;
+};
+
 // The machine description's view of the firmware.
 struct BiosConfig {
   std::string model = "PowerEdge R740";
@@ -105,6 +118,7 @@ struct BiosConfig {
   std::string property_tag;
   std::vector<NvSetting> settings;
   std::vector<DaToken> tokens;
+  std::vector<CmosToken> cmos_tokens;
 
   // Reads the keys it owns from the [dcdbas] section (throws ConfigError).
   static BiosConfig from_section(const core::ConfigValue& sec);
@@ -152,6 +166,11 @@ class DellBios {
   std::string asset_tag() const;
   std::string property_tag() const;
   std::uint8_t cmos(std::uint16_t index_port, std::uint8_t index) const;
+  // The whole CMOS as libsmbios's cmos.dat (offset P*256+I), for the
+  // kernel/debug/vsysfs/dcdbas/cmos file. Locking: bios_lock.
+  std::size_t cmos_read(std::uint64_t pos, std::span<char> out) const;
+  std::size_t cmos_write(std::uint64_t pos, std::span<const char> in);
+  static constexpr std::size_t kCmosSize = 65536;
   const BiosConfig& config() const { return config_; }  // immutable parts only
 
  private:

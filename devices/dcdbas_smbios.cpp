@@ -276,6 +276,40 @@ DcdbasSmbios::DcdbasSmbios(SmbiosIdentity id, const BiosConfig& bios)
     } while (i < bios.tokens.size());
   }
   {
+    // Indexed I/O (CMOS) tokens, one structure per index/data port pair,
+    // no checksum range (all three checksum fields 0).
+    std::vector<std::pair<std::uint16_t, std::uint16_t>> pairs;
+    for (const auto& t : bios.cmos_tokens)
+      if (std::find(pairs.begin(), pairs.end(), std::make_pair(t.index_port, t.data_port)) == pairs.end())
+        pairs.emplace_back(t.index_port, t.data_port);
+    std::uint16_t handle = 0xD400;
+    for (const auto& [ip, dp] : pairs) {
+      std::vector<const CmosToken*> mine;
+      for (const auto& t : bios.cmos_tokens)
+        if (t.index_port == ip && t.data_port == dp) mine.push_back(&t);
+      for (std::size_t i = 0; i < mine.size();) {
+        Structure s(0xD4, handle++);
+        s.u16(ip);
+        s.u16(dp);
+        s.u8(0);  // check type
+        s.u8(0);  // checked range start
+        s.u8(0);  // checked range end
+        s.u8(0);  // check value index
+        for (std::size_t n = 0; n < 45 && i < mine.size(); ++n, ++i) {
+          s.u16(mine[i]->id);
+          s.u8(mine[i]->location);
+          s.u8(mine[i]->and_mask);
+          s.u8(mine[i]->or_value);
+        }
+        s.u16(0xFFFF);  // TokenTypeEOT
+        s.u8(0);
+        s.u8(0);
+        s.u8(0);
+        structs.push_back(s.finish());
+      }
+    }
+  }
+  {
     Structure s(127, 0x7F00);  // end of table
     structs.push_back(s.finish());
   }

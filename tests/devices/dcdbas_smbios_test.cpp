@@ -153,3 +153,67 @@ TEST_CASE("class/dmi/id agrees with the tables") {
 }
 
 }  // TEST_SUITE
+
+TEST_SUITE("dcdbas") {
+
+TEST_CASE("CMOS tokens: power-on state in the cmos file, 0xD4 table, host-control pointer visible") {
+  TestMachine m(R"([dcdbas]
+model = "PowerEdge 1400"
+[[dcdbas.cmos_token]]
+id = 0x42
+location = 0x5c
+and_mask = 0xfe
+or_value = 0x01
+active = true
+[[dcdbas.cmos_token]]
+id = 0x43
+location = 0x5c
+and_mask = 0xfe
+or_value = 0x00
+[[dcdbas.cmos_token]]
+id = 0x99
+index_port = 0x72
+location = 0x10
+and_mask = 0x0f
+or_value = 0x30
+)");
+  const std::string cmos = "kernel/debug/vsysfs/dcdbas/cmos";
+  CHECK(m.tree.find(cmos)->size() == 65536);
+  CHECK(m.tree.find(cmos)->mode.load() == 0600);
+  CHECK(m.pread(cmos, 1, 0x70 * 256 + 0x5c) == std::string("\x01", 1));
+  CHECK(m.pread(cmos, 1, 0x72 * 256 + 0x10) == std::string("\0", 1));
+  // Two 0xD4 structures (one per port pair), EOT-terminated.
+  std::vector<Dmi> d4;
+  for (auto& d : walk(m.read("firmware/dmi/tables/DMI")))
+    if (d.type == 0xD4) d4.push_back(d);
+  REQUIRE(d4.size() == 2);
+  CHECK(d4[0].length == 12 + 2 * 5 + 5);
+  CHECK(static_cast<unsigned char>(d4[0].formatted[4]) == 0x70);
+  CHECK(static_cast<unsigned char>(d4[0].formatted[6]) == 0x71);
+  CHECK(static_cast<unsigned char>(d4[1].formatted[4]) == 0x72);
+  CHECK(static_cast<unsigned char>(d4[1].formatted[6]) == 0x73);
+  // A write through the file is what the firmware sees, and is logged.
+  CHECK(m.write(cmos, std::string("\x00", 1), vsysfs::core::Caller::root(), 0x70 * 256 + 0x5c) == 1);
+  CHECK(m.pread(cmos, 1, 0x70 * 256 + 0x5c) == std::string("\0", 1));
+  CHECK(m.events_of("dcdbas", "cmos_write").back().field("index") == "\"0x5c\"");
+  CHECK(m.write(cmos, "x", vsysfs::core::Caller::root(), 65536) == -EFBIG);
+  // Host control leaves the apm_cmd pointer in CMOS page 1, 0x70..0x73.
+  REQUIRE(m.write(path("host_control_action"), "4") == 1);
+  REQUIRE(m.write(path("host_control_smi_type"), "2") == 1);
+  REQUIRE(m.write(path("host_control_on_shutdown"), "1") == 1);
+  const unsigned long a = phys(m);
+  REQUIRE(m.write("kernel/debug/vsysfs/machine/shutdown", "reboot") == 6);
+  CHECK(u32_at(m.pread(cmos, 4, 0x70 * 256 + 0x70), 0) == a);
+}
+
+TEST_CASE("CMOS token configuration errors") {
+  using vsysfs::core::ConfigError;
+  CHECK_THROWS_WITH_AS(TestMachine("[dcdbas]\n[[dcdbas.cmos_token]]\nid = 1\nlocation = 300\nand_mask = 1\n"),
+                       doctest::Contains("8 bits"), ConfigError);
+  CHECK_THROWS_WITH_AS(TestMachine("[dcdbas]\n[[dcdbas.cmos_token]]\nid = 1\nlocation = 3\nand_mask = 0\n"),
+                       doctest::Contains("string token"), ConfigError);
+  CHECK_THROWS_WITH_AS(TestMachine("[dcdbas]\n[[dcdbas.cmos_token]]\nid = 1\nlocation = 3\nand_mask = 0xfe\nor_value = 3\n"),
+                       doctest::Contains("and_mask keeps"), ConfigError);
+}
+
+}  // TEST_SUITE

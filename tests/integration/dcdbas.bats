@@ -304,3 +304,19 @@ in_dell_ns() {
   run "$SCRIPTS/dell-token" --sysfs "$MNT" activate 0x9999
   [ "$status" -eq 5 ]
 }
+
+@test "smbios-token-ctl --cmos-dat works on CMOS (0xD4) tokens through the cmos file" {
+  vsysfs_start -o machine="$VSYSFS_ROOT/machines/dell-poweredge-1400.toml"
+  C=$(ctl dcdbas/cmos)
+  [ "$(stat -c '%a %s' "$C")" = "600 65536" ]
+  # Num Lock: bit 0 of page-1 index 0x5c, on at power-on.
+  [ "$(od -An -tx1 -j $((0x70 * 256 + 0x5c)) -N 1 "$C" | tr -d ' ')" = 01 ]
+  run in_dell_ns "smbios-token-ctl --cmos-dat='$C' --token-id=0x42 --is-active"
+  [[ $output == *"value: true"* ]]
+  run in_dell_ns "smbios-token-ctl --cmos-dat='$C' --token-id=0x43 --activate"
+  [[ ${lines[-1]} == *"value: true"* ]]
+  run in_dell_ns "smbios-token-ctl --cmos-dat='$C' --token-id=0x42 --is-active"
+  [[ $output == *"value: false"* ]]
+  [ "$(od -An -tx1 -j $((0x70 * 256 + 0x5c)) -N 1 "$C" | tr -d ' ')" = 00 ]
+  events_matching cmos_write dcdbas | grep -q '"index_port":"0x70","index":"0x5c","count":1,"bytes":"00"'
+}
