@@ -320,3 +320,16 @@ in_dell_ns() {
   [ "$(od -An -tx1 -j $((0x70 * 256 + 0x5c)) -N 1 "$C" | tr -d ' ')" = 00 ]
   events_matching cmos_write dcdbas | grep -q '"index_port":"0x70","index":"0x5c","count":1,"bytes":"00"'
 }
+
+@test "dell-smi takes the SMI port and code from the SMBIOS 0xDA table" {
+  f=$BATS_TEST_TMPDIR/port.toml
+  printf '[dcdbas]\nmodel = "PowerEdge R740"\nsmi_port = 0x88\nsmi_code = 0x11\nservice_tag = "PORT088"\n' > "$f"
+  vsysfs_start -o machine="$f"
+  run "$SCRIPTS/dell-smi" --sysfs "$MNT" --string 11 2
+  [ "$status" -eq 0 ]
+  [ "${lines[1]}" = PORT088 ]
+  [[ $(events_matching smi dcdbas | tail -1) == *'"eax":"0x11"'*'"edx":"0x88"'* ]]
+  # The old default port is not answered on this machine.
+  run "$SCRIPTS/dell-smi" --sysfs "$MNT" --port 0xb2 --code 0xda 11 2
+  [ "$status" -eq 4 ]
+}
