@@ -28,6 +28,24 @@
 // the firmware's fixed buffer (address+8, size pages*4096-8, which is then
 // also the limit; dcdbas_check_wsmt).
 //
+// Machine description, [dcdbas] (every key optional):
+//   model = "PowerEdge 1400"     host-control SMI type from dcdbas.txt's table
+//   host_control_type = 0..3     override (0: the BIOS answers no APM SMI)
+//   wsmt = true, wsmt_buffer_address = 0x6f7d5000, wsmt_buffer_pages = 16
+//   smi_port = 0xb2, smi_code = 0xda      where the calling interface answers
+//   dell_smbios_version = 2               >= 2: SMI buffers carry a length header
+//   service_tag, asset_tag (<= 12 bytes), property_tag (<= 80)
+//   sys_vendor, product_version, product_sku, product_family, product_uuid,
+//   bios_vendor, bios_version, bios_date, board_name, board_version,
+//   board_serial, chassis_type, system_id          (SMBIOS / class/dmi/id)
+//   [[dcdbas.setting]]    location, value, battery, ac, min, max, name
+//   [[dcdbas.token]]      id, location, value, name         (SMBIOS 0xDA)
+//   [[dcdbas.cmos_token]] id, index_port, data_port, location, and_mask,
+//                         or_value, active, name           (SMBIOS 0xD4)
+// Control: kernel/debug/vsysfs/dcdbas/cmos (0600, 64 KiB, libsmbios's
+// cmos.dat layout); machine/shutdown runs host control; the event log has
+// every SMI (what "smi"), port access ("outb"/"inb") and host control step.
+//
 // Thread-safety: one mutex, smi_data_lock, serialises buffer (re)allocation,
 // smi_data I/O, smi_request and host control, as in the driver; the
 // simulated BIOS has its own lock, taken inside it.
