@@ -166,15 +166,13 @@ core::Result<ReadOut> Server::read(const core::Caller& caller, std::uint64_t fh,
       if (pos >= limit) return out;  // EOF
       count = static_cast<std::size_t>(std::min<std::uint64_t>(count, limit - pos));
     }
-    out.owned.resize(count);
-    auto n = node.bin_read(caller, pos, std::span<char>(out.owned.data(), count));
+    auto n = node.bin_read(caller, pos, std::span<char>(out.page.data(), count));
     if (!n) return n.error();
-    out.owned.resize(std::min(*n, count));
-    out.binary = true;  // data is `owned`: a view into it would not survive the move
+    out.len = std::min(*n, count);
     return out;
   }
 
-  out.hold = std::unique_lock(of->mu);
+  std::lock_guard hold(of->mu);
   // show() runs for a read at offset 0 and whenever there is no snapshot
   // yet; other offsets slice the snapshot (modern seq_file rule, 1.3).
   if (off == 0 || !of->have_snapshot) {
@@ -196,7 +194,15 @@ core::Result<ReadOut> Server::read(const core::Caller& caller, std::uint64_t fh,
   const std::string_view all =
       node.kind == core::NodeKind::Seq ? std::string_view(of->seq) : of->page.view();
   if (pos >= all.size()) return out;
-  out.data = all.substr(pos, size);
+  // Copied out under the lock: the reply must not depend on `of`.
+  const std::string_view slice = all.substr(pos, size);
+  if (slice.size() <= out.page.size()) {
+    slice.copy(out.page.data(), slice.size());
+    out.len = slice.size();
+  } else {
+    out.owned.assign(slice);
+    out.use_owned = true;
+  }
   return out;
 }
 

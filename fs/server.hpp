@@ -17,6 +17,7 @@
 
 #include <sys/stat.h>
 
+#include <array>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -54,13 +55,21 @@ struct OpenOut {
   std::uint64_t fh = 0;
   bool direct_io = true;
 };
+// A read's bytes, owned by the reply: nothing in it refers to the open file.
+// The reply completes the request, so the reader's close() and its RELEASE
+// on another worker may free the OpenFile while this is still alive (a lock
+// or a view into the snapshot held here was a use-after-free). Text and
+// binary reads (never more than a page) land in `page`, without heap
+// allocation; seq-file slices (no page limit) in `owned`.
 struct ReadOut {
-  std::string_view data;              // text/seq: a slice of the open file's snapshot
-  std::unique_lock<std::mutex> hold;  // keeps `data` valid until replied
-  std::string owned;                  // binary reads land here
-  bool binary = false;
+  std::array<char, core::kPageSize> page;  // not initialised: only [0, len) is used
+  std::size_t len = 0;
+  std::string owned;
+  bool use_owned = false;
 
-  std::string_view bytes() const { return binary ? std::string_view(owned) : data; }
+  std::string_view bytes() const {
+    return use_owned ? std::string_view(owned) : std::string_view(page.data(), len);
+  }
 };
 struct PollOut {
   unsigned revents = 0;
