@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include <array>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -42,6 +43,8 @@ namespace vsysfs::fs {
 // How long the kernel may cache entries and attributes. Long, because the
 // tree rarely changes and every change is invalidated explicitly.
 inline constexpr double kCacheTimeout = 3600.0;
+// How long a tree change waits for the kernel to drop a cached entry.
+inline constexpr std::chrono::seconds kInvalidationWait{1};
 
 struct EntryOut {
   struct stat attr {};
@@ -133,10 +136,14 @@ class Server final : public core::Tree::Observer {
     enum Kind { Poll, InvalEntry, InvalInode } kind;
     core::Ino ino;
     std::string name;
+    std::uint64_t seq = 0;
   };
   void fill_stat(const core::Node& node, struct stat& st) const;
   void notifier_loop();
-  void enqueue(Notice n);
+  // Returns the notice's sequence number, 0 when it was dropped.
+  std::uint64_t enqueue(Notice n);
+  // Waits until the notifier has handed notice `seq` to the kernel.
+  void wait_sent(std::uint64_t seq);
 
   core::Env& env_;
   core::Tree& tree_;
@@ -149,6 +156,9 @@ class Server final : public core::Tree::Observer {
   std::mutex queue_mu_;  // Order: leaf
   std::condition_variable queue_cv_;
   std::deque<Notice> queue_;
+  std::uint64_t queued_seq_ = 0;  // last sequence number queued
+  std::uint64_t sent_seq_ = 0;    // last sequence number the kernel has processed
+  std::condition_variable sent_cv_;
   bool stop_ = false;
   fuse_session* session_ = nullptr;
   std::thread notifier_;
