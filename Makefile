@@ -130,6 +130,24 @@ install: $(DAEMON)  ## install the daemon and the scripts under $(DESTDIR)$(PREF
 	install -m 0755 mount-scripts/mount.fuse.vsysfs $(DESTDIR)$(PREFIX)/sbin/mount.fuse.vsysfs
 	install -m 0644 machines/*.toml $(DESTDIR)$(PREFIX)/share/vsysfs/machines/
 
+# make bench (issue 9): the benchmark client and the baseline FUSE file
+# system (tests/bench/), then tests/bench/run-bench. Needs root; < 5 min.
+BENCH_BIN := $(BUILD)/tests/bench/bench-client $(BUILD)/tests/bench/fuse-baseline
+.PHONY: bench
+bench: $(DAEMON) $(TEST_DAEMON) $(BENCH_BIN)  ## mount a FUSE baseline and vsysfs, print the performance table
+	@BUILD=$(BUILD) tests/bench/run-bench
+
+$(BUILD)/tests/bench/bench-client: tests/bench/bench_client.cpp
+	@mkdir -p $(dir $@)
+	@echo "  CXX     $@"
+	$(Q)$(CXX) $(CXXFLAGS) $(LDFLAGS) -o $@ $< -pthread
+
+$(BUILD)/tests/bench/fuse-baseline: tests/bench/fuse_baseline.cpp
+	@mkdir -p $(dir $@)
+	@echo "  CXX     $@"
+	$(Q)$(CXX) $(CXXFLAGS) $(shell pkg-config --cflags fuse3) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs fuse3) -pthread
+
+
 clean:  ## remove every build directory
 	rm -rf build build-*
 

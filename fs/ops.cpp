@@ -43,6 +43,11 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   // flock and POSIX locks are served by the daemon (DESIGN.md section 3).
   if (conn->capable & FUSE_CAP_FLOCK_LOCKS) conn->want |= FUSE_CAP_FLOCK_LOCKS;
   if (conn->capable & FUSE_CAP_POSIX_LOCKS) conn->want |= FUSE_CAP_POSIX_LOCKS;
+  // A sysfs symlink never changes its target: removal kills the node and a
+  // re-added link gets a new inode. So the kernel may keep targets in its
+  // page cache: one READLINK per link instead of one per path walk through
+  // it (class/net/eth0/...; issue 9).
+  if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
   // O_TRUNC arrives as a setattr(size=0), which kernfs ignores.
   conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 }

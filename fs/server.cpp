@@ -51,6 +51,7 @@ void Server::detach() {
     stop_ = true;
   }
   queue_cv_.notify_all();
+  sent_cv_.notify_all();
   if (notifier_.joinable()) notifier_.join();
   std::lock_guard lock(queue_mu_);
   session_ = nullptr;
@@ -166,15 +167,13 @@ core::Result<ReadOut> Server::read(const core::Caller& caller, std::uint64_t fh,
       if (pos >= limit) return out;  // EOF
       count = static_cast<std::size_t>(std::min<std::uint64_t>(count, limit - pos));
     }
-    out.owned.resize(count);
-    auto n = node.bin_read(caller, pos, std::span<char>(out.owned.data(), count));
+    auto n = node.bin_read(caller, pos, std::span<char>(out.page.data(), count));
     if (!n) return n.error();
-    out.owned.resize(std::min(*n, count));
-    out.binary = true;  // data is `owned`: a view into it would not survive the move
+    out.len = std::min(*n, count);
     return out;
   }
 
-  out.hold = std::unique_lock(of->mu);
+  std::lock_guard hold(of->mu);
   // show() runs for a read at offset 0 and whenever there is no snapshot
   // yet; other offsets slice the snapshot (modern seq_file rule, 1.3).
   if (off == 0 || !of->have_snapshot) {
@@ -196,7 +195,15 @@ core::Result<ReadOut> Server::read(const core::Caller& caller, std::uint64_t fh,
   const std::string_view all =
       node.kind == core::NodeKind::Seq ? std::string_view(of->seq) : of->page.view();
   if (pos >= all.size()) return out;
-  out.data = all.substr(pos, size);
+  // Copied out under the lock: the reply must not depend on `of`.
+  const std::string_view slice = all.substr(pos, size);
+  if (slice.size() <= out.page.size()) {
+    slice.copy(out.page.data(), slice.size());
+    out.len = slice.size();
+  } else {
+    out.owned.assign(slice);
+    out.use_owned = true;
+  }
   return out;
 }
 
@@ -297,19 +304,41 @@ void Server::releasedir(std::uint64_t dh) { delete reinterpret_cast<DirHandle*>(
 
 // --- kernel notifications ----------------------------------------------------
 
-void Server::enqueue(Notice n) {
+std::uint64_t Server::enqueue(Notice n) {
+  std::uint64_t seq;
   {
     std::lock_guard lock(queue_mu_);
-    if (!session_ || stop_) return;  // nothing is cached before the mount
+    if (!session_ || stop_) return 0;  // nothing is cached before the mount
+    seq = n.seq = ++queued_seq_;
     queue_.push_back(std::move(n));
   }
   queue_cv_.notify_one();
+  return seq;
+}
+
+void Server::wait_sent(std::uint64_t seq) {
+  if (seq == 0) return;
+  std::unique_lock lock(queue_mu_);
+  // Bounded, never a hang: with a single worker (-s) the kernel may hold
+  // the directory lock for a LOOKUP that only this thread could answer.
+  sent_cv_.wait_for(lock, kInvalidationWait,
+                    [&] { return stop_ || !session_ || sent_seq_ >= seq; });
 }
 
 void Server::notified(core::Ino ino) { enqueue({Notice::Poll, ino, {}}); }
 
+// Hotplug must be visible the moment the change returns (issue 9): the
+// kernel may hold a cached entry, or a cached "no such file", for an hour.
+// So the thread that changed the tree (a knob's store, a device timer)
+// waits until the kernel has dropped the entry, before its request replies.
+// A directory the kernel never looked up (nlookup 0) has nothing cached
+// under it: a new device's subtree costs no notification per file.
 void Server::entry_changed(core::Ino parent, const std::string& name, core::Ino) {
-  enqueue({Notice::InvalEntry, parent, name});
+  if (parent != core::kRootIno) {
+    auto dir = tree_.get(parent);
+    if (!dir || dir->nlookup.load() == 0) return;
+  }
+  wait_sent(enqueue({Notice::InvalEntry, parent, name}));
 }
 
 void Server::attr_changed(core::Ino ino) { enqueue({Notice::InvalInode, ino, {}}); }
@@ -347,6 +376,11 @@ void Server::notifier_loop() {
         (void)fuse_lowlevel_notify_inval_inode(se, n.ino, 0, 0);
         break;
     }
+    {
+      std::lock_guard lock(queue_mu_);
+      sent_seq_ = n.seq;
+    }
+    sent_cv_.notify_all();
   }
 }
 

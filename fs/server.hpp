@@ -17,6 +17,8 @@
 
 #include <sys/stat.h>
 
+#include <array>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -41,6 +43,8 @@ namespace vsysfs::fs {
 // How long the kernel may cache entries and attributes. Long, because the
 // tree rarely changes and every change is invalidated explicitly.
 inline constexpr double kCacheTimeout = 3600.0;
+// How long a tree change waits for the kernel to drop a cached entry.
+inline constexpr std::chrono::seconds kInvalidationWait{1};
 
 struct EntryOut {
   struct stat attr {};
@@ -54,13 +58,21 @@ struct OpenOut {
   std::uint64_t fh = 0;
   bool direct_io = true;
 };
+// A read's bytes, owned by the reply: nothing in it refers to the open file.
+// The reply completes the request, so the reader's close() and its RELEASE
+// on another worker may free the OpenFile while this is still alive (a lock
+// or a view into the snapshot held here was a use-after-free). Text and
+// binary reads (never more than a page) land in `page`, without heap
+// allocation; seq-file slices (no page limit) in `owned`.
 struct ReadOut {
-  std::string_view data;              // text/seq: a slice of the open file's snapshot
-  std::unique_lock<std::mutex> hold;  // keeps `data` valid until replied
-  std::string owned;                  // binary reads land here
-  bool binary = false;
+  std::array<char, core::kPageSize> page;  // not initialised: only [0, len) is used
+  std::size_t len = 0;
+  std::string owned;
+  bool use_owned = false;
 
-  std::string_view bytes() const { return binary ? std::string_view(owned) : data; }
+  std::string_view bytes() const {
+    return use_owned ? std::string_view(owned) : std::string_view(page.data(), len);
+  }
 };
 struct PollOut {
   unsigned revents = 0;
@@ -124,10 +136,14 @@ class Server final : public core::Tree::Observer {
     enum Kind { Poll, InvalEntry, InvalInode } kind;
     core::Ino ino;
     std::string name;
+    std::uint64_t seq = 0;
   };
   void fill_stat(const core::Node& node, struct stat& st) const;
   void notifier_loop();
-  void enqueue(Notice n);
+  // Returns the notice's sequence number, 0 when it was dropped.
+  std::uint64_t enqueue(Notice n);
+  // Waits until the notifier has handed notice `seq` to the kernel.
+  void wait_sent(std::uint64_t seq);
 
   core::Env& env_;
   core::Tree& tree_;
@@ -140,6 +156,9 @@ class Server final : public core::Tree::Observer {
   std::mutex queue_mu_;  // Order: leaf
   std::condition_variable queue_cv_;
   std::deque<Notice> queue_;
+  std::uint64_t queued_seq_ = 0;  // last sequence number queued
+  std::uint64_t sent_seq_ = 0;    // last sequence number the kernel has processed
+  std::condition_variable sent_cv_;
   bool stop_ = false;
   fuse_session* session_ = nullptr;
   std::thread notifier_;

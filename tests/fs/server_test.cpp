@@ -53,6 +53,24 @@ TEST_CASE("read: show at offset 0 into a snapshot, slices elsewhere, re-show at 
   m.server.release(fh.fh);
 }
 
+TEST_CASE("a read result owns its bytes: it outlives the open file (close races the reply)") {
+  // The reply completes the request, so the reader's close() and its
+  // RELEASE may free the open file before the read result is destroyed.
+  TestMachine m(kMachine);
+  auto root = Caller::root();
+  for (const char* attr : {"value", "blob"}) {
+    auto fh = *m.server.open(m.tree.resolve(p(attr)), O_RDONLY);
+    auto r = m.server.read(root, fh.fh, 4096, 0);
+    REQUIRE(r);
+    const std::string before(r->bytes());
+    m.server.release(fh.fh);  // under SANITIZE=address, any reference to it is caught
+    CHECK(std::string(r->bytes()) == before);
+  }
+  auto fh = *m.server.open(m.tree.resolve(p("value")), O_RDONLY);
+  CHECK(m.server.read(root, fh.fh, 4096, 0)->bytes() == "3\n");
+  m.server.release(fh.fh);
+}
+
 TEST_CASE("write: offset ignored, page cap, NUL termination, zero length") {
   TestMachine m(kMachine);
   CHECK(m.write(p("value"), "12", Caller::root(), 4000) == 2);
