@@ -259,10 +259,9 @@ void Server::release(std::uint64_t fh) {
     }
     if (of->poll_handle) fuse_pollhandle_destroy(of->poll_handle);
   }
-  // A read's reply holds of->mu (ReadOut::hold) until after fuse_reply_buf;
-  // the kernel may deliver the data, the process close the file and this
-  // RELEASE arrive on another worker before that read thread unlocks. Wait
-  // for it, or it unlocks a freed mutex (heap corruption under hwloc).
+  // A read or write on another worker may still be inside show()/store()
+  // with of->mu held (a close can race a read on a shared descriptor):
+  // wait for it before freeing the mutex.
   { std::lock_guard wait_for_reader(of->mu); }
   delete of;
 }
