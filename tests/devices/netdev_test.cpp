@@ -1,0 +1,396 @@
+// The files of /sys/class/net/IF: layout, formats, modes, errnos and the
+// bad-input table of every writable attribute (reference 5.1-5.4).
+
+#include "devices/netdev.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "tests/support/test_env.hpp"
+
+using vsysfs::core::Caller;
+using vsysfs::testing::TestMachine;
+
+namespace {
+
+constexpr const char* kMachine = R"(
+[net]
+nr_cpu_ids = 4
+[[net.interface]]
+name = "lo"
+kind = "loopback"
+[[net.interface]]
+name = "eth0"
+pci = "0000:00:03.0"
+mac = "52:54:00:ab:cd:ef"
+numa_node = 0
+max_mtu = 9000
+peer = "eth1"
+change_carrier = true
+change_proto_down = true
+[[net.interface]]
+name = "eth1"
+pci = "0000:00:04.0"
+mac = "52:54:00:ab:cd:f0"
+)";
+
+const std::string E0 = "class/net/eth0/";
+// The real directory (the tree does not follow the class link).
+const std::string D0 = "devices/pci0000:00/0000:00:03.0/net/eth0/";
+const std::string D1 = "devices/pci0000:00/0000:00:04.0/net/eth1/";
+const std::string LO = "devices/virtual/net/lo/";
+
+// root without CAP_NET_ADMIN (a container's root)
+Caller no_net_admin() { return Caller::with_caps(0, 0); }
+
+mode_t mode_of(TestMachine& m, const std::string& path) {
+  auto node = m.tree.find(path);
+  REQUIRE(node);
+  return node->mode.load();
+}
+
+std::uint64_t event_count(TestMachine& m, const std::string& path) {
+  auto node = m.tree.find(path);
+  REQUIRE(node);
+  return node->event.load();
+}
+
+}  // namespace
+
+TEST_SUITE("netdev") {
+
+TEST_CASE("class/net links, device and subsystem links, the PCI parent") {
+  TestMachine m(kMachine);
+  CHECK(m.link_target("class/net/eth0") == "../../devices/pci0000:00/0000:00:03.0/net/eth0");
+  CHECK(m.link_target("class/net/eth1") == "../../devices/pci0000:00/0000:00:04.0/net/eth1");
+  CHECK(m.link_target("class/net/lo") == "../../devices/virtual/net/lo");
+  CHECK(m.link_target(D0 + "device") == "../../../0000:00:03.0");
+  CHECK(m.link_target(D0 + "subsystem") == "../../../../../class/net");
+  CHECK(m.link_target(LO + "subsystem") == "../../../../class/net");
+  CHECK_FALSE(m.exists(LO + "device"));
+  CHECK(m.read("devices/pci0000:00/0000:00:03.0/numa_node") == "0\n");
+  CHECK(m.read("devices/pci0000:00/0000:00:04.0/numa_node") == "-1\n");
+  CHECK(m.read("devices/pci0000:00/0000:00:03.0/class") == "0x020000\n");
+  CHECK(m.read("devices/pci0000:00/0000:00:03.0/vendor") == "0x8086\n");
+  CHECK(m.link_target("bus/pci/devices/0000:00:03.0") == "../../../devices/pci0000:00/0000:00:03.0");
+  CHECK(m.read(D0 + "uevent") == "INTERFACE=eth0\nIFINDEX=2\n");
+  CHECK(m.read(LO + "uevent") == "INTERFACE=lo\nIFINDEX=1\n");
+  // config space: the standard header for everyone, the rest for CAP_SYS_ADMIN.
+  const std::string cfg = m.pread("devices/pci0000:00/0000:00:03.0/config", 256, 0);
+  REQUIRE(cfg.size() == 256);
+  CHECK(static_cast<unsigned char>(cfg[0]) == 0x86);
+  CHECK(static_cast<unsigned char>(cfg[1]) == 0x80);
+  CHECK(m.pread("devices/pci0000:00/0000:00:03.0/config", 256, 0, Caller::user(1000)).size() == 64);
+}
+
+TEST_CASE("every attribute of an up Ethernet interface: formats") {
+  TestMachine m(kMachine);
+  const std::pair<const char*, const char*> table[] = {
+      {"netdev_group", "0\n"},       {"type", "1\n"},
+      {"dev_id", "0x0\n"},           {"dev_port", "0\n"},
+      {"iflink", "2\n"},             {"ifindex", "2\n"},
+      {"name_assign_type", "1\n"},   {"addr_assign_type", "0\n"},
+      {"addr_len", "6\n"},           {"link_mode", "0\n"},
+      {"address", "52:54:00:ab:cd:ef\n"}, {"broadcast", "ff:ff:ff:ff:ff:ff\n"},
+      {"speed", "1000\n"},           {"duplex", "full\n"},
+      {"dormant", "0\n"},            {"testing", "0\n"},
+      {"operstate", "up\n"},         {"carrier_changes", "1\n"},
+      {"ifalias", ""},               {"carrier", "1\n"},
+      {"mtu", "1500\n"},             {"flags", "0x1003\n"},
+      {"tx_queue_len", "1000\n"},    {"gro_flush_timeout", "0\n"},
+      {"napi_defer_hard_irqs", "0\n"}, {"proto_down", "0\n"},
+      {"carrier_up_count", "1\n"},   {"carrier_down_count", "0\n"},
+      {"threaded", "0\n"},
+  };
+  for (auto [name, want] : table) {
+    CAPTURE(name);
+    CHECK(m.read(D0 + name) == want);
+  }
+}
+
+TEST_CASE("modes are the kernel's") {
+  TestMachine m(kMachine);
+  for (const char* rw : {"netdev_group", "ifalias", "carrier", "mtu", "flags", "tx_queue_len",
+                         "gro_flush_timeout", "napi_defer_hard_irqs", "proto_down", "threaded",
+                         "uevent"}) {
+    CAPTURE(rw);
+    CHECK(mode_of(m, D0 + rw) == 0644);
+  }
+  for (const char* ro : {"type", "dev_id", "dev_port", "iflink", "ifindex", "name_assign_type",
+                         "addr_assign_type", "addr_len", "link_mode", "address", "broadcast",
+                         "speed", "duplex", "dormant", "testing", "operstate", "carrier_changes",
+                         "carrier_up_count", "carrier_down_count"}) {
+    CAPTURE(ro);
+    CHECK(mode_of(m, D0 + ro) == 0444);
+  }
+  for (auto name : vsysfs::devices::kStatNames) {
+    CAPTURE(name);
+    CHECK(mode_of(m, D0 + "statistics/" + std::string(name)) == 0444);
+    CHECK(m.read(D0 + "statistics/" + std::string(name)) == "0\n");
+  }
+  CHECK(mode_of(m, D0 + "queues/rx-0/rps_cpus") == 0644);
+  CHECK(mode_of(m, D0 + "queues/rx-0/rps_flow_cnt") == 0644);
+  CHECK(mode_of(m, D0 + "queues/tx-0/tx_timeout") == 0444);
+  CHECK(mode_of(m, D0 + "queues/tx-0/tx_maxrate") == 0644);
+  CHECK(m.open_errno(D0 + "ifindex", O_WRONLY) == -EACCES);
+}
+
+TEST_CASE("loopback: type 772, flags 0x9, operstate unknown, no ethtool, unknown name type") {
+  TestMachine m(kMachine);
+  CHECK(m.read(LO + "type") == "772\n");
+  CHECK(m.read(LO + "flags") == "0x9\n");
+  CHECK(m.read(LO + "operstate") == "unknown\n");
+  CHECK(m.read(LO + "carrier") == "1\n");
+  CHECK(m.read(LO + "mtu") == "65536\n");
+  CHECK(m.read(LO + "address") == "00:00:00:00:00:00\n");
+  CHECK(m.read(LO + "broadcast") == "00:00:00:00:00:00\n");
+  CHECK(m.read(LO + "speed") == "<EINVAL>");   // no get_link_ksettings
+  CHECK(m.read(LO + "duplex") == "<EINVAL>");
+  CHECK(m.read(LO + "name_assign_type") == "<EINVAL>");  // NET_NAME_UNKNOWN
+  CHECK(m.read(LO + "ifindex") == "1\n");
+  CHECK(m.write(LO + "threaded", "1") == -EOPNOTSUPP);  // no NAPI instance
+  CHECK(m.write(LO + "carrier", "0") == -EOPNOTSUPP);   // no ndo_change_carrier
+  CHECK(m.write(LO + "mtu", "70000\n") == 6);           // max_mtu 0: no upper bound
+  CHECK(m.read(LO + "mtu") == "70000\n");
+}
+
+TEST_CASE("down through flags: carrier, dormant, testing, speed, duplex are EINVAL; up again") {
+  TestMachine m(kMachine);
+  CHECK(m.write(D0 + "flags", "0x1002\n") == 7);
+  CHECK(m.read(D0 + "flags") == "0x1002\n");
+  for (const char* f : {"carrier", "dormant", "testing", "speed", "duplex"}) {
+    CAPTURE(f);
+    CHECK(m.read(D0 + f) == "<EINVAL>");
+  }
+  CHECK(m.read(D0 + "operstate") == "down\n");
+  CHECK(m.read(D1 + "carrier") == "0\n");  // the cable's other end lost its link
+  CHECK(m.read(D1 + "operstate") == "down\n");
+  CHECK(m.read(D0 + "carrier_down_count") == "1\n");
+  CHECK(m.events_of("eth0", "stop").size() == 1);
+  CHECK(m.write(D0 + "flags", "0x1003\n") == 7);
+  CHECK(m.read(D0 + "carrier") == "1\n");
+  CHECK(m.read(D0 + "operstate") == "up\n");
+  CHECK(m.read(D0 + "speed") == "1000\n");
+  CHECK(m.read(D1 + "carrier") == "1\n");
+  CHECK(m.read(D0 + "carrier_changes") == "3\n");
+}
+
+TEST_CASE("flags: only the user bits are taken; PROMISC counts; volatile bits stay") {
+  TestMachine m(kMachine);
+  CHECK(m.write(D0 + "flags", "0x1083") == 6);  // NOARP
+  CHECK(m.read(D0 + "flags") == "0x1083\n");
+  CHECK(m.write(D0 + "flags", "0x100b") == 6);  // LOOPBACK is volatile: ignored
+  CHECK(m.read(D0 + "flags") == "0x1003\n");
+  CHECK(m.write(D0 + "flags", "0x1103") == 6);  // PROMISC
+  CHECK(m.read(D0 + "flags") == "0x1103\n");
+  CHECK(m.events_of("eth0", "promiscuous").size() == 1);
+  CHECK(m.write(D0 + "flags", "4099") == 4);  // decimal 0x1003
+  CHECK(m.read(D0 + "flags") == "0x1003\n");
+  CHECK(m.write(D0 + "flags", "0x1003", no_net_admin()) == -EPERM);
+  for (const char* bad : {"\n", "junk", "-1", "0x", "18446744073709551616", "3 "}) {
+    CAPTURE(bad);
+    const long r = m.write(D0 + "flags", bad);
+    CHECK((r == -EINVAL || r == -ERANGE));
+    CHECK(m.read(D0 + "flags") == "0x1003\n");
+  }
+  CHECK(m.write(D0 + "flags", "") == 0);
+}
+
+TEST_CASE("flags: a failed open still applies the other bits (kernel quirk)") {
+  TestMachine m(kMachine);
+  CHECK(m.write(D0 + "flags", "0x1002") == 6);
+  CHECK(m.write("kernel/debug/vsysfs/net/eth0/faults", "fail_open ENOMEM\n") > 0);
+  CHECK(m.write(D0 + "flags", "0x1083") == -ENOMEM);
+  CHECK(m.read(D0 + "flags") == "0x1082\n");  // NOARP applied, not up
+  CHECK(m.read(D0 + "carrier") == "<EINVAL>");
+  CHECK(m.events_of("eth0", "open").back().result == "ENOMEM");
+  CHECK(m.write("kernel/debug/vsysfs/net/eth0/faults", "fail_open 0") > 0);
+  CHECK(m.write(D0 + "flags", "0x1003") == 6);
+  CHECK(m.read(D0 + "flags") == "0x1003\n");
+}
+
+TEST_CASE("mtu: round trip, range, bad input changes nothing") {
+  TestMachine m(kMachine);
+  CHECK(m.write(D0 + "mtu", "9000\n") == 5);
+  CHECK(m.read(D0 + "mtu") == "9000\n");
+  CHECK(m.write(D0 + "mtu", "68") == 2);
+  CHECK(m.read(D0 + "mtu") == "68\n");
+  CHECK(m.write(D0 + "mtu", "0x5dc") == 5);
+  CHECK(m.read(D0 + "mtu") == "1500\n");
+  const std::pair<std::string, long> bad[] = {
+      {"\n", -EINVAL}, {"junk", -EINVAL}, {"-1", -EINVAL}, {"67", -EINVAL},
+      {"9001", -EINVAL}, {"0x2", -EINVAL}, {"1500x", -EINVAL}, {" 1500", -EINVAL},
+      {"18446744073709551616", -ERANGE}, {"4294967295", -EINVAL}, {"1500\n\n", -EINVAL},
+  };
+  for (const auto& [in, err] : bad) {
+    CAPTURE(in);
+    CHECK(m.write(D0 + "mtu", in) == err);
+    CHECK(m.read(D0 + "mtu") == "1500\n");
+  }
+  CHECK(m.write(D0 + "mtu", "9000", no_net_admin()) == -EPERM);
+  CHECK(m.read(D0 + "mtu") == "1500\n");
+  CHECK(m.events_of("eth0", "mtu").size() >= 3);
+}
+
+TEST_CASE("mtu: the value is cast to int, and the parser stops at NUL (kernel quirk)") {
+  TestMachine m(kMachine);
+  CHECK(m.write(D0 + "mtu", "4294968296") == 10);  // 2^32 + 1000 -> 1000
+  CHECK(m.read(D0 + "mtu") == "1000\n");
+  CHECK(m.write(D0 + "mtu", std::string("9000\0junk", 9)) == 9);
+  CHECK(m.read(D0 + "mtu") == "9000\n");
+}
+
+TEST_CASE("ifalias: round trip, newline stripped, 256 bytes is EINVAL, empty clears") {
+  TestMachine m(kMachine);
+  CHECK(m.write(D0 + "ifalias", "uplink to rack 7\n") == 17);
+  CHECK(m.read(D0 + "ifalias") == "uplink to rack 7\n");
+  CHECK(m.write(D0 + "ifalias", std::string(255, 'a')) == 255);
+  CHECK(m.read(D0 + "ifalias") == std::string(255, 'a') + "\n");
+  CHECK(m.write(D0 + "ifalias", std::string(256, 'b')) == -EINVAL);
+  CHECK(m.write(D0 + "ifalias", std::string(256, 'b') + "\n") == -EINVAL);
+  CHECK(m.read(D0 + "ifalias") == std::string(255, 'a') + "\n");
+  CHECK(m.write(D0 + "ifalias", "x", no_net_admin()) == -EPERM);
+  CHECK(m.write(D0 + "ifalias", "\n") == 1);
+  CHECK(m.read(D0 + "ifalias") == "");
+}
+
+TEST_CASE("tx_queue_len: round trip, ERANGE above u32, prints as %d (kernel quirk)") {
+  TestMachine m(kMachine);
+  CHECK(m.write(D0 + "tx_queue_len", "500") == 3);
+  CHECK(m.read(D0 + "tx_queue_len") == "500\n");
+  CHECK(m.write(D0 + "tx_queue_len", "4294967296") == -ERANGE);
+  for (const char* bad : {"\n", "junk", "-1", "1e3"}) {
+    CAPTURE(bad);
+    CHECK(m.write(D0 + "tx_queue_len", bad) == -EINVAL);
+  }
+  CHECK(m.read(D0 + "tx_queue_len") == "500\n");
+  CHECK(m.write(D0 + "tx_queue_len", "1", no_net_admin()) == -EPERM);
+  CHECK(m.write(D0 + "tx_queue_len", "4294967295") == 10);
+  CHECK(m.read(D0 + "tx_queue_len") == "-1\n");
+}
+
+TEST_CASE("carrier: ndo_change_carrier, EINVAL while down, notifies pollers") {
+  TestMachine m(kMachine);
+  const auto before = event_count(m, D0 + "carrier");
+  const auto before_op = event_count(m, D0 + "operstate");
+  CHECK(m.write(D0 + "carrier", "0\n") == 2);
+  CHECK(m.read(D0 + "carrier") == "0\n");
+  CHECK(m.read(D0 + "operstate") == "down\n");
+  CHECK(event_count(m, D0 + "carrier") > before);
+  CHECK(event_count(m, D0 + "operstate") > before_op);
+  CHECK(m.write(D0 + "carrier", "1") == 1);
+  CHECK(m.read(D0 + "carrier") == "1\n");
+  CHECK(m.read(D0 + "operstate") == "up\n");
+  CHECK(m.read(D0 + "carrier_up_count") == "2\n");
+  CHECK(m.read(D0 + "carrier_down_count") == "1\n");
+  for (const char* bad : {"\n", "on", "-1", "18446744073709551616"}) {
+    CAPTURE(bad);
+    CHECK(m.write(D0 + "carrier", bad) < 0);
+    CHECK(m.read(D0 + "carrier") == "1\n");
+  }
+  CHECK(m.write(D0 + "carrier", "0", no_net_admin()) == -EPERM);
+  CHECK(m.write(D1 + "carrier", "0") == -EOPNOTSUPP);  // eth1 has no ndo_change_carrier
+  CHECK(m.write(D0 + "flags", "0x1002") == 6);
+  CHECK(m.write(D0 + "carrier", "1") == -EINVAL);
+}
+
+TEST_CASE("proto_down: carrier follows; EOPNOTSUPP without change_proto_down") {
+  TestMachine m(kMachine);
+  CHECK(m.write(D0 + "proto_down", "1") == 1);
+  CHECK(m.read(D0 + "proto_down") == "1\n");
+  CHECK(m.read(D0 + "carrier") == "0\n");
+  CHECK(m.write(D0 + "proto_down", "0") == 1);
+  CHECK(m.read(D0 + "proto_down") == "0\n");
+  CHECK(m.read(D0 + "carrier") == "1\n");
+  CHECK(m.write(D1 + "proto_down", "1") == -EOPNOTSUPP);
+  CHECK(m.write(D0 + "proto_down", "x") == -EINVAL);
+  CHECK(m.write(D0 + "proto_down", "1", no_net_admin()) == -EPERM);
+  CHECK(m.read(D0 + "proto_down") == "0\n");
+}
+
+TEST_CASE("netdev_group, gro_flush_timeout, napi_defer_hard_irqs, threaded") {
+  TestMachine m(kMachine);
+  CHECK(m.write(D0 + "netdev_group", "7") == 1);
+  CHECK(m.read(D0 + "netdev_group") == "7\n");
+  CHECK(m.write(D0 + "netdev_group", "-1") == -EINVAL);
+  CHECK(m.write(D0 + "netdev_group", "junk") == -EINVAL);
+  CHECK(m.write(D0 + "netdev_group", "3", no_net_admin()) == -EPERM);
+  CHECK(m.read(D0 + "netdev_group") == "7\n");
+  CHECK(m.write(D0 + "gro_flush_timeout", "20000\n") == 6);
+  CHECK(m.read(D0 + "gro_flush_timeout") == "20000\n");
+  CHECK(m.write(D0 + "gro_flush_timeout", "-5") == -EINVAL);
+  CHECK(m.write(D0 + "napi_defer_hard_irqs", "2147483647") == 10);
+  CHECK(m.read(D0 + "napi_defer_hard_irqs") == "2147483647\n");
+  CHECK(m.write(D0 + "napi_defer_hard_irqs", "2147483648") == -ERANGE);
+  CHECK(m.read(D0 + "napi_defer_hard_irqs") == "2147483647\n");
+  CHECK(m.write(D0 + "threaded", "1") == 1);
+  CHECK(m.read(D0 + "threaded") == "1\n");
+  CHECK(m.write(D0 + "threaded", "2") == -EOPNOTSUPP);
+  CHECK(m.read(D0 + "threaded") == "1\n");
+  CHECK(m.write(D0 + "uevent", "change\n") == 7);
+  CHECK(m.write(D0 + "uevent", "explode\n") == -EINVAL);
+  CHECK(m.events_of("eth0", "uevent").size() == 2);
+}
+
+TEST_CASE("queues: rps_cpus mask, rps_flow_cnt rounding (kernel quirk), tx-0") {
+  TestMachine m(kMachine);
+  const std::string rx = D0 + "queues/rx-0/";
+  const std::string tx = D0 + "queues/tx-0/";
+  CHECK(m.read(rx + "rps_cpus") == "0\n");
+  CHECK(m.write(rx + "rps_cpus", "3\n") == 2);
+  CHECK(m.read(rx + "rps_cpus") == "3\n");
+  CHECK(m.write(rx + "rps_cpus", "f") == 1);
+  CHECK(m.read(rx + "rps_cpus") == "f\n");
+  CHECK(m.write(rx + "rps_cpus", "10") == -EOVERFLOW);  // CPU 4 of 4
+  CHECK(m.write(rx + "rps_cpus", "g") == -EINVAL);
+  CHECK(m.write(rx + "rps_cpus", "1,00000001") == -EOVERFLOW);  // two chunks, one allowed
+  CHECK(m.write(rx + "rps_cpus", "1", no_net_admin()) == -EPERM);
+  CHECK(m.read(rx + "rps_cpus") == "f\n");
+  CHECK(m.read(rx + "rps_flow_cnt") == "0\n");
+  CHECK(m.write(rx + "rps_flow_cnt", "100") == 3);
+  CHECK(m.read(rx + "rps_flow_cnt") == "128\n");
+  CHECK(m.write(rx + "rps_flow_cnt", "0") == 1);
+  CHECK(m.read(rx + "rps_flow_cnt") == "0\n");
+  CHECK(m.write(rx + "rps_flow_cnt", "junk") == -EINVAL);
+  CHECK(m.write(rx + "rps_flow_cnt", "8589934592") == -EINVAL);  // mask beyond u32
+  CHECK(m.read(tx + "tx_timeout") == "0\n");
+  CHECK(m.read(tx + "tx_maxrate") == "0\n");
+  CHECK(m.read(tx + "traffic_class") == "<ENOENT>");  // single queue
+  CHECK(m.write(tx + "tx_maxrate", "100") == -EOPNOTSUPP);
+  CHECK(m.write(tx + "tx_maxrate", "100", no_net_admin()) == -EPERM);
+}
+
+TEST_CASE("rps_cpus: bitmap_parse skips a non-hex 9th character (kernel quirk)") {
+  TestMachine m(kMachine);
+  const std::string rx = D0 + "queues/rx-0/";
+  CHECK(m.write(rx + "rps_cpus", "x00000003") == 9);
+  CHECK(m.read(rx + "rps_cpus") == "3\n");
+  CHECK(m.write(rx + "rps_cpus", "100000003") == -EOVERFLOW);
+}
+
+TEST_CASE("numa_node of the PCI parent: CAP_SYS_ADMIN, online nodes only") {
+  TestMachine m(kMachine);
+  const std::string p = "devices/pci0000:00/0000:00:03.0/numa_node";
+  CHECK(m.write(p, "1") == -EINVAL);  // one node online
+  CHECK(m.write(p, "-2") == -EINVAL);
+  CHECK(m.write(p, "x") == -EINVAL);
+  CHECK(m.write(p, "-1", Caller::with_caps(0, 1ULL << 12)) == -EPERM);  // NET_ADMIN is not enough
+  CHECK(m.read(p) == "0\n");
+  CHECK(m.write(p, "-1") == 2);
+  CHECK(m.read(p) == "-1\n");
+}
+
+TEST_CASE("machine file errors name the key") {
+  using vsysfs::core::ConfigError;
+  CHECK_THROWS_WITH_AS(TestMachine("[net]\n[[net.interface]]\nname='eth0'\npci='0000:00:03.0'\npeer='eth9'\n"),
+                       doctest::Contains("peer"), ConfigError);
+  CHECK_THROWS_WITH_AS(TestMachine("[net]\n[[net.interface]]\nname='eth0'\n"),
+                       doctest::Contains("pci"), ConfigError);
+  CHECK_THROWS_WITH_AS(TestMachine("[net]\n[[net.interface]]\nname='eth0'\npci='0000:00:03.0'\nmtu=9000\n"),
+                       doctest::Contains("mtu"), ConfigError);
+  CHECK_THROWS_WITH_AS(TestMachine("[net]\n[[net.interface]]\nname='eth0'\npci='0000:00:03.0'\nspeeed=1\n"),
+                       doctest::Contains("speeed"), ConfigError);
+}
+
+}  // TEST_SUITE
