@@ -150,3 +150,25 @@ advance() { echo "$1" > "$(ctl clock/advance_ms)"; }
   echo 0x1003 > "$(E0 flags)"
   [ "$(cat "$(E0 operstate)")" = "up" ]
 }
+
+@test "hwloc lists eth0 and eth1 as network OS devices under their PCI functions" {
+  run unshare -m bash -c "mount --bind '$MNT' /sys && lstopo-no-graphics --whole-io -v"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *'PCI L#0 (busid=0000:00:03.0 id=8086:100e class=0200(Ethernet)'* ]]
+  [[ "$output" == *'Network L#0 (Address=52:54:00:12:34:56) "eth0"'* ]]
+  [[ "$output" == *'Network L#1 (Address=52:54:00:12:34:57) "eth1"'* ]]
+}
+
+@test "systool -c net -v reads every attribute (libsysfs, private namespace)" {
+  echo 0x1002 > "$(E0 flags)"   # down: carrier/speed/duplex... are EINVAL and left out
+  run unshare -m bash -c "mount --bind '$MNT' /sys && systool -c net -v"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *'Class Device = "eth0"'* ]]
+  [[ "$output" == *'Class Device path = "/sys/devices/pci0000:00/0000:00:03.0/net/eth0"'* ]]
+  [[ "$output" == *'flags               = "0x1002"'* ]]
+  [[ "$output" == *'operstate           = "down"'* ]]
+  [[ "$output" == *'Device = "0000:00:03.0"'* ]]
+  [[ "$output" == *'numa_node           = "0"'* ]]
+  [[ "$output" == *'Class Device = "lo"'* ]]
+  [[ "$output" == *'type                = "772"'* ]]
+}
