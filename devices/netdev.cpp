@@ -100,6 +100,12 @@ NetDevice::NetDevice(core::Env& env, NetDeviceConfig cfg, int ifindex,
   // alloc_netdev leaves the carrier on; Ethernet drivers turn it off in
   // probe, before register_netdev, so no carrier change is counted.
   nocarrier_.store(cfg_.kind != "loopback");
+  // register_netdevice -> linkwatch_init_dev: a device registered without
+  // carrier starts "down" (an unplugged NIC never reads "unknown").
+  if (!netif_carrier_ok()) {
+    core::WriteLock lock(core::dev_base_lock());
+    operstate_ = Operstate::Down;
+  }
 }
 
 NetDevice::~NetDevice() {

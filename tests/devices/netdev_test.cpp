@@ -394,3 +394,41 @@ TEST_CASE("machine file errors name the key") {
 }
 
 }  // TEST_SUITE
+
+TEST_SUITE("netdev") {
+
+TEST_CASE("a NIC without a cable: up, no carrier, operstate down (linkwatch_init_dev)") {
+  TestMachine m(R"([net]
+[[net.interface]]
+name = "eth4"
+pci = "0000:00:07.0"
+link = "down"
+)");
+  const std::string d = "devices/pci0000:00/0000:00:07.0/net/eth4/";
+  CHECK(m.read(d + "flags") == "0x1003\n");
+  CHECK(m.read(d + "carrier") == "0\n");
+  CHECK(m.read(d + "operstate") == "down\n");
+  CHECK(m.read(d + "speed") == "-1\n");  // SPEED_UNKNOWN
+  CHECK(m.read(d + "duplex") == "unknown\n");
+  CHECK(m.read(d + "carrier_changes") == "0\n");
+  CHECK(m.write("kernel/debug/vsysfs/net/eth4/link", "up\n") == 3);
+  CHECK(m.read(d + "carrier") == "1\n");
+  CHECK(m.read(d + "operstate") == "up\n");
+  CHECK(m.read(d + "speed") == "1000\n");
+}
+
+TEST_CASE("the shipped machines build") {
+  for (const char* file : {"machines/default.toml", "machines/net-lab.toml"}) {
+    CAPTURE(file);
+    vsysfs::core::ManualClock clock;
+    vsysfs::core::EventLog events{clock};
+    vsysfs::core::Env env{clock, events};
+    vsysfs::core::Tree tree;
+    vsysfs::devices::Machine machine{env, tree, &clock};
+    CHECK_NOTHROW(machine.build(vsysfs::devices::load_machine_file(file)));
+    CHECK(tree.resolve("class/net/eth0") != 0);
+    CHECK(tree.resolve("class/net/lo") != 0);
+  }
+}
+
+}  // TEST_SUITE
