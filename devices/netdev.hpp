@@ -342,7 +342,8 @@ class NetDevice {
   using Format = core::Status (NetDevice::*)(core::PageBuffer&) const;
   // net-sysfs.c netdev_show / netdev_store: the rules every attribute shares.
   core::Status netdev_show(core::PageBuffer& buf, Format fmt) const;
-  core::Result<std::size_t> netdev_store(const core::Caller& c, std::string_view in, Setter set);
+  core::Result<std::size_t> netdev_store(const core::Caller& c, std::string_view in, Setter set,
+                                         std::string_view attr);
   core::Status netstat_show(core::PageBuffer& buf, unsigned index) const;
 
   // Formatters and setters for netdev_show / netdev_store.

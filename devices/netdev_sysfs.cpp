@@ -94,12 +94,18 @@ core::Status NetDevice::netdev_show(core::PageBuffer& buf, Format fmt) const {
 // rtnl. Kernel quirk: on a device that is no longer alive it returns 0
 // (the kstrtoul result), not an error. Locking: takes rtnl. Context: process.
 core::Result<std::size_t> NetDevice::netdev_store(const core::Caller& c, std::string_view in,
-                                                  Setter set) {
-  if (!net_admin(c)) return core::Errno{EPERM};
-  const unsigned long v = VSYSFS_TRY(core::kstrtoul(in, 0));
+                                                  Setter set, std::string_view attr) {
+  auto fail = [&](core::Errno e) -> core::Result<std::size_t> {
+    env_.log(&c, cfg_.name, "store", e.name(), {{"attr", attr}});
+    return e;
+  };
+  if (!net_admin(c)) return fail(core::Errno{EPERM});
+  const auto v = core::kstrtoul(in, 0);
+  if (!v) return fail(v.error());
   core::RtnlLock rtnl;
   if (!dev_isalive()) return std::size_t{0};
-  VSYSFS_TRY_STATUS((this->*set)(v));
+  if (auto st = (this->*set)(*v); !st) return fail(st.error());
+  env_.log(&c, cfg_.name, "store", "OK", {{"attr", attr}, {"value", *v}});
   return in.size();
 }
 
@@ -175,7 +181,7 @@ core::Status NetDevice::modify_napi_threaded(unsigned long v) {
 // --- show / store entry points -------------------------------------------------------
 
 core::Status NetDevice::netdev_group_show(core::PageBuffer& b) const { return netdev_show(b, &Dev::format_netdev_group); }
-core::Result<std::size_t> NetDevice::netdev_group_store(const core::Caller& c, std::string_view in) { return netdev_store(c, in, &Dev::set_group); }
+core::Result<std::size_t> NetDevice::netdev_group_store(const core::Caller& c, std::string_view in) { return netdev_store(c, in, &Dev::set_group, "netdev_group"); }
 core::Status NetDevice::type_show(core::PageBuffer& b) const { return netdev_show(b, &Dev::format_type); }
 core::Status NetDevice::dev_id_show(core::PageBuffer& b) const { return netdev_show(b, &Dev::format_dev_id); }
 core::Status NetDevice::dev_port_show(core::PageBuffer& b) const { return netdev_show(b, &Dev::format_dev_port); }
@@ -237,7 +243,7 @@ core::Status NetDevice::carrier_show(core::PageBuffer& b) const {
   return {};
 }
 core::Result<std::size_t> NetDevice::carrier_store(const core::Caller& c, std::string_view in) {
-  return netdev_store(c, in, &Dev::change_carrier);
+  return netdev_store(c, in, &Dev::change_carrier, "carrier");
 }
 
 // operstate: forced to "down" when the interface is not running.
@@ -270,41 +276,44 @@ core::Status NetDevice::ifalias_show(core::PageBuffer& b) const {
 // 256 bytes or more is EINVAL; an empty value clears the alias.
 // Locking: takes rtnl. Context: process.
 core::Result<std::size_t> NetDevice::ifalias_store(const core::Caller& c, std::string_view in) {
-  if (!net_admin(c)) return core::Errno{EPERM};
+  if (!net_admin(c)) {
+    env_.log(&c, cfg_.name, "store", "EPERM", {{"attr", "ifalias"}});
+    return core::Errno{EPERM};
+  }
   std::string_view alias = in;
   if (!alias.empty() && alias.back() == '\n') alias.remove_suffix(1);
   core::RtnlLock rtnl;
   if (!dev_isalive()) return std::size_t{0};
-  VSYSFS_TRY_STATUS(dev_set_alias(alias));
-  env_.log(&c, cfg_.name, "ifalias", "OK", {{"len", alias.size()}});
+  if (auto st = dev_set_alias(alias); !st) {
+    env_.log(&c, cfg_.name, "store", st.error().name(), {{"attr", "ifalias"}, {"len", alias.size()}});
+    return st.error();
+  }
+  env_.log(&c, cfg_.name, "store", "OK", {{"attr", "ifalias"}, {"len", alias.size()}});
   call_netdevice_notifiers("NETDEV_CHANGE");  // netdev_state_change
   return in.size();
 }
 
 core::Status NetDevice::mtu_show(core::PageBuffer& b) const { return netdev_show(b, &Dev::format_mtu); }
-core::Result<std::size_t> NetDevice::mtu_store(const core::Caller& c, std::string_view in) { return netdev_store(c, in, &Dev::change_mtu); }
+core::Result<std::size_t> NetDevice::mtu_store(const core::Caller& c, std::string_view in) { return netdev_store(c, in, &Dev::change_mtu, "mtu"); }
 core::Status NetDevice::flags_show(core::PageBuffer& b) const { return netdev_show(b, &Dev::format_flags); }
-core::Result<std::size_t> NetDevice::flags_store(const core::Caller& c, std::string_view in) { return netdev_store(c, in, &Dev::change_flags); }
+core::Result<std::size_t> NetDevice::flags_store(const core::Caller& c, std::string_view in) { return netdev_store(c, in, &Dev::change_flags, "flags"); }
 core::Status NetDevice::tx_queue_len_show(core::PageBuffer& b) const { return netdev_show(b, &Dev::format_tx_queue_len); }
 // tx_queue_len, gro_flush_timeout, napi_defer_hard_irqs also check
-// capable() in the initial namespace; in the simulation that is the same
-// CAP_NET_ADMIN check netdev_store repeats.
+// capable() in the initial namespace before netdev_store's ns_capable();
+// the simulation has one namespace, so that is netdev_store's own check.
 core::Result<std::size_t> NetDevice::tx_queue_len_store(const core::Caller& c, std::string_view in) {
-  if (!net_admin(c)) return core::Errno{EPERM};
-  return netdev_store(c, in, &Dev::change_tx_queue_len);
+  return netdev_store(c, in, &Dev::change_tx_queue_len, "tx_queue_len");
 }
 core::Status NetDevice::gro_flush_timeout_show(core::PageBuffer& b) const { return netdev_show(b, &Dev::format_gro_flush_timeout); }
 core::Result<std::size_t> NetDevice::gro_flush_timeout_store(const core::Caller& c, std::string_view in) {
-  if (!net_admin(c)) return core::Errno{EPERM};
-  return netdev_store(c, in, &Dev::change_gro_flush_timeout);
+  return netdev_store(c, in, &Dev::change_gro_flush_timeout, "gro_flush_timeout");
 }
 core::Status NetDevice::napi_defer_hard_irqs_show(core::PageBuffer& b) const { return netdev_show(b, &Dev::format_napi_defer_hard_irqs); }
 core::Result<std::size_t> NetDevice::napi_defer_hard_irqs_store(const core::Caller& c, std::string_view in) {
-  if (!net_admin(c)) return core::Errno{EPERM};
-  return netdev_store(c, in, &Dev::change_napi_defer_hard_irqs);
+  return netdev_store(c, in, &Dev::change_napi_defer_hard_irqs, "napi_defer_hard_irqs");
 }
 core::Status NetDevice::proto_down_show(core::PageBuffer& b) const { return netdev_show(b, &Dev::format_proto_down); }
-core::Result<std::size_t> NetDevice::proto_down_store(const core::Caller& c, std::string_view in) { return netdev_store(c, in, &Dev::change_proto_down); }
+core::Result<std::size_t> NetDevice::proto_down_store(const core::Caller& c, std::string_view in) { return netdev_store(c, in, &Dev::change_proto_down, "proto_down"); }
 core::Status NetDevice::carrier_up_count_show(core::PageBuffer& b) const { return netdev_show(b, &Dev::format_carrier_up_count); }
 core::Status NetDevice::carrier_down_count_show(core::PageBuffer& b) const { return netdev_show(b, &Dev::format_carrier_down_count); }
 
@@ -315,7 +324,7 @@ core::Status NetDevice::threaded_show(core::PageBuffer& b) const {
   b.emit("{}\n", threaded_.load() ? 1 : 0);
   return {};
 }
-core::Result<std::size_t> NetDevice::threaded_store(const core::Caller& c, std::string_view in) { return netdev_store(c, in, &Dev::modify_napi_threaded); }
+core::Result<std::size_t> NetDevice::threaded_store(const core::Caller& c, std::string_view in) { return netdev_store(c, in, &Dev::modify_napi_threaded, "threaded"); }
 
 // uevent: dev_uevent + netdev_uevent ("INTERFACE=", "IFINDEX=").
 core::Status NetDevice::uevent_show(core::PageBuffer& b) const {

@@ -435,3 +435,127 @@ TEST_CASE("the shipped machines build (run from the repository root)") {
 }
 
 }  // TEST_SUITE
+
+TEST_SUITE("netdev") {
+
+TEST_CASE("numeric stores: the common bad-input table changes nothing and is logged") {
+  TestMachine m(kMachine);
+  const char* attrs[] = {"netdev_group", "mtu", "flags", "tx_queue_len", "gro_flush_timeout",
+                         "napi_defer_hard_irqs", "proto_down", "threaded", "carrier"};
+  const std::pair<std::string, long> bad[] = {
+      {"\n", -EINVAL},   {"junk", -EINVAL}, {"-1", -EINVAL},  {" 1", -EINVAL},
+      {"1 ", -EINVAL},   {"1\n\n", -EINVAL}, {"0x", -EINVAL}, {"1.0", -EINVAL},
+      {"18446744073709551616", -ERANGE},     {"0x10000000000000000", -ERANGE},
+  };
+  for (const char* attr : attrs) {
+    const std::string before = m.read(D0 + attr);
+    for (const auto& [in, err] : bad) {
+      CAPTURE(attr);
+      CAPTURE(in);
+      CHECK(m.write(D0 + attr, in) == err);
+      CHECK(m.read(D0 + attr) == before);
+    }
+    CHECK(m.write(D0 + attr, "0", no_net_admin()) == -EPERM);
+    CHECK(m.read(D0 + attr) == before);
+  }
+  std::size_t einval = 0, eperm = 0;
+  for (auto& e : m.events_of("eth0", "store")) {
+    einval += e.result == "EINVAL";
+    eperm += e.result == "EPERM";
+  }
+  CHECK(einval == std::size(attrs) * 8);
+  CHECK(eperm == std::size(attrs));
+}
+
+TEST_CASE("stores accept base 0 and one trailing newline, and round-trip") {
+  TestMachine m(kMachine);
+  CHECK(m.write(D0 + "netdev_group", "0x2") == 3);
+  CHECK(m.read(D0 + "netdev_group") == "2\n");
+  CHECK(m.write(D0 + "netdev_group", "010\n") == 4);  // octal
+  CHECK(m.read(D0 + "netdev_group") == "8\n");
+  CHECK(m.write(D0 + "gro_flush_timeout", "+7") == 2);
+  CHECK(m.read(D0 + "gro_flush_timeout") == "7\n");
+  CHECK(m.write(D0 + "tx_queue_len", "0x2") == 3);
+  CHECK(m.read(D0 + "tx_queue_len") == "2\n");
+  CHECK(m.events_of("eth0", "store").back().field("attr") == "\"tx_queue_len\"");
+}
+
+TEST_CASE("ifalias keeps bytes after a NUL but shows up to it (kernel quirk)") {
+  TestMachine m(kMachine);
+  CHECK(m.write(D0 + "ifalias", std::string("ab\0cd\n", 6)) == 6);
+  CHECK(m.read(D0 + "ifalias") == "ab\n");
+  CHECK(m.write(D0 + "ifalias", std::string("\0cd", 3)) == 3);
+  CHECK(m.read(D0 + "ifalias") == "");  // dev_get_alias returns 0: empty file
+}
+
+TEST_CASE("dev_id prints 0 as 0x0, flags as %#x (kernel quirk)") {
+  TestMachine m(kMachine);
+  CHECK(m.read(D0 + "dev_id") == "0x0\n");
+  CHECK(m.read(LO + "dev_id") == "0x0\n");
+  CHECK(m.write(LO + "flags", "0x8") == 3);  // lo down: only LOOPBACK remains
+  CHECK(m.read(LO + "flags") == "0x8\n");
+}
+
+TEST_CASE("PCI config: unprivileged readers see 64 bytes (kernel quirk)") {
+  TestMachine m(kMachine);
+  const std::string cfg = "devices/pci0000:00/0000:00:03.0/config";
+  CHECK(m.pread(cfg, 256, 0).size() == 256);
+  CHECK(m.pread(cfg, 256, 0, Caller::user(1000)).size() == 64);
+  CHECK(m.pread(cfg, 16, 64, Caller::user(1000)).empty());
+  CHECK(m.pread(cfg, 16, 64).size() == 16);
+}
+
+TEST_CASE("knobs: modes, round trips and bad input") {
+  TestMachine m(kMachine);
+  const std::string k = "kernel/debug/vsysfs/net/eth0/";
+  CHECK(mode_of(m, k + "link") == 0600);
+  CHECK(mode_of(m, k + "traffic") == 0600);
+  CHECK(mode_of(m, k + "faults") == 0600);
+  CHECK(mode_of(m, k + "ordering") == 0600);
+  CHECK(mode_of(m, k + "mmio") == 0400);
+  CHECK(m.exists("kernel/debug/vsysfs/net/lo/traffic"));
+  CHECK_FALSE(m.exists("kernel/debug/vsysfs/net/lo/link"));
+
+  CHECK(m.write(k + "traffic", "count 10 size 100 rate 5 cpus 3\n") == 32);
+  const std::string t = m.read(k + "traffic");
+  CHECK(t.find("count 10\nsize 100\nrate 5\ncpus 3\nstate stopped\n") == 0);
+  for (const char* bad : {"\n", "count", "count x", "size 13", "size 65536", "rate 0",
+                          "rate 100000001", "cpus 0", "cpus 5", "bogus 1", "count -1",
+                          "start now", "count 1 size"}) {
+    CAPTURE(bad);
+    CHECK(m.write(k + "traffic", bad) == -EINVAL);
+    CHECK(m.read(k + "traffic") == t);
+  }
+  CHECK(m.write(k + "traffic", "start") == 5);
+  CHECK(m.write(k + "traffic", "start") == -EBUSY);
+  CHECK(m.write(k + "traffic", "rate 9") == -EBUSY);
+  m.advance_ms(2000);
+  CHECK(m.read(k + "traffic").find("state stopped\nsent 10\n") != std::string::npos);
+  CHECK(m.write(D0 + "flags", "0x1002") == 6);
+  CHECK(m.write(k + "traffic", "start") == -ENETDOWN);
+
+  CHECK(m.read(k + "faults") == "hang_tx 0\ndrop_rx 0\nfail_open 0\nskip_queue_stop 0\n");
+  CHECK(m.write(k + "faults", "drop_rx 5") == 9);
+  CHECK(m.write(k + "faults", "fail_open 12") == 12);
+  CHECK(m.read(k + "faults") == "hang_tx 0\ndrop_rx 5\nfail_open ENOMEM\nskip_queue_stop 0\n");
+  for (const char* bad : {"", "\n", "hang_tx", "hang_tx 2", "hang_tx x", "fail_open EFOO",
+                          "fail_open -1", "skip_queue_stop 7", "melt 1", "drop_rx 1 2"}) {
+    CAPTURE(bad);
+    CHECK(m.write(k + "faults", bad) == (*bad ? -EINVAL : 0));
+  }
+  CHECK(m.read(k + "faults") == "hang_tx 0\ndrop_rx 5\nfail_open ENOMEM\nskip_queue_stop 0\n");
+
+  CHECK(m.read(k + "ordering") == "flush\n");
+  CHECK(m.write(k + "ordering", "posted\n") == 7);
+  CHECK(m.read(k + "ordering") == "posted\n");
+  CHECK(m.write(k + "ordering", "flushed") == -EINVAL);
+  CHECK(m.read(k + "ordering") == "posted\n");
+
+  CHECK(m.read(k + "link") == "up\n");
+  CHECK(m.write(k + "link", "sideways") == -EINVAL);
+  CHECK(m.write(k + "link", "down") == 4);
+  CHECK(m.read(k + "link") == "down\n");
+  CHECK(m.read(k + "mmio").find("doorbell_backwards 0\n") != std::string::npos);
+}
+
+}  // TEST_SUITE

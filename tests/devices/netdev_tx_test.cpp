@@ -408,3 +408,16 @@ TEST_CASE("debug build: a hook entered without its lock aborts") {
 #endif
 
 }  // TEST_SUITE
+
+TEST_SUITE("netdev") {
+
+TEST_CASE("stores on an unregistered device return 0, shows EINVAL (kernel quirk)") {
+  Rig rig;
+  rig.dev[0]->unregister_netdevice();
+  CHECK(testing::store(*rig.dev[0], &NetDevice::mtu_store, "1000\n") == 0);
+  CHECK(testing::show(*rig.dev[0], &NetDevice::mtu_show) == "<EINVAL>");
+  CHECK(testing::show(*rig.dev[0], &NetDevice::stat_show<devices::kTxPackets>) == "<EINVAL>");
+  CHECK(rig.dev[0]->mtu() == 1500);
+}
+
+}  // TEST_SUITE
