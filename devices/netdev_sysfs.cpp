@@ -91,8 +91,10 @@ core::Status NetDevice::netdev_show(core::PageBuffer& buf, Format fmt) const {
 }
 
 // netdev_store: CAP_NET_ADMIN, kstrtoul(buf, 0), then the setter under
-// rtnl. Kernel quirk: on a device that is no longer alive it returns 0
-// (the kstrtoul result), not an error. Locking: takes rtnl. Context: process.
+// rtnl. The kernel (3.x-6.12) does rtnl_trylock() and restart_syscall()
+// on contention; userspace cannot tell that from waiting, so we wait.
+// Kernel quirk: on a device that is no longer alive it returns 0 (the
+// kstrtoul result), not an error. Locking: takes rtnl. Context: process.
 core::Result<std::size_t> NetDevice::netdev_store(const core::Caller& c, std::string_view in,
                                                   Setter set, std::string_view attr) {
   auto fail = [&](core::Errno e) -> core::Result<std::size_t> {
