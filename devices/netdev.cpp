@@ -100,6 +100,11 @@ NetDevice::NetDevice(core::Env& env, NetDeviceConfig cfg, int ifindex,
   // alloc_netdev leaves the carrier on; Ethernet drivers turn it off in
   // probe, before register_netdev, so no carrier change is counted.
   nocarrier_.store(cfg_.kind != "loopback");
+  {
+    core::MutexLock lock(bql_mu_);
+    dql_.resize(cfg_.num_tx_queues);
+    for (auto& q : dql_) q.reset(env_.now());
+  }
   // register_netdevice -> linkwatch_init_dev: a device registered without
   // carrier starts "down" (an unplugged NIC never reads "unknown").
   if (!netif_carrier_ok()) {
@@ -398,6 +403,40 @@ void NetDevice::netif_wake_queue() {
     hook = wake_hook_;
   }
   if (hook) hook();  // __netif_schedule: the sender runs again
+}
+
+void NetDevice::netdev_tx_sent_queue(unsigned bytes) {
+  core::MutexLock lock(bql_mu_);
+  dql_[0].queued(bytes);
+  if (dql_[0].avail() < 0) stack_xoff_.store(true);
+}
+
+void NetDevice::netdev_tx_completed_queue(unsigned pkts, unsigned bytes) {
+  (void)pkts;
+  if (bytes == 0) return;
+  {
+    core::MutexLock lock(bql_mu_);
+    dql_[0].completed(bytes, env_.now());
+    if (dql_[0].avail() < 0) return;
+  }
+  if (!stack_xoff_.exchange(false)) return;
+  std::function<void()> hook;
+  {
+    core::MutexLock lock(wake_mu_);
+    hook = wake_hook_;
+  }
+  if (hook) hook();  // netif_schedule_queue
+}
+
+void NetDevice::netdev_tx_reset_queue() {
+  stack_xoff_.store(false);
+  core::MutexLock lock(bql_mu_);
+  dql_[0].reset(env_.now());
+}
+
+Dql NetDevice::dql(unsigned queue) const {
+  core::MutexLock lock(bql_mu_);
+  return dql_.at(queue);
 }
 
 void NetDevice::set_wake_hook(std::function<void()> fn) {

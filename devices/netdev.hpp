@@ -48,6 +48,7 @@
 #include "core/env.hpp"
 #include "core/net_locks.hpp"
 #include "core/tree.hpp"
+#include "devices/netdev_bql.hpp"
 
 namespace vsysfs::devices {
 
@@ -270,7 +271,24 @@ class NetDevice {
   // wake: Locking: none (completion path); runs the wake hook.
   void netif_stop_queue();
   void netif_wake_queue();
-  bool netif_queue_stopped() const { return xoff_.load(); }
+  // netif_xmit_stopped: stopped by the driver or by BQL.
+  bool netif_queue_stopped() const { return xoff_.load() || stack_xoff_.load(); }
+  // netif_tx_queue_stopped: the driver's own stop only (__QUEUE_STATE_DRV_XOFF).
+  bool netif_tx_queue_stopped() const { return xoff_.load(); }
+  // BQL (netdev_tx_sent_queue / netdev_tx_completed_queue /
+  // netdev_tx_reset_queue) for TX queue 0. sent: Locking: the driver's
+  // xmit lock. completed: Locking: the driver's completion lock; runs the
+  // wake hook when the queue drops below its limit.
+  void netdev_tx_sent_queue(unsigned bytes);
+  void netdev_tx_completed_queue(unsigned pkts, unsigned bytes);
+  void netdev_tx_reset_queue();
+  // queues/tx-N/byte_queue_limits. Locking: the BQL mutex (leaf).
+  Dql dql(unsigned queue) const;
+  template <typename Fn>
+  void update_dql(unsigned queue, Fn fn) {
+    core::MutexLock lock(bql_mu_);
+    fn(dql_.at(queue));
+  }
   // txq_trans_update: records the time of the last transmit.
   void txq_trans_update();
   core::Nanos trans_start() const { return core::Nanos{trans_start_.load()}; }
@@ -421,6 +439,9 @@ class NetDevice {
   // TX queue 0 (struct netdev_queue).
   core::Mutex tx_lock_{"netif_tx_lock", core::kRankTxLock};
   std::atomic<bool> xoff_{false};                 // __QUEUE_STATE_DRV_XOFF
+  std::atomic<bool> stack_xoff_{false};           // __QUEUE_STATE_STACK_XOFF (BQL)
+  mutable core::Mutex bql_mu_{"netdev.bql"};     // Order: leaf
+  std::vector<Dql> dql_ GUARDED_BY(bql_mu_);      // one per TX queue
   std::atomic<std::int64_t> trans_start_{0};      // ns
   std::atomic<std::uint64_t> trans_timeout_{0};
   std::atomic<std::uint64_t> tx_busy_{0};

@@ -22,6 +22,7 @@
 //   rx_queues = 1  tx_queues = 1  dev_port = 0  dev_id = 0
 //   name_assign_type = 1  addr_assign_type = 0
 //   change_carrier = false  change_proto_down = false
+//   bql = false           # the driver reports bytes to byte queue limits
 //   mmio_seed = 1         # the chipset's reordering sequence
 //   driver = "vnic"  pci_vendor = 0x8086  pci_device = 0x100e
 //   pci_subsystem_vendor = 0x1af4  pci_subsystem_device = 0x1100  irq = 11
@@ -135,6 +136,7 @@ IfaceSpec read_interface(const core::ConfigValue& v, unsigned nr_cpu_ids, unsign
   if (duplex != "full" && duplex != "half") v.require("duplex").fail("expected \"full\" or \"half\"");
   n.duplex = duplex == "full" ? Duplex::Full : Duplex::Half;
   n.change_carrier = v.get_bool("change_carrier", false);
+  n.bql = v.get_bool("bql", false);
   n.mmio_seed = v.get_uint("mmio_seed", 1);
   n.ncpus = nr_cpu_ids;
   const std::string link = v.get_string("link", "up");

@@ -211,6 +211,7 @@ core::Status VnicDriver::open(NetDevice& dev) {
     core::MutexLock lock(priv_mu_);
     tx_head_ = tx_tail_ = 0;
   }
+  dev.netdev_tx_reset_queue();
   hw_.rx_clear();
   auto& bus = hw_.bus();
   bus.drain();
@@ -242,6 +243,7 @@ void VnicDriver::stop(NetDevice& dev) {
     core::MutexLock lock(priv_mu_);
     tx_head_ = tx_tail_;  // in-flight frames are freed with the ring
   }
+  dev.netdev_tx_reset_queue();
   hw_.rx_clear();
 }
 
@@ -289,6 +291,7 @@ NetdevTx VnicDriver::hard_start_xmit(NetDevice& dev, const SkBuff& skb, unsigned
   } else {
     hw_.write_descriptor(tx_tail_, skb);
     ++tx_tail_;
+    if (cfg_.bql) dev.netdev_tx_sent_queue(skb.len);
     auto& bus = hw_.bus();
     bus.writel(cpu, VnicHardware::kTxTail, tx_tail_);
     if (tx_tail_ - tx_head_ >= cfg_.ring_size && !skip_queue_stop_.load()) dev.netif_stop_queue();
@@ -319,6 +322,7 @@ void VnicDriver::tx_timeout(NetDevice& dev) {
     stats_.add(kTxErrors);
     stats_.add(kTxDropped, dropped);
     ring_resets_.fetch_add(1);
+    dev.netdev_tx_reset_queue();
     dev.netif_wake_queue();
   }
   env_.log(nullptr, dev.name(), "tx_ring_reset", "OK", {{"dropped", dropped}});
@@ -397,15 +401,19 @@ void VnicDriver::tx_irq() {
   if (!dev) return;
   const std::uint32_t done = hw_.completed();
   core::MutexLock lock(priv_mu_);
+  unsigned pkts = 0, bytes = 0;
   while (static_cast<std::int32_t>(done - tx_head_) > 0 && tx_head_ != tx_tail_) {
     const SkBuff skb = hw_.read_descriptor(tx_head_);
     ++tx_head_;
+    ++pkts;
+    bytes += skb.len;
     stats_.add(kTxPackets);
     stats_.add(kTxBytes, skb.len);
   }
+  if (cfg_.bql) dev->netdev_tx_completed_queue(pkts, bytes);
   // Wake under priv_lock so a concurrent xmit cannot stop the queue in
   // between; the wake hook only arms a timer.
-  if (dev->netif_running() && dev->netif_queue_stopped() &&
+  if (dev->netif_running() && dev->netif_tx_queue_stopped() &&
       cfg_.ring_size - (tx_tail_ - tx_head_) >= wake_threshold())
     dev->netif_wake_queue();
 }

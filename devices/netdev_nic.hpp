@@ -56,6 +56,7 @@ struct VnicConfig {
   int speed = 1000;  // Mb/s
   Duplex duplex = Duplex::Full;
   bool change_carrier = false;  // ndo_change_carrier
+  bool bql = false;             // reports sent/completed bytes (byte queue limits)
   std::uint64_t mmio_seed = 1;
   unsigned ncpus = 4;
 };

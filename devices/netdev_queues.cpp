@@ -19,8 +19,19 @@ constexpr core::DeviceAttribute<NetTxQueue> kTxAttrs[] = {
     VSYSFS_ATTR_RO(NetTxQueue, tx_timeout),
     VSYSFS_ATTR_RW(NetTxQueue, tx_maxrate),
     VSYSFS_ATTR_RO(NetTxQueue, traffic_class),
+    VSYSFS_ATTR_RW(NetTxQueue, xps_cpus),
 };
-constexpr core::AttributeGroup<NetTxQueue> kTxGroups[] = {{.name = "", .attrs = kTxAttrs}};
+constexpr core::DeviceAttribute<NetTxQueue> kBqlAttrs[] = {
+    VSYSFS_ATTR_RW(NetTxQueue, hold_time),
+    VSYSFS_ATTR_RO(NetTxQueue, inflight),
+    VSYSFS_ATTR_RW(NetTxQueue, limit),
+    VSYSFS_ATTR_RW(NetTxQueue, limit_max),
+    VSYSFS_ATTR_RW(NetTxQueue, limit_min),
+};
+constexpr core::AttributeGroup<NetTxQueue> kTxGroups[] = {
+    {.name = "", .attrs = kTxAttrs},
+    {.name = "byte_queue_limits", .attrs = kBqlAttrs},
+};
 
 // The simulated vmalloc refuses flow tables above 1 GiB (8-byte entries).
 constexpr std::uint64_t kMaxFlowTableEntries = (1ULL << 30) / 8;
@@ -145,5 +156,69 @@ core::Status NetTxQueue::traffic_class_show(core::PageBuffer& buf) const {
   buf.emit("{}\n", 0);  // num_tc == 0: netdev_txq_to_tc gives 0
   return {};
 }
+
+}  // namespace vsysfs::devices
+
+namespace vsysfs::devices {
+
+// xps_cpus_show: ENOENT unless the device is multiqueue.
+core::Status NetTxQueue::xps_cpus_show(core::PageBuffer& buf) const {
+  if (dev_.config().num_tx_queues <= 1) return core::Errno{ENOENT};
+  const unsigned n = dev_.config().nr_cpu_ids;
+  core::MutexLock lock(mu_);
+  buf.emit("{}\n", core::bitmap_print_mask(xps_cpus_, n));
+  return {};
+}
+
+// xps_cpus_store: the capability check comes before the multiqueue check.
+core::Result<std::size_t> NetTxQueue::xps_cpus_store(const core::Caller& c, std::string_view in) {
+  if (!c.capable(core::Capability::NetAdmin)) return core::Errno{EPERM};
+  if (dev_.config().num_tx_queues <= 1) return core::Errno{ENOENT};
+  auto mask = VSYSFS_TRY(bitmap_parse(in, dev_.config().nr_cpu_ids));
+  core::MutexLock lock(mu_);
+  xps_cpus_ = std::move(mask);
+  return in.size();
+}
+
+core::Status NetTxQueue::hold_time_show(core::PageBuffer& buf) const {
+  const Dql d = dev_.dql(index_);
+  buf.emit("{}\n", std::chrono::duration_cast<std::chrono::milliseconds>(d.slack_hold_time).count());
+  return {};
+}
+
+core::Result<std::size_t> NetTxQueue::hold_time_store(const core::Caller& c, std::string_view in) {
+  const unsigned ms = VSYSFS_TRY(core::kstrtouint(in, 10));
+  dev_.update_dql(index_, [&](Dql& d) { d.slack_hold_time = std::chrono::milliseconds(ms); });
+  dev_.env().log(&c, dev_.name(), "bql", "OK", {{"queue", index_}, {"hold_time", ms}});
+  return in.size();
+}
+
+core::Status NetTxQueue::inflight_show(core::PageBuffer& buf) const {
+  buf.emit("{}\n", dev_.dql(index_).inflight());
+  return {};
+}
+
+// bql_set: "max" (with or without one newline) or a decimal up to DQL_MAX_LIMIT.
+core::Result<std::size_t> NetTxQueue::bql_set(const core::Caller& c, std::string_view in,
+                                              unsigned Dql::*field, std::string_view name) {
+  const std::string_view s = in.substr(0, in.find('\0'));
+  unsigned value;
+  if (s == "max" || s == "max\n") {
+    value = kDqlMaxLimit;
+  } else {
+    value = VSYSFS_TRY(core::kstrtouint(in, 10));
+    if (value > kDqlMaxLimit) return core::Errno{EINVAL};
+  }
+  dev_.update_dql(index_, [&](Dql& d) { d.*field = value; });
+  dev_.env().log(&c, dev_.name(), "bql", "OK", {{"queue", index_}, {name, value}});
+  return in.size();
+}
+
+core::Status NetTxQueue::limit_show(core::PageBuffer& buf) const { buf.emit("{}\n", dev_.dql(index_).limit); return {}; }
+core::Status NetTxQueue::limit_max_show(core::PageBuffer& buf) const { buf.emit("{}\n", dev_.dql(index_).max_limit); return {}; }
+core::Status NetTxQueue::limit_min_show(core::PageBuffer& buf) const { buf.emit("{}\n", dev_.dql(index_).min_limit); return {}; }
+core::Result<std::size_t> NetTxQueue::limit_store(const core::Caller& c, std::string_view in) { return bql_set(c, in, &Dql::limit, "limit"); }
+core::Result<std::size_t> NetTxQueue::limit_max_store(const core::Caller& c, std::string_view in) { return bql_set(c, in, &Dql::max_limit, "limit_max"); }
+core::Result<std::size_t> NetTxQueue::limit_min_store(const core::Caller& c, std::string_view in) { return bql_set(c, in, &Dql::min_limit, "limit_min"); }
 
 }  // namespace vsysfs::devices

@@ -9,7 +9,14 @@
 //   tx-N/tx_timeout     0444  %lu  watchdog timeouts of this queue
 //   tx-N/tx_maxrate     0644  %lu  store: EPERM, then EOPNOTSUPP (no ndo_set_tx_maxrate)
 //   tx-N/traffic_class  0444  ENOENT on a single-queue device, else the TC (0)
-// Not modelled: xps_cpus, xps_rxqs, byte_queue_limits/.
+//   tx-N/xps_cpus       0644  %*pb over nr_cpu_ids; ENOENT on a single-queue
+//                             device; store: EPERM first, then ENOENT, bitmap_parse
+//   tx-N/byte_queue_limits/  (dynamic_queue_limits, see netdev_bql.hpp)
+//       hold_time  0644 %u ms; store kstrtouint base 10
+//       inflight   0444 %u bytes queued and not completed
+//       limit, limit_max, limit_min  0644 %u; store "max" (or "max\n") or
+//                  kstrtouint base 10, EINVAL above DQL_MAX_LIMIT (1879048192)
+// Not modelled: xps_rxqs, the 6.9+ stall_thrs/stall_cnt/stall_max.
 //
 // Thread-safety: each queue's values sit under its own leaf mutex.
 
@@ -56,10 +63,27 @@ class NetTxQueue {
   core::Status tx_maxrate_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> tx_maxrate_store(const core::Caller& c, std::string_view in);
   core::Status traffic_class_show(core::PageBuffer& buf) const;
+  core::Status xps_cpus_show(core::PageBuffer& buf) const;
+  core::Result<std::size_t> xps_cpus_store(const core::Caller& c, std::string_view in);
+  // byte_queue_limits/. Locking: the device's BQL mutex. Context: process.
+  core::Status hold_time_show(core::PageBuffer& buf) const;
+  core::Result<std::size_t> hold_time_store(const core::Caller& c, std::string_view in);
+  core::Status inflight_show(core::PageBuffer& buf) const;
+  core::Status limit_show(core::PageBuffer& buf) const;
+  core::Result<std::size_t> limit_store(const core::Caller& c, std::string_view in);
+  core::Status limit_max_show(core::PageBuffer& buf) const;
+  core::Result<std::size_t> limit_max_store(const core::Caller& c, std::string_view in);
+  core::Status limit_min_show(core::PageBuffer& buf) const;
+  core::Result<std::size_t> limit_min_store(const core::Caller& c, std::string_view in);
 
  private:
+  core::Result<std::size_t> bql_set(const core::Caller& c, std::string_view in,
+                                    unsigned Dql::*field, std::string_view name);
+
   NetDevice& dev_;
   const unsigned index_;
+  mutable core::Mutex mu_{"netdev.tx_queue"};  // Order: leaf
+  std::vector<bool> xps_cpus_ GUARDED_BY(mu_);
 };
 
 }  // namespace vsysfs::devices

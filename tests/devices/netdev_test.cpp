@@ -559,3 +559,54 @@ TEST_CASE("knobs: modes, round trips and bad input") {
 }
 
 }  // TEST_SUITE
+
+TEST_SUITE("netdev") {
+
+TEST_CASE("byte_queue_limits files: defaults, max, bounds, base 10") {
+  TestMachine m(kMachine);
+  const std::string b = D0 + "queues/tx-0/byte_queue_limits/";
+  CHECK(m.read(b + "hold_time") == "1000\n");
+  CHECK(m.read(b + "inflight") == "0\n");
+  CHECK(m.read(b + "limit") == "0\n");
+  CHECK(m.read(b + "limit_max") == "1879048192\n");
+  CHECK(m.read(b + "limit_min") == "0\n");
+  CHECK(mode_of(m, b + "inflight") == 0444);
+  CHECK(mode_of(m, b + "limit") == 0644);
+  CHECK(m.write(b + "limit_max", "1000000\n") == 8);
+  CHECK(m.read(b + "limit_max") == "1000000\n");
+  CHECK(m.write(b + "limit_max", "max\n") == 4);
+  CHECK(m.read(b + "limit_max") == "1879048192\n");
+  for (const char* bad : {"1879048193", "0x10", "junk", "-1", "max\n\n", "maxi", "4294967296"}) {
+    CAPTURE(bad);
+    const long r = m.write(b + "limit_min", bad);
+    CHECK((r == -EINVAL || r == -ERANGE));
+  }
+  CHECK(m.read(b + "limit_min") == "0\n");
+  CHECK(m.write(b + "hold_time", "500") == 3);
+  CHECK(m.read(b + "hold_time") == "500\n");
+  CHECK(m.write(b + "hold_time", "0x10") == -EINVAL);
+}
+
+TEST_CASE("xps_cpus: ENOENT on a single-queue device, after the capability check") {
+  TestMachine m(kMachine);
+  CHECK(m.read(D0 + "queues/tx-0/xps_cpus") == "<ENOENT>");
+  CHECK(m.write(D0 + "queues/tx-0/xps_cpus", "1", no_net_admin()) == -EPERM);
+  CHECK(m.write(D0 + "queues/tx-0/xps_cpus", "1") == -ENOENT);
+  TestMachine mq(R"([net]
+nr_cpu_ids = 8
+[[net.interface]]
+name = "eth0"
+pci = "0000:00:03.0"
+tx_queues = 2
+rx_queues = 2
+)");
+  const std::string d = "devices/pci0000:00/0000:00:03.0/net/eth0/queues/";
+  CHECK(mq.read(d + "tx-1/xps_cpus") == "00\n");
+  CHECK(mq.write(d + "tx-1/xps_cpus", "c0") == 2);
+  CHECK(mq.read(d + "tx-1/xps_cpus") == "c0\n");
+  CHECK(mq.write(d + "tx-1/xps_cpus", "100") == -EOVERFLOW);
+  CHECK(mq.read(d + "tx-1/traffic_class") == "0\n");
+  CHECK(mq.exists(d + "rx-1/rps_cpus"));
+}
+
+}  // TEST_SUITE

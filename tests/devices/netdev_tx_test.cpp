@@ -27,8 +27,9 @@ namespace {
 // builds them, without the tree.
 struct Rig {
   explicit Rig(unsigned ring = 8, bool lltx = false, std::int64_t watchdog_ms = 5000,
-               std::uint64_t mmio_seed = 1) {
+               std::uint64_t mmio_seed = 1, bool bql = false) {
     devices::VnicConfig nic;
+    nic.bql = bql;
     nic.mmio_seed = mmio_seed;
     nic.ring_size = ring;
     nic.speed = 1000;
@@ -418,6 +419,50 @@ TEST_CASE("stores on an unregistered device return 0, shows EINVAL (kernel quirk
   CHECK(testing::show(*rig.dev[0], &NetDevice::mtu_show) == "<EINVAL>");
   CHECK(testing::show(*rig.dev[0], &NetDevice::stat_show<devices::kTxPackets>) == "<EINVAL>");
   CHECK(rig.dev[0]->mtu() == 1500);
+}
+
+}  // TEST_SUITE
+
+TEST_SUITE("netdev") {
+
+TEST_CASE("BQL: the limit starts at 0, grows on starvation, stops and wakes the queue") {
+  Rig rig(64, false, 5000, 1, /*bql=*/true);
+  auto& dev = *rig.dev[0];
+  CHECK(dev.dql(0).limit == 0);
+  CHECK(rig.send(1) == XmitResult::Ok);
+  CHECK(dev.netif_queue_stopped());         // over the limit: STACK_XOFF
+  CHECK_FALSE(dev.netif_tx_queue_stopped());  // the ring has room
+  CHECK(dev.dql(0).inflight() == 64);
+  CHECK(rig.send(1) == XmitResult::QueueStopped);
+  rig.env.advance_ms(1);  // completion: the queue starved while over the limit
+  CHECK(dev.dql(0).limit == 64);
+  CHECK(dev.dql(0).inflight() == 0);
+  CHECK_FALSE(dev.netif_queue_stopped());
+  CHECK(rig.send(1) == XmitResult::Ok);
+  CHECK_FALSE(dev.netif_queue_stopped());  // 64 of 64 allowed
+  CHECK(rig.send(1) == XmitResult::Ok);
+  CHECK(dev.netif_queue_stopped());
+  rig.env.advance_ms(1);
+  CHECK(dev.dql(0).limit == 128);
+  CHECK(rig.stats(*rig.dev[1])[devices::kRxPackets] == 3);
+  // limit_min holds the limit up.
+  dev.update_dql(0, [](devices::Dql& d) { d.min_limit = 10000; });
+  CHECK(rig.send(1) == XmitResult::Ok);
+  rig.env.advance_ms(1);
+  CHECK(dev.dql(0).limit == 10000);
+  for (int i = 0; i < 50; ++i) CHECK(rig.send(1) == XmitResult::Ok);
+  CHECK_FALSE(dev.netif_queue_stopped());  // 3200 bytes < 10000, 50 of 64 slots
+}
+
+TEST_CASE("BQL: a stalled sender resumes on completions (the wake hook runs)") {
+  Rig rig(256, false, 5000, 1, /*bql=*/true);
+  int woken = 0;
+  rig.dev[0]->set_wake_hook([&] { ++woken; });
+  CHECK(rig.send(1) == XmitResult::Ok);
+  CHECK(rig.dev[0]->netif_queue_stopped());
+  rig.env.advance_ms(1);
+  CHECK(woken == 1);
+  rig.dev[0]->set_wake_hook(nullptr);
 }
 
 }  // TEST_SUITE
