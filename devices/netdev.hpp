@@ -23,7 +23,8 @@
 //   proto_down 0644 %d            carrier_up_count 0444   carrier_down_count 0444
 //   threaded 0644 %d              uevent 0644              statistics/* 0444 %llu
 //   queues/rx-N/{rps_cpus 0644 %*pb, rps_flow_cnt 0644 %lu}
-//   queues/tx-N/{tx_timeout 0444 %lu, tx_maxrate 0644 %lu, traffic_class 0444}
+//   queues/tx-N/{tx_timeout 0444 %lu, tx_maxrate 0644 %lu, traffic_class 0444,
+//                xps_cpus 0644, byte_queue_limits/*} (netdev_queues.hpp)
 //   links: device (PCI devices only), subsystem -> class/net
 // Stores need CAP_NET_ADMIN (EPERM), parse with kstrtoul (EINVAL/ERANGE),
 // then run the setter under rtnl (netdev_store in netdev_sysfs.cpp).
