@@ -7,6 +7,7 @@
 //
 // Lock order (lower rank first; the debug build aborts on an inversion):
 //   rtnl (kRankRtnl)                    open/stop/do_ioctl, every sysfs store
+//   -> PHY link (kRankLink)             link changes of cabled NICs, both ends
 //   -> dev_base_lock (kRankDevBase)     get_stats, netdev_show, operstate writes
 //   -> traffic generator (kRankTraffic) the pktgen-like knob's own state
 //   -> netif_tx_lock (kRankTxLock)      hard_start_xmit, tx_timeout, set_multicast_list
@@ -24,6 +25,7 @@
 namespace vsysfs::core {
 
 inline constexpr int kRankRtnl = 100;
+inline constexpr int kRankLink = 105;
 inline constexpr int kRankDevBase = 110;
 inline constexpr int kRankTraffic = 115;
 inline constexpr int kRankTxLock = 120;

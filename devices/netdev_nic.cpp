@@ -187,6 +187,11 @@ void VnicHardware::set_cable(bool in) {
 }
 
 void VnicHardware::update_link() {
+  // One lock for every cable: a change and the link interrupts it raises
+  // (which read STATUS and set the carrier) are not interleaved with
+  // another change, so the carrier ends where the link ends.
+  static core::Mutex link_mu{"vnic.link", core::kRankLink};
+  core::MutexLock lock(link_mu);
   const bool now = link_ok();
   if (link_.exchange(now) != now) {
     env_.log(nullptr, name_, "phy_link", now ? "up" : "down");
