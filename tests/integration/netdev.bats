@@ -172,3 +172,22 @@ advance() { echo "$1" > "$(ctl clock/advance_ms)"; }
   [[ "$output" == *'Class Device = "lo"'* ]]
   [[ "$output" == *'type                = "772"'* ]]
 }
+
+@test "net-lab machine: 10 Mb/s link, byte queue limits grow, unplugged eth4 has no carrier" {
+  vsysfs_stop
+  vsysfs_start -o "clock=manual,machine=$VSYSFS_ROOT/machines/net-lab.toml"
+  [ "$(cat "$MNT/class/net/eth4/operstate")" = "down" ]
+  [ "$(cat "$MNT/class/net/eth4/carrier")" = "0" ]
+  [ "$(cat "$MNT/class/net/eth2/speed")" = "10" ]
+  [ "$(cat "$MNT/class/net/eth2/duplex")" = "half" ]
+  bql=$MNT/class/net/eth2/queues/tx-0/byte_queue_limits
+  [ "$(cat "$bql/limit")" = "0" ]
+  echo "count 500 size 1000 rate 2000" > "$(knob eth2/traffic)"
+  echo start > "$(knob eth2/traffic)"
+  advance 100
+  [ "$(cat "$bql/limit")" -gt 0 ]
+  [ "$(cat "$bql/inflight")" -gt 0 ]
+  advance 1000
+  [ "$(cat "$MNT/class/net/eth3/statistics/rx_packets")" = "500" ]
+  [ "$(cat "$bql/inflight")" = "0" ]
+}
