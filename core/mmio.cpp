@@ -1,0 +1,89 @@
+#include "core/mmio.hpp"
+
+namespace vsysfs::core {
+
+MmioBus::MmioBus(MmioTarget& target, unsigned ncpus, std::uint64_t seed, const char* lock_name,
+                 int lock_rank)
+    : target_(target), mu_(lock_name, lock_rank), queues_(ncpus == 0 ? 1 : ncpus), rng_(seed),
+      seed_(seed) {}
+
+void MmioBus::writel(unsigned cpu, std::uint32_t offset, std::uint32_t value) {
+  MutexLock lock(mu_);
+  auto& q = queues_[cpu % queues_.size()];
+  q.push_back({next_seq_++, offset, value});
+  ++stats_.posted;
+  // The chipset forwards some of what it holds, in no particular CPU order:
+  // each round delivers one queue head with probability 1/2.
+  std::size_t pick;
+  while ((rng_() & 1U) != 0 && pick_locked(&pick)) deliver_head_locked(pick);
+}
+
+std::uint32_t MmioBus::readl(unsigned cpu, std::uint32_t offset) {
+  MutexLock lock(mu_);
+  ++stats_.reads;
+  const std::size_t q = cpu % queues_.size();
+  if (!queues_[q].empty()) ++stats_.flushes;
+  // io_ordering.txt: the read makes the chipset flush this CPU's pending
+  // writes before the read itself is posted.
+  while (!queues_[q].empty()) deliver_head_locked(q);
+  return target_.mmio_read(offset);
+}
+
+void MmioBus::drain() {
+  MutexLock lock(mu_);
+  std::size_t pick;
+  while (pick_locked(&pick)) deliver_head_locked(pick);
+}
+
+void MmioBus::reseed(std::uint64_t seed) {
+  MutexLock lock(mu_);
+  seed_ = seed;
+  rng_.seed(seed);
+}
+
+std::uint64_t MmioBus::seed() const {
+  MutexLock lock(mu_);
+  return seed_;
+}
+
+std::size_t MmioBus::pending() const {
+  MutexLock lock(mu_);
+  std::size_t n = 0;
+  for (const auto& q : queues_) n += q.size();
+  return n;
+}
+
+MmioStats MmioBus::stats() const {
+  MutexLock lock(mu_);
+  return stats_;
+}
+
+bool MmioBus::pick_locked(std::size_t* q) {
+  std::size_t nonempty = 0;
+  for (const auto& x : queues_) nonempty += x.empty() ? 0 : 1;
+  if (nonempty == 0) return false;
+  std::size_t k = static_cast<std::size_t>(rng_() % nonempty);
+  for (std::size_t i = 0; i < queues_.size(); ++i) {
+    if (queues_[i].empty()) continue;
+    if (k-- == 0) {
+      *q = i;
+      return true;
+    }
+  }
+  return false;
+}
+
+void MmioBus::deliver_head_locked(std::size_t q) {
+  const Posted p = queues_[q].front();
+  queues_[q].pop_front();
+  for (std::size_t i = 0; i < queues_.size(); ++i) {
+    if (i != q && !queues_[i].empty() && queues_[i].front().seq < p.seq) {
+      ++stats_.reordered;
+      break;
+    }
+  }
+  ++stats_.delivered;
+  target_.mmio_write(p.offset, p.value);
+}
+
+}  // namespace vsysfs::core

@@ -1,0 +1,93 @@
+#pragma once
+
+// Weakly ordered memory-mapped I/O (Documentation/io_ordering.txt, seed 000;
+// reference/kernel-semantics.md section 6).
+//
+// An MmioBus sits between the simulated CPUs and one device (MmioTarget).
+// writel() from CPU n is *posted*: it enters CPU n's queue in the I/O
+// chipset and reaches the device later. Writes of one CPU reach the device
+// in program order (readX/writeX guarantee 1), but writes of different CPUs
+// may overtake each other: after every posted write the chipset delivers
+// the head of a randomly chosen CPU queue zero or more times (a seeded
+// mt19937_64, so a run is reproducible from its seed and its sequence of
+// calls). readl() from CPU n first flushes CPU n's posted writes to the
+// device in order, then reads: the "safe register" read of io_ordering.txt.
+// drain() delivers everything (time passes; the chipset empties its
+// buffers) in a random interleaving of the CPU queues.
+//
+// The bus does not interpret registers; the target sees each write when it
+// arrives and answers each read.
+//
+// Thread-safety: every member may be called from any thread; one internal
+// lock (rank given at construction; the target's callbacks run under it,
+// so the target may only take locks of higher rank).
+
+#include <cstdint>
+#include <deque>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/locks.hpp"
+
+namespace vsysfs::core {
+
+class MmioTarget {
+ public:
+  virtual ~MmioTarget() = default;
+  // A posted write reached the device. Called with the bus lock held.
+  virtual void mmio_write(std::uint32_t offset, std::uint32_t value) = 0;
+  // A read was posted after the reading CPU's writes were flushed.
+  virtual std::uint32_t mmio_read(std::uint32_t offset) = 0;
+};
+
+struct MmioStats {
+  std::uint64_t posted = 0;     // writel() calls
+  std::uint64_t delivered = 0;  // writes that reached the device
+  std::uint64_t reads = 0;      // readl() calls
+  std::uint64_t flushes = 0;    // reads that had posted writes of their CPU to flush
+  std::uint64_t reordered = 0;  // writes delivered before an older write of another CPU
+};
+
+class MmioBus {
+ public:
+  MmioBus(MmioTarget& target, unsigned ncpus, std::uint64_t seed, const char* lock_name,
+          int lock_rank);
+  MmioBus(const MmioBus&) = delete;
+  MmioBus& operator=(const MmioBus&) = delete;
+
+  // writel(value, base + offset) issued by simulated CPU `cpu` (taken modulo
+  // the CPU count).
+  void writel(unsigned cpu, std::uint32_t offset, std::uint32_t value);
+  // readl(base + offset) by `cpu`: flushes that CPU's posted writes first.
+  std::uint32_t readl(unsigned cpu, std::uint32_t offset);
+  // Delivers every posted write (random interleaving, per-CPU order kept).
+  void drain();
+
+  // Restarts the chipset's random sequence (pending writes are kept).
+  void reseed(std::uint64_t seed);
+  std::uint64_t seed() const;
+  std::size_t pending() const;
+  unsigned ncpus() const { return static_cast<unsigned>(queues_.size()); }
+  MmioStats stats() const;
+
+ private:
+  struct Posted {
+    std::uint64_t seq;
+    std::uint32_t offset;
+    std::uint32_t value;
+  };
+  void deliver_head_locked(std::size_t q) REQUIRES(mu_);
+  // Picks a random non-empty queue; false when all are empty.
+  bool pick_locked(std::size_t* q) REQUIRES(mu_);
+
+  MmioTarget& target_;
+  mutable Mutex mu_;
+  std::vector<std::deque<Posted>> queues_ GUARDED_BY(mu_);
+  std::mt19937_64 rng_ GUARDED_BY(mu_);
+  std::uint64_t seed_ GUARDED_BY(mu_);
+  std::uint64_t next_seq_ GUARDED_BY(mu_) = 1;
+  MmioStats stats_ GUARDED_BY(mu_);
+};
+
+}  // namespace vsysfs::core
