@@ -474,4 +474,18 @@ std::string bitmap_print_mask(const std::vector<bool>& bits, unsigned nbits) {
   return out;
 }
 
+std::vector<std::string_view> split_words(std::string_view s) {
+  std::vector<std::string_view> out;
+  s = s.substr(0, s.find('\0'));
+  std::size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && kernel_isspace(s[i])) ++i;
+    std::size_t j = i;
+    while (j < s.size() && !kernel_isspace(s[j])) ++j;
+    if (j > i) out.push_back(s.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
 }  // namespace vsysfs::core

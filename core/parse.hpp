@@ -169,4 +169,8 @@ std::string bitmap_print_list(const std::vector<bool>& bits);
 // No newline.
 std::string bitmap_print_mask(const std::vector<bool>& bits, unsigned nbits);
 
+// The words of a knob's command line, split at kernel whitespace (the
+// kernel's argv_split), ending at a NUL as a C string would.
+std::vector<std::string_view> split_words(std::string_view s);
+
 }  // namespace vsysfs::core

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "core/bytes.hpp"
 #include "core/parse.hpp"
 #include "devices/dcdbas_smbios.hpp"
 
@@ -47,13 +48,8 @@ constexpr core::AttributeGroup<Dcdbas> kGroups[] = {
 constexpr std::string_view kDriverName = "dcdbas";
 constexpr std::string_view kDriverVersion = "5.6.0-3.4";
 
-std::uint32_t le32(const std::uint8_t* p) {
-  return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
-         static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
-}
-void put_le32(std::uint8_t* p, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
-}
+using core::le32;
+using core::put_le32;
 std::string hex(std::uint32_t v) { return fmt::format("{:#x}", v); }
 
 // What the driver's stores do with the bytes: simple_strtoul(buf, NULL, 10).

@@ -1,5 +1,7 @@
 #include "devices/dcdbas_bios.hpp"
 
+#include "core/bytes.hpp"
+
 #include <algorithm>
 #include <cstring>
 
@@ -12,13 +14,8 @@ constexpr std::int32_t kSmiOk = 0;
 constexpr std::int32_t kSmiError = -1;        // "completed with error" (dell_smbios_error: EIO)
 constexpr std::int32_t kSmiUnsupported = -2;  // "not supported" (ENXIO)
 
-std::uint32_t le32(const std::uint8_t* p) {
-  return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
-         static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
-}
-void put_le32(std::uint8_t* p, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
-}
+using core::le32;
+using core::put_le32;
 
 std::string hex(std::uint32_t v) { return fmt::format("{:#x}", v); }
 

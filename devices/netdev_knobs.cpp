@@ -30,20 +30,6 @@ constexpr core::AttributeGroup<NetKnobs> kKnobGroups[] = {
     {.name = "", .attrs = kKnobAttrs, .is_visible = &knob_visible},
 };
 
-std::vector<std::string_view> split_words(std::string_view s) {
-  std::vector<std::string_view> out;
-  s = s.substr(0, s.find('\0'));
-  std::size_t i = 0;
-  while (i < s.size()) {
-    while (i < s.size() && core::kernel_isspace(s[i])) ++i;
-    std::size_t j = i;
-    while (j < s.size() && !core::kernel_isspace(s[j])) ++j;
-    if (j > i) out.push_back(s.substr(i, j - i));
-    i = j;
-  }
-  return out;
-}
-
 // An errno given by name ("ENOMEM") or number ("12"); 0 clears.
 int parse_errno(std::string_view w) {
   if (auto n = core::kstrtoint(w, 10); n) return (*n >= 0 && *n < 4096) ? *n : -1;
@@ -105,7 +91,7 @@ core::Status NetKnobs::traffic_show(core::PageBuffer& buf) const {
 }
 
 core::Result<std::size_t> NetKnobs::traffic_store(const core::Caller& c, std::string_view in) {
-  const auto words = split_words(in);
+  const auto words = core::split_words(in);
   if (words.empty()) return core::Errno{EINVAL};
   if (words.size() == 1 && words[0] == "stop") {
     running_.store(false);
@@ -222,7 +208,7 @@ core::Status NetKnobs::faults_show(core::PageBuffer& buf) const {
 }
 
 core::Result<std::size_t> NetKnobs::faults_store(const core::Caller& c, std::string_view in) {
-  const auto w = split_words(in);
+  const auto w = core::split_words(in);
   if (w.size() != 2) return core::Errno{EINVAL};
   if (w[0] == "fail_open") {
     const int e = parse_errno(w[1]);

@@ -61,19 +61,6 @@ core::Result<MemPolicy> parse_policy(std::string_view v, int nr_node_ids) {
   return p;
 }
 
-std::vector<std::string_view> tokens(std::string_view s) {
-  std::vector<std::string_view> out;
-  std::size_t i = 0;
-  while (i < s.size()) {
-    while (i < s.size() && core::kernel_isspace(s[i])) ++i;
-    std::size_t j = i;
-    while (j < s.size() && !core::kernel_isspace(s[j])) ++j;
-    if (j > i) out.push_back(s.substr(i, j - i));
-    i = j;
-  }
-  return out;
-}
-
 }  // namespace
 
 core::Result<AllocRequest> parse_alloc_line(std::string_view line, const NumaModel& model) {
@@ -82,7 +69,7 @@ core::Result<AllocRequest> parse_alloc_line(std::string_view line, const NumaMod
   AllocRequest req;
   std::set<std::string_view> seen;
   bool have_pages = false;
-  for (std::string_view tok : tokens(core::strip_newline(line))) {
+  for (std::string_view tok : core::split_words(core::strip_newline(line))) {
     const auto eq = tok.find('=');
     if (eq == std::string_view::npos || eq == 0) return kInval;
     const std::string_view key = tok.substr(0, eq);

@@ -9,6 +9,7 @@
 #include "core/config.hpp"
 #include "core/event_log.hpp"
 #include "core/page_buffer.hpp"
+#include "core/parse.hpp"
 #include "core/result.hpp"
 
 using namespace vsysfs::core;
@@ -149,3 +150,11 @@ TEST_CASE("Caller reads capabilities, comm and priority from /proc") {
 }
 
 }  // TEST_SUITE
+
+TEST_CASE("split_words splits at kernel whitespace and stops at a NUL") {
+  using V = std::vector<std::string_view>;
+  CHECK(vsysfs::core::split_words("  count 5\tsize  64\n") == V{"count", "5", "size", "64"});
+  CHECK(vsysfs::core::split_words(std::string_view("a b\0c d", 7)) == V{"a", "b"});
+  CHECK(vsysfs::core::split_words("").empty());
+  CHECK(vsysfs::core::split_words(" \n\t ").empty());
+}
