@@ -137,3 +137,11 @@ help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 -include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+
+# --- trust suites (issue 8) ---------------------------------------------------
+.PHONY: test-hostile test-hostile-full fuzz test-load
+HOSTILE_FLAGS ?= --quick
+test-hostile: $(DAEMON) $(TEST_DAEMON)  ## hostile-input sweep over every machine (as root; HOSTILE_FLAGS= for the full corpus)
+	@python3 tests/hostile/sweep.py --daemon $(DAEMON) --test-daemon $(TEST_DAEMON) $(HOSTILE_FLAGS)
+test-hostile-full: HOSTILE_FLAGS :=
+test-hostile-full: test-hostile  ## the hostile sweep with the whole corpus
