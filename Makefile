@@ -156,17 +156,19 @@ FUZZ_SECONDS ?= 20
 FUZZ_FLAGS   := -std=$(CXXSTD) -O1 -g -fno-omit-frame-pointer -pthread -fsanitize=address,undefined \
                 -fno-sanitize-recover=undefined
 FUZZ_LIB_SRC := $(CORE_SRC) $(DEVICES_SRC) $(FS_SRC) $(TESTDEV_SRC) tests/support/test_env.cpp
-FUZZ_LIB_OBJ := $(patsubst %.cpp,$(FUZZ_BUILD)/%.o,$(FUZZ_LIB_SRC)) $(FUZZ_BUILD)/gen/default_machine.o
+FUZZ_SRC_OBJ := $(patsubst %.cpp,$(FUZZ_BUILD)/%.o,$(FUZZ_LIB_SRC))
+FUZZ_LIB_OBJ := $(FUZZ_SRC_OBJ) $(FUZZ_BUILD)/gen/default_machine.o
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.cpp,%,$(wildcard tests/fuzz/fuzz_*.cpp))
 FUZZ_BINS    := $(addprefix $(FUZZ_BUILD)/,$(FUZZ_TARGETS))
 
-$(FUZZ_LIB_OBJ): $(FUZZ_BUILD)/%.o: %.cpp
+$(FUZZ_SRC_OBJ): $(FUZZ_BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	@echo "  FUZZCXX $<"
 	$(Q)$(FUZZ_CXX) $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
-$(FUZZ_BUILD)/gen/default_machine.cpp: $(GEN_SRC)
+$(FUZZ_BUILD)/gen/default_machine.o: $(GEN_SRC)
 	@mkdir -p $(dir $@)
-	$(Q)cp $< $@
+	@echo "  FUZZCXX $<"
+	$(Q)$(FUZZ_CXX) $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 $(FUZZ_BINS): $(FUZZ_BUILD)/%: tests/fuzz/%.cpp $(FUZZ_LIB_OBJ)
 	@echo "  FUZZLD  $@"
 	$(Q)$(FUZZ_CXX) $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJ) $(LDLIBS)
