@@ -178,3 +178,7 @@ fuzz: $(FUZZ_BINS)  ## run each fuzz target FUZZ_SECONDS (default 20) after repl
 	@FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run $(FUZZ_TARGETS)
 .PHONY: fuzz-build
 -include $(FUZZ_LIB_OBJ:.o=.d)
+
+LOAD_FLAGS ?= --clients 64 --seconds 20
+test-load: $(TEST_DAEMON)  ## 64 clients for 20 s, flock kills, busy unmount (as root; LOAD_FLAGS= to change)
+	@python3 tests/load/load.py --build $(BUILD) $(LOAD_FLAGS)

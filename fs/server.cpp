@@ -188,7 +188,12 @@ core::Result<ReadOut> Server::read(const core::Caller& caller, std::uint64_t fh,
     return out;
   }
 
-  out.hold = std::unique_lock(of->mu);
+  // The reply gets a copy of the slice, and the lock is dropped on return:
+  // once the reply is sent the kernel may close the file, and release()
+  // frees the OpenFile (and its mutex) on another worker, so nothing in
+  // the reply may refer to it (a held lock unlocked after that free was a
+  // heap corruption under concurrent reads).
+  std::unique_lock hold(of->mu);
   // show() runs for a read at offset 0 and whenever there is no snapshot
   // yet; other offsets slice the snapshot (modern seq_file rule, 1.3).
   if (off == 0 || !of->have_snapshot) {
@@ -210,7 +215,8 @@ core::Result<ReadOut> Server::read(const core::Caller& caller, std::uint64_t fh,
   const std::string_view all =
       node.kind == core::NodeKind::Seq ? std::string_view(of->seq) : of->page.view();
   if (pos >= all.size()) return out;
-  out.data = all.substr(pos, size);
+  out.owned.assign(all.substr(pos, size));
+  out.binary = true;  // the bytes are in `owned`
   return out;
 }
 

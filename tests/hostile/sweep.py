@@ -295,6 +295,11 @@ def sweep_machine(name, daemon, opts, inputs, verbose):
                     problems.append("STATE: refused %s <- %s (%s) changed %s"
                                     % (rel, label, res, ", ".join(changed[:5])))
                 before = after
+        # the last snapshot's reads count too
+        time.sleep(0.2)
+        if not m.alive():
+            stats["crashes"] += 1
+            problems.append("CRASH: daemon dead after the sweep's last reads")
     finally:
         m.close()
     return stats, problems
