@@ -1,7 +1,7 @@
 // libFuzzer target: every writable file's command language, through the
 // real fs::Server (open, write at an offset, read back), on a machine with
 // every section the linked devices know (the test device, the control
-// plane, and the real devices when their sections are in kMachine).
+// plane, and every device of the default machine).
 // Input: a sequence of records [file][flags][len][bytes...]; `file` picks a
 // writable file (rediscovered after each write: hotplug reshapes the tree),
 // flags pick the offset and whether to read every file back afterwards.
@@ -19,12 +19,12 @@ using namespace vsysfs;
 
 namespace {
 
-// The machine under fuzz. Device sections are added here as devices land.
-constexpr const char* kMachine = R"([machine]
-name = "fuzz"
-[testdev]
-value = 7
-)";
+// The machine under fuzz: the built-in default machine (so every device
+// that lands in machines/default.toml is fuzzed with no change here) plus
+// the test device and its knobs.
+std::string machine_text() {
+  return std::string(devices::default_machine_toml()) + "\n[testdev]\nvalue = 7\n";
+}
 
 void collect(core::Tree& tree, core::Ino dir, const std::string& prefix,
              std::vector<std::string>& writable, std::vector<std::string>& readable) {
@@ -47,6 +47,7 @@ void collect(core::Tree& tree, core::Ino dir, const std::string& prefix,
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  static const std::string kMachine = machine_text();
   testing::TestMachine m(kMachine);
   std::size_t i = 0;
   int steps = 0;

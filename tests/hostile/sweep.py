@@ -22,6 +22,7 @@ import argparse
 import errno
 import fnmatch
 import glob
+import shutil
 import os
 import stat
 import subprocess
@@ -243,10 +244,10 @@ def do_write(path, data, off):
         os.close(fd)
 
 
-def sweep_machine(name, daemon, opts, inputs, verbose):
+def sweep_machine(name, daemon, opts, inputs, verbose, state=None):
     m = Mount(daemon, opts)
     stats = {"files": 0, "tried": 0, "accepted": 0, "refused": {}, "crashes": 0,
-             "changes": 0, "mismatch": 0, "remounts": 0}
+             "changes": 0, "mismatch": 0, "remounts": 0, "replay": "-"}
     problems = []
     try:
         m.start()
@@ -300,6 +301,21 @@ def sweep_machine(name, daemon, opts, inputs, verbose):
         if not m.alive():
             stats["crashes"] += 1
             problems.append("CRASH: daemon dead after the sweep's last reads")
+        elif state:
+            # -o state: everything the corpus got accepted (binary garbage,
+            # NULs, page-sized writes) was journaled; kill -9, remount with
+            # the same state file, and the machine must read back the same.
+            final = snapshot(m.dir)
+            os.kill(m.pid, 9)
+            time.sleep(0.2)
+            m.stop()
+            m.start()
+            replayed = snapshot(m.dir)
+            diff = sorted(k for k in set(final) | set(replayed) if final.get(k) != replayed.get(k))
+            stats["replay"] = "same" if not diff else "DIFFERS"
+            if diff:
+                stats["changes"] += 1
+                problems.append("STATE: after kill -9 and replay, differs in %s" % ", ".join(diff[:5]))
     finally:
         m.close()
     return stats, problems
@@ -320,6 +336,11 @@ def main():
     machines = [("default (built-in)", args.daemon, ["-o", "clock=manual"]),
                 ("testdev", args.test_daemon,
                  ["-o", "clock=manual,machine=" + os.path.join(ROOT, "tests/integration/testdev.toml")])]
+    state_dir = tempfile.mkdtemp(prefix="vsysfs-hostile-state.")
+    state = os.path.join(state_dir, "state")
+    testdev_toml = os.path.join(ROOT, "tests/integration/testdev.toml")
+    machines.append(("testdev -o state (replay)", args.test_daemon,
+                     ["-o", "clock=manual,machine=%s,state=%s" % (testdev_toml, state)], state))
     for toml in sorted(glob.glob(os.path.join(ROOT, "machines/*.toml"))):
         machines.append((os.path.basename(toml), args.daemon,
                          ["-o", "clock=manual,machine=" + toml]))
@@ -331,23 +352,27 @@ def main():
     total = {"files": 0, "tried": 0, "accepted": 0, "crashes": 0, "changes": 0, "mismatch": 0}
     refused_total = {}
     all_problems = []
-    print("%-28s %6s %7s %8s %8s %7s %7s %7s  refused by errno"
-          % ("machine", "files", "inputs", "tried", "accepted", "crashes", "changes", "errno!"))
-    for name, daemon, opts in machines:
-        st, problems = sweep_machine(name, daemon, opts, inputs, args.verbose)
+    print("%-28s %6s %7s %8s %8s %7s %7s %7s %7s  refused by errno"
+          % ("machine", "files", "inputs", "tried", "accepted", "crashes", "changes", "errno!",
+             "replay"))
+    for entry in machines:
+        name, daemon, opts = entry[:3]
+        st, problems = sweep_machine(name, daemon, opts, inputs, args.verbose,
+                                     entry[3] if len(entry) > 3 else None)
         for k in total:
             total[k] += st[k]
         for k, v in st["refused"].items():
             refused_total[k] = refused_total.get(k, 0) + v
         refused = " ".join("%s=%d" % kv for kv in sorted(st["refused"].items()))
-        print("%-28s %6d %7d %8d %8d %7d %7d %7d  %s"
+        print("%-28s %6d %7d %8d %8d %7d %7d %7d %7s  %s"
               % (name, st["files"], len(inputs), st["tried"], st["accepted"], st["crashes"],
-                 st["changes"], st["mismatch"], refused))
+                 st["changes"], st["mismatch"], st["replay"], refused))
         all_problems += ["[%s] %s" % (name, p) for p in problems]
     refused = " ".join("%s=%d" % kv for kv in sorted(refused_total.items()))
-    print("%-28s %6d %7d %8d %8d %7d %7d %7d  %s"
+    print("%-28s %6d %7d %8d %8d %7d %7d %7d %7s  %s"
           % ("TOTAL", total["files"], len(inputs), total["tried"], total["accepted"],
-             total["crashes"], total["changes"], total["mismatch"], refused))
+             total["crashes"], total["changes"], total["mismatch"], "", refused))
+    shutil.rmtree(state_dir, ignore_errors=True)
     print("crashes: %d (must be 0); state changes on refused writes: %d (must be 0); "
           "errno mismatches: %d; %.1f s" % (total["crashes"], total["changes"], total["mismatch"],
                                             time.time() - start))
