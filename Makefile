@@ -155,3 +155,48 @@ help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 -include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+
+# --- trust suites (issue 8) ---------------------------------------------------
+.PHONY: test-hostile test-hostile-full fuzz test-load
+HOSTILE_FLAGS ?= --quick
+test-hostile: $(DAEMON) $(TEST_DAEMON)  ## hostile-input sweep over every machine (as root; HOSTILE_FLAGS= for the full corpus)
+	@python3 tests/hostile/sweep.py --daemon $(DAEMON) --test-daemon $(TEST_DAEMON) $(HOSTILE_FLAGS)
+test-hostile-full: HOSTILE_FLAGS :=
+test-hostile-full: test-hostile  ## the hostile sweep with the whole corpus
+
+# libFuzzer targets (tests/fuzz/fuzz_*.cpp), built with clang in their own
+# directory. `make fuzz FUZZ_SECONDS=N` runs each target N seconds on its
+# seed corpus (tests/fuzz/corpus/TARGET, read-only; new inputs go to
+# $(FUZZ_BUILD)/corpus/TARGET) after replaying tests/fuzz/regress/TARGET.
+FUZZ_CXX     ?= clang++
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 20
+FUZZ_FLAGS   := -std=$(CXXSTD) -O1 -g -fno-omit-frame-pointer -pthread -fsanitize=address,undefined \
+                -fno-sanitize-recover=undefined
+FUZZ_LIB_SRC := $(CORE_SRC) $(DEVICES_SRC) $(FS_SRC) $(TESTDEV_SRC) tests/support/test_env.cpp
+FUZZ_SRC_OBJ := $(patsubst %.cpp,$(FUZZ_BUILD)/%.o,$(FUZZ_LIB_SRC))
+FUZZ_LIB_OBJ := $(FUZZ_SRC_OBJ) $(FUZZ_BUILD)/gen/default_machine.o
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.cpp,%,$(wildcard tests/fuzz/fuzz_*.cpp))
+FUZZ_BINS    := $(addprefix $(FUZZ_BUILD)/,$(FUZZ_TARGETS))
+
+$(FUZZ_SRC_OBJ): $(FUZZ_BUILD)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCXX $<"
+	$(Q)$(FUZZ_CXX) $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+$(FUZZ_BUILD)/gen/default_machine.o: $(GEN_SRC)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCXX $<"
+	$(Q)$(FUZZ_CXX) $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+$(FUZZ_BINS): $(FUZZ_BUILD)/%: tests/fuzz/%.cpp $(FUZZ_LIB_OBJ)
+	@echo "  FUZZLD  $@"
+	$(Q)$(FUZZ_CXX) $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJ) $(LDLIBS)
+
+fuzz-build: $(FUZZ_BINS)  ## build the libFuzzer targets (clang)
+fuzz: $(FUZZ_BINS)  ## run each fuzz target FUZZ_SECONDS (default 20) after replaying its regressions
+	@FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run $(FUZZ_TARGETS)
+.PHONY: fuzz-build
+-include $(FUZZ_LIB_OBJ:.o=.d)
+
+LOAD_FLAGS ?= --clients 64 --seconds 20
+test-load: $(TEST_DAEMON)  ## 64 clients for 20 s, flock kills, busy unmount (as root; LOAD_FLAGS= to change)
+	@python3 tests/load/load.py --build $(BUILD) $(LOAD_FLAGS)

@@ -5,6 +5,9 @@
 //   -o clock=manual   simulated time moves only through
 //                     kernel/debug/vsysfs/clock/advance_ms (default: real)
 //   -o events=FILE    append every event to FILE as JSON lines
+//   -o state=FILE     crash-safe state: every acknowledged change is
+//                     journaled to FILE and replayed at the next mount
+//                     (STATE.md)
 //
 // Errors are one line on stderr and a non-zero exit. SIGINT/SIGTERM
 // unmount cleanly (after running the machine's shutdown sequence).
@@ -28,10 +31,12 @@
 #include "core/clock.hpp"
 #include "core/event_log.hpp"
 #include "core/lock_service.hpp"
+#include "core/state_journal.hpp"
 #include "core/tree.hpp"
 #include "devices/machine.hpp"
 #include "fs/ops.hpp"
 #include "fs/server.hpp"
+#include "fs/state_replay.hpp"
 
 namespace {
 
@@ -41,6 +46,7 @@ struct Options {
   char* machine = nullptr;
   char* clock = nullptr;
   char* events = nullptr;
+  char* state = nullptr;
   char* mountpoint = nullptr;
   int extra_args = 0;
 };
@@ -63,6 +69,7 @@ const fuse_opt kOptionSpec[] = {
     VSYSFS_OPT("machine=%s", machine),
     VSYSFS_OPT("clock=%s", clock),
     VSYSFS_OPT("events=%s", events),
+    VSYSFS_OPT("state=%s", state),
     FUSE_OPT_END,
 };
 
@@ -76,6 +83,8 @@ void usage(const char* prog) {
       "    -o machine=FILE        machine description (TOML); default: the built-in machine\n"
       "    -o clock=real|manual   simulated time source (default: real)\n"
       "    -o events=FILE         append the event log to FILE as JSON lines\n"
+      "    -o state=FILE          keep the machine's state in FILE: every acknowledged\n"
+      "                           change is durable and replayed at the next mount\n"
       "    -o allow_other         let other users see the mount (needs user_allow_other\n"
       "                           in /etc/fuse.conf when not root)\n"
       "\n",
@@ -189,6 +198,46 @@ int main(int argc, char* argv[]) {
     die(fmt::format("machine file: {}", e.what()));
   }
   vsysfs::fs::Server server(env, tree, locks);
+
+  // -o state=FILE: replay what earlier mounts acknowledged, before serving.
+  std::unique_ptr<vsysfs::core::StateJournal> journal;
+  if (opts.state) {
+    char state_abs[PATH_MAX];
+    const std::string state_path = realpath(opts.state, state_abs) ? state_abs : opts.state;
+    journal = std::make_unique<vsysfs::core::StateJournal>(state_path);
+    vsysfs::core::DecodedJournal loaded;
+    try {
+      loaded = journal->load();
+    } catch (const std::exception& e) {
+      die(e.what());
+    }
+    if (!loaded.problem.empty()) {
+      // A torn or corrupt tail: the change it held was never acknowledged
+      // (or the file was damaged); say so once and go on without it.
+      std::fprintf(stderr, "vsysfs: state file %s: %s; ignoring %llu trailing bytes\n",
+                   state_path.c_str(), loaded.problem.c_str(),
+                   static_cast<unsigned long long>(loaded.file_bytes - loaded.valid_bytes));
+      events.record(nullptr, "vsysfs", "state_corrupt", "ignored",
+                    {{"file", state_path},
+                     {"problem", loaded.problem},
+                     {"valid_bytes", loaded.valid_bytes},
+                     {"ignored_bytes", loaded.file_bytes - loaded.valid_bytes}});
+    }
+    const auto summary = vsysfs::fs::replay_all(env, tree, loaded.records);
+    const auto snapshot = vsysfs::core::compact(loaded.records);
+    try {
+      journal->rewrite(snapshot);
+    } catch (const std::exception& e) {
+      die(e.what());
+    }
+    events.record(nullptr, "vsysfs", "state_replay", "OK",
+                  {{"file", state_path},
+                   {"records", loaded.records.size()},
+                   {"applied", summary.applied},
+                   {"failed", summary.failed},
+                   {"snapshot_records", snapshot.size()}});
+    server.set_journal(journal.get());
+  }
 
   // default_permissions: the kernel enforces owner and mode, as for sysfs.
   fuse_opt_add_arg(&args, "-odefault_permissions");

@@ -109,16 +109,30 @@ core::Result<AttrOut> Server::setattr(const core::Caller& caller, core::Ino ino,
   if (!node) return core::Errno{ENOENT};
   // default_permissions already made the kernel check ownership (chmod)
   // and CAP_CHOWN (chown), exactly as for kernfs_iop_setattr.
+  // With a state file, the change and its journal record are one step:
+  // ordered with every other change, durable before we return.
+  std::unique_lock<std::mutex> order;
+  if (journal_) order = std::unique_lock(journal_->order_mutex());
   if (in.set_mode) {
     VSYSFS_TRY_STATUS(tree_.set_mode(ino, in.mode & 07777));
     env_.log(&caller, "vfs", "chmod", "OK",
              {{"path", tree_.path_of(ino)}, {"mode", static_cast<unsigned>(in.mode & 07777)}});
+    if (journal_) {
+      auto rec = core::StateRecord::chmod(tree_.path_of(ino), in.mode & 07777);
+      VSYSFS_TRY_STATUS(journal_append(caller, rec));
+    }
   }
   if (in.set_uid || in.set_gid) {
     VSYSFS_TRY_STATUS(tree_.set_owner(ino, in.set_uid ? in.uid : static_cast<uid_t>(-1),
                                       in.set_gid ? in.gid : static_cast<gid_t>(-1)));
     env_.log(&caller, "vfs", "chown", "OK",
              {{"path", tree_.path_of(ino)}, {"uid", node->uid.load()}, {"gid", node->gid.load()}});
+    if (journal_) {
+      auto rec = core::StateRecord::chown(tree_.path_of(ino),
+                                          in.set_uid ? in.uid : static_cast<std::uint32_t>(-1),
+                                          in.set_gid ? in.gid : static_cast<std::uint32_t>(-1));
+      VSYSFS_TRY_STATUS(journal_append(caller, rec));
+    }
   }
   // Kernel quirk: kernfs ignores ATTR_SIZE, so O_TRUNC and truncate(2)
   // succeed and change nothing; the size stays 4096 (reference 1.2).
@@ -224,8 +238,15 @@ core::Result<std::size_t> Server::write(const core::Caller& caller, std::uint64_
       count = static_cast<std::size_t>(std::min<std::uint64_t>(count, limit - pos));
     }
     if (count == 0) return std::size_t{0};
+    std::unique_lock<std::mutex> order;
+    if (journal_) order = std::unique_lock(journal_->order_mutex());
     auto n = node.bin_write(caller, pos, std::span<const char>(data.data(), count));
     if (!n) return n.error();
+    if (journal_ && *n > 0) {
+      auto rec = core::StateRecord::bin_write(tree_.path_of(node.ino),
+                                              std::string(data.substr(0, count)), pos);
+      VSYSFS_TRY_STATUS(journal_append(caller, rec));
+    }
     return std::min(*n, count);
   }
 
@@ -236,7 +257,14 @@ core::Result<std::size_t> Server::write(const core::Caller& caller, std::uint64_
   char buf[core::kPageSize + 1];
   std::memcpy(buf, data.data(), count);
   buf[count] = '\0';
+  std::unique_lock<std::mutex> order;
+  if (journal_) order = std::unique_lock(journal_->order_mutex());
   auto n = node.store(caller, std::string_view(buf, count));
+  if (n && *n > 0 && journal_) {
+    // Exactly what store() saw: replay hands it the same buffer.
+    auto rec = core::StateRecord::store(tree_.path_of(node.ino), std::string(buf, count));
+    if (auto st = journal_append(caller, rec); !st) n = st.error();
+  }
   {
     // A write on this descriptor makes the next read re-run show().
     std::lock_guard lock(of->mu);
@@ -244,6 +272,21 @@ core::Result<std::size_t> Server::write(const core::Caller& caller, std::uint64_
   }
   if (!n) return n.error();
   return std::min(*n, count);
+}
+
+core::Status Server::journal_append(const core::Caller& caller, core::StateRecord& rec) {
+  if (rec.kind == core::StateRecord::Kind::Store || rec.kind == core::StateRecord::Kind::BinWrite) {
+    rec.uid = caller.uid();
+    rec.gid = caller.gid();
+  }
+  auto st = journal_->append(rec);
+  if (!st) {
+    // The change happened but is not durable: the writer gets EIO, and
+    // the log says which change may not survive a crash.
+    env_.log(&caller, "vsysfs", "state_append", st.error().name(), {{"path", rec.path}});
+    return core::Errno{EIO};
+  }
+  return {};
 }
 
 void Server::release(std::uint64_t fh) {

@@ -32,6 +32,7 @@
 #include "core/caller.hpp"
 #include "core/env.hpp"
 #include "core/lock_service.hpp"
+#include "core/state_journal.hpp"
 #include "core/tree.hpp"
 #include "fs/open_file.hpp"
 
@@ -126,6 +127,10 @@ class Server final : public core::Tree::Observer {
 
   core::Tree& tree() { return tree_; }
 
+  // -o state=FILE: from now on every successful store, binary write, chmod
+  // and chown is journaled (durably) before the request returns.
+  void set_journal(core::StateJournal* journal) { journal_ = journal; }
+
   // Tree::Observer: queued for the notifier thread.
   void notified(core::Ino ino) override;
   void entry_changed(core::Ino parent, const std::string& name, core::Ino child) override;
@@ -139,6 +144,9 @@ class Server final : public core::Tree::Observer {
     std::uint64_t seq = 0;
   };
   void fill_stat(const core::Node& node, struct stat& st) const;
+  // Appends a record (caller uid/gid filled in for stores); EIO on failure.
+  // Called with the journal's order mutex held.
+  core::Status journal_append(const core::Caller& caller, core::StateRecord& rec);
   void notifier_loop();
   // Returns the notice's sequence number, 0 when it was dropped.
   std::uint64_t enqueue(Notice n);
@@ -162,6 +170,7 @@ class Server final : public core::Tree::Observer {
   bool stop_ = false;
   fuse_session* session_ = nullptr;
   std::thread notifier_;
+  core::StateJournal* journal_ = nullptr;  // set before the mount serves requests
 };
 
 template <typename Add>

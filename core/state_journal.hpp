@@ -1,0 +1,133 @@
+#pragma once
+
+// StateJournal: crash-safe machine state for `-o state=FILE` (issue 8;
+// STATE.md). Every acknowledged change (a store or binary write that
+// succeeded, a chmod, a chown) is appended to FILE as one checksummed
+// record and fdatasync'ed before the write(2)/chmod(2) returns. At mount
+// the daemon reads FILE, stops at the first torn or corrupt record
+// (reporting it once), compacts the valid records into a fresh snapshot
+// written to FILE.tmp, fsync'ed and renamed over FILE (atomic), and
+// replays them in order, before serving any request.
+//
+// File format (little-endian):
+//   header  "VSYSFS-STATE" NUL "1\n\n" (16 bytes)
+//   record  u32 magic 0x5253_4a56 ("VJSR") | u32 payload length |
+//           u32 CRC-32 (IEEE, as zlib) of the payload | payload
+//   payload u8 kind | u32 uid | u32 gid | u32 mode | u64 offset |
+//           u32 path length | path | u32 data length | data
+// A record is valid when its magic, length (<= kMaxPayload and within the
+// file) and CRC match and its payload decodes exactly.
+//
+// Thread-safety: append() and order_mutex() may be used from any thread;
+// the fs layer holds order_mutex() across "run the store, append its
+// record", so the journal order is the order the changes happened.
+// decode/encode/compact are pure functions.
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.hpp"
+
+namespace vsysfs::core {
+
+struct StateRecord {
+  enum class Kind : std::uint8_t { Store = 1, BinWrite = 2, Chmod = 3, Chown = 4 };
+  Kind kind = Kind::Store;
+  std::string path;  // relative to the mount root ("devices/...")
+  std::string data;  // Store/BinWrite: exactly the bytes store()/write() accepted
+  std::uint64_t offset = 0;  // BinWrite
+  std::uint32_t uid = 0;     // Store/BinWrite: the caller; Chown: new uid (-1: unchanged)
+  std::uint32_t gid = 0;     // Store/BinWrite: the caller; Chown: new gid (-1: unchanged)
+  std::uint32_t mode = 0;    // Chmod
+
+  bool operator==(const StateRecord&) const = default;
+
+  static StateRecord store(std::string path, std::string data, std::uint32_t uid = 0,
+                           std::uint32_t gid = 0) {
+    StateRecord r;
+    r.kind = Kind::Store;
+    r.path = std::move(path);
+    r.data = std::move(data);
+    r.uid = uid;
+    r.gid = gid;
+    return r;
+  }
+  static StateRecord bin_write(std::string path, std::string data, std::uint64_t offset,
+                               std::uint32_t uid = 0, std::uint32_t gid = 0) {
+    StateRecord r = store(std::move(path), std::move(data), uid, gid);
+    r.kind = Kind::BinWrite;
+    r.offset = offset;
+    return r;
+  }
+  static StateRecord chmod(std::string path, std::uint32_t mode) {
+    StateRecord r;
+    r.kind = Kind::Chmod;
+    r.path = std::move(path);
+    r.mode = mode;
+    return r;
+  }
+  static StateRecord chown(std::string path, std::uint32_t uid, std::uint32_t gid) {
+    StateRecord r;
+    r.kind = Kind::Chown;
+    r.path = std::move(path);
+    r.uid = uid;
+    r.gid = gid;
+    return r;
+  }
+};
+
+inline constexpr std::string_view kStateHeader{"VSYSFS-STATE\0" "1\n\n", 16};
+inline constexpr std::uint32_t kRecordMagic = 0x52534a56;
+inline constexpr std::uint32_t kMaxPayload = 1u << 20;
+
+// CRC-32 (IEEE 802.3, reflected, init/xorout 0xffffffff: zlib's crc32).
+std::uint32_t crc32(std::string_view bytes, std::uint32_t crc = 0) noexcept;
+
+std::string encode_record(const StateRecord& rec);
+
+struct DecodedJournal {
+  std::vector<StateRecord> records;
+  std::uint64_t valid_bytes = 0;  // header plus every valid record
+  std::uint64_t file_bytes = 0;
+  std::string problem;  // empty when the whole file was valid
+};
+// Decodes a whole state file. An empty file is a valid, empty journal.
+DecodedJournal decode_journal(std::string_view file);
+
+// The snapshot of a record list: runs of chmod/chown with no store in
+// between keep only the last chmod and the last chown of each path (they
+// overwrite, and only a store can reshape the tree); stores are never
+// dropped, since a store's effect can depend on everything before it.
+std::vector<StateRecord> compact(const std::vector<StateRecord>& records);
+
+class StateJournal {
+ public:
+  explicit StateJournal(std::string path) : path_(std::move(path)) {}
+  ~StateJournal();
+  StateJournal(const StateJournal&) = delete;
+  StateJournal& operator=(const StateJournal&) = delete;
+
+  // Reads and validates FILE (missing: empty). Throws std::runtime_error
+  // on an I/O error or a file that is not a state file at all.
+  DecodedJournal load() const;
+  // Writes `records` as the new FILE (FILE.tmp, fsync, rename, fsync of the
+  // directory) and opens it for appending. Throws std::runtime_error.
+  void rewrite(const std::vector<StateRecord>& records);
+  // Appends one record and fdatasync()s it. Call with order_mutex() held.
+  Status append(const StateRecord& rec);
+
+  std::mutex& order_mutex() { return order_mu_; }
+  const std::string& path() const { return path_; }
+  std::uint64_t appended() const { return appended_; }
+
+ private:
+  const std::string path_;
+  std::mutex order_mu_;  // Order: taken before any device lock (held across store())
+  int fd_ = -1;          // guarded by order_mu_
+  std::uint64_t appended_ = 0;
+};
+
+}  // namespace vsysfs::core

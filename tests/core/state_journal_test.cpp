@@ -1,0 +1,146 @@
+// core/state_journal: record format, CRC, torn/corrupt tails, compaction,
+// and the file operations (snapshot by rename, append).
+#include "core/state_journal.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include <doctest/doctest.h>
+
+using vsysfs::core::StateRecord;
+namespace core = vsysfs::core;
+
+namespace {
+
+std::vector<StateRecord> sample() {
+  return {
+      StateRecord::store("devices/a/value", "12\n"),
+      StateRecord::bin_write("devices/a/blob", std::string("\0\1\2", 3), 17, 1000, 1000),
+      StateRecord::chmod("devices/a/value", 0666),
+      StateRecord::chown("devices/a/value", 65534, static_cast<std::uint32_t>(-1)),
+  };
+}
+
+std::string file_of(const std::vector<StateRecord>& recs) {
+  std::string f(core::kStateHeader);
+  for (const auto& r : recs) f += core::encode_record(r);
+  return f;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+TEST_SUITE("state_journal") {
+  TEST_CASE("crc32 is zlib's CRC-32") {
+    CHECK(core::crc32("123456789") == 0xCBF43926u);
+    CHECK(core::crc32("") == 0u);
+    CHECK(core::crc32("The quick brown fox jumps over the lazy dog") == 0x414FA339u);
+  }
+
+  TEST_CASE("records round-trip through the file format") {
+    const auto recs = sample();
+    const auto d = core::decode_journal(file_of(recs));
+    CHECK(d.problem.empty());
+    CHECK(d.records == recs);
+    CHECK(d.valid_bytes == d.file_bytes);
+    CHECK(core::decode_journal("").records.empty());
+    CHECK(core::decode_journal("").problem.empty());
+  }
+
+  TEST_CASE("a torn tail at every length is detected and the prefix kept") {
+    const auto recs = sample();
+    const std::string full = file_of(recs);
+    std::vector<std::size_t> ends{core::kStateHeader.size()};
+    for (const auto& r : recs) ends.push_back(ends.back() + core::encode_record(r).size());
+    for (std::size_t len = 1; len < full.size(); ++len) {
+      const auto d = core::decode_journal(std::string_view(full).substr(0, len));
+      std::size_t whole = 0;
+      while (whole < recs.size() && ends[whole + 1] <= len) ++whole;
+      CAPTURE(len);
+      CHECK(d.records.size() == whole);
+      const bool on_boundary = len >= core::kStateHeader.size() && ends[whole] == len;
+      CHECK(d.problem.empty() == on_boundary);
+      CHECK(d.valid_bytes == (len < core::kStateHeader.size() ? 0 : ends[whole]));
+    }
+  }
+
+  TEST_CASE("a flipped bit anywhere in a record is detected; earlier records survive") {
+    const auto recs = sample();
+    const std::string full = file_of(recs);
+    const std::size_t second = core::kStateHeader.size() + core::encode_record(recs[0]).size();
+    for (std::size_t i = second; i < full.size(); ++i) {
+      std::string bad = full;
+      bad[i] = static_cast<char>(bad[i] ^ 0x10);
+      const auto d = core::decode_journal(bad);
+      CAPTURE(i);
+      CHECK_FALSE(d.problem.empty());
+      REQUIRE(d.records.size() >= 1);
+      CHECK(d.records[0] == recs[0]);
+      CHECK(d.records.size() < recs.size());
+    }
+  }
+
+  TEST_CASE("a file that is not a state file is refused, not replayed") {
+    const auto d = core::decode_journal("[machine]\nname = \"x\"\n");
+    CHECK(d.problem.find("not a vsysfs state file") == 0);
+    CHECK(d.records.empty());
+  }
+
+  TEST_CASE("compact keeps every store and the last chmod/chown of a run") {
+    std::vector<StateRecord> recs{
+        StateRecord::chmod("a", 0600),  StateRecord::chmod("b", 0600),
+        StateRecord::chmod("a", 0644),  StateRecord::store("h", "add x\n"),
+        StateRecord::store("h", "add x\n"), StateRecord::chown("a", 1, 0),
+        StateRecord::chown("a", 2, 0),
+    };
+    const auto c = core::compact(recs);
+    REQUIRE(c.size() == 5);
+    CHECK(c[0] == recs[1]);
+    CHECK(c[1] == recs[2]);
+    CHECK(c[2] == recs[3]);
+    CHECK(c[3] == recs[4]);
+    CHECK(c[4] == recs[6]);
+  }
+
+  TEST_CASE("rewrite makes a snapshot by rename; append adds durable records") {
+    char tmpl[] = "/tmp/vsysfs-journal-test.XXXXXX";
+    REQUIRE(mkdtemp(tmpl));
+    const std::string path = std::string(tmpl) + "/state";
+    {
+      core::StateJournal j(path);
+      CHECK(j.load().records.empty());
+      j.rewrite({sample()[0]});
+      CHECK(access((path + ".tmp").c_str(), F_OK) != 0);
+      std::lock_guard lock(j.order_mutex());
+      CHECK(j.append(sample()[1]));
+      CHECK(j.append(sample()[2]));
+      CHECK(j.appended() == 2);
+    }
+    core::StateJournal again(path);
+    auto d = again.load();
+    CHECK(d.problem.empty());
+    REQUIRE(d.records.size() == 3);
+    CHECK(d.records[2] == sample()[2]);
+    // A torn tail on disk: detected, and the rewrite drops it.
+    {
+      std::ofstream out(path, std::ios::binary | std::ios::app);
+      out << core::encode_record(sample()[3]).substr(0, 9);
+    }
+    d = again.load();
+    CHECK_FALSE(d.problem.empty());
+    CHECK(d.records.size() == 3);
+    again.rewrite(d.records);
+    CHECK(core::decode_journal(slurp(path)).problem.empty());
+    CHECK(core::decode_journal(slurp(path)).records.size() == 3);
+    std::remove(path.c_str());
+    rmdir(tmpl);
+  }
+}

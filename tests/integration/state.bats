@@ -1,0 +1,114 @@
+#!/usr/bin/env bats
+# Crash-safe state, -o state=FILE (issue 8; STATE.md): acknowledged
+# changes survive kill -9, a torn or corrupt tail is reported and ignored,
+# and without a state file the machine lives for the mount only.
+
+load helpers
+
+IO=$VSYSFS_BUILD/tests/helpers/sysfs-io
+D=devices/virtual/vsysfs_test/testdev0
+
+setup() {
+  STATE_DIR=$(mktemp -d /tmp/vsysfs-state.XXXXXX)
+  S=$STATE_DIR/state
+  export VSYSFS=$VSYSFS_BUILD/vsysfs-test
+}
+teardown() {
+  vsysfs_stop
+  rm -rf "$STATE_DIR"
+}
+start() { vsysfs_start -o clock=manual,machine="$BATS_TEST_DIRNAME/testdev.toml",state="$S" "$@"; }
+crash() {  # kill -9 the daemon and clear its dead mount
+  kill -9 "$VSYSFS_PID"
+  for _ in $(seq 100); do kill -0 "$VSYSFS_PID" 2>/dev/null || break; sleep 0.02; done
+  fusermount3 -uz "$MNT" 2>/dev/null || true
+  rmdir "$MNT"; unset MNT VSYSFS_PID
+}
+
+@test "acknowledged stores, binary writes, knob changes, chmod and chown survive kill -9" {
+  start
+  echo 5 > "$MNT/$D/value"
+  echo 9 > "$MNT/$D/secret"
+  [ "$("$IO" write "$MNT/$D/blob" abc 10)" = "3" ]
+  [ "$("$IO" write "$MNT/$D/value" junk)" = "EINVAL" ]       # refused: not journaled
+  echo 250 > "$(ctl clock/advance_ms)"
+  echo 1000 > "$(ctl testdev/timer_ms)"
+  echo "add t1" > "$(ctl testdev/hotplug)"
+  echo 77 > "$MNT/devices/virtual/vsysfs_test/t1/value"
+  chmod 0600 "$MNT/$D/value"
+  chown 65534:65534 "$MNT/$D/secret"
+  crash
+  start
+  [ "$(cat "$MNT/$D/value")" = "5" ]
+  [ "$(cat "$MNT/$D/secret")" = "9" ]
+  [ "$("$IO" read "$MNT/$D/blob" 3 10)" = "abc" ]
+  [ "$(cat "$(ctl clock/now_ns)")" = "250000000" ]
+  [ "$(cat "$(ctl testdev/timer_ms)")" = "1250000000" ]    # armed at t=250 ms, as before
+  [ "$(cat "$MNT/devices/virtual/vsysfs_test/t1/value")" = "77" ]
+  [ "$(stat -c '%a' "$MNT/$D/value")" = "600" ]
+  [ "$(stat -c '%u:%g' "$MNT/$D/secret")" = "65534:65534" ]
+  events_matching state_replay vsysfs | grep -q '"failed":0'
+  # the snapshot was compacted by rename: no temporary left
+  [ ! -e "$S.tmp" ]
+}
+
+@test "a torn tail is reported once on stderr and in the events, and ignored" {
+  start
+  echo 5 > "$MNT/$D/value"
+  crash
+  printf 'VJSR\x40\x00\x00\x00garbage' >> "$S"     # a record cut short by a crash
+  MNT=$(mktemp -d /tmp/vsysfs-mnt.XXXXXX)
+  VSYSFS_PID=$("$SCRIPTS/vsysfs-mount" "$MNT" -- -o clock=manual,machine="$BATS_TEST_DIRNAME/testdev.toml",state="$S" 2> "$STATE_DIR/err")
+  export MNT VSYSFS_PID
+  [ "$(grep -c 'state file' "$STATE_DIR/err")" = "1" ]
+  grep -q "ignoring 15 trailing bytes" "$STATE_DIR/err"
+  events_matching state_corrupt vsysfs | grep -q '"ignored_bytes":15'
+  [ "$(cat "$MNT/$D/value")" = "5" ]
+  # and the tail is gone for good: the next mount is clean
+  echo 6 > "$MNT/$D/value"
+  crash
+  start
+  [ "$(cat "$MNT/$D/value")" = "6" ]
+  [ -z "$(events_matching state_corrupt vsysfs)" ]
+}
+
+@test "a corrupt record (bad checksum) stops the replay there; earlier records stay" {
+  start
+  echo 5 > "$MNT/$D/value"
+  echo 8 > "$MNT/$D/secret"
+  crash
+  # flip the last byte of the file: inside the last record's payload
+  size=$(stat -c %s "$S")
+  last=$(dd if="$S" bs=1 skip=$((size - 1)) count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+  printf "$(printf '\\%03o' $(( (last ^ 1) & 255 )))" | dd of="$S" bs=1 seek=$((size - 1)) conv=notrunc 2>/dev/null
+  start 2> /dev/null
+  events_matching state_corrupt vsysfs | grep -q 'checksum mismatch'
+  [ "$(cat "$MNT/$D/value")" = "5" ]
+  [ "$(cat "$MNT/$D/secret")" = "42" ]
+}
+
+@test "a file that is not a state file is refused with one line, nothing mounted" {
+  echo "not a state file" > "$S"
+  run "$VSYSFS" -f -o machine="$BATS_TEST_DIRNAME/testdev.toml",state="$S" "$STATE_DIR"
+  [ "$status" -ne 0 ]
+  [ "${#lines[@]}" -eq 1 ]
+  [[ "$output" == *"not a vsysfs state file"* ]]
+}
+
+@test "without a state file the machine lives for the mount only" {
+  vsysfs_start -o clock=manual,machine="$BATS_TEST_DIRNAME/testdev.toml"
+  echo 5 > "$MNT/$D/value"
+  vsysfs_stop
+  vsysfs_start -o clock=manual,machine="$BATS_TEST_DIRNAME/testdev.toml"
+  [ "$(cat "$MNT/$D/value")" = "7" ]
+}
+
+@test "kill -9 storm: no acknowledged change is lost, nothing else appears" {
+  run timeout 300 "$BATS_TEST_DIRNAME/state-storm" "$VSYSFS_BUILD" "$BATS_TEST_DIRNAME/testdev.toml" \
+    "${STATE_STORM_ITERATIONS:-200}" "${STATE_STORM_SECONDS:-100}"
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"violations 0"* ]]
+  n=$(echo "$output" | grep -oE '^iterations [0-9]+' | grep -oE '[0-9]+')
+  [ "$n" -ge 100 ]
+}
