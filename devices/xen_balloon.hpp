@@ -83,6 +83,10 @@ class XenBalloon {
   static std::span<const core::AttributeGroup<XenBalloon>> knob_groups();
 
   void set_kobject(core::Kobject kobj) { kobj_ = kobj; }
+  // The guest's memory is a NUMA model's nodes (constant after
+  // construction; no lock). The guest/used_kb knob is hidden then: the
+  // workload is numa/alloc's.
+  bool numa_backed() const { return numa_backed_; }
   // Queues the worker once when the boot target differs from current
   // (balloon_init's initial kick).
   void start();
@@ -149,6 +153,7 @@ class XenBalloon {
   core::Env& env_;
   const std::shared_ptr<XenHypervisor> hv_;
   const DomId domid_;
+  const bool numa_backed_;
   core::Kobject kobj_;
 
   mutable core::Mutex balloon_mutex_{"xen.balloon_mutex", 10};  // Order: before xen.hypervisor (20)
