@@ -32,7 +32,12 @@
 // kernel/debug/vsysfs/xen/guest/ (0600/0400):
 //   used_kb    0600  pages the guest's workload holds (KiB); the balloon can
 //                    only take the rest. Above current memory: ENOMEM.
-//   free_kb    0400  free pages in the guest (current - used), KiB
+//                    Absent when the machine has a [numa] section: the
+//                    guest's memory is then its nodes' memory (current_kb =
+//                    sum of nodeN MemTotal) and its workload is
+//                    kernel/debug/vsysfs/numa/alloc's (xen_balloon_memory.hpp).
+//   free_kb    0400  free pages in the guest (current - used; with NUMA the
+//                    sum of the nodes' MemFree), KiB
 //   max_kb     0400  static maximum (current + ballooned), KiB
 //   state      0400  the worker's last state: DONE, EAGAIN or ECANCELED
 //

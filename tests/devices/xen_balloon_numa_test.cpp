@@ -9,11 +9,21 @@
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <atomic>
+#include <chrono>
+#include <random>
 #include <sstream>
+#include <thread>
+#include <vector>
 #include <string>
 
 #include "core/config.hpp"
+#include "core/clock.hpp"
+#include "core/env.hpp"
+#include "core/event_log.hpp"
 #include "devices/machine.hpp"
+#include "devices/numa_model.hpp"
+#include "devices/xen_balloon.hpp"
 #include "tests/devices/xen_balloon_test_support.hpp"
 
 using namespace xen_test;
@@ -224,6 +234,83 @@ TEST_CASE("every machines/*.toml loads, and the built-in default is machines/def
   TestMachine m(vsysfs::devices::default_machine_toml());
   CHECK(current_kb(m) == 16777216);
   check_accounts(m);
+}
+
+TEST_CASE("NUMA guest: concurrent targets, numa workload, readers and worker keep the accounts") {
+  using namespace vsysfs;
+  core::SystemClock clock;
+  core::EventLog events{clock};
+  core::Env env{clock, events};
+  devices::NumaConfig cfg;
+  cfg.nodes = {{.cpus = {0}, .present_pages = 16384}, {.cpus = {1}, .present_pages = 16384}};
+  auto numa = std::make_shared<devices::NumaModel>(cfg);
+  constexpr std::uint64_t kMiB = 256;  // pages
+  devices::XenHypervisor::DomainSpec guest{"guest", 1, 128 * kMiB, 128 * kMiB, 256 * kMiB, 0};
+  std::vector<devices::XenHypervisor::DomainSpec> others = {
+      {"other", 2, 300 * kMiB, 300 * kMiB, 400 * kMiB, 40 * kMiB}};
+  auto hv = std::make_shared<devices::XenHypervisor>(env, 512 * kMiB, guest, others);
+  devices::XenBalloon::Params params;
+  params.target_pages = 128 * kMiB;
+  params.max_schedule_delay = 0;  // retry every 4 ms: keep the worker busy
+  auto balloon = std::make_shared<devices::XenBalloon>(
+      env, hv, devices::XenGuestMemory(numa, 256 * kMiB), params);
+  auto domain = hv->other_domains().at(0);
+  clock.start();
+  hv->start();
+
+  const core::Caller root = core::Caller::root();
+  std::atomic<bool> stop{false};
+  std::atomic<int> inconsistent{0};
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] {  // the toolstack moves this guest's target
+    std::mt19937 rng(1);
+    for (int i = 0; i < 300; ++i) {
+      (void)balloon->target_kb_store(root, std::to_string((16 + rng() % 240) * 1024) + "\n");
+      std::this_thread::sleep_for(std::chrono::microseconds(300));
+    }
+  });
+  threads.emplace_back([&] {  // host pressure comes and goes
+    for (int i = 0; !stop; ++i) {
+      (void)domain->target_kb_store(root, i % 3 ? "204800\n" : "307200\n");
+      std::this_thread::sleep_for(std::chrono::microseconds(700));
+    }
+  });
+  threads.emplace_back([&] {  // the guest's workload on both nodes
+    std::mt19937 rng(2);
+    std::vector<std::uint64_t> live;
+    for (int i = 0; !stop; ++i) {
+      if (live.size() < 8 && rng() % 2) {
+        devices::AllocRequest req;
+        req.cpu = rng() % 2;
+        req.pages = 1 + rng() % 4096;
+        if (auto a = numa->alloc(req)) live.push_back(a->id);
+      } else if (!live.empty()) {
+        (void)numa->free(live.back());
+        live.pop_back();
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(400));
+    }
+  });
+  threads.emplace_back([&] {  // readers
+    core::PageBuffer buf;
+    while (!stop) {
+      buf.clear();
+      (void)balloon->current_kb_show(buf);
+      (void)balloon->free_kb_show(buf);
+      (void)numa->node(0);
+      if (!hv->consistent()) ++inconsistent;
+    }
+  });
+  threads[0].join();
+  stop = true;
+  for (std::size_t i = 1; i < threads.size(); ++i) threads[i].join();
+
+  CHECK(inconsistent == 0);
+  CHECK(hv->consistent());
+  CHECK(balloon->accounts_agree());  // guest current = sum of node present = Xen's view
+  CHECK(devices::XenGuestMemory::numa_total_pages(*numa) == hv->domain_current_pages(1));
+  balloon.reset();
+  hv.reset();
 }
 
 }  // TEST_SUITE
