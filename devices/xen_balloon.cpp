@@ -12,6 +12,7 @@
 #include "core/config.hpp"
 #include "core/parse.hpp"
 #include "devices/machine.hpp"
+#include "devices/numa_model.hpp"
 #include "devices/xen_balloon_bus.hpp"
 
 namespace vsysfs::devices {
@@ -44,7 +45,13 @@ constexpr core::DeviceAttribute<XenBalloon> kKnobAttrs[] = {
     VSYSFS_ATTR_RO_MODE(XenBalloon, max_kb, 0400),
     VSYSFS_ATTR_RO_MODE(XenBalloon, state, 0400),
 };
-constexpr core::AttributeGroup<XenBalloon> kKnobGroups[] = {{.name = "", .attrs = kKnobAttrs}};
+// With a NUMA model the guest's workload is numa/alloc's: used_kb goes
+// (free_kb and max_kb stay, as sums over the nodes).
+mode_t knob_visible(const XenBalloon& dev, std::string_view name, mode_t mode) {
+  return dev.numa_backed() && name == "used_kb" ? 0 : mode;
+}
+constexpr core::AttributeGroup<XenBalloon> kKnobGroups[] = {
+    {.name = "", .attrs = kKnobAttrs, .is_visible = &knob_visible}};
 
 constexpr std::string_view kDevicePath = "devices/system/xen_memory/xen_memory0";
 constexpr std::string_view kKnobPath = "kernel/debug/vsysfs/xen";
@@ -65,7 +72,8 @@ XenBalloon::XenBalloon(core::Env& env, std::shared_ptr<XenHypervisor> hv, XenGue
     : env_(env),
       hv_(std::move(hv)),
       domid_(params.domid),
-      mem_(memory),
+      numa_backed_(memory.numa_backed()),
+      mem_(std::move(memory)),
       target_pages_(params.target_pages),
       max_schedule_delay_(params.max_schedule_delay),
       max_retry_count_(params.max_retry_count),
@@ -309,7 +317,13 @@ std::uint64_t size_pages_or(const core::ConfigValue& sec, std::string_view key,
 //                       (default = memory)
 //   target              boot target; the worker starts at once when it
 //                       differs from memory (default = memory)
-//   used                pages the guest's workload holds (default 512 MiB)
+//   used                pages the guest's workload holds (default 512 MiB);
+//                       not allowed with a [numa] section
+// With a [numa] section the guest's memory is its nodes' memory:
+// `memory` defaults to the nodes' total and must equal it when given
+// (reference 3.5 current_pages is the sum of the nodes' MemTotal), the
+// workload is numa/alloc's, and ballooning moves pages in and out of the
+// nodes (see xen_balloon_memory.hpp for the node order).
 //   max_schedule_delay  seconds (default 32), max_retry_count (default 0 =
 //                       unlimited, the [T] default; newest kernels use 4)
 // [[xen.domain]] (each other domain): name, domid, memory (required),
@@ -322,12 +336,23 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
   XenHypervisor::DomainSpec guest;
   guest.name = sec.get_string("name", "guest");
   guest.domid = static_cast<DomId>(sec.get_uint("domid", 1));
-  guest.current_pages = size_pages_or(sec, "memory", 4 * kGiB);
+  // NUMA builds first (section order 10 < 200): its nodes are this
+  // guest's memory.
+  const std::shared_ptr<NumaModel> numa = numa_model_of(ctx.machine);
+  const std::uint64_t numa_pages = numa ? XenGuestMemory::numa_total_pages(*numa) : 0;
+  guest.current_pages = size_pages_or(sec, "memory", numa ? numa_pages : 4 * kGiB);
+  if (numa && guest.current_pages != numa_pages)
+    sec.require("memory").fail(fmt::format(
+        "{} KiB, but the [numa] nodes hold {} KiB: the guest's memory is its nodes' memory",
+        xen_pages_to_kb(guest.current_pages), xen_pages_to_kb(numa_pages)));
   guest.max_pages = size_pages_or(sec, "max_memory", guest.current_pages);
   if (guest.max_pages < guest.current_pages)
     sec.require("max_memory").fail("smaller than memory");
   guest.target_pages = guest.current_pages;
   const std::uint64_t target = size_pages_or(sec, "target", guest.current_pages);
+  if (numa && sec.find("used"))
+    sec.require("used").fail(
+        "not with a [numa] section: the workload is kernel/debug/vsysfs/numa/alloc's");
   const std::uint64_t used = size_pages_or(sec, "used", std::min(guest.current_pages, kGiB / 2));
   if (used > guest.current_pages) sec.require("used").fail("more than the guest's memory");
 
@@ -363,7 +388,10 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
     sec.fail(e.what());
   }
   auto dev = std::make_shared<XenBalloon>(
-      ctx.env, hv, XenGuestMemory(guest.current_pages, guest.max_pages, used), params);
+      ctx.env, hv,
+      numa ? XenGuestMemory(numa, guest.max_pages)
+           : XenGuestMemory(guest.current_pages, guest.max_pages, used),
+      params);
   auto bus = std::make_shared<XenMemoryBus>(ctx.env);
 
   dev->set_kobject(ctx.tree.add_device<XenBalloon>(kDevicePath, dev, XenBalloon::groups()));

@@ -32,7 +32,12 @@
 // kernel/debug/vsysfs/xen/guest/ (0600/0400):
 //   used_kb    0600  pages the guest's workload holds (KiB); the balloon can
 //                    only take the rest. Above current memory: ENOMEM.
-//   free_kb    0400  free pages in the guest (current - used), KiB
+//                    Absent when the machine has a [numa] section: the
+//                    guest's memory is then its nodes' memory (current_kb =
+//                    sum of nodeN MemTotal) and its workload is
+//                    kernel/debug/vsysfs/numa/alloc's (xen_balloon_memory.hpp).
+//   free_kb    0400  free pages in the guest (current - used; with NUMA the
+//                    sum of the nodes' MemFree), KiB
 //   max_kb     0400  static maximum (current + ballooned), KiB
 //   state      0400  the worker's last state: DONE, EAGAIN or ECANCELED
 //
@@ -83,6 +88,10 @@ class XenBalloon {
   static std::span<const core::AttributeGroup<XenBalloon>> knob_groups();
 
   void set_kobject(core::Kobject kobj) { kobj_ = kobj; }
+  // The guest's memory is a NUMA model's nodes (constant after
+  // construction; no lock). The guest/used_kb knob is hidden then: the
+  // workload is numa/alloc's.
+  bool numa_backed() const { return numa_backed_; }
   // Queues the worker once when the boot target differs from current
   // (balloon_init's initial kick).
   void start();
@@ -149,6 +158,7 @@ class XenBalloon {
   core::Env& env_;
   const std::shared_ptr<XenHypervisor> hv_;
   const DomId domid_;
+  const bool numa_backed_;
   core::Kobject kobj_;
 
   mutable core::Mutex balloon_mutex_{"xen.balloon_mutex", 10};  // Order: before xen.hypervisor (20)
