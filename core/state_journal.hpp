@@ -1,7 +1,7 @@
 #pragma once
 
 // StateJournal: crash-safe machine state for `-o state=FILE` (issue 8;
-// STATE.md). Every acknowledged change (a store or binary write that
+// README "Crash-safe state"). Every acknowledged change (a store or binary write that
 // succeeded, a chmod, a chown) is appended to FILE as one checksummed
 // record and fdatasync'ed before the write(2)/chmod(2) returns. At mount
 // the daemon reads FILE, stops at the first torn or corrupt record
