@@ -42,6 +42,8 @@ namespace {
 
 constexpr const char* kVersion = "0.1.0";
 
+// fuse_opt_parse strdup()s every "-o name=value" it fills in: freed here,
+// on every way out of main.
 struct Options {
   char* machine = nullptr;
   char* clock = nullptr;
@@ -49,6 +51,24 @@ struct Options {
   char* state = nullptr;
   char* mountpoint = nullptr;
   int extra_args = 0;
+
+  Options() = default;
+  Options(const Options&) = delete;
+  Options& operator=(const Options&) = delete;
+  ~Options() {
+    for (char* p : {machine, clock, events, state, mountpoint}) free(p);
+  }
+};
+
+// The argument vector fuse_opt_parse rebuilt, and the mount point
+// fuse_parse_cmdline may return: freed on every way out of main.
+struct ArgsOwner {
+  fuse_args& args;
+  fuse_cmdline_opts& cmd;
+  ~ArgsOwner() {
+    fuse_opt_free_args(&args);
+    free(cmd.mountpoint);
+  }
 };
 
 // Takes the mount point out of the arguments, so that we (not libfuse,
@@ -138,6 +158,7 @@ int main(int argc, char* argv[]) {
   if (fuse_opt_parse(&args, &opts, kOptionSpec, take_mountpoint) == -1)
     die("bad options (see --help)");
   fuse_cmdline_opts cmd{};
+  const ArgsOwner args_owner{args, cmd};
   if (fuse_parse_cmdline(&args, &cmd) != 0) die("bad command line (see --help)");
   if (cmd.show_help) {
     usage(argv[0]);
@@ -281,9 +302,6 @@ int main(int argc, char* argv[]) {
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
-  fuse_opt_free_args(&args);
-  free(cmd.mountpoint);
-  free(opts.mountpoint);
   events.record(nullptr, "vsysfs", "unmount", "OK", {{"mountpoint", mountpoint}});
   // A signal (SIGINT, SIGTERM, SIGHUP) is the normal way to stop: exit 0.
   return ret == 0 || ret == SIGINT || ret == SIGTERM || ret == SIGHUP ? 0 : 1;
