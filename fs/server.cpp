@@ -36,6 +36,12 @@ Server::Server(core::Env& env, core::Tree& tree, core::LockService& locks)
 Server::~Server() {
   detach();
   tree_.set_observer(nullptr);
+  std::lock_guard lock(handles_mu_);
+  for (OpenFile* of : open_files_) {
+    if (of->poll_handle) fuse_pollhandle_destroy(of->poll_handle);
+    delete of;
+  }
+  for (DirHandle* dh : dir_handles_) delete dh;
 }
 
 void Server::attach(fuse_session* se) {
@@ -161,6 +167,10 @@ core::Result<OpenOut> Server::open(core::Ino ino, int flags) {
   if (want_write && (!(mode & 0222) || (bin && !node->has_write))) return core::Errno{EACCES};
   if (want_read && (!(mode & 0444) || (bin && !node->has_read))) return core::Errno{EACCES};
   auto* of = new OpenFile(std::move(node));
+  {
+    std::lock_guard lock(handles_mu_);
+    open_files_.insert(of);
+  }
   return OpenOut{reinterpret_cast<std::uint64_t>(of), true};
 }
 
@@ -306,6 +316,10 @@ void Server::release(std::uint64_t fh) {
   // with of->mu held (a close can race a read on a shared descriptor):
   // wait for it before freeing the mutex.
   { std::lock_guard wait_for_reader(of->mu); }
+  {
+    std::lock_guard lock(handles_mu_);
+    open_files_.erase(of);
+  }
   delete of;
 }
 
@@ -334,6 +348,10 @@ core::Result<std::uint64_t> Server::opendir(core::Ino ino) {
   auto entries = tree_.list(ino);
   if (!entries) return entries.error();
   auto* dh = new DirHandle;
+  {
+    std::lock_guard lock(handles_mu_);
+    dir_handles_.insert(dh);
+  }
   auto node = tree_.get(ino);
   dh->entries.reserve(entries->size() + 2);
   dh->entries.push_back({".", ino, core::NodeKind::Dir});
@@ -342,7 +360,14 @@ core::Result<std::uint64_t> Server::opendir(core::Ino ino) {
   return reinterpret_cast<std::uint64_t>(dh);
 }
 
-void Server::releasedir(std::uint64_t dh) { delete reinterpret_cast<DirHandle*>(dh); }
+void Server::releasedir(std::uint64_t dh) {
+  auto* handle = reinterpret_cast<DirHandle*>(dh);
+  {
+    std::lock_guard lock(handles_mu_);
+    dir_handles_.erase(handle);
+  }
+  delete handle;
+}
 
 // --- kernel notifications ----------------------------------------------------
 

@@ -170,6 +170,13 @@ class Server final : public core::Tree::Observer {
   bool stop_ = false;
   fuse_session* session_ = nullptr;
   std::thread notifier_;
+
+  // Handles the kernel has not released yet. A daemon stopped by a signal or
+  // an unmount with files still open never gets their RELEASE: the
+  // destructor frees what is left.
+  std::mutex handles_mu_;  // Order: leaf
+  std::set<OpenFile*> open_files_;
+  std::set<DirHandle*> dir_handles_;
   core::StateJournal* journal_ = nullptr;  // set before the mount serves requests
 };
 

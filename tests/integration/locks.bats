@@ -26,7 +26,8 @@ teardown() {
 
 # Waits (bounded) until file $1 contains $2.
 wait_for() {
-  for _ in $(seq 200); do grep -q -- "$2" "$1" 2>/dev/null && return 0; sleep 0.025; done
+  # 20 s: a nice 19 holder can be starved for seconds on a loaded 2-core machine.
+  for _ in $(seq 800); do grep -q -- "$2" "$1" 2>/dev/null && return 0; sleep 0.025; done
   echo "timed out waiting for '$2' in $1:" >&2
   cat "$1" >&2 2>/dev/null || true
   return 1

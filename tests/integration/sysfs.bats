@@ -144,7 +144,7 @@ teardown() { vsysfs_stop; }
   out=$BATS_TEST_TMPDIR/poll.out
   $IO poll "$T/value" 5000 > "$out" &
   pid=$!
-  for _ in $(seq 100); do grep -q READY "$out" && break; sleep 0.02; done
+  for _ in $(seq 500); do grep -q READY "$out" && break; sleep 0.02; done
   echo 21 > "$(ctl testdev/set)"
   wait $pid
   [ "$(tail -n 1 "$out")" = PRI ]
@@ -193,7 +193,7 @@ teardown() { vsysfs_stop; }
   out=$BATS_TEST_TMPDIR/holder
   $IO flock "$T/value" ex 800 > "$out" &
   holder=$!
-  for _ in $(seq 100); do grep -q OK "$out" && break; sleep 0.02; done
+  for _ in $(seq 500); do grep -q OK "$out" && break; sleep 0.02; done
   [ "$($IO flock "$T/value" ex nb)" = EAGAIN ]
   [ "$($IO flock "$T/value" sh nb)" = EAGAIN ]
   events_matching acquired locks | grep -q "$D/value"
@@ -202,14 +202,14 @@ teardown() { vsysfs_stop; }
   # A holder killed with SIGKILL releases too.
   $IO flock "$T/value" ex 60000 > "$out" &
   holder=$!
-  for _ in $(seq 100); do grep -q OK "$out" && break; sleep 0.02; done
+  for _ in $(seq 500); do grep -q OK "$out" && break; sleep 0.02; done
   [ "$($IO flock "$T/value" ex nb)" = EAGAIN ]
   kill -9 $holder; wait $holder 2>/dev/null || true
   for _ in $(seq 50); do [ "$($IO flock "$T/value" ex nb)" = OK ] && break; sleep 0.05; done
   [ "$($IO flock "$T/value" ex nb)" = OK ]
   # Shared locks coexist.
   $IO flock "$T/value" sh 500 > "$out" &
-  for _ in $(seq 100); do grep -q OK "$out" && break; sleep 0.02; done
+  for _ in $(seq 500); do grep -q OK "$out" && break; sleep 0.02; done
   [ "$($IO flock "$T/value" sh nb)" = OK ]
   wait
 }
@@ -218,7 +218,7 @@ teardown() { vsysfs_stop; }
   out=$BATS_TEST_TMPDIR/holder
   $IO flock "$T/value" ex 20000 > "$out" &
   holder=$!
-  for _ in $(seq 100); do grep -q OK "$out" && break; sleep 0.02; done
+  for _ in $(seq 500); do grep -q OK "$out" && break; sleep 0.02; done
   start=$SECONDS
   run timeout -s INT 1 flock -x "$T/value" true
   [ "$status" -ne 0 ]
