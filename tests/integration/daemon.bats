@@ -102,7 +102,7 @@ teardown() {
 @test "SIGKILL of the daemon, then vsysfs-mount on the same directory succeeds" {
   vsysfs_start -o clock=manual
   kill -9 "$VSYSFS_PID"
-  for _ in $(seq 50); do kill -0 "$VSYSFS_PID" 2>/dev/null || break; sleep 0.05; done
+  for _ in $(seq 50); do pid_running "$VSYSFS_PID" || break; sleep 0.05; done
   run stat "$MNT/kernel"
   [ "$status" -ne 0 ]
   [[ "$output" == *"not connected"* ]]
@@ -140,10 +140,10 @@ teardown() {
   [ "$status" -eq 0 ]
   ! mountpoint -q "$MNT"
   # Detached: the daemon serves the open file until it is closed.
-  kill -0 "$VSYSFS_PID"
+  pid_running "$VSYSFS_PID"
   exec 5<&-
-  for _ in $(seq 100); do kill -0 "$VSYSFS_PID" 2>/dev/null || break; sleep 0.05; done
-  ! kill -0 "$VSYSFS_PID" 2>/dev/null
+  for _ in $(seq 100); do pid_running "$VSYSFS_PID" || break; sleep 0.05; done
+  ! pid_running "$VSYSFS_PID"
 }
 
 @test "-o events=FILE appends the event log as JSON lines" {

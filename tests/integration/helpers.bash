@@ -18,13 +18,21 @@ vsysfs_start() {
   export MNT VSYSFS_PID
 }
 
+# pid_running PID: the process exists and has not exited. Daemons started by
+# vsysfs-mount are re-parented to PID 1, and a zombie waits there until PID 1
+# reaps it (seconds under some container inits): a zombie counts as gone.
+pid_running() {
+  local st; st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  st=${st##*) }; [ "${st%% *}" != Z ]
+}
+
 vsysfs_stop() {
   [ -n "${MNT:-}" ] || return 0
   if mountpoint -q "$MNT" 2>/dev/null || stat "$MNT" 2>&1 | grep -q 'not connected'; then
     "$SCRIPTS/vsysfs-umount" --timeout 5 "$MNT" >/dev/null 2>&1 || fusermount3 -uz "$MNT" 2>/dev/null
   fi
   if [ -n "${VSYSFS_PID:-}" ]; then
-    for _ in $(seq 100); do kill -0 "$VSYSFS_PID" 2>/dev/null || break; sleep 0.05; done
+    for _ in $(seq 100); do pid_running "$VSYSFS_PID" || break; sleep 0.05; done
     kill -9 "$VSYSFS_PID" 2>/dev/null || true
   fi
   rmdir "$MNT" 2>/dev/null || true

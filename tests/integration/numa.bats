@@ -193,7 +193,7 @@ teardown() { vsysfs_stop; }
   for _ in 1 2 3 4 5 6 7 8 9 10; do
     [ "$(lstopo-no-graphics --if fsroot -i "$root" --of console --no-io | grep -c 'NUMANode L#')" = 4 ]
   done
-  kill -0 "$VSYSFS_PID"
+  pid_running "$VSYSFS_PID"
 }
 
 @test "hwloc on the default machine: two packages of two cores with two threads" {

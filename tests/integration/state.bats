@@ -20,7 +20,7 @@ teardown() {
 start() { vsysfs_start -o clock=manual,machine="$BATS_TEST_DIRNAME/testdev.toml",state="$S" "$@"; }
 crash() {  # kill -9 the daemon and clear its dead mount
   kill -9 "$VSYSFS_PID"
-  for _ in $(seq 100); do kill -0 "$VSYSFS_PID" 2>/dev/null || break; sleep 0.02; done
+  for _ in $(seq 100); do pid_running "$VSYSFS_PID" || break; sleep 0.02; done
   fusermount3 -uz "$MNT" 2>/dev/null || true
   rmdir "$MNT"; unset MNT VSYSFS_PID
 }
