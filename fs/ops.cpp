@@ -143,6 +143,17 @@ void op_write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t of
   });
 }
 
+// A flock belongs to the open file description. The kernel names it by the
+// struct file's address (lock_owner), but RELEASE, which drops the lock, is
+// sent asynchronously after that struct file is freed: a new open can get
+// the same address, and its FLOCK can reach a worker before the old
+// RELEASE. The daemon would then grant the new file "its own" lock and let
+// the late RELEASE drop it, while a third process locks too (two SMI
+// clients in dcdbas's buffer at once: found by issue 8's load test). The
+// FUSE handle has no such reuse: it is freed only after RELEASE has dropped
+// its lock.
+std::uint64_t flock_owner(const fuse_file_info* fi) { return fi->fh; }
+
 void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   // POSIX locks belong to the process: any close drops them (fs/locks.c
   // locks_remove_posix on every close).
@@ -157,7 +168,7 @@ void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
     Server& s = server(req);
     // The last close of the open file description drops its flock, also
     // when the holder died (the kernel closes its files).
-    if (fi->flock_release) s.locks().release_flock(ino, fi->lock_owner);
+    if (fi->flock_release) s.locks().release_flock(ino, flock_owner(fi));
     s.locks().release_posix(ino, fi->lock_owner);
     s.release(fi->fh);
     fuse_reply_err(req, 0);
@@ -232,7 +243,7 @@ void op_flock(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, int op) noexce
     auto& locks = s.locks();
     const auto ticket = locks.new_ticket();
     fuse_req_interrupt_func(req, on_lock_interrupt, reinterpret_cast<void*>(ticket));
-    locks.flock(ticket, ino, s.name_of(ino), lock_owner_of(req, fi->lock_owner), type,
+    locks.flock(ticket, ino, s.name_of(ino), lock_owner_of(req, flock_owner(fi)), type,
                 !(op & LOCK_NB), [req](core::Status st) { reply(req, st); });
   });
 }
