@@ -302,6 +302,57 @@ def blocker(path, ready):
     time.sleep(3600)
 
 
+def posix_blocker(path, ready):
+    fd = os.open(path, os.O_RDWR)
+    ready.set()
+    fcntl.lockf(fd, fcntl.LOCK_EX)  # F_SETLKW
+    time.sleep(3600)
+
+
+def posix_kill_phase(path, ctx, failures):
+    """Waiters blocked in F_SETLKW killed: none left, none in D state, and
+    the lock is free for a new owner once the holder unlocks."""
+    holder = os.open(path, os.O_RDWR)
+    fcntl.lockf(holder, fcntl.LOCK_EX)
+    waiters = []
+    for _ in range(8):
+        ev = ctx.Event()
+        p = ctx.Process(target=posix_blocker, args=(path, ev))
+        p.start()
+        ev.wait(10)
+        waiters.append(p)
+    time.sleep(0.5)
+    blocked = [p.pid for p in waiters if p.is_alive()]
+    for p in waiters:
+        os.kill(p.pid, signal.SIGKILL)
+    for p in waiters:
+        p.join(10)
+    left = [p.pid for p in waiters if p.is_alive()]
+    dstate = d_state(blocked)
+    if left or dstate:
+        failures.append("killed F_SETLKW waiters still there: %s, in D state: %s" % (left, dstate))
+    fcntl.lockf(holder, fcntl.LOCK_UN)
+    os.close(holder)
+    # The test process's own new lock must not conflict: check from a child.
+    probe = ctx.Process(target=posix_probe, args=(path,))
+    probe.start()
+    probe.join(10)
+    free = probe.exitcode == 0
+    if not free:
+        failures.append("POSIX lock not free after the killed waiters (probe exit %s)"
+                        % probe.exitcode)
+    return len(blocked), len(left), len(dstate), free
+
+
+def posix_probe(path):
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os._exit(1)
+    os._exit(0)
+
+
 def run_clients(args, seconds, mnt, readable, writable, dirs, failures):
     """Runs args.clients clients for `seconds` under the watchdog: (ops, errors, deadlocked)."""
     beats = mp.Array("d", args.clients, lock=False)
@@ -467,6 +518,9 @@ def flock_phase(args, failures, figures):
         figures.append("flock faults: %d waiters killed while blocked, %d left, %d in D state; "
                        "lock free afterwards: yes; killed holder released: %s"
                        % (len(blocked), len(left), len(dstate), "yes" if got else "NO"))
+        pb, pl, pd, pfree = posix_kill_phase(path, ctx, failures)
+        figures.append("F_SETLKW faults: %d waiters killed while blocked, %d left, %d in D state; "
+                       "lock free afterwards: %s" % (pb, pl, pd, "yes" if pfree else "NO"))
     finally:
         r = umount(mnt, pid)
         if r.returncode:
