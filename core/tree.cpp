@@ -55,11 +55,12 @@ void Tree::set_observer(Observer* observer) {
   observer_ = observer;
 }
 
-Ino Tree::new_node_locked(NodeKind kind, std::string name, mode_t mode, Ino parent) {
+Ino Tree::new_node_locked(NodeKind kind, std::string name, mode_t mode, Ino parent,
+                          std::string target) {
   const Ino ino = nodes_.size();
-  auto node = std::make_shared<Node>(kind, name, ino, mode);
+  auto node = std::make_shared<Node>(kind, name, ino, mode, std::move(target));
   node->parent = parent;
-  nodes_[parent]->children.emplace(std::move(name), ino);
+  nodes_[parent]->children->emplace(std::move(name), ino);
   nodes_.push_back(std::move(node));
   return ino;
 }
@@ -67,8 +68,9 @@ Ino Tree::new_node_locked(NodeKind kind, std::string name, mode_t mode, Ino pare
 Ino Tree::mkdir_locked(Ino parent, std::string_view name,
                        std::vector<std::pair<Ino, std::string>>* added) {
   Node& dir = *nodes_[parent];
-  auto it = dir.children.find(name);
-  if (it != dir.children.end()) {
+  if (!dir.is_dir()) throw TreeError("not a directory: " + dir.name);
+  auto it = dir.children->find(name);
+  if (it != dir.children->end()) {
     if (!nodes_[it->second]->is_dir())
       throw TreeError("not a directory: " + std::string(name));
     return it->second;
@@ -101,10 +103,9 @@ Ino Tree::add_symlink(std::string_view path, std::string target) {
     WriteLock lock(mu_);
     Ino at = kRootIno;
     for (std::size_t i = 0; i + 1 < parts.size(); ++i) at = mkdir_locked(at, parts[i], &added);
-    if (nodes_[at]->children.count(parts.back()))
+    if (nodes_[at]->children->count(parts.back()))
       throw TreeError("duplicate name: " + std::string(path));
-    ino = new_node_locked(NodeKind::Symlink, std::string(parts.back()), 0777, at);
-    nodes_[ino]->target = std::move(target);
+    ino = new_node_locked(NodeKind::Symlink, std::string(parts.back()), 0777, at, std::move(target));
     added.emplace_back(at, std::string(parts.back()));
     obs = observer_;
   }
@@ -122,7 +123,7 @@ Ino Tree::add_attrs(Ino dir, const std::string& group, std::shared_ptr<void> own
     WriteLock lock(mu_);
     for (auto part : split_path(group)) at = mkdir_locked(at, part, &added);
     for (const auto& s : specs) {
-      if (nodes_[at]->children.count(s.name))
+      if (nodes_[at]->children->count(s.name))
         throw TreeError("duplicate attribute: " + std::string(s.name));
       const Ino ino = new_node_locked(s.kind, std::string(s.name), s.mode, at);
       Node& n = *nodes_[ino];
@@ -130,7 +131,6 @@ Ino Tree::add_attrs(Ino dir, const std::string& group, std::shared_ptr<void> own
       n.dev = dev;
       n.desc = s.desc;
       n.ops = s.ops;
-      n.static_size = s.size;
       n.has_read = s.has_read;
       n.has_write = s.has_write;
       added.emplace_back(at, std::string(s.name));
@@ -146,7 +146,8 @@ void Tree::kill_locked(Ino ino, std::vector<Ino>* dead) {
   Node& n = *nodes_[ino];
   n.alive.store(false);
   dead->push_back(ino);
-  for (auto& [name, child] : n.children) kill_locked(child, dead);
+  if (n.children)
+    for (auto& [name, child] : *n.children) kill_locked(child, dead);
 }
 
 Status Tree::remove(std::string_view path) {
@@ -161,7 +162,7 @@ Status Tree::remove(std::string_view path) {
     parent = nodes_[ino]->parent;
     name = nodes_[ino]->name;
     kill_locked(ino, &dead);
-    nodes_[parent]->children.erase(name);
+    nodes_[parent]->children->erase(name);
     obs = observer_;
     // Nodes the kernel never looked up can go now; the others when forgotten.
     for (Ino d : dead)
@@ -179,8 +180,8 @@ Ino Tree::walk_locked(std::string_view path) const {
   for (auto part : split_path(path)) {
     const auto& node = nodes_[at];
     if (!node || !node->is_dir()) return 0;
-    auto it = node->children.find(part);
-    if (it == node->children.end()) return 0;
+    auto it = node->children->find(part);
+    if (it == node->children->end()) return 0;
     at = it->second;
   }
   return at;
@@ -198,8 +199,9 @@ std::shared_ptr<Node> Tree::lookup(Ino parent, std::string_view name) const {
   const Node& dir = *nodes_[parent];
   if (name == ".") return nodes_[parent];
   if (name == "..") return nodes_[dir.parent];
-  auto it = dir.children.find(name);
-  if (it == dir.children.end()) return nullptr;
+  if (!dir.children) return nullptr;
+  auto it = dir.children->find(name);
+  if (it == dir.children->end()) return nullptr;
   return nodes_[it->second];
 }
 
@@ -214,8 +216,8 @@ Result<std::vector<DirEntry>> Tree::list(Ino dir) const {
   const Node& d = *nodes_[dir];
   if (!d.is_dir()) return Errno{ENOTDIR};
   std::vector<DirEntry> out;
-  out.reserve(d.children.size());
-  for (const auto& [name, ino] : d.children) out.push_back({name, ino, nodes_[ino]->kind});
+  out.reserve(d.children->size());
+  for (const auto& [name, ino] : *d.children) out.push_back({name, ino, nodes_[ino]->kind});
   return out;
 }
 
