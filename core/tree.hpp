@@ -126,8 +126,11 @@ class Tree {
                 const std::vector<AttrSpec>& specs);
   Ino mkdir_locked(Ino parent, std::string_view name, std::vector<std::pair<Ino, std::string>>* added);
   Ino walk_locked(std::string_view path) const;
-  Ino new_node_locked(NodeKind kind, std::string name, mode_t mode, Ino parent,
-                      std::string target = {});
+  using ChildMap = Node::ChildMap;
+  // Throws TreeError when `parent` has an entry of that name already.
+  Ino new_node_locked(NodeKind kind, std::string_view name, mode_t mode, Ino parent,
+                      std::string target = {}, const ChildMap::const_iterator* hint = nullptr);
+  std::string path_of_locked(Ino ino) const;
   void kill_locked(Ino ino, std::vector<Ino>* dead);
 
   mutable SharedMutex mu_{"tree"};  // Order: outermost tree lock; device locks are never held with it

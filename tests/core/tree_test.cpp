@@ -173,3 +173,32 @@ TEST_CASE("a node stays small: a million of them fit the 400-byte-per-file budge
 }
 
 }  // TEST_SUITE
+
+TEST_SUITE("tree") {
+
+TEST_CASE("a duplicate name is a TreeError naming the path, and the first entry stays") {
+  Tree tree;
+  auto dev = std::make_shared<TreeTestDev>();
+  tree.add_device<TreeTestDev>("devices/virtual/t/t0", dev, kTreeTestGroups);
+  const Ino value = tree.resolve("devices/virtual/t/t0/value");
+  const std::size_t before = tree.node_count();
+  try {
+    tree.add_symlink("devices/virtual/t/t0/value", "x");
+    FAIL("no TreeError");
+  } catch (const TreeError& e) {
+    CHECK(std::string(e.what()) == "duplicate name: devices/virtual/t/t0/value");
+  }
+  CHECK_THROWS_AS(tree.add_device<TreeTestDev>("devices/virtual/t/t0", dev, kTreeTestGroups), TreeError);
+  CHECK(tree.node_count() == before);
+  CHECK(tree.resolve("devices/virtual/t/t0/value") == value);
+  CHECK(tree.find("devices/virtual/t/t0/value")->kind == NodeKind::Text);
+  // Directories made in any order list sorted (the insert hint keeps order).
+  for (const char* d : {"m", "a", "z", "b", "y"}) tree.mkdir_p(std::string("d/") + d + "/x");
+  auto entries = tree.list(tree.resolve("d"));
+  REQUIRE(entries);
+  std::string names;
+  for (const auto& e : *entries) names += e.name;
+  CHECK(names == "abmyz");
+}
+
+}  // TEST_SUITE
