@@ -23,7 +23,7 @@
 // so the target may only take locks of higher rank).
 
 #include <cstdint>
-#include <deque>
+#include <list>
 #include <random>
 #include <string>
 #include <vector>
@@ -83,7 +83,11 @@ class MmioBus {
 
   MmioTarget& target_;
   mutable Mutex mu_;
-  std::vector<std::deque<Posted>> queues_ GUARDED_BY(mu_);
+  // One queue per CPU. A list, not a deque: an empty std::deque allocates
+  // its map and first chunk (about 600 bytes), and a NIC has a queue for
+  // each of nr_cpu_ids CPUs, nearly all empty (issue 9: a 256-CPU machine
+  // with 248 NICs spent 40 MB on empty queues).
+  std::vector<std::list<Posted>> queues_ GUARDED_BY(mu_);
   std::mt19937_64 rng_ GUARDED_BY(mu_);
   std::uint64_t seed_ GUARDED_BY(mu_);
   std::uint64_t next_seq_ GUARDED_BY(mu_) = 1;

@@ -5,9 +5,9 @@
 // holds a type-erased binding to its device (the owner pointer keeps the
 // device alive while any node or open file refers to it).
 //
-// Thread-safety: kind, name, ino and the binding are constant after
-// creation; mode/uid/gid/alive/nlookup/event are atomics; `children` and
-// `parent` are guarded by the Tree's lock.
+// Thread-safety: kind, name, ino, target and the binding are constant after
+// creation; mode/uid/gid/alive/nlookup/event are atomics; `children` (the
+// map's contents) and `parent` are guarded by the Tree's lock.
 
 #include <sys/types.h>
 
@@ -42,36 +42,57 @@ struct NodeOps {
 
 class Node {
  public:
-  Node(NodeKind k, std::string n, Ino i, mode_t m) : kind(k), name(std::move(n)), ino(i), mode(m) {}
+  using ChildMap = std::map<std::string, Ino, std::less<>>;
 
+  // `target` only for a symlink.
+  Node(NodeKind k, std::string n, Ino i, mode_t m, std::string link_target = {})
+      : kind(k),
+        mode(m),
+        ino(i),
+        name(std::move(n)),
+        children(k == NodeKind::Dir ? std::make_unique<ChildMap>() : nullptr),
+        target_storage_(k == NodeKind::Symlink ? std::make_unique<const std::string>(std::move(link_target))
+                                               : nullptr),
+        target(target_storage_ ? *target_storage_ : kNoTarget) {}
+
+  // Memory: a large machine has about a million nodes, so every byte here
+  // counts (issue 9: under 400 bytes per file, everything included). The
+  // small fields are packed first; what only one kind needs (a directory's
+  // entries, a symlink's target) is allocated only for that kind.
   const NodeKind kind;
-  const std::string name;
-  const Ino ino;
-  Ino parent = 0;  // guarded by Tree::mu_
-
+  bool has_read = false;   // a show/read callback exists
+  bool has_write = false;  // a store/write callback exists
+  std::atomic<bool> alive{true};
   std::atomic<mode_t> mode;  // permission bits only
   std::atomic<uid_t> uid{0};
   std::atomic<gid_t> gid{0};
-  std::atomic<bool> alive{true};
+  const Ino ino;
+  Ino parent = 0;  // guarded by Tree::mu_
   std::atomic<std::uint64_t> nlookup{0};
   std::atomic<std::uint64_t> event{0};  // sysfs_notify counter
+  const std::string name;
 
-  // Dir: name -> ino, sorted, so readdir order is stable. Guarded by Tree::mu_.
-  std::map<std::string, Ino, std::less<>> children;
+  // Dir only (null otherwise): name -> ino, sorted, so readdir order is
+  // stable. Guarded by Tree::mu_.
+  const std::unique_ptr<ChildMap> children;
 
   // Attributes.
   std::shared_ptr<void> owner;
   void* dev = nullptr;
   const void* desc = nullptr;
   const NodeOps* ops = nullptr;
-  std::size_t static_size = 0;
 
-  // Symlink target (relative, as sysfs makes them).
-  std::string target;
+ private:
+  static inline const std::string kNoTarget;
+  const std::unique_ptr<const std::string> target_storage_;
+
+ public:
+  // Symlink target (relative, as sysfs makes them); "" for other kinds.
+  // A reference into the symlink's own allocation, so that the nodes that
+  // are not symlinks (nearly all) do not carry an empty string each.
+  const std::string& target;
 
   bool is_dir() const { return kind == NodeKind::Dir; }
-  bool has_read = false;   // a show/read callback exists
-  bool has_write = false;  // a store/write callback exists
 
   // The file size stat() reports: 4096 for text, the declared (or
   // run-time) size for binary, 0 for seq files, dirs and links.

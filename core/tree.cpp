@@ -55,26 +55,41 @@ void Tree::set_observer(Observer* observer) {
   observer_ = observer;
 }
 
-Ino Tree::new_node_locked(NodeKind kind, std::string name, mode_t mode, Ino parent) {
+// One search of the parent's map per new node (the insert is the
+// duplicate check): building a large machine inserts about a million.
+Ino Tree::new_node_locked(NodeKind kind, std::string_view name, mode_t mode, Ino parent,
+                          std::string target, const ChildMap::const_iterator* hint) {
   const Ino ino = nodes_.size();
-  auto node = std::make_shared<Node>(kind, name, ino, mode);
-  node->parent = parent;
-  nodes_[parent]->children.emplace(std::move(name), ino);
-  nodes_.push_back(std::move(node));
+  ChildMap& entries = *nodes_[parent]->children;
+  const std::size_t before = entries.size();
+  auto it = hint ? entries.emplace_hint(*hint, std::string(name), ino)
+                 : entries.emplace(std::string(name), ino).first;
+  if (entries.size() == before)
+    throw TreeError("duplicate name: " + path_of_locked(parent) + "/" + std::string(name));
+  try {
+    auto node = std::make_shared<Node>(kind, it->first, ino, mode, std::move(target));
+    node->parent = parent;
+    nodes_.push_back(std::move(node));
+  } catch (...) {
+    entries.erase(it);
+    throw;
+  }
   return ino;
 }
 
 Ino Tree::mkdir_locked(Ino parent, std::string_view name,
                        std::vector<std::pair<Ino, std::string>>* added) {
   Node& dir = *nodes_[parent];
-  auto it = dir.children.find(name);
-  if (it != dir.children.end()) {
+  if (!dir.is_dir()) throw TreeError("not a directory: " + dir.name);
+  auto it = dir.children->lower_bound(name);
+  if (it != dir.children->end() && it->first == name) {
     if (!nodes_[it->second]->is_dir())
       throw TreeError("not a directory: " + std::string(name));
     return it->second;
   }
   if (added) added->emplace_back(parent, std::string(name));
-  return new_node_locked(NodeKind::Dir, std::string(name), 0755, parent);
+  const ChildMap::const_iterator hint = it;  // where it goes: right before `it`
+  return new_node_locked(NodeKind::Dir, name, 0755, parent, {}, &hint);
 }
 
 Ino Tree::mkdir_p(std::string_view path) {
@@ -83,8 +98,8 @@ Ino Tree::mkdir_p(std::string_view path) {
   Observer* obs;
   {
     WriteLock lock(mu_);
-    for (auto part : split_path(path)) at = mkdir_locked(at, part, &added);
     obs = observer_;
+    for (auto part : split_path(path)) at = mkdir_locked(at, part, obs ? &added : nullptr);
   }
   if (obs)
     for (auto& [parent, name] : added) obs->entry_changed(parent, name, 0);
@@ -99,14 +114,13 @@ Ino Tree::add_symlink(std::string_view path, std::string target) {
   Observer* obs;
   {
     WriteLock lock(mu_);
-    Ino at = kRootIno;
-    for (std::size_t i = 0; i + 1 < parts.size(); ++i) at = mkdir_locked(at, parts[i], &added);
-    if (nodes_[at]->children.count(parts.back()))
-      throw TreeError("duplicate name: " + std::string(path));
-    ino = new_node_locked(NodeKind::Symlink, std::string(parts.back()), 0777, at);
-    nodes_[ino]->target = std::move(target);
-    added.emplace_back(at, std::string(parts.back()));
     obs = observer_;
+    Ino at = kRootIno;
+    for (std::size_t i = 0; i + 1 < parts.size(); ++i)
+      at = mkdir_locked(at, parts[i], obs ? &added : nullptr);
+    if (!nodes_[at]->is_dir()) throw TreeError("not a directory: " + std::string(path));
+    ino = new_node_locked(NodeKind::Symlink, parts.back(), 0777, at, std::move(target));
+    if (obs) added.emplace_back(at, std::string(parts.back()));
   }
   if (obs)
     for (auto& [parent, name] : added) obs->entry_changed(parent, name, 0);
@@ -120,22 +134,19 @@ Ino Tree::add_attrs(Ino dir, const std::string& group, std::shared_ptr<void> own
   Ino at = dir;
   {
     WriteLock lock(mu_);
-    for (auto part : split_path(group)) at = mkdir_locked(at, part, &added);
+    obs = observer_;
+    for (auto part : split_path(group)) at = mkdir_locked(at, part, obs ? &added : nullptr);
     for (const auto& s : specs) {
-      if (nodes_[at]->children.count(s.name))
-        throw TreeError("duplicate attribute: " + std::string(s.name));
-      const Ino ino = new_node_locked(s.kind, std::string(s.name), s.mode, at);
+      const Ino ino = new_node_locked(s.kind, s.name, s.mode, at);
       Node& n = *nodes_[ino];
       n.owner = owner;
       n.dev = dev;
       n.desc = s.desc;
       n.ops = s.ops;
-      n.static_size = s.size;
       n.has_read = s.has_read;
       n.has_write = s.has_write;
-      added.emplace_back(at, std::string(s.name));
+      if (obs) added.emplace_back(at, std::string(s.name));
     }
-    obs = observer_;
   }
   if (obs)
     for (auto& [parent, name] : added) obs->entry_changed(parent, name, 0);
@@ -146,7 +157,8 @@ void Tree::kill_locked(Ino ino, std::vector<Ino>* dead) {
   Node& n = *nodes_[ino];
   n.alive.store(false);
   dead->push_back(ino);
-  for (auto& [name, child] : n.children) kill_locked(child, dead);
+  if (n.children)
+    for (auto& [name, child] : *n.children) kill_locked(child, dead);
 }
 
 Status Tree::remove(std::string_view path) {
@@ -161,7 +173,7 @@ Status Tree::remove(std::string_view path) {
     parent = nodes_[ino]->parent;
     name = nodes_[ino]->name;
     kill_locked(ino, &dead);
-    nodes_[parent]->children.erase(name);
+    nodes_[parent]->children->erase(name);
     obs = observer_;
     // Nodes the kernel never looked up can go now; the others when forgotten.
     for (Ino d : dead)
@@ -179,8 +191,8 @@ Ino Tree::walk_locked(std::string_view path) const {
   for (auto part : split_path(path)) {
     const auto& node = nodes_[at];
     if (!node || !node->is_dir()) return 0;
-    auto it = node->children.find(part);
-    if (it == node->children.end()) return 0;
+    auto it = node->children->find(part);
+    if (it == node->children->end()) return 0;
     at = it->second;
   }
   return at;
@@ -198,8 +210,9 @@ std::shared_ptr<Node> Tree::lookup(Ino parent, std::string_view name) const {
   const Node& dir = *nodes_[parent];
   if (name == ".") return nodes_[parent];
   if (name == "..") return nodes_[dir.parent];
-  auto it = dir.children.find(name);
-  if (it == dir.children.end()) return nullptr;
+  if (!dir.children) return nullptr;
+  auto it = dir.children->find(name);
+  if (it == dir.children->end()) return nullptr;
   return nodes_[it->second];
 }
 
@@ -214,13 +227,17 @@ Result<std::vector<DirEntry>> Tree::list(Ino dir) const {
   const Node& d = *nodes_[dir];
   if (!d.is_dir()) return Errno{ENOTDIR};
   std::vector<DirEntry> out;
-  out.reserve(d.children.size());
-  for (const auto& [name, ino] : d.children) out.push_back({name, ino, nodes_[ino]->kind});
+  out.reserve(d.children->size());
+  for (const auto& [name, ino] : *d.children) out.push_back({name, ino, nodes_[ino]->kind});
   return out;
 }
 
 std::string Tree::path_of(Ino ino) const {
   ReadLock lock(mu_);
+  return path_of_locked(ino);
+}
+
+std::string Tree::path_of_locked(Ino ino) const {
   std::vector<std::string_view> parts;
   while (ino != kRootIno && ino < nodes_.size() && nodes_[ino]) {
     parts.push_back(nodes_[ino]->name);

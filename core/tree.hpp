@@ -119,7 +119,6 @@ class Tree {
     mode_t mode;
     const void* desc;
     const NodeOps* ops;
-    std::size_t size;
     bool has_read;
     bool has_write;
   };
@@ -127,7 +126,11 @@ class Tree {
                 const std::vector<AttrSpec>& specs);
   Ino mkdir_locked(Ino parent, std::string_view name, std::vector<std::pair<Ino, std::string>>* added);
   Ino walk_locked(std::string_view path) const;
-  Ino new_node_locked(NodeKind kind, std::string name, mode_t mode, Ino parent);
+  using ChildMap = Node::ChildMap;
+  // Throws TreeError when `parent` has an entry of that name already.
+  Ino new_node_locked(NodeKind kind, std::string_view name, mode_t mode, Ino parent,
+                      std::string target = {}, const ChildMap::const_iterator* hint = nullptr);
+  std::string path_of_locked(Ino ino) const;
   void kill_locked(Ino ino, std::vector<Ino>* dead);
 
   mutable SharedMutex mu_{"tree"};  // Order: outermost tree lock; device locks are never held with it
@@ -155,13 +158,13 @@ Kobject Tree::add_device(std::string_view path, std::shared_ptr<Dev> dev,
         throw TreeError(std::string(path) + "/" + std::string(a.name) + ": write bits without store");
       if ((mode & 0444) && !a.show)
         throw TreeError(std::string(path) + "/" + std::string(a.name) + ": read bits without show");
-      specs.push_back({NodeKind::Text, a.name, mode, &a, &detail::Thunks<Dev>::kText, 4096,
+      specs.push_back({NodeKind::Text, a.name, mode, &a, &detail::Thunks<Dev>::kText,
                        a.show != nullptr, a.store != nullptr});
     }
     for (const auto& a : group.bin_attrs) {
       const mode_t mode = visible(a.name, a.mode);
       if (mode == 0) continue;
-      specs.push_back({NodeKind::Bin, a.name, mode, &a, &detail::Thunks<Dev>::kBin, a.size,
+      specs.push_back({NodeKind::Bin, a.name, mode, &a, &detail::Thunks<Dev>::kBin,
                        a.read != nullptr, a.write != nullptr});
     }
     for (const auto& a : group.seq_attrs) {
@@ -169,7 +172,7 @@ Kobject Tree::add_device(std::string_view path, std::shared_ptr<Dev> dev,
       if (mode == 0) continue;
       if ((mode & 0222) && !a.store)
         throw TreeError(std::string(path) + "/" + std::string(a.name) + ": write bits without store");
-      specs.push_back({NodeKind::Seq, a.name, mode, &a, &detail::Thunks<Dev>::kSeq, 0,
+      specs.push_back({NodeKind::Seq, a.name, mode, &a, &detail::Thunks<Dev>::kSeq,
                        a.show != nullptr, a.store != nullptr});
     }
     add_attrs(dir, std::string(group.name), owner, raw, specs);

@@ -22,6 +22,14 @@
 //                   read smi_data back, unlock
 //   hotplug KNOB N  (not timed per op) writes "add benchI" for I in [0,N)
 //                   to the test device's hotplug knob; prints total ns
+//   advance FILE STEP_MS [TOTAL_MS]
+//                   (simulation speed) writes STEP_MS to the manual clock's
+//                   advance_ms FILE, one step after the other, until TOTAL_MS
+//                   simulated milliseconds have been advanced or, without
+//                   TOTAL_MS, until --ms real milliseconds have passed (at
+//                   least one step; a step runs every timer due in it before
+//                   the write returns); prints "SIM_MS REAL_NS": simulated
+//                   milliseconds advanced and real nanoseconds taken
 //
 // Exit status: 0 with the figure on stdout; 2 with "error: OP PATH: ENAME"
 // on stderr when the operation fails (a benchmark of a failing call would
@@ -201,7 +209,7 @@ double measure(int threads, int ms, const std::function<Op()>& make_op, const st
 int usage() {
   std::fprintf(stderr,
                "usage: bench-client [--ms N] [--threads N] OP PATH [ARG]\n"
-               "  OP: orc stat pread store readdir lsl cat smi hotplug (see the source header)\n");
+               "  OP: orc stat pread store readdir lsl cat smi hotplug advance (see the source header)\n");
   return 1;
 }
 
@@ -267,6 +275,24 @@ int main(int argc, char** argv) {
     }
     ns = std::chrono::duration<double, std::nano>(Clock::now() - start).count();
     close(fd);
+  } else if (op == "advance") {
+    const long step = std::atol(arg.c_str());
+    if (step <= 0) return usage();
+    const int fd = open(path.c_str(), O_WRONLY);
+    if (fd < 0) fail(what, errno);
+    const std::string cmd = std::to_string(step) + "\n";
+    const auto start = Clock::now();
+    const auto until = start + std::chrono::milliseconds(ms);
+    const long total = argc - i > 3 ? std::atol(argv[i + 3]) : 0;
+    long steps = 0;
+    do {
+      if (int e = write_all(fd, cmd.data(), cmd.size(), 0)) fail(what, e);
+      ++steps;
+    } while (total > 0 ? steps * step < total : Clock::now() < until);
+    const auto real = std::chrono::duration<double, std::nano>(Clock::now() - start).count();
+    close(fd);
+    std::printf("%ld %.0f\n", steps * step, real);
+    return 0;
   } else {
     return usage();
   }
