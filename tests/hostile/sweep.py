@@ -302,6 +302,11 @@ class MachineSweep:
 
     # -- bookkeeping
 
+    def write_raw(self, mnt, rel, data, off):
+        """Every write of the sweep, replays included (the self-check
+        overrides it to plant faults)."""
+        return do_write(os.path.join(mnt, rel), data, off)
+
     def _problem(self, kind, text):
         self.problems.append("%s: %s" % (kind, text))
 
@@ -369,7 +374,7 @@ class MachineSweep:
         try:
             r.start()
             for rel, _, data, off, _ in self.log[:self.base_len]:
-                do_write(os.path.join(r.dir, rel), data, off)
+                self.write_raw(r.dir, rel, data, off)
             prev = Snapshot(r.dir)
             diverged = self.base.diff(prev)
             if diverged:
@@ -383,7 +388,7 @@ class MachineSweep:
             found = False
             for i in self.batch:
                 rel, label, data, off, res = self.log[i]
-                res2 = do_write(os.path.join(r.dir, rel), data, off)
+                res2 = self.write_raw(r.dir, rel, data, off)
                 if not r.alive():
                     self.stats["crashes"] += 1
                     self._problem("CRASH", "replaying %s <- %s killed the daemon" % (rel, label))
@@ -423,7 +428,6 @@ class MachineSweep:
         return refused + rest
 
     def write_one(self, rel, label, data, off):
-        path = os.path.join(self.m.dir, rel)
         pred = self.predict(rel, label, data, off)
         if pred is None or pred == "OK":
             # May be accepted: its "before" must be a snapshot.
@@ -432,7 +436,7 @@ class MachineSweep:
                 self._ensure_base()
         else:
             self._ensure_base()
-        res = do_write(path, data, off)
+        res = self.write_raw(self.m.dir, rel, data, off)
         self.log.append((rel, label, data, off, res))
         self.stats["tried"] += 1
         got = outcome(res)
@@ -477,7 +481,7 @@ class MachineSweep:
             try:
                 r.start()
                 for w in self.log[:self.base_len]:
-                    do_write(os.path.join(r.dir, w[0]), w[2], w[3])
+                    self.write_raw(r.dir, w[0], w[2], w[3])
                 self.base = Snapshot(r.dir)
             finally:
                 r.close()
@@ -532,6 +536,44 @@ class MachineSweep:
             self._problem("STATE", "after kill -9 and replay, differs in %s" % ", ".join(diff[:5]))
 
 
+# --- the sweep checks itself ------------------------------------------------------
+
+class PlantedFaults(MachineSweep):
+    """The test machine with two planted bugs, to prove the sweep catches
+    them and names the exact (file, input):
+      secret <- "junk"     refused (EINVAL) but sets value to 42 first:
+                           caught when its batch closes;
+      value <- "\n"        refused but sets secret to 99 first, and the next
+                           input, value <- "junk", is accepted (a kernel
+                           EINVAL): the batch's closing state is gone, so
+                           only the fresh-mount replay can catch it."""
+    DEV = "devices/virtual/vsysfs_test/testdev0/"
+
+    def write_raw(self, mnt, rel, data, off):
+        if rel == self.DEV + "secret" and data == b"junk":
+            do_write(os.path.join(mnt, self.DEV + "value"), b"42\n", 0)
+        if rel == self.DEV + "value" and data == b"\n":
+            do_write(os.path.join(mnt, self.DEV + "secret"), b"99\n", 0)
+        if rel == self.DEV + "value" and data == b"junk":
+            data = b"7\n"
+        return do_write(os.path.join(mnt, rel), data, off)
+
+
+def self_check(test_daemon, testdev_toml, inputs):
+    """Run PlantedFaults; return the list of what the sweep failed to see."""
+    sw = PlantedFaults("self-check", test_daemon, ["-o", "clock=manual,machine=" + testdev_toml],
+                       inputs, False)
+    st, problems = sw.run(lambda w: [r for r in w if r.startswith(PlantedFaults.DEV)])
+    want = ["STATE: refused %ssecret <- junk" % PlantedFaults.DEV,
+            "STATE: refused %svalue <- newline" % PlantedFaults.DEV,
+            "ERRNO: %svalue <- junk: got OK" % PlantedFaults.DEV]
+    missed = [w for w in want if not any(p.startswith(w) for p in problems)]
+    if st["changes"] != 2 or st["mismatch"] != 1 or st["crashes"]:
+        missed.append("counts: changes %d (want 2), errno mismatches %d (want 1), crashes %d"
+                      % (st["changes"], st["mismatch"], st["crashes"]))
+    return missed, st
+
+
 # --- choosing what to sweep ------------------------------------------------------
 
 def representatives(writable):
@@ -574,6 +616,8 @@ def main():
     ap.add_argument("--test-daemon", default=os.path.join(ROOT, "build/vsysfs-test"))
     ap.add_argument("--only", help="sweep only machines whose name contains this")
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--no-self-check", action="store_true",
+                    help="skip the run with planted faults that proves the sweep can fail")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("test-hostile: must run as root (the control plane is root-only)", file=sys.stderr)
@@ -596,6 +640,15 @@ def main():
 
     inputs = corpus(args.quick)
     start = time.time()
+    if not args.no_self_check:
+        missed, st = self_check(args.test_daemon, testdev_toml, inputs)
+        print("self-check (planted faults on the test machine): %s (%d writes, %d snapshots, "
+              "%d replays, %.1f s)" % ("caught" if not missed else "MISSED", st["tried"],
+                                      st["snapshots"], st["replays"], st["seconds"]))
+        if missed:
+            for m in missed:
+                print("self-check missed: " + m)
+            return 1
     keys = ("files", "tried", "accepted", "crashes", "changes", "mismatch", "quirks",
             "snapshots", "replays")
     total = dict.fromkeys(keys, 0)
