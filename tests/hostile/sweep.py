@@ -85,6 +85,8 @@ def corpus(quick):
         ("10^30", b"1" + b"0" * 30 + b"\n", 0),
         ("nul-middle", b"1\x002\n", 0),
         ("nul-only", b"\x00", 0),
+        # a page whose C string is empty: limits on the count vs strlen()
+        ("nul-page", b"\x00" + b"1" * 4095, 0),
         ("4095", b"1" * 4095, 0),
         ("4096", b"1" * 4096, 0),
         ("4097", b"1" * 4097, 0),
