@@ -19,8 +19,11 @@ How "a refused write changed nothing" stays cheap (checkpoint batching)
 Reading the whole machine after every write is what made the sweep slow.
 Instead, refused writes are batched: a batch starts at a snapshot (the
 baseline, taken only when a refused write needs one) and is closed by the
-next snapshot, at the end of the file's inputs or before a write that may be
-accepted. If the closing snapshot equals the baseline, every refused write
+next snapshot, taken before a write that may be accepted and at the end of
+the machine. Each file's inputs predicted refused are tried first, so a
+file costs at most two snapshots (one closing its refused run, one after its
+accepted run as the next baseline), and files that refuse everything share
+one batch. If the closing snapshot equals the baseline, every refused write
 of the batch changed nothing. If it differs, the batch is localized: a fresh
 mount replays every write made on this mount before the batch, must reach
 the batch's baseline exactly, and then replays the batch with a snapshot
