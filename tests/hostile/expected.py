@@ -22,6 +22,7 @@ is trimmed to size - pos. The sweep runs as root with every capability, so
 the stores' EPERM checks never fire.
 """
 import fnmatch
+import os
 
 PAGE = 4096
 U64 = 1 << 64
@@ -328,6 +329,18 @@ def _rps(data):
     return v if isinstance(v, str) else "OK"
 
 
+def with_tree(fn):
+    """A rule that also looks at the mounted tree: fn(data, off, mnt, rel)."""
+    fn.wants_tree = True
+    return fn
+
+
+def _xps(data, off, mnt, rel):
+    queues = os.path.dirname(os.path.dirname(os.path.join(mnt, rel)))
+    ntx = sum(1 for q in os.listdir(queues) if q.startswith("tx-"))
+    return "ENOENT" if ntx <= 1 else _rps(data)
+
+
 KSTRTO = {"ul0": parse_then(kstrtoull, base=0), "ul10": parse_then(kstrtoull, base=10),
           "uint10": parse_then(kstrtouint, base=10), "int0": parse_then(kstrtoint, base=0),
           "uint0": parse_then(kstrtouint, base=0)}
@@ -417,10 +430,10 @@ ROWS = [
     # tx_maxrate_store: no ndo_set_tx_maxrate -> EOPNOTSUPP before parsing;
     # neither loopback nor the simulated NIC has one.
     (NET + "queues/tx-*/tx_maxrate", always("EOPNOTSUPP"), "net-sysfs.c tx_maxrate_store"),
-    # xps_cpus_store: !netif_is_multiqueue -> ENOENT first; else bitmap_parse
-    # and netif_set_xps_queue. The queue count decides.
-    (NET + "queues/tx-*/xps_cpus", text(lambda d: "ENOENT|" + _rps(d)),
-     "net-sysfs.c xps_cpus_store"),
+    # xps_cpus_store: !netif_is_multiqueue (one TX queue: one tx-N
+    # directory) -> ENOENT before anything else; else bitmap_parse and
+    # netif_set_xps_queue.
+    (NET + "queues/tx-*/xps_cpus", with_tree(_xps), "net-sysfs.c xps_cpus_store"),
     (NET + "queues/tx-*/byte_queue_limits/hold_time", text(KSTRTO["uint10"]),
      "net-sysfs.c bql_set_hold_time"),
     (NET + "queues/tx-*/byte_queue_limits/limit*", text(_bql_set), "net-sysfs.c bql_set"),
@@ -534,10 +547,10 @@ DESTRUCTIVE = [
 ]
 
 
-def expected_for(rel, label, data=None, off=0):
-    """The kernel's outcome for writing `data` at `off` to `rel`, or None
-    when no row knows the file. A zero-length write never reaches store()
-    (ref 1.4), whatever the file."""
+def expected_for(rel, label, data=None, off=0, mnt=None):
+    """The kernel's outcome for writing `data` at `off` to `rel` (mounted at
+    `mnt`), or None when no row knows the file. A zero-length write never
+    reaches store() (ref 1.4), whatever the file."""
     if data is not None and len(data) == 0:
         return "OK"
     rule = None
@@ -546,6 +559,8 @@ def expected_for(rel, label, data=None, off=0):
             rule = fn
     if rule is None or data is None:
         return None
+    if getattr(rule, "wants_tree", False):
+        return rule(data, off, mnt, rel) if mnt else None
     return rule(data, off)
 
 

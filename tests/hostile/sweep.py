@@ -417,7 +417,7 @@ class MachineSweep:
     # -- the sweep
 
     def predict(self, rel, label, data, off):
-        exp = E.expected_for(rel, label, data, off)
+        exp = E.expected_for(rel, label, data, off, self.m.dir)
         if exp is not None and "|" not in exp:
             return exp
         return self.learned.get((kind_of(rel), label))
@@ -461,7 +461,7 @@ class MachineSweep:
                 self._replay_batch()
             self._restart()
             return
-        exp = E.expected_for(rel, label, data, off)
+        exp = E.expected_for(rel, label, data, off, self.m.dir)
         if exp is not None and got not in exp.split("|"):
             self.stats["mismatch"] += 1
             self._problem("ERRNO", "%s <- %s: got %s, kernel's %s" % (rel, label, res, exp))
