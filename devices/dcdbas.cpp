@@ -571,11 +571,13 @@ core::Status Dcdbas::driver_override_show(core::PageBuffer& buf) const {
   return {};
 }
 
-// driver_set_override: the string up to its first newline; empty clears.
+// driver_set_override (drivers/base/driver.c): the length limit is on the
+// write's count, checked before strlen(); then the C string up to its first
+// newline is stored; empty clears.
 core::Result<std::size_t> Dcdbas::driver_override_store(const core::Caller& caller,
                                                         std::string_view in) {
+  if (in.size() >= core::kPageSize - 1) return core::Errno{EINVAL};
   std::string_view s = in.substr(0, std::min(in.size(), in.find('\0')));
-  if (s.size() >= core::kPageSize - 1) return core::Errno{EINVAL};
   s = s.substr(0, std::min(s.size(), s.find('\n')));
   {
     core::MutexLock lock(platform_lock_);

@@ -89,10 +89,14 @@ core::Status PciFunction::numa_node_show(core::PageBuffer& b) const {
 }
 
 // numa_node_store (drivers/pci/pci-sysfs.c): a firmware workaround that
-// taints the kernel. Locking: the device mutex.
+// taints the kernel. Every kstrtoint failure is EINVAL, ERANGE included
+// ("PCI/sysfs: Return -EINVAL consistently from "store" functions", 5.13).
+// Locking: the device mutex.
 core::Result<std::size_t> PciFunction::numa_node_store(const core::Caller& c, std::string_view in) {
   if (!c.capable(core::Capability::SysAdmin)) return core::Errno{EPERM};
-  const int node = VSYSFS_TRY(core::kstrtoint(in, 0));
+  const auto parsed = core::kstrtoint(in, 0);
+  if (!parsed) return core::Errno{EINVAL};
+  const int node = *parsed;
   if ((node < 0 && node != -1) || node >= kMaxNumNodes) return core::Errno{EINVAL};
   if (node != -1 && node >= static_cast<int>(cfg_.nr_node_ids)) return core::Errno{EINVAL};  // !node_online
   env_.log(&c, cfg_.slot, "numa_node", "OK",

@@ -244,7 +244,15 @@ core::Status NetDevice::carrier_show(core::PageBuffer& b) const {
   b.emit("{}\n", netif_carrier_ok() ? 1 : 0);
   return {};
 }
+// carrier_store: a device without ndo_change_carrier is EOPNOTSUPP before
+// netdev_store parses the value or checks the capability (net-sysfs.c since
+// 5.16, commit 146e5e733310 "net-sysfs: try not to restart the syscall if it
+// will fail eventually"; dev_change_carrier checks it again under rtnl).
 core::Result<std::size_t> NetDevice::carrier_store(const core::Caller& c, std::string_view in) {
+  if (!ops_->can_change_carrier()) {
+    env_.log(&c, cfg_.name, "store", "EOPNOTSUPP", {{"attr", "carrier"}});
+    return core::Errno{EOPNOTSUPP};
+  }
   return netdev_store(c, in, &Dev::change_carrier, "carrier");
 }
 

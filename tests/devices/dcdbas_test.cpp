@@ -273,6 +273,13 @@ TEST_CASE("driver_override, power/control and uevent stores") {
   CHECK(m.read(path("driver_override")) == "(null)\n");
   CHECK(m.write(path("driver_override"), std::string(4095, 'a')) == -EINVAL);
   CHECK(m.read(path("driver_override")) == "(null)\n");
+  // The limit is on the count, before strlen(): a NUL then a page is EINVAL
+  // and leaves the override alone (driver_set_override).
+  CHECK(m.write(path("driver_override"), "dcdbas\n") == 7);
+  CHECK(m.write(path("driver_override"), std::string(1, '\0') + std::string(4095, 'a')) == -EINVAL);
+  CHECK(m.read(path("driver_override")) == "dcdbas\n");
+  CHECK(m.write(path("driver_override"), std::string(1, '\0') + "abc") == 4);  // empty C string clears
+  CHECK(m.read(path("driver_override")) == "(null)\n");
 
   CHECK(m.read(path("power/control")) == "auto\n");
   for (const char* bad : {"junk", "\n", "onn", "auto\n\n"}) {

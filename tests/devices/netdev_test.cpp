@@ -295,6 +295,24 @@ TEST_CASE("carrier: ndo_change_carrier, EINVAL while down, notifies pollers") {
   CHECK(m.write(D0 + "carrier", "1") == -EINVAL);
 }
 
+TEST_CASE("carrier without ndo_change_carrier: EOPNOTSUPP before parsing or EPERM") {
+  // net-sysfs.c carrier_store checks the op first (5.16+): junk, overflow and
+  // a caller without CAP_NET_ADMIN all get EOPNOTSUPP, and nothing changes.
+  TestMachine m(kMachine);
+  for (const std::string& dev : {LO, D1}) {
+    for (const char* in : {"\n", "junk", "-1\n", "18446744073709551616\n", "1 \n", "1"}) {
+      CAPTURE(dev);
+      CAPTURE(in);
+      CHECK(m.write(dev + "carrier", in) == -EOPNOTSUPP);
+    }
+    CHECK(m.write(dev + "carrier", "0", no_net_admin()) == -EOPNOTSUPP);
+    CHECK(m.read(dev + "carrier") == "1\n");
+  }
+  // With the op, the parse errors are kstrtoul's.
+  CHECK(m.write(D0 + "carrier", "junk") == -EINVAL);
+  CHECK(m.write(D0 + "carrier", "18446744073709551616") == -ERANGE);
+}
+
 TEST_CASE("proto_down: carrier follows; EOPNOTSUPP without change_proto_down") {
   TestMachine m(kMachine);
   CHECK(m.write(D0 + "proto_down", "1") == 1);
@@ -375,6 +393,11 @@ TEST_CASE("numa_node of the PCI parent: CAP_SYS_ADMIN, online nodes only") {
   CHECK(m.write(p, "1") == -EINVAL);  // one node online
   CHECK(m.write(p, "-2") == -EINVAL);
   CHECK(m.write(p, "x") == -EINVAL);
+  // kstrtoint's ERANGE is reported as EINVAL too (pci-sysfs.c, 5.13+)
+  for (const char* big : {"2147483648", "18446744073709551616\n", "-2147483649"}) {
+    CAPTURE(big);
+    CHECK(m.write(p, big) == -EINVAL);
+  }
   CHECK(m.write(p, "-1", Caller::with_caps(0, 1ULL << 12)) == -EPERM);  // NET_ADMIN is not enough
   CHECK(m.read(p) == "0\n");
   CHECK(m.write(p, "-1") == 2);

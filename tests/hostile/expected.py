@@ -1,0 +1,578 @@
+"""What the kernel answers to each hostile input, per file (issue 8).
+
+The sweep (sweep.py) discovers files; this module is the only place that
+names them. Each row is (fnmatch pattern, rule, citation): the rule gets
+the bytes written and the offset and returns the kernel's outcome: "OK"
+(accepted, any count) or an errno name; "A|B" when the kernel's answer
+depends on something sysfs does not show (a driver op, a queue count), with
+the reason in the row's comment. The last matching row wins.
+
+The rules are written from the kernel's store functions, not from what
+vsysfs does: lib/kstrtox.c (kstrto*), lib/vsprintf.c (simple_strto*),
+lib/bitmap-str.c (bitmap_parse), lib/string.c (sysfs_streq),
+lib/kobject_uevent.c (kobject_synth_uevent), and each driver's store, cited
+per row. "ref N" is a section of shared/reference/kernel-semantics.md.
+
+Generic sysfs rules every row inherits (ref 1.4, 1.5, fs/kernfs/file.c
+kernfs_fop_write_iter, fs/sysfs/file.c): a zero-length write never reaches
+store() and returns 0; a text store gets at most 4096 bytes, NUL-terminated,
+and the offset is ignored; a bin write gets the real offset, at most 4096
+bytes, and when the attribute has a size, pos >= size is EFBIG and the count
+is trimmed to size - pos. The sweep runs as root with every capability, so
+the stores' EPERM checks never fire.
+"""
+import fnmatch
+import os
+
+PAGE = 4096
+U64 = 1 << 64
+
+# --- kernel parsers, on the buffer store() sees --------------------------------
+
+
+def text_buf(data):
+    """The buffer a text store() gets: the first page of the write."""
+    return data[:PAGE]
+
+
+def cstr(data):
+    """What a C string function sees of it: up to the first NUL."""
+    return text_buf(data).split(b"\0", 1)[0]
+
+
+_HEX = b"0123456789abcdefABCDEF"
+
+
+def _fixup_radix(s, base):
+    # lib/kstrtox.c _parse_integer_fixup_radix
+    if base == 0:
+        if s[:1] == b"0":
+            base = 16 if s[1:2].lower() == b"x" and s[2:3] != b"" and s[2:3] in _HEX else 8
+        else:
+            base = 10
+    if base == 16 and s[:1] == b"0" and s[1:2].lower() == b"x":
+        s = s[2:]
+    return s, base
+
+
+def _parse_integer(s, base):
+    """lib/kstrtox.c _parse_integer: (chars consumed, value mod 2^64, overflowed)."""
+    res, rv, over = 0, 0, False
+    for ch in s:
+        c = chr(ch).lower()
+        if "0" <= c <= "9":
+            val = ord(c) - ord("0")
+        elif "a" <= c <= "f":
+            val = ord(c) - ord("a") + 10
+        else:
+            break
+        if val >= base:
+            break
+        res = res * base + val
+        if res >= U64:
+            over = True
+            res %= U64
+        rv += 1
+    return rv, res, over
+
+
+def _kstrtoull_raw(s, base):
+    s, base = _fixup_radix(s, base)
+    rv, res, over = _parse_integer(s, base)
+    if over:
+        return "ERANGE"
+    if rv == 0:
+        return "EINVAL"
+    s = s[rv:]
+    if s[:1] == b"\n":
+        s = s[1:]
+    if s:
+        return "EINVAL"
+    return res
+
+
+def kstrtoull(data, base=0):
+    """An int, or "EINVAL"/"ERANGE". kstrtoul is the same on 64-bit."""
+    s = cstr(data)
+    if s[:1] == b"+":
+        s = s[1:]
+    return _kstrtoull_raw(s, base)
+
+
+def kstrtouint(data, base=0):
+    v = kstrtoull(data, base)
+    if isinstance(v, int) and v > 0xFFFFFFFF:
+        return "ERANGE"
+    return v
+
+
+def kstrtoint(data, base=0):
+    """kstrtoll then the int range (lib/kstrtox.c kstrtoll, kstrtoint)."""
+    s = cstr(data)
+    if s[:1] == b"-":
+        v = _kstrtoull_raw(s[1:], base)
+        if isinstance(v, str):
+            return v
+        if v > (1 << 63):
+            return "ERANGE"
+        v = -v
+    else:
+        v = kstrtoull(data, base)
+        if isinstance(v, str):
+            return v
+        if v >= (1 << 63):
+            return "ERANGE"
+    if not -(1 << 31) <= v < (1 << 31):
+        return "ERANGE"
+    return v
+
+
+def simple_strtoull(data, base=0):
+    """lib/vsprintf.c simple_strtoull: never fails; junk is 0, no sign, no
+    leading spaces, and an overflowing number wraps modulo 2^64."""
+    s, base = _fixup_radix(cstr(data), base)
+    return _parse_integer(s, base)[1]
+
+
+def kstrtobool(data):
+    # lib/kstrtox.c kstrtobool: the first character decides ("on"/"of" by two)
+    s = cstr(data) + b"\0\0"
+    c = chr(s[0])
+    if c in "yYtT1":
+        return True
+    if c in "nNfF0":
+        return False
+    if c in "oO":
+        if chr(s[1]) in "nN":
+            return True
+        if chr(s[1]) in "fF":
+            return False
+    return "EINVAL"
+
+
+def sysfs_streq(data, lit):
+    # lib/string.c sysfs_streq: equal, ignoring one trailing newline on either
+    s = cstr(data)
+    if s.endswith(b"\n"):
+        s = s[:-1]
+    return s == lit
+
+
+def synth_uevent(data):
+    """lib/kobject_uevent.c kobject_synth_uevent -> kobject_action_type, on
+    the raw count (not the C string): one trailing '\\n' or NUL dropped, then
+    the first word must be an action name. A valid action may carry a UUID
+    and KEY=value arguments; the corpus has none, so this stops at the word."""
+    buf = text_buf(data)
+    if buf and buf[-1:] in (b"\n", b"\0"):
+        buf = buf[:-1]
+    if not buf:
+        return "EINVAL"
+    word = buf.split(b" ", 1)[0]
+    if word in (b"add", b"remove", b"change", b"move", b"online", b"offline", b"bind", b"unbind"):
+        return "OK" if b" " not in buf else None
+    return "EINVAL"
+
+
+def bitmap_parse(data, nmaskbits=4096):
+    """lib/bitmap-str.c bitmap_parse (5.10+): 32-bit hex chunks separated by
+    commas, parsed from the end; spaces and commas between chunks skipped;
+    the text ends at '\\n' or NUL; more than 8 digits in a chunk or more
+    chunks than the mask holds is EOVERFLOW; any other character is EINVAL.
+    Returns the set bits as an int, or the errno name."""
+    buf = text_buf(data)
+    end = len(buf)
+    for i, ch in enumerate(buf):
+        if ch in (0, 10):
+            end = i
+            break
+    s = buf[:end]
+    chunks = (nmaskbits + 31) // 32
+    value, chunk, pos = 0, 0, len(s) - 1
+
+    def end_of_region(c):
+        return chr(c).isspace() or c == ord(",")
+
+    while True:
+        while pos >= 0 and end_of_region(s[pos]):
+            pos -= 1
+        if pos < 0:
+            break
+        if chunk >= chunks:
+            return "EOVERFLOW"
+        num = 0
+        for i in range(0, 32, 4):
+            c = s[pos]
+            if c not in _HEX:
+                return "EINVAL"
+            num |= int(chr(c), 16) << i
+            pos -= 1
+            if pos < 0 or end_of_region(s[pos]):
+                break
+        else:
+            if pos >= 0 and s[pos] in _HEX:
+                return "EOVERFLOW"
+        value |= num << (32 * chunk)
+        chunk += 1
+    if value >> nmaskbits:
+        return "EOVERFLOW"
+    return value
+
+
+# --- rules: data, offset -> outcome ----------------------------------------------
+
+
+def parse_then(parser, setter=lambda v: "OK", **kw):
+    """A store that parses, returns the parser's errno, else setter(value)."""
+    def rule(data):
+        v = parser(data, **kw)
+        if isinstance(v, str):
+            return v
+        return setter(v)
+    return rule
+
+
+def always(result):
+    return lambda data, off: result
+
+
+def bin_sized(size, inner=always("OK")):
+    """A bin attribute with a size (fs/sysfs/file.c sysfs_kf_bin_write)."""
+    def rule(data, off):
+        if off >= size:
+            return "EFBIG"
+        return inner(data[:min(len(data), PAGE, size - off)], off)
+    return rule
+
+
+def text(fn):
+    """A text store: the offset is ignored (ref 1.4)."""
+    return lambda data, off: fn(data)
+
+
+# dcdbas (ref 2.1, 2.2, 2.6; drivers/platform/x86/dell/dcdbas.c). The
+# buffer maximum is 256 KiB, or the WSMT buffer (64 KiB - 8 on the default
+# machine); the buffer only grows, so a size it already has is success.
+# Every input of the corpus parses (simple_strtoul base 10) either to 0 or
+# 1, or wraps to a value far above both limits, so the answer is the same
+# on WSMT and non-WSMT machines.
+def _dcdbas_buf_size(v):
+    return "OK" if v <= 65528 else "EINVAL"
+
+
+def _smi_request(v):
+    # smi_request_store: the buffer (>= 17 bytes on every machine by the
+    # time the sweep gets here: host_control_action grows it to 198 first)
+    # is checked before the value; 0 zeroes the buffer; 1 and 2 raise the
+    # SMI, refused with EBADR because the buffer's magic is not
+    # SMI_CMD_MAGIC (the corpus zeroed it); anything else EINVAL.
+    if v == 0:
+        return "OK"
+    if v in (1, 2):
+        return "EBADR"
+    return "EINVAL"
+
+
+def _dcdbas_smi_data(data, off):
+    # smi_data_write: pos + count > max_smi_data_buf_size -> EINVAL, else
+    # grow and copy (bin size 0: no sysfs clamp except the page). The
+    # corpus's offsets are below 8 KiB or 2^62, so the WSMT limit (65528 on
+    # the default machine) and the 256 KiB one give the same answers.
+    count = min(len(data), PAGE)
+    return "EINVAL" if off + count > 65528 else "OK"
+
+
+def _online(v):
+    return "OK"  # device_online/device_offline of a hotpluggable CPU succeed
+
+
+def _driver_override(data):
+    # drivers/base/driver.c driver_set_override: len >= PAGE_SIZE - 1 is
+    # EINVAL (the count, before strlen); otherwise stored (empty clears).
+    return "EINVAL" if len(text_buf(data)) >= PAGE - 1 else "OK"
+
+
+def _ifalias(data):
+    # net/core/net-sysfs.c ifalias_store: one trailing '\n' dropped, then
+    # dev_set_alias: len >= IFALIASZ (256) -> EINVAL (net/core/dev.c).
+    n = len(text_buf(data))
+    if n and text_buf(data)[-1:] == b"\n":
+        n -= 1
+    return "EINVAL" if n >= 256 else "OK"
+
+
+def _bql_set(data):
+    # net/core/net-sysfs.c bql_set: "max" or kstrtouint base 10, then
+    # > DQL_MAX_LIMIT -> EINVAL.
+    s = cstr(data)
+    if s in (b"max", b"max\n"):
+        return "OK"
+    v = kstrtouint(data, 10)
+    if isinstance(v, str):
+        return v
+    return "EINVAL" if v > (0xFFFFFFFF // 2) - 16 else "OK"
+
+
+def _pci_numa_node(data):
+    # drivers/pci/pci-sysfs.c numa_node_store: kstrtoint base 0, any error
+    # mapped to EINVAL; NUMA_NO_NODE (-1) or an online node accepted.
+    v = kstrtoint(data, 0)
+    if isinstance(v, str):
+        return "EINVAL"
+    if v == -1:
+        return "OK"
+    if v < 0 or v >= 1024:
+        return "EINVAL"
+    return "OK|EINVAL"  # node_online(v): the machine's NUMA layout decides
+
+
+def _rps(data):
+    v = bitmap_parse(data)
+    return v if isinstance(v, str) else "OK"
+
+
+def with_tree(fn):
+    """A rule that also looks at the mounted tree: fn(data, off, mnt, rel)."""
+    fn.wants_tree = True
+    return fn
+
+
+def _xps(data, off, mnt, rel):
+    queues = os.path.dirname(os.path.dirname(os.path.join(mnt, rel)))
+    ntx = sum(1 for q in os.listdir(queues) if q.startswith("tx-"))
+    return "ENOENT" if ntx <= 1 else _rps(data)
+
+
+KSTRTO = {"ul0": parse_then(kstrtoull, base=0), "ul10": parse_then(kstrtoull, base=10),
+          "uint10": parse_then(kstrtouint, base=10), "int0": parse_then(kstrtoint, base=0),
+          "uint0": parse_then(kstrtouint, base=0)}
+
+NET = "devices/*/net/*/"          # every netdev, under pci or virtual
+LO = "devices/virtual/net/lo/"
+ETH = "devices/pci*/*/net/*/"     # the simulated PCI NICs
+VDBG = "kernel/debug/vsysfs/"
+
+ROWS = [
+    # --- the driver core ----------------------------------------------------
+    # drivers/base/core.c uevent_store, bus.c bus_uevent_store:
+    # kobject_synth_uevent; lib/kobject_uevent.c kobject_action_type.
+    ("*/uevent", text(synth_uevent), "drivers/base/core.c uevent_store"),
+    # drivers/base/bus.c drivers_autoprobe_store: buf[0] == '0' ? 0 : 1.
+    ("bus/*/drivers_autoprobe", always("OK"), "drivers/base/bus.c drivers_autoprobe_store"),
+    # drivers/base/bus.c drivers_probe_store: bus_find_device_by_name
+    # (sysfs_streq on the device name); no corpus input names a device.
+    ("bus/*/drivers_probe", always("ENODEV"), "drivers/base/bus.c drivers_probe_store"),
+    # drivers/base/power/sysfs.c control_store: sysfs_streq "auto" / "on".
+    ("devices/*/power/control",
+     text(lambda d: "OK" if sysfs_streq(d, b"auto") or sysfs_streq(d, b"on") else "EINVAL"),
+     "drivers/base/power/sysfs.c control_store"),
+    # drivers/base/platform.c driver_override_store -> driver_set_override.
+    ("devices/platform/*/driver_override", text(_driver_override),
+     "drivers/base/driver.c driver_set_override"),
+    # drivers/base/core.c online_store: kstrtobool, then device_online /
+    # device_offline (cpu1..N are hotpluggable; cpu0 has no online file).
+    ("devices/system/cpu/cpu*/online", text(lambda d: "EINVAL" if kstrtobool(d) == "EINVAL"
+                                            else "OK"), "drivers/base/core.c online_store"),
+    # mm/hugetlb.c nr_hugepages_store_common: kstrtoul base 10, then
+    # set_max_huge_pages (1 page of 2 MiB fits every node of the machines).
+    ("devices/system/node/node*/hugepages/hugepages-*/nr_hugepages", text(KSTRTO["ul10"]),
+     "mm/hugetlb.c nr_hugepages_store_common"),
+
+    # --- PCI ------------------------------------------------------------------
+    # drivers/pci/pci-sysfs.c pci_write_config: bin attribute of the config
+    # size; writes past cfg_size trimmed; always returns the count.
+    ("devices/pci*/*/config", bin_sized(256), "drivers/pci/pci-sysfs.c pci_write_config"),
+    ("devices/pci*/*/numa_node", text(_pci_numa_node), "drivers/pci/pci-sysfs.c numa_node_store"),
+
+    # --- netdev (ref 5.1, 5.2; net/core/net-sysfs.c) -----------------------------
+    # netdev_store: kstrtoul(buf, 0), then the setter under RTNL.
+    # mtu: dev_set_mtu((int)val): below min_mtu (68 for the NICs) EINVAL.
+    (NET + "mtu", text(parse_then(kstrtoull, lambda v: "EINVAL" if v < 68 else "OK")),
+     "net-sysfs.c change_mtu; net/core/dev.c dev_validate_mtu"),
+    # loopback: gen_lo_setup leaves min_mtu 0 and max_mtu 0 (no bound).
+    (LO + "mtu", text(KSTRTO["ul0"]), "drivers/net/loopback.c gen_lo_setup; dev_validate_mtu"),
+    # flags: dev_change_flags; value 1 (IFF_UP) keeps the device up.
+    (NET + "flags", text(KSTRTO["ul0"]), "net-sysfs.c change_flags"),
+    # tx_queue_len: > UINT_MAX ERANGE, else dev_change_tx_queue_len.
+    (NET + "tx_queue_len", text(parse_then(kstrtoull, lambda v: "ERANGE" if v > 0xFFFFFFFF
+                                           else "OK")), "net-sysfs.c change_tx_queue_len"),
+    (NET + "gro_flush_timeout", text(KSTRTO["ul0"]), "net-sysfs.c change_gro_flush_timeout"),
+    (NET + "napi_defer_hard_irqs",
+     text(parse_then(kstrtoull, lambda v: "ERANGE" if v > 0x7FFFFFFF else "OK")),
+     "net-sysfs.c change_napi_defer_hard_irqs"),
+    (NET + "netdev_group", text(KSTRTO["ul0"]), "net-sysfs.c change_group"),
+    # carrier_store: no ndo_change_carrier -> EOPNOTSUPP before parsing
+    # (5.16+, commit 146e5e733310 "net-sysfs: try not to restart the syscall
+    # if it will fail eventually"); else kstrtoul; then !netif_running ->
+    # EINVAL, dev_change_carrier. Whether a NIC has ndo_change_carrier is
+    # its driver's (the machine's change_carrier key): either answer.
+    (NET + "carrier", text(lambda d: (lambda v: v + "|EOPNOTSUPP" if isinstance(v, str)
+                                      else "OK|EINVAL|EOPNOTSUPP")(kstrtoull(d))),
+     "net-sysfs.c carrier_store"),
+    (LO + "carrier", always("EOPNOTSUPP"), "net-sysfs.c carrier_store; loopback has no "
+                                           "ndo_change_carrier"),
+    # proto_down: netdev_store then dev_change_proto_down: !change_proto_down
+    # -> EOPNOTSUPP (the NIC's driver decides; loopback never sets it).
+    (NET + "proto_down", text(parse_then(kstrtoull, lambda v: "OK|EOPNOTSUPP")),
+     "net-sysfs.c change_proto_down; net/core/dev.c dev_change_proto_down"),
+    (LO + "proto_down", text(parse_then(kstrtoull, lambda v: "EOPNOTSUPP")),
+     "net/core/dev.c dev_change_proto_down"),
+    # threaded: modify_napi_threaded: no NAPI (loopback) EOPNOTSUPP; a value
+    # other than 0/1 EOPNOTSUPP; else dev_set_threaded.
+    (NET + "threaded", text(parse_then(kstrtoull, lambda v: "OK" if v in (0, 1)
+                                       else "EOPNOTSUPP")), "net-sysfs.c modify_napi_threaded"),
+    (LO + "threaded", text(parse_then(kstrtoull, lambda v: "EOPNOTSUPP")),
+     "net-sysfs.c modify_napi_threaded (list_empty(&dev->napi_list))"),
+    (NET + "ifalias", text(_ifalias), "net-sysfs.c ifalias_store; net/core/dev.c dev_set_alias"),
+    # queues (net-sysfs.c): rps_cpus store_rps_map -> bitmap_parse, a
+    # non-empty mask of online housekeeping CPUs (CPU 0 is) accepted.
+    (NET + "queues/rx-*/rps_cpus", text(_rps), "net-sysfs.c store_rps_map; lib/bitmap-str.c"),
+    (NET + "queues/rx-*/rps_flow_cnt", text(KSTRTO["ul0"]),
+     "net-sysfs.c store_rps_dev_flow_table_cnt"),
+    # tx_maxrate_store: no ndo_set_tx_maxrate -> EOPNOTSUPP before parsing;
+    # neither loopback nor the simulated NIC has one.
+    (NET + "queues/tx-*/tx_maxrate", always("EOPNOTSUPP"), "net-sysfs.c tx_maxrate_store"),
+    # xps_cpus_store: !netif_is_multiqueue (one TX queue: one tx-N
+    # directory) -> ENOENT before anything else; else bitmap_parse and
+    # netif_set_xps_queue.
+    (NET + "queues/tx-*/xps_cpus", with_tree(_xps), "net-sysfs.c xps_cpus_store"),
+    (NET + "queues/tx-*/byte_queue_limits/hold_time", text(KSTRTO["uint10"]),
+     "net-sysfs.c bql_set_hold_time"),
+    (NET + "queues/tx-*/byte_queue_limits/limit*", text(_bql_set), "net-sysfs.c bql_set"),
+
+    # --- dcdbas (ref 2) -------------------------------------------------------------
+    ("devices/platform/dcdbas/smi_data", _dcdbas_smi_data, "dcdbas.c smi_data_write"),
+    ("devices/platform/dcdbas/smi_data_buf_size",
+     text(lambda d: _dcdbas_buf_size(simple_strtoull(d, 10))),
+     "dcdbas.c smi_data_buf_size_store, smi_data_buf_realloc; ref 2.1, 2.2"),
+    ("devices/platform/dcdbas/smi_request", text(lambda d: _smi_request(simple_strtoull(d, 10))),
+     "dcdbas.c smi_request_store; ref 2.1, 2.3"),
+    # host_control_*: simple_strtoul, no validation; host_control_action
+    # first grows the buffer to 198 bytes (always possible).
+    ("devices/platform/dcdbas/host_control_*", always("OK"), "dcdbas.c host_control_*_store; "
+                                                            "ref 2.1"),
+
+    # --- Xen balloon (ref 3.2, 3.3; drivers/xen/xen-balloon.c) ------------------------
+    # target_kb: simple_strtoull(buf, 0) * 1024; target: memparse. Never fail.
+    ("devices/system/xen_memory/xen_memory*/target_kb", always("OK"), "xen-balloon.c "
+                                                                      "target_kb_store"),
+    ("devices/system/xen_memory/xen_memory*/target", always("OK"), "xen-balloon.c target_store"),
+    # DEVICE_ULONG_ATTR: device_store_ulong = kstrtoul(buf, 0) (ref 1.4).
+    ("devices/system/xen_memory/xen_memory*/max_*", text(KSTRTO["ul0"]),
+     "drivers/base/core.c device_store_ulong"),
+
+    # --- control plane (ours: each knob's header comment is the spec) ---------------
+    # devices/sim_control.hpp
+    (VDBG + "clock/advance_ms", text(KSTRTO["ul0"]), "sim_control.hpp: kstrtoull base 0"),
+    (VDBG + "events_clear", always("OK"), "sim_control.hpp: any write empties the log"),
+    (VDBG + "machine/shutdown",
+     text(lambda d: "OK" if any(sysfs_streq(d, w) for w in (b"poweroff", b"halt", b"reboot"))
+          else "EINVAL"), "sim_control.hpp: poweroff|halt|reboot"),
+    # devices/dcdbas.cpp DcdbasDebug: cmos, bin of 64 KiB
+    (VDBG + "dcdbas/cmos", bin_sized(65536), "dcdbas.cpp: cmos 0600, 64 KiB"),
+    # devices/netdev_knobs.hpp: link up|down, ordering flush|posted, faults
+    # "NAME VALUE", traffic "count N size S rate R [cpus C]"|start|stop;
+    # "Bad input is EINVAL and changes nothing".
+    (VDBG + "net/*/link",
+     text(lambda d: "OK" if sysfs_streq(d, b"up") or sysfs_streq(d, b"down") else "EINVAL"),
+     "netdev_knobs.hpp link"),
+    (VDBG + "net/*/ordering",
+     text(lambda d: "OK" if sysfs_streq(d, b"flush") or sysfs_streq(d, b"posted") else "EINVAL"),
+     "netdev_knobs.hpp ordering"),
+    (VDBG + "net/*/faults", always("EINVAL"), "netdev_knobs.hpp faults (no corpus input is a "
+                                              "fault name and value)"),
+    (VDBG + "net/*/traffic", always("EINVAL"), "netdev_knobs.hpp traffic (no corpus input is "
+                                               "a command)"),
+    # devices/numa_debug.hpp: alloc needs pages=N; free: kstrtoull base 10,
+    # junk EINVAL, an id that is not live ENOENT.
+    (VDBG + "numa/alloc", always("EINVAL"), "numa_debug.hpp alloc (pages= is required)"),
+    (VDBG + "numa/free", text(lambda d: "EINVAL" if isinstance(kstrtoull(d, 10), str)
+                              else "ENOENT"), "numa_debug.hpp free"),
+    # devices/xen_balloon_hypervisor.hpp, xen_balloon.hpp: KiB, kstrtoull
+    # base 0 (1 KiB is 0 pages).
+    (VDBG + "xen/host_total_kb", text(parse_then(kstrtoull, lambda v: "EINVAL")),
+     "xen_balloon_hypervisor.hpp: below the domains' sum EINVAL"),
+    (VDBG + "xen/host_free_kb", text(KSTRTO["ul0"]), "xen_balloon_hypervisor.hpp"),
+    (VDBG + "xen/populate_fail", text(KSTRTO["ul0"]), "xen_balloon_hypervisor.hpp"),
+    (VDBG + "xen/domain/*/target_kb", text(KSTRTO["ul0"]), "xen_balloon_hypervisor.hpp"),
+    (VDBG + "xen/domain/*/current_kb", text(KSTRTO["ul0"]), "xen_balloon_hypervisor.hpp"),
+    (VDBG + "xen/domain/*/pace", text(parse_then(kstrtoull, lambda v: "OK" if v >= 1
+                                                 else "EINVAL")),
+     "xen_balloon_hypervisor.hpp: pace >= 1"),
+    (VDBG + "xen/guest/used_kb", text(KSTRTO["ul0"]), "xen_balloon.hpp used_kb"),
+
+    # --- the test device (tests/testdev/test_device.hpp) ------------------------------
+    ("devices/virtual/vsysfs_test/*/value", text(KSTRTO["int0"]), "test_device.hpp: kstrtoint"),
+    ("devices/virtual/vsysfs_test/*/secret", text(KSTRTO["int0"]), "test_device.hpp: kstrtoint"),
+    ("devices/virtual/vsysfs_test/*/wo", always("OK"), "test_device.hpp: stores are logged"),
+    ("devices/virtual/vsysfs_test/*/sink", always("OK"), "test_device.hpp: records the length"),
+    ("devices/virtual/vsysfs_test/*/blob", bin_sized(64), "test_device.hpp: bin, size 64"),
+    # stream: bin size 0, an 8 KiB store: ENOSPC at or past its end
+    ("devices/virtual/vsysfs_test/*/stream", lambda d, off: "ENOSPC" if off >= 8192 else "OK",
+     "test_device.hpp: stream"),
+    (VDBG + "testdev/set", text(KSTRTO["int0"]), "test_device.hpp: set INT"),
+    (VDBG + "testdev/timer_ms", text(KSTRTO["uint0"]), "test_device.hpp: timer_ms N"),
+    (VDBG + "testdev/hotplug", always("EINVAL"), "test_device.hpp: add NAME | remove NAME"),
+    # notify NAME: an attribute of testdev0 (strim'd); no corpus input names one
+    (VDBG + "testdev/notify", always("ENOENT"), "test_device.hpp: notify NAME"),
+]
+
+# Refused writes with a documented side effect in the kernel itself: the
+# sweep accepts exactly these changes for exactly these errnos, and counts
+# them as "quirks". (file pattern, errno, changed-path patterns, why)
+ALLOWED_CHANGES = [
+    ("devices/platform/dcdbas/smi_request", "EBADR", ["devices/platform/dcdbas/smi_data"],
+     "Kernel quirk: smi_request_store case 1 writes smi_cmd->ebx (the buffer's physical "
+     "address + 16) before dcdbas_smi_request checks the magic (dcdbas.c; ref 2.3)"),
+]
+
+# Files whose content changes by itself (or because it was read), so that a
+# change there says nothing about the write under test. Paths relative to the
+# mount root; fnmatch patterns. Keep each entry explained.
+EXCLUDED_FROM_STATE = [
+    # simulated time: moves on its own with -o clock=real
+    "kernel/debug/vsysfs/clock/now_ns",
+    # the event log records every store, refused ones included (by design)
+    "kernel/debug/vsysfs/events",
+    # testdev: counts show() calls, so every snapshot read changes it
+    "devices/virtual/vsysfs_test/*/shows",
+    "devices/virtual/vsysfs_test/*/stats/count",
+]
+
+# Writes that reshape or stop the machine when accepted: after an accepted
+# write to one of these the machine is remounted from scratch, so later
+# inputs start from a known state. (The corpus holds no valid command for
+# them, so in practice they only refuse; the rule is the safety net.)
+DESTRUCTIVE = [
+    "kernel/debug/vsysfs/machine/shutdown",   # powers the machine off
+    "kernel/debug/vsysfs/*/hotplug",           # device_add / device_del
+]
+
+
+def expected_for(rel, label, data=None, off=0, mnt=None):
+    """The kernel's outcome for writing `data` at `off` to `rel` (mounted at
+    `mnt`), or None when no row knows the file. A zero-length write never
+    reaches store() (ref 1.4), whatever the file."""
+    if data is not None and len(data) == 0:
+        return "OK"
+    rule = None
+    for pat, fn, _ in ROWS:
+        if fnmatch.fnmatchcase(rel, pat):
+            rule = fn
+    if rule is None or data is None:
+        return None
+    if getattr(rule, "wants_tree", False):
+        return rule(data, off, mnt, rel) if mnt else None
+    return rule(data, off)
+
+
+def allowed_change(rel, errno_name, changed):
+    for pat, err, paths, why in ALLOWED_CHANGES:
+        if fnmatch.fnmatchcase(rel, pat) and err == errno_name and all(
+                any(fnmatch.fnmatchcase(c, p) for p in paths) for c in changed):
+            return why
+    return None
+
+
+def destructive(rel):
+    return any(fnmatch.fnmatchcase(rel, p) for p in DESTRUCTIVE)
