@@ -4,6 +4,9 @@
 //   [net]
 //   nr_cpu_ids = 4        # width of rps_cpus / local_cpus; simulated sending CPUs
 //   nr_node_ids = 1       # online NUMA nodes (numa_node stores)
+//                         # (both come from [numa] when the machine has one:
+//                         # one machine has one nr_cpu_ids; a different value
+//                         # here is an error)
 //   [[net.interface]]
 //   name = "eth0"         # required
 //   kind = "nic"          # "nic" (simulated PCI NIC) or "loopback"
@@ -28,9 +31,12 @@
 //   pci_subsystem_vendor = 0x1af4  pci_subsystem_device = 0x1100  irq = 11
 
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "core/net_locks.hpp"
 #include "devices/machine.hpp"
@@ -39,6 +45,7 @@
 #include "devices/netdev_nic.hpp"
 #include "devices/netdev_pci.hpp"
 #include "devices/netdev_queues.hpp"
+#include "devices/numa_model.hpp"
 
 namespace vsysfs::devices {
 namespace {
@@ -162,9 +169,24 @@ IfaceSpec read_interface(const core::ConfigValue& v, unsigned nr_cpu_ids, unsign
   return s;
 }
 
+// nr_cpu_ids and nr_node_ids are the machine's: from the NUMA model when
+// there is one (built first), else from [net] (default 4 CPUs, 1 node).
+unsigned machine_width(const core::ConfigValue& sec, std::string_view key, std::int64_t fallback,
+                       std::int64_t max, std::optional<unsigned> from_numa) {
+  const unsigned configured = static_cast<unsigned>(
+      get_int_in(sec, key, from_numa ? *from_numa : fallback, 1, max));
+  if (from_numa && configured != *from_numa)
+    sec.require(key).fail(fmt::format("contradicts [numa], which has {} = {}", key, *from_numa));
+  return configured;
+}
+
 void build_net(MachineContext& ctx, const core::ConfigValue& sec) {
-  const unsigned nr_cpu_ids = static_cast<unsigned>(get_int_in(sec, "nr_cpu_ids", 4, 1, 4096));
-  const unsigned nr_node_ids = static_cast<unsigned>(get_int_in(sec, "nr_node_ids", 1, 1, 1024));
+  const std::shared_ptr<NumaModel> numa = numa_model_of(ctx.machine);
+  const unsigned nr_cpu_ids = machine_width(
+      sec, "nr_cpu_ids", 4, 4096, numa ? std::optional<unsigned>(numa->nr_cpu_ids()) : std::nullopt);
+  const unsigned nr_node_ids = machine_width(
+      sec, "nr_node_ids", 1, 1024,
+      numa ? std::optional<unsigned>(static_cast<unsigned>(numa->nr_node_ids())) : std::nullopt);
   std::vector<IfaceSpec> specs;
   std::map<std::string, std::size_t> by_name;
   for (const auto& v : sec.get_array("interface")) {

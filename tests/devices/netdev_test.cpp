@@ -404,6 +404,31 @@ TEST_CASE("numa_node of the PCI parent: CAP_SYS_ADMIN, online nodes only") {
   CHECK(m.read(p) == "-1\n");
 }
 
+TEST_CASE("with [numa], nr_cpu_ids and nr_node_ids are the NUMA machine's") {
+  const std::string numa = R"([numa]
+[[numa.node]]
+cpus = "0-3"
+memory_mb = 512
+[[numa.node]]
+cpus = "4-7"
+memory_mb = 512
+)";
+  const std::string nic = "[[net.interface]]\nname='eth0'\npci='0000:00:03.0'\n";
+  TestMachine m(numa + "[net]\n" + nic);
+  const std::string p = "devices/pci0000:00/0000:00:03.0/numa_node";
+  CHECK(m.write(p, "1") == 1);  // node 1 is online
+  CHECK(m.read(p) == "1\n");
+  CHECK(m.write(p, "2") == -EINVAL);
+  const std::string rx = "devices/pci0000:00/0000:00:03.0/net/eth0/queues/rx-0/";
+  CHECK(m.write(rx + "rps_cpus", "f0") == 2);  // CPUs 4-7 exist
+  CHECK(m.read(rx + "rps_cpus") == "f0\n");
+  CHECK(m.write(rx + "rps_cpus", "100") == -EOVERFLOW);
+  // Saying the same again is fine; saying something else is an error.
+  CHECK_NOTHROW(TestMachine(numa + "[net]\nnr_cpu_ids = 8\nnr_node_ids = 2\n" + nic));
+  CHECK_THROWS_WITH_AS(TestMachine(numa + "[net]\nnr_cpu_ids = 4\n" + nic),
+                       doctest::Contains("contradicts [numa]"), vsysfs::core::ConfigError);
+}
+
 TEST_CASE("machine file errors name the key") {
   using vsysfs::core::ConfigError;
   CHECK_THROWS_WITH_AS(TestMachine("[net]\n[[net.interface]]\nname='eth0'\npci='0000:00:03.0'\npeer='eth9'\n"),

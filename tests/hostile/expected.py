@@ -313,17 +313,28 @@ def _bql_set(data):
     return "EINVAL" if v > (0xFFFFFFFF // 2) - 16 else "OK"
 
 
-def _pci_numa_node(data):
+def _pci_numa_node(data, off, mnt, rel):
     # drivers/pci/pci-sysfs.c numa_node_store: kstrtoint base 0, any error
     # mapped to EINVAL; NUMA_NO_NODE (-1) or an online node accepted.
-    v = kstrtoint(data, 0)
+    v = kstrtoint(text_buf(data), 0)
     if isinstance(v, str):
         return "EINVAL"
     if v == -1:
         return "OK"
     if v < 0 or v >= 1024:
         return "EINVAL"
-    return "OK|EINVAL"  # node_online(v): the machine's NUMA layout decides
+    # node_online(v): devices/system/node/online when the machine has NUMA
+    # nodes; a machine without [numa] declares its nodes in [net] only.
+    try:
+        with open(os.path.join(mnt, "devices/system/node/online")) as f:
+            online = f.read().strip()
+    except OSError:
+        return "OK|EINVAL"
+    nodes = set()
+    for part in online.split(","):
+        lo, _, hi = part.partition("-")
+        nodes.update(range(int(lo), int(hi or lo) + 1))
+    return "OK" if v in nodes else "EINVAL"
 
 
 def _rps(data):
@@ -382,7 +393,7 @@ ROWS = [
     # drivers/pci/pci-sysfs.c pci_write_config: bin attribute of the config
     # size; writes past cfg_size trimmed; always returns the count.
     ("devices/pci*/*/config", bin_sized(256), "drivers/pci/pci-sysfs.c pci_write_config"),
-    ("devices/pci*/*/numa_node", text(_pci_numa_node), "drivers/pci/pci-sysfs.c numa_node_store"),
+    ("devices/pci*/*/numa_node", with_tree(_pci_numa_node), "drivers/pci/pci-sysfs.c numa_node_store"),
 
     # --- netdev (ref 5.1, 5.2; net/core/net-sysfs.c) -----------------------------
     # netdev_store: kstrtoul(buf, 0), then the setter under RTNL.
