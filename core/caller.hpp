@@ -1,10 +1,16 @@
 #pragma once
 
 // Caller: who is asking (the process behind a FUSE request): pid, uid, gid,
-// and, read lazily from /proc/PID/status and /proc/PID/stat when a store
-// asks, its effective capabilities, command name and scheduling priority.
-// Devices ask `caller.capable(Capability::SysAdmin)` the way a driver calls
-// capable(CAP_SYS_ADMIN).
+// and, each fetched lazily on first use, its effective capabilities
+// (capget(2) on the pid: one syscall, no /proc text), its command name
+// (/proc/PID/comm) and its scheduling priority (/proc/PID/stat, only the
+// lock service asks). Devices ask `caller.capable(Capability::SysAdmin)`
+// the way a driver calls capable(CAP_SYS_ADMIN).
+//
+// Why lazily and separately: a store is one FUSE round trip, and reading
+// /proc/PID/status plus /proc/PID/stat on each one cost more than the round
+// trip itself (issue 9's store row). A store pays only for what its device
+// and the event log ask.
 //
 // Thread-safety: a Caller belongs to one request; the lazy fields are
 // filled on first use by that request's thread only.
@@ -49,15 +55,12 @@ class Caller {
   int prio() const;
 
  private:
-  void load() const;
-
   pid_t pid_;
   uid_t uid_;
   gid_t gid_;
-  mutable bool loaded_ = false;
-  mutable std::uint64_t cap_effective_ = 0;
-  mutable std::string comm_;
-  mutable int prio_ = 120;
+  mutable std::optional<std::uint64_t> cap_effective_;
+  mutable std::optional<std::string> comm_;
+  mutable std::optional<int> prio_;
 };
 
 }  // namespace vsysfs::core

@@ -167,43 +167,44 @@ core::Status NumaNode::meminfo_show(core::PageBuffer& buf) const {
   const std::uint64_t inactive_file = used(PageKind::File);
   const std::uint64_t sreclaimable = used(PageKind::SlabReclaimable);
   const std::uint64_t sunreclaim = used(PageKind::SlabUnreclaimable);
-  auto line = [&](std::string_view label, std::uint64_t kb) {
-    // "Node %d MemTotal:       %8lu kB": label and colon in 16 columns.
-    buf.emit("Node {} {:<16}{:>8} kB\n", nid_, fmt::format("{}:", label), kb);
+  // "Node %d MemTotal:       %8lu kB": label and colon in 16 columns. The
+  // labels carry their colon so a line formats without a heap string.
+  auto line = [&](std::string_view label_colon, std::uint64_t kb) {
+    buf.emit("Node {} {:<16}{:>8} kB\n", nid_, label_colon, kb);
   };
-  line("MemTotal", K(s.present));
-  line("MemFree", K(s.free));
-  line("MemUsed", K(s.present - s.free));
-  line("SwapCached", 0);
-  line("Active", 0);  // new pages start on the inactive lists; nothing ages them
-  line("Inactive", K(inactive_anon + inactive_file));
-  line("Active(anon)", 0);
-  line("Inactive(anon)", K(inactive_anon));
-  line("Active(file)", 0);
-  line("Inactive(file)", K(inactive_file));
-  line("Unevictable", 0);
-  line("Mlocked", 0);
-  line("Dirty", 0);
-  line("Writeback", 0);
-  line("FilePages", K(used(PageKind::File) + used(PageKind::Shmem)));
-  line("Mapped", 0);
-  line("AnonPages", K(used(PageKind::Anon)));
-  line("Shmem", K(used(PageKind::Shmem)));
-  line("KernelStack", K(used(PageKind::KernelStack)));  // NR_KERNEL_STACK_KB is already kB
-  line("PageTables", K(used(PageKind::PageTables)));
-  line("SecPageTables", 0);
-  line("NFS_Unstable", 0);
-  line("Bounce", 0);
-  line("WritebackTmp", 0);
-  line("KReclaimable", K(sreclaimable));
-  line("Slab", K(sreclaimable + sunreclaim));
-  line("SReclaimable", K(sreclaimable));
-  line("SUnreclaim", K(sunreclaim));
-  line("AnonHugePages", 0);
-  line("ShmemHugePages", 0);
-  line("ShmemPmdMapped", 0);
-  line("FileHugePages", 0);
-  line("FilePmdMapped", 0);
+  line("MemTotal:", K(s.present));
+  line("MemFree:", K(s.free));
+  line("MemUsed:", K(s.present - s.free));
+  line("SwapCached:", 0);
+  line("Active:", 0);  // new pages start on the inactive lists; nothing ages them
+  line("Inactive:", K(inactive_anon + inactive_file));
+  line("Active(anon):", 0);
+  line("Inactive(anon):", K(inactive_anon));
+  line("Active(file):", 0);
+  line("Inactive(file):", K(inactive_file));
+  line("Unevictable:", 0);
+  line("Mlocked:", 0);
+  line("Dirty:", 0);
+  line("Writeback:", 0);
+  line("FilePages:", K(used(PageKind::File) + used(PageKind::Shmem)));
+  line("Mapped:", 0);
+  line("AnonPages:", K(used(PageKind::Anon)));
+  line("Shmem:", K(used(PageKind::Shmem)));
+  line("KernelStack:", K(used(PageKind::KernelStack)));  // NR_KERNEL_STACK_KB is already kB
+  line("PageTables:", K(used(PageKind::PageTables)));
+  line("SecPageTables:", 0);
+  line("NFS_Unstable:", 0);
+  line("Bounce:", 0);
+  line("WritebackTmp:", 0);
+  line("KReclaimable:", K(sreclaimable));
+  line("Slab:", K(sreclaimable + sunreclaim));
+  line("SReclaimable:", K(sreclaimable));
+  line("SUnreclaim:", K(sunreclaim));
+  line("AnonHugePages:", 0);
+  line("ShmemHugePages:", 0);
+  line("ShmemPmdMapped:", 0);
+  line("FileHugePages:", 0);
+  line("FilePmdMapped:", 0);
   buf.emit("Node {} HugePages_Total: {:>5}\n", nid_, s.huge_nr);
   buf.emit("Node {} HugePages_Free:  {:>5}\n", nid_, s.huge_free);
   buf.emit("Node {} HugePages_Surp:  {:>5}\n", nid_, s.huge_surplus);

@@ -2,7 +2,18 @@
 // the clocks and Timer, ConfigValue, Caller.
 #include <doctest/doctest.h>
 
+#include <linux/capability.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <string>
 
 #include "core/caller.hpp"
 #include "core/clock.hpp"
@@ -138,15 +149,50 @@ TEST_CASE("ConfigValue getters check types and name the key") {
 
 TEST_CASE("Caller reads capabilities, comm and priority from /proc") {
   Caller self(getpid(), getuid(), getgid());
-  CHECK_FALSE(self.comm().empty());
-  CHECK(self.prio() >= 0);
-  CHECK(self.prio() <= 139);
+  std::ifstream comm_file("/proc/self/comm");
+  std::string comm;
+  std::getline(comm_file, comm);
+  CHECK(self.comm() == comm);
+  errno = 0;
+  const int nice_value = getpriority(PRIO_PROCESS, 0);
+  if (sched_getscheduler(0) == SCHED_OTHER) CHECK(self.prio() == 120 + nice_value);
   if (getuid() == 0) CHECK(self.capable(Capability::SysAdmin));
   CHECK_FALSE(Caller::user(1000).capable(Capability::NetAdmin));
   CHECK(Caller::root().capable(Capability::NetAdmin));
   Caller gone(999999999, 0, 0);
   CHECK_FALSE(gone.capable(Capability::SysAdmin));
+  CHECK(gone.comm().empty());
   CHECK(gone.prio() == 120);
+}
+
+TEST_CASE("Caller sees another process's effective capabilities (capget on its pid)") {
+  if (getuid() != 0) return;  // needs CAP_SYS_ADMIN to drop
+  int ready[2];
+  REQUIRE(pipe(ready) == 0);
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    // Drop CAP_SYS_ADMIN from the effective set only, then wait to be killed.
+    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2]{};
+    syscall(SYS_capget, &hdr, data);
+    data[CAP_SYS_ADMIN / 32].effective &= ~(1U << (CAP_SYS_ADMIN % 32));
+    syscall(SYS_capset, &hdr, data);
+    prctl(PR_SET_NAME, "capless-child");
+    (void)!write(ready[1], "x", 1);
+    pause();
+    _exit(0);
+  }
+  char c;
+  REQUIRE(read(ready[0], &c, 1) == 1);
+  Caller other(child, 0, 0);
+  CHECK_FALSE(other.capable(Capability::SysAdmin));
+  CHECK(other.capable(Capability::NetAdmin));
+  CHECK(other.comm() == "capless-child");
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  close(ready[0]);
+  close(ready[1]);
 }
 
 }  // TEST_SUITE
