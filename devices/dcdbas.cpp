@@ -127,20 +127,22 @@ std::span<const core::AttributeGroup<DcdbasDebug>> DcdbasDebug::groups() { retur
 }  // namespace
 
 // The RAM the simulated firmware can reach: the SMI buffer at its physical
-// address. Used only while smi_data_lock is held.
+// address. Used only while smi_data_lock is held. Copies use std::copy_n,
+// not memcpy: an empty span's data() may be null, which memcpy may not
+// be given even for 0 bytes (UBSan, found by fuzz_smi).
 class Dcdbas::SmiMemory final : public dcdbas::PhysMemory {
  public:
   explicit SmiMemory(Dcdbas& d) : d_(d) {}
   bool read(std::uint32_t phys, std::span<std::uint8_t> out) const override {
     const auto off = offset(phys, out.size());
     if (!off) return false;
-    std::memcpy(out.data(), d_.smi_data_buf_.data() + *off, out.size());
+    std::copy_n(d_.smi_data_buf_.data() + *off, out.size(), out.data());
     return true;
   }
   bool write(std::uint32_t phys, std::span<const std::uint8_t> in) override {
     const auto off = offset(phys, in.size());
     if (!off) return false;
-    std::memcpy(d_.smi_data_buf_.data() + *off, in.data(), in.size());
+    std::copy_n(in.data(), in.size(), d_.smi_data_buf_.data() + *off);
     return true;
   }
 
@@ -245,7 +247,7 @@ core::Result<std::size_t> Dcdbas::smi_data_read(const core::Caller&, std::uint64
   // memory_read_from_buffer: EOF at or past the end.
   if (pos >= smi_data_buf_.size()) return std::size_t{0};
   const std::size_t n = std::min<std::uint64_t>(out.size(), smi_data_buf_.size() - pos);
-  std::memcpy(out.data(), smi_data_buf_.data() + pos, n);
+  std::copy_n(smi_data_buf_.data() + pos, n, out.data());
   return n;
 }
 
@@ -260,7 +262,7 @@ core::Result<std::size_t> Dcdbas::smi_data_write(const core::Caller& caller, std
       st = core::Errno{EINVAL};
     } else {
       st = smi_data_buf_realloc(static_cast<unsigned long>(pos + in.size()), &caller);
-      if (st) std::memcpy(smi_data_buf_.data() + pos, in.data(), in.size());
+      if (st) std::copy_n(in.data(), in.size(), smi_data_buf_.data() + pos);
     }
   }
   env_.log(&caller, "dcdbas", "smi_data_write", st ? "OK" : st.error().name(),

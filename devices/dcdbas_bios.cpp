@@ -166,7 +166,7 @@ std::size_t DellBios::cmos_read(std::uint64_t pos, std::span<char> out) const {
   core::MutexLock lock(mu_);
   if (pos >= cmos_.size()) return 0;
   const std::size_t n = std::min<std::uint64_t>(out.size(), cmos_.size() - pos);
-  std::memcpy(out.data(), cmos_.data() + pos, n);
+  std::copy_n(cmos_.data() + pos, n, out.data());
   return n;
 }
 
@@ -174,7 +174,7 @@ std::size_t DellBios::cmos_write(std::uint64_t pos, std::span<const char> in) {
   core::MutexLock lock(mu_);
   if (pos >= cmos_.size()) return 0;
   const std::size_t n = std::min<std::uint64_t>(in.size(), cmos_.size() - pos);
-  std::memcpy(cmos_.data() + pos, in.data(), n);
+  std::copy_n(in.data(), n, cmos_.data() + pos);
   return n;
 }
 
@@ -323,8 +323,11 @@ void DellBios::dispatch(std::uint16_t cls, std::uint16_t sel, const std::array<s
           room = le32(hdr);
           addr += 4;
         }
+        // A length header of 0 asks for nothing: the empty write below
+        // still checks the address. (std::copy_n, not memcpy: an empty
+        // vector's data() may be null, found by fuzz_smi.)
         std::vector<std::uint8_t> data(std::min(room, kPropertyTagLen), 0);
-        std::memcpy(data.data(), property_tag_.data(), std::min(property_tag_.size(), data.size()));
+        std::copy_n(property_tag_.begin(), std::min(property_tag_.size(), data.size()), data.begin());
         if (!mem.write(addr, data)) {
           out[0] = kSmiError;
           note = "buffer not in RAM";

@@ -131,7 +131,7 @@ std::pair<unsigned, unsigned> bios_release_of(const std::string& version) {
 core::Result<std::size_t> slice(const std::vector<std::uint8_t>& v, std::uint64_t pos, std::span<char> out) {
   if (pos >= v.size()) return std::size_t{0};
   const std::size_t n = std::min<std::uint64_t>(out.size(), v.size() - pos);
-  std::memcpy(out.data(), v.data() + pos, n);
+  std::copy_n(v.data() + pos, n, out.data());
   return n;
 }
 

@@ -134,6 +134,27 @@ TEST_CASE("BIOS class 20: property tag through a buffer that follows, with the l
   CHECK(ci_smi(m, 20, 2, {0, 0, 0, 0}) == Out{-2, 0, 0, 0});
 }
 
+TEST_CASE("BIOS class 20: a length header of 0 asks for nothing and gets nothing") {
+  // Found by fuzz_smi (tests/fuzz/regress/fuzz_smi): the empty copy was
+  // undefined behaviour (memcpy of a null pointer).
+  TestMachine m(kPe1400);
+  CHECK(m.write(path("smi_data_buf_size"), "200") == 3);
+  const unsigned long base = phys(m);
+  std::string cmd = ci_command(0xb2, 0xda, 20, 0, {static_cast<std::uint32_t>(base + 52), 0, 0, 0}, 4 + 81);
+  put32(cmd, 52, 0);
+  for (std::size_t i = 56; i < cmd.size(); ++i) cmd[i] = 'z';
+  REQUIRE(m.write(path("smi_data"), cmd) == static_cast<long>(cmd.size()));
+  REQUIRE(m.write(path("smi_request"), "1") == 1);
+  CHECK(outputs(m) == Out{0, 0, 0, 0});
+  CHECK(m.pread(path("smi_data"), cmd.size() - 56, 56) == std::string(cmd.size() - 56, 'z'));
+  // The same with the header at the very end of the buffer: the data
+  // would start past it, and nothing is written there either.
+  cmd = ci_command(0xb2, 0xda, 20, 0, {static_cast<std::uint32_t>(base + 196), 0, 0, 0}, 4 + 81);
+  REQUIRE(m.write(path("smi_data"), cmd) == static_cast<long>(cmd.size()));
+  REQUIRE(m.write(path("smi_request"), "1") == 1);
+  CHECK(outputs(m)[0] == 0);
+}
+
 TEST_CASE("BIOS: unsupported classes answer -2 and clear the other outputs") {
   TestMachine m(kPe1400);
   for (std::uint16_t cls : {2, 7, 10, 17, 0xffff}) {
