@@ -309,19 +309,18 @@ def posix_blocker(path, ready):
     time.sleep(3600)
 
 
-def posix_kill_phase(path, ctx, failures):
-    """Waiters blocked in F_SETLKW killed: none left, none in D state, and
-    the lock is free for a new owner once the holder unlocks."""
-    holder = os.open(path, os.O_RDWR)
-    fcntl.lockf(holder, fcntl.LOCK_EX)
+def kill_blocked_waiters(ctx, target, path, what, failures):
+    """Starts 8 processes that block in `target` (the lock is held), kills
+    them with SIGKILL, and checks none is left or stuck in D state.
+    Returns (pids that were blocked, pids left, pids in D state)."""
     waiters = []
     for _ in range(8):
         ev = ctx.Event()
-        p = ctx.Process(target=posix_blocker, args=(path, ev))
+        p = ctx.Process(target=target, args=(path, ev))
         p.start()
         ev.wait(10)
         waiters.append(p)
-    time.sleep(0.5)
+    time.sleep(0.5)  # all blocked by now
     blocked = [p.pid for p in waiters if p.is_alive()]
     for p in waiters:
         os.kill(p.pid, signal.SIGKILL)
@@ -330,7 +329,16 @@ def posix_kill_phase(path, ctx, failures):
     left = [p.pid for p in waiters if p.is_alive()]
     dstate = d_state(blocked)
     if left or dstate:
-        failures.append("killed F_SETLKW waiters still there: %s, in D state: %s" % (left, dstate))
+        failures.append("killed %s waiters still there: %s, in D state: %s" % (what, left, dstate))
+    return blocked, left, dstate
+
+
+def posix_kill_phase(path, ctx, failures):
+    """Waiters blocked in F_SETLKW killed: none left, none in D state, and
+    the lock is free for a new owner once the holder unlocks."""
+    holder = os.open(path, os.O_RDWR)
+    fcntl.lockf(holder, fcntl.LOCK_EX)
+    blocked, left, dstate = kill_blocked_waiters(ctx, posix_blocker, path, "F_SETLKW", failures)
     fcntl.lockf(holder, fcntl.LOCK_UN)
     os.close(holder)
     # The test process's own new lock must not conflict: check from a child.
@@ -468,23 +476,7 @@ def flock_phase(args, failures, figures):
         holder_fd = os.open(path, os.O_RDONLY)
         fcntl.flock(holder_fd, fcntl.LOCK_EX)
         ctx = mp.get_context("fork")
-        waiters = []
-        for _ in range(8):
-            ev = ctx.Event()
-            p = ctx.Process(target=blocker, args=(path, ev))
-            p.start()
-            ev.wait(10)
-            waiters.append(p)
-        time.sleep(0.5)  # all blocked in flock now
-        blocked = [p.pid for p in waiters if p.is_alive()]
-        for p in waiters:
-            os.kill(p.pid, signal.SIGKILL)
-        for p in waiters:
-            p.join(10)
-        left = [p.pid for p in waiters if p.is_alive()]
-        dstate = d_state(blocked)
-        if left or dstate:
-            failures.append("killed flock waiters still there: %s, in D state: %s" % (left, dstate))
+        blocked, left, dstate = kill_blocked_waiters(ctx, blocker, path, "flock", failures)
         fcntl.flock(holder_fd, fcntl.LOCK_UN)
         # nothing is held by the killed waiters: a new exclusive lock is free now
         fd = os.open(path, os.O_RDONLY)
