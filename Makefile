@@ -37,10 +37,10 @@ ifneq ($(SANITIZE),)
 endif
 
 CORE_SRC    := $(wildcard core/*.cpp)
-DEVICES_SRC := $(wildcard devices/*.cpp)
+DEVICES_SRC := $(wildcard devices/*/*.cpp)
 FS_SRC      := $(filter-out fs/main.cpp,$(wildcard fs/*.cpp))
 TESTDEV_SRC := $(wildcard tests/testdev/*.cpp)
-TEST_SRC    := $(wildcard tests/*.cpp tests/support/*.cpp tests/core/*.cpp tests/devices/*.cpp tests/fs/*.cpp) $(TESTDEV_SRC)
+TEST_SRC    := $(wildcard tests/*.cpp tests/support/*.cpp tests/core/*.cpp tests/devices/*/*.cpp tests/fs/*.cpp) $(TESTDEV_SRC)
 HELPER_SRC  := $(wildcard tests/helpers/*.cpp)
 
 obj = $(patsubst %.cpp,$(BUILD)/%.o,$(1))
@@ -88,7 +88,7 @@ $(BUILD)/tests/helpers/%: tests/helpers/%.cpp $(BUILD)/core/result.o
 $(GEN_SRC): machines/default.toml
 	@mkdir -p $(dir $@)
 	@echo "  GEN     $@"
-	$(Q){ echo '#include "devices/machine.hpp"'; \
+	$(Q){ echo '#include "devices/machine/machine.hpp"'; \
 	  echo 'std::string_view vsysfs::devices::default_machine_toml() { return R"vsysfs_toml('; \
 	  cat $<; echo ')vsysfs_toml"; }'; } > $@
 

@@ -3,7 +3,7 @@
 // ConfigValue: a machine description as a tree of typed values, each
 // remembering where it came from (file, line, column, dotted key path), so
 // every error names the key and line at fault. The TOML reader lives in
-// devices/machine_file.cpp; devices read their section through the typed
+// devices/machine/machine_file.cpp; devices read their section through the typed
 // getters here and never see the parser. Every key a device reads is
 // marked used; Machine rejects keys nobody read (typos fail loudly).
 //

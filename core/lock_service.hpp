@@ -19,7 +19,7 @@
 //    would close a cycle of whole-file write locks gives EDEADLK.
 //  - flock and POSIX locks do not conflict with each other (Linux).
 //
-// Design: priority inheritance (issue 4; reference/kernel-semantics.md
+// Design: priority inheritance (issue 4; docs/kernel-semantics.md
 // section 7; shared/seeds/002_baf967e46e1240cf.txt).
 //
 // Each file has two lock domains (flock, POSIX), and each domain one
@@ -180,7 +180,7 @@ class LockService {
   // owner), by file. Locking: service lock, then each RtMutex's wait_lock.
   std::vector<ContendedLock> contended() const;
   // The contended-lock table for kernel/debug/vsysfs/locks (format in
-  // devices/lock_debug.hpp).
+  // devices/machine/lock_debug.hpp).
   void render(std::string& out) const;
 
   // Runs the wake-ups of pending owners queued so far (and those they

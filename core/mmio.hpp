@@ -1,7 +1,7 @@
 #pragma once
 
 // Weakly ordered memory-mapped I/O (Documentation/io_ordering.txt, seed 000;
-// reference/kernel-semantics.md section 6).
+// docs/kernel-semantics.md section 6).
 //
 // An MmioBus sits between the simulated CPUs and one device (MmioTarget).
 // writel() from CPU n is *posted*: it enters CPU n's queue in the I/O

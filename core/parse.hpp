@@ -2,7 +2,7 @@
 
 // The kernel's string parsers and list/mask formatters, as used by sysfs
 // store() and show() methods: what a driver does with the bytes userspace
-// wrote (reference/kernel-semantics.md section 1.4 "Writing a text
+// wrote (docs/kernel-semantics.md section 1.4 "Writing a text
 // attribute", and sections 4.2/4.3 for the cpumap and cpulist formats).
 //
 // Followed line by line from the modern kernel (torvalds/linux):

@@ -9,7 +9,7 @@
 // of 2.6.18: the owner-word table), kernel/rtmutex.c and
 // kernel/rtmutex_common.h of 2.6.18 (read as the 2.6.17-mm patches that
 // became it and in 2.6.24, whose code differs only in names), lib/plist.c,
-// and reference/kernel-semantics.md section 7 (7.2 owner word, 7.4 slow
+// and docs/kernel-semantics.md section 7 (7.2 owner word, 7.4 slow
 // path, 7.5 chain walk, 7.6 stealing, 7.7 unlock, 7.9 scenarios).
 //
 // Deliberate 2.6.18 behaviour (each marked "Kernel quirk:" in the .cpp and

@@ -33,7 +33,7 @@
 #include "core/lock_service.hpp"
 #include "core/state_journal.hpp"
 #include "core/tree.hpp"
-#include "devices/machine.hpp"
+#include "devices/machine/machine.hpp"
 #include "fs/ops.hpp"
 #include "fs/server.hpp"
 #include "fs/state_replay.hpp"

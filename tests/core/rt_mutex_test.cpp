@@ -1,4 +1,4 @@
-// Tests for core/rt_mutex: the scenarios of reference/kernel-semantics.md
+// Tests for core/rt_mutex: the scenarios of docs/kernel-semantics.md
 // 7.9, each scripted step by step on the non-blocking core with simulated
 // tasks (tests/support/sim_scheduler), asserting the owner word after every
 // step in the seed's notation "owner bit1 bit0" (bit1 = has waiters,

@@ -13,7 +13,7 @@
 #include "core/event_log.hpp"
 #include "core/lock_service.hpp"
 #include "core/tree.hpp"
-#include "devices/machine.hpp"
+#include "devices/machine/machine.hpp"
 
 using namespace vsysfs;
 

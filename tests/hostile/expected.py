@@ -11,7 +11,7 @@ The rules are written from the kernel's store functions, not from what
 vsysfs does: lib/kstrtox.c (kstrto*), lib/vsprintf.c (simple_strto*),
 lib/bitmap-str.c (bitmap_parse), lib/string.c (sysfs_streq),
 lib/kobject_uevent.c (kobject_synth_uevent), and each driver's store, cited
-per row. "ref N" is a section of shared/reference/kernel-semantics.md.
+per row. "ref N" is a section of shared/docs/kernel-semantics.md.
 
 Generic sysfs rules every row inherits (ref 1.4, 1.5, fs/kernfs/file.c
 kernfs_fop_write_iter, fs/sysfs/file.c): a zero-length write never reaches
@@ -473,15 +473,15 @@ ROWS = [
      "drivers/base/core.c device_store_ulong"),
 
     # --- control plane (ours: each knob's header comment is the spec) ---------------
-    # devices/sim_control.hpp
+    # devices/machine/sim_control.hpp
     (VDBG + "clock/advance_ms", text(KSTRTO["ul0"]), "sim_control.hpp: kstrtoull base 0"),
     (VDBG + "events_clear", always("OK"), "sim_control.hpp: any write empties the log"),
     (VDBG + "machine/shutdown",
      text(lambda d: "OK" if any(sysfs_streq(d, w) for w in (b"poweroff", b"halt", b"reboot"))
           else "EINVAL"), "sim_control.hpp: poweroff|halt|reboot"),
-    # devices/dcdbas.cpp DcdbasDebug: cmos, bin of 64 KiB
+    # devices/dell/dcdbas.cpp DcdbasDebug: cmos, bin of 64 KiB
     (VDBG + "dcdbas/cmos", bin_sized(65536), "dcdbas.cpp: cmos 0600, 64 KiB"),
-    # devices/netdev_knobs.hpp: link up|down, ordering flush|posted, faults
+    # devices/net/netdev_knobs.hpp: link up|down, ordering flush|posted, faults
     # "NAME VALUE", traffic "count N size S rate R [cpus C]"|start|stop;
     # "Bad input is EINVAL and changes nothing".
     (VDBG + "net/*/link",
@@ -494,12 +494,12 @@ ROWS = [
                                               "fault name and value)"),
     (VDBG + "net/*/traffic", always("EINVAL"), "netdev_knobs.hpp traffic (no corpus input is "
                                                "a command)"),
-    # devices/numa_debug.hpp: alloc needs pages=N; free: kstrtoull base 10,
+    # devices/numa/numa_debug.hpp: alloc needs pages=N; free: kstrtoull base 10,
     # junk EINVAL, an id that is not live ENOENT.
     (VDBG + "numa/alloc", always("EINVAL"), "numa_debug.hpp alloc (pages= is required)"),
     (VDBG + "numa/free", text(lambda d: "EINVAL" if isinstance(kstrtoull(d, 10), str)
                               else "ENOENT"), "numa_debug.hpp free"),
-    # devices/xen_balloon_hypervisor.hpp, xen_balloon.hpp: KiB, kstrtoull
+    # devices/xen/xen_balloon_hypervisor.hpp, xen_balloon.hpp: KiB, kstrtoull
     # base 0 (1 KiB is 0 pages).
     (VDBG + "xen/host_total_kb", text(parse_then(kstrtoull, lambda v: "EINVAL")),
      "xen_balloon_hypervisor.hpp: below the domains' sum EINVAL"),

@@ -175,7 +175,7 @@ teardown() {
   [ "$status" -ne 0 ]
   [[ "$output" == *"core/result.cpp"*"libfuse outside fs/"* ]]
   cp "$VSYSFS_ROOT/core/result.cpp" "$WORK/core/result.cpp"
-  echo '#include "fs/server.hpp"' >> "$WORK/devices/machine.cpp"
+  echo '#include "fs/server.hpp"' >> "$WORK/devices/machine/machine.cpp"
   run "$VSYSFS_ROOT/tests/check-layers" "$WORK"
   [ "$status" -ne 0 ]
   [[ "$output" == *"devices/ includes fs/"* ]]

@@ -1,8 +1,8 @@
 #!/usr/bin/env bats
 # The daemon's lock service (core/lock_service.hpp, issue 4): flock on a
 # vsysfs file is granted through a priority-inheritance rt-mutex
-# (reference/kernel-semantics.md section 7); MOUNT/kernel/debug/vsysfs/locks
-# shows the contended locks (format in devices/lock_debug.hpp).
+# (docs/kernel-semantics.md section 7); MOUNT/kernel/debug/vsysfs/locks
+# shows the contended locks (format in devices/machine/lock_debug.hpp).
 
 load helpers
 

@@ -17,7 +17,7 @@
 #include "core/lock_service.hpp"
 #include "core/page_buffer.hpp"
 #include "core/tree.hpp"
-#include "devices/machine.hpp"
+#include "devices/machine/machine.hpp"
 #include "fs/server.hpp"
 
 namespace vsysfs::testing {

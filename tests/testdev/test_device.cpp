@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "core/parse.hpp"
-#include "devices/machine.hpp"
+#include "devices/machine/machine.hpp"
 
 namespace vsysfs::testing {
 namespace {

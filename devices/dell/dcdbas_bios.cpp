@@ -1,0 +1,419 @@
+#include "devices/dell/dcdbas_bios.hpp"
+
+#include "core/bytes.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace vsysfs::devices::dcdbas {
+namespace {
+
+constexpr std::int32_t kSmiOk = 0;
+constexpr std::int32_t kSmiError = -1;        // "completed with error" (dell_smbios_error: EIO)
+constexpr std::int32_t kSmiUnsupported = -2;  // "not supported" (ENXIO)
+
+using core::le32;
+using core::put_le32;
+
+std::string hex(std::uint32_t v) { return fmt::format("{:#x}", v); }
+
+template <typename T>
+std::string json_array(const std::array<T, 4>& a) {
+  return fmt::format("[{},{},{},{}]", a[0], a[1], a[2], a[3]);
+}
+
+// The PowerEdge table of Documentation/dcdbas.txt (reference 2.5): the
+// host-control SMI type each model's BIOS answers.
+unsigned host_control_type_of(std::string_view model) {
+  constexpr std::string_view kPrefix = "PowerEdge ";
+  if (model.substr(0, kPrefix.size()) != kPrefix) return 0;
+  const std::string_view m = model.substr(kPrefix.size());
+  for (std::string_view t1 : {"300", "1300"})
+    if (m == t1) return 1;
+  for (std::string_view t2 : {"1400", "500SC", "1500SC", "1550", "600SC", "1600SC", "650", "1655MC"})
+    if (m == t2) return 2;
+  for (std::string_view t3 : {"700", "750"})
+    if (m == t3) return 3;
+  return 0;
+}
+
+std::uint32_t get_u32(const core::ConfigValue& t, std::string_view key, std::uint64_t fallback) {
+  const std::uint64_t v = t.get_uint(key, fallback);
+  if (v > 0xFFFFFFFFu) t.require(key).fail("does not fit 32 bits");
+  return static_cast<std::uint32_t>(v);
+}
+
+std::uint16_t get_u16(const core::ConfigValue& t, std::string_view key, std::uint64_t fallback) {
+  const std::uint64_t v = t.get_uint(key, fallback);
+  if (v > 0xFFFF) t.require(key).fail("does not fit 16 bits");
+  return static_cast<std::uint16_t>(v);
+}
+
+std::string get_tag(const core::ConfigValue& sec, std::string_view key, std::string_view fallback,
+                    std::size_t max) {
+  std::string v = sec.get_string(key, fallback);
+  if (v.size() > max) sec.require(key).fail(fmt::format("longer than {} bytes", max));
+  if (v.find('\0') != std::string::npos) sec.require(key).fail("contains a NUL byte");
+  return v;
+}
+
+// A tag as the BIOS stores it: up to `max` bytes, cut at the first NUL.
+std::string tag_from_bytes(const std::uint8_t* p, std::size_t max) {
+  std::size_t n = 0;
+  while (n < max && p[n] != 0) ++n;
+  return std::string(reinterpret_cast<const char*>(p), n);
+}
+
+}  // namespace
+
+BiosConfig BiosConfig::from_section(const core::ConfigValue& sec) {
+  BiosConfig c;
+  c.model = sec.get_string("model", c.model);
+  const unsigned table_type = host_control_type_of(c.model);
+  const std::uint64_t hc = sec.get_uint("host_control_type", table_type);
+  if (hc > 3) sec.require("host_control_type").fail("must be 0 (none), 1, 2 or 3");
+  c.host_control_type = static_cast<unsigned>(hc);
+  c.cmd_port = get_u16(sec, "smi_port", c.cmd_port);
+  const std::uint64_t code = sec.get_uint("smi_code", c.cmd_code);
+  if (code > 0xFF) sec.require("smi_code").fail("does not fit 8 bits");
+  c.cmd_code = static_cast<std::uint8_t>(code);
+  const std::uint64_t ver = sec.get_uint("dell_smbios_version", c.dell_smbios_version);
+  if (ver < 1 || ver > 255) sec.require("dell_smbios_version").fail("must be 1..255");
+  c.dell_smbios_version = static_cast<unsigned>(ver);
+  c.service_tag = get_tag(sec, "service_tag", "VSYS740", kTagSize);
+  c.asset_tag = get_tag(sec, "asset_tag", "", kTagSize);
+  c.property_tag = get_tag(sec, "property_tag", "", kPropertyTagLen);
+
+  for (const auto& s : sec.get_array("setting")) {
+    NvSetting n;
+    n.location = get_u16(s, "location", 0);
+    if (!s.has("location")) s.fail("a setting needs a location");
+    n.name = s.get_string("name", "");
+    n.min = get_u32(s, "min", 0);
+    n.max = get_u32(s, "max", 0xFFFF);
+    const std::uint32_t v = get_u32(s, "value", n.min);
+    n.value = {v, get_u32(s, "battery", v), get_u32(s, "ac", v)};
+    if (n.min > n.max) s.require("min").fail("min is above max");
+    for (std::uint32_t x : n.value)
+      if (x < n.min || x > n.max) s.require("value").fail("value outside min..max");
+    for (const auto& o : c.settings)
+      if (o.location == n.location) s.require("location").fail("duplicate setting location");
+    c.settings.push_back(n);
+  }
+  for (const auto& t : sec.get_array("token")) {
+    DaToken d;
+    if (!t.has("id") || !t.has("location")) t.fail("a token needs id and location");
+    d.id = get_u16(t, "id", 0);
+    d.location = get_u16(t, "location", 0);
+    d.value = get_u16(t, "value", 0);
+    d.name = t.get_string("name", "");
+    const auto it = std::find_if(c.settings.begin(), c.settings.end(),
+                                 [&](const NvSetting& n) { return n.location == d.location; });
+    if (it == c.settings.end()) t.require("location").fail("no [[dcdbas.setting]] has this location");
+    if (d.value < it->min || d.value > it->max) t.require("value").fail("outside the setting's min..max");
+    for (const auto& o : c.tokens)
+      if (o.id == d.id) t.require("id").fail("duplicate token id");
+    c.tokens.push_back(d);
+  }
+  for (const auto& t : sec.get_array("cmos_token")) {
+    CmosToken d;
+    if (!t.has("id") || !t.has("location")) t.fail("a CMOS token needs id and location");
+    d.id = get_u16(t, "id", 0);
+    d.index_port = get_u16(t, "index_port", d.index_port);
+    d.data_port = get_u16(t, "data_port", static_cast<std::uint64_t>(d.index_port) + 1);
+    const std::uint64_t loc = t.get_uint("location", 0);
+    const std::uint64_t andm = t.get_uint("and_mask", 0);
+    const std::uint64_t orv = t.get_uint("or_value", 0);
+    if (loc > 0xFF) t.require("location").fail("a CMOS index is 8 bits");
+    if (andm > 0xFF) t.require("and_mask").fail("8 bits");
+    if (orv > 0xFF) t.require("or_value").fail("8 bits");
+    if (andm == 0) t.require("and_mask").fail("0 makes a string token; only bool CMOS tokens are supported");
+    if (orv & andm) t.require("or_value").fail("sets bits that and_mask keeps");
+    d.location = static_cast<std::uint8_t>(loc);
+    d.and_mask = static_cast<std::uint8_t>(andm);
+    d.or_value = static_cast<std::uint8_t>(orv);
+    d.active = t.get_bool("active", false);
+    d.name = t.get_string("name", "");
+    for (const auto& o : c.cmos_tokens)
+      if (o.id == d.id) t.require("id").fail("duplicate CMOS token id");
+    for (const auto& o : c.tokens)
+      if (o.id == d.id) t.require("id").fail("also an SMI token id");
+    c.cmos_tokens.push_back(d);
+  }
+  return c;
+}
+
+DellBios::DellBios(BiosConfig config)
+    : config_(std::move(config)),
+      settings_(config_.settings),
+      service_tag_(config_.service_tag),
+      asset_tag_(config_.asset_tag),
+      property_tag_(config_.property_tag),
+      cmos_(65536, 0) {
+  // Nothing has written the APM status port yet: it floats high.
+  latch_[kPcatApmStatusPort] = 0xFF;
+  // Power-on CMOS: the tokens marked active, applied in order.
+  for (const auto& t : config_.cmos_tokens) {
+    if (!t.active) continue;
+    std::uint8_t& b = cmos_[static_cast<std::size_t>(t.index_port) * 256 + t.location];
+    b = static_cast<std::uint8_t>((b & t.and_mask) | t.or_value);
+  }
+}
+
+std::size_t DellBios::cmos_read(std::uint64_t pos, std::span<char> out) const {
+  core::MutexLock lock(mu_);
+  if (pos >= cmos_.size()) return 0;
+  const std::size_t n = std::min<std::uint64_t>(out.size(), cmos_.size() - pos);
+  std::copy_n(cmos_.data() + pos, n, out.data());
+  return n;
+}
+
+std::size_t DellBios::cmos_write(std::uint64_t pos, std::span<const char> in) {
+  core::MutexLock lock(mu_);
+  if (pos >= cmos_.size()) return 0;
+  const std::size_t n = std::min<std::uint64_t>(in.size(), cmos_.size() - pos);
+  std::copy_n(in.data(), n, cmos_.data() + pos);
+  return n;
+}
+
+void DellBios::set_power_handler(PowerFn fn) {
+  core::MutexLock lock(mu_);
+  power_ = std::move(fn);
+}
+
+std::uint8_t DellBios::inb(std::uint16_t port) {
+  core::MutexLock lock(mu_);
+  // Data ports of the CMOS index/data pairs: the byte at the selected index.
+  if (port == kCmosBasePort + 1 || port == kCmosBasePort + 3) {
+    const auto ip = static_cast<std::uint16_t>(port - 1);
+    return cmos_[static_cast<std::size_t>(ip) * 256 + index_[ip]];
+  }
+  auto it = latch_.find(port);
+  return it == latch_.end() ? 0xFF : it->second;
+}
+
+SmiAnswer DellBios::outb(std::uint8_t value, std::uint16_t port, const SmiRegisters& regs,
+                         PhysMemory& mem) {
+  core::MutexLock lock(mu_);
+  // CMOS index/data pairs: page 1 at 0x70/0x71, page 2 (PIIX4) at 0x72/0x73.
+  if (port == kCmosBasePort || port == kCmosBasePort + 2) {
+    index_[port] = value;
+    return {};
+  }
+  if (port == kCmosBasePort + 1 || port == kCmosBasePort + 3) {
+    const auto ip = static_cast<std::uint16_t>(port - 1);
+    cmos_[static_cast<std::size_t>(ip) * 256 + index_[ip]] = value;
+    return {};
+  }
+  latch_[port] = value;
+
+  if (port == config_.cmd_port && value == config_.cmd_code) return calling_interface(regs, mem);
+
+  const unsigned t = config_.host_control_type;
+  const std::uint16_t apm_port = t == 2 ? kPe1400ApmControlPort : kPcatApmControlPort;
+  if (t != 0 && port == apm_port && value == kEsmApmCmd) return apm(port, mem);
+
+  SmiAnswer a;
+  a.note = "no SMI handler on this port/code";
+  return a;
+}
+
+SmiAnswer DellBios::calling_interface(const SmiRegisters& regs, PhysMemory& mem) {
+  SmiAnswer a;
+  a.handler = "calling_interface";
+  a.data.emplace_back("ebx", hex(regs.ebx));
+  std::uint8_t raw[kCallIntfBufferSize];
+  if (!mem.read(regs.ebx, raw)) {
+    // The handler dereferences EBX; with no RAM there it sees nothing it
+    // can answer and leaves memory alone.
+    a.note = "ebx does not point at RAM";
+    return a;
+  }
+  a.answered = true;
+  const std::uint16_t cls = static_cast<std::uint16_t>(raw[0] | raw[1] << 8);
+  const std::uint16_t sel = static_cast<std::uint16_t>(raw[2] | raw[3] << 8);
+  std::array<std::uint32_t, 4> in{};
+  for (int i = 0; i < 4; ++i) in[i] = le32(raw + 4 + 4 * i);
+  std::array<std::int32_t, 4> out{};
+  std::string note;
+  dispatch(cls, sel, in, out, mem, note);
+  std::uint8_t res[16];
+  for (int i = 0; i < 4; ++i) put_le32(res + 4 * i, static_cast<std::uint32_t>(out[i]));
+  (void)mem.write(regs.ebx + 20, res);
+  a.note = note;
+  a.data.emplace_back("class", cls);
+  a.data.emplace_back("select", sel);
+  a.data.push_back(core::EventField::raw("input", json_array(in)));
+  a.data.push_back(core::EventField::raw("output", json_array(out)));
+  return a;
+}
+
+NvSetting* DellBios::find_setting(std::uint16_t location) {
+  for (auto& s : settings_)
+    if (s.location == location) return &s;
+  return nullptr;
+}
+
+void DellBios::dispatch(std::uint16_t cls, std::uint16_t sel, const std::array<std::uint32_t, 4>& in,
+                        std::array<std::int32_t, 4>& out, PhysMemory& mem, std::string& note) {
+  out = {kSmiUnsupported, 0, 0, 0};
+  switch (cls) {
+    case 0:  // token read: NV (0), battery (1), AC (2) value of a setting
+    case 1:  // token write
+      if (sel > 2) return;
+      if (in[0] > 0xFFFF || !find_setting(static_cast<std::uint16_t>(in[0]))) {
+        out[0] = kSmiError;
+        note = "no setting at this location";
+        return;
+      }
+      {
+        NvSetting& s = *find_setting(static_cast<std::uint16_t>(in[0]));
+        if (cls == 1) {
+          if (in[1] < s.min || in[1] > s.max) {
+            out[0] = kSmiError;
+            note = "value outside min..max";
+            return;
+          }
+          note = fmt::format("location {:#x} {} -> {}", s.location, s.value[sel], in[1]);
+          s.value[sel] = in[1];
+        }
+        out = {kSmiOk, static_cast<std::int32_t>(s.value[sel]), static_cast<std::int32_t>(s.min),
+               static_cast<std::int32_t>(s.max)};
+      }
+      return;
+    case 11: {  // asset (0 read, 1 write) and service (2 read, 3 write) tag
+      if (sel > 3) return;
+      std::string& tag = sel < 2 ? asset_tag_ : service_tag_;
+      if (sel == 0 || sel == 2) {
+        std::uint8_t bytes[kTagSize] = {};
+        std::memcpy(bytes, tag.data(), std::min(tag.size(), kTagSize));
+        out[0] = kSmiOk;
+        for (int i = 0; i < 3; ++i) out[1 + i] = static_cast<std::int32_t>(le32(bytes + 4 * i));
+        return;
+      }
+      // Dell: "some systems return an error when the service tag has
+      // already been set": this one does (manufacturing sets it once).
+      if (sel == 3 && !tag.empty()) {
+        out[0] = kSmiError;
+        note = "service tag already set";
+        return;
+      }
+      std::uint8_t bytes[kTagSize];
+      for (int i = 0; i < 3; ++i) put_le32(bytes + 4 * i, in[i]);
+      tag = tag_from_bytes(bytes, kTagSize);
+      note = fmt::format("{} tag set to '{}'", sel == 1 ? "asset" : "service", tag);
+      out[0] = kSmiOk;
+      return;
+    }
+    case 20: {  // property ownership tag, through a buffer at input[0]
+      if (sel > 1) return;
+      if (sel == 0) {
+        std::uint32_t addr = in[0];
+        std::size_t room = kPropertyTagLen + 1;
+        if (config_.dell_smbios_version >= 2) {
+          // libsmbios's "frombios_withheader": u32 length, then the data.
+          std::uint8_t hdr[4];
+          if (!mem.read(addr, hdr)) {
+            out[0] = kSmiError;
+            note = "buffer not in RAM";
+            return;
+          }
+          room = le32(hdr);
+          addr += 4;
+        }
+        // A length header of 0 asks for nothing: the empty write below
+        // still checks the address. (std::copy_n, not memcpy: an empty
+        // vector's data() may be null, found by fuzz_smi.)
+        std::vector<std::uint8_t> data(std::min(room, kPropertyTagLen), 0);
+        std::copy_n(property_tag_.begin(), std::min(property_tag_.size(), data.size()), data.begin());
+        if (!mem.write(addr, data)) {
+          out[0] = kSmiError;
+          note = "buffer not in RAM";
+          return;
+        }
+        out[0] = kSmiOk;
+        return;
+      }
+      std::uint8_t data[kPropertyTagLen];
+      if (!mem.read(in[0], data)) {
+        out[0] = kSmiError;
+        note = "buffer not in RAM";
+        return;
+      }
+      property_tag_ = tag_from_bytes(data, kPropertyTagLen);
+      note = fmt::format("property tag set to '{}'", property_tag_);
+      out[0] = kSmiOk;
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+SmiAnswer DellBios::apm(std::uint16_t port, PhysMemory& mem) {
+  SmiAnswer a;
+  a.handler = "apm";
+  a.answered = true;
+  const unsigned t = config_.host_control_type;
+  // Where this model's BIOS looks for the apm_cmd pointer (reference 2.5).
+  const std::uint16_t index_port = t == 1 ? kCmosBasePort + 2 : kCmosBasePort;
+  const std::uint8_t first = t == 1 ? kPe1300CmosCmdStructPtr : kPe1400CmosCmdStructPtr;
+  std::uint32_t ptr = 0;
+  for (int i = 0; i < 4; ++i)
+    ptr |= static_cast<std::uint32_t>(cmos_[static_cast<std::size_t>(index_port) * 256 + first + i]) << (8 * i);
+  a.data.emplace_back("apm_port", hex(port));
+  a.data.emplace_back("apm_cmd_ptr", hex(ptr));
+  std::uint8_t cmd[6];
+  if (!mem.read(ptr, cmd)) {
+    a.note = "apm_cmd pointer does not point at RAM";
+    return a;
+  }
+  const auto parm = static_cast<std::int16_t>(cmd[4] | cmd[5] << 8);
+  a.data.emplace_back("command", hex(cmd[0]));
+  a.data.emplace_back("parameter", parm);
+  if (cmd[0] != kEsmApmPowerCycle) {
+    a.note = "unsupported APM command";
+    return a;
+  }
+  // Completed: status 0 in the command block, and on the PCAT status port
+  // that a TYPE1 driver polls.
+  const std::uint8_t ok = 0;
+  (void)mem.write(ptr + 1, std::span<const std::uint8_t>(&ok, 1));
+  if (t == 1) latch_[kPcatApmStatusPort] = 0;
+  const std::string state = parm == 0 ? "off" : "cycled";
+  a.note = "power " + state;
+  a.data.emplace_back("power_state", state);
+  if (power_) power_(state);
+  return a;
+}
+
+std::optional<NvSetting> DellBios::setting(std::uint16_t location) const {
+  core::MutexLock lock(mu_);
+  for (const auto& s : settings_)
+    if (s.location == location) return s;
+  return std::nullopt;
+}
+
+std::string DellBios::service_tag() const {
+  core::MutexLock lock(mu_);
+  return service_tag_;
+}
+
+std::string DellBios::asset_tag() const {
+  core::MutexLock lock(mu_);
+  return asset_tag_;
+}
+
+std::string DellBios::property_tag() const {
+  core::MutexLock lock(mu_);
+  return property_tag_;
+}
+
+std::uint8_t DellBios::cmos(std::uint16_t index_port, std::uint8_t index) const {
+  core::MutexLock lock(mu_);
+  return cmos_[static_cast<std::size_t>(index_port) * 256 + index];
+}
+
+}  // namespace vsysfs::devices::dcdbas

@@ -1,0 +1,195 @@
+#pragma once
+
+// DellBios: the simulated Dell firmware (SMM handler, CMOS, NV settings)
+// behind devices/platform/dcdbas. The dcdbas driver (devices/dcdbas.hpp)
+// only moves bytes and raises SMIs; everything a real BIOS would answer is
+// here, driven by the machine description's [dcdbas] section.
+//
+// What it answers (docs/kernel-semantics.md sections 2.3 to 2.5):
+//  - outb(cmd_code, cmd_port): the calling-interface SMI. EBX is the
+//    physical address of a 36-byte calling_interface_buffer (2.4:
+//    u16 class, u16 select, u32 input[4], u32 output[4]); the handler reads
+//    it from RAM (the SMI buffer is the only RAM the simulation has),
+//    answers in output[] and writes it back. Classes (as libsmbios and the
+//    kernel's dell-smbios use them):
+//      0/0,1,2  read NV setting at input[0] (NV, battery, AC value):
+//               output = {0, current, min, max}
+//      1/0,1,2  write NV setting: input[0] location, input[1] value,
+//               input[2] security key: output = {0, new, min, max}
+//      11/0,2   read asset / service tag: 12 bytes in output[1..3]
+//      11/1,3   write asset / service tag from input[0..2]
+//      20/0     read property tag into the buffer at input[0] (with the
+//               4-byte length header of Dell SMBIOS version >= 2)
+//      20/1     write property tag from the 80-byte buffer at input[0]
+//    output[0] = -2 for any class/select it does not support and -1 for a
+//    bad location, value or buffer address.
+//  - outb(0xA0, apm_port) for the model's host-control SMI type (2.5):
+//    TYPE1 reads the apm_cmd pointer from CMOS 0x38-0x3B behind ports
+//    0x72/0x73 and reports status on port 0xB3; TYPE2 (port 0xB0) and TYPE3
+//    (port 0xB2) read it from CMOS 0x70-0x73 behind 0x70/0x71 and report in
+//    apm_cmd->status. Command 0x10 (power cycle) with parameter 0 powers the
+//    machine off, any other parameter power-cycles it.
+//  - Any other port/code: nothing happens, as on real hardware.
+//
+// CMOS is 64 KiB, byte I behind index port P at offset P*256+I (libsmbios's
+// cmos.dat layout), so the host-control pointer bytes are visible there.
+//
+// Thread-safety: every public member takes bios_lock (a leaf below
+// smi_data_lock: "Order: smi_data_lock -> bios_lock"). The PhysMemory the
+// caller passes is used only during the call.
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/config.hpp"
+#include "core/event_log.hpp"
+#include "core/locks.hpp"
+
+namespace vsysfs::devices::dcdbas {
+
+// Constants of reference 2.4 / 2.5 (dcdbas.h, dell-smbios.h, libsmbios).
+inline constexpr std::uint32_t kCallIntfMagic = 0x42534931;  // "BSI1", ECX of a CI SMI
+inline constexpr std::uint8_t kEsmApmCmd = 0xA0;
+inline constexpr std::uint8_t kEsmApmPowerCycle = 0x10;
+inline constexpr std::uint16_t kCmosBasePort = 0x70;
+inline constexpr std::uint16_t kPe1400ApmControlPort = 0xB0;
+inline constexpr std::uint16_t kPcatApmControlPort = 0xB2;
+inline constexpr std::uint16_t kPcatApmStatusPort = 0xB3;
+inline constexpr std::uint8_t kPe1300CmosCmdStructPtr = 0x38;
+inline constexpr std::uint8_t kPe1400CmosCmdStructPtr = 0x70;
+inline constexpr std::size_t kCallIntfBufferSize = 36;
+inline constexpr std::size_t kTagSize = 12;          // MAX_SMI_TAG_SIZE
+inline constexpr std::size_t kPropertyTagLen = 80;   // PROPERTY_TAG_LEN
+
+// The physical memory the firmware can reach: the driver's SMI buffer.
+class PhysMemory {
+ public:
+  virtual ~PhysMemory() = default;
+  // False (and nothing copied) when [phys, phys+len) is not all RAM.
+  virtual bool read(std::uint32_t phys, std::span<std::uint8_t> out) const = 0;
+  virtual bool write(std::uint32_t phys, std::span<const std::uint8_t> in) = 0;
+};
+
+// One BIOS setting in NV storage, addressed by its location.
+struct NvSetting {
+  std::uint16_t location = 0;
+  std::array<std::uint32_t, 3> value{};  // select 0 NV, 1 battery, 2 AC
+  std::uint32_t min = 0;
+  std::uint32_t max = 0xFFFF;
+  std::string name;
+};
+
+// An SMI token (SMBIOS 0xDA entry): activating it writes `value` to `location`.
+struct DaToken {
+  std::uint16_t id = 0;
+  std::uint16_t location = 0;
+  std::uint16_t value = 0;
+  std::string name;
+};
+
+// A CMOS token (SMBIOS 0xD4 entry): active when (byte & ~and_mask) ==
+// or_value; activating writes (byte & and_mask) | or_value (libsmbios).
+struct CmosToken {
+  std::uint16_t id = 0;
+  std::uint16_t index_port = 0x70;
+  std::uint16_t data_port = 0x71;
+  std::uint8_t location = 0;
+  std::uint8_t and_mask = 0;
+  std::uint8_t or_value = 0;
+  bool active = false;  // at power-on
+  std::string name;
+};
+
+// The machine description's view of the firmware.
+struct BiosConfig {
+  std::string model = "PowerEdge R740";
+  unsigned host_control_type = 0;  // 0: the firmware needs no host-control SMI
+  std::uint16_t cmd_port = 0xB2;   // SMBIOS 0xDA cmdIOAddress
+  std::uint8_t cmd_code = 0xDA;    // SMBIOS 0xDA cmdIOCode
+  unsigned dell_smbios_version = 2;  // 0xD0 offset 4: buffers carry a length header from 2 on
+  std::string service_tag;
+  std::string asset_tag;
+  std::string property_tag;
+  std::vector<NvSetting> settings;
+  std::vector<DaToken> tokens;
+  std::vector<CmosToken> cmos_tokens;
+
+  // Reads the keys it owns from the [dcdbas] section (throws ConfigError).
+  static BiosConfig from_section(const core::ConfigValue& sec);
+};
+
+// What one SMI did, for the event log.
+struct SmiAnswer {
+  bool answered = false;
+  std::string handler;  // "calling_interface", "apm", or "" when unanswered
+  std::string note;     // why not, or what changed
+  std::vector<core::EventField> data;  // class/select/inputs/outputs ...
+};
+
+// The x86 registers an SMI sees (raise_smi loads them before the outb).
+struct SmiRegisters {
+  std::uint32_t ebx = 0;
+  std::uint32_t ecx = 0;
+};
+
+class DellBios {
+ public:
+  using PowerFn = std::function<void(const std::string& state)>;
+
+  explicit DellBios(BiosConfig config);
+  DellBios(const DellBios&) = delete;
+  DellBios& operator=(const DellBios&) = delete;
+
+  // Where the firmware reports a host-control power action (the machine's
+  // power state: "off" or "cycled").
+  void set_power_handler(PowerFn fn);
+
+  // An I/O port write. When it traps into SMM the answer says what the
+  // handler did; otherwise answered is false.
+  // Locking: bios_lock. Context: FUSE worker (smi_request) or the reboot
+  // notifier, with the caller holding smi_data_lock.
+  SmiAnswer outb(std::uint8_t value, std::uint16_t port, const SmiRegisters& regs,
+                 PhysMemory& mem);
+  // An I/O port read (CMOS data ports, APM status/control latches).
+  std::uint8_t inb(std::uint16_t port);
+
+  // Snapshots for tests, the CMOS file and SMBIOS generation.
+  // Locking: bios_lock.
+  std::optional<NvSetting> setting(std::uint16_t location) const;
+  std::string service_tag() const;
+  std::string asset_tag() const;
+  std::string property_tag() const;
+  std::uint8_t cmos(std::uint16_t index_port, std::uint8_t index) const;
+  // The whole CMOS as libsmbios's cmos.dat (offset P*256+I), for the
+  // kernel/debug/vsysfs/dcdbas/cmos file. Locking: bios_lock.
+  std::size_t cmos_read(std::uint64_t pos, std::span<char> out) const;
+  std::size_t cmos_write(std::uint64_t pos, std::span<const char> in);
+  static constexpr std::size_t kCmosSize = 65536;
+  const BiosConfig& config() const { return config_; }  // immutable parts only
+
+ private:
+  SmiAnswer calling_interface(const SmiRegisters& regs, PhysMemory& mem);
+  SmiAnswer apm(std::uint16_t port, PhysMemory& mem);
+  void dispatch(std::uint16_t cls, std::uint16_t sel, const std::array<std::uint32_t, 4>& in,
+                std::array<std::int32_t, 4>& out, PhysMemory& mem, std::string& note);
+  NvSetting* find_setting(std::uint16_t location);
+
+  const BiosConfig config_;
+  mutable core::Mutex mu_{"dcdbas.bios_lock", 20};  // Order: smi_data_lock(10) -> bios_lock(20)
+  std::vector<NvSetting> settings_;
+  std::string service_tag_;
+  std::string asset_tag_;
+  std::string property_tag_;
+  std::vector<std::uint8_t> cmos_;                // 64 KiB, P*256+I
+  std::map<std::uint16_t, std::uint8_t> index_;   // index register per index port
+  std::map<std::uint16_t, std::uint8_t> latch_;   // last byte written to a port
+  PowerFn power_;
+};
+
+}  // namespace vsysfs::devices::dcdbas

@@ -1,0 +1,100 @@
+#include "devices/machine/sim_control.hpp"
+
+#include <cerrno>
+
+#include "core/parse.hpp"
+
+namespace vsysfs::devices {
+namespace {
+
+constexpr core::DeviceAttribute<SimControl> kClockAttrs[] = {
+    VSYSFS_ATTR_RO_MODE(SimControl, now_ns, 0400),
+    VSYSFS_ATTR_RO_MODE(SimControl, mode, 0400),
+    VSYSFS_ATTR_WO_MODE(SimControl, advance_ms, 0200),
+};
+constexpr core::DeviceAttribute<SimControl> kTopAttrs[] = {
+    VSYSFS_ATTR_WO_MODE(SimControl, events_clear, 0200),
+};
+constexpr core::SeqAttribute<SimControl> kTopSeq[] = {
+    VSYSFS_SEQ_ATTR_RO(SimControl, events, 0400),
+};
+constexpr core::DeviceAttribute<SimControl> kMachineAttrs[] = {
+    VSYSFS_ATTR_WO_MODE(SimControl, shutdown, 0200),
+    VSYSFS_ATTR_RO_MODE(SimControl, power_state, 0400),
+};
+constexpr core::AttributeGroup<SimControl> kGroups[] = {
+    {.name = "", .attrs = kTopAttrs, .seq_attrs = kTopSeq},
+    {.name = "clock", .attrs = kClockAttrs},
+    {.name = "machine", .attrs = kMachineAttrs},
+};
+
+// The control plane exists on every machine (order < 0: built even when the
+// description has no [vsysfs] section).
+void build_sim_control(MachineContext& ctx, const core::ConfigValue&) {
+  auto dev = std::make_shared<SimControl>(ctx.env, ctx.machine, ctx.manual_clock);
+  ctx.tree.add_device<SimControl>("kernel/debug/vsysfs", dev, SimControl::groups());
+  // debugfs is root-only: /sys/kernel/debug is 0700 on modern kernels.
+  (void)ctx.tree.set_mode(ctx.tree.resolve("kernel/debug"), 0700);
+  ctx.machine.keep(dev);
+}
+const SectionRegistrar kRegistrar{"vsysfs", &build_sim_control, -1000};
+
+}  // namespace
+
+std::span<const core::AttributeGroup<SimControl>> SimControl::groups() { return kGroups; }
+
+core::Status SimControl::now_ns_show(core::PageBuffer& buf) const {
+  buf.emit("{}\n", env_.now().count());
+  return {};
+}
+
+core::Status SimControl::mode_show(core::PageBuffer& buf) const {
+  buf.append(manual_clock_ ? "manual\n" : "real\n");
+  return {};
+}
+
+core::Result<std::size_t> SimControl::advance_ms_store(const core::Caller& caller,
+                                                       std::string_view in) {
+  auto ms = core::kstrtoull(in, 0);
+  if (!ms) return ms.error();
+  // 2^64 ns is about 584 years: refuse steps that would overflow the clock.
+  if (*ms > 100ULL * 365 * 24 * 3600 * 1000) return core::Errno{ERANGE};
+  if (!manual_clock_) return core::Errno{EOPNOTSUPP};
+  env_.log(&caller, "clock", "advance", "OK", {{"ms", *ms}});
+  manual_clock_->advance(std::chrono::milliseconds(*ms));
+  return in.size();
+}
+
+core::Status SimControl::events_show(std::string& out) const {
+  env_.events.render(out);
+  return {};
+}
+
+core::Result<std::size_t> SimControl::events_clear_store(const core::Caller&, std::string_view in) {
+  env_.events.clear();
+  return in.size();
+}
+
+core::Result<std::size_t> SimControl::shutdown_store(const core::Caller& caller,
+                                                     std::string_view in) {
+  RebootCode code;
+  if (core::sysfs_streq(in, "poweroff")) {
+    code = RebootCode::PowerOff;
+  } else if (core::sysfs_streq(in, "halt")) {
+    code = RebootCode::Halt;
+  } else if (core::sysfs_streq(in, "reboot")) {
+    code = RebootCode::Restart;
+  } else {
+    return core::Errno{EINVAL};
+  }
+  env_.log(&caller, "machine", "shutdown_request", "OK", {{"how", reboot_code_name(code)}});
+  if (!machine_.shutdown(code)) return core::Errno{EBUSY};
+  return in.size();
+}
+
+core::Status SimControl::power_state_show(core::PageBuffer& buf) const {
+  buf.emit("{}\n", machine_.power_state());
+  return {};
+}
+
+}  // namespace vsysfs::devices

@@ -1,0 +1,62 @@
+#pragma once
+
+// The simulation's control plane: MOUNT/kernel/debug/vsysfs/, modelled on
+// the kernel's own test devices (netdevsim's debugfs knobs, scsi_debug).
+// Root-only, as debugfs is: kernel/debug itself is 0700.
+//
+//   file                  mode  what
+//   clock/now_ns          0400  simulated time in ns since mount, "%llu\n"
+//   clock/mode            0400  "manual\n" or "real\n"
+//   clock/advance_ms      0200  manual clock only: moves time forward by N
+//                               ms (kstrtoull, base 0), running every due
+//                               timer before the write returns. EINVAL for
+//                               junk, EOPNOTSUPP with the real clock.
+//   events                0400  the event log, one JSON object per line
+//                               (seq_file: no page limit)
+//   events_clear          0200  any write empties the in-memory log
+//   machine/shutdown      0200  "poweroff", "halt" or "reboot": initiate OS
+//                               shutdown (runs the reboot notifiers: dcdbas
+//                               host control); EBUSY once shut down
+//   machine/power_state   0400  "on", "off", "cycled", "halted", "rebooted"
+//
+// Source: docs/design.md section 4; reference section 1 for modes and errnos.
+// Thread-safety: every callback may run concurrently; state lives in the
+// thread-safe Clock, EventLog and Machine.
+
+#include <memory>
+#include <span>
+#include <string>
+
+#include "core/attribute.hpp"
+#include "core/env.hpp"
+#include "devices/machine/machine.hpp"
+
+namespace vsysfs::devices {
+
+class SimControl {
+ public:
+  SimControl(core::Env& env, Machine& machine, core::ManualClock* manual_clock)
+      : env_(env), machine_(machine), manual_clock_(manual_clock) {}
+  SimControl(const SimControl&) = delete;
+  SimControl& operator=(const SimControl&) = delete;
+
+  static std::span<const core::AttributeGroup<SimControl>> groups();
+
+  // Locking: none of ours (Clock and EventLog lock internally).
+  // Context: FUSE worker.
+  core::Status now_ns_show(core::PageBuffer& buf) const;
+  core::Status mode_show(core::PageBuffer& buf) const;
+  // Context: FUSE worker; runs timer callbacks (device code) on this thread.
+  core::Result<std::size_t> advance_ms_store(const core::Caller& caller, std::string_view in);
+  core::Status events_show(std::string& out) const;
+  core::Result<std::size_t> events_clear_store(const core::Caller& caller, std::string_view in);
+  core::Result<std::size_t> shutdown_store(const core::Caller& caller, std::string_view in);
+  core::Status power_state_show(core::PageBuffer& buf) const;
+
+ private:
+  core::Env& env_;
+  Machine& machine_;
+  core::ManualClock* const manual_clock_;
+};
+
+}  // namespace vsysfs::devices

@@ -1,0 +1,88 @@
+#pragma once
+
+// Control knobs of one interface: MOUNT/kernel/debug/vsysfs/net/IF/
+// (netdevsim's debugfs and pktgen's /proc/net/pktgen, as files).
+//
+//   link      0600  "up\n" / "down\n": the cable at this end (carrier on
+//                   both ends follows). NIC only.
+//   traffic   0600  pktgen-like sender. Store "count N size S rate R [cpus C]"
+//                   (any subset; count 0 = until stopped; size 14..65535
+//                   bytes; rate 1..100000000 packets/s on the Env clock;
+//                   cpus 1..nr_cpu_ids simulated sending CPUs, round robin),
+//                   "start" (ENETDOWN when the interface is down, EBUSY when
+//                   running) or "stop". Show: the settings, state, counters.
+//   faults    0600  "hang_tx 0|1" (the DMA engine stops: the watchdog fires),
+//                   "drop_rx N" (poll drops the next N frames), "fail_open
+//                   ERRNO|0" (ndo_open fails with it, e.g. ENOMEM),
+//                   "skip_queue_stop 0|1" (broken flow control: BUSY). NIC only.
+//   ordering  0600  "flush" (default: the flushing read before netif_tx_lock
+//                   is released) or "posted" (no flushing read). NIC only.
+//   mmio      0400  bus counters and the doorbell errors the device saw. NIC only.
+// Bad input is EINVAL and changes nothing.
+//
+// Thread-safety: the traffic generator's settings are under its mutex
+// (rank kRankTraffic, before netif_tx_lock); everything else is atomics in
+// the driver and hardware.
+
+#include <atomic>
+#include <memory>
+#include <span>
+
+#include "core/attribute.hpp"
+#include "core/env.hpp"
+#include "devices/net/netdev.hpp"
+#include "devices/net/netdev_nic.hpp"
+
+namespace vsysfs::devices {
+
+class NetKnobs {
+ public:
+  NetKnobs(core::Env& env, std::shared_ptr<NetDevice> dev, VnicDriver* nic);
+  ~NetKnobs();
+  // Stops the sender and unhooks it from the device (machine teardown).
+  void shutdown();
+  NetKnobs(const NetKnobs&) = delete;
+  NetKnobs& operator=(const NetKnobs&) = delete;
+
+  static std::span<const core::AttributeGroup<NetKnobs>> groups();
+  bool is_nic() const { return nic_ != nullptr; }
+
+  // Locking: none (atomics). Context: FUSE worker.
+  core::Status link_show(core::PageBuffer& buf) const;
+  core::Result<std::size_t> link_store(const core::Caller& c, std::string_view in);
+  // Locking: traffic mutex. Context: FUSE worker.
+  core::Status traffic_show(core::PageBuffer& buf) const;
+  core::Result<std::size_t> traffic_store(const core::Caller& c, std::string_view in);
+  core::Status faults_show(core::PageBuffer& buf) const;
+  core::Result<std::size_t> faults_store(const core::Caller& c, std::string_view in);
+  core::Status ordering_show(core::PageBuffer& buf) const;
+  core::Result<std::size_t> ordering_store(const core::Caller& c, std::string_view in);
+  core::Status mmio_show(core::PageBuffer& buf) const;
+
+ private:
+  // One pktgen transmit attempt. Context: timer. Locking: takes the
+  // traffic mutex, then (inside the xmit path) netif_tx_lock.
+  void traffic_tick();
+  // __netif_schedule: the queue woke. Context: the driver's completion
+  // path with its priv_lock held: only atomics and a timer.
+  void traffic_wake();
+
+  core::Env& env_;
+  const std::shared_ptr<NetDevice> dev_;
+  VnicDriver* const nic_;  // owned by dev_ (its ops)
+
+  mutable core::Mutex mu_{"netdev.traffic", core::kRankTraffic};
+  std::uint64_t count_ GUARDED_BY(mu_) = 1000;
+  std::uint32_t size_ GUARDED_BY(mu_) = 64;
+  std::uint64_t rate_ GUARDED_BY(mu_) = 1000;
+  unsigned cpus_ GUARDED_BY(mu_) = 2;
+  std::uint64_t sent_ GUARDED_BY(mu_) = 0;
+  std::uint64_t next_id_ GUARDED_BY(mu_) = 0;
+  core::Nanos next_due_ GUARDED_BY(mu_){0};
+  std::atomic<bool> running_{false};
+  std::atomic<bool> stalled_{false};
+  std::atomic<std::uint64_t> locked_{0}, busy_{0}, stalls_{0};
+  core::Timer timer_;
+};
+
+}  // namespace vsysfs::devices

@@ -1,0 +1,293 @@
+// The [net] section of a machine description: interfaces, their PCI
+// parents, cabled peers, /sys/class/net links and the debug knobs.
+//
+//   [net]
+//   nr_cpu_ids = 4        # width of rps_cpus / local_cpus; simulated sending CPUs
+//   nr_node_ids = 1       # online NUMA nodes (numa_node stores)
+//                         # (both come from [numa] when the machine has one:
+//                         # one machine has one nr_cpu_ids; a different value
+//                         # here is an error)
+//   [[net.interface]]
+//   name = "eth0"         # required
+//   kind = "nic"          # "nic" (simulated PCI NIC) or "loopback"
+//   pci = "0000:00:03.0"  # nic: the PCI function (devices/pci0000:00/BDF)
+//   mac = "52:54:00:12:34:56"
+//   mtu = 1500   min_mtu = 68   max_mtu = 9000   tx_queue_len = 1000
+//   speed = 1000          # Mb/s: the rate completions come at
+//   duplex = "full"       # "full" or "half"
+//   ring_size = 256       # TX and RX descriptors (2..65536)
+//   lltx = false          # NETIF_F_LLTX: the driver locks xmit itself
+//   watchdog_timeo_ms = 5000
+//   numa_node = 0         # the PCI parent's numa_node (-1 = none)
+//   peer = "eth1"         # the NIC at the other end of the cable
+//   link = "up"           # cable plugged in at this end
+//   up = true             # opened at boot (IFF_UP)
+//   rx_queues = 1  tx_queues = 1  dev_port = 0  dev_id = 0
+//   name_assign_type = 1  addr_assign_type = 0
+//   change_carrier = false  change_proto_down = false
+//   bql = false           # the driver reports bytes to byte queue limits
+//   mmio_seed = 1         # the chipset's reordering sequence
+//   driver = "vnic"  pci_vendor = 0x8086  pci_device = 0x100e
+//   pci_subsystem_vendor = 0x1af4  pci_subsystem_device = 0x1100  irq = 11
+
+#include <map>
+#include <optional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "core/net_locks.hpp"
+#include "devices/machine/machine.hpp"
+#include "devices/net/netdev.hpp"
+#include "devices/net/netdev_knobs.hpp"
+#include "devices/net/netdev_nic.hpp"
+#include "devices/net/netdev_pci.hpp"
+#include "devices/net/netdev_queues.hpp"
+#include "devices/numa/numa_model.hpp"
+
+namespace vsysfs::devices {
+namespace {
+
+// Owns the teardown order: knobs stop sending, hardware stops its timers
+// and forgets its driver and peer, devices unregister. (The tree may keep
+// the objects themselves alive a little longer; they are inert by then.)
+struct NetSubsystem {
+  std::vector<std::shared_ptr<NetKnobs>> knobs;
+  std::vector<std::shared_ptr<VnicHardware>> hardware;
+  std::vector<std::shared_ptr<NetDevice>> devices;
+  ~NetSubsystem() {
+    for (auto& k : knobs) k->shutdown();
+    for (auto& h : hardware) h->quiesce();
+    for (auto& h : hardware) h->detach();
+    for (auto& d : devices) d->unregister_netdevice();
+  }
+};
+
+struct IfaceSpec {
+  NetDeviceConfig dev;
+  VnicConfig nic;
+  PciConfig pci;
+  std::string pci_slot;  // empty: virtual
+  std::string peer;
+  bool link = true;
+  bool up = true;
+  const core::ConfigValue* where = nullptr;
+};
+
+std::uint16_t get_u16(const core::ConfigValue& v, std::string_view key, std::uint16_t fallback) {
+  const std::uint64_t x = v.get_uint(key, fallback);
+  if (x > 0xffff) v.require(key).fail("must fit 16 bits");
+  return static_cast<std::uint16_t>(x);
+}
+
+int get_int_in(const core::ConfigValue& v, std::string_view key, std::int64_t fallback,
+               std::int64_t lo, std::int64_t hi) {
+  const std::int64_t x = v.get_int(key, fallback);
+  if (x < lo || x > hi) v.require(key).fail(fmt::format("must be in {}..{}", lo, hi));
+  return static_cast<int>(x);
+}
+
+std::vector<std::uint8_t> get_mac(const core::ConfigValue& v, std::string_view key,
+                                  std::string_view fallback) {
+  std::vector<std::uint8_t> mac;
+  if (!parse_mac(v.get_string(key, fallback), &mac) || mac.size() != 6)
+    v.require(key).fail("expected a MAC address like 52:54:00:12:34:56");
+  return mac;
+}
+
+IfaceSpec read_interface(const core::ConfigValue& v, unsigned nr_cpu_ids, unsigned nr_node_ids) {
+  IfaceSpec s;
+  s.where = &v;
+  auto& d = s.dev;
+  d.name = v.require("name").as_string();
+  if (d.name.empty() || d.name.size() >= 16 || d.name.find('/') != std::string::npos ||
+      d.name == "." || d.name == "..")
+    v.require("name").fail("not a valid interface name (1..15 characters, no '/')");
+  d.kind = v.get_string("kind", "nic");
+  d.nr_cpu_ids = nr_cpu_ids;
+  const bool lo = d.kind == "loopback";
+  if (!lo && d.kind != "nic") v.require("kind").fail("expected \"nic\" or \"loopback\"");
+  if (lo) {
+    // drivers/net/loopback.c gen_lo_setup
+    d.type = ARPHRD_LOOPBACK;
+    d.flags = IFF_LOOPBACK;
+    d.lltx = true;
+    d.name_assign_type = 0;  // NET_NAME_UNKNOWN
+  }
+  d.dev_addr = get_mac(v, "mac", lo ? "00:00:00:00:00:00" : "52:54:00:12:34:56");
+  d.broadcast = lo ? std::vector<std::uint8_t>(6, 0) : std::vector<std::uint8_t>(6, 0xff);
+  d.mtu = get_int_in(v, "mtu", lo ? 65536 : 1500, 0, INT32_MAX);
+  d.min_mtu = get_int_in(v, "min_mtu", lo ? 0 : 68, 0, INT32_MAX);
+  d.max_mtu = get_int_in(v, "max_mtu", lo ? 0 : 1500, 0, INT32_MAX);
+  if (d.mtu < d.min_mtu || (d.max_mtu > 0 && d.mtu > d.max_mtu))
+    v.require("mtu").fail("outside min_mtu..max_mtu");
+  d.tx_queue_len = static_cast<unsigned>(get_int_in(v, "tx_queue_len", 1000, 0, UINT32_MAX));
+  if (!lo) d.lltx = v.get_bool("lltx", false);
+  d.watchdog_timeo_ms = v.get_int("watchdog_timeo_ms", 5000);
+  d.num_rx_queues = static_cast<unsigned>(get_int_in(v, "rx_queues", 1, 1, 64));
+  d.num_tx_queues = static_cast<unsigned>(get_int_in(v, "tx_queues", 1, 1, 64));
+  d.dev_port = static_cast<unsigned>(get_int_in(v, "dev_port", 0, 0, 65535));
+  d.dev_id = static_cast<unsigned>(get_int_in(v, "dev_id", 0, 0, 65535));
+  d.name_assign_type = get_int_in(v, "name_assign_type", d.name_assign_type, 0, 4);
+  d.addr_assign_type = get_int_in(v, "addr_assign_type", 0, 0, 3);
+  d.change_proto_down = v.get_bool("change_proto_down", false);
+  s.up = v.get_bool("up", true);
+  if (lo) return s;
+
+  auto& n = s.nic;
+  n.ring_size = static_cast<unsigned>(get_int_in(v, "ring_size", 256, 2, 65536));
+  n.speed = get_int_in(v, "speed", 1000, 1, 400000);
+  const std::string duplex = v.get_string("duplex", "full");
+  if (duplex != "full" && duplex != "half") v.require("duplex").fail("expected \"full\" or \"half\"");
+  n.duplex = duplex == "full" ? Duplex::Full : Duplex::Half;
+  n.change_carrier = v.get_bool("change_carrier", false);
+  n.bql = v.get_bool("bql", false);
+  n.mmio_seed = v.get_uint("mmio_seed", 1);
+  n.ncpus = nr_cpu_ids;
+  const std::string link = v.get_string("link", "up");
+  if (link != "up" && link != "down") v.require("link").fail("expected \"up\" or \"down\"");
+  s.link = link == "up";
+  s.peer = v.get_string("peer", "");
+
+  auto& p = s.pci;
+  s.pci_slot = v.require("pci").as_string();
+  // DDDD:BB:SS.F on root bus 00 (the only host bridge we model).
+  if (s.pci_slot.size() != 12 || s.pci_slot.compare(0, 8, "0000:00:") != 0 || s.pci_slot[10] != '.')
+    v.require("pci").fail("expected a function on bus 0000:00, like \"0000:00:03.0\"");
+  p.slot = s.pci_slot;
+  p.driver = v.get_string("driver", "vnic");
+  p.vendor = get_u16(v, "pci_vendor", 0x8086);
+  p.device = get_u16(v, "pci_device", 0x100e);
+  p.subsystem_vendor = get_u16(v, "pci_subsystem_vendor", 0x1af4);
+  p.subsystem_device = get_u16(v, "pci_subsystem_device", 0x1100);
+  p.irq = static_cast<unsigned>(get_int_in(v, "irq", 11, 0, 255));
+  p.numa_node = get_int_in(v, "numa_node", -1, -1, static_cast<std::int64_t>(nr_node_ids) - 1);
+  p.nr_cpu_ids = nr_cpu_ids;
+  p.nr_node_ids = nr_node_ids;
+  return s;
+}
+
+// nr_cpu_ids and nr_node_ids are the machine's: from the NUMA model when
+// there is one (built first), else from [net] (default 4 CPUs, 1 node).
+unsigned machine_width(const core::ConfigValue& sec, std::string_view key, std::int64_t fallback,
+                       std::int64_t max, std::optional<unsigned> from_numa) {
+  const unsigned configured = static_cast<unsigned>(
+      get_int_in(sec, key, from_numa ? *from_numa : fallback, 1, max));
+  if (from_numa && configured != *from_numa)
+    sec.require(key).fail(fmt::format("contradicts [numa], which has {} = {}", key, *from_numa));
+  return configured;
+}
+
+void build_net(MachineContext& ctx, const core::ConfigValue& sec) {
+  const std::shared_ptr<NumaModel> numa = numa_model_of(ctx.machine);
+  const unsigned nr_cpu_ids = machine_width(
+      sec, "nr_cpu_ids", 4, 4096, numa ? std::optional<unsigned>(numa->nr_cpu_ids()) : std::nullopt);
+  const unsigned nr_node_ids = machine_width(
+      sec, "nr_node_ids", 1, 1024,
+      numa ? std::optional<unsigned>(static_cast<unsigned>(numa->nr_node_ids())) : std::nullopt);
+  std::vector<IfaceSpec> specs;
+  std::map<std::string, std::size_t> by_name;
+  for (const auto& v : sec.get_array("interface")) {
+    specs.push_back(read_interface(v, nr_cpu_ids, nr_node_ids));
+    if (!by_name.emplace(specs.back().dev.name, specs.size() - 1).second)
+      v.require("name").fail("duplicate interface name");
+  }
+  std::map<std::string, std::string> slots;
+  for (const auto& s : specs) {
+    if (s.pci_slot.empty()) continue;
+    if (!slots.emplace(s.pci_slot, s.dev.name).second) s.where->require("pci").fail("PCI function used twice");
+  }
+  // Cables: symmetric, between two NICs, one cable per NIC.
+  std::map<std::string, std::string> peer_of;
+  for (const auto& s : specs) {
+    if (s.peer.empty()) continue;
+    auto it = by_name.find(s.peer);
+    if (it == by_name.end() || specs[it->second].dev.kind != "nic" || s.peer == s.dev.name)
+      s.where->require("peer").fail("no other NIC of that name");
+    const auto& other = specs[it->second];
+    if (!other.peer.empty() && other.peer != s.dev.name)
+      s.where->require("peer").fail("that NIC is cabled to " + other.peer);
+    peer_of[s.dev.name] = s.peer;
+    peer_of[s.peer] = s.dev.name;
+  }
+
+  auto net = std::make_shared<NetSubsystem>();
+  std::map<std::string, std::shared_ptr<VnicHardware>> hw_by_name;
+  int ifindex = 1;
+  for (auto& s : specs) {
+    std::shared_ptr<NetDeviceOps> ops;
+    std::shared_ptr<VnicHardware> hw;
+    std::shared_ptr<VnicDriver> drv;
+    if (s.dev.kind == "loopback") {
+      ops = std::make_shared<LoopbackDriver>();
+    } else {
+      hw = std::make_shared<VnicHardware>(ctx.env, s.dev.name, s.nic);
+      drv = std::make_shared<VnicDriver>(ctx.env, hw, s.nic);
+      hw->attach(drv.get());
+      ops = drv;
+      hw_by_name[s.dev.name] = hw;
+      net->hardware.push_back(hw);
+    }
+    auto dev = std::make_shared<NetDevice>(ctx.env, s.dev, ifindex++, ops);
+    if (drv) drv->attach(dev.get());
+    net->devices.push_back(dev);
+
+    std::string dir;
+    std::string up_to_root;  // from the device directory to the mount root
+    if (s.pci_slot.empty()) {
+      dir = "devices/virtual/net/" + s.dev.name;
+      up_to_root = "../../../../";
+    } else {
+      const std::string pci_dir = "devices/pci0000:00/" + s.pci_slot;
+      auto pci = std::make_shared<PciFunction>(ctx.env, s.pci);
+      ctx.tree.add_device<PciFunction>(pci_dir, pci, PciFunction::groups());
+      ctx.tree.mkdir_p("bus/pci/drivers/" + s.pci.driver);
+      ctx.tree.add_symlink("bus/pci/devices/" + s.pci_slot, "../../../" + pci_dir);
+      ctx.tree.add_symlink(pci_dir + "/subsystem", "../../../bus/pci");
+      ctx.tree.add_symlink(pci_dir + "/driver", "../../../bus/pci/drivers/" + s.pci.driver);
+      ctx.tree.add_symlink("bus/pci/drivers/" + s.pci.driver + "/" + s.pci_slot,
+                           "../../../../" + pci_dir);
+      ctx.machine.keep(pci);
+      dir = pci_dir + "/net/" + s.dev.name;
+      up_to_root = "../../../../../";
+      ctx.tree.add_symlink(dir + "/device", "../../../" + s.pci_slot);
+    }
+    dev->set_kobj(ctx.tree.add_device<NetDevice>(dir, dev, NetDevice::groups()));
+    ctx.tree.add_symlink(dir + "/subsystem", up_to_root + "class/net");
+    ctx.tree.add_symlink("class/net/" + s.dev.name, "../../" + dir);
+    for (unsigned q = 0; q < s.dev.num_rx_queues; ++q) {
+      auto rxq = std::make_shared<NetRxQueue>(*dev, q);
+      ctx.tree.add_device<NetRxQueue>(dir + "/queues/rx-" + std::to_string(q), rxq, NetRxQueue::groups());
+      ctx.machine.keep(rxq);
+    }
+    for (unsigned q = 0; q < s.dev.num_tx_queues; ++q) {
+      auto txq = std::make_shared<NetTxQueue>(*dev, q);
+      ctx.tree.add_device<NetTxQueue>(dir + "/queues/tx-" + std::to_string(q), txq, NetTxQueue::groups());
+      ctx.machine.keep(txq);
+    }
+    auto knobs = std::make_shared<NetKnobs>(ctx.env, dev, drv.get());
+    ctx.tree.add_device<NetKnobs>("kernel/debug/vsysfs/net/" + s.dev.name, knobs, NetKnobs::groups());
+    net->knobs.push_back(knobs);
+  }
+  for (auto& [a, b] : peer_of) hw_by_name.at(a)->set_peer(hw_by_name.at(b).get());
+  for (auto& s : specs)
+    if (!s.link) hw_by_name.at(s.dev.name)->set_cable(false);
+  // Boot: the init scripts bring the interfaces up, in order.
+  {
+    core::RtnlLock rtnl;
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      if (!specs[i].up) continue;
+      auto& dev = *net->devices[i];
+      if (auto st = dev.dev_change_flags(dev.flags() | IFF_UP); !st)
+        specs[i].where->fail(fmt::format("{}: open failed: {}", dev.name(), st.error().name()));
+    }
+  }
+  ctx.machine.keep(net);
+}
+
+const SectionRegistrar kReg{"net", &build_net, 200};
+
+}  // namespace
+}  // namespace vsysfs::devices

@@ -1,0 +1,127 @@
+// The [numa] section of a machine description: builds the NumaModel, the
+// node and CPU directories (numa_node.hpp, cpu.hpp) and the workload knobs
+// (numa_debug.hpp). Keys:
+//
+//   [numa]
+//   distance = [[10, 21], [21, 10]]   SLIT, one row per node (default 10/20)
+//   threads_per_core = 2              hardware threads per core (default 1)
+//   possible_cpus = 16                nr_cpu_ids (default: highest CPU + 1)
+//   nr_cpus = 8192                    NR_CPUS, for kernel_max and bin file sizes
+//   offline_cpus = "3"                CPUs that start offline (never cpu0)
+//   zonelist_penalty = "add1"         build_zonelists' node_load rule: add1
+//                                     (current), add_countdown (2.6.18, 5.16),
+//                                     assign (2.6.23-5.15)
+//   [[numa.node]]                     one per node, node ids in order
+//   cpus = "0-1,4-5"                  cpulist; "" for a CPU-less node
+//   memory_mb = 8192                  0 for a memoryless node
+//   hugepages_2m = 0                  persistent 2 MiB pages at boot
+//   package = 0                       physical package (default: the node id)
+
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "core/parse.hpp"
+#include "devices/numa/cpu.hpp"
+#include "devices/machine/machine.hpp"
+#include "devices/numa/numa_debug.hpp"
+#include "devices/numa/numa_node.hpp"
+
+namespace vsysfs::devices {
+namespace {
+
+std::vector<unsigned> parse_cpu_list(const core::ConfigValue& v, unsigned nbits) {
+  auto bits = core::bitmap_parselist(v.as_string(), nbits);
+  if (!bits) v.fail(fmt::format("not a CPU list below {} ({})", nbits, bits.error().name()));
+  return *bits;
+}
+
+NumaConfig parse_numa_section(const core::ConfigValue& sec) {
+  NumaConfig c;
+  c.nr_cpus = static_cast<unsigned>(sec.get_uint("nr_cpus", 8192));
+  if (c.nr_cpus == 0 || c.nr_cpus > 65536) sec.require("nr_cpus").fail("must be 1..65536");
+  c.threads_per_core = static_cast<unsigned>(sec.get_uint("threads_per_core", 1));
+  if (c.threads_per_core == 0 || c.threads_per_core > 8)
+    sec.require("threads_per_core").fail("must be 1..8");
+  c.possible_cpus = static_cast<unsigned>(sec.get_uint("possible_cpus", 0));
+  if (const auto* v = sec.find("zonelist_penalty")) {
+    const std::string& p = v->as_string();
+    if (p == "add1") {
+      c.node_load = NodeLoadPenalty::Add1;
+    } else if (p == "add_countdown") {
+      c.node_load = NodeLoadPenalty::AddCountdown;
+    } else if (p == "assign") {
+      c.node_load = NodeLoadPenalty::Assign;
+    } else {
+      v->fail("one of add1 (current kernels), add_countdown (2.6.18, 5.16), assign (2.6.23-5.15)");
+    }
+  }
+  if (const auto* off = sec.find("offline_cpus")) c.offline_cpus = parse_cpu_list(*off, c.nr_cpus);
+
+  const auto& nodes = sec.get_array("node");
+  if (nodes.empty()) sec.fail("needs at least one [[numa.node]]");
+  for (const auto& n : nodes) {
+    NumaConfig::Node node;
+    if (const auto* cpus = n.find("cpus")) node.cpus = parse_cpu_list(*cpus, c.nr_cpus);
+    const std::uint64_t mb = n.get_uint("memory_mb", 0);
+    if (mb > (1ULL << 32)) n.require("memory_mb").fail("more than 4 PiB");
+    node.present_pages = mb * (1024 / kPageKiB);
+    node.hugepages = n.get_uint("hugepages_2m", 0);
+    node.package = static_cast<int>(n.get_int("package", -1));
+    c.nodes.push_back(std::move(node));
+  }
+  for (const auto& row : sec.get_array("distance")) {
+    std::vector<int> r;
+    for (const auto& d : row.as_array()) {
+      const std::int64_t v = d.as_int();
+      if (v < 0 || v > 255) d.fail("a distance is 0..255 (u8 in the SLIT)");
+      r.push_back(static_cast<int>(v));
+    }
+    c.distance.push_back(std::move(r));
+  }
+  return c;
+}
+
+void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
+  std::shared_ptr<NumaModel> model;
+  try {
+    model = std::make_shared<NumaModel>(parse_numa_section(sec));
+  } catch (const std::invalid_argument& e) {
+    sec.fail(e.what());
+  }
+  std::vector<std::shared_ptr<void>> keep;
+
+  auto root = std::make_shared<NodeRoot>(model);
+  ctx.tree.add_device<NodeRoot>("devices/system/node", root, NodeRoot::groups());
+  keep.push_back(root);
+  for (int nid = 0; nid < model->nr_node_ids(); ++nid) {
+    auto node = std::make_shared<NumaNode>(ctx.env, model, nid);
+    const std::string path = fmt::format("devices/system/node/node{}", nid);
+    ctx.tree.add_device<NumaNode>(path, node, NumaNode::groups());
+    for (unsigned cpu : model->node_cpus(nid))
+      ctx.tree.add_symlink(fmt::format("{}/cpu{}", path, cpu), fmt::format("../../cpu/cpu{}", cpu));
+    ctx.tree.add_symlink(fmt::format("bus/node/devices/node{}", nid),
+                         fmt::format("../../../devices/system/node/node{}", nid));
+    keep.push_back(node);
+  }
+  add_cpu_devices(ctx.env, ctx.tree, model, keep);
+
+  auto debug = std::make_shared<NumaDebug>(ctx.env, model);
+  ctx.tree.add_device<NumaDebug>("kernel/debug/vsysfs/numa", debug, NumaDebug::groups());
+  keep.push_back(debug);
+
+  for (auto& k : keep) ctx.machine.keep(std::move(k));
+  ctx.machine.keep(model);
+  set_numa_model(ctx.machine, model);
+
+  std::vector<core::EventField> data{{"nodes", model->nr_node_ids()}, {"cpus", model->nr_cpu_ids()}};
+  for (int nid = 0; nid < model->nr_node_ids(); ++nid)
+    data.emplace_back(fmt::format("zonelist{}", nid), fmt::format("{}", fmt::join(model->zonelist(nid), " ")));
+  ctx.env.log(nullptr, "numa", "build_all_zonelists", "OK", std::move(data));
+}
+
+// Before the devices that move pages in these nodes (the Xen balloon).
+const SectionRegistrar kRegistrar{"numa", &build_numa, 10};
+
+}  // namespace
+}  // namespace vsysfs::devices

@@ -1,0 +1,519 @@
+#include "devices/numa/numa_model.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "devices/machine/machine.hpp"
+
+namespace vsysfs::devices {
+namespace {
+
+// mm/page_alloc.c find_next_best_node: val *= MAX_NUMNODES, i.e.
+// 1 << CONFIG_NODES_SHIFT (10 on distribution x86_64 kernels). node_load
+// never reaches it, so the distance term always dominates.
+constexpr std::int64_t kMaxNumNodes = 1024;
+// PENALTY_FOR_NODE_WITH_CPUS
+constexpr std::int64_t kPenaltyForNodeWithCpus = 1;
+
+constexpr std::string_view kKindNames[kPageKinds] = {
+    "anon", "file", "shmem", "slab_reclaimable", "slab_unreclaimable", "pagetables", "kernel_stack",
+};
+
+std::mutex& registry_mu() {
+  static std::mutex mu;
+  return mu;
+}
+std::map<const Machine*, std::weak_ptr<NumaModel>>& registry() {
+  static std::map<const Machine*, std::weak_ptr<NumaModel>> models;
+  return models;
+}
+
+}  // namespace
+
+std::string_view page_kind_name(PageKind k) { return kKindNames[static_cast<int>(k)]; }
+
+std::optional<PageKind> parse_page_kind(std::string_view s) {
+  for (int i = 0; i < kPageKinds; ++i)
+    if (kKindNames[i] == s) return static_cast<PageKind>(i);
+  if (s == "slab") return PageKind::SlabUnreclaimable;
+  return std::nullopt;
+}
+
+std::string_view policy_mode_name(PolicyMode m) {
+  switch (m) {
+    case PolicyMode::Default: return "default";
+    case PolicyMode::Preferred: return "preferred";
+    case PolicyMode::Bind: return "bind";
+    case PolicyMode::Interleave: return "interleave";
+  }
+  return "?";
+}
+
+NumaModel::NumaModel(NumaConfig config) {
+  nodes_ = std::move(config.nodes);
+  node_load_penalty_ = config.node_load;
+  const int n = static_cast<int>(nodes_.size());
+  if (n == 0) throw std::invalid_argument("at least one node is needed");
+  if (n > kMaxNumNodes) throw std::invalid_argument("more nodes than MAX_NUMNODES (1024)");
+
+  // The SLIT. The kernel's acpi_numa_slit_init/slit_valid refuse a table
+  // whose diagonal is not LOCAL_DISTANCE or whose other entries are not
+  // above it; a machine description with such a table is an error here.
+  if (config.distance.empty()) {
+    distance_.assign(n, std::vector<int>(n, kRemoteDistance));
+    for (int i = 0; i < n; ++i) distance_[i][i] = kLocalDistance;
+  } else {
+    distance_ = std::move(config.distance);
+    if (static_cast<int>(distance_.size()) != n)
+      throw std::invalid_argument(fmt::format("distance has {} rows for {} nodes", distance_.size(), n));
+    for (int i = 0; i < n; ++i) {
+      if (static_cast<int>(distance_[i].size()) != n)
+        throw std::invalid_argument(fmt::format("distance row {} has {} entries for {} nodes", i,
+                                                distance_[i].size(), n));
+      for (int j = 0; j < n; ++j) {
+        const int d = distance_[i][j];
+        if (d > 255) throw std::invalid_argument(fmt::format("distance[{}][{}] = {} does not fit u8", i, j, d));
+        if (i == j && d != kLocalDistance)
+          throw std::invalid_argument(fmt::format("distance[{}][{}] must be {} (LOCAL_DISTANCE)", i, j, kLocalDistance));
+        if (i != j && d <= kLocalDistance)
+          throw std::invalid_argument(fmt::format("distance[{}][{}] = {} must be above {}", i, j, d, kLocalDistance));
+      }
+    }
+  }
+
+  // CPUs: each present CPU belongs to exactly one node.
+  unsigned max_cpu_plus_one = 0;
+  std::map<unsigned, int> owner;
+  node_cpus_.resize(n);
+  for (int nid = 0; nid < n; ++nid) {
+    for (unsigned cpu : nodes_[nid].cpus) {
+      if (!owner.emplace(cpu, nid).second)
+        throw std::invalid_argument(fmt::format("cpu {} is in node {} and node {}", cpu, owner[cpu], nid));
+      max_cpu_plus_one = std::max(max_cpu_plus_one, cpu + 1);
+    }
+    node_cpus_[nid] = nodes_[nid].cpus;
+    std::sort(node_cpus_[nid].begin(), node_cpus_[nid].end());
+  }
+  if (owner.empty()) throw std::invalid_argument("no node has a CPU");
+  if (!owner.count(0)) throw std::invalid_argument("cpu 0 (the boot CPU) must be in a node");
+  nr_cpu_ids_ = config.possible_cpus ? config.possible_cpus : max_cpu_plus_one;
+  if (nr_cpu_ids_ < max_cpu_plus_one)
+    throw std::invalid_argument(fmt::format("possible_cpus {} is below cpu {}", nr_cpu_ids_, max_cpu_plus_one - 1));
+  nr_cpus_ = config.nr_cpus;
+  if (nr_cpus_ < nr_cpu_ids_)
+    throw std::invalid_argument(fmt::format("nr_cpus (NR_CPUS) {} is below possible_cpus {}", nr_cpus_, nr_cpu_ids_));
+
+  // Topology: x86 enumerates the first thread of every core of a package
+  // before the second threads, so within a package's sorted CPU list the
+  // first cores-many CPUs are thread 0 of cores 0.., the next are thread 1.
+  topo_.assign(nr_cpu_ids_, CpuTopology{});
+  const unsigned tpc = config.threads_per_core ? config.threads_per_core : 1;
+  std::map<int, std::vector<unsigned>> packages;
+  for (const auto& [cpu, nid] : owner) {
+    const int pkg = nodes_[nid].package >= 0 ? nodes_[nid].package : nid;
+    packages[pkg].push_back(cpu);
+    topo_[cpu].node = nid;
+    topo_[cpu].package = pkg;
+    topo_cpus_.push_back(cpu);
+  }
+  for (auto& [pkg, cpus] : packages) {
+    if (cpus.size() % tpc != 0)
+      throw std::invalid_argument(fmt::format("package {} has {} CPUs, not a multiple of threads_per_core {}",
+                                              pkg, cpus.size(), tpc));
+    const std::size_t cores = cpus.size() / tpc;
+    for (std::size_t i = 0; i < cpus.size(); ++i) {
+      topo_[cpus[i]].core_id = static_cast<int>(i % cores);
+      topo_[cpus[i]].thread = static_cast<int>(i / cores);
+    }
+  }
+
+  online_.assign(nr_cpu_ids_, false);
+  for (unsigned cpu : topo_cpus_) online_[cpu] = true;
+  for (unsigned cpu : config.offline_cpus) {
+    if (!cpu_present(cpu)) throw std::invalid_argument(fmt::format("offline cpu {} is not present", cpu));
+    // Kernel quirk: cpu0 has no online file (not hotpluggable), so it can
+    // never be offline.
+    if (cpu == 0) throw std::invalid_argument("cpu 0 cannot be offline");
+    online_[cpu] = false;
+  }
+
+  pgdat_.resize(n);
+  for (int nid = 0; nid < n; ++nid) {
+    Pgdat& p = pgdat_[nid];
+    p.present = nodes_[nid].present_pages;
+    p.free = p.present;
+    const std::uint64_t want = nodes_[nid].hugepages;
+    if (want > p.free / kHugePagePages)
+      throw std::invalid_argument(fmt::format("node {}: {} hugepages do not fit in its memory", nid, want));
+    p.free -= want * kHugePagePages;
+    p.huge_nr = p.huge_free = want;
+  }
+  core::MutexLock lock(mu_);
+  build_all_zonelists_locked();
+}
+
+std::vector<unsigned> NumaModel::present_cpus() const { return topo_cpus_; }
+
+std::vector<unsigned> NumaModel::core_cpus(unsigned cpu) const {
+  std::vector<unsigned> out;
+  const auto& t = topo_.at(cpu);
+  for (unsigned c : topo_cpus_)
+    if (topo_[c].package == t.package && topo_[c].core_id == t.core_id) out.push_back(c);
+  return out;
+}
+
+std::vector<unsigned> NumaModel::package_cpus(unsigned cpu) const {
+  std::vector<unsigned> out;
+  for (unsigned c : topo_cpus_)
+    if (topo_[c].package == topo_.at(cpu).package) out.push_back(c);
+  return out;
+}
+
+bool NumaModel::cpu_online(unsigned cpu) const {
+  core::MutexLock lock(mu_);
+  return cpu < online_.size() && online_[cpu];
+}
+
+std::vector<unsigned> NumaModel::online_cpus() const {
+  core::MutexLock lock(mu_);
+  std::vector<unsigned> out;
+  for (unsigned c = 0; c < online_.size(); ++c)
+    if (online_[c]) out.push_back(c);
+  return out;
+}
+
+std::vector<unsigned> NumaModel::online_subset(std::vector<unsigned> cpus) const {
+  core::MutexLock lock(mu_);
+  std::erase_if(cpus, [&](unsigned c) { return c >= online_.size() || !online_[c]; });
+  return cpus;
+}
+
+core::Result<bool> NumaModel::set_cpu_online(unsigned cpu, bool online) {
+  if (!cpu_present(cpu)) return core::Errno{EINVAL};
+  core::MutexLock lock(mu_);
+  if (online_[cpu] == online) return false;
+  if (!online) {
+    // kernel/cpu.c cpu_down_maps_locked / _cpu_down: the last CPU stays.
+    if (std::count(online_.begin(), online_.end(), true) == 1) return core::Errno{EBUSY};
+  }
+  online_[cpu] = online;
+  return true;
+}
+
+std::vector<int> NumaModel::nodes_with_memory() const {
+  core::MutexLock lock(mu_);
+  return memory_nodes_locked();
+}
+
+std::vector<int> NumaModel::memory_nodes_locked() const {
+  std::vector<int> out;
+  for (int nid = 0; nid < nr_node_ids(); ++nid)
+    if (has_memory_locked(nid)) out.push_back(nid);
+  return out;
+}
+
+std::vector<int> NumaModel::nodes_with_cpu() const {
+  core::MutexLock lock(mu_);
+  std::vector<int> out;
+  for (int nid = 0; nid < nr_node_ids(); ++nid)
+    for (unsigned cpu : node_cpus_[nid])
+      if (online_[cpu]) {
+        out.push_back(nid);
+        break;
+      }
+  return out;
+}
+
+// __build_all_zonelists + build_zonelists + find_next_best_node (modern
+// mm/page_alloc.c; reference 4.8). node_load[] is reset once and then
+// accumulates across the nodes, in node id order: that is what spreads
+// the fallback of equally distant nodes round-robin.
+//
+// The penalty for "the first node of a new distance group" has changed
+// over the years: node_load[node] += load with load counting down
+// (2.6.18), = load (2.6.23 to 5.15), += load again (5.16, "use accumulated
+// load when building node fallback list"), then += nr_online_nodes and
+// += 1 in current kernels (the last two order nodes identically). The
+// machine description picks one (NodeLoadPenalty); current is the default.
+// Every variant here uses the modern candidate set (nodes with memory).
+void NumaModel::build_all_zonelists_locked() {
+  mu_.assert_held();
+  const int n = nr_node_ids();
+  std::vector<std::int64_t> node_load(n, 0);
+  const std::vector<int> memory_nodes = memory_nodes_locked();
+
+  auto find_next_best_node = [&](int node, std::vector<bool>& used) -> int {
+    // Use the local node if we haven't already, but a memoryless local
+    // node is skipped.
+    if (!used[node] && has_memory_locked(node)) {
+      used[node] = true;
+      return node;
+    }
+    std::int64_t min_val = LLONG_MAX;
+    int best = -1;
+    for (int cand : memory_nodes) {
+      if (used[cand]) continue;
+      std::int64_t val = distance_[node][cand];
+      val += (cand < node) ? 1 : 0;  // penalise nodes under us ("prefer the next node")
+      if (!node_cpus_[cand].empty()) val += kPenaltyForNodeWithCpus;  // prefer headless nodes
+      val *= kMaxNumNodes;
+      val += node_load[cand];  // slight preference for the less loaded node
+      if (val < min_val) {
+        min_val = val;
+        best = cand;
+      }
+    }
+    if (best >= 0) used[best] = true;
+    return best;
+  };
+
+  for (int local = 0; local < n; ++local) {
+    std::vector<bool> used(n, false);
+    std::vector<int> order;
+    int prev = local;
+    int node;
+    std::int64_t load = n;  // nr_online_nodes, for the older penalties
+    while ((node = find_next_best_node(local, used)) >= 0) {
+      if (distance_[local][node] != distance_[local][prev]) {
+        switch (node_load_penalty_) {
+          case NodeLoadPenalty::Add1: node_load[node] += 1; break;
+          case NodeLoadPenalty::AddCountdown: node_load[node] += load; break;
+          case NodeLoadPenalty::Assign: node_load[node] = load; break;
+        }
+      }
+      --load;
+      order.push_back(node);
+      prev = node;
+    }
+    pgdat_[local].zonelist = std::move(order);
+  }
+}
+
+std::vector<int> NumaModel::zonelist(int nid) const {
+  core::MutexLock lock(mu_);
+  return pgdat_.at(nid).zonelist;
+}
+
+core::Result<Allocation> NumaModel::alloc(const AllocRequest& req) {
+  if (req.pages == 0) return core::Errno{EINVAL};
+  core::MutexLock lock(mu_);
+  if (req.cpu >= online_.size() || !online_[req.cpu]) return core::Errno{EINVAL};
+  const int local = topo_[req.cpu].node;  // numa_node_id()
+  const int n = nr_node_ids();
+
+  // The policy's nodes, contextualised to the nodes with memory
+  // (mpol_set_nodemask: nodes_and with N_MEMORY); empty is EINVAL.
+  std::vector<bool> in_set(n, false);
+  std::vector<int> set;
+  for (int nid : req.policy.nodes) {
+    if (nid < 0 || nid >= n) return core::Errno{EINVAL};
+    if (has_memory_locked(nid) && !in_set[nid]) {
+      in_set[nid] = true;
+      set.push_back(nid);
+    }
+  }
+  std::sort(set.begin(), set.end());
+  if (req.policy.mode != PolicyMode::Default && set.empty()) return core::Errno{EINVAL};
+  if (req.policy.mode == PolicyMode::Preferred && req.policy.nodes.size() != 1) return core::Errno{EINVAL};
+
+  Allocation a;
+  a.cpu = req.cpu;
+  a.policy = req.policy;
+  a.kind = req.kind;
+  a.pages = req.pages;
+  a.per_node.assign(n, 0);
+  const auto kind = static_cast<std::size_t>(req.kind);
+
+  // One batch of `count` pages from zone `z` for a request whose preferred
+  // zone (first usable zone of its zonelist) is `preferred`:
+  // zone_statistics(preferred_zone, z, count).
+  auto take = [&](int preferred, int z, std::uint64_t count) {
+    Pgdat& zp = pgdat_[z];
+    zp.free -= count;
+    zp.used[kind] += count;
+    a.per_node[z] += count;
+    if (z == preferred) {
+      zp.stat.numa_hit += count;
+    } else {
+      zp.stat.numa_miss += count;
+      pgdat_[preferred].stat.numa_foreign += count;
+    }
+    if (z == local)
+      zp.stat.local_node += count;
+    else
+      zp.stat.other_node += count;
+  };
+
+  if (req.policy.mode == PolicyMode::Interleave) {
+    // alloc_page_interleave(gfp, order, interleave_nodes(pol)): the page is
+    // asked of node S[i] with no nodemask, so it may fall back along that
+    // node's zonelist; NUMA_INTERLEAVE_HIT when it came from S[i] itself.
+    std::uint64_t total = 0;
+    for (int nid : memory_nodes_locked()) total += pgdat_[nid].free;
+    if (total < req.pages) return core::Errno{ENOMEM};
+    const std::size_t k = set.size();
+    auto supplier = [&](int target) {
+      for (int z : pgdat_[target].zonelist)
+        if (pgdat_[z].free > 0) return z;
+      return -1;  // unreachable: total free covers what remains
+    };
+    auto take_interleaved = [&](int target, int z, std::uint64_t count) {
+      take(target, z, count);
+      if (z == target) pgdat_[z].stat.interleave_hit += count;
+    };
+    std::uint64_t remaining = req.pages;
+    std::size_t idx = 0;  // il_prev starts before the first node of the set
+    while (remaining > 0) {
+      if (idx == 0 && remaining >= k) {
+        // Whole rounds at once while every target's supplier stays the same.
+        std::vector<int> sup(k);
+        std::vector<std::uint64_t> per(n, 0);
+        for (std::size_t j = 0; j < k; ++j) {
+          sup[j] = supplier(set[j]);
+          per[sup[j]]++;
+        }
+        std::uint64_t rounds = remaining / k;
+        for (int z = 0; z < n; ++z)
+          if (per[z]) rounds = std::min(rounds, pgdat_[z].free / per[z]);
+        if (rounds > 0) {
+          for (std::size_t j = 0; j < k; ++j) take_interleaved(set[j], sup[j], rounds);
+          remaining -= rounds * k;
+          continue;
+        }
+      }
+      const int target = set[idx];
+      take_interleaved(target, supplier(target), 1);
+      --remaining;
+      idx = (idx + 1) % k;
+    }
+  } else {
+    // get_page_from_freelist over the zonelist, filtered by the nodemask
+    // (bind); the preferred zone is the first zone of that filtered walk
+    // (first_zones_zonelist), whether or not it has free pages.
+    const int start = req.policy.mode == PolicyMode::Preferred ? set.front() : local;
+    std::vector<int> walk;
+    for (int z : pgdat_[start].zonelist)
+      if (req.policy.mode != PolicyMode::Bind || in_set[z]) walk.push_back(z);
+    if (walk.empty()) return core::Errno{ENOMEM};
+    std::uint64_t total = 0;
+    for (int z : walk) total += pgdat_[z].free;
+    if (total < req.pages) return core::Errno{ENOMEM};
+    const int preferred = walk.front();
+    std::uint64_t remaining = req.pages;
+    for (int z : walk) {
+      const std::uint64_t t = std::min(remaining, pgdat_[z].free);
+      if (t) take(preferred, z, t);
+      remaining -= t;
+      if (!remaining) break;
+    }
+  }
+
+  a.id = next_id_++;
+  last_id_ = a.id;
+  allocations_.emplace(a.id, a);
+  return a;
+}
+
+core::Result<Allocation> NumaModel::free(std::uint64_t id) {
+  core::MutexLock lock(mu_);
+  auto it = allocations_.find(id);
+  if (it == allocations_.end()) return core::Errno{ENOENT};
+  Allocation a = std::move(it->second);
+  allocations_.erase(it);
+  const auto kind = static_cast<std::size_t>(a.kind);
+  for (int z = 0; z < nr_node_ids(); ++z) {
+    pgdat_[z].free += a.per_node[z];
+    pgdat_[z].used[kind] -= a.per_node[z];
+  }
+  return a;
+}
+
+std::vector<Allocation> NumaModel::allocations() const {
+  core::MutexLock lock(mu_);
+  std::vector<Allocation> out;
+  for (const auto& [id, a] : allocations_) out.push_back(a);
+  return out;
+}
+
+std::uint64_t NumaModel::last_alloc_id() const {
+  core::MutexLock lock(mu_);
+  return last_id_;
+}
+
+std::uint64_t NumaModel::set_nr_hugepages(int nid, std::uint64_t count) {
+  core::MutexLock lock(mu_);
+  Pgdat& p = pgdat_.at(nid);
+  if (count > p.huge_nr) {
+    // alloc_pool_huge_page with __GFP_THISNODE until it fails.
+    const std::uint64_t grow = std::min(count - p.huge_nr, p.free / kHugePagePages);
+    p.free -= grow * kHugePagePages;
+    p.huge_nr += grow;
+    p.huge_free += grow;
+  } else if (count < p.huge_nr) {
+    // Only free huge pages can go back to the buddy allocator.
+    const std::uint64_t shrink = std::min(p.huge_nr - count, p.huge_free);
+    p.free += shrink * kHugePagePages;
+    p.huge_nr -= shrink;
+    p.huge_free -= shrink;
+  }
+  return p.huge_nr;
+}
+
+core::Status NumaModel::add_present_pages(int nid, std::uint64_t pages) {
+  if (nid < 0 || nid >= nr_node_ids()) return core::Errno{EINVAL};
+  core::MutexLock lock(mu_);
+  if (pages > UINT64_MAX - pgdat_[nid].present) return core::Errno{EINVAL};
+  const bool had_memory = has_memory_locked(nid);
+  pgdat_[nid].present += pages;
+  pgdat_[nid].free += pages;
+  // online_pages: a node gaining its first memory joins N_MEMORY and
+  // build_all_zonelists runs again.
+  if (!had_memory && has_memory_locked(nid)) build_all_zonelists_locked();
+  return {};
+}
+
+core::Result<std::uint64_t> NumaModel::remove_present_pages(int nid, std::uint64_t pages) {
+  if (nid < 0 || nid >= nr_node_ids()) return core::Errno{EINVAL};
+  core::MutexLock lock(mu_);
+  Pgdat& p = pgdat_[nid];
+  const std::uint64_t got = std::min(pages, p.free);
+  p.free -= got;
+  p.present -= got;
+  if (got && !has_memory_locked(nid)) build_all_zonelists_locked();
+  return got;
+}
+
+NodeSnapshot NumaModel::node(int nid) const {
+  core::MutexLock lock(mu_);
+  const Pgdat& p = pgdat_.at(nid);
+  NodeSnapshot s;
+  s.id = nid;
+  s.cpus = node_cpus_[nid];
+  s.present = p.present;
+  s.free = p.free;
+  s.used = p.used;
+  s.huge_nr = p.huge_nr;
+  s.huge_free = p.huge_free;
+  s.stat = p.stat;
+  return s;
+}
+
+std::shared_ptr<NumaModel> numa_model_of(const Machine& machine) {
+  std::lock_guard lock(registry_mu());
+  auto it = registry().find(&machine);
+  return it == registry().end() ? nullptr : it->second.lock();
+}
+
+void set_numa_model(const Machine& machine, std::shared_ptr<NumaModel> model) {
+  std::lock_guard lock(registry_mu());
+  registry()[&machine] = model;
+}
+
+}  // namespace vsysfs::devices

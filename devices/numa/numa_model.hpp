@@ -1,0 +1,259 @@
+#pragma once
+
+// NumaModel: the page allocator behind /sys/devices/system/node and
+// /sys/devices/system/cpu. One pg_data_t per node (the seed document
+// Documentation/vm/numa, "Each node's page allocation data structures have
+// also been encapsulated into a pg_data_t"): its CPUs, its present and free
+// pages, the pages in use by kind, its hugepage pool, its SLIT distance row,
+// its fallback zonelist and its numastat counters. Plus the CPUs: which node
+// each belongs to, its package/core, and whether it is online.
+//
+// Follows (docs/kernel-semantics.md section 4, 4.8 in particular):
+//   mm/page_alloc.c   find_next_best_node, build_zonelists,
+//                     __build_all_zonelists (node_load reset once per
+//                     rebuild), get_page_from_freelist (first zonelist
+//                     node with free pages), zone_statistics
+//   mm/mempolicy.c    MPOL_DEFAULT/LOCAL, MPOL_PREFERRED, MPOL_BIND,
+//                     MPOL_INTERLEAVE (interleave_nodes: per-task cursor
+//                     starting at the first node of the set),
+//                     alloc_page_interleave (NUMA_INTERLEAVE_HIT), policy_node
+//   mm/hugetlb.c      per-node persistent pool (set_max_huge_pages)
+// Simplifications, each deliberate: one zone (ZONE_NORMAL) per node, so the
+// zonelist is the node order; no watermarks or reclaim, a node supplies
+// until its free count is 0; an allocation is a batch of order-0 pages that
+// either all succeed or fail with ENOMEM and change nothing.
+//
+// The model is also the API the Xen balloon uses to move guest pages in
+// and out of nodes (add_present_pages / remove_present_pages), like the
+// kernel balloon's adjust_managed_page_count().
+//
+// Thread-safety: every public member may be called from any thread; all
+// state is guarded by one mutex (mu_), a leaf: nothing is called out while
+// it is held.
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/locks.hpp"
+#include "core/result.hpp"
+
+namespace vsysfs::devices {
+
+class Machine;
+
+inline constexpr int kLocalDistance = 10;   // include/linux/topology.h LOCAL_DISTANCE
+inline constexpr int kRemoteDistance = 20;  // REMOTE_DISTANCE
+inline constexpr std::uint64_t kPageKiB = 4;
+inline constexpr std::uint64_t kHugePagePages = 512;  // 2048 kB / 4 kB (HPAGE_PMD_NR)
+
+// What a page is used for; each maps to the meminfo/vmstat lines it feeds.
+enum class PageKind : int {
+  Anon,               // AnonPages, Inactive(anon)    nr_anon_pages, nr_inactive_anon
+  File,               // FilePages, Inactive(file)    nr_file_pages, nr_inactive_file
+  Shmem,              // Shmem, FilePages, Inactive(anon)
+  SlabReclaimable,    // Slab, SReclaimable, KReclaimable
+  SlabUnreclaimable,  // Slab, SUnreclaim
+  PageTables,         // PageTables                   nr_page_table_pages
+  KernelStack,        // KernelStack (in kB)          nr_kernel_stack (kB)
+};
+inline constexpr int kPageKinds = 7;
+std::string_view page_kind_name(PageKind k);
+std::optional<PageKind> parse_page_kind(std::string_view s);
+
+enum class PolicyMode { Default, Preferred, Bind, Interleave };
+std::string_view policy_mode_name(PolicyMode m);
+
+struct MemPolicy {
+  PolicyMode mode = PolicyMode::Default;
+  std::vector<int> nodes;  // Preferred: one node; Bind/Interleave: the set (sorted)
+};
+
+// The six numastat counters (drivers/base/node.c node_read_numastat).
+struct NumaStat {
+  std::uint64_t numa_hit = 0;
+  std::uint64_t numa_miss = 0;
+  std::uint64_t numa_foreign = 0;
+  std::uint64_t interleave_hit = 0;
+  std::uint64_t local_node = 0;
+  std::uint64_t other_node = 0;
+  friend bool operator==(const NumaStat&, const NumaStat&) = default;
+};
+
+struct CpuTopology {
+  int node = -1;
+  int package = 0;
+  int core_id = 0;
+  int thread = 0;  // 0 for the first hardware thread of a core
+};
+
+// The machine description's [numa] section, parsed (see numa_node.cpp).
+// How build_zonelists penalises the first node of a new distance group
+// (node_load[node] ...), which decides the order of equally distant nodes.
+enum class NodeLoadPenalty {
+  Add1,         // += 1 (current kernels; += nr_online_nodes before that, same order)
+  AddCountdown, // += load, load = nr_online_nodes counting down per pick (2.6.18, 5.16)
+  Assign,       // = load (2.6.23 .. 5.15)
+};
+
+struct NumaConfig {
+  struct Node {
+    std::vector<unsigned> cpus;
+    std::uint64_t present_pages = 0;
+    std::uint64_t hugepages = 0;  // persistent 2 MiB pages at boot
+    int package = -1;             // -1: the node's own id
+  };
+  std::vector<Node> nodes;
+  std::vector<std::vector<int>> distance;  // empty: 10 local, 20 remote
+  unsigned threads_per_core = 1;
+  NodeLoadPenalty node_load = NodeLoadPenalty::Add1;
+  unsigned possible_cpus = 0;  // nr_cpu_ids; 0: one past the highest CPU
+  unsigned nr_cpus = 8192;     // NR_CPUS (kernel_max = NR_CPUS - 1)
+  std::vector<unsigned> offline_cpus;
+};
+
+// One successful allocation as the workload knob sees it.
+struct Allocation {
+  std::uint64_t id = 0;
+  unsigned cpu = 0;
+  MemPolicy policy;
+  PageKind kind = PageKind::Anon;
+  std::uint64_t pages = 0;
+  std::vector<std::uint64_t> per_node;  // pages supplied by each node
+};
+
+struct AllocRequest {
+  unsigned cpu = 0;
+  std::uint64_t pages = 0;
+  MemPolicy policy;
+  PageKind kind = PageKind::Anon;
+};
+
+// Everything a node file shows, copied out under the lock.
+struct NodeSnapshot {
+  int id = 0;
+  std::vector<unsigned> cpus;  // all CPUs of the node
+  std::uint64_t present = 0;
+  std::uint64_t free = 0;
+  std::array<std::uint64_t, kPageKinds> used{};
+  std::uint64_t huge_nr = 0;
+  std::uint64_t huge_free = 0;
+  std::uint64_t huge_surplus = 0;
+  NumaStat stat;
+};
+
+class NumaModel {
+ public:
+  // Validates the configuration; throws std::invalid_argument with a
+  // message naming what is wrong (the builder turns it into a ConfigError).
+  explicit NumaModel(NumaConfig config);
+  NumaModel(const NumaModel&) = delete;
+  NumaModel& operator=(const NumaModel&) = delete;
+
+  // --- topology (constant after construction, no lock needed) ---
+  int nr_node_ids() const { return static_cast<int>(nodes_.size()); }
+  unsigned nr_cpu_ids() const { return nr_cpu_ids_; }
+  unsigned nr_cpus() const { return nr_cpus_; }
+  bool cpu_present(unsigned cpu) const { return cpu < topo_.size() && topo_[cpu].node >= 0; }
+  const CpuTopology& topology(unsigned cpu) const { return topo_.at(cpu); }
+  std::vector<unsigned> present_cpus() const;
+  // CPUs sharing the core / the package with `cpu` (present ones).
+  std::vector<unsigned> core_cpus(unsigned cpu) const;
+  std::vector<unsigned> package_cpus(unsigned cpu) const;
+  int node_distance(int from, int to) const { return distance_[from][to]; }
+  const std::vector<unsigned>& node_cpus(int nid) const { return node_cpus_[nid]; }
+
+  // --- CPU hotplug state ---
+  bool cpu_online(unsigned cpu) const;
+  std::vector<unsigned> online_cpus() const;
+  // `cpus` without the offline ones, under one lock (one consistent view).
+  std::vector<unsigned> online_subset(std::vector<unsigned> cpus) const;
+  // device_online/device_offline of a CPU: EBUSY for the last online CPU,
+  // EINVAL for a CPU that is not present. Returns whether it changed.
+  core::Result<bool> set_cpu_online(unsigned cpu, bool online);
+
+  // --- node states (N_ONLINE, N_MEMORY, N_NORMAL_MEMORY, N_CPU) ---
+  std::vector<int> nodes_with_memory() const;
+  std::vector<int> nodes_with_cpu() const;  // nodes with an online CPU
+
+  // --- zonelists ---
+  // ZONELIST_FALLBACK of node `nid` (node order; memoryless nodes are not in
+  // any zonelist, and a memoryless node's own list starts elsewhere).
+  std::vector<int> zonelist(int nid) const;
+
+  // --- allocations ---
+  // The pages as order-0 allocations under `policy` from `cpu`, all or
+  // nothing: EINVAL for a CPU that is not online or a policy whose node set
+  // has no node with memory, ENOMEM when the allowed nodes cannot supply
+  // them all (nothing changes).
+  core::Result<Allocation> alloc(const AllocRequest& req);
+  // Returns an allocation's pages to the nodes that supplied them; ENOENT
+  // for an unknown id.
+  core::Result<Allocation> free(std::uint64_t id);
+  std::vector<Allocation> allocations() const;
+  std::uint64_t last_alloc_id() const;
+
+  // --- hugepages (nodeN/hugepages/hugepages-2048kB/nr_hugepages) ---
+  // set_max_huge_pages for one node: grows from the node's free pages as far
+  // as they go, shrinks by freeing unused huge pages. Returns the new count.
+  std::uint64_t set_nr_hugepages(int nid, std::uint64_t count);
+
+  // --- balloon API (Xen balloon moves guest memory in and out of nodes) ---
+  // Pages given (back) to node `nid`: present and free grow by `pages`
+  // (increase_reservation + adjust_managed_page_count(+1) per page).
+  // EINVAL for a node that does not exist or a count that would overflow
+  // the node's present pages. A node that gains its first
+  // memory joins N_MEMORY and the zonelists are rebuilt (memory hotplug).
+  core::Status add_present_pages(int nid, std::uint64_t pages);
+  // Takes up to `pages` free pages away from node `nid` (the balloon
+  // allocating pages to hand to the hypervisor, then removing them from the
+  // managed count). Returns how many it got (fewer when the node runs out,
+  // as the balloon's alloc_page fails). EINVAL for a node that does not exist.
+  core::Result<std::uint64_t> remove_present_pages(int nid, std::uint64_t pages);
+
+  NodeSnapshot node(int nid) const;
+
+ private:
+  struct Pgdat {
+    std::uint64_t present = 0;
+    std::uint64_t free = 0;
+    std::array<std::uint64_t, kPageKinds> used{};
+    std::uint64_t huge_nr = 0;
+    std::uint64_t huge_free = 0;
+    NumaStat stat;
+    std::vector<int> zonelist;
+  };
+
+  void build_all_zonelists_locked();
+  std::vector<int> memory_nodes_locked() const;
+  bool has_memory_locked(int nid) const { return pgdat_[nid].present > 0; }
+
+  std::vector<unsigned> topo_cpus_;           // present CPUs, ascending
+  std::vector<CpuTopology> topo_;             // index = cpu id, node -1 = absent
+  std::vector<std::vector<unsigned>> node_cpus_;
+  std::vector<std::vector<int>> distance_;
+  std::vector<NumaConfig::Node> nodes_;
+  NodeLoadPenalty node_load_penalty_ = NodeLoadPenalty::Add1;
+  unsigned nr_cpu_ids_ = 0;
+  unsigned nr_cpus_ = 0;
+
+  mutable core::Mutex mu_{"numa.pgdat"};  // Order: leaf (never calls out while held)
+  std::vector<Pgdat> pgdat_;              // guarded by mu_
+  std::vector<bool> online_;              // guarded by mu_; index = cpu
+  std::map<std::uint64_t, Allocation> allocations_;  // guarded by mu_
+  std::uint64_t next_id_ = 1;                        // guarded by mu_
+  std::uint64_t last_id_ = 0;                        // guarded by mu_
+};
+
+// The machine's NUMA model (null when the description has no [numa]
+// section). The balloon's builder runs after the NUMA one (section order)
+// and finds the model here.
+std::shared_ptr<NumaModel> numa_model_of(const Machine& machine);
+void set_numa_model(const Machine& machine, std::shared_ptr<NumaModel> model);
+
+}  // namespace vsysfs::devices

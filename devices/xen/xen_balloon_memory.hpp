@@ -1,0 +1,114 @@
+#pragma once
+
+// The guest's memory as the balloon driver sees it: the one place that
+// knows how many pages the guest has populated (current_pages, MemTotal),
+// how many of them its workload uses, how many are free in the page
+// allocator, and how many sit in the balloon (pfns with no machine frame
+// behind them). Reference 3.5-3.7: balloon_stats.current_pages,
+// balloon_low, balloon_high; alloc_page(GFP_BALLOON) for decrease
+// (never triggers the OOM killer: it just fails when nothing is free);
+// balloon_retrieve + __free_reserved_page for increase.
+//
+// The model is one zone on x86-64: no highmem, so balloon_high is always 0
+// and every ballooned page counts in balloon_low (balloon_append puts a
+// page on the high list only when PageHighMem).
+//
+// Two back ends, chosen at construction:
+//  - flat (no [numa] section): one counter of populated pages and one of
+//    pages the workload uses (the guest/used_kb knob).
+//  - NUMA (the machine has a NumaModel, reference section 4): the guest's
+//    memory is its nodes' memory. totalram_pages() is the sum of the nodes'
+//    present pages (nodeN/meminfo MemTotal), free_pages() the sum of their
+//    free pages, and the workload is NUMA's own (numa/alloc, hugepages).
+//    alloc_balloon_pages() is alloc_page(GFP_BALLOON) over a fixed node
+//    fallback order: the zonelist, at boot, of the first node with memory
+//    (the balloon kworker's node), then any node not in it; it takes free
+//    pages only (remove_present_pages = adjust_managed_page_count(-1)).
+//    It records how many pages came from each node, and
+//    populate_from_balloon() gives pages back to those nodes first (a
+//    ballooned pfn belongs to the node it was taken from). Pages beyond
+//    that (the part of the static maximum that was never populated) are
+//    spread round robin, one page at a time, over the nodes that had
+//    memory at boot (the vNUMA memory nodes), starting where the previous
+//    populate stopped, so the nodes grow evenly.
+//
+// Thread-safety: none of its own; the balloon driver's balloon_mutex
+// guards every call. The NumaModel has its own leaf lock (numa.pgdat);
+// lock order: xen.balloon_mutex -> numa.pgdat (never taken with
+// xen.hypervisor held: the worker calls in here before or after the
+// hypercall, not inside it). Only the balloon changes the nodes' present
+// pages, so the sum over nodes is stable under balloon_mutex even though
+// each node is read under its own acquisition of numa.pgdat.
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "devices/numa/numa_model.hpp"
+
+namespace vsysfs::devices {
+
+class XenGuestMemory {
+ public:
+  // Flat: `current` pages populated at boot, `max` pages of
+  // pseudo-physical space (static maximum: the rest starts in the
+  // balloon), `used` pages held by the workload.
+  XenGuestMemory(std::uint64_t current, std::uint64_t max, std::uint64_t used)
+      : current_pages_(current), balloon_low_(max - current), used_pages_(used) {}
+
+  // NUMA: the populated pages are the nodes' present pages (the caller has
+  // checked that they sum to at most `max`); the rest of `max` starts in
+  // the balloon.
+  XenGuestMemory(std::shared_ptr<NumaModel> numa, std::uint64_t max);
+
+  // The nodes' present pages at construction (what [xen] memory must be).
+  static std::uint64_t numa_total_pages(const NumaModel& numa);
+
+  bool numa_backed() const { return numa_ != nullptr; }
+  std::uint64_t totalram_pages() const;
+  std::uint64_t free_pages() const;
+  std::uint64_t used_pages() const { return totalram_pages() - free_pages(); }
+  std::uint64_t balloon_low() const { return balloon_low_; }
+  std::uint64_t balloon_high() const { return 0; }  // x86-64: no highmem
+  std::uint64_t ballooned_pages() const { return balloon_low() + balloon_high(); }
+  std::uint64_t max_pages() const { return totalram_pages() + ballooned_pages(); }
+  // Pages in the balloon that were taken from node `nid` (NUMA only).
+  std::uint64_t ballooned_from_node(int nid) const {
+    return nid >= 0 && static_cast<std::size_t>(nid) < from_node_.size() ? from_node_[nid] : 0;
+  }
+
+  // The workload grows or shrinks; false (nothing changed) when it would
+  // need more pages than the guest has populated, and always with NUMA
+  // (the workload is numa/alloc's there).
+  bool set_used_pages(std::uint64_t used) {
+    if (numa_ || used > current_pages_) return false;
+    used_pages_ = used;
+    return true;
+  }
+
+  // decrease_reservation's alloc_page(GFP_BALLOON) loop: takes up to `n`
+  // free pages out of the allocator into the balloon; returns how many it
+  // got (fewer when the allocator runs dry). The caller hands exactly
+  // that many frames back to Xen.
+  std::uint64_t alloc_balloon_pages(std::uint64_t n);
+
+  // increase_reservation after Xen granted `n` frames: that many pages
+  // leave the balloon, get their frames and are freed to the allocator.
+  // The caller never passes more than ballooned_pages().
+  void populate_from_balloon(std::uint64_t n);
+
+ private:
+  // Flat back end.
+  std::uint64_t current_pages_ = 0;
+  std::uint64_t balloon_low_;
+  std::uint64_t used_pages_ = 0;
+  // NUMA back end.
+  std::shared_ptr<NumaModel> numa_;
+  std::vector<int> fallback_;              // alloc order (fixed at boot)
+  std::vector<int> boot_memory_nodes_;     // round robin set for new pages
+  std::vector<std::uint64_t> from_node_;   // ballooned pages taken from each node
+  std::size_t next_rr_ = 0;                // round robin cursor into boot_memory_nodes_
+};
+
+}  // namespace vsysfs::devices

@@ -1,0 +1,219 @@
+// Unit tests of devices/dcdbas_smbios.cpp: the SMBIOS entry point and
+// structure table, and class/dmi/id, all from one [dcdbas] description.
+#include "devices/dell/dcdbas_smbios.hpp"
+
+#include <doctest/doctest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tests/devices/dell/dcdbas_test_util.hpp"
+#include "tests/support/test_env.hpp"
+
+using vsysfs::testing::TestMachine;
+using namespace vsysfs::testing::dcdbas;
+
+namespace {
+
+struct Dmi {
+  int type;
+  int length;
+  int handle;
+  std::string formatted;
+  std::vector<std::string> strings;
+};
+
+// Walks the table the way dmidecode does; CHECKs its framing.
+std::vector<Dmi> walk(const std::string& t) {
+  std::vector<Dmi> out;
+  std::size_t i = 0;
+  while (i + 4 <= t.size()) {
+    Dmi d;
+    d.type = static_cast<unsigned char>(t[i]);
+    d.length = static_cast<unsigned char>(t[i + 1]);
+    d.handle = static_cast<unsigned char>(t[i + 2]) | static_cast<unsigned char>(t[i + 3]) << 8;
+    REQUIRE(d.length >= 4);
+    d.formatted = t.substr(i, d.length);
+    std::size_t j = i + d.length;
+    if (t[j] == 0) {
+      j += 2;  // no strings: double NUL
+    } else {
+      while (t[j] != 0) {
+        const std::size_t end = t.find('\0', j);
+        d.strings.push_back(t.substr(j, end - j));
+        j = end + 1;
+      }
+      ++j;
+    }
+    out.push_back(d);
+    i = j;
+    if (d.type == 127) break;
+  }
+  CHECK(i == t.size());
+  return out;
+}
+
+unsigned sum(const std::string& s, std::size_t from, std::size_t to) {
+  unsigned v = 0;
+  for (std::size_t k = from; k < to; ++k) v += static_cast<unsigned char>(s[k]);
+  return v & 0xFF;
+}
+
+std::string str(const Dmi& d, std::size_t offset) {
+  const int n = static_cast<unsigned char>(d.formatted[offset]);
+  return n == 0 ? std::string() : d.strings.at(static_cast<std::size_t>(n - 1));
+}
+
+}  // namespace
+
+TEST_SUITE("dcdbas") {
+
+TEST_CASE("SMBIOS entry point: checksums, length, count and sizes agree with the table") {
+  TestMachine m(kPe1400);
+  const std::string eps = m.read("firmware/dmi/tables/smbios_entry_point");
+  const std::string dmi = m.read("firmware/dmi/tables/DMI");
+  REQUIRE(eps.size() == 31);
+  CHECK(eps.substr(0, 4) == "_SM_");
+  CHECK(eps.substr(16, 5) == "_DMI_");
+  CHECK(sum(eps, 0, 31) == 0);
+  CHECK(sum(eps, 16, 31) == 0);
+  CHECK((static_cast<unsigned char>(eps[0x16]) | static_cast<unsigned char>(eps[0x17]) << 8) == dmi.size());
+  const auto structs = walk(dmi);
+  CHECK((static_cast<unsigned char>(eps[0x1C]) | static_cast<unsigned char>(eps[0x1D]) << 8) == structs.size());
+  CHECK(structs.back().type == 127);
+  // stat() shows the real sizes (libsmbios fseek/ftell's them) and root-only modes.
+  CHECK(m.tree.find("firmware/dmi/tables/DMI")->size() == dmi.size());
+  CHECK(m.tree.find("firmware/dmi/tables/smbios_entry_point")->size() == 31);
+  CHECK(m.tree.find("firmware/dmi/tables/DMI")->mode.load() == 0400);
+  CHECK(m.open_errno("firmware/dmi/tables/DMI", O_WRONLY) == -EACCES);
+}
+
+TEST_CASE("SMBIOS structures carry the machine description") {
+  TestMachine m(kPe1400);
+  std::map<int, Dmi> by_type;
+  for (auto& d : walk(m.read("firmware/dmi/tables/DMI"))) by_type.emplace(d.type, d);
+  for (int t : {0, 1, 2, 3, 11, 0xD0, 0xDA, 127}) CHECK(by_type.count(t) == 1);
+  CHECK(str(by_type[1], 4) == "Dell Inc.");
+  CHECK(str(by_type[1], 5) == "PowerEdge 1400");
+  CHECK(str(by_type[1], 7) == "ABC1234");
+  CHECK(str(by_type[3], 7) == "ABC1234");
+  CHECK(str(by_type[3], 8) == "ASSET-42");
+  CHECK(by_type[11].strings.at(0) == "Dell System");
+  CHECK(by_type[11].strings.size() == 3);  // no WSMT string without WSMT
+  CHECK(by_type[0xD0].formatted[4] == 2);   // Dell SMBIOS version: buffers with header
+  const std::string& da = by_type[0xDA].formatted;
+  CHECK(static_cast<unsigned char>(da[4]) == 0xB2);
+  CHECK(static_cast<unsigned char>(da[6]) == 0xDA);
+  // One token (0x51 -> location 0x10, value 1), then EOT.
+  CHECK(da.size() == 11 + 6 + 6);
+  CHECK(u32_at(da, 11) == (0x51u | 0x10u << 16));
+  CHECK(static_cast<unsigned char>(da[17]) == 0xFF);
+  CHECK(static_cast<unsigned char>(da[18]) == 0xFF);
+}
+
+TEST_CASE("SMBIOS with WSMT names the firmware buffer in an OEM string") {
+  TestMachine m(kWsmt);
+  for (const auto& d : walk(m.read("firmware/dmi/tables/DMI"))) {
+    if (d.type != 11) continue;
+    REQUIRE(d.strings.size() == 4);
+    CHECK(d.strings[3] == "30[000000006f7d5000;00004000]");
+  }
+}
+
+TEST_CASE("SMBIOS splits more than 38 tokens over several 0xDA structures") {
+  std::string toml = "[dcdbas]\n[[dcdbas.setting]]\nlocation = 1\nmax = 100\n";
+  for (int i = 0; i < 50; ++i) toml += "[[dcdbas.token]]\nid = " + std::to_string(0x100 + i) + "\nlocation = 1\nvalue = " + std::to_string(i) + "\n";
+  TestMachine m(toml);
+  int das = 0;
+  for (const auto& d : walk(m.read("firmware/dmi/tables/DMI")))
+    if (d.type == 0xDA) {
+      ++das;
+      CHECK(d.length <= 255);
+    }
+  CHECK(das == 2);
+}
+
+TEST_CASE("class/dmi/id agrees with the tables") {
+  TestMachine m(kPe1400);
+  CHECK(m.link_target("class/dmi/id") == "../../devices/virtual/dmi/id");
+  const std::string id = "devices/virtual/dmi/id/";
+  CHECK(m.read(id + "sys_vendor") == "Dell Inc.\n");
+  CHECK(m.read(id + "product_name") == "PowerEdge 1400\n");
+  CHECK(m.read(id + "product_serial") == "ABC1234\n");
+  CHECK(m.read(id + "chassis_serial") == "ABC1234\n");
+  CHECK(m.read(id + "chassis_asset_tag") == "ASSET-42\n");
+  CHECK(m.read(id + "chassis_type") == "23\n");
+  CHECK(m.read(id + "bios_release") == "2.19\n");
+  CHECK(m.tree.find(id + "product_serial")->mode.load() == 0400);
+  CHECK(m.tree.find(id + "product_uuid")->mode.load() == 0400);
+  CHECK(m.tree.find(id + "product_name")->mode.load() == 0444);
+  CHECK(m.read(id + "modalias").rfind("dmi:bvnDellInc.:bvr2.19.1:bd06/05/2023:br2.19:svnDellInc.:pnPowerEdge1400:", 0) == 0);
+  CHECK(m.read(id + "product_uuid") == "4c4c4544-0041-4210-8043-313233340000\n");
+}
+
+}  // TEST_SUITE
+
+TEST_SUITE("dcdbas") {
+
+TEST_CASE("CMOS tokens: power-on state in the cmos file, 0xD4 table, host-control pointer visible") {
+  TestMachine m(R"([dcdbas]
+model = "PowerEdge 1400"
+[[dcdbas.cmos_token]]
+id = 0x42
+location = 0x5c
+and_mask = 0xfe
+or_value = 0x01
+active = true
+[[dcdbas.cmos_token]]
+id = 0x43
+location = 0x5c
+and_mask = 0xfe
+or_value = 0x00
+[[dcdbas.cmos_token]]
+id = 0x99
+index_port = 0x72
+location = 0x10
+and_mask = 0x0f
+or_value = 0x30
+)");
+  const std::string cmos = "kernel/debug/vsysfs/dcdbas/cmos";
+  CHECK(m.tree.find(cmos)->size() == 65536);
+  CHECK(m.tree.find(cmos)->mode.load() == 0600);
+  CHECK(m.pread(cmos, 1, 0x70 * 256 + 0x5c) == std::string("\x01", 1));
+  CHECK(m.pread(cmos, 1, 0x72 * 256 + 0x10) == std::string("\0", 1));
+  // Two 0xD4 structures (one per port pair), EOT-terminated.
+  std::vector<Dmi> d4;
+  for (auto& d : walk(m.read("firmware/dmi/tables/DMI")))
+    if (d.type == 0xD4) d4.push_back(d);
+  REQUIRE(d4.size() == 2);
+  CHECK(d4[0].length == 12 + 2 * 5 + 5);
+  CHECK(static_cast<unsigned char>(d4[0].formatted[4]) == 0x70);
+  CHECK(static_cast<unsigned char>(d4[0].formatted[6]) == 0x71);
+  CHECK(static_cast<unsigned char>(d4[1].formatted[4]) == 0x72);
+  CHECK(static_cast<unsigned char>(d4[1].formatted[6]) == 0x73);
+  // A write through the file is what the firmware sees, and is logged.
+  CHECK(m.write(cmos, std::string("\x00", 1), vsysfs::core::Caller::root(), 0x70 * 256 + 0x5c) == 1);
+  CHECK(m.pread(cmos, 1, 0x70 * 256 + 0x5c) == std::string("\0", 1));
+  CHECK(m.events_of("dcdbas", "cmos_write").back().field("index") == "\"0x5c\"");
+  CHECK(m.write(cmos, "x", vsysfs::core::Caller::root(), 65536) == -EFBIG);
+  // Host control leaves the apm_cmd pointer in CMOS page 1, 0x70..0x73.
+  REQUIRE(m.write(path("host_control_action"), "4") == 1);
+  REQUIRE(m.write(path("host_control_smi_type"), "2") == 1);
+  REQUIRE(m.write(path("host_control_on_shutdown"), "1") == 1);
+  const unsigned long a = phys(m);
+  REQUIRE(m.write("kernel/debug/vsysfs/machine/shutdown", "reboot") == 6);
+  CHECK(u32_at(m.pread(cmos, 4, 0x70 * 256 + 0x70), 0) == a);
+}
+
+TEST_CASE("CMOS token configuration errors") {
+  using vsysfs::core::ConfigError;
+  CHECK_THROWS_WITH_AS(TestMachine("[dcdbas]\n[[dcdbas.cmos_token]]\nid = 1\nlocation = 300\nand_mask = 1\n"),
+                       doctest::Contains("8 bits"), ConfigError);
+  CHECK_THROWS_WITH_AS(TestMachine("[dcdbas]\n[[dcdbas.cmos_token]]\nid = 1\nlocation = 3\nand_mask = 0\n"),
+                       doctest::Contains("string token"), ConfigError);
+  CHECK_THROWS_WITH_AS(TestMachine("[dcdbas]\n[[dcdbas.cmos_token]]\nid = 1\nlocation = 3\nand_mask = 0xfe\nor_value = 3\n"),
+                       doctest::Contains("and_mask keeps"), ConfigError);
+}
+
+}  // TEST_SUITE
