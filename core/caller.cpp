@@ -108,6 +108,12 @@ Caller Caller::with_caps(uid_t uid, std::uint64_t cap_mask, std::string comm) {
   return c;
 }
 
+Caller Caller::described(pid_t pid, uid_t uid, std::string comm) {
+  Caller c = with_caps(uid, 0, std::move(comm));
+  c.pid_ = pid;
+  return c;
+}
+
 Caller Caller::kernel() {
   Caller c = with_caps(0, kAllCaps, "kernel");
   c.pid_ = 0;

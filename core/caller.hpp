@@ -50,6 +50,8 @@ class Caller {
   static Caller user(uid_t uid);           // no capabilities
   static Caller with_caps(uid_t uid, std::uint64_t cap_mask, std::string comm = "test");
   static Caller kernel();                  // the simulated kernel (timers, workers): pid 0
+  // Who a past request came from, for the event log: no capabilities.
+  static Caller described(pid_t pid, uid_t uid, std::string comm);
 
   pid_t pid() const { return pid_; }
   uid_t uid() const { return uid_; }

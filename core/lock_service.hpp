@@ -91,6 +91,7 @@ struct LockOwner {
   pid_t pid = 0;
   std::string comm;
   int prio = 120;  // kernel numeric priority of the requester
+  uid_t uid = 0;   // who asked: lock events carry it (and the per-uid log share)
 };
 
 enum class LockType { Read, Write, Unlock };

@@ -153,6 +153,11 @@ void check_mount_point(const std::string& path) {
 }  // namespace
 
 int main(int argc, char* argv[]) {
+  // A closed reader of -o events (a pipe) must cost the daemon its events,
+  // never its life: SIGPIPE stays ignored for the whole run, including
+  // after fuse_remove_signal_handlers() puts back the default at unmount
+  // (libfuse ignores it only while its handlers are installed).
+  std::signal(SIGPIPE, SIG_IGN);
   fuse_args args = FUSE_ARGS_INIT(argc, argv);
   Options opts;
   if (fuse_opt_parse(&args, &opts, kOptionSpec, take_mountpoint) == -1)
@@ -301,6 +306,7 @@ int main(int argc, char* argv[]) {
   server.detach();
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
+  std::signal(SIGPIPE, SIG_IGN);
   fuse_session_destroy(se);
   events.record(nullptr, "vsysfs", "unmount", "OK", {{"mountpoint", mountpoint}});
   // A signal (SIGINT, SIGTERM, SIGHUP) is the normal way to stop: exit 0.

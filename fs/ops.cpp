@@ -226,7 +226,7 @@ void op_poll(fuse_req_t req, fuse_ino_t, fuse_file_info* fi, fuse_pollhandle* ph
 
 core::LockOwner lock_owner_of(fuse_req_t req, std::uint64_t owner) {
   const core::Caller caller = caller_of(req);
-  return core::LockOwner{owner, caller.pid(), caller.comm(), caller.prio()};
+  return core::LockOwner{owner, caller.pid(), caller.comm(), caller.prio(), caller.uid()};
 }
 
 // An interrupt (the waiter got a signal) cancels its queued lock; the ticket

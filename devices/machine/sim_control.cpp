@@ -14,6 +14,7 @@ constexpr core::DeviceAttribute<SimControl> kClockAttrs[] = {
 };
 constexpr core::DeviceAttribute<SimControl> kTopAttrs[] = {
     VSYSFS_ATTR_WO_MODE(SimControl, events_clear, 0200),
+    VSYSFS_ATTR_RO_MODE(SimControl, events_dropped, 0400),
 };
 constexpr core::SeqAttribute<SimControl> kTopSeq[] = {
     VSYSFS_SEQ_ATTR_RO(SimControl, events, 0400),
@@ -73,6 +74,13 @@ core::Status SimControl::events_show(std::string& out) const {
 core::Result<std::size_t> SimControl::events_clear_store(const core::Caller&, std::string_view in) {
   env_.events.clear();
   return in.size();
+}
+
+core::Status SimControl::events_dropped_show(core::PageBuffer& buf) const {
+  buf.emit("total {}\n", env_.events.dropped());
+  for (const auto& [uid, n] : env_.events.dropped_by_uid()) buf.emit("uid {} {}\n", uid, n);
+  buf.emit("sink {}\n", env_.events.sink_dropped());
+  return {};
 }
 
 core::Result<std::size_t> SimControl::shutdown_store(const core::Caller& caller,

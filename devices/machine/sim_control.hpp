@@ -14,6 +14,11 @@
 //   events                0400  the event log, one JSON object per line
 //                               (seq_file: no page limit)
 //   events_clear          0200  any write empties the in-memory log
+//   events_dropped        0400  what the log's bounds dropped (docs/trust.md):
+//                               "total N\n", one "uid U N\n" per uid whose
+//                               events were evicted from memory, and
+//                               "sink N\n" for events -o events=FILE never
+//                               received (its consumer did not keep up)
 //   machine/shutdown      0200  "poweroff", "halt" or "reboot": initiate OS
 //                               shutdown (runs the reboot notifiers: dcdbas
 //                               host control); EBUSY once shut down
@@ -50,6 +55,7 @@ class SimControl {
   core::Result<std::size_t> advance_ms_store(const core::Caller& caller, std::string_view in);
   core::Status events_show(std::string& out) const;
   core::Result<std::size_t> events_clear_store(const core::Caller& caller, std::string_view in);
+  core::Status events_dropped_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> shutdown_store(const core::Caller& caller, std::string_view in);
   core::Status power_state_show(core::PageBuffer& buf) const;
 

@@ -1,0 +1,91 @@
+#!/usr/bin/env bats
+# The event log is bounded (docs/trust.md): client input is cut before it
+# is logged, a flood from one user evicts only that user's events, and a
+# consumer of -o events that stops reading stalls nothing.
+
+load helpers
+
+UEVENT=devices/system/xen_memory/xen_memory0/uevent
+
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+
+teardown() {
+  if [ -n "${DAEMON_PID:-}" ]; then
+    fusermount3 -uz "$MNT" 2>/dev/null || true
+    kill -9 "$DAEMON_PID" 2>/dev/null || true
+    rmdir "$MNT" 2>/dev/null || true
+  fi
+  [ -n "${READER_PID:-}" ] && kill "$READER_PID" 2>/dev/null || true
+  rm -rf "${WORK:-/nonexistent}"
+  vsysfs_stop
+}
+
+@test "refused 4 KB writes are logged cut: the log grows by a bounded amount per write" {
+  vsysfs_start -o clock=manual
+  # 2000 refused writes of a page of control bytes (six bytes each once
+  # escaped): uncut, that is 48 MB of log; cut, under 4 MB.
+  python3 - "$MNT/$UEVENT" <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+for _ in range(2000):
+    try:
+        os.write(fd, b"\x01" * 4000)
+    except OSError:
+        pass
+PY
+  size=$(wc -c < "$(ctl events)")
+  [ "$size" -lt $((4 * 1024 * 1024)) ]
+  grep -q '\.\.\.(+3744 bytes)' "$(ctl events)"
+}
+
+@test "a flock flood by nobody evicts nobody's events, not root's, and counts them" {
+  MNT=$(mktemp -d /tmp/vsysfs-flood.XXXXXX)
+  chmod 0755 "$MNT"
+  VSYSFS_PID=$("$SCRIPTS/vsysfs-mount" "$MNT" -- -o allow_other,clock=manual) || return 1
+  export MNT VSYSFS_PID
+  echo 1 > "$(ctl clock/advance_ms)"          # root's own event
+  root_seq=$(grep '"what":"advance"' "$(ctl events)" | head -1 | sed 's/{"seq":\([0-9]*\),.*/\1/')
+  [ -n "$root_seq" ]
+  # 60,000 lock/unlock pairs: more than the log's 100,000 events.
+  as_nobody /usr/bin/python3 - "$MNT/devices/system/node/node0/cpulist" <<'PY'
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+for _ in range(60000):
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    fcntl.flock(fd, fcntl.LOCK_UN)
+PY
+  grep -q "{\"seq\":$root_seq," "$(ctl events)"
+  run grep -c '"uid":65534' "$(ctl events)"
+  [ "$output" -le 25000 ]
+  grep -q '^uid 65534 [1-9]' "$(ctl events_dropped)"
+  run grep -c '^uid 0 ' "$(ctl events_dropped)"
+  [ "$output" -eq 0 ]
+}
+
+@test "a stalled -o events consumer stalls no store, and the daemon exits 0 at unmount" {
+  WORK=$(mktemp -d /tmp/vsysfs-sink.XXXXXX)
+  mkfifo -m 0600 "$WORK/events"
+  # A reader that opens the pipe and never reads.
+  sleep 1000 < "$WORK/events" &
+  READER_PID=$!
+  MNT=$(mktemp -d /tmp/vsysfs-sinkmnt.XXXXXX)
+  "$VSYSFS" -f -o clock=manual,events="$WORK/events" "$MNT" 2>"$WORK/stderr" &
+  DAEMON_PID=$!
+  for _ in $(seq 200); do [ -e "$(ctl clock/advance_ms)" ] && break; sleep 0.05; done
+  # Far more than the pipe (64 KiB) and the sink queue (1 MiB) hold: each
+  # store logs an event.
+  run timeout 60 python3 - "$(ctl clock/advance_ms)" <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+for _ in range(50000):
+    os.pwrite(fd, b"0", 0)
+PY
+  [ "$status" -eq 0 ]
+  grep -q '^sink [1-9]' "$(ctl events_dropped)"
+  run timeout 30 fusermount3 -u "$MNT"
+  [ "$status" -eq 0 ]
+  run timeout 30 bash -c "wait $DAEMON_PID 2>/dev/null; tail --pid=$DAEMON_PID -f /dev/null"
+  wait "$DAEMON_PID"; rc=$?
+  unset DAEMON_PID
+  [ "$rc" -eq 0 ]
+}
