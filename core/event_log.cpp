@@ -1,14 +1,19 @@
 #include "core/event_log.hpp"
 
+#include <fcntl.h>
 #include <malloc.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <deque>
 #include <system_error>
 
 #include <fmt/format.h>
 
 #include "core/caller.hpp"
+#include "core/trusted_file.hpp"
 
 namespace vsysfs::core {
 
@@ -76,8 +81,27 @@ EventLog::~EventLog() {
 }
 
 void EventLog::open_sink(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "ae");
-  if (!f) throw std::system_error(errno, std::generic_category(), "cannot open events file " + path);
+  // The log holds what root-only files show (kernel/debug is 0700): the
+  // file is created 0600, never through a symbolic link (O_NOFOLLOW), and
+  // an existing one must be a private regular file of ours
+  // (docs/trust-files.md). O_NONBLOCK keeps a FIFO from blocking the open;
+  // FIFOs and devices are refused anyway, since a reader that stops
+  // reading would block every event, and with it every client.
+  const int fd = ::open(path.c_str(),
+                        O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY,
+                        0600);
+  if (fd < 0) {
+    if (errno == ELOOP) throw TrustError(fmt::format("events file {}: is a symbolic link (refused)", path));
+    throw TrustError(fmt::format("events file {}: {}", path, std::strerror(errno)));
+  }
+  struct stat st {};
+  std::string bad = ::fstat(fd, &st) != 0 ? std::strerror(errno) : untrusted_file(st, 077, 0);
+  std::FILE* f = bad.empty() ? ::fdopen(fd, "a") : nullptr;
+  if (!f) {
+    if (bad.empty()) bad = std::strerror(errno);
+    ::close(fd);
+    throw TrustError(fmt::format("events file {}: {}", path, bad));
+  }
   std::lock_guard lock(mu_);
   if (sink_) std::fclose(sink_);
   sink_ = f;

@@ -73,7 +73,10 @@ class EventLog {
   EventLog(const EventLog&) = delete;
   EventLog& operator=(const EventLog&) = delete;
 
-  // Appends JSON lines to `path` from now on; throws std::system_error.
+  // Appends JSON lines to `path` from now on. Creates it 0600; refuses a
+  // symbolic link, a FIFO or device, a file not owned by the effective
+  // uid, one with any group/other mode bit, a hard-linked one: throws
+  // TrustError (one line, docs/trust-files.md).
   void open_sink(const std::string& path);
 
   // Records an event; `caller` may be null for the simulated kernel.
