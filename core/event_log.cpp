@@ -91,8 +91,14 @@ void EventLog::open_sink(const std::string& path) {
                         O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY,
                         0600);
   if (fd < 0) {
-    if (errno == ELOOP) throw TrustError(fmt::format("events file {}: is a symbolic link (refused)", path));
-    throw TrustError(fmt::format("events file {}: {}", path, std::strerror(errno)));
+    const int e = errno;
+    if (e == ELOOP) throw TrustError(fmt::format("events file {}: is a symbolic link (refused)", path));
+    // A FIFO (or socket) with no reader: ENXIO (fs/fifo.c fifo_open).
+    struct stat lst {};
+    if (e == ENXIO && ::lstat(path.c_str(), &lst) == 0 && !S_ISREG(lst.st_mode))
+      throw TrustError(fmt::format("events file {}: not a regular file (a {})", path,
+                                   file_type_name(lst.st_mode)));
+    throw TrustError(fmt::format("events file {}: {}", path, std::strerror(e)));
   }
   struct stat st {};
   std::string bad = ::fstat(fd, &st) != 0 ? std::strerror(errno) : untrusted_file(st, 077, 0);
