@@ -77,15 +77,16 @@ std::string untrusted_file(const struct stat& st, mode_t forbidden_mode, std::ui
   return {};
 }
 
-std::string read_regular_file(const std::string& path, std::uint64_t max_bytes) {
+std::string read_regular_file(const std::string& path, std::uint64_t max_bytes,
+                              const std::string& role) {
   // O_NONBLOCK: opening a FIFO for reading would wait for a writer.
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) throw TrustError(fmt::format("{}: {}", path, std::strerror(errno)));
+  if (fd < 0) throw TrustError(fmt::format("{}: cannot read {}: {}", path, role, std::strerror(errno)));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     const int e = errno;
     ::close(fd);
-    throw TrustError(fmt::format("{}: {}", path, std::strerror(e)));
+    throw TrustError(fmt::format("{}: cannot read {}: {}", path, role, std::strerror(e)));
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
@@ -105,7 +106,7 @@ std::string read_regular_file(const std::string& path, std::uint64_t max_bytes) 
       if (errno == EINTR) continue;
       const int e = errno;
       ::close(fd);
-      throw TrustError(fmt::format("{}: {}", path, std::strerror(e)));
+      throw TrustError(fmt::format("{}: cannot read {}: {}", path, role, std::strerror(e)));
     }
     if (n == 0) break;
     out.append(buf, static_cast<std::size_t>(n));

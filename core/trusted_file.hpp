@@ -63,7 +63,9 @@ std::string untrusted_file(const struct stat& st, mode_t forbidden_mode, std::ui
 // Reads a whole input file the daemon does not write (the machine file):
 // opened O_RDONLY|O_NONBLOCK (a symbolic link is followed; fstat checks
 // what it points to), refused unless a regular file of at most
-// `max_bytes`. Throws TrustError "PATH: ...".
-std::string read_regular_file(const std::string& path, std::uint64_t max_bytes);
+// `max_bytes`. Throws TrustError "PATH: ..." (an I/O error: "PATH: cannot
+// read ROLE: strerror").
+std::string read_regular_file(const std::string& path, std::uint64_t max_bytes,
+                              const std::string& role = "file");
 
 }  // namespace vsysfs::core

@@ -85,7 +85,7 @@ core::ConfigValue parse_machine_toml(std::string_view text, const std::string& s
 core::ConfigValue load_machine_file(const std::string& path) {
   std::string text;
   try {
-    text = core::read_regular_file(path, core::kMaxMachineFileBytes);
+    text = core::read_regular_file(path, core::kMaxMachineFileBytes, "machine file");
   } catch (const core::TrustError& e) {
     throw core::ConfigError(e.what());
   }
