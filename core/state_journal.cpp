@@ -239,6 +239,9 @@ DecodedJournal StateJournal::load() {
     const std::string lock_path = path_ + ".lock";
     const int lfd =
         ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+    if (lfd < 0 && errno == ELOOP)
+      throw std::runtime_error(
+          fmt::format("state file {}: lock file {}: is a symbolic link (refused)", path_, lock_path));
     if (lfd < 0) io_error("open", lock_path);
     struct stat st {};
     if (::fstat(lfd, &st) != 0) {

@@ -226,6 +226,15 @@ TEST_SUITE("state_journal") {
                          std::runtime_error);
     REQUIRE(::lstat(path.c_str(), &st) == 0);
     CHECK(S_ISLNK(st.st_mode));
+    // A link at FILE.lock: refused too, its target untouched.
+    TempDir d2;
+    REQUIRE(symlink((d2 / "victim").c_str(), (d2 / "state.lock").c_str()) == 0);
+    CHECK_THROWS_WITH_AS(core::StateJournal(d2 / "state").load(),
+                         ("state file " + d2 / "state" + ": lock file " + d2 / "state.lock" +
+                          ": is a symbolic link (refused)")
+                             .c_str(),
+                         std::runtime_error);
+    CHECK(::lstat((d2 / "victim").c_str(), &st) != 0);
   }
 
   TEST_CASE("a planted state file is refused: another owner, writable by others, open directory") {
