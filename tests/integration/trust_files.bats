@@ -240,7 +240,10 @@ header() { printf 'VSYSFS-STATE\x001\n\n' > "$1"; }
   mountpoint -q "$W/b/mnt"
 }
 
-@test "vsysfs-umount names the processes whose mount namespace still holds the mount" {
+# held_mount_umount: mount with $VSYSFS, let an "unshare -m" process keep a
+# copy of the mount, and check vsysfs-umount waits for this daemon, names
+# the holder, and that the daemon exits once the holder is gone.
+held_mount_umount() {
   vsysfs_start
   unshare -m sleep 600 </dev/null >/dev/null 2>&1 3>&- &
   HOLDER=$!
@@ -259,6 +262,15 @@ header() { printf 'VSYSFS-STATE\x001\n\n' > "$1"; }
   HOLDER=""
   for _ in $(seq 200); do pid_running "$VSYSFS_PID" || break; sleep 0.05; done
   ! pid_running "$VSYSFS_PID"
+}
+
+@test "vsysfs-umount names the processes whose mount namespace still holds the mount" {
+  held_mount_umount
   run "$SCRIPTS/vsysfs-umount" --help
   [[ "$output" == *"unshare -m"* ]]
+}
+
+@test "vsysfs-umount waits for a vsysfs-test daemon too" {
+  VSYSFS=$VSYSFS_BUILD/vsysfs-test
+  held_mount_umount
 }
