@@ -5,10 +5,12 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <deque>
 #include <optional>
 #include <system_error>
@@ -16,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "core/caller.hpp"
+#include "core/trusted_file.hpp"
 
 namespace vsysfs::core {
 
@@ -109,8 +112,31 @@ EventLog::~EventLog() {
 }
 
 void EventLog::open_sink(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot open events file " + path);
+  // The log holds what root-only files show (kernel/debug is 0700): the
+  // file is created 0600, never through a symbolic link (O_NOFOLLOW), and
+  // an existing one must be a private regular file of ours
+  // (docs/trust-files.md). O_NONBLOCK keeps a FIFO from blocking the open;
+  // FIFOs and devices are refused: the control plane's events file is the
+  // stream to follow.
+  const int fd = ::open(path.c_str(),
+                        O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY,
+                        0600);
+  if (fd < 0) {
+    const int e = errno;
+    if (e == ELOOP) throw TrustError(fmt::format("events file {}: is a symbolic link (refused)", path));
+    // A FIFO (or socket) with no reader: ENXIO (fs/fifo.c fifo_open).
+    struct stat lst {};
+    if (e == ENXIO && ::lstat(path.c_str(), &lst) == 0 && !S_ISREG(lst.st_mode))
+      throw TrustError(fmt::format("events file {}: not a regular file (a {})", path,
+                                   file_type_name(lst.st_mode)));
+    throw TrustError(fmt::format("events file {}: {}", path, std::strerror(e)));
+  }
+  struct stat st {};
+  std::string bad = ::fstat(fd, &st) != 0 ? std::strerror(errno) : untrusted_file(st, 077, 0);
+  if (!bad.empty()) {
+    ::close(fd);
+    throw TrustError(fmt::format("events file {}: {}", path, bad));
+  }
   open_sink_fd(fd);
 }
 

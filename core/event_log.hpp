@@ -22,7 +22,9 @@
 // The optional sink (-o events=FILE) is written by its own thread from a
 // bounded queue: record() never blocks on a slow or stalled consumer; when
 // the queue is full the event is not written to the sink and is counted.
-// At shutdown the sink gets kSinkDrainTime to take what is queued.
+// At shutdown the sink gets sink_drain_time to take what is queued. The
+// sink is a private regular file (docs/trust-files.md): open_sink throws
+// TrustError for anything else.
 //
 // Thread-safety: every member may be called from any thread. mu_ is a
 // leaf; the sink thread takes only sink_mu_, never mu_.
@@ -101,7 +103,10 @@ class EventLog {
   EventLog(const EventLog&) = delete;
   EventLog& operator=(const EventLog&) = delete;
 
-  // Appends JSON lines to `path` from now on; throws std::system_error.
+  // Appends JSON lines to `path` from now on. Creates it 0600; refuses a
+  // symbolic link, a FIFO or device, a file not owned by the effective
+  // uid, one with any group/other mode bit, a hard-linked one: throws
+  // TrustError (one line, docs/trust-files.md).
   void open_sink(const std::string& path);
   // The same on an open descriptor (a file, a pipe), which the log owns
   // from now on; it is made non-blocking.

@@ -9,6 +9,9 @@
 //                     journaled to FILE and replayed at the next mount
 //                     (README "Crash-safe state")
 //
+// The files behind these options are a trust boundary for a root daemon:
+// what is refused, and the size limits: docs/trust-files.md.
+//
 // Errors are one line on stderr and a non-zero exit. SIGINT/SIGTERM
 // unmount cleanly (after running the machine's shutdown sequence).
 
@@ -33,6 +36,7 @@
 #include "core/lock_service.hpp"
 #include "core/state_journal.hpp"
 #include "core/tree.hpp"
+#include "core/trusted_file.hpp"
 #include "devices/machine/machine.hpp"
 #include "fs/ops.hpp"
 #include "fs/server.hpp"
@@ -102,9 +106,13 @@ void usage(const char* prog) {
       "vsysfs options:\n"
       "    -o machine=FILE        machine description (TOML); default: the built-in machine\n"
       "    -o clock=real|manual   simulated time source (default: real)\n"
-      "    -o events=FILE         append the event log to FILE as JSON lines\n"
+      "    -o events=FILE         append the event log to FILE as JSON lines (a private\n"
+      "                           regular file: created 0600, no symlink, no FIFO)\n"
       "    -o state=FILE          keep the machine's state in FILE: every acknowledged\n"
-      "                           change is durable and replayed at the next mount\n"
+      "                           change is durable and replayed at the next mount;\n"
+      "                           FILE must be the daemon user's own, not writable by\n"
+      "                           others, in a directory others cannot change (FILE.lock\n"
+      "                           beside it keeps a second daemon out)\n"
       "    -o allow_other         let other users see the mount (needs user_allow_other\n"
       "                           in /etc/fuse.conf when not root)\n"
       "\n",
@@ -228,11 +236,13 @@ int main(int argc, char* argv[]) {
   // -o state=FILE: replay what earlier mounts acknowledged, before serving.
   std::unique_ptr<vsysfs::core::StateJournal> journal;
   if (opts.state) {
-    char state_abs[PATH_MAX];
-    const std::string state_path = realpath(opts.state, state_abs) ? state_abs : opts.state;
-    journal = std::make_unique<vsysfs::core::StateJournal>(state_path);
+    // Absolute (the daemon chdirs to / when it backgrounds), with the
+    // directory resolved but never a symbolic link at FILE itself.
+    std::string state_path;
     vsysfs::core::DecodedJournal loaded;
     try {
+      state_path = vsysfs::core::absolute_keep_last(opts.state, "state file");
+      journal = std::make_unique<vsysfs::core::StateJournal>(state_path);
       loaded = journal->load();
     } catch (const std::exception& e) {
       die(e.what());
@@ -280,6 +290,8 @@ int main(int argc, char* argv[]) {
                 {{"mountpoint", mountpoint}, {"machine", machine->name()}, {"clock", clock_kind}});
 
   fuse_daemonize(cmd.foreground);
+  // The lock file names the holder of the state file: our pid changed.
+  if (journal) journal->note_pid();
   // Threads start only now: a daemonizing fork keeps none.
   if (system) system->start();
   server.attach(se);

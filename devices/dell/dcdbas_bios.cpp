@@ -1,6 +1,7 @@
 #include "devices/dell/dcdbas_bios.hpp"
 
 #include "core/bytes.hpp"
+#include "devices/machine/machine.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -90,7 +91,7 @@ BiosConfig BiosConfig::from_section(const core::ConfigValue& sec) {
     NvSetting n;
     n.location = get_u16(s, "location", 0);
     if (!s.has("location")) s.fail("a setting needs a location");
-    n.name = s.get_string("name", "");
+    n.name = s.has("name") ? require_line_text(s.require("name")) : std::string();
     n.min = get_u32(s, "min", 0);
     n.max = get_u32(s, "max", 0xFFFF);
     const std::uint32_t v = get_u32(s, "value", n.min);
@@ -108,7 +109,7 @@ BiosConfig BiosConfig::from_section(const core::ConfigValue& sec) {
     d.id = get_u16(t, "id", 0);
     d.location = get_u16(t, "location", 0);
     d.value = get_u16(t, "value", 0);
-    d.name = t.get_string("name", "");
+    d.name = t.has("name") ? require_line_text(t.require("name")) : std::string();
     const auto it = std::find_if(c.settings.begin(), c.settings.end(),
                                  [&](const NvSetting& n) { return n.location == d.location; });
     if (it == c.settings.end()) t.require("location").fail("no [[dcdbas.setting]] has this location");
@@ -135,7 +136,7 @@ BiosConfig BiosConfig::from_section(const core::ConfigValue& sec) {
     d.and_mask = static_cast<std::uint8_t>(andm);
     d.or_value = static_cast<std::uint8_t>(orv);
     d.active = t.get_bool("active", false);
-    d.name = t.get_string("name", "");
+    d.name = t.has("name") ? require_line_text(t.require("name")) : std::string();
     for (const auto& o : c.cmos_tokens)
       if (o.id == d.id) t.require("id").fail("duplicate CMOS token id");
     for (const auto& o : c.tokens)

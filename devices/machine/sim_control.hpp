@@ -23,6 +23,9 @@
 //                               shutdown (runs the reboot notifiers: dcdbas
 //                               host control); EBUSY once shut down
 //   machine/power_state   0400  "on", "off", "cycled", "halted", "rebooted"
+//   pid                   0400  the daemon's pid, "%d\n": tells the mount
+//                               scripts which process serves this mount
+//                               (mount-scripts/vsysfs-umount waits for it)
 //
 // Source: docs/design.md section 4; reference section 1 for modes and errnos.
 // Thread-safety: every callback may run concurrently; state lives in the
@@ -58,6 +61,7 @@ class SimControl {
   core::Status events_dropped_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> shutdown_store(const core::Caller& caller, std::string_view in);
   core::Status power_state_show(core::PageBuffer& buf) const;
+  core::Status pid_show(core::PageBuffer& buf) const;
 
  private:
   core::Env& env_;

@@ -334,7 +334,7 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
   const std::uint64_t host = size_pages_or(sec, "host_memory", 16 * kGiB);
 
   XenHypervisor::DomainSpec guest;
-  guest.name = sec.get_string("name", "guest");
+  guest.name = sec.has("name") ? require_path_name(sec.require("name")) : std::string("guest");
   guest.domid = static_cast<DomId>(sec.get_uint("domid", 1));
   // NUMA builds first (section order 10 < 200): its nodes are this
   // guest's memory.
@@ -365,10 +365,7 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
   std::vector<XenHypervisor::DomainSpec> others;
   for (const core::ConfigValue& d : sec.get_array("domain")) {
     XenHypervisor::DomainSpec spec;
-    spec.name = d.require("name").as_string();
-    if (spec.name.empty() || spec.name == "." || spec.name == ".." ||
-        spec.name.find('/') != std::string::npos)
-      d.require("name").fail("must be a non-empty file name");
+    spec.name = require_path_name(d.require("name"));
     spec.domid = static_cast<DomId>(d.require("domid").as_uint());
     spec.current_pages = size_pages(d.require("memory"));
     spec.target_pages = size_pages_or(d, "target", spec.current_pages);

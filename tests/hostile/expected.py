@@ -545,6 +545,8 @@ EXCLUDED_FROM_STATE = [
     "kernel/debug/vsysfs/clock/now_ns",
     # the event log records every store, refused ones included (by design)
     "kernel/debug/vsysfs/events",
+    # the serving daemon's pid: another on every mount (replays are fresh mounts)
+    "kernel/debug/vsysfs/pid",
     # testdev: counts show() calls, so every snapshot read changes it
     "devices/virtual/vsysfs_test/*/shows",
     "devices/virtual/vsysfs_test/*/stats/count",
