@@ -459,6 +459,10 @@ XmitResult NetDevice::dev_hard_start_xmit(const SkBuff& skb, unsigned cpu) {
     rc = ops_->hard_start_xmit(*this, skb, cpu);
   } else {
     core::MutexLock lock(tx_lock_);  // HARD_TX_LOCK
+    // dev_close cleared __LINK_STATE_START and then took this lock once
+    // (dev_deactivate): a sender that checked before and waited here must
+    // not reach a driver whose stop() may be resetting the ring.
+    if (!netif_running()) return XmitResult::NotRunning;
     // netif_queue_stopped() is guaranteed false on entry to the driver.
     if (netif_queue_stopped()) return XmitResult::QueueStopped;
     rc = ops_->hard_start_xmit(*this, skb, cpu);
