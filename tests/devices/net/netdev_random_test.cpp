@@ -5,16 +5,20 @@
 // link so the ring fills); eth2 <-> eth3 (LLTX drivers with BQL). Steps go
 // through the files as a user's writes would (fs::Server, no mount):
 // traffic run settings/start/stop, the link knob, the DMA hang fault,
-// flags down/up, mtu stores (valid and not), and clock advances of random
-// sizes (1 us .. 3 s, log-uniform).
+// flags down/up, the carrier switched in software (carrier, proto_down),
+// mtu stores (valid and not), and clock advances of random sizes (1 us ..
+// 3 s, log-uniform).
 //
 // Invariants, after every step:
 //  1. conservation on each cable: tx_packets of one end == rx_packets +
 //     rx_dropped + rx_missed_errors of the other, plus the frames in
 //     flight (the receiver's RX ring, which NAPI has drained by the time a
 //     step returns: asserted empty);
-//  2. no TX counter (tx_packets/bytes/errors/dropped) of a NIC moves in a
-//     step it began down (!IFF_UP) or without carrier;
+//  2. nothing reaches the driver of a NIC in a step it began down
+//     (!IFF_UP) or without carrier (its ring does not grow), and no TX
+//     counter (tx_packets/bytes/errors/dropped) moves; with the carrier
+//     switched off in software while the PHY has link, the frames already
+//     in the ring may still leave and count, nothing more;
 //  3. with the flushing read (the default ordering) no doorbell reaches a
 //     device backwards;
 //  4. the watchdog fires exactly when a stopped queue made no progress for
@@ -68,6 +72,8 @@ max_mtu = 9000
 speed = 10
 ring_size = 16
 watchdog_timeo_ms = 500
+change_carrier = true
+change_proto_down = true
 peer = "eth1"
 [[net.interface]]
 name = "eth1"
@@ -87,6 +93,8 @@ ring_size = 8
 lltx = true
 bql = true
 watchdog_timeo_ms = 300
+change_carrier = true
+change_proto_down = true
 mmio_seed = 7
 peer = "eth3"
 [[net.interface]]
@@ -200,9 +208,15 @@ class Run {
 
   std::string step() {
     // Which NICs may not transmit during this step (invariant 2).
-    std::map<std::string, Counters> frozen;
+    struct Frozen {
+      Counters c;
+      unsigned in_use;
+      bool phy;  // the PHY has link: only a software carrier-off (carrier, proto_down)
+    };
+    std::map<std::string, Frozen> frozen;
     for (auto& n : nics_) {
-      if (!transmitting(n)) frozen[n.name] = counters(n);
+      if (!transmitting(n))
+        frozen[n.name] = {counters(n), n.drv->ring_in_use(), up(n) && n.drv->hardware().link_ok()};
       if (n.dev->netif_queue_stopped()) ++cov_.stopped_queues;
     }
     cov_.frozen_steps += frozen.empty() ? 0 : 1;
@@ -210,15 +224,27 @@ class Run {
     std::string failure = do_op();
     if (!failure.empty()) return failure;
 
-    for (auto& [name, before] : frozen) {
+    for (auto& [name, f] : frozen) {
+      const Counters& before = f.c;
       const Counters now = counters(nic(name));
-      if (now.tx_packets != before.tx_packets || now.tx_bytes != before.tx_bytes ||
-          now.tx_errors != before.tx_errors || now.tx_dropped != before.tx_dropped)
+      // Nothing reaches the driver: no new descriptor in the ring.
+      const unsigned in_use = nic(name).drv->ring_in_use();
+      if (in_use > f.in_use)
+        return name + ": the ring grew from " + std::to_string(f.in_use) + " to " +
+               std::to_string(in_use) + " while down or without carrier";
+      // With the PHY link up and the carrier switched off in software, the
+      // frames already in the ring may still leave (the MAC has link);
+      // nothing else does, and the watchdog is off.
+      const std::uint64_t may_leave = f.phy ? f.in_use : 0;
+      if (now.tx_packets > before.tx_packets + may_leave || now.tx_packets < before.tx_packets ||
+          now.tx_errors != before.tx_errors || now.tx_dropped != before.tx_dropped ||
+          (now.tx_packets == before.tx_packets && now.tx_bytes != before.tx_bytes))
         return name + ": TX counters moved while it was down or without carrier (tx_packets " +
                std::to_string(before.tx_packets) + " -> " + std::to_string(now.tx_packets) +
-               ", tx_errors " + std::to_string(before.tx_errors) + " -> " +
-               std::to_string(now.tx_errors) + ", tx_dropped " + std::to_string(before.tx_dropped) +
-               " -> " + std::to_string(now.tx_dropped) + ")";
+               " with " + std::to_string(may_leave) + " in the ring, tx_errors " +
+               std::to_string(before.tx_errors) + " -> " + std::to_string(now.tx_errors) +
+               ", tx_dropped " + std::to_string(before.tx_dropped) + " -> " +
+               std::to_string(now.tx_dropped) + ")";
     }
     return check();
   }
@@ -274,13 +300,33 @@ class Run {
       if (write(k + "faults", hang ? "hang_tx 1" : "hang_tx 0") != 9) return "faults store failed";
       return {};
     }
-    if (r < 86) {
+    if (r < 80) {
       const bool want_up = pick(0, 2) != 0;
       const std::string v = want_up ? "0x1003" : "0x1002";
       log_.push_back(n.name + " flags " + v);
       if (!want_up && up(n) && n.drv->ring_in_use() != 0) ++cov_.downs_in_flight;
       if (write(n.dir + "flags", v) != 6) return n.name + ": flags store failed";
       if (up(n) != want_up) return n.name + ": flags did not take IFF_UP";
+      return {};
+    }
+    if (r < 88) {
+      // The carrier switched in software: the carrier file (ndo_change_carrier,
+      // EINVAL while down) or proto_down (dev_change_proto_down). Only eth0
+      // and eth2 have the ops; the others answer EOPNOTSUPP.
+      const bool on = pick(0, 1) == 1;
+      const bool proto = pick(0, 1) == 1;
+      const bool has_op = n.name == "eth0" || n.name == "eth2";
+      const std::string file = proto ? "proto_down" : "carrier";
+      const std::string v = proto ? (on ? "0" : "1") : (on ? "1" : "0");
+      log_.push_back(n.name + " " + file + " " + v);
+      const long w = write(n.dir + file, v);
+      const long want = !has_op ? -EOPNOTSUPP : (!proto && !up(n)) ? -EINVAL : 1;
+      if (w != want)
+        return n.name + ": " + file + " store gave " + std::to_string(w) + ", want " +
+               std::to_string(want);
+      if (w == 1 && n.dev->netif_carrier_ok() != on)
+        return n.name + ": " + file + " " + v + " left the carrier " +
+               (n.dev->netif_carrier_ok() ? "on" : "off");
       return {};
     }
     // mtu: valid or not
