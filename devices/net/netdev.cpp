@@ -448,8 +448,9 @@ XmitResult NetDevice::dev_hard_start_xmit(const SkBuff& skb, unsigned cpu) {
   // net/core/pktgen.c pktgen_xmit checks both before every send. (The
   // stack's dev_queue_xmit meets the same wall differently: without
   // carrier, linkwatch has run dev_deactivate and the queue's qdisc is
-  // noop_qdisc, whose noop_enqueue drops the skb and, since 6.11, counts
-  // it in the core tx_dropped; the driver sees nothing either way.)
+  // noop_qdisc, whose noop_enqueue drops the skb and, in 6.12, counts it
+  // in the core tx_dropped (dev_core_stats_tx_dropped_inc); the driver
+  // sees nothing either way.)
   if (!netif_running()) return XmitResult::NotRunning;
   if (!netif_carrier_ok()) return XmitResult::NoCarrier;
   NetdevTx rc;
