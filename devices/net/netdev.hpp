@@ -77,8 +77,10 @@ std::string_view operstate_name(Operstate s);
 enum class NetdevTx : int { Ok = 0, Busy = 1, Locked = -1 };
 std::string_view netdev_tx_name(NetdevTx rc);
 
-// What the core's transmit path did with one packet.
-enum class XmitResult { Ok, Busy, Locked, QueueStopped, NotRunning };
+// What the core's transmit path did with one packet. NotRunning and
+// NoCarrier: the device is down or has no carrier, and nothing reached
+// the driver.
+enum class XmitResult { Ok, Busy, Locked, QueueStopped, NotRunning, NoCarrier };
 
 // A packet (struct sk_buff, reduced to what the simulation needs).
 struct SkBuff {
@@ -231,6 +233,7 @@ class NetDevice {
   bool netif_testing() const { return testing_.load(); }
   bool netif_device_present() const { return present_.load(); }
   unsigned flags() const { return flags_.load(); }
+  int carrier_down_count() const { return carrier_down_count_.load(); }
   int mtu() const { return mtu_.load(); }
   Operstate operstate() const;
 
@@ -260,9 +263,11 @@ class NetDevice {
   RtnlLinkStats64 dev_get_stats() const;
 
   // --- transmit (net/core/dev.c, net/sched/sch_generic.c) --------------------
-  // dev_hard_start_xmit as pktgen calls it: takes netif_tx_lock (unless
-  // LLTX), refuses when the queue is stopped, calls hard_start_xmit, and
-  // counts/logs NETDEV_TX_BUSY as the flow-control bug it is.
+  // dev_hard_start_xmit as pktgen calls it: refuses a device that is not
+  // running or has no carrier (pktgen_xmit: "If device is offline, then
+  // don't send"), takes netif_tx_lock (unless LLTX), refuses when the
+  // queue is stopped, calls hard_start_xmit, and counts/logs
+  // NETDEV_TX_BUSY as the flow-control bug it is.
   // Locking: none held by caller. Context: BHs disabled (a timer or a FUSE
   // worker standing in for a sending CPU, `cpu`).
   XmitResult dev_hard_start_xmit(const SkBuff& skb, unsigned cpu);

@@ -111,7 +111,9 @@ IfaceSpec read_interface(const core::ConfigValue& v, unsigned nr_cpu_ids, unsign
     d.type = ARPHRD_LOOPBACK;
     d.flags = IFF_LOOPBACK;
     d.lltx = true;
-    d.name_assign_type = 0;  // NET_NAME_UNKNOWN
+    // loopback_net_init: alloc_netdev(0, "lo", NET_NAME_PREDICTABLE, ...)
+    // (since 6.2; before, NET_NAME_UNKNOWN and the file read EINVAL).
+    d.name_assign_type = 2;
   }
   d.dev_addr = get_mac(v, "mac", lo ? "00:00:00:00:00:00" : "52:54:00:12:34:56");
   d.broadcast = lo ? std::vector<std::uint8_t>(6, 0) : std::vector<std::uint8_t>(6, 0xff);
@@ -266,7 +268,8 @@ void build_net(MachineContext& ctx, const core::ConfigValue& sec) {
     }
     for (unsigned q = 0; q < s.dev.num_tx_queues; ++q) {
       auto txq = std::make_shared<NetTxQueue>(*dev, q);
-      ctx.tree.add_device<NetTxQueue>(dir + "/queues/tx-" + std::to_string(q), txq, NetTxQueue::groups());
+      ctx.tree.add_device<NetTxQueue>(dir + "/queues/tx-" + std::to_string(q), txq,
+                                      NetTxQueue::groups(*dev));
       ctx.machine.keep(txq);
     }
     auto knobs = std::make_shared<NetKnobs>(ctx.env, dev, drv.get());
