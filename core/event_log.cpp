@@ -136,7 +136,7 @@ void EventLog::clear() {
   gone.clear();
   // A full log is ~100 MB in many small blocks: hand the freed heap back to
   // the system, so clearing the log brings the daemon's RSS back down
-  // (issue 8's load test measures exactly that).
+  // (the load test, tests/load/load.py, measures exactly that).
   ::malloc_trim(0);
 }
 

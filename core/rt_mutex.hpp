@@ -5,8 +5,7 @@
 //
 // Models: struct rt_mutex, struct rt_mutex_waiter and the PI fields of
 // task_struct (prio, normal_prio, pi_waiters, pi_blocked_on, pi_lock).
-// Sources: shared/seeds/002_baf967e46e1240cf.txt (Documentation/rt-mutex.txt
-// of 2.6.18: the owner-word table), kernel/rtmutex.c and
+// Sources: Documentation/rt-mutex.txt of 2.6.18 (the owner-word table), kernel/rtmutex.c and
 // kernel/rtmutex_common.h of 2.6.18 (read as the 2.6.17-mm patches that
 // became it and in 2.6.24, whose code differs only in names), lib/plist.c,
 // and docs/kernel-semantics.md section 7 (7.2 owner word, 7.4 slow
@@ -77,7 +76,7 @@ class RtMutex;
 class RtTask;
 
 // ---------------------------------------------------------------------------
-// Priorities (reference 7.1): lower value = more important.
+// Priorities (docs/kernel-semantics.md section 7.1): lower value = more important.
 // 0..99 real-time, 100..139 normal; nice 0 is DEFAULT_PRIO.
 
 inline constexpr int kMaxRtPrio = 100;                 // MAX_RT_PRIO

@@ -1,7 +1,7 @@
 #pragma once
 
-// StateJournal: crash-safe machine state for `-o state=FILE` (issue 8;
-// README "Crash-safe state"). Every acknowledged change (a store or binary write that
+// StateJournal: crash-safe machine state for `-o state=FILE`
+// (docs/state.md; docs/design.md section 8). Every acknowledged change (a store or binary write that
 // succeeded, a chmod, a chown) is appended to FILE as one checksummed
 // record and fdatasync'ed before the write(2)/chmod(2) returns. At mount
 // the daemon reads FILE, stops at the first torn or corrupt record

@@ -19,7 +19,7 @@
 //                               host control); EBUSY once shut down
 //   machine/power_state   0400  "on", "off", "cycled", "halted", "rebooted"
 //
-// Source: docs/design.md section 4; reference section 1 for modes and errnos.
+// Source: docs/design.md section 4; docs/kernel-semantics.md section 1 for modes and errnos.
 // Thread-safety: every callback may run concurrently; state lives in the
 // thread-safe Clock, EventLog and Machine.
 

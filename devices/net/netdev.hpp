@@ -6,7 +6,7 @@
 //
 // Sources: docs/kernel-semantics.md section 5 (5.1 files, 5.2 stores,
 // 5.3 reads, 5.4 statistics, 5.5 the netdevices.txt rules, 5.6 watchdog);
-// seed 003 (Documentation/networking/netdevices.txt) for the hook locking;
+// Documentation/networking/netdevices.rst for the hook locking;
 // net/core/net-sysfs.c (modern) for formats and errnos.
 //
 // Files (devices/.../net/IF/, modern order; modes verbatim):
@@ -87,7 +87,7 @@ struct SkBuff {
   bool multicast = false;
 };
 
-// struct rtnl_link_stats64, in the order of statistics/ (reference 5.4).
+// struct rtnl_link_stats64, in the order of statistics/ (docs/kernel-semantics.md section 5.4).
 enum StatIndex : unsigned {
   kRxPackets, kTxPackets, kRxBytes, kTxBytes, kRxErrors, kTxErrors, kRxDropped, kTxDropped,
   kMulticast, kCollisions, kRxLengthErrors, kRxOverErrors, kRxCrcErrors, kRxFrameErrors,

@@ -16,7 +16,7 @@
 // Two back ends, chosen at construction:
 //  - flat (no [numa] section): one counter of populated pages and one of
 //    pages the workload uses (the guest/used_kb knob).
-//  - NUMA (the machine has a NumaModel, reference section 4): the guest's
+//  - NUMA (the machine has a NumaModel, docs/kernel-semantics.md section 4): the guest's
 //    memory is its nodes' memory. totalram_pages() is the sum of the nodes'
 //    present pages (nodeN/meminfo MemTotal), free_pages() the sum of their
 //    free pages, and the workload is NUMA's own (numa/alloc, hugepages).

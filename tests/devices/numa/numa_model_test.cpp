@@ -1,6 +1,6 @@
 // Unit tests for devices/numa_model: the kernel's zonelist construction
-// (find_next_best_node/build_zonelists, reference 4.8) against hand-computed
-// orders, and numastat accounting (zone_statistics, reference 4.5) after
+// (find_next_best_node/build_zonelists, docs/kernel-semantics.md section 4.8) against hand-computed
+// orders, and numastat accounting (zone_statistics, docs/kernel-semantics.md section 4.5) after
 // scripted allocations under each policy.
 
 #include "devices/numa/numa_model.hpp"
