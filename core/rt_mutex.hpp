@@ -138,7 +138,7 @@ class WaiterPlist {
 // ---------------------------------------------------------------------------
 // Observation.
 
-// The owner word as the seed's table reads it.
+// The owner word as Documentation/rt-mutex.txt's table reads it.
 struct OwnerWordState {
   const RtTask* owner = nullptr;  // task pointer bits
   bool pending = false;           // bit0, RT_MUTEX_OWNER_PENDING
@@ -146,7 +146,7 @@ struct OwnerWordState {
   friend bool operator==(const OwnerWordState&, const OwnerWordState&) = default;
 };
 // "NULL 0 0", "A 1 0" ...: owner name (or NULL), bit1, bit0, in the order of
-// the seed's table columns.
+// that table's columns.
 std::string to_string(const OwnerWordState& s);
 
 struct WaiterInfo {
@@ -431,7 +431,7 @@ class RtMutex {
   void emit(const RtMutexEvent& ev) const;
 
   const std::string name_;
-  // bit0 pending owner, bit1 has waiters; see the seed's table. Changed by
+  // bit0 pending owner, bit1 has waiters; see Documentation/rt-mutex.txt. Changed by
   // cmpxchg only while both bits are clear, otherwise under wait_lock_.
   std::atomic<std::uintptr_t> owner_{0};
   // Lock order: RtTask::run_lock_ -> wait_lock_ -> RtTask::pi_lock_ (see

@@ -72,7 +72,7 @@ inline constexpr int ARPHRD_ETHER = 1, ARPHRD_LOOPBACK = 772;
 enum class Operstate : std::uint8_t { Unknown, NotPresent, Down, LowerLayerDown, Testing, Dormant, Up };
 std::string_view operstate_name(Operstate s);
 
-// hard_start_xmit return codes, 2.6.18 values (the seed's era):
+// hard_start_xmit return codes, 2.6.18 values (include/linux/netdevice.h):
 // NETDEV_TX_OK 0, NETDEV_TX_BUSY 1, NETDEV_TX_LOCKED -1.
 enum class NetdevTx : int { Ok = 0, Busy = 1, Locked = -1 };
 std::string_view netdev_tx_name(NetdevTx rc);
