@@ -7,7 +7,7 @@
 //   -o events=FILE    append every event to FILE as JSON lines
 //   -o state=FILE     crash-safe state: every acknowledged change is
 //                     journaled to FILE and replayed at the next mount
-//                     (README "Crash-safe state")
+//                     (docs/state.md)
 //
 // Errors are one line on stderr and a non-zero exit. SIGINT/SIGTERM
 // unmount cleanly (after running the machine's shutdown sequence).

@@ -4,7 +4,8 @@
 // knows how many pages the guest has populated (current_pages, MemTotal),
 // how many of them its workload uses, how many are free in the page
 // allocator, and how many sit in the balloon (pfns with no machine frame
-// behind them). Reference 3.5-3.7: balloon_stats.current_pages,
+// behind them). docs/kernel-semantics.md
+// sections 3.5 to 3.7: balloon_stats.current_pages,
 // balloon_low, balloon_high; alloc_page(GFP_BALLOON) for decrease
 // (never triggers the OOM killer: it just fails when nothing is free);
 // balloon_retrieve + __free_reserved_page for increase.
