@@ -152,6 +152,10 @@ deps:  ## install the Debian packages the build and tests need (as root)
 check-layers:  ## fail when an include crosses the layers (fs -> devices -> core)
 	@tests/check-layers .
 
+.PHONY: check-docs
+check-docs:  ## fail when a comment cites an issue, a seed or ../shared, or a docs section that does not exist
+	@tests/check-docs .
+
 install: $(DAEMON)  ## install the daemon and the scripts under $(DESTDIR)$(PREFIX)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/vsysfs/machines
 	install -m 0755 $(DAEMON) $(DESTDIR)$(PREFIX)/bin/vsysfs
