@@ -76,3 +76,16 @@ teardown() { rm -rf "$WORK"; }
   run "$VSYSFS_ROOT/tests/check-docs" "$WORK"
   [ "$status" -eq 2 ]
 }
+
+@test "check-docs follows Markdown section links relative to the page" {
+  echo 'As [kernel-semantics.md sections 2.1 and 3.99](../kernel-semantics.md) says.' >> "$WORK/docs/devices/xen.md"
+  run "$VSYSFS_ROOT/tests/check-docs" "$WORK"
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"docs/devices/xen.md"*"section 3.99, which has no heading"* ]]
+  [[ "$output" != *"section 2.1,"* ]]
+  cp "$VSYSFS_ROOT/docs/devices/xen.md" "$WORK/docs/devices/xen.md"
+  echo 'See [design.md section 3](design.md).' >> "$WORK/docs/devices/xen.md"
+  run "$VSYSFS_ROOT/tests/check-docs" "$WORK"
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"links design.md, which does not exist"* ]]
+}
