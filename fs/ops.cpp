@@ -40,7 +40,7 @@ void guarded(fuse_req_t req, Body&& body) noexcept {
 
 void op_init(void* userdata, fuse_conn_info* conn) {
   (void)userdata;
-  // flock and POSIX locks are served by the daemon (docs/design.md section 3).
+  // flock and POSIX locks are served by the daemon (docs/design.md section 9).
   if (conn->capable & FUSE_CAP_FLOCK_LOCKS) conn->want |= FUSE_CAP_FLOCK_LOCKS;
   if (conn->capable & FUSE_CAP_POSIX_LOCKS) conn->want |= FUSE_CAP_POSIX_LOCKS;
   // A sysfs symlink never changes its target: removal kills the node and a
