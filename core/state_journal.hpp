@@ -5,9 +5,10 @@
 // store or binary write that succeeded, a chmod, a chown) is appended to
 // FILE as one checksummed record and fdatasync'ed before the
 // write(2)/chmod(2) returns. At mount the daemon reads FILE, stops at the
-// first torn or corrupt record (reporting it once), compacts the valid records into a fresh snapshot
-// written to FILE.tmp, fsync'ed and renamed over FILE (atomic), and
-// replays them in order, before serving any request.
+// first torn or corrupt record (reporting it once), compacts the valid
+// records into a fresh snapshot written to FILE.tmp, fsync'ed and renamed
+// over FILE (atomic), and replays them in order, before serving any
+// request.
 //
 // File format (little-endian):
 //   header  "VSYSFS-STATE" NUL "1\n\n" (16 bytes)
