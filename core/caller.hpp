@@ -16,7 +16,7 @@
 //
 // Why lazily and separately: a store is one FUSE round trip, and reading
 // /proc/PID/status plus /proc/PID/stat on each one cost more than the round
-// trip itself (the store row of `make bench`). A store pays only for what its device
+// trip itself (the store row of docs/performance.md). A store pays only for what its device
 // and the event log ask.
 //
 // Thread-safety: a Caller belongs to one request; the lazy fields are

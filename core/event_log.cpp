@@ -330,7 +330,7 @@ void EventLog::clear() {
   gone.clear();
   // A full log is tens of MB in many small blocks: hand the freed heap
   // back to the system, so clearing the log brings the daemon's RSS back
-  // down (the load test measures exactly that).
+  // down (the load test, tests/load/load.py, measures exactly that).
   ::malloc_trim(0);
 }
 

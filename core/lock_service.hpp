@@ -19,8 +19,8 @@
 //    would close a cycle of whole-file write locks gives EDEADLK.
 //  - flock and POSIX locks do not conflict with each other (Linux).
 //
-// Design: priority inheritance (issue 4; docs/kernel-semantics.md
-// section 7; shared/seeds/002_baf967e46e1240cf.txt).
+// Design: priority inheritance (docs/design.md section 9;
+// docs/kernel-semantics.md section 7; Documentation/rt-mutex.txt).
 //
 // Each file has two lock domains (flock, POSIX), and each domain one
 // core::RtMutex, the "turn". Every requesting lock owner gets a core::RtTask
@@ -36,14 +36,14 @@
 //    lock keeps the turn for as long as it is held, so every waiter queues
 //    in the RtMutex behind it and boosts it (rt_mutex PI);
 //  - the drainer: a request that got the turn but still conflicts with
-//    granted shared/range locks of other owners; it keeps the turn (others
+//    granted shared or range locks of other owners; it keeps the turn (others
 //    queue behind it, and boost it) until those are released;
 //  - transiently, a pending owner (2.6.18 hand-over: the top waiter is
 //    woken and takes the turn when it runs; a strictly higher-priority
 //    newcomer may steal it first).
 // Shared and range locks (flock LOCK_SH, POSIX read locks, POSIX write
 // locks on part of the file) are tracked beside the RtMutex in the file's
-// granted-lock list. Like PREEMPT_RT's rwbase_rt, a shared/range request
+// granted-lock list. Like PREEMPT_RT's rwbase_rt, a shared or range request
 // is granted at once when the turn is free and nothing granted conflicts;
 // otherwise it takes the turn through the RtMutex (queueing in priority
 // order, FIFO among equals), and once it has it and nothing conflicts it

@@ -1,13 +1,14 @@
 #pragma once
 
-// StateJournal: crash-safe machine state for `-o state=FILE` (issue 8;
-// README "Crash-safe state"). Every acknowledged change (a store or binary write that
-// succeeded, a chmod, a chown) is appended to FILE as one checksummed
-// record and fdatasync'ed before the write(2)/chmod(2) returns. At mount
-// the daemon reads FILE, stops at the first torn or corrupt record
-// (reporting it once), compacts the valid records into a fresh snapshot
-// written to FILE.tmp, fsync'ed and renamed over FILE (atomic), and
-// replays them in order, before serving any request.
+// StateJournal: crash-safe machine state for `-o state=FILE`
+// (docs/state.md; docs/design.md section 8). Every acknowledged change (a
+// store or binary write that succeeded, a chmod, a chown) is appended to
+// FILE as one checksummed record and fdatasync'ed before the
+// write(2)/chmod(2) returns. At mount, before serving any request, the
+// daemon reads FILE, stops at the first torn or corrupt record (reporting
+// it once), replays the valid records in order, then compacts them into a
+// fresh snapshot written to FILE.tmp, fsync'ed and renamed over FILE
+// (atomic).
 //
 // Trust (docs/trust-files.md): the daemon replays FILE with every
 // capability, so load() refuses a FILE that anyone but the daemon's user

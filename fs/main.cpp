@@ -7,7 +7,7 @@
 //   -o events=FILE    append every event to FILE as JSON lines
 //   -o state=FILE     crash-safe state: every acknowledged change is
 //                     journaled to FILE and replayed at the next mount
-//                     (README "Crash-safe state")
+//                     (docs/state.md)
 //
 // The files behind these options are a trust boundary for a root daemon:
 // what is refused, and the size limits: docs/trust-files.md.

@@ -40,13 +40,13 @@ void guarded(fuse_req_t req, Body&& body) noexcept {
 
 void op_init(void* userdata, fuse_conn_info* conn) {
   (void)userdata;
-  // flock and POSIX locks are served by the daemon (docs/design.md section 3).
+  // flock and POSIX locks are served by the daemon (docs/design.md section 9).
   if (conn->capable & FUSE_CAP_FLOCK_LOCKS) conn->want |= FUSE_CAP_FLOCK_LOCKS;
   if (conn->capable & FUSE_CAP_POSIX_LOCKS) conn->want |= FUSE_CAP_POSIX_LOCKS;
   // A sysfs symlink never changes its target: removal kills the node and a
   // re-added link gets a new inode. So the kernel may keep targets in its
   // page cache: one READLINK per link instead of one per path walk through
-  // it (class/net/eth0/...; issue 9).
+  // it (class/net/eth0/...; docs/performance.md).
   if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
   // O_TRUNC arrives as a setattr(size=0), which kernfs ignores.
   conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
@@ -99,7 +99,7 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) noexcept {
   guarded(req, [&] { reply(req, server(req).readlink(ino)); });
 }
 
-// sysfs refuses to create anything (reference 1.7): a new name is EACCES
+// sysfs refuses to create anything (docs/kernel-semantics.md section 1.7): a new name is EACCES
 // through create (the directory has no create op), the rest EPERM.
 void op_create(fuse_req_t req, fuse_ino_t, const char*, mode_t, fuse_file_info*) noexcept {
   fuse_reply_err(req, EACCES);
@@ -148,8 +148,8 @@ void op_write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t of
 // sent asynchronously after that struct file is freed: a new open can get
 // the same address, and its FLOCK can reach a worker before the old
 // RELEASE. The daemon would then grant the new file "its own" lock and let
-// the late RELEASE drop it, while a third process locks too. (Issue 8's
-// load test once saw two SMI clients in dcdbas's buffer at once, under
+// the late RELEASE drop it, while a third process locks too. (The load
+// test, tests/load/load.py, once saw two SMI clients in dcdbas's buffer at once, under
 // flock; this race is the candidate cause, not a proven one: it did not
 // reproduce on demand.) The FUSE handle has no such reuse: it is freed only
 // after RELEASE has dropped its lock.

@@ -20,7 +20,7 @@ struct timespec now_realtime() {
 }
 
 // kernfs: DEFAULT_POLLMASK, plus EPOLLERR|EPOLLPRI once the attribute was
-// notified since this open file last ran show() (reference 1.6).
+// notified since this open file last ran show() (docs/kernel-semantics.md section 1.6).
 constexpr unsigned kDefaultPollMask = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM;
 constexpr unsigned kNotifiedMask = POLLERR | POLLPRI;
 
@@ -141,7 +141,7 @@ core::Result<AttrOut> Server::setattr(const core::Caller& caller, core::Ino ino,
     }
   }
   // Kernel quirk: kernfs ignores ATTR_SIZE, so O_TRUNC and truncate(2)
-  // succeed and change nothing; the size stays 4096 (reference 1.2).
+  // succeed and change nothing; the size stays 4096 (docs/kernel-semantics.md section 1.2).
   return getattr(ino);
 }
 
@@ -156,7 +156,7 @@ core::Result<OpenOut> Server::open(core::Ino ino, int flags) {
   auto node = tree_.get(ino);
   if (!node || !node->alive.load()) return core::Errno{ENOENT};
   if (node->is_dir()) return core::Errno{EISDIR};
-  // The sysfs open check, applied even to root (reference 1.2): the mode
+  // The sysfs open check, applied even to root (docs/kernel-semantics.md section 1.2): the mode
   // must have a read/write bit for the access asked for; for binary files
   // the callback must exist too (sysfs_bin_kfops_ro/wo).
   const int acc = flags & O_ACCMODE;
@@ -394,7 +394,7 @@ void Server::wait_sent(std::uint64_t seq) {
 
 void Server::notified(core::Ino ino) { enqueue({Notice::Poll, ino, {}}); }
 
-// Hotplug must be visible the moment the change returns (issue 9): the
+// Hotplug must be visible the moment the change returns (docs/performance.md): the
 // kernel may hold a cached entry, or a cached "no such file", for an hour.
 // So the thread that changed the tree (a knob's store, a device timer)
 // waits until the kernel has dropped the entry, before its request replies.

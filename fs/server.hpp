@@ -1,7 +1,7 @@
 #pragma once
 
 // Server: the typed FUSE operations over the Tree, implementing the sysfs
-// contract of docs/design.md section 3 (reference section 1): sizes and modes in
+// contract of docs/design.md section 3 (docs/kernel-semantics.md section 1): sizes and modes in
 // getattr, the open-time permission check that applies even to root,
 // show() on a read at offset 0 into a per-open snapshot, offset-ignoring
 // capped writes to store(), binary attribute bounds, poll after notify,

@@ -25,7 +25,7 @@ std::string json_array(const std::array<T, 4>& a) {
   return fmt::format("[{},{},{},{}]", a[0], a[1], a[2], a[3]);
 }
 
-// The PowerEdge table of Documentation/dcdbas.txt (reference 2.5): the
+// The PowerEdge table of Documentation/dcdbas.txt (docs/kernel-semantics.md section 2.5): the
 // host-control SMI type each model's BIOS answers.
 unsigned host_control_type_of(std::string_view model) {
   constexpr std::string_view kPrefix = "PowerEdge ";
@@ -358,7 +358,7 @@ SmiAnswer DellBios::apm(std::uint16_t port, PhysMemory& mem) {
   a.handler = "apm";
   a.answered = true;
   const unsigned t = config_.host_control_type;
-  // Where this model's BIOS looks for the apm_cmd pointer (reference 2.5).
+  // Where this model's BIOS looks for the apm_cmd pointer (docs/kernel-semantics.md section 2.5).
   const std::uint16_t index_port = t == 1 ? kCmosBasePort + 2 : kCmosBasePort;
   const std::uint8_t first = t == 1 ? kPe1300CmosCmdStructPtr : kPe1400CmosCmdStructPtr;
   std::uint32_t ptr = 0;

@@ -1,7 +1,7 @@
 #pragma once
 
 // Machine: a whole simulated computer built from a machine description
-// (TOML, see machines/*.toml and README "Machine files"). Each device kind
+// (TOML, see machines/*.toml and docs/machine-files.md). Each device kind
 // registers the top-level section it owns ([dcdbas], [xen], [numa], [net],
 // ...) with a builder; Machine hands each present section to its builder,
 // which creates the device, adds its files to the tree and keeps it alive

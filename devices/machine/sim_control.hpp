@@ -27,7 +27,7 @@
 //                               scripts which process serves this mount
 //                               (mount-scripts/vsysfs-umount waits for it)
 //
-// Source: docs/design.md section 4; reference section 1 for modes and errnos.
+// Source: docs/design.md section 4; docs/kernel-semantics.md section 1 for modes and errnos.
 // Thread-safety: every callback may run concurrently; state lives in the
 // thread-safe Clock, EventLog and Machine.
 

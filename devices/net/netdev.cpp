@@ -5,7 +5,7 @@
 // dev_change_tx_queue_len, dev_set_alias), net/core/link_watch.c
 // (rfc2863_policy), net/sched/sch_generic.c (netif_carrier_on/off,
 // dev_watchdog, __netdev_watchdog_up) and the 2.6.18 dev_close wait for the
-// RX_SCHED bit. Reference sections 5.2, 5.5, 5.6.
+// RX_SCHED bit. docs/kernel-semantics.md sections 5.2, 5.5, 5.6.
 
 #include "devices/net/netdev.hpp"
 

@@ -6,7 +6,7 @@
 //
 // Sources: docs/kernel-semantics.md section 5 (5.1 files, 5.2 stores,
 // 5.3 reads, 5.4 statistics, 5.5 the netdevices.txt rules, 5.6 watchdog);
-// seed 003 (Documentation/networking/netdevices.txt) for the hook locking;
+// Documentation/networking/netdevices.rst for the hook locking;
 // net/core/net-sysfs.c (modern) for formats and errnos.
 //
 // Files (devices/.../net/IF/, modern order; modes verbatim):
@@ -72,7 +72,7 @@ inline constexpr int ARPHRD_ETHER = 1, ARPHRD_LOOPBACK = 772;
 enum class Operstate : std::uint8_t { Unknown, NotPresent, Down, LowerLayerDown, Testing, Dormant, Up };
 std::string_view operstate_name(Operstate s);
 
-// hard_start_xmit return codes, 2.6.18 values (the seed's era):
+// hard_start_xmit return codes, 2.6.18 values (include/linux/netdevice.h):
 // NETDEV_TX_OK 0, NETDEV_TX_BUSY 1, NETDEV_TX_LOCKED -1.
 enum class NetdevTx : int { Ok = 0, Busy = 1, Locked = -1 };
 std::string_view netdev_tx_name(NetdevTx rc);
@@ -89,7 +89,7 @@ struct SkBuff {
   bool multicast = false;
 };
 
-// struct rtnl_link_stats64, in the order of statistics/ (reference 5.4).
+// struct rtnl_link_stats64, in the order of statistics/ (docs/kernel-semantics.md section 5.4).
 enum StatIndex : unsigned {
   kRxPackets, kTxPackets, kRxBytes, kTxBytes, kRxErrors, kTxErrors, kRxDropped, kTxDropped,
   kMulticast, kCollisions, kRxLengthErrors, kRxOverErrors, kRxCrcErrors, kRxFrameErrors,

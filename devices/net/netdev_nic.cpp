@@ -1,6 +1,6 @@
 // The simulated NIC, its driver, and the loopback driver (see
-// netdev_nic.hpp). Hook locking per seed 003 / reference 5.5; the flushing
-// read per seed 000 / reference 6.
+// netdev_nic.hpp). Hook locking per netdevices.rst (docs/kernel-semantics.md section 5.5); the
+// flushing read per io_ordering.rst (docs/kernel-semantics.md section 6).
 
 #include "devices/net/netdev_nic.hpp"
 

@@ -1,7 +1,8 @@
 #pragma once
 
 // The simulated PCI Ethernet NIC ("vnic") and its driver, and the loopback
-// driver. Reference sections 5.5 (hook locking), 5.6 (watchdog), 6 (MMIO).
+// driver. docs/kernel-semantics.md sections 5.5 (hook locking), 5.6 (watchdog),
+// 6 (MMIO).
 //
 // Hardware (VnicHardware): registers behind a core::MmioBus (posted,
 // possibly reordered writes from the simulated CPUs; reads flush the

@@ -1,7 +1,7 @@
 #pragma once
 
 // /sys/class/net/IF/queues/rx-N and tx-N (net/core/net-sysfs.c, modern:
-// rx_queue_default_attrs, netdev_queue_default_attrs; reference 5.1).
+// rx_queue_default_attrs, netdev_queue_default_attrs; docs/kernel-semantics.md section 5.1).
 //
 //   rx-N/rps_cpus       0644  %*pb mask over nr_cpu_ids; store: CAP_NET_ADMIN,
 //                             bitmap_parse (EINVAL, EOVERFLOW)

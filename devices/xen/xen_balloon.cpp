@@ -135,7 +135,7 @@ core::Status XenBalloon::target_kb_show(core::PageBuffer& buf) const {
   return {};
 }
 
-// drivers/xen/xen-balloon.c store_target_kb (reference 3.3, upstream).
+// drivers/xen/xen-balloon.c store_target_kb (docs/kernel-semantics.md section 3.3, upstream).
 core::Result<std::size_t> XenBalloon::target_kb_store(const core::Caller& caller,
                                                       std::string_view in) {
   if (!caller.capable(core::Capability::SysAdmin)) {
@@ -321,7 +321,7 @@ std::uint64_t size_pages_or(const core::ConfigValue& sec, std::string_view key,
 //                       not allowed with a [numa] section
 // With a [numa] section the guest's memory is its nodes' memory:
 // `memory` defaults to the nodes' total and must equal it when given
-// (reference 3.5 current_pages is the sum of the nodes' MemTotal), the
+// (docs/kernel-semantics.md section 3.5: current_pages is the sum of the nodes' MemTotal), the
 // workload is numa/alloc's, and ballooning moves pages in and out of the
 // nodes (see xen_balloon_memory.hpp for the node order).
 //   max_schedule_delay  seconds (default 32), max_retry_count (default 0 =

@@ -1,5 +1,5 @@
 // The files of /sys/class/net/IF: layout, formats, modes, errnos and the
-// bad-input table of every writable attribute (reference 5.1-5.4).
+// bad-input table of every writable attribute (docs/kernel-semantics.md sections 5.1 to 5.4).
 
 #include "devices/net/netdev.hpp"
 
