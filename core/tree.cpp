@@ -182,7 +182,7 @@ Status Tree::remove(std::string_view path) {
   {
     // kernfs frees a node's iattrs with the node; inode numbers are never
     // reused, so nothing would ever read these again.
-    MutexLock lock(iattr_mu_);
+    WriteLock lock(iattr_mu_);
     for (Ino d : dead) iattrs_.erase(d);
     iattr_count_.store(iattrs_.size());
   }
@@ -308,14 +308,14 @@ IAttrs* Tree::iattrs_locked(Ino ino, struct timespec now) {
 
 std::optional<Times> Tree::times(Ino ino) const {
   if (iattr_count_.load(std::memory_order_relaxed) == 0) return std::nullopt;
-  MutexLock lock(iattr_mu_);
+  ReadLock lock(iattr_mu_);
   auto it = iattrs_.find(ino);
   if (it == iattrs_.end()) return std::nullopt;
   return it->second.times;
 }
 
 Status Tree::set_times(Ino ino, const TimesIn& in, struct timespec now) {
-  MutexLock lock(iattr_mu_);
+  WriteLock lock(iattr_mu_);
   IAttrs* attrs = iattrs_locked(ino, now);
   if (!attrs) return Errno{ENOENT};
   if (in.atime) attrs->times.atime = *in.atime;
@@ -325,7 +325,7 @@ Status Tree::set_times(Ino ino, const TimesIn& in, struct timespec now) {
 }
 
 Result<std::string> Tree::xattr_get(Ino ino, std::string_view name) const {
-  MutexLock lock(iattr_mu_);
+  ReadLock lock(iattr_mu_);
   auto it = iattrs_.find(ino);
   if (it == iattrs_.end()) return Errno{ENODATA};
   auto x = it->second.xattrs.find(name);
@@ -335,7 +335,7 @@ Result<std::string> Tree::xattr_get(Ino ino, std::string_view name) const {
 
 Status Tree::xattr_set(Ino ino, std::string_view name, std::optional<std::string_view> value,
                        int flags, struct timespec now) {
-  MutexLock lock(iattr_mu_);
+  WriteLock lock(iattr_mu_);
   // kernfs_xattr_set allocates the iattrs even for a set that then fails.
   IAttrs* attrs = iattrs_locked(ino, now);
   if (!attrs) return Errno{ENOENT};
@@ -358,7 +358,7 @@ Status Tree::xattr_set(Ino ino, std::string_view name, std::optional<std::string
 std::vector<std::string> Tree::xattr_names(Ino ino) const {
   std::vector<std::string> names;
   if (iattr_count_.load(std::memory_order_relaxed) == 0) return names;
-  MutexLock lock(iattr_mu_);
+  ReadLock lock(iattr_mu_);
   auto it = iattrs_.find(ino);
   if (it == iattrs_.end()) return names;
   for (const auto& [name, value] : it->second.xattrs) names.push_back(name);

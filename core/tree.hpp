@@ -190,7 +190,7 @@ class Tree {
   mutable SharedMutex mu_{"tree"};  // Order: outermost tree lock; device locks are never held with it
   // kernfs_iattr_rwsem. Order: before mu_ (iattrs_locked looks the node
   // up, shared, with it held); never held while calling out.
-  mutable Mutex iattr_mu_{"kernfs_iattr"};
+  mutable SharedMutex iattr_mu_{"kernfs_iattr"};  // stat reads shared
   // Side table, not a Node member: nearly no node ever gets iattrs, and a
   // Node pays for every byte (tests/core/tree_test.cpp bounds its size).
   std::unordered_map<Ino, IAttrs> iattrs_ GUARDED_BY(iattr_mu_);
