@@ -13,7 +13,8 @@
 // Thread-safety: every member may be called from any thread. The structure
 // is guarded by a SharedMutex (lookups shared, changes exclusive); device
 // callbacks are never called with it held. Observer callbacks are called
-// after it is released.
+// after it is released. The kernfs iattrs (times, xattrs) have their own
+// SharedMutex, taken before the structure's lock, never with a device's.
 
 #include <sys/types.h>
 #include <time.h>

@@ -205,25 +205,42 @@ core::Result<OpenOut> Server::open(core::Ino ino, int flags) {
 
 // A page-cache read (the fault of a MAP_PRIVATE mapping: FUSE refuses only
 // MAP_SHARED on direct-io files, sysfs refuses both with ENODEV, see
-// docs/kernfs-surface.md) is padded with zeros up to the page asked for,
-// within the file size. The mapping sees the same bytes either way (the
-// kernel zero-fills a short page), but a short reply is taken for EOF:
-// fuse_short_read -> fuse_read_update_size would shrink the cached i_size
-// of a text attribute from 4096 to its content length.
+// docs/kernfs-surface.md) is filled up to the length asked for, within the
+// file size: a binary attribute page by page (one read(2) of sysfs moves
+// at most a page), the rest with zeros. The mapping sees the same bytes
+// either way (the kernel zero-fills a short page), but Linux 6.12 takes a
+// short page-cache reply for EOF: fuse_short_read -> fuse_read_update_size
+// would shrink the cached i_size, a text attribute's from 4096 to its
+// content length.
 core::Result<ReadOut> Server::read(const core::Caller& caller, std::uint64_t fh, std::size_t size,
                                    off_t off, bool page_cache) {
   auto r = read_bytes(caller, fh, size, off);
-  if (!r || !page_cache || r->use_owned) return r;
-  const std::uint64_t file_size = as_open(fh)->node->size();
+  if (!r || !page_cache) return r;
+  const core::Node& node = *as_open(fh)->node;
+  const std::uint64_t file_size = node.size();
   const auto pos = static_cast<std::uint64_t>(off);
   if (pos >= file_size) return r;
-  const auto want = static_cast<std::size_t>(
-      std::min<std::uint64_t>({size, file_size - pos, core::kPageSize}));
-  if (r->len < want) {
-    std::memset(r->page.data() + r->len, 0, want - r->len);
-    r->len = want;
+  const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(size, file_size - pos));
+  if (r->bytes().size() >= want) return r;
+  if (want <= r->page.size() && !r->use_owned) {
+    if (node.kind == core::NodeKind::Text || node.kind == core::NodeKind::Seq) {
+      std::memset(r->page.data() + r->len, 0, want - r->len);
+      r->len = want;
+      return r;
+    }
   }
-  return r;
+  std::string all(r->bytes());
+  while (node.kind == core::NodeKind::Bin && all.size() < want) {
+    auto more = read_bytes(caller, fh, want - all.size(), static_cast<off_t>(pos + all.size()));
+    if (!more) return more.error();
+    if (more->bytes().empty()) break;
+    all.append(more->bytes());
+  }
+  all.resize(want, '\0');
+  ReadOut out;
+  out.owned = std::move(all);
+  out.use_owned = true;
+  return out;
 }
 
 core::Result<ReadOut> Server::read_bytes(const core::Caller& caller, std::uint64_t fh,

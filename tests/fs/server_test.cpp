@@ -258,4 +258,18 @@ TEST_CASE("xattrs: kernfs namespaces, flags, listing order, trusted.* hidden wit
   CHECK(m.server.setxattr(hot, "security.h", "1", 0).error().value() == ENOENT);
 }
 
+TEST_CASE("chmod through a descriptor of a removed node succeeds and keeps no iattrs") {
+  TestMachine m(kMachine);
+  CHECK(m.write("kernel/debug/vsysfs/testdev/hotplug", "add hot") == 7);
+  const auto ino = m.tree.resolve("devices/virtual/vsysfs_test/hot/value");
+  REQUIRE(ino != 0);
+  m.tree.looked_up(*m.tree.get(ino));  // the kernel holds it: it stays addressable
+  CHECK(m.write("kernel/debug/vsysfs/testdev/hotplug", "remove hot") == 10);
+  vsysfs::fs::SetAttrIn in;
+  in.set_mode = true;
+  in.mode = 0600;
+  CHECK(m.server.setattr(Caller::root(), ino, in));
+  CHECK(!m.tree.times(ino));
+}
+
 }  // TEST_SUITE

@@ -47,6 +47,11 @@ c() { $CLIENT "$@"; }
   [ "$(c mmap-stat "$MNT/$TEXT")" = 4096 ]
   [ "$(stat -c %s "$MNT/$TEXT")" = 4096 ]
   [ "$(c mmap-stat "$MNT/$BIN")" = 256 ]
+  # A binary attribute larger than a page: the daemon fills the whole
+  # page-cache request, page by page.
+  local big=$MNT/devices/system/cpu/cpu0/topology/core_cpus_list
+  [ "$(stat -c %s "$big")" = 28672 ]
+  [ "$(c mmap-stat "$big")" = 28672 ]
   [ "$(cat "$MNT/$TEXT")" = 65536 ]
 }
 
