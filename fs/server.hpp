@@ -5,8 +5,9 @@
 // getattr, the open-time permission check that applies even to root,
 // show() on a read at offset 0 into a per-open snapshot, offset-ignoring
 // capped writes to store(), binary attribute bounds, poll after notify,
-// EACCES/EPERM for everything sysfs refuses, and flock/POSIX locks through
-// the LockService. ops.cpp calls one method per request and replies with
+// EACCES/EPERM for everything sysfs refuses, flock/POSIX locks through
+// the LockService, and the rest of the kernfs file surface (xattrs, kept
+// times, O_DIRECT, s_maxbytes; docs/kernfs-surface.md). ops.cpp calls one method per request and replies with
 // its result; nothing here replies except the asynchronous lock and poll
 // paths, which own their request.
 //
