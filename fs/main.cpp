@@ -45,6 +45,9 @@
 namespace {
 
 constexpr const char* kVersion = "0.1.0";
+// Idle FUSE workers kept after a burst (-o max_idle_threads overrides):
+// libfuse's default before 3.12.
+constexpr unsigned kIdleThreads = 10;
 
 // fuse_opt_parse strdup()s every "-o name=value" it fills in: freed here,
 // on every way out of main.
@@ -302,7 +305,12 @@ int main(int argc, char* argv[]) {
   } else {
     fuse_loop_config* config = fuse_loop_cfg_create();
     fuse_loop_cfg_set_clone_fd(config, cmd.clone_fd);
-    if (cmd.max_idle_threads != UINT_MAX) fuse_loop_cfg_set_idle_threads(config, cmd.max_idle_threads);
+    // libfuse 3.12+ keeps every worker it ever started (max_idle_threads
+    // -1) unless told otherwise: a burst of 64 concurrent requests would
+    // pin 64 threads (and their stacks) for the life of the mount. Workers
+    // beyond kIdleThreads exit once they are idle again.
+    fuse_loop_cfg_set_idle_threads(
+        config, cmd.max_idle_threads != UINT_MAX ? cmd.max_idle_threads : kIdleThreads);
     // Requests never block a worker for long (locks wait asynchronously),
     // but a manual-clock advance runs device timers on its worker.
     // (max_threads is UINT_MAX when -o max_threads was not given.)

@@ -91,6 +91,13 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
     in.set_gid = to_set & FUSE_SET_ATTR_GID;
     in.gid = attr->st_gid;
     in.set_size = to_set & FUSE_SET_ATTR_SIZE;
+    in.size = attr->st_size;
+    in.set_atime = to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW);
+    in.atime_now = to_set & FUSE_SET_ATTR_ATIME_NOW;
+    in.atime = attr->st_atim;
+    in.set_mtime = to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW);
+    in.mtime_now = to_set & FUSE_SET_ATTR_MTIME_NOW;
+    in.mtime = attr->st_mtim;
     reply(req, server(req).setattr(caller_of(req), ino, in));
   });
 }
@@ -132,8 +139,16 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   });
 }
 
+// A read(2) on a direct-io file reaches us through fuse_direct_io, which
+// always names the reader's files_struct (FUSE_READ_LOCKOWNER): lock_owner
+// is non-zero. The page cache's reads (fuse_read_folio, readahead: a
+// MAP_PRIVATE mapping's faults) send none.
+bool page_cache_read(const fuse_file_info* fi) { return fi->lock_owner == 0; }
+
 void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) noexcept {
-  guarded(req, [&] { reply(req, server(req).read(caller_of(req), fi->fh, size, off)); });
+  guarded(req, [&] {
+    reply(req, server(req).read(caller_of(req), fi->fh, size, off, page_cache_read(fi)));
+  });
 }
 
 void op_write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,
@@ -220,6 +235,39 @@ void op_statfs(fuse_req_t req, fuse_ino_t) noexcept {
 void op_poll(fuse_req_t req, fuse_ino_t, fuse_file_info* fi, fuse_pollhandle* ph) noexcept {
   // Never ENOSYS: the kernel would remember it for the whole mount.
   guarded(req, [&] { reply(req, server(req).poll(fi->fh, ph)); });
+}
+
+// --- extended attributes -----------------------------------------------------
+
+// getxattr/listxattr: size 0 asks for the length; a buffer too small is
+// ERANGE (vfs_getxattr / vfs_listxattr semantics).
+void reply_xattr_value(fuse_req_t req, const core::Result<std::string>& r, size_t size) {
+  if (!r) return reply_error(req, r.error());
+  if (size == 0) {
+    fuse_reply_xattr(req, r->size());
+    return;
+  }
+  if (r->size() > size) return reply_error(req, core::Errno{ERANGE});
+  fuse_reply_buf(req, r->data(), r->size());
+}
+
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noexcept {
+  guarded(req, [&] { reply_xattr_value(req, server(req).getxattr(ino, name), size); });
+}
+
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept {
+  guarded(req, [&] { reply_xattr_value(req, server(req).listxattr(caller_of(req), ino), size); });
+}
+
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
+                 size_t size, int flags) noexcept {
+  guarded(req, [&] {
+    reply(req, server(req).setxattr(ino, name, std::string_view(value, size), flags));
+  });
+}
+
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) noexcept {
+  guarded(req, [&] { reply(req, server(req).removexattr(ino, name)); });
 }
 
 // --- locks -------------------------------------------------------------------
@@ -328,6 +376,10 @@ fuse_lowlevel_ops make_lowlevel_ops() {
   ops.getlk = op_getlk;
   ops.setlk = op_setlk;
   ops.poll = op_poll;
+  ops.getxattr = op_getxattr;
+  ops.listxattr = op_listxattr;
+  ops.setxattr = op_setxattr;
+  ops.removexattr = op_removexattr;
   ops.flock = op_flock;
   return ops;
 }
