@@ -78,7 +78,7 @@ EventLog::~EventLog() {
 void EventLog::open_sink(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "ae");
   if (!f) throw std::system_error(errno, std::generic_category(), "cannot open events file " + path);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (sink_) std::fclose(sink_);
   sink_ = f;
 }
@@ -99,7 +99,7 @@ std::uint64_t EventLog::record(const Caller* caller, std::string_view device,
   e.what = what;
   e.result = result;
   e.data = std::move(data);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   e.seq = next_seq_++;
   if (sink_) {
     const std::string line = e.to_json() + "\n";
@@ -115,12 +115,12 @@ std::uint64_t EventLog::record(const Caller* caller, std::string_view device,
 }
 
 std::vector<Event> EventLog::snapshot() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return {events_.begin(), events_.end()};
 }
 
 std::vector<Event> EventLog::since(std::uint64_t after) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<Event> out;
   for (const auto& e : events_)
     if (e.seq > after) out.push_back(e);
@@ -130,7 +130,7 @@ std::vector<Event> EventLog::since(std::uint64_t after) const {
 void EventLog::clear() {
   std::deque<Event> gone;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     gone.swap(events_);
   }
   gone.clear();
@@ -141,17 +141,17 @@ void EventLog::clear() {
 }
 
 std::uint64_t EventLog::last_seq() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return next_seq_ - 1;
 }
 
 std::uint64_t EventLog::dropped() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return dropped_;
 }
 
 void EventLog::render(std::string& out) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (const auto& e : events_) {
     out += e.to_json();
     out.push_back('\n');

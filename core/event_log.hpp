@@ -22,12 +22,12 @@
 #include <deque>
 #include <functional>
 #include <initializer_list>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/clock.hpp"
+#include "core/locks.hpp"
 
 namespace vsysfs::core {
 
@@ -91,11 +91,11 @@ class EventLog {
 
  private:
   const Clock& clock_;
-  mutable std::mutex mu_;  // Order: leaf
-  std::deque<Event> events_;
-  std::uint64_t next_seq_ = 1;
-  std::uint64_t dropped_ = 0;
-  std::FILE* sink_ = nullptr;
+  mutable Mutex mu_{"event_log.mu"};  // Order: leaf
+  std::deque<Event> events_ GUARDED_BY(mu_);
+  std::uint64_t next_seq_ GUARDED_BY(mu_) = 1;
+  std::uint64_t dropped_ GUARDED_BY(mu_) = 0;
+  std::FILE* sink_ GUARDED_BY(mu_) = nullptr;
 };
 
 // Appends `text` to `out` as a JSON string literal (quotes included).

@@ -228,7 +228,7 @@ DecodedJournal StateJournal::load() const {
 }
 
 void StateJournal::rewrite(const std::vector<StateRecord>& records) {
-  std::lock_guard lock(order_mu_);
+  MutexLock lock(order_mu_);
   const std::string tmp = path_ + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) io_error("create", tmp);

@@ -24,11 +24,11 @@
 // decode/encode/compact are pure functions.
 
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/locks.hpp"
 #include "core/result.hpp"
 
 namespace vsysfs::core {
@@ -117,17 +117,21 @@ class StateJournal {
   // directory) and opens it for appending. Throws std::runtime_error.
   void rewrite(const std::vector<StateRecord>& records);
   // Appends one record and fdatasync()s it. Call with order_mutex() held.
-  Status append(const StateRecord& rec);
+  Status append(const StateRecord& rec) REQUIRES(order_mu_);
 
-  std::mutex& order_mutex() { return order_mu_; }
+  Mutex& order_mutex() RETURN_CAPABILITY(order_mu_) { return order_mu_; }
   const std::string& path() const { return path_; }
-  std::uint64_t appended() const { return appended_; }
+  std::uint64_t appended() const EXCLUDES(order_mu_) {
+    MutexLock lock(order_mu_);
+    return appended_;
+  }
 
  private:
   const std::string path_;
-  std::mutex order_mu_;  // Order: taken before any device lock (held across store())
-  int fd_ = -1;          // guarded by order_mu_
-  std::uint64_t appended_ = 0;
+  // Order: taken before any device lock (held across store()).
+  mutable Mutex order_mu_{"state_journal.order_mu"};
+  int fd_ GUARDED_BY(order_mu_) = -1;
+  std::uint64_t appended_ GUARDED_BY(order_mu_) = 0;
 };
 
 }  // namespace vsysfs::core

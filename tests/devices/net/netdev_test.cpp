@@ -246,10 +246,10 @@ TEST_CASE("ifalias: round trip, newline stripped, 256 bytes is EINVAL, empty cle
   CHECK(m.write(D0 + "ifalias", "uplink to rack 7\n") == 17);
   CHECK(m.read(D0 + "ifalias") == "uplink to rack 7\n");
   CHECK(m.write(D0 + "ifalias", std::string(255, 'a')) == 255);
-  CHECK(m.read(D0 + "ifalias") == std::string(255, 'a') + "\n");
+  CHECK(m.read(D0 + "ifalias") == std::string(255, 'a').append("\n"));
   CHECK(m.write(D0 + "ifalias", std::string(256, 'b')) == -EINVAL);
-  CHECK(m.write(D0 + "ifalias", std::string(256, 'b') + "\n") == -EINVAL);
-  CHECK(m.read(D0 + "ifalias") == std::string(255, 'a') + "\n");
+  CHECK(m.write(D0 + "ifalias", std::string(256, 'b').append("\n")) == -EINVAL);
+  CHECK(m.read(D0 + "ifalias") == std::string(255, 'a').append("\n"));
   CHECK(m.write(D0 + "ifalias", "x", no_net_admin()) == -EPERM);
   CHECK(m.write(D0 + "ifalias", "\n") == 1);
   CHECK(m.read(D0 + "ifalias") == "");
