@@ -255,6 +255,11 @@ FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 20
 FUZZ_FLAGS   := -std=$(CXXSTD) $(FUZZ_OPT) -gline-tables-only -fno-omit-frame-pointer -pthread \
                 -fsanitize=address,undefined -fno-sanitize-recover=undefined
+# clang's default warnings only (no -Wall: the GCC build has those); WERROR=1
+# makes them errors here too.
+ifneq ($(WERROR),)
+  FUZZ_FLAGS += -Werror
+endif
 FUZZ_LIB_SRC := $(CORE_SRC) $(DEVICES_SRC) $(FS_SRC) $(TESTDEV_SRC) tests/support/test_env.cpp
 FUZZ_SRC_OBJ := $(patsubst %.cpp,$(FUZZ_BUILD)/%.o,$(FUZZ_LIB_SRC))
 FUZZ_LIB_OBJ := $(FUZZ_SRC_OBJ) $(FUZZ_BUILD)/gen/default_machine.o

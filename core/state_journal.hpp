@@ -121,15 +121,13 @@ class StateJournal {
 
   Mutex& order_mutex() RETURN_CAPABILITY(order_mu_) { return order_mu_; }
   const std::string& path() const { return path_; }
-  std::uint64_t appended() const EXCLUDES(order_mu_) {
-    MutexLock lock(order_mu_);
-    return appended_;
-  }
+  // Records appended by this object. Call with order_mutex() held.
+  std::uint64_t appended() const REQUIRES(order_mu_) { return appended_; }
 
  private:
   const std::string path_;
   // Order: taken before any device lock (held across store()).
-  mutable Mutex order_mu_{"state_journal.order_mu"};
+  Mutex order_mu_{"state_journal.order_mu"};
   int fd_ GUARDED_BY(order_mu_) = -1;
   std::uint64_t appended_ GUARDED_BY(order_mu_) = 0;
 };
