@@ -137,7 +137,7 @@ run: deps all  ## install what is missing, build, mount the default machine at .
 	@echo "  Stop it with Ctrl-C here, or:  mount-scripts/vsysfs-umount $(MNTDIR)"
 	@$(DAEMON) -f $(VSYSFS_OPTS) $(MNTDIR)
 
-test: deps all  ## run every suite (unit + integration); ends with "N passed, N failed"
+test: deps all  ## run every suite (unit + integration); ends with "N passed, N failed, N skipped"
 	@BUILD=$(BUILD) tests/run-all
 
 unit: $(UNIT)  ## the unit tests only
@@ -181,11 +181,59 @@ $(BUILD)/tests/bench/fuse-baseline: tests/bench/fuse_baseline.cpp
 	$(Q)$(CXX) $(CXXFLAGS) $(shell pkg-config --cflags fuse3) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs fuse3) -pthread
 
 
+# --- static checks -------------------------------------------------------------
+.PHONY: analyze shellcheck format-check checks
+# make analyze: clang's thread-safety analysis (GUARDED_BY, REQUIRES, ...;
+# core/thread_annotations.hpp) over every source of core/, devices/ and fs/,
+# syntax only (no code generated: about a minute of one core). Any warning
+# fails (-Werror). Incremental: a file is checked again when it or a header
+# it includes changes ($(BUILD)/analyze/*.ok stamps).
+ANALYZE_CXX   ?= clang++
+ANALYZE_FLAGS := -std=$(CXXSTD) -fsyntax-only -Wthread-safety -Wthread-safety-beta -Werror
+ANALYZE_SRC   := $(CORE_SRC) $(DEVICES_SRC) $(FS_SRC) fs/main.cpp
+ANALYZE_OK    := $(patsubst %.cpp,$(BUILD)/analyze/%.ok,$(ANALYZE_SRC))
+analyze: $(ANALYZE_OK)  ## clang -Wthread-safety over core/, devices/, fs/ (warnings are errors)
+	@echo "analyze: $(words $(ANALYZE_SRC)) files, no thread-safety warnings"
+$(BUILD)/analyze/%.ok: %.cpp
+	@mkdir -p $(dir $@)
+	@echo "  ANALYZE $<"
+	$(Q)$(ANALYZE_CXX) $(filter-out -MMD -MP,$(CPPFLAGS)) -MMD -MP -MF $(@:.ok=.d) -MT $@ \
+	  $(ANALYZE_FLAGS) $< && touch $@
+-include $(ANALYZE_OK:.ok=.d)
+
+# make shellcheck: every shell script and bats file, at shellcheck's default
+# severity (style notes included). A finding is disabled only on its line,
+# with the reason. For .bats only, SC2030/SC2031 are off: shellcheck models
+# each @test as a subshell and reports every variable one test sets and
+# another reads (koalaman/shellcheck#2431, #2873, open in 0.9); bats runs a
+# test's setup, body and teardown in one process.
+SHELL_SCRIPTS := .ci/run $(wildcard mount-scripts/*) tests/run-all tests/check-layers \
+                 tests/format-check tests/bench/run-bench tests/bench/gen-machine tests/fuzz/run \
+                 $(wildcard tests/*/*.bash)
+BATS_FILES    := $(wildcard tests/integration/*.bats)
+shellcheck:  ## shellcheck over the scripts, helpers and bats suites
+	@shellcheck $(SHELL_SCRIPTS)
+	@shellcheck --shell=bats --exclude=SC2030,SC2031 $(BATS_FILES)
+	@echo "shellcheck: $(words $(SHELL_SCRIPTS) $(BATS_FILES)) files clean"
+
+# make format-check: the C++ lines a change touched must be as clang-format
+# (.clang-format) would write them; untouched lines are never checked (the
+# tree predates .clang-format). The change: the commits since FORMAT_BASE
+# (default HEAD~1, the first parent: for a merge commit, everything the
+# merged branch brought; on a branch, `make format-check FORMAT_BASE=main`)
+# plus uncommitted edits. Prints the fix as a diff; `git clang-format -f
+# FORMAT_BASE` applies it.
+FORMAT_BASE ?= HEAD~1
+format-check:  ## clang-format check of the C++ lines changed since FORMAT_BASE (default HEAD~1)
+	@tests/format-check $(FORMAT_BASE)
+
+checks: analyze shellcheck format-check check-layers  ## all static checks (no build needed)
+
 clean:  ## remove every build directory
 	rm -rf build build-*
 
 help:  ## this list
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
+	@grep -hE '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | sed -E 's/:.*## /\t/' | expand -t 16
 
 -include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(wildcard $(PCH_DIR)/*.d)
 
@@ -211,6 +259,11 @@ FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 20
 FUZZ_FLAGS   := -std=$(CXXSTD) $(FUZZ_OPT) -gline-tables-only -fno-omit-frame-pointer -pthread \
                 -fsanitize=address,undefined -fno-sanitize-recover=undefined
+# clang's default warnings only (no -Wall: the GCC build has those); WERROR=1
+# makes them errors here too.
+ifneq ($(WERROR),)
+  FUZZ_FLAGS += -Werror
+endif
 FUZZ_LIB_SRC := $(CORE_SRC) $(DEVICES_SRC) $(FS_SRC) $(TESTDEV_SRC) tests/support/test_env.cpp
 FUZZ_SRC_OBJ := $(patsubst %.cpp,$(FUZZ_BUILD)/%.o,$(FUZZ_LIB_SRC))
 FUZZ_LIB_OBJ := $(FUZZ_SRC_OBJ) $(FUZZ_BUILD)/gen/default_machine.o

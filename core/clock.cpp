@@ -7,7 +7,7 @@ Clock::~Clock() = default;
 Clock::TimerId Clock::add_timer(Nanos deadline, Callback fn) {
   TimerId id;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     id = next_id_++;
     timers_.emplace(Key{deadline, id}, std::move(fn));
     deadline_of_.emplace(id, deadline);
@@ -17,7 +17,7 @@ Clock::TimerId Clock::add_timer(Nanos deadline, Callback fn) {
 }
 
 bool Clock::cancel_timer(TimerId id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = deadline_of_.find(id);
   if (it == deadline_of_.end()) return false;
   timers_.erase(Key{it->second, id});
@@ -26,19 +26,19 @@ bool Clock::cancel_timer(TimerId id) {
 }
 
 void Clock::sync() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   // A callback that cancels its own timer must not wait for itself.
   if (running_callback_ && runner_ == std::this_thread::get_id()) return;
-  idle_cv_.wait(lock, [this] { return !running_callback_; });
+  while (running_callback_) idle_cv_.wait(mu_);
 }
 
 std::size_t Clock::pending_timers() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return timers_.size();
 }
 
 bool Clock::next_deadline(Nanos* out) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (timers_.empty()) return false;
   *out = timers_.begin()->first.deadline;
   return true;
@@ -49,8 +49,8 @@ std::size_t Clock::run_due(Nanos limit, const std::function<void(Nanos)>& set_no
   for (;;) {
     Callback fn;
     {
-      std::unique_lock lock(mu_);
-      idle_cv_.wait(lock, [this] { return !running_callback_; });
+      MutexLock lock(mu_);
+      while (running_callback_) idle_cv_.wait(mu_);
       if (timers_.empty() || timers_.begin()->first.deadline > limit) break;
       auto node = timers_.extract(timers_.begin());
       deadline_of_.erase(node.key().id);
@@ -62,7 +62,7 @@ std::size_t Clock::run_due(Nanos limit, const std::function<void(Nanos)>& set_no
     fn();
     ++ran;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       running_callback_ = false;
     }
     idle_cv_.notify_all();
@@ -73,22 +73,23 @@ std::size_t Clock::run_due(Nanos limit, const std::function<void(Nanos)>& set_no
 // --- ManualClock -------------------------------------------------------------
 
 Nanos ManualClock::now() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return now_;
 }
 
 void ManualClock::advance(Nanos step) {
-  std::lock_guard serial(advance_mu_);
+  MutexLock serial(advance_mu_);
   Nanos target;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     target = now_ + step;
   }
   // set_now runs with mu_ held (inside run_due).
   run_due(target, [this](Nanos deadline) {
+    mu_.assert_held();
     if (deadline > now_) now_ = deadline;
   });
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   now_ = target;
 }
 
@@ -102,7 +103,7 @@ void SystemClock::start() {
 
 SystemClock::~SystemClock() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
   }
   cv_.notify_all();
@@ -118,18 +119,18 @@ void SystemClock::timers_changed() { cv_.notify_all(); }
 void SystemClock::loop() {
   for (;;) {
     {
-      std::unique_lock lock(mu_);
+      MutexLock lock(mu_);
       if (stop_) return;
     }
     run_due(now(), nullptr);
     Nanos next;
     const bool have = next_deadline(&next);
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     if (stop_) return;
     if (have) {
-      cv_.wait_until(lock, start_ + next);
+      cv_.wait_until(mu_, start_ + next);
     } else {
-      cv_.wait(lock);
+      cv_.wait(mu_);
     }
   }
 }
@@ -137,7 +138,7 @@ void SystemClock::loop() {
 // --- Timer -------------------------------------------------------------------
 
 void Timer::mod_timer(Nanos deadline) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (id_ != 0) clock_.cancel_timer(id_);
   expires_ = deadline;
   // The callback learns its own id through `mine`, written below while mu_
@@ -146,7 +147,7 @@ void Timer::mod_timer(Nanos deadline) {
   auto mine = std::make_shared<Clock::TimerId>(0);
   id_ = clock_.add_timer(deadline, [this, mine] {
     {
-      std::lock_guard inner(mu_);
+      MutexLock inner(mu_);
       if (id_ == 0 || id_ != *mine) return;
       id_ = 0;
     }
@@ -156,7 +157,7 @@ void Timer::mod_timer(Nanos deadline) {
 }
 
 bool Timer::del_timer() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (id_ == 0) return false;
   const bool was = clock_.cancel_timer(id_);
   id_ = 0;
@@ -169,12 +170,12 @@ void Timer::del_timer_sync() {
 }
 
 bool Timer::pending() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return id_ != 0;
 }
 
 Nanos Timer::expires() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return expires_;
 }
 

@@ -17,14 +17,14 @@
 // the thread that called advance() (ManualClock).
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
+
+#include "core/locks.hpp"
 
 namespace vsysfs::core {
 
@@ -55,13 +55,14 @@ class Clock {
  protected:
   // Runs every timer with deadline <= limit; returns how many ran. For a
   // manual clock `set_now` moves simulated time to each deadline first.
-  std::size_t run_due(Nanos limit, const std::function<void(Nanos)>& set_now);
+  // set_now runs with mu_ held.
+  std::size_t run_due(Nanos limit, const std::function<void(Nanos)>& set_now) EXCLUDES(mu_);
   // Earliest deadline, if any.
-  bool next_deadline(Nanos* out) const;
+  bool next_deadline(Nanos* out) const EXCLUDES(mu_);
   virtual void timers_changed() {}
 
-  mutable std::mutex mu_;  // Order: leaf (never held while a callback runs)
-  std::condition_variable idle_cv_;
+  mutable Mutex mu_{"clock.mu"};  // Order: leaf (never held while a callback runs)
+  CondVar idle_cv_;
 
  private:
   struct Key {
@@ -69,11 +70,11 @@ class Clock {
     TimerId id;
     auto operator<=>(const Key&) const = default;
   };
-  std::map<Key, Callback> timers_;
-  std::map<TimerId, Nanos> deadline_of_;
-  TimerId next_id_ = 1;
-  bool running_callback_ = false;
-  std::thread::id runner_;
+  std::map<Key, Callback> timers_ GUARDED_BY(mu_);
+  std::map<TimerId, Nanos> deadline_of_ GUARDED_BY(mu_);
+  TimerId next_id_ GUARDED_BY(mu_) = 1;
+  bool running_callback_ GUARDED_BY(mu_) = false;
+  std::thread::id runner_ GUARDED_BY(mu_);
 };
 
 class ManualClock final : public Clock {
@@ -84,8 +85,8 @@ class ManualClock final : public Clock {
   void advance(Nanos step);
 
  private:
-  std::mutex advance_mu_;  // serialises advance(); Order: before mu_
-  Nanos now_{0};           // guarded by mu_
+  Mutex advance_mu_{"manual_clock.advance_mu"};  // serialises advance(); Order: before mu_
+  Nanos now_ GUARDED_BY(mu_){0};
 };
 
 class SystemClock final : public Clock {
@@ -104,8 +105,8 @@ class SystemClock final : public Clock {
   void loop();
 
   const std::chrono::steady_clock::time_point start_;
-  std::condition_variable cv_;
-  bool stop_ = false;
+  CondVar cv_;
+  bool stop_ GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 
@@ -132,9 +133,9 @@ class Timer {
  private:
   Clock& clock_;
   Clock::Callback fn_;
-  mutable std::mutex mu_;  // Order: before Clock::mu_
-  Clock::TimerId id_ = 0;
-  Nanos expires_{0};
+  mutable Mutex mu_{"timer.mu"};  // Order: before Clock::mu_
+  Clock::TimerId id_ GUARDED_BY(mu_) = 0;
+  Nanos expires_ GUARDED_BY(mu_){0};
 };
 
 }  // namespace vsysfs::core

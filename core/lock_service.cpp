@@ -42,7 +42,7 @@ std::string range_name(PosixRange r) {
 LockService::LockService(Env& env, WakeMode mode) : env_(env), mode_(mode) {}
 
 LockService::~LockService() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   // Queued requests leave their queues (a pending owner gets the lock from
   // cancel_wait and gives it back); then every turn still owned is given
   // back, with no waiter left to hand it to.
@@ -114,7 +114,7 @@ LockService::Slot& LockService::slot_for(const LockOwner& owner) {
     // wake_up_process of a new pending owner: runs at the end of an
     // RtMutex::unlock we made under mu_; the wake-up itself runs later.
     t->set_wake_hook([this](RtTask& task, RtMutex& mx) {
-      std::lock_guard wl(wake_mu_);
+      MutexLock wl(wake_mu_);
       wakes_.push_back({&task, &mx});
     });
     return t;
@@ -255,10 +255,10 @@ void LockService::run_wakeups() {
   for (;;) {
     Completions out;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       std::vector<Wake> wakes;
       {
-        std::lock_guard wl(wake_mu_);
+        MutexLock wl(wake_mu_);
         wakes.swap(wakes_);
       }
       if (wakes.empty()) return;
@@ -294,7 +294,7 @@ void LockService::process_wake(const Wake& w, Completions& out) {
 }
 
 LockService::Ticket LockService::new_ticket() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const Ticket t = next_ticket_++;
   reserved_.insert(t);
   return t;
@@ -305,7 +305,7 @@ void LockService::request(Ticket ticket, std::uint64_t key, const std::string& n
                           Done done) {
   Completions out;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     reserved_.erase(ticket);
     File& f = file_of(key, name);
     Domain& d = f.dom(flock);
@@ -395,7 +395,7 @@ void LockService::setlk(Ticket ticket, std::uint64_t key, const std::string& nam
 
 std::optional<HeldLock> LockService::getlk(std::uint64_t key, const LockOwner& owner,
                                            LockType type, PosixRange range) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = files_.find(key);
   if (it == files_.end()) return std::nullopt;
   for (const HeldLock& h : it->second.held) {
@@ -410,7 +410,7 @@ std::optional<HeldLock> LockService::getlk(std::uint64_t key, const LockOwner& o
 void LockService::cancel(Ticket ticket) {
   Completions out;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = requests_.find(ticket);
     if (it == requests_.end()) {
       // Not queued: either done already (nothing to do) or not yet made.
@@ -451,7 +451,7 @@ void LockService::cancel(Ticket ticket) {
 void LockService::release(std::uint64_t key, bool flock, std::uint64_t owner) {
   Completions out;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = files_.find(key);
     if (it == files_.end()) return;
     File& f = it->second;
@@ -475,7 +475,7 @@ void LockService::release_posix(std::uint64_t key, std::uint64_t owner) {
 }
 
 std::optional<LockOwner> LockService::exclusive_holder(std::uint64_t key) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = files_.find(key);
   if (it == files_.end()) return std::nullopt;
   for (const HeldLock& h : it->second.held) {
@@ -485,8 +485,8 @@ std::optional<LockOwner> LockService::exclusive_holder(std::uint64_t key) const 
 }
 
 std::vector<ContendedLock> LockService::contended() const {
-  std::lock_guard lock(mu_);
-  auto slot_of = [this](const RtTask* t) -> const Slot* {
+  MutexLock lock(mu_);
+  auto slot_of = [this](const RtTask* t) REQUIRES(mu_) -> const Slot* {
     for (const auto& [owner, v] : slots_)
       for (const auto& s : v)
         if (s->rt.get() == t) return s.get();

@@ -74,13 +74,13 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "core/env.hpp"
+#include "core/locks.hpp"
 #include "core/result.hpp"
 #include "core/rt_mutex.hpp"
 
@@ -230,28 +230,29 @@ class LockService {
   };
   using Completions = std::vector<std::pair<Done, Status>>;
 
-  File& file_of(std::uint64_t key, const std::string& name);
-  Slot& slot_for(const LockOwner& owner);
-  void gc_slots(std::uint64_t owner);
+  File& file_of(std::uint64_t key, const std::string& name) REQUIRES(mu_);
+  Slot& slot_for(const LockOwner& owner) REQUIRES(mu_);
+  void gc_slots(std::uint64_t owner) REQUIRES(mu_);
   bool conflicts(const File& f, bool flock, LockType type, PosixRange range,
-                 std::uint64_t owner) const;
-  void apply(File& f, bool flock, LockType type, PosixRange range, const LockOwner& owner);
-  void drop(File& f, bool flock, std::uint64_t owner, PosixRange range);
-  bool holds_exclusive(const File& f, bool flock, std::uint64_t owner) const;
+                 std::uint64_t owner) const REQUIRES(mu_);
+  void apply(File& f, bool flock, LockType type, PosixRange range, const LockOwner& owner)
+      REQUIRES(mu_);
+  void drop(File& f, bool flock, std::uint64_t owner, PosixRange range) REQUIRES(mu_);
+  bool holds_exclusive(const File& f, bool flock, std::uint64_t owner) const REQUIRES(mu_);
   // After any change of f.held in domain `flock`: the exclusive holder that
   // no longer holds an exclusive lock passes the turn on; a drainer that no
   // longer conflicts is granted.
-  void settle(File& f, bool flock, Completions& out);
+  void settle(File& f, bool flock, Completions& out) REQUIRES(mu_);
   // r's slot owns the turn: grant r, or make it the drainer.
-  void take_turn(File& f, Request& r, Completions& out);
-  void grant(File& f, Request& r, Completions& out);
-  void finish(Request& r, Status st, Completions& out);
-  void pass_turn(Domain& d, Slot& s);
-  void process_wake(const Wake& w, Completions& out);
+  void take_turn(File& f, Request& r, Completions& out) REQUIRES(mu_);
+  void grant(File& f, Request& r, Completions& out) REQUIRES(mu_);
+  void finish(Request& r, Status st, Completions& out) REQUIRES(mu_);
+  void pass_turn(Domain& d, Slot& s) REQUIRES(mu_);
+  void process_wake(const Wake& w, Completions& out) REQUIRES(mu_);
   void request(Ticket ticket, std::uint64_t key, const std::string& name, bool flock,
                LockOwner owner, LockType type, PosixRange range, bool wait, Done done);
   void release(std::uint64_t key, bool flock, std::uint64_t owner);
-  void complete(Completions& out);
+  void complete(Completions& out) EXCLUDES(mu_);
   void log(const char* what, const std::string& file, bool flock, const LockOwner& owner,
            const char* result);
 
@@ -260,16 +261,16 @@ class LockService {
   // Order: mu_ -> RtTask::run_lock_ -> RtMutex::wait_lock_ -> RtTask::pi_lock_
   // -> wake_mu_ (the wake hook, under nothing of the rt-mutex) and the
   // EventLog's lock (the RtMutex observer). Callbacks run after mu_ is dropped.
-  mutable std::mutex mu_;
-  std::map<std::uint64_t, File> files_;
-  std::map<Ticket, Request> requests_;                       // queued or draining
-  std::map<std::uint64_t, std::vector<std::unique_ptr<Slot>>> slots_;  // by owner
-  std::set<Ticket> reserved_;      // issued, request not yet made
-  std::set<Ticket> precancelled_;  // cancelled before the request came
+  mutable Mutex mu_{"lock_service.mu"};
+  std::map<std::uint64_t, File> files_ GUARDED_BY(mu_);
+  std::map<Ticket, Request> requests_ GUARDED_BY(mu_);  // queued or draining
+  std::map<std::uint64_t, std::vector<std::unique_ptr<Slot>>> slots_ GUARDED_BY(mu_);  // by owner
+  std::set<Ticket> reserved_ GUARDED_BY(mu_);      // issued, request not yet made
+  std::set<Ticket> precancelled_ GUARDED_BY(mu_);  // cancelled before the request came
 
-  std::mutex wake_mu_;        // Order: leaf
-  std::vector<Wake> wakes_;   // Guarded by wake_mu_.
-  Ticket next_ticket_ = 1;
+  Mutex wake_mu_{"lock_service.wake_mu"};  // Order: leaf
+  std::vector<Wake> wakes_ GUARDED_BY(wake_mu_);
+  Ticket next_ticket_ GUARDED_BY(mu_) = 1;
 };
 
 }  // namespace vsysfs::core

@@ -6,10 +6,16 @@
 // a thread that takes a lock of lower or equal rank while holding a
 // higher-ranked one aborts with both names, the way lockdep reports an
 // inversion. Rank 0 opts out (leaf locks whose order is trivially safe).
-// assert_held() is the ASSERT_RTNL() analogue.
+// assert_held() is the ASSERT_RTNL() analogue; it also tells clang's
+// thread-safety analysis the lock is held (ASSERT_CAPABILITY), for code the
+// analysis cannot follow (a callback invoked under its caller's lock).
+// CondVar is a condition variable over a Mutex (lockdep sees the wait drop
+// and retake it). ConditionalLock is for a lock taken only on some paths.
 //
 // Thread-safety: these are the locks.
 
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
@@ -45,10 +51,12 @@ class CAPABILITY("mutex") Mutex {
   }
   // Held by the calling thread (debug builds); always true otherwise.
   bool held() const { return lockdep::held(this); }
-  void assert_held() const;
+  // Aborts (debug builds) when the calling thread does not hold the lock.
+  void assert_held() const ASSERT_CAPABILITY(this);
   const char* name() const { return name_; }
 
  private:
+  friend class CondVar;
   std::mutex mu_;
   const char* name_;
   int rank_;
@@ -88,12 +96,77 @@ class CAPABILITY("shared_mutex") SharedMutex {
 class SCOPED_CAPABILITY MutexLock {
  public:
   explicit MutexLock(Mutex& mu) ACQUIRE(mu) : mu_(mu) { mu_.lock(); }
-  ~MutexLock() RELEASE() { mu_.unlock(); }
+  ~MutexLock() RELEASE() {
+    if (held_) mu_.unlock();
+  }
   MutexLock(const MutexLock&) = delete;
   MutexLock& operator=(const MutexLock&) = delete;
+  // Drop the lock before the scope ends, and take it again (as
+  // std::unique_lock); the destructor releases it only when held.
+  void unlock() RELEASE() {
+    mu_.unlock();
+    held_ = false;
+  }
+  void lock() ACQUIRE() {
+    mu_.lock();
+    held_ = true;
+  }
 
  private:
   Mutex& mu_;
+  bool held_ = true;
+};
+
+// A condition variable whose waits release and retake a Mutex the caller
+// holds (std::condition_variable over the Mutex's own std::mutex, with
+// lockdep told of the release and the retake). Wait in a loop on the
+// predicate (`while (!ready) cv.wait(mu);`): the analysis then checks the
+// predicate's reads, which it cannot do inside a predicate lambda.
+class CondVar {
+ public:
+  void wait(Mutex& mu) REQUIRES(mu) {
+    std::unique_lock<std::mutex> lk(mu.mu_, std::adopt_lock);
+    lockdep::released(&mu);
+    cv_.wait(lk);
+    lockdep::acquired(mu.name_, mu.rank_, &mu);
+    lk.release();
+  }
+  // false when `deadline` passed (the lock is held again either way).
+  template <class Clock, class Duration>
+  bool wait_until(Mutex& mu, const std::chrono::time_point<Clock, Duration>& deadline)
+      REQUIRES(mu) {
+    std::unique_lock<std::mutex> lk(mu.mu_, std::adopt_lock);
+    lockdep::released(&mu);
+    const bool woken = cv_.wait_until(lk, deadline) == std::cv_status::no_timeout;
+    lockdep::acquired(mu.name_, mu.rank_, &mu);
+    lk.release();
+    return woken;
+  }
+  void notify_one() noexcept { cv_.notify_one(); }
+  void notify_all() noexcept { cv_.notify_all(); }
+
+ private:
+  std::condition_variable cv_;
+};
+
+// Holds `mu` for its scope when `mu` is not null. The analysis cannot
+// express a lock held on some paths only, so this is not a capability;
+// code under it that touches state the lock guards first calls
+// mu->assert_held(), which checks it at run time (debug builds) and tells
+// the analysis.
+class ConditionalLock {
+ public:
+  explicit ConditionalLock(Mutex* mu) NO_THREAD_SAFETY_ANALYSIS : mu_(mu) {
+    if (mu_ != nullptr) mu_->lock();
+  }
+  ~ConditionalLock() NO_THREAD_SAFETY_ANALYSIS {
+    if (mu_ != nullptr) mu_->unlock();
+  }
+  ConditionalLock(const ConditionalLock&) = delete;
+  ConditionalLock& operator=(const ConditionalLock&) = delete;
+
+ private:
+  Mutex* mu_;
 };
 
 class SCOPED_CAPABILITY ReadLock {

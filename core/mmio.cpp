@@ -4,12 +4,16 @@ namespace vsysfs::core {
 
 MmioBus::MmioBus(MmioTarget& target, unsigned ncpus, std::uint64_t seed, const char* lock_name,
                  int lock_rank)
-    : target_(target), mu_(lock_name, lock_rank), queues_(ncpus == 0 ? 1 : ncpus), rng_(seed),
+    : target_(target),
+      ncpus_(ncpus == 0 ? 1 : ncpus),
+      mu_(lock_name, lock_rank),
+      queues_(ncpus_),
+      rng_(seed),
       seed_(seed) {}
 
 void MmioBus::writel(unsigned cpu, std::uint32_t offset, std::uint32_t value) {
   MutexLock lock(mu_);
-  auto& q = queues_[cpu % queues_.size()];
+  auto& q = queues_[cpu % ncpus_];
   q.push_back({next_seq_++, offset, value});
   ++stats_.posted;
   // The chipset forwards some of what it holds, in no particular CPU order:
@@ -21,7 +25,7 @@ void MmioBus::writel(unsigned cpu, std::uint32_t offset, std::uint32_t value) {
 std::uint32_t MmioBus::readl(unsigned cpu, std::uint32_t offset) {
   MutexLock lock(mu_);
   ++stats_.reads;
-  const std::size_t q = cpu % queues_.size();
+  const std::size_t q = cpu % ncpus_;
   if (!queues_[q].empty()) ++stats_.flushes;
   // io_ordering.txt: the read makes the chipset flush this CPU's pending
   // writes before the read itself is posted.

@@ -68,7 +68,7 @@ class MmioBus {
   void reseed(std::uint64_t seed);
   std::uint64_t seed() const;
   std::size_t pending() const;
-  unsigned ncpus() const { return static_cast<unsigned>(queues_.size()); }
+  unsigned ncpus() const { return ncpus_; }
   MmioStats stats() const;
 
  private:
@@ -82,6 +82,7 @@ class MmioBus {
   bool pick_locked(std::size_t* q) REQUIRES(mu_);
 
   MmioTarget& target_;
+  const unsigned ncpus_;  // queues_.size(), fixed at construction
   mutable Mutex mu_;
   // One queue per CPU. A list, not a deque: an empty std::deque allocates
   // its map and first chunk (about 600 bytes), and a NIC has a queue for

@@ -115,7 +115,7 @@ RtTask::~RtTask() {
   // put_task_struct: wait until no other thread's chain walk or wake-up
   // still refers to this task.
   for (int n = usage_.load(); n != 0; n = usage_.load()) usage_.wait(n);
-  std::lock_guard pl(pi_lock_);
+  MutexLock pl(pi_lock_);
   VSYSFS_RT_CHECK(slowlock_.load() == nullptr, "task destroyed inside a lock call");
   VSYSFS_RT_CHECK(pi_blocked_on_ == nullptr, "task destroyed while blocked");
   VSYSFS_RT_CHECK(pi_waiters_.empty(), "task destroyed while owning a lock with waiters");
@@ -126,7 +126,7 @@ void RtTask::put_task_struct() noexcept {
 }
 
 std::vector<PiWaiterInfo> RtTask::pi_waiters() const {
-  std::lock_guard pl(pi_lock_);
+  MutexLock pl(pi_lock_);
   std::vector<PiWaiterInfo> out;
   for (const detail::RtMutexWaiter* w : pi_waiters_.nodes()) {
     out.push_back({w->task.load(), w->lock, w->pi_list_prio});
@@ -135,19 +135,19 @@ std::vector<PiWaiterInfo> RtTask::pi_waiters() const {
 }
 
 const RtMutex* RtTask::blocked_on() const {
-  std::lock_guard pl(pi_lock_);
+  MutexLock pl(pi_lock_);
   return pi_blocked_on_ ? pi_blocked_on_->lock : nullptr;
 }
 
 void RtTask::set_wake_hook(WakeHook hook) {
-  std::lock_guard sl(sleep_lock_);
+  MutexLock sl(sleep_lock_);
   wake_hook_ = std::move(hook);
 }
 
 void RtTask::wake_up_process(RtMutex& lock) {
   WakeHook hook;
   {
-    std::lock_guard sl(sleep_lock_);
+    MutexLock sl(sleep_lock_);
     woken_ = true;
     hook = wake_hook_;
   }
@@ -264,7 +264,7 @@ void RtMutex::adjust_prio_locked(RtTask& task, const RtMutex& cause) {
 // rt_mutex_adjust_prio: undo (or apply) boosting outside wait_lock.
 // Locking: takes task's pi_lock.
 void RtMutex::rt_mutex_adjust_prio(RtTask& task, const RtMutex& cause) {
-  std::lock_guard pl(task.pi_lock_);
+  MutexLock pl(task.pi_lock_);
   adjust_prio_locked(task, cause);
 }
 
@@ -355,7 +355,7 @@ retry:
     VSYSFS_RT_CHECK(task != nullptr, "a lock with waiters has an owner");
     task->get_task_struct();
     {
-      std::lock_guard pl(task->pi_lock_);
+      MutexLock pl(task->pi_lock_);
       if (waiter == lock->rt_mutex_top_waiter()) {
         // Boost the owner.
         task->pi_waiters_.del(top_waiter);
@@ -399,7 +399,7 @@ bool RtMutex::try_to_steal_lock(RtTask& current) {
 
   Waiter* next = nullptr;
   {
-    std::lock_guard pl(pendowner->pi_lock_);
+    MutexLock pl(pendowner->pi_lock_);
     if (current.prio_.load() >= pendowner->prio_.load()) return false;
 
     emit({RtMutexEvent::Kind::steal, this, &current, pendowner, pendowner->prio_.load(),
@@ -417,7 +417,7 @@ bool RtMutex::try_to_steal_lock(RtTask& current) {
   // current->pi_waiters list." next->task can be current when current is an
   // enqueued waiter whose prio rose above the pending owner's.
   if (next->task.load() != &current) {
-    std::lock_guard pl(current.pi_lock_);
+    MutexLock pl(current.pi_lock_);
     current.pi_waiters_.add(next);
     adjust_prio_locked(current, *this);
   }
@@ -442,17 +442,16 @@ bool RtMutex::try_to_take_rt_mutex(RtTask& current) {
 
 // task_blocks_on_rt_mutex: enqueue current's waiter, boost the owner if it is
 // the new top waiter, and walk the chain if the owner is itself blocked (or,
-// with detection, always). Locking: wait_lock held by wl on entry and exit;
+// with detection, always). Locking: wait_lock held on entry and exit;
 // dropped around the chain walk.
-Status RtMutex::task_blocks_on_rt_mutex(RtTask& current, bool detect_deadlock,
-                                        std::unique_lock<std::mutex>& wl) {
+Status RtMutex::task_blocks_on_rt_mutex(RtTask& current, bool detect_deadlock) {
   RtTask* owner_task = owner();
   Waiter* waiter = &current.waiter_;
   Waiter* top_waiter = waiter;
   bool chain_walk = false;
 
   {
-    std::lock_guard pl(current.pi_lock_);
+    MutexLock pl(current.pi_lock_);
     adjust_prio_locked(current, *this);
     waiter->task.store(&current);
     waiter->lock = this;
@@ -464,7 +463,7 @@ Status RtMutex::task_blocks_on_rt_mutex(RtTask& current, bool detect_deadlock,
   }
 
   if (waiter == rt_mutex_top_waiter()) {
-    std::lock_guard pl(owner_task->pi_lock_);
+    MutexLock pl(owner_task->pi_lock_);
     owner_task->pi_waiters_.del(top_waiter);
     owner_task->pi_waiters_.add(waiter);
     adjust_prio_locked(*owner_task, *this);
@@ -478,9 +477,9 @@ Status RtMutex::task_blocks_on_rt_mutex(RtTask& current, bool detect_deadlock,
   // The owner cannot disappear while holding the lock; the reference keeps
   // it alive after wait_lock is dropped.
   owner_task->get_task_struct();
-  wl.unlock();
+  wait_lock_.unlock();
   Status res = rt_mutex_adjust_prio_chain(owner_task, detect_deadlock, this, waiter, &current);
-  wl.lock();
+  wait_lock_.lock();
   return res;
 }
 
@@ -493,7 +492,7 @@ RtTask* RtMutex::wakeup_next_waiter(RtTask& current) {
   Waiter* waiter = nullptr;
   RtTask* pendowner = nullptr;
   {
-    std::lock_guard pl(current.pi_lock_);
+    MutexLock pl(current.pi_lock_);
     waiter = rt_mutex_top_waiter();
     wait_list_.del(waiter);
     // "We do not adjust a possible priority boost right now. We execute
@@ -508,7 +507,7 @@ RtTask* RtMutex::wakeup_next_waiter(RtTask& current) {
         pendowner->prio_.load()});
 
   {
-    std::lock_guard pl(pendowner->pi_lock_);
+    MutexLock pl(pendowner->pi_lock_);
     VSYSFS_RT_CHECK(pendowner->pi_blocked_on_ == waiter, "pending owner was blocked on this lock");
     pendowner->pi_blocked_on_ = nullptr;
     // "Enqueue a possible waiter into the pi_waiters list of the pending
@@ -527,22 +526,22 @@ RtTask* RtMutex::wakeup_next_waiter(RtTask& current) {
 // remove_waiter: dequeue current's waiter after a timeout, signal or
 // deadlock; if it was the top waiter, hand the owner the next top waiter
 // instead, readjust its prio and re-walk its chain (deboost mode, no
-// detection). Locking: wait_lock held by wl; dropped around the chain walk.
-void RtMutex::remove_waiter(RtTask& current, std::unique_lock<std::mutex>& wl) {
+// detection). Locking: wait_lock held on entry and exit; dropped around the chain walk.
+void RtMutex::remove_waiter(RtTask& current) {
   Waiter* waiter = &current.waiter_;
   const bool first = waiter == rt_mutex_top_waiter();
   RtTask* owner_task = owner();
   bool chain_walk = false;
 
   {
-    std::lock_guard pl(current.pi_lock_);
+    MutexLock pl(current.pi_lock_);
     wait_list_.del(waiter);
     waiter->task.store(nullptr);
     current.pi_blocked_on_ = nullptr;
   }
 
   if (first && owner_task != &current) {
-    std::lock_guard pl(owner_task->pi_lock_);
+    MutexLock pl(owner_task->pi_lock_);
     owner_task->pi_waiters_.del(waiter);
     if (rt_mutex_has_waiters()) owner_task->pi_waiters_.add(rt_mutex_top_waiter());
     adjust_prio_locked(*owner_task, *this);
@@ -552,7 +551,7 @@ void RtMutex::remove_waiter(RtTask& current, std::unique_lock<std::mutex>& wl) {
     // leaves current's own waiter (on its stack) in its pi_waiters after a
     // self-deadlock, and no top waiter there after current stole the lock as
     // an enqueued top waiter. Clean both up.
-    std::lock_guard pl(current.pi_lock_);
+    MutexLock pl(current.pi_lock_);
     current.pi_waiters_.del(waiter);
     if (rt_mutex_has_waiters()) {
       Waiter* next = rt_mutex_top_waiter();
@@ -564,9 +563,9 @@ void RtMutex::remove_waiter(RtTask& current, std::unique_lock<std::mutex>& wl) {
   if (!chain_walk) return;
 
   owner_task->get_task_struct();
-  wl.unlock();
+  wait_lock_.unlock();
   (void)rt_mutex_adjust_prio_chain(owner_task, false, this, nullptr, &current);
-  wl.lock();
+  wait_lock_.lock();
 }
 
 // ---------------------------------------------------------------------------
@@ -579,7 +578,7 @@ void RtMutex::remove_waiter(RtTask& current, std::unique_lock<std::mutex>& wl) {
 Result<LockStep> RtMutex::slowlock_loop(RtTask& current, std::optional<Errno> abort, bool first) {
   Waiter* waiter = &current.waiter_;
   Status ret;
-  std::unique_lock wl(wait_lock_);
+  MutexLock wl(wait_lock_);
 
   // rt_mutex_slowlock's "Try to acquire the lock again", before the loop.
   if (first && try_to_take_rt_mutex(current)) {
@@ -603,7 +602,7 @@ Result<LockStep> RtMutex::slowlock_loop(RtTask& current, std::optional<Errno> ab
     // woken up by the previous owner but the lock got stolen by a higher
     // prio task."
     if (waiter->task.load() == nullptr) {
-      ret = task_blocks_on_rt_mutex(current, current.detect_deadlock_, wl);
+      ret = task_blocks_on_rt_mutex(current, current.detect_deadlock_);
       // "If we got woken up by the owner then start loop all over without
       // going into schedule to try to get the lock now." Reset ret: we may
       // have returned EDEADLK while the owner released the lock.
@@ -620,7 +619,7 @@ Result<LockStep> RtMutex::slowlock_loop(RtTask& current, std::optional<Errno> ab
     return LockStep::waiting;
   }
 
-  if (waiter->task.load() != nullptr) remove_waiter(current, wl);
+  if (waiter->task.load() != nullptr) remove_waiter(current);
   // try_to_take_rt_mutex() sets the waiters bit unconditionally.
   fixup_rt_mutex_waiters();
   check_invariants(true);
@@ -638,7 +637,7 @@ Result<LockStep> RtMutex::slowlock_loop(RtTask& current, std::optional<Errno> ab
 }
 
 Result<LockStep> RtMutex::begin_lock(RtTask& task, LockOptions opts) {
-  std::lock_guard run(task.run_lock_);
+  MutexLock run(task.run_lock_);
   if (task.slowlock_.load() != nullptr) return Errno{EBUSY};
 
   // rt_mutex_fastlock: cmpxchg(owner, NULL, current), skipped with detection.
@@ -646,7 +645,7 @@ Result<LockStep> RtMutex::begin_lock(RtTask& task, LockOptions opts) {
 
   {
     // Wake-ups before this point belong to earlier waits.
-    std::lock_guard sl(task.sleep_lock_);
+    MutexLock sl(task.sleep_lock_);
     task.woken_ = false;
   }
   task.waiter_.task.store(nullptr);
@@ -657,20 +656,20 @@ Result<LockStep> RtMutex::begin_lock(RtTask& task, LockOptions opts) {
 }
 
 Result<LockStep> RtMutex::try_finish(RtTask& task) {
-  std::lock_guard run(task.run_lock_);
+  MutexLock run(task.run_lock_);
   if (task.slowlock_.load() != this) return LockStep::not_waiting;
   return slowlock_loop(task, std::nullopt, false);
 }
 
 Result<LockStep> RtMutex::cancel_wait(RtTask& task, Errno reason) {
-  std::lock_guard run(task.run_lock_);
+  MutexLock run(task.run_lock_);
   if (task.slowlock_.load() != this) return LockStep::not_waiting;
   return slowlock_loop(task, reason, false);
 }
 
 // rt_mutex_slowtrylock. Locking: wait_lock.
 bool RtMutex::slowtrylock(RtTask& current) {
-  std::lock_guard wl(wait_lock_);
+  MutexLock wl(wait_lock_);
   if (owner() == &current) return false;
   const bool ret = try_to_take_rt_mutex(current);
   // try_to_take_rt_mutex() sets the waiters bit unconditionally.
@@ -680,7 +679,7 @@ bool RtMutex::slowtrylock(RtTask& current) {
 }
 
 bool RtMutex::trylock(RtTask& task) {
-  std::lock_guard run(task.run_lock_);
+  MutexLock run(task.run_lock_);
   VSYSFS_RT_CHECK(task.slowlock_.load() == nullptr, "trylock by a task inside a lock call");
   if (rt_mutex_cmpxchg(0, word_of(&task))) return true;
   return slowtrylock(task);
@@ -691,7 +690,7 @@ bool RtMutex::trylock(RtTask& task) {
 RtTask* RtMutex::slowunlock(RtTask& current) {
   RtTask* pendowner = nullptr;
   {
-    std::lock_guard wl(wait_lock_);
+    MutexLock wl(wait_lock_);
     if (!rt_mutex_has_waiters()) {
       store_owner(0);
       return nullptr;
@@ -707,7 +706,7 @@ RtTask* RtMutex::slowunlock(RtTask& current) {
 void RtMutex::unlock(RtTask& task) {
   RtTask* pendowner = nullptr;
   {
-    std::lock_guard run(task.run_lock_);
+    MutexLock run(task.run_lock_);
     VSYSFS_RT_CHECK((owner_.load() & ~kHasWaiters) == word_of(&task),
                     "unlock by a task that does not own the lock");
     // rt_mutex_fastunlock: cmpxchg(owner, current, NULL).
@@ -747,7 +746,7 @@ Status RtMutex::blocking_wait(RtTask& task,
   if (stop != nullptr) {
     on_stop.emplace(*stop, std::function<void()>([&task] {
                       {
-                        std::lock_guard sl(task.sleep_lock_);
+                        MutexLock sl(task.sleep_lock_);
                         task.woken_ = true;
                       }
                       task.wake_cv_.notify_all();
@@ -756,12 +755,13 @@ Status RtMutex::blocking_wait(RtTask& task,
 
   for (;;) {
     {
-      std::unique_lock sl(task.sleep_lock_);
-      auto ready = [&] { return task.woken_; };
-      if (deadline) {
-        task.wake_cv_.wait_until(sl, *deadline, ready);
-      } else {
-        task.wake_cv_.wait(sl, ready);
+      MutexLock sl(task.sleep_lock_);
+      while (!task.woken_) {
+        if (!deadline) {
+          task.wake_cv_.wait(task.sleep_lock_);
+        } else if (!task.wake_cv_.wait_until(task.sleep_lock_, *deadline)) {
+          break;
+        }
       }
       task.woken_ = false;
     }
@@ -797,14 +797,14 @@ Status RtMutex::lock_timed(RtTask& task, std::chrono::steady_clock::time_point d
 // Observation
 
 std::vector<WaiterInfo> RtMutex::waiters() const {
-  std::lock_guard wl(wait_lock_);
+  MutexLock wl(wait_lock_);
   std::vector<WaiterInfo> out;
   for (const Waiter* w : wait_list_.nodes()) out.push_back({w->task.load(), w->list_prio});
   return out;
 }
 
 RtMutexSnapshot RtMutex::snapshot() const {
-  std::lock_guard wl(wait_lock_);
+  MutexLock wl(wait_lock_);
   RtMutexSnapshot s;
   s.word = owner_word_state();
   for (const Waiter* w : wait_list_.nodes()) s.waiters.push_back({w->task.load(), w->list_prio});

@@ -59,15 +59,14 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <stop_token>
 #include <string>
 #include <vector>
 
+#include "core/locks.hpp"
 #include "core/result.hpp"
 
 namespace vsysfs::core {
@@ -251,26 +250,26 @@ class alignas(8) RtTask {
   // Only one pi_lock_ is held at a time. rt_mutex_adjust_prio_chain is the
   // one place that holds a pi_lock_ and wants a wait_lock_ (inverted): it
   // try-locks and backs off. sleep_lock_ is a leaf, taken with nothing else.
-  std::mutex run_lock_;
-  mutable std::mutex pi_lock_;
+  Mutex run_lock_{"rt_task.run_lock"};
+  mutable Mutex pi_lock_{"rt_task.pi_lock"};
 
   // Guarded by pi_lock_ (prio_ is written under it and read lock-free by
   // try_to_steal_lock, as the kernel reads current->prio).
   std::atomic<int> prio_;
-  detail::WaiterPlist pi_waiters_{&detail::RtMutexWaiter::pi_list_prio};
-  detail::RtMutexWaiter* pi_blocked_on_ = nullptr;
+  detail::WaiterPlist pi_waiters_ GUARDED_BY(pi_lock_){&detail::RtMutexWaiter::pi_list_prio};
+  detail::RtMutexWaiter* pi_blocked_on_ GUARDED_BY(pi_lock_) = nullptr;
   detail::RtMutexWaiter waiter_;
 
   // The unfinished slow-path lock call. Guarded by run_lock_ (atomic for
   // waiting_for()).
   std::atomic<RtMutex*> slowlock_{nullptr};
-  bool detect_deadlock_ = false;
+  bool detect_deadlock_ GUARDED_BY(run_lock_) = false;
 
   // The sleeper of the blocking wrappers.
-  std::mutex sleep_lock_;
-  std::condition_variable wake_cv_;
-  bool woken_ = false;   // Guarded by sleep_lock_.
-  WakeHook wake_hook_;   // Guarded by sleep_lock_.
+  Mutex sleep_lock_{"rt_task.sleep_lock"};
+  CondVar wake_cv_;
+  bool woken_ GUARDED_BY(sleep_lock_) = false;
+  WakeHook wake_hook_ GUARDED_BY(sleep_lock_);
 
   std::atomic<int> usage_{0};  // references held by other threads' operations
 };
@@ -394,40 +393,40 @@ class RtMutex {
   static constexpr std::uintptr_t kOwnerMask = 3;     // RT_MUTEX_OWNER_MASKALL
   static std::uintptr_t word_of(const RtTask* t) noexcept;
   bool rt_mutex_owner_pending() const noexcept;
-  bool rt_mutex_has_waiters() const noexcept { return !wait_list_.empty(); }
-  Waiter* rt_mutex_top_waiter() const noexcept { return wait_list_.top(); }
+  bool rt_mutex_has_waiters() const noexcept REQUIRES(wait_lock_) { return !wait_list_.empty(); }
+  Waiter* rt_mutex_top_waiter() const noexcept REQUIRES(wait_lock_) { return wait_list_.top(); }
   void store_owner(std::uintptr_t word) noexcept;
   bool rt_mutex_cmpxchg(std::uintptr_t expected, std::uintptr_t desired) noexcept;
-  void rt_mutex_set_owner(RtTask* owner, std::uintptr_t mask) noexcept;
+  void rt_mutex_set_owner(RtTask* owner, std::uintptr_t mask) noexcept REQUIRES(wait_lock_);
   void mark_rt_mutex_waiters() noexcept;
   void clear_rt_mutex_waiters() noexcept;
-  void fixup_rt_mutex_waiters() noexcept;
+  void fixup_rt_mutex_waiters() noexcept REQUIRES(wait_lock_);
 
   // Priority (rt_mutex_getprio, __rt_mutex_adjust_prio, rt_mutex_adjust_prio).
-  static int rt_mutex_getprio(const RtTask& task) noexcept;
-  static void adjust_prio_locked(RtTask& task, const RtMutex& cause);
+  static int rt_mutex_getprio(const RtTask& task) noexcept REQUIRES(task.pi_lock_);
+  static void adjust_prio_locked(RtTask& task, const RtMutex& cause) REQUIRES(task.pi_lock_);
   static void rt_mutex_adjust_prio(RtTask& task, const RtMutex& cause);
 
   // The slow path, kernel names. All REQUIRE wait_lock_ (held by `wl`).
-  bool try_to_take_rt_mutex(RtTask& current);
-  bool try_to_steal_lock(RtTask& current);
-  Status task_blocks_on_rt_mutex(RtTask& current, bool detect_deadlock,
-                                 std::unique_lock<std::mutex>& wl);
-  RtTask* wakeup_next_waiter(RtTask& current);
-  void remove_waiter(RtTask& current, std::unique_lock<std::mutex>& wl);
+  bool try_to_take_rt_mutex(RtTask& current) REQUIRES(wait_lock_);
+  bool try_to_steal_lock(RtTask& current) REQUIRES(wait_lock_);
+  Status task_blocks_on_rt_mutex(RtTask& current, bool detect_deadlock) REQUIRES(wait_lock_);
+  RtTask* wakeup_next_waiter(RtTask& current) REQUIRES(wait_lock_);
+  void remove_waiter(RtTask& current) REQUIRES(wait_lock_);
   // Called without any lock; consumes a reference on task.
   static Status rt_mutex_adjust_prio_chain(RtTask* task, bool deadlock_detect,
                                            RtMutex* orig_lock, Waiter* orig_waiter,
                                            RtTask* top_task);
   // The loop of rt_mutex_slowlock from its try_to_take_rt_mutex to the next
   // schedule() or the exit. REQUIRES current.run_lock_.
-  Result<LockStep> slowlock_loop(RtTask& current, std::optional<Errno> abort, bool first);
+  Result<LockStep> slowlock_loop(RtTask& current, std::optional<Errno> abort, bool first)
+      REQUIRES(current.run_lock_);
   bool slowtrylock(RtTask& current);
   RtTask* slowunlock(RtTask& current);
   Status blocking_wait(RtTask& task, std::optional<std::chrono::steady_clock::time_point> deadline,
                        const std::stop_token* stop, LockOptions opts);
 
-  void check_invariants(bool exact) const noexcept;
+  void check_invariants(bool exact) const noexcept REQUIRES(wait_lock_);
   void emit(const RtMutexEvent& ev) const;
 
   const std::string name_;
@@ -437,8 +436,8 @@ class RtMutex {
   // Lock order: RtTask::run_lock_ -> wait_lock_ -> RtTask::pi_lock_ (see
   // RtTask). Never two wait_locks at once: task_blocks_on_rt_mutex and
   // remove_waiter drop this one before walking the chain.
-  mutable std::mutex wait_lock_;
-  detail::WaiterPlist wait_list_{&detail::RtMutexWaiter::list_prio};  // Guarded by wait_lock_.
+  mutable Mutex wait_lock_{"rt_mutex.wait_lock"};
+  detail::WaiterPlist wait_list_ GUARDED_BY(wait_lock_){&detail::RtMutexWaiter::list_prio};
   Observer observer_;
   TestHook test_hook_;
 };

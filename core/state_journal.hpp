@@ -37,11 +37,11 @@
 // decode/encode/compact are pure functions.
 
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/locks.hpp"
 #include "core/result.hpp"
 
 namespace vsysfs::core {
@@ -137,18 +137,20 @@ class StateJournal {
   // Appends one record and fdatasync()s it. Call with order_mutex() held.
   // EFBIG when FILE would grow over kMaxStateFileBytes (the next mount
   // would refuse it).
-  Status append(const StateRecord& rec);
+  Status append(const StateRecord& rec) REQUIRES(order_mu_);
 
-  std::mutex& order_mutex() { return order_mu_; }
+  Mutex& order_mutex() RETURN_CAPABILITY(order_mu_) { return order_mu_; }
   const std::string& path() const { return path_; }
-  std::uint64_t appended() const { return appended_; }
+  // Records appended by this object. Call with order_mutex() held.
+  std::uint64_t appended() const REQUIRES(order_mu_) { return appended_; }
 
  private:
   const std::string path_;
-  std::mutex order_mu_;  // Order: taken before any device lock (held across store())
-  int fd_ = -1;          // guarded by order_mu_
-  int lock_fd_ = -1;     // start-up thread only: FILE.lock, flock()ed for our life
-  std::uint64_t appended_ = 0;
+  // Order: taken before any device lock (held across store()).
+  Mutex order_mu_{"state_journal.order_mu"};
+  int fd_ GUARDED_BY(order_mu_) = -1;
+  int lock_fd_ = -1;  // start-up thread only: FILE.lock, flock()ed for our life
+  std::uint64_t appended_ GUARDED_BY(order_mu_) = 0;
 };
 
 }  // namespace vsysfs::core

@@ -1,7 +1,8 @@
 #pragma once
 
-// Clang thread-safety annotations (no-ops elsewhere). `make analyze` with
-// clang checks GUARDED_BY/REQUIRES; g++ ignores them.
+// Clang thread-safety annotations (no-ops elsewhere). `make analyze` runs
+// clang -Wthread-safety -Wthread-safety-beta -Werror over core/, devices/
+// and fs/ (CI too); g++ ignores them.
 
 #if defined(__clang__)
 #define VSYSFS_TA(x) __attribute__((x))
@@ -21,5 +22,10 @@
 #define RELEASE_SHARED(...) VSYSFS_TA(release_shared_capability(__VA_ARGS__))
 #define RELEASE_GENERIC(...) VSYSFS_TA(release_generic_capability(__VA_ARGS__))
 #define TRY_ACQUIRE(...) VSYSFS_TA(try_acquire_capability(__VA_ARGS__))
+#define RETURN_CAPABILITY(x) VSYSFS_TA(lock_returned(x))
 #define EXCLUDES(...) VSYSFS_TA(locks_excluded(__VA_ARGS__))
+// The function checks at run time that the capability is held (and aborts
+// otherwise), so the analysis may assume it from there on.
+#define ASSERT_CAPABILITY(x) VSYSFS_TA(assert_capability(x))
+#define ASSERT_SHARED_CAPABILITY(x) VSYSFS_TA(assert_shared_capability(x))
 #define NO_THREAD_SAFETY_ANALYSIS VSYSFS_TA(no_thread_safety_analysis)

@@ -9,14 +9,15 @@
 // counter seen at the last show() (for poll), the poll handle, and whether
 // this open file description took a flock.
 //
-// Thread-safety: `mu` guards the snapshot and the poll state; concurrent
-// reads on one descriptor are serialised by it.
+// Thread-safety: `mu` guards the snapshot and the event counter; concurrent
+// reads on one descriptor are serialised by it. The server's pollers_mu_
+// guards the poll handle and `polled`.
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 
+#include "core/locks.hpp"
 #include "core/node.hpp"
 #include "core/page_buffer.hpp"
 
@@ -28,11 +29,13 @@ struct OpenFile {
   explicit OpenFile(std::shared_ptr<core::Node> n) : node(std::move(n)) {}
 
   const std::shared_ptr<core::Node> node;
-  std::mutex mu;
-  bool have_snapshot = false;
-  std::unique_ptr<core::PageBuffer> page;  // text attributes; null until the first read
-  std::string seq;        // seq files (no page limit)
-  std::uint64_t seen_event = 0;
+  core::Mutex mu{"open_file.mu"};
+  bool have_snapshot GUARDED_BY(mu) = false;
+  // Text attributes; null until the first read (an open costs no page).
+  std::unique_ptr<core::PageBuffer> page GUARDED_BY(mu);
+  std::string seq GUARDED_BY(mu);  // seq files (no page limit)
+  std::uint64_t seen_event GUARDED_BY(mu) = 0;
+  // Guarded by Server::pollers_mu_.
   fuse_pollhandle* poll_handle = nullptr;
   bool polled = false;  // registered in Server's poller table
 };

@@ -36,7 +36,7 @@ Server::Server(core::Env& env, core::Tree& tree, core::LockService& locks)
 Server::~Server() {
   detach();
   tree_.set_observer(nullptr);
-  std::lock_guard lock(handles_mu_);
+  core::MutexLock lock(handles_mu_);
   for (OpenFile* of : open_files_) {
     if (of->poll_handle) fuse_pollhandle_destroy(of->poll_handle);
     delete of;
@@ -45,7 +45,7 @@ Server::~Server() {
 }
 
 void Server::attach(fuse_session* se) {
-  std::lock_guard lock(queue_mu_);
+  core::MutexLock lock(queue_mu_);
   session_ = se;
   stop_ = false;
   if (!notifier_.joinable()) notifier_ = std::thread([this] { notifier_loop(); });
@@ -53,13 +53,13 @@ void Server::attach(fuse_session* se) {
 
 void Server::detach() {
   {
-    std::lock_guard lock(queue_mu_);
+    core::MutexLock lock(queue_mu_);
     stop_ = true;
   }
   queue_cv_.notify_all();
   sent_cv_.notify_all();
   if (notifier_.joinable()) notifier_.join();
-  std::lock_guard lock(queue_mu_);
+  core::MutexLock lock(queue_mu_);
   session_ = nullptr;
 }
 
@@ -131,8 +131,7 @@ core::Result<AttrOut> Server::setattr(const core::Caller& caller, core::Ino ino,
     return core::Errno{EFBIG};
   // With a state file, the change and its journal record are one step:
   // ordered with every other change, durable before we return.
-  std::unique_lock<std::mutex> order;
-  if (journal_) order = std::unique_lock(journal_->order_mutex());
+  core::ConditionalLock order(journal_ ? &journal_->order_mutex() : nullptr);
   if (in.set_mode) {
     VSYSFS_TRY_STATUS(tree_.set_mode(ino, in.mode & 07777));
     env_.log(&caller, "vfs", "chmod", "OK",
@@ -197,7 +196,7 @@ core::Result<OpenOut> Server::open(core::Ino ino, int flags) {
   if (flags & O_DIRECT) return core::Errno{EINVAL};
   auto* of = new OpenFile(std::move(node));
   {
-    std::lock_guard lock(handles_mu_);
+    core::MutexLock lock(handles_mu_);
     open_files_.insert(of);
   }
   return OpenOut{reinterpret_cast<std::uint64_t>(of), true};
@@ -266,7 +265,7 @@ core::Result<ReadOut> Server::read_bytes(const core::Caller& caller, std::uint64
     return out;
   }
 
-  std::lock_guard hold(of->mu);
+  core::MutexLock hold(of->mu);
   // show() runs for a read at offset 0 and whenever there is no snapshot
   // yet; other offsets slice the snapshot (modern seq_file rule, 1.3).
   if (off == 0 || !of->have_snapshot) {
@@ -318,8 +317,7 @@ core::Result<std::size_t> Server::write(const core::Caller& caller, std::uint64_
       count = static_cast<std::size_t>(std::min<std::uint64_t>(count, limit - pos));
     }
     if (count == 0) return std::size_t{0};
-    std::unique_lock<std::mutex> order;
-    if (journal_) order = std::unique_lock(journal_->order_mutex());
+    core::ConditionalLock order(journal_ ? &journal_->order_mutex() : nullptr);
     auto n = node.bin_write(caller, pos, std::span<const char>(data.data(), count));
     if (!n) return n.error();
     if (journal_ && *n > 0) {
@@ -337,8 +335,7 @@ core::Result<std::size_t> Server::write(const core::Caller& caller, std::uint64_
   char buf[core::kPageSize + 1];
   std::memcpy(buf, data.data(), count);
   buf[count] = '\0';
-  std::unique_lock<std::mutex> order;
-  if (journal_) order = std::unique_lock(journal_->order_mutex());
+  core::ConditionalLock order(journal_ ? &journal_->order_mutex() : nullptr);
   auto n = node.store(caller, std::string_view(buf, count));
   if (n && *n > 0 && journal_) {
     // Exactly what store() saw: replay hands it the same buffer.
@@ -347,7 +344,7 @@ core::Result<std::size_t> Server::write(const core::Caller& caller, std::uint64_
   }
   {
     // A write on this descriptor makes the next read re-run show().
-    std::lock_guard lock(of->mu);
+    core::MutexLock lock(of->mu);
     of->have_snapshot = false;
   }
   if (!n) return n.error();
@@ -355,6 +352,8 @@ core::Result<std::size_t> Server::write(const core::Caller& caller, std::uint64_
 }
 
 core::Status Server::journal_append(const core::Caller& caller, core::StateRecord& rec) {
+  // Taken by the caller with a ConditionalLock (only when there is a journal).
+  journal_->order_mutex().assert_held();
   if (rec.kind == core::StateRecord::Kind::Store || rec.kind == core::StateRecord::Kind::BinWrite) {
     rec.uid = caller.uid();
     rec.gid = caller.gid();
@@ -372,7 +371,7 @@ core::Status Server::journal_append(const core::Caller& caller, core::StateRecor
 void Server::release(std::uint64_t fh) {
   OpenFile* of = as_open(fh);
   {
-    std::lock_guard lock(pollers_mu_);
+    core::MutexLock lock(pollers_mu_);
     if (of->polled) {
       auto it = pollers_.find(of->node->ino);
       if (it != pollers_.end()) {
@@ -385,9 +384,9 @@ void Server::release(std::uint64_t fh) {
   // A read or write on another worker may still be inside show()/store()
   // with of->mu held (a close can race a read on a shared descriptor):
   // wait for it before freeing the mutex.
-  { std::lock_guard wait_for_reader(of->mu); }
+  { core::MutexLock wait_for_reader(of->mu); }
   {
-    std::lock_guard lock(handles_mu_);
+    core::MutexLock lock(handles_mu_);
     open_files_.erase(of);
   }
   delete of;
@@ -398,7 +397,7 @@ core::Result<PollOut> Server::poll(std::uint64_t fh, fuse_pollhandle* ph) {
   // Register before looking at the counter, so a notify between the two
   // still wakes this poller.
   if (ph) {
-    std::lock_guard lock(pollers_mu_);
+    core::MutexLock lock(pollers_mu_);
     if (of->poll_handle) fuse_pollhandle_destroy(of->poll_handle);
     of->poll_handle = ph;
     of->polled = true;
@@ -406,7 +405,7 @@ core::Result<PollOut> Server::poll(std::uint64_t fh, fuse_pollhandle* ph) {
   }
   std::uint64_t seen;
   {
-    std::lock_guard lock(of->mu);
+    core::MutexLock lock(of->mu);
     seen = of->seen_event;
   }
   PollOut out{kDefaultPollMask};
@@ -498,7 +497,7 @@ core::Result<std::uint64_t> Server::opendir(core::Ino ino) {
   if (!entries) return entries.error();
   auto* dh = new DirHandle;
   {
-    std::lock_guard lock(handles_mu_);
+    core::MutexLock lock(handles_mu_);
     dir_handles_.insert(dh);
   }
   auto node = tree_.get(ino);
@@ -512,7 +511,7 @@ core::Result<std::uint64_t> Server::opendir(core::Ino ino) {
 void Server::releasedir(std::uint64_t dh) {
   auto* handle = reinterpret_cast<DirHandle*>(dh);
   {
-    std::lock_guard lock(handles_mu_);
+    core::MutexLock lock(handles_mu_);
     dir_handles_.erase(handle);
   }
   delete handle;
@@ -523,7 +522,7 @@ void Server::releasedir(std::uint64_t dh) {
 std::uint64_t Server::enqueue(Notice n) {
   std::uint64_t seq;
   {
-    std::lock_guard lock(queue_mu_);
+    core::MutexLock lock(queue_mu_);
     if (!session_ || stop_) return 0;  // nothing is cached before the mount
     seq = n.seq = ++queued_seq_;
     queue_.push_back(std::move(n));
@@ -534,11 +533,12 @@ std::uint64_t Server::enqueue(Notice n) {
 
 void Server::wait_sent(std::uint64_t seq) {
   if (seq == 0) return;
-  std::unique_lock lock(queue_mu_);
   // Bounded, never a hang: with a single worker (-s) the kernel may hold
   // the directory lock for a LOOKUP that only this thread could answer.
-  sent_cv_.wait_for(lock, kInvalidationWait,
-                    [&] { return stop_ || !session_ || sent_seq_ >= seq; });
+  const auto deadline = std::chrono::steady_clock::now() + kInvalidationWait;
+  core::MutexLock lock(queue_mu_);
+  while (!stop_ && session_ && sent_seq_ < seq)
+    if (!sent_cv_.wait_until(queue_mu_, deadline)) break;
 }
 
 void Server::notified(core::Ino ino) { enqueue({Notice::Poll, ino, {}}); }
@@ -564,8 +564,8 @@ void Server::notifier_loop() {
     Notice n;
     fuse_session* se;
     {
-      std::unique_lock lock(queue_mu_);
-      queue_cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      core::MutexLock lock(queue_mu_);
+      while (!stop_ && queue_.empty()) queue_cv_.wait(queue_mu_);
       if (stop_) return;
       n = std::move(queue_.front());
       queue_.pop_front();
@@ -573,7 +573,7 @@ void Server::notifier_loop() {
     }
     switch (n.kind) {
       case Notice::Poll: {
-        std::lock_guard lock(pollers_mu_);
+        core::MutexLock lock(pollers_mu_);
         auto it = pollers_.find(n.ino);
         if (it == pollers_.end()) break;
         for (OpenFile* of : it->second) {
@@ -593,7 +593,7 @@ void Server::notifier_loop() {
         break;
     }
     {
-      std::lock_guard lock(queue_mu_);
+      core::MutexLock lock(queue_mu_);
       sent_seq_ = n.seq;
     }
     sent_cv_.notify_all();

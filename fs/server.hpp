@@ -20,11 +20,9 @@
 
 #include <array>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <set>
 #include <string>
 #include <string_view>
@@ -33,6 +31,7 @@
 #include "core/caller.hpp"
 #include "core/env.hpp"
 #include "core/lock_service.hpp"
+#include "core/locks.hpp"
 #include "core/state_journal.hpp"
 #include "core/tree.hpp"
 #include "fs/open_file.hpp"
@@ -185,25 +184,28 @@ class Server final : public core::Tree::Observer {
   core::LockService& locks_;
   const struct timespec mount_time_;
 
-  std::mutex pollers_mu_;  // Order: after OpenFile::mu
-  std::map<core::Ino, std::set<OpenFile*>> pollers_;
+  // Order: after OpenFile::mu. Also guards each OpenFile's poll_handle and
+  // polled (not annotated: the analysis names no lock of another object).
+  core::Mutex pollers_mu_{"server.pollers_mu"};
+  std::map<core::Ino, std::set<OpenFile*>> pollers_ GUARDED_BY(pollers_mu_);
 
-  std::mutex queue_mu_;  // Order: leaf
-  std::condition_variable queue_cv_;
-  std::deque<Notice> queue_;
-  std::uint64_t queued_seq_ = 0;  // last sequence number queued
-  std::uint64_t sent_seq_ = 0;    // last sequence number the kernel has processed
-  std::condition_variable sent_cv_;
-  bool stop_ = false;
-  fuse_session* session_ = nullptr;
+  core::Mutex queue_mu_{"server.queue_mu"};  // Order: leaf
+  core::CondVar queue_cv_;
+  std::deque<Notice> queue_ GUARDED_BY(queue_mu_);
+  std::uint64_t queued_seq_ GUARDED_BY(queue_mu_) = 0;  // last sequence number queued
+  // last sequence number the kernel has processed
+  std::uint64_t sent_seq_ GUARDED_BY(queue_mu_) = 0;
+  core::CondVar sent_cv_;
+  bool stop_ GUARDED_BY(queue_mu_) = false;
+  fuse_session* session_ GUARDED_BY(queue_mu_) = nullptr;
   std::thread notifier_;
 
   // Handles the kernel has not released yet. A daemon stopped by a signal or
   // an unmount with files still open never gets their RELEASE: the
   // destructor frees what is left.
-  std::mutex handles_mu_;  // Order: leaf
-  std::set<OpenFile*> open_files_;
-  std::set<DirHandle*> dir_handles_;
+  core::Mutex handles_mu_{"server.handles_mu"};  // Order: leaf
+  std::set<OpenFile*> open_files_ GUARDED_BY(handles_mu_);
+  std::set<DirHandle*> dir_handles_ GUARDED_BY(handles_mu_);
   core::StateJournal* journal_ = nullptr;  // set before the mount serves requests
 };
 

@@ -127,19 +127,24 @@ std::span<const core::AttributeGroup<DcdbasDebug>> DcdbasDebug::groups() { retur
 }  // namespace
 
 // The RAM the simulated firmware can reach: the SMI buffer at its physical
-// address. Used only while smi_data_lock is held. Copies use std::copy_n,
-// not memcpy: an empty span's data() may be null, which memcpy may not
-// be given even for 0 bytes (UBSan, found by fuzz_smi).
+// address. Used only while smi_data_lock is held: the driver's SMI paths
+// (REQUIRES(smi_data_lock_)) build one and hand it to the BIOS, which calls
+// back through PhysMemory and knows no dcdbas lock, so each access checks
+// the lock (assert_held: lockdep in debug builds, and the analysis). Copies
+// use std::copy_n, not memcpy: an empty span's data() may be null, which
+// memcpy may not be given even for 0 bytes (UBSan, found by fuzz_smi).
 class Dcdbas::SmiMemory final : public dcdbas::PhysMemory {
  public:
-  explicit SmiMemory(Dcdbas& d) : d_(d) {}
+  explicit SmiMemory(Dcdbas& d) REQUIRES(d.smi_data_lock_) : d_(d) {}
   bool read(std::uint32_t phys, std::span<std::uint8_t> out) const override {
+    d_.smi_data_lock_.assert_held();
     const auto off = offset(phys, out.size());
     if (!off) return false;
     std::copy_n(d_.smi_data_buf_.data() + *off, out.size(), out.data());
     return true;
   }
   bool write(std::uint32_t phys, std::span<const std::uint8_t> in) override {
+    d_.smi_data_lock_.assert_held();
     const auto off = offset(phys, in.size());
     if (!off) return false;
     std::copy_n(in.data(), in.size(), d_.smi_data_buf_.data() + *off);
@@ -147,7 +152,8 @@ class Dcdbas::SmiMemory final : public dcdbas::PhysMemory {
   }
 
  private:
-  std::optional<std::size_t> offset(std::uint32_t phys, std::size_t len) const {
+  std::optional<std::size_t> offset(std::uint32_t phys, std::size_t len) const
+      REQUIRES(d_.smi_data_lock_) {
     const std::uint64_t base = d_.smi_data_buf_phys_addr_;
     const std::uint64_t size = d_.smi_data_buf_.size();
     if (size == 0 || phys < base || phys - base + len > size) return std::nullopt;

@@ -128,21 +128,21 @@ void Machine::build(const core::ConfigValue& root) {
 }
 
 void Machine::register_reboot_notifier(std::function<void(RebootCode)> fn) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(mu_);
   reboot_notifiers_.push_back(std::move(fn));
 }
 
 bool Machine::shutdown(RebootCode code) {
   std::vector<std::function<void(RebootCode)>> notifiers;
   {
-    std::lock_guard lock(mu_);
+    core::MutexLock lock(mu_);
     if (shut_down_) return false;
     shut_down_ = true;
     notifiers = reboot_notifiers_;
   }
   env_.log(nullptr, "machine", "shutdown", "OK", {{"how", reboot_code_name(code)}});
   for (auto& fn : notifiers) fn(code);
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(mu_);
   if (!power_set_by_firmware_) {
     switch (code) {
       case RebootCode::PowerOff: power_state_ = "off"; break;
@@ -155,17 +155,17 @@ bool Machine::shutdown(RebootCode code) {
 }
 
 bool Machine::shut_down() const {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(mu_);
   return shut_down_;
 }
 
 std::string Machine::power_state() const {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(mu_);
   return power_state_;
 }
 
 void Machine::set_power_state(std::string state) {
-  std::lock_guard lock(mu_);
+  core::MutexLock lock(mu_);
   power_state_ = std::move(state);
   power_set_by_firmware_ = true;
 }

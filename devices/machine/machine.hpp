@@ -17,7 +17,6 @@
 
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +24,7 @@
 #include "core/config.hpp"
 #include "core/env.hpp"
 #include "core/lock_service.hpp"
+#include "core/locks.hpp"
 #include "core/tree.hpp"
 
 namespace vsysfs::devices {
@@ -112,11 +112,11 @@ class Machine {
   std::string name_;
   std::vector<std::shared_ptr<void>> devices_;
 
-  mutable std::mutex mu_;  // Order: leaf; never held while a notifier runs
-  std::vector<std::function<void(RebootCode)>> reboot_notifiers_;
-  bool shut_down_ = false;
-  std::string power_state_ = "on";
-  bool power_set_by_firmware_ = false;
+  mutable core::Mutex mu_{"machine.mu"};  // Order: leaf; never held while a notifier runs
+  std::vector<std::function<void(RebootCode)>> reboot_notifiers_ GUARDED_BY(mu_);
+  bool shut_down_ GUARDED_BY(mu_) = false;
+  std::string power_state_ GUARDED_BY(mu_) = "on";
+  bool power_set_by_firmware_ GUARDED_BY(mu_) = false;
 };
 
 // The machine description reader (devices/machine_file.cpp): TOML text to

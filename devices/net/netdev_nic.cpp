@@ -357,8 +357,16 @@ void VnicDriver::tx_timeout(NetDevice& dev) {
 // Context: BHs disabled.
 void VnicDriver::set_multicast_list(NetDevice& dev) {
   dev.netif_tx_lock().assert_held();
-  const bool lltx = dev.lltx();
-  if (lltx) priv_mu_.lock();
+  if (dev.lltx()) {
+    core::MutexLock lock(priv_mu_);
+    program_rx_mode(dev);
+  } else {
+    program_rx_mode(dev);
+  }
+}
+
+// The body of set_multicast_list, with its locks held.
+void VnicDriver::program_rx_mode(NetDevice& dev) {
   in_mc_.fetch_add(1);
   if (in_xmit_.load() != 0) exclusion_violations_.fetch_add(1);
   const unsigned f = dev.flags();
@@ -368,7 +376,6 @@ void VnicDriver::set_multicast_list(NetDevice& dev) {
   (void)bus.readl(0, VnicHardware::kStatus);
   std::this_thread::yield();  // widen the window the exclusion test probes
   in_mc_.fetch_sub(1);
-  if (lltx) priv_mu_.unlock();
 }
 
 // Synchronization: __LINK_STATE_RX_SCHED bit. Context: softirq.

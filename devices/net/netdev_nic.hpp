@@ -208,6 +208,9 @@ class VnicDriver final : public NetDeviceOps {
   core::Mutex& priv_lock() { return priv_mu_; }
 
  private:
+  // set_multicast_list's hardware access, under netif_tx_lock (and
+  // priv_lock for an LLTX device).
+  void program_rx_mode(NetDevice& dev);
   unsigned wake_threshold() const { return cfg_.ring_size / 4 ? cfg_.ring_size / 4 : 1; }
   // Resets the TX ring: the hardware's head and tail and the driver's
   // indices all restart at 0, with the enables `ctrl` afterwards. Returns

@@ -4,7 +4,6 @@
 #include <cerrno>
 #include <climits>
 #include <cstdint>
-#include <mutex>
 #include <set>
 #include <stdexcept>
 
@@ -26,13 +25,14 @@ constexpr std::string_view kKindNames[kPageKinds] = {
     "anon", "file", "shmem", "slab_reclaimable", "slab_unreclaimable", "pagetables", "kernel_stack",
 };
 
-std::mutex& registry_mu() {
-  static std::mutex mu;
-  return mu;
-}
-std::map<const Machine*, std::weak_ptr<NumaModel>>& registry() {
-  static std::map<const Machine*, std::weak_ptr<NumaModel>> models;
-  return models;
+// Each machine's model (machines built in one process, as the unit tests do).
+struct Registry {
+  core::Mutex mu{"numa.registry_mu"};  // Order: leaf
+  std::map<const Machine*, std::weak_ptr<NumaModel>> models GUARDED_BY(mu);
+};
+Registry& registry() {
+  static Registry r;
+  return r;
 }
 
 }  // namespace
@@ -506,14 +506,16 @@ NodeSnapshot NumaModel::node(int nid) const {
 }
 
 std::shared_ptr<NumaModel> numa_model_of(const Machine& machine) {
-  std::lock_guard lock(registry_mu());
-  auto it = registry().find(&machine);
-  return it == registry().end() ? nullptr : it->second.lock();
+  Registry& r = registry();
+  core::MutexLock lock(r.mu);
+  auto it = r.models.find(&machine);
+  return it == r.models.end() ? nullptr : it->second.lock();
 }
 
 void set_numa_model(const Machine& machine, std::shared_ptr<NumaModel> model) {
-  std::lock_guard lock(registry_mu());
-  registry()[&machine] = model;
+  Registry& r = registry();
+  core::MutexLock lock(r.mu);
+  r.models[&machine] = model;
 }
 
 }  // namespace vsysfs::devices

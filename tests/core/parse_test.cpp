@@ -146,14 +146,14 @@ TEST_CASE("kstrtoull") {
     CHECK(show(core::kstrtoull("99999999999999999999x", 10)) == "ERANGE");
   }
   SUBCASE("long inputs: linear, no crash") {
-    CHECK(show(core::kstrtoull(std::string(4095, '0') + "1", 10)) == "1");
-    CHECK(show(core::kstrtoull(std::string(4095, '0') + "1", 0)) == "1");
+    CHECK(show(core::kstrtoull(std::string(4095, '0').append("1"), 10)) == "1");
+    CHECK(show(core::kstrtoull(std::string(4095, '0').append("1"), 0)) == "1");
     CHECK(show(core::kstrtoull("1" + std::string(4095, '0'), 10)) == "ERANGE");
     CHECK(show(core::kstrtoull(std::string(4096, '9'), 10)) == "ERANGE");
     CHECK(show(core::kstrtoull(std::string(4096, 'f'), 16)) == "ERANGE");
     CHECK(show(core::kstrtoull(std::string(4096, 'x'), 10)) == "EINVAL");
     CHECK(show(core::kstrtoull(std::string(4096, '\n'), 10)) == "EINVAL");
-    CHECK(show(core::kstrtoull(std::string(1 << 20, '0') + "\n", 10)) == "0");
+    CHECK(show(core::kstrtoull(std::string(1 << 20, '0').append("\n"), 10)) == "0");
   }
 }
 
@@ -312,7 +312,7 @@ TEST_CASE("simple_strtoull") {
   SUBCASE("long inputs") {
     CHECK(show(core::simple_strtoull(std::string(4096, '9'), 10)) == "18446744073709551615/4096");
     CHECK(show(core::simple_strtoull("1" + std::string(4095, '0'), 16)) == "0/4096");
-    CHECK(show(core::simple_strtoull(std::string(4095, '0') + "7x", 0)) == "7/4096");
+    CHECK(show(core::simple_strtoull(std::string(4095, '0').append("7x"), 0)) == "7/4096");
     CHECK(show(core::simple_strtoull(std::string(4096, 'z'), 10)) == "0/0");
     CHECK(show(core::simple_strtoull(std::string(1 << 20, '1'), 2)) ==
           fmt::format("18446744073709551615/{}", 1 << 20));
@@ -526,7 +526,7 @@ TEST_CASE("bitmap_parselist") {
     std::string s;
     while (s.size() < 4096) s += "0-4095,";
     CHECK(core::bitmap_parselist(s, 4096)->size() == 4096);
-    CHECK(show(core::bitmap_parselist(std::string(4095, '0') + "3", 8)) == "3");
+    CHECK(show(core::bitmap_parselist(std::string(4095, '0').append("3"), 8)) == "3");
   }
 }
 

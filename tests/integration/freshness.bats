@@ -67,22 +67,26 @@ pread0() { perl -e 'open(my $f, "<&=", $ARGV[0]) or die; sysseek($f, 0, 0); sysr
   for i in $(seq $N); do
     name=fresh$((i % 3))   # reuse names: cached negative and stale entries must all go
     # Prime: a failed lookup the kernel may remember (negative entry).
-    ! stat "$MNT/$D/$name" 2>/dev/null
-    ! stat "$MNT/class/vsysfs_test/$name" 2>/dev/null
+    ! stat "$MNT/$D/$name" 2>/dev/null || false
+    ! stat "$MNT/class/vsysfs_test/$name" 2>/dev/null || false
     echo "add $name" > "$(ctl testdev/hotplug)"
     [ "$(readlink "$MNT/class/vsysfs_test/$name")" = "../../$D/$name" ]
     [ "$(cat "$MNT/class/vsysfs_test/$name/value")" = 0 ]
     [ "$(cat "$MNT/$D/$name/stats/count")" -ge 0 ]
+    # shellcheck disable=SC2010  # the readdir listing is what is tested
     ls "$MNT/$D" | grep -qx "$name"
+    # shellcheck disable=SC2010  # the readdir listing is what is tested
     ls "$MNT/class/vsysfs_test" | grep -qx "$name"
     # Prime the positive entries and attributes, then remove.
     stat "$MNT/$D/$name/value" "$MNT/class/vsysfs_test/$name" >/dev/null
     echo "remove $name" > "$(ctl testdev/hotplug)"
-    ! stat "$MNT/$D/$name" 2>/dev/null
-    ! stat "$MNT/$D/$name/value" 2>/dev/null
-    ! readlink "$MNT/class/vsysfs_test/$name" 2>/dev/null
-    ! ls "$MNT/$D" | grep -qx "$name"
-    ! ls "$MNT/class/vsysfs_test" | grep -qx "$name"
+    ! stat "$MNT/$D/$name" 2>/dev/null || false
+    ! stat "$MNT/$D/$name/value" 2>/dev/null || false
+    ! readlink "$MNT/class/vsysfs_test/$name" 2>/dev/null || false
+    # shellcheck disable=SC2010  # the readdir listing is what is tested
+    ! ls "$MNT/$D" | grep -qx "$name" || false
+    # shellcheck disable=SC2010  # the readdir listing is what is tested
+    ! ls "$MNT/class/vsysfs_test" | grep -qx "$name" || false
   done
 }
 

@@ -168,7 +168,7 @@ c() { $CLIENT "$@"; }
 
 @test "idle FUSE workers beyond max_idle_threads exit after a burst of concurrent readers" {
   local base peak=0 n stop
-  base=$(ls "/proc/$VSYSFS_PID/task" | wc -l)
+  base=$(find "/proc/$VSYSFS_PID/task" -mindepth 1 -maxdepth 1 | wc -l)
   stop=$(mktemp "${BATS_TMPDIR:-/tmp}/kernfs-burst.XXXXXX"); rm -f "$stop"
   # 48 concurrent readers, each stops when $stop appears (or after 60 s).
   python3 - "$MNT/$TEXT" "$stop" <<'EOF' &
@@ -191,7 +191,7 @@ EOF
   local burst=$!
   # The pool grows past the idle limit (10) while the readers run.
   for _ in $(seq 300); do
-    n=$(ls "/proc/$VSYSFS_PID/task" | wc -l)
+    n=$(find "/proc/$VSYSFS_PID/task" -mindepth 1 -maxdepth 1 | wc -l)
     [ "$n" -gt "$peak" ] && peak=$n
     [ "$peak" -gt $((base + 12)) ] && break
     sleep 0.1
@@ -203,7 +203,7 @@ EOF
   [ "$peak" -gt $((base + 12)) ]
   # ... and shrinks back to at most 10 idle workers once they are done.
   for _ in $(seq 300); do
-    n=$(ls "/proc/$VSYSFS_PID/task" | wc -l)
+    n=$(find "/proc/$VSYSFS_PID/task" -mindepth 1 -maxdepth 1 | wc -l)
     [ "$n" -le $((base + 10)) ] && break
     sleep 0.1
   done

@@ -134,7 +134,7 @@ hold() {  # hold NICE_INCREMENT: a LOCK_EX holder for a minute; sets $holder
   [ "$elapsed_ms" -lt 3500 ]           # SIGINT after 2 s ended the wait at once
   # Out of the queue; the holder back at the remaining waiter's priority.
   wait_for "$LOCKS" "prio=120 has_waiters=1"
-  ! grep -q 'comm=flock' "$LOCKS"
+  ! grep -q 'comm=flock' "$LOCKS" || false
   run grep -c '^  waiter' "$LOCKS"
   [ "$output" = 1 ]
   events_matching interrupted locks | grep -q '"comm":"flock"'
@@ -144,7 +144,7 @@ hold() {  # hold NICE_INCREMENT: a LOCK_EX holder for a minute; sets $holder
   wait "$normal"
   [ "$(cat "$BATS_TEST_TMPDIR/normal")" = OK ]
   [ -z "$(cat "$LOCKS")" ]
-  ! ps -eo stat,comm | grep -E '^D' | grep -q flock
+  ! pgrep -r D flock >/dev/null || false
 }
 
 @test "shared flocks coexist; a waiting writer drains them and is shown as draining" {

@@ -40,6 +40,7 @@ stat_of() { awk -v k="$2" '$1 == k { print $2 }' "$(NODE_DIR)/node$1/numastat"; 
 
 # Runs "$@" with the mount's node and cpu directories over /sys's.
 with_sys() {
+  # shellcheck disable=SC2016  # the inner shell expands $1 and "$@" (its own arguments)
   unshare -m bash -c '
     mount --bind "$1/devices/system/node" /sys/devices/system/node &&
     mount --bind "$1/devices/system/cpu" /sys/devices/system/cpu && shift && "$@"' _ "$MNT" "$@"

@@ -17,7 +17,8 @@ teardown() {
   vsysfs_stop
   rm -rf "$STATE_DIR"
 }
-start() { vsysfs_start -o clock=manual,machine="$BATS_TEST_DIRNAME/testdev.toml",state="$S" "$@"; }
+# shellcheck disable=SC2120  # extra daemon options, for a test that needs them
+start() { vsysfs_start -o "clock=manual,machine=$BATS_TEST_DIRNAME/testdev.toml,state=$S" "$@"; }
 crash() {  # kill -9 the daemon and clear its dead mount
   kill -9 "$VSYSFS_PID"
   for _ in $(seq 100); do pid_running "$VSYSFS_PID" || break; sleep 0.02; done
@@ -58,7 +59,7 @@ crash() {  # kill -9 the daemon and clear its dead mount
   crash
   printf 'VJSR\x40\x00\x00\x00garbage' >> "$S"     # a record cut short by a crash
   MNT=$(mktemp -d /tmp/vsysfs-mnt.XXXXXX)
-  VSYSFS_PID=$("$SCRIPTS/vsysfs-mount" "$MNT" -- -o clock=manual,machine="$BATS_TEST_DIRNAME/testdev.toml",state="$S" 2> "$STATE_DIR/err")
+  VSYSFS_PID=$("$SCRIPTS/vsysfs-mount" "$MNT" -- -o "clock=manual,machine=$BATS_TEST_DIRNAME/testdev.toml,state=$S" 2> "$STATE_DIR/err")
   export MNT VSYSFS_PID
   [ "$(grep -c 'state file' "$STATE_DIR/err")" = "1" ]
   grep -q "ignoring 15 trailing bytes" "$STATE_DIR/err"
@@ -80,7 +81,7 @@ crash() {  # kill -9 the daemon and clear its dead mount
   # flip the last byte of the file: inside the last record's payload
   size=$(stat -c %s "$S")
   last=$(dd if="$S" bs=1 skip=$((size - 1)) count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
-  printf "$(printf '\\%03o' $(( (last ^ 1) & 255 )))" | dd of="$S" bs=1 seek=$((size - 1)) conv=notrunc 2>/dev/null
+  printf '%b' "$(printf '\\0%03o' $(( (last ^ 1) & 255 )))" | dd of="$S" bs=1 seek=$((size - 1)) conv=notrunc 2>/dev/null
   start 2> /dev/null
   events_matching state_corrupt vsysfs | grep -q 'checksum mismatch'
   [ "$(cat "$MNT/$D/value")" = "5" ]
@@ -89,7 +90,7 @@ crash() {  # kill -9 the daemon and clear its dead mount
 
 @test "a file that is not a state file is refused with one line, nothing mounted" {
   echo "not a state file" > "$S"
-  run "$VSYSFS" -f -o machine="$BATS_TEST_DIRNAME/testdev.toml",state="$S" "$STATE_DIR"
+  run "$VSYSFS" -f -o "machine=$BATS_TEST_DIRNAME/testdev.toml,state=$S" "$STATE_DIR"
   [ "$status" -ne 0 ]
   [ "${#lines[@]}" -eq 1 ]
   [[ "$output" == *"not a vsysfs state file"* ]]

@@ -199,7 +199,7 @@ TEST_CASE("BIOS: a wrong command code or port is not answered") {
 }
 
 TEST_CASE("BIOS: calling interface on the WSMT firmware buffer") {
-  TestMachine m(std::string(kWsmt) + "service_tag = 'WSMT123'\n");
+  TestMachine m(std::string(kWsmt).append("service_tag = 'WSMT123'\n"));
   Out o = ci_smi(m, 11, 2, {0, 0, 0, 0});
   CHECK(o[0] == 0);
   CHECK(tag_of(o) == "WSMT123");

@@ -33,7 +33,7 @@ TEST_CASE("files, modes, sizes and the platform-device surroundings") {
     REQUIRE(node);
     CHECK(node->mode.load() == f.mode);
   }
-  auto smi_data = m.tree.find(std::string(kDir) + "smi_data");
+  auto smi_data = m.tree.find(std::string(kDir).append("smi_data"));
   CHECK(smi_data->kind == vsysfs::core::NodeKind::Bin);
   CHECK(smi_data->size() == 0);  // bin_attribute size 0: stat shows 0
   CHECK(m.link_target("devices/platform/dcdbas/driver") == "../../../bus/platform/drivers/dcdbas");
@@ -276,7 +276,7 @@ TEST_CASE("driver_override, power/control and uevent stores") {
   // The limit is on the count, before strlen(): a NUL then a page is EINVAL
   // and leaves the override alone (driver_set_override).
   CHECK(m.write(path("driver_override"), "dcdbas\n") == 7);
-  CHECK(m.write(path("driver_override"), std::string(1, '\0') + std::string(4095, 'a')) == -EINVAL);
+  CHECK(m.write(path("driver_override"), std::string(1, '\0').append(4095, 'a')) == -EINVAL);
   CHECK(m.read(path("driver_override")) == "dcdbas\n");
   CHECK(m.write(path("driver_override"), std::string(1, '\0') + "abc") == 4);  // empty C string clears
   CHECK(m.read(path("driver_override")) == "(null)\n");

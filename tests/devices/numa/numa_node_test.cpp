@@ -83,12 +83,12 @@ memory_mb = 16
 [[numa.node]]
 cpus = "2"
 )");
-  CHECK(m.read(std::string(kNode) + "possible") == "0-2\n");
-  CHECK(m.read(std::string(kNode) + "online") == "0-2\n");
-  CHECK(m.read(std::string(kNode) + "has_memory") == "0-1\n");
-  CHECK(m.read(std::string(kNode) + "has_normal_memory") == "0-1\n");
-  CHECK(m.read(std::string(kNode) + "has_cpu") == "0,2\n");
-  CHECK(m.read(std::string(kNode) + "has_generic_initiator") == "\n");
+  CHECK(m.read(std::string(kNode).append("possible")) == "0-2\n");
+  CHECK(m.read(std::string(kNode).append("online")) == "0-2\n");
+  CHECK(m.read(std::string(kNode).append("has_memory")) == "0-1\n");
+  CHECK(m.read(std::string(kNode).append("has_normal_memory")) == "0-1\n");
+  CHECK(m.read(std::string(kNode).append("has_cpu")) == "0,2\n");
+  CHECK(m.read(std::string(kNode).append("has_generic_initiator")) == "\n");
   CHECK(m.read(node_file(1, "cpulist")) == "\n");  // a CPU-less node: empty list
   CHECK(m.read(node_file(1, "cpumap")) == "0\n");  // 3 CPUs wide
   CHECK(m.read(node_file(2, "distance")) == "20 20 10\n");
@@ -317,7 +317,7 @@ TEST_CASE("[numa] section errors name the key") {
 
 TEST_CASE("the default machine: 2 nodes, 8 CPUs, 8 GiB each") {
   TestMachine m(vsysfs::devices::default_machine_toml());
-  CHECK(m.read(std::string(kNode) + "online") == "0-1\n");
+  CHECK(m.read(std::string(kNode).append("online")) == "0-1\n");
   CHECK(m.read(node_file(0, "cpulist")) == "0-1,4-5\n");
   CHECK(m.read(node_file(1, "cpumap")) == "cc\n");
   CHECK(m.read(node_file(0, "distance")) == "10 21\n");
