@@ -156,10 +156,9 @@ void op_write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t of
 std::uint64_t flock_owner(const fuse_file_info* fi) { return fi->fh; }
 
 void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
-  // POSIX locks belong to the process: any close drops them (fs/locks.c
-  // locks_remove_posix on every close).
+  // Every close(2): lock_owner is the closing process (its files_struct).
   guarded(req, [&] {
-    server(req).locks().release_posix(ino, fi->lock_owner);
+    server(req).flush_locks(ino, fi->lock_owner);
     fuse_reply_err(req, 0);
   });
 }
@@ -167,10 +166,10 @@ void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
 void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   guarded(req, [&] {
     Server& s = server(req);
-    // The last close of the open file description drops its flock, also
-    // when the holder died (the kernel closes its files).
-    if (fi->flock_release) s.locks().release_flock(ino, flock_owner(fi));
-    s.locks().release_posix(ino, fi->lock_owner);
+    // The last close of the open file description, also when the holder
+    // died (the kernel closes its files). fi->lock_owner names the file
+    // only after a flock (fuse_file_release): the handle is what we know.
+    s.release_locks(ino, fi->fh, fi->flock_release);
     s.release(fi->fh);
     fuse_reply_err(req, 0);
   });
@@ -224,9 +223,12 @@ void op_poll(fuse_req_t req, fuse_ino_t, fuse_file_info* fi, fuse_pollhandle* ph
 
 // --- locks -------------------------------------------------------------------
 
-core::LockOwner lock_owner_of(fuse_req_t req, std::uint64_t owner) {
+// `owner` is the FUSE lock owner (the process for POSIX locks, the open
+// file description for OFD locks), fi->fh the open file description the
+// request came through.
+core::LockOwner lock_owner_of(fuse_req_t req, std::uint64_t owner, const fuse_file_info* fi) {
   const core::Caller caller = caller_of(req);
-  return core::LockOwner{owner, caller.pid(), caller.comm(), caller.prio()};
+  return core::LockOwner{owner, caller.pid(), caller.comm(), caller.prio(), fi->fh};
 }
 
 // An interrupt (the waiter got a signal) cancels its queued lock; the ticket
@@ -244,7 +246,7 @@ void op_flock(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, int op) noexce
     auto& locks = s.locks();
     const auto ticket = locks.new_ticket();
     fuse_req_interrupt_func(req, on_lock_interrupt, reinterpret_cast<void*>(ticket));
-    locks.flock(ticket, ino, s.name_of(ino), lock_owner_of(req, flock_owner(fi)), type,
+    locks.flock(ticket, ino, s.name_of(ino), lock_owner_of(req, flock_owner(fi), fi), type,
                 !(op & LOCK_NB), [req](core::Status st) { reply(req, st); });
   });
 }
@@ -257,7 +259,7 @@ void op_getlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* 
     core::PosixRange range{static_cast<std::uint64_t>(lock->l_start),
                            lock->l_len == 0 ? UINT64_MAX
                                             : static_cast<std::uint64_t>(lock->l_start + lock->l_len - 1)};
-    auto held = s.locks().getlk(ino, lock_owner_of(req, fi->lock_owner), type, range);
+    auto held = s.locks().getlk(ino, lock_owner_of(req, fi->lock_owner, fi), type, range);
     struct flock out = *lock;
     if (!held) {
       out.l_type = F_UNLCK;
@@ -290,7 +292,7 @@ void op_setlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* 
     auto& locks = s.locks();
     const auto ticket = locks.new_ticket();
     fuse_req_interrupt_func(req, on_lock_interrupt, reinterpret_cast<void*>(ticket));
-    locks.setlk(ticket, ino, s.name_of(ino), lock_owner_of(req, fi->lock_owner), type, range,
+    locks.setlk(ticket, ino, s.name_of(ino), lock_owner_of(req, fi->lock_owner, fi), type, range,
                 sleep != 0, [req](core::Status st) { reply(req, st); });
   });
 }
