@@ -239,7 +239,7 @@ void LockService::take_turn(File& f, Request& r, Completions& out) {
     // (posix_lock_inode): the chain may have closed while r was queued.
     std::vector<std::uint64_t> first;
     if (!r.flock) posix_blockers(f, r.owner.owner, r.type, r.range, false, first);
-    if (!r.flock && posix_reaches(std::move(first), r.owner.owner)) {
+    if (!r.flock && posix_reaches(std::move(first), r.owner.owner, false)) {
       log("deadlock", f.name, r.flock, r.owner, "EDEADLK");
       pass_turn(f.dom(r.flock), *r.slot);
       finish(r, Errno{EDEADLK}, out);
@@ -269,8 +269,11 @@ void LockService::posix_blockers(const File& f, std::uint64_t owner, LockType ty
 // fs/locks.c posix_locks_deadlock follows one chain, what_owner_is_waiting_for,
 // from the owner of the conflicting lock; here an owner may wait for several
 // (every conflicting holder, and the turn), so every chain is followed, each
-// no further than the kernel's.
-bool LockService::posix_reaches(std::vector<std::uint64_t> from, std::uint64_t target) const {
+// no further than the kernel's. Deadlock detection follows conflicts only,
+// as the kernel: a cycle through a turn is not the kernel's, and
+// resolve_turn_cycles breaks it (through_turns) instead.
+bool LockService::posix_reaches(std::vector<std::uint64_t> from, std::uint64_t target,
+                                bool through_turns) const {
   std::set<std::uint64_t> seen;
   for (int hop = 0; hop <= kMaxDeadlkIterations + 1 && !from.empty(); ++hop) {
     std::vector<std::uint64_t> next;
@@ -279,7 +282,8 @@ bool LockService::posix_reaches(std::vector<std::uint64_t> from, std::uint64_t t
       if (!seen.insert(o).second) continue;
       for (const auto& [ticket, q] : requests_) {
         if (q.flock || q.owner.owner != o) continue;
-        posix_blockers(files_.at(q.key), o, q.type, q.range, !q.draining, next);
+        posix_blockers(files_.at(q.key), o, q.type, q.range,
+                       through_turns && !q.draining && !q.aside, next);
       }
     }
     from = std::move(next);
@@ -296,7 +300,7 @@ std::optional<std::uint64_t> LockService::posix_turn_owner(const File& f) const 
 
 bool LockService::turn_waits_for(const File& f, std::uint64_t owner) const {
   const auto turn = posix_turn_owner(f);
-  return turn && (*turn == owner || posix_reaches({*turn}, owner));
+  return turn && (*turn == owner || posix_reaches({*turn}, owner, true));
 }
 
 void LockService::wait_aside(File& f, Request& r, Completions& out) {
@@ -309,7 +313,7 @@ void LockService::wait_aside(File& f, Request& r, Completions& out) {
   }
   std::vector<std::uint64_t> first;
   posix_blockers(f, r.owner.owner, r.type, r.range, false, first);
-  if (posix_reaches(std::move(first), r.owner.owner)) {
+  if (posix_reaches(std::move(first), r.owner.owner, false)) {
     log("deadlock", f.name, false, r.owner, "EDEADLK");
     finish(r, Errno{EDEADLK}, out);
     return;
@@ -430,12 +434,12 @@ void LockService::request(Ticket ticket, std::uint64_t key, const std::string& n
       settle(f, flock, out);
       out.emplace_back(std::move(done), Status{});
     } else {
-      // Would this POSIX request, once queued or draining, wait for an
-      // owner that waits for it? (It queues for the turn if that is taken.)
+      // Would this POSIX request wait for a lock whose owner waits, through
+      // a chain of conflicting locks, for it?
       auto deadlocks = [&] {
         std::vector<std::uint64_t> first;
-        posix_blockers(f, owner.owner, type, range, d.xholder || d.drainer, first);
-        return posix_reaches(std::move(first), owner.owner);
+        posix_blockers(f, owner.owner, type, range, false, first);
+        return posix_reaches(std::move(first), owner.owner, false);
       };
       bool finished = false;
       if (flock) {

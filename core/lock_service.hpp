@@ -291,8 +291,10 @@ class LockService {
   void posix_blockers(const File& f, std::uint64_t owner, LockType type, PosixRange range,
                       bool queued, std::vector<std::uint64_t>& out) const;
   // Whether a chain of waiting POSIX owners leads from `from` to `target`
-  // within kMaxDeadlkIterations steps.
-  bool posix_reaches(std::vector<std::uint64_t> from, std::uint64_t target) const;
+  // within kMaxDeadlkIterations steps: through conflicting locks, and also
+  // through the turns the queued requests wait for if `through_turns`.
+  bool posix_reaches(std::vector<std::uint64_t> from, std::uint64_t target,
+                     bool through_turns) const;
   // The owner of the POSIX turn of f (exclusive holder or drainer), if any.
   std::optional<std::uint64_t> posix_turn_owner(const File& f) const;
   // Whether the POSIX turn of f is owned by `owner` or by an owner that
