@@ -200,18 +200,21 @@ void LockService::finish(Request& r, Status st, Completions& out) {
 // Locking: REQUIRES mu_.
 void LockService::settle(File& f, bool flock, Completions& out) {
   Domain& d = f.dom(flock);
-  if (d.xholder && !holds_exclusive(f, flock, d.xholder->who.owner)) {
-    Slot* s = d.xholder;
-    d.xholder = nullptr;
-    --s->turns;
-    pass_turn(d, *s);
-    gc_slots(s->who.owner);
-  }
-  if (d.drainer && !conflicts(f, flock, d.drainer->type, d.drainer->range,
-                              d.drainer->owner.owner)) {
-    grant(f, *d.drainer, out);
-  }
-  if (!flock) grant_side_waiters(f, out);
+  // A side waiter's grant changes its owner's locks, which may be what the
+  // drainer waited for: again until nothing moves.
+  do {
+    if (d.xholder && !holds_exclusive(f, flock, d.xholder->who.owner)) {
+      Slot* s = d.xholder;
+      d.xholder = nullptr;
+      --s->turns;
+      pass_turn(d, *s);
+      gc_slots(s->who.owner);
+    }
+    if (d.drainer && !conflicts(f, flock, d.drainer->type, d.drainer->range,
+                                d.drainer->owner.owner)) {
+      grant(f, *d.drainer, out);
+    }
+  } while (!flock && grant_side_waiters(f, out));
 }
 
 // r's task owns d.mx. Locking: REQUIRES mu_.
@@ -323,7 +326,8 @@ void LockService::wait_aside(File& f, Request& r, Completions& out) {
   r.waited = true;
 }
 
-void LockService::grant_side_waiters(File& f, Completions& out) {
+bool LockService::grant_side_waiters(File& f, Completions& out) {
+  bool any = false;
   for (bool again = true; again;) {
     again = false;
     for (auto& [ticket, q] : requests_) {
@@ -332,10 +336,11 @@ void LockService::grant_side_waiters(File& f, Completions& out) {
       apply(f, false, q.type, q.range, q.owner);
       log("granted", f.name, false, q.owner, type_name(q.type));
       finish(q, Status{}, out);  // erases q
-      again = true;
+      again = any = true;
       break;
     }
   }
+  return any;
 }
 
 void LockService::resolve_turn_cycles(Completions& out) {
@@ -636,6 +641,12 @@ void LockService::release_flock(std::uint64_t key, std::uint64_t owner) {
 
 void LockService::release_posix(std::uint64_t key, std::uint64_t owner) {
   release(key, false, owner);
+}
+
+std::vector<HeldLock> LockService::held(std::uint64_t key) const {
+  std::lock_guard lock(mu_);
+  auto it = files_.find(key);
+  return it == files_.end() ? std::vector<HeldLock>{} : it->second.held;
 }
 
 std::optional<LockOwner> LockService::exclusive_holder(std::uint64_t key) const {

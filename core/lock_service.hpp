@@ -204,6 +204,10 @@ class LockService {
   // (fs/locks.c locks_remove_file -> locks_remove_posix(filp, filp)).
   void release_file(std::uint64_t key, std::uint64_t file);
 
+  // Every granted lock on file `key`, both domains (POSIX locks split as
+  // unlocks left them), for tests. Locking: service lock.
+  std::vector<HeldLock> held(std::uint64_t key) const;
+
   // Who holds file `key` exclusively (flock LOCK_EX or a whole-file POSIX
   // write lock), for devices that care. Locking: service lock.
   std::optional<LockOwner> exclusive_holder(std::uint64_t key) const;
@@ -306,8 +310,8 @@ class LockService {
   // r (queued or new, not holding the turn) waits beside the turn, or is
   // granted / refused with EDEADLK at once. Locking: REQUIRES mu_.
   void wait_aside(File& f, Request& r, Completions& out);
-  // Grants the side waiters of f that no longer conflict.
-  void grant_side_waiters(File& f, Completions& out);
+  // Grants the side waiters of f that no longer conflict; true if any.
+  bool grant_side_waiters(File& f, Completions& out);
   void complete(Completions& out);
   void log(const char* what, const std::string& file, bool flock, const LockOwner& owner,
            const char* result);
