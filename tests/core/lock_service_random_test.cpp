@@ -54,8 +54,8 @@ namespace {
 using namespace vsysfs::core;
 using vsysfs::testing::TestEnv;
 
-constexpr int kSeeds = 120;
-constexpr int kSteps = 150;
+constexpr int kSeeds = 300;
+constexpr int kSteps = 300;
 constexpr std::uint64_t kKeys[] = {1, 2};
 constexpr PosixRange kRanges[] = {{0, 9}, {5, 14}, {10, 19}, {20, 29}, {0, UINT64_MAX}, {15, UINT64_MAX}};
 constexpr int kPrios[] = {100, 120, 139};

@@ -589,6 +589,23 @@ TEST_CASE("POSIX: an owner the drainer waits for waits beside the turn for a thi
   CHECK(fx.svc.contended().empty());
 }
 
+TEST_CASE("POSIX: a side waiter's grant that ends the drainer's conflict grants the drainer") {
+  Fixture fx;
+  CHECK(fx.setlk(who(2, 120), LockType::Write, {10, 19}).ok());
+  CHECK(fx.setlk(who(3, 120), LockType::Write, {20, 29}).ok());
+  auto& d = fx.setlk(who(9, 100), LockType::Read, {15, UINT64_MAX});  // drains: 2 and 3
+  CHECK(d.pending());
+  // 2 turns 15-19 into a read lock and extends it: it waits for 3, aside.
+  auto& two = fx.setlk(who(2, 120), LockType::Read, {15, UINT64_MAX});
+  CHECK(two.pending());
+  // 3 unlocks: 2 is granted, which ends the drainer's last conflict.
+  CHECK(fx.setlk(who(3, 120), LockType::Unlock, {20, 29}).ok());
+  CHECK(two.ok());
+  CHECK(d.ok());
+  CHECK(fx.svc.contended().empty());
+  for (std::uint64_t o : {2, 3, 9}) fx.svc.release_posix(kFile, o);
+}
+
 TEST_CASE("POSIX: a queued request moves aside when the turn comes to wait for it") {
   Fixture fx;
   constexpr std::uint64_t kOther = 2;
