@@ -158,6 +158,15 @@ in_dell_ns() {
   [ "$("$VSYSFS_BUILD/tests/helpers/sysfs-io" flock "$MNT/devices/platform/dcdbas/smi_data" ex nb)" = OK ]
   wait "$smi"
   [ "$(cat "$BATS_TEST_TMPDIR/smi")" = "0 0 0 1" ]
+  # Without write access to smi_request the lock step fails first; with
+  # --no-lock (no lock step) the write of step 3 does.
+  chmod 0400 "$MNT/devices/platform/dcdbas/smi_request"
+  run "$SCRIPTS/dell-smi" --sysfs "$MNT" 0 0 0x21
+  [ "$status" -eq 2 ]
+  [[ $output == *"open smi_request: EACCES"* ]]
+  run "$SCRIPTS/dell-smi" --no-lock --sysfs "$MNT" 0 0 0x21
+  [ "$status" -eq 2 ]
+  [[ $output == *"write smi_request: EACCES"* ]]
 }
 
 @test "dell-token list without SMI tokens: nothing on stdout, the reason on stderr, exit 0" {
