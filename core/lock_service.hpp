@@ -33,8 +33,7 @@
 //    that description first and the close's FLUSH dropped all its locks.
 //  - flock and POSIX locks do not conflict with each other (Linux).
 //
-// Design: priority inheritance (issue 4; docs/kernel-semantics.md
-// section 7; shared/seeds/002_baf967e46e1240cf.txt).
+// Design: priority inheritance (docs/kernel-semantics.md section 7).
 //
 // Each file has two lock domains (flock, POSIX), and each domain one
 // core::RtMutex, the "turn". Every requesting lock owner gets a core::RtTask

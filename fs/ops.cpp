@@ -148,11 +148,11 @@ void op_write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t of
 // sent asynchronously after that struct file is freed: a new open can get
 // the same address, and its FLOCK can reach a worker before the old
 // RELEASE. The daemon would then grant the new file "its own" lock and let
-// the late RELEASE drop it, while a third process locks too. (Issue 8's
-// load test once saw two SMI clients in dcdbas's buffer at once, under
-// flock; this race is the candidate cause, not a proven one: it did not
-// reproduce on demand.) The FUSE handle has no such reuse: it is freed only
-// after RELEASE has dropped its lock.
+// the late RELEASE drop it, while a third process locks too. The FUSE
+// handle has no such reuse: it is freed only after RELEASE has dropped its
+// lock. (OFD locks have the same owner id and the same race: their pieces
+// remember the handle too, and RELEASE drops them by it: Server::
+// release_locks.)
 std::uint64_t flock_owner(const fuse_file_info* fi) { return fi->fh; }
 
 void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
