@@ -124,7 +124,12 @@ class Proc:
             data += os.read(self.reply, 64)
         return data.decode().strip()
 
-    def do(self, line, timeout=GRACE):
+    def do(self, line, timeout=None):
+        """Sends a command and returns its reply. A blocking lock request is
+        given GRACE (then PENDING) unless told otherwise; anything else
+        always answers, and is given the full LIMIT even on a loaded machine."""
+        if timeout is None:
+            timeout = GRACE if line.split()[0] in ("setlkw", "ofdw") else LIMIT + 2
         self.send(line)
         return self.result(timeout)
 
