@@ -175,6 +175,7 @@ in_dell_ns() {
   run --separate-stderr "$SCRIPTS/dell-token" --sysfs "$MNT" list
   [ "$status" -eq 0 ]
   [ -z "$output" ]
+  # shellcheck disable=SC2154 # $stderr: set by run --separate-stderr
   [ "$stderr" = "dell-token: no SMI tokens: the SMBIOS 0xDA structure lists none" ]
   # And --help documents it.
   "$SCRIPTS/dell-token" --help | tr '\n' ' ' | grep -q "list prints nothing on stdout, says so on stderr and exits 0"
