@@ -152,6 +152,10 @@ deps:  ## install the Debian packages the build and tests need (as root)
 check-layers:  ## fail when an include crosses the layers (fs -> devices -> core)
 	@tests/check-layers .
 
+.PHONY: check-docs
+check-docs:  ## fail when a comment cites an issue, a seed or ../shared, or a docs section that does not exist
+	@tests/check-docs .
+
 install: $(DAEMON)  ## install the daemon and the scripts under $(DESTDIR)$(PREFIX)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/vsysfs/machines
 	install -m 0755 $(DAEMON) $(DESTDIR)$(PREFIX)/bin/vsysfs
@@ -159,7 +163,7 @@ install: $(DAEMON)  ## install the daemon and the scripts under $(DESTDIR)$(PREF
 	install -m 0755 mount-scripts/mount.fuse.vsysfs $(DESTDIR)$(PREFIX)/sbin/mount.fuse.vsysfs
 	install -m 0644 machines/*.toml $(DESTDIR)$(PREFIX)/share/vsysfs/machines/
 
-# make bench (issue 9): the benchmark client and the baseline FUSE file
+# make bench (docs/performance.md): the benchmark client and the baseline FUSE file
 # system (tests/bench/), then tests/bench/run-bench. Needs root; < 5 min.
 BENCH_BIN := $(BUILD)/tests/bench/bench-client $(BUILD)/tests/bench/fuse-baseline
 .PHONY: bench
@@ -185,7 +189,7 @@ help:  ## this list
 
 -include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(wildcard $(PCH_DIR)/*.d)
 
-# --- trust suites (issue 8) ---------------------------------------------------
+# --- trust suites (docs/testing.md) ------------------------------------------
 .PHONY: test-hostile test-hostile-full fuzz test-load
 HOSTILE_FLAGS ?= --quick
 test-hostile: $(DAEMON) $(TEST_DAEMON)  ## hostile-input sweep over every machine (as root; HOSTILE_FLAGS= for the full corpus)

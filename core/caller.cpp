@@ -2,6 +2,9 @@
 
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -11,27 +14,85 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace vsysfs::core {
 namespace {
 
-constexpr std::uint64_t kAllCaps = ~std::uint64_t{0};
+// Writes "/proc/PID<leaf>" NUL-terminated into path; returns its length, 0
+// for a pid that names no process the daemon can see (pid <= 0: FUSE
+// reports 0 for a caller in a PID namespace the daemon cannot see).
+std::size_t fmt_proc_path(std::array<char, 48>& path, pid_t pid, std::string_view leaf) {
+  if (pid <= 0 || leaf.size() > 16) return 0;
+  auto [end, ec] = std::to_chars(path.data() + 6, path.data() + 24, pid);
+  if (ec != std::errc{}) return 0;
+  std::string_view("/proc/").copy(path.data(), 6);
+  leaf.copy(end, leaf.size());
+  end[leaf.size()] = '\0';
+  return static_cast<std::size_t>(end - path.data()) + leaf.size();
+}
 
 // Reads a small /proc file into buf (raw syscalls: no stream, no heap);
 // returns the bytes read, 0 when the process is gone.
 std::size_t read_proc(pid_t pid, const char* leaf, std::span<char> buf) {
   std::array<char, 48> path{};
-  auto [end, ec] = std::to_chars(path.data() + 6, path.data() + 24, pid);
-  if (ec != std::errc{}) return 0;
-  std::string_view("/proc/").copy(path.data(), 6);
-  const std::string_view rest = leaf;
-  rest.copy(end, rest.size());
+  if (fmt_proc_path(path, pid, leaf) == 0) return 0;
   const int fd = ::open(path.data(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
   const ssize_t n = ::read(fd, buf.data(), buf.size());
   ::close(fd);
   return n > 0 ? static_cast<std::size_t>(n) : 0;
 }
+
+// A namespace is named by the (device, inode) of its nsfs file.
+struct NsId {
+  dev_t dev;
+  ino_t ino;
+  bool operator==(const NsId&) const = default;
+};
+
+// The daemon's user namespace and every ancestor it can see, innermost
+// first. A user namespace's capabilities hold in it and in the namespaces
+// it owns, never in its parent (kernel/capability.c ns_capable ->
+// cap_capable walks from the target namespace up to the caller's): so a
+// caller's capabilities count here only when its user namespace is the
+// daemon's or an ancestor of it. NS_GET_PARENT stops with EPERM at the
+// edge of what the daemon may see; what lies beyond is an ancestor too,
+// but no caller from there can reach a daemon that cannot see it.
+const std::vector<NsId>& own_user_ns_chain() {
+  static const std::vector<NsId> chain = [] {
+    std::vector<NsId> out;
+    int fd = ::open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
+    for (int depth = 0; fd >= 0 && depth < 64; ++depth) {  // user namespaces nest 32 deep
+      struct stat st {};
+      if (::fstat(fd, &st) != 0) break;
+      out.push_back({st.st_dev, st.st_ino});
+      const int parent = ::ioctl(fd, NS_GET_PARENT);
+      ::close(fd);
+      fd = parent;
+    }
+    if (fd >= 0) ::close(fd);
+    return out;
+  }();
+  return chain;
+}
+
+// Whether process `pid` is in the daemon's user namespace or one of its
+// ancestors. A process that is gone, or whose namespace cannot be read,
+// is not.
+bool in_trusted_user_ns(pid_t pid) {
+  const auto& chain = own_user_ns_chain();
+  if (chain.empty()) return false;
+  std::array<char, 48> path{};
+  const auto n = fmt_proc_path(path, pid, "/ns/user");
+  if (n == 0) return false;
+  struct stat st {};
+  if (::stat(path.data(), &st) != 0) return false;
+  const NsId id{st.st_dev, st.st_ino};
+  return std::find(chain.begin(), chain.end(), id) != chain.end();
+}
+
+constexpr std::uint64_t kAllCaps = ~std::uint64_t{0};
 
 }  // namespace
 
@@ -47,6 +108,12 @@ Caller Caller::with_caps(uid_t uid, std::uint64_t cap_mask, std::string comm) {
   return c;
 }
 
+Caller Caller::described(pid_t pid, uid_t uid, std::string comm) {
+  Caller c = with_caps(uid, 0, std::move(comm));
+  c.pid_ = pid;
+  return c;
+}
+
 Caller Caller::kernel() {
   Caller c = with_caps(0, kAllCaps, "kernel");
   c.pid_ = 0;
@@ -54,15 +121,21 @@ Caller Caller::kernel() {
 }
 
 // capget(2) with another process's pid returns that process's sets. A
-// process that is gone has no capabilities.
+// process that is gone has no capabilities; nor has a caller the daemon
+// cannot identify: FUSE sends pid 0 for a process in a PID namespace the
+// daemon cannot see, and capget(0) would answer with the daemon's own
+// sets. Capabilities held in a user namespace below the daemon's (unshare
+// -U) are capabilities over that namespace only, not over this machine
+// (the kernel's capable() checks against the initial namespace).
 bool Caller::capable(Capability cap) const {
   if (!cap_effective_) {
-    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, pid_};
+    cap_effective_ = 0;
+    if (pid_ > 0 && in_trusted_user_ns(pid_)) {
+      __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, pid_};
     std::array<__user_cap_data_struct, _LINUX_CAPABILITY_U32S_3> data{};
-    if (::syscall(SYS_capget, &hdr, data.data()) == 0)
-      cap_effective_ = data[0].effective | (std::uint64_t{data[1].effective} << 32);
-    else
-      cap_effective_ = 0;
+      if (::syscall(SYS_capget, &hdr, data.data()) == 0)
+        cap_effective_ = data[0].effective | (std::uint64_t{data[1].effective} << 32);
+    }
   }
   return (*cap_effective_ >> static_cast<unsigned>(cap)) & 1U;
 }

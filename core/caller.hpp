@@ -7,9 +7,16 @@
 // lock service asks). Devices ask `caller.capable(Capability::SysAdmin)`
 // the way a driver calls capable(CAP_SYS_ADMIN).
 //
+// Who has capabilities: the kernel's capable() checks against the initial
+// user namespace, so a process counts only with the capabilities it holds
+// in the daemon's user namespace or an ancestor of it (a caller inside
+// `unshare -U` has none of this machine's), and a caller the daemon cannot
+// identify (pid 0: FUSE's answer for a process in a PID namespace the
+// daemon cannot see) has none at all.
+//
 // Why lazily and separately: a store is one FUSE round trip, and reading
 // /proc/PID/status plus /proc/PID/stat on each one cost more than the round
-// trip itself (issue 9's store row). A store pays only for what its device
+// trip itself (the store row of docs/performance.md). A store pays only for what its device
 // and the event log ask.
 //
 // Thread-safety: a Caller belongs to one request; the lazy fields are
@@ -43,6 +50,8 @@ class Caller {
   static Caller user(uid_t uid);           // no capabilities
   static Caller with_caps(uid_t uid, std::uint64_t cap_mask, std::string comm = "test");
   static Caller kernel();                  // the simulated kernel (timers, workers): pid 0
+  // Who a past request came from, for the event log: no capabilities.
+  static Caller described(pid_t pid, uid_t uid, std::string comm);
 
   pid_t pid() const { return pid_; }
   uid_t uid() const { return uid_; }

@@ -1,14 +1,24 @@
 #include "core/event_log.hpp"
 
+#include <fcntl.h>
 #include <malloc.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <deque>
+#include <optional>
 #include <system_error>
 
 #include <fmt/format.h>
 
 #include "core/caller.hpp"
+#include "core/trusted_file.hpp"
 
 namespace vsysfs::core {
 
@@ -34,7 +44,16 @@ void json_quote(std::string& out, std::string_view text) {
   out.push_back('"');
 }
 
-EventField::EventField(std::string_view k, std::string_view v) : key(k) { json_quote(json, v); }
+EventField::EventField(std::string_view k, std::string_view v) : key(k) {
+  if (v.size() <= kMaxFieldBytes) {
+    json_quote(json, v);
+    return;
+  }
+  // A client may write a page of control bytes (six bytes each once
+  // escaped): the log keeps the start, and says how much it left out.
+  json_quote(json, std::string(v.substr(0, kMaxFieldBytes)) +
+                       fmt::format("...(+{} bytes)", v.size() - kMaxFieldBytes));
+}
 
 EventField EventField::raw(std::string_view k, std::string json_value) {
   EventField f{k, false};
@@ -65,22 +84,146 @@ std::string Event::to_json() const {
   return out;
 }
 
+std::size_t Event::cost() const {
+  // The fixed keys and numbers of to_json(), plus what varies.
+  std::size_t n = 110 + comm.size() + device.size() + what.size() + result.size();
+  for (const auto& f : data) n += f.key.size() + f.json.size() + 4;
+  return n;
+}
+
 std::string Event::field(std::string_view key) const {
   for (const auto& f : data)
     if (f.key == key) return f.json;
   return {};
 }
 
+EventLog::EventLog(const Clock& clock, EventLimits limits)
+    : clock_(clock), limits_(limits), owner_uid_(::geteuid()) {}
+
 EventLog::~EventLog() {
-  if (sink_) std::fclose(sink_);
+  if (!sink_thread_.joinable()) return;
+  {
+    MutexLock lock(sink_mu_);
+    sink_stop_ = true;
+  }
+  sink_cv_.notify_all();
+  sink_thread_.join();
+  ::close(sink_fd_);
 }
 
 void EventLog::open_sink(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "ae");
-  if (!f) throw std::system_error(errno, std::generic_category(), "cannot open events file " + path);
-  std::lock_guard lock(mu_);
-  if (sink_) std::fclose(sink_);
-  sink_ = f;
+  // The log holds what root-only files show (kernel/debug is 0700): the
+  // file is created 0600, never through a symbolic link (O_NOFOLLOW), and
+  // an existing one must be a private regular file of ours
+  // (docs/trust-files.md). O_NONBLOCK keeps a FIFO from blocking the open;
+  // FIFOs and devices are refused: the control plane's events file is the
+  // stream to follow.
+  const int fd = ::open(path.c_str(),
+                        O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY,
+                        0600);
+  if (fd < 0) {
+    const int e = errno;
+    if (e == ELOOP) throw TrustError(fmt::format("events file {}: is a symbolic link (refused)", path));
+    // A FIFO (or socket) with no reader: ENXIO (fs/fifo.c fifo_open).
+    struct stat lst {};
+    if (e == ENXIO && ::lstat(path.c_str(), &lst) == 0 && !S_ISREG(lst.st_mode))
+      throw TrustError(fmt::format("events file {}: not a regular file (a {})", path,
+                                   file_type_name(lst.st_mode)));
+    throw TrustError(fmt::format("events file {}: {}", path, std::strerror(e)));
+  }
+  struct stat st {};
+  std::string bad = ::fstat(fd, &st) != 0 ? std::strerror(errno) : untrusted_file(st, 077, 0);
+  if (!bad.empty()) {
+    ::close(fd);
+    throw TrustError(fmt::format("events file {}: {}", path, bad));
+  }
+  open_sink_fd(fd);
+}
+
+void EventLog::open_sink_fd(int fd) {
+  if (sink_thread_.joinable()) throw std::logic_error("events sink opened twice");
+  // Non-blocking: a pipe whose reader stalls makes write() return EAGAIN,
+  // so the writer thread can still see a stop request and drop what is
+  // left at shutdown instead of hanging the daemon's exit.
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0) (void)::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  sink_fd_ = fd;
+  sink_thread_ = std::thread([this] { sink_main(); });
+}
+
+void EventLog::sink_push(std::string line) {
+  {
+    MutexLock lock(sink_mu_);
+    if (sink_stop_ || sink_queued_bytes_ + line.size() > limits_.sink_queue_bytes) {
+      ++sink_dropped_;
+      return;
+    }
+    sink_queued_bytes_ += line.size();
+    sink_queue_.push_back(std::move(line));
+  }
+  sink_cv_.notify_one();
+}
+
+// The writer: takes what is queued, writes it whole (waiting for a pipe to
+// drain with poll, never holding a lock while it waits). After a stop
+// request it keeps writing for sink_drain_time at most, then drops the
+// rest: a consumer that stopped reading cannot keep the daemon from
+// exiting.
+void EventLog::sink_main() {
+  // SIGPIPE is directed at the writing thread: blocked here, a reader that
+  // went away turns into EPIPE instead of killing the daemon.
+  sigset_t pipe_only;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_only, nullptr);
+  using Steady = std::chrono::steady_clock;
+  std::optional<Steady::time_point> deadline;
+  bool broken = false;  // EPIPE or another error: nothing more can be written
+  for (;;) {
+    std::deque<std::string> batch;
+    {
+      MutexLock lock(sink_mu_);
+      while (sink_queue_.empty() && !sink_stop_) sink_cv_.wait(sink_mu_);
+      if (sink_stop_ && !deadline) deadline = Steady::now() + limits_.sink_drain_time;
+      batch.swap(sink_queue_);
+      sink_queued_bytes_ = 0;
+      if (batch.empty()) return;  // stopped, and everything is written
+    }
+    std::size_t unwritten = 0;
+    for (auto& line : batch) {
+      std::string_view rest = line;
+      while (!broken && !rest.empty()) {
+        const ssize_t n = ::write(sink_fd_, rest.data(), rest.size());
+        if (n > 0) {
+          rest.remove_prefix(static_cast<std::size_t>(n));
+        } else if (n < 0 && errno == EINTR) {
+          continue;
+        } else if (n < 0 && errno == EAGAIN) {
+          if (deadline && Steady::now() >= *deadline) break;
+          pollfd p{sink_fd_, POLLOUT, 0};
+          (void)::poll(&p, 1, 100);
+          if (!deadline) {
+            MutexLock lock(sink_mu_);
+            if (sink_stop_) deadline = Steady::now() + limits_.sink_drain_time;
+          }
+        } else {
+          broken = true;
+        }
+      }
+      if (!rest.empty()) ++unwritten;
+    }
+    if (unwritten) {
+      MutexLock lock(sink_mu_);
+      sink_dropped_ += unwritten;
+    }
+    if (deadline && Steady::now() >= *deadline) {
+      MutexLock lock(sink_mu_);
+      sink_dropped_ += sink_queue_.size();
+      sink_queue_.clear();
+      sink_queued_bytes_ = 0;
+      return;
+    }
+  }
 }
 
 std::uint64_t EventLog::record(const Caller* caller, std::string_view device,
@@ -93,66 +236,133 @@ std::uint64_t EventLog::record(const Caller* caller, std::string_view device,
     e.uid = caller->uid();
     e.comm = caller->comm();
   } else {
+    e.uid = owner_uid_;
     e.comm = "kernel";
   }
   e.device = device;
   e.what = what;
   e.result = result;
   e.data = std::move(data);
-  std::lock_guard lock(mu_);
-  e.seq = next_seq_++;
-  if (sink_) {
-    const std::string line = e.to_json() + "\n";
-    std::fwrite(line.data(), 1, line.size(), sink_);
-    std::fflush(sink_);
+  const std::size_t cost = e.cost();
+  const uid_t uid = e.uid;
+  std::string line;
+  std::uint64_t seq;
+  {
+    MutexLock lock(mu_);
+    seq = e.seq = next_seq_++;
+    if (sink_thread_.joinable()) line = e.to_json() + "\n";
+    UidShare& share = shares_[uid];
+    share.seqs.push_back(seq);
+    share.bytes += cost;
+    bytes_ += cost;
+    events_.emplace_hint(events_.end(), seq, std::move(e));
+    enforce_bounds_locked(uid);
   }
-  if (events_.size() >= kMaxEvents) {
-    events_.pop_front();
-    ++dropped_;
+  if (!line.empty()) sink_push(std::move(line));
+  return seq;
+}
+
+void EventLog::evict_locked(std::uint64_t seq) {
+  auto it = events_.find(seq);
+  if (it == events_.end()) return;
+  const uid_t uid = it->second.uid;
+  const std::size_t cost = it->second.cost();
+  auto sh = shares_.find(uid);
+  if (sh != shares_.end()) {
+    auto& seqs = sh->second.seqs;
+    if (!seqs.empty() && seqs.front() == seq)
+      seqs.pop_front();
+    else
+      seqs.erase(std::find(seqs.begin(), seqs.end(), seq));
+    sh->second.bytes -= std::min(sh->second.bytes, cost);
+    if (seqs.empty()) shares_.erase(sh);
   }
-  events_.push_back(std::move(e));
-  return next_seq_ - 1;
+  bytes_ -= std::min(bytes_, cost);
+  events_.erase(it);
+  ++dropped_;
+  ++dropped_by_uid_[uid];
+}
+
+void EventLog::enforce_bounds_locked(uid_t newest) {
+  // A uid other than the owner holds a quarter of the log at most: its
+  // own oldest events make room for its new ones.
+  if (newest != owner_uid_) {
+    auto sh = shares_.find(newest);
+    while (sh != shares_.end() && sh->second.seqs.size() > 1 &&
+           (sh->second.seqs.size() > limits_.max_events / 4 ||
+            sh->second.bytes > limits_.max_bytes / 4)) {
+      evict_locked(sh->second.seqs.front());
+      sh = shares_.find(newest);
+    }
+  }
+  // Over the whole bound: the uid holding the most bytes gives its oldest.
+  while (events_.size() > 1 && (events_.size() > limits_.max_events || bytes_ > limits_.max_bytes)) {
+    auto largest = std::max_element(shares_.begin(), shares_.end(), [](const auto& a, const auto& b) {
+      return a.second.bytes < b.second.bytes;
+    });
+    evict_locked(largest->second.seqs.front());
+  }
 }
 
 std::vector<Event> EventLog::snapshot() const {
-  std::lock_guard lock(mu_);
-  return {events_.begin(), events_.end()};
+  MutexLock lock(mu_);
+  std::vector<Event> out;
+  out.reserve(events_.size());
+  for (const auto& [seq, e] : events_) out.push_back(e);
+  return out;
 }
 
 std::vector<Event> EventLog::since(std::uint64_t after) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<Event> out;
-  for (const auto& e : events_)
-    if (e.seq > after) out.push_back(e);
+  for (auto it = events_.upper_bound(after); it != events_.end(); ++it) out.push_back(it->second);
   return out;
 }
 
 void EventLog::clear() {
-  std::deque<Event> gone;
+  std::map<std::uint64_t, Event> gone;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     gone.swap(events_);
+    shares_.clear();
+    bytes_ = 0;
   }
   gone.clear();
-  // A full log is ~100 MB in many small blocks: hand the freed heap back to
-  // the system, so clearing the log brings the daemon's RSS back down
-  // (issue 8's load test measures exactly that).
+  // A full log is tens of MB in many small blocks: hand the freed heap
+  // back to the system, so clearing the log brings the daemon's RSS back
+  // down (the load test, tests/load/load.py, measures exactly that).
   ::malloc_trim(0);
 }
 
 std::uint64_t EventLog::last_seq() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return next_seq_ - 1;
 }
 
 std::uint64_t EventLog::dropped() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return dropped_;
 }
 
+std::map<uid_t, std::uint64_t> EventLog::dropped_by_uid() const {
+  MutexLock lock(mu_);
+  return dropped_by_uid_;
+}
+
+std::uint64_t EventLog::sink_dropped() const {
+  MutexLock lock(sink_mu_);
+  return sink_dropped_;
+}
+
+std::size_t EventLog::bytes() const {
+  MutexLock lock(mu_);
+  return bytes_;
+}
+
 void EventLog::render(std::string& out) const {
-  std::lock_guard lock(mu_);
-  for (const auto& e : events_) {
+  MutexLock lock(mu_);
+  out.reserve(out.size() + bytes_);
+  for (const auto& [seq, e] : events_) {
     out += e.to_json();
     out.push_back('\n');
   }

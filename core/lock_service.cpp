@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "core/caller.hpp"
+
 namespace vsysfs::core {
 namespace {
 
@@ -66,7 +68,10 @@ LockService::~LockService() {
 
 void LockService::log(const char* what, const std::string& file, bool flock,
                       const LockOwner& owner, const char* result) {
-  env_.events.record(nullptr, "locks", what, result,
+  // The event is the requester's: its pid, uid and command name at top
+  // level, so the log's per-uid share charges a lock flood to its user.
+  const Caller who = Caller::described(owner.pid, owner.uid, owner.comm);
+  env_.events.record(&who, "locks", what, result,
                      {{"file", file}, {"kind", kind_name(flock)}, {"pid", owner.pid},
                       {"comm", owner.comm}, {"prio", owner.prio}});
 }

@@ -33,7 +33,8 @@
 //    that description first and the close's FLUSH dropped all its locks.
 //  - flock and POSIX locks do not conflict with each other (Linux).
 //
-// Design: priority inheritance (docs/kernel-semantics.md section 7).
+// Design: priority inheritance (docs/design.md section 9;
+// docs/kernel-semantics.md section 7; Documentation/rt-mutex.txt).
 //
 // Each file has two lock domains (flock, POSIX), and each domain one
 // core::RtMutex, the "turn". Every requesting lock owner gets a core::RtTask
@@ -49,14 +50,14 @@
 //    lock keeps the turn for as long as it is held, so every waiter queues
 //    in the RtMutex behind it and boosts it (rt_mutex PI);
 //  - the drainer: a request that got the turn but still conflicts with
-//    granted shared/range locks of other owners; it keeps the turn (others
+//    granted shared or range locks of other owners; it keeps the turn (others
 //    queue behind it, and boost it) until those are released;
 //  - transiently, a pending owner (2.6.18 hand-over: the top waiter is
 //    woken and takes the turn when it runs; a strictly higher-priority
 //    newcomer may steal it first).
 // Shared and range locks (flock LOCK_SH, POSIX read locks, POSIX write
 // locks on part of the file) are tracked beside the RtMutex in the file's
-// granted-lock list. Like PREEMPT_RT's rwbase_rt, a shared/range request
+// granted-lock list. Like PREEMPT_RT's rwbase_rt, a shared or range request
 // is granted at once when the turn is free and nothing granted conflicts;
 // otherwise it takes the turn through the RtMutex (queueing in priority
 // order, FIFO among equals), and once it has it and nothing conflicts it
@@ -114,6 +115,7 @@ struct LockOwner {
   pid_t pid = 0;
   std::string comm;
   int prio = 120;  // kernel numeric priority of the requester
+  uid_t uid = 0;   // who asked: lock events carry it (and the per-uid log share)
   // The open file description the request came through (the FUSE handle).
   // A POSIX lock keeps it, so that the last close of the description drops
   // the OFD locks taken through it (release_file).

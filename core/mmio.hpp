@@ -1,6 +1,6 @@
 #pragma once
 
-// Weakly ordered memory-mapped I/O (Documentation/io_ordering.txt, seed 000;
+// Weakly ordered memory-mapped I/O (Documentation/driver-api/io_ordering.rst;
 // docs/kernel-semantics.md section 6).
 //
 // An MmioBus sits between the simulated CPUs and one device (MmioTarget).
@@ -85,7 +85,7 @@ class MmioBus {
   mutable Mutex mu_;
   // One queue per CPU. A list, not a deque: an empty std::deque allocates
   // its map and first chunk (about 600 bytes), and a NIC has a queue for
-  // each of nr_cpu_ids CPUs, nearly all empty (issue 9: a 256-CPU machine
+  // each of nr_cpu_ids CPUs, nearly all empty (docs/performance.md: a 256-CPU machine
   // with 248 NICs spent 40 MB on empty queues).
   std::vector<std::list<Posted>> queues_ GUARDED_BY(mu_);
   std::mt19937_64 rng_ GUARDED_BY(mu_);

@@ -2,7 +2,7 @@
 
 // The networking core's global locks (kernel: net/core/rtnetlink.c rtnl_mutex,
 // net/core/dev.c dev_base_lock) and the lock order every network device
-// follows. Documentation/networking/netdevices.txt (seed 003) assigns each
+// follows. Documentation/networking/netdevices.rst assigns each
 // driver hook to one of them; docs/kernel-semantics.md section 5.5.
 //
 // Lock order (lower rank first; the debug build aborts on an inversion):

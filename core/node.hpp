@@ -56,7 +56,7 @@ class Node {
         target(target_storage_ ? *target_storage_ : kNoTarget) {}
 
   // Memory: a large machine has about a million nodes, so every byte here
-  // counts (issue 9: under 400 bytes per file, everything included). The
+  // counts (docs/performance.md: under 400 bytes per file, everything included). The
   // small fields are packed first; what only one kind needs (a directory's
   // entries, a symlink's target) is allocated only for that kind.
   const NodeKind kind;

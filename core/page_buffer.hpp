@@ -3,7 +3,7 @@
 // PageBuffer: the page a show() callback writes into (the kernel's
 // sysfs_emit() target). It holds at most PAGE_SIZE-1 bytes, because the
 // kernel clamps a show() that returns >= PAGE_SIZE to 4095 bytes
-// (reference 1.3; fs/sysfs/file.c sysfs_kf_seq_show). Writes past the end
+// (docs/kernel-semantics.md section 1.3; fs/sysfs/file.c sysfs_kf_seq_show). Writes past the end
 // are truncated and remembered in overflowed(), which the tree logs as a
 // driver bug the way the kernel logs "fill_read_buffer: bad count".
 //

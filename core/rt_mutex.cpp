@@ -186,7 +186,7 @@ OwnerWordState RtMutex::owner_word_state() const noexcept {
   return s;
 }
 
-// Every slow-path store goes through here so that the seed's two invalid
+// Every slow-path store goes through here so that the two invalid
 // states (NULL owner with bit0 set) can never be written.
 void RtMutex::store_owner(std::uintptr_t word) noexcept {
   VSYSFS_RT_CHECK((word & ~kOwnerMask) != 0 || (word & kOwnerPending) == 0,
@@ -429,7 +429,7 @@ bool RtMutex::try_to_steal_lock(RtTask& current) {
 bool RtMutex::try_to_take_rt_mutex(RtTask& current) {
   // Setting the waiters bit first makes the fast paths fail, so the owner
   // word cannot change under us. If the lock turns out to be free this leaves
-  // owner == NULL with the waiters bit: the seed's "transitional state",
+  // owner == NULL with the waiters bit: Documentation/rt-mutex.txt's "transitional state",
   // fixed up when we take ownership below.
   mark_rt_mutex_waiters();
   if (test_hook_) test_hook_(TestPoint::after_mark_waiters, current);

@@ -5,8 +5,7 @@
 //
 // Models: struct rt_mutex, struct rt_mutex_waiter and the PI fields of
 // task_struct (prio, normal_prio, pi_waiters, pi_blocked_on, pi_lock).
-// Sources: shared/seeds/002_baf967e46e1240cf.txt (Documentation/rt-mutex.txt
-// of 2.6.18: the owner-word table), kernel/rtmutex.c and
+// Sources: Documentation/rt-mutex.txt of 2.6.18 (the owner-word table), kernel/rtmutex.c and
 // kernel/rtmutex_common.h of 2.6.18 (read as the 2.6.17-mm patches that
 // became it and in 2.6.24, whose code differs only in names), lib/plist.c,
 // and docs/kernel-semantics.md section 7 (7.2 owner word, 7.4 slow
@@ -77,7 +76,7 @@ class RtMutex;
 class RtTask;
 
 // ---------------------------------------------------------------------------
-// Priorities (reference 7.1): lower value = more important.
+// Priorities (docs/kernel-semantics.md section 7.1): lower value = more important.
 // 0..99 real-time, 100..139 normal; nice 0 is DEFAULT_PRIO.
 
 inline constexpr int kMaxRtPrio = 100;                 // MAX_RT_PRIO
@@ -139,7 +138,7 @@ class WaiterPlist {
 // ---------------------------------------------------------------------------
 // Observation.
 
-// The owner word as the seed's table reads it.
+// The owner word as Documentation/rt-mutex.txt's table reads it.
 struct OwnerWordState {
   const RtTask* owner = nullptr;  // task pointer bits
   bool pending = false;           // bit0, RT_MUTEX_OWNER_PENDING
@@ -147,7 +146,7 @@ struct OwnerWordState {
   friend bool operator==(const OwnerWordState&, const OwnerWordState&) = default;
 };
 // "NULL 0 0", "A 1 0" ...: owner name (or NULL), bit1, bit0, in the order of
-// the seed's table columns.
+// that table's columns.
 std::string to_string(const OwnerWordState& s);
 
 struct WaiterInfo {
@@ -432,7 +431,7 @@ class RtMutex {
   void emit(const RtMutexEvent& ev) const;
 
   const std::string name_;
-  // bit0 pending owner, bit1 has waiters; see the seed's table. Changed by
+  // bit0 pending owner, bit1 has waiters; see Documentation/rt-mutex.txt. Changed by
   // cmpxchg only while both bits are clear, otherwise under wait_lock_.
   std::atomic<std::uintptr_t> owner_{0};
   // Lock order: RtTask::run_lock_ -> wait_lock_ -> RtTask::pi_lock_ (see

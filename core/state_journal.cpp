@@ -1,17 +1,23 @@
 #include "core/state_journal.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <stdexcept>
 #include <utility>
 
 #include <fmt/format.h>
+
+#include "core/trusted_file.hpp"
 
 namespace vsysfs::core {
 namespace {
@@ -198,13 +204,95 @@ std::vector<StateRecord> compact(const std::vector<StateRecord>& records) {
 
 StateJournal::~StateJournal() {
   if (fd_ >= 0) ::close(fd_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
-DecodedJournal StateJournal::load() const {
-  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+namespace {
+
+std::string dir_of(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// The pid holding a flock on (dev, ino), from /proc/locks
+// (fs/locks.c lock_get_status: "N: FLOCK ADVISORY WRITE PID MAJ:MIN:INO ...").
+std::string flock_holder(dev_t dev, ino_t ino) {
+  std::ifstream locks("/proc/locks");
+  std::string line;
+  const std::string want = fmt::format("{:02x}:{:02x}:{}", major(dev), minor(dev), ino);
+  while (std::getline(locks, line)) {
+    std::istringstream in(line);
+    std::string n, type, adv, rw, pid, where;
+    if (!(in >> n >> type)) continue;
+    if (type == "->") continue;  // a waiter: "N: -> FLOCK ..."
+    if (in >> adv >> rw >> pid >> where && type == "FLOCK" && where == want) return pid;
+  }
+  return {};
+}
+
+}  // namespace
+
+DecodedJournal StateJournal::load() {
+  if (const std::string bad = untrusted_directory(dir_of(path_)); !bad.empty())
+    throw std::runtime_error(fmt::format("state file {}: {}", path_, bad));
+  if (lock_fd_ < 0) {
+    const std::string lock_path = path_ + ".lock";
+    const int lfd =
+        ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+    if (lfd < 0 && errno == ELOOP)
+      throw std::runtime_error(
+          fmt::format("state file {}: lock file {}: is a symbolic link (refused)", path_, lock_path));
+    if (lfd < 0) io_error("open", lock_path);
+    struct stat st {};
+    if (::fstat(lfd, &st) != 0) {
+      ::close(lfd);
+      io_error("stat", lock_path);
+    }
+    if (const std::string bad = untrusted_file(st, 022, 0); !bad.empty()) {
+      ::close(lfd);
+      throw std::runtime_error(fmt::format("state file {}: lock file {}: {}", path_, lock_path, bad));
+    }
+    if (::flock(lfd, LOCK_EX | LOCK_NB) != 0) {
+      const int e = errno;
+      if (e != EWOULDBLOCK) {
+        ::close(lfd);
+        errno = e;
+        io_error("lock", lock_path);
+      }
+      char buf[32] = {};
+      const ssize_t n = ::pread(lfd, buf, sizeof buf - 1, 0);
+      std::string pid = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+      while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+      if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos)
+        pid = flock_holder(st.st_dev, st.st_ino);
+      ::close(lfd);
+      throw std::runtime_error(fmt::format("state file {} is in use by {} (lock {})", path_,
+                                           pid.empty() ? "another process" : "pid " + pid,
+                                           lock_path));
+    }
+    lock_fd_ = lfd;
+    note_pid();
+  }
+
+  // O_NOFOLLOW: a symbolic link at FILE is refused (ELOOP), never followed;
+  // O_NONBLOCK: a FIFO cannot block the open.
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) {
     if (errno == ENOENT) return {};
+    if (errno == ELOOP)
+      throw std::runtime_error(fmt::format("state file {}: is a symbolic link (refused)", path_));
     io_error("open", path_);
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int e = errno;
+    ::close(fd);
+    errno = e;
+    io_error("stat", path_);
+  }
+  if (const std::string bad = untrusted_file(st, 022, kMaxStateFileBytes); !bad.empty()) {
+    ::close(fd);
+    throw std::runtime_error(fmt::format("state file {}: {}", path_, bad));
   }
   std::string bytes;
   char buf[65536];
@@ -219,6 +307,11 @@ DecodedJournal StateJournal::load() const {
     }
     if (n == 0) break;
     bytes.append(buf, static_cast<std::size_t>(n));
+    if (bytes.size() > kMaxStateFileBytes) {
+      ::close(fd);
+      throw std::runtime_error(fmt::format("state file {}: grew over the limit of {} bytes",
+                                           path_, kMaxStateFileBytes));
+    }
   }
   ::close(fd);
   auto out = decode_journal(bytes);
@@ -227,38 +320,63 @@ DecodedJournal StateJournal::load() const {
   return out;
 }
 
+void StateJournal::note_pid() {
+  if (lock_fd_ < 0) return;
+  const std::string pid = fmt::format("{}\n", ::getpid());
+  if (::ftruncate(lock_fd_, 0) == 0) (void)::pwrite(lock_fd_, pid.data(), pid.size(), 0);
+}
+
 void StateJournal::rewrite(const std::vector<StateRecord>& records) {
   std::lock_guard lock(order_mu_);
   const std::string tmp = path_ + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  // O_EXCL|O_NOFOLLOW: never open (and truncate) what a planted FILE.tmp
+  // points to. We hold FILE.lock, so an existing FILE.tmp is a crashed
+  // daemon's leftover or planted: remove the name (unlink does not follow
+  // it) and create our own.
+  const int flags = O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  int fd = ::open(tmp.c_str(), flags, 0600);
+  if (fd < 0 && errno == EEXIST && ::unlink(tmp.c_str()) == 0) fd = ::open(tmp.c_str(), flags, 0600);
   if (fd < 0) io_error("create", tmp);
   std::string all(kStateHeader);
   for (const auto& rec : records) all += encode_record(rec);
   if (!write_all(fd, all) || ::fsync(fd) != 0) {
     const int e = errno;
     ::close(fd);
+    ::unlink(tmp.c_str());
     errno = e;
     io_error("write", tmp);
   }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path_.c_str()) != 0) io_error("rename", tmp);
+  if (::rename(tmp.c_str(), path_.c_str()) != 0) {
+    const int e = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    errno = e;
+    io_error("rename", tmp);
+  }
   // The rename is durable once the directory is.
-  const auto slash = path_.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path_.substr(0, slash);
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const int dfd = ::open(dir_of(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     (void)::fsync(dfd);
     ::close(dfd);
   }
+  // Append through the descriptor we created: the inode now named FILE,
+  // with no second lookup of the name.
+  if (::fcntl(fd, F_SETFL, O_APPEND) != 0) {
+    const int e = errno;
+    ::close(fd);
+    errno = e;
+    io_error("open for append", path_);
+  }
   if (fd_ >= 0) ::close(fd_);
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-  if (fd_ < 0) io_error("open for append", path_);
+  fd_ = fd;
 }
 
 Status StateJournal::append(const StateRecord& rec) {
   if (fd_ < 0) return Errno{EBADF};
   const std::string bytes = encode_record(rec);
   const off_t before = ::lseek(fd_, 0, SEEK_END);
+  if (before >= 0 && static_cast<std::uint64_t>(before) + bytes.size() > kMaxStateFileBytes)
+    return Errno{EFBIG};
   if (!write_all(fd_, bytes) || ::fdatasync(fd_) != 0) {
     const int e = errno ? errno : EIO;
     // Leave no partial record behind: later appends must stay readable.

@@ -1,13 +1,26 @@
 #pragma once
 
-// StateJournal: crash-safe machine state for `-o state=FILE` (issue 8;
-// README "Crash-safe state"). Every acknowledged change (a store or binary write that
-// succeeded, a chmod, a chown) is appended to FILE as one checksummed
-// record and fdatasync'ed before the write(2)/chmod(2) returns. At mount
-// the daemon reads FILE, stops at the first torn or corrupt record
-// (reporting it once), compacts the valid records into a fresh snapshot
-// written to FILE.tmp, fsync'ed and renamed over FILE (atomic), and
-// replays them in order, before serving any request.
+// StateJournal: crash-safe machine state for `-o state=FILE`
+// (docs/state.md; docs/design.md section 8). Every acknowledged change (a
+// store or binary write that succeeded, a chmod, a chown) is appended to
+// FILE as one checksummed record and fdatasync'ed before the
+// write(2)/chmod(2) returns. At mount, before serving any request, the
+// daemon reads FILE, stops at the first torn or corrupt record (reporting
+// it once), replays the valid records in order, then compacts them into a
+// fresh snapshot written to FILE.tmp, fsync'ed and renamed over FILE
+// (atomic).
+//
+// Trust (docs/trust-files.md): the daemon replays FILE with every
+// capability, so load() refuses a FILE that anyone but the daemon's user
+// could have written: a symbolic link, not a regular file, not owned by
+// the effective uid, group- or other-writable, hard-linked, over
+// kMaxStateFileBytes, or in a directory chain others may change
+// (core/trusted_file.hpp). FILE.tmp is created O_EXCL|O_NOFOLLOW, FILE is
+// never opened through a symbolic link. One daemon per FILE: load() takes
+// flock(LOCK_EX|LOCK_NB) on FILE.lock, a file that is never renamed or
+// removed, so the lock survives the rename that compaction does (a lock
+// on FILE itself would stay on the replaced inode); the lock file holds
+// the holder's pid for the refusal message.
 //
 // File format (little-endian):
 //   header  "VSYSFS-STATE" NUL "1\n\n" (16 bytes)
@@ -110,13 +123,20 @@ class StateJournal {
   StateJournal(const StateJournal&) = delete;
   StateJournal& operator=(const StateJournal&) = delete;
 
-  // Reads and validates FILE (missing: empty). Throws std::runtime_error
-  // on an I/O error or a file that is not a state file at all.
-  DecodedJournal load() const;
+  // Checks FILE's directory chain, locks FILE.lock, then reads and
+  // validates FILE (missing: empty). Throws std::runtime_error (one line)
+  // on an I/O error, an untrusted file or directory, a FILE another
+  // process holds, or a file that is not a state file at all.
+  DecodedJournal load();
+  // Writes the calling process's pid into FILE.lock (after the daemon
+  // forked into the background, its pid changed).
+  void note_pid();
   // Writes `records` as the new FILE (FILE.tmp, fsync, rename, fsync of the
   // directory) and opens it for appending. Throws std::runtime_error.
   void rewrite(const std::vector<StateRecord>& records);
   // Appends one record and fdatasync()s it. Call with order_mutex() held.
+  // EFBIG when FILE would grow over kMaxStateFileBytes (the next mount
+  // would refuse it).
   Status append(const StateRecord& rec);
 
   std::mutex& order_mutex() { return order_mu_; }
@@ -127,6 +147,7 @@ class StateJournal {
   const std::string path_;
   std::mutex order_mu_;  // Order: taken before any device lock (held across store())
   int fd_ = -1;          // guarded by order_mu_
+  int lock_fd_ = -1;     // start-up thread only: FILE.lock, flock()ed for our life
   std::uint64_t appended_ = 0;
 };
 

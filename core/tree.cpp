@@ -179,6 +179,13 @@ Status Tree::remove(std::string_view path) {
     for (Ino d : dead)
       if (nodes_[d]->nlookup.load() == 0) nodes_[d].reset();
   }
+  {
+    // kernfs frees a node's iattrs with the node; inode numbers are never
+    // reused, so nothing would ever read these again.
+    WriteLock lock(iattr_mu_);
+    for (Ino d : dead) iattrs_.erase(d);
+    iattr_count_.store(iattrs_.size());
+  }
   if (obs) {
     obs->entry_changed(parent, name, dead.front());
     for (Ino d : dead) obs->notified(d);  // a removed node reports the changed poll mask
@@ -286,6 +293,79 @@ Status Tree::set_owner(Ino ino, uid_t uid, gid_t gid) {
   }
   if (obs) obs->attr_changed(ino);
   return {};
+}
+
+IAttrs* Tree::iattrs_locked(Ino ino, struct timespec now) {
+  auto node = get(ino);
+  if (!node || !node->alive.load()) return nullptr;
+  auto [it, added] = iattrs_.try_emplace(ino);
+  if (added) {
+    it->second.times.atime = it->second.times.mtime = it->second.times.ctime = now;
+    iattr_count_.store(iattrs_.size());
+  }
+  return &it->second;
+}
+
+std::optional<Times> Tree::times(Ino ino) const {
+  if (iattr_count_.load(std::memory_order_relaxed) == 0) return std::nullopt;
+  ReadLock lock(iattr_mu_);
+  auto it = iattrs_.find(ino);
+  if (it == iattrs_.end()) return std::nullopt;
+  return it->second.times;
+}
+
+Status Tree::set_times(Ino ino, const TimesIn& in, struct timespec now) {
+  WriteLock lock(iattr_mu_);
+  IAttrs* attrs = iattrs_locked(ino, now);
+  // A removed node's iattrs are gone (remove() freed them); a chmod
+  // through a descriptor still open on it succeeds without new ones,
+  // which nothing would ever free.
+  if (!attrs) return get(ino) ? Status{} : Status{Errno{ENOENT}};
+  if (in.atime) attrs->times.atime = *in.atime;
+  if (in.mtime) attrs->times.mtime = *in.mtime;
+  attrs->times.ctime = now;
+  return {};
+}
+
+Result<std::string> Tree::xattr_get(Ino ino, std::string_view name) const {
+  ReadLock lock(iattr_mu_);
+  auto it = iattrs_.find(ino);
+  if (it == iattrs_.end()) return Errno{ENODATA};
+  auto x = it->second.xattrs.find(name);
+  if (x == it->second.xattrs.end()) return Errno{ENODATA};
+  return x->second;
+}
+
+Status Tree::xattr_set(Ino ino, std::string_view name, std::optional<std::string_view> value,
+                       int flags, struct timespec now) {
+  WriteLock lock(iattr_mu_);
+  // kernfs_xattr_set allocates the iattrs even for a set that then fails.
+  IAttrs* attrs = iattrs_locked(ino, now);
+  if (!attrs) return Errno{ENOENT};
+  auto it = attrs->xattrs.find(name);
+  if (!value) {
+    if (it == attrs->xattrs.end()) return Errno{ENODATA};
+    attrs->xattrs.erase(it);
+    return {};
+  }
+  if (it != attrs->xattrs.end()) {
+    if (flags & kXattrCreate) return Errno{EEXIST};
+    it->second.assign(*value);
+    return {};
+  }
+  if (flags & kXattrReplace) return Errno{ENODATA};
+  attrs->xattrs.emplace(std::string(name), std::string(*value));
+  return {};
+}
+
+std::vector<std::string> Tree::xattr_names(Ino ino) const {
+  std::vector<std::string> names;
+  if (iattr_count_.load(std::memory_order_relaxed) == 0) return names;
+  ReadLock lock(iattr_mu_);
+  auto it = iattrs_.find(ino);
+  if (it == iattrs_.end()) return names;
+  for (const auto& [name, value] : it->second.xattrs) names.push_back(name);
+  return names;
 }
 
 void Tree::notify(Ino ino) {

@@ -13,11 +13,17 @@
 // Thread-safety: every member may be called from any thread. The structure
 // is guarded by a SharedMutex (lookups shared, changes exclusive); device
 // callbacks are never called with it held. Observer callbacks are called
-// after it is released.
+// after it is released. The kernfs iattrs (times, xattrs) have their own
+// SharedMutex, taken before the structure's lock, never with a device's.
 
 #include <sys/types.h>
+#include <time.h>
 
+#include <atomic>
+#include <map>
 #include <memory>
+#include <optional>
+#include <unordered_map>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -47,6 +53,35 @@ class Kobject {
   Tree* tree_ = nullptr;
   Ino dir_ = 0;
 };
+
+// What kernfs keeps for a node once anything was set on it (kernel: struct
+// kernfs_iattrs, fs/kernfs/kernfs-internal.h): the three times and the
+// simple_xattrs. Allocated on the first setattr or xattr set; until then
+// stat shows the mount time. Allocation stamps all three times with "now"
+// (fs/kernfs/inode.c __kernfs_iattrs), so a first chmod also moves atime
+// and mtime, as on sysfs.
+struct Times {
+  struct timespec atime {};
+  struct timespec mtime {};
+  struct timespec ctime {};
+};
+struct IAttrs {
+  Times times;
+  // simple_xattrs is an rbtree ordered by name (fs/xattr.c): listxattr
+  // lists in name order.
+  std::map<std::string, std::string, std::less<>> xattrs;
+};
+
+// A setattr's time fields (struct iattr's ATTR_ATIME/ATTR_MTIME with or
+// without *_SET): nullopt leaves the time alone.
+struct TimesIn {
+  std::optional<struct timespec> atime;
+  std::optional<struct timespec> mtime;
+};
+
+// setxattr(2) flags (XATTR_CREATE / XATTR_REPLACE of <linux/xattr.h>).
+inline constexpr int kXattrCreate = 1;
+inline constexpr int kXattrReplace = 2;
 
 // Raised at start-up for an impossible tree (duplicate name, table with a
 // write bit but no store, ...): these are programming or machine-file errors.
@@ -107,6 +142,22 @@ class Tree {
   Status set_mode(Ino ino, mode_t mode);
   Status set_owner(Ino ino, uid_t uid, gid_t gid);
 
+  // kernfs iattrs (see IAttrs). `now` is the wall-clock time of the
+  // request (the fs layer reads it; the tree keeps no clock).
+  // The stored times, nullopt while nothing was ever set on the node.
+  std::optional<Times> times(Ino ino) const;
+  // __kernfs_setattr's time part: ctime = now (notify_change always sets
+  // ATTR_CTIME), atime/mtime as asked.
+  Status set_times(Ino ino, const TimesIn& in, struct timespec now);
+  // simple_xattr_get: the value, ENODATA when absent.
+  Result<std::string> xattr_get(Ino ino, std::string_view name) const;
+  // simple_xattr_set: `value` nullopt removes. XATTR_CREATE on an existing
+  // name is EEXIST; XATTR_REPLACE or a removal of an absent one ENODATA.
+  Status xattr_set(Ino ino, std::string_view name, std::optional<std::string_view> value,
+                   int flags, struct timespec now);
+  // Names in simple_xattrs order (sorted).
+  std::vector<std::string> xattr_names(Ino ino) const;
+
   // sysfs_notify on a node.
   void notify(Ino ino);
 
@@ -133,7 +184,20 @@ class Tree {
   std::string path_of_locked(Ino ino) const;
   void kill_locked(Ino ino, std::vector<Ino>* dead);
 
+  // The iattrs of `ino`, allocated (times = now) when absent. nullptr for
+  // an unknown or dead node.
+  IAttrs* iattrs_locked(Ino ino, struct timespec now) REQUIRES(iattr_mu_);
+
   mutable SharedMutex mu_{"tree"};  // Order: outermost tree lock; device locks are never held with it
+  // kernfs_iattr_rwsem. Order: before mu_ (iattrs_locked looks the node
+  // up, shared, with it held); never held while calling out.
+  mutable SharedMutex iattr_mu_{"kernfs_iattr"};  // stat reads shared
+  // Side table, not a Node member: nearly no node ever gets iattrs, and a
+  // Node pays for every byte (tests/core/tree_test.cpp bounds its size).
+  std::unordered_map<Ino, IAttrs> iattrs_ GUARDED_BY(iattr_mu_);
+  // iattrs_.size(), readable without the lock: stat of a node skips the
+  // lock while no node has iattrs (the common case).
+  std::atomic<std::size_t> iattr_count_{0};
   std::vector<std::shared_ptr<Node>> nodes_;  // index = ino; [0] unused
   Observer* observer_ = nullptr;
 };

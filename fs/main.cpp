@@ -7,7 +7,10 @@
 //   -o events=FILE    append every event to FILE as JSON lines
 //   -o state=FILE     crash-safe state: every acknowledged change is
 //                     journaled to FILE and replayed at the next mount
-//                     (README "Crash-safe state")
+//                     (docs/state.md)
+//
+// The files behind these options are a trust boundary for a root daemon:
+// what is refused, and the size limits: docs/trust-files.md.
 //
 // Errors are one line on stderr and a non-zero exit. SIGINT/SIGTERM
 // unmount cleanly (after running the machine's shutdown sequence).
@@ -33,6 +36,7 @@
 #include "core/lock_service.hpp"
 #include "core/state_journal.hpp"
 #include "core/tree.hpp"
+#include "core/trusted_file.hpp"
 #include "devices/machine/machine.hpp"
 #include "fs/ops.hpp"
 #include "fs/server.hpp"
@@ -41,6 +45,9 @@
 namespace {
 
 constexpr const char* kVersion = "0.1.0";
+// Idle FUSE workers kept after a burst (-o max_idle_threads overrides):
+// libfuse's default before 3.12.
+constexpr unsigned kIdleThreads = 10;
 
 // fuse_opt_parse strdup()s every "-o name=value" it fills in: freed here,
 // on every way out of main.
@@ -102,9 +109,13 @@ void usage(const char* prog) {
       "vsysfs options:\n"
       "    -o machine=FILE        machine description (TOML); default: the built-in machine\n"
       "    -o clock=real|manual   simulated time source (default: real)\n"
-      "    -o events=FILE         append the event log to FILE as JSON lines\n"
+      "    -o events=FILE         append the event log to FILE as JSON lines (a private\n"
+      "                           regular file: created 0600, no symlink, no FIFO)\n"
       "    -o state=FILE          keep the machine's state in FILE: every acknowledged\n"
-      "                           change is durable and replayed at the next mount\n"
+      "                           change is durable and replayed at the next mount;\n"
+      "                           FILE must be the daemon user's own, not writable by\n"
+      "                           others, in a directory others cannot change (FILE.lock\n"
+      "                           beside it keeps a second daemon out)\n"
       "    -o allow_other         let other users see the mount (needs user_allow_other\n"
       "                           in /etc/fuse.conf when not root)\n"
       "\n",
@@ -153,6 +164,11 @@ void check_mount_point(const std::string& path) {
 }  // namespace
 
 int main(int argc, char* argv[]) {
+  // A closed reader of -o events (a pipe) must cost the daemon its events,
+  // never its life: SIGPIPE stays ignored for the whole run, including
+  // after fuse_remove_signal_handlers() puts back the default at unmount
+  // (libfuse ignores it only while its handlers are installed).
+  std::signal(SIGPIPE, SIG_IGN);
   fuse_args args = FUSE_ARGS_INIT(argc, argv);
   Options opts;
   if (fuse_opt_parse(&args, &opts, kOptionSpec, take_mountpoint) == -1)
@@ -223,11 +239,13 @@ int main(int argc, char* argv[]) {
   // -o state=FILE: replay what earlier mounts acknowledged, before serving.
   std::unique_ptr<vsysfs::core::StateJournal> journal;
   if (opts.state) {
-    char state_abs[PATH_MAX];
-    const std::string state_path = realpath(opts.state, state_abs) ? state_abs : opts.state;
-    journal = std::make_unique<vsysfs::core::StateJournal>(state_path);
+    // Absolute (the daemon chdirs to / when it backgrounds), with the
+    // directory resolved but never a symbolic link at FILE itself.
+    std::string state_path;
     vsysfs::core::DecodedJournal loaded;
     try {
+      state_path = vsysfs::core::absolute_keep_last(opts.state, "state file");
+      journal = std::make_unique<vsysfs::core::StateJournal>(state_path);
       loaded = journal->load();
     } catch (const std::exception& e) {
       die(e.what());
@@ -275,6 +293,8 @@ int main(int argc, char* argv[]) {
                 {{"mountpoint", mountpoint}, {"machine", machine->name()}, {"clock", clock_kind}});
 
   fuse_daemonize(cmd.foreground);
+  // The lock file names the holder of the state file: our pid changed.
+  if (journal) journal->note_pid();
   // Threads start only now: a daemonizing fork keeps none.
   if (system) system->start();
   server.attach(se);
@@ -285,7 +305,12 @@ int main(int argc, char* argv[]) {
   } else {
     fuse_loop_config* config = fuse_loop_cfg_create();
     fuse_loop_cfg_set_clone_fd(config, cmd.clone_fd);
-    if (cmd.max_idle_threads != UINT_MAX) fuse_loop_cfg_set_idle_threads(config, cmd.max_idle_threads);
+    // libfuse 3.12+ keeps every worker it ever started (max_idle_threads
+    // -1) unless told otherwise: a burst of 64 concurrent requests would
+    // pin 64 threads (and their stacks) for the life of the mount. Workers
+    // beyond kIdleThreads exit once they are idle again.
+    fuse_loop_cfg_set_idle_threads(
+        config, cmd.max_idle_threads != UINT_MAX ? cmd.max_idle_threads : kIdleThreads);
     // Requests never block a worker for long (locks wait asynchronously),
     // but a manual-clock advance runs device timers on its worker.
     // (max_threads is UINT_MAX when -o max_threads was not given.)
@@ -301,6 +326,7 @@ int main(int argc, char* argv[]) {
   server.detach();
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
+  std::signal(SIGPIPE, SIG_IGN);
   fuse_session_destroy(se);
   events.record(nullptr, "vsysfs", "unmount", "OK", {{"mountpoint", mountpoint}});
   // A signal (SIGINT, SIGTERM, SIGHUP) is the normal way to stop: exit 0.

@@ -2,7 +2,10 @@
 
 // OpenFile: the per-open state of a vsysfs file (kernel: struct
 // kernfs_open_file). It keeps the node (and so its device) alive, the
-// show() snapshot that reads at offsets other than 0 slice, the event
+// show() snapshot that reads at offsets other than 0 slice (its page is
+// allocated by the first read, as seq_read allocates m->buf on the first
+// read, not at open: a descriptor that is only polled, written or held
+// costs no page), the event
 // counter seen at the last show() (for poll), the poll handle, and whether
 // this open file description took a flock.
 //
@@ -27,7 +30,7 @@ struct OpenFile {
   const std::shared_ptr<core::Node> node;
   std::mutex mu;
   bool have_snapshot = false;
-  core::PageBuffer page;  // text attributes
+  std::unique_ptr<core::PageBuffer> page;  // text attributes; null until the first read
   std::string seq;        // seq files (no page limit)
   std::uint64_t seen_event = 0;
   fuse_pollhandle* poll_handle = nullptr;

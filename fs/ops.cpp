@@ -40,13 +40,13 @@ void guarded(fuse_req_t req, Body&& body) noexcept {
 
 void op_init(void* userdata, fuse_conn_info* conn) {
   (void)userdata;
-  // flock and POSIX locks are served by the daemon (docs/design.md section 3).
+  // flock and POSIX locks are served by the daemon (docs/design.md section 9).
   if (conn->capable & FUSE_CAP_FLOCK_LOCKS) conn->want |= FUSE_CAP_FLOCK_LOCKS;
   if (conn->capable & FUSE_CAP_POSIX_LOCKS) conn->want |= FUSE_CAP_POSIX_LOCKS;
   // A sysfs symlink never changes its target: removal kills the node and a
   // re-added link gets a new inode. So the kernel may keep targets in its
   // page cache: one READLINK per link instead of one per path walk through
-  // it (class/net/eth0/...; issue 9).
+  // it (class/net/eth0/...; docs/performance.md).
   if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
   // O_TRUNC arrives as a setattr(size=0), which kernfs ignores.
   conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
@@ -91,6 +91,13 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
     in.set_gid = to_set & FUSE_SET_ATTR_GID;
     in.gid = attr->st_gid;
     in.set_size = to_set & FUSE_SET_ATTR_SIZE;
+    in.size = attr->st_size;
+    in.set_atime = to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW);
+    in.atime_now = to_set & FUSE_SET_ATTR_ATIME_NOW;
+    in.atime = attr->st_atim;
+    in.set_mtime = to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW);
+    in.mtime_now = to_set & FUSE_SET_ATTR_MTIME_NOW;
+    in.mtime = attr->st_mtim;
     reply(req, server(req).setattr(caller_of(req), ino, in));
   });
 }
@@ -99,7 +106,7 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) noexcept {
   guarded(req, [&] { reply(req, server(req).readlink(ino)); });
 }
 
-// sysfs refuses to create anything (reference 1.7): a new name is EACCES
+// sysfs refuses to create anything (docs/kernel-semantics.md section 1.7): a new name is EACCES
 // through create (the directory has no create op), the rest EPERM.
 void op_create(fuse_req_t req, fuse_ino_t, const char*, mode_t, fuse_file_info*) noexcept {
   fuse_reply_err(req, EACCES);
@@ -132,8 +139,16 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   });
 }
 
+// A read(2) on a direct-io file reaches us through fuse_direct_io, which
+// always names the reader's files_struct (FUSE_READ_LOCKOWNER): lock_owner
+// is non-zero. The page cache's reads (fuse_read_folio, readahead: a
+// MAP_PRIVATE mapping's faults) send none.
+bool page_cache_read(const fuse_file_info* fi) { return fi->lock_owner == 0; }
+
 void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) noexcept {
-  guarded(req, [&] { reply(req, server(req).read(caller_of(req), fi->fh, size, off)); });
+  guarded(req, [&] {
+    reply(req, server(req).read(caller_of(req), fi->fh, size, off, page_cache_read(fi)));
+  });
 }
 
 void op_write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,
@@ -148,11 +163,13 @@ void op_write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t of
 // sent asynchronously after that struct file is freed: a new open can get
 // the same address, and its FLOCK can reach a worker before the old
 // RELEASE. The daemon would then grant the new file "its own" lock and let
-// the late RELEASE drop it, while a third process locks too. The FUSE
-// handle has no such reuse: it is freed only after RELEASE has dropped its
-// lock. (OFD locks have the same owner id and the same race: their pieces
-// remember the handle too, and RELEASE drops them by it: Server::
-// release_locks.)
+// the late RELEASE drop it, while a third process locks too. (The load
+// test, tests/load/load.py, once saw two SMI clients in dcdbas's buffer at once, under
+// flock; this race is the candidate cause, not a proven one: it did not
+// reproduce on demand.) The FUSE handle has no such reuse: it is freed only
+// after RELEASE has dropped its lock. OFD locks have the same owner id and
+// the same race: their pieces remember the handle too, and RELEASE drops
+// them by it (Server::release_locks).
 std::uint64_t flock_owner(const fuse_file_info* fi) { return fi->fh; }
 
 void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
@@ -221,6 +238,39 @@ void op_poll(fuse_req_t req, fuse_ino_t, fuse_file_info* fi, fuse_pollhandle* ph
   guarded(req, [&] { reply(req, server(req).poll(fi->fh, ph)); });
 }
 
+// --- extended attributes -----------------------------------------------------
+
+// getxattr/listxattr: size 0 asks for the length; a buffer too small is
+// ERANGE (vfs_getxattr / vfs_listxattr semantics).
+void reply_xattr_value(fuse_req_t req, const core::Result<std::string>& r, size_t size) {
+  if (!r) return reply_error(req, r.error());
+  if (size == 0) {
+    fuse_reply_xattr(req, r->size());
+    return;
+  }
+  if (r->size() > size) return reply_error(req, core::Errno{ERANGE});
+  fuse_reply_buf(req, r->data(), r->size());
+}
+
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noexcept {
+  guarded(req, [&] { reply_xattr_value(req, server(req).getxattr(ino, name), size); });
+}
+
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept {
+  guarded(req, [&] { reply_xattr_value(req, server(req).listxattr(caller_of(req), ino), size); });
+}
+
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
+                 size_t size, int flags) noexcept {
+  guarded(req, [&] {
+    reply(req, server(req).setxattr(ino, name, std::string_view(value, size), flags));
+  });
+}
+
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) noexcept {
+  guarded(req, [&] { reply(req, server(req).removexattr(ino, name)); });
+}
+
 // --- locks -------------------------------------------------------------------
 
 // `owner` is the FUSE lock owner (the process for POSIX locks, the open
@@ -228,7 +278,8 @@ void op_poll(fuse_req_t req, fuse_ino_t, fuse_file_info* fi, fuse_pollhandle* ph
 // request came through.
 core::LockOwner lock_owner_of(fuse_req_t req, std::uint64_t owner, const fuse_file_info* fi) {
   const core::Caller caller = caller_of(req);
-  return core::LockOwner{owner, caller.pid(), caller.comm(), caller.prio(), fi->fh};
+  return core::LockOwner{owner,        caller.pid(), caller.comm(), caller.prio(),
+                         caller.uid(), fi->fh};
 }
 
 // An interrupt (the waiter got a signal) cancels its queued lock; the ticket
@@ -330,6 +381,10 @@ fuse_lowlevel_ops make_lowlevel_ops() {
   ops.getlk = op_getlk;
   ops.setlk = op_setlk;
   ops.poll = op_poll;
+  ops.getxattr = op_getxattr;
+  ops.listxattr = op_listxattr;
+  ops.setxattr = op_setxattr;
+  ops.removexattr = op_removexattr;
   ops.flock = op_flock;
   return ops;
 }

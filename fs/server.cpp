@@ -20,7 +20,7 @@ struct timespec now_realtime() {
 }
 
 // kernfs: DEFAULT_POLLMASK, plus EPOLLERR|EPOLLPRI once the attribute was
-// notified since this open file last ran show() (reference 1.6).
+// notified since this open file last ran show() (docs/kernel-semantics.md section 1.6).
 constexpr unsigned kDefaultPollMask = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM;
 constexpr unsigned kNotifiedMask = POLLERR | POLLPRI;
 
@@ -84,7 +84,15 @@ void Server::fill_stat(const core::Node& node, struct stat& st) const {
   st.st_gid = node.gid.load();
   st.st_size = static_cast<off_t>(node.size());
   st.st_blksize = 4096;
-  st.st_atim = st.st_mtim = st.st_ctim = mount_time_;
+  // kernfs_refresh_inode: the iattrs' times once anything was set on the
+  // node, else the times the inode was made with.
+  if (auto t = tree_.times(node.ino)) {
+    st.st_atim = t->atime;
+    st.st_mtim = t->mtime;
+    st.st_ctim = t->ctime;
+  } else {
+    st.st_atim = st.st_mtim = st.st_ctim = mount_time_;
+  }
 }
 
 core::Result<EntryOut> Server::lookup(core::Ino parent, std::string_view name) {
@@ -113,8 +121,14 @@ core::Result<AttrOut> Server::setattr(const core::Caller& caller, core::Ino ino,
                                       const SetAttrIn& in) {
   auto node = tree_.get(ino);
   if (!node) return core::Errno{ENOENT};
-  // default_permissions already made the kernel check ownership (chmod)
-  // and CAP_CHOWN (chown), exactly as for kernfs_iop_setattr.
+  // default_permissions already made the kernel check ownership (chmod),
+  // CAP_CHOWN (chown) and owner-or-CAP_FOWNER (explicit times), exactly
+  // as setattr_prepare does for kernfs_iop_setattr.
+  // The rest of setattr_prepare, before anything changes: inode_newsize_ok
+  // refuses to grow a file past s_maxbytes with EFBIG. FUSE's own check
+  // used its far larger limit (MAX_LFS_FILESIZE).
+  if (in.set_size && in.size > static_cast<off_t>(node->size()) && in.size > kSysfsMaxBytes)
+    return core::Errno{EFBIG};
   // With a state file, the change and its journal record are one step:
   // ordered with every other change, durable before we return.
   std::unique_lock<std::mutex> order;
@@ -140,8 +154,19 @@ core::Result<AttrOut> Server::setattr(const core::Caller& caller, core::Ino ino,
       VSYSFS_TRY_STATUS(journal_append(caller, rec));
     }
   }
+  // __kernfs_setattr keeps the times in the node's iattrs: notify_change
+  // always adds ATTR_CTIME (now); utimensat asks for atime/mtime (given or
+  // now); every truncate (truncate, ftruncate, O_TRUNC: do_truncate's
+  // ATTR_MTIME) moves mtime to now, although FUSE leaves it out of the
+  // request for ftruncate and O_TRUNC.
+  const struct timespec now = now_realtime();
+  core::TimesIn times;
+  if (in.set_atime) times.atime = in.atime_now ? now : in.atime;
+  if (in.set_mtime) times.mtime = in.mtime_now ? now : in.mtime;
+  else if (in.set_size) times.mtime = now;
+  VSYSFS_TRY_STATUS(tree_.set_times(ino, times, now));
   // Kernel quirk: kernfs ignores ATTR_SIZE, so O_TRUNC and truncate(2)
-  // succeed and change nothing; the size stays 4096 (reference 1.2).
+  // succeed and change nothing; the size stays 4096 (docs/kernel-semantics.md section 1.2).
   return getattr(ino);
 }
 
@@ -156,7 +181,7 @@ core::Result<OpenOut> Server::open(core::Ino ino, int flags) {
   auto node = tree_.get(ino);
   if (!node || !node->alive.load()) return core::Errno{ENOENT};
   if (node->is_dir()) return core::Errno{EISDIR};
-  // The sysfs open check, applied even to root (reference 1.2): the mode
+  // The sysfs open check, applied even to root (docs/kernel-semantics.md section 1.2): the mode
   // must have a read/write bit for the access asked for; for binary files
   // the callback must exist too (sysfs_bin_kfops_ro/wo).
   const int acc = flags & O_ACCMODE;
@@ -166,6 +191,10 @@ core::Result<OpenOut> Server::open(core::Ino ino, int flags) {
   const bool bin = node->kind == core::NodeKind::Bin;
   if (want_write && (!(mode & 0222) || (bin && !node->has_write))) return core::Errno{EACCES};
   if (want_read && (!(mode & 0444) || (bin && !node->has_read))) return core::Errno{EACCES};
+  // do_dentry_open, after the file system's open: kernfs never sets
+  // FMODE_CAN_ODIRECT, so O_DIRECT is EINVAL. FUSE would allow it (its
+  // files have direct_IO), so the daemon refuses it here.
+  if (flags & O_DIRECT) return core::Errno{EINVAL};
   auto* of = new OpenFile(std::move(node));
   {
     std::lock_guard lock(handles_mu_);
@@ -174,8 +203,48 @@ core::Result<OpenOut> Server::open(core::Ino ino, int flags) {
   return OpenOut{reinterpret_cast<std::uint64_t>(of), true};
 }
 
+// A page-cache read (the fault of a MAP_PRIVATE mapping: FUSE refuses only
+// MAP_SHARED on direct-io files, sysfs refuses both with ENODEV, see
+// docs/kernfs-surface.md) is filled up to the length asked for, within the
+// file size: a binary attribute page by page (one read(2) of sysfs moves
+// at most a page), the rest with zeros. The mapping sees the same bytes
+// either way (the kernel zero-fills a short page), but Linux 6.12 takes a
+// short page-cache reply for EOF: fuse_short_read -> fuse_read_update_size
+// would shrink the cached i_size, a text attribute's from 4096 to its
+// content length.
 core::Result<ReadOut> Server::read(const core::Caller& caller, std::uint64_t fh, std::size_t size,
-                                   off_t off) {
+                                   off_t off, bool page_cache) {
+  auto r = read_bytes(caller, fh, size, off);
+  if (!r || !page_cache) return r;
+  const core::Node& node = *as_open(fh)->node;
+  const std::uint64_t file_size = node.size();
+  const auto pos = static_cast<std::uint64_t>(off);
+  if (pos >= file_size) return r;
+  const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(size, file_size - pos));
+  if (r->bytes().size() >= want) return r;
+  if (want <= r->page.size() && !r->use_owned) {
+    if (node.kind == core::NodeKind::Text || node.kind == core::NodeKind::Seq) {
+      std::memset(r->page.data() + r->len, 0, want - r->len);
+      r->len = want;
+      return r;
+    }
+  }
+  std::string all(r->bytes());
+  while (node.kind == core::NodeKind::Bin && all.size() < want) {
+    auto more = read_bytes(caller, fh, want - all.size(), static_cast<off_t>(pos + all.size()));
+    if (!more) return more.error();
+    if (more->bytes().empty()) break;
+    all.append(more->bytes());
+  }
+  all.resize(want, '\0');
+  ReadOut out;
+  out.owned = std::move(all);
+  out.use_owned = true;
+  return out;
+}
+
+core::Result<ReadOut> Server::read_bytes(const core::Caller& caller, std::uint64_t fh,
+                                         std::size_t size, off_t off) {
   OpenFile* of = as_open(fh);
   const core::Node& node = *of->node;
   if (!node.alive.load()) return core::Errno{ENODEV};
@@ -208,16 +277,17 @@ core::Result<ReadOut> Server::read(const core::Caller& caller, std::uint64_t fh,
       of->seq.clear();
       VSYSFS_TRY_STATUS(node.seq_show(of->seq));
     } else {
-      of->page.clear();
-      VSYSFS_TRY_STATUS(node.show(of->page));
-      if (of->page.overflowed())
+      if (!of->page) of->page = std::make_unique<core::PageBuffer>();
+      of->page->clear();
+      VSYSFS_TRY_STATUS(node.show(*of->page));
+      if (of->page->overflowed())
         env_.log(nullptr, "sysfs", "fill_read_buffer", "bad count",
                  {{"path", tree_.path_of(node.ino)}, {"clamped_to", core::PageBuffer::kCapacity}});
     }
     of->have_snapshot = true;
   }
   const std::string_view all =
-      node.kind == core::NodeKind::Seq ? std::string_view(of->seq) : of->page.view();
+      node.kind == core::NodeKind::Seq ? std::string_view(of->seq) : of->page->view();
   if (pos >= all.size()) return out;
   // Copied out under the lock: the reply must not depend on `of`.
   const std::string_view slice = all.substr(pos, size);
@@ -354,6 +424,85 @@ core::Result<PollOut> Server::poll(std::uint64_t fh, fuse_pollhandle* ph) {
   return out;
 }
 
+// --- extended attributes -------------------------------------------------------
+
+namespace {
+
+enum class XattrNs { Security, Trusted, User };
+
+// xattr_resolve_name over kernfs_xattr_handlers: a name outside the three
+// namespaces has no handler (EOPNOTSUPP); a bare prefix is EINVAL. FUSE
+// hands the daemon every name, so the daemon resolves it as kernfs would.
+core::Result<XattrNs> xattr_namespace(std::string_view name) {
+  static constexpr std::pair<std::string_view, XattrNs> kHandlers[] = {
+      {"security.", XattrNs::Security},
+      {"trusted.", XattrNs::Trusted},
+      {"user.", XattrNs::User},
+  };
+  for (const auto& [prefix, ns] : kHandlers) {
+    if (!name.starts_with(prefix)) continue;
+    if (name.size() == prefix.size()) return core::Errno{EINVAL};
+    return ns;
+  }
+  return core::Errno{EOPNOTSUPP};
+}
+
+}  // namespace
+
+core::Result<std::string> Server::getxattr(core::Ino ino, std::string_view name) {
+  auto node = tree_.get(ino);
+  if (!node) return core::Errno{ENOENT};
+  if (auto ns = xattr_namespace(name); !ns) return ns.error();
+  // kernfs_vfs_xattr_get serves all three namespaces: user.* reads find
+  // nothing on sysfs (nothing can be set there), ENODATA.
+  return tree_.xattr_get(ino, name);
+}
+
+core::Status Server::setxattr(core::Ino ino, std::string_view name, std::string_view value,
+                              int flags) {
+  auto node = tree_.get(ino);
+  if (!node) return core::Errno{ENOENT};
+  auto ns = xattr_namespace(name);
+  if (!ns) return ns.error();
+  // kernfs_vfs_user_xattr_set: user.* needs KERNFS_ROOT_SUPPORT_USER_XATTR,
+  // which cgroupfs sets and sysfs does not.
+  if (*ns == XattrNs::User) return core::Errno{EOPNOTSUPP};
+  return tree_.xattr_set(ino, name, value, flags, now_realtime());
+}
+
+core::Status Server::removexattr(core::Ino ino, std::string_view name) {
+  auto node = tree_.get(ino);
+  if (!node) return core::Errno{ENOENT};
+  auto ns = xattr_namespace(name);
+  if (!ns) return ns.error();
+  if (*ns == XattrNs::User) return core::Errno{EOPNOTSUPP};
+  // removexattr is a set with a NULL value and XATTR_REPLACE.
+  return tree_.xattr_set(ino, name, std::nullopt, core::kXattrReplace, now_realtime());
+}
+
+core::Result<std::string> Server::listxattr(const core::Caller& caller, core::Ino ino) {
+  auto node = tree_.get(ino);
+  if (!node) return core::Errno{ENOENT};
+  // simple_xattr_list hides trusted.* from callers without CAP_SYS_ADMIN
+  // (the VFS would refuse them a getxattr of those names as well).
+  const auto names = tree_.xattr_names(ino);
+  std::string out;
+  bool trusted = false;
+  bool asked = false;
+  for (const auto& name : names) {
+    if (name.starts_with("trusted.")) {
+      if (!asked) {
+        trusted = caller.capable(core::Capability::SysAdmin);
+        asked = true;
+      }
+      if (!trusted) continue;
+    }
+    out.append(name);
+    out.push_back('\0');
+  }
+  return out;
+}
+
 core::Result<std::uint64_t> Server::opendir(core::Ino ino) {
   auto entries = tree_.list(ino);
   if (!entries) return entries.error();
@@ -404,7 +553,7 @@ void Server::wait_sent(std::uint64_t seq) {
 
 void Server::notified(core::Ino ino) { enqueue({Notice::Poll, ino, {}}); }
 
-// Hotplug must be visible the moment the change returns (issue 9): the
+// Hotplug must be visible the moment the change returns (docs/performance.md): the
 // kernel may hold a cached entry, or a cached "no such file", for an hour.
 // So the thread that changed the tree (a knob's store, a device timer)
 // waits until the kernel has dropped the entry, before its request replies.

@@ -1,12 +1,13 @@
 #pragma once
 
 // Server: the typed FUSE operations over the Tree, implementing the sysfs
-// contract of docs/design.md section 3 (reference section 1): sizes and modes in
+// contract of docs/design.md section 3 (docs/kernel-semantics.md section 1): sizes and modes in
 // getattr, the open-time permission check that applies even to root,
 // show() on a read at offset 0 into a per-open snapshot, offset-ignoring
 // capped writes to store(), binary attribute bounds, poll after notify,
-// EACCES/EPERM for everything sysfs refuses, and flock/POSIX locks through
-// the LockService. ops.cpp calls one method per request and replies with
+// EACCES/EPERM for everything sysfs refuses, flock/POSIX locks through
+// the LockService, and the rest of the kernfs file surface (xattrs, kept
+// times, O_DIRECT, s_maxbytes; docs/kernfs-surface.md). ops.cpp calls one method per request and replies with
 // its result; nothing here replies except the asynchronous lock and poll
 // paths, which own their request.
 //
@@ -87,7 +88,19 @@ struct SetAttrIn {
   bool set_gid = false;
   gid_t gid = 0;
   bool set_size = false;
+  off_t size = 0;
+  // utimensat: an explicit time, or "now" (UTIME_NOW, touch).
+  bool set_atime = false;
+  bool atime_now = false;
+  struct timespec atime {};
+  bool set_mtime = false;
+  bool mtime_now = false;
+  struct timespec mtime {};
 };
+
+// sysfs never sets s_maxbytes, so it keeps alloc_super's MAX_NON_LFS
+// (fs/super.c): lseek and truncate past it fail there.
+inline constexpr off_t kSysfsMaxBytes = 0x7fffffff;
 
 class Server final : public core::Tree::Observer {
  public:
@@ -107,12 +120,24 @@ class Server final : public core::Tree::Observer {
   core::Result<std::string> readlink(core::Ino ino) const;
 
   core::Result<OpenOut> open(core::Ino ino, int flags);
+  // `page_cache`: the kernel reads for its page cache (a MAP_PRIVATE
+  // mapping's fault), not for a read(2); see the definition.
   core::Result<ReadOut> read(const core::Caller& caller, std::uint64_t fh, std::size_t size,
-                             off_t off);
+                             off_t off, bool page_cache = false);
   core::Result<std::size_t> write(const core::Caller& caller, std::uint64_t fh,
                                   std::string_view data, off_t off);
   void release(std::uint64_t fh);
   core::Result<PollOut> poll(std::uint64_t fh, fuse_pollhandle* ph);
+
+  // Extended attributes (kernfs simple_xattrs; fs/kernfs/inode.c,
+  // fs/kernfs/xattr handlers). The VFS has already applied
+  // xattr_permission (trusted.* needs CAP_SYS_ADMIN, user.* only on
+  // regular files and directories) before FUSE forwards the request.
+  core::Result<std::string> getxattr(core::Ino ino, std::string_view name);
+  core::Status setxattr(core::Ino ino, std::string_view name, std::string_view value, int flags);
+  core::Status removexattr(core::Ino ino, std::string_view name);
+  // The names, each NUL-terminated, as listxattr(2) returns them.
+  core::Result<std::string> listxattr(const core::Caller& caller, core::Ino ino);
 
   core::Result<std::uint64_t> opendir(core::Ino ino);
   // Fills entries from `off` with `add(name, ino, kind, next_off)` until it
@@ -155,6 +180,8 @@ class Server final : public core::Tree::Observer {
     std::uint64_t seq = 0;
   };
   void fill_stat(const core::Node& node, struct stat& st) const;
+  core::Result<ReadOut> read_bytes(const core::Caller& caller, std::uint64_t fh, std::size_t size,
+                                   off_t off);
   // Appends a record (caller uid/gid filled in for stores); EIO on failure.
   // Called with the journal's order mutex held.
   core::Status journal_append(const core::Caller& caller, core::StateRecord& rec);

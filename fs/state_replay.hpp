@@ -1,6 +1,6 @@
 #pragma once
 
-// Replay of a state journal (-o state=FILE, README "Crash-safe state") at mount, before the
+// Replay of a state journal (-o state=FILE, docs/state.md) at mount, before the
 // session serves anything: each record is re-executed against the tree
 // the way it first ran, minus the permission checks it already passed (a
 // journaled store was acknowledged, so its open and its capability checks

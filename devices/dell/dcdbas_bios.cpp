@@ -1,6 +1,7 @@
 #include "devices/dell/dcdbas_bios.hpp"
 
 #include "core/bytes.hpp"
+#include "devices/machine/machine.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -24,7 +25,7 @@ std::string json_array(const std::array<T, 4>& a) {
   return fmt::format("[{},{},{},{}]", a[0], a[1], a[2], a[3]);
 }
 
-// The PowerEdge table of Documentation/dcdbas.txt (reference 2.5): the
+// The PowerEdge table of Documentation/dcdbas.txt (docs/kernel-semantics.md section 2.5): the
 // host-control SMI type each model's BIOS answers.
 unsigned host_control_type_of(std::string_view model) {
   constexpr std::string_view kPrefix = "PowerEdge ";
@@ -90,7 +91,7 @@ BiosConfig BiosConfig::from_section(const core::ConfigValue& sec) {
     NvSetting n;
     n.location = get_u16(s, "location", 0);
     if (!s.has("location")) s.fail("a setting needs a location");
-    n.name = s.get_string("name", "");
+    n.name = s.has("name") ? require_line_text(s.require("name")) : std::string();
     n.min = get_u32(s, "min", 0);
     n.max = get_u32(s, "max", 0xFFFF);
     const std::uint32_t v = get_u32(s, "value", n.min);
@@ -108,7 +109,7 @@ BiosConfig BiosConfig::from_section(const core::ConfigValue& sec) {
     d.id = get_u16(t, "id", 0);
     d.location = get_u16(t, "location", 0);
     d.value = get_u16(t, "value", 0);
-    d.name = t.get_string("name", "");
+    d.name = t.has("name") ? require_line_text(t.require("name")) : std::string();
     const auto it = std::find_if(c.settings.begin(), c.settings.end(),
                                  [&](const NvSetting& n) { return n.location == d.location; });
     if (it == c.settings.end()) t.require("location").fail("no [[dcdbas.setting]] has this location");
@@ -135,7 +136,7 @@ BiosConfig BiosConfig::from_section(const core::ConfigValue& sec) {
     d.and_mask = static_cast<std::uint8_t>(andm);
     d.or_value = static_cast<std::uint8_t>(orv);
     d.active = t.get_bool("active", false);
-    d.name = t.get_string("name", "");
+    d.name = t.has("name") ? require_line_text(t.require("name")) : std::string();
     for (const auto& o : c.cmos_tokens)
       if (o.id == d.id) t.require("id").fail("duplicate CMOS token id");
     for (const auto& o : c.tokens)
@@ -357,7 +358,7 @@ SmiAnswer DellBios::apm(std::uint16_t port, PhysMemory& mem) {
   a.handler = "apm";
   a.answered = true;
   const unsigned t = config_.host_control_type;
-  // Where this model's BIOS looks for the apm_cmd pointer (reference 2.5).
+  // Where this model's BIOS looks for the apm_cmd pointer (docs/kernel-semantics.md section 2.5).
   const std::uint16_t index_port = t == 1 ? kCmosBasePort + 2 : kCmosBasePort;
   const std::uint8_t first = t == 1 ? kPe1300CmosCmdStructPtr : kPe1400CmosCmdStructPtr;
   std::uint32_t ptr = 0;

@@ -53,7 +53,7 @@
 
 namespace vsysfs::devices::dcdbas {
 
-// Constants of reference 2.4 / 2.5 (dcdbas.h, dell-smbios.h, libsmbios).
+// Constants of docs/kernel-semantics.md sections 2.4 and 2.5 (dcdbas.h, dell-smbios.h, libsmbios).
 inline constexpr std::uint32_t kCallIntfMagic = 0x42534931;  // "BSI1", ECX of a CI SMI
 inline constexpr std::uint8_t kEsmApmCmd = 0xA0;
 inline constexpr std::uint8_t kEsmApmPowerCycle = 0x10;

@@ -8,7 +8,7 @@
 //   /sys/devices/virtual/dmi/id/*  (class/dmi/id) 0444, serials and uuid 0400
 //
 // Kernel: drivers/firmware/dmi-sysfs.c + dmi_scan.c (tables), dmi-id.c
-// (id/); reference section 2 (the 0xDA table gives the SMI port/code the
+// (id/); docs/kernel-semantics.md section 2 (the 0xDA table gives the SMI port/code the
 // BIOS answers on; the 0xD0 table the Dell SMBIOS version that says whether
 // SMI buffers carry a length header). Structures: 0 BIOS, 1 system, 2 board,
 // 3 chassis, 11 OEM strings (with the WSMT "30[addr;size]" string the

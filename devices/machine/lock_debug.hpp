@@ -5,8 +5,8 @@
 // locks on vsysfs files, granted through a priority-inheritance RtMutex per
 // file and lock kind). A debugfs-style seq file in the spirit of
 // /proc/locks, with the rt-mutex's PI state added.
-// Sources: issue 4; shared/seeds/002_baf967e46e1240cf.txt (the owner-word
-// table); docs/kernel-semantics.md section 7 (7.1 priorities, 7.2
+// Sources: docs/design.md section 9; Documentation/rt-mutex.txt (the
+// owner-word table); docs/kernel-semantics.md section 7 (7.1 priorities, 7.2
 // owner word, 7.3 waiter ordering).
 //
 //   file     mode  what
@@ -16,7 +16,7 @@
 //     FILE KIND                          KIND is flock or posix
 //       owner  pid=P comm=C normal_prio=N prio=E has_waiters=B1 pending=B0 role=R
 //       waiter pid=P comm=C prio=Q type=T           (queue order, top first)
-//       holder pid=P comm=C prio=N type=T range=S-E (granted shared/range locks)
+//       holder pid=P comm=C prio=N type=T range=S-E (granted shared or range locks)
 //
 //   N is the owner's own priority (LockOwner::prio: 99-rt_priority for
 //   SCHED_FIFO/RR, 120+nice otherwise), E its effective priority after

@@ -33,6 +33,50 @@ std::string_view reboot_code_name(RebootCode code) {
   return "?";
 }
 
+namespace {
+
+// lib/ctype.c: _S is set for \t \n \v \f \r, ' ' and 0xa0 (Latin-1 NBSP).
+bool kernel_isspace(unsigned char c) { return (c >= 9 && c <= 13) || c == ' ' || c == 0xa0; }
+bool control_byte(unsigned char c) { return c < 0x20 || c == 0x7f; }
+
+}  // namespace
+
+const std::string& require_netdev_name(const core::ConfigValue& v) {
+  const std::string& name = v.as_string();
+  constexpr std::size_t kIfNameSize = 16;  // include/uapi/linux/if.h IFNAMSIZ
+  if (name.empty()) v.fail("not a valid interface name: empty");
+  if (name.size() >= kIfNameSize)
+    v.fail(fmt::format("not a valid interface name: {} bytes (at most {})", name.size(),
+                       kIfNameSize - 1));
+  if (name == "." || name == "..") v.fail("not a valid interface name: \".\" and \"..\" are refused");
+  for (unsigned char c : name) {
+    // An embedded NUL would end the kernel's C string: a different name.
+    if (c == '\0' || c == '/' || c == ':' || kernel_isspace(c))
+      v.fail(fmt::format("not a valid interface name: byte 0x{:02x} (no '/', ':', NUL or white space)", c));
+    if (c == '%') v.fail("not a valid interface name: '%' templates are not supported");
+  }
+  return name;
+}
+
+const std::string& require_path_name(const core::ConfigValue& v) {
+  const std::string& name = v.as_string();
+  if (name.empty()) v.fail("not a valid name: empty");
+  if (name.size() > 255) v.fail(fmt::format("not a valid name: {} bytes (at most 255)", name.size()));
+  if (name == "." || name == "..") v.fail("not a valid name: \".\" and \"..\" are refused");
+  for (unsigned char c : name)
+    if (c == '/' || c == ' ' || control_byte(c))
+      v.fail(fmt::format("not a valid name: byte 0x{:02x} (no '/', space or control byte)", c));
+  return name;
+}
+
+const std::string& require_line_text(const core::ConfigValue& v) {
+  const std::string& text = v.as_string();
+  if (text.size() > 255) v.fail(fmt::format("too long: {} bytes (at most 255)", text.size()));
+  for (unsigned char c : text)
+    if (control_byte(c)) v.fail(fmt::format("control byte 0x{:02x} (one printable line expected)", c));
+  return text;
+}
+
 Machine::Machine(core::Env& env, core::Tree& tree, core::ManualClock* manual_clock,
                  core::LockService& locks)
     : env_(env), tree_(tree), manual_clock_(manual_clock), locks_(locks) {}
@@ -41,7 +85,9 @@ Machine::~Machine() = default;
 
 void Machine::build(const core::ConfigValue& root) {
   // [machine] is the machine's own section.
-  if (const auto* m = root.find("machine")) name_ = m->get_string("name", "vsysfs machine");
+  name_ = "vsysfs machine";
+  if (const auto* m = root.find("machine"))
+    if (const auto* n = m->find("name")) name_ = require_line_text(*n);
 
   // The kernel's top-level sysfs directories exist on every machine.
   for (const char* dir : {"block", "bus", "class", "dev/block", "dev/char", "devices/system",

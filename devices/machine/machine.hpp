@@ -1,7 +1,7 @@
 #pragma once
 
 // Machine: a whole simulated computer built from a machine description
-// (TOML, see machines/*.toml and README "Machine files"). Each device kind
+// (TOML, see machines/*.toml and docs/machine-files.md). Each device kind
 // registers the top-level section it owns ([dcdbas], [xen], [numa], [net],
 // ...) with a builder; Machine hands each present section to its builder,
 // which creates the device, adds its files to the tree and keeps it alive
@@ -53,6 +53,26 @@ struct SectionRegistrar {
 // kernel: SYS_POWER_OFF / SYS_HALT / SYS_RESTART as passed to reboot notifiers.
 enum class RebootCode { PowerOff, Halt, Restart };
 std::string_view reboot_code_name(RebootCode code);
+
+// Names in machine files that become a path component or a line of a
+// file's content are checked where they are read, so a bad one is a
+// "FILE:LINE:COL: KEY: ..." error, never a strange tree
+// (docs/trust-files.md "Names"). Each returns the string or throws
+// core::ConfigError.
+//
+// An interface name, by net/core/dev.c dev_valid_name: not empty, shorter
+// than IFNAMSIZ (16), not "." or "..", no '/', ':' or kernel-isspace byte
+// (\t \n \v \f \r, space and 0xa0: lib/ctype.c). Other bytes, control
+// bytes included, pass, as in the kernel. A '%' (a name template the
+// kernel expands, dev_alloc_name) is refused: machine files name devices.
+const std::string& require_netdev_name(const core::ConfigValue& v);
+// One sysfs path component that is also a field of a space-separated
+// line (Xen domain names, PCI driver names): 1..255 bytes (NAME_MAX), not
+// "." or "..", no '/', no space, no control byte (0x00-0x1f, 0x7f).
+const std::string& require_path_name(const core::ConfigValue& v);
+// Text shown as (part of) one line: no control byte (0x00-0x1f, 0x7f),
+// at most 255 bytes. Spaces are fine.
+const std::string& require_line_text(const core::ConfigValue& v);
 
 class Machine {
  public:

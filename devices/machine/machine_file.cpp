@@ -2,12 +2,10 @@
 // libtomlplusplus-dev) turned into core::ConfigValue with source positions.
 // This is the only file that includes the TOML parser.
 
-#include <fstream>
-#include <sstream>
-
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "core/trusted_file.hpp"
 #include "devices/machine/machine.hpp"
 
 namespace vsysfs::devices {
@@ -38,6 +36,11 @@ ConfigValue convert(const toml::node& node, const std::string& path, const std::
     return out;
   }
   if (const auto* s = node.as_string()) {
+    // TOML allows "\u0000"; no name or value of ours may hold one (a C
+    // string would end there: the kernel would see another name).
+    if (s->get().find('\0') != std::string::npos)
+      throw core::ConfigError(
+          fmt::format("{}:{}:{}: {}: a NUL byte in a string", file, line, col, path));
     ConfigValue out(ConfigValue::Type::String, path, file, line, col);
     out.set_scalar(std::string(s->get()));
     return out;
@@ -75,13 +78,18 @@ core::ConfigValue parse_machine_toml(std::string_view text, const std::string& s
   }
 }
 
+// Only a regular file of at most kMaxMachineFileBytes is read (a FIFO
+// would block start-up, /dev/zero would fill memory); a symbolic link is
+// followed, since the file is only read and fstat() checks its target
+// (docs/trust-files.md).
 core::ConfigValue load_machine_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw core::ConfigError(fmt::format("{}: cannot read machine file", path));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw core::ConfigError(fmt::format("{}: cannot read machine file", path));
-  return parse_machine_toml(text.str(), path);
+  std::string text;
+  try {
+    text = core::read_regular_file(path, core::kMaxMachineFileBytes, "machine file");
+  } catch (const core::TrustError& e) {
+    throw core::ConfigError(e.what());
+  }
+  return parse_machine_toml(text, path);
 }
 
 }  // namespace vsysfs::devices

@@ -1,5 +1,7 @@
 #include "devices/machine/sim_control.hpp"
 
+#include <unistd.h>
+
 #include <cerrno>
 
 #include "core/parse.hpp"
@@ -14,6 +16,8 @@ constexpr core::DeviceAttribute<SimControl> kClockAttrs[] = {
 };
 constexpr core::DeviceAttribute<SimControl> kTopAttrs[] = {
     VSYSFS_ATTR_WO_MODE(SimControl, events_clear, 0200),
+    VSYSFS_ATTR_RO_MODE(SimControl, events_dropped, 0400),
+    VSYSFS_ATTR_RO_MODE(SimControl, pid, 0400),
 };
 constexpr core::SeqAttribute<SimControl> kTopSeq[] = {
     VSYSFS_SEQ_ATTR_RO(SimControl, events, 0400),
@@ -75,6 +79,13 @@ core::Result<std::size_t> SimControl::events_clear_store(const core::Caller&, st
   return in.size();
 }
 
+core::Status SimControl::events_dropped_show(core::PageBuffer& buf) const {
+  buf.emit("total {}\n", env_.events.dropped());
+  for (const auto& [uid, n] : env_.events.dropped_by_uid()) buf.emit("uid {} {}\n", uid, n);
+  buf.emit("sink {}\n", env_.events.sink_dropped());
+  return {};
+}
+
 core::Result<std::size_t> SimControl::shutdown_store(const core::Caller& caller,
                                                      std::string_view in) {
   RebootCode code;
@@ -94,6 +105,18 @@ core::Result<std::size_t> SimControl::shutdown_store(const core::Caller& caller,
 
 core::Status SimControl::power_state_show(core::PageBuffer& buf) const {
   buf.emit("{}\n", machine_.power_state());
+  return {};
+}
+
+}  // namespace vsysfs::devices
+
+namespace vsysfs::devices {
+
+// Read at show time, not at build: fuse_daemonize() forks after the tree
+// is built, and the process that serves the mount is the child. The pid is
+// the process's own identity, not simulated state, so it bypasses Env.
+core::Status SimControl::pid_show(core::PageBuffer& buf) const {
+  buf.emit("{}\n", ::getpid());
   return {};
 }
 

@@ -14,12 +14,20 @@
 //   events                0400  the event log, one JSON object per line
 //                               (seq_file: no page limit)
 //   events_clear          0200  any write empties the in-memory log
+//   events_dropped        0400  what the log's bounds dropped (docs/trust.md):
+//                               "total N\n", one "uid U N\n" per uid whose
+//                               events were evicted from memory, and
+//                               "sink N\n" for events -o events=FILE never
+//                               received (its consumer did not keep up)
 //   machine/shutdown      0200  "poweroff", "halt" or "reboot": initiate OS
 //                               shutdown (runs the reboot notifiers: dcdbas
 //                               host control); EBUSY once shut down
 //   machine/power_state   0400  "on", "off", "cycled", "halted", "rebooted"
+//   pid                   0400  the daemon's pid, "%d\n": tells the mount
+//                               scripts which process serves this mount
+//                               (mount-scripts/vsysfs-umount waits for it)
 //
-// Source: docs/design.md section 4; reference section 1 for modes and errnos.
+// Source: docs/design.md section 4; docs/kernel-semantics.md section 1 for modes and errnos.
 // Thread-safety: every callback may run concurrently; state lives in the
 // thread-safe Clock, EventLog and Machine.
 
@@ -50,8 +58,10 @@ class SimControl {
   core::Result<std::size_t> advance_ms_store(const core::Caller& caller, std::string_view in);
   core::Status events_show(std::string& out) const;
   core::Result<std::size_t> events_clear_store(const core::Caller& caller, std::string_view in);
+  core::Status events_dropped_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> shutdown_store(const core::Caller& caller, std::string_view in);
   core::Status power_state_show(core::PageBuffer& buf) const;
+  core::Status pid_show(core::PageBuffer& buf) const;
 
  private:
   core::Env& env_;

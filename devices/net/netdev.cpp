@@ -5,7 +5,7 @@
 // dev_change_tx_queue_len, dev_set_alias), net/core/link_watch.c
 // (rfc2863_policy), net/sched/sch_generic.c (netif_carrier_on/off,
 // dev_watchdog, __netdev_watchdog_up) and the 2.6.18 dev_close wait for the
-// RX_SCHED bit. Reference sections 5.2, 5.5, 5.6.
+// RX_SCHED bit. docs/kernel-semantics.md sections 5.2, 5.5, 5.6.
 
 #include "devices/net/netdev.hpp"
 
@@ -445,7 +445,14 @@ void NetDevice::set_wake_hook(std::function<void()> fn) {
 }
 
 XmitResult NetDevice::dev_hard_start_xmit(const SkBuff& skb, unsigned cpu) {
+  // net/core/pktgen.c pktgen_xmit checks both before every send. (The
+  // stack's dev_queue_xmit meets the same wall differently: without
+  // carrier, linkwatch has run dev_deactivate and the queue's qdisc is
+  // noop_qdisc, whose noop_enqueue drops the skb and, in 6.12, counts it
+  // in the core tx_dropped (dev_core_stats_tx_dropped_inc); the driver
+  // sees nothing either way.)
   if (!netif_running()) return XmitResult::NotRunning;
+  if (!netif_carrier_ok()) return XmitResult::NoCarrier;
   NetdevTx rc;
   if (cfg_.lltx) {
     // NETIF_F_LLTX: called without netif_tx_lock; the driver locks.
@@ -453,6 +460,10 @@ XmitResult NetDevice::dev_hard_start_xmit(const SkBuff& skb, unsigned cpu) {
     rc = ops_->hard_start_xmit(*this, skb, cpu);
   } else {
     core::MutexLock lock(tx_lock_);  // HARD_TX_LOCK
+    // dev_close cleared __LINK_STATE_START and then took this lock once
+    // (dev_deactivate): a sender that checked before and waited here must
+    // not reach a driver whose stop() may be resetting the ring.
+    if (!netif_running()) return XmitResult::NotRunning;
     // netif_queue_stopped() is guaranteed false on entry to the driver.
     if (netif_queue_stopped()) return XmitResult::QueueStopped;
     rc = ops_->hard_start_xmit(*this, skb, cpu);

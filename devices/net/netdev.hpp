@@ -6,7 +6,7 @@
 //
 // Sources: docs/kernel-semantics.md section 5 (5.1 files, 5.2 stores,
 // 5.3 reads, 5.4 statistics, 5.5 the netdevices.txt rules, 5.6 watchdog);
-// seed 003 (Documentation/networking/netdevices.txt) for the hook locking;
+// Documentation/networking/netdevices.rst for the hook locking;
 // net/core/net-sysfs.c (modern) for formats and errnos.
 //
 // Files (devices/.../net/IF/, modern order; modes verbatim):
@@ -72,13 +72,15 @@ inline constexpr int ARPHRD_ETHER = 1, ARPHRD_LOOPBACK = 772;
 enum class Operstate : std::uint8_t { Unknown, NotPresent, Down, LowerLayerDown, Testing, Dormant, Up };
 std::string_view operstate_name(Operstate s);
 
-// hard_start_xmit return codes, 2.6.18 values (the seed's era):
+// hard_start_xmit return codes, 2.6.18 values (include/linux/netdevice.h):
 // NETDEV_TX_OK 0, NETDEV_TX_BUSY 1, NETDEV_TX_LOCKED -1.
 enum class NetdevTx : int { Ok = 0, Busy = 1, Locked = -1 };
 std::string_view netdev_tx_name(NetdevTx rc);
 
-// What the core's transmit path did with one packet.
-enum class XmitResult { Ok, Busy, Locked, QueueStopped, NotRunning };
+// What the core's transmit path did with one packet. NotRunning and
+// NoCarrier: the device is down or has no carrier, and nothing reached
+// the driver.
+enum class XmitResult { Ok, Busy, Locked, QueueStopped, NotRunning, NoCarrier };
 
 // A packet (struct sk_buff, reduced to what the simulation needs).
 struct SkBuff {
@@ -87,7 +89,7 @@ struct SkBuff {
   bool multicast = false;
 };
 
-// struct rtnl_link_stats64, in the order of statistics/ (reference 5.4).
+// struct rtnl_link_stats64, in the order of statistics/ (docs/kernel-semantics.md section 5.4).
 enum StatIndex : unsigned {
   kRxPackets, kTxPackets, kRxBytes, kTxBytes, kRxErrors, kTxErrors, kRxDropped, kTxDropped,
   kMulticast, kCollisions, kRxLengthErrors, kRxOverErrors, kRxCrcErrors, kRxFrameErrors,
@@ -231,6 +233,7 @@ class NetDevice {
   bool netif_testing() const { return testing_.load(); }
   bool netif_device_present() const { return present_.load(); }
   unsigned flags() const { return flags_.load(); }
+  int carrier_down_count() const { return carrier_down_count_.load(); }
   int mtu() const { return mtu_.load(); }
   Operstate operstate() const;
 
@@ -260,9 +263,11 @@ class NetDevice {
   RtnlLinkStats64 dev_get_stats() const;
 
   // --- transmit (net/core/dev.c, net/sched/sch_generic.c) --------------------
-  // dev_hard_start_xmit as pktgen calls it: takes netif_tx_lock (unless
-  // LLTX), refuses when the queue is stopped, calls hard_start_xmit, and
-  // counts/logs NETDEV_TX_BUSY as the flow-control bug it is.
+  // dev_hard_start_xmit as pktgen calls it: refuses a device that is not
+  // running or has no carrier (pktgen_xmit: "If device is offline, then
+  // don't send"), takes netif_tx_lock (unless LLTX), refuses when the
+  // queue is stopped, calls hard_start_xmit, and counts/logs
+  // NETDEV_TX_BUSY as the flow-control bug it is.
   // Locking: none held by caller. Context: BHs disabled (a timer or a FUSE
   // worker standing in for a sending CPU, `cpu`).
   XmitResult dev_hard_start_xmit(const SkBuff& skb, unsigned cpu);

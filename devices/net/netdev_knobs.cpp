@@ -110,6 +110,7 @@ core::Result<std::size_t> NetKnobs::traffic_store(const core::Caller& c, std::st
     busy_.store(0);
     stalls_.store(0);
     next_due_ = env_.now();
+    start_carrier_downs_ = dev_->carrier_down_count();
     stalled_.store(false);
     running_.store(true);
     env_.log(&c, dev_->name(), "traffic", "start",
@@ -155,7 +156,14 @@ void NetKnobs::traffic_tick() {
   skb.len = size_;
   skb.id = next_id_ + 1;
   const unsigned cpu = static_cast<unsigned>(sent_ % cpus_);
-  const XmitResult r = dev_->dev_hard_start_xmit(skb, cpu);
+  // pktgen checks before every packet, also while the queue is stopped, so
+  // it sees a device that went offline even if it came back before the
+  // queue woke; a run here sleeps until its timer or the wake, and asks
+  // whether the carrier went down meanwhile.
+  const XmitResult r = !dev_->netif_running() ? XmitResult::NotRunning
+                       : start_carrier_downs_ != dev_->carrier_down_count()
+                           ? XmitResult::NoCarrier
+                           : dev_->dev_hard_start_xmit(skb, cpu);
   const core::Nanos now = env_.now();
   switch (r) {
     case XmitResult::Ok:
@@ -186,8 +194,13 @@ void NetKnobs::traffic_tick() {
       if (!dev_->netif_queue_stopped() && stalled_.exchange(false)) timer_.mod_timer(now);
       return;
     case XmitResult::NotRunning:
+    case XmitResult::NoCarrier:
+      // pktgen_xmit: a device that is down or offline stops the run
+      // (pktgen_stop_device); nothing was handed to the driver.
       running_.store(false);
-      env_.log(nullptr, dev_->name(), "traffic", "ENETDOWN", {{"sent", sent_}});
+      stalled_.store(false);
+      env_.log(nullptr, dev_->name(), "traffic",
+               r == XmitResult::NotRunning ? "ENETDOWN" : "NO-CARRIER", {{"sent", sent_}});
       return;
   }
 }

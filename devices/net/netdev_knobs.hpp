@@ -11,6 +11,13 @@
 //                   cpus 1..nr_cpu_ids simulated sending CPUs, round robin),
 //                   "start" (ENETDOWN when the interface is down, EBUSY when
 //                   running) or "stop". Show: the settings, state, counters.
+//                   Like pktgen_xmit ("If device is offline, then don't
+//                   send"), a run stops at its next send once the interface
+//                   went down or lost its carrier after the start, even if
+//                   it is back by then (pktgen checks before every packet,
+//                   also while the queue is stopped; a run here checks when
+//                   its timer or the queue's wake calls it). Nothing reaches
+//                   the driver: no TX counter moves for it.
 //   faults    0600  "hang_tx 0|1" (the DMA engine stops: the watchdog fires),
 //                   "drop_rx N" (poll drops the next N frames), "fail_open
 //                   ERRNO|0" (ndo_open fails with it, e.g. ENOMEM),
@@ -81,6 +88,9 @@ class NetKnobs {
   core::Nanos next_due_ GUARDED_BY(mu_){0};
   std::atomic<bool> running_{false};
   std::atomic<bool> stalled_{false};
+  // carrier_down_count at the start: a send that finds it changed means
+  // the device went offline during the run.
+  int start_carrier_downs_ GUARDED_BY(mu_) = 0;
   std::atomic<std::uint64_t> locked_{0}, busy_{0}, stalls_{0};
   core::Timer timer_;
 };

@@ -101,10 +101,7 @@ IfaceSpec read_interface(const core::ConfigValue& v, unsigned nr_cpu_ids, unsign
   IfaceSpec s;
   s.where = &v;
   auto& d = s.dev;
-  d.name = v.require("name").as_string();
-  if (d.name.empty() || d.name.size() >= 16 || d.name.find('/') != std::string::npos ||
-      d.name == "." || d.name == "..")
-    v.require("name").fail("not a valid interface name (1..15 characters, no '/')");
+  d.name = require_netdev_name(v.require("name"));
   d.kind = v.get_string("kind", "nic");
   d.nr_cpu_ids = nr_cpu_ids;
   const bool lo = d.kind == "loopback";
@@ -114,7 +111,9 @@ IfaceSpec read_interface(const core::ConfigValue& v, unsigned nr_cpu_ids, unsign
     d.type = ARPHRD_LOOPBACK;
     d.flags = IFF_LOOPBACK;
     d.lltx = true;
-    d.name_assign_type = 0;  // NET_NAME_UNKNOWN
+    // loopback_net_init: alloc_netdev(0, "lo", NET_NAME_PREDICTABLE, ...)
+    // (since 6.2; before, NET_NAME_UNKNOWN and the file read EINVAL).
+    d.name_assign_type = 2;
   }
   d.dev_addr = get_mac(v, "mac", lo ? "00:00:00:00:00:00" : "52:54:00:12:34:56");
   d.broadcast = lo ? std::vector<std::uint8_t>(6, 0) : std::vector<std::uint8_t>(6, 0xff);
@@ -153,11 +152,16 @@ IfaceSpec read_interface(const core::ConfigValue& v, unsigned nr_cpu_ids, unsign
 
   auto& p = s.pci;
   s.pci_slot = v.require("pci").as_string();
-  // DDDD:BB:SS.F on root bus 00 (the only host bridge we model).
-  if (s.pci_slot.size() != 12 || s.pci_slot.compare(0, 8, "0000:00:") != 0 || s.pci_slot[10] != '.')
+  // DDDD:BB:SS.F on root bus 00 (the only host bridge we model), as
+  // drivers/pci/probe.c pci_setup_device names it ("%04x:%02x:%02x.%d"):
+  // slot 00..1f, function 0..7, lower-case hex. It becomes a path component.
+  const auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
+  if (s.pci_slot.size() != 12 || s.pci_slot.compare(0, 8, "0000:00:") != 0 ||
+      s.pci_slot[10] != '.' || !hex(s.pci_slot[8]) || !hex(s.pci_slot[9]) || s.pci_slot[8] > '1' ||
+      s.pci_slot[11] < '0' || s.pci_slot[11] > '7')
     v.require("pci").fail("expected a function on bus 0000:00, like \"0000:00:03.0\"");
   p.slot = s.pci_slot;
-  p.driver = v.get_string("driver", "vnic");
+  p.driver = v.has("driver") ? require_path_name(v.require("driver")) : std::string("vnic");
   p.vendor = get_u16(v, "pci_vendor", 0x8086);
   p.device = get_u16(v, "pci_device", 0x100e);
   p.subsystem_vendor = get_u16(v, "pci_subsystem_vendor", 0x1af4);
@@ -264,7 +268,8 @@ void build_net(MachineContext& ctx, const core::ConfigValue& sec) {
     }
     for (unsigned q = 0; q < s.dev.num_tx_queues; ++q) {
       auto txq = std::make_shared<NetTxQueue>(*dev, q);
-      ctx.tree.add_device<NetTxQueue>(dir + "/queues/tx-" + std::to_string(q), txq, NetTxQueue::groups());
+      ctx.tree.add_device<NetTxQueue>(dir + "/queues/tx-" + std::to_string(q), txq,
+                                      NetTxQueue::groups(*dev));
       ctx.machine.keep(txq);
     }
     auto knobs = std::make_shared<NetKnobs>(ctx.env, dev, drv.get());

@@ -1,6 +1,6 @@
 // The simulated NIC, its driver, and the loopback driver (see
-// netdev_nic.hpp). Hook locking per seed 003 / reference 5.5; the flushing
-// read per seed 000 / reference 6.
+// netdev_nic.hpp). Hook locking per netdevices.rst (docs/kernel-semantics.md section 5.5); the
+// flushing read per io_ordering.rst (docs/kernel-semantics.md section 6).
 
 #include "devices/net/netdev_nic.hpp"
 
@@ -62,12 +62,16 @@ void VnicHardware::mmio_write(std::uint32_t offset, std::uint32_t value) {
   switch (offset) {
     case kCtrl:
       if (value & kCtrlReset) {
-        // TX ring reset: frames in flight are abandoned; the rings restart
-        // at the last doorbell; a wedged DMA engine comes back.
+        // TX ring reset: frames in flight are abandoned and the head and
+        // tail registers go back to 0, as e1000_configure_tx and
+        // ixgbe_configure_tx_ring write TDH = TDT = 0: the driver restarts
+        // its producer index at 0 after every reset and the device must
+        // agree, or every later doorbell would look backwards. A wedged
+        // DMA engine comes back.
         tx_timer_.del_timer();
         tx_busy_ = false;
-        hw_head_ = hw_tail_;
-        writeback_head_.store(hw_head_);
+        hw_head_ = hw_tail_ = 0;
+        writeback_head_.store(0);
         hang_tx_.store(false);
       }
       tx_en_.store(value & kCtrlTxEn);
@@ -103,31 +107,44 @@ std::uint32_t VnicHardware::mmio_read(std::uint32_t offset) {
   }
 }
 
+// The MAC only transmits with link: without it the descriptors wait in
+// the ring (the driver's carrier is off, so the watchdog does not fire)
+// and go out when the link returns (kick_tx).
 void VnicHardware::start_tx_locked() {
-  if (tx_busy_ || !tx_en_.load() || hw_head_ == hw_tail_ || hang_tx_.load()) return;
+  if (tx_busy_ || !tx_en_.load() || hw_head_ == hw_tail_ || hang_tx_.load() || !link_ok()) return;
   tx_busy_ = true;
   const SkBuff skb = read_descriptor(hw_head_);
-  tx_timer_.schedule_in(frame_time(skb.len));
+  tx_due_ = env_.now() + frame_time(skb.len);
+  tx_timer_.mod_timer(tx_due_);
+}
+
+void VnicHardware::kick_tx() {
+  core::MutexLock lock(hw_mu_);
+  start_tx_locked();
 }
 
 // The MAC finished the frame at hw_head_. Context: timer (the device).
 void VnicHardware::tx_done() {
   SkBuff skb;
-  bool sent = false;
   {
     core::MutexLock lock(hw_mu_);
+    // A reset (or a newer frame) since this expiry was armed: a callback
+    // that was already running when the timer was deleted completes
+    // nothing of the new ring.
+    if (!tx_busy_ || env_.now() < tx_due_) return;
     tx_busy_ = false;
     // A hung DMA engine never completes: the ring stays full until reset.
     if (hang_tx_.load() || hw_head_ == hw_tail_) return;
+    // The link went away under the frame: it did not leave; the MAC sends
+    // it again when the link is back (kick_tx). Nothing completes while
+    // there is no link, so no TX counter moves while the carrier is off.
+    if (!link_ok()) return;
     skb = read_descriptor(hw_head_);
     ++hw_head_;
     writeback_head_.store(hw_head_);
-    sent = true;
     start_tx_locked();
   }
-  // Without link the frame goes nowhere (the driver counts nothing extra:
-  // carrier loss is visible in carrier/operstate).
-  if (sent && link_ok() && peer_) peer_->wire_receive(skb);
+  if (peer_) peer_->wire_receive(skb);
   if (driver_) driver_->tx_irq();
 }
 
@@ -196,12 +213,14 @@ void VnicHardware::update_link() {
   if (link_.exchange(now) != now) {
     env_.log(nullptr, name_, "phy_link", now ? "up" : "down");
     if (driver_) driver_->link_irq(now);
+    if (now) kick_tx();  // descriptors that waited for the link
   }
   if (peer_) {
     const bool p = peer_->link_ok();
     if (peer_->link_.exchange(p) != p) {
       env_.log(nullptr, peer_->name_, "phy_link", p ? "up" : "down");
       if (peer_->driver_) peer_->driver_->link_irq(p);
+      if (p) peer_->kick_tx();
     }
   }
 }
@@ -212,18 +231,14 @@ void VnicHardware::update_link() {
 core::Status VnicDriver::open(NetDevice& dev) {
   core::assert_rtnl();
   if (const int err = fail_open_.load(); err != 0) return core::Errno{err};
+  hw_.rx_clear();
   {
+    // e1000_configure_tx: TDH = TDT = 0 with the ring's next_to_use and
+    // next_to_clean at 0, then the transmitter is enabled.
     core::MutexLock lock(priv_mu_);
-    tx_head_ = tx_tail_ = 0;
+    (void)reset_tx_ring_locked(VnicHardware::kCtrlTxEn | VnicHardware::kCtrlRxEn);
   }
   dev.netdev_tx_reset_queue();
-  hw_.rx_clear();
-  auto& bus = hw_.bus();
-  bus.drain();
-  bus.writel(0, VnicHardware::kCtrl, VnicHardware::kCtrlReset);
-  bus.writel(0, VnicHardware::kTxTail, 0);
-  bus.writel(0, VnicHardware::kCtrl, VnicHardware::kCtrlTxEn | VnicHardware::kCtrlRxEn);
-  (void)bus.readl(0, VnicHardware::kStatus);  // flush: enabled before we look at the link
   dev.netif_wake_queue();
   hw_.update_link();  // link interrupt on both ends
   return {};
@@ -238,18 +253,28 @@ void VnicDriver::stop(NetDevice& dev) {
     std::abort();
   }
   dev.netif_stop_queue();
-  auto& bus = hw_.bus();
-  bus.drain();
-  bus.writel(0, VnicHardware::kCtrl, 0);
-  (void)bus.readl(0, VnicHardware::kStatus);
+  {
+    // e1000_down + e1000_clean_tx_ring: the transmitter and receiver are
+    // disabled, the frames still in the ring are freed (no counter
+    // moves: they were never sent) and the ring restarts at 0.
+    core::MutexLock lock(priv_mu_);
+    (void)reset_tx_ring_locked(0);
+  }
   hw_.update_link();
   dev.netif_carrier_off();
-  {
-    core::MutexLock lock(priv_mu_);
-    tx_head_ = tx_tail_;  // in-flight frames are freed with the ring
-  }
   dev.netdev_tx_reset_queue();
   hw_.rx_clear();
+}
+
+std::uint32_t VnicDriver::reset_tx_ring_locked(std::uint32_t ctrl) {
+  auto& bus = hw_.bus();
+  bus.drain();  // the reset waits for the chipset to go quiet: no old doorbell after it
+  bus.writel(0, VnicHardware::kCtrl, VnicHardware::kCtrlReset | ctrl);
+  bus.writel(0, VnicHardware::kTxTail, 0);
+  (void)bus.readl(0, VnicHardware::kStatus);  // flush: reset and enabled before we go on
+  const std::uint32_t pending = tx_tail_ - tx_head_;
+  tx_head_ = tx_tail_ = 0;
+  return pending;
 }
 
 // Synchronization: rtnl. Context: process.
@@ -317,13 +342,7 @@ void VnicDriver::tx_timeout(NetDevice& dev) {
   std::uint32_t dropped;
   {
     core::MutexLock lock(priv_mu_);
-    auto& bus = hw_.bus();
-    bus.drain();  // the reset waits for the chipset to go quiet
-    bus.writel(0, VnicHardware::kCtrl,
-               VnicHardware::kCtrlReset | VnicHardware::kCtrlTxEn | VnicHardware::kCtrlRxEn);
-    (void)bus.readl(0, VnicHardware::kStatus);
-    dropped = tx_tail_ - tx_head_;
-    tx_head_ = tx_tail_;
+    dropped = reset_tx_ring_locked(VnicHardware::kCtrlTxEn | VnicHardware::kCtrlRxEn);
     stats_.add(kTxErrors);
     stats_.add(kTxDropped, dropped);
     ring_resets_.fetch_add(1);
@@ -404,8 +423,11 @@ bool VnicDriver::get_link_ksettings(const NetDevice& dev, LinkSettings* out) con
 void VnicDriver::tx_irq() {
   NetDevice* dev = dev_;
   if (!dev) return;
-  const std::uint32_t done = hw_.completed();
   core::MutexLock lock(priv_mu_);
+  // Read under priv_lock: a ring reset (which holds it) cannot fall
+  // between this read and the walk, so an index from before the reset is
+  // never applied to the new ring.
+  const std::uint32_t done = hw_.completed();
   unsigned pkts = 0, bytes = 0;
   while (static_cast<std::int32_t>(done - tx_head_) > 0 && tx_head_ != tx_tail_) {
     const SkBuff skb = hw_.read_descriptor(tx_head_);

@@ -1,12 +1,14 @@
 #pragma once
 
 // The simulated PCI Ethernet NIC ("vnic") and its driver, and the loopback
-// driver. Reference sections 5.5 (hook locking), 5.6 (watchdog), 6 (MMIO).
+// driver. docs/kernel-semantics.md sections 5.5 (hook locking), 5.6 (watchdog),
+// 6 (MMIO).
 //
 // Hardware (VnicHardware): registers behind a core::MmioBus (posted,
 // possibly reordered writes from the simulated CPUs; reads flush the
 // reading CPU's writes):
-//   0x00 CTRL      W  bit0 RESET (TX ring), bit1 TX_EN, bit2 RX_EN
+//   0x00 CTRL      W  bit0 RESET (TX ring: TX_HEAD = TX_TAIL = 0), bit1 TX_EN,
+//                     bit2 RX_EN
 //   0x04 STATUS    R  bit0 LINK; no side effects: the "safe register"
 //   0x08 TX_TAIL   W  doorbell: the producer index (free-running u32)
 //   0x0c TX_HEAD   R  the consumer index
@@ -20,14 +22,19 @@
 // The MAC sends one frame at a time at the link rate ((len + 24) * 8 bits
 // at `speed` Mb/s, 24 = preamble + FCS + inter-frame gap) on the Env clock,
 // writes the consumer index back (DMA) and raises a TX interrupt; the frame
-// reaches the cabled peer's RX ring, which raises its RX interrupt.
+// reaches the cabled peer's RX ring, which raises its RX interrupt. Without
+// link the MAC sends nothing: descriptors wait in the ring (a frame the
+// link dropped under it is sent again) until the link is back.
 // Link: carrier needs both ends powered (TX_EN|RX_EN) and the cable in at
 // both ends (the `link` knob); every change raises a link interrupt on
 // both ends.
 //
 // Driver (VnicDriver): TX ring of ring_size slots; stops the queue when
 // the ring is full and wakes it when a quarter is free again; NAPI RX with
-// budget 64; tx_timeout resets the TX ring. In xmit it does the flushing
+// budget 64. open, stop and tx_timeout reset the TX ring, hardware and
+// driver indices both back to 0 (e1000_configure_tx / e1000_clean_tx_ring):
+// frames still in the ring are freed uncounted at stop, counted as
+// tx_dropped by tx_timeout. In xmit it does the flushing
 // STATUS read before returning (so before netif_tx_lock is released),
 // unless the `ordering` knob says "posted".
 //
@@ -103,8 +110,12 @@ class VnicHardware final : public core::MmioTarget {
   bool cable() const { return cable_.load(); }
   bool link_ok() const;
   // Re-evaluates the link and raises link interrupts on change, on this end
-  // and the peer. Locking: none of the device's locks held (rtnl may be).
+  // and the peer; a link that came up restarts the MAC on descriptors that
+  // waited for it. Locking: none of the device's locks held (rtnl may be).
   void update_link();
+  // Restarts the MAC if it is idle with descriptors to send and link.
+  // Locking: takes hw_lock; callers may hold the PHY link lock.
+  void kick_tx();
 
   // Posted writes reach the device within kChipsetDrainDelay at the
   // latest: arms the chipset's drain timer when writes are pending.
@@ -131,6 +142,7 @@ class VnicHardware final : public core::MmioTarget {
   bool tx_busy_ GUARDED_BY(hw_mu_) = false;
   std::uint32_t hw_head_ GUARDED_BY(hw_mu_) = 0;
   std::uint32_t hw_tail_ GUARDED_BY(hw_mu_) = 0;
+  core::Nanos tx_due_ GUARDED_BY(hw_mu_){0};  // when the frame on the wire is done
   std::uint32_t rx_mode_ GUARDED_BY(hw_mu_) = 0;
   std::atomic<bool> tx_en_{false}, rx_en_{false};
   std::atomic<bool> cable_{true};
@@ -197,6 +209,10 @@ class VnicDriver final : public NetDeviceOps {
 
  private:
   unsigned wake_threshold() const { return cfg_.ring_size / 4 ? cfg_.ring_size / 4 : 1; }
+  // Resets the TX ring: the hardware's head and tail and the driver's
+  // indices all restart at 0, with the enables `ctrl` afterwards. Returns
+  // the descriptors that were still in the ring.
+  std::uint32_t reset_tx_ring_locked(std::uint32_t ctrl) REQUIRES(priv_mu_);
 
   core::Env& env_;
   const std::shared_ptr<VnicHardware> hw_owner_;

@@ -3,8 +3,8 @@
 // The PCI function a simulated NIC hangs off:
 // /sys/devices/pci0000:00/0000:00:03.0 (drivers/pci/pci-sysfs.c, modern),
 // with bus/pci/devices/BDF and the driver link. Only what the network
-// issue needs: identity, the NUMA node and the config space that lspci and
-// hwloc read. Reference section 5.1 ("the parent's numa_node").
+// model needs: identity, the NUMA node and the config space that lspci and
+// hwloc read. docs/kernel-semantics.md section 5.1 ("the parent's numa_node").
 //
 //   vendor, device, subsystem_vendor, subsystem_device  0444 "0x%04x\n"
 //   class            0444 "0x%06x\n"     revision 0444 "0x%02x\n"

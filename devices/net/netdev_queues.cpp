@@ -86,7 +86,12 @@ core::Result<std::vector<bool>> bitmap_parse(std::string_view buf, unsigned nbit
 }
 
 std::span<const core::AttributeGroup<NetRxQueue>> NetRxQueue::groups() { return kRxGroups; }
-std::span<const core::AttributeGroup<NetTxQueue>> NetTxQueue::groups() { return kTxGroups; }
+// net-sysfs.c (6.12) netdev_uses_bql: false for dev->lltx and for
+// IFF_NO_QUEUE; every IFF_NO_QUEUE device modelled (loopback) is LLTX.
+std::span<const core::AttributeGroup<NetTxQueue>> NetTxQueue::groups(const NetDevice& dev) {
+  const std::span<const core::AttributeGroup<NetTxQueue>> all = kTxGroups;
+  return dev.lltx() ? all.first(1) : all;
+}
 
 // show_rps_map: the mask, "%*pb\n" over nr_cpu_ids.
 core::Status NetRxQueue::rps_cpus_show(core::PageBuffer& buf) const {
@@ -170,10 +175,11 @@ core::Status NetTxQueue::xps_cpus_show(core::PageBuffer& buf) const {
   return {};
 }
 
-// xps_cpus_store: the capability check comes before the multiqueue check.
+// xps_cpus_store: !netif_is_multiqueue is ENOENT before the capability
+// check (EPERM), then bitmap_parse, then netif_set_xps_queue under rtnl.
 core::Result<std::size_t> NetTxQueue::xps_cpus_store(const core::Caller& c, std::string_view in) {
-  if (!c.capable(core::Capability::NetAdmin)) return core::Errno{EPERM};
   if (dev_.config().num_tx_queues <= 1) return core::Errno{ENOENT};
+  if (!c.capable(core::Capability::NetAdmin)) return core::Errno{EPERM};
   auto mask = VSYSFS_TRY(bitmap_parse(in, dev_.config().nr_cpu_ids));
   core::MutexLock lock(mu_);
   xps_cpus_ = std::move(mask);

@@ -1,7 +1,7 @@
 #pragma once
 
 // /sys/class/net/IF/queues/rx-N and tx-N (net/core/net-sysfs.c, modern:
-// rx_queue_default_attrs, netdev_queue_default_attrs; reference 5.1).
+// rx_queue_default_attrs, netdev_queue_default_attrs; docs/kernel-semantics.md section 5.1).
 //
 //   rx-N/rps_cpus       0644  %*pb mask over nr_cpu_ids; store: CAP_NET_ADMIN,
 //                             bitmap_parse (EINVAL, EOVERFLOW)
@@ -10,8 +10,9 @@
 //   tx-N/tx_maxrate     0644  %lu  store: EPERM, then EOPNOTSUPP (no ndo_set_tx_maxrate)
 //   tx-N/traffic_class  0444  ENOENT on a single-queue device, else the TC (0)
 //   tx-N/xps_cpus       0644  %*pb over nr_cpu_ids; ENOENT on a single-queue
-//                             device; store: EPERM first, then ENOENT, bitmap_parse
-//   tx-N/byte_queue_limits/  (dynamic_queue_limits, see netdev_bql.hpp)
+//                             device; store: ENOENT first, then EPERM, bitmap_parse
+//   tx-N/byte_queue_limits/  (dynamic_queue_limits, see netdev_bql.hpp); absent
+//                             on LLTX devices (netdev_uses_bql), so on lo
 //       hold_time  0644 %u ms; store kstrtouint base 10
 //       inflight   0444 %u bytes queued and not completed
 //       limit, limit_max, limit_min  0644 %u; store "max" (or "max\n") or
@@ -57,7 +58,11 @@ class NetRxQueue {
 class NetTxQueue {
  public:
   NetTxQueue(NetDevice& dev, unsigned index) : dev_(dev), index_(index) {}
-  static std::span<const core::AttributeGroup<NetTxQueue>> groups();
+  // The groups of a tx-N directory of `dev`: byte_queue_limits/ only when
+  // the device uses BQL (net-sysfs.c netdev_queue_add_kobject creates
+  // dql_group only if netdev_uses_bql: not for dev->lltx or IFF_NO_QUEUE
+  // devices; loopback is both).
+  static std::span<const core::AttributeGroup<NetTxQueue>> groups(const NetDevice& dev);
 
   core::Status tx_timeout_show(core::PageBuffer& buf) const;
   core::Status tx_maxrate_show(core::PageBuffer& buf) const;

@@ -1,7 +1,7 @@
 // The files of /sys/class/net/IF (net/core/net-sysfs.c, modern): the
 // attribute table in the kernel's order, the shared netdev_show /
 // netdev_store wrappers, the formatters and setters, statistics/ and
-// uevent. Reference sections 5.1-5.4.
+// uevent. docs/kernel-semantics.md sections 5.1 to 5.4.
 
 #include <cerrno>
 #include <climits>

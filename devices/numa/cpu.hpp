@@ -2,7 +2,7 @@
 
 // CPU devices: /sys/devices/system/cpu (kernel: drivers/base/cpu.c,
 // drivers/base/topology.c, drivers/base/core.c online_show/online_store),
-// over the CPUs of NumaModel. Reference kernel-semantics.md section 4
+// over the CPUs of NumaModel. Reference docs/kernel-semantics.md section 4
 // (cpumap/list formats 4.2/4.3; the node back-link 4.1).
 //
 //   devices/system/cpu/            (CpuRoot)

@@ -232,7 +232,7 @@ std::vector<int> NumaModel::nodes_with_cpu() const {
 }
 
 // __build_all_zonelists + build_zonelists + find_next_best_node (modern
-// mm/page_alloc.c; reference 4.8). node_load[] is reset once and then
+// mm/page_alloc.c; docs/kernel-semantics.md section 4.8). node_load[] is reset once and then
 // accumulates across the nodes, in node id order: that is what spreads
 // the fallback of equally distant nodes round-robin.
 //

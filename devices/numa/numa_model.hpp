@@ -1,7 +1,7 @@
 #pragma once
 
 // NumaModel: the page allocator behind /sys/devices/system/node and
-// /sys/devices/system/cpu. One pg_data_t per node (the seed document
+// /sys/devices/system/cpu. One pg_data_t per node (2.6.18's
 // Documentation/vm/numa, "Each node's page allocation data structures have
 // also been encapsulated into a pg_data_t"): its CPUs, its present and free
 // pages, the pages in use by kind, its hugepage pool, its SLIT distance row,

@@ -225,7 +225,7 @@ core::Status NumaNode::distance_show(core::PageBuffer& buf) const {
   for (int i = 0; i < model_->nr_node_ids(); ++i) {  // for_each_online_node
     // The kernel picks the separator by "i != 0", not by "not the first
     // online node", so with node 0 offline its row would start with a
-    // space (reference 4.6). Every node of a vsysfs machine is online.
+    // space (docs/kernel-semantics.md section 4.6). Every node of a vsysfs machine is online.
     buf.emit("{}{}", i ? " " : "", model_->node_distance(nid_, i));
   }
   buf.append("\n");

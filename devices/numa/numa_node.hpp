@@ -1,8 +1,8 @@
 #pragma once
 
 // NUMA node directories: /sys/devices/system/node and its nodeN/ children
-// (kernel: drivers/base/node.c, mm/hugetlb.c hugetlb_register_node; reference
-// kernel-semantics.md section 4, modern formats per 9.2), over NumaModel.
+// (kernel: drivers/base/node.c, mm/hugetlb.c hugetlb_register_node;
+// docs/kernel-semantics.md section 4, modern formats per section 9.2), over NumaModel.
 //
 //   devices/system/node/            (NodeRoot)
 //     possible, online               0444  "%*pbl\n" node lists (N_POSSIBLE, N_ONLINE)

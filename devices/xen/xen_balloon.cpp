@@ -135,7 +135,7 @@ core::Status XenBalloon::target_kb_show(core::PageBuffer& buf) const {
   return {};
 }
 
-// drivers/xen/xen-balloon.c store_target_kb (reference 3.3, upstream).
+// drivers/xen/xen-balloon.c store_target_kb (docs/kernel-semantics.md section 3.3, upstream).
 core::Result<std::size_t> XenBalloon::target_kb_store(const core::Caller& caller,
                                                       std::string_view in) {
   if (!caller.capable(core::Capability::SysAdmin)) {
@@ -321,7 +321,7 @@ std::uint64_t size_pages_or(const core::ConfigValue& sec, std::string_view key,
 //                       not allowed with a [numa] section
 // With a [numa] section the guest's memory is its nodes' memory:
 // `memory` defaults to the nodes' total and must equal it when given
-// (reference 3.5 current_pages is the sum of the nodes' MemTotal), the
+// (docs/kernel-semantics.md section 3.5: current_pages is the sum of the nodes' MemTotal), the
 // workload is numa/alloc's, and ballooning moves pages in and out of the
 // nodes (see xen_balloon_memory.hpp for the node order).
 //   max_schedule_delay  seconds (default 32), max_retry_count (default 0 =
@@ -334,7 +334,7 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
   const std::uint64_t host = size_pages_or(sec, "host_memory", 16 * kGiB);
 
   XenHypervisor::DomainSpec guest;
-  guest.name = sec.get_string("name", "guest");
+  guest.name = sec.has("name") ? require_path_name(sec.require("name")) : std::string("guest");
   guest.domid = static_cast<DomId>(sec.get_uint("domid", 1));
   // NUMA builds first (section order 10 < 200): its nodes are this
   // guest's memory.
@@ -365,10 +365,7 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
   std::vector<XenHypervisor::DomainSpec> others;
   for (const core::ConfigValue& d : sec.get_array("domain")) {
     XenHypervisor::DomainSpec spec;
-    spec.name = d.require("name").as_string();
-    if (spec.name.empty() || spec.name == "." || spec.name == ".." ||
-        spec.name.find('/') != std::string::npos)
-      d.require("name").fail("must be a non-empty file name");
+    spec.name = require_path_name(d.require("name"));
     spec.domid = static_cast<DomId>(d.require("domid").as_uint());
     spec.current_pages = size_pages(d.require("memory"));
     spec.target_pages = size_pages_or(d, "target", spec.current_pages);

@@ -11,7 +11,7 @@
 // current_credit) of upstream 2.6.39+ [T], which is the 2009 patch "balloon:
 // try harder to balloon up under memory pressure" [XC] (no hard limit,
 // partial grants kept, growth retried on the timer) plus Daniel Kiper's
-// exponential back-off. Reference: kernel-semantics.md sections 3.1, 3.2
+// exponential back-off. Reference: docs/kernel-semantics.md sections 3.1, 3.2
 // (files by era), 3.3 (write semantics), 3.6 and 3.7 (algorithm); 1.4 for
 // device_show_ulong/device_store_ulong.
 //

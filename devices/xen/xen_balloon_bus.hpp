@@ -4,7 +4,8 @@
 // (subsys_system_register(&balloon_subsys, NULL) in drivers/xen/
 // xen-balloon.c registers a bus type with no drivers), and the uevent
 // write parser every device's `uevent` file shares
-// (lib/kobject_uevent.c kobject_synth_uevent). Reference 3.1; 1.2 for modes.
+// (lib/kobject_uevent.c kobject_synth_uevent).
+// docs/kernel-semantics.md section 3.1; section 1.2 for modes.
 //
 //   file (bus/xen_memory/)    mode  what
 //   devices/xen_memory0       link  ../../../devices/system/xen_memory/xen_memory0

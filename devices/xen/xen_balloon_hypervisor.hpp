@@ -4,10 +4,10 @@
 // fixed amount of memory shared by domains. This guest (the one whose
 // /sys we present) is one domain; the others come from the machine
 // description ([[xen.domain]]) and balloon on their own towards a target at
-// a pace in pages per second, driven by the Env clock. This is the seed's
-// scenario (reference 3.6, [XC]): "some guests are ballooning down while
-// others are ballooning up and therefore there is temporary memory
-// pressure while things stabilise".
+// a pace in pages per second, driven by the Env clock. This is the scenario
+// of the 2009 balloon patch (docs/kernel-semantics.md section 3.6): "some
+// guests are ballooning down while others are ballooning up and therefore
+// there is temporary memory pressure while things stabilise".
 //
 // Hypercalls modelled (xen/include/public/memory.h, reached from
 // drivers/xen/mem-reservation.c in the guest):

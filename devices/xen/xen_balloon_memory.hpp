@@ -4,7 +4,8 @@
 // knows how many pages the guest has populated (current_pages, MemTotal),
 // how many of them its workload uses, how many are free in the page
 // allocator, and how many sit in the balloon (pfns with no machine frame
-// behind them). Reference 3.5-3.7: balloon_stats.current_pages,
+// behind them). docs/kernel-semantics.md
+// sections 3.5 to 3.7: balloon_stats.current_pages,
 // balloon_low, balloon_high; alloc_page(GFP_BALLOON) for decrease
 // (never triggers the OOM killer: it just fails when nothing is free);
 // balloon_retrieve + __free_reserved_page for increase.
@@ -16,7 +17,7 @@
 // Two back ends, chosen at construction:
 //  - flat (no [numa] section): one counter of populated pages and one of
 //    pages the workload uses (the guest/used_kb knob).
-//  - NUMA (the machine has a NumaModel, reference section 4): the guest's
+//  - NUMA (the machine has a NumaModel, docs/kernel-semantics.md section 4): the guest's
 //    memory is its nodes' memory. totalram_pages() is the sum of the nodes'
 //    present pages (nodeN/meminfo MemTotal), free_pages() the sum of their
 //    free pages, and the workload is NUMA's own (numa/alloc, hugepages).

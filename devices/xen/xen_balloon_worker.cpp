@@ -1,5 +1,5 @@
 // The balloon worker: drivers/xen/balloon.c balloon_process and its
-// helpers, upstream 2.6.39+ form [T] (reference 3.6, 3.7):
+// helpers, upstream 2.6.39+ form (docs/kernel-semantics.md sections 3.6, 3.7):
 //
 //   do {
 //     credit = current_credit();

@@ -1,4 +1,4 @@
-// bench-client: the measuring half of `make bench` (issue 9). One
+// bench-client: the measuring half of `make bench` (docs/performance.md). One
 // invocation measures one operation on one file system for about --ms
 // milliseconds (after a short warm-up) and prints the cost of one
 // operation in nanoseconds (for N threads: wall time / total operations,
@@ -124,7 +124,7 @@ int write_all(int fd, const void* data, std::size_t len, off_t off) {
   return static_cast<std::size_t>(n) == len ? 0 : EIO;
 }
 
-// The SMI transaction (reference 2.3, "documented userspace protocol").
+// The SMI transaction (docs/kernel-semantics.md section 2.3, "documented userspace protocol").
 // The command is a struct smi_cmd with the right magic and a calling-
 // interface buffer behind it; what the simulated BIOS answers does not
 // matter here, only that every step succeeds.

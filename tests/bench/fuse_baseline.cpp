@@ -1,5 +1,5 @@
 // fuse-baseline: the minimal low-level libfuse filesystem `make bench`
-// measures vsysfs against (issue 9). It is what "nothing beyond the FUSE
+// measures vsysfs against (docs/performance.md). It is what "nothing beyond the FUSE
 // round trips" looks like: the same libfuse, the same thread model as the
 // vsysfs daemon (fuse_session_loop_mt, at least 64 workers, clone_fd as
 // given), small fixed files at the same paths (so the same depths), no

@@ -195,6 +195,51 @@ TEST_CASE("Caller sees another process's effective capabilities (capget on its p
   close(ready[1]);
 }
 
+TEST_CASE("Caller with pid 0 (a PID namespace the daemon cannot see) has no capabilities") {
+  // capget(2) with pid 0 answers with the calling process's own sets: the
+  // daemon's. A caller FUSE could not name must not inherit them.
+  Caller unseen(0, 0, 0);
+  CHECK_FALSE(unseen.capable(Capability::SysAdmin));
+  CHECK_FALSE(unseen.capable(Capability::NetAdmin));
+  CHECK(unseen.comm().empty());
+  CHECK(unseen.prio() == 120);
+}
+
+TEST_CASE("Caller in a child user namespace has none of the machine's capabilities") {
+  if (getuid() != 0) return;  // an unprivileged unshare(CLONE_NEWUSER) may be off
+  int ready[2];
+  REQUIRE(pipe(ready) == 0);
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    // A new user namespace gives the child every capability, in it only.
+    const char ok = unshare(CLONE_NEWUSER) == 0 ? 'y' : 'n';
+    (void)!write(ready[1], &ok, 1);
+    pause();
+    _exit(0);
+  }
+  char c = 0;
+  REQUIRE(read(ready[0], &c, 1) == 1);
+  if (c == 'y') {
+    // capget reports the full set the namespace gave it...
+    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, child};
+    __user_cap_data_struct data[2]{};
+    REQUIRE(syscall(SYS_capget, &hdr, data) == 0);
+    const bool ns_admin = (data[CAP_SYS_ADMIN / 32].effective >> (CAP_SYS_ADMIN % 32)) & 1U;
+    CHECK(ns_admin);
+    // ...but over this machine it has none.
+    Caller other(child, 0, 0);
+    CHECK_FALSE(other.capable(Capability::SysAdmin));
+    CHECK_FALSE(other.capable(Capability::NetAdmin));
+  } else {
+    MESSAGE("unshare(CLONE_NEWUSER) refused here: the user-namespace case is not checked");
+  }
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  close(ready[0]);
+  close(ready[1]);
+}
+
 }  // TEST_SUITE
 
 TEST_CASE("split_words splits at kernel whitespace and stops at a NUL") {

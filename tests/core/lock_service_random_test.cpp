@@ -31,8 +31,6 @@
 // seeds 1..N, VSYSFS_LOCK_STEPS=N changes the steps per seed, and
 // VSYSFS_LOCK_TRACE=1 prints the state after every step.
 
-#include "core/lock_service.hpp"
-
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -47,6 +45,7 @@
 #include <string>
 #include <vector>
 
+#include "core/lock_service.hpp"
 #include "tests/support/test_env.hpp"
 
 namespace {
@@ -57,7 +56,8 @@ using vsysfs::testing::TestEnv;
 constexpr int kSeeds = 300;
 constexpr int kSteps = 300;
 constexpr std::uint64_t kKeys[] = {1, 2};
-constexpr PosixRange kRanges[] = {{0, 9}, {5, 14}, {10, 19}, {20, 29}, {0, UINT64_MAX}, {15, UINT64_MAX}};
+constexpr PosixRange kRanges[] = {{0, 9},   {5, 14},         {10, 19},
+                                  {20, 29}, {0, UINT64_MAX}, {15, UINT64_MAX}};
 constexpr int kPrios[] = {100, 120, 139};
 
 // Owner ids: processes 1-3, OFD descriptions 101-103 and flock
@@ -114,7 +114,9 @@ class Run {
   std::string go(int steps) {
     for (int i = 0; i < steps && failure_.empty(); ++i) {
       step();
-      if (trace_) std::fprintf(stderr, "%zu. %s\n%s\n", log_.size(), log_.empty() ? "" : log_.back().c_str(), state().c_str());
+      if (trace_)
+        std::fprintf(stderr, "%zu. %s\n%s\n", log_.size(), log_.empty() ? "" : log_.back().c_str(),
+                     state().c_str());
       if (failure_.empty()) check_state();
     }
     return failure_;
@@ -234,11 +236,11 @@ class Run {
     const auto id = r.id;
     auto done = [this, id](Status st) { results_.push_back({id, st}); };
     if (r.flock)
-      svc_.flock(r.ticket, r.key, "f" + std::to_string(r.key), {r.owner, 0, "t", prio_[r.owner], r.file},
-                 r.type, r.wait, done);
+      svc_.flock(r.ticket, r.key, "f" + std::to_string(r.key),
+                 {r.owner, 0, "t", prio_[r.owner], 0, r.file}, r.type, r.wait, done);
     else
       svc_.setlk(r.ticket, r.key, "f" + std::to_string(r.key),
-                 {r.owner, 0, "t", prio_[r.owner], r.file}, r.type, r.range, r.wait, done);
+                 {r.owner, 0, "t", prio_[r.owner], 0, r.file}, r.type, r.range, r.wait, done);
     // The request's own answer, if it came at once.
     std::optional<Status> own;
     for (const auto& [rid, st] : results_)
@@ -326,8 +328,7 @@ class Run {
       r.range = pick(kRanges);
       r.wait = roll(3) != 0;
       d << (kind == 1 ? "setlk" : "ofd") << (r.wait ? "w" : "") << " owner=" << r.owner
-        << " key=" << r.key << " file=" << r.file << " " << tname(r.type) << " "
-        << rname(r.range);
+        << " key=" << r.key << " file=" << r.file << " " << tname(r.type) << " " << rname(r.range);
     }
     if (busy(r.owner)) return;
     r.desc = d.str();
@@ -352,7 +353,8 @@ class Run {
       log_.push_back("close process=" + std::to_string(p) + " key=" + std::to_string(key) +
                      " file=" + std::to_string(file));
       model_drop(false, key, p, {});
-      std::erase_if(held_, [&](const MLock& h) { return !h.flock && h.key == key && h.file == file; });
+      std::erase_if(held_,
+                    [&](const MLock& h) { return !h.flock && h.key == key && h.file == file; });
       svc_.release_posix(key, p);
       svc_.release_file(key, file);
     } else if (kind == 1) {  // an OFD description's last close, by a process
@@ -425,7 +427,8 @@ class Run {
       std::vector<const MReq*> blocked;
       for (const MReq* q : qs)
         if (conflicts(*q)) blocked.push_back(q);
-      if (blocked.empty()) return fail("every waiter of a domain could have the lock: " + qs[0]->desc);
+      if (blocked.empty())
+        return fail("every waiter of a domain could have the lock: " + qs[0]->desc);
       if (dom.first) continue;
       for (const MReq* q : qs) {
         if (conflicts(*q)) continue;
@@ -478,38 +481,38 @@ int env_int(const char* name, int fallback) {
 }  // namespace
 
 TEST_SUITE("lock_service") {
-
-TEST_CASE("random sequences: the lock table follows the model, no lost wake-up, deadlocks") {
-  const int steps = env_int("VSYSFS_LOCK_STEPS", kSteps);
-  const int one = env_int("VSYSFS_LOCK_SEED", -1);
-  const int first = one >= 0 ? one : 1;
-  const int last = one >= 0 ? one : env_int("VSYSFS_LOCK_SEEDS", kSeeds);
-  Run::Stats total;
-  for (int seed = first; seed <= last; ++seed) {
-    Run run(static_cast<unsigned>(seed));
-    const std::string failure = run.go(steps);
-    total.granted += run.stats().granted;
-    total.waited += run.stats().waited;
-    total.deadlocks += run.stats().deadlocks;
-    total.eagain += run.stats().eagain;
-    total.eintr += run.stats().eintr;
-    if (!failure.empty()) {
-      std::ostringstream d;
-      d << "seed " << seed << " (VSYSFS_LOCK_SEED=" << seed << "): " << failure << "\nsteps:\n";
-      for (std::size_t i = 0; i < run.log().size(); ++i) d << "  " << i + 1 << ". " << run.log()[i] << "\n";
-      FAIL(d.str());
-      break;
+  TEST_CASE("random sequences: the lock table follows the model, no lost wake-up, deadlocks") {
+    const int steps = env_int("VSYSFS_LOCK_STEPS", kSteps);
+    const int one = env_int("VSYSFS_LOCK_SEED", -1);
+    const int first = one >= 0 ? one : 1;
+    const int last = one >= 0 ? one : env_int("VSYSFS_LOCK_SEEDS", kSeeds);
+    Run::Stats total;
+    for (int seed = first; seed <= last; ++seed) {
+      Run run(static_cast<unsigned>(seed));
+      const std::string failure = run.go(steps);
+      total.granted += run.stats().granted;
+      total.waited += run.stats().waited;
+      total.deadlocks += run.stats().deadlocks;
+      total.eagain += run.stats().eagain;
+      total.eintr += run.stats().eintr;
+      if (!failure.empty()) {
+        std::ostringstream d;
+        d << "seed " << seed << " (VSYSFS_LOCK_SEED=" << seed << "): " << failure << "\nsteps:\n";
+        for (std::size_t i = 0; i < run.log().size(); ++i)
+          d << "  " << i + 1 << ". " << run.log()[i] << "\n";
+        FAIL(d.str());
+        break;
+      }
+    }
+    MESSAGE("seeds " << first << "-" << last << ", " << steps << " steps: granted " << total.granted
+                     << " waited " << total.waited << " EDEADLK " << total.deadlocks << " EAGAIN "
+                     << total.eagain << " EINTR " << total.eintr);
+    if (one < 0) {
+      // The sequences reach the paths they are meant to check.
+      CHECK(total.waited > 100);
+      CHECK(total.deadlocks > 5);
+      CHECK(total.eintr > 10);
     }
   }
-  MESSAGE("seeds " << first << "-" << last << ", " << steps << " steps: granted " << total.granted
-                   << " waited " << total.waited << " EDEADLK " << total.deadlocks << " EAGAIN "
-                   << total.eagain << " EINTR " << total.eintr);
-  if (one < 0) {
-    // The sequences reach the paths they are meant to check.
-    CHECK(total.waited > 100);
-    CHECK(total.deadlocks > 5);
-    CHECK(total.eintr > 10);
-  }
-}
 
 }  // TEST_SUITE

@@ -1,5 +1,5 @@
 // core/mmio: posted writes per simulated CPU, seeded reordering, flushing
-// reads (seed 000 io_ordering.txt, reference section 6).
+// reads (Documentation/driver-api/io_ordering.rst, docs/kernel-semantics.md section 6).
 
 #include "core/mmio.hpp"
 

@@ -1,15 +1,26 @@
 // core/state_journal: record format, CRC, torn/corrupt tails, compaction,
-// and the file operations (snapshot by rename, append).
+// and the file operations (snapshot by rename, append); the trust checks
+// at load (docs/trust-files.md) and the one-daemon-per-file lock.
 #include "core/state_journal.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include "core/trusted_file.hpp"
 
 using vsysfs::core::StateRecord;
 namespace core = vsysfs::core;
@@ -34,6 +45,22 @@ std::string file_of(const std::vector<StateRecord>& recs) {
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/vsysfs-journal-test.XXXXXX";
+    REQUIRE(mkdtemp(tmpl));
+    path = tmpl;
+  }
+  ~TempDir() { (void)std::system(("rm -rf '" + path + "'").c_str()); }
+  std::string operator/(const std::string& name) const { return path + "/" + name; }
+};
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+  REQUIRE(chmod(path.c_str(), 0600) == 0);
 }
 
 }  // namespace
@@ -141,6 +168,129 @@ TEST_SUITE("state_journal") {
     CHECK(core::decode_journal(slurp(path)).problem.empty());
     CHECK(core::decode_journal(slurp(path)).records.size() == 3);
     std::remove(path.c_str());
+    std::remove((path + ".lock").c_str());
     rmdir(tmpl);
+  }
+
+  TEST_CASE("one journal per file: FILE.lock names the holder and survives the rename") {
+    TempDir d;
+    const std::string path = d / "state";
+    auto first = std::make_unique<core::StateJournal>(path);
+    CHECK(first->load().records.empty());
+    first->rewrite({sample()[0]});  // FILE is now a new inode; the lock is not on it
+    core::StateJournal second(path);
+    CHECK_THROWS_WITH_AS(second.load(),
+                         fmt::format("state file {} is in use by pid {} (lock {}.lock)", path,
+                                     getpid(), path)
+                             .c_str(),
+                         std::runtime_error);
+    first.reset();  // released with its holder
+    CHECK(second.load().records.size() == 1);
+  }
+
+  TEST_CASE("a lock holder that wrote no pid is found in /proc/locks") {
+    TempDir d;
+    const std::string path = d / "state";
+    const int fd = ::open((path + ".lock").c_str(), O_RDWR | O_CREAT, 0600);
+    REQUIRE(fd >= 0);
+    REQUIRE(::flock(fd, LOCK_EX) == 0);
+    core::StateJournal j(path);
+    CHECK_THROWS_WITH_AS(j.load(),
+                         fmt::format("state file {} is in use by pid {} (lock {}.lock)", path,
+                                     getpid(), path)
+                             .c_str(),
+                         std::runtime_error);
+    ::close(fd);
+  }
+
+  TEST_CASE("symbolic links: FILE.tmp's target is never truncated; a link at FILE is refused") {
+    TempDir d;
+    const std::string path = d / "state";
+    write_text(d / "victim", "precious");
+    REQUIRE(symlink((d / "victim").c_str(), (path + ".tmp").c_str()) == 0);
+    {
+      core::StateJournal j(path);
+      CHECK(j.load().records.empty());
+      j.rewrite({sample()[0]});
+    }
+    CHECK(slurp(d / "victim") == "precious");
+    struct stat st {};
+    REQUIRE(::lstat(path.c_str(), &st) == 0);
+    CHECK(S_ISREG(st.st_mode));
+    CHECK(::lstat((path + ".tmp").c_str(), &st) != 0);
+    // FILE itself a link to a valid state file: refused, left as it is.
+    REQUIRE(std::rename(path.c_str(), (d / "real").c_str()) == 0);
+    REQUIRE(symlink((d / "real").c_str(), path.c_str()) == 0);
+    core::StateJournal j(path);
+    CHECK_THROWS_WITH_AS(j.load(), ("state file " + path + ": is a symbolic link (refused)").c_str(),
+                         std::runtime_error);
+    REQUIRE(::lstat(path.c_str(), &st) == 0);
+    CHECK(S_ISLNK(st.st_mode));
+    // A link at FILE.lock: refused too, its target untouched.
+    TempDir d2;
+    REQUIRE(symlink((d2 / "victim").c_str(), (d2 / "state.lock").c_str()) == 0);
+    CHECK_THROWS_WITH_AS(core::StateJournal(d2 / "state").load(),
+                         ("state file " + d2 / "state" + ": lock file " + d2 / "state.lock" +
+                          ": is a symbolic link (refused)")
+                             .c_str(),
+                         std::runtime_error);
+    CHECK(::lstat((d2 / "victim").c_str(), &st) != 0);
+  }
+
+  TEST_CASE("a planted state file is refused: another owner, writable by others, open directory") {
+    if (geteuid() != 0) return;
+    TempDir d;
+    const std::string path = d / "state";
+    write_text(path, file_of(sample()));
+    REQUIRE(chown(path.c_str(), 65534, 65534) == 0);
+    CHECK_THROWS_WITH_AS(core::StateJournal(path).load(),
+                         ("state file " + path + ": owned by uid 65534, not by the daemon's uid 0").c_str(),
+                         std::runtime_error);
+    REQUIRE(chown(path.c_str(), 0, 0) == 0);
+    REQUIRE(chmod(path.c_str(), 0666) == 0);
+    CHECK_THROWS_WITH_AS(core::StateJournal(path).load(),
+                         ("state file " + path +
+                          ": mode 0666 gives group or others access (bits 0022 must be clear)")
+                             .c_str(),
+                         std::runtime_error);
+    REQUIRE(chmod(path.c_str(), 0600) == 0);
+    CHECK(core::StateJournal(path).load().records.size() == sample().size());
+    REQUIRE(chmod(d.path.c_str(), 0777) == 0);
+    CHECK_THROWS_WITH_AS(core::StateJournal(path).load(),
+                         ("state file " + path + ": directory " + d.path +
+                          " is writable by others without the sticky bit (mode 0777)")
+                             .c_str(),
+                         std::runtime_error);
+  }
+
+  TEST_CASE("size bound: a larger file is refused at load, append stops short of it (EFBIG)") {
+    TempDir d;
+    const std::string path = d / "state";
+    core::StateJournal j(path);
+    CHECK(j.load().records.empty());
+    j.rewrite({});
+    // Sparse: no disk used.
+    REQUIRE(::truncate(path.c_str(), static_cast<off_t>(core::kMaxStateFileBytes) - 10) == 0);
+    {
+      std::lock_guard lock(j.order_mutex());
+      auto st = j.append(sample()[0]);
+      REQUIRE_FALSE(st);
+      CHECK(st.error().value() == EFBIG);
+    }
+    REQUIRE(::truncate(path.c_str(), static_cast<off_t>(core::kMaxStateFileBytes) + 1) == 0);
+    CHECK_THROWS_WITH_AS(j.load(),
+                         fmt::format("state file {}: {} bytes, over the limit of {} bytes", path,
+                                     core::kMaxStateFileBytes + 1, core::kMaxStateFileBytes)
+                             .c_str(),
+                         std::runtime_error);
+  }
+
+  TEST_CASE("a FIFO or a device as state file is refused without blocking") {
+    TempDir d;
+    const std::string path = d / "state";
+    REQUIRE(mkfifo(path.c_str(), 0600) == 0);
+    CHECK_THROWS_WITH_AS(core::StateJournal(path).load(),
+                         ("state file " + path + ": not a regular file (a FIFO)").c_str(),
+                         std::runtime_error);
   }
 }

@@ -167,8 +167,8 @@ TEST_CASE("a node stays small: a million of them fit the 400-byte-per-file budge
   // Node is allocated with make_shared (16-byte control block) and glibc
   // adds 8 bytes and rounds to 16: 144 bytes make a 176-byte chunk; the
   // parent's map entry (80), the inode table slot (16-32) and the device's
-  // own state come on top. Growing Node past this needs a look at issue 9's
-  // RSS row (make bench).
+  // own state come on top. Growing Node past this needs a look at the RSS
+  // rows of docs/performance.md (make bench).
   CHECK(sizeof(Node) <= 144);
 }
 

@@ -1,5 +1,5 @@
 // libFuzzer target: the dcdbas SMI buffer driven by smi_request sequences
-// (devices/dcdbas*.cpp, reference section 2), through the real fs::Server
+// (devices/dell/dcdbas*.cpp, docs/kernel-semantics.md section 2), through the real fs::Server
 // exactly as a client's open/pwrite/pread would reach it.
 //
 // Input: byte 0 picks the machine (TYPE1/2/3 host control, WSMT fixed
@@ -130,7 +130,7 @@ class Driver {
   std::uint64_t size() { return std::strtoull(m_.read(path("smi_data_buf_size")).c_str(), nullptr, 10); }
   std::uint64_t phys() { return std::strtoull(m_.read(path("smi_data_buf_phys_addr")).c_str(), nullptr, 16); }
 
-  // The invariants of reference 2.2 after any operation.
+  // The invariants of docs/kernel-semantics.md section 2.2 after any operation.
   void check() {
     const std::uint64_t s = size(), p = phys();
     if (s < last_size_) fail("buffer shrank", last_size_, s);

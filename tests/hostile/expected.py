@@ -1,4 +1,4 @@
-"""What the kernel answers to each hostile input, per file (issue 8).
+"""What the kernel answers to each hostile input, per file (docs/testing.md).
 
 The sweep (sweep.py) discovers files; this module is the only place that
 names them. Each row is (fnmatch pattern, rule, citation): the rule gets
@@ -11,7 +11,7 @@ The rules are written from the kernel's store functions, not from what
 vsysfs does: lib/kstrtox.c (kstrto*), lib/vsprintf.c (simple_strto*),
 lib/bitmap-str.c (bitmap_parse), lib/string.c (sysfs_streq),
 lib/kobject_uevent.c (kobject_synth_uevent), and each driver's store, cited
-per row. "ref N" is a section of shared/docs/kernel-semantics.md.
+per row. "ref N" is section N of docs/kernel-semantics.md.
 
 Generic sysfs rules every row inherits (ref 1.4, 1.5, fs/kernfs/file.c
 kernfs_fop_write_iter, fs/sysfs/file.c): a zero-length write never reaches
@@ -545,6 +545,8 @@ EXCLUDED_FROM_STATE = [
     "kernel/debug/vsysfs/clock/now_ns",
     # the event log records every store, refused ones included (by design)
     "kernel/debug/vsysfs/events",
+    # the serving daemon's pid: another on every mount (replays are fresh mounts)
+    "kernel/debug/vsysfs/pid",
     # testdev: counts show() calls, so every snapshot read changes it
     "devices/virtual/vsysfs_test/*/shows",
     "devices/virtual/vsysfs_test/*/stats/count",

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Hostile-input sweep (issue 8, `make test-hostile`, `make test-hostile-full`).
+"""Hostile-input sweep (docs/testing.md, `make test-hostile`, `make test-hostile-full`).
 
 For every machine it is given (the built-in default, the test-device
 machine, its `-o state` replay form, the example machines/*.toml), the

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # The daemon's command line, start-up errors and life cycle, and the
-# mount scripts (issue 2: "Done when").
+# mount scripts (docs/mounting.md).
 
 load helpers
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# dcdbas against a real mount: the files (reference section 2), the
+# dcdbas against a real mount: the files (docs/kernel-semantics.md section 2), the
 # OpenManage-style scripts (dell-smi, dell-token, dell-host-control) and
 # what they did, as the event log shows it.
 

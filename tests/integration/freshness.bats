@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# Content freshness alongside the kernel caching of issue 9: vsysfs lets
+# Content freshness alongside the kernel caching (docs/performance.md): vsysfs lets
 # the kernel cache directory entries and attributes for an hour (fs/server.hpp
 # kCacheTimeout) and invalidates them on every change; content is never
 # cached (direct_io). These tests prime every cache first (stat, a read, a

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# The daemon's lock service (core/lock_service.hpp, issue 4): flock on a
+# The daemon's lock service (core/lock_service.hpp; docs/design.md section 9): flock on a
 # vsysfs file is granted through a priority-inheritance rt-mutex
 # (docs/kernel-semantics.md section 7); MOUNT/kernel/debug/vsysfs/locks
 # shows the contended locks (format in devices/machine/lock_debug.hpp).

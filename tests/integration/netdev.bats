@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# Network devices against a real mount (reference sections 5 and 6): the
+# Network devices against a real mount (docs/kernel-semantics.md sections 5 and 6): the
 # default machine's lo, eth0 and eth1 (eth1 is cabled to eth0), driven by
 # the knobs under kernel/debug/vsysfs/net/ with the manual clock.
 

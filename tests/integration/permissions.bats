@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# Permissions with -o allow_other (issue 8; README "Permissions and allow_other"): what another
+# Permissions with -o allow_other (docs/permissions.md): what another
 # user sees, what root without a capability gets, and that chmod/chown by
 # root (and only by root) change who may do what. The mount point's parent
 # is world-traversable, so the unprivileged user reaches the mount at all.

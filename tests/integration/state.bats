@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# Crash-safe state, -o state=FILE (issue 8; README "Crash-safe state"): acknowledged
+# Crash-safe state, -o state=FILE (docs/state.md): acknowledged
 # changes survive kill -9, a torn or corrupt tail is reported and ignored,
 # and without a state file the machine lives for the mount only.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# The generic sysfs contract (docs/design.md section 3, reference section 1),
+# The generic sysfs contract (docs/design.md section 3, docs/kernel-semantics.md section 1),
 # checked against a real mount with the test-only device (tests/testdev).
 
 load helpers

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Load and faults (issue 8, `make test-load`).
+"""Load and faults (`make test-load`; docs/testing.md).
 
 1. Load: N clients (default 64, processes) for a bounded time on the
    default machine plus the test device and one BIOS setting per client

@@ -2,7 +2,7 @@
 
 // TestDevice: a test-only device with every kind of file vsysfs serves, so
 // the integration suite can check the generic sysfs contract (docs/design.md
-// section 3, reference section 1) independently of any real driver. It is
+// section 3, docs/kernel-semantics.md section 1) independently of any real driver. It is
 // linked only into build/vsysfs-test and the unit tests, and appears when a
 // machine file has a [testdev] section.
 //

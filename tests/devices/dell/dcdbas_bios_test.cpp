@@ -1,5 +1,6 @@
 // Unit tests of devices/dcdbas_bios.cpp: each calling-interface command the
-// simulated BIOS answers, driven through the dcdbas files (reference 2.3, 2.4).
+// simulated BIOS answers, driven through the dcdbas files
+// (docs/kernel-semantics.md sections 2.3, 2.4).
 #include "devices/dell/dcdbas_bios.hpp"
 
 #include <doctest/doctest.h>

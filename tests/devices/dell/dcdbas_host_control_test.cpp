@@ -1,6 +1,6 @@
 // Unit tests of host control at shutdown (devices/dcdbas.cpp
 // dcdbas_reboot_notify / dcdbas_host_control / host_control_smi and the
-// BIOS's APM handler; reference 2.5).
+// BIOS's APM handler; docs/kernel-semantics.md section 2.5).
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 

@@ -1,5 +1,5 @@
 // Unit tests of devices/dcdbas.cpp: the sysfs files, buffer growth, the SMI
-// request path (reference section 2.1-2.3, 2.6).
+// request path (docs/kernel-semantics.md sections 2.1 to 2.3, 2.6).
 #include "devices/dell/dcdbas.hpp"
 
 #include <doctest/doctest.h>
@@ -45,7 +45,7 @@ TEST_CASE("files, modes, sizes and the platform-device surroundings") {
   CHECK(m.read("devices/platform/dcdbas/driver_override") == "(null)\n");
   CHECK(m.read("devices/platform/dcdbas/power/runtime_status") == "unsupported\n");
   CHECK(m.read("module/dcdbas/version") == "5.6.0-3.4\n");
-  // The sysfs open check applies even to root (reference 1.2).
+  // The sysfs open check applies even to root (docs/kernel-semantics.md section 1.2).
   CHECK(m.open_errno("devices/platform/dcdbas/smi_request", O_RDONLY) == -EACCES);
   CHECK(m.open_errno("devices/platform/dcdbas/smi_data_buf_phys_addr", O_WRONLY) == -EACCES);
   CHECK(m.open_errno("devices/platform/dcdbas/modalias", O_WRONLY) == -EACCES);

@@ -2,7 +2,7 @@
 
 // Shared helpers of the dcdbas unit tests: machines, paths, and building
 // the bytes a client writes to smi_data (struct smi_cmd + the 36-byte
-// calling_interface_buffer, reference 2.3/2.4).
+// calling_interface_buffer, docs/kernel-semantics.md sections 2.3, 2.4).
 
 #include <array>
 #include <cstdint>

@@ -1,4 +1,4 @@
-// The netdevices.txt rules (seed 003, reference 5.5), the TX ring with its
+// The netdevices.rst rules (docs/kernel-semantics.md section 5.5), the TX ring with its
 // flow control, the watchdog (5.6) and NAPI, on directly built devices.
 
 #include <doctest/doctest.h>

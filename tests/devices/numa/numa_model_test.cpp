@@ -1,7 +1,8 @@
-// Unit tests for devices/numa_model: the kernel's zonelist construction
-// (find_next_best_node/build_zonelists, reference 4.8) against hand-computed
-// orders, and numastat accounting (zone_statistics, reference 4.5) after
-// scripted allocations under each policy.
+// Unit tests for devices/numa/numa_model: the kernel's zonelist
+// construction (find_next_best_node/build_zonelists,
+// docs/kernel-semantics.md section 4.8) against hand-computed orders, and
+// numastat accounting (zone_statistics, docs/kernel-semantics.md section
+// 4.5) after scripted allocations under each policy.
 
 #include "devices/numa/numa_model.hpp"
 

@@ -1,4 +1,5 @@
-// Unit tests for the node sysfs files (devices/numa_node, reference 4.1-4.7),
+// Unit tests for the node sysfs files (devices/numa/numa_node,
+// docs/kernel-semantics.md sections 4.1 to 4.7),
 // the [numa] machine section and the workload knobs (devices/numa_debug),
 // driven through the real fs::Server by TestMachine.
 

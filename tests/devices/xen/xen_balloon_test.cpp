@@ -1,5 +1,5 @@
 // devices/xen_balloon.cpp, xen_balloon_bus.cpp: the xen_memory0 files, their
-// modes, formats and write rules (reference 3.1-3.3, 1.4).
+// modes, formats and write rules (docs/kernel-semantics.md sections 3.1 to 3.3, 1.4).
 #include "devices/xen/xen_balloon.hpp"
 
 #include <doctest/doctest.h>

@@ -1,5 +1,5 @@
 // devices/xen_balloon_worker.cpp: balloon_process with the manual clock
-// (reference 3.6, 3.7). Every scenario checks the memory invariant after
+// (docs/kernel-semantics.md sections 3.6, 3.7). Every scenario checks the memory invariant after
 // every simulated second.
 #include <doctest/doctest.h>
 
