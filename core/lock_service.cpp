@@ -33,6 +33,9 @@ const char* type_name(LockType t) {
 
 const char* kind_name(bool flock) { return flock ? "flock" : "posix"; }
 
+// fs/locks.c: a chain of waiting owners longer than this is not followed.
+constexpr int kMaxDeadlkIterations = 10;
+
 std::string range_name(PosixRange r) {
   return r.end == UINT64_MAX ? fmt::format("{}-EOF", r.start) : fmt::format("{}-{}", r.start, r.end);
 }
@@ -47,7 +50,7 @@ LockService::~LockService() {
   // cancel_wait and gives it back); then every turn still owned is given
   // back, with no waiter left to hand it to.
   for (auto& [ticket, r] : requests_) {
-    if (r.draining) continue;
+    if (r.draining || r.aside) continue;
     RtMutex& mx = *files_.at(r.key).dom(r.flock).mx;
     auto res = mx.cancel_wait(*r.slot->rt, Errno{EINTR});
     if (res && *res == LockStep::acquired) mx.unlock(*r.slot->rt);
@@ -202,17 +205,21 @@ void LockService::finish(Request& r, Status st, Completions& out) {
 // Locking: REQUIRES mu_.
 void LockService::settle(File& f, bool flock, Completions& out) {
   Domain& d = f.dom(flock);
-  if (d.xholder && !holds_exclusive(f, flock, d.xholder->who.owner)) {
-    Slot* s = d.xholder;
-    d.xholder = nullptr;
-    --s->turns;
-    pass_turn(d, *s);
-    gc_slots(s->who.owner);
-  }
-  if (d.drainer && !conflicts(f, flock, d.drainer->type, d.drainer->range,
-                              d.drainer->owner.owner)) {
-    grant(f, *d.drainer, out);
-  }
+  // A side waiter's grant changes its owner's locks, which may be what the
+  // drainer waited for: again until nothing moves.
+  do {
+    if (d.xholder && !holds_exclusive(f, flock, d.xholder->who.owner)) {
+      Slot* s = d.xholder;
+      d.xholder = nullptr;
+      --s->turns;
+      pass_turn(d, *s);
+      gc_slots(s->who.owner);
+    }
+    if (d.drainer && !conflicts(f, flock, d.drainer->type, d.drainer->range,
+                                d.drainer->owner.owner)) {
+      grant(f, *d.drainer, out);
+    }
+  } while (!flock && grant_side_waiters(f, out));
 }
 
 // r's task owns d.mx. Locking: REQUIRES mu_.
@@ -236,6 +243,16 @@ void LockService::grant(File& f, Request& r, Completions& out) {
 
 void LockService::take_turn(File& f, Request& r, Completions& out) {
   if (conflicts(f, r.flock, r.type, r.range, r.owner.owner)) {
+    // The kernel checks for a deadlock again whenever a waiter retries
+    // (posix_lock_inode): the chain may have closed while r was queued.
+    std::vector<std::uint64_t> first;
+    if (!r.flock) posix_blockers(f, r.owner.owner, r.type, r.range, false, first);
+    if (!r.flock && posix_reaches(std::move(first), r.owner.owner, false)) {
+      log("deadlock", f.name, r.flock, r.owner, "EDEADLK");
+      pass_turn(f.dom(r.flock), *r.slot);
+      finish(r, Errno{EDEADLK}, out);
+      return;
+    }
     r.draining = true;
     r.waited = true;
     f.dom(r.flock).drainer = &r;
@@ -243,6 +260,114 @@ void LockService::take_turn(File& f, Request& r, Completions& out) {
     return;
   }
   grant(f, r, out);
+}
+
+void LockService::posix_blockers(const File& f, std::uint64_t owner, LockType type,
+                                 PosixRange range, bool queued,
+                                 std::vector<std::uint64_t>& out) const {
+  for (const HeldLock& h : f.held) {
+    if (h.flock || h.owner.owner == owner || !overlaps(h.range, range)) continue;
+    if (type == LockType::Read && h.type == LockType::Read) continue;
+    out.push_back(h.owner.owner);
+  }
+  if (!queued) return;
+  if (auto turn = posix_turn_owner(f); turn && *turn != owner) out.push_back(*turn);
+}
+
+// fs/locks.c posix_locks_deadlock follows one chain, what_owner_is_waiting_for,
+// from the owner of the conflicting lock; here an owner may wait for several
+// (every conflicting holder, and the turn), so every chain is followed, each
+// no further than the kernel's. Deadlock detection follows conflicts only,
+// as the kernel: a cycle through a turn is not the kernel's, and
+// resolve_turn_cycles breaks it (through_turns) instead.
+bool LockService::posix_reaches(std::vector<std::uint64_t> from, std::uint64_t target,
+                                bool through_turns) const {
+  std::set<std::uint64_t> seen;
+  for (int hop = 0; hop <= kMaxDeadlkIterations + 1 && !from.empty(); ++hop) {
+    std::vector<std::uint64_t> next;
+    for (std::uint64_t o : from) {
+      if (o == target) return true;
+      if (!seen.insert(o).second) continue;
+      for (const auto& [ticket, q] : requests_) {
+        if (q.flock || q.owner.owner != o) continue;
+        posix_blockers(files_.at(q.key), o, q.type, q.range,
+                       through_turns && !q.draining && !q.aside, next);
+      }
+    }
+    from = std::move(next);
+  }
+  return false;
+}
+
+std::optional<std::uint64_t> LockService::posix_turn_owner(const File& f) const {
+  const Domain& d = f.posix_dom;
+  if (d.xholder) return d.xholder->who.owner;
+  if (d.drainer) return d.drainer->owner.owner;
+  return std::nullopt;
+}
+
+bool LockService::turn_waits_for(const File& f, std::uint64_t owner) const {
+  const auto turn = posix_turn_owner(f);
+  return turn && (*turn == owner || posix_reaches({*turn}, owner, true));
+}
+
+void LockService::wait_aside(File& f, Request& r, Completions& out) {
+  if (!conflicts(f, false, r.type, r.range, r.owner.owner)) {
+    apply(f, false, r.type, r.range, r.owner);
+    log(r.waited ? "granted" : "acquired", f.name, false, r.owner, type_name(r.type));
+    finish(r, Status{}, out);
+    settle(f, false, out);
+    return;
+  }
+  std::vector<std::uint64_t> first;
+  posix_blockers(f, r.owner.owner, r.type, r.range, false, first);
+  if (posix_reaches(std::move(first), r.owner.owner, false)) {
+    log("deadlock", f.name, false, r.owner, "EDEADLK");
+    finish(r, Errno{EDEADLK}, out);
+    return;
+  }
+  r.aside = true;
+  if (!r.waited) log("blocked", f.name, false, r.owner, type_name(r.type));
+  r.waited = true;
+}
+
+bool LockService::grant_side_waiters(File& f, Completions& out) {
+  bool any = false;
+  for (bool again = true; again;) {
+    again = false;
+    for (auto& [ticket, q] : requests_) {
+      if (!q.aside || &files_.at(q.key) != &f) continue;
+      if (conflicts(f, false, q.type, q.range, q.owner.owner)) continue;
+      apply(f, false, q.type, q.range, q.owner);
+      log("granted", f.name, false, q.owner, type_name(q.type));
+      finish(q, Status{}, out);  // erases q
+      again = any = true;
+      break;
+    }
+  }
+  return any;
+}
+
+void LockService::resolve_turn_cycles(Completions& out) {
+  for (bool again = true; again;) {
+    again = false;
+    for (auto& [ticket, q] : requests_) {
+      if (q.flock || q.draining || q.aside) continue;
+      File& f = files_.at(q.key);
+      if (!turn_waits_for(f, q.owner.owner)) continue;
+      // Out of the queue (its boost of the turn's owner goes) and aside.
+      Domain& d = f.posix_dom;
+      auto res = d.mx->cancel_wait(*q.slot->rt, Errno{EINTR});
+      if (res && *res == LockStep::acquired) pass_turn(d, *q.slot);
+      const std::uint64_t owner = q.owner.owner;
+      q.slot->request = nullptr;
+      q.slot = nullptr;
+      gc_slots(owner);
+      wait_aside(f, q, out);
+      again = true;
+      break;
+    }
+  }
 }
 
 void LockService::complete(Completions& out) {
@@ -274,7 +399,7 @@ void LockService::run_wakeups() {
 void LockService::process_wake(const Wake& w, Completions& out) {
   Request* r = nullptr;
   for (auto& [ticket, req] : requests_) {
-    if (req.draining || req.slot->rt.get() != w.task) continue;
+    if (req.draining || req.aside || req.slot->rt.get() != w.task) continue;
     if (files_.at(req.key).dom(req.flock).mx.get() != w.lock) continue;
     r = &req;
     break;
@@ -291,6 +416,7 @@ void LockService::process_wake(const Wake& w, Completions& out) {
     // Robbed of the pending ownership by a higher-priority task: re-queued.
     log("requeued", f.name, r->flock, r->owner, type_name(r->type));
   }
+  resolve_turn_cycles(out);
 }
 
 LockService::Ticket LockService::new_ticket() {
@@ -318,6 +444,13 @@ void LockService::request(Ticket ticket, std::uint64_t key, const std::string& n
       settle(f, flock, out);
       out.emplace_back(std::move(done), Status{});
     } else {
+      // Would this POSIX request wait for a lock whose owner waits, through
+      // a chain of conflicting locks, for it?
+      auto deadlocks = [&]() REQUIRES(mu_) {
+        std::vector<std::uint64_t> first;
+        posix_blockers(f, owner.owner, type, range, false, first);
+        return posix_reaches(std::move(first), owner.owner, false);
+      };
       bool finished = false;
       if (flock) {
         auto own = std::find_if(f.held.begin(), f.held.end(), [&](const HeldLock& h) {
@@ -335,9 +468,21 @@ void LockService::request(Ticket ticket, std::uint64_t key, const std::string& n
         }
       }
       if (finished) {
+      } else if (!flock && turn_waits_for(f, owner.owner)) {
+        // The turn's owner is this owner (the holder of a whole-file write
+        // lock changing its own locks, another thread of a draining
+        // process) or waits for it: served beside the turn, as fs/locks.c
+        // serves every request.
+        if (!wait && conflicts(f, false, type, range, owner.owner)) {
+          log("contended", f.name, flock, owner, "EAGAIN");
+          out.emplace_back(std::move(done), Errno{EAGAIN});
+        } else {
+          Request& r = requests_[ticket];
+          r = Request{ticket, key, flock, type, range, owner, std::move(done), nullptr};
+          wait_aside(f, r, out);
+        }
       } else if (d.xholder && d.xholder->who.owner == owner.owner) {
-        // POSIX: the owner of a whole-file write lock changes its own locks;
-        // nobody else holds anything here.
+        // flock: the owner of LOCK_EX changes its own lock.
         apply(f, flock, type, range, owner);
         log("acquired", f.name, flock, owner, type_name(type));
         settle(f, flock, out);
@@ -360,6 +505,11 @@ void LockService::request(Ticket ticket, std::uint64_t key, const std::string& n
           s->request = &r;
           grant(f, r, out);
         }
+      } else if (!flock && deadlocks()) {
+        // F_SETLKW that would close a cycle of waiting owners, through range
+        // locks or the turn (fs/locks.c posix_locks_deadlock).
+        log("deadlock", f.name, flock, owner, "EDEADLK");
+        out.emplace_back(std::move(done), Errno{EDEADLK});
       } else {
         Slot& s = slot_for(owner);
         Request& r = requests_[ticket];
@@ -379,6 +529,7 @@ void LockService::request(Ticket ticket, std::uint64_t key, const std::string& n
         }
       }
     }
+    resolve_turn_cycles(out);
   }
   complete(out);
 }
@@ -421,7 +572,9 @@ void LockService::cancel(Ticket ticket) {
     File& f = files_.at(r.key);
     Domain& d = f.dom(r.flock);
     bool granted = false;
-    if (r.draining) {
+    if (r.aside) {
+      // Not in the turn's queue: nothing to hand on.
+    } else if (r.draining) {
       d.drainer = nullptr;
       pass_turn(d, *r.slot);
     } else {
@@ -444,6 +597,7 @@ void LockService::cancel(Ticket ticket) {
       log("interrupted", f.name, r.flock, r.owner, "EINTR");
       finish(r, Errno{EINTR}, out);
     }
+    resolve_turn_cycles(out);
   }
   complete(out);
 }
@@ -462,6 +616,26 @@ void LockService::release(std::uint64_t key, bool flock, std::uint64_t owner) {
                          {{"file", f.name}, {"kind", kind_name(flock)}});
     }
     settle(f, flock, out);
+    resolve_turn_cycles(out);
+  }
+  complete(out);
+}
+
+void LockService::release_file(std::uint64_t key, std::uint64_t file) {
+  Completions out;
+  {
+    MutexLock lock(mu_);
+    auto it = files_.find(key);
+    if (it == files_.end()) return;
+    File& f = it->second;
+    const std::size_t before = f.held.size();
+    std::erase_if(f.held, [&](const HeldLock& h) { return !h.flock && h.owner.file == file; });
+    if (f.held.size() != before) {
+      env_.events.record(nullptr, "locks", "released", "OK",
+                         {{"file", f.name}, {"kind", "ofd"}});
+    }
+    settle(f, false, out);
+    resolve_turn_cycles(out);
   }
   complete(out);
 }
@@ -472,6 +646,12 @@ void LockService::release_flock(std::uint64_t key, std::uint64_t owner) {
 
 void LockService::release_posix(std::uint64_t key, std::uint64_t owner) {
   release(key, false, owner);
+}
+
+std::vector<HeldLock> LockService::held(std::uint64_t key) const {
+  MutexLock lock(mu_);
+  auto it = files_.find(key);
+  return it == files_.end() ? std::vector<HeldLock>{} : it->second.held;
 }
 
 std::optional<LockOwner> LockService::exclusive_holder(std::uint64_t key) const {
@@ -497,7 +677,10 @@ std::vector<ContendedLock> LockService::contended() const {
     for (bool flock : {true, false}) {
       const Domain& d = f.dom(flock);
       const RtMutexSnapshot snap = d.mx->snapshot();
-      if (snap.waiters.empty() && !d.drainer && !snap.word.pending) continue;
+      std::vector<const Request*> aside;
+      for (const auto& [ticket, r] : requests_)
+        if (r.aside && r.key == key && r.flock == flock) aside.push_back(&r);
+      if (snap.waiters.empty() && !d.drainer && !snap.word.pending && aside.empty()) continue;
       ContendedLock c;
       c.key = key;
       c.file = f.name;
@@ -521,6 +704,13 @@ std::vector<ContendedLock> LockService::contended() const {
           if (s->request) q.type = s->request->type;
         }
         q.prio = w.prio;
+        c.waiters.push_back(std::move(q));
+      }
+      for (const Request* r : aside) {
+        ContendedLock::Queued q;
+        q.owner = r->owner;
+        q.type = r->type;
+        q.prio = std::clamp(r->owner.prio, 0, kMaxPrio - 1);
         c.waiters.push_back(std::move(q));
       }
       for (const HeldLock& h : f.held)

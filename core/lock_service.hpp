@@ -16,7 +16,21 @@
 //  - POSIX: per lock owner (process), byte ranges, F_RDLCK/F_WRLCK/F_UNLCK;
 //    a new lock replaces the owner's overlapping ranges; F_SETLK conflicts
 //    give EAGAIN; getlk reports the first conflicting lock; F_SETLKW that
-//    would close a cycle of whole-file write locks gives EDEADLK.
+//    would close a cycle of waiting owners gives EDEADLK
+//    (posix_locks_deadlock: whole-file and range locks alike, chains of at
+//    most MAX_DEADLK_ITERATIONS owners), also when a queued request takes
+//    the turn later (the kernel checks again at every retry).
+//  - OFD locks (F_OFD_SETLK) reach a FUSE server as POSIX requests whose
+//    lock owner is the open file description (fs/fuse/file.c fuse_lk_fill:
+//    owner = fl->c.flc_owner, which is the struct file for FL_OFDLCK; no
+//    flag tells them apart). The kernel sends no unlock for them at the
+//    last close (locks_remove_file finds no local locks, and fuse_setlk
+//    drops FL_CLOSE_POSIX requests), and RELEASE carries the file's owner
+//    id only after a flock. So every POSIX lock remembers the open file
+//    description it was taken through (LockOwner::file) and release_file()
+//    drops them at the last close. For an OFD lock that is its release;
+//    a process's lock is gone by then anyway, because its process closed
+//    that description first and the close's FLUSH dropped all its locks.
 //  - flock and POSIX locks do not conflict with each other (Linux).
 //
 // Design: priority inheritance (docs/design.md section 9;
@@ -54,8 +68,18 @@
 // (or gets EAGAIN with LOCK_NB / F_SETLK) while the turn is taken by a
 // waiting writer or a pending owner. Limits: shared and range holders are
 // not boosted (an rt-mutex has one owner; rwbase_rt does not boost readers
-// either); POSIX deadlocks are detected only through whole-file write locks
-// (the RtMutex chain), not through range locks.
+// either).
+// The turn must never close a cycle the kernel does not have: a POSIX
+// request of an owner that the turn's owner waits for (directly or through
+// a chain of waiting owners) does not queue for the turn, which would make
+// it wait for a drainer that waits for it: both forever. It is served
+// beside the turn as fs/locks.c serves every request: granted at once if
+// nothing granted conflicts, else (F_SETLKW) a "side" waiter, granted as
+// soon as the conflicting locks go. A queued request moves aside when such
+// a cycle forms after it queued. Side waiters are listed after the queue.
+// Deviation: OFD and process locks look alike here (see above), so a cycle
+// through an OFD lock is reported as EDEADLK too, where the kernel, which
+// does not check OFD requests (posix_locks_deadlock), lets it wait.
 //
 // Hand-overs, steals, boosts and deboosts are logged (device "locks") by
 // the RtMutex observer; grants, blocks, interrupts and releases too.
@@ -92,6 +116,10 @@ struct LockOwner {
   std::string comm;
   int prio = 120;  // kernel numeric priority of the requester
   uid_t uid = 0;   // who asked: lock events carry it (and the per-uid log share)
+  // The open file description the request came through (the FUSE handle).
+  // A POSIX lock keeps it, so that the last close of the description drops
+  // the OFD locks taken through it (release_file).
+  std::uint64_t file = 0;
 };
 
 enum class LockType { Read, Write, Unlock };
@@ -125,7 +153,7 @@ struct ContendedLock {
   int prio = 0;      // effective (boosted) priority of the owner's RtTask
   bool has_waiters = false;  // owner word bit1
   bool pending = false;      // owner word bit0
-  std::vector<Queued> waiters;   // RtMutex queue order, top waiter first
+  std::vector<Queued> waiters;   // RtMutex queue order, top waiter first; then side waiters
   std::vector<HeldLock> holders; // granted locks of this domain
 };
 
@@ -170,8 +198,16 @@ class LockService {
   void cancel(Ticket ticket);
   // Close of an open file description: drops its flock (flock_release).
   void release_flock(std::uint64_t key, std::uint64_t owner);
-  // Close by a lock owner (FUSE flush/release): drops its POSIX locks.
+  // Close by a lock owner (FUSE flush): drops its POSIX locks.
   void release_posix(std::uint64_t key, std::uint64_t owner);
+  // Last close of an open file description (FUSE release): drops the
+  // POSIX locks taken through it (LockOwner::file), i.e. its OFD locks
+  // (fs/locks.c locks_remove_file -> locks_remove_posix(filp, filp)).
+  void release_file(std::uint64_t key, std::uint64_t file);
+
+  // Every granted lock on file `key`, both domains (POSIX locks split as
+  // unlocks left them), for tests. Locking: service lock.
+  std::vector<HeldLock> held(std::uint64_t key) const;
 
   // Who holds file `key` exclusively (flock LOCK_EX or a whole-file POSIX
   // write lock), for devices that care. Locking: service lock.
@@ -221,7 +257,8 @@ class LockService {
     LockOwner owner;
     Done done;
     Slot* slot = nullptr;
-    bool draining = false;  // else queued in the RtMutex
+    bool draining = false;  // else queued in the RtMutex, or aside
+    bool aside = false;     // waits beside the turn (no slot, not queued)
     bool waited = false;    // blocked at some point: logged "granted", not "acquired"
   };
   struct Wake {
@@ -252,6 +289,31 @@ class LockService {
   void request(Ticket ticket, std::uint64_t key, const std::string& name, bool flock,
                LockOwner owner, LockType type, PosixRange range, bool wait, Done done);
   void release(std::uint64_t key, bool flock, std::uint64_t owner);
+  // Deadlock detection (fs/locks.c posix_locks_deadlock) over the owners
+  // POSIX requests wait for.
+  // The owners a POSIX request of `owner` for (type, range) on f waits for:
+  // those of the granted locks it conflicts with and, if it queues for the
+  // turn, the turn's owner (exclusive holder or drainer).
+  void posix_blockers(const File& f, std::uint64_t owner, LockType type, PosixRange range,
+                      bool queued, std::vector<std::uint64_t>& out) const REQUIRES(mu_);
+  // Whether a chain of waiting POSIX owners leads from `from` to `target`
+  // within kMaxDeadlkIterations steps: through conflicting locks, and also
+  // through the turns the queued requests wait for if `through_turns`.
+  bool posix_reaches(std::vector<std::uint64_t> from, std::uint64_t target,
+                     bool through_turns) const REQUIRES(mu_);
+  // The owner of the POSIX turn of f (exclusive holder or drainer), if any.
+  std::optional<std::uint64_t> posix_turn_owner(const File& f) const REQUIRES(mu_);
+  // Whether the POSIX turn of f is owned by `owner` or by an owner that
+  // waits for it: a request of `owner` must not queue for that turn.
+  bool turn_waits_for(const File& f, std::uint64_t owner) const REQUIRES(mu_);
+  // Moves queued POSIX requests whose turn came to wait for them aside
+  // (granted, side waiter or EDEADLK), until none is left.
+  void resolve_turn_cycles(Completions& out) REQUIRES(mu_);
+  // r (queued or new, not holding the turn) waits beside the turn, or is
+  // granted / refused with EDEADLK at once.
+  void wait_aside(File& f, Request& r, Completions& out) REQUIRES(mu_);
+  // Grants the side waiters of f that no longer conflict; true if any.
+  bool grant_side_waiters(File& f, Completions& out) REQUIRES(mu_);
   void complete(Completions& out) EXCLUDES(mu_);
   void log(const char* what, const std::string& file, bool flock, const LockOwner& owner,
            const char* result);

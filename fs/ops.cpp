@@ -167,14 +167,15 @@ void op_write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t of
 // test, tests/load/load.py, once saw two SMI clients in dcdbas's buffer at once, under
 // flock; this race is the candidate cause, not a proven one: it did not
 // reproduce on demand.) The FUSE handle has no such reuse: it is freed only
-// after RELEASE has dropped its lock.
+// after RELEASE has dropped its lock. OFD locks have the same owner id and
+// the same race: their pieces remember the handle too, and RELEASE drops
+// them by it (Server::release_locks).
 std::uint64_t flock_owner(const fuse_file_info* fi) { return fi->fh; }
 
 void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
-  // POSIX locks belong to the process: any close drops them (fs/locks.c
-  // locks_remove_posix on every close).
+  // Every close(2): lock_owner is the closing process (its files_struct).
   guarded(req, [&] {
-    server(req).locks().release_posix(ino, fi->lock_owner);
+    server(req).flush_locks(ino, fi->lock_owner);
     fuse_reply_err(req, 0);
   });
 }
@@ -182,10 +183,10 @@ void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
 void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   guarded(req, [&] {
     Server& s = server(req);
-    // The last close of the open file description drops its flock, also
-    // when the holder died (the kernel closes its files).
-    if (fi->flock_release) s.locks().release_flock(ino, flock_owner(fi));
-    s.locks().release_posix(ino, fi->lock_owner);
+    // The last close of the open file description, also when the holder
+    // died (the kernel closes its files). fi->lock_owner names the file
+    // only after a flock (fuse_file_release): the handle is what we know.
+    s.release_locks(ino, fi->fh, fi->flock_release);
     s.release(fi->fh);
     fuse_reply_err(req, 0);
   });
@@ -272,9 +273,13 @@ void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) noexcept {
 
 // --- locks -------------------------------------------------------------------
 
-core::LockOwner lock_owner_of(fuse_req_t req, std::uint64_t owner) {
+// `owner` is the FUSE lock owner (the process for POSIX locks, the open
+// file description for OFD locks), fi->fh the open file description the
+// request came through.
+core::LockOwner lock_owner_of(fuse_req_t req, std::uint64_t owner, const fuse_file_info* fi) {
   const core::Caller caller = caller_of(req);
-  return core::LockOwner{owner, caller.pid(), caller.comm(), caller.prio(), caller.uid()};
+  return core::LockOwner{owner,        caller.pid(), caller.comm(), caller.prio(),
+                         caller.uid(), fi->fh};
 }
 
 // An interrupt (the waiter got a signal) cancels its queued lock; the ticket
@@ -292,7 +297,7 @@ void op_flock(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, int op) noexce
     auto& locks = s.locks();
     const auto ticket = locks.new_ticket();
     fuse_req_interrupt_func(req, on_lock_interrupt, reinterpret_cast<void*>(ticket));
-    locks.flock(ticket, ino, s.name_of(ino), lock_owner_of(req, flock_owner(fi)), type,
+    locks.flock(ticket, ino, s.name_of(ino), lock_owner_of(req, flock_owner(fi), fi), type,
                 !(op & LOCK_NB), [req](core::Status st) { reply(req, st); });
   });
 }
@@ -305,7 +310,7 @@ void op_getlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* 
     core::PosixRange range{static_cast<std::uint64_t>(lock->l_start),
                            lock->l_len == 0 ? UINT64_MAX
                                             : static_cast<std::uint64_t>(lock->l_start + lock->l_len - 1)};
-    auto held = s.locks().getlk(ino, lock_owner_of(req, fi->lock_owner), type, range);
+    auto held = s.locks().getlk(ino, lock_owner_of(req, fi->lock_owner, fi), type, range);
     struct flock out = *lock;
     if (!held) {
       out.l_type = F_UNLCK;
@@ -338,7 +343,7 @@ void op_setlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* 
     auto& locks = s.locks();
     const auto ticket = locks.new_ticket();
     fuse_req_interrupt_func(req, on_lock_interrupt, reinterpret_cast<void*>(ticket));
-    locks.setlk(ticket, ino, s.name_of(ino), lock_owner_of(req, fi->lock_owner), type, range,
+    locks.setlk(ticket, ino, s.name_of(ino), lock_owner_of(req, fi->lock_owner, fi), type, range,
                 sleep != 0, [req](core::Status st) { reply(req, st); });
   });
 }

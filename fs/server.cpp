@@ -392,6 +392,16 @@ void Server::release(std::uint64_t fh) {
   delete of;
 }
 
+void Server::flush_locks(core::Ino ino, std::uint64_t lock_owner) {
+  locks_.release_posix(ino, lock_owner);
+}
+
+void Server::release_locks(core::Ino ino, std::uint64_t fh, bool flock_release) {
+  // The flock owner is the handle too (fs/ops.cpp flock_owner).
+  if (flock_release) locks_.release_flock(ino, fh);
+  locks_.release_file(ino, fh);
+}
+
 core::Result<PollOut> Server::poll(std::uint64_t fh, fuse_pollhandle* ph) {
   OpenFile* of = as_open(fh);
   // Register before looking at the counter, so a notify between the two

@@ -147,6 +147,17 @@ class Server final : public core::Tree::Observer {
 
   // Locks. `key` is the inode; the name is for the locks table and log.
   core::LockService& locks() { return locks_; }
+  // FUSE FLUSH, sent at every close(2) with lock_owner = the closing
+  // process: its POSIX locks on the file go, whichever descriptor they were
+  // taken through (fs/locks.c filp_flush -> locks_remove_posix). An OFD
+  // lock's owner is its open file description, never a process: a close of
+  // a dup leaves it alone.
+  void flush_locks(core::Ino ino, std::uint64_t lock_owner);
+  // FUSE RELEASE, the last close of open file description `fh`: its flock
+  // goes (if it took one: flock_release) and so do the POSIX locks taken
+  // through it, i.e. its OFD locks (fs/locks.c locks_remove_file). Call it
+  // before release(fh).
+  void release_locks(core::Ino ino, std::uint64_t fh, bool flock_release);
   std::string name_of(core::Ino ino) const { return tree_.path_of(ino); }
 
   core::Tree& tree() { return tree_; }

@@ -447,6 +447,194 @@ TEST_CASE("a second request of an owner whose task already waits gets its own ta
   CHECK(fx.svc.contended().empty());
 }
 
+LockOwner via(LockOwner o, std::uint64_t file) {
+  o.file = file;
+  return o;
+}
+
+TEST_CASE("OFD: release_file drops the locks taken through that open file only") {
+  Fixture fx;
+  // Owner 10 is an OFD owner (its open file description, handle 100);
+  // owner 1 a process that locked through handles 101 and 102.
+  CHECK(fx.setlk(via(who(10, 120), 100), LockType::Write, {0, 9}).ok());
+  CHECK(fx.setlk(via(who(1, 120), 101), LockType::Write, {20, 29}).ok());
+  CHECK(fx.setlk(via(who(1, 120), 102), LockType::Read, {40, 49}).ok());
+  auto& waiter = fx.setlk(via(who(11, 120), 103), LockType::Write, {0, 9});
+  CHECK(waiter.pending());
+  // The close of a dup (FLUSH of the process that closes it) leaves the
+  // OFD lock: the flush names the process, never the description.
+  fx.svc.release_posix(kFile, 2);
+  CHECK(waiter.pending());
+  // Another description's last close does not touch it either.
+  fx.svc.release_file(kFile, 101);
+  CHECK(waiter.pending());
+  REQUIRE(fx.svc.getlk(kFile, who(12, 120), LockType::Write, {40, 49}));  // 102's stays
+  CHECK_FALSE(fx.svc.getlk(kFile, who(12, 120), LockType::Write, {20, 29}));
+  // Its own last close drops it and the waiter gets it.
+  fx.svc.release_file(kFile, 100);
+  CHECK(waiter.ok());
+  fx.svc.release_file(kFile, 103);
+  fx.svc.release_file(kFile, 102);
+  CHECK_FALSE(fx.svc.getlk(kFile, who(12, 120), LockType::Write, {}));
+  CHECK(fx.svc.contended().empty());
+}
+
+TEST_CASE("OFD: a split lock keeps the open file it came through, per piece") {
+  Fixture fx;
+  // The same owner id through a new description (the kernel reuses a freed
+  // struct file's address, and RELEASE of the old one is asynchronous):
+  // the late release of the old description drops only its own pieces.
+  CHECK(fx.setlk(via(who(10, 120), 100), LockType::Write, {0, 19}).ok());
+  CHECK(fx.setlk(via(who(10, 120), 200), LockType::Write, {5, 9}).ok());
+  fx.svc.release_file(kFile, 100);
+  CHECK_FALSE(fx.svc.getlk(kFile, who(12, 120), LockType::Write, {0, 4}));
+  CHECK_FALSE(fx.svc.getlk(kFile, who(12, 120), LockType::Write, {10, 19}));
+  auto held = fx.svc.getlk(kFile, who(12, 120), LockType::Write, {0, 19});
+  REQUIRE(held);
+  CHECK(held->range.start == 5);
+  CHECK(held->range.end == 9);
+  fx.svc.release_file(kFile, 200);
+  CHECK_FALSE(fx.svc.getlk(kFile, who(12, 120), LockType::Write, {}));
+}
+
+TEST_CASE("POSIX: a cycle through byte ranges gives EDEADLK to the request that closes it") {
+  Fixture fx;
+  CHECK(fx.setlk(who(1, 120), LockType::Write, {0, 9}).ok());
+  CHECK(fx.setlk(who(2, 120), LockType::Write, {10, 19}).ok());
+  auto& a = fx.setlk(who(1, 120), LockType::Write, {10, 19});
+  CHECK(a.pending());
+  auto& b = fx.setlk(who(2, 120), LockType::Write, {0, 9});
+  CHECK(b.failed_with(EDEADLK));
+  // A read request that conflicts closes the cycle too; one that does not
+  // conflict (a read of a read-locked range elsewhere) is no cycle.
+  CHECK(fx.setlk(who(2, 120), LockType::Read, {5, 5}).failed_with(EDEADLK));
+  CHECK(fx.setlk(who(2, 120), LockType::Unlock, {10, 19}).ok());
+  CHECK(a.ok());
+  CHECK(fx.svc.contended().empty());
+  fx.svc.release_posix(kFile, 1);
+  fx.svc.release_posix(kFile, 2);
+}
+
+TEST_CASE("POSIX: a range cycle across files and three owners") {
+  Fixture fx;
+  CHECK(fx.setlk(who(1, 120), LockType::Write, {0, 9}, true, 1).ok());
+  CHECK(fx.setlk(who(2, 120), LockType::Write, {0, 9}, true, 2).ok());
+  CHECK(fx.setlk(who(3, 120), LockType::Read, {100, 109}, true, 3).ok());
+  auto& a = fx.setlk(who(1, 120), LockType::Write, {5, 5}, true, 2);      // 1 -> 2
+  auto& b = fx.setlk(who(2, 120), LockType::Write, {100, 100}, true, 3);  // 2 -> 3
+  CHECK(a.pending());
+  CHECK(b.pending());
+  CHECK(fx.setlk(who(3, 120), LockType::Read, {0, 0}, true, 1).failed_with(EDEADLK));
+  // A wait that closes no cycle still waits.
+  auto& c = fx.setlk(who(4, 120), LockType::Write, {0, 0}, true, 1);
+  CHECK(c.pending());
+  fx.svc.cancel(fx.last_ticket);
+  CHECK(c.failed_with(EINTR));
+  fx.svc.release_posix(3, 3);
+  CHECK(b.ok());
+  fx.svc.release_posix(2, 2);
+  fx.svc.release_posix(3, 2);
+  CHECK(a.ok());
+  for (std::uint64_t k : {1, 2, 3})
+    for (std::uint64_t o : {1, 2, 3}) fx.svc.release_posix(k, o);
+  CHECK(fx.svc.contended().empty());
+}
+
+TEST_CASE("POSIX: the turn never makes an owner wait for a drainer that waits for it") {
+  Fixture fx;
+  // 1 holds 0-9 read; 2 wants 0-9 write and drains (owns the turn).
+  CHECK(fx.setlk(who(1, 120), LockType::Read, {0, 9}).ok());
+  auto& w = fx.setlk(who(2, 120), LockType::Write, {0, 9});
+  CHECK(w.pending());
+  CHECK(fx.lock_of(kFile, false)->role == "draining");
+  // 1 asks for a free range: fs/locks.c grants it at once; queueing for
+  // the turn would wait for 2, which waits for 1. F_SETLK and F_SETLKW.
+  CHECK(fx.setlk(who(1, 120), LockType::Write, {50, 59}, false).ok());
+  CHECK(fx.setlk(who(1, 120), LockType::Write, {60, 69}).ok());
+  // An upgrade of its own read lock conflicts with nobody granted: granted.
+  CHECK(fx.setlk(who(1, 120), LockType::Write, {0, 9}).ok());
+  // Another owner still queues behind the drainer (the fairness rule).
+  CHECK(fx.setlk(who(3, 120), LockType::Read, {80, 89}, false).failed_with(EAGAIN));
+  // 1 waits beside the turn for 4's lock: no cycle, no EDEADLK.
+  CHECK(fx.setlk(who(4, 120), LockType::Write, {200, 209}, false).failed_with(EAGAIN));
+  fx.svc.release_posix(kFile, 1);
+  CHECK(w.ok());
+  fx.svc.release_posix(kFile, 2);
+  CHECK(fx.svc.contended().empty());
+}
+
+TEST_CASE("POSIX: an owner the drainer waits for waits beside the turn for a third") {
+  Fixture fx;
+  CHECK(fx.setlk(who(1, 120), LockType::Write, {0, 9}).ok());
+  CHECK(fx.setlk(who(2, 120), LockType::Write, {10, 19}).ok());
+  CHECK(fx.setlk(who(3, 120), LockType::Write, {20, 29}).ok());
+  auto& a = fx.setlk(who(1, 120), LockType::Write, {10, 19});  // drains: waits for 2
+  CHECK(a.pending());
+  // 2 waits for 3 (no cycle: the kernel lets it wait), beside the turn.
+  auto& b = fx.setlk(who(2, 120), LockType::Write, {20, 29});
+  CHECK(b.pending());
+  auto c = fx.lock_of(kFile, false);
+  REQUIRE(c);
+  CHECK(c->role == "draining");
+  REQUIRE(c->waiters.size() == 1);  // the side waiter, listed after the queue
+  CHECK(c->waiters[0].owner.owner == 2);
+  // 3 closes the cycle: EDEADLK.
+  CHECK(fx.setlk(who(3, 120), LockType::Write, {0, 9}).failed_with(EDEADLK));
+  CHECK(fx.setlk(who(3, 120), LockType::Unlock, {20, 29}).ok());
+  CHECK(b.ok());
+  CHECK(a.pending());
+  CHECK(fx.setlk(who(2, 120), LockType::Unlock, {10, 29}).ok());
+  CHECK(a.ok());
+  for (std::uint64_t o : {1, 2, 3}) fx.svc.release_posix(kFile, o);
+  CHECK(fx.svc.contended().empty());
+}
+
+TEST_CASE("POSIX: a side waiter's grant that ends the drainer's conflict grants the drainer") {
+  Fixture fx;
+  CHECK(fx.setlk(who(2, 120), LockType::Write, {10, 19}).ok());
+  CHECK(fx.setlk(who(3, 120), LockType::Write, {20, 29}).ok());
+  auto& d = fx.setlk(who(9, 100), LockType::Read, {15, UINT64_MAX});  // drains: 2 and 3
+  CHECK(d.pending());
+  // 2 turns 15-19 into a read lock and extends it: it waits for 3, aside.
+  auto& two = fx.setlk(who(2, 120), LockType::Read, {15, UINT64_MAX});
+  CHECK(two.pending());
+  // 3 unlocks: 2 is granted, which ends the drainer's last conflict.
+  CHECK(fx.setlk(who(3, 120), LockType::Unlock, {20, 29}).ok());
+  CHECK(two.ok());
+  CHECK(d.ok());
+  CHECK(fx.svc.contended().empty());
+  for (std::uint64_t o : {2, 3, 9}) fx.svc.release_posix(kFile, o);
+}
+
+TEST_CASE("POSIX: a queued request moves aside when the turn comes to wait for it") {
+  Fixture fx;
+  constexpr std::uint64_t kOther = 2;
+  CHECK(fx.setlk(who(1, 120), LockType::Read, {0, 9}).ok());           // H
+  CHECK(fx.setlk(who(4, 120), LockType::Write, {0, 9}, true, kOther).ok());  // W, file 2
+  auto& d = fx.setlk(who(2, 120), LockType::Write, {0, 9});  // D drains: waits for H
+  CHECK(d.pending());
+  // W asks for a free range: D does not wait for W (yet), so W queues for
+  // the turn behind D (the fairness rule).
+  auto& w = fx.setlk(who(4, 120), LockType::Write, {50, 59});
+  CHECK(w.pending());
+  CHECK(fx.setlk(who(5, 120), LockType::Write, {70, 79}, false).failed_with(EAGAIN));
+  // H now waits for W on file 2: no cycle through locks (W's request
+  // conflicts with nothing granted, fs/locks.c would have granted it), so
+  // no EDEADLK; but D waits for H, who waits for W, queued behind D: W
+  // moves aside and, nothing conflicting, is granted.
+  auto& h = fx.setlk(who(1, 120), LockType::Write, {0, 9}, true, kOther);
+  CHECK(h.pending());
+  CHECK(w.ok());
+  CHECK(d.pending());
+  fx.svc.release_posix(kOther, 4);
+  CHECK(h.ok());
+  fx.svc.release_posix(kFile, 1);
+  CHECK(d.ok());
+  for (std::uint64_t k : {kFile, kOther})
+    for (std::uint64_t o : {1, 2, 4}) fx.svc.release_posix(k, o);
+  CHECK(fx.svc.contended().empty());
+}
+
 TEST_CASE("locks file: mode 0400, the contended table") {
   TestMachine m("[machine]\nname = \"t\"\n");
   CHECK(m.open_errno("kernel/debug/vsysfs/locks", O_WRONLY) == -EACCES);

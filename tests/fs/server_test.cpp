@@ -146,6 +146,53 @@ TEST_CASE("seq files have no page limit") {
   CHECK(std::count(events.begin(), events.end(), '\n') >= 200);
 }
 
+// FLUSH names the closing process; RELEASE the open file description.
+TEST_CASE("close: a process's POSIX locks go at any close; OFD locks and flocks at the last") {
+  using vsysfs::core::LockOwner;
+  using vsysfs::core::LockType;
+  using vsysfs::core::PosixRange;
+  using vsysfs::core::Status;
+  TestMachine m(kMachine);
+  const auto ino = m.tree.resolve(p("value"));
+  auto fa = m.server.open(ino, O_RDWR)->fh;  // process A's description
+  auto fb = m.server.open(ino, O_RDWR)->fh;  // A's second one
+  auto fo = m.server.open(ino, O_RDWR)->fh;  // an OFD locker's
+  constexpr std::uint64_t kProcA = 0xa, kProcB = 0xb;
+  const std::uint64_t ofd_owner = 0x5eed;  // the kernel's id for fo's struct file
+  int oks = 0;
+  auto count = [&](Status s) { oks += s ? 1 : 0; };
+  auto& locks = m.server.locks();
+  locks.setlk(locks.new_ticket(), ino, "value", LockOwner{kProcA, 1, "a", 120, 0, fa},
+              LockType::Write, PosixRange{0, 9}, false, count);
+  locks.setlk(locks.new_ticket(), ino, "value", LockOwner{ofd_owner, 2, "o", 120, 0, fo},
+              LockType::Write, PosixRange{20, 29}, false, count);
+  locks.flock(locks.new_ticket(), ino, "value", LockOwner{fo, 2, "o", 120, 0, fo},
+              LockType::Write, false, count);
+  CHECK(oks == 3);
+  auto held = [&](PosixRange r) {
+    return bool(locks.getlk(ino, LockOwner{kProcB, 3, "b", 120, 0, 0}, LockType::Write, r));
+  };
+  // A closes its other description: FLUSH(A) drops A's lock (POSIX rule),
+  // RELEASE(fb) has nothing of its own.
+  m.server.flush_locks(ino, kProcA);
+  m.server.release_locks(ino, fb, false);
+  m.server.release(fb);
+  CHECK_FALSE(held({0, 9}));
+  CHECK(held({20, 29}));
+  // A dup of fo is closed by its process: FLUSH names the process, and the
+  // OFD lock stays.
+  m.server.flush_locks(ino, kProcB);
+  CHECK(held({20, 29}));
+  // The last close of fo: the OFD lock and the flock go.
+  m.server.flush_locks(ino, kProcB);
+  m.server.release_locks(ino, fo, true);
+  m.server.release(fo);
+  CHECK_FALSE(held({20, 29}));
+  CHECK_FALSE(locks.exclusive_holder(ino));
+  m.server.release_locks(ino, fa, false);
+  m.server.release(fa);
+}
+
 TEST_CASE("the show page is allocated by the first read, not at open") {
   TestMachine m(kMachine);
   auto fh = *m.server.open(m.tree.resolve(p("value")), O_RDWR);

@@ -103,7 +103,7 @@ eight_settings_machine() {
   chmod 0400 "$MNT/$D/smi_request"
   run "$SCRIPTS/dell-smi" --sysfs "$MNT" 0 0 0x21
   [ "$status" -eq 2 ]
-  [[ $output == *"write smi_request: EACCES"* ]]
+  [[ $output == *"open smi_request: EACCES"* ]]
   run "$SCRIPTS/dell-smi" --sysfs "$BATS_TEST_TMPDIR" 0 0
   [ "$status" -eq 2 ]
   [[ $output == *ENOENT* ]]
