@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "core/bytes.hpp"
+#include "core/kobject_uevent.hpp"
 #include "core/parse.hpp"
 #include "devices/dell/dcdbas_smbios.hpp"
 
@@ -536,30 +537,11 @@ core::Status Dcdbas::uevent_show(core::PageBuffer& buf) const {
   return {};
 }
 
-// uevent_store -> kobject_synth_uevent: an action name, optionally followed
-// by a UUID and KEY=value arguments. The synthetic event goes to the log.
+// drivers/base/core.c uevent_store -> kobject_synth_uevent.
 core::Result<std::size_t> Dcdbas::uevent_store(const core::Caller& caller, std::string_view in) {
-  // The C string up to its NUL, minus one trailing newline.
-  std::string_view s = core::strip_newline(in.substr(0, std::min(in.size(), in.find('\0'))));
-  const std::size_t sp = s.find(' ');
-  const std::string_view action = s.substr(0, sp);
-  static constexpr std::string_view kActions[] = {"add", "remove", "change", "move",
-                                                  "online", "offline", "bind", "unbind"};
-  bool ok = !s.empty() && std::find(std::begin(kActions), std::end(kActions), action) != std::end(kActions);
-  std::string_view args = sp == std::string_view::npos ? std::string_view{} : s.substr(sp + 1);
-  if (ok && !args.empty()) {
-    // kobject_synth_uevent: the first argument must be a UUID.
-    const std::string_view uuid = args.substr(0, args.find(' '));
-    ok = uuid.size() == 36;
-    for (std::size_t i = 0; ok && i < uuid.size(); ++i) {
-      const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-      ok = dash ? uuid[i] == '-' : std::isxdigit(static_cast<unsigned char>(uuid[i])) != 0;
-    }
-  }
-  env_.log(&caller, "dcdbas", "uevent", ok ? "OK" : "EINVAL",
-           {{"action", std::string(action)}, {"args", std::string(args)}});
-  if (!ok) return core::Errno{EINVAL};
-  return in.size();
+  core::PageBuffer vars;
+  (void)uevent_show(vars);
+  return core::uevent_store(env_, caller, {"/devices/platform/dcdbas", "platform", vars.view()}, in);
 }
 
 core::Status Dcdbas::modalias_show(core::PageBuffer& buf) const {

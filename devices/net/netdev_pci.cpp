@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <vector>
 
+#include "core/kobject_uevent.hpp"
 #include "core/parse.hpp"
 
 namespace vsysfs::devices {
@@ -117,17 +118,12 @@ core::Status PciFunction::uevent_show(core::PageBuffer& b) const {
   return {};
 }
 
+// drivers/base/core.c uevent_store -> kobject_synth_uevent.
 core::Result<std::size_t> PciFunction::uevent_store(const core::Caller& c, std::string_view in) {
-  std::string_view s = in.substr(0, in.find('\0'));
-  const std::string_view action = s.substr(0, s.find_first_of(" \n"));
-  static constexpr std::string_view kActions[] = {"add",    "remove",  "change", "move",
-                                                  "online", "offline", "bind",   "unbind"};
-  for (auto a : kActions)
-    if (a == action) {
-      env_.log(&c, cfg_.slot, "uevent", "OK", {{"action", action}});
-      return in.size();
-    }
-  return core::Errno{EINVAL};
+  core::PageBuffer vars;
+  (void)uevent_show(vars);
+  const std::string devpath = "/devices/pci0000:00/" + cfg_.slot;
+  return core::uevent_store(env_, c, {devpath, "pci", vars.view()}, in);
 }
 
 // pci_read_config. Kernel quirk: without CAP_SYS_ADMIN only the first 64

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "core/config.hpp"
+#include "core/kobject_uevent.hpp"
 #include "core/parse.hpp"
 #include "devices/machine/machine.hpp"
 #include "devices/numa/numa_model.hpp"
@@ -239,8 +240,7 @@ core::Status XenBalloon::uevent_show(core::PageBuffer&) const { return {}; }
 
 core::Result<std::size_t> XenBalloon::uevent_store(const core::Caller& caller,
                                                    std::string_view in) {
-  VSYSFS_TRY_STATUS(kobject_synth_uevent(env_, caller, "xen_memory0", in));
-  return in.size();
+  return core::uevent_store(env_, caller, {"/devices/system/xen_memory/xen_memory0", "xen_memory", ""}, in);
 }
 
 // --- guest knobs -----------------------------------------------------------------
