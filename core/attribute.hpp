@@ -47,6 +47,7 @@
 #include <type_traits>
 
 #include "core/caller.hpp"
+#include "core/locks.hpp"
 #include "core/page_buffer.hpp"
 #include "core/result.hpp"
 
@@ -189,6 +190,11 @@ struct fmt_lx {  // "%lx\n" (drivers/base/core.c device_show_ulong)
   static void emit(PageBuffer& b, type v) { b.emit("{:x}\n", v); }
 };
 
+struct fmt_str {  // "%s\n"
+  using type = std::string_view;
+  static void emit(PageBuffer& b, type v) { b.emit("{}\n", v); }
+};
+
 // The value Get reads from `d`: a data member (loaded if atomic), a const
 // member function, or a function of const Dev&.
 template <auto Get, typename Dev>
@@ -220,6 +226,16 @@ Status show_value(const Dev& d, const DeviceAttribute<Dev>&, PageBuffer& b) {
   return emit_value<Fmt>(b, attr_value<Get>(d));
 }
 
+// A show that prints one value read under the device's mutex Mu (a
+// pointer to a `mutable core::Mutex` member). Locking: takes Mu.
+template <typename Dev, typename Fmt, auto Mu, auto Get>
+Status show_value_locked(const Dev& d, const DeviceAttribute<Dev>&, PageBuffer& b) {
+  // A pointer to member does not carry `mutable`: d.*Mu is const here
+  // although the member is mutable, as every lock a const show takes is.
+  MutexLock lock(const_cast<Mutex&>(d.*Mu));
+  return emit_value<Fmt>(b, attr_value<Get>(d));
+}
+
 }  // namespace vsysfs::core
 
 // DEVICE_ATTR_RW/RO/WO: bind NAME to NAME_show / NAME_store with the
@@ -244,6 +260,13 @@ Status show_value(const Dev& d, const DeviceAttribute<Dev>&, PageBuffer& b) {
 #define VSYSFS_ATTR_VALUE_RO(Dev, name, mode, Fmt, ...)                          \
   ::vsysfs::core::DeviceAttribute<Dev> {                                        \
     #name, mode, &::vsysfs::core::show_value<Dev, ::vsysfs::core::Fmt, __VA_ARGS__>, nullptr \
+  }
+
+// The same, read under the device mutex `mu` (&Dev::mu_).
+#define VSYSFS_ATTR_VALUE_LOCKED(Dev, name, mode, store, Fmt, mu, ...)                    \
+  ::vsysfs::core::DeviceAttribute<Dev> {                                                 \
+    #name, mode, &::vsysfs::core::show_value_locked<Dev, ::vsysfs::core::Fmt, mu, __VA_ARGS__>, \
+        ::vsysfs::core::bind_store<Dev, store>()                                         \
   }
 
 #define VSYSFS_BIN_ATTR(Dev, name, mode, size, read, write) \

@@ -50,13 +50,15 @@ long store(Dev& dev, core::Result<std::size_t> (Dev::*fn)(const core::Caller&, s
 }
 
 // The text attribute at `path` ("mtu", "statistics/tx_packets") of
-// Dev::groups(); a failed REQUIRE-style abort (std::logic_error) if absent.
+// `groups` (default Dev::groups()); std::logic_error if absent.
 template <typename Dev>
-const core::DeviceAttribute<Dev>& attribute(std::string_view path) {
+using Groups = std::span<const core::AttributeGroup<Dev>>;
+template <typename Dev>
+const core::DeviceAttribute<Dev>& attribute(std::string_view path, Groups<Dev> groups = Dev::groups()) {
   const auto slash = path.rfind('/');
   const std::string_view group = slash == std::string_view::npos ? "" : path.substr(0, slash);
   const std::string_view name = slash == std::string_view::npos ? path : path.substr(slash + 1);
-  for (const auto& g : Dev::groups())
+  for (const auto& g : groups)
     if (g.name == group)
       for (const auto& a : g.attrs)
         if (a.name == name) return a;
@@ -65,8 +67,8 @@ const core::DeviceAttribute<Dev>& attribute(std::string_view path) {
 
 // show()/store() of the table entry at `path`, as the tree calls it.
 template <typename Dev>
-std::string show(const Dev& dev, std::string_view path) {
-  const auto& a = attribute<Dev>(path);
+std::string show(const Dev& dev, std::string_view path, Groups<Dev> groups = Dev::groups()) {
+  const auto& a = attribute<Dev>(path, groups);
   core::PageBuffer buf;
   auto st = a.show(dev, a, buf);
   if (!st) return "<" + std::string(st.error().name()) + ">";
