@@ -185,11 +185,21 @@ struct fmt_hex {
   using type = unsigned;
   static void emit(PageBuffer& b, type v) { b.emit("{:#x}\n", v); }
 };
+struct fmt_x {  // "%x\n"
+  using type = unsigned;
+  static void emit(PageBuffer& b, type v) { b.emit("{:x}\n", v); }
+};
 struct fmt_lx {  // "%lx\n" (drivers/base/core.c device_show_ulong)
   using type = unsigned long;
   static void emit(PageBuffer& b, type v) { b.emit("{:x}\n", v); }
 };
 
+// "0x%0Nx\n" (drivers/pci/pci-sysfs.c pci_config_attr: 0x%04x, 0x%06x, ...)
+template <int Width>
+struct fmt_0x {
+  using type = unsigned;
+  static void emit(PageBuffer& b, type v) { b.emit("0x{:0{}x}\n", v, Width); }
+};
 struct fmt_str {  // "%s\n"
   using type = std::string_view;
   static void emit(PageBuffer& b, type v) { b.emit("{}\n", v); }
