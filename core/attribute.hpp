@@ -272,6 +272,13 @@ Status show_value_locked(const Dev& d, const DeviceAttribute<Dev>&, PageBuffer& 
     #name, mode, &::vsysfs::core::show_value<Dev, ::vsysfs::core::Fmt, __VA_ARGS__>, nullptr \
   }
 
+// A typed attribute with a store (nullptr: none).
+#define VSYSFS_ATTR_VALUE(Dev, name, mode, store, Fmt, ...)                             \
+  ::vsysfs::core::DeviceAttribute<Dev> {                                                \
+    #name, mode, &::vsysfs::core::show_value<Dev, ::vsysfs::core::Fmt, __VA_ARGS__>,    \
+        ::vsysfs::core::bind_store<Dev, store>()                                        \
+  }
+
 // The same, read under the device mutex `mu` (&Dev::mu_).
 #define VSYSFS_ATTR_VALUE_LOCKED(Dev, name, mode, store, Fmt, mu, ...)                    \
   ::vsysfs::core::DeviceAttribute<Dev> {                                                 \

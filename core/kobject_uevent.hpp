@@ -42,6 +42,7 @@
 
 #include "core/caller.hpp"
 #include "core/env.hpp"
+#include "core/page_buffer.hpp"
 #include "core/result.hpp"
 
 namespace vsysfs::core {
@@ -85,6 +86,13 @@ struct UeventKobject {
   std::string_view vars;       // the kset's uevent variables, "KEY=value\n" each
                                // (what the uevent file shows)
 };
+
+// drivers/base/core.c uevent_show of a device whose type, bus and class
+// add no variables (no devt, no driver): an empty file.
+template <typename Dev>
+Status uevent_show_empty(const Dev&, PageBuffer&) {
+  return {};
+}
 
 // drivers/base/core.c uevent_store -> kobject_synth_uevent: the count, or
 // EINVAL / ENOMEM. Logs the event under the kobject's name ("uevent", OK

@@ -24,10 +24,6 @@ namespace {
 mode_t knob_visible(const XenBalloon& dev, std::string_view name, mode_t mode) {
   return dev.numa_backed() && name == "used_kb" ? 0 : mode;
 }
-// drivers/base/core.c uevent_show: xen_memory0 has no devt, type, driver
-// or bus uevent hook, so there is nothing to print.
-core::Status empty_uevent_show(const XenBalloon&, core::PageBuffer&) { return {}; }
-
 constexpr std::string_view kDevicePath = "devices/system/xen_memory/xen_memory0";
 constexpr std::string_view kKnobPath = "kernel/debug/vsysfs/xen";
 
@@ -75,7 +71,9 @@ std::span<const core::AttributeGroup<XenBalloon>> XenBalloon::groups() {
       BALLOON_SHOW(max_schedule_delay, 0644, &B::max_schedule_delay_store, fmt_lx, &B::max_schedule_delay_),
       BALLOON_SHOW(retry_count, 0444, nullptr, fmt_lx, &B::retry_count_),
       BALLOON_SHOW(max_retry_count, 0644, &B::max_retry_count_store, fmt_lx, &B::max_retry_count_),
-      VSYSFS_ATTR(B, uevent, 0644, empty_uevent_show, &B::uevent_store),
+      // drivers/base/core.c uevent_show: xen_memory0 has no devt, type,
+      // driver or bus uevent hook, so there is nothing to print.
+      VSYSFS_ATTR(B, uevent, 0644, core::uevent_show_empty<B>, &B::uevent_store),
   };
   static constexpr core::DeviceAttribute<B> kInfoAttrs[] = {
       BALLOON_SHOW(current_kb, 0444, nullptr, fmt_ulong,

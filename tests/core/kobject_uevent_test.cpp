@@ -101,17 +101,19 @@ TEST_CASE("kobject_synth_uevent: the kernel's grammar, accepted and refused") {
     CAPTURE(c.input);
     auto r = core::uevent_store(te.env, core::Caller::root(), kobj, c.input);
     if (c.err == 0) {
-      REQUIRE(r);
+      CHECK(r);
+      if (!r) continue;
       CHECK(*r == c.input.size());
       auto parsed = core::kobject_synth_parse(c.input);
-      REQUIRE(parsed);
-      if (!c.env.empty()) {
+      CHECK(parsed);
+      if (parsed && !c.env.empty()) {
         std::string joined;
         for (const auto& v : parsed->envp) joined += (joined.empty() ? "" : " ") + v;
         CHECK(joined == c.env);
       }
     } else {
-      REQUIRE_FALSE(r);
+      CHECK_FALSE(r);
+      if (r) continue;
       CHECK(-r.error().value() == c.err);
     }
   }
