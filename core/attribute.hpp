@@ -237,9 +237,13 @@ Status show_value(const Dev& d, const DeviceAttribute<Dev>&, PageBuffer& b) {
 }
 
 // A show that prints one value read under the device's mutex Mu (a
-// pointer to a `mutable core::Mutex` member). Locking: takes Mu.
+// pointer to a `mutable core::Mutex` member). Locking: takes Mu. The
+// thread-safety analysis cannot name a lock reached through a pointer to
+// member, so Get asserts it (Mutex::assert_held) where it reads a guarded
+// field.
 template <typename Dev, typename Fmt, auto Mu, auto Get>
-Status show_value_locked(const Dev& d, const DeviceAttribute<Dev>&, PageBuffer& b) {
+Status show_value_locked(const Dev& d, const DeviceAttribute<Dev>&, PageBuffer& b)
+    NO_THREAD_SAFETY_ANALYSIS {
   // A pointer to member does not carry `mutable`: d.*Mu is const here
   // although the member is mutable, as every lock a const show takes is.
   MutexLock lock(const_cast<Mutex&>(d.*Mu));

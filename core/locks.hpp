@@ -45,7 +45,7 @@ class CAPABILITY("mutex") Mutex {
   }
   // Held by the calling thread (debug builds); always true otherwise.
   bool held() const { return lockdep::held(this); }
-  void assert_held() const;
+  void assert_held() const ASSERT_CAPABILITY(this);
   const char* name() const { return name_; }
 
  private:

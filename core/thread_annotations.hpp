@@ -22,4 +22,5 @@
 #define RELEASE_GENERIC(...) VSYSFS_TA(release_generic_capability(__VA_ARGS__))
 #define TRY_ACQUIRE(...) VSYSFS_TA(try_acquire_capability(__VA_ARGS__))
 #define EXCLUDES(...) VSYSFS_TA(locks_excluded(__VA_ARGS__))
+#define ASSERT_CAPABILITY(x) VSYSFS_TA(assert_capability(x))
 #define NO_THREAD_SAFETY_ANALYSIS VSYSFS_TA(no_thread_safety_analysis)

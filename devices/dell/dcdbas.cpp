@@ -121,25 +121,28 @@ class Dcdbas::SmiMemory final : public dcdbas::PhysMemory {
 };
 
 // The tables live in a member so that entries may name the private fields
-// they show, each read under smi_data_lock.
-#define DCDBAS_SHOW(name, mode, store, Fmt, ...) \
-  VSYSFS_ATTR_VALUE_LOCKED(Dcdbas, name, mode, store, Fmt, &Dcdbas::smi_data_lock_, __VA_ARGS__)
+// they show. DCDBAS_SHOW(name, mode, store, Fmt, expr): the file prints
+// expr, an expression of the device `d`, with the format Fmt, read under
+// smi_data_lock.
+#define DCDBAS_SHOW(name, mode, store, Fmt, ...)                                       \
+  VSYSFS_ATTR_VALUE_LOCKED(Dcdbas, name, mode, store, Fmt, &Dcdbas::smi_data_lock_,     \
+                           [](const Dcdbas& d) {                                       \
+                             d.smi_data_lock_.assert_held();                           \
+                             return __VA_ARGS__;                                       \
+                           })
 
 std::span<const core::AttributeGroup<Dcdbas>> Dcdbas::groups() {
   using D = Dcdbas;
   // dcdbas_dev_attrs / dcdbas_bin_attrs, in the driver's order; modes from
   // DCDBAS_DEV_ATTR_RW (0600), _RO (0400), _WO (0200), DCDBAS_BIN_ATTR_RW (0600).
   static constexpr core::DeviceAttribute<D> kAttrs[] = {
-      DCDBAS_SHOW(smi_data_buf_size, 0600, &D::smi_data_buf_size_store, fmt_ulong,
-                  [](const D& d) { return d.smi_data_buf_.size(); }),
+      DCDBAS_SHOW(smi_data_buf_size, 0600, &D::smi_data_buf_size_store, fmt_ulong, d.smi_data_buf_.size()),
       // The driver reads the u32 unlocked; "%x\n" of smi_buf.dma.
-      DCDBAS_SHOW(smi_data_buf_phys_addr, 0400, nullptr, fmt_x, &D::smi_data_buf_phys_addr_),
+      DCDBAS_SHOW(smi_data_buf_phys_addr, 0400, nullptr, fmt_x, d.smi_data_buf_phys_addr_),
       VSYSFS_ATTR_WO_MODE(D, smi_request, 0200),
-      DCDBAS_SHOW(host_control_action, 0600, &D::host_control_action_store, fmt_udec, &D::host_control_action_),
-      DCDBAS_SHOW(host_control_smi_type, 0600, &D::host_control_smi_type_store, fmt_udec,
-                  &D::host_control_smi_type_),
-      DCDBAS_SHOW(host_control_on_shutdown, 0600, &D::host_control_on_shutdown_store, fmt_udec,
-                  &D::host_control_on_shutdown_),
+      DCDBAS_SHOW(host_control_action, 0600, &D::host_control_action_store, fmt_udec, d.host_control_action_),
+      DCDBAS_SHOW(host_control_smi_type, 0600, &D::host_control_smi_type_store, fmt_udec, d.host_control_smi_type_),
+      DCDBAS_SHOW(host_control_on_shutdown, 0600, &D::host_control_on_shutdown_store, fmt_udec, d.host_control_on_shutdown_),
       // The driver core's own files of every platform device.
       VSYSFS_ATTR_RW(D, uevent),
       VSYSFS_ATTR_VALUE_RO(D, modalias, 0444, fmt_str, [](const D&) { return kModalias; }),

@@ -51,10 +51,16 @@ XenBalloon::XenBalloon(core::Env& env, std::shared_ptr<XenHypervisor> hv, XenGue
       balloon_worker_(env.clock, [this] { balloon_process(); }) {}
 
 // The tables live in members so that entries may name the private fields
-// they show (the kernel's balloon_stats.x). Every value is read under
-// balloon_mutex.
-#define BALLOON_SHOW(name, mode, store, Fmt, ...) \
-  VSYSFS_ATTR_VALUE_LOCKED(XenBalloon, name, mode, store, Fmt, &XenBalloon::balloon_mutex_, __VA_ARGS__)
+// they show (the kernel's balloon_stats.x). BALLOON_SHOW(name, mode, store,
+// Fmt, expr), like xen-balloon.c's BALLOON_SHOW(name, format, args): the
+// file prints expr, an expression of the device `d`, with the format Fmt,
+// read under balloon_mutex.
+#define BALLOON_SHOW(name, mode, store, Fmt, ...)                                      \
+  VSYSFS_ATTR_VALUE_LOCKED(XenBalloon, name, mode, store, Fmt, &XenBalloon::balloon_mutex_, \
+                           [](const XenBalloon& d) {                                  \
+                             d.balloon_mutex_.assert_held();                          \
+                             return __VA_ARGS__;                                      \
+                           })
 
 // drivers/xen/xen-balloon.c balloon_attrs[] and balloon_info_attrs[], in
 // that order.
@@ -62,26 +68,26 @@ std::span<const core::AttributeGroup<XenBalloon>> XenBalloon::groups() {
   using B = XenBalloon;
   static constexpr core::DeviceAttribute<B> kAttrs[] = {
       BALLOON_SHOW(target_kb, 0644, &B::target_kb_store, fmt_ulong,
-                   [](const B& d) { return xen_pages_to_kb(d.target_pages_); }),
+                   xen_pages_to_kb(d.target_pages_)),
       BALLOON_SHOW(target, 0644, &B::target_store, fmt_u64,
-                   [](const B& d) { return d.target_pages_ << kXenPageShift; }),
+                   d.target_pages_ << kXenPageShift),
       // QUIRK: the four back-off files are DEVICE_ULONG_ATTRs, printed by
       // device_show_ulong as "%lx\n": 32 reads back as "20".
-      BALLOON_SHOW(schedule_delay, 0444, nullptr, fmt_lx, &B::schedule_delay_),
-      BALLOON_SHOW(max_schedule_delay, 0644, &B::max_schedule_delay_store, fmt_lx, &B::max_schedule_delay_),
-      BALLOON_SHOW(retry_count, 0444, nullptr, fmt_lx, &B::retry_count_),
-      BALLOON_SHOW(max_retry_count, 0644, &B::max_retry_count_store, fmt_lx, &B::max_retry_count_),
+      BALLOON_SHOW(schedule_delay, 0444, nullptr, fmt_lx, d.schedule_delay_),
+      BALLOON_SHOW(max_schedule_delay, 0644, &B::max_schedule_delay_store, fmt_lx, d.max_schedule_delay_),
+      BALLOON_SHOW(retry_count, 0444, nullptr, fmt_lx, d.retry_count_),
+      BALLOON_SHOW(max_retry_count, 0644, &B::max_retry_count_store, fmt_lx, d.max_retry_count_),
       // drivers/base/core.c uevent_show: xen_memory0 has no devt, type,
       // driver or bus uevent hook, so there is nothing to print.
       VSYSFS_ATTR(B, uevent, 0644, core::uevent_show_empty<B>, &B::uevent_store),
   };
   static constexpr core::DeviceAttribute<B> kInfoAttrs[] = {
       BALLOON_SHOW(current_kb, 0444, nullptr, fmt_ulong,
-                   [](const B& d) { return xen_pages_to_kb(d.mem_.totalram_pages()); }),
+                   xen_pages_to_kb(d.mem_.totalram_pages())),
       BALLOON_SHOW(low_kb, 0444, nullptr, fmt_ulong,
-                   [](const B& d) { return xen_pages_to_kb(d.mem_.balloon_low()); }),
+                   xen_pages_to_kb(d.mem_.balloon_low())),
       BALLOON_SHOW(high_kb, 0444, nullptr, fmt_ulong,
-                   [](const B& d) { return xen_pages_to_kb(d.mem_.balloon_high()); }),
+                   xen_pages_to_kb(d.mem_.balloon_high())),
   };
   static constexpr core::AttributeGroup<B> kGroups[] = {
       {.name = "", .attrs = kAttrs},
@@ -94,12 +100,12 @@ std::span<const core::AttributeGroup<XenBalloon>> XenBalloon::knob_groups() {
   using B = XenBalloon;
   static constexpr core::DeviceAttribute<B> kKnobAttrs[] = {
       BALLOON_SHOW(used_kb, 0600, &B::used_kb_store, fmt_u64,
-                   [](const B& d) { return xen_pages_to_kb(d.mem_.used_pages()); }),
+                   xen_pages_to_kb(d.mem_.used_pages())),
       BALLOON_SHOW(free_kb, 0400, nullptr, fmt_u64,
-                   [](const B& d) { return xen_pages_to_kb(d.mem_.free_pages()); }),
+                   xen_pages_to_kb(d.mem_.free_pages())),
       BALLOON_SHOW(max_kb, 0400, nullptr, fmt_u64,
-                   [](const B& d) { return xen_pages_to_kb(d.mem_.max_pages()); }),
-      BALLOON_SHOW(state, 0400, nullptr, fmt_str, [](const B& d) { return state_name(d.last_state_); }),
+                   xen_pages_to_kb(d.mem_.max_pages())),
+      BALLOON_SHOW(state, 0400, nullptr, fmt_str, state_name(d.last_state_)),
   };
   static constexpr core::AttributeGroup<B> kKnobGroups[] = {
       {.name = "", .attrs = kKnobAttrs, .is_visible = &knob_visible}};
