@@ -33,6 +33,13 @@
 // is first converted to the format's C argument type, as the kernel's
 // varargs call converts it: an unsigned field shown with fmt_dec prints
 // 4294967295 as -1 (QUIRK, net-sysfs.c tx_queue_len).
+//   VSYSFS_ATTR_VALUE_RO(Dev, name, mode, Fmt, get)       read-only, no lock
+//   VSYSFS_ATTR_VALUE(Dev, name, mode, store, Fmt, get)   with a store
+//   VSYSFS_ATTR_VALUE_LOCKED(Dev, name, mode, store, Fmt, &Dev::mu_, get)
+//                                                         read under a mutex
+// `get` may be a lambda (C++20 allows one in a template argument). A table
+// whose getters name private fields lives inside the device's static
+// groups() member, which has their access (devices/net/netdev_sysfs.cpp).
 //
 // Thread-safety: tables are immutable; the callbacks' locking is the
 // device's and is stated at each callback.
