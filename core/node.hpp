@@ -28,7 +28,7 @@ inline constexpr Ino kRootIno = 1;
 
 enum class NodeKind : std::uint8_t { Dir, Text, Bin, Seq, Symlink };
 
-// Thunks from type-erased calls to a Dev's member functions.
+// Thunks from type-erased calls to a Dev's attribute callbacks.
 struct NodeOps {
   Status (*show)(void* dev, const void* desc, PageBuffer& buf);
   Status (*seq_show)(void* dev, const void* desc, std::string& out);
@@ -118,11 +118,11 @@ template <typename Dev>
 struct Thunks {
   static Status show(void* d, const void* a, PageBuffer& b) {
     auto* attr = static_cast<const DeviceAttribute<Dev>*>(a);
-    return (static_cast<const Dev*>(d)->*(attr->show))(b);
+    return attr->show(*static_cast<const Dev*>(d), *attr, b);
   }
   static Result<std::size_t> store(void* d, const void* a, const Caller& c, std::string_view in) {
     auto* attr = static_cast<const DeviceAttribute<Dev>*>(a);
-    return (static_cast<Dev*>(d)->*(attr->store))(c, in);
+    return attr->store(*static_cast<Dev*>(d), *attr, c, in);
   }
   static Status seq_show(void* d, const void* a, std::string& out) {
     auto* attr = static_cast<const SeqAttribute<Dev>*>(a);

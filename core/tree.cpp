@@ -32,6 +32,8 @@ std::uint64_t Node::size() const {
   }
 }
 
+std::string Kobject::path() const { return tree_ ? "/" + tree_->path_of(dir_) : std::string(); }
+
 void Kobject::notify(std::string_view attr, std::string_view group) const {
   if (!tree_) return;
   std::shared_ptr<Node> dir = tree_->get(dir_);

@@ -48,6 +48,10 @@ class Kobject {
   // sysfs_notify(kobj, group, attr): wakes pollers of `group/attr` (group
   // "" is the device directory). A no-op before the device is added.
   void notify(std::string_view attr, std::string_view group = {}) const;
+  // kobject_get_path(): "/devices/platform/dcdbas" (relative to /sys, as
+  // uevents' DEVPATH); "" before the device is added. Locking: takes the
+  // tree lock (read), so no device lock may be held.
+  std::string path() const;
 
  private:
   Tree* tree_ = nullptr;

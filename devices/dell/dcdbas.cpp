@@ -9,44 +9,16 @@
 #include <fmt/format.h>
 
 #include "core/bytes.hpp"
+#include "core/kobject_uevent.hpp"
 #include "core/parse.hpp"
 #include "devices/dell/dcdbas_smbios.hpp"
 
 namespace vsysfs::devices {
 namespace {
 
-// dcdbas_dev_attrs / dcdbas_bin_attrs, in the driver's order; modes from
-// DCDBAS_DEV_ATTR_RW (0600), _RO (0400), _WO (0200), DCDBAS_BIN_ATTR_RW (0600).
-constexpr core::DeviceAttribute<Dcdbas> kAttrs[] = {
-    VSYSFS_ATTR_RW_MODE(Dcdbas, smi_data_buf_size, 0600),
-    VSYSFS_ATTR_RO_MODE(Dcdbas, smi_data_buf_phys_addr, 0400),
-    VSYSFS_ATTR_WO_MODE(Dcdbas, smi_request, 0200),
-    VSYSFS_ATTR_RW_MODE(Dcdbas, host_control_action, 0600),
-    VSYSFS_ATTR_RW_MODE(Dcdbas, host_control_smi_type, 0600),
-    VSYSFS_ATTR_RW_MODE(Dcdbas, host_control_on_shutdown, 0600),
-    // The driver core's own files of every platform device.
-    VSYSFS_ATTR_RW(Dcdbas, uevent),
-    VSYSFS_ATTR_RO(Dcdbas, modalias),
-    VSYSFS_ATTR_RW(Dcdbas, driver_override),
-};
-constexpr core::BinAttribute<Dcdbas> kBin[] = {
-    VSYSFS_BIN_ATTR_RW(Dcdbas, smi_data, 0600, 0),
-};
-// power_attr_group + runtime_attr_group for a device with runtime PM
-// disabled (autosuspend_delay_ms is hidden without use_autosuspend).
-constexpr core::DeviceAttribute<Dcdbas> kPower[] = {
-    VSYSFS_ATTR_RW(Dcdbas, control),
-    VSYSFS_ATTR_RO(Dcdbas, runtime_active_time),
-    VSYSFS_ATTR_RO(Dcdbas, runtime_status),
-    VSYSFS_ATTR_RO(Dcdbas, runtime_suspended_time),
-};
-constexpr core::AttributeGroup<Dcdbas> kGroups[] = {
-    {.name = "", .attrs = kAttrs, .bin_attrs = kBin},
-    {.name = "power", .attrs = kPower},
-};
-
 constexpr std::string_view kDriverName = "dcdbas";
 constexpr std::string_view kDriverVersion = "5.6.0-3.4";
+constexpr std::string_view kModalias = "platform:dcdbas";
 
 using core::le32;
 using core::put_le32;
@@ -74,18 +46,10 @@ std::string printable(std::string_view in) {
 class DcdbasModule {
  public:
   static std::span<const core::AttributeGroup<DcdbasModule>> groups();
-  core::Status version_show(core::PageBuffer& buf) const {
-    buf.emit("{}\n", kDriverVersion);
-    return {};
-  }
-  core::Status initstate_show(core::PageBuffer& buf) const {
-    buf.append("live\n");
-    return {};
-  }
 };
 constexpr core::DeviceAttribute<DcdbasModule> kModuleAttrs[] = {
-    VSYSFS_ATTR_RO(DcdbasModule, initstate),
-    VSYSFS_ATTR_RO(DcdbasModule, version),
+    VSYSFS_ATTR_VALUE_RO(DcdbasModule, initstate, 0444, fmt_str, [](const DcdbasModule&) { return std::string_view("live"); }),
+    VSYSFS_ATTR_VALUE_RO(DcdbasModule, version, 0444, fmt_str, [](const DcdbasModule&) { return kDriverVersion; }),
 };
 constexpr core::AttributeGroup<DcdbasModule> kModuleGroups[] = {{.name = "", .attrs = kModuleAttrs}};
 std::span<const core::AttributeGroup<DcdbasModule>> DcdbasModule::groups() { return kModuleGroups; }
@@ -162,7 +126,52 @@ class Dcdbas::SmiMemory final : public dcdbas::PhysMemory {
   Dcdbas& d_;
 };
 
-std::span<const core::AttributeGroup<Dcdbas>> Dcdbas::groups() { return kGroups; }
+// The tables live in a member so that entries may name the private fields
+// they show. DCDBAS_SHOW(name, mode, store, Fmt, expr): the file prints
+// expr, an expression of the device `d`, with the format Fmt, read under
+// smi_data_lock.
+#define DCDBAS_SHOW(name, mode, store, Fmt, ...)                                       \
+  VSYSFS_ATTR_VALUE_LOCKED(Dcdbas, name, mode, store, Fmt, &Dcdbas::smi_data_lock_,     \
+                           [](const Dcdbas& d) {                                       \
+                             d.smi_data_lock_.assert_held();                           \
+                             return __VA_ARGS__;                                       \
+                           })
+
+std::span<const core::AttributeGroup<Dcdbas>> Dcdbas::groups() {
+  using D = Dcdbas;
+  // dcdbas_dev_attrs / dcdbas_bin_attrs, in the driver's order; modes from
+  // DCDBAS_DEV_ATTR_RW (0600), _RO (0400), _WO (0200), DCDBAS_BIN_ATTR_RW (0600).
+  static constexpr core::DeviceAttribute<D> kAttrs[] = {
+      DCDBAS_SHOW(smi_data_buf_size, 0600, &D::smi_data_buf_size_store, fmt_ulong, d.smi_data_buf_.size()),
+      // The driver reads the u32 unlocked; "%x\n" of smi_buf.dma.
+      DCDBAS_SHOW(smi_data_buf_phys_addr, 0400, nullptr, fmt_x, d.smi_data_buf_phys_addr_),
+      VSYSFS_ATTR_WO_MODE(D, smi_request, 0200),
+      DCDBAS_SHOW(host_control_action, 0600, &D::host_control_action_store, fmt_udec, d.host_control_action_),
+      DCDBAS_SHOW(host_control_smi_type, 0600, &D::host_control_smi_type_store, fmt_udec, d.host_control_smi_type_),
+      DCDBAS_SHOW(host_control_on_shutdown, 0600, &D::host_control_on_shutdown_store, fmt_udec, d.host_control_on_shutdown_),
+      // The driver core's own files of every platform device.
+      VSYSFS_ATTR_RW(D, uevent),
+      VSYSFS_ATTR_VALUE_RO(D, modalias, 0444, fmt_str, [](const D&) { return kModalias; }),
+      VSYSFS_ATTR_RW(D, driver_override),
+  };
+  static constexpr core::BinAttribute<D> kBin[] = {
+      VSYSFS_BIN_ATTR_RW(D, smi_data, 0600, 0),
+  };
+  // power_attr_group + runtime_attr_group for a device with runtime PM
+  // disabled (autosuspend_delay_ms is hidden without use_autosuspend): it
+  // was never active or suspended, and rpm_status_show says so.
+  static constexpr core::DeviceAttribute<D> kPower[] = {
+      VSYSFS_ATTR_RW(D, control),
+      VSYSFS_ATTR_VALUE_RO(D, runtime_active_time, 0444, fmt_u64, [](const D&) { return 0; }),
+      VSYSFS_ATTR_VALUE_RO(D, runtime_status, 0444, fmt_str, [](const D&) { return std::string_view("unsupported"); }),
+      VSYSFS_ATTR_VALUE_RO(D, runtime_suspended_time, 0444, fmt_u64, [](const D&) { return 0; }),
+  };
+  static constexpr core::AttributeGroup<D> kGroups[] = {
+      {.name = "", .attrs = kAttrs, .bin_attrs = kBin},
+      {.name = "power", .attrs = kPower},
+  };
+  return kGroups;
+}
 
 Dcdbas::Dcdbas(core::Env& env, DcdbasConfig config, std::shared_ptr<dcdbas::DellBios> bios)
     : env_(env), config_(config), bios_(std::move(bios)) {
@@ -219,18 +228,6 @@ core::Status Dcdbas::smi_data_buf_realloc(unsigned long size, const core::Caller
             {"old_phys_addr", hex(old_phys)},
             {"size", size},
             {"phys_addr", hex(handle)}});
-  return {};
-}
-
-core::Status Dcdbas::smi_data_buf_phys_addr_show(core::PageBuffer& buf) const {
-  core::MutexLock lock(smi_data_lock_);
-  buf.emit("{:x}\n", smi_data_buf_phys_addr_);
-  return {};
-}
-
-core::Status Dcdbas::smi_data_buf_size_show(core::PageBuffer& buf) const {
-  core::MutexLock lock(smi_data_lock_);
-  buf.emit("{}\n", smi_data_buf_.size());
   return {};
 }
 
@@ -353,12 +350,6 @@ core::Status Dcdbas::dcdbas_smi_request(const core::Caller& caller, unsigned lon
 
 // --- host control --------------------------------------------------------------
 
-core::Status Dcdbas::host_control_action_show(core::PageBuffer& buf) const {
-  core::MutexLock lock(smi_data_lock_);
-  buf.emit("{}\n", host_control_action_);
-  return {};
-}
-
 core::Result<std::size_t> Dcdbas::host_control_action_store(const core::Caller& caller,
                                                             std::string_view in) {
   core::Status st;
@@ -374,12 +365,6 @@ core::Result<std::size_t> Dcdbas::host_control_action_store(const core::Caller& 
   return in.size();
 }
 
-core::Status Dcdbas::host_control_smi_type_show(core::PageBuffer& buf) const {
-  core::MutexLock lock(smi_data_lock_);
-  buf.emit("{}\n", host_control_smi_type_);
-  return {};
-}
-
 core::Result<std::size_t> Dcdbas::host_control_smi_type_store(const core::Caller& caller,
                                                               std::string_view in) {
   {
@@ -389,12 +374,6 @@ core::Result<std::size_t> Dcdbas::host_control_smi_type_store(const core::Caller
   }
   log_store(caller, "host_control_smi_type", in, {});
   return in.size();
-}
-
-core::Status Dcdbas::host_control_on_shutdown_show(core::PageBuffer& buf) const {
-  core::MutexLock lock(smi_data_lock_);
-  buf.emit("{}\n", host_control_on_shutdown_);
-  return {};
 }
 
 core::Result<std::size_t> Dcdbas::host_control_on_shutdown_store(const core::Caller& caller,
@@ -542,35 +521,11 @@ core::Status Dcdbas::uevent_show(core::PageBuffer& buf) const {
   return {};
 }
 
-// uevent_store -> kobject_synth_uevent: an action name, optionally followed
-// by a UUID and KEY=value arguments. The synthetic event goes to the log.
+// drivers/base/core.c uevent_store -> kobject_synth_uevent.
 core::Result<std::size_t> Dcdbas::uevent_store(const core::Caller& caller, std::string_view in) {
-  // The C string up to its NUL, minus one trailing newline.
-  std::string_view s = core::strip_newline(in.substr(0, std::min(in.size(), in.find('\0'))));
-  const std::size_t sp = s.find(' ');
-  const std::string_view action = s.substr(0, sp);
-  static constexpr std::string_view kActions[] = {"add", "remove", "change", "move",
-                                                  "online", "offline", "bind", "unbind"};
-  bool ok = !s.empty() && std::find(std::begin(kActions), std::end(kActions), action) != std::end(kActions);
-  std::string_view args = sp == std::string_view::npos ? std::string_view{} : s.substr(sp + 1);
-  if (ok && !args.empty()) {
-    // kobject_synth_uevent: the first argument must be a UUID.
-    const std::string_view uuid = args.substr(0, args.find(' '));
-    ok = uuid.size() == 36;
-    for (std::size_t i = 0; ok && i < uuid.size(); ++i) {
-      const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-      ok = dash ? uuid[i] == '-' : std::isxdigit(static_cast<unsigned char>(uuid[i])) != 0;
-    }
-  }
-  env_.log(&caller, "dcdbas", "uevent", ok ? "OK" : "EINVAL",
-           {{"action", std::string(action)}, {"args", std::string(args)}});
-  if (!ok) return core::Errno{EINVAL};
-  return in.size();
-}
-
-core::Status Dcdbas::modalias_show(core::PageBuffer& buf) const {
-  buf.emit("platform:{}\n", kDriverName);
-  return {};
+  core::PageBuffer vars;
+  (void)uevent_show(vars);
+  return core::uevent_store(env_, caller, {"/devices/platform/dcdbas", "platform", vars.view()}, in);
 }
 
 core::Status Dcdbas::driver_override_show(core::PageBuffer& buf) const {
@@ -615,21 +570,6 @@ core::Result<std::size_t> Dcdbas::control_store(const core::Caller& caller, std:
   log_store(caller, "power/control", in, st);
   if (!st) return st.error();
   return in.size();
-}
-
-core::Status Dcdbas::runtime_status_show(core::PageBuffer& buf) const {
-  buf.append("unsupported\n");  // runtime PM never enabled (disable_depth > 0)
-  return {};
-}
-
-core::Status Dcdbas::runtime_active_time_show(core::PageBuffer& buf) const {
-  buf.append("0\n");
-  return {};
-}
-
-core::Status Dcdbas::runtime_suspended_time_show(core::PageBuffer& buf) const {
-  buf.append("0\n");
-  return {};
 }
 
 // --- machine description -------------------------------------------------------

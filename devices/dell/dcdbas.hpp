@@ -96,20 +96,16 @@ class Dcdbas {
                                           std::span<char> out);
   core::Result<std::size_t> smi_data_write(const core::Caller& caller, std::uint64_t pos,
                                            std::span<const char> in);
+  // The shows of the fields below are table lines (dcdbas.cpp, DCDBAS_SHOW).
   // Locking: smi_data_lock (the driver reads the u32 unlocked). Context: FUSE worker.
-  core::Status smi_data_buf_phys_addr_show(core::PageBuffer& buf) const;
-  core::Status smi_data_buf_size_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> smi_data_buf_size_store(const core::Caller& caller, std::string_view in);
   // Locking: smi_data_lock, then bios_lock inside the SMI. Context: FUSE worker.
   core::Result<std::size_t> smi_request_store(const core::Caller& caller, std::string_view in);
   // Locking: smi_data_lock. Context: FUSE worker.
-  core::Status host_control_action_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> host_control_action_store(const core::Caller& caller,
                                                       std::string_view in);
-  core::Status host_control_smi_type_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> host_control_smi_type_store(const core::Caller& caller,
                                                         std::string_view in);
-  core::Status host_control_on_shutdown_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> host_control_on_shutdown_store(const core::Caller& caller,
                                                            std::string_view in);
 
@@ -117,14 +113,10 @@ class Dcdbas {
   // Locking: platform_lock (leaf). Context: FUSE worker.
   core::Status uevent_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> uevent_store(const core::Caller& caller, std::string_view in);
-  core::Status modalias_show(core::PageBuffer& buf) const;
   core::Status driver_override_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> driver_override_store(const core::Caller& caller, std::string_view in);
   core::Status control_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> control_store(const core::Caller& caller, std::string_view in);
-  core::Status runtime_status_show(core::PageBuffer& buf) const;
-  core::Status runtime_active_time_show(core::PageBuffer& buf) const;
-  core::Status runtime_suspended_time_show(core::PageBuffer& buf) const;
 
   // dcdbas_reboot_notify: the reboot notifier (priority INT_MIN).
   // Locking: smi_data_lock (see dcdbas_host_control). Context: shutdown.

@@ -311,93 +311,20 @@ class NetDevice {
   bool napi_scheduled() const { return rx_sched_.load(); }
   std::uint64_t napi_polls() const { return napi_polls_.load(); }
 
-  // --- files -------------------------------------------------------------------
-  // All shows: Locking: dev_base_lock (read) via netdev_show, or rtnl for
-  // speed/duplex (ethtool). Context: FUSE worker (process).
-  // All stores: Locking: rtnl via netdev_store. Context: FUSE worker.
-  core::Status netdev_group_show(core::PageBuffer& buf) const;
-  core::Result<std::size_t> netdev_group_store(const core::Caller& c, std::string_view in);
-  core::Status type_show(core::PageBuffer& buf) const;
-  core::Status dev_id_show(core::PageBuffer& buf) const;
-  core::Status dev_port_show(core::PageBuffer& buf) const;
-  core::Status iflink_show(core::PageBuffer& buf) const;
-  core::Status ifindex_show(core::PageBuffer& buf) const;
-  core::Status name_assign_type_show(core::PageBuffer& buf) const;
-  core::Status addr_assign_type_show(core::PageBuffer& buf) const;
-  core::Status addr_len_show(core::PageBuffer& buf) const;
-  core::Status link_mode_show(core::PageBuffer& buf) const;
-  core::Status address_show(core::PageBuffer& buf) const;
-  core::Status broadcast_show(core::PageBuffer& buf) const;
-  core::Status speed_show(core::PageBuffer& buf) const;
-  core::Status duplex_show(core::PageBuffer& buf) const;
-  core::Status dormant_show(core::PageBuffer& buf) const;
-  core::Status testing_show(core::PageBuffer& buf) const;
-  core::Status operstate_show(core::PageBuffer& buf) const;
-  core::Status carrier_changes_show(core::PageBuffer& buf) const;
+  // --- files (netdev_sysfs.cpp) ---------------------------------------------------
+  // The kobject of devices/.../net/IF (DEVPATH of its uevents).
+  const core::Kobject& kobj() const { return kobj_; }
+  // ifalias. show: Locking: ifalias_mu_. store: Locking: rtnl, then
+  // ifalias_mu_ (dev_set_alias). Context: FUSE worker (process).
   core::Status ifalias_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> ifalias_store(const core::Caller& c, std::string_view in);
-  core::Status carrier_show(core::PageBuffer& buf) const;
-  core::Result<std::size_t> carrier_store(const core::Caller& c, std::string_view in);
-  core::Status mtu_show(core::PageBuffer& buf) const;
-  core::Result<std::size_t> mtu_store(const core::Caller& c, std::string_view in);
-  core::Status flags_show(core::PageBuffer& buf) const;
-  core::Result<std::size_t> flags_store(const core::Caller& c, std::string_view in);
-  core::Status tx_queue_len_show(core::PageBuffer& buf) const;
-  core::Result<std::size_t> tx_queue_len_store(const core::Caller& c, std::string_view in);
-  core::Status gro_flush_timeout_show(core::PageBuffer& buf) const;
-  core::Result<std::size_t> gro_flush_timeout_store(const core::Caller& c, std::string_view in);
-  core::Status napi_defer_hard_irqs_show(core::PageBuffer& buf) const;
-  core::Result<std::size_t> napi_defer_hard_irqs_store(const core::Caller& c,
-                                                       std::string_view in);
-  core::Status proto_down_show(core::PageBuffer& buf) const;
-  core::Result<std::size_t> proto_down_store(const core::Caller& c, std::string_view in);
-  core::Status carrier_up_count_show(core::PageBuffer& buf) const;
-  core::Status carrier_down_count_show(core::PageBuffer& buf) const;
-  core::Status threaded_show(core::PageBuffer& buf) const;
-  core::Result<std::size_t> threaded_store(const core::Caller& c, std::string_view in);
-  core::Status uevent_show(core::PageBuffer& buf) const;
-  core::Result<std::size_t> uevent_store(const core::Caller& c, std::string_view in);
-  // statistics/NAME: netstat_show. Locking: dev_base_lock (read).
-  template <unsigned I>
-  core::Status stat_show(core::PageBuffer& buf) const;
 
  private:
-  using Setter = core::Status (NetDevice::*)(unsigned long);
-  using Format = core::Status (NetDevice::*)(core::PageBuffer&) const;
-  // net-sysfs.c netdev_show / netdev_store: the rules every attribute shares.
-  core::Status netdev_show(core::PageBuffer& buf, Format fmt) const;
-  core::Result<std::size_t> netdev_store(const core::Caller& c, std::string_view in, Setter set,
-                                         std::string_view attr);
-  core::Status netstat_show(core::PageBuffer& buf, unsigned index) const;
-
-  // Formatters and setters for netdev_show / netdev_store.
-  core::Status format_netdev_group(core::PageBuffer& buf) const;
-  core::Status format_type(core::PageBuffer& buf) const;
-  core::Status format_dev_id(core::PageBuffer& buf) const;
-  core::Status format_dev_port(core::PageBuffer& buf) const;
-  core::Status format_iflink(core::PageBuffer& buf) const;
-  core::Status format_ifindex(core::PageBuffer& buf) const;
-  core::Status format_name_assign_type(core::PageBuffer& buf) const;
-  core::Status format_addr_assign_type(core::PageBuffer& buf) const;
-  core::Status format_addr_len(core::PageBuffer& buf) const;
-  core::Status format_link_mode(core::PageBuffer& buf) const;
-  core::Status format_carrier_changes(core::PageBuffer& buf) const;
-  core::Status format_mtu(core::PageBuffer& buf) const;
-  core::Status format_flags(core::PageBuffer& buf) const;
-  core::Status format_tx_queue_len(core::PageBuffer& buf) const;
-  core::Status format_gro_flush_timeout(core::PageBuffer& buf) const;
-  core::Status format_napi_defer_hard_irqs(core::PageBuffer& buf) const;
-  core::Status format_proto_down(core::PageBuffer& buf) const;
-  core::Status format_carrier_up_count(core::PageBuffer& buf) const;
-  core::Status format_carrier_down_count(core::PageBuffer& buf) const;
-  core::Status set_group(unsigned long v);
-  core::Status change_carrier(unsigned long v);
-  core::Status change_mtu(unsigned long v);
-  core::Status change_flags(unsigned long v);
-  core::Status change_tx_queue_len(unsigned long v);
+  // Setters of private state for netdev_store (net-sysfs.c). Locking:
+  // rtnl held by caller. The table in groups() names them and the fields
+  // its one-line attributes show.
   core::Status change_gro_flush_timeout(unsigned long v);
   core::Status change_napi_defer_hard_irqs(unsigned long v);
-  core::Status change_proto_down(unsigned long v);
   core::Status modify_napi_threaded(unsigned long v);
 
   // The state-change paths shared by open/close/carrier.
@@ -463,12 +390,6 @@ class NetDevice {
   core::Timer watchdog_timer_;
   core::Timer rx_softirq_;
 };
-
-// statistics/NAME
-template <unsigned I>
-core::Status NetDevice::stat_show(core::PageBuffer& buf) const {
-  return netstat_show(buf, I);
-}
 
 // Parses "aa:bb:cc:dd:ee:ff" (machine files); false on bad syntax.
 bool parse_mac(std::string_view text, std::vector<std::uint8_t>* out);

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <vector>
 
+#include "core/kobject_uevent.hpp"
 #include "core/parse.hpp"
 
 namespace vsysfs::devices {
@@ -12,16 +13,33 @@ namespace {
 
 using Dev = PciFunction;
 
+// Every simulated CPU is local to the root bus (one host bridge).
+core::Status local_cpus_show(const Dev& d, core::PageBuffer& b) {
+  std::vector<bool> all(d.config().nr_cpu_ids, true);
+  b.emit("{}\n", core::bitmap_print_mask(all, d.config().nr_cpu_ids));
+  return {};
+}
+core::Status local_cpulist_show(const Dev& d, core::PageBuffer& b) {
+  std::vector<bool> all(d.config().nr_cpu_ids, true);
+  b.emit("{}\n", core::bitmap_print_list(all));
+  return {};
+}
+
+// drivers/pci/pci-sysfs.c pci_config_attr(field, format): a constant of
+// the configuration header, one line each. Locking: none (constant).
+#define PCI_CONFIG_ATTR(field, Fmt, ...) VSYSFS_ATTR_VALUE_RO(Dev, field, 0444, Fmt, __VA_ARGS__)
+
 constexpr core::DeviceAttribute<Dev> kPciAttrs[] = {
-    VSYSFS_ATTR_RO(Dev, vendor),
-    VSYSFS_ATTR_RO(Dev, device),
-    VSYSFS_ATTR_RO(Dev, subsystem_vendor),
-    VSYSFS_ATTR_RO(Dev, subsystem_device),
-    VSYSFS_ATTR_RO(Dev, class),
-    VSYSFS_ATTR_RO(Dev, revision),
-    VSYSFS_ATTR_RO(Dev, irq),
-    VSYSFS_ATTR_RO(Dev, local_cpus),
-    VSYSFS_ATTR_RO(Dev, local_cpulist),
+    PCI_CONFIG_ATTR(vendor, fmt_0x<4>, [](const Dev& d) { return d.config().vendor; }),
+    PCI_CONFIG_ATTR(device, fmt_0x<4>, [](const Dev& d) { return d.config().device; }),
+    PCI_CONFIG_ATTR(subsystem_vendor, fmt_0x<4>, [](const Dev& d) { return d.config().subsystem_vendor; }),
+    PCI_CONFIG_ATTR(subsystem_device, fmt_0x<4>, [](const Dev& d) { return d.config().subsystem_device; }),
+    PCI_CONFIG_ATTR(class, fmt_0x<6>, [](const Dev& d) { return d.config().class_code; }),
+    PCI_CONFIG_ATTR(revision, fmt_0x<2>, [](const Dev& d) { return d.config().revision; }),
+    // irq_show: "%u\n" of pdev->irq.
+    VSYSFS_ATTR_VALUE_RO(Dev, irq, 0444, fmt_udec, [](const Dev& d) { return d.config().irq; }),
+    VSYSFS_ATTR(Dev, local_cpus, 0444, local_cpus_show, nullptr),
+    VSYSFS_ATTR(Dev, local_cpulist, 0444, local_cpulist_show, nullptr),
     VSYSFS_ATTR_RW(Dev, numa_node),
     VSYSFS_ATTR_RW(Dev, uevent),
 };
@@ -62,26 +80,6 @@ PciFunction::PciFunction(core::Env& env, PciConfig cfg) : env_(env), cfg_(std::m
   config_[0x3d] = 0x01;  // INTA#
 }
 
-core::Status PciFunction::vendor_show(core::PageBuffer& b) const { b.emit("0x{:04x}\n", cfg_.vendor); return {}; }
-core::Status PciFunction::device_show(core::PageBuffer& b) const { b.emit("0x{:04x}\n", cfg_.device); return {}; }
-core::Status PciFunction::subsystem_vendor_show(core::PageBuffer& b) const { b.emit("0x{:04x}\n", cfg_.subsystem_vendor); return {}; }
-core::Status PciFunction::subsystem_device_show(core::PageBuffer& b) const { b.emit("0x{:04x}\n", cfg_.subsystem_device); return {}; }
-core::Status PciFunction::class_show(core::PageBuffer& b) const { b.emit("0x{:06x}\n", cfg_.class_code); return {}; }
-core::Status PciFunction::revision_show(core::PageBuffer& b) const { b.emit("0x{:02x}\n", cfg_.revision); return {}; }
-core::Status PciFunction::irq_show(core::PageBuffer& b) const { b.emit("{}\n", cfg_.irq); return {}; }
-
-// Every simulated CPU is local to the root bus (one host bridge).
-core::Status PciFunction::local_cpus_show(core::PageBuffer& b) const {
-  std::vector<bool> all(cfg_.nr_cpu_ids, true);
-  b.emit("{}\n", core::bitmap_print_mask(all, cfg_.nr_cpu_ids));
-  return {};
-}
-core::Status PciFunction::local_cpulist_show(core::PageBuffer& b) const {
-  std::vector<bool> all(cfg_.nr_cpu_ids, true);
-  b.emit("{}\n", core::bitmap_print_list(all));
-  return {};
-}
-
 core::Status PciFunction::numa_node_show(core::PageBuffer& b) const {
   core::MutexLock lock(mu_);
   b.emit("{}\n", numa_node_);
@@ -117,17 +115,12 @@ core::Status PciFunction::uevent_show(core::PageBuffer& b) const {
   return {};
 }
 
+// drivers/base/core.c uevent_store -> kobject_synth_uevent.
 core::Result<std::size_t> PciFunction::uevent_store(const core::Caller& c, std::string_view in) {
-  std::string_view s = in.substr(0, in.find('\0'));
-  const std::string_view action = s.substr(0, s.find_first_of(" \n"));
-  static constexpr std::string_view kActions[] = {"add",    "remove",  "change", "move",
-                                                  "online", "offline", "bind",   "unbind"};
-  for (auto a : kActions)
-    if (a == action) {
-      env_.log(&c, cfg_.slot, "uevent", "OK", {{"action", action}});
-      return in.size();
-    }
-  return core::Errno{EINVAL};
+  core::PageBuffer vars;
+  (void)uevent_show(vars);
+  const std::string devpath = "/devices/pci0000:00/" + cfg_.slot;
+  return core::uevent_store(env_, c, {devpath, "pci", vars.view()}, in);
 }
 
 // pci_read_config. Kernel quirk: without CAP_SYS_ADMIN only the first 64

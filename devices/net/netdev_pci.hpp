@@ -50,17 +50,9 @@ class PciFunction {
   static std::span<const core::AttributeGroup<PciFunction>> groups();
   const PciConfig& config() const { return cfg_; }
 
-  // Locking: none (constant) unless stated. Context: process.
-  core::Status vendor_show(core::PageBuffer& buf) const;
-  core::Status device_show(core::PageBuffer& buf) const;
-  core::Status subsystem_vendor_show(core::PageBuffer& buf) const;
-  core::Status subsystem_device_show(core::PageBuffer& buf) const;
-  core::Status class_show(core::PageBuffer& buf) const;
-  core::Status revision_show(core::PageBuffer& buf) const;
-  core::Status irq_show(core::PageBuffer& buf) const;
-  core::Status local_cpus_show(core::PageBuffer& buf) const;
-  core::Status local_cpulist_show(core::PageBuffer& buf) const;
-  // Locking: the device mutex.
+  // The constant files are table lines over config() (netdev_pci.cpp).
+  // numa_node: Locking: the device mutex. The rest: Locking: none unless
+  // stated. Context: process.
   core::Status numa_node_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> numa_node_store(const core::Caller& c, std::string_view in);
   core::Status uevent_show(core::PageBuffer& buf) const;

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/kobject_uevent.hpp"
 #include "core/parse.hpp"
 
 namespace vsysfs::devices {
@@ -17,30 +18,6 @@ constexpr core::DeviceAttribute<NodeRoot> kRootAttrs[] = {
     VSYSFS_ATTR_RO(NodeRoot, has_generic_initiator),
 };
 constexpr core::AttributeGroup<NodeRoot> kRootGroups[] = {{.name = "", .attrs = kRootAttrs}};
-
-// drivers/base/node.c node_dev_attrs / node_dev_bin_attrs (newest: cpumap
-// and cpulist are bin attributes sized for NR_CPUS).
-constexpr core::DeviceAttribute<NumaNode> kNodeAttrs[] = {
-    VSYSFS_ATTR_RO(NumaNode, meminfo),
-    VSYSFS_ATTR_RO(NumaNode, numastat),
-    VSYSFS_ATTR_RO(NumaNode, distance),
-    VSYSFS_ATTR_RO(NumaNode, vmstat),
-};
-constexpr core::BinAttribute<NumaNode> kNodeBin[] = {
-    {"cpumap", 0444, 0, &NumaNode::cpumap_read, nullptr, &NumaNode::cpumap_size},
-    {"cpulist", 0444, 0, &NumaNode::cpulist_read, nullptr, &NumaNode::cpulist_size},
-};
-// mm/hugetlb.c hstate_attrs for per-node hstates (hugetlb_register_node):
-// nr_hugepages 0644, free_hugepages and surplus_hugepages 0444.
-constexpr core::DeviceAttribute<NumaNode> kHugeAttrs[] = {
-    VSYSFS_ATTR_RW(NumaNode, nr_hugepages),
-    VSYSFS_ATTR_RO(NumaNode, free_hugepages),
-    VSYSFS_ATTR_RO(NumaNode, surplus_hugepages),
-};
-constexpr core::AttributeGroup<NumaNode> kNodeGroups[] = {
-    {.name = "", .attrs = kNodeAttrs, .bin_attrs = kNodeBin},
-    {.name = "hugepages/hugepages-2048kB", .attrs = kHugeAttrs},
-};
 
 std::string node_list(const std::vector<int>& nodes, int nbits) {
   std::vector<bool> bits(static_cast<std::size_t>(nbits), false);
@@ -127,7 +104,48 @@ core::Status NodeRoot::has_generic_initiator_show(core::PageBuffer& buf) const {
 
 // --- NumaNode ---
 
-std::span<const core::AttributeGroup<NumaNode>> NumaNode::groups() { return kNodeGroups; }
+// The tables live in a member so that entries may read the private model.
+std::span<const core::AttributeGroup<NumaNode>> NumaNode::groups() {
+  using N = NumaNode;
+  // drivers/base/node.c node_dev_attrs / node_dev_bin_attrs (newest: cpumap
+  // and cpulist are bin attributes sized for NR_CPUS); uevent is the driver
+  // core's (device_add), empty for a node: the node bus adds no variables.
+  static constexpr core::DeviceAttribute<N> kNodeAttrs[] = {
+      VSYSFS_ATTR_RO(N, meminfo),
+      VSYSFS_ATTR_RO(N, numastat),
+      VSYSFS_ATTR_RO(N, distance),
+      VSYSFS_ATTR_RO(N, vmstat),
+      VSYSFS_ATTR(N, uevent, 0644, core::uevent_show_empty<N>, &N::uevent_store),
+  };
+  static constexpr core::BinAttribute<N> kNodeBin[] = {
+      {"cpumap", 0444, 0, &N::cpumap_read, nullptr, &N::cpumap_size},
+      {"cpulist", 0444, 0, &N::cpulist_read, nullptr, &N::cpulist_size},
+  };
+  // mm/hugetlb.c hstate_attrs for per-node hstates (hugetlb_register_node):
+  // nr_hugepages 0644, free_hugepages and surplus_hugepages 0444, each
+  // "%lu\n" of the node's count (nr_hugepages_show_common,
+  // free_hugepages_show, surplus_hugepages_show). Locking: the model's.
+  static constexpr core::DeviceAttribute<N> kHugeAttrs[] = {
+      VSYSFS_ATTR_VALUE(N, nr_hugepages, 0644, &N::nr_hugepages_store, fmt_ulong,
+                        [](const N& n) { return n.model_->node(n.nid_).huge_nr; }),
+      VSYSFS_ATTR_VALUE(N, free_hugepages, 0444, nullptr, fmt_ulong,
+                        [](const N& n) { return n.model_->node(n.nid_).huge_free; }),
+      VSYSFS_ATTR_VALUE(N, surplus_hugepages, 0444, nullptr, fmt_ulong,
+                        [](const N& n) { return n.model_->node(n.nid_).huge_surplus; }),
+  };
+  static constexpr core::AttributeGroup<N> kNodeGroups[] = {
+      {.name = "", .attrs = kNodeAttrs, .bin_attrs = kNodeBin},
+      {.name = "hugepages/hugepages-2048kB", .attrs = kHugeAttrs},
+  };
+  return kNodeGroups;
+}
+
+// drivers/base/core.c uevent_store -> kobject_synth_uevent on
+// devices/system/node/nodeN (subsystem "node").
+core::Result<std::size_t> NumaNode::uevent_store(const core::Caller& caller, std::string_view in) {
+  const std::string devpath = "/devices/system/node/node" + std::to_string(nid_);
+  return core::uevent_store(env_, caller, {devpath, "node", ""}, in);
+}
 
 std::vector<unsigned> NumaNode::online_node_cpus() const {
   // node_read_cpumap: cpumask_and(mask, cpumask_of_node(nid), cpu_online_mask)
@@ -293,23 +311,6 @@ core::Status NumaNode::vmstat_show(core::PageBuffer& buf) const {
   item("nr_swapcached", 0);
   item("pgpromote_success", 0);
   item("pgpromote_candidate", 0);
-  return {};
-}
-
-// mm/hugetlb.c nr_hugepages_show_common / free_hugepages_show /
-// surplus_hugepages_show for a per-node hstate kobject.
-core::Status NumaNode::nr_hugepages_show(core::PageBuffer& buf) const {
-  buf.emit("{}\n", model_->node(nid_).huge_nr);
-  return {};
-}
-
-core::Status NumaNode::free_hugepages_show(core::PageBuffer& buf) const {
-  buf.emit("{}\n", model_->node(nid_).huge_free);
-  return {};
-}
-
-core::Status NumaNode::surplus_hugepages_show(core::PageBuffer& buf) const {
-  buf.emit("{}\n", model_->node(nid_).huge_surplus);
   return {};
 }
 

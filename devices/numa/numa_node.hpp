@@ -17,6 +17,7 @@
 //     numastat                       0444  the six counters (4.5)
 //     distance                       0444  one row, to every online node (4.6)
 //     vmstat                         0444  zone, NUMA event and node counters (4.7)
+//     uevent                         0644  empty; store: kobject_synth_uevent
 //     cpuM -> ../../cpu/cpuM               every present CPU of the node
 //     hugepages/hugepages-2048kB/nr_hugepages       0644  kstrtoul base 10; grows/shrinks
 //                                                         the node's persistent pool
@@ -87,11 +88,11 @@ class NumaNode {
   core::Status numastat_show(core::PageBuffer& buf) const;
   core::Status distance_show(core::PageBuffer& buf) const;
   core::Status vmstat_show(core::PageBuffer& buf) const;
-  core::Status nr_hugepages_show(core::PageBuffer& buf) const;
+  // The hugepage counts are table lines (numa_node.cpp).
   // Locking: the model's. Context: FUSE worker; logs "numa"/"nr_hugepages".
   core::Result<std::size_t> nr_hugepages_store(const core::Caller& caller, std::string_view in);
-  core::Status free_hugepages_show(core::PageBuffer& buf) const;
-  core::Status surplus_hugepages_show(core::PageBuffer& buf) const;
+  // kobject_synth_uevent (core/kobject_uevent.hpp). Locking: none.
+  core::Result<std::size_t> uevent_store(const core::Caller& caller, std::string_view in);
 
  private:
   std::string cpumap_text() const;

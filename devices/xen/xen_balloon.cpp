@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "core/config.hpp"
+#include "core/kobject_uevent.hpp"
 #include "core/parse.hpp"
 #include "devices/machine/machine.hpp"
 #include "devices/numa/numa_model.hpp"
@@ -18,41 +19,11 @@
 namespace vsysfs::devices {
 namespace {
 
-// drivers/xen/xen-balloon.c balloon_attrs[] and balloon_info_attrs[], in
-// that order.
-constexpr core::DeviceAttribute<XenBalloon> kAttrs[] = {
-    VSYSFS_ATTR_RW(XenBalloon, target_kb),
-    VSYSFS_ATTR_RW(XenBalloon, target),
-    VSYSFS_ATTR_RO(XenBalloon, schedule_delay),
-    VSYSFS_ATTR_RW(XenBalloon, max_schedule_delay),
-    VSYSFS_ATTR_RO(XenBalloon, retry_count),
-    VSYSFS_ATTR_RW(XenBalloon, max_retry_count),
-    VSYSFS_ATTR_RW(XenBalloon, uevent),
-};
-constexpr core::DeviceAttribute<XenBalloon> kInfoAttrs[] = {
-    VSYSFS_ATTR_RO(XenBalloon, current_kb),
-    VSYSFS_ATTR_RO(XenBalloon, low_kb),
-    VSYSFS_ATTR_RO(XenBalloon, high_kb),
-};
-constexpr core::AttributeGroup<XenBalloon> kGroups[] = {
-    {.name = "", .attrs = kAttrs},
-    {.name = "info", .attrs = kInfoAttrs},
-};
-
-constexpr core::DeviceAttribute<XenBalloon> kKnobAttrs[] = {
-    VSYSFS_ATTR_RW_MODE(XenBalloon, used_kb, 0600),
-    VSYSFS_ATTR_RO_MODE(XenBalloon, free_kb, 0400),
-    VSYSFS_ATTR_RO_MODE(XenBalloon, max_kb, 0400),
-    VSYSFS_ATTR_RO_MODE(XenBalloon, state, 0400),
-};
 // With a NUMA model the guest's workload is numa/alloc's: used_kb goes
 // (free_kb and max_kb stay, as sums over the nodes).
 mode_t knob_visible(const XenBalloon& dev, std::string_view name, mode_t mode) {
   return dev.numa_backed() && name == "used_kb" ? 0 : mode;
 }
-constexpr core::AttributeGroup<XenBalloon> kKnobGroups[] = {
-    {.name = "", .attrs = kKnobAttrs, .is_visible = &knob_visible}};
-
 constexpr std::string_view kDevicePath = "devices/system/xen_memory/xen_memory0";
 constexpr std::string_view kKnobPath = "kernel/debug/vsysfs/xen";
 
@@ -79,8 +50,67 @@ XenBalloon::XenBalloon(core::Env& env, std::shared_ptr<XenHypervisor> hv, XenGue
       max_retry_count_(params.max_retry_count),
       balloon_worker_(env.clock, [this] { balloon_process(); }) {}
 
-std::span<const core::AttributeGroup<XenBalloon>> XenBalloon::groups() { return kGroups; }
-std::span<const core::AttributeGroup<XenBalloon>> XenBalloon::knob_groups() { return kKnobGroups; }
+// The tables live in members so that entries may name the private fields
+// they show (the kernel's balloon_stats.x). BALLOON_SHOW(name, mode, store,
+// Fmt, expr), like xen-balloon.c's BALLOON_SHOW(name, format, args): the
+// file prints expr, an expression of the device `d`, with the format Fmt,
+// read under balloon_mutex.
+#define BALLOON_SHOW(name, mode, store, Fmt, ...)                                      \
+  VSYSFS_ATTR_VALUE_LOCKED(XenBalloon, name, mode, store, Fmt, &XenBalloon::balloon_mutex_, \
+                           [](const XenBalloon& d) {                                  \
+                             d.balloon_mutex_.assert_held();                          \
+                             return __VA_ARGS__;                                      \
+                           })
+
+// drivers/xen/xen-balloon.c balloon_attrs[] and balloon_info_attrs[], in
+// that order.
+std::span<const core::AttributeGroup<XenBalloon>> XenBalloon::groups() {
+  using B = XenBalloon;
+  static constexpr core::DeviceAttribute<B> kAttrs[] = {
+      BALLOON_SHOW(target_kb, 0644, &B::target_kb_store, fmt_ulong,
+                   xen_pages_to_kb(d.target_pages_)),
+      BALLOON_SHOW(target, 0644, &B::target_store, fmt_u64,
+                   d.target_pages_ << kXenPageShift),
+      // QUIRK: the four back-off files are DEVICE_ULONG_ATTRs, printed by
+      // device_show_ulong as "%lx\n": 32 reads back as "20".
+      BALLOON_SHOW(schedule_delay, 0444, nullptr, fmt_lx, d.schedule_delay_),
+      BALLOON_SHOW(max_schedule_delay, 0644, &B::max_schedule_delay_store, fmt_lx, d.max_schedule_delay_),
+      BALLOON_SHOW(retry_count, 0444, nullptr, fmt_lx, d.retry_count_),
+      BALLOON_SHOW(max_retry_count, 0644, &B::max_retry_count_store, fmt_lx, d.max_retry_count_),
+      // drivers/base/core.c uevent_show: xen_memory0 has no devt, type,
+      // driver or bus uevent hook, so there is nothing to print.
+      VSYSFS_ATTR(B, uevent, 0644, core::uevent_show_empty<B>, &B::uevent_store),
+  };
+  static constexpr core::DeviceAttribute<B> kInfoAttrs[] = {
+      BALLOON_SHOW(current_kb, 0444, nullptr, fmt_ulong,
+                   xen_pages_to_kb(d.mem_.totalram_pages())),
+      BALLOON_SHOW(low_kb, 0444, nullptr, fmt_ulong,
+                   xen_pages_to_kb(d.mem_.balloon_low())),
+      BALLOON_SHOW(high_kb, 0444, nullptr, fmt_ulong,
+                   xen_pages_to_kb(d.mem_.balloon_high())),
+  };
+  static constexpr core::AttributeGroup<B> kGroups[] = {
+      {.name = "", .attrs = kAttrs},
+      {.name = "info", .attrs = kInfoAttrs},
+  };
+  return kGroups;
+}
+
+std::span<const core::AttributeGroup<XenBalloon>> XenBalloon::knob_groups() {
+  using B = XenBalloon;
+  static constexpr core::DeviceAttribute<B> kKnobAttrs[] = {
+      BALLOON_SHOW(used_kb, 0600, &B::used_kb_store, fmt_u64,
+                   xen_pages_to_kb(d.mem_.used_pages())),
+      BALLOON_SHOW(free_kb, 0400, nullptr, fmt_u64,
+                   xen_pages_to_kb(d.mem_.free_pages())),
+      BALLOON_SHOW(max_kb, 0400, nullptr, fmt_u64,
+                   xen_pages_to_kb(d.mem_.max_pages())),
+      BALLOON_SHOW(state, 0400, nullptr, fmt_str, state_name(d.last_state_)),
+  };
+  static constexpr core::AttributeGroup<B> kKnobGroups[] = {
+      {.name = "", .attrs = kKnobAttrs, .is_visible = &knob_visible}};
+  return kKnobGroups;
+}
 
 void XenBalloon::start() {
   core::MutexLock lock(balloon_mutex_);
@@ -129,12 +159,6 @@ bool XenBalloon::accounts_agree() const {
 
 // --- sysfs files ---------------------------------------------------------------
 
-core::Status XenBalloon::target_kb_show(core::PageBuffer& buf) const {
-  core::MutexLock lock(balloon_mutex_);
-  buf.emit("{}\n", xen_pages_to_kb(target_pages_));
-  return {};
-}
-
 // drivers/xen/xen-balloon.c store_target_kb (docs/kernel-semantics.md section 3.3, upstream).
 core::Result<std::size_t> XenBalloon::target_kb_store(const core::Caller& caller,
                                                       std::string_view in) {
@@ -147,12 +171,6 @@ core::Result<std::size_t> XenBalloon::target_kb_store(const core::Caller& caller
   const std::uint64_t target_bytes = core::simple_strtoull(in, 0).value * 1024;
   balloon_set_new_target(caller, target_bytes >> kXenPageShift, "target_kb");
   return in.size();
-}
-
-core::Status XenBalloon::target_show(core::PageBuffer& buf) const {
-  core::MutexLock lock(balloon_mutex_);
-  buf.emit("{}\n", target_pages_ << kXenPageShift);
-  return {};
 }
 
 // drivers/xen/xen-balloon.c store_target: bytes with an optional K/M/G/T/P/E
@@ -169,20 +187,6 @@ core::Result<std::size_t> XenBalloon::target_store(const core::Caller& caller,
   return in.size();
 }
 
-// Kernel quirk: the four back-off files are DEVICE_ULONG_ATTRs, printed by
-// device_show_ulong as "%lx\n": 32 reads back as "20".
-core::Status XenBalloon::schedule_delay_show(core::PageBuffer& buf) const {
-  core::MutexLock lock(balloon_mutex_);
-  buf.emit("{:x}\n", schedule_delay_);
-  return {};
-}
-
-core::Status XenBalloon::max_schedule_delay_show(core::PageBuffer& buf) const {
-  core::MutexLock lock(balloon_mutex_);
-  buf.emit("{:x}\n", max_schedule_delay_);
-  return {};
-}
-
 // device_store_ulong: kstrtoul(buf, 0) (decimal unless 0x/0 prefix), no
 // capability check beyond the file mode, no wake-up of the worker.
 core::Result<std::size_t> XenBalloon::max_schedule_delay_store(const core::Caller& caller,
@@ -194,18 +198,6 @@ core::Result<std::size_t> XenBalloon::max_schedule_delay_store(const core::Calle
   return in.size();
 }
 
-core::Status XenBalloon::retry_count_show(core::PageBuffer& buf) const {
-  core::MutexLock lock(balloon_mutex_);
-  buf.emit("{:x}\n", retry_count_);
-  return {};
-}
-
-core::Status XenBalloon::max_retry_count_show(core::PageBuffer& buf) const {
-  core::MutexLock lock(balloon_mutex_);
-  buf.emit("{:x}\n", max_retry_count_);
-  return {};
-}
-
 core::Result<std::size_t> XenBalloon::max_retry_count_store(const core::Caller& caller,
                                                             std::string_view in) {
   const unsigned long v = VSYSFS_TRY(core::kstrtoul(in, 0));
@@ -215,41 +207,12 @@ core::Result<std::size_t> XenBalloon::max_retry_count_store(const core::Caller& 
   return in.size();
 }
 
-core::Status XenBalloon::current_kb_show(core::PageBuffer& buf) const {
-  core::MutexLock lock(balloon_mutex_);
-  buf.emit("{}\n", xen_pages_to_kb(mem_.totalram_pages()));
-  return {};
-}
-
-core::Status XenBalloon::low_kb_show(core::PageBuffer& buf) const {
-  core::MutexLock lock(balloon_mutex_);
-  buf.emit("{}\n", xen_pages_to_kb(mem_.balloon_low()));
-  return {};
-}
-
-core::Status XenBalloon::high_kb_show(core::PageBuffer& buf) const {
-  core::MutexLock lock(balloon_mutex_);
-  buf.emit("{}\n", xen_pages_to_kb(mem_.balloon_high()));
-  return {};
-}
-
-// drivers/base/core.c uevent_show: xen_memory0 has no devt, type, driver
-// or bus uevent hook, so there is nothing to print.
-core::Status XenBalloon::uevent_show(core::PageBuffer&) const { return {}; }
-
 core::Result<std::size_t> XenBalloon::uevent_store(const core::Caller& caller,
                                                    std::string_view in) {
-  VSYSFS_TRY_STATUS(kobject_synth_uevent(env_, caller, "xen_memory0", in));
-  return in.size();
+  return core::uevent_store(env_, caller, {"/devices/system/xen_memory/xen_memory0", "xen_memory", ""}, in);
 }
 
 // --- guest knobs -----------------------------------------------------------------
-
-core::Status XenBalloon::used_kb_show(core::PageBuffer& buf) const {
-  core::MutexLock lock(balloon_mutex_);
-  buf.emit("{}\n", xen_pages_to_kb(mem_.used_pages()));
-  return {};
-}
 
 core::Result<std::size_t> XenBalloon::used_kb_store(const core::Caller& caller,
                                                     std::string_view in) {
@@ -260,24 +223,6 @@ core::Result<std::size_t> XenBalloon::used_kb_store(const core::Caller& caller,
            {{"used_kb", xen_pages_to_kb(mem_.used_pages())},
             {"free_kb", xen_pages_to_kb(mem_.free_pages())}});
   return in.size();
-}
-
-core::Status XenBalloon::free_kb_show(core::PageBuffer& buf) const {
-  core::MutexLock lock(balloon_mutex_);
-  buf.emit("{}\n", xen_pages_to_kb(mem_.free_pages()));
-  return {};
-}
-
-core::Status XenBalloon::max_kb_show(core::PageBuffer& buf) const {
-  core::MutexLock lock(balloon_mutex_);
-  buf.emit("{}\n", xen_pages_to_kb(mem_.max_pages()));
-  return {};
-}
-
-core::Status XenBalloon::state_show(core::PageBuffer& buf) const {
-  core::MutexLock lock(balloon_mutex_);
-  buf.emit("{}\n", state_name(last_state_));
-  return {};
 }
 
 // --- the [xen] machine section -------------------------------------------------------

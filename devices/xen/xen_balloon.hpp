@@ -102,30 +102,17 @@ class XenBalloon {
   bool accounts_agree() const;
 
   // --- sysfs (Locking: balloon_mutex. Context: FUSE worker) ---------------
-  core::Status target_kb_show(core::PageBuffer& buf) const;
+  // The shows are one-line table entries (xen_balloon.cpp); the stores:
   core::Result<std::size_t> target_kb_store(const core::Caller& caller, std::string_view in);
-  core::Status target_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> target_store(const core::Caller& caller, std::string_view in);
-  core::Status schedule_delay_show(core::PageBuffer& buf) const;
-  core::Status max_schedule_delay_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> max_schedule_delay_store(const core::Caller& caller,
                                                      std::string_view in);
-  core::Status retry_count_show(core::PageBuffer& buf) const;
-  core::Status max_retry_count_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> max_retry_count_store(const core::Caller& caller, std::string_view in);
-  core::Status current_kb_show(core::PageBuffer& buf) const;
-  core::Status low_kb_show(core::PageBuffer& buf) const;
-  core::Status high_kb_show(core::PageBuffer& buf) const;
   // Locking: none. Context: FUSE worker.
-  core::Status uevent_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> uevent_store(const core::Caller& caller, std::string_view in);
 
   // --- knobs (Locking: balloon_mutex. Context: FUSE worker) ---------------
-  core::Status used_kb_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> used_kb_store(const core::Caller& caller, std::string_view in);
-  core::Status free_kb_show(core::PageBuffer& buf) const;
-  core::Status max_kb_show(core::PageBuffer& buf) const;
-  core::Status state_show(core::PageBuffer& buf) const;
 
  private:
   // kernel: balloon_set_new_target(). Locking: takes balloon_mutex.

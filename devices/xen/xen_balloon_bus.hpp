@@ -2,9 +2,7 @@
 
 // The xen_memory subsystem around the balloon device: /sys/bus/xen_memory/
 // (subsys_system_register(&balloon_subsys, NULL) in drivers/xen/
-// xen-balloon.c registers a bus type with no drivers), and the uevent
-// write parser every device's `uevent` file shares
-// (lib/kobject_uevent.c kobject_synth_uevent).
+// xen-balloon.c registers a bus type with no drivers).
 // docs/kernel-semantics.md section 3.1; section 1.2 for modes.
 //
 //   file (bus/xen_memory/)    mode  what
@@ -14,6 +12,7 @@
 //   drivers_probe             0200  a device name (sysfs_streq): ENODEV when
 //                                   no such device, else count (nothing binds)
 //   uevent                    0200  kobject_synth_uevent on the bus kobject
+//                                   (core/kobject_uevent.hpp)
 //
 // Thread-safety: drivers_autoprobe is an atomic; the rest is stateless.
 
@@ -26,12 +25,6 @@
 #include "core/result.hpp"
 
 namespace vsysfs::devices {
-
-// kobject_synth_uevent(): validates "ACTION [UUID [KEY=VALUE ...]]" and
-// logs the synthetic event (device `who`); EINVAL for an unknown action or
-// malformed arguments.
-core::Status kobject_synth_uevent(core::Env& env, const core::Caller& caller,
-                                  std::string_view who, std::string_view in);
 
 class XenMemoryBus {
  public:

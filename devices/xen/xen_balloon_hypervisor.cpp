@@ -51,31 +51,33 @@ core::Result<std::uint64_t> parse_kb_as_pages(std::string_view in) {
 
 std::span<const core::AttributeGroup<XenDomain>> XenDomain::groups() { return kDomainGroups; }
 
+using Spec = XenHypervisor::DomainSpec;
+
 core::Status XenDomain::domid_show(core::PageBuffer& buf) const {
-  return hv_.domain_show(domid_, XenHypervisor::DomField::Domid, buf);
+  return hv_.domain_show(domid_, buf, [](const Spec& s) { return s.domid; });
 }
 core::Status XenDomain::target_kb_show(core::PageBuffer& buf) const {
-  return hv_.domain_show(domid_, XenHypervisor::DomField::Target, buf);
+  return hv_.domain_show(domid_, buf, [](const Spec& s) { return xen_pages_to_kb(s.target_pages); });
 }
 core::Result<std::size_t> XenDomain::target_kb_store(const core::Caller& caller,
                                                      std::string_view in) {
-  return hv_.domain_store(caller, domid_, XenHypervisor::DomField::Target, in);
+  return hv_.domain_target_store(caller, domid_, in);
 }
 core::Status XenDomain::current_kb_show(core::PageBuffer& buf) const {
-  return hv_.domain_show(domid_, XenHypervisor::DomField::Current, buf);
+  return hv_.domain_show(domid_, buf, [](const Spec& s) { return xen_pages_to_kb(s.current_pages); });
 }
 core::Result<std::size_t> XenDomain::current_kb_store(const core::Caller& caller,
                                                       std::string_view in) {
-  return hv_.domain_store(caller, domid_, XenHypervisor::DomField::Current, in);
+  return hv_.domain_current_store(caller, domid_, in);
 }
 core::Status XenDomain::max_kb_show(core::PageBuffer& buf) const {
-  return hv_.domain_show(domid_, XenHypervisor::DomField::Max, buf);
+  return hv_.domain_show(domid_, buf, [](const Spec& s) { return xen_pages_to_kb(s.max_pages); });
 }
 core::Status XenDomain::pace_show(core::PageBuffer& buf) const {
-  return hv_.domain_show(domid_, XenHypervisor::DomField::Pace, buf);
+  return hv_.domain_show(domid_, buf, [](const Spec& s) { return s.pace; });
 }
 core::Result<std::size_t> XenDomain::pace_store(const core::Caller& caller, std::string_view in) {
-  return hv_.domain_store(caller, domid_, XenHypervisor::DomField::Pace, in);
+  return hv_.domain_pace_store(caller, domid_, in);
 }
 
 // --- XenHypervisor -------------------------------------------------------------
@@ -308,58 +310,58 @@ core::Status XenHypervisor::domains_show(std::string& out) const {
   return {};
 }
 
-core::Status XenHypervisor::domain_show(DomId domid, DomField field, core::PageBuffer& buf) const {
+template <typename Get>
+core::Status XenHypervisor::domain_show(DomId domid, core::PageBuffer& buf, Get get) const {
   core::MutexLock lock(mu_);
   const Domain* d = find_locked(domid);
   if (!d) return core::Errno{ENODEV};
-  switch (field) {
-    case DomField::Domid: buf.emit("{}\n", d->spec.domid); break;
-    case DomField::Target: buf.emit("{}\n", xen_pages_to_kb(d->spec.target_pages)); break;
-    case DomField::Current: buf.emit("{}\n", xen_pages_to_kb(d->spec.current_pages)); break;
-    case DomField::Max: buf.emit("{}\n", xen_pages_to_kb(d->spec.max_pages)); break;
-    case DomField::Pace: buf.emit("{}\n", d->spec.pace); break;
-  }
+  buf.emit("{}\n", get(d->spec));
   return {};
 }
 
-core::Result<std::size_t> XenHypervisor::domain_store(const core::Caller& caller, DomId domid,
-                                                      DomField field, std::string_view in) {
-  std::uint64_t value;
-  if (field == DomField::Pace) {
-    value = VSYSFS_TRY(core::kstrtoull(in, 0));
-    if (value == 0) return core::Errno{EINVAL};
-  } else {
-    value = VSYSFS_TRY(parse_kb_as_pages(in));
-  }
+core::Result<std::size_t> XenHypervisor::domain_target_store(const core::Caller& caller,
+                                                             DomId domid, std::string_view in) {
+  const std::uint64_t value = VSYSFS_TRY(parse_kb_as_pages(in));
   core::MutexLock lock(mu_);
   Domain* d = find_locked(domid);
   if (!d) return core::Errno{ENODEV};
   DomainSpec& s = d->spec;
-  switch (field) {
-    case DomField::Target:
-      if (value > s.max_pages) return core::Errno{EINVAL};
-      s.target_pages = value;
-      env_.log(&caller, "xen", "domain_target", "OK",
-               {{"domain", s.name}, {"target_kb", xen_pages_to_kb(value)}});
-      break;
-    case DomField::Current:
-      if (value > s.max_pages) return core::Errno{EINVAL};
-      if (value > s.current_pages && value - s.current_pages > free_locked())
-        return core::Errno{ENOSPC};
-      s.current_pages = value;
-      env_.log(&caller, "xen", "domain_current", "OK",
-               {{"domain", s.name},
-                {"current_kb", xen_pages_to_kb(value)},
-                {"host_free_kb", xen_pages_to_kb(free_locked())}});
-      break;
-    case DomField::Pace:
-      s.pace = value;
-      env_.log(&caller, "xen", "domain_pace", "OK", {{"domain", s.name}, {"pace", value}});
-      break;
-    case DomField::Domid:
-    case DomField::Max:
-      return core::Errno{EIO};  // read-only files never reach here (0400)
-  }
+  if (value > s.max_pages) return core::Errno{EINVAL};
+  s.target_pages = value;
+  env_.log(&caller, "xen", "domain_target", "OK",
+           {{"domain", s.name}, {"target_kb", xen_pages_to_kb(value)}});
+  kick_pacing_locked();
+  return in.size();
+}
+
+core::Result<std::size_t> XenHypervisor::domain_current_store(const core::Caller& caller,
+                                                              DomId domid, std::string_view in) {
+  const std::uint64_t value = VSYSFS_TRY(parse_kb_as_pages(in));
+  core::MutexLock lock(mu_);
+  Domain* d = find_locked(domid);
+  if (!d) return core::Errno{ENODEV};
+  DomainSpec& s = d->spec;
+  if (value > s.max_pages) return core::Errno{EINVAL};
+  if (value > s.current_pages && value - s.current_pages > free_locked()) return core::Errno{ENOSPC};
+  s.current_pages = value;
+  env_.log(&caller, "xen", "domain_current", "OK",
+           {{"domain", s.name},
+            {"current_kb", xen_pages_to_kb(value)},
+            {"host_free_kb", xen_pages_to_kb(free_locked())}});
+  kick_pacing_locked();
+  return in.size();
+}
+
+core::Result<std::size_t> XenHypervisor::domain_pace_store(const core::Caller& caller, DomId domid,
+                                                           std::string_view in) {
+  const std::uint64_t value = VSYSFS_TRY(core::kstrtoull(in, 0));
+  if (value == 0) return core::Errno{EINVAL};
+  core::MutexLock lock(mu_);
+  Domain* d = find_locked(domid);
+  if (!d) return core::Errno{ENODEV};
+  DomainSpec& s = d->spec;
+  s.pace = value;
+  env_.log(&caller, "xen", "domain_pace", "OK", {{"domain", s.name}, {"pace", value}});
   kick_pacing_locked();
   return in.size();
 }

@@ -172,11 +172,16 @@ class XenHypervisor {
   void kick_pacing_locked() REQUIRES(mu_);
   // Timer callback: every other domain takes one step of `pace` pages.
   void pace_tick();
-  // The knob helpers of XenDomain.
-  enum class DomField { Domid, Target, Current, Max, Pace };
-  core::Status domain_show(DomId domid, DomField field, core::PageBuffer& buf) const;
-  core::Result<std::size_t> domain_store(const core::Caller& caller, DomId domid, DomField field,
-                                         std::string_view in);
+  // The knob helpers of XenDomain, one per file; ENODEV once the domain
+  // is gone. domain_show prints get(spec) under mu_.
+  template <typename Get>
+  core::Status domain_show(DomId domid, core::PageBuffer& buf, Get get) const;
+  core::Result<std::size_t> domain_target_store(const core::Caller& caller, DomId domid,
+                                                std::string_view in);
+  core::Result<std::size_t> domain_current_store(const core::Caller& caller, DomId domid,
+                                                 std::string_view in);
+  core::Result<std::size_t> domain_pace_store(const core::Caller& caller, DomId domid,
+                                              std::string_view in);
 
   core::Env& env_;
   mutable core::Mutex mu_{"xen.hypervisor", 20};  // Order: after balloon_mutex (10)

@@ -158,20 +158,99 @@ def sysfs_streq(data, lit):
     return s == lit
 
 
-def synth_uevent(data):
-    """lib/kobject_uevent.c kobject_synth_uevent -> kobject_action_type, on
-    the raw count (not the C string): one trailing '\\n' or NUL dropped, then
-    the first word must be an action name. A valid action may carry a UUID
-    and KEY=value arguments; the corpus has none, so this stops at the word."""
-    buf = text_buf(data)
+_UEVENT_ACTIONS = (b"add", b"remove", b"change", b"move", b"online", b"offline", b"bind", b"unbind")
+_UUID_LEN = 36  # UUID_STRING_LEN
+_UEVENT_NUM_ENVP = 64  # include/linux/kobject.h
+_UEVENT_BUFFER_SIZE = 2048
+
+
+def _trim_count(buf):
     if buf and buf[-1:] in (b"\n", b"\0"):
         buf = buf[:-1]
-    if not buf:
+    return buf
+
+
+def _isalnum(c):
+    return chr(c).isascii() and chr(c).isalnum()
+
+
+def _synth_args(buf):
+    """lib/kobject_uevent.c kobject_action_args: the synthetic variables, or
+    None (EINVAL; add_uevent_var's ENOMEM there is EINVAL too)."""
+    buf = _trim_count(buf)
+    if len(buf) < _UUID_LEN:
+        return None
+    for i, c in enumerate(buf[:_UUID_LEN]):
+        if i in (8, 13, 18, 23):
+            if c != ord("-"):
+                return None
+        elif c not in _HEX:
+            return None
+    env = [b"SYNTH_UUID=" + buf[:_UUID_LEN]]
+    nxt, end = _UUID_LEN, len(buf)
+
+    def word_end(start, delim):
+        i = start
+        while i < end and buf[i] != delim:
+            if not _isalnum(buf[i]):
+                return None
+            i += 1
+        return None if i == start else i
+
+    while nxt < end:
+        if buf[nxt] != ord(" "):
+            return None
+        key = nxt + 1
+        if key >= end:
+            return None
+        nxt = word_end(key, ord("="))
+        if nxt is None or nxt >= end:
+            return None
+        value = nxt + 1
+        if value >= end:
+            return None
+        nxt = word_end(value, ord(" "))
+        if nxt is None:
+            return None
+        env.append(b"SYNTH_ARG_" + buf[key:value - 1] + b"=" + buf[value:nxt])
+    if len(env) > _UEVENT_NUM_ENVP or sum(len(v) + 1 for v in env) > _UEVENT_BUFFER_SIZE:
+        return None
+    return env
+
+
+def synth_uevent(data):
+    """lib/kobject_uevent.c kobject_synth_uevent, on the raw count (not the C
+    string): kobject_action_type (one trailing '\\n' or NUL dropped; the
+    action word ends at the first space, and strnchr/strncmp stop at a NUL:
+    an action followed by NUL and more bytes is refused, the kernel reading
+    past the action string), then, after a space, kobject_action_args:
+    a UUID and space-separated KEY=VALUE pairs of alphanumerics. The store
+    returns the error (drivers/base/core.c uevent_store). Near the uevent
+    buffer's limits kobject_uevent_env may run out of room beside the
+    device's own variables: ENOMEM."""
+    buf = text_buf(data)
+    count = len(_trim_count(buf))
+    if not count:
         return "EINVAL"
-    word = buf.split(b" ", 1)[0]
-    if word in (b"add", b"remove", b"change", b"move", b"online", b"offline", b"bind", b"unbind"):
-        return "OK" if b" " not in buf else None
-    return "EINVAL"
+    space = None
+    for i in range(count):
+        if buf[i] == 0:
+            break
+        if buf[i] == ord(" "):
+            space = i
+            break
+    first = buf[:count if space is None else space]
+    if first not in _UEVENT_ACTIONS:
+        return "EINVAL"
+    if space is None:
+        return "OK"
+    env = _synth_args(buf[space + 1:])
+    if env is None:
+        return "EINVAL"
+    # ACTION, DEVPATH, SUBSYSTEM, SEQNUM and up to ~8 device variables.
+    if len(env) + 12 > _UEVENT_NUM_ENVP or sum(len(v) + 1 for v in env) > _UEVENT_BUFFER_SIZE - 768:
+        return "OK|ENOMEM"
+    return "OK"
 
 
 def bitmap_parse(data, nmaskbits=4096):

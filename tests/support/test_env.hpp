@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -45,6 +46,39 @@ template <typename Dev>
 long store(Dev& dev, core::Result<std::size_t> (Dev::*fn)(const core::Caller&, std::string_view),
            std::string_view input, const core::Caller& caller = core::Caller::root()) {
   auto r = (dev.*fn)(caller, input);
+  return r ? static_cast<long>(*r) : -static_cast<long>(r.error().value());
+}
+
+// The text attribute at `path` ("mtu", "statistics/tx_packets") of
+// `groups` (default Dev::groups()); std::logic_error if absent.
+template <typename Dev>
+using Groups = std::span<const core::AttributeGroup<Dev>>;
+template <typename Dev>
+const core::DeviceAttribute<Dev>& attribute(std::string_view path, Groups<Dev> groups = Dev::groups()) {
+  const auto slash = path.rfind('/');
+  const std::string_view group = slash == std::string_view::npos ? "" : path.substr(0, slash);
+  const std::string_view name = slash == std::string_view::npos ? path : path.substr(slash + 1);
+  for (const auto& g : groups)
+    if (g.name == group)
+      for (const auto& a : g.attrs)
+        if (a.name == name) return a;
+  throw std::logic_error("no attribute " + std::string(path));
+}
+
+// show()/store() of the table entry at `path`, as the tree calls it.
+template <typename Dev>
+std::string show(const Dev& dev, std::string_view path, Groups<Dev> groups = Dev::groups()) {
+  const auto& a = attribute<Dev>(path, groups);
+  core::PageBuffer buf;
+  auto st = a.show(dev, a, buf);
+  if (!st) return "<" + std::string(st.error().name()) + ">";
+  return std::string(buf.view());
+}
+template <typename Dev>
+long store(Dev& dev, std::string_view path, std::string_view input,
+           const core::Caller& caller = core::Caller::root()) {
+  const auto& a = attribute<Dev>(path);
+  auto r = a.store(dev, a, caller, input);
   return r ? static_cast<long>(*r) : -static_cast<long>(r.error().value());
 }
 

@@ -290,7 +290,10 @@ TEST_CASE("driver_override, power/control and uevent stores") {
   CHECK(m.write(path("power/control"), "on\n") == 3);
   CHECK(m.read(path("power/control")) == "on\n");
 
-  for (const char* bad : {"\n", "junk", "add x", "Add", "change\n\n"}) {
+  // "add UUID junk": after the UUID only KEY=value pairs (the old parser
+  // checked the UUID and ignored the rest).
+  for (const char* bad : {"\n", "junk", "add x", "Add", "change\n\n",
+                          "add 12345678-1234-1234-1234-123456789abc junk"}) {
     CAPTURE(bad);
     CHECK(m.write(path("uevent"), bad) == -EINVAL);
   }

@@ -349,6 +349,29 @@ TEST_CASE("netdev_group, gro_flush_timeout, napi_defer_hard_irqs, threaded") {
   CHECK(m.write(D0 + "uevent", "change\n") == 7);
   CHECK(m.write(D0 + "uevent", "explode\n") == -EINVAL);
   CHECK(m.events_of("eth0", "uevent").size() == 2);
+  // kobject_action_args: after the action only a UUID may follow (the old
+  // parser took any words).
+  CHECK(m.write(D0 + "uevent", "add 1234") == -EINVAL);
+  CHECK(m.write(D0 + "uevent", "add 12345678-1234-1234-1234-123456789abc A=1\n") == 45);
+  const auto ev = m.events_of("eth0", "uevent");
+  REQUIRE(ev.size() == 4);
+  CHECK(ev.back().field("env").find("DEVPATH=/devices/pci0000:00/0000:00:03.0/net/eth0 SUBSYSTEM=net "
+                                    "SYNTH_UUID=12345678-1234-1234-1234-123456789abc SYNTH_ARG_A=1 "
+                                    "INTERFACE=eth0 IFINDEX=2 SEQNUM=") != std::string::npos);
+}
+
+TEST_CASE("the PCI function's uevent takes the kernel's grammar") {
+  TestMachine m(kMachine);
+  const std::string pci = "devices/pci0000:00/0000:00:03.0/uevent";
+  CHECK(m.write(pci, "change\n") == 7);
+  CHECK(m.write(pci, "add 1234") == -EINVAL);
+  CHECK(m.write(pci, "add 12345678-1234-1234-1234-123456789abc junk") == -EINVAL);
+  const auto ev = m.events_of("0000:00:03.0", "uevent");
+  REQUIRE(ev.size() == 3);
+  CHECK(ev[0].result == "OK");
+  CHECK(ev[0].field("env").find("DEVPATH=/devices/pci0000:00/0000:00:03.0 SUBSYSTEM=pci SYNTH_UUID=0 DRIVER=") !=
+        std::string::npos);
+  CHECK(ev[1].result == "EINVAL");
 }
 
 TEST_CASE("queues: rps_cpus mask, rps_flow_cnt rounding (kernel quirk), tx-0") {

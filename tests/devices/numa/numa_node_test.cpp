@@ -72,6 +72,23 @@ std::string two_nodes(unsigned ncpus, std::string_view extra = "") {
 
 TEST_SUITE("numa") {
 
+TEST_CASE("nodeN/uevent is empty and takes kobject_synth_uevent input") {
+  TestMachine m(R"(
+[numa]
+[[numa.node]]
+cpus = "0-1"
+memory_mb = 16
+)");
+  const std::string f = node_file(0, "uevent");
+  CHECK(m.read(f) == "");
+  CHECK(m.write(f, "online\n") == 7);
+  CHECK(m.write(f, "add 1234") == -EINVAL);
+  const auto ev = m.events_of("node0", "uevent");
+  REQUIRE(ev.size() == 2);
+  CHECK(ev[0].field("env").starts_with("\"ACTION=online DEVPATH=/devices/system/node/node0 SUBSYSTEM=node SYNTH_UUID=0 SEQNUM="));
+  CHECK(ev[1].result == "EINVAL");
+}
+
 TEST_CASE("node root files list the node states") {
   TestMachine m(R"(
 [numa]

@@ -294,11 +294,9 @@ TEST_CASE("NUMA guest: concurrent targets, numa workload, readers and worker kee
     }
   });
   threads.emplace_back([&] {  // readers
-    core::PageBuffer buf;
     while (!stop) {
-      buf.clear();
-      (void)balloon->current_kb_show(buf);
-      (void)balloon->free_kb_show(buf);
+      (void)testing::show(*balloon, "info/current_kb");
+      (void)testing::show(*balloon, "free_kb", devices::XenBalloon::knob_groups());
       (void)numa->node(0);
       if (!hv->consistent()) ++inconsistent;
     }

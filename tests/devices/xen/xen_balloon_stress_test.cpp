@@ -72,9 +72,9 @@ TEST_CASE("concurrent stores, reads, worker and pacing keep the accounts balance
     core::PageBuffer buf;
     while (!stop) {
       buf.clear();
-      (void)balloon->current_kb_show(buf);
-      (void)balloon->schedule_delay_show(buf);
-      (void)balloon->retry_count_show(buf);
+      (void)testing::show(*balloon, "info/current_kb");
+      (void)testing::show(*balloon, "schedule_delay");
+      (void)testing::show(*balloon, "retry_count");
       (void)hv->host_free_kb_show(buf);
       std::string out;
       (void)hv->domains_show(out);
