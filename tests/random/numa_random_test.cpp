@@ -1,0 +1,288 @@
+// Random operation sequences for the NUMA family (devices/numa): the
+// workload knobs under kernel/debug/vsysfs/numa (alloc lines with every
+// policy, kind and CPU, valid and not; frees of live, dead and junk ids),
+// every writable file under devices/system/node and devices/system/cpu
+// (hugepage pools, CPU online 0/1) and clock advances, on a four-node
+// machine with a CPU-less node and a memoryless node. Invariants after
+// every step (docs/random-tests.md; reference 4.4, 4.5, 4.8):
+//   numastat monotone   no numastat counter of any node ever decreases
+//                       (numa/free does not un-count, as in the kernel)
+//   numastat sums       over all nodes, numa_hit + numa_miss and
+//                       local_node + other_node each equal the pages
+//                       allocated so far; numa_miss == numa_foreign;
+//                       interleave_hit <= the pages of interleave allocations
+//   numastat attribution a successful alloc adds to each node exactly the
+//                       pages that node supplied (allocations file), in
+//                       hit+miss and in local+other; nothing else moves them
+//   alloc ids           a successful alloc takes last_alloc_id + 1, and its
+//                       per-node pages sum to its pages=
+//   free pages          per node MemFree <= MemTotal (never "negative"), and
+//                       MemTotal - MemFree == 2048 kB * HugePages_Total + the
+//                       live allocations' pages on that node
+//   zonelists           the fallback orders never change (allocation,
+//                       hugepages and CPU hotplug leave them alone)
+#include <doctest/doctest.h>
+
+#include <map>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "tests/random/random_seq.hpp"
+
+namespace rnd = vsysfs::testing::rnd;
+using vsysfs::testing::TestMachine;
+
+namespace {
+
+constexpr int kNodes = 4;
+
+// node0: CPUs 0-1, 16 MiB, two huge pages at boot; node1: CPUs 2-3, 16 MiB;
+// node2: no CPU, 8 MiB; node3: CPU 4, no memory. Distances unequal enough
+// that the zonelists differ per node.
+const std::string kMachine =
+    "[numa]\n"
+    "distance = [[10, 20, 30, 25], [20, 10, 25, 30], [30, 25, 10, 20], [25, 30, 20, 10]]\n"
+    "[[numa.node]]\ncpus = \"0-1\"\nmemory_mb = 16\nhugepages_2m = 2\n"
+    "[[numa.node]]\ncpus = \"2-3\"\nmemory_mb = 16\n"
+    "[[numa.node]]\ncpus = \"\"\nmemory_mb = 8\n"
+    "[[numa.node]]\ncpus = \"4\"\nmemory_mb = 0\n";
+
+std::string node_list(rnd::Gen& g) {
+  switch (g.below(4)) {
+    case 0: return std::to_string(g.below(kNodes + 1));
+    case 1: return fmt::format("{}-{}", g.below(2), g.between(1, kNodes - 1));
+    case 2: return fmt::format("{},{}", g.below(kNodes), g.below(kNodes));
+    default: return fmt::format("{}-{}", g.below(kNodes), g.below(kNodes));  // may be reversed
+  }
+}
+
+std::string alloc_line(rnd::Gen& g) {
+  if (g.chance(0.15)) return g.hostile();
+  std::vector<std::string> tok;
+  // Pages: mostly small, sometimes more than a node or the machine has.
+  const std::uint64_t pages = g.chance(0.8) ? g.between(1, 2000) : g.between(0, 20000);
+  tok.push_back("pages=" + (g.chance(0.9) ? std::to_string(pages) : fmt::format("{:#x}", pages)));
+  if (g.chance(0.8)) tok.push_back("cpu=" + std::to_string(g.below(7)));
+  if (g.chance(0.8)) {
+    switch (g.below(6)) {
+      case 0: tok.push_back("policy=default"); break;
+      case 1: tok.push_back("policy=local"); break;
+      case 2: tok.push_back("policy=preferred:" + std::to_string(g.below(kNodes + 1))); break;
+      case 3: tok.push_back("policy=bind:" + node_list(g)); break;
+      case 4: tok.push_back("policy=interleave"); break;
+      default: tok.push_back("policy=interleave:" + node_list(g)); break;
+    }
+  }
+  if (g.chance(0.6))
+    tok.push_back("kind=" + g.pick(std::vector<std::string>{
+                                "anon", "file", "shmem", "slab", "slab_reclaimable",
+                                "slab_unreclaimable", "pagetables", "kernel_stack", "bogus"}));
+  if (g.chance(0.05)) tok.push_back(tok.front());  // a repeated key: EINVAL
+  std::shuffle(tok.begin() + 1, tok.end(), g.engine());
+  std::string line;
+  for (const auto& t : tok) line += (line.empty() ? "" : " ") + t;
+  return g.chance(0.7) ? line + "\n" : line;
+}
+
+std::vector<rnd::Step> generate(rnd::Gen& g, TestMachine& m, std::size_t n) {
+  const auto files = rnd::writable_files(
+      m, {"devices/system/node", "devices/system/cpu", "kernel/debug/vsysfs/numa"});
+  REQUIRE(files.size() >= 6);  // nr_hugepages x3, cpuN/online, alloc, free: from the tree
+  std::size_t allocs = 0;
+  std::vector<rnd::Step> steps;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (g.chance(0.1)) {
+      steps.push_back({"kernel/debug/vsysfs/clock/advance_ms", g.advance_ms()});
+      continue;
+    }
+    // Half the steps are allocations; the rest spread over every file.
+    const std::string f = g.chance(0.4) ? "kernel/debug/vsysfs/numa/alloc" : g.pick(files);
+    const std::string b = f.substr(f.rfind('/') + 1);
+    std::string v;
+    if (b == "alloc") {
+      v = alloc_line(g);
+      ++allocs;
+    } else if (b == "free") {
+      v = g.chance(0.15) ? g.hostile() : std::to_string(g.below(allocs + 2)) + "\n";
+    } else if (b == "nr_hugepages") {
+      v = g.chance(0.15) ? g.hostile() : g.number(g.below(12));
+    } else if (b == "online") {
+      v = g.chance(0.15) ? g.hostile()
+                         : g.pick(std::vector<std::string>{"0", "1", "0\n", "1\n", "y", "n"});
+    } else {
+      v = g.chance(0.5) ? g.hostile() : g.number(g.below(10));
+    }
+    steps.push_back({f, v});
+  }
+  return steps;
+}
+
+struct Stat {
+  std::uint64_t hit = 0, miss = 0, foreign = 0, ihit = 0, local = 0, other = 0;
+};
+
+struct Alloc {
+  std::uint64_t pages = 0;
+  bool interleave = false;
+  std::vector<std::uint64_t> node = std::vector<std::uint64_t>(kNodes, 0);
+};
+
+// kernel/debug/vsysfs/numa/allocations: "id=1 cpu=3 pages=1000
+// policy=interleave:0-3 kind=anon node0=250 node1=250 ..."
+std::map<std::uint64_t, Alloc> allocations(TestMachine& m) {
+  std::map<std::uint64_t, Alloc> out;
+  std::istringstream in(m.read("kernel/debug/vsysfs/numa/allocations"));
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string tok;
+    std::uint64_t id = 0;
+    Alloc a;
+    while (f >> tok) {
+      const auto eq = tok.find('=');
+      if (eq == std::string::npos) continue;
+      const std::string k = tok.substr(0, eq), v = tok.substr(eq + 1);
+      if (k == "id") id = std::stoull(v);
+      if (k == "pages") a.pages = std::stoull(v);
+      if (k == "policy") a.interleave = v.rfind("interleave", 0) == 0;
+      if (k.rfind("node", 0) == 0) a.node.at(std::stoul(k.substr(4))) = std::stoull(v);
+    }
+    out[id] = a;
+  }
+  return out;
+}
+
+class NumaChecker : public rnd::Checker {
+ public:
+  std::string initial(TestMachine& m) override {
+    zonelists_ = m.read("kernel/debug/vsysfs/numa/zonelists");
+    if (zonelists_.empty() || zonelists_[0] == '<') return "read: zonelists";
+    stat_ = stats(m);
+    for (const Stat& s : stat_) {
+      base_hm_ += s.hit + s.miss;
+      base_lo_ += s.local + s.other;
+      base_ihit_ += s.ihit;
+    }
+    return check(m, nullptr, 0);
+  }
+  void before(TestMachine& m, const rnd::Step&) override {
+    last_id_ = rnd::num(m.read("kernel/debug/vsysfs/numa/last_alloc_id")).value_or(0);
+  }
+  std::string after(TestMachine& m, const rnd::Step& s, long rc) override {
+    return check(m, &s, rc);
+  }
+
+ private:
+  std::vector<Stat> stats(TestMachine& m) {
+    std::vector<Stat> out;
+    for (int n = 0; n < kNodes; ++n) {
+      const std::string t = m.read(fmt::format("devices/system/node/node{}/numastat", n));
+      Stat s;
+      s.hit = rnd::field(t, "numa_hit").value_or(0);
+      s.miss = rnd::field(t, "numa_miss").value_or(0);
+      s.foreign = rnd::field(t, "numa_foreign").value_or(0);
+      s.ihit = rnd::field(t, "interleave_hit").value_or(0);
+      s.local = rnd::field(t, "local_node").value_or(0);
+      s.other = rnd::field(t, "other_node").value_or(0);
+      out.push_back(s);
+    }
+    return out;
+  }
+
+  std::string check(TestMachine& m, const rnd::Step* s, long rc) {
+    if (m.read("kernel/debug/vsysfs/numa/zonelists") != zonelists_)
+      return "zonelists: changed: " + m.read("kernel/debug/vsysfs/numa/zonelists");
+
+    const auto live = allocations(m);
+    const std::uint64_t id = rnd::num(m.read("kernel/debug/vsysfs/numa/last_alloc_id")).value_or(0);
+    const bool alloc_ok = s && s->path == "kernel/debug/vsysfs/numa/alloc" && rc > 0;
+    Alloc fresh;
+    if (alloc_ok) {
+      if (id != last_id_ + 1)
+        return fmt::format("alloc ids: last_alloc_id {} after {}", id, last_id_);
+      const auto it = live.find(id);
+      if (it == live.end()) return fmt::format("alloc ids: allocation {} not listed", id);
+      fresh = it->second;
+      std::uint64_t sum = 0;
+      for (auto p : fresh.node) sum += p;
+      if (sum != fresh.pages || fresh.pages == 0)
+        return fmt::format("alloc ids: allocation {} has {} pages over its nodes, pages={}", id,
+                           sum, fresh.pages);
+      allocated_ += fresh.pages;
+      if (fresh.interleave) interleaved_ += fresh.pages;
+    } else if (s && id != last_id_) {
+      return fmt::format("alloc ids: last_alloc_id moved {} -> {} without an allocation", last_id_,
+                         id);
+    }
+
+    const auto now = stats(m);
+    std::uint64_t hm = 0, lo = 0, miss = 0, foreign = 0, ihit = 0;
+    for (int n = 0; n < kNodes; ++n) {
+      const Stat &a = stat_[n], &b = now[n];
+      if (b.hit < a.hit || b.miss < a.miss || b.foreign < a.foreign || b.ihit < a.ihit ||
+          b.local < a.local || b.other < a.other)
+        return fmt::format("numastat monotone: node{} went back", n);
+      const std::uint64_t supplied = fresh.node[n];
+      if ((b.hit + b.miss) - (a.hit + a.miss) != supplied ||
+          (b.local + b.other) - (a.local + a.other) != supplied)
+        return fmt::format(
+            "numastat attribution: node{} hit+miss grew {} and local+other {}, supplied {}", n,
+            (b.hit + b.miss) - (a.hit + a.miss), (b.local + b.other) - (a.local + a.other),
+            supplied);
+      hm += b.hit + b.miss;
+      lo += b.local + b.other;
+      miss += b.miss;
+      foreign += b.foreign;
+      ihit += b.ihit;
+    }
+    stat_ = now;
+    if (hm - base_hm_ != allocated_ || lo - base_lo_ != allocated_)
+      return fmt::format("numastat sums: hit+miss {} local+other {}, allocated {}", hm - base_hm_,
+                         lo - base_lo_, allocated_);
+    if (miss != foreign) return fmt::format("numastat sums: numa_miss {} != numa_foreign {}", miss, foreign);
+    if (ihit - base_ihit_ > interleaved_)
+      return fmt::format("numastat sums: interleave_hit {} > interleaved pages {}", ihit - base_ihit_,
+                         interleaved_);
+
+    for (int n = 0; n < kNodes; ++n) {
+      const std::string mi = m.read(fmt::format("devices/system/node/node{}/meminfo", n));
+      const auto total = rnd::meminfo_kb(mi, "MemTotal"), free = rnd::meminfo_kb(mi, "MemFree");
+      const auto huge = rnd::meminfo_kb(mi, "HugePages_Total");
+      if (!total || !free || !huge) return fmt::format("read: node{} meminfo", n);
+      if (*free > *total)
+        return fmt::format("free pages: node{} MemFree {} > MemTotal {}", n, *free, *total);
+      std::uint64_t used = 0;
+      for (const auto& [aid, a] : live) used += a.node[n];
+      if (*total - *free != *huge * 2048 + used * 4)
+        return fmt::format("free pages: node{} MemTotal {} - MemFree {} != huge {} x 2048 + {} pages",
+                           n, *total, *free, *huge, used);
+    }
+    return {};
+  }
+
+  std::string zonelists_;
+  std::vector<Stat> stat_;
+  std::uint64_t base_hm_ = 0, base_lo_ = 0, base_ihit_ = 0;
+  std::uint64_t allocated_ = 0, interleaved_ = 0, last_id_ = 0;
+};
+
+rnd::Family numa_family() {
+  rnd::Family f;
+  f.name = "numa";
+  f.toml = kMachine;
+  f.generate = generate;
+  f.make_checker = [] { return std::make_unique<NumaChecker>(); };
+  f.observed = {"devices/system/node", "devices/system/cpu", "kernel/debug/vsysfs/numa",
+                "kernel/debug/vsysfs/clock/now_ns"};
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("numa random: numastat, free pages and zonelists hold over random allocations") {
+  const auto f = numa_family();
+  const auto o = rnd::run_random(f, rnd::seed_from_env(4242), rnd::steps_from_env(300));
+  INFO(rnd::report(f, o));
+  CHECK(!o.failure);
+}
