@@ -152,7 +152,7 @@ std::vector<std::string> readable_files(const TestMachine& m,
 // --- running -------------------------------------------------------------------------
 
 std::optional<Failure> replay(const Family& f, const std::vector<Step>& steps,
-                              std::size_t* rejected) {
+                              std::size_t* rejected, std::string* coverage) {
   TestMachine m(f.toml);
   auto checker = f.make_checker();
   const std::vector<std::string> observed = readable_files(m, f.observed);
@@ -176,6 +176,7 @@ std::optional<Failure> replay(const Family& f, const std::vector<Step>& steps,
     if (auto w = checker->after(m, s, rc); !w.empty())
       return Failure{i, w + fmt::format(" [after step {}: {} -> rc {}]", i, describe(s), rc)};
   }
+  if (coverage) *coverage = checker->coverage();
   return std::nullopt;
 }
 
@@ -226,7 +227,7 @@ Outcome run_random(const Family& f, std::uint64_t seed, std::size_t steps,
     Gen gen(seed);
     o.steps = f.generate(gen, m, steps);
   }
-  o.failure = replay(f, o.steps, &o.rejected);
+  o.failure = replay(f, o.steps, &o.rejected, &o.coverage);
   if (o.failure) {
     o.shrunk = shrink(f, o.steps, *o.failure, shrink_budget, &o.shrink_runs);
     o.shrunk_failure = replay(f, o.shrunk);
@@ -237,8 +238,9 @@ Outcome run_random(const Family& f, std::uint64_t seed, std::size_t steps,
 
 std::string report(const Family& f, const Outcome& o) {
   if (!o.failure)
-    return fmt::format("random {}: seed {}, {} steps ({} refused with an errno): OK", f.name,
-                       o.seed, o.steps.size(), o.rejected);
+    return fmt::format("random {}: seed {}, {} steps ({} refused with an errno{}{}): OK", f.name,
+                       o.seed, o.steps.size(), o.rejected, o.coverage.empty() ? "" : "; ",
+                       o.coverage);
   std::string out = fmt::format(
       "random {}: seed {}, {} steps: FAILED at step {}: {}\n"
       "  shrunk to {} steps in {} replays; it fails with: {}\n"

@@ -94,6 +94,9 @@ class Checker {
   virtual void before(TestMachine& m, const Step& s) { (void)m, (void)s; }
   // `rc` is the write's count or -errno.
   virtual std::string after(TestMachine& m, const Step& s, long rc) = 0;
+  // What the run covered ("412 SMIs answered, ..."), for the report: a
+  // sequence that never reaches the interesting states proves little.
+  virtual std::string coverage() const { return {}; }
 };
 
 struct Family {
@@ -118,13 +121,14 @@ struct Failure {
 // Builds the family's machine and applies `steps`; the first failure.
 // `rejected` (optional) counts the writes that failed with an errno.
 std::optional<Failure> replay(const Family& f, const std::vector<Step>& steps,
-                              std::size_t* rejected = nullptr);
+                              std::size_t* rejected = nullptr, std::string* coverage = nullptr);
 
 struct Outcome {
   std::uint64_t seed = 0;
   std::vector<Step> steps;         // what was drawn
   std::optional<Failure> failure;  // on the whole sequence
   std::size_t rejected = 0;        // writes of the sequence that failed with an errno
+  std::string coverage;            // the checker's coverage() after the whole sequence
   std::vector<Step> shrunk;        // shortest failing sequence found
   std::optional<Failure> shrunk_failure;
   std::size_t shrink_runs = 0;
