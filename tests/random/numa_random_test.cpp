@@ -21,6 +21,9 @@
 //                       live allocations' pages on that node
 //   zonelists           the fallback orders never change (allocation,
 //                       hugepages and CPU hotplug leave them alone)
+//   cpu online          nodeN/cpulist lists the node's online CPUs and
+//                       node/has_cpu the nodes with one (reference 4.1-4.3),
+//                       from the cpuN/online files; CPU 0 stays online
 #include <doctest/doctest.h>
 
 #include <map>
@@ -61,9 +64,9 @@ std::string alloc_line(rnd::Gen& g) {
   if (g.chance(0.15)) return g.hostile();
   std::vector<std::string> tok;
   // Pages: mostly small, sometimes more than a node or the machine has.
-  const std::uint64_t pages = g.chance(0.8) ? g.between(1, 2000) : g.between(0, 20000);
+  const std::uint64_t pages = g.chance(0.8) ? g.between(1, 600) : g.between(0, 20000);
   tok.push_back("pages=" + (g.chance(0.9) ? std::to_string(pages) : fmt::format("{:#x}", pages)));
-  if (g.chance(0.8)) tok.push_back("cpu=" + std::to_string(g.below(7)));
+  if (g.chance(0.8)) tok.push_back("cpu=" + std::to_string(g.chance(0.9) ? g.below(5) : g.below(7)));
   if (g.chance(0.8)) {
     switch (g.below(6)) {
       case 0: tok.push_back("policy=default"); break;
@@ -97,14 +100,19 @@ std::vector<rnd::Step> generate(rnd::Gen& g, TestMachine& m, std::size_t n) {
       continue;
     }
     // Half the steps are allocations; the rest spread over every file.
-    const std::string f = g.chance(0.4) ? "kernel/debug/vsysfs/numa/alloc" : g.pick(files);
+    const std::string f = g.chance(0.4)   ? "kernel/debug/vsysfs/numa/alloc"
+                          : g.chance(0.3) ? "kernel/debug/vsysfs/numa/free"
+                                          : g.pick(files);
     const std::string b = f.substr(f.rfind('/') + 1);
     std::string v;
     if (b == "alloc") {
       v = alloc_line(g);
       ++allocs;
     } else if (b == "free") {
-      v = g.chance(0.15) ? g.hostile() : std::to_string(g.below(allocs + 2)) + "\n";
+      // Mostly a recent id (often live), sometimes 0, an old or a future one.
+      const std::uint64_t id = g.chance(0.7) ? allocs - std::min<std::uint64_t>(allocs, g.below(4))
+                                             : g.below(allocs + 2);
+      v = g.chance(0.15) ? g.hostile() : std::to_string(id) + (g.chance(0.5) ? "\n" : "");
     } else if (b == "nr_hugepages") {
       v = g.chance(0.15) ? g.hostile() : g.number(g.below(12));
     } else if (b == "online") {
@@ -210,12 +218,16 @@ class NumaChecker : public rnd::Checker {
         return fmt::format("alloc ids: allocation {} has {} pages over its nodes, pages={}", id,
                            sum, fresh.pages);
       allocated_ += fresh.pages;
+      ++allocs_;
       if (fresh.interleave) interleaved_ += fresh.pages;
     } else if (s && id != last_id_) {
       return fmt::format("alloc ids: last_alloc_id moved {} -> {} without an allocation", last_id_,
                          id);
     }
 
+    if (s && rc > 0 && s->path == "kernel/debug/vsysfs/numa/free") ++frees_;
+    if (s && rc > 0 && s->path.ends_with("/online")) ++onlines_;
+    if (s && rc > 0 && s->path.ends_with("/nr_hugepages")) ++huge_;
     const auto now = stats(m);
     std::uint64_t hm = 0, lo = 0, miss = 0, foreign = 0, ihit = 0;
     for (int n = 0; n < kNodes; ++n) {
@@ -245,6 +257,31 @@ class NumaChecker : public rnd::Checker {
       return fmt::format("numastat sums: interleave_hit {} > interleaved pages {}", ihit - base_ihit_,
                          interleaved_);
 
+    // The node's CPUs by the machine description: 0-1, 2-3, none, 4.
+    static const std::vector<std::vector<int>> kCpus = {{0, 1}, {2, 3}, {}, {4}};
+    std::string has_cpu;
+    for (int n = 0; n < kNodes; ++n) {
+      std::string list;
+      for (int c : kCpus[n]) {
+        const std::string on =
+            c == 0 ? "1\n" : m.read(fmt::format("devices/system/cpu/cpu{}/online", c));
+        if (on != "0\n" && on != "1\n") return fmt::format("cpu online: cpu{} online reads {}", c, on);
+        if (on == "1\n") list += (list.empty() ? "" : ",") + std::to_string(c);
+      }
+      if (list == "0,1") list = "0-1";
+      if (list == "2,3") list = "2-3";
+      const std::string got = m.read(fmt::format("devices/system/node/node{}/cpulist", n));
+      if (got != list + "\n")
+        return fmt::format("cpu online: node{} cpulist {:?}, online CPUs {:?}", n, got, list);
+      if (!list.empty()) has_cpu += (has_cpu.empty() ? "" : ",") + std::to_string(n);
+    }
+    // "%*pbl": runs of consecutive nodes as a range.
+    if (has_cpu == "0,1") has_cpu = "0-1";
+    if (has_cpu == "0,1,3") has_cpu = "0-1,3";
+    const std::string got_has = m.read("devices/system/node/has_cpu");
+    if (got_has != has_cpu + "\n")
+      return fmt::format("cpu online: has_cpu {:?}, nodes with an online CPU {:?}", got_has, has_cpu);
+
     for (int n = 0; n < kNodes; ++n) {
       const std::string mi = m.read(fmt::format("devices/system/node/node{}/meminfo", n));
       const auto total = rnd::meminfo_kb(mi, "MemTotal"), free = rnd::meminfo_kb(mi, "MemFree");
@@ -261,6 +298,13 @@ class NumaChecker : public rnd::Checker {
     return {};
   }
 
+  std::string coverage() const override {
+    return fmt::format("{} allocations ({} pages, {} interleaved), {} frees, {} online and {} "
+                       "hugepage writes taken",
+                       allocs_, allocated_, interleaved_, frees_, onlines_, huge_);
+  }
+
+  std::size_t allocs_ = 0, frees_ = 0, onlines_ = 0, huge_ = 0;
   std::string zonelists_;
   std::vector<Stat> stat_;
   std::uint64_t base_hm_ = 0, base_lo_ = 0, base_ihit_ = 0;

@@ -18,6 +18,8 @@
 //   balloon           low_kb == max_kb - current_kb; high_kb == 0 (x86-64)
 //   flat workload     without [numa]: used_kb + free_kb == current_kb
 //   worker state      guest/state is DONE, EAGAIN or ECANCELED
+//   converged         after a clock advance, a worker in DONE has current_kb
+//                     == min(target, static maximum)
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -72,9 +74,14 @@ const std::string kFlatMachine =
 std::string base(const std::string& path) { return path.substr(path.rfind('/') + 1); }
 
 // A value for a Xen file: mostly plausible, sometimes hostile.
-std::string xen_value(rnd::Gen& g, const std::string& path, std::uint64_t scale_kb) {
+std::string xen_value(rnd::Gen& g, const std::string& path, std::uint64_t host_kb,
+                      std::uint64_t guest_max_kb) {
   if (g.chance(0.2)) return g.hostile();
   const std::string b = base(path);
+  // The guest's own sizes mostly within its static maximum (a little past
+  // it: the worker caps there), the host's up to twice the host.
+  const bool guest = path.starts_with("devices/") || path.find("/guest/") != std::string::npos;
+  const std::uint64_t scale_kb = guest ? guest_max_kb * 6 / 10 : host_kb;
   auto kb = [&] {
     std::uint64_t v = g.below(scale_kb * 2);
     if (g.chance(0.8)) v -= v % 4;  // whole pages, mostly
@@ -110,7 +117,8 @@ std::vector<rnd::Step> generate(rnd::Gen& g, TestMachine& m, std::size_t n) {
   const auto files = rnd::writable_files(
       m, {"devices/system/xen_memory", "bus/xen_memory", std::string(kXen.substr(0, kXen.size() - 1))});
   REQUIRE(files.size() >= 10);  // target_kb, target, ..., domain knobs: found from the tree
-  const std::uint64_t scale = rnd::num(m.read(xen("host_total_kb"))).value_or(65536);
+  const std::uint64_t host = rnd::num(m.read(xen("host_total_kb"))).value_or(65536);
+  const std::uint64_t gmax = rnd::num(m.read(xen("guest/max_kb"))).value_or(65536);
   std::vector<rnd::Step> steps;
   for (std::size_t i = 0; i < n; ++i) {
     if (g.chance(0.3)) {
@@ -118,7 +126,7 @@ std::vector<rnd::Step> generate(rnd::Gen& g, TestMachine& m, std::size_t n) {
       continue;
     }
     const std::string& f = g.pick(files);
-    rnd::Step s{f, xen_value(g, f, scale)};
+    rnd::Step s{f, xen_value(g, f, host, gmax)};
     if (g.chance(0.05)) s.uid = 1000;  // no CAP_SYS_ADMIN: target stores are EPERM
     steps.push_back(std::move(s));
   }
@@ -161,10 +169,12 @@ class XenChecker : public rnd::Checker {
 
   std::string initial(TestMachine& m) override {
     snap(m);
-    return check(m, nullptr);
+    return check(m, nullptr, 0);
   }
   void before(TestMachine& m, const rnd::Step&) override { snap(m); }
-  std::string after(TestMachine& m, const rnd::Step& s, long) override { return check(m, &s); }
+  std::string after(TestMachine& m, const rnd::Step& s, long rc) override {
+    return check(m, &s, rc);
+  }
 
  private:
   void snap(TestMachine& m) {
@@ -172,7 +182,7 @@ class XenChecker : public rnd::Checker {
     doms0_ = domains(m);
   }
 
-  std::string check(TestMachine& m, const rnd::Step* s) {
+  std::string check(TestMachine& m, const rnd::Step* s, long rc) {
     const auto total = rnd::num(m.read(xen("host_total_kb")));
     const auto free = rnd::num(m.read(xen("host_free_kb")));
     const auto current = rnd::num(m.read(dev("info/current_kb")));
@@ -204,6 +214,10 @@ class XenChecker : public rnd::Checker {
     // never past it (current_credit caps the target at what the balloon
     // holds).
     const std::uint64_t goal = std::min(*target, *gmax);
+    if (*current > current0_) ++grew_;
+    if (*current < current0_) ++shrank_;
+    if (state == "EAGAIN\n") ++eagain_;
+    if (state == "ECANCELED\n") ++canceled_;
     if (!between(*current, current0_, goal))
       return fmt::format("overshoot: guest current_kb {} outside [{}, goal {}] (target {}, max {})",
                          *current, current0_, goal, *target, *gmax);
@@ -221,6 +235,13 @@ class XenChecker : public rnd::Checker {
     if (*high != 0) return fmt::format("balloon: high_kb {} on x86-64", *high);
     if (state != "DONE\n" && state != "EAGAIN\n" && state != "ECANCELED\n")
       return "worker state: " + state;
+    // Once time has moved, every queued worker run is done; a run that
+    // ends in DONE left the loop with no credit (reference 3.7), and a
+    // target written since then queued a run (delay 0) that has now run
+    // too: DONE means current is at the goal.
+    if (s && rc >= 0 && s->path == "kernel/debug/vsysfs/clock/advance_ms" && state == "DONE\n" &&
+        *current != goal)
+      return fmt::format("converged: worker DONE with current_kb {} but goal {}", *current, goal);
 
     if (numa_) {
       std::uint64_t mt = 0, mf = 0;
@@ -242,7 +263,13 @@ class XenChecker : public rnd::Checker {
     return {};
   }
 
+  std::string coverage() const override {
+    return fmt::format("guest grew in {} steps, shrank in {}; EAGAIN seen {}, ECANCELED {}", grew_,
+                       shrank_, eagain_, canceled_);
+  }
+
   bool numa_;
+  std::size_t grew_ = 0, shrank_ = 0, eagain_ = 0, canceled_ = 0;
   std::uint64_t current0_ = 0;
   std::map<std::string, Dom> doms0_;
 };
