@@ -155,7 +155,10 @@ std::optional<Failure> replay(const Family& f, const std::vector<Step>& steps,
                               std::size_t* rejected, std::string* coverage) {
   TestMachine m(f.toml);
   auto checker = f.make_checker();
-  const std::vector<std::string> observed = readable_files(m, f.observed);
+  std::vector<std::string> observed = readable_files(m, f.observed);
+  std::erase_if(observed, [&](const std::string& p) {
+    return std::find(f.unobserved.begin(), f.unobserved.end(), p) != f.unobserved.end();
+  });
   if (auto w = checker->initial(m); !w.empty()) return Failure{std::string::npos, w};
   for (std::size_t i = 0; i < steps.size(); ++i) {
     const Step& s = steps[i];

@@ -106,8 +106,11 @@ struct Family {
   // at the tree and the boot values, never at state a step changes).
   std::function<std::vector<Step>(Gen& gen, TestMachine& m, std::size_t steps)> generate;
   std::function<std::unique_ptr<Checker>()> make_checker;
-  // Readable files whose contents a failed write must leave alone.
+  // Readable files whose contents a failed write must leave alone: every
+  // readable file under these directories, less the `unobserved` paths
+  // (ones the checker already models more strictly, or large ones).
   std::vector<std::string> observed;
+  std::vector<std::string> unobserved;
   // A kernel quirk that lets a failed write change `path`.
   std::function<bool(const Step& s, long rc, const std::string& path)> failed_write_may_change;
 };

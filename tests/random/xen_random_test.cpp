@@ -238,8 +238,9 @@ class XenChecker : public rnd::Checker {
     // Once time has moved, every queued worker run is done; a run that
     // ends in DONE left the loop with no credit (reference 3.7), and a
     // target written since then queued a run (delay 0) that has now run
-    // too: DONE means current is at the goal.
-    if (s && rc >= 0 && s->path == "kernel/debug/vsysfs/clock/advance_ms" && state == "DONE\n" &&
+    // too: DONE means current is at the goal. (rc 0: an empty write never
+    // reaches the store, reference 1.4, so time did not move.)
+    if (s && rc > 0 && s->path == "kernel/debug/vsysfs/clock/advance_ms" && state == "DONE\n" &&
         *current != goal)
       return fmt::format("converged: worker DONE with current_kb {} but goal {}", *current, goal);
 
