@@ -19,6 +19,9 @@
 //   free pages          per node MemFree <= MemTotal (never "negative"), and
 //                       MemTotal - MemFree == 2048 kB * HugePages_Total + the
 //                       live allocations' pages on that node
+//   meminfo kinds       each node's AnonPages, Shmem, FilePages, Inactive(*),
+//                       PageTables, KernelStack, Slab lines equal the live
+//                       allocations' pages of their kinds on that node
 //   zonelists           the fallback orders never change (allocation,
 //                       hugepages and CPU hotplug leave them alone)
 //   cpu online          nodeN/cpulist lists the node's online CPUs and
@@ -66,7 +69,8 @@ std::string alloc_line(rnd::Gen& g) {
   // Pages: mostly small, sometimes more than a node or the machine has.
   const std::uint64_t pages = g.chance(0.8) ? g.between(1, 600) : g.between(0, 20000);
   tok.push_back("pages=" + (g.chance(0.9) ? std::to_string(pages) : fmt::format("{:#x}", pages)));
-  if (g.chance(0.8)) tok.push_back("cpu=" + std::to_string(g.chance(0.9) ? g.below(5) : g.below(7)));
+  if (g.chance(0.8))
+    tok.push_back("cpu=" + std::to_string(g.chance(0.4) ? 0 : g.chance(0.9) ? g.below(5) : g.below(7)));
   if (g.chance(0.8)) {
     switch (g.below(6)) {
       case 0: tok.push_back("policy=default"); break;
@@ -92,11 +96,11 @@ std::vector<rnd::Step> generate(rnd::Gen& g, TestMachine& m, std::size_t n) {
   const auto files = rnd::writable_files(
       m, {"devices/system/node", "devices/system/cpu", "kernel/debug/vsysfs/numa"});
   REQUIRE(files.size() >= 6);  // nr_hugepages x3, cpuN/online, alloc, free: from the tree
-  std::size_t allocs = 0;
   std::vector<rnd::Step> steps;
   for (std::size_t i = 0; i < n; ++i) {
     if (g.chance(0.1)) {
       steps.push_back({"kernel/debug/vsysfs/clock/advance_ms", g.advance_ms()});
+      (void)m.write(steps.back().path, steps.back().data);
       continue;
     }
     // Half the steps are allocations; the rest spread over every file.
@@ -105,9 +109,12 @@ std::vector<rnd::Step> generate(rnd::Gen& g, TestMachine& m, std::size_t n) {
                                           : g.pick(files);
     const std::string b = f.substr(f.rfind('/') + 1);
     std::string v;
+    // Generation runs the sequence on its own machine, so frees can name
+    // ids that are live.
+    const std::uint64_t allocs =
+        rnd::num(m.read("kernel/debug/vsysfs/numa/last_alloc_id")).value_or(0);
     if (b == "alloc") {
       v = alloc_line(g);
-      ++allocs;
     } else if (b == "free") {
       // Mostly a recent id (often live), sometimes 0, an old or a future one.
       const std::uint64_t id = g.chance(0.7) ? allocs - std::min<std::uint64_t>(allocs, g.below(4))
@@ -121,6 +128,7 @@ std::vector<rnd::Step> generate(rnd::Gen& g, TestMachine& m, std::size_t n) {
     } else {
       v = g.chance(0.5) ? g.hostile() : g.number(g.below(10));
     }
+    (void)m.write(f, v);
     steps.push_back({f, v});
   }
   return steps;
@@ -133,6 +141,7 @@ struct Stat {
 struct Alloc {
   std::uint64_t pages = 0;
   bool interleave = false;
+  std::string kind;
   std::vector<std::uint64_t> node = std::vector<std::uint64_t>(kNodes, 0);
 };
 
@@ -154,6 +163,7 @@ std::map<std::uint64_t, Alloc> allocations(TestMachine& m) {
       if (k == "id") id = std::stoull(v);
       if (k == "pages") a.pages = std::stoull(v);
       if (k == "policy") a.interleave = v.rfind("interleave", 0) == 0;
+      if (k == "kind") a.kind = v;
       if (k.rfind("node", 0) == 0) a.node.at(std::stoul(k.substr(4))) = std::stoull(v);
     }
     out[id] = a;
@@ -225,6 +235,7 @@ class NumaChecker : public rnd::Checker {
                          id);
     }
 
+    if (s && rc < 0 && s->path == "kernel/debug/vsysfs/numa/alloc") ++(rc == -ENOMEM ? enomem_ : einval_);
     if (s && rc > 0 && s->path == "kernel/debug/vsysfs/numa/free") ++frees_;
     if (s && rc > 0 && s->path.ends_with("/online")) ++onlines_;
     if (s && rc > 0 && s->path.ends_with("/nr_hugepages")) ++huge_;
@@ -290,21 +301,49 @@ class NumaChecker : public rnd::Checker {
       if (*free > *total)
         return fmt::format("free pages: node{} MemFree {} > MemTotal {}", n, *free, *total);
       std::uint64_t used = 0;
-      for (const auto& [aid, a] : live) used += a.node[n];
+      std::map<std::string, std::uint64_t> kind;  // pages by the allocations' kind names
+      for (const auto& [aid, a] : live) {
+        used += a.node[n];
+        kind[a.kind] += a.node[n];
+      }
       if (*total - *free != *huge * 2048 + used * 4)
         return fmt::format("free pages: node{} MemTotal {} - MemFree {} != huge {} x 2048 + {} pages",
                            n, *total, *free, *huge, used);
+      // Each kind feeds its meminfo lines (numa_model.hpp PageKind, reference 4.4).
+      const std::uint64_t anon = kind["anon"], file = kind["file"], shmem = kind["shmem"],
+                          sr = kind["slab_reclaimable"], su = kind["slab_unreclaimable"];
+      const std::pair<std::string_view, std::uint64_t> want[] = {
+          {"MemUsed", *total - *free},
+          {"AnonPages", anon * 4},
+          {"Shmem", shmem * 4},
+          {"FilePages", (file + shmem) * 4},
+          {"Inactive(anon)", (anon + shmem) * 4},
+          {"Inactive(file)", file * 4},
+          {"Inactive", (anon + shmem + file) * 4},
+          {"PageTables", kind["pagetables"] * 4},
+          {"KernelStack", kind["kernel_stack"] * 4},
+          {"SReclaimable", sr * 4},
+          {"KReclaimable", sr * 4},
+          {"SUnreclaim", su * 4},
+          {"Slab", (sr + su) * 4},
+      };
+      for (const auto& [label, kb] : want) {
+        const auto got = rnd::meminfo_kb(mi, label);
+        if (got != kb)
+          return fmt::format("meminfo kinds: node{} {} {} kB, the live allocations make {} kB", n,
+                             label, got.value_or(~0ull), kb);
+      }
     }
     return {};
   }
 
   std::string coverage() const override {
-    return fmt::format("{} allocations ({} pages, {} interleaved), {} frees, {} online and {} "
-                       "hugepage writes taken",
-                       allocs_, allocated_, interleaved_, frees_, onlines_, huge_);
+    return fmt::format("{} allocations ({} pages, {} interleaved; {} ENOMEM, {} other errors), "
+                       "{} frees, {} online and {} hugepage writes taken",
+                       allocs_, allocated_, interleaved_, enomem_, einval_, frees_, onlines_, huge_);
   }
 
-  std::size_t allocs_ = 0, frees_ = 0, onlines_ = 0, huge_ = 0;
+  std::size_t allocs_ = 0, enomem_ = 0, einval_ = 0, frees_ = 0, onlines_ = 0, huge_ = 0;
   std::string zonelists_;
   std::vector<Stat> stat_;
   std::uint64_t base_hm_ = 0, base_lo_ = 0, base_ihit_ = 0;
