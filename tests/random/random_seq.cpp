@@ -247,12 +247,12 @@ std::string report(const Family& f, const Outcome& o) {
   std::string out = fmt::format(
       "random {}: seed {}, {} steps: FAILED at step {}: {}\n"
       "  shrunk to {} steps in {} replays; it fails with: {}\n"
-      "  replay: VSYSFS_RANDOM_SEED={} VSYSFS_RANDOM_STEPS={} build/unit-tests -tc='*random*'\n"
+      "  replay: VSYSFS_RANDOM_SEED={} VSYSFS_RANDOM_STEPS={} build/unit-tests -tc='{} random*'\n"
       "  or paste into a regression test: rnd::replay(family, std::vector<rnd::Step>{{LIST}})\n"
       "  with the list:\n{}",
       f.name, o.seed, o.steps.size(), o.failure->step, o.failure->what, o.shrunk.size(),
       o.shrink_runs, o.shrunk_failure ? o.shrunk_failure->what : "(no longer fails: flaky?)",
-      o.seed, o.steps.size(), to_cpp(o.shrunk));
+      o.seed, o.steps.size(), f.name.substr(0, f.name.find(' ')), to_cpp(o.shrunk));
   return out;
 }
 

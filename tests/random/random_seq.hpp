@@ -100,7 +100,7 @@ class Checker {
 };
 
 struct Family {
-  std::string name;
+  std::string name;  // first word = the test cases' prefix: "xen random: ..."
   std::string toml;
   // Steps drawn from `gen` for the fresh machine `m` (generation may look
   // at the tree and the boot values, never at state a step changes).
