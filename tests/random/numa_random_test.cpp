@@ -22,6 +22,10 @@
 //   meminfo kinds       each node's AnonPages, Shmem, FilePages, Inactive(*),
 //                       PageTables, KernelStack, Slab lines equal the live
 //                       allocations' pages of their kinds on that node
+//   hugepage pool       a write of N to nodeN's nr_hugepages shrinks to N or
+//                       grows to min(N, old + MemFree / 2 MiB) (mm/hugetlb.c
+//                       set_max_huge_pages, __GFP_THISNODE); free == nr and
+//                       no surplus, since nothing uses huge pages here
 //   zonelists           the fallback orders never change (allocation,
 //                       hugepages and CPU hotplug leave them alone)
 //   cpu online          nodeN/cpulist lists the node's online CPUs and
@@ -184,8 +188,13 @@ class NumaChecker : public rnd::Checker {
     }
     return check(m, nullptr, 0);
   }
-  void before(TestMachine& m, const rnd::Step&) override {
+  void before(TestMachine& m, const rnd::Step& s) override {
     last_id_ = rnd::num(m.read("kernel/debug/vsysfs/numa/last_alloc_id")).value_or(0);
+    if (s.path.ends_with("/nr_hugepages")) {
+      const std::string dir = s.path.substr(0, s.path.find("/hugepages/"));
+      huge0_ = rnd::num(m.read(s.path)).value_or(0);
+      free0_kb_ = rnd::meminfo_kb(m.read(dir + "/meminfo"), "MemFree").value_or(0);
+    }
   }
   std::string after(TestMachine& m, const rnd::Step& s, long rc) override {
     return check(m, &s, rc);
@@ -239,6 +248,27 @@ class NumaChecker : public rnd::Checker {
     if (s && rc > 0 && s->path == "kernel/debug/vsysfs/numa/free") ++frees_;
     if (s && rc > 0 && s->path.ends_with("/online")) ++onlines_;
     if (s && rc > 0 && s->path.ends_with("/nr_hugepages")) ++huge_;
+    // set_max_huge_pages on one node (mm/hugetlb.c): shrinking frees
+    // unused huge pages (all are unused here), growing takes 2 MiB blocks
+    // of the node's free pages as far as they go.
+    if (s && rc > 0 && s->path.ends_with("/nr_hugepages")) {
+      std::string_view d = s->data;
+      if (!d.empty() && d.back() == '\n') d.remove_suffix(1);
+      const bool plain = !d.empty() && d.size() < 12 &&
+                         d.find_first_not_of("0123456789") == std::string_view::npos;
+      if (plain) {
+        const std::uint64_t want = std::stoull(std::string(d));
+        const std::uint64_t expect = want <= huge0_ ? want : std::min(want, huge0_ + free0_kb_ / 2048);
+        const auto got = rnd::num(m.read(s->path));
+        if (got != expect)
+          return fmt::format("hugepage pool: {} of {} with {} kB free made {}, expected {}", want,
+                             huge0_, free0_kb_, got.value_or(~0ull), expect);
+      }
+      const std::string dir = s->path.substr(0, s->path.rfind('/'));
+      if (m.read(dir + "/free_hugepages") != m.read(s->path) ||
+          m.read(dir + "/surplus_hugepages") != "0\n")
+        return "hugepage pool: free_hugepages != nr_hugepages or a surplus, with nothing using them";
+    }
     const auto now = stats(m);
     std::uint64_t hm = 0, lo = 0, miss = 0, foreign = 0, ihit = 0;
     for (int n = 0; n < kNodes; ++n) {
@@ -345,6 +375,7 @@ class NumaChecker : public rnd::Checker {
 
   std::size_t allocs_ = 0, enomem_ = 0, einval_ = 0, frees_ = 0, onlines_ = 0, huge_ = 0;
   std::string zonelists_;
+  std::uint64_t huge0_ = 0, free0_kb_ = 0;
   std::vector<Stat> stat_;
   std::uint64_t base_hm_ = 0, base_lo_ = 0, base_ihit_ = 0;
   std::uint64_t allocated_ = 0, interleaved_ = 0, last_id_ = 0;
