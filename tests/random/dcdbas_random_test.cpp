@@ -25,8 +25,14 @@
 //                     settings read/write with min..max, asset and service
 //                     tags, the property tag through a buffer, -2 for what
 //                     the BIOS does not implement, -1 for bad input
-// What the model does not predict (an APM SMI, host control at shutdown)
-// it takes from the buffer as it is and goes on from there.
+//   host control      host_control_* read back what the model stored (unsigned
+//                     int from simple_strtoul; the action cleared once host
+//                     control ran), and after machine/shutdown the buffer
+//                     holds the apm_cmd the driver wrote and power_state is
+//                     what the BIOS did with it (reference 2.5: power-off
+//                     before power-cycle; the action taken as a u8)
+// What the model does not predict (an APM SMI raised by hand on the
+// PowerEdge 1400) it takes from the buffer as it is and goes on from there.
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
@@ -345,7 +351,15 @@ std::vector<rnd::Step> generate(const Variant& v, rnd::Gen& g, TestMachine& m, s
       case 6: {  // host control
         const std::string f = g.pick(std::vector<std::string>{"host_control_action", "host_control_smi_type",
                                                               "host_control_on_shutdown"});
-        batch.push_back({P(f), g.chance(0.2) ? g.hostile() : std::to_string(g.below(8)) + "\n"});
+        // Mostly what OpenManage writes (type 2 is the PowerEdge 1400's;
+        // 258 is power-off as a u8), sometimes anything.
+        std::uint64_t val = g.below(8);
+        if (g.chance(0.7)) {
+          if (f == "host_control_smi_type") val = g.pick(std::vector<std::uint64_t>{2, 2, 2, 1, 3, 0});
+          if (f == "host_control_action") val = g.pick(std::vector<std::uint64_t>{2, 4, 6, 0, 1, 258});
+          if (f == "host_control_on_shutdown") val = g.pick(std::vector<std::uint64_t>{1, 1, 0});
+        }
+        batch.push_back({P(f), g.chance(0.2) ? g.hostile() : std::to_string(val) + "\n"});
         break;
       }
       case 7: {  // CMOS: mostly the apm_cmd pointer bytes, sometimes the buffer's address
@@ -401,8 +415,9 @@ class DcdbasChecker : public rnd::Checker {
 
   std::string after(TestMachine& m, const rnd::Step& s, long rc) override { return check(m, &s, rc); }
   std::string coverage() const override {
-    return fmt::format("SMI answers ok {} error {} unsupported {}; {} steps predicted, {} resynced",
-                       bios_.answers[0], bios_.answers[1], bios_.answers[2], predicted_, resynced_);
+    return fmt::format("SMI answers ok {} error {} unsupported {}; {} steps predicted, {} resynced; {}",
+                       bios_.answers[0], bios_.answers[1], bios_.answers[2], predicted_, resynced_,
+                       shutdown_note_);
   }
 
  private:
@@ -436,8 +451,19 @@ class DcdbasChecker : public rnd::Checker {
       buf_.replace(s.off, text.size(), text);
       return true;
     }
+    // The host-control values are unsigned ints from simple_strtoul
+    // (dcdbas.c: static unsigned int host_control_*).
     if (f == P("host_control_action")) {
       grow(198);  // sizeof(struct apm_cmd), always within the limit here
+      hc_action_ = static_cast<std::uint32_t>(simple_strtoul10(text));
+      return true;
+    }
+    if (f == P("host_control_smi_type")) {
+      hc_type_ = static_cast<std::uint32_t>(simple_strtoul10(text));
+      return true;
+    }
+    if (f == P("host_control_on_shutdown")) {
+      hc_on_ = static_cast<std::uint32_t>(simple_strtoul10(text));
       return true;
     }
     if (f == P("smi_request")) {
@@ -466,16 +492,64 @@ class DcdbasChecker : public rnd::Checker {
         bios_.smi(get32(buf_, 4), buf_, phys_);
         return true;
       }
-      // The PowerEdge 1400's host-control SMI (TYPE2: port 0xB0) writes the
-      // apm_cmd status wherever CMOS points: not modelled.
-      if (!v_.wsmt && port == 0xb0 && code == 0xa0) return false;
+      // The PowerEdge 1400's host-control SMI (TYPE2: port 0xB0) by hand
+      // writes the apm_cmd status wherever CMOS points and may power the
+      // machine off: not modelled.
+      if (!v_.wsmt && port == 0xb0 && code == 0xa0) {
+        fw_touched_ = true;
+        return false;
+      }
       return true;  // the CMOS ports and everything else leave RAM alone
     }
-    if (f == "kernel/debug/vsysfs/machine/shutdown") return false;  // host control may run
+    if (f == "kernel/debug/vsysfs/machine/shutdown") return shutdown(text, want_rc);
     // host_control_smi_type and _on_shutdown store anything (no
     // validation); other files are not the driver's: their return values
     // are not modelled, but none of them touches the buffer.
     if (!f.starts_with(P("host_control_"))) want_rc = kAny;
+    return true;
+  }
+
+  // machine/shutdown (sim_control.hpp): the reboot notifier runs
+  // dcdbas_host_control (reference 2.5, dcdbas.c): one-shot, the action as
+  // a u8, power-off before power-cycle, a command 0x10 with parameter 0 or
+  // 20 and status -1 in the buffer, then the SMI of host_control_smi_type.
+  // Only the PowerEdge 1400's BIOS answers, and only TYPE2 (port 0xB0): it
+  // sets the status to 0 and powers off (parameter 0) or cycles.
+  bool shutdown(std::string_view text, long& want_rc) {
+    std::string_view how = text;
+    if (!how.empty() && how.back() == '\n') how.remove_suffix(1);
+    if (how != "poweroff" && how != "halt" && how != "reboot") {
+      want_rc = -EINVAL;
+      return true;
+    }
+    if (shut_) {
+      want_rc = -EBUSY;
+      return true;
+    }
+    shut_ = true;
+    const std::string by_os = how == "poweroff" ? "off" : how == "halt" ? "halted" : "rebooted";
+    std::string state = by_os;
+    bool bios = false;
+    if (hc_on_ != 0 && hc_action_ != 0) {
+      const auto action = static_cast<std::uint8_t>(hc_action_);
+      hc_action_ = 0;
+      if (size_ >= 198 && (action & 6)) {
+        const std::int16_t parm = (action & 2) ? 0 : 20;
+        buf_[0] = 0x10;
+        buf_[1] = static_cast<char>(0xFF);
+        buf_[2] = buf_[3] = 0;
+        buf_[4] = static_cast<char>(parm & 0xFF);
+        buf_[5] = static_cast<char>(parm >> 8);
+        if (!v_.wsmt && hc_type_ == 2) {
+          bios = true;
+          buf_[1] = 0;
+          state = parm == 0 ? "off" : "cycled";
+        }
+      }
+    }
+    shutdown_note_ = fmt::format("shut down ({}): {}", how,
+                                 state == by_os && !bios ? "no host control" : "the BIOS made it " + state);
+    power_ = state;
     return true;
   }
 
@@ -516,6 +590,15 @@ class DcdbasChecker : public rnd::Checker {
                          at < buf_.size() ? static_cast<int>(static_cast<unsigned char>(buf_[at])) : -1);
     }
     (void)before;
+    const std::pair<std::string_view, std::uint32_t> hc[] = {
+        {"host_control_action", hc_action_}, {"host_control_smi_type", hc_type_},
+        {"host_control_on_shutdown", hc_on_}};
+    for (const auto& [file, value] : hc)
+      if (m.read(P(file)) != std::to_string(value) + "\n")
+        return fmt::format("host control: {} reads {:?}, the model has {}", file, m.read(P(file)), value);
+    const std::string power = m.read("kernel/debug/vsysfs/machine/power_state");
+    if (!fw_touched_ && power != power_ + "\n")
+      return fmt::format("host control: power_state {:?}, the model says {}", power, power_);
     buf_ = *b;  // resynchronise (a no-op when the model knew)
     size_ = *size;
     phys_ = *phys;
@@ -527,6 +610,10 @@ class DcdbasChecker : public rnd::Checker {
   std::string buf_;
   std::uint64_t size_ = 0, size_seen_ = 0, phys_ = 0, max_ = kMaxBuf;
   std::size_t predicted_ = 0, resynced_ = 0;
+  std::uint32_t hc_action_ = 0, hc_type_ = 0, hc_on_ = 0;
+  bool shut_ = false, fw_touched_ = false;
+  std::string power_ = "on";
+  std::string shutdown_note_ = "no shutdown";
 };
 
 rnd::Family dcdbas_family(const Variant& v) {
@@ -559,4 +646,48 @@ TEST_CASE("dcdbas random: a PowerEdge 1400's growing SMI buffer and calling inte
   const auto o = rnd::run_random(f, rnd::seed_from_env(1400), rnd::steps_from_env(300));
   INFO(rnd::report(f, o));
   CHECK(!o.failure);
+}
+
+// Sequences in the printed form (rnd::to_cpp), replayed: host control at
+// shutdown on the PowerEdge 1400, the way OpenManage sets it up, power-off
+// winning over power-cycle, the action taken as a u8 (258 is 2), and a
+// type the BIOS does not answer.
+TEST_CASE("dcdbas random: replayed host-control sequences match the model") {
+  const auto f = dcdbas_family(kPe1400);
+  const std::vector<std::vector<rnd::Step>> cases = {
+      {
+          {"devices/platform/dcdbas/host_control_smi_type", "2\n", 0, 0},
+          {"devices/platform/dcdbas/host_control_action", "6\n", 0, 0},
+          {"devices/platform/dcdbas/host_control_on_shutdown", "1\n", 0, 0},
+          {"kernel/debug/vsysfs/machine/shutdown", "reboot", 0, 0},
+      },
+      {
+          {"devices/platform/dcdbas/host_control_smi_type", "2\n", 0, 0},
+          {"devices/platform/dcdbas/host_control_action", "4\n", 0, 0},
+          {"devices/platform/dcdbas/host_control_on_shutdown", "1\n", 0, 0},
+          {"kernel/debug/vsysfs/machine/shutdown", "halt\n", 0, 0},
+          {"kernel/debug/vsysfs/machine/shutdown", "poweroff", 0, 0},
+      },
+      {
+          {"devices/platform/dcdbas/host_control_action", "258", 0, 0},
+          {"devices/platform/dcdbas/host_control_smi_type", "2", 0, 0},
+          {"devices/platform/dcdbas/host_control_on_shutdown", "7", 0, 0},
+          {"kernel/debug/vsysfs/machine/shutdown", "halt", 0, 0},
+      },
+      {
+          {"devices/platform/dcdbas/host_control_smi_type", "3\n", 0, 0},
+          {"devices/platform/dcdbas/host_control_action", "2\n", 0, 0},
+          {"devices/platform/dcdbas/host_control_on_shutdown", "1\n", 0, 0},
+          {"kernel/debug/vsysfs/machine/shutdown", "poweroff", 0, 0},
+      },
+  };
+  for (const auto& steps : cases) {
+    const auto r = rnd::replay(f, steps);
+    CHECK_MESSAGE(!r, (r ? r->what : ""));
+  }
+  // And the device did what the model says: the BIOS powered the first off.
+  TestMachine m(kPe1400.toml);
+  for (const auto& s : cases[0]) (void)m.write(s.path, s.data);
+  CHECK(m.read("kernel/debug/vsysfs/machine/power_state") == "off\n");  // 6 has the power-off bit
+  CHECK(m.read(P("host_control_action")) == "0\n");
 }
