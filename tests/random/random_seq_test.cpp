@@ -36,7 +36,7 @@ class Planted : public rnd::Checker {
 
 rnd::Family planted_family() {
   rnd::Family f;
-  f.name = "planted";  // the test cases here are "random framework: ..."
+  f.name = "planted (a failure the framework test expects)";
   f.toml = kNuma;
   f.generate = [](rnd::Gen& g, TestMachine&, std::size_t n) {
     std::vector<rnd::Step> steps;
