@@ -139,7 +139,8 @@ struct Outcome {
 
 // Greedy delta debugging: drops chunks (half the list, then quarters ...,
 // down to single steps) while the same invariant still fails, at most
-// `budget` replays. Returns the shortest sequence found.
+// `budget` replays and 3 million replayed steps. Returns the shortest
+// sequence found.
 std::vector<Step> shrink(const Family& f, std::vector<Step> steps, const Failure& failure,
                          std::size_t budget, std::size_t* runs = nullptr);
 
