@@ -146,7 +146,10 @@ unit: $(UNIT)  ## the unit tests only
 # The seeded random-sequence tests (tests/random, docs/random-tests.md), longer:
 # every doctest case whose name matches *random* (the Xen, NUMA and dcdbas
 # families here; the net and lock-service ones where they exist).
-SEED  ?= $(shell date +%s)
+# (SEED is expanded once, so the echoed seed is the one that ran.)
+ifeq ($(origin SEED),undefined)
+  SEED := $(shell date +%s)
+endif
 STEPS ?= 3000
 test-random: $(UNIT)  ## random operation sequences: make test-random SEED=N STEPS=N
 	@echo "test-random: VSYSFS_RANDOM_SEED=$(SEED) VSYSFS_RANDOM_STEPS=$(STEPS)"
