@@ -1,8 +1,9 @@
 // Random operation sequences for the Xen family (devices/xen): every
 // writable file of xen_memory0, bus/xen_memory and the hypervisor knobs
 // under kernel/debug/vsysfs/xen, with valid and hostile values, plus clock
-// advances, on a NUMA-backed guest (the balloon moves the nodes' pages)
-// and a flat one. Invariants after every step (docs/random-tests.md):
+// advances, on a NUMA-backed guest (the balloon moves the nodes' pages;
+// the nodes' hugepage pools, numa/alloc and CPU hotplug join in) and a
+// flat one. Invariants after every step (docs/random-tests.md):
 //   host accounting   host free + every domain's current == host total
 //                     (xen_balloon_hypervisor.hpp), and this guest's
 //                     current in the hypervisor == info/current_kb
@@ -110,12 +111,23 @@ std::string xen_value(rnd::Gen& g, const std::string& path, std::uint64_t host_k
   if (b == "drivers_probe")
     return g.pick(std::vector<std::string>{"xen_memory0\n", "xen_memory0", "xen_memory1\n"});
   if (b == "drivers_autoprobe") return g.pick(std::vector<std::string>{"0\n", "1\n", "x"});
+  // The NUMA guest's workload and topology (the balloon can only take
+  // free pages; hugepage pools and allocations hold them).
+  if (b == "alloc")
+    return fmt::format("pages={} cpu={} policy={}\n", g.between(1, 3000), g.below(3),
+                       g.pick(std::vector<std::string>{"default", "interleave", "bind:1", "preferred:0"}));
+  if (b == "free") return g.number(g.below(12));
+  if (b == "nr_hugepages") return g.number(g.below(10));
+  if (b == "online") return g.pick(std::vector<std::string>{"0\n", "1\n"});
   return g.number(g.below(100));
 }
 
 std::vector<rnd::Step> generate(rnd::Gen& g, TestMachine& m, std::size_t n) {
+  // With [numa] the guest's memory is its nodes': their hugepage pools,
+  // the workload knobs and CPU hotplug take part too (empty otherwise).
   const auto files = rnd::writable_files(
-      m, {"devices/system/xen_memory", "bus/xen_memory", std::string(kXen.substr(0, kXen.size() - 1))});
+      m, {"devices/system/xen_memory", "bus/xen_memory", std::string(kXen.substr(0, kXen.size() - 1)),
+          "devices/system/node", "devices/system/cpu", "kernel/debug/vsysfs/numa"});
   REQUIRE(files.size() >= 10);  // target_kb, target, ..., domain knobs: found from the tree
   const std::uint64_t host = rnd::num(m.read(xen("host_total_kb"))).value_or(65536);
   const std::uint64_t gmax = rnd::num(m.read(xen("guest/max_kb"))).value_or(65536);
