@@ -1,0 +1,167 @@
+#pragma once
+
+// Seeded random operation sequences with invariants (docs/random-tests.md).
+//
+// A Family names a machine description, a generator of steps and a
+// checker of invariants. run_random() builds the machine in-process
+// (TestMachine: the real fs::Server, no mount), draws a sequence of steps
+// from a std::mt19937_64 seeded with a printed seed, applies them one by
+// one and checks the invariants after each. On a failure it shrinks the
+// sequence (greedy delta debugging: drop chunks of steps, halving the
+// chunk size, while the same invariant still fails; bounded by a run
+// budget) and report() prints the seed and the shortest failing sequence
+// as a C++ initializer list that replay() accepts, so it can be pasted
+// into a regression test.
+//
+// Every step is one write(2) to a file of the tree (a store, a knob
+// command, clock/advance_ms, cpuN/online, machine/shutdown): the family's
+// whole interface is files, and a replayed list needs nothing else.
+//
+// Generic invariant (every family): a write that fails changes none of the
+// family's observed files ("bad input changes nothing", docs/design.md);
+// a family may allow a documented exception (Family::failed_write_may_change).
+//
+// Environment: VSYSFS_RANDOM_SEED and VSYSFS_RANDOM_STEPS override a test's
+// seed and step count; VSYSFS_RANDOM_VERBOSE=1 prints one line per run.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tests/support/test_env.hpp"
+
+namespace vsysfs::testing::rnd {
+
+struct Step {
+  std::string path;       // relative to the mount root, like "devices/system/..."
+  std::string data;       // the bytes of the one write(2)
+  std::uint64_t off = 0;  // pwrite offset (binary files)
+  std::uint32_t uid = 0;  // 0: root; else an unprivileged caller with this uid
+};
+
+// The steps as a C++ initializer list: {{"path", "data", off, uid}, ...}.
+std::string to_cpp(const std::vector<Step>& steps);
+// One step, for messages.
+std::string describe(const Step& s);
+
+// The seeded generator with the helpers every family uses.
+class Gen {
+ public:
+  explicit Gen(std::uint64_t seed) : rng_(seed) {}
+  std::uint64_t below(std::uint64_t n) {  // uniform in [0, n); 0 when n == 0
+    return n == 0 ? 0 : std::uniform_int_distribution<std::uint64_t>(0, n - 1)(rng_);
+  }
+  std::uint64_t between(std::uint64_t lo, std::uint64_t hi) { return lo + below(hi - lo + 1); }
+  bool chance(double p) { return std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
+  template <typename T>
+  const T& pick(const std::vector<T>& v) { return v[below(v.size())]; }
+  std::mt19937_64& engine() { return rng_; }
+
+  // A number as a user would write it: decimal, often with "\n", sometimes
+  // 0x-hex or with leading zeros (kstrtoul base 0 reads those as hex/octal).
+  std::string number(std::uint64_t v);
+  // Input no store should accept as a number, or only as the kernel's
+  // quirky parsers do: "", "\n", "-1", "junk", 2^64, "5 5", "0x", NUL, a
+  // 5000-byte string, a bare "+", "1e3", whitespace...
+  std::string hostile();
+  // A clock step: 0, a jiffy, a second, a minute, up to ten minutes.
+  std::string advance_ms();
+
+ private:
+  std::mt19937_64 rng_;
+};
+
+// Files under `prefixes` (mount-relative directories) whose mode has a
+// write bit, walked from the tree, sorted; symlinks are not followed.
+std::vector<std::string> writable_files(const TestMachine& m,
+                                        const std::vector<std::string>& prefixes);
+// Files under `prefixes` whose mode has a read bit.
+std::vector<std::string> readable_files(const TestMachine& m,
+                                        const std::vector<std::string>& prefixes);
+
+// Invariant state for one run. Messages are "<invariant>: <detail>"; two
+// failures are the same when the text before the first ':' is.
+class Checker {
+ public:
+  virtual ~Checker() = default;
+  // Called once on the fresh machine, then before and after every step.
+  virtual std::string initial(TestMachine& m) = 0;
+  virtual void before(TestMachine& m, const Step& s) { (void)m, (void)s; }
+  // `rc` is the write's count or -errno.
+  virtual std::string after(TestMachine& m, const Step& s, long rc) = 0;
+  // What the run covered ("412 SMIs answered, ..."), for the report: a
+  // sequence that never reaches the interesting states proves little.
+  virtual std::string coverage() const { return {}; }
+};
+
+struct Family {
+  std::string name;  // first word = the test cases' prefix: "xen random: ..."
+  std::string toml;
+  // Steps drawn from `gen` for the fresh machine `m` (generation may look
+  // at the tree and the boot values, never at state a step changes).
+  std::function<std::vector<Step>(Gen& gen, TestMachine& m, std::size_t steps)> generate;
+  std::function<std::unique_ptr<Checker>()> make_checker;
+  // Readable files whose contents a failed write must leave alone: every
+  // readable file under these directories, less the `unobserved` paths
+  // (ones the checker already models more strictly, or large ones).
+  std::vector<std::string> observed;
+  std::vector<std::string> unobserved;
+  // A kernel quirk that lets a failed write change `path`.
+  std::function<bool(const Step& s, long rc, const std::string& path)> failed_write_may_change;
+};
+
+struct Failure {
+  std::size_t step = 0;  // index of the step after which the check failed (npos: initial)
+  std::string what;
+  std::string kind() const { return what.substr(0, what.find(':')); }
+};
+
+// Builds the family's machine and applies `steps`; the first failure.
+// `rejected` (optional) counts the writes that failed with an errno.
+std::optional<Failure> replay(const Family& f, const std::vector<Step>& steps,
+                              std::size_t* rejected = nullptr, std::string* coverage = nullptr);
+
+struct Outcome {
+  std::uint64_t seed = 0;
+  std::vector<Step> steps;         // what was drawn
+  std::optional<Failure> failure;  // on the whole sequence
+  std::size_t rejected = 0;        // writes of the sequence that failed with an errno
+  std::string coverage;            // the checker's coverage() after the whole sequence
+  std::vector<Step> shrunk;        // shortest failing sequence found
+  std::optional<Failure> shrunk_failure;
+  std::size_t shrink_runs = 0;
+};
+
+// Greedy delta debugging: drops chunks (half the list, then quarters ...,
+// down to single steps) while the same invariant still fails, at most
+// `budget` replays and 3 million replayed steps. Returns the shortest
+// sequence found.
+std::vector<Step> shrink(const Family& f, std::vector<Step> steps, const Failure& failure,
+                         std::size_t budget, std::size_t* runs = nullptr);
+
+Outcome run_random(const Family& f, std::uint64_t seed, std::size_t steps,
+                   std::size_t shrink_budget = 600);
+// "random <family>: seed N, M steps: OK" or the failure, the shrunk list
+// and how to replay it.
+std::string report(const Family& f, const Outcome& o);
+
+// VSYSFS_RANDOM_SEED / VSYSFS_RANDOM_STEPS, else the defaults.
+std::uint64_t seed_from_env(std::uint64_t fallback);
+std::size_t steps_from_env(std::size_t fallback);
+bool verbose();
+
+// --- file parsing helpers for checkers ---------------------------------------
+// The first unsigned number in `s` (base 10, or 16 with hex=true); nullopt
+// when `s` starts with '<' (a TestMachine error) or has no digit.
+std::optional<std::uint64_t> num(std::string_view s, bool hex = false);
+// "Node N Label:   123 kB" -> 123 for `label` (without the colon).
+std::optional<std::uint64_t> meminfo_kb(std::string_view meminfo, std::string_view label);
+// "name value" lines -> value of `name`.
+std::optional<std::uint64_t> field(std::string_view text, std::string_view name);
+
+}  // namespace vsysfs::testing::rnd
