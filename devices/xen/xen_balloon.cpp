@@ -5,6 +5,7 @@
 #include "devices/xen/xen_balloon.hpp"
 
 #include <cerrno>
+#include <climits>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -27,6 +28,7 @@ constexpr core::DeviceAttribute<XenBalloon> kAttrs[] = {
     VSYSFS_ATTR_RW(XenBalloon, max_schedule_delay),
     VSYSFS_ATTR_RO(XenBalloon, retry_count),
     VSYSFS_ATTR_RW(XenBalloon, max_retry_count),
+    VSYSFS_ATTR_RW(XenBalloon, scrub_pages),
     VSYSFS_ATTR_RW(XenBalloon, uevent),
 };
 constexpr core::DeviceAttribute<XenBalloon> kInfoAttrs[] = {
@@ -53,6 +55,14 @@ mode_t knob_visible(const XenBalloon& dev, std::string_view name, mode_t mode) {
 constexpr core::AttributeGroup<XenBalloon> kKnobGroups[] = {
     {.name = "", .attrs = kKnobAttrs, .is_visible = &knob_visible}};
 
+// drivers/xen/balloon.c: module_param(balloon_boot_timeout, uint, 0444)
+// with MODULE_PARAM_PREFIX "xen.".
+constexpr core::DeviceAttribute<XenBalloon> kModuleParamAttrs[] = {
+    VSYSFS_ATTR_RO(XenBalloon, balloon_boot_timeout),
+};
+constexpr core::AttributeGroup<XenBalloon> kModuleParamGroups[] = {
+    {.name = "", .attrs = kModuleParamAttrs}};
+
 constexpr std::string_view kDevicePath = "devices/system/xen_memory/xen_memory0";
 constexpr std::string_view kKnobPath = "kernel/debug/vsysfs/xen";
 
@@ -73,22 +83,39 @@ XenBalloon::XenBalloon(core::Env& env, std::shared_ptr<XenHypervisor> hv, XenGue
       hv_(std::move(hv)),
       domid_(params.domid),
       numa_backed_(memory.numa_backed()),
+      driver_(params.driver),
+      balloon_boot_timeout_(params.balloon_boot_timeout),
       mem_(std::move(memory)),
       target_pages_(params.target_pages),
       max_schedule_delay_(params.max_schedule_delay),
       max_retry_count_(params.max_retry_count),
-      balloon_worker_(env.clock, [this] { balloon_process(); }) {}
+      scrub_pages_(params.scrub_pages),
+      balloon_worker_(env.clock, [this] {
+        if (driver_ == Driver::Kthread)
+          balloon_thread();
+        else
+          balloon_process();
+      }) {}
 
 std::span<const core::AttributeGroup<XenBalloon>> XenBalloon::groups() { return kGroups; }
 std::span<const core::AttributeGroup<XenBalloon>> XenBalloon::knob_groups() { return kKnobGroups; }
+std::span<const core::AttributeGroup<XenBalloon>> XenBalloon::module_param_groups() {
+  return kModuleParamGroups;
+}
 
 void XenBalloon::start() {
   core::MutexLock lock(balloon_mutex_);
+  if (driver_ == Driver::Kthread) {
+    balloon_thread_sleep_locked();  // kthread_run: straight into its first wait
+    return;
+  }
   if (current_credit_locked() != 0) schedule_delayed_work_locked(core::Nanos{0});
 }
 
-// kernel: balloon_set_new_target(). Upstream stores the target without the
-// mutex ("not read-modify-write"); we take it so readers never race.
+// kernel: balloon_set_new_target(): stores the target and kicks the worker
+// (schedule_delayed_work, or wake_up(&balloon_thread_wq)). Upstream stores
+// the target without the mutex ("not read-modify-write"); we take it so
+// readers never race.
 void XenBalloon::balloon_set_new_target(const core::Caller& caller, std::uint64_t target,
                                         std::string_view via) {
   core::MutexLock lock(balloon_mutex_);
@@ -99,7 +126,10 @@ void XenBalloon::balloon_set_new_target(const core::Caller& caller, std::uint64_
             {"target_kb", xen_pages_to_kb(target)},
             {"current_kb", xen_pages_to_kb(mem_.totalram_pages())},
             {"worker_pending", was_pending}});
-  schedule_delayed_work_locked(core::Nanos{0});
+  if (driver_ == Driver::Kthread)
+    wake_up_locked();
+  else
+    schedule_delayed_work_locked(core::Nanos{0});
 }
 
 void XenBalloon::schedule_delayed_work_locked(core::Nanos delay) {
@@ -215,6 +245,31 @@ core::Result<std::size_t> XenBalloon::max_retry_count_store(const core::Caller& 
   return in.size();
 }
 
+// drivers/base/core.c device_show_bool: "%d\n".
+core::Status XenBalloon::scrub_pages_show(core::PageBuffer& buf) const {
+  core::MutexLock lock(balloon_mutex_);
+  buf.emit("{:d}\n", scrub_pages_ ? 1 : 0);
+  return {};
+}
+
+// device_store_bool: kstrtobool, any failure is EINVAL; the mode is the
+// only permission check.
+core::Result<std::size_t> XenBalloon::scrub_pages_store(const core::Caller& caller,
+                                                        std::string_view in) {
+  const auto v = core::kstrtobool(in);
+  if (!v) return core::Errno{EINVAL};
+  core::MutexLock lock(balloon_mutex_);
+  scrub_pages_ = *v;
+  env_.log(&caller, "xen_balloon", "scrub_pages", "OK", {{"value", *v}});
+  return in.size();
+}
+
+// kernel/params.c param_get_uint: "%u\n". Fixed at boot (0444).
+core::Status XenBalloon::balloon_boot_timeout_show(core::PageBuffer& buf) const {
+  buf.emit("{}\n", balloon_boot_timeout_);
+  return {};
+}
+
 core::Status XenBalloon::current_kb_show(core::PageBuffer& buf) const {
   core::MutexLock lock(balloon_mutex_);
   buf.emit("{}\n", xen_pages_to_kb(mem_.totalram_pages()));
@@ -324,8 +379,13 @@ std::uint64_t size_pages_or(const core::ConfigValue& sec, std::string_view key,
 // (docs/kernel-semantics.md section 3.5: current_pages is the sum of the nodes' MemTotal), the
 // workload is numa/alloc's, and ballooning moves pages in and out of the
 // nodes (see xen_balloon_memory.hpp for the node order).
-//   max_schedule_delay  seconds (default 32), max_retry_count (default 0 =
-//                       unlimited, the [T] default; newest kernels use 4)
+//   driver              "kthread" (default: the 5.15+ xen-balloon thread)
+//                       or "workqueue" (the 2.6.39-5.14 delayed work)
+//   max_schedule_delay  seconds (default 32), max_retry_count (default 4,
+//                       balloon_init since 5.4; 0 = unlimited)
+//   scrub_pages         xen_scrub_pages at boot (default true)
+//   balloon_boot_timeout  xen.balloon_boot_timeout, seconds (default 180;
+//                       kthread driver only: module/xen/parameters)
 // [[xen.domain]] (each other domain): name, domid, memory (required),
 //   target (default memory), max_memory (default max(memory, target)),
 //   pace (pages per second, default 25600 = 100 MiB/s).
@@ -360,7 +420,20 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
   params.domid = guest.domid;
   params.target_pages = target;
   params.max_schedule_delay = sec.get_uint("max_schedule_delay", 32);
-  params.max_retry_count = sec.get_uint("max_retry_count", 0);
+  params.max_retry_count = sec.get_uint("max_retry_count", 4);
+  if (const core::ConfigValue* d = sec.find("driver")) {
+    const std::string& name = d->as_string();
+    if (name == "kthread")
+      params.driver = XenBalloon::Driver::Kthread;
+    else if (name == "workqueue")
+      params.driver = XenBalloon::Driver::Workqueue;
+    else
+      d->fail("expected \"kthread\" (5.15+) or \"workqueue\" (2.6.39-5.14)");
+  }
+  if (const core::ConfigValue* v = sec.find("scrub_pages")) params.scrub_pages = v->as_bool();
+  const std::uint64_t boot_timeout = sec.get_uint("balloon_boot_timeout", 180);
+  if (boot_timeout > UINT_MAX) sec.require("balloon_boot_timeout").fail("above UINT_MAX");
+  params.balloon_boot_timeout = static_cast<unsigned>(boot_timeout);
 
   std::vector<XenHypervisor::DomainSpec> others;
   for (const core::ConfigValue& d : sec.get_array("domain")) {
@@ -401,6 +474,9 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
   ctx.tree.add_device<XenHypervisor>(kKnobPath, hv, XenHypervisor::groups());
   ctx.tree.add_device<XenBalloon>(std::string(kKnobPath) + "/guest", dev,
                                   XenBalloon::knob_groups());
+  if (params.driver == XenBalloon::Driver::Kthread)
+    ctx.tree.add_device<XenBalloon>("module/xen/parameters", dev,
+                                    XenBalloon::module_param_groups());
   for (const auto& d : hv->other_domains())
     ctx.tree.add_device<XenDomain>(fmt::format("{}/domain/{}", kKnobPath, d->name()), d,
                                    XenDomain::groups());

@@ -42,7 +42,8 @@ constexpr std::string_view kNuma =
 
 std::string numa_machine(std::string_view xen_extra = "") {
   return std::string(kNuma) +
-         "[xen]\nhost_memory = \"512M\"\nmax_memory = \"256M\"\n" + std::string(xen_extra) +
+         "[xen]\nhost_memory = \"512M\"\nmax_memory = \"256M\"\ndriver = \"workqueue\"\n"
+         "max_retry_count = 0\n" + std::string(xen_extra) +
          "[[xen.domain]]\nname = \"other\"\ndomid = 2\nmemory = \"128M\"\n";
 }
 
