@@ -46,6 +46,8 @@ constexpr core::DeviceAttribute<XenBalloon> kKnobAttrs[] = {
     VSYSFS_ATTR_RO_MODE(XenBalloon, free_kb, 0400),
     VSYSFS_ATTR_RO_MODE(XenBalloon, max_kb, 0400),
     VSYSFS_ATTR_RO_MODE(XenBalloon, state, 0400),
+    VSYSFS_ATTR_RO_MODE(XenBalloon, driver, 0400),
+    VSYSFS_ATTR_RO_MODE(XenBalloon, reserve_kb, 0400),
 };
 // With a NUMA model the guest's workload is numa/alloc's: used_kb goes
 // (free_kb and max_kb stay, as sums over the nodes).
@@ -332,6 +334,17 @@ core::Status XenBalloon::max_kb_show(core::PageBuffer& buf) const {
 core::Status XenBalloon::state_show(core::PageBuffer& buf) const {
   core::MutexLock lock(balloon_mutex_);
   buf.emit("{}\n", state_name(last_state_));
+  return {};
+}
+
+core::Status XenBalloon::driver_show(core::PageBuffer& buf) const {
+  buf.emit("{}\n", driver_ == Driver::Kthread ? "kthread" : "workqueue");
+  return {};
+}
+
+core::Status XenBalloon::reserve_kb_show(core::PageBuffer& buf) const {
+  core::MutexLock lock(balloon_mutex_);
+  buf.emit("{}\n", xen_pages_to_kb(mem_.totalreserve_pages()));
   return {};
 }
 

@@ -55,6 +55,9 @@
 //                    sum of the nodes' MemFree), KiB
 //   max_kb     0400  static maximum (current + ballooned), KiB
 //   state      0400  the worker's last state: DONE, EAGAIN or ECANCELED
+//   driver     0400  "kthread" or "workqueue"
+//   reserve_kb 0400  totalreserve_pages in KiB: what the kthread's
+//                    si_mem_available() keeps back when ballooning down
 // and, with the kthread driver, the built-in module parameter
 // module/xen/parameters/balloon_boot_timeout (0444, "%u\n", seconds:
 // module_param(balloon_boot_timeout, uint, 0444) under
@@ -162,6 +165,8 @@ class XenBalloon {
   core::Status free_kb_show(core::PageBuffer& buf) const;
   core::Status max_kb_show(core::PageBuffer& buf) const;
   core::Status state_show(core::PageBuffer& buf) const;
+  core::Status driver_show(core::PageBuffer& buf) const;
+  core::Status reserve_kb_show(core::PageBuffer& buf) const;
 
  private:
   // kernel: balloon_set_new_target(). Locking: takes balloon_mutex.

@@ -282,3 +282,23 @@ TEST_CASE("kthread: ballooning down is limited to si_mem_available(), then backs
 }
 
 }  // TEST_SUITE
+
+TEST_SUITE("xen_balloon") {
+
+TEST_CASE("guest/driver and guest/reserve_kb knobs") {
+  TestMachine k(small_machine_with("kthread"));
+  CHECK(mode_of(k, knob("guest/driver")) == 0400);
+  CHECK(k.read(knob("guest/driver")) == "kthread\n");
+  // 256 MiB: min_free_kbytes = int_sqrt(262144 * 16) = 2048 KiB (512
+  // pages); high = 512 + 2 * max(128, 65) = 768 pages.
+  CHECK(k.read(knob("guest/reserve_kb")) == "3072\n");
+  TestMachine w(small_machine_with("workqueue"));
+  CHECK(w.read(knob("guest/driver")) == "workqueue\n");
+  // A 16 GiB guest: min_free_kbytes 16384 KiB (4096 pages); the scale
+  // factor term 4194 beats 1024: high = 4096 + 2 * 4194.
+  TestMachine big("[xen]\nhost_memory = \"32G\"\nmemory = \"16G\"\n");
+  CHECK(big.read(knob("guest/reserve_kb")) == std::to_string(12484 * 4) + "\n");
+  CHECK(big.read(knob("guest/driver")) == "kthread\n");
+}
+
+}  // TEST_SUITE
