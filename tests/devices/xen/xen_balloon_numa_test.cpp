@@ -41,10 +41,12 @@ constexpr std::string_view kNuma =
     "[[numa.node]]\ncpus = \"1\"\nmemory_mb = 64\n";
 
 std::string numa_machine(std::string_view xen_extra = "") {
-  return std::string(kNuma) +
-         "[xen]\nhost_memory = \"512M\"\nmax_memory = \"256M\"\ndriver = \"workqueue\"\n"
-         "max_retry_count = 0\n" + std::string(xen_extra) +
-         "[[xen.domain]]\nname = \"other\"\ndomid = 2\nmemory = \"128M\"\n";
+  std::string s(kNuma);
+  s.append("[xen]\nhost_memory = \"512M\"\nmax_memory = \"256M\"\ndriver = \"workqueue\"\n"
+           "max_retry_count = 0\n");
+  s.append(xen_extra);
+  s.append("[[xen.domain]]\nname = \"other\"\ndomid = 2\nmemory = \"128M\"\n");
+  return s;
 }
 
 // "Node N <label>:   <kb> kB" from nodeN/meminfo.
@@ -211,7 +213,8 @@ TEST_CASE("NUMA guest: [xen] memory must be the nodes' total; no used key") {
   CHECK_THROWS_WITH_AS(TestMachine(numa_machine("used = \"16M\"\n")),
                        doctest::Contains("used"), ConfigError);
   // A maximum below the nodes' memory is refused too.
-  CHECK_THROWS_AS(TestMachine(std::string(kNuma) + "[xen]\nmax_memory = \"64M\"\n"), ConfigError);
+  CHECK_THROWS_AS(TestMachine(std::string(kNuma).append("[xen]\nmax_memory = \"64M\"\n")),
+                  ConfigError);
 }
 
 TEST_CASE("every machines/*.toml loads, and the built-in default is machines/default.toml") {
