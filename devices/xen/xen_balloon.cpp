@@ -15,6 +15,7 @@
 #include "devices/machine/machine.hpp"
 #include "devices/numa/numa_model.hpp"
 #include "devices/xen/xen_balloon_bus.hpp"
+#include "devices/xen/xen_sys_hypervisor.hpp"
 
 namespace vsysfs::devices {
 namespace {
@@ -399,6 +400,10 @@ std::uint64_t size_pages_or(const core::ConfigValue& sec, std::string_view key,
 //   scrub_pages         xen_scrub_pages at boot (default true)
 //   balloon_boot_timeout  xen.balloon_boot_timeout, seconds (default 180;
 //                       kthread driver only: module/xen/parameters)
+// [xen.hypervisor]: what /sys/hypervisor shows (xen_sys_hypervisor.hpp):
+//   guest_type, uuid, version ("4.17.3"), compiler, compiled_by,
+//   compile_date, capabilities, changeset, virtual_start, features,
+//   buildid (hex), start_flags; defaults: a Xen 4.17 host.
 // [[xen.domain]] (each other domain): name, domid, memory (required),
 //   target (default memory), max_memory (default max(memory, target)),
 //   pace (pages per second, default 25600 = 100 MiB/s).
@@ -476,6 +481,9 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
            : XenGuestMemory(guest.current_pages, guest.max_pages, used),
       params);
   auto bus = std::make_shared<XenMemoryBus>(ctx.env);
+  // /sys/hypervisor: drivers/xen/sys-hypervisor.c on every Xen domain.
+  auto sys_hyp = std::make_shared<XenSysHypervisor>(
+      XenSysHypervisor::parse(sec.find("hypervisor"), guest.domid, guest.name));
 
   dev->set_kobject(ctx.tree.add_device<XenBalloon>(kDevicePath, dev, XenBalloon::groups()));
   ctx.tree.add_symlink(std::string(kDevicePath) + "/subsystem", "../../../../bus/xen_memory");
@@ -497,6 +505,8 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
   ctx.machine.keep(hv);
   ctx.machine.keep(dev);
   ctx.machine.keep(bus);
+  ctx.tree.add_device<XenSysHypervisor>("hypervisor", sys_hyp, XenSysHypervisor::groups());
+  ctx.machine.keep(sys_hyp);
   hv->start();
   dev->start();
 }
