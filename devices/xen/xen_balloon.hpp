@@ -6,7 +6,7 @@
 // back.
 //
 // Two workers, chosen by the machine file ([xen] driver):
-//  - "kthread" (default): the 5.15+ (and 4.14-5.14 stable) xen-balloon
+//  - "kthread" (default): the 5.15+ (and stable backports) xen-balloon
 //    kernel thread of drivers/xen/balloon.c (balloon_thread,
 //    balloon_thread_cond, balloon_state): a new target is acted on at once,
 //    even during a back-off; after BP_ECANCELED it retries after an hour;
