@@ -5,6 +5,7 @@
 #include "devices/xen/xen_balloon.hpp"
 
 #include <cerrno>
+#include <climits>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -15,6 +16,7 @@
 #include "devices/machine/machine.hpp"
 #include "devices/numa/numa_model.hpp"
 #include "devices/xen/xen_balloon_bus.hpp"
+#include "devices/xen/xen_sys_hypervisor.hpp"
 
 namespace vsysfs::devices {
 namespace {
@@ -24,6 +26,15 @@ namespace {
 mode_t knob_visible(const XenBalloon& dev, std::string_view name, mode_t mode) {
   return dev.numa_backed() && name == "used_kb" ? 0 : mode;
 }
+
+// drivers/xen/balloon.c: module_param(balloon_boot_timeout, uint, 0444)
+// with MODULE_PARAM_PREFIX "xen.".
+constexpr core::DeviceAttribute<XenBalloon> kModuleParamAttrs[] = {
+    VSYSFS_ATTR_RO(XenBalloon, balloon_boot_timeout),
+};
+constexpr core::AttributeGroup<XenBalloon> kModuleParamGroups[] = {
+    {.name = "", .attrs = kModuleParamAttrs}};
+
 constexpr std::string_view kDevicePath = "devices/system/xen_memory/xen_memory0";
 constexpr std::string_view kKnobPath = "kernel/debug/vsysfs/xen";
 
@@ -44,11 +55,19 @@ XenBalloon::XenBalloon(core::Env& env, std::shared_ptr<XenHypervisor> hv, XenGue
       hv_(std::move(hv)),
       domid_(params.domid),
       numa_backed_(memory.numa_backed()),
+      driver_(params.driver),
+      balloon_boot_timeout_(params.balloon_boot_timeout),
       mem_(std::move(memory)),
       target_pages_(params.target_pages),
       max_schedule_delay_(params.max_schedule_delay),
       max_retry_count_(params.max_retry_count),
-      balloon_worker_(env.clock, [this] { balloon_process(); }) {}
+      scrub_pages_(params.scrub_pages),
+      balloon_worker_(env.clock, [this] {
+        if (driver_ == Driver::Kthread)
+          balloon_thread();
+        else
+          balloon_process();
+      }) {}
 
 // The tables live in members so that entries may name the private fields
 // they show (the kernel's balloon_stats.x). BALLOON_SHOW(name, mode, store,
@@ -77,6 +96,8 @@ std::span<const core::AttributeGroup<XenBalloon>> XenBalloon::groups() {
       BALLOON_SHOW(max_schedule_delay, 0644, &B::max_schedule_delay_store, fmt_lx, d.max_schedule_delay_),
       BALLOON_SHOW(retry_count, 0444, nullptr, fmt_lx, d.retry_count_),
       BALLOON_SHOW(max_retry_count, 0644, &B::max_retry_count_store, fmt_lx, d.max_retry_count_),
+      // drivers/base/core.c device_show_bool: "%d\n".
+      BALLOON_SHOW(scrub_pages, 0644, &B::scrub_pages_store, fmt_dec, d.scrub_pages_ ? 1 : 0),
       // drivers/base/core.c uevent_show: xen_memory0 has no devt, type,
       // driver or bus uevent hook, so there is nothing to print.
       VSYSFS_ATTR(B, uevent, 0644, core::uevent_show_empty<B>, &B::uevent_store),
@@ -106,19 +127,32 @@ std::span<const core::AttributeGroup<XenBalloon>> XenBalloon::knob_groups() {
       BALLOON_SHOW(max_kb, 0400, nullptr, fmt_u64,
                    xen_pages_to_kb(d.mem_.max_pages())),
       BALLOON_SHOW(state, 0400, nullptr, fmt_str, state_name(d.last_state_)),
+      VSYSFS_ATTR_RO_MODE(B, driver, 0400),
+      BALLOON_SHOW(reserve_kb, 0400, nullptr, fmt_u64,
+                   xen_pages_to_kb(d.mem_.totalreserve_pages())),
   };
   static constexpr core::AttributeGroup<B> kKnobGroups[] = {
       {.name = "", .attrs = kKnobAttrs, .is_visible = &knob_visible}};
   return kKnobGroups;
 }
 
+std::span<const core::AttributeGroup<XenBalloon>> XenBalloon::module_param_groups() {
+  return kModuleParamGroups;
+}
+
 void XenBalloon::start() {
   core::MutexLock lock(balloon_mutex_);
+  if (driver_ == Driver::Kthread) {
+    balloon_thread_sleep_locked();  // kthread_run: straight into its first wait
+    return;
+  }
   if (current_credit_locked() != 0) schedule_delayed_work_locked(core::Nanos{0});
 }
 
-// kernel: balloon_set_new_target(). Upstream stores the target without the
-// mutex ("not read-modify-write"); we take it so readers never race.
+// kernel: balloon_set_new_target(): stores the target and kicks the worker
+// (schedule_delayed_work, or wake_up(&balloon_thread_wq)). Upstream stores
+// the target without the mutex ("not read-modify-write"); we take it so
+// readers never race.
 void XenBalloon::balloon_set_new_target(const core::Caller& caller, std::uint64_t target,
                                         std::string_view via) {
   core::MutexLock lock(balloon_mutex_);
@@ -129,7 +163,10 @@ void XenBalloon::balloon_set_new_target(const core::Caller& caller, std::uint64_
             {"target_kb", xen_pages_to_kb(target)},
             {"current_kb", xen_pages_to_kb(mem_.totalram_pages())},
             {"worker_pending", was_pending}});
-  schedule_delayed_work_locked(core::Nanos{0});
+  if (driver_ == Driver::Kthread)
+    wake_up_locked();
+  else
+    schedule_delayed_work_locked(core::Nanos{0});
 }
 
 void XenBalloon::schedule_delayed_work_locked(core::Nanos delay) {
@@ -207,6 +244,24 @@ core::Result<std::size_t> XenBalloon::max_retry_count_store(const core::Caller& 
   return in.size();
 }
 
+// device_store_bool: kstrtobool, any failure is EINVAL; the mode is the
+// only permission check.
+core::Result<std::size_t> XenBalloon::scrub_pages_store(const core::Caller& caller,
+                                                        std::string_view in) {
+  const auto v = core::kstrtobool(in);
+  if (!v) return core::Errno{EINVAL};
+  core::MutexLock lock(balloon_mutex_);
+  scrub_pages_ = *v;
+  env_.log(&caller, "xen_balloon", "scrub_pages", "OK", {{"value", *v}});
+  return in.size();
+}
+
+// kernel/params.c param_get_uint: "%u\n". Fixed at boot (0444).
+core::Status XenBalloon::balloon_boot_timeout_show(core::PageBuffer& buf) const {
+  buf.emit("{}\n", balloon_boot_timeout_);
+  return {};
+}
+
 core::Result<std::size_t> XenBalloon::uevent_store(const core::Caller& caller,
                                                    std::string_view in) {
   return core::uevent_store(env_, caller, {"/devices/system/xen_memory/xen_memory0", "xen_memory", ""}, in);
@@ -223,6 +278,11 @@ core::Result<std::size_t> XenBalloon::used_kb_store(const core::Caller& caller,
            {{"used_kb", xen_pages_to_kb(mem_.used_pages())},
             {"free_kb", xen_pages_to_kb(mem_.free_pages())}});
   return in.size();
+}
+
+core::Status XenBalloon::driver_show(core::PageBuffer& buf) const {
+  buf.emit("{}\n", driver_ == Driver::Kthread ? "kthread" : "workqueue");
+  return {};
 }
 
 // --- the [xen] machine section -------------------------------------------------------
@@ -269,8 +329,17 @@ std::uint64_t size_pages_or(const core::ConfigValue& sec, std::string_view key,
 // (docs/kernel-semantics.md section 3.5: current_pages is the sum of the nodes' MemTotal), the
 // workload is numa/alloc's, and ballooning moves pages in and out of the
 // nodes (see xen_balloon_memory.hpp for the node order).
-//   max_schedule_delay  seconds (default 32), max_retry_count (default 0 =
-//                       unlimited, the [T] default; newest kernels use 4)
+//   driver              "kthread" (default: the 5.15+ xen-balloon thread)
+//                       or "workqueue" (the 2.6.39-5.14 delayed work)
+//   max_schedule_delay  seconds (default 32), max_retry_count (default 4,
+//                       balloon_init since 5.4; 0 = unlimited)
+//   scrub_pages         xen_scrub_pages at boot (default true)
+//   balloon_boot_timeout  xen.balloon_boot_timeout, seconds (default 180;
+//                       kthread driver only: module/xen/parameters)
+// [xen.hypervisor]: what /sys/hypervisor shows (xen_sys_hypervisor.hpp):
+//   guest_type, uuid, version ("4.17.3"), compiler, compiled_by,
+//   compile_date, capabilities, changeset, virtual_start, features,
+//   buildid (hex), start_flags; defaults: a Xen 4.17 host.
 // [[xen.domain]] (each other domain): name, domid, memory (required),
 //   target (default memory), max_memory (default max(memory, target)),
 //   pace (pages per second, default 25600 = 100 MiB/s).
@@ -305,7 +374,20 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
   params.domid = guest.domid;
   params.target_pages = target;
   params.max_schedule_delay = sec.get_uint("max_schedule_delay", 32);
-  params.max_retry_count = sec.get_uint("max_retry_count", 0);
+  params.max_retry_count = sec.get_uint("max_retry_count", 4);
+  if (const core::ConfigValue* d = sec.find("driver")) {
+    const std::string& name = d->as_string();
+    if (name == "kthread")
+      params.driver = XenBalloon::Driver::Kthread;
+    else if (name == "workqueue")
+      params.driver = XenBalloon::Driver::Workqueue;
+    else
+      d->fail("expected \"kthread\" (5.15+) or \"workqueue\" (2.6.39-5.14)");
+  }
+  if (const core::ConfigValue* v = sec.find("scrub_pages")) params.scrub_pages = v->as_bool();
+  const std::uint64_t boot_timeout = sec.get_uint("balloon_boot_timeout", 180);
+  if (boot_timeout > UINT_MAX) sec.require("balloon_boot_timeout").fail("above UINT_MAX");
+  params.balloon_boot_timeout = static_cast<unsigned>(boot_timeout);
 
   std::vector<XenHypervisor::DomainSpec> others;
   for (const core::ConfigValue& d : sec.get_array("domain")) {
@@ -335,6 +417,9 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
            : XenGuestMemory(guest.current_pages, guest.max_pages, used),
       params);
   auto bus = std::make_shared<XenMemoryBus>(ctx.env);
+  // /sys/hypervisor: drivers/xen/sys-hypervisor.c on every Xen domain.
+  auto sys_hyp = std::make_shared<XenSysHypervisor>(
+      XenSysHypervisor::parse(sec.find("hypervisor"), guest.domid, guest.name));
 
   dev->set_kobject(ctx.tree.add_device<XenBalloon>(kDevicePath, dev, XenBalloon::groups()));
   ctx.tree.add_symlink(std::string(kDevicePath) + "/subsystem", "../../../../bus/xen_memory");
@@ -346,6 +431,9 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
   ctx.tree.add_device<XenHypervisor>(kKnobPath, hv, XenHypervisor::groups());
   ctx.tree.add_device<XenBalloon>(std::string(kKnobPath) + "/guest", dev,
                                   XenBalloon::knob_groups());
+  if (params.driver == XenBalloon::Driver::Kthread)
+    ctx.tree.add_device<XenBalloon>("module/xen/parameters", dev,
+                                    XenBalloon::module_param_groups());
   for (const auto& d : hv->other_domains())
     ctx.tree.add_device<XenDomain>(fmt::format("{}/domain/{}", kKnobPath, d->name()), d,
                                    XenDomain::groups());
@@ -353,6 +441,8 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
   ctx.machine.keep(hv);
   ctx.machine.keep(dev);
   ctx.machine.keep(bus);
+  ctx.tree.add_device<XenSysHypervisor>("hypervisor", sys_hyp, XenSysHypervisor::groups());
+  ctx.machine.keep(sys_hyp);
   hv->start();
   dev->start();
 }

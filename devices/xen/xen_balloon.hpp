@@ -5,15 +5,26 @@
 // target by asking the (simulated) hypervisor for frames or handing them
 // back.
 //
-// Kernel sources followed: drivers/xen/xen-balloon.c (the sysfs files,
-// balloon_set_new_target callers) and drivers/xen/balloon.c (balloon_process,
-// increase_reservation, decrease_reservation, update_schedule,
-// current_credit) of upstream 2.6.39+ [T], which is the 2009 patch "balloon:
-// try harder to balloon up under memory pressure" [XC] (no hard limit,
-// partial grants kept, growth retried on the timer) plus Daniel Kiper's
-// exponential back-off. Reference: docs/kernel-semantics.md sections 3.1, 3.2
-// (files by era), 3.3 (write semantics), 3.6 and 3.7 (algorithm); 1.4 for
-// device_show_ulong/device_store_ulong.
+// Two workers, chosen by the machine file ([xen] driver):
+//  - "kthread" (default): the 5.15+ (and stable backports) xen-balloon
+//    kernel thread of drivers/xen/balloon.c (balloon_thread,
+//    balloon_thread_cond, balloon_state): a new target is acted on at once,
+//    even during a back-off; after BP_ECANCELED it retries after an hour;
+//    writing the same target does not wake it; with an empty balloon and
+//    no memory hotplug reserve_additional_memory() clamps target_pages to
+//    current_pages (the target files read back the clamped value).
+//  - "workqueue": the 2.6.39+ delayed work item balloon_process
+//    (schedule_delayed_work: a target written during a back-off waits for
+//    the queued retry; after BP_ECANCELED only a target write restarts it;
+//    current_credit() limits the credit to the ballooned pages and leaves
+//    target_pages as written).
+// Both keep the 2009 patch "balloon: try harder to balloon up under memory
+// pressure" [XC] (no hard limit, partial grants kept, growth retried on the
+// timer) and Daniel Kiper's exponential back-off. Kernel sources:
+// drivers/xen/xen-balloon.c (the sysfs files), drivers/xen/balloon.c,
+// drivers/xen/mem-reservation.c (xen_scrub_pages). Reference:
+// docs/kernel-semantics.md sections 3.1, 3.2 (files by era), 3.3 (write
+// semantics), 3.6 and 3.7 (algorithm); 1.4 for device_show_ulong.
 //
 //   file (devices/system/xen_memory/xen_memory0/)  mode  format
 //   target_kb                 0644  "%lu\n" KiB; store: EPERM without
@@ -23,6 +34,10 @@
 //   max_schedule_delay        0644  "%lx\n"; store kstrtoul(buf, 0)
 //   retry_count               0444  "%lx\n"
 //   max_retry_count           0644  "%lx\n"; store kstrtoul(buf, 0); 0 = unlimited
+//                                   (default 4: balloon_init since the
+//                                   CVE-2019-17351 fix)
+//   scrub_pages               0644  "%d\n" (DEVICE_BOOL_ATTR on xen_scrub_pages);
+//                                   store kstrtobool (EINVAL); default 1
 //   info/current_kb           0444  "%lu\n" KiB
 //   info/low_kb               0444  "%lu\n" KiB in the balloon (low memory)
 //   info/high_kb              0444  "%lu\n" KiB in the balloon (high memory: 0)
@@ -40,11 +55,21 @@
 //                    sum of the nodes' MemFree), KiB
 //   max_kb     0400  static maximum (current + ballooned), KiB
 //   state      0400  the worker's last state: DONE, EAGAIN or ECANCELED
+//   driver     0400  "kthread" or "workqueue"
+//   reserve_kb 0400  totalreserve_pages in KiB: what the kthread's
+//                    si_mem_available() keeps back when ballooning down
+// and, with the kthread driver, the built-in module parameter
+// module/xen/parameters/balloon_boot_timeout (0444, "%u\n", seconds:
+// module_param(balloon_boot_timeout, uint, 0444) under
+// MODULE_PARAM_PREFIX "xen."; param_sysfs_builtin files it under the
+// module name before the dot, "xen").
 //
 // Thread-safety: balloon_mutex guards the stats and the guest memory; every
 // show/store and the worker take it (Order: balloon_mutex ->
 // xen.hypervisor -> timer internals). The worker runs on the Env clock's
-// timer (kernel: the balloon_worker delayed work).
+// timer: the balloon_worker delayed work, or the kthread's
+// wait_event_freezable_timeout (a target store that makes
+// balloon_thread_cond true re-arms it to now).
 
 #include <cstdint>
 #include <memory>
@@ -65,8 +90,11 @@ namespace vsysfs::devices {
 
 class XenBalloon {
  public:
-  // kernel: enum bp_state.
+  // kernel: enum bp_state. BP_WAIT (waiting for hotplugged memory to be
+  // onlined) needs CONFIG_XEN_BALLOON_MEMORY_HOTPLUG, which is not modelled.
   enum class BpState { Done, EAgain, ECanceled };
+  // Which worker drives the balloon (see the top of this file).
+  enum class Driver { Kthread, Workqueue };
   static std::string_view state_name(BpState s);
 
   // kernel: ARRAY_SIZE(frame_list) = PAGE_SIZE / sizeof(unsigned long).
@@ -75,8 +103,11 @@ class XenBalloon {
   struct Params {
     DomId domid = 1;
     std::uint64_t target_pages = 0;
-    std::uint64_t max_schedule_delay = 32;  // [T] default
-    std::uint64_t max_retry_count = 0;      // [T] default: RETRY_UNLIMITED
+    Driver driver = Driver::Kthread;
+    std::uint64_t max_schedule_delay = 32;  // balloon_init
+    std::uint64_t max_retry_count = 4;      // balloon_init since 5.4 (and stable)
+    bool scrub_pages = true;                // CONFIG_XEN_SCRUB_PAGES_DEFAULT=y
+    unsigned balloon_boot_timeout = 180;    // balloon.c, seconds
   };
 
   XenBalloon(core::Env& env, std::shared_ptr<XenHypervisor> hv, XenGuestMemory memory,
@@ -86,14 +117,19 @@ class XenBalloon {
 
   static std::span<const core::AttributeGroup<XenBalloon>> groups();
   static std::span<const core::AttributeGroup<XenBalloon>> knob_groups();
+  // module/xen/parameters (kthread driver only).
+  static std::span<const core::AttributeGroup<XenBalloon>> module_param_groups();
 
   void set_kobject(core::Kobject kobj) { kobj_ = kobj; }
   // The guest's memory is a NUMA model's nodes (constant after
   // construction; no lock). The guest/used_kb knob is hidden then: the
   // workload is numa/alloc's.
   bool numa_backed() const { return numa_backed_; }
-  // Queues the worker once when the boot target differs from current
-  // (balloon_init's initial kick).
+  Driver driver() const { return driver_; }
+  // Workqueue: queues the worker once when the boot target differs from
+  // current (balloon_init's initial kick). Kthread: starts the thread
+  // (kthread_run), which runs at once when there is credit and otherwise
+  // sleeps for an hour.
   void start();
 
   // The guest's populated pages equal what the hypervisor accounts to this
@@ -108,11 +144,14 @@ class XenBalloon {
   core::Result<std::size_t> max_schedule_delay_store(const core::Caller& caller,
                                                      std::string_view in);
   core::Result<std::size_t> max_retry_count_store(const core::Caller& caller, std::string_view in);
+  core::Result<std::size_t> scrub_pages_store(const core::Caller& caller, std::string_view in);
+  core::Status balloon_boot_timeout_show(core::PageBuffer& buf) const;
   // Locking: none. Context: FUSE worker.
   core::Result<std::size_t> uevent_store(const core::Caller& caller, std::string_view in);
 
   // --- knobs (Locking: balloon_mutex. Context: FUSE worker) ---------------
   core::Result<std::size_t> used_kb_store(const core::Caller& caller, std::string_view in);
+  core::Status driver_show(core::PageBuffer& buf) const;
 
  private:
   // kernel: balloon_set_new_target(). Locking: takes balloon_mutex.
@@ -130,9 +169,26 @@ class XenBalloon {
     std::uint64_t requested = 0;
     std::uint64_t granted = 0;
     long error = 0;  // negative errno from the hypercall, if any
+    bool scrubbed = false;  // decrease with xen_scrub_pages set
   };
-  // Timer callback. Locking: takes balloon_mutex. Context: timer.
+  // Workqueue timer callback. Locking: takes balloon_mutex. Context: timer.
   void balloon_process();
+  // Kthread: one pass of balloon_thread's loop body after its wait, then
+  // the next wait. Locking: takes balloon_mutex. Context: timer.
+  void balloon_thread();
+  // kernel: balloon_thread_cond(credit) with the credit the thread sampled
+  // before it went to sleep.
+  bool balloon_thread_cond_locked() const REQUIRES(balloon_mutex_);
+  // The thread goes to sleep: samples the credit and arms the timer for
+  // the state's timeout, or for now when the condition already holds.
+  void balloon_thread_sleep_locked() REQUIRES(balloon_mutex_);
+  // kernel: wake_up(&balloon_thread_wq).
+  void wake_up_locked() REQUIRES(balloon_mutex_);
+  // The kthread's wait timeout for the current state, in seconds.
+  std::uint64_t thread_timeout_s_locked() const REQUIRES(balloon_mutex_);
+  // kernel: current_credit(). Workqueue (2.6.39 form without memory
+  // hotplug): the target limited to current + ballooned pages. Kthread:
+  // target - current.
   long current_credit_locked() const REQUIRES(balloon_mutex_);
   BpState increase_reservation_locked(std::uint64_t nr_pages, Step& step)
       REQUIRES(balloon_mutex_);
@@ -146,6 +202,8 @@ class XenBalloon {
   const std::shared_ptr<XenHypervisor> hv_;
   const DomId domid_;
   const bool numa_backed_;
+  const Driver driver_;
+  const unsigned balloon_boot_timeout_;
   core::Kobject kobj_;
 
   mutable core::Mutex balloon_mutex_{"xen.balloon_mutex", 10};  // Order: before xen.hypervisor (20)
@@ -156,9 +214,17 @@ class XenBalloon {
   std::uint64_t max_schedule_delay_ GUARDED_BY(balloon_mutex_);
   std::uint64_t retry_count_ GUARDED_BY(balloon_mutex_) = 1;
   std::uint64_t max_retry_count_ GUARDED_BY(balloon_mutex_);
+  // kernel: balloon_state (kthread); the workqueue's last state.
   BpState last_state_ GUARDED_BY(balloon_mutex_) = BpState::Done;
+  // The credit balloon_thread sampled before its wait (kthread).
+  long sleep_credit_ GUARDED_BY(balloon_mutex_) = 0;
+  // kernel: xen_scrub_pages (drivers/xen/mem-reservation.c). Frames are
+  // counted, not mapped, so it only selects what the step event says.
+  bool scrub_pages_ GUARDED_BY(balloon_mutex_);
 
-  core::Timer balloon_worker_;  // last member: destroyed (and synced) first
+  // The delayed work item, or the kthread's wait timeout. Last member:
+  // destroyed (and synced) first.
+  core::Timer balloon_worker_;
 };
 
 }  // namespace vsysfs::devices

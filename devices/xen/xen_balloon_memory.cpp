@@ -2,6 +2,8 @@
 
 #include "devices/xen/xen_balloon_memory.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 namespace vsysfs::devices {
@@ -12,9 +14,27 @@ std::uint64_t XenGuestMemory::numa_total_pages(const NumaModel& numa) {
   return total;
 }
 
+std::uint64_t XenGuestMemory::boot_totalreserve_pages(std::uint64_t managed_pages) {
+  constexpr std::uint64_t kPageKb = 4;
+  const std::uint64_t lowmem_kb = managed_pages * kPageKb;
+  // int_sqrt(lowmem_kbytes * 16): floor of the square root.
+  auto isqrt = [](std::uint64_t x) {
+    std::uint64_t r = static_cast<std::uint64_t>(std::sqrt(static_cast<long double>(x)));
+    while (r * r > x) --r;
+    while ((r + 1) * (r + 1) <= x) ++r;
+    return r;
+  };
+  const std::uint64_t min_free_kb =
+      std::clamp<std::uint64_t>(isqrt(std::min(lowmem_kb, UINT64_MAX / 16) * 16), 128, 262144);
+  const std::uint64_t min_pages = min_free_kb / kPageKb;
+  const std::uint64_t tmp = std::max(min_pages / 4, managed_pages * 10 / 10000);
+  return std::min(managed_pages, min_pages + 2 * tmp);
+}
+
 XenGuestMemory::XenGuestMemory(std::shared_ptr<NumaModel> numa, std::uint64_t max)
     : balloon_low_(0), numa_(std::move(numa)) {
   const std::uint64_t total = numa_total_pages(*numa_);
+  totalreserve_pages_ = boot_totalreserve_pages(total);
   if (max < total) throw std::invalid_argument("static maximum below the nodes' memory");
   balloon_low_ = max - total;
   boot_memory_nodes_ = numa_->nodes_with_memory();

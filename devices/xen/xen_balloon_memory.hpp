@@ -56,7 +56,10 @@ class XenGuestMemory {
   // pseudo-physical space (static maximum: the rest starts in the
   // balloon), `used` pages held by the workload.
   XenGuestMemory(std::uint64_t current, std::uint64_t max, std::uint64_t used)
-      : current_pages_(current), balloon_low_(max - current), used_pages_(used) {}
+      : current_pages_(current),
+        balloon_low_(max - current),
+        used_pages_(used),
+        totalreserve_pages_(boot_totalreserve_pages(current)) {}
 
   // NUMA: the populated pages are the nodes' present pages (the caller has
   // checked that they sum to at most `max`); the rest of `max` starts in
@@ -74,6 +77,21 @@ class XenGuestMemory {
   std::uint64_t balloon_high() const { return 0; }  // x86-64: no highmem
   std::uint64_t ballooned_pages() const { return balloon_low() + balloon_high(); }
   std::uint64_t max_pages() const { return totalram_pages() + ballooned_pages(); }
+  // kernel: totalreserve_pages (mm/page_alloc.c calculate_totalreserve_pages),
+  // fixed at boot: the model has one zone, so it is that zone's high
+  // watermark, from min_free_kbytes = int_sqrt(lowmem_kbytes * 16) clamped
+  // to [128, 262144] KiB (calculate_min_free_kbytes) and high = min + 2 *
+  // max(min / 4, managed * watermark_scale_factor(10) / 10000)
+  // (__setup_per_zone_wmarks). The balloon does not recompute it.
+  std::uint64_t totalreserve_pages() const { return totalreserve_pages_; }
+  static std::uint64_t boot_totalreserve_pages(std::uint64_t managed_pages);
+  // kernel: si_mem_available() (mm/show_mem.c): free pages less
+  // totalreserve_pages, never negative. The model has no page cache or
+  // reclaimable slab, so that is all of it.
+  std::uint64_t si_mem_available() const {
+    const std::uint64_t free = free_pages();
+    return free > totalreserve_pages_ ? free - totalreserve_pages_ : 0;
+  }
   // Pages in the balloon that were taken from node `nid` (NUMA only).
   std::uint64_t ballooned_from_node(int nid) const {
     return nid >= 0 && static_cast<std::size_t>(nid) < from_node_.size() ? from_node_[nid] : 0;
@@ -110,6 +128,7 @@ class XenGuestMemory {
   std::vector<int> boot_memory_nodes_;     // round robin set for new pages
   std::vector<std::uint64_t> from_node_;   // ballooned pages taken from each node
   std::size_t next_rr_ = 0;                // round robin cursor into boot_memory_nodes_
+  std::uint64_t totalreserve_pages_ = 0;   // fixed at boot
 };
 
 }  // namespace vsysfs::devices

@@ -1,5 +1,30 @@
-// The balloon worker: drivers/xen/balloon.c balloon_process and its
-// helpers, upstream 2.6.39+ form (docs/kernel-semantics.md sections 3.6, 3.7):
+// The balloon workers: drivers/xen/balloon.c (docs/kernel-semantics.md
+// sections 3.6, 3.7).
+//
+// Kthread (5.15+, the default): balloon_thread's loop,
+//
+//   for (;;) {
+//     timeout = DONE/ECANCELED: 3600 s; EAGAIN: schedule_delay s;
+//     credit = current_credit();
+//     wait_event_freezable_timeout(balloon_thread_wq,
+//                                  balloon_thread_cond(credit), timeout);
+//     mutex_lock(&balloon_mutex);
+//     credit = current_credit();
+//     if (credit > 0) balloon_state = balloon_is_inflated()
+//                         ? increase_reservation(credit)
+//                         : reserve_additional_memory();
+//     if (credit < 0) { n = min(-credit, si_mem_available());
+//                       balloon_state = decrease_reservation(n, GFP_BALLOON);
+//                       if (DONE && n != -credit && n < totalreserve_pages)
+//                           balloon_state = BP_EAGAIN; }
+//     update_schedule();
+//     mutex_unlock(&balloon_mutex);
+//   }
+//
+// is one timer callback per pass; the wait is the timer's delay, and a
+// target store that makes balloon_thread_cond true re-arms it to now.
+//
+// Workqueue (2.6.39-5.14): balloon_process,
 //
 //   do {
 //     credit = current_credit();
@@ -24,12 +49,16 @@
 
 namespace vsysfs::devices {
 
-// kernel: current_credit() without CONFIG_XEN_BALLOON_MEMORY_HOTPLUG: the
-// guest cannot grow past the pages its balloon holds (its static maximum).
+// kernel: current_credit(). Workqueue: the 2.6.39 form without
+// CONFIG_XEN_BALLOON_MEMORY_HOTPLUG: the guest cannot grow past the pages
+// its balloon holds (its static maximum), and target_pages stays as
+// written. Kthread (6.12): target - current; reserve_additional_memory()
+// clamps the target once the balloon is empty.
 long XenBalloon::current_credit_locked() const {
   balloon_mutex_.assert_held();
-  const std::uint64_t target =
-      std::min(target_pages_, mem_.totalram_pages() + mem_.ballooned_pages());
+  std::uint64_t target = target_pages_;
+  if (driver_ == Driver::Workqueue)
+    target = std::min(target, mem_.totalram_pages() + mem_.ballooned_pages());
   return static_cast<long>(target) - static_cast<long>(mem_.totalram_pages());
 }
 
@@ -68,6 +97,8 @@ XenBalloon::BpState XenBalloon::decrease_reservation_locked(std::uint64_t nr_pag
     if (ret != static_cast<long>(got)) step.error = ret < 0 ? ret : -EIO;
   }
   step.granted = got;
+  // xenmem_reservation_scrub_page: clears each page when xen_scrub_pages.
+  step.scrubbed = scrub_pages_ && got > 0;
   return state;
 }
 
@@ -108,6 +139,7 @@ void XenBalloon::log_step_locked(const Step& step, BpState state, long next_dela
   };
   if (step.error != 0)
     data.emplace_back("error", core::errno_name(static_cast<int>(-step.error)));
+  if (step.scrubbed) data.emplace_back("scrubbed", step.granted);
   env_.log(nullptr, "xen_balloon", "step", state_name(state), std::move(data));
 }
 
@@ -136,6 +168,84 @@ void XenBalloon::balloon_process() {
 
   // Schedule more work if there is some still to be done.
   if (state == BpState::EAgain) schedule_delayed_work_locked(backoff_delay(schedule_delay_));
+}
+
+}  // namespace vsysfs::devices
+
+namespace vsysfs::devices {
+
+// --- the kthread ------------------------------------------------------------------
+
+std::uint64_t XenBalloon::thread_timeout_s_locked() const {
+  balloon_mutex_.assert_held();
+  // kernel: balloon_thread's switch (balloon_state); BP_WAIT (1 s) needs
+  // memory hotplug.
+  return last_state_ == BpState::EAgain ? schedule_delay_ : 3600;
+}
+
+// kernel: balloon_thread_cond(): "stop waiting if either state is BP_DONE
+// and ballooning action is needed, or if the credit has changed while
+// state is not BP_DONE".
+bool XenBalloon::balloon_thread_cond_locked() const {
+  balloon_mutex_.assert_held();
+  const long credit = last_state_ == BpState::Done ? 0 : sleep_credit_;
+  return current_credit_locked() != credit;
+}
+
+void XenBalloon::balloon_thread_sleep_locked() {
+  balloon_mutex_.assert_held();
+  sleep_credit_ = current_credit_locked();
+  // wait_event checks the condition before it sleeps.
+  if (balloon_thread_cond_locked()) {
+    balloon_worker_.schedule_in(core::Nanos{0});
+    return;
+  }
+  balloon_worker_.schedule_in(backoff_delay(thread_timeout_s_locked()));
+}
+
+void XenBalloon::wake_up_locked() {
+  balloon_mutex_.assert_held();
+  // A wake-up whose condition is false leaves the thread asleep with its
+  // timeout unchanged (same target, or a store that keeps the credit).
+  if (balloon_thread_cond_locked()) balloon_worker_.schedule_in(core::Nanos{0});
+}
+
+void XenBalloon::balloon_thread() {
+  core::MutexLock lock(balloon_mutex_);
+  const long credit = current_credit_locked();
+  Step step;
+  if (credit > 0) {
+    if (mem_.ballooned_pages() > 0) {
+      last_state_ = increase_reservation_locked(static_cast<std::uint64_t>(credit), step);
+    } else {
+      // reserve_additional_memory() without CONFIG_XEN_BALLOON_MEMORY_HOTPLUG:
+      // the target cannot be reached, so it becomes current_pages (+
+      // target_unpopulated: no grant-table user holds ballooned pages here)
+      // and the thread gives up. The target files read back the clamped
+      // value.
+      step.direction = "clamp";
+      target_pages_ = mem_.totalram_pages();
+      last_state_ = BpState::ECanceled;
+    }
+  }
+  if (credit < 0) {
+    const std::uint64_t want = static_cast<std::uint64_t>(-credit);
+    const std::uint64_t n = std::min(want, mem_.si_mem_available());
+    last_state_ = decrease_reservation_locked(n, step);
+    if (last_state_ == BpState::Done && n != want && n < mem_.totalreserve_pages())
+      last_state_ = BpState::EAgain;
+  }
+  // kernel: update_schedule() leaves BP_ECANCELED alone (retry_count and
+  // schedule_delay were reset when it was set); a pass with no credit keeps
+  // the previous state, so an EAGAIN counts one more retry.
+  if (last_state_ != BpState::ECanceled) last_state_ = update_schedule_locked(last_state_);
+
+  const long after = current_credit_locked();
+  long next_delay_s = 0;
+  if (!(last_state_ == BpState::Done && after != 0))
+    next_delay_s = static_cast<long>(std::min<std::uint64_t>(thread_timeout_s_locked(), LONG_MAX));
+  log_step_locked(step, last_state_, next_delay_s);
+  balloon_thread_sleep_locked();
 }
 
 }  // namespace vsysfs::devices

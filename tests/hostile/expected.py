@@ -550,6 +550,10 @@ ROWS = [
     # DEVICE_ULONG_ATTR: device_store_ulong = kstrtoul(buf, 0) (ref 1.4).
     ("devices/system/xen_memory/xen_memory*/max_*", text(KSTRTO["ul0"]),
      "drivers/base/core.c device_store_ulong"),
+    # DEVICE_BOOL_ATTR: device_store_bool = kstrtobool, any error EINVAL.
+    ("devices/system/xen_memory/xen_memory*/scrub_pages",
+     text(lambda d: "EINVAL" if kstrtobool(d) == "EINVAL" else "OK"),
+     "drivers/base/core.c device_store_bool"),
 
     # --- control plane (ours: each knob's header comment is the spec) ---------------
     # devices/machine/sim_control.hpp

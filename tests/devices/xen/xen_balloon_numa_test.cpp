@@ -41,10 +41,12 @@ constexpr std::string_view kNuma =
     "[[numa.node]]\ncpus = \"1\"\nmemory_mb = 64\n";
 
 std::string numa_machine(std::string_view xen_extra = "") {
-  return std::string(kNuma)
-      .append("[xen]\nhost_memory = \"512M\"\nmax_memory = \"256M\"\n")
-      .append(xen_extra)
-      .append("[[xen.domain]]\nname = \"other\"\ndomid = 2\nmemory = \"128M\"\n");
+  std::string s(kNuma);
+  s.append("[xen]\nhost_memory = \"512M\"\nmax_memory = \"256M\"\ndriver = \"workqueue\"\n"
+           "max_retry_count = 0\n");
+  s.append(xen_extra);
+  s.append("[[xen.domain]]\nname = \"other\"\ndomid = 2\nmemory = \"128M\"\n");
+  return s;
 }
 
 // "Node N <label>:   <kb> kB" from nodeN/meminfo.

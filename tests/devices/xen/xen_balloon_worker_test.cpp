@@ -171,7 +171,7 @@ TEST_CASE("max_retry_count: ECANCELED stops the worker until the target is writt
 TEST_CASE("shrinking with no free guest pages waits (EAGAIN) and resumes when pages are freed") {
   // 256 MiB populated, 201 MiB used: 55 MiB (14080 pages) free.
   TestMachine m(small_machine("", "").replace(small_machine().find("used = \"64M\""), 13,
-                                              "used = \"201M\""));
+                                              "used = \"201M\"\n"));
   REQUIRE(m.read(knob("guest/free_kb")) == "56320\n");
   const std::uint64_t host_free0 = read_u64(m, knob("host_free_kb"));
   REQUIRE(m.write(dev("target_kb"), "131072\n") == 7);  // 128 MiB

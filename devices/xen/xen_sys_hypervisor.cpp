@@ -1,0 +1,332 @@
+// /sys/hypervisor of a Xen guest (see xen_sys_hypervisor.hpp).
+
+#include "devices/xen/xen_sys_hypervisor.hpp"
+
+#include <cerrno>
+#include <utility>
+
+#include <fmt/format.h>
+
+namespace vsysfs::devices {
+namespace {
+
+using H = XenSysHypervisor;
+
+// drivers/xen/sys-hypervisor.c: type and guest_type on hypervisor_kobj,
+// then the version, compilation and properties groups, uuid, start_flags.
+constexpr core::DeviceAttribute<H> kTopAttrs[] = {
+    VSYSFS_ATTR_RO(H, type),
+    VSYSFS_ATTR_RO(H, guest_type),
+    VSYSFS_ATTR_RO(H, uuid),
+};
+constexpr core::DeviceAttribute<H> kVersionAttrs[] = {
+    VSYSFS_ATTR_RO(H, major),
+    VSYSFS_ATTR_RO(H, minor),
+    VSYSFS_ATTR_RO(H, extra),
+};
+constexpr core::DeviceAttribute<H> kCompileAttrs[] = {
+    VSYSFS_ATTR_RO(H, compiler),
+    VSYSFS_ATTR_RO(H, compiled_by),
+    VSYSFS_ATTR_RO(H, compile_date),
+};
+constexpr core::DeviceAttribute<H> kPropertiesAttrs[] = {
+    VSYSFS_ATTR_RO(H, capabilities),
+    VSYSFS_ATTR_RO(H, changeset),
+    VSYSFS_ATTR_RO(H, virtual_start),
+    VSYSFS_ATTR_RO(H, pagesize),
+    VSYSFS_ATTR_RO(H, features),
+    VSYSFS_ATTR_RO(H, buildid),
+};
+
+// xen_sysfs_flags_init: one 0444 file per bit of xen_start_flags (32
+// bits); the known ones by name (FLAG_NODE), the rest "unknown%02u".
+constexpr std::string_view kFlagNames[32] = {
+    "privileged", "initdomain", "unknown02", "unknown03", "unknown04", "unknown05",
+    "unknown06",  "unknown07",  "unknown08", "unknown09", "unknown10", "unknown11",
+    "unknown12",  "unknown13",  "unknown14", "unknown15", "unknown16", "unknown17",
+    "unknown18",  "unknown19",  "unknown20", "unknown21", "unknown22", "unknown23",
+    "unknown24",  "unknown25",  "unknown26", "unknown27", "unknown28", "unknown29",
+    "unknown30",  "unknown31"};
+
+template <std::size_t... Bits>
+constexpr std::array<core::DeviceAttribute<H>, sizeof...(Bits)> flag_attrs(
+    std::index_sequence<Bits...>) {
+  return {core::DeviceAttribute<H>{kFlagNames[Bits], 0444, core::bind_show<H, &H::flag_show<Bits>>(),
+                                   nullptr}...};
+}
+constexpr auto kFlagAttrs = flag_attrs(std::make_index_sequence<32>{});
+
+constexpr core::AttributeGroup<H> kGroups[] = {
+    {.name = "", .attrs = kTopAttrs},
+    {.name = "version", .attrs = kVersionAttrs},
+    {.name = "compilation", .attrs = kCompileAttrs},
+    {.name = "properties", .attrs = kPropertiesAttrs},
+    {.name = "start_flags", .attrs = kFlagAttrs},
+};
+
+// xen/include/public/version.h buffer sizes (each NUL-terminated).
+constexpr std::size_t kExtraversionLen = 16;   // XEN_EXTRAVERSION_LEN
+constexpr std::size_t kCompilerLen = 64;       // xen_compile_info.compiler
+constexpr std::size_t kCompileByLen = 16;      // .compile_by
+constexpr std::size_t kCompileDateLen = 32;    // .compile_date
+constexpr std::size_t kCapabilitiesLen = 1024; // XEN_CAPABILITIES_INFO_LEN
+constexpr std::size_t kChangesetLen = 64;      // XEN_CHANGESET_INFO_LEN
+
+// xen/include/public/features.h
+constexpr unsigned kFeatWritablePageTables = 0, kFeatAutoTranslatedPhysmap = 2,
+                   kFeatMmuPtUpdatePreserveAd = 5, kFeatHighmemAssist = 6,
+                   kFeatGnttabMapAvailBits = 7, kFeatHvmCallbackVector = 8,
+                   kFeatHvmSafePvclock = 9, kFeatHvmPirqs = 10, kFeatDom0 = 11,
+                   kFeatMemoryOpVnodeSupported = 13, kFeatNotDirectMapped = 16,
+                   kFeatDirectMapped = 17;
+// xen/include/public/xen.h
+constexpr std::uint32_t kSifPrivileged = 1U << 0, kSifInitdomain = 1U << 1;
+
+// XENVER_get_features submap 0 as Xen 4.17 (xen/common/kernel.c) builds it
+// for a domain of this type; the hardware domain also gets XENFEAT_dom0.
+std::uint32_t xen417_features(std::string_view type, bool hardware_domain) {
+  std::uint32_t f = 1U << kFeatMemoryOpVnodeSupported;
+  const bool translated = type != "PV";  // paging_mode_translate
+  if (translated) f |= (1U << kFeatWritablePageTables) | (1U << kFeatAutoTranslatedPhysmap);
+  if (hardware_domain) f |= 1U << kFeatDom0;
+  if (type == "PV") {
+    f |= (1U << kFeatMmuPtUpdatePreserveAd) | (1U << kFeatHighmemAssist) |
+         (1U << kFeatGnttabMapAvailBits);
+  } else {
+    // HVM guests built by libxl have emulated PIRQs (has_pirq); PVH not.
+    f |= (1U << kFeatHvmSafePvclock) | (1U << kFeatHvmCallbackVector) |
+         (type == "HVM" ? 1U << kFeatHvmPirqs : 0);
+  }
+  f |= translated ? 1U << kFeatNotDirectMapped : 1U << kFeatDirectMapped;
+  return f;
+}
+
+std::string bounded(const core::ConfigValue* sec, std::string_view key, std::string fallback,
+                    std::size_t buffer_len) {
+  if (!sec) return fallback;
+  const core::ConfigValue* v = sec->find(key);
+  if (!v) return fallback;
+  const std::string& s = v->as_string();
+  if (s.size() >= buffer_len)
+    v->fail(fmt::format("at most {} bytes (Xen's buffer is {} with its NUL)", buffer_len - 1,
+                        buffer_len));
+  if (s.find('\0') != std::string::npos) v->fail("no NUL bytes");
+  return s;
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Bytes from a hex string (two digits a byte; '-' ignored for UUIDs).
+bool parse_hex(std::string_view s, std::string& out, bool allow_dash) {
+  out.clear();
+  int hi = -1;
+  for (char c : s) {
+    if (allow_dash && c == '-') continue;
+    const int d = hex_digit(c);
+    if (d < 0) return false;
+    if (hi < 0) {
+      hi = d;
+    } else {
+      out.push_back(static_cast<char>(hi * 16 + d));
+      hi = -1;
+    }
+  }
+  return hi < 0;
+}
+
+}  // namespace
+
+std::span<const core::AttributeGroup<XenSysHypervisor>> XenSysHypervisor::groups() {
+  return kGroups;
+}
+
+XenSysHypervisor::Info XenSysHypervisor::parse(const core::ConfigValue* sec, std::uint32_t domid,
+                                               std::string_view guest_name) {
+  Info info;
+  const bool hardware_domain = domid == 0;
+  if (sec) {
+    if (const core::ConfigValue* v = sec->find("guest_type")) {
+      info.guest_type = v->as_string();
+      if (info.guest_type != "HVM" && info.guest_type != "PV" && info.guest_type != "PVH")
+        v->fail("expected \"HVM\", \"PV\" or \"PVH\"");
+    }
+  }
+  // uuid: the domain handle. Default: a stable version-4 style UUID made
+  // from the guest's name and domid (FNV-1a), so two machines differ.
+  std::string uuid_bytes;
+  if (const core::ConfigValue* v = sec ? sec->find("uuid") : nullptr) {
+    const std::string& s = v->as_string();
+    if (s.size() != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' ||
+        !parse_hex(s, uuid_bytes, true) || uuid_bytes.size() != 16)
+      v->fail("expected a UUID like \"f5e3a6c2-1b7d-4e0a-9c8f-2d4b6a8e0c1f\"");
+  } else {
+    std::uint64_t h1 = 0xcbf29ce484222325ULL, h2 = 0x84222325cbf29ce4ULL;
+    for (char c : fmt::format("{}/{}", guest_name, domid)) {
+      h1 = (h1 ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+      h2 = (h2 ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+    }
+    for (int i = 0; i < 8; ++i) uuid_bytes.push_back(static_cast<char>(h1 >> (8 * i)));
+    for (int i = 0; i < 8; ++i) uuid_bytes.push_back(static_cast<char>(h2 >> (8 * i)));
+    uuid_bytes[6] = static_cast<char>((uuid_bytes[6] & 0x0f) | 0x40);
+    uuid_bytes[8] = static_cast<char>((uuid_bytes[8] & 0x3f) | 0x80);
+  }
+  for (std::size_t i = 0; i < 16; ++i) info.uuid[i] = static_cast<std::uint8_t>(uuid_bytes[i]);
+
+  // version = "MAJOR.MINOR[EXTRA]", like xl info's xen_version.
+  if (const core::ConfigValue* v = sec ? sec->find("version") : nullptr) {
+    const std::string& s = v->as_string();
+    std::size_t pos = 0;
+    auto number = [&](std::uint32_t max) -> std::uint32_t {
+      std::uint64_t n = 0;
+      const std::size_t start = pos;
+      while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9' && n <= max)
+        n = n * 10 + static_cast<std::uint64_t>(s[pos++] - '0');
+      if (pos == start || n > max) v->fail("expected MAJOR.MINOR[EXTRA], like \"4.17.3\"");
+      return static_cast<std::uint32_t>(n);
+    };
+    info.major = number(0x7fff);  // version >> 16 of a positive int
+    if (pos >= s.size() || s[pos] != '.') v->fail("expected MAJOR.MINOR[EXTRA], like \"4.17.3\"");
+    ++pos;
+    info.minor = number(0xffff);
+    info.extra = s.substr(pos);
+    if (info.extra.size() >= kExtraversionLen)
+      v->fail(fmt::format("extra version at most {} bytes", kExtraversionLen - 1));
+  }
+  // Debian 12's Xen 4.17 build.
+  info.compiler = bounded(sec, "compiler", "gcc (Debian 12.2.0-14) 12.2.0", kCompilerLen);
+  info.compiled_by = bounded(sec, "compiled_by", "pkg-xen-devel", kCompileByLen);
+  info.compile_date =
+      bounded(sec, "compile_date", "Thu Jan 30 12:22:41 UTC 2025", kCompileDateLen);
+  // arch_get_xen_caps on a host with PV64 and HVM (PV32 off, the default).
+  info.capabilities = bounded(sec, "capabilities",
+                              "xen-3.0-x86_64 hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64",
+                              kCapabilitiesLen);
+  info.changeset =
+      bounded(sec, "changeset", "Tue Jan 28 09:39:14 2025 +0100 git:57d5fc7f5f", kChangesetLen);
+  // XENVER_platform_parameters: HYPERVISOR_VIRT_START for a 64-bit PV
+  // guest, 0 for a translated (HVM, PVH) one.
+  info.virtual_start = sec ? sec->get_uint("virtual_start",
+                                           info.guest_type == "PV" ? 0xffff800000000000ULL : 0)
+                           : 0;
+  info.features = xen417_features(info.guest_type, hardware_domain);
+  if (const core::ConfigValue* v = sec ? sec->find("features") : nullptr) {
+    if (v->as_uint() > 0xffffffffULL) v->fail("a 32-bit submap");
+    info.features = static_cast<std::uint32_t>(v->as_uint());
+  }
+  // XSM's default policy gives XENVER_build_id to the hardware domain only.
+  info.buildid_denied = !hardware_domain;
+  if (const core::ConfigValue* v = sec ? sec->find("buildid") : nullptr) {
+    if (!parse_hex(v->as_string(), info.buildid, false) || info.buildid.empty() ||
+        info.buildid.size() > 4095)
+      v->fail("expected the build id as hex digits (at most a page)");
+  } else {
+    parse_hex("9b1c4f2e7a30d58c6e21f0b4a7d93c5e18f26a04", info.buildid, false);
+  }
+  // start_info flags: the initial domain is privileged and the init domain.
+  info.start_flags = hardware_domain ? kSifPrivileged | kSifInitdomain : 0;
+  if (const core::ConfigValue* v = sec ? sec->find("start_flags") : nullptr) {
+    if (v->as_uint() > 0xffffffffULL) v->fail("a 32-bit flags word");
+    info.start_flags = static_cast<std::uint32_t>(v->as_uint());
+  }
+  return info;
+}
+
+core::Status XenSysHypervisor::type_show(core::PageBuffer& buf) const {
+  buf.append("xen\n");
+  return {};
+}
+
+core::Status XenSysHypervisor::guest_type_show(core::PageBuffer& buf) const {
+  buf.emit("{}\n", info_.guest_type);
+  return {};
+}
+
+// "%pU": lower-case 8-4-4-4-12 in byte order (lib/vsprintf.c uuid_string,
+// big-endian form).
+core::Status XenSysHypervisor::uuid_show(core::PageBuffer& buf) const {
+  const auto& u = info_.uuid;
+  buf.emit("{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-"
+           "{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}\n",
+           u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+           u[13], u[14], u[15]);
+  return {};
+}
+
+// major_show/minor_show: a zero XENVER_version is -ENODEV.
+core::Status XenSysHypervisor::major_show(core::PageBuffer& buf) const {
+  if (info_.major == 0 && info_.minor == 0) return core::Errno{ENODEV};
+  buf.emit("{}\n", info_.major);
+  return {};
+}
+
+core::Status XenSysHypervisor::minor_show(core::PageBuffer& buf) const {
+  if (info_.major == 0 && info_.minor == 0) return core::Errno{ENODEV};
+  // QUIRK: version & 0xff: a minor of 256 or more loses its high byte.
+  buf.emit("{}\n", info_.minor & 0xffU);
+  return {};
+}
+
+core::Status XenSysHypervisor::extra_show(core::PageBuffer& buf) const {
+  buf.emit("{}\n", info_.extra);
+  return {};
+}
+
+core::Status XenSysHypervisor::compiler_show(core::PageBuffer& buf) const {
+  buf.emit("{}\n", info_.compiler);
+  return {};
+}
+
+core::Status XenSysHypervisor::compiled_by_show(core::PageBuffer& buf) const {
+  buf.emit("{}\n", info_.compiled_by);
+  return {};
+}
+
+core::Status XenSysHypervisor::compile_date_show(core::PageBuffer& buf) const {
+  buf.emit("{}\n", info_.compile_date);
+  return {};
+}
+
+core::Status XenSysHypervisor::capabilities_show(core::PageBuffer& buf) const {
+  buf.emit("{}\n", info_.capabilities);
+  return {};
+}
+
+core::Status XenSysHypervisor::changeset_show(core::PageBuffer& buf) const {
+  buf.emit("{}\n", info_.changeset);
+  return {};
+}
+
+core::Status XenSysHypervisor::virtual_start_show(core::PageBuffer& buf) const {
+  buf.emit("{:x}\n", info_.virtual_start);
+  return {};
+}
+
+core::Status XenSysHypervisor::pagesize_show(core::PageBuffer& buf) const {
+  buf.emit("{:x}\n", info_.pagesize);
+  return {};
+}
+
+// features_show: submaps from XENFEAT_NR_SUBMAPS-1 down to 0, "%08x" each,
+// then one '\n'.
+core::Status XenSysHypervisor::features_show(core::PageBuffer& buf) const {
+  buf.emit("{:08x}\n", info_.features);
+  return {};
+}
+
+// buildid_show: "Build id is binary, not a string": the bytes as they
+// are; -EPERM from XENVER_build_id reads as "<denied>" without a newline.
+core::Status XenSysHypervisor::buildid_show(core::PageBuffer& buf) const {
+  if (info_.buildid_denied) {
+    buf.append("<denied>");
+    return {};
+  }
+  buf.append(info_.buildid);
+  return {};
+}
+
+}  // namespace vsysfs::devices

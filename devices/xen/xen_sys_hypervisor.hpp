@@ -1,0 +1,109 @@
+#pragma once
+
+// /sys/hypervisor on a Xen guest, as drivers/xen/sys-hypervisor.c (6.12)
+// fills hypervisor_kobj when xen_domain(): every value is what the
+// simulated hypervisor answers to HYPERVISOR_xen_version (XENVER_*) for
+// this domain, taken from the machine file ([xen.hypervisor]) with the
+// defaults of a Xen 4.17 host (docs/devices/xen.md). Reference:
+// docs/kernel-semantics.md section 3.8.
+//
+//   file (hypervisor/)          mode  format (sys-hypervisor.c)
+//   type                        0444  "xen\n"
+//   guest_type                  0444  "%s\n": PV, HVM or PVH
+//   uuid                        0444  "%pU\n" of XENVER_guest_handle
+//   version/major               0444  "%d\n" version >> 16
+//   version/minor               0444  "%d\n" version & 0xff (QUIRK: the
+//                                     hypervisor's minor is 16 bits; the
+//                                     kernel keeps 8)
+//   version/extra               0444  "%s\n" XENVER_extraversion
+//   compilation/compiler        0444  "%s\n"
+//   compilation/compiled_by     0444  "%s\n"
+//   compilation/compile_date    0444  "%s\n"
+//   properties/capabilities     0444  "%s\n"
+//   properties/changeset        0444  "%s\n"
+//   properties/virtual_start    0444  "%lx\n" (PRI_xen_ulong on x86)
+//   properties/pagesize         0444  "%x\n"
+//   properties/features         0444  "%08x" per submap (XENFEAT_NR_SUBMAPS
+//                                     = 1), then "\n"
+//   properties/buildid          0444  raw bytes, no newline; "<denied>"
+//                                     (no newline) when XSM denies
+//                                     XENVER_build_id, as it does for
+//                                     every domain but the hardware domain
+//   start_flags/privileged      0444  "0\n" / "1\n" (SIF_PRIVILEGED)
+//   start_flags/initdomain      0444  (SIF_INITDOMAIN)
+//   start_flags/unknownNN       0444  bits 2..31 of xen_start_flags
+// Not modelled: pmu/ (xen_sysfs_pmu_init runs only in the initial domain,
+// and vsysfs models a domU's view; a [xen] domid of 0 still has no pmu/).
+//
+// Thread-safety: every value is fixed at construction; no lock.
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "core/attribute.hpp"
+#include "core/config.hpp"
+#include "core/page_buffer.hpp"
+#include "core/result.hpp"
+
+namespace vsysfs::devices {
+
+class XenSysHypervisor {
+ public:
+  struct Info {
+    std::string guest_type = "HVM";
+    std::array<std::uint8_t, 16> uuid{};
+    std::uint32_t major = 4;
+    std::uint32_t minor = 17;  // XENVER_version: (major << 16) | minor
+    std::string extra = ".3";
+    std::string compiler;
+    std::string compiled_by;
+    std::string compile_date;
+    std::string capabilities;
+    std::string changeset;
+    std::uint64_t virtual_start = 0;
+    std::uint32_t pagesize = 0x1000;
+    std::uint32_t features = 0;
+    bool buildid_denied = true;
+    std::string buildid;  // raw bytes
+    std::uint32_t start_flags = 0;
+  };
+
+  explicit XenSysHypervisor(Info info) : info_(std::move(info)) {}
+
+  // [xen.hypervisor] of the machine file (may be absent): the values for a
+  // guest with domain id `domid`. Throws ConfigError on a bad value.
+  static Info parse(const core::ConfigValue* sec, std::uint32_t domid,
+                    std::string_view guest_name);
+
+  static std::span<const core::AttributeGroup<XenSysHypervisor>> groups();
+
+  // Locking: none (immutable). Context: FUSE worker.
+  core::Status type_show(core::PageBuffer& buf) const;
+  core::Status guest_type_show(core::PageBuffer& buf) const;
+  core::Status uuid_show(core::PageBuffer& buf) const;
+  core::Status major_show(core::PageBuffer& buf) const;
+  core::Status minor_show(core::PageBuffer& buf) const;
+  core::Status extra_show(core::PageBuffer& buf) const;
+  core::Status compiler_show(core::PageBuffer& buf) const;
+  core::Status compiled_by_show(core::PageBuffer& buf) const;
+  core::Status compile_date_show(core::PageBuffer& buf) const;
+  core::Status capabilities_show(core::PageBuffer& buf) const;
+  core::Status changeset_show(core::PageBuffer& buf) const;
+  core::Status virtual_start_show(core::PageBuffer& buf) const;
+  core::Status pagesize_show(core::PageBuffer& buf) const;
+  core::Status features_show(core::PageBuffer& buf) const;
+  core::Status buildid_show(core::PageBuffer& buf) const;
+  // kernel: flag_show with hyp_attr_value = 1 << Bit.
+  template <unsigned Bit>
+  core::Status flag_show(core::PageBuffer& buf) const {
+    buf.emit("{}\n", (info_.start_flags >> Bit) & 1U);
+    return {};
+  }
+
+ private:
+  const Info info_;
+};
+
+}  // namespace vsysfs::devices
