@@ -16,7 +16,20 @@
 //   memory_mb = 8192                  0 for a memoryless node
 //   hugepages_2m = 0                  persistent 2 MiB pages at boot
 //   package = 0                       physical package (default: the node id)
+//
+// A machine without [numa] still has devices/system/node/node0 and
+// devices/system/cpu, as every kernel does (without a SRAT, x86
+// numa_init falls back to dummy_numa_init: one node with all CPUs and all
+// memory). Its default topology:
+//   CPUs     [net] nr_cpu_ids (default 4), one thread per core
+//   nodes    [net] nr_node_ids (default 1): the CPUs and memory split in
+//            equal contiguous parts, one package per node
+//   memory   [xen] memory when the machine is a Xen guest (its boot
+//            memory), else 4 GiB
+// so that the sections reading nr_cpu_ids/nr_node_ids from the model
+// agree with what they declare.
 
+#include <algorithm>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -82,10 +95,48 @@ NumaConfig parse_numa_section(const core::ConfigValue& sec) {
   return c;
 }
 
+// The default topology of a machine without [numa] (see the header).
+// Keys of other sections are only peeked at here; their own builders
+// validate them (a bad value there is reported by its owner).
+NumaConfig default_numa_config(const core::ConfigValue& root) {
+  unsigned cpus = 4, nodes = 1;
+  std::uint64_t kib = 4ULL << 20;
+  if (const auto* net = root.find("net")) {
+    if (const auto* v = net->find("nr_cpu_ids"); v && v->type() == core::ConfigValue::Type::Integer)
+      cpus = static_cast<unsigned>(std::clamp<std::int64_t>(v->as_int(), 1, 4096));
+    if (const auto* v = net->find("nr_node_ids"); v && v->type() == core::ConfigValue::Type::Integer)
+      nodes = static_cast<unsigned>(std::clamp<std::int64_t>(v->as_int(), 1, 1024));
+  }
+  if (const auto* xen = root.find("xen")) {
+    if (const auto* v = xen->find("memory")) {
+      if (v->type() == core::ConfigValue::Type::Integer && v->as_int() > 0) {
+        kib = v->as_uint();
+      } else if (v->type() == core::ConfigValue::Type::String) {
+        std::size_t used = 0;
+        const std::uint64_t bytes = core::memparse(v->as_string(), &used);
+        if (used == v->as_string().size() && bytes >= 1024) kib = bytes / 1024;
+      }
+    }
+  }
+  nodes = std::min(nodes, cpus);  // every default node has a CPU
+  NumaConfig c;
+  c.implicit = true;
+  const std::uint64_t pages = kib / kPageKiB;
+  for (unsigned nid = 0; nid < nodes; ++nid) {
+    NumaConfig::Node n;
+    for (unsigned cpu = nid * cpus / nodes; cpu < (nid + 1) * cpus / nodes; ++cpu) n.cpus.push_back(cpu);
+    n.present_pages = pages / nodes + (nid == 0 ? pages % nodes : 0);
+    c.nodes.push_back(std::move(n));
+  }
+  c.possible_cpus = cpus;
+  return c;
+}
+
 void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   std::shared_ptr<NumaModel> model;
   try {
-    model = std::make_shared<NumaModel>(parse_numa_section(sec));
+    model = std::make_shared<NumaModel>(ctx.root.has("numa") ? parse_numa_section(sec)
+                                                            : default_numa_config(ctx.root));
   } catch (const std::invalid_argument& e) {
     sec.fail(e.what());
   }
@@ -120,8 +171,10 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   ctx.env.log(nullptr, "numa", "build_all_zonelists", "OK", std::move(data));
 }
 
-// Before the devices that move pages in these nodes (the Xen balloon).
-const SectionRegistrar kRegistrar{"numa", &build_numa, 10};
+// Before the devices that move pages in these nodes (the Xen balloon) and
+// those whose widths are the machine's (net). Negative: it runs on every
+// machine, with [numa] or the default topology.
+const SectionRegistrar kRegistrar{"numa", &build_numa, -1};
 
 }  // namespace
 }  // namespace vsysfs::devices

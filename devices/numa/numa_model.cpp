@@ -58,6 +58,7 @@ std::string_view policy_mode_name(PolicyMode m) {
 
 NumaModel::NumaModel(NumaConfig config) {
   nodes_ = std::move(config.nodes);
+  implicit_ = config.implicit;
   node_load_penalty_ = config.node_load;
   const int n = static_cast<int>(nodes_.size());
   if (n == 0) throw std::invalid_argument("at least one node is needed");

@@ -115,6 +115,10 @@ struct NumaConfig {
   unsigned possible_cpus = 0;  // nr_cpu_ids; 0: one past the highest CPU
   unsigned nr_cpus = 8192;     // NR_CPUS (kernel_max = NR_CPUS - 1)
   std::vector<unsigned> offline_cpus;
+  // The machine has no [numa] section: this is the default topology the
+  // kernel builds without a SRAT (one node, or the [net] widths), not a
+  // NUMA description the other sections must follow (numa_machine.cpp).
+  bool implicit = false;
 };
 
 // One successful allocation as the workload knob sees it.
@@ -159,6 +163,8 @@ class NumaModel {
   int nr_node_ids() const { return static_cast<int>(nodes_.size()); }
   unsigned nr_cpu_ids() const { return nr_cpu_ids_; }
   unsigned nr_cpus() const { return nr_cpus_; }
+  // Built by default for a machine without [numa] (NumaConfig::implicit).
+  bool implicit() const { return implicit_; }
   bool cpu_present(unsigned cpu) const { return cpu < topo_.size() && topo_[cpu].node >= 0; }
   const CpuTopology& topology(unsigned cpu) const { return topo_.at(cpu); }
   std::vector<unsigned> present_cpus() const;
@@ -241,6 +247,7 @@ class NumaModel {
   NodeLoadPenalty node_load_penalty_ = NodeLoadPenalty::Add1;
   unsigned nr_cpu_ids_ = 0;
   unsigned nr_cpus_ = 0;
+  bool implicit_ = false;
 
   mutable core::Mutex mu_{"numa.pgdat"};  // Order: leaf (never calls out while held)
   std::vector<Pgdat> pgdat_;              // guarded by mu_
@@ -250,8 +257,9 @@ class NumaModel {
   std::uint64_t last_id_ = 0;                        // guarded by mu_
 };
 
-// The machine's NUMA model (null when the description has no [numa]
-// section). The balloon's builder runs after the NUMA one (section order)
+// The machine's NUMA model: from [numa], or the default topology of a
+// machine without one (NumaModel::implicit; null only before the [numa]
+// builder ran, which it does on every machine). The balloon's builder runs after the NUMA one (section order)
 // and finds the model here.
 std::shared_ptr<NumaModel> numa_model_of(const Machine& machine);
 void set_numa_model(const Machine& machine, std::shared_ptr<NumaModel> model);
