@@ -16,6 +16,21 @@
 //   memory_mb = 8192                  0 for a memoryless node
 //   hugepages_2m = 0                  persistent 2 MiB pages at boot
 //   package = 0                       physical package (default: the node id)
+//   [[numa.cache]]                    one per cache leaf, in index order
+//                                     (cpuN/cache/indexM); none: the default,
+//                                     a Skylake-SP core (L1d/L1i 32 KiB 8-way,
+//                                     L2 1 MiB 16-way per core, L3 1.375 MiB
+//                                     per core 11-way per package)
+//   level = 1                         1..4
+//   type = "Data"                     Data, Instruction or Unified
+//   size_kb = 32                      a whole number of sets
+//   ways = 8                          ways_of_associativity
+//   line_size = 64                    coherency_line_size (default 64)
+//   partition = 1                     physical_line_partition (default 1)
+//   shared = "core"                   "core" (the core's threads) or "package"
+//   [numa.vulnerabilities]            devices/system/cpu/vulnerabilities/NAME
+//   meltdown = "Not affected"         overrides one file's line (the 6.12 names;
+//                                     defaults: a Skylake-SP, cpu_cache.cpp)
 //
 // A machine without [numa] still has devices/system/node/node0 and
 // devices/system/cpu, as every kernel does (without a SRAT, x86
@@ -82,6 +97,29 @@ NumaConfig parse_numa_section(const core::ConfigValue& sec) {
     node.hugepages = n.get_uint("hugepages_2m", 0);
     node.package = static_cast<int>(n.get_int("package", -1));
     c.nodes.push_back(std::move(node));
+  }
+  for (const auto& leaf : sec.get_array("cache")) {
+    CacheLeaf l;
+    l.level = static_cast<unsigned>(leaf.require("level").as_uint());
+    const std::string& t = leaf.require("type").as_string();
+    if (t == "Data") {
+      l.type = CacheType::Data;
+    } else if (t == "Instruction") {
+      l.type = CacheType::Instruction;
+    } else if (t == "Unified") {
+      l.type = CacheType::Unified;
+    } else {
+      leaf.require("type").fail("one of Data, Instruction, Unified");
+    }
+    l.size_kib = leaf.require("size_kb").as_uint();
+    if (l.size_kib > (1ULL << 32)) leaf.require("size_kb").fail("more than 4 TiB");
+    l.ways = static_cast<unsigned>(std::min<std::uint64_t>(leaf.require("ways").as_uint(), 1U << 16));
+    l.line_size = static_cast<unsigned>(std::min<std::uint64_t>(leaf.get_uint("line_size", 64), 1U << 16));
+    l.partition = static_cast<unsigned>(std::min<std::uint64_t>(leaf.get_uint("partition", 1), 1U << 16));
+    const std::string shared = leaf.get_string("shared", l.level >= 3 ? "package" : "core");
+    if (shared != "core" && shared != "package") leaf.require("shared").fail("\"core\" or \"package\"");
+    l.per_package = shared == "package";
+    c.caches.push_back(l);
   }
   for (const auto& row : sec.get_array("distance")) {
     std::vector<int> r;
@@ -155,7 +193,20 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
                          fmt::format("../../../devices/system/node/node{}", nid));
     keep.push_back(node);
   }
-  add_cpu_devices(ctx.env, ctx.tree, model, keep);
+  CpuVulnerabilities::Values vulns = CpuVulnerabilities::defaults();
+  if (ctx.root.has("numa")) {
+    if (const auto* table = sec.find("vulnerabilities")) {
+      for (const std::string& name : table->keys()) {
+        const auto it = std::find(CpuVulnerabilities::kNames.begin(), CpuVulnerabilities::kNames.end(), name);
+        if (it == CpuVulnerabilities::kNames.end())
+          table->require(name).fail(fmt::format("not a Linux 6.12 vulnerability file (known: {})",
+                                                fmt::join(CpuVulnerabilities::kNames, ", ")));
+        vulns[static_cast<std::size_t>(it - CpuVulnerabilities::kNames.begin())] =
+            require_line_text(table->require(name));
+      }
+    }
+  }
+  add_cpu_devices(ctx.env, ctx.tree, model, std::move(vulns), keep);
 
   auto debug = std::make_shared<NumaDebug>(ctx.env, model);
   ctx.tree.add_device<NumaDebug>("kernel/debug/vsysfs/numa", debug, NumaDebug::groups());

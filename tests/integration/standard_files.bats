@@ -86,3 +86,139 @@ require_tool() { command -v "$1" >/dev/null || skip "$1 is not installed"; }
     rm -rf "$SYSROOT"; SYSROOT=
   done
 }
+
+# The cache leaves a machine file gives (or the documented default
+# geometry, numa_machine.cpp), as "NAME SIZE_KIB WAYS SETS INSTANCES" lines;
+# INSTANCES counts the cores (per-core leaves) or packages.
+expected_caches() {
+  python3 - "$1" <<'PY'
+import sys, tomllib
+m = tomllib.load(open(sys.argv[1], "rb"))
+def expand(s):
+    out = []
+    for p in filter(None, s.split(",")):
+        a, _, b = p.partition("-")
+        out += range(int(a), int(b or a) + 1)
+    return out
+numa = m.get("numa")
+if numa:
+    tpc = numa.get("threads_per_core", 1)
+    pkgs = {}
+    for nid, n in enumerate(numa["node"]):
+        pkg = n.get("package", nid)
+        pkgs[pkg] = pkgs.get(pkg, 0) + len(expand(n.get("cpus", "")))
+    cores = {p: c // tpc for p, c in pkgs.items() if c}
+    leaves = numa.get("cache")
+else:
+    net = m.get("net", {})
+    ncpu, nnode = net.get("nr_cpu_ids", 4), net.get("nr_node_ids", 1)
+    nnode = min(nnode, ncpu)
+    cores = {i: (i + 1) * ncpu // nnode - i * ncpu // nnode for i in range(nnode)}
+    leaves = None
+if leaves is None:
+    l3 = 1408 * max(cores.values())
+    leaves = [dict(level=1, type="Data", size_kb=32, ways=8),
+              dict(level=1, type="Instruction", size_kb=32, ways=8),
+              dict(level=2, type="Unified", size_kb=1024, ways=16),
+              dict(level=3, type="Unified", size_kb=l3, ways=11, shared="package")]
+for l in leaves:
+    name = "L%d%s" % (l["level"], {"Data": "d", "Instruction": "i"}.get(l["type"], ""))
+    shared = l.get("shared", "package" if l["level"] >= 3 else "core")
+    inst = len(cores) if shared == "package" else sum(cores.values())
+    sets = l["size_kb"] * 1024 // (l["ways"] * l.get("line_size", 64) * l.get("partition", 1))
+    print(name, l["size_kb"], l["ways"], sets, inst)
+PY
+}
+
+# lscpu -C sizes are in K/M/G with up to one decimal: to KiB.
+to_kib() {
+  awk -v s="$1" 'BEGIN { n = s + 0; u = substr(s, length(s));
+    if (u == "M") n *= 1024; else if (u == "G") n *= 1048576; printf "%d\n", n + 0.5 }'
+}
+
+check_caches() {
+  local f=$1 name kib ways sets inst row one all
+  vsysfs_start -o "machine=$f"
+  make_sysroot
+  local table; table=$(lscpu -C --sysroot "$SYSROOT")
+  echo "$table" >&2
+  while read -r name kib ways sets inst; do
+    row=$(awk -v n="$name" '$1 == n' <<<"$table")
+    [ -n "$row" ] || { echo "$f: no $name in lscpu -C"; return 1; }
+    read -r _ one all rways _ _ rsets _ <<<"$row"
+    [ "$rways" = "$ways" ] || { echo "$f $name: ways $rways, want $ways"; return 1; }
+    [ "$rsets" = "$sets" ] || { echo "$f $name: sets $rsets, want $sets"; return 1; }
+    # lscpu rounds to one decimal in the next unit: compare within 5%.
+    local got; got=$(to_kib "$one")
+    (( got * 100 >= kib * 95 && got * 100 <= kib * 105 )) || { echo "$f $name: size $one, want ${kib}K"; return 1; }
+    got=$(to_kib "$all")
+    (( got * 100 >= kib * inst * 95 && got * 100 <= kib * inst * 105 )) \
+      || { echo "$f $name: all-size $all, want $inst x ${kib}K"; return 1; }
+    # The exact value is in the file.
+    [ "$(cat "$MNT/devices/system/cpu/cpu0/cache/index$(idx_of "$name" "$f")/size")" = "${kib}K" ]
+  done < <(expected_caches "$f")
+  if command -v lstopo-no-graphics >/dev/null; then
+    local topo; topo=$(HWLOC_FSROOT=$SYSROOT lstopo-no-graphics --of console 2>/dev/null)
+    while read -r name kib ways sets inst; do
+      [ "$(grep -c " $name L#[0-9]* (" <<<"$topo")" -eq "$inst" ] \
+        || { echo "$f: lstopo shows $(grep -c " $name L#" <<<"$topo") $name, want $inst"; echo "$topo"; return 1; }
+    done < <(expected_caches "$f")
+  fi
+  vsysfs_stop
+  rm -rf "$SYSROOT"; SYSROOT=
+}
+
+# index of leaf NAME in the machine's order
+idx_of() { expected_caches "$2" | awk -v n="$1" '$1 == n { print NR - 1; exit }'; }
+
+@test "lscpu -C and lstopo show the cache geometry of the machine file (default, numa-4node, net-lab)" {
+  require_tool lscpu
+  check_caches "$(machine_file default)"
+  check_caches "$(machine_file numa-4node)"
+  check_caches "$(machine_file net-lab)"
+}
+
+@test "lscpu -C shows a machine file's own [[numa.cache]] leaves" {
+  require_tool lscpu
+  local f=$BATS_TEST_TMPDIR/cache.toml
+  cat > "$f" <<'TOML'
+[numa]
+threads_per_core = 2
+[[numa.node]]
+cpus = "0-3"
+memory_mb = 256
+[[numa.cache]]
+level = 1
+type = "Data"
+size_kb = 48
+ways = 12
+[[numa.cache]]
+level = 1
+type = "Instruction"
+size_kb = 32
+ways = 8
+[[numa.cache]]
+level = 2
+type = "Unified"
+size_kb = 2048
+ways = 16
+[[numa.cache]]
+level = 3
+type = "Unified"
+size_kb = 30720
+ways = 12
+TOML
+  check_caches "$f"
+}
+
+@test "lscpu prints a Vulnerability line per vulnerabilities/ file, with its text" {
+  require_tool lscpu
+  vsysfs_start
+  make_sysroot
+  local out f text pretty
+  out=$(lscpu --sysroot "$SYSROOT")
+  [ "$(grep -c '^Vulnerability ' <<<"$out")" -eq "$(ls "$MNT/devices/system/cpu/vulnerabilities" | wc -l)" ]
+  # lscpu turns "Mitigation: X" into "Mitigation; X": compare the words.
+  text=$(cat "$MNT/devices/system/cpu/vulnerabilities/meltdown")
+  grep -q "^Vulnerability Meltdown: *${text/: /; }\$" <<<"$out"
+}
