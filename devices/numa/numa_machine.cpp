@@ -28,6 +28,11 @@
 //   line_size = 64                    coherency_line_size (default 64)
 //   partition = 1                     physical_line_partition (default 1)
 //   shared = "core"                   "core" (the core's threads) or "package"
+//   memory_block_size_mb = 128        devices/system/memory/block_size_bytes: a
+//                                     power of two, 128..2048 (default: x86
+//                                     probe_memory_block_size, 128 MiB below
+//                                     64 GiB of memory, else 2 GiB)
+//   auto_online_blocks = "offline"    offline, online, online_kernel, online_movable
 //   [numa.vulnerabilities]            devices/system/cpu/vulnerabilities/NAME
 //   meltdown = "Not affected"         overrides one file's line (the 6.12 names;
 //                                     defaults: a Skylake-SP, cpu_cache.cpp)
@@ -51,6 +56,7 @@
 
 #include "core/parse.hpp"
 #include "devices/numa/cpu.hpp"
+#include "devices/numa/memory_block.hpp"
 #include "devices/machine/machine.hpp"
 #include "devices/numa/numa_debug.hpp"
 #include "devices/numa/numa_node.hpp"
@@ -207,6 +213,22 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
     }
   }
   add_cpu_devices(ctx.env, ctx.tree, model, std::move(vulns), keep);
+
+  std::uint64_t block_mb = 0;  // the default for the machine's memory
+  OnlineType auto_online = OnlineType::Offline;
+  if (ctx.root.has("numa")) {
+    if (const auto* v = sec.find("memory_block_size_mb")) {
+      block_mb = v->as_uint();
+      if (block_mb < 128 || block_mb > 2048 || (block_mb & (block_mb - 1)) != 0)
+        v->fail("a power of two from 128 to 2048 (x86 MIN_MEMORY_BLOCK_SIZE..MAX_BLOCK_SIZE)");
+    }
+    if (const auto* v = sec.find("auto_online_blocks")) {
+      const auto t = parse_online_type(v->as_string());
+      if (!t) v->fail("one of offline, online, online_kernel, online_movable");
+      auto_online = *t;
+    }
+  }
+  add_memory_blocks(ctx.env, ctx.tree, model, block_mb * 1024 * 1024, auto_online, keep);
 
   auto debug = std::make_shared<NumaDebug>(ctx.env, model);
   ctx.tree.add_device<NumaDebug>("kernel/debug/vsysfs/numa", debug, NumaDebug::groups());

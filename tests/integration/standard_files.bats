@@ -11,6 +11,7 @@
 # the CPUs a type (only then does it read their caches from sysfs);
 # every other value lscpu prints comes from the mount.
 
+bats_require_minimum_version 1.5.0
 load helpers
 
 setup() { SYSROOT=; }
@@ -221,4 +222,68 @@ TOML
   # lscpu turns "Mitigation: X" into "Mitigation; X": compare the words.
   text=$(cat "$MNT/devices/system/cpu/vulnerabilities/meltdown")
   grep -q "^Vulnerability Meltdown: *${text/: /; }\$" <<<"$out"
+}
+
+# "BLOCK_BYTES TOTAL_BYTES": each node spans whole blocks (numa_machine.cpp:
+# memory_block_size_mb, else 128 MiB below 64 GiB of memory, else 2 GiB).
+expected_memory() {
+  python3 - "$1" <<'PY'
+import sys, tomllib
+m = tomllib.load(open(sys.argv[1], "rb"))
+MiB = 1 << 20
+numa = m.get("numa")
+if numa:
+    nodes = [n.get("memory_mb", 0) * MiB for n in numa["node"]]
+    block = numa.get("memory_block_size_mb", 0) * MiB
+else:
+    mem = m.get("xen", {}).get("memory", "4G")
+    if isinstance(mem, int):
+        total = mem * 1024
+    else:
+        total = int(mem[:-1]) << {"K": 10, "M": 20, "G": 30, "T": 40}[mem[-1].upper()]
+    n = min(m.get("net", {}).get("nr_node_ids", 1), m.get("net", {}).get("nr_cpu_ids", 4))
+    pages = total // 4096
+    nodes = [(pages // n + (pages % n if i == 0 else 0)) * 4096 for i in range(n)]
+    block = 0
+if not block:
+    block = 128 * MiB if sum(nodes) < 64 << 30 else 2048 * MiB
+print(block, sum(-(-b // block) * block for b in nodes))
+PY
+}
+
+@test "lsmem --sysroot totals the machine's memory in blocks of block_size_bytes" {
+  require_tool lsmem
+  local name f block total out
+  for name in default numa-4node xen-host-3dom; do
+    f=$(machine_file "$name")
+    vsysfs_start -o "machine=$f"
+    make_sysroot
+    read -r block total <<<"$(expected_memory "$f")"
+    [ "$(cat "$MNT/devices/system/memory/block_size_bytes")" = "$(printf '%x' "$block")" ]
+    out=$(lsmem --sysroot "$SYSROOT" --bytes --summary=only)
+    echo "$name: $out" >&2
+    grep -qE "^Memory block size: +$block\$" <<<"$out"
+    grep -qE "^Total online memory: +$total\$" <<<"$out"
+    grep -qE "^Total offline memory: +0\$" <<<"$out"
+    # Every block is under exactly one node, and the node's links agree.
+    [ "$(ls -d "$MNT"/devices/system/node/node*/memory* | wc -l)" -eq $((total / block)) ]
+    vsysfs_stop
+    rm -rf "$SYSROOT"; SYSROOT=
+  done
+}
+
+@test "lsmem sees a block go offline through state" {
+  require_tool lsmem
+  vsysfs_start
+  make_sysroot
+  local block; block=$((16#$(cat "$MNT/devices/system/memory/block_size_bytes")))
+  local before; before=$(lsmem --sysroot "$SYSROOT" --bytes --summary=only | awk -F: '/online memory/ { gsub(/ /, "", $2); print $2 }')
+  echo offline > "$MNT/devices/system/memory/memory3/state"
+  [ "$(cat "$MNT/devices/system/memory/memory3/online")" = 0 ]
+  lsmem --sysroot "$SYSROOT" --bytes --summary=only | grep -qE "^Total offline memory: +$block\$"
+  lsmem --sysroot "$SYSROOT" --bytes --summary=only | grep -qE "^Total online memory: +$((before - block))\$"
+  # The same write again: EINVAL (drivers/base/memory.c state_store).
+  run -1 bash -c "echo offline > '$MNT/devices/system/memory/memory3/state'"
+  echo online > "$MNT/devices/system/memory/memory3/state"
+  lsmem --sysroot "$SYSROOT" --bytes --summary=only | grep -qE "^Total online memory: +$before\$"
 }
