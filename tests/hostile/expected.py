@@ -313,6 +313,12 @@ def _bql_set(data):
     return "EINVAL" if v > (0xFFFFFFFF // 2) - 16 else "OK"
 
 
+def _online_type(data):
+    # drivers/base/memory.c mhp_online_type_from_str: sysfs_streq on each name.
+    return any(sysfs_streq(data, w) for w in (b"offline", b"online", b"online_kernel",
+                                               b"online_movable"))
+
+
 def _pci_numa_node(data, off, mnt, rel):
     # drivers/pci/pci-sysfs.c numa_node_store: kstrtoint base 0, any error
     # mapped to EINVAL; NUMA_NO_NODE (-1) or an online node accepted.
@@ -389,7 +395,23 @@ ROWS = [
     ("devices/system/node/node*/hugepages/hugepages-*/nr_hugepages", text(KSTRTO["ul10"]),
      "mm/hugetlb.c nr_hugepages_store_common"),
 
+    # drivers/base/memory.c: mhp_online_type_from_str (sysfs_streq); state_store
+    # of the state a block is already in is EINVAL, an offline whose pages are
+    # in use EBUSY; online_store (drivers/base/core.c) takes an unchanged value.
+    ("devices/system/memory/auto_online_blocks", text(lambda d: "OK" if _online_type(d) else "EINVAL"),
+     "drivers/base/memory.c auto_online_blocks_store"),
+    ("devices/system/memory/memory*/state",
+     text(lambda d: "OK|EINVAL|EBUSY" if _online_type(d) else "EINVAL"),
+     "drivers/base/memory.c state_store"),
+    ("devices/system/memory/memory*/online",
+     text(lambda d: "EINVAL" if kstrtobool(d) == "EINVAL" else "OK|EBUSY"),
+     "drivers/base/core.c online_store; drivers/base/memory.c memory_subsys_offline"),
+
     # --- PCI ------------------------------------------------------------------
+    # drivers/pci/pci-sysfs.c enable_store: kstrtobool, then EBUSY while a
+    # driver is bound (every simulated function has one).
+    ("devices/pci*/*/enable", text(lambda d: "EINVAL" if kstrtobool(d) == "EINVAL" else "EBUSY"),
+     "drivers/pci/pci-sysfs.c enable_store"),
     # drivers/pci/pci-sysfs.c pci_write_config: bin attribute of the config
     # size; writes past cfg_size trimmed; always returns the count.
     ("devices/pci*/*/config", bin_sized(256), "drivers/pci/pci-sysfs.c pci_write_config"),
