@@ -287,3 +287,65 @@ PY
   echo online > "$MNT/devices/system/memory/memory3/state"
   lsmem --sysroot "$SYSROOT" --bytes --summary=only | grep -qE "^Total online memory: +$before\$"
 }
+
+# lspci's "Unable to load libkmod resources" is about the host's own
+# /lib/modules (lspci -v looks up kernel modules for the running kernel),
+# not about the sysfs it reads: it is the only stderr line allowed.
+lspci_sysfs() {
+  lspci -A linux-sysfs -O "sysfs.path=$MNT/bus/pci" "$@" 2>"$BATS_TEST_TMPDIR/lspci.err"
+  local rc=$?
+  if grep -v 'libkmod' "$BATS_TEST_TMPDIR/lspci.err" | grep -q .; then
+    cat "$BATS_TEST_TMPDIR/lspci.err"; return 1
+  fi
+  return $rc
+}
+
+# "SLOT VENDOR DEVICE NUMA_NODE" per PCI interface of a machine file, and
+# the node's CPU list ("-" for none: every CPU).
+expected_pci() {
+  python3 - "$1" <<'PY'
+import sys, tomllib
+m = tomllib.load(open(sys.argv[1], "rb"))
+for i in m.get("net", {}).get("interface", []):
+    if "pci" in i:
+        print(i["pci"], "%04x" % i.get("pci_vendor", 0x8086), "%04x" % i.get("pci_device", 0x100e),
+              i.get("numa_node", -1), "%x" % i.get("pci_bar0_size", 0x20000))
+PY
+}
+
+check_pci() {
+  local f=$1 slot ven dev node bar out n=0
+  vsysfs_start -o "machine=$f"
+  out=$(lspci_sysfs -v -nn -D)
+  echo "$out" >&2
+  while read -r slot ven dev node bar; do
+    n=$((n + 1))
+    grep -q "^$slot .*\[$ven:$dev\]" <<<"$out" || { echo "$f: lspci lacks $slot [$ven:$dev]"; return 1; }
+    local block; block=$(awk -v s="$slot" '$1 == s { p = 1; next } /^[0-9a-f][0-9a-f][0-9a-f][0-9a-f]:/ { p = 0 } p' <<<"$out")
+    if [ "$node" -ge 0 ]; then
+      grep -q "NUMA node $node\$" <<<"$block" || { echo "$f $slot: NUMA node not $node"; return 1; }
+      [ "$(cat "$MNT/bus/pci/devices/$slot/local_cpulist")" = "$(cat "$MNT/devices/system/node/node$node/cpulist")" ]
+    else
+      [ "$(cat "$MNT/bus/pci/devices/$slot/local_cpulist")" = "$(cat "$MNT/devices/system/cpu/online")" ]
+    fi
+    # BAR0's size as lspci decodes it from resource, and resource0's size.
+    grep -q "Memory at .* (32-bit, non-prefetchable) \[size=$(( 16#$bar / 1024 ))K\]" <<<"$block" \
+      || { echo "$f $slot: no ${bar} BAR0"; return 1; }
+    [ "$(stat -c %s "$MNT/bus/pci/devices/$slot/resource0")" = "$((16#$bar))" ]
+    # config's first bytes agree with vendor/device/class/revision.
+    local hdr; hdr=$(od -An -tx1 -N12 "$MNT/bus/pci/devices/$slot/config" | tr -d ' \n')
+    [ "${hdr:0:8}" = "${ven:2:2}${ven:0:2}${dev:2:2}${dev:0:2}" ]
+    [ "0x${hdr:16:2}" = "$(cat "$MNT/bus/pci/devices/$slot/revision")" ]
+    [ "0x${hdr:22:2}${hdr:20:2}${hdr:18:2}" = "$(cat "$MNT/bus/pci/devices/$slot/class")" ]
+    [ "$(cat "$MNT/bus/pci/devices/$slot/modalias")" = \
+      "pci:v0000${ven^^}d0000${dev^^}sv0000$(sed 's/0x//' "$MNT/bus/pci/devices/$slot/subsystem_vendor" | tr a-f A-F)sd0000$(sed 's/0x//' "$MNT/bus/pci/devices/$slot/subsystem_device" | tr a-f A-F)bc${hdr:22:2}sc${hdr:20:2}i${hdr:18:2}" ]
+  done < <(expected_pci "$f")
+  [ "$(grep -c '^[0-9a-f]\{4\}:' <<<"$out")" -eq "$n" ]
+  vsysfs_stop
+}
+
+@test "lspci -A linux-sysfs lists every PCI function of the machine file, without error" {
+  require_tool lspci
+  check_pci "$(machine_file default)"
+  check_pci "$(machine_file net-lab)"
+}
