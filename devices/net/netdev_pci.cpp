@@ -3,6 +3,7 @@
 #include "devices/net/netdev_pci.hpp"
 
 #include <cerrno>
+#include <chrono>
 #include <vector>
 
 #include "core/parse.hpp"
@@ -35,8 +36,17 @@ constexpr core::BinAttribute<Dev> kPciBin[] = {
     // (sysfs_kf_bin_read without battr->read). mmap is not served here.
     {"resource0", 0600, 0, &Dev::resource0_read, nullptr, &Dev::resource0_size},
 };
+// drivers/base/power/sysfs.c power_attrs + runtime_attrs.
+constexpr core::DeviceAttribute<Dev> kPower[] = {
+    VSYSFS_ATTR_RW(Dev, control),
+    VSYSFS_ATTR_RO(Dev, runtime_active_time),
+    VSYSFS_ATTR_RO(Dev, runtime_status),
+    VSYSFS_ATTR_RO(Dev, runtime_suspended_time),
+    VSYSFS_ATTR_RW(Dev, autosuspend_delay_ms),
+};
 constexpr core::AttributeGroup<Dev> kPciGroups[] = {
     {.name = "", .attrs = kPciAttrs, .bin_attrs = kPciBin},
+    {.name = "power", .attrs = kPower},
 };
 
 // include/linux/numa.h MAX_NUMNODES with CONFIG_NODES_SHIFT=10
@@ -52,7 +62,7 @@ void put16(std::array<std::uint8_t, 256>& c, std::size_t off, std::uint16_t v) {
 std::span<const core::AttributeGroup<PciFunction>> PciFunction::groups() { return kPciGroups; }
 
 PciFunction::PciFunction(core::Env& env, PciConfig cfg, std::shared_ptr<NumaModel> numa)
-    : env_(env), cfg_(std::move(cfg)), numa_(std::move(numa)) {
+    : env_(env), cfg_(std::move(cfg)), numa_(std::move(numa)), added_at_(env.now()) {
   core::MutexLock lock(mu_);
   numa_node_ = cfg_.numa_node;
   put16(config_, 0x00, cfg_.vendor);
@@ -129,6 +139,56 @@ core::Status PciFunction::resource_show(core::PageBuffer& b) const {
   b.emit("0x{:016x} 0x{:016x} 0x{:016x}\n", start, start + cfg_.bar0_size - 1, kIoresourceMem | kSizeAlign);
   for (int i = 1; i < 7; ++i) b.emit("0x{:016x} 0x{:016x} 0x{:016x}\n", 0, 0, 0);
   return {};
+}
+
+core::Status PciFunction::control_show(core::PageBuffer& b) const {
+  core::MutexLock lock(mu_);
+  b.append(runtime_pm_allowed_ ? "auto\n" : "on\n");
+  return {};
+}
+
+// control_store: sysfs_streq "auto" (pm_runtime_allow) / "on"
+// (pm_runtime_forbid), else EINVAL.
+core::Result<std::size_t> PciFunction::control_store(const core::Caller& c, std::string_view in) {
+  bool allow;
+  if (core::sysfs_streq(in, "auto")) {
+    allow = true;
+  } else if (core::sysfs_streq(in, "on")) {
+    allow = false;
+  } else {
+    return core::Errno{EINVAL};
+  }
+  {
+    core::MutexLock lock(mu_);
+    runtime_pm_allowed_ = allow;
+  }
+  env_.log(&c, cfg_.slot, "power/control", "OK", {{"value", allow ? "auto" : "on"}});
+  return in.size();
+}
+
+// rpm_suspend finds no runtime_suspend callback (the driver has none), so
+// the function stays active whatever control says.
+core::Status PciFunction::runtime_status_show(core::PageBuffer& b) const {
+  b.append("active\n");
+  return {};
+}
+
+core::Status PciFunction::runtime_active_time_show(core::PageBuffer& b) const {
+  b.emit("{}\n", std::chrono::duration_cast<std::chrono::milliseconds>(env_.now() - added_at_).count());
+  return {};
+}
+
+core::Status PciFunction::runtime_suspended_time_show(core::PageBuffer& b) const {
+  b.append("0\n");
+  return {};
+}
+
+// autosuspend_delay_ms_show/_store: -EIO unless the driver uses autosuspend.
+core::Status PciFunction::autosuspend_delay_ms_show(core::PageBuffer&) const {
+  return core::Errno{EIO};
+}
+core::Result<std::size_t> PciFunction::autosuspend_delay_ms_store(const core::Caller&, std::string_view) {
+  return core::Errno{EIO};
 }
 
 core::Result<std::size_t> PciFunction::resource0_read(const core::Caller&, std::uint64_t,

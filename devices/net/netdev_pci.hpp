@@ -22,6 +22,14 @@
 //                    flags) per resource up to PCI_BRIDGE_RESOURCES: the 6
 //                    BARs and the ROM (CONFIG_PCI_IOV off, as on the
 //                    reference machine); unused ones are all zero
+//   power/           runtime PM (drivers/base/power/sysfs.c): control 0644
+//                    "on" (pci_pm_init forbids runtime PM) | "auto", store
+//                    sysfs_streq else EINVAL; runtime_status 0444 "active"
+//                    (the driver has no runtime PM callbacks, so it never
+//                    suspends); runtime_active_time 0444 ms since the
+//                    device was added; runtime_suspended_time 0444 "0";
+//                    autosuspend_delay_ms 0644, EIO both ways
+//                    (!use_autosuspend)
 //   resource0        0600 bin, the BAR's size: a 32-bit non-prefetchable
 //                    memory BAR, mmap only (no read/write: EIO)
 //   uevent           0644 DRIVER, PCI_CLASS, PCI_ID, PCI_SUBSYS_ID,
@@ -85,6 +93,14 @@ class PciFunction {
   core::Status resource_show(core::PageBuffer& buf) const;
   core::Status enable_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> enable_store(const core::Caller& c, std::string_view in);
+  // power/ (Locking: the device mutex for control).
+  core::Status control_show(core::PageBuffer& buf) const;
+  core::Result<std::size_t> control_store(const core::Caller& c, std::string_view in);
+  core::Status runtime_status_show(core::PageBuffer& buf) const;
+  core::Status runtime_active_time_show(core::PageBuffer& buf) const;
+  core::Status runtime_suspended_time_show(core::PageBuffer& buf) const;
+  core::Status autosuspend_delay_ms_show(core::PageBuffer& buf) const;
+  core::Result<std::size_t> autosuspend_delay_ms_store(const core::Caller& c, std::string_view in);
   std::size_t resource0_size() const { return cfg_.bar0_size; }
   core::Result<std::size_t> resource0_read(const core::Caller& c, std::uint64_t pos, std::span<char> out);
   // Locking: the device mutex.
@@ -104,6 +120,8 @@ class PciFunction {
   const std::shared_ptr<NumaModel> numa_;
   mutable core::Mutex mu_{"pci.device"};  // Order: leaf
   int numa_node_ GUARDED_BY(mu_);
+  bool runtime_pm_allowed_ GUARDED_BY(mu_) = false;  // power/control "auto"
+  const core::Nanos added_at_;                       // runtime PM active since
   std::array<std::uint8_t, 256> config_ GUARDED_BY(mu_){};
 };
 

@@ -29,7 +29,18 @@ constexpr core::DeviceAttribute<MemoryBlock> kBlockAttrs[] = {
     VSYSFS_ATTR_RW(MemoryBlock, online),
     VSYSFS_ATTR_RW(MemoryBlock, uevent),
 };
-constexpr core::AttributeGroup<MemoryBlock> kBlockGroups[] = {{.name = "", .attrs = kBlockAttrs}};
+// drivers/base/power/sysfs.c power_attrs + runtime_attrs.
+constexpr core::DeviceAttribute<MemoryBlock> kBlockPower[] = {
+    VSYSFS_ATTR_RW(MemoryBlock, control),
+    VSYSFS_ATTR_RO(MemoryBlock, runtime_active_time),
+    VSYSFS_ATTR_RO(MemoryBlock, runtime_status),
+    VSYSFS_ATTR_RO(MemoryBlock, runtime_suspended_time),
+    VSYSFS_ATTR_RW(MemoryBlock, autosuspend_delay_ms),
+};
+constexpr core::AttributeGroup<MemoryBlock> kBlockGroups[] = {
+    {.name = "", .attrs = kBlockAttrs},
+    {.name = "power", .attrs = kBlockPower},
+};
 
 constexpr std::uint64_t kMiB = 1024 * 1024;
 
@@ -195,6 +206,50 @@ core::Status MemoryBlock::uevent_show(core::PageBuffer&) const { return {}; }
 core::Result<std::size_t> MemoryBlock::uevent_store(const core::Caller& caller, std::string_view in) {
   VSYSFS_TRY_STATUS(kobject_synth_uevent(hp_->env(), caller, fmt::format("memory{}", id_), in));
   return in.size();
+}
+
+core::Status MemoryBlock::control_show(core::PageBuffer& buf) const {
+  core::MutexLock lock(hp_->mu());
+  buf.append(runtime_pm_allowed_ ? "auto\n" : "on\n");
+  return {};
+}
+
+core::Result<std::size_t> MemoryBlock::control_store(const core::Caller& caller, std::string_view in) {
+  bool allow;
+  if (core::sysfs_streq(in, "auto")) {
+    allow = true;
+  } else if (core::sysfs_streq(in, "on")) {
+    allow = false;
+  } else {
+    return core::Errno{EINVAL};
+  }
+  {
+    core::MutexLock lock(hp_->mu());
+    runtime_pm_allowed_ = allow;
+  }
+  hp_->env().log(&caller, "memory", "power/control", "OK",
+                 {{"block", id_}, {"value", allow ? "auto" : "on"}});
+  return in.size();
+}
+
+// Runtime PM is never enabled for a memory block (disable_depth > 0).
+core::Status MemoryBlock::runtime_status_show(core::PageBuffer& buf) const {
+  buf.append("unsupported\n");
+  return {};
+}
+core::Status MemoryBlock::runtime_active_time_show(core::PageBuffer& buf) const {
+  buf.append("0\n");
+  return {};
+}
+core::Status MemoryBlock::runtime_suspended_time_show(core::PageBuffer& buf) const {
+  buf.append("0\n");
+  return {};
+}
+core::Status MemoryBlock::autosuspend_delay_ms_show(core::PageBuffer&) const {
+  return core::Errno{EIO};
+}
+core::Result<std::size_t> MemoryBlock::autosuspend_delay_ms_store(const core::Caller&, std::string_view) {
+  return core::Errno{EIO};
 }
 
 void add_memory_blocks(core::Env& env, core::Tree& tree, std::shared_ptr<NumaModel> model,

@@ -27,6 +27,11 @@
 //     valid_zones              0444  online: "Normal\n" (the model's one zone);
 //                                    offline: "Normal Movable\n"
 //     uevent                   0644  empty; store: kobject_synth_uevent
+//     power/                         runtime PM never enabled (drivers/base/power/sysfs.c):
+//       control                  0644  "auto\n"; store "auto"/"on" (sysfs_streq) else EINVAL
+//       runtime_status           0444  "unsupported\n"
+//       runtime_active_time, runtime_suspended_time  0444 "0\n"
+//       autosuspend_delay_ms     0644  EIO both ways (!use_autosuspend)
 //     nodeM -> ../../node/nodeM, subsystem -> ../../../../bus/memory
 //   devices/system/node/nodeM/memoryN -> ../../memory/memoryN
 //   bus/memory/devices/memoryN -> ../../../devices/system/memory/memoryN
@@ -115,6 +120,14 @@ class MemoryBlock {
   core::Status valid_zones_show(core::PageBuffer& buf) const;
   core::Status uevent_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> uevent_store(const core::Caller& caller, std::string_view in);
+  // power/. Locking: the hotplug mutex for control.
+  core::Status control_show(core::PageBuffer& buf) const;
+  core::Result<std::size_t> control_store(const core::Caller& caller, std::string_view in);
+  core::Status runtime_status_show(core::PageBuffer& buf) const;
+  core::Status runtime_active_time_show(core::PageBuffer& buf) const;
+  core::Status runtime_suspended_time_show(core::PageBuffer& buf) const;
+  core::Status autosuspend_delay_ms_show(core::PageBuffer& buf) const;
+  core::Result<std::size_t> autosuspend_delay_ms_store(const core::Caller& caller, std::string_view in);
 
  private:
   bool is_online() const;
@@ -129,6 +142,7 @@ class MemoryBlock {
   const int nid_;
   const std::uint64_t pages_;  // present pages in the block (the last of a node may be partial)
   bool online_ GUARDED_BY(hp_->mu()) = true;
+  bool runtime_pm_allowed_ GUARDED_BY(hp_->mu()) = true;  // power/control
 };
 
 // Adds devices/system/memory, every block of every node with memory, and

@@ -383,6 +383,10 @@ ROWS = [
     ("devices/*/power/control",
      text(lambda d: "OK" if sysfs_streq(d, b"auto") or sysfs_streq(d, b"on") else "EINVAL"),
      "drivers/base/power/sysfs.c control_store"),
+    # drivers/base/power/sysfs.c autosuspend_delay_ms_store: EIO unless the
+    # driver uses autosuspend (none of the modelled devices does).
+    ("devices/*/power/autosuspend_delay_ms", always("EIO"),
+     "drivers/base/power/sysfs.c autosuspend_delay_ms_store"),
     # drivers/base/platform.c driver_override_store -> driver_set_override.
     ("devices/platform/*/driver_override", text(_driver_override),
      "drivers/base/driver.c driver_set_override"),

@@ -115,4 +115,21 @@ TEST_CASE("pci_bar0_size must be a power of two") {
                   vsysfs::core::ConfigError);
 }
 
+TEST_CASE("PCI power/: forbidden runtime PM (on), active since the device was added") {
+  TestMachine m(kMachine);
+  CHECK(m.read(P0 + "power/control") == "on\n");
+  CHECK(m.read(P0 + "power/runtime_status") == "active\n");
+  CHECK(m.read(P0 + "power/runtime_active_time") == "0\n");
+  m.advance_ms(1500);
+  CHECK(m.read(P0 + "power/runtime_active_time") == "1500\n");
+  CHECK(m.read(P0 + "power/runtime_suspended_time") == "0\n");
+  CHECK(m.read(P0 + "power/autosuspend_delay_ms") == "<EIO>");
+  CHECK(m.write(P0 + "power/autosuspend_delay_ms", "5") == -EIO);
+  CHECK(m.write(P0 + "power/control", "maybe") == -EINVAL);
+  CHECK(m.write(P0 + "power/control", "auto") == 4);
+  CHECK(m.read(P0 + "power/control") == "auto\n");
+  // No runtime_suspend callback: still active.
+  CHECK(m.read(P0 + "power/runtime_status") == "active\n");
+}
+
 }  // TEST_SUITE

@@ -121,4 +121,19 @@ TEST_CASE("bad input: EINVAL and nothing changes; a busy block stays online (EBU
   CHECK(m.write(blk(0, "phys_index"), "1") < 0);
 }
 
+TEST_CASE("memory block power/: runtime PM never enabled") {
+  TestMachine m(kNodes);
+  CHECK(m.read(blk(0, "power/control")) == "auto\n");
+  CHECK(m.read(blk(0, "power/runtime_status")) == "unsupported\n");
+  CHECK(m.read(blk(0, "power/runtime_active_time")) == "0\n");
+  CHECK(m.read(blk(0, "power/runtime_suspended_time")) == "0\n");
+  CHECK(m.read(blk(0, "power/autosuspend_delay_ms")) == "<EIO>");
+  CHECK(m.write(blk(0, "power/autosuspend_delay_ms"), "100") == -EIO);
+  CHECK(m.write(blk(0, "power/control"), "off") == -EINVAL);
+  CHECK(m.read(blk(0, "power/control")) == "auto\n");
+  CHECK(m.write(blk(0, "power/control"), "on\n") == 3);
+  CHECK(m.read(blk(0, "power/control")) == "on\n");
+  CHECK(m.read(blk(1, "power/control")) == "auto\n");
+}
+
 }  // TEST_SUITE
