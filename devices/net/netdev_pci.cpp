@@ -32,9 +32,10 @@ constexpr core::DeviceAttribute<Dev> kPciAttrs[] = {
 constexpr core::BinAttribute<Dev> kPciBin[] = {
     VSYSFS_BIN_ATTR_RW(Dev, config, 0644, 256),
     // pci_create_attr: a memory BAR's file has only mmap, so open succeeds
-    // (kernfs counts mmap as a way to read) and read(2) is EIO
-    // (sysfs_kf_bin_read without battr->read). mmap is not served here.
-    {"resource0", 0600, 0, &Dev::resource0_read, nullptr, &Dev::resource0_size},
+    // both ways (kernfs counts mmap as a way to read and write) and read(2)
+    // and write(2) are EIO (sysfs_kf_bin_read/_write without battr->read/
+    // write). mmap is not served here.
+    {"resource0", 0600, 0, &Dev::resource0_read, &Dev::resource0_write, &Dev::resource0_size},
 };
 // drivers/base/power/sysfs.c power_attrs + runtime_attrs.
 constexpr core::DeviceAttribute<Dev> kPower[] = {
@@ -193,6 +194,11 @@ core::Result<std::size_t> PciFunction::autosuspend_delay_ms_store(const core::Ca
 
 core::Result<std::size_t> PciFunction::resource0_read(const core::Caller&, std::uint64_t,
                                                       std::span<char>) {
+  return core::Errno{EIO};
+}
+
+core::Result<std::size_t> PciFunction::resource0_write(const core::Caller&, std::uint64_t,
+                                                       std::span<const char>) {
   return core::Errno{EIO};
 }
 

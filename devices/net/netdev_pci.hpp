@@ -31,7 +31,7 @@
 //                    autosuspend_delay_ms 0644, EIO both ways
 //                    (!use_autosuspend)
 //   resource0        0600 bin, the BAR's size: a 32-bit non-prefetchable
-//                    memory BAR, mmap only (no read/write: EIO)
+//                    memory BAR, mmap only: open works, read/write EIO
 //   uevent           0644 DRIVER, PCI_CLASS, PCI_ID, PCI_SUBSYS_ID,
 //                    PCI_SLOT_NAME, MODALIAS
 //   config           0644 bin, 256 bytes; readers without CAP_SYS_ADMIN see
@@ -103,6 +103,8 @@ class PciFunction {
   core::Result<std::size_t> autosuspend_delay_ms_store(const core::Caller& c, std::string_view in);
   std::size_t resource0_size() const { return cfg_.bar0_size; }
   core::Result<std::size_t> resource0_read(const core::Caller& c, std::uint64_t pos, std::span<char> out);
+  core::Result<std::size_t> resource0_write(const core::Caller& c, std::uint64_t pos,
+                                            std::span<const char> in);
   // Locking: the device mutex.
   core::Status numa_node_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> numa_node_store(const core::Caller& c, std::string_view in);

@@ -73,6 +73,8 @@ TEST_CASE("PCI resource: 7 lines, BAR0 placed from 0xfe000000, naturally aligned
   // resource0: the BAR's size, root-only, mmap only: read is EIO.
   CHECK(m.pread(P0 + "resource0", 16, 0) == "<EIO>");
   CHECK(m.open_errno(P0 + "resource0", O_RDONLY) == 0);
+  CHECK(m.open_errno(P0 + "resource0", O_WRONLY) == 0);
+  CHECK(m.write(P0 + "resource0", "x") == -EIO);
 }
 
 TEST_CASE("PCI modalias matches the ids and the config space") {
