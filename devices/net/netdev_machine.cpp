@@ -4,9 +4,10 @@
 //   [net]
 //   nr_cpu_ids = 4        # width of rps_cpus / local_cpus; simulated sending CPUs
 //   nr_node_ids = 1       # online NUMA nodes (numa_node stores)
-//                         # (both come from [numa] when the machine has one:
-//                         # one machine has one nr_cpu_ids; a different value
-//                         # here is an error)
+//                         # (both must agree with the NUMA model: [numa]'s
+//                         # when the machine has one, else the default
+//                         # topology, which takes its widths from these
+//                         # keys; one machine has one nr_cpu_ids)
 //   [[net.interface]]
 //   name = "eth0"         # required
 //   kind = "nic"          # "nic" (simulated PCI NIC) or "loopback"
@@ -179,7 +180,8 @@ IfaceSpec read_interface(const core::ConfigValue& v, unsigned nr_cpu_ids, unsign
 }
 
 // nr_cpu_ids and nr_node_ids are the machine's: from the NUMA model when
-// there is one (built first), else from [net] (default 4 CPUs, 1 node).
+// there is one (built first; every machine has one, numa_machine.cpp),
+// else from [net] (default 4 CPUs, 1 node).
 unsigned machine_width(const core::ConfigValue& sec, std::string_view key, std::int64_t fallback,
                        std::int64_t max, std::optional<unsigned> from_numa) {
   const unsigned configured = static_cast<unsigned>(

@@ -336,7 +336,7 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
   XenHypervisor::DomainSpec guest;
   guest.name = sec.has("name") ? require_path_name(sec.require("name")) : std::string("guest");
   guest.domid = static_cast<DomId>(sec.get_uint("domid", 1));
-  // NUMA builds first (section order 10 < 200): its nodes are this
+  // NUMA builds first (section order -1 < 200): its nodes are this
   // guest's memory.
   // A machine without [numa] has the default topology, whose memory is
   // this guest's boot memory (numa_machine.cpp); its workload stays

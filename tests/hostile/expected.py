@@ -329,8 +329,8 @@ def _pci_numa_node(data, off, mnt, rel):
         return "OK"
     if v < 0 or v >= 1024:
         return "EINVAL"
-    # node_online(v): devices/system/node/online when the machine has NUMA
-    # nodes; a machine without [numa] declares its nodes in [net] only.
+    # node_online(v): devices/system/node/online (every machine has one: a
+    # machine without [numa] gets the default topology of [net]'s widths).
     try:
         with open(os.path.join(mnt, "devices/system/node/online")) as f:
             online = f.read().strip()

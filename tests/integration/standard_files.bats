@@ -349,3 +349,43 @@ check_pci() {
   check_pci "$(machine_file default)"
   check_pci "$(machine_file net-lab)"
 }
+
+# "MODE NAME" of the entries of a directory, sorted.
+modes_of() { (cd "$1" && stat -c '%A %n' -- * | sort); }
+
+@test "names and modes are the kernel's: cache index, memory block, PCI function" {
+  vsysfs_start
+  diff <(modes_of "$MNT/devices/system/cpu/cpu1/cache/index3") - <<'EOF2'
+-r--r--r-- coherency_line_size
+-r--r--r-- id
+-r--r--r-- level
+-r--r--r-- number_of_sets
+-r--r--r-- physical_line_partition
+-r--r--r-- shared_cpu_list
+-r--r--r-- shared_cpu_map
+-r--r--r-- size
+-r--r--r-- type
+-r--r--r-- ways_of_associativity
+-rw-r--r-- uevent
+EOF2
+  diff <(modes_of "$MNT/devices/system/memory/memory5") - <<'EOF2'
+-r--r--r-- phys_device
+-r--r--r-- phys_index
+-r--r--r-- removable
+-r--r--r-- valid_zones
+-rw-r--r-- online
+-rw-r--r-- state
+-rw-r--r-- uevent
+drwxr-xr-x power
+lrwxrwxrwx node0
+lrwxrwxrwx subsystem
+EOF2
+  diff <(modes_of "$MNT/devices/system/memory") <(
+    { echo "-r--r--r-- block_size_bytes"; echo "-rw-r--r-- auto_online_blocks"; echo "-rw-r--r-- uevent"
+      for d in "$MNT"/devices/system/memory/memory*; do echo "drwxr-xr-x ${d##*/}"; done; } | sort)
+  local pci=$MNT/bus/pci/devices/0000:00:03.0/
+  for f in resource modalias local_cpus local_cpulist irq; do [ "$(stat -c %A "$pci$f")" = "-r--r--r--" ]; done
+  for f in enable config numa_node uevent power/control; do [ "$(stat -c %A "$pci$f")" = "-rw-r--r--" ]; done
+  [ "$(stat -c %A "${pci}resource0")" = "-rw-------" ]
+  [ "$(cat "$MNT/devices/system/memory/memory5/uevent")" = "" ]
+}

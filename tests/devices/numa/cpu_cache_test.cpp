@@ -137,7 +137,7 @@ ways = 7
 }
 
 TEST_CASE("vulnerabilities: the 6.12 files, defaults and overrides") {
-  TestMachine m(std::string(kTwoSockets) + "[numa.vulnerabilities]\nmeltdown = \"Not affected\"\n");
+  TestMachine m(std::string(kTwoSockets).append("[numa.vulnerabilities]\nmeltdown = \"Not affected\"\n"));
   for (auto name : vsysfs::devices::CpuVulnerabilities::kNames) {
     CAPTURE(name);
     const std::string v = m.read(fmt::format("devices/system/cpu/vulnerabilities/{}", name));
@@ -148,7 +148,7 @@ TEST_CASE("vulnerabilities: the 6.12 files, defaults and overrides") {
   CHECK(m.read("devices/system/cpu/vulnerabilities/mds") ==
         "Mitigation: Clear CPU buffers; SMT vulnerable\n");
   CHECK(m.write("devices/system/cpu/vulnerabilities/mds", "x") < 0);
-  CHECK_THROWS_WITH_AS(TestMachine(std::string(kTwoSockets) + "[numa.vulnerabilities]\nghostwrite = \"x\"\n"),
+  CHECK_THROWS_WITH_AS(TestMachine(std::string(kTwoSockets).append("[numa.vulnerabilities]\nghostwrite = \"x\"\n")),
                        doctest::Contains("not a Linux 6.12 vulnerability file"),
                        vsysfs::core::ConfigError);
   TestMachine bare("[machine]\nname = \"x\"\n");
