@@ -34,10 +34,14 @@ make_sysroot() {
 
 # list_expand "0-2,5" -> "0 1 2 5"
 list_expand() {
-  local part out=()
+  local part out=() parts=()
   IFS=, read -ra parts <<<"$1"
   for part in "${parts[@]}"; do
-    if [[ $part == *-* ]]; then out+=($(seq "${part%-*}" "${part#*-}")); else out+=("$part"); fi
+    if [[ $part == *-* ]]; then
+      mapfile -t -O "${#out[@]}" out < <(seq "${part%-*}" "${part#*-}")
+    else
+      out+=("$part")
+    fi
   done
   echo "${out[@]}"
 }
@@ -71,7 +75,7 @@ require_tool() { command -v "$1" >/dev/null || skip "$1 is not installed"; }
 
 @test "lscpu --sysroot works on every shipped machine; CPUs and nodes are the machine file's" {
   require_tool lscpu
-  local f name out want
+  local f name out
   for f in "$VSYSFS_ROOT"/machines/*.toml; do
     name=$(basename "$f" .toml)
     vsysfs_start -o "machine=$f"
@@ -216,9 +220,9 @@ TOML
   require_tool lscpu
   vsysfs_start
   make_sysroot
-  local out f text pretty
+  local out text
   out=$(lscpu --sysroot "$SYSROOT")
-  [ "$(grep -c '^Vulnerability ' <<<"$out")" -eq "$(ls "$MNT/devices/system/cpu/vulnerabilities" | wc -l)" ]
+  [ "$(grep -c '^Vulnerability ' <<<"$out")" -eq "$(find "$MNT/devices/system/cpu/vulnerabilities" -mindepth 1 | wc -l)" ]
   # lscpu turns "Mitigation: X" into "Mitigation; X": compare the words.
   text=$(cat "$MNT/devices/system/cpu/vulnerabilities/meltdown")
   grep -q "^Vulnerability Meltdown: *${text/: /; }\$" <<<"$out"
@@ -266,7 +270,7 @@ PY
     grep -qE "^Total online memory: +$total\$" <<<"$out"
     grep -qE "^Total offline memory: +0\$" <<<"$out"
     # Every block is under exactly one node, and the node's links agree.
-    [ "$(ls -d "$MNT"/devices/system/node/node*/memory* | wc -l)" -eq $((total / block)) ]
+    [ "$(find "$MNT"/devices/system/node/node*/ -maxdepth 1 -name 'memory*' | wc -l)" -eq $((total / block)) ]
     vsysfs_stop
     rm -rf "$SYSROOT"; SYSROOT=
   done
