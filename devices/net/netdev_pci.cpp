@@ -76,7 +76,8 @@ PciFunction::PciFunction(core::Env& env, PciConfig cfg, std::shared_ptr<NumaMode
   config_[0x0b] = static_cast<std::uint8_t>((cfg_.class_code >> 16) & 0xff);
   config_[0x0e] = 0x00;  // header type 0
   // BAR0: memory, 32-bit, non-prefetchable (type bits 0).
-  for (int i = 0; i < 4; ++i) config_[0x10 + i] = static_cast<std::uint8_t>(cfg_.bar0_start >> (8 * i));
+  for (int i = 0; i < 4; ++i)
+    config_[0x10 + i] = static_cast<std::uint8_t>(cfg_.bar0_start >> (8 * i));
   put16(config_, 0x2c, cfg_.subsystem_vendor);
   put16(config_, 0x2e, cfg_.subsystem_device);
   config_[0x3c] = static_cast<std::uint8_t>(cfg_.irq);
@@ -137,7 +138,8 @@ core::Status PciFunction::modalias_show(core::PageBuffer& b) const {
 core::Status PciFunction::resource_show(core::PageBuffer& b) const {
   constexpr std::uint64_t kIoresourceMem = 0x00000200, kSizeAlign = 0x00040000;
   const std::uint64_t start = cfg_.bar0_start;
-  b.emit("0x{:016x} 0x{:016x} 0x{:016x}\n", start, start + cfg_.bar0_size - 1, kIoresourceMem | kSizeAlign);
+  b.emit("0x{:016x} 0x{:016x} 0x{:016x}\n", start, start + cfg_.bar0_size - 1,
+         kIoresourceMem | kSizeAlign);
   for (int i = 1; i < 7; ++i) b.emit("0x{:016x} 0x{:016x} 0x{:016x}\n", 0, 0, 0);
   return {};
 }
@@ -175,7 +177,8 @@ core::Status PciFunction::runtime_status_show(core::PageBuffer& b) const {
 }
 
 core::Status PciFunction::runtime_active_time_show(core::PageBuffer& b) const {
-  b.emit("{}\n", std::chrono::duration_cast<std::chrono::milliseconds>(env_.now() - added_at_).count());
+  b.emit("{}\n",
+         std::chrono::duration_cast<std::chrono::milliseconds>(env_.now() - added_at_).count());
   return {};
 }
 
@@ -188,7 +191,8 @@ core::Status PciFunction::runtime_suspended_time_show(core::PageBuffer& b) const
 core::Status PciFunction::autosuspend_delay_ms_show(core::PageBuffer&) const {
   return core::Errno{EIO};
 }
-core::Result<std::size_t> PciFunction::autosuspend_delay_ms_store(const core::Caller&, std::string_view) {
+core::Result<std::size_t> PciFunction::autosuspend_delay_ms_store(const core::Caller&,
+                                                                  std::string_view) {
   return core::Errno{EIO};
 }
 

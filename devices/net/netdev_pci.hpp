@@ -102,7 +102,8 @@ class PciFunction {
   core::Status autosuspend_delay_ms_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> autosuspend_delay_ms_store(const core::Caller& c, std::string_view in);
   std::size_t resource0_size() const { return cfg_.bar0_size; }
-  core::Result<std::size_t> resource0_read(const core::Caller& c, std::uint64_t pos, std::span<char> out);
+  core::Result<std::size_t> resource0_read(const core::Caller& c, std::uint64_t pos,
+                                           std::span<char> out);
   core::Result<std::size_t> resource0_write(const core::Caller& c, std::uint64_t pos,
                                             std::span<const char> in);
   // Locking: the device mutex.

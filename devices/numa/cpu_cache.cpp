@@ -48,7 +48,8 @@ constexpr core::DeviceAttribute<CpuVulnerabilities> kVulnAttrs[] = {
     VSYSFS_ATTR_RO(CpuVulnerabilities, gather_data_sampling),
     VSYSFS_ATTR_RO(CpuVulnerabilities, reg_file_data_sampling),
 };
-constexpr core::AttributeGroup<CpuVulnerabilities> kVulnGroups[] = {{.name = "", .attrs = kVulnAttrs}};
+constexpr core::AttributeGroup<CpuVulnerabilities> kVulnGroups[] = {
+    {.name = "", .attrs = kVulnAttrs}};
 
 }  // namespace
 
@@ -117,7 +118,8 @@ core::Status CacheIndex::shared_cpu_list_show(core::PageBuffer& buf) const {
   return {};
 }
 core::Status CacheIndex::uevent_show(core::PageBuffer&) const { return {}; }
-core::Result<std::size_t> CacheIndex::uevent_store(const core::Caller& caller, std::string_view in) {
+core::Result<std::size_t> CacheIndex::uevent_store(const core::Caller& caller,
+                                                   std::string_view in) {
   VSYSFS_TRY_STATUS(
       kobject_synth_uevent(env_, caller, fmt::format("cpu{}/cache/index{}", cpu_, index_), in));
   return in.size();
@@ -158,9 +160,9 @@ core::Status CpuVulnerabilities::show(core::PageBuffer& buf, std::string_view na
   return {};
 }
 
-#define VSYSFS_VULN(name)                                                        \
-  core::Status CpuVulnerabilities::name##_show(core::PageBuffer& buf) const {    \
-    return show(buf, #name);                                                     \
+#define VSYSFS_VULN(name)                                                     \
+  core::Status CpuVulnerabilities::name##_show(core::PageBuffer& buf) const { \
+    return show(buf, #name);                                                  \
   }
 VSYSFS_VULN(meltdown)
 VSYSFS_VULN(spectre_v1)

@@ -95,11 +95,20 @@ class CacheIndex {
 class CpuVulnerabilities {
  public:
   // The file names, in drivers/base/cpu.c's order (Linux 6.12).
-  static constexpr std::array<std::string_view, 14> kNames = {
-      "meltdown",        "spectre_v1",       "spectre_v2",           "spec_store_bypass",
-      "l1tf",            "mds",              "tsx_async_abort",      "itlb_multihit",
-      "srbds",           "mmio_stale_data",  "retbleed",             "spec_rstack_overflow",
-      "gather_data_sampling", "reg_file_data_sampling"};
+  static constexpr std::array<std::string_view, 14> kNames = {"meltdown",
+                                                              "spectre_v1",
+                                                              "spectre_v2",
+                                                              "spec_store_bypass",
+                                                              "l1tf",
+                                                              "mds",
+                                                              "tsx_async_abort",
+                                                              "itlb_multihit",
+                                                              "srbds",
+                                                              "mmio_stale_data",
+                                                              "retbleed",
+                                                              "spec_rstack_overflow",
+                                                              "gather_data_sampling",
+                                                              "reg_file_data_sampling"};
   using Values = std::array<std::string, kNames.size()>;
   // What a 6.12 kernel prints on a Skylake-SP (the default machine's CPU)
   // with the default mitigations.

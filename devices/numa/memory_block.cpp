@@ -20,6 +20,8 @@ constexpr core::DeviceAttribute<MemoryRoot> kRootAttrs[] = {
 constexpr core::AttributeGroup<MemoryRoot> kRootGroups[] = {{.name = "", .attrs = kRootAttrs}};
 
 // drivers/base/memory.c memory_memblk_attrs, plus the device's uevent.
+// One attribute a line, as the kernel's tables.
+// clang-format off
 constexpr core::DeviceAttribute<MemoryBlock> kBlockAttrs[] = {
     VSYSFS_ATTR_RO(MemoryBlock, phys_index),
     VSYSFS_ATTR_RW(MemoryBlock, state),
@@ -29,6 +31,7 @@ constexpr core::DeviceAttribute<MemoryBlock> kBlockAttrs[] = {
     VSYSFS_ATTR_RW(MemoryBlock, online),
     VSYSFS_ATTR_RW(MemoryBlock, uevent),
 };
+// clang-format on
 // drivers/base/power/sysfs.c power_attrs + runtime_attrs.
 constexpr core::DeviceAttribute<MemoryBlock> kBlockPower[] = {
     VSYSFS_ATTR_RW(MemoryBlock, control),
@@ -48,10 +51,14 @@ constexpr std::uint64_t kMiB = 1024 * 1024;
 
 std::string_view online_type_name(OnlineType t) {
   switch (t) {
-    case OnlineType::Offline: return "offline";
-    case OnlineType::Online: return "online";
-    case OnlineType::OnlineKernel: return "online_kernel";
-    case OnlineType::OnlineMovable: return "online_movable";
+    case OnlineType::Offline:
+      return "offline";
+    case OnlineType::Online:
+      return "online";
+    case OnlineType::OnlineKernel:
+      return "online_kernel";
+    case OnlineType::OnlineMovable:
+      return "online_movable";
   }
   return "offline";
 }
@@ -108,7 +115,8 @@ core::Result<std::size_t> MemoryRoot::auto_online_blocks_store(const core::Calle
 }
 
 core::Status MemoryRoot::uevent_show(core::PageBuffer&) const { return {}; }
-core::Result<std::size_t> MemoryRoot::uevent_store(const core::Caller& caller, std::string_view in) {
+core::Result<std::size_t> MemoryRoot::uevent_store(const core::Caller& caller,
+                                                   std::string_view in) {
   VSYSFS_TRY_STATUS(kobject_synth_uevent(hp_->env(), caller, "memory", in));
   return in.size();
 }
@@ -167,7 +175,8 @@ core::Result<int> MemoryBlock::set_online(const core::Caller& caller, bool onlin
 
 // state_store: lock_device_hotplug_sysfs, device_online/offline; a block
 // already in that state is EINVAL (the 1 from device_online).
-core::Result<std::size_t> MemoryBlock::state_store(const core::Caller& caller, std::string_view in) {
+core::Result<std::size_t> MemoryBlock::state_store(const core::Caller& caller,
+                                                   std::string_view in) {
   const auto t = parse_online_type(in);
   if (!t) return core::Errno{EINVAL};
   core::MutexLock lock(hp_->mu());
@@ -177,7 +186,8 @@ core::Result<std::size_t> MemoryBlock::state_store(const core::Caller& caller, s
 }
 
 // drivers/base/core.c online_store: kstrtobool; unchanged is success.
-core::Result<std::size_t> MemoryBlock::online_store(const core::Caller& caller, std::string_view in) {
+core::Result<std::size_t> MemoryBlock::online_store(const core::Caller& caller,
+                                                    std::string_view in) {
   const bool val = VSYSFS_TRY(core::kstrtobool(in));
   core::MutexLock lock(hp_->mu());
   (void)VSYSFS_TRY(set_online(caller, val, val ? "online" : "offline"));
@@ -203,7 +213,8 @@ core::Status MemoryBlock::valid_zones_show(core::PageBuffer& buf) const {
   return {};
 }
 core::Status MemoryBlock::uevent_show(core::PageBuffer&) const { return {}; }
-core::Result<std::size_t> MemoryBlock::uevent_store(const core::Caller& caller, std::string_view in) {
+core::Result<std::size_t> MemoryBlock::uevent_store(const core::Caller& caller,
+                                                    std::string_view in) {
   VSYSFS_TRY_STATUS(kobject_synth_uevent(hp_->env(), caller, fmt::format("memory{}", id_), in));
   return in.size();
 }
@@ -214,7 +225,8 @@ core::Status MemoryBlock::control_show(core::PageBuffer& buf) const {
   return {};
 }
 
-core::Result<std::size_t> MemoryBlock::control_store(const core::Caller& caller, std::string_view in) {
+core::Result<std::size_t> MemoryBlock::control_store(const core::Caller& caller,
+                                                     std::string_view in) {
   bool allow;
   if (core::sysfs_streq(in, "auto")) {
     allow = true;
@@ -248,7 +260,8 @@ core::Status MemoryBlock::runtime_suspended_time_show(core::PageBuffer& buf) con
 core::Status MemoryBlock::autosuspend_delay_ms_show(core::PageBuffer&) const {
   return core::Errno{EIO};
 }
-core::Result<std::size_t> MemoryBlock::autosuspend_delay_ms_store(const core::Caller&, std::string_view) {
+core::Result<std::size_t> MemoryBlock::autosuspend_delay_ms_store(const core::Caller&,
+                                                                  std::string_view) {
   return core::Errno{EIO};
 }
 
@@ -256,7 +269,8 @@ void add_memory_blocks(core::Env& env, core::Tree& tree, std::shared_ptr<NumaMod
                        std::uint64_t block_bytes, OnlineType auto_online,
                        std::vector<std::shared_ptr<void>>& keep) {
   std::uint64_t total = 0;
-  for (int nid = 0; nid < model->nr_node_ids(); ++nid) total += model->node(nid).present * kPageKiB * 1024;
+  for (int nid = 0; nid < model->nr_node_ids(); ++nid)
+    total += model->node(nid).present * kPageKiB * 1024;
   if (block_bytes == 0) block_bytes = default_memory_block_bytes(total);
   auto hp = std::make_shared<MemoryHotplug>(env, block_bytes, auto_online);
   keep.push_back(hp);

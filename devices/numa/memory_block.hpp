@@ -93,7 +93,8 @@ class MemoryRoot {
   // Locking: the hotplug mutex for auto_online_blocks. Context: FUSE worker.
   core::Status block_size_bytes_show(core::PageBuffer& buf) const;
   core::Status auto_online_blocks_show(core::PageBuffer& buf) const;
-  core::Result<std::size_t> auto_online_blocks_store(const core::Caller& caller, std::string_view in);
+  core::Result<std::size_t> auto_online_blocks_store(const core::Caller& caller,
+                                                     std::string_view in);
   core::Status uevent_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> uevent_store(const core::Caller& caller, std::string_view in);
 
@@ -127,7 +128,8 @@ class MemoryBlock {
   core::Status runtime_active_time_show(core::PageBuffer& buf) const;
   core::Status runtime_suspended_time_show(core::PageBuffer& buf) const;
   core::Status autosuspend_delay_ms_show(core::PageBuffer& buf) const;
-  core::Result<std::size_t> autosuspend_delay_ms_store(const core::Caller& caller, std::string_view in);
+  core::Result<std::size_t> autosuspend_delay_ms_store(const core::Caller& caller,
+                                                       std::string_view in);
 
  private:
   bool is_online() const;

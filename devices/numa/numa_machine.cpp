@@ -55,9 +55,9 @@
 #include <fmt/format.h>
 
 #include "core/parse.hpp"
+#include "devices/machine/machine.hpp"
 #include "devices/numa/cpu.hpp"
 #include "devices/numa/memory_block.hpp"
-#include "devices/machine/machine.hpp"
 #include "devices/numa/numa_debug.hpp"
 #include "devices/numa/numa_node.hpp"
 
@@ -119,11 +119,15 @@ NumaConfig parse_numa_section(const core::ConfigValue& sec) {
     }
     l.size_kib = leaf.require("size_kb").as_uint();
     if (l.size_kib > (1ULL << 32)) leaf.require("size_kb").fail("more than 4 TiB");
-    l.ways = static_cast<unsigned>(std::min<std::uint64_t>(leaf.require("ways").as_uint(), 1U << 16));
-    l.line_size = static_cast<unsigned>(std::min<std::uint64_t>(leaf.get_uint("line_size", 64), 1U << 16));
-    l.partition = static_cast<unsigned>(std::min<std::uint64_t>(leaf.get_uint("partition", 1), 1U << 16));
+    l.ways =
+        static_cast<unsigned>(std::min<std::uint64_t>(leaf.require("ways").as_uint(), 1U << 16));
+    l.line_size =
+        static_cast<unsigned>(std::min<std::uint64_t>(leaf.get_uint("line_size", 64), 1U << 16));
+    l.partition =
+        static_cast<unsigned>(std::min<std::uint64_t>(leaf.get_uint("partition", 1), 1U << 16));
     const std::string shared = leaf.get_string("shared", l.level >= 3 ? "package" : "core");
-    if (shared != "core" && shared != "package") leaf.require("shared").fail("\"core\" or \"package\"");
+    if (shared != "core" && shared != "package")
+      leaf.require("shared").fail("\"core\" or \"package\"");
     l.per_package = shared == "package";
     c.caches.push_back(l);
   }
@@ -148,7 +152,8 @@ NumaConfig default_numa_config(const core::ConfigValue& root) {
   if (const auto* net = root.find("net")) {
     if (const auto* v = net->find("nr_cpu_ids"); v && v->type() == core::ConfigValue::Type::Integer)
       cpus = static_cast<unsigned>(std::clamp<std::int64_t>(v->as_int(), 1, 4096));
-    if (const auto* v = net->find("nr_node_ids"); v && v->type() == core::ConfigValue::Type::Integer)
+    if (const auto* v = net->find("nr_node_ids");
+        v && v->type() == core::ConfigValue::Type::Integer)
       nodes = static_cast<unsigned>(std::clamp<std::int64_t>(v->as_int(), 1, 1024));
   }
   if (const auto* xen = root.find("xen")) {
@@ -168,7 +173,8 @@ NumaConfig default_numa_config(const core::ConfigValue& root) {
   const std::uint64_t pages = kib / kPageKiB;
   for (unsigned nid = 0; nid < nodes; ++nid) {
     NumaConfig::Node n;
-    for (unsigned cpu = nid * cpus / nodes; cpu < (nid + 1) * cpus / nodes; ++cpu) n.cpus.push_back(cpu);
+    for (unsigned cpu = nid * cpus / nodes; cpu < (nid + 1) * cpus / nodes; ++cpu)
+      n.cpus.push_back(cpu);
     n.present_pages = pages / nodes + (nid == 0 ? pages % nodes : 0);
     c.nodes.push_back(std::move(n));
   }
@@ -180,7 +186,7 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   std::shared_ptr<NumaModel> model;
   try {
     model = std::make_shared<NumaModel>(ctx.root.has("numa") ? parse_numa_section(sec)
-                                                            : default_numa_config(ctx.root));
+                                                             : default_numa_config(ctx.root));
   } catch (const std::invalid_argument& e) {
     sec.fail(e.what());
   }
@@ -203,7 +209,8 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   if (ctx.root.has("numa")) {
     if (const auto* table = sec.find("vulnerabilities")) {
       for (const std::string& name : table->keys()) {
-        const auto it = std::find(CpuVulnerabilities::kNames.begin(), CpuVulnerabilities::kNames.end(), name);
+        const auto it =
+            std::find(CpuVulnerabilities::kNames.begin(), CpuVulnerabilities::kNames.end(), name);
         if (it == CpuVulnerabilities::kNames.end())
           table->require(name).fail(fmt::format("not a Linux 6.12 vulnerability file (known: {})",
                                                 fmt::join(CpuVulnerabilities::kNames, ", ")));

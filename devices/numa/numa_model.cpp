@@ -149,15 +149,20 @@ NumaModel::NumaModel(NumaConfig config) {
         {.level = 1, .type = CacheType::Data, .size_kib = 32, .ways = 8},
         {.level = 1, .type = CacheType::Instruction, .size_kib = 32, .ways = 8},
         {.level = 2, .type = CacheType::Unified, .size_kib = 1024, .ways = 16},
-        {.level = 3, .type = CacheType::Unified, .size_kib = 1408 * max_cores, .ways = 11,
+        {.level = 3,
+         .type = CacheType::Unified,
+         .size_kib = 1408 * max_cores,
+         .ways = 11,
          .per_package = true},
     };
   }
   for (std::size_t i = 0; i < caches_.size(); ++i) {
     const CacheLeaf& c = caches_[i];
-    if (c.level < 1 || c.level > 4) throw std::invalid_argument(fmt::format("cache {}: level must be 1..4", i));
+    if (c.level < 1 || c.level > 4)
+      throw std::invalid_argument(fmt::format("cache {}: level must be 1..4", i));
     if (c.ways == 0 || c.line_size == 0 || c.partition == 0 || c.size_kib == 0)
-      throw std::invalid_argument(fmt::format("cache {}: size, ways, line size and partition must not be 0", i));
+      throw std::invalid_argument(
+          fmt::format("cache {}: size, ways, line size and partition must not be 0", i));
     const std::uint64_t way_bytes = std::uint64_t{c.ways} * c.line_size * c.partition;
     if ((c.size_kib * 1024) % way_bytes != 0)
       throw std::invalid_argument(fmt::format(
@@ -538,9 +543,12 @@ NodeSnapshot NumaModel::node(int nid) const {
 
 std::string_view cache_type_name(CacheType t) {
   switch (t) {
-    case CacheType::Data: return "Data";
-    case CacheType::Instruction: return "Instruction";
-    case CacheType::Unified: return "Unified";
+    case CacheType::Data:
+      return "Data";
+    case CacheType::Instruction:
+      return "Instruction";
+    case CacheType::Unified:
+      return "Unified";
   }
   return "Unified";
 }

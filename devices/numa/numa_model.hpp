@@ -100,11 +100,11 @@ struct CacheLeaf {
   unsigned level = 1;
   CacheType type = CacheType::Unified;
   std::uint64_t size_kib = 0;
-  unsigned ways = 1;                 // ways_of_associativity
-  unsigned line_size = 64;           // coherency_line_size
-  unsigned partition = 1;            // physical_line_partition
-  bool per_package = false;          // shared by the package's CPUs, else by the core's threads
-  unsigned sets() const {            // number_of_sets
+  unsigned ways = 1;         // ways_of_associativity
+  unsigned line_size = 64;   // coherency_line_size
+  unsigned partition = 1;    // physical_line_partition
+  bool per_package = false;  // shared by the package's CPUs, else by the core's threads
+  unsigned sets() const {    // number_of_sets
     return static_cast<unsigned>(size_kib * 1024 / (std::uint64_t{ways} * line_size * partition));
   }
 };
@@ -289,8 +289,8 @@ class NumaModel {
 
 // The machine's NUMA model: from [numa], or the default topology of a
 // machine without one (NumaModel::implicit; null only before the [numa]
-// builder ran, which it does on every machine). The balloon's builder runs after the NUMA one (section order)
-// and finds the model here.
+// builder ran, which it does on every machine). The balloon's builder runs after the NUMA one
+// (section order) and finds the model here.
 std::shared_ptr<NumaModel> numa_model_of(const Machine& machine);
 void set_numa_model(const Machine& machine, std::shared_ptr<NumaModel> model);
 

@@ -49,7 +49,8 @@ const std::string P2 = "devices/pci0000:00/0000:00:05.0/";
 
 std::uint32_t le32(const std::string& s, std::size_t off) {
   std::uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(s[off + static_cast<std::size_t>(i)]);
+  for (int i = 3; i >= 0; --i)
+    v = (v << 8) | static_cast<unsigned char>(s[off + static_cast<std::size_t>(i)]);
   return v;
 }
 
@@ -134,4 +135,4 @@ TEST_CASE("PCI power/: forbidden runtime PM (on), active since the device was ad
   CHECK(m.read(P0 + "power/runtime_status") == "active\n");
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("netdev")

@@ -137,7 +137,8 @@ ways = 7
 }
 
 TEST_CASE("vulnerabilities: the 6.12 files, defaults and overrides") {
-  TestMachine m(std::string(kTwoSockets).append("[numa.vulnerabilities]\nmeltdown = \"Not affected\"\n"));
+  TestMachine m(
+      std::string(kTwoSockets).append("[numa.vulnerabilities]\nmeltdown = \"Not affected\"\n"));
   for (auto name : vsysfs::devices::CpuVulnerabilities::kNames) {
     CAPTURE(name);
     const std::string v = m.read(fmt::format("devices/system/cpu/vulnerabilities/{}", name));
@@ -148,11 +149,11 @@ TEST_CASE("vulnerabilities: the 6.12 files, defaults and overrides") {
   CHECK(m.read("devices/system/cpu/vulnerabilities/mds") ==
         "Mitigation: Clear CPU buffers; SMT vulnerable\n");
   CHECK(m.write("devices/system/cpu/vulnerabilities/mds", "x") < 0);
-  CHECK_THROWS_WITH_AS(TestMachine(std::string(kTwoSockets).append("[numa.vulnerabilities]\nghostwrite = \"x\"\n")),
-                       doctest::Contains("not a Linux 6.12 vulnerability file"),
-                       vsysfs::core::ConfigError);
+  CHECK_THROWS_WITH_AS(
+      TestMachine(std::string(kTwoSockets).append("[numa.vulnerabilities]\nghostwrite = \"x\"\n")),
+      doctest::Contains("not a Linux 6.12 vulnerability file"), vsysfs::core::ConfigError);
   TestMachine bare("[machine]\nname = \"x\"\n");
   CHECK(bare.read("devices/system/cpu/vulnerabilities/meltdown") == "Mitigation: PTI\n");
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("numa")

@@ -93,10 +93,10 @@ TEST_CASE("an explicit [numa] is not the default topology") {
 }
 
 TEST_CASE("every shipped machine has devices/system/cpu and node0 (run from the repository root)") {
-  for (const char* file : {"machines/default.toml", "machines/net-lab.toml", "machines/xen-host-3dom.toml",
-                           "machines/dell-poweredge-300.toml", "machines/dell-poweredge-750.toml",
-                           "machines/dell-poweredge-1400.toml", "machines/numa-4node.toml",
-                           "machines/numa-8node.toml"}) {
+  for (const char* file : {"machines/default.toml", "machines/net-lab.toml",
+                           "machines/xen-host-3dom.toml", "machines/dell-poweredge-300.toml",
+                           "machines/dell-poweredge-750.toml", "machines/dell-poweredge-1400.toml",
+                           "machines/numa-4node.toml", "machines/numa-8node.toml"}) {
     CAPTURE(file);
     TestMachine m(slurp(file));
     CHECK(m.exists("devices/system/node/node0/cpulist"));
@@ -105,4 +105,4 @@ TEST_CASE("every shipped machine has devices/system/cpu and node0 (run from the 
   }
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("numa")

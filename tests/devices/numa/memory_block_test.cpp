@@ -54,7 +54,8 @@ TEST_CASE("memory root files and one block per 128 MiB of each node") {
     CHECK(m.read(blk(id, "removable")) == "1\n");
     CHECK(m.read(blk(id, "valid_zones")) == "Normal\n");
     CHECK(m.read(blk(id, "uevent")).empty());
-    CHECK(m.link_target(blk(id, fmt::format("node{}", nid))) == fmt::format("../../node/node{}", nid));
+    CHECK(m.link_target(blk(id, fmt::format("node{}", nid))) ==
+          fmt::format("../../node/node{}", nid));
     CHECK(m.link_target(blk(id, "subsystem")) == "../../../../bus/memory");
     CHECK(m.link_target(fmt::format("devices/system/node/node{}/memory{}", nid, id)) ==
           fmt::format("../../memory/memory{}", id));
@@ -69,7 +70,8 @@ TEST_CASE("the block size: x86 default by total memory, or memory_block_size_mb"
   CHECK(big.read("devices/system/memory/block_size_bytes") == "80000000\n");
   CHECK(big.exists(blk(31, "state")));
   CHECK_FALSE(big.exists(blk(32, "state")));
-  TestMachine set("[numa]\nmemory_block_size_mb = 256\n[[numa.node]]\ncpus = \"0\"\nmemory_mb = 1024\n");
+  TestMachine set(
+      "[numa]\nmemory_block_size_mb = 256\n[[numa.node]]\ncpus = \"0\"\nmemory_mb = 1024\n");
   CHECK(set.read("devices/system/memory/block_size_bytes") == "10000000\n");
   CHECK(set.exists(blk(3, "state")));
   CHECK_FALSE(set.exists(blk(4, "state")));
@@ -136,4 +138,4 @@ TEST_CASE("memory block power/: runtime PM never enabled") {
   CHECK(m.read(blk(1, "power/control")) == "auto\n");
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("numa")
