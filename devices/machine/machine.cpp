@@ -116,7 +116,7 @@ void Machine::build(const core::ConfigValue& root) {
   std::stable_sort(present.begin(), present.end(),
                    [](const auto& a, const auto& b) { return a.first->order < b.first->order; });
 
-  MachineContext ctx{env_, tree_, *this, manual_clock_, locks_};
+  MachineContext ctx{env_, tree_, *this, manual_clock_, locks_, root};
   for (const auto& [reg, name] : present) {
     const core::ConfigValue* section = root.find(name);
     reg->builder(ctx, section ? *section : kEmpty);

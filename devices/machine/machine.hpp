@@ -38,6 +38,10 @@ struct MachineContext {
   Machine& machine;
   core::ManualClock* manual_clock;  // null with -o clock=real
   core::LockService& locks;         // flock/POSIX locks on vsysfs files
+  // The whole description, for a section whose defaults follow from
+  // another section (the default NUMA topology of a machine without
+  // [numa] takes its widths from [net] and its memory from [xen]).
+  const core::ConfigValue& root;
 };
 
 using SectionBuilder = void (*)(MachineContext& ctx, const core::ConfigValue& section);

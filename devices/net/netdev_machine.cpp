@@ -4,9 +4,10 @@
 //   [net]
 //   nr_cpu_ids = 4        # width of rps_cpus / local_cpus; simulated sending CPUs
 //   nr_node_ids = 1       # online NUMA nodes (numa_node stores)
-//                         # (both come from [numa] when the machine has one:
-//                         # one machine has one nr_cpu_ids; a different value
-//                         # here is an error)
+//                         # (both must agree with the NUMA model: [numa]'s
+//                         # when the machine has one, else the default
+//                         # topology, which takes its widths from these
+//                         # keys; one machine has one nr_cpu_ids)
 //   [[net.interface]]
 //   name = "eth0"         # required
 //   kind = "nic"          # "nic" (simulated PCI NIC) or "loopback"
@@ -29,6 +30,8 @@
 //   mmio_seed = 1         # the chipset's reordering sequence
 //   driver = "vnic"  pci_vendor = 0x8086  pci_device = 0x100e
 //   pci_subsystem_vendor = 0x1af4  pci_subsystem_device = 0x1100  irq = 11
+//   pci_bar0_size = 0x20000  # BAR0, 32-bit memory (a power of two); placed
+//                            # from 0xfe000000 in interface order
 
 #include <map>
 #include <optional>
@@ -167,6 +170,9 @@ IfaceSpec read_interface(const core::ConfigValue& v, unsigned nr_cpu_ids, unsign
   p.subsystem_vendor = get_u16(v, "pci_subsystem_vendor", 0x1af4);
   p.subsystem_device = get_u16(v, "pci_subsystem_device", 0x1100);
   p.irq = static_cast<unsigned>(get_int_in(v, "irq", 11, 0, 255));
+  const std::int64_t bar0 = get_int_in(v, "pci_bar0_size", 0x20000, 16, 0x10000000);
+  if ((bar0 & (bar0 - 1)) != 0) v.require("pci_bar0_size").fail("a BAR's size is a power of two");
+  p.bar0_size = static_cast<std::uint32_t>(bar0);
   p.numa_node = get_int_in(v, "numa_node", -1, -1, static_cast<std::int64_t>(nr_node_ids) - 1);
   p.nr_cpu_ids = nr_cpu_ids;
   p.nr_node_ids = nr_node_ids;
@@ -174,7 +180,8 @@ IfaceSpec read_interface(const core::ConfigValue& v, unsigned nr_cpu_ids, unsign
 }
 
 // nr_cpu_ids and nr_node_ids are the machine's: from the NUMA model when
-// there is one (built first), else from [net] (default 4 CPUs, 1 node).
+// there is one (built first; every machine has one, numa_machine.cpp),
+// else from [net] (default 4 CPUs, 1 node).
 unsigned machine_width(const core::ConfigValue& sec, std::string_view key, std::int64_t fallback,
                        std::int64_t max, std::optional<unsigned> from_numa) {
   const unsigned configured = static_cast<unsigned>(
@@ -217,6 +224,20 @@ void build_net(MachineContext& ctx, const core::ConfigValue& sec) {
     peer_of[s.peer] = s.dev.name;
   }
 
+  // BAR placement, as firmware assigns the 32-bit memory window: each
+  // function's BAR0 naturally aligned, in interface order, from 0xfe000000.
+  {
+    std::uint64_t next = 0xfe000000;
+    for (auto& s : specs) {
+      if (s.pci_slot.empty()) continue;
+      next = (next + s.pci.bar0_size - 1) & ~std::uint64_t{s.pci.bar0_size - 1};
+      if (next + s.pci.bar0_size > 0x100000000ULL)
+        s.where->require("pci_bar0_size").fail("the BARs do not fit below 4 GiB");
+      s.pci.bar0_start = static_cast<std::uint32_t>(next);
+      next += s.pci.bar0_size;
+    }
+  }
+
   auto net = std::make_shared<NetSubsystem>();
   std::map<std::string, std::shared_ptr<VnicHardware>> hw_by_name;
   int ifindex = 1;
@@ -245,7 +266,7 @@ void build_net(MachineContext& ctx, const core::ConfigValue& sec) {
       up_to_root = "../../../../";
     } else {
       const std::string pci_dir = "devices/pci0000:00/" + s.pci_slot;
-      auto pci = std::make_shared<PciFunction>(ctx.env, s.pci);
+      auto pci = std::make_shared<PciFunction>(ctx.env, s.pci, numa);
       ctx.tree.add_device<PciFunction>(pci_dir, pci, PciFunction::groups());
       ctx.tree.mkdir_p("bus/pci/drivers/" + s.pci.driver);
       ctx.tree.add_symlink("bus/pci/devices/" + s.pci_slot, "../../../" + pci_dir);

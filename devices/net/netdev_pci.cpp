@@ -3,6 +3,7 @@
 #include "devices/net/netdev_pci.hpp"
 
 #include <cerrno>
+#include <chrono>
 #include <vector>
 
 #include "core/kobject_uevent.hpp"
@@ -12,18 +13,6 @@ namespace vsysfs::devices {
 namespace {
 
 using Dev = PciFunction;
-
-// Every simulated CPU is local to the root bus (one host bridge).
-core::Status local_cpus_show(const Dev& d, core::PageBuffer& b) {
-  std::vector<bool> all(d.config().nr_cpu_ids, true);
-  b.emit("{}\n", core::bitmap_print_mask(all, d.config().nr_cpu_ids));
-  return {};
-}
-core::Status local_cpulist_show(const Dev& d, core::PageBuffer& b) {
-  std::vector<bool> all(d.config().nr_cpu_ids, true);
-  b.emit("{}\n", core::bitmap_print_list(all));
-  return {};
-}
 
 // drivers/pci/pci-sysfs.c pci_config_attr(field, format): a constant of
 // the configuration header, one line each. Locking: none (constant).
@@ -38,16 +27,33 @@ constexpr core::DeviceAttribute<Dev> kPciAttrs[] = {
     PCI_CONFIG_ATTR(revision, fmt_0x<2>, [](const Dev& d) { return d.config().revision; }),
     // irq_show: "%u\n" of pdev->irq.
     VSYSFS_ATTR_VALUE_RO(Dev, irq, 0444, fmt_udec, [](const Dev& d) { return d.config().irq; }),
-    VSYSFS_ATTR(Dev, local_cpus, 0444, local_cpus_show, nullptr),
-    VSYSFS_ATTR(Dev, local_cpulist, 0444, local_cpulist_show, nullptr),
+    VSYSFS_ATTR_RO(Dev, local_cpus),
+    VSYSFS_ATTR_RO(Dev, local_cpulist),
     VSYSFS_ATTR_RW(Dev, numa_node),
+    VSYSFS_ATTR_RO(Dev, modalias),
+    VSYSFS_ATTR_RO(Dev, resource),
+    VSYSFS_ATTR_RW(Dev, enable),
     VSYSFS_ATTR_RW(Dev, uevent),
 };
 constexpr core::BinAttribute<Dev> kPciBin[] = {
     VSYSFS_BIN_ATTR_RW(Dev, config, 0644, 256),
+    // pci_create_attr: a memory BAR's file has only mmap, so open succeeds
+    // both ways (kernfs counts mmap as a way to read and write) and read(2)
+    // and write(2) are EIO (sysfs_kf_bin_read/_write without battr->read/
+    // write). mmap is not served here.
+    {"resource0", 0600, 0, &Dev::resource0_read, &Dev::resource0_write, &Dev::resource0_size},
+};
+// drivers/base/power/sysfs.c power_attrs + runtime_attrs.
+constexpr core::DeviceAttribute<Dev> kPower[] = {
+    VSYSFS_ATTR_RW(Dev, control),
+    VSYSFS_ATTR_RO(Dev, runtime_active_time),
+    VSYSFS_ATTR_RO(Dev, runtime_status),
+    VSYSFS_ATTR_RO(Dev, runtime_suspended_time),
+    VSYSFS_ATTR_RW(Dev, autosuspend_delay_ms),
 };
 constexpr core::AttributeGroup<Dev> kPciGroups[] = {
     {.name = "", .attrs = kPciAttrs, .bin_attrs = kPciBin},
+    {.name = "power", .attrs = kPower},
 };
 
 // include/linux/numa.h MAX_NUMNODES with CONFIG_NODES_SHIFT=10
@@ -62,7 +68,8 @@ void put16(std::array<std::uint8_t, 256>& c, std::size_t off, std::uint16_t v) {
 
 std::span<const core::AttributeGroup<PciFunction>> PciFunction::groups() { return kPciGroups; }
 
-PciFunction::PciFunction(core::Env& env, PciConfig cfg) : env_(env), cfg_(std::move(cfg)) {
+PciFunction::PciFunction(core::Env& env, PciConfig cfg, std::shared_ptr<NumaModel> numa)
+    : env_(env), cfg_(std::move(cfg)), numa_(std::move(numa)), added_at_(env.now()) {
   core::MutexLock lock(mu_);
   numa_node_ = cfg_.numa_node;
   put16(config_, 0x00, cfg_.vendor);
@@ -74,10 +81,142 @@ PciFunction::PciFunction(core::Env& env, PciConfig cfg) : env_(env), cfg_(std::m
   config_[0x0a] = static_cast<std::uint8_t>((cfg_.class_code >> 8) & 0xff);
   config_[0x0b] = static_cast<std::uint8_t>((cfg_.class_code >> 16) & 0xff);
   config_[0x0e] = 0x00;  // header type 0
+  // BAR0: memory, 32-bit, non-prefetchable (type bits 0).
+  for (int i = 0; i < 4; ++i)
+    config_[0x10 + i] = static_cast<std::uint8_t>(cfg_.bar0_start >> (8 * i));
   put16(config_, 0x2c, cfg_.subsystem_vendor);
   put16(config_, 0x2e, cfg_.subsystem_device);
   config_[0x3c] = static_cast<std::uint8_t>(cfg_.irq);
   config_[0x3d] = 0x01;  // INTA#
+}
+
+// local_cpus_show/local_cpulist_show: NUMA_NO_NODE means cpu_online_mask,
+// else cpumask_of_node(node), the node's online CPUs (x86 numa_add_cpu /
+// numa_remove_cpu keep node_to_cpumask_map to the online ones).
+std::vector<unsigned> PciFunction::local_cpu_set() const {
+  int node;
+  {
+    core::MutexLock lock(mu_);
+    node = numa_node_;
+  }
+  if (!numa_) {
+    std::vector<unsigned> all;
+    for (unsigned c = 0; c < cfg_.nr_cpu_ids; ++c) all.push_back(c);
+    return all;
+  }
+  if (node < 0 || node >= numa_->nr_node_ids()) return numa_->online_cpus();
+  return numa_->online_subset(numa_->node_cpus(node));
+}
+
+core::Status PciFunction::local_cpus_show(core::PageBuffer& b) const {
+  std::vector<bool> bits(cfg_.nr_cpu_ids, false);
+  for (unsigned c : local_cpu_set())
+    if (c < bits.size()) bits[c] = true;
+  b.emit("{}\n", core::bitmap_print_mask(bits, cfg_.nr_cpu_ids));
+  return {};
+}
+core::Status PciFunction::local_cpulist_show(core::PageBuffer& b) const {
+  std::vector<bool> bits(cfg_.nr_cpu_ids, false);
+  for (unsigned c : local_cpu_set())
+    if (c < bits.size()) bits[c] = true;
+  b.emit("{}\n", core::bitmap_print_list(bits));
+  return {};
+}
+
+core::Status PciFunction::modalias_show(core::PageBuffer& b) const {
+  b.emit("pci:v{:08X}d{:08X}sv{:08X}sd{:08X}bc{:02X}sc{:02X}i{:02X}\n", cfg_.vendor, cfg_.device,
+         cfg_.subsystem_vendor, cfg_.subsystem_device, (cfg_.class_code >> 16) & 0xff,
+         (cfg_.class_code >> 8) & 0xff, cfg_.class_code & 0xff);
+  return {};
+}
+
+// resource_show: PCI_BRIDGE_RESOURCES lines for a non-bridge. BAR0's flags:
+// IORESOURCE_MEM | IORESOURCE_SIZEALIGN (include/linux/ioport.h), plus the
+// BAR's own type bits (0: 32-bit, non-prefetchable).
+core::Status PciFunction::resource_show(core::PageBuffer& b) const {
+  constexpr std::uint64_t kIoresourceMem = 0x00000200, kSizeAlign = 0x00040000;
+  const std::uint64_t start = cfg_.bar0_start;
+  b.emit("0x{:016x} 0x{:016x} 0x{:016x}\n", start, start + cfg_.bar0_size - 1,
+         kIoresourceMem | kSizeAlign);
+  for (int i = 1; i < 7; ++i) b.emit("0x{:016x} 0x{:016x} 0x{:016x}\n", 0, 0, 0);
+  return {};
+}
+
+core::Status PciFunction::control_show(core::PageBuffer& b) const {
+  core::MutexLock lock(mu_);
+  b.append(runtime_pm_allowed_ ? "auto\n" : "on\n");
+  return {};
+}
+
+// control_store: sysfs_streq "auto" (pm_runtime_allow) / "on"
+// (pm_runtime_forbid), else EINVAL.
+core::Result<std::size_t> PciFunction::control_store(const core::Caller& c, std::string_view in) {
+  bool allow;
+  if (core::sysfs_streq(in, "auto")) {
+    allow = true;
+  } else if (core::sysfs_streq(in, "on")) {
+    allow = false;
+  } else {
+    return core::Errno{EINVAL};
+  }
+  {
+    core::MutexLock lock(mu_);
+    runtime_pm_allowed_ = allow;
+  }
+  env_.log(&c, cfg_.slot, "power/control", "OK", {{"value", allow ? "auto" : "on"}});
+  return in.size();
+}
+
+// rpm_suspend finds no runtime_suspend callback (the driver has none), so
+// the function stays active whatever control says.
+core::Status PciFunction::runtime_status_show(core::PageBuffer& b) const {
+  b.append("active\n");
+  return {};
+}
+
+core::Status PciFunction::runtime_active_time_show(core::PageBuffer& b) const {
+  b.emit("{}\n",
+         std::chrono::duration_cast<std::chrono::milliseconds>(env_.now() - added_at_).count());
+  return {};
+}
+
+core::Status PciFunction::runtime_suspended_time_show(core::PageBuffer& b) const {
+  b.append("0\n");
+  return {};
+}
+
+// autosuspend_delay_ms_show/_store: -EIO unless the driver uses autosuspend.
+core::Status PciFunction::autosuspend_delay_ms_show(core::PageBuffer&) const {
+  return core::Errno{EIO};
+}
+core::Result<std::size_t> PciFunction::autosuspend_delay_ms_store(const core::Caller&,
+                                                                  std::string_view) {
+  return core::Errno{EIO};
+}
+
+core::Result<std::size_t> PciFunction::resource0_read(const core::Caller&, std::uint64_t,
+                                                      std::span<char>) {
+  return core::Errno{EIO};
+}
+
+core::Result<std::size_t> PciFunction::resource0_write(const core::Caller&, std::uint64_t,
+                                                       std::span<const char>) {
+  return core::Errno{EIO};
+}
+
+core::Status PciFunction::enable_show(core::PageBuffer& b) const {
+  b.append("1\n");  // enable_cnt: the bound driver's pci_enable_device
+  return {};
+}
+
+// enable_store: CAP_SYS_ADMIN, kstrtobool, then under the device lock
+// EBUSY while a driver is bound; every simulated function has its driver.
+core::Result<std::size_t> PciFunction::enable_store(const core::Caller& c, std::string_view in) {
+  if (!c.capable(core::Capability::SysAdmin)) return core::Errno{EPERM};
+  const auto v = core::kstrtobool(in);
+  if (!v) return v.error();
+  env_.log(&c, cfg_.slot, "enable", "EBUSY", {{"enable", *v}, {"driver", cfg_.driver}});
+  return core::Errno{EBUSY};
 }
 
 core::Status PciFunction::numa_node_show(core::PageBuffer& b) const {

@@ -11,7 +11,27 @@
 //   irq              0444 "%u\n"
 //   numa_node        0644 "%d\n"; store: CAP_SYS_ADMIN (EPERM), kstrtoint,
 //                    EINVAL unless -1 or an online node; taints, logs
-//   local_cpus       0444 %*pb          local_cpulist 0444 %*pbl
+//   local_cpus       0444 %*pb          local_cpulist 0444 %*pbl: the online
+//                    CPUs of numa_node (cpumask_of_node), every online CPU
+//                    for -1 (cpu_online_mask)
+//   modalias         0444 "pci:v%08Xd%08Xsv%08Xsd%08Xbc%02Xsc%02Xi%02X\n"
+//   enable           0644 "%u\n" enable_cnt (1: the bound driver enabled it);
+//                    store: CAP_SYS_ADMIN (EPERM), kstrtobool, then EBUSY
+//                    while a driver is bound (always, here)
+//   resource         0444 one "0x%016llx 0x%016llx 0x%016llx\n" (start, end,
+//                    flags) per resource up to PCI_BRIDGE_RESOURCES: the 6
+//                    BARs and the ROM (CONFIG_PCI_IOV off, as on the
+//                    reference machine); unused ones are all zero
+//   power/           runtime PM (drivers/base/power/sysfs.c): control 0644
+//                    "on" (pci_pm_init forbids runtime PM) | "auto", store
+//                    sysfs_streq else EINVAL; runtime_status 0444 "active"
+//                    (the driver has no runtime PM callbacks, so it never
+//                    suspends); runtime_active_time 0444 ms since the
+//                    device was added; runtime_suspended_time 0444 "0";
+//                    autosuspend_delay_ms 0644, EIO both ways
+//                    (!use_autosuspend)
+//   resource0        0600 bin, the BAR's size: a 32-bit non-prefetchable
+//                    memory BAR, mmap only: open works, read/write EIO
 //   uevent           0644 DRIVER, PCI_CLASS, PCI_ID, PCI_SUBSYS_ID,
 //                    PCI_SLOT_NAME, MODALIAS
 //   config           0644 bin, 256 bytes; readers without CAP_SYS_ADMIN see
@@ -22,12 +42,15 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "core/attribute.hpp"
 #include "core/env.hpp"
 #include "core/locks.hpp"
+#include "devices/numa/numa_model.hpp"
 
 namespace vsysfs::devices {
 
@@ -42,17 +65,42 @@ struct PciConfig {
   int numa_node = -1;
   unsigned nr_cpu_ids = 4;
   unsigned nr_node_ids = 1;
+  // BAR0: a 32-bit non-prefetchable memory BAR (e1000's 128 KiB register
+  // window by default), placed by the builder as firmware would.
+  std::uint32_t bar0_start = 0xfebc0000;
+  std::uint32_t bar0_size = 0x20000;
 };
 
 class PciFunction {
  public:
-  PciFunction(core::Env& env, PciConfig cfg);
+  // `numa`: the machine's topology, for local_cpus (may be null in tests
+  // of the device alone: then every CPU below nr_cpu_ids is local).
+  PciFunction(core::Env& env, PciConfig cfg, std::shared_ptr<NumaModel> numa = nullptr);
   static std::span<const core::AttributeGroup<PciFunction>> groups();
   const PciConfig& config() const { return cfg_; }
 
   // The constant files are table lines over config() (netdev_pci.cpp).
-  // numa_node: Locking: the device mutex. The rest: Locking: none unless
-  // stated. Context: process.
+  // Locking: none (constant) unless stated. Context: process.
+  core::Status local_cpus_show(core::PageBuffer& buf) const;
+  core::Status local_cpulist_show(core::PageBuffer& buf) const;
+  core::Status modalias_show(core::PageBuffer& buf) const;
+  core::Status resource_show(core::PageBuffer& buf) const;
+  core::Status enable_show(core::PageBuffer& buf) const;
+  core::Result<std::size_t> enable_store(const core::Caller& c, std::string_view in);
+  // power/ (Locking: the device mutex for control).
+  core::Status control_show(core::PageBuffer& buf) const;
+  core::Result<std::size_t> control_store(const core::Caller& c, std::string_view in);
+  core::Status runtime_status_show(core::PageBuffer& buf) const;
+  core::Status runtime_active_time_show(core::PageBuffer& buf) const;
+  core::Status runtime_suspended_time_show(core::PageBuffer& buf) const;
+  core::Status autosuspend_delay_ms_show(core::PageBuffer& buf) const;
+  core::Result<std::size_t> autosuspend_delay_ms_store(const core::Caller& c, std::string_view in);
+  std::size_t resource0_size() const { return cfg_.bar0_size; }
+  core::Result<std::size_t> resource0_read(const core::Caller& c, std::uint64_t pos,
+                                           std::span<char> out);
+  core::Result<std::size_t> resource0_write(const core::Caller& c, std::uint64_t pos,
+                                            std::span<const char> in);
+  // Locking: the device mutex.
   core::Status numa_node_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> numa_node_store(const core::Caller& c, std::string_view in);
   core::Status uevent_show(core::PageBuffer& buf) const;
@@ -62,10 +110,15 @@ class PciFunction {
                                          std::span<const char> in);
 
  private:
+  std::vector<unsigned> local_cpu_set() const;
+
   core::Env& env_;
   const PciConfig cfg_;
+  const std::shared_ptr<NumaModel> numa_;
   mutable core::Mutex mu_{"pci.device"};  // Order: leaf
   int numa_node_ GUARDED_BY(mu_);
+  bool runtime_pm_allowed_ GUARDED_BY(mu_) = false;  // power/control "auto"
+  const core::Nanos added_at_;                       // runtime PM active since
   std::array<std::uint8_t, 256> config_ GUARDED_BY(mu_){};
 };
 

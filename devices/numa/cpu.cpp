@@ -109,8 +109,20 @@ std::span<const core::AttributeGroup<CpuDevice>> CpuDevice::topology_groups() { 
 std::string CpuDevice::path() const { return fmt::format("devices/system/cpu/cpu{}", cpu_); }
 
 void CpuDevice::add_topology() {
-  hotplug_->tree().add_device<CpuDevice>(path() + "/topology", shared_from_this(),
-                                         topology_groups());
+  core::Tree& tree = hotplug_->tree();
+  tree.add_device<CpuDevice>(path() + "/topology", shared_from_this(), topology_groups());
+  // cacheinfo_cpu_online: cpuN/cache and its indexM leaves (cpu_cache.hpp).
+  tree.add_device<CacheDir>(path() + "/cache", std::make_shared<CacheDir>(hotplug_->env(), cpu_),
+                            CacheDir::groups());
+  for (std::size_t i = 0; i < model_->caches().size(); ++i)
+    tree.add_device<CacheIndex>(fmt::format("{}/cache/index{}", path(), i),
+                                std::make_shared<CacheIndex>(hotplug_->env(), model_, cpu_, i),
+                                CacheIndex::groups());
+}
+
+void CpuDevice::remove_topology() {
+  (void)hotplug_->tree().remove(path() + "/topology");
+  (void)hotplug_->tree().remove(path() + "/cache");  // cacheinfo_cpu_pre_down
 }
 
 core::Status CpuDevice::online_show(core::PageBuffer& buf) const {
@@ -134,7 +146,7 @@ core::Result<std::size_t> CpuDevice::online_store(const core::Caller& caller, st
     if (*val)
       add_topology();
     else
-      (void)hotplug_->tree().remove(path() + "/topology");
+      remove_topology();
   }
   hotplug_->env().log(&caller, "numa", "cpu_online", "OK",
                       {{"cpu", cpu_}, {"online", *val}, {"changed", *changed}});
@@ -193,10 +205,15 @@ VSYSFS_CPU_MASK_IMPL(package_cpus, package_cpus)
 #undef VSYSFS_CPU_MASK_IMPL
 
 void add_cpu_devices(core::Env& env, core::Tree& tree, std::shared_ptr<NumaModel> model,
+                     CpuVulnerabilities::Values vulnerabilities,
                      std::vector<std::shared_ptr<void>>& keep) {
   auto root = std::make_shared<CpuRoot>(model);
   tree.add_device<CpuRoot>("devices/system/cpu", root, CpuRoot::groups());
   keep.push_back(root);
+  auto vuln = std::make_shared<CpuVulnerabilities>(std::move(vulnerabilities));
+  tree.add_device<CpuVulnerabilities>("devices/system/cpu/vulnerabilities", vuln,
+                                      CpuVulnerabilities::groups());
+  keep.push_back(vuln);
   auto hotplug = std::make_shared<CpuHotplug>(env, tree);
   keep.push_back(hotplug);
   // register_cpu for each present CPU, then register_cpu_under_node.

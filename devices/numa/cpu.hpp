@@ -19,6 +19,8 @@
 //                                      0444  bin (CPUMAP_FILE_MAX_BYTES) "%*pb\n"
 //       *_list of each                 0444  bin (CPULIST_FILE_MAX_BYTES) "%*pbl\n"
 //     Sibling masks hold online CPUs only (x86 set_cpu_sibling_map).
+//     cache/                               only while online: see cpu_cache.hpp
+//   devices/system/cpu/vulnerabilities/    see cpu_cache.hpp
 //   bus/cpu/devices/cpuN -> ../../../devices/system/cpu/cpuN
 //
 // Thread-safety: hotplug (online_store) is serialised by hotplug_mu_
@@ -33,6 +35,7 @@
 #include "core/env.hpp"
 #include "core/locks.hpp"
 #include "core/tree.hpp"
+#include "devices/numa/cpu_cache.hpp"
 #include "devices/numa/numa_model.hpp"
 
 namespace vsysfs::devices {
@@ -79,8 +82,10 @@ class CpuDevice : public std::enable_shared_from_this<CpuDevice> {
 
   unsigned cpu() const { return cpu_; }
   std::string path() const;
-  // Adds cpuN/topology (at boot for online CPUs, and when one comes online).
+  // Adds cpuN/topology and cpuN/cache (at boot for online CPUs, and when
+  // one comes online); removes both when it goes offline.
   void add_topology();
+  void remove_topology();
 
   // Locking: none of ours. Context: FUSE worker.
   core::Status online_show(core::PageBuffer& buf) const;
@@ -119,6 +124,7 @@ class CpuDevice : public std::enable_shared_from_this<CpuDevice> {
 // Adds devices/system/cpu, every present cpuN, the node links and
 // bus/cpu/devices (called by the [numa] section builder).
 void add_cpu_devices(core::Env& env, core::Tree& tree, std::shared_ptr<NumaModel> model,
+                     CpuVulnerabilities::Values vulnerabilities,
                      std::vector<std::shared_ptr<void>>& keep);
 
 }  // namespace vsysfs::devices

@@ -16,14 +16,48 @@
 //   memory_mb = 8192                  0 for a memoryless node
 //   hugepages_2m = 0                  persistent 2 MiB pages at boot
 //   package = 0                       physical package (default: the node id)
+//   [[numa.cache]]                    one per cache leaf, in index order
+//                                     (cpuN/cache/indexM); none: the default,
+//                                     a Skylake-SP core (L1d/L1i 32 KiB 8-way,
+//                                     L2 1 MiB 16-way per core, L3 1.375 MiB
+//                                     per core 11-way per package)
+//   level = 1                         1..4
+//   type = "Data"                     Data, Instruction or Unified
+//   size_kb = 32                      a whole number of sets
+//   ways = 8                          ways_of_associativity
+//   line_size = 64                    coherency_line_size (default 64)
+//   partition = 1                     physical_line_partition (default 1)
+//   shared = "core"                   "core" (the core's threads) or "package"
+//   memory_block_size_mb = 128        devices/system/memory/block_size_bytes: a
+//                                     power of two, 128..2048 (default: x86
+//                                     probe_memory_block_size, 128 MiB below
+//                                     64 GiB of memory, else 2 GiB)
+//   auto_online_blocks = "offline"    offline, online, online_kernel, online_movable
+//   [numa.vulnerabilities]            devices/system/cpu/vulnerabilities/NAME
+//   meltdown = "Not affected"         overrides one file's line (the 6.12 names;
+//                                     defaults: a Skylake-SP, cpu_cache.cpp)
+//
+// A machine without [numa] still has devices/system/node/node0 and
+// devices/system/cpu, as every kernel does (without a SRAT, x86
+// numa_init falls back to dummy_numa_init: one node with all CPUs and all
+// memory). Its default topology:
+//   CPUs     [net] nr_cpu_ids (default 4), one thread per core
+//   nodes    [net] nr_node_ids (default 1): the CPUs and memory split in
+//            equal contiguous parts, one package per node
+//   memory   [xen] memory when the machine is a Xen guest (its boot
+//            memory), else 4 GiB
+// so that the sections reading nr_cpu_ids/nr_node_ids from the model
+// agree with what they declare.
 
+#include <algorithm>
 #include <stdexcept>
 
 #include <fmt/format.h>
 
 #include "core/parse.hpp"
-#include "devices/numa/cpu.hpp"
 #include "devices/machine/machine.hpp"
+#include "devices/numa/cpu.hpp"
+#include "devices/numa/memory_block.hpp"
 #include "devices/numa/numa_debug.hpp"
 #include "devices/numa/numa_node.hpp"
 
@@ -70,6 +104,33 @@ NumaConfig parse_numa_section(const core::ConfigValue& sec) {
     node.package = static_cast<int>(n.get_int("package", -1));
     c.nodes.push_back(std::move(node));
   }
+  for (const auto& leaf : sec.get_array("cache")) {
+    CacheLeaf l;
+    l.level = static_cast<unsigned>(leaf.require("level").as_uint());
+    const std::string& t = leaf.require("type").as_string();
+    if (t == "Data") {
+      l.type = CacheType::Data;
+    } else if (t == "Instruction") {
+      l.type = CacheType::Instruction;
+    } else if (t == "Unified") {
+      l.type = CacheType::Unified;
+    } else {
+      leaf.require("type").fail("one of Data, Instruction, Unified");
+    }
+    l.size_kib = leaf.require("size_kb").as_uint();
+    if (l.size_kib > (1ULL << 32)) leaf.require("size_kb").fail("more than 4 TiB");
+    l.ways =
+        static_cast<unsigned>(std::min<std::uint64_t>(leaf.require("ways").as_uint(), 1U << 16));
+    l.line_size =
+        static_cast<unsigned>(std::min<std::uint64_t>(leaf.get_uint("line_size", 64), 1U << 16));
+    l.partition =
+        static_cast<unsigned>(std::min<std::uint64_t>(leaf.get_uint("partition", 1), 1U << 16));
+    const std::string shared = leaf.get_string("shared", l.level >= 3 ? "package" : "core");
+    if (shared != "core" && shared != "package")
+      leaf.require("shared").fail("\"core\" or \"package\"");
+    l.per_package = shared == "package";
+    c.caches.push_back(l);
+  }
   for (const auto& row : sec.get_array("distance")) {
     std::vector<int> r;
     for (const auto& d : row.as_array()) {
@@ -82,10 +143,50 @@ NumaConfig parse_numa_section(const core::ConfigValue& sec) {
   return c;
 }
 
+// The default topology of a machine without [numa] (see the header).
+// Keys of other sections are only peeked at here; their own builders
+// validate them (a bad value there is reported by its owner).
+NumaConfig default_numa_config(const core::ConfigValue& root) {
+  unsigned cpus = 4, nodes = 1;
+  std::uint64_t kib = 4ULL << 20;
+  if (const auto* net = root.find("net")) {
+    if (const auto* v = net->find("nr_cpu_ids"); v && v->type() == core::ConfigValue::Type::Integer)
+      cpus = static_cast<unsigned>(std::clamp<std::int64_t>(v->as_int(), 1, 4096));
+    if (const auto* v = net->find("nr_node_ids");
+        v && v->type() == core::ConfigValue::Type::Integer)
+      nodes = static_cast<unsigned>(std::clamp<std::int64_t>(v->as_int(), 1, 1024));
+  }
+  if (const auto* xen = root.find("xen")) {
+    if (const auto* v = xen->find("memory")) {
+      if (v->type() == core::ConfigValue::Type::Integer && v->as_int() > 0) {
+        kib = v->as_uint();
+      } else if (v->type() == core::ConfigValue::Type::String) {
+        std::size_t used = 0;
+        const std::uint64_t bytes = core::memparse(v->as_string(), &used);
+        if (used == v->as_string().size() && bytes >= 1024) kib = bytes / 1024;
+      }
+    }
+  }
+  nodes = std::min(nodes, cpus);  // every default node has a CPU
+  NumaConfig c;
+  c.implicit = true;
+  const std::uint64_t pages = kib / kPageKiB;
+  for (unsigned nid = 0; nid < nodes; ++nid) {
+    NumaConfig::Node n;
+    for (unsigned cpu = nid * cpus / nodes; cpu < (nid + 1) * cpus / nodes; ++cpu)
+      n.cpus.push_back(cpu);
+    n.present_pages = pages / nodes + (nid == 0 ? pages % nodes : 0);
+    c.nodes.push_back(std::move(n));
+  }
+  c.possible_cpus = cpus;
+  return c;
+}
+
 void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   std::shared_ptr<NumaModel> model;
   try {
-    model = std::make_shared<NumaModel>(parse_numa_section(sec));
+    model = std::make_shared<NumaModel>(ctx.root.has("numa") ? parse_numa_section(sec)
+                                                             : default_numa_config(ctx.root));
   } catch (const std::invalid_argument& e) {
     sec.fail(e.what());
   }
@@ -104,7 +205,37 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
                          fmt::format("../../../devices/system/node/node{}", nid));
     keep.push_back(node);
   }
-  add_cpu_devices(ctx.env, ctx.tree, model, keep);
+  CpuVulnerabilities::Values vulns = CpuVulnerabilities::defaults();
+  if (ctx.root.has("numa")) {
+    if (const auto* table = sec.find("vulnerabilities")) {
+      for (const std::string& name : table->keys()) {
+        const auto it =
+            std::find(CpuVulnerabilities::kNames.begin(), CpuVulnerabilities::kNames.end(), name);
+        if (it == CpuVulnerabilities::kNames.end())
+          table->require(name).fail(fmt::format("not a Linux 6.12 vulnerability file (known: {})",
+                                                fmt::join(CpuVulnerabilities::kNames, ", ")));
+        vulns[static_cast<std::size_t>(it - CpuVulnerabilities::kNames.begin())] =
+            require_line_text(table->require(name));
+      }
+    }
+  }
+  add_cpu_devices(ctx.env, ctx.tree, model, std::move(vulns), keep);
+
+  std::uint64_t block_mb = 0;  // the default for the machine's memory
+  OnlineType auto_online = OnlineType::Offline;
+  if (ctx.root.has("numa")) {
+    if (const auto* v = sec.find("memory_block_size_mb")) {
+      block_mb = v->as_uint();
+      if (block_mb < 128 || block_mb > 2048 || (block_mb & (block_mb - 1)) != 0)
+        v->fail("a power of two from 128 to 2048 (x86 MIN_MEMORY_BLOCK_SIZE..MAX_BLOCK_SIZE)");
+    }
+    if (const auto* v = sec.find("auto_online_blocks")) {
+      const auto t = parse_online_type(v->as_string());
+      if (!t) v->fail("one of offline, online, online_kernel, online_movable");
+      auto_online = *t;
+    }
+  }
+  add_memory_blocks(ctx.env, ctx.tree, model, block_mb * 1024 * 1024, auto_online, keep);
 
   auto debug = std::make_shared<NumaDebug>(ctx.env, model);
   ctx.tree.add_device<NumaDebug>("kernel/debug/vsysfs/numa", debug, NumaDebug::groups());
@@ -120,8 +251,10 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   ctx.env.log(nullptr, "numa", "build_all_zonelists", "OK", std::move(data));
 }
 
-// Before the devices that move pages in these nodes (the Xen balloon).
-const SectionRegistrar kRegistrar{"numa", &build_numa, 10};
+// Before the devices that move pages in these nodes (the Xen balloon) and
+// those whose widths are the machine's (net). Negative: it runs on every
+// machine, with [numa] or the default topology.
+const SectionRegistrar kRegistrar{"numa", &build_numa, -1};
 
 }  // namespace
 }  // namespace vsysfs::devices

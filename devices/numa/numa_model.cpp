@@ -58,6 +58,7 @@ std::string_view policy_mode_name(PolicyMode m) {
 
 NumaModel::NumaModel(NumaConfig config) {
   nodes_ = std::move(config.nodes);
+  implicit_ = config.implicit;
   node_load_penalty_ = config.node_load;
   const int n = static_cast<int>(nodes_.size());
   if (n == 0) throw std::invalid_argument("at least one node is needed");
@@ -132,6 +133,41 @@ NumaModel::NumaModel(NumaConfig config) {
       topo_[cpus[i]].core_id = static_cast<int>(i % cores);
       topo_[cpus[i]].thread = static_cast<int>(i / cores);
     }
+  }
+
+  std::size_t max_cores = 1;
+  for (const auto& [pkg, cpus] : packages) max_cores = std::max(max_cores, cpus.size() / tpc);
+  while ((1U << core_bits_) < max_cores) ++core_bits_;
+
+  // Caches. The default is an Intel Xeon Scalable (Skylake-SP) core, as in
+  // the default machine's PowerEdge R740: 32 KiB 8-way L1d and L1i and a
+  // 1 MiB 16-way L2 per core, and an 11-way L3 of 1.375 MiB per core
+  // shared by the package.
+  caches_ = std::move(config.caches);
+  if (caches_.empty()) {
+    caches_ = {
+        {.level = 1, .type = CacheType::Data, .size_kib = 32, .ways = 8},
+        {.level = 1, .type = CacheType::Instruction, .size_kib = 32, .ways = 8},
+        {.level = 2, .type = CacheType::Unified, .size_kib = 1024, .ways = 16},
+        {.level = 3,
+         .type = CacheType::Unified,
+         .size_kib = 1408 * max_cores,
+         .ways = 11,
+         .per_package = true},
+    };
+  }
+  for (std::size_t i = 0; i < caches_.size(); ++i) {
+    const CacheLeaf& c = caches_[i];
+    if (c.level < 1 || c.level > 4)
+      throw std::invalid_argument(fmt::format("cache {}: level must be 1..4", i));
+    if (c.ways == 0 || c.line_size == 0 || c.partition == 0 || c.size_kib == 0)
+      throw std::invalid_argument(
+          fmt::format("cache {}: size, ways, line size and partition must not be 0", i));
+    const std::uint64_t way_bytes = std::uint64_t{c.ways} * c.line_size * c.partition;
+    if ((c.size_kib * 1024) % way_bytes != 0)
+      throw std::invalid_argument(fmt::format(
+          "cache {}: {} KiB is not a whole number of sets of {} ways x {} bytes x {} partitions", i,
+          c.size_kib, c.ways, c.line_size, c.partition));
   }
 
   online_.assign(nr_cpu_ids_, false);
@@ -503,6 +539,28 @@ NodeSnapshot NumaModel::node(int nid) const {
   s.huge_free = p.huge_free;
   s.stat = p.stat;
   return s;
+}
+
+std::string_view cache_type_name(CacheType t) {
+  switch (t) {
+    case CacheType::Data:
+      return "Data";
+    case CacheType::Instruction:
+      return "Instruction";
+    case CacheType::Unified:
+      return "Unified";
+  }
+  return "Unified";
+}
+
+unsigned NumaModel::cache_id(unsigned cpu, const CacheLeaf& leaf) const {
+  const CpuTopology& t = topo_.at(cpu);
+  const auto pkg = static_cast<unsigned>(t.package);
+  return leaf.per_package ? pkg : (pkg << core_bits_) | static_cast<unsigned>(t.core_id);
+}
+
+std::vector<unsigned> NumaModel::cache_cpus(unsigned cpu, const CacheLeaf& leaf) const {
+  return leaf.per_package ? package_cpus(cpu) : core_cpus(cpu);
 }
 
 std::shared_ptr<NumaModel> numa_model_of(const Machine& machine) {

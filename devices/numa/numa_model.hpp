@@ -92,6 +92,23 @@ struct CpuTopology {
   int thread = 0;  // 0 for the first hardware thread of a core
 };
 
+// One cache leaf (drivers/base/cacheinfo.c struct cacheinfo), the same on
+// every CPU: cpuN/cache/indexM is the M-th leaf of the machine's list.
+enum class CacheType { Data, Instruction, Unified };
+std::string_view cache_type_name(CacheType t);  // "Data", "Instruction", "Unified"
+struct CacheLeaf {
+  unsigned level = 1;
+  CacheType type = CacheType::Unified;
+  std::uint64_t size_kib = 0;
+  unsigned ways = 1;         // ways_of_associativity
+  unsigned line_size = 64;   // coherency_line_size
+  unsigned partition = 1;    // physical_line_partition
+  bool per_package = false;  // shared by the package's CPUs, else by the core's threads
+  unsigned sets() const {    // number_of_sets
+    return static_cast<unsigned>(size_kib * 1024 / (std::uint64_t{ways} * line_size * partition));
+  }
+};
+
 // The machine description's [numa] section, parsed (see numa_node.cpp).
 // How build_zonelists penalises the first node of a new distance group
 // (node_load[node] ...), which decides the order of equally distant nodes.
@@ -115,6 +132,12 @@ struct NumaConfig {
   unsigned possible_cpus = 0;  // nr_cpu_ids; 0: one past the highest CPU
   unsigned nr_cpus = 8192;     // NR_CPUS (kernel_max = NR_CPUS - 1)
   std::vector<unsigned> offline_cpus;
+  // The machine has no [numa] section: this is the default topology the
+  // kernel builds without a SRAT (one node, or the [net] widths), not a
+  // NUMA description the other sections must follow (numa_machine.cpp).
+  bool implicit = false;
+  // cpuN/cache/index*; empty: the default geometry (NumaModel::caches).
+  std::vector<CacheLeaf> caches;
 };
 
 // One successful allocation as the workload knob sees it.
@@ -159,6 +182,17 @@ class NumaModel {
   int nr_node_ids() const { return static_cast<int>(nodes_.size()); }
   unsigned nr_cpu_ids() const { return nr_cpu_ids_; }
   unsigned nr_cpus() const { return nr_cpus_; }
+  // Built by default for a machine without [numa] (NumaConfig::implicit).
+  bool implicit() const { return implicit_; }
+  // The cache leaves every CPU has, in index order.
+  const std::vector<CacheLeaf>& caches() const { return caches_; }
+  // cacheinfo `id` of leaf `leaf` of `cpu`: x86 get_cache_id is the APIC
+  // id shifted right past the CPUs sharing the cache, i.e. the core
+  // (package << core bits | core_id) for a per-core cache, the package for
+  // a per-package one.
+  unsigned cache_id(unsigned cpu, const CacheLeaf& leaf) const;
+  // The present CPUs sharing `leaf` with `cpu` (the core's or package's).
+  std::vector<unsigned> cache_cpus(unsigned cpu, const CacheLeaf& leaf) const;
   bool cpu_present(unsigned cpu) const { return cpu < topo_.size() && topo_[cpu].node >= 0; }
   const CpuTopology& topology(unsigned cpu) const { return topo_.at(cpu); }
   std::vector<unsigned> present_cpus() const;
@@ -241,6 +275,9 @@ class NumaModel {
   NodeLoadPenalty node_load_penalty_ = NodeLoadPenalty::Add1;
   unsigned nr_cpu_ids_ = 0;
   unsigned nr_cpus_ = 0;
+  bool implicit_ = false;
+  std::vector<CacheLeaf> caches_;
+  unsigned core_bits_ = 0;  // bits for the core id in an APIC id (count_order of cores per package)
 
   mutable core::Mutex mu_{"numa.pgdat"};  // Order: leaf (never calls out while held)
   std::vector<Pgdat> pgdat_;              // guarded by mu_
@@ -250,9 +287,10 @@ class NumaModel {
   std::uint64_t last_id_ = 0;                        // guarded by mu_
 };
 
-// The machine's NUMA model (null when the description has no [numa]
-// section). The balloon's builder runs after the NUMA one (section order)
-// and finds the model here.
+// The machine's NUMA model: from [numa], or the default topology of a
+// machine without one (NumaModel::implicit; null only before the [numa]
+// builder ran, which it does on every machine). The balloon's builder runs after the NUMA one
+// (section order) and finds the model here.
 std::shared_ptr<NumaModel> numa_model_of(const Machine& machine);
 void set_numa_model(const Machine& machine, std::shared_ptr<NumaModel> model);
 

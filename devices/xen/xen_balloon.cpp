@@ -350,9 +350,13 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
   XenHypervisor::DomainSpec guest;
   guest.name = sec.has("name") ? require_path_name(sec.require("name")) : std::string("guest");
   guest.domid = static_cast<DomId>(sec.get_uint("domid", 1));
-  // NUMA builds first (section order 10 < 200): its nodes are this
+  // NUMA builds first (section order -1 < 200): its nodes are this
   // guest's memory.
-  const std::shared_ptr<NumaModel> numa = numa_model_of(ctx.machine);
+  // A machine without [numa] has the default topology, whose memory is
+  // this guest's boot memory (numa_machine.cpp); its workload stays
+  // [xen]'s `used`, so the balloon is not NUMA-backed then.
+  std::shared_ptr<NumaModel> numa = numa_model_of(ctx.machine);
+  if (numa && numa->implicit()) numa = nullptr;
   const std::uint64_t numa_pages = numa ? XenGuestMemory::numa_total_pages(*numa) : 0;
   guest.current_pages = size_pages_or(sec, "memory", numa ? numa_pages : 4 * kGiB);
   if (numa && guest.current_pages != numa_pages)

@@ -392,6 +392,12 @@ def _bql_set(data):
     return "EINVAL" if v > (0xFFFFFFFF // 2) - 16 else "OK"
 
 
+def _online_type(data):
+    # drivers/base/memory.c mhp_online_type_from_str: sysfs_streq on each name.
+    return any(sysfs_streq(data, w) for w in (b"offline", b"online", b"online_kernel",
+                                               b"online_movable"))
+
+
 def _pci_numa_node(data, off, mnt, rel):
     # drivers/pci/pci-sysfs.c numa_node_store: kstrtoint base 0, any error
     # mapped to EINVAL; NUMA_NO_NODE (-1) or an online node accepted.
@@ -402,8 +408,8 @@ def _pci_numa_node(data, off, mnt, rel):
         return "OK"
     if v < 0 or v >= 1024:
         return "EINVAL"
-    # node_online(v): devices/system/node/online when the machine has NUMA
-    # nodes; a machine without [numa] declares its nodes in [net] only.
+    # node_online(v): devices/system/node/online (every machine has one: a
+    # machine without [numa] gets the default topology of [net]'s widths).
     try:
         with open(os.path.join(mnt, "devices/system/node/online")) as f:
             online = f.read().strip()
@@ -456,6 +462,10 @@ ROWS = [
     ("devices/*/power/control",
      text(lambda d: "OK" if sysfs_streq(d, b"auto") or sysfs_streq(d, b"on") else "EINVAL"),
      "drivers/base/power/sysfs.c control_store"),
+    # drivers/base/power/sysfs.c autosuspend_delay_ms_store: EIO unless the
+    # driver uses autosuspend (none of the modelled devices does).
+    ("devices/*/power/autosuspend_delay_ms", always("EIO"),
+     "drivers/base/power/sysfs.c autosuspend_delay_ms_store"),
     # drivers/base/platform.c driver_override_store -> driver_set_override.
     ("devices/platform/*/driver_override", text(_driver_override),
      "drivers/base/driver.c driver_set_override"),
@@ -468,11 +478,32 @@ ROWS = [
     ("devices/system/node/node*/hugepages/hugepages-*/nr_hugepages", text(KSTRTO["ul10"]),
      "mm/hugetlb.c nr_hugepages_store_common"),
 
+    # drivers/base/memory.c: mhp_online_type_from_str (sysfs_streq); state_store
+    # of the state a block is already in is EINVAL, an offline whose pages are
+    # in use EBUSY; online_store (drivers/base/core.c) takes an unchanged value.
+    ("devices/system/memory/auto_online_blocks", text(lambda d: "OK" if _online_type(d) else "EINVAL"),
+     "drivers/base/memory.c auto_online_blocks_store"),
+    ("devices/system/memory/memory*/state",
+     text(lambda d: "OK|EINVAL|EBUSY" if _online_type(d) else "EINVAL"),
+     "drivers/base/memory.c state_store"),
+    ("devices/system/memory/memory*/online",
+     text(lambda d: "EINVAL" if kstrtobool(d) == "EINVAL" else "OK|EBUSY"),
+     "drivers/base/core.c online_store; drivers/base/memory.c memory_subsys_offline"),
+
     # --- PCI ------------------------------------------------------------------
+    # drivers/pci/pci-sysfs.c enable_store: kstrtobool, then EBUSY while a
+    # driver is bound (every simulated function has one).
+    ("devices/pci*/*/enable", text(lambda d: "EINVAL" if kstrtobool(d) == "EINVAL" else "EBUSY"),
+     "drivers/pci/pci-sysfs.c enable_store"),
     # drivers/pci/pci-sysfs.c pci_write_config: bin attribute of the config
     # size; writes past cfg_size trimmed; always returns the count.
     ("devices/pci*/*/config", bin_sized(256), "drivers/pci/pci-sysfs.c pci_write_config"),
     ("devices/pci*/*/numa_node", with_tree(_pci_numa_node), "drivers/pci/pci-sysfs.c numa_node_store"),
+    # pci_create_attr: a memory BAR's resourceN has only mmap, so a write of
+    # bytes is EIO (sysfs_kf_bin_write without battr->write); an empty one
+    # returns 0 first. The shipped machines' BARs are at least 128 KiB.
+    ("devices/pci*/*/resource[0-9]", bin_sized(0x20000, lambda d, off: "OK" if not d else "EIO"),
+     "drivers/pci/pci-sysfs.c pci_create_attr; fs/sysfs/file.c sysfs_kf_bin_write"),
 
     # --- netdev (ref 5.1, 5.2; net/core/net-sysfs.c) -----------------------------
     # netdev_store: kstrtoul(buf, 0), then the setter under RTNL.

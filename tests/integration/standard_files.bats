@@ -1,0 +1,395 @@
+#!/usr/bin/env bats
+# The standard sysfs files every Linux 6.12 kernel has for the objects
+# vsysfs models (docs/standard-files.md), read by the real tools against a
+# mount of the default machine and of other shipped machines. Expected
+# values are derived from the machine file, not written down here.
+#
+# util-linux tools take --sysroot ROOT and read ROOT/sys: ROOT is a
+# temporary directory whose `sys` is a symlink to the mount. lscpu also
+# needs ROOT/proc/cpuinfo (vsysfs serves /sys, not /proc): it gets one
+# "processor"/"vendor_id" stanza per present CPU, which lscpu needs to give
+# the CPUs a type (only then does it read their caches from sysfs);
+# every other value lscpu prints comes from the mount.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() { SYSROOT=; }
+
+teardown() {
+  vsysfs_stop
+  [ -z "$SYSROOT" ] || rm -rf "$SYSROOT"
+}
+
+# make_sysroot: ROOT with sys -> $MNT and a minimal proc/cpuinfo.
+make_sysroot() {
+  SYSROOT=$(mktemp -d "${BATS_TMPDIR:-/tmp}/standard-root.XXXXXX")
+  ln -s "$MNT" "$SYSROOT/sys"
+  mkdir "$SYSROOT/proc"
+  local c
+  for c in $(list_expand "$(cat "$MNT/devices/system/cpu/present")"); do
+    printf 'processor\t: %s\nvendor_id\t: GenuineIntel\n\n' "$c"
+  done > "$SYSROOT/proc/cpuinfo"
+}
+
+# list_expand "0-2,5" -> "0 1 2 5"
+list_expand() {
+  local part out=() parts=()
+  IFS=, read -ra parts <<<"$1"
+  for part in "${parts[@]}"; do
+    if [[ $part == *-* ]]; then
+      mapfile -t -O "${#out[@]}" out < <(seq "${part%-*}" "${part#*-}")
+    else
+      out+=("$part")
+    fi
+  done
+  echo "${out[@]}"
+}
+
+machine_file() { echo "$VSYSFS_ROOT/machines/$1.toml"; }
+
+# The CPUs and nodes a machine file declares: with [numa], the nodes'
+# cpulists; without, [net]'s nr_cpu_ids/nr_node_ids (defaults 4 and 1).
+expected_cpus() {
+  python3 - "$1" <<'PY'
+import sys, tomllib
+m = tomllib.load(open(sys.argv[1], "rb"))
+def expand(s):
+    out = []
+    for p in filter(None, s.split(",")):
+        a, _, b = p.partition("-")
+        out += range(int(a), int(b or a) + 1)
+    return out
+if "numa" in m:
+    cpus = sorted(c for n in m["numa"]["node"] for c in expand(n.get("cpus", "")))
+    nodes = len(m["numa"]["node"])
+else:
+    net = m.get("net", {})
+    cpus = list(range(net.get("nr_cpu_ids", 4)))
+    nodes = net.get("nr_node_ids", 1)
+print(len(cpus), nodes)
+PY
+}
+
+require_tool() { command -v "$1" >/dev/null || skip "$1 is not installed"; }
+
+@test "lscpu --sysroot works on every shipped machine; CPUs and nodes are the machine file's" {
+  require_tool lscpu
+  local f name out
+  for f in "$VSYSFS_ROOT"/machines/*.toml; do
+    name=$(basename "$f" .toml)
+    vsysfs_start -o "machine=$f"
+    make_sysroot
+    out=$(lscpu --sysroot "$SYSROOT") || { echo "$name: lscpu failed: $out"; return 1; }
+    read -r ncpu nnode <<<"$(expected_cpus "$f")"
+    echo "$name: $out" | grep -E '^(CPU\(s\)|NUMA node\(s\))' >&2 || true
+    [[ $(awk -F: '$1 == "CPU(s)" { gsub(/ /, "", $2); print $2 }' <<<"$out") == "$ncpu" ]] \
+      || { echo "$name: CPU(s) not $ncpu"; echo "$out"; return 1; }
+    [[ $(awk -F: '$1 == "NUMA node(s)" { gsub(/ /, "", $2); print $2 }' <<<"$out") == "$nnode" ]] \
+      || { echo "$name: NUMA node(s) not $nnode"; echo "$out"; return 1; }
+    vsysfs_stop
+    rm -rf "$SYSROOT"; SYSROOT=
+  done
+}
+
+# The cache leaves a machine file gives (or the documented default
+# geometry, numa_machine.cpp), as "NAME SIZE_KIB WAYS SETS INSTANCES" lines;
+# INSTANCES counts the cores (per-core leaves) or packages.
+expected_caches() {
+  python3 - "$1" <<'PY'
+import sys, tomllib
+m = tomllib.load(open(sys.argv[1], "rb"))
+def expand(s):
+    out = []
+    for p in filter(None, s.split(",")):
+        a, _, b = p.partition("-")
+        out += range(int(a), int(b or a) + 1)
+    return out
+numa = m.get("numa")
+if numa:
+    tpc = numa.get("threads_per_core", 1)
+    pkgs = {}
+    for nid, n in enumerate(numa["node"]):
+        pkg = n.get("package", nid)
+        pkgs[pkg] = pkgs.get(pkg, 0) + len(expand(n.get("cpus", "")))
+    cores = {p: c // tpc for p, c in pkgs.items() if c}
+    leaves = numa.get("cache")
+else:
+    net = m.get("net", {})
+    ncpu, nnode = net.get("nr_cpu_ids", 4), net.get("nr_node_ids", 1)
+    nnode = min(nnode, ncpu)
+    cores = {i: (i + 1) * ncpu // nnode - i * ncpu // nnode for i in range(nnode)}
+    leaves = None
+if leaves is None:
+    l3 = 1408 * max(cores.values())
+    leaves = [dict(level=1, type="Data", size_kb=32, ways=8),
+              dict(level=1, type="Instruction", size_kb=32, ways=8),
+              dict(level=2, type="Unified", size_kb=1024, ways=16),
+              dict(level=3, type="Unified", size_kb=l3, ways=11, shared="package")]
+for l in leaves:
+    name = "L%d%s" % (l["level"], {"Data": "d", "Instruction": "i"}.get(l["type"], ""))
+    shared = l.get("shared", "package" if l["level"] >= 3 else "core")
+    inst = len(cores) if shared == "package" else sum(cores.values())
+    sets = l["size_kb"] * 1024 // (l["ways"] * l.get("line_size", 64) * l.get("partition", 1))
+    print(name, l["size_kb"], l["ways"], sets, inst)
+PY
+}
+
+# lscpu -C sizes are in K/M/G with up to one decimal: to KiB.
+to_kib() {
+  awk -v s="$1" 'BEGIN { n = s + 0; u = substr(s, length(s));
+    if (u == "M") n *= 1024; else if (u == "G") n *= 1048576; printf "%d\n", n + 0.5 }'
+}
+
+check_caches() {
+  local f=$1 name kib ways sets inst row one all
+  vsysfs_start -o "machine=$f"
+  make_sysroot
+  local table; table=$(lscpu -C --sysroot "$SYSROOT")
+  echo "$table" >&2
+  while read -r name kib ways sets inst; do
+    row=$(awk -v n="$name" '$1 == n' <<<"$table")
+    [ -n "$row" ] || { echo "$f: no $name in lscpu -C"; return 1; }
+    read -r _ one all rways _ _ rsets _ <<<"$row"
+    [ "$rways" = "$ways" ] || { echo "$f $name: ways $rways, want $ways"; return 1; }
+    [ "$rsets" = "$sets" ] || { echo "$f $name: sets $rsets, want $sets"; return 1; }
+    # lscpu rounds to one decimal in the next unit: compare within 5%.
+    local got; got=$(to_kib "$one")
+    (( got * 100 >= kib * 95 && got * 100 <= kib * 105 )) || { echo "$f $name: size $one, want ${kib}K"; return 1; }
+    got=$(to_kib "$all")
+    (( got * 100 >= kib * inst * 95 && got * 100 <= kib * inst * 105 )) \
+      || { echo "$f $name: all-size $all, want $inst x ${kib}K"; return 1; }
+    # The exact value is in the file.
+    [ "$(cat "$MNT/devices/system/cpu/cpu0/cache/index$(idx_of "$name" "$f")/size")" = "${kib}K" ]
+  done < <(expected_caches "$f")
+  if command -v lstopo-no-graphics >/dev/null; then
+    local topo; topo=$(HWLOC_FSROOT=$SYSROOT lstopo-no-graphics --of console 2>/dev/null)
+    while read -r name kib ways sets inst; do
+      [ "$(grep -c " $name L#[0-9]* (" <<<"$topo")" -eq "$inst" ] \
+        || { echo "$f: lstopo shows $(grep -c " $name L#" <<<"$topo") $name, want $inst"; echo "$topo"; return 1; }
+    done < <(expected_caches "$f")
+  fi
+  vsysfs_stop
+  rm -rf "$SYSROOT"; SYSROOT=
+}
+
+# index of leaf NAME in the machine's order
+idx_of() { expected_caches "$2" | awk -v n="$1" '$1 == n { print NR - 1; exit }'; }
+
+@test "lscpu -C and lstopo show the cache geometry of the machine file (default, numa-4node, net-lab)" {
+  require_tool lscpu
+  check_caches "$(machine_file default)"
+  check_caches "$(machine_file numa-4node)"
+  check_caches "$(machine_file net-lab)"
+}
+
+@test "lscpu -C shows a machine file's own [[numa.cache]] leaves" {
+  require_tool lscpu
+  local f=$BATS_TEST_TMPDIR/cache.toml
+  cat > "$f" <<'TOML'
+[numa]
+threads_per_core = 2
+[[numa.node]]
+cpus = "0-3"
+memory_mb = 256
+[[numa.cache]]
+level = 1
+type = "Data"
+size_kb = 48
+ways = 12
+[[numa.cache]]
+level = 1
+type = "Instruction"
+size_kb = 32
+ways = 8
+[[numa.cache]]
+level = 2
+type = "Unified"
+size_kb = 2048
+ways = 16
+[[numa.cache]]
+level = 3
+type = "Unified"
+size_kb = 30720
+ways = 12
+TOML
+  check_caches "$f"
+}
+
+@test "lscpu prints a Vulnerability line per vulnerabilities/ file, with its text" {
+  require_tool lscpu
+  vsysfs_start
+  make_sysroot
+  local out text
+  out=$(lscpu --sysroot "$SYSROOT")
+  [ "$(grep -c '^Vulnerability ' <<<"$out")" -eq "$(find "$MNT/devices/system/cpu/vulnerabilities" -mindepth 1 | wc -l)" ]
+  # lscpu turns "Mitigation: X" into "Mitigation; X": compare the words.
+  text=$(cat "$MNT/devices/system/cpu/vulnerabilities/meltdown")
+  grep -q "^Vulnerability Meltdown: *${text/: /; }\$" <<<"$out"
+}
+
+# "BLOCK_BYTES TOTAL_BYTES": each node spans whole blocks (numa_machine.cpp:
+# memory_block_size_mb, else 128 MiB below 64 GiB of memory, else 2 GiB).
+expected_memory() {
+  python3 - "$1" <<'PY'
+import sys, tomllib
+m = tomllib.load(open(sys.argv[1], "rb"))
+MiB = 1 << 20
+numa = m.get("numa")
+if numa:
+    nodes = [n.get("memory_mb", 0) * MiB for n in numa["node"]]
+    block = numa.get("memory_block_size_mb", 0) * MiB
+else:
+    mem = m.get("xen", {}).get("memory", "4G")
+    if isinstance(mem, int):
+        total = mem * 1024
+    else:
+        total = int(mem[:-1]) << {"K": 10, "M": 20, "G": 30, "T": 40}[mem[-1].upper()]
+    n = min(m.get("net", {}).get("nr_node_ids", 1), m.get("net", {}).get("nr_cpu_ids", 4))
+    pages = total // 4096
+    nodes = [(pages // n + (pages % n if i == 0 else 0)) * 4096 for i in range(n)]
+    block = 0
+if not block:
+    block = 128 * MiB if sum(nodes) < 64 << 30 else 2048 * MiB
+print(block, sum(-(-b // block) * block for b in nodes))
+PY
+}
+
+@test "lsmem --sysroot totals the machine's memory in blocks of block_size_bytes" {
+  require_tool lsmem
+  local name f block total out
+  for name in default numa-4node xen-host-3dom; do
+    f=$(machine_file "$name")
+    vsysfs_start -o "machine=$f"
+    make_sysroot
+    read -r block total <<<"$(expected_memory "$f")"
+    [ "$(cat "$MNT/devices/system/memory/block_size_bytes")" = "$(printf '%x' "$block")" ]
+    out=$(lsmem --sysroot "$SYSROOT" --bytes --summary=only)
+    echo "$name: $out" >&2
+    grep -qE "^Memory block size: +$block\$" <<<"$out"
+    grep -qE "^Total online memory: +$total\$" <<<"$out"
+    grep -qE "^Total offline memory: +0\$" <<<"$out"
+    # Every block is under exactly one node, and the node's links agree.
+    [ "$(find "$MNT"/devices/system/node/node*/ -maxdepth 1 -name 'memory*' | wc -l)" -eq $((total / block)) ]
+    vsysfs_stop
+    rm -rf "$SYSROOT"; SYSROOT=
+  done
+}
+
+@test "lsmem sees a block go offline through state" {
+  require_tool lsmem
+  vsysfs_start
+  make_sysroot
+  local block; block=$((16#$(cat "$MNT/devices/system/memory/block_size_bytes")))
+  local before; before=$(lsmem --sysroot "$SYSROOT" --bytes --summary=only | awk -F: '/online memory/ { gsub(/ /, "", $2); print $2 }')
+  echo offline > "$MNT/devices/system/memory/memory3/state"
+  [ "$(cat "$MNT/devices/system/memory/memory3/online")" = 0 ]
+  lsmem --sysroot "$SYSROOT" --bytes --summary=only | grep -qE "^Total offline memory: +$block\$"
+  lsmem --sysroot "$SYSROOT" --bytes --summary=only | grep -qE "^Total online memory: +$((before - block))\$"
+  # The same write again: EINVAL (drivers/base/memory.c state_store).
+  run -1 bash -c "echo offline > '$MNT/devices/system/memory/memory3/state'"
+  echo online > "$MNT/devices/system/memory/memory3/state"
+  lsmem --sysroot "$SYSROOT" --bytes --summary=only | grep -qE "^Total online memory: +$before\$"
+}
+
+# lspci's "Unable to load libkmod resources" is about the host's own
+# /lib/modules (lspci -v looks up kernel modules for the running kernel),
+# not about the sysfs it reads: it is the only stderr line allowed.
+lspci_sysfs() {
+  lspci -A linux-sysfs -O "sysfs.path=$MNT/bus/pci" "$@" 2>"$BATS_TEST_TMPDIR/lspci.err"
+  local rc=$?
+  if grep -v 'libkmod' "$BATS_TEST_TMPDIR/lspci.err" | grep -q .; then
+    cat "$BATS_TEST_TMPDIR/lspci.err"; return 1
+  fi
+  return $rc
+}
+
+# "SLOT VENDOR DEVICE NUMA_NODE" per PCI interface of a machine file, and
+# the node's CPU list ("-" for none: every CPU).
+expected_pci() {
+  python3 - "$1" <<'PY'
+import sys, tomllib
+m = tomllib.load(open(sys.argv[1], "rb"))
+for i in m.get("net", {}).get("interface", []):
+    if "pci" in i:
+        print(i["pci"], "%04x" % i.get("pci_vendor", 0x8086), "%04x" % i.get("pci_device", 0x100e),
+              i.get("numa_node", -1), "%x" % i.get("pci_bar0_size", 0x20000))
+PY
+}
+
+check_pci() {
+  local f=$1 slot ven dev node bar out n=0
+  vsysfs_start -o "machine=$f"
+  out=$(lspci_sysfs -v -nn -D)
+  echo "$out" >&2
+  while read -r slot ven dev node bar; do
+    n=$((n + 1))
+    grep -q "^$slot .*\[$ven:$dev\]" <<<"$out" || { echo "$f: lspci lacks $slot [$ven:$dev]"; return 1; }
+    local block; block=$(awk -v s="$slot" '$1 == s { p = 1; next } /^[0-9a-f][0-9a-f][0-9a-f][0-9a-f]:/ { p = 0 } p' <<<"$out")
+    if [ "$node" -ge 0 ]; then
+      grep -q "NUMA node $node\$" <<<"$block" || { echo "$f $slot: NUMA node not $node"; return 1; }
+      [ "$(cat "$MNT/bus/pci/devices/$slot/local_cpulist")" = "$(cat "$MNT/devices/system/node/node$node/cpulist")" ]
+    else
+      [ "$(cat "$MNT/bus/pci/devices/$slot/local_cpulist")" = "$(cat "$MNT/devices/system/cpu/online")" ]
+    fi
+    # BAR0's size as lspci decodes it from resource, and resource0's size.
+    grep -q "Memory at .* (32-bit, non-prefetchable) \[size=$(( 16#$bar / 1024 ))K\]" <<<"$block" \
+      || { echo "$f $slot: no ${bar} BAR0"; return 1; }
+    [ "$(stat -c %s "$MNT/bus/pci/devices/$slot/resource0")" = "$((16#$bar))" ]
+    # config's first bytes agree with vendor/device/class/revision.
+    local hdr; hdr=$(od -An -tx1 -N12 "$MNT/bus/pci/devices/$slot/config" | tr -d ' \n')
+    [ "${hdr:0:8}" = "${ven:2:2}${ven:0:2}${dev:2:2}${dev:0:2}" ]
+    [ "0x${hdr:16:2}" = "$(cat "$MNT/bus/pci/devices/$slot/revision")" ]
+    [ "0x${hdr:22:2}${hdr:20:2}${hdr:18:2}" = "$(cat "$MNT/bus/pci/devices/$slot/class")" ]
+    [ "$(cat "$MNT/bus/pci/devices/$slot/modalias")" = \
+      "pci:v0000${ven^^}d0000${dev^^}sv0000$(sed 's/0x//' "$MNT/bus/pci/devices/$slot/subsystem_vendor" | tr a-f A-F)sd0000$(sed 's/0x//' "$MNT/bus/pci/devices/$slot/subsystem_device" | tr a-f A-F)bc${hdr:22:2}sc${hdr:20:2}i${hdr:18:2}" ]
+  done < <(expected_pci "$f")
+  [ "$(grep -c '^[0-9a-f]\{4\}:' <<<"$out")" -eq "$n" ]
+  vsysfs_stop
+}
+
+@test "lspci -A linux-sysfs lists every PCI function of the machine file, without error" {
+  require_tool lspci
+  check_pci "$(machine_file default)"
+  check_pci "$(machine_file net-lab)"
+}
+
+# "MODE NAME" of the entries of a directory, sorted.
+modes_of() { (cd "$1" && stat -c '%A %n' -- * | sort); }
+
+@test "names and modes are the kernel's: cache index, memory block, PCI function" {
+  vsysfs_start
+  diff <(modes_of "$MNT/devices/system/cpu/cpu1/cache/index3") - <<'EOF2'
+-r--r--r-- coherency_line_size
+-r--r--r-- id
+-r--r--r-- level
+-r--r--r-- number_of_sets
+-r--r--r-- physical_line_partition
+-r--r--r-- shared_cpu_list
+-r--r--r-- shared_cpu_map
+-r--r--r-- size
+-r--r--r-- type
+-r--r--r-- ways_of_associativity
+-rw-r--r-- uevent
+EOF2
+  diff <(modes_of "$MNT/devices/system/memory/memory5") - <<'EOF2'
+-r--r--r-- phys_device
+-r--r--r-- phys_index
+-r--r--r-- removable
+-r--r--r-- valid_zones
+-rw-r--r-- online
+-rw-r--r-- state
+-rw-r--r-- uevent
+drwxr-xr-x power
+lrwxrwxrwx node0
+lrwxrwxrwx subsystem
+EOF2
+  diff <(modes_of "$MNT/devices/system/memory") <(
+    { echo "-r--r--r-- block_size_bytes"; echo "-rw-r--r-- auto_online_blocks"; echo "-rw-r--r-- uevent"
+      for d in "$MNT"/devices/system/memory/memory*; do echo "drwxr-xr-x ${d##*/}"; done; } | sort)
+  local pci=$MNT/bus/pci/devices/0000:00:03.0/
+  for f in resource modalias local_cpus local_cpulist irq; do [ "$(stat -c %A "$pci$f")" = "-r--r--r--" ]; done
+  for f in enable config numa_node uevent power/control; do [ "$(stat -c %A "$pci$f")" = "-rw-r--r--" ]; done
+  [ "$(stat -c %A "${pci}resource0")" = "-rw-------" ]
+  [ "$(cat "$MNT/devices/system/memory/memory5/uevent")" = "" ]
+}
