@@ -44,11 +44,13 @@ class Node {
  public:
   using ChildMap = std::map<std::string, Ino, std::less<>>;
 
-  // `target` only for a symlink.
-  Node(NodeKind k, std::string n, Ino i, mode_t m, std::string link_target = {})
+  // `target` only for a symlink. `gen`: see `generation`.
+  Node(NodeKind k, std::string n, Ino i, mode_t m, std::string link_target = {},
+       std::uint64_t gen = 0)
       : kind(k),
         mode(m),
         ino(i),
+        generation(gen),
         name(std::move(n)),
         children(k == NodeKind::Dir ? std::make_unique<ChildMap>() : nullptr),
         target_storage_(k == NodeKind::Symlink ? std::make_unique<const std::string>(std::move(link_target))
@@ -67,6 +69,11 @@ class Node {
   std::atomic<uid_t> uid{0};
   std::atomic<gid_t> gid{0};
   const Ino ino;
+  // Inode numbers are reused once the kernel forgot a removed node; the
+  // pair (ino, generation) is never reused (FUSE's fuse_entry_param
+  // generation: the kernel treats an inode whose generation changed as a
+  // different file, fuse_iget/fuse_stale_inode in fs/fuse/inode.c).
+  const std::uint64_t generation;
   Ino parent = 0;  // guarded by Tree::mu_
   std::atomic<std::uint64_t> nlookup{0};
   std::atomic<std::uint64_t> event{0};  // sysfs_notify counter

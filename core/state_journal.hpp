@@ -138,13 +138,16 @@ class StateJournal {
   // would refuse it).
   Status append(const StateRecord& rec);
 
-  std::mutex& order_mutex() { return order_mu_; }
+  // Timed, so that a change waiting behind a long one (a clock advance
+  // runs device timers for as long as the step takes) can give up when its
+  // own writer is interrupted instead of waiting unkillably.
+  std::timed_mutex& order_mutex() { return order_mu_; }
   const std::string& path() const { return path_; }
   std::uint64_t appended() const { return appended_; }
 
  private:
   const std::string path_;
-  std::mutex order_mu_;  // Order: taken before any device lock (held across store())
+  std::timed_mutex order_mu_;  // Order: taken before any device lock (held across store())
   int fd_ = -1;          // guarded by order_mu_
   int lock_fd_ = -1;     // start-up thread only: FILE.lock, flock()ed for our life
   std::uint64_t appended_ = 0;

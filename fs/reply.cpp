@@ -12,6 +12,7 @@ void reply(fuse_req_t req, const core::Result<EntryOut>& r) noexcept {
   if (!r) return reply_error(req, r.error());
   fuse_entry_param e{};
   e.ino = r->attr.st_ino;
+  e.generation = r->generation;
   e.attr = r->attr;
   e.attr_timeout = r->timeout;
   e.entry_timeout = r->timeout;

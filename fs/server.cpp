@@ -95,7 +95,10 @@ core::Result<EntryOut> Server::lookup(core::Ino parent, std::string_view name) {
   if (!node || !node->alive.load()) return core::Errno{ENOENT};
   EntryOut out;
   fill_stat(*node, out.attr);
-  tree_.looked_up(*node);
+  out.generation = node->generation;
+  // Removed meanwhile (its slot may already serve another node): as if
+  // the lookup had come a moment later.
+  if (!tree_.looked_up(*node)) return core::Errno{ENOENT};
   return out;
 }
 
@@ -117,8 +120,8 @@ core::Result<AttrOut> Server::setattr(const core::Caller& caller, core::Ino ino,
   // and CAP_CHOWN (chown), exactly as for kernfs_iop_setattr.
   // With a state file, the change and its journal record are one step:
   // ordered with every other change, durable before we return.
-  std::unique_lock<std::mutex> order;
-  if (journal_) order = std::unique_lock(journal_->order_mutex());
+  std::unique_lock<std::timed_mutex> order;
+  VSYSFS_TRY_STATUS(lock_order(caller, order));
   if (in.set_mode) {
     VSYSFS_TRY_STATUS(tree_.set_mode(ino, in.mode & 07777));
     env_.log(&caller, "vfs", "chmod", "OK",
@@ -248,8 +251,8 @@ core::Result<std::size_t> Server::write(const core::Caller& caller, std::uint64_
       count = static_cast<std::size_t>(std::min<std::uint64_t>(count, limit - pos));
     }
     if (count == 0) return std::size_t{0};
-    std::unique_lock<std::mutex> order;
-    if (journal_) order = std::unique_lock(journal_->order_mutex());
+    std::unique_lock<std::timed_mutex> order;
+    VSYSFS_TRY_STATUS(lock_order(caller, order));
     auto n = node.bin_write(caller, pos, std::span<const char>(data.data(), count));
     if (!n) return n.error();
     if (journal_ && *n > 0) {
@@ -267,13 +270,18 @@ core::Result<std::size_t> Server::write(const core::Caller& caller, std::uint64_
   char buf[core::kPageSize + 1];
   std::memcpy(buf, data.data(), count);
   buf[count] = '\0';
-  std::unique_lock<std::mutex> order;
-  if (journal_) order = std::unique_lock(journal_->order_mutex());
+  std::unique_lock<std::timed_mutex> order;
+  VSYSFS_TRY_STATUS(lock_order(caller, order));
   auto n = node.store(caller, std::string_view(buf, count));
   if (n && *n > 0 && journal_) {
     // Exactly what store() saw: replay hands it the same buffer.
     auto rec = core::StateRecord::store(tree_.path_of(node.ino), std::string(buf, count));
     if (auto st = journal_append(caller, rec); !st) n = st.error();
+  } else if (!n && journal_ && caller.applied()) {
+    // Interrupted part way (EINTR): the part it did apply is a change
+    // like any other, recorded as the equivalent complete store.
+    auto rec = core::StateRecord::store(tree_.path_of(node.ino), *caller.applied());
+    (void)journal_append(caller, rec);
   }
   {
     // A write on this descriptor makes the next read re-run show().
@@ -282,6 +290,19 @@ core::Result<std::size_t> Server::write(const core::Caller& caller, std::uint64_
   }
   if (!n) return n.error();
   return std::min(*n, count);
+}
+
+core::Status Server::lock_order(const core::Caller& caller,
+                                std::unique_lock<std::timed_mutex>& order) {
+  if (!journal_) return {};
+  // How often a change waiting for the order lock looks at its own
+  // interruption: a long change (a clock advance) may hold the lock for
+  // as long as its writer lets it run.
+  constexpr auto kWaitPoll = std::chrono::milliseconds(20);
+  order = std::unique_lock(journal_->order_mutex(), std::defer_lock);
+  while (!order.try_lock_for(kWaitPoll))
+    if (caller.interrupted()) return core::Errno{EINTR};  // nothing changed
+  return {};
 }
 
 core::Status Server::journal_append(const core::Caller& caller, core::StateRecord& rec) {

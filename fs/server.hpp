@@ -49,6 +49,7 @@ inline constexpr std::chrono::seconds kInvalidationWait{1};
 
 struct EntryOut {
   struct stat attr {};
+  std::uint64_t generation = 0;  // with attr.st_ino, never reused (core/node.hpp)
   double timeout = kCacheTimeout;
 };
 struct AttrOut {
@@ -144,6 +145,10 @@ class Server final : public core::Tree::Observer {
     std::uint64_t seq = 0;
   };
   void fill_stat(const core::Node& node, struct stat& st) const;
+  // With a state file: takes the journal's order lock into `order`, which
+  // serialises every change with its record. EINTR, having changed
+  // nothing, when the caller's request is interrupted while it waits.
+  core::Status lock_order(const core::Caller& caller, std::unique_lock<std::timed_mutex>& order);
   // Appends a record (caller uid/gid filled in for stores); EIO on failure.
   // Called with the journal's order mutex held.
   core::Status journal_append(const core::Caller& caller, core::StateRecord& rec);
