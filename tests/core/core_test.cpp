@@ -11,9 +11,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "core/caller.hpp"
 #include "core/clock.hpp"
@@ -103,10 +105,37 @@ TEST_CASE("ManualClock::advance stops when interrupted, at a whole millisecond, 
   auto rest = clock.advance(std::chrono::milliseconds(1), [] { return false; });
   CHECK_FALSE(rest.interrupted);
   CHECK(fired == 1400);
-  // Interrupted before it could start (another advance held the clock) is
-  // tested where the waiting happens; an uninterrupted check changes nothing.
   CHECK(clock.advance(std::chrono::milliseconds(0)).applied == Nanos{0});
   clock.cancel_timer(id);
+}
+
+TEST_CASE("ManualClock::advance waiting for another advance gives up when interrupted") {
+  ManualClock clock;
+  std::atomic<bool> in_first{false}, release{false}, second_stop{false};
+  clock.add_timer(std::chrono::milliseconds(1), [&] {
+    in_first = true;
+    while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  std::thread first([&] { clock.advance(std::chrono::milliseconds(10)); });
+  while (!in_first) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ManualClock::Advanced second;
+  std::atomic<bool> second_done{false};
+  std::thread waiter([&] {
+    second = clock.advance(std::chrono::milliseconds(5), [&] { return second_stop.load(); });
+    second_done = true;
+  });
+  second_stop = true;  // its writer got a signal while it waited
+  // It returns although the first advance still runs (polled, generously:
+  // a broken wait fails here instead of hanging the suite).
+  for (int i = 0; i < 10000 && !second_done; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK(second_done.load());
+  release = true;
+  waiter.join();
+  first.join();
+  CHECK(second.interrupted);
+  CHECK(second.applied == Nanos{0});
+  CHECK(clock.now() == std::chrono::milliseconds(10));  // the second moved nothing
 }
 
 TEST_CASE("ManualClock runs timers in deadline order, including ones armed meanwhile") {
