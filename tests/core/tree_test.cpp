@@ -263,11 +263,11 @@ TEST_CASE("a removed directory finds nothing, even once its entries' slots serve
 
 TEST_CASE("a node stays small: a million of them fit the 400-byte-per-file budget") {
   // Node is allocated with make_shared (16-byte control block) and glibc
-  // adds 8 bytes and rounds to 16: 144 bytes make a 176-byte chunk; the
-  // parent's map entry (80), the inode table slot (16-32) and the device's
-  // own state come on top. Growing Node past this needs a look at issue 9's
-  // RSS row (make bench).
-  CHECK(sizeof(Node) <= 144);
+  // adds 8 bytes and rounds to 16: up to 152 bytes make a 176-byte chunk
+  // (the generation took the last 8 of them); the parent's map entry (80),
+  // the inode table slot (16-32) and the device's own state come on top.
+  // Growing Node past this needs a look at issue 9's RSS row (make bench).
+  CHECK(sizeof(Node) <= 152);
 }
 
 }  // TEST_SUITE
