@@ -69,10 +69,14 @@ class Node {
   std::atomic<uid_t> uid{0};
   std::atomic<gid_t> gid{0};
   const Ino ino;
-  // Inode numbers are reused once the kernel forgot a removed node; the
-  // pair (ino, generation) is never reused (FUSE's fuse_entry_param
-  // generation: the kernel treats an inode whose generation changed as a
-  // different file, fuse_iget/fuse_stale_inode in fs/fuse/inode.c).
+  // `ino` is the slot in the tree's table (the FUSE node id), reused once
+  // the kernel forgot a removed node; the pair (ino, generation) is never
+  // reused. FUSE gets the generation with every entry (the kernel treats a
+  // node id whose generation changed as a different inode: fuse_iget and
+  // fuse_stale_inode, fs/fuse/inode.c), and st_ino() folds it in the way
+  // kernfs builds its ids (fs/kernfs/dir.c __kernfs_new_node: id =
+  // id_highbits << 32 | cyclic low bits; kernfs_id_ino on 64-bit is the
+  // whole id), so a re-added file never shows an inode number seen before.
   const std::uint64_t generation;
   Ino parent = 0;  // guarded by Tree::mu_
   std::atomic<std::uint64_t> nlookup{0};
@@ -100,6 +104,11 @@ class Node {
   const std::string& target;
 
   bool is_dir() const { return kind == NodeKind::Dir; }
+
+  // The inode number stat() and readdir show (see `generation`). Slots stay
+  // far below 2^32: a large machine has about a million nodes.
+  static std::uint64_t st_ino_of(Ino slot, std::uint64_t gen) { return gen << 32 | slot; }
+  std::uint64_t st_ino() const { return st_ino_of(ino, generation); }
 
   // The file size stat() reports: 4096 for text, the declared (or
   // run-time) size for binary, 0 for seq files, dirs and links.

@@ -250,7 +250,8 @@ Result<std::vector<DirEntry>> Tree::list(Ino dir) const {
   if (!d.is_dir()) return Errno{ENOTDIR};
   std::vector<DirEntry> out;
   out.reserve(d.children->size());
-  for (const auto& [name, ino] : *d.children) out.push_back({name, ino, nodes_[ino]->kind});
+  for (const auto& [name, ino] : *d.children)
+    out.push_back({name, ino, nodes_[ino]->kind, nodes_[ino]->st_ino()});
   return out;
 }
 

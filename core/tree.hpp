@@ -1,13 +1,14 @@
 #pragma once
 
-// Tree: the sysfs hierarchy (kernel: kernfs_root). Inode numbers index a
-// table owned by the tree: root is 1, and a removed node stays addressable
-// (dead) until the kernel forgets it. Then its slot is free and the next
-// new node takes it, with the slot's generation one higher (kernfs does
-// the same: kernfs_new_node takes an id from an idr, with a generation
-// that grows when ids wrap; fs/kernfs/dir.c). So hotplug that adds and
-// removes nodes forever keeps the table at its high-water mark instead of
-// growing a slot per node ever created. Devices are added with their attribute tables
+// Tree: the sysfs hierarchy (kernel: kernfs_root). Node ids (Ino, the FUSE
+// node ids) index a table owned by the tree: root is 1, and a removed node
+// stays addressable (dead) until the kernel forgets it. Then its slot is
+// free and the next new node takes it, with the slot's generation one
+// higher, so hotplug that adds and removes nodes forever keeps the table
+// at its high-water mark instead of growing a slot per node ever created.
+// The inode number users see folds the generation in (Node::st_ino, the
+// layout of kernfs ids: fs/kernfs/dir.c), so like in sysfs a re-added file
+// never shows an inode number seen before. Devices are added with their attribute tables
 // (add_device, the device_add + sysfs_create_groups analogue); each device
 // gets a Kobject handle through which it calls sysfs_notify().
 //
@@ -63,6 +64,7 @@ struct DirEntry {
   std::string name;
   Ino ino;
   NodeKind kind;
+  std::uint64_t st_ino;  // what readdir shows (Node::st_ino)
 };
 
 class Tree {

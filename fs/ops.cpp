@@ -196,7 +196,7 @@ void op_readdir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_in
     std::string buf(size, '\0');
     std::size_t used = 0;
     auto status = server(req).readdir(
-        fi->fh, off, [&](const std::string& name, core::Ino ino, core::NodeKind kind, off_t next) {
+        fi->fh, off, [&](const std::string& name, std::uint64_t ino, core::NodeKind kind, off_t next) {
           struct stat st {};
           st.st_ino = ino;
           st.st_mode = kind == core::NodeKind::Dir       ? S_IFDIR

@@ -64,7 +64,7 @@ void Server::detach() {
 }
 
 void Server::fill_stat(const core::Node& node, struct stat& st) const {
-  st.st_ino = node.ino;
+  st.st_ino = node.st_ino();
   const mode_t perm = node.mode.load();
   switch (node.kind) {
     case core::NodeKind::Dir:
@@ -95,6 +95,7 @@ core::Result<EntryOut> Server::lookup(core::Ino parent, std::string_view name) {
   if (!node || !node->alive.load()) return core::Errno{ENOENT};
   EntryOut out;
   fill_stat(*node, out.attr);
+  out.ino = node->ino;
   out.generation = node->generation;
   // Removed meanwhile (its slot may already serve another node): as if
   // the lookup had come a moment later.
@@ -374,10 +375,11 @@ core::Result<std::uint64_t> Server::opendir(core::Ino ino) {
     dir_handles_.insert(dh);
   }
   auto node = tree_.get(ino);
+  auto up = node ? tree_.get(node->parent) : nullptr;
   dh->entries.reserve(entries->size() + 2);
-  dh->entries.push_back({".", ino, core::NodeKind::Dir});
-  dh->entries.push_back({"..", node ? node->parent : ino, core::NodeKind::Dir});
-  for (auto& e : *entries) dh->entries.push_back({std::move(e.name), e.ino, e.kind});
+  dh->entries.push_back({".", node ? node->st_ino() : ino, core::NodeKind::Dir});
+  dh->entries.push_back({"..", up ? up->st_ino() : ino, core::NodeKind::Dir});
+  for (auto& e : *entries) dh->entries.push_back({std::move(e.name), e.st_ino, e.kind});
   return reinterpret_cast<std::uint64_t>(dh);
 }
 

@@ -49,7 +49,8 @@ inline constexpr std::chrono::seconds kInvalidationWait{1};
 
 struct EntryOut {
   struct stat attr {};
-  std::uint64_t generation = 0;  // with attr.st_ino, never reused (core/node.hpp)
+  core::Ino ino = 0;              // the FUSE node id (a tree slot)
+  std::uint64_t generation = 0;  // with ino, never reused (core/node.hpp)
   double timeout = kCacheTimeout;
 };
 struct AttrOut {
@@ -191,7 +192,7 @@ core::Status Server::readdir(std::uint64_t dh, off_t off, Add&& add) const {
   if (off < 0) return core::Errno{EINVAL};
   for (std::size_t i = static_cast<std::size_t>(off); i < handle->entries.size(); ++i) {
     const auto& e = handle->entries[i];
-    if (!add(e.name, e.ino, e.kind, static_cast<off_t>(i + 1))) break;
+    if (!add(e.name, e.st_ino, e.kind, static_cast<off_t>(i + 1))) break;
   }
   return {};
 }
