@@ -306,3 +306,8 @@ fuzz: deps-fuzz $(FUZZ_BINS)  ## run each fuzz target FUZZ_SECONDS (default 20) 
 LOAD_FLAGS ?= --clients 64 --seconds 20
 test-load: $(TEST_DAEMON)  ## 64 clients for 20 s, flock kills, busy unmount (as root; LOAD_FLAGS= to change)
 	@python3 tests/load/load.py --build $(BUILD) $(LOAD_FLAGS)
+
+SOAK_SECONDS ?= 180
+.PHONY: test-soak
+test-soak: $(DAEMON)  ## hotplug, refused stores, a flock flood and line-rate traffic at once; bounds RSS, fds, threads, event log (as root; SOAK_SECONDS=, default 180)
+	@SOAK_SECONDS=$(SOAK_SECONDS) tests/soak/soak --build $(BUILD)

@@ -19,8 +19,18 @@
 // trip itself (the store row of docs/performance.md). A store pays only for what its device
 // and the event log ask.
 //
-// Thread-safety: a Caller belongs to one request; the lazy fields are
-// filled on first use by that request's thread only.
+// Interruption: the fs layer may attach a check that says whether the
+// request was interrupted (the writer got a signal: FUSE_INTERRUPT). A store
+// that can run long (the manual clock's advance) polls interrupted()
+// between steps and gives up with EINTR, like a driver that checks
+// signal_pending() in a loop; what it did apply it names with applied_as(),
+// as the bytes of a store that does exactly that, so the state journal can
+// record the change that really happened (fs/server.cpp).
+//
+// Thread-safety: a Caller belongs to one request; the lazy fields and the
+// applied-part slot are used by that request's thread only; the interrupt
+// check may be called from it at any time (it is the fs layer's job to make
+// that check thread-safe).
 
 #include <sys/types.h>
 
@@ -63,6 +73,19 @@ class Caller {
   // normal (120 + nice). 120 when the process is gone.
   int prio() const;
 
+  // Interruption (see above). `check(arg)` must stay callable while the
+  // request runs; no check attached: never interrupted.
+  using InterruptCheck = bool (*)(void* arg);
+  void set_interrupt_check(InterruptCheck check, void* arg) {
+    interrupt_check_ = check;
+    interrupt_arg_ = arg;
+  }
+  bool interrupted() const { return interrupt_check_ && interrupt_check_(interrupt_arg_); }
+  // A store cut short (EINTR) that changed state: the bytes of an equivalent
+  // complete store. Empty optional: the store applied nothing.
+  void applied_as(std::string bytes) const { applied_ = std::move(bytes); }
+  const std::optional<std::string>& applied() const { return applied_; }
+
  private:
   pid_t pid_;
   uid_t uid_;
@@ -70,6 +93,9 @@ class Caller {
   mutable std::optional<std::uint64_t> cap_effective_;
   mutable std::optional<std::string> comm_;
   mutable std::optional<int> prio_;
+  InterruptCheck interrupt_check_ = nullptr;
+  void* interrupt_arg_ = nullptr;
+  mutable std::optional<std::string> applied_;
 };
 
 }  // namespace vsysfs::core

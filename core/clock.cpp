@@ -44,9 +44,14 @@ bool Clock::next_deadline(Nanos* out) const {
   return true;
 }
 
-std::size_t Clock::run_due(Nanos limit, const std::function<void(Nanos)>& set_now) {
+std::size_t Clock::run_due(Nanos limit, const std::function<void(Nanos)>& set_now,
+                           const std::function<bool()>& stop, bool* stopped) {
   std::size_t ran = 0;
   for (;;) {
+    if (stop && ran % kInterruptCheckEvery == 0 && ran > 0 && stop()) {
+      if (stopped) *stopped = true;
+      break;
+    }
     Callback fn;
     {
       MutexLock lock(mu_);
@@ -77,20 +82,53 @@ Nanos ManualClock::now() const {
   return now_;
 }
 
-void ManualClock::advance(Nanos step) {
-  MutexLock serial(advance_mu_);
-  Nanos target;
+ManualClock::Advanced ManualClock::advance(Nanos step, const std::function<bool()>& interrupted) {
+  // How often a waiting advance looks at its own interruption.
+  constexpr auto kWaitPoll = std::chrono::milliseconds(20);
+  std::unique_lock serial(advance_mu_, std::defer_lock);
+  if (interrupted) {
+    while (!serial.try_lock_for(kWaitPoll))
+      if (interrupted()) return {Nanos{0}, true};
+  } else {
+    serial.lock();
+  }
+  Nanos start, target;
   {
     MutexLock lock(mu_);
+    start = now_;
     target = now_ + step;
   }
   // set_now runs with mu_ held (inside run_due).
-  run_due(target, [this](Nanos deadline) {
+  const auto set_now = [this](Nanos deadline) {
     mu_.assert_held();
     if (deadline > now_) now_ = deadline;
-  });
+  };
+  bool stopped = false;
+  run_due(target, set_now, interrupted, &stopped);
+  if (stopped) {
+    // End at the next whole millisecond past the start that the timers
+    // already run have reached: the applied part is then exactly an
+    // advance of N ms (what the state journal records), at the cost of
+    // at most a millisecond of timers more.
+    Nanos reached;
+    {
+      MutexLock lock(mu_);
+      reached = now_;
+    }
+    constexpr Nanos kMs = std::chrono::milliseconds(1);
+    const Nanos done = reached - start;
+    const Nanos whole = ((done + kMs - Nanos{1}) / kMs) * kMs;
+    if (whole < step) {
+      target = start + whole;
+      run_due(target, set_now);
+    } else {
+      stopped = false;  // it had finished anyway
+      run_due(target, set_now);
+    }
+  }
   MutexLock lock(mu_);
   now_ = target;
+  return {target - start, stopped};
 }
 
 // --- SystemClock -------------------------------------------------------------

@@ -10,6 +10,14 @@
 //                falls inside the step fires in deadline order, with now()
 //                set to its deadline, before advance() returns. Timers a
 //                callback arms inside the step fire in the same step.
+//                A step can be long (line-rate traffic arms a timer per
+//                packet: seconds of work per simulated second), so advance()
+//                takes an interruption check, polled every
+//                kInterruptCheckEvery timers and while it waits for another
+//                advance: once it says stop, the step ends at the next whole
+//                millisecond of simulated time (so that the applied part is
+//                itself a valid advance_ms store) and advance() says how far
+//                it got.
 //
 // Thread-safety: every member may be called from any thread. Timer callbacks
 // run without any clock lock held, one at a time per clock, and may arm or
@@ -55,8 +63,12 @@ class Clock {
  protected:
   // Runs every timer with deadline <= limit; returns how many ran. For a
   // manual clock `set_now` moves simulated time to each deadline first.
-  // set_now runs with mu_ held.
-  std::size_t run_due(Nanos limit, const std::function<void(Nanos)>& set_now) EXCLUDES(mu_);
+  // `stop` (if set) is asked every kInterruptCheckEvery timers; when it
+  // says true, run_due returns early and sets *stopped. set_now runs with
+  // mu_ held.
+  std::size_t run_due(Nanos limit, const std::function<void(Nanos)>& set_now,
+                      const std::function<bool()>& stop = {}, bool* stopped = nullptr)
+      EXCLUDES(mu_);
   // Earliest deadline, if any.
   bool next_deadline(Nanos* out) const EXCLUDES(mu_);
   virtual void timers_changed() {}
@@ -77,15 +89,28 @@ class Clock {
   std::thread::id runner_ GUARDED_BY(mu_);
 };
 
+// How many timers run between two interruption checks: a check costs a
+// mutex round trip in libfuse, a timer callback far more.
+inline constexpr std::size_t kInterruptCheckEvery = 64;
+
 class ManualClock final : public Clock {
  public:
+  struct Advanced {
+    Nanos applied{0};          // how far time moved
+    bool interrupted = false;  // `interrupted` said stop before the whole step
+  };
   Nanos now() const override;
   bool is_manual() const override { return true; }
-  // Moves time forward by `step`, firing due timers in order.
-  void advance(Nanos step);
+  // Moves time forward by `step`, firing due timers in order. With an
+  // `interrupted` check, a stop request ends the step early at a whole
+  // millisecond past the start (applied < step, interrupted set), or
+  // before anything ran if it came while waiting for another advance.
+  Advanced advance(Nanos step, const std::function<bool()>& interrupted = {});
 
  private:
-  Mutex advance_mu_{"manual_clock.advance_mu"};  // serialises advance(); Order: before mu_
+  // serialises advance(); timed, so that a waiter can poll its own
+  // interruption. Order: before mu_
+  TimedMutex advance_mu_{"manual_clock.advance_mu"};
   Nanos now_ GUARDED_BY(mu_){0};
 };
 

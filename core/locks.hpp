@@ -62,6 +62,45 @@ class CAPABILITY("mutex") Mutex {
   int rank_;
 };
 
+// A Mutex whose waiter may give up: try_lock_for() waits at most the given
+// time. For locks held across long work (the state journal's order lock
+// across a clock advance), so that a waiter can look at its own request's
+// interruption between slices instead of waiting unkillably.
+class CAPABILITY("mutex") TimedMutex {
+ public:
+  explicit TimedMutex(const char* name, int rank = 0) : name_(name), rank_(rank) {}
+  TimedMutex(const TimedMutex&) = delete;
+  TimedMutex& operator=(const TimedMutex&) = delete;
+
+  void lock() ACQUIRE() {
+    mu_.lock();
+    lockdep::acquired(name_, rank_, this);
+  }
+  bool try_lock() TRY_ACQUIRE(true) {
+    if (!mu_.try_lock()) return false;
+    lockdep::acquired(name_, rank_, this);
+    return true;
+  }
+  template <typename Rep, typename Period>
+  bool try_lock_for(const std::chrono::duration<Rep, Period>& wait) TRY_ACQUIRE(true) {
+    if (!mu_.try_lock_for(wait)) return false;
+    lockdep::acquired(name_, rank_, this);
+    return true;
+  }
+  void unlock() RELEASE() {
+    lockdep::released(this);
+    mu_.unlock();
+  }
+  bool held() const { return lockdep::held(this); }
+  void assert_held() const ASSERT_CAPABILITY(this);
+  const char* name() const { return name_; }
+
+ private:
+  std::timed_mutex mu_;
+  const char* name_;
+  int rank_;
+};
+
 class CAPABILITY("shared_mutex") SharedMutex {
  public:
   explicit SharedMutex(const char* name, int rank = 0) : name_(name), rank_(rank) {}
@@ -91,6 +130,17 @@ class CAPABILITY("shared_mutex") SharedMutex {
   std::shared_mutex mu_;
   const char* name_;
   int rank_;
+};
+
+class SCOPED_CAPABILITY TimedMutexLock {
+ public:
+  explicit TimedMutexLock(TimedMutex& mu) ACQUIRE(mu) : mu_(mu) { mu_.lock(); }
+  ~TimedMutexLock() RELEASE() { mu_.unlock(); }
+  TimedMutexLock(const TimedMutexLock&) = delete;
+  TimedMutexLock& operator=(const TimedMutexLock&) = delete;
+
+ private:
+  TimedMutex& mu_;
 };
 
 class SCOPED_CAPABILITY MutexLock {
@@ -156,7 +206,9 @@ class CondVar {
 // the analysis.
 class ConditionalLock {
  public:
-  explicit ConditionalLock(Mutex* mu) NO_THREAD_SAFETY_ANALYSIS : mu_(mu) {
+  // Holds nothing until acquire().
+  ConditionalLock() = default;
+  explicit ConditionalLock(TimedMutex* mu) NO_THREAD_SAFETY_ANALYSIS : mu_(mu) {
     if (mu_ != nullptr) mu_->lock();
   }
   ~ConditionalLock() NO_THREAD_SAFETY_ANALYSIS {
@@ -165,8 +217,19 @@ class ConditionalLock {
   ConditionalLock(const ConditionalLock&) = delete;
   ConditionalLock& operator=(const ConditionalLock&) = delete;
 
+  // Takes mu, waiting `slice` at a time and asking give_up() between
+  // slices; false (nothing held) when it said yes.
+  template <typename GiveUp>
+  bool acquire(TimedMutex& mu, std::chrono::milliseconds slice,
+               GiveUp give_up) NO_THREAD_SAFETY_ANALYSIS {
+    while (!mu.try_lock_for(slice))
+      if (give_up()) return false;
+    mu_ = &mu;
+    return true;
+  }
+
  private:
-  Mutex* mu_;
+  TimedMutex* mu_ = nullptr;
 };
 
 class SCOPED_CAPABILITY ReadLock {

@@ -44,11 +44,13 @@ class Node {
  public:
   using ChildMap = std::map<std::string, Ino, std::less<>>;
 
-  // `target` only for a symlink.
-  Node(NodeKind k, std::string n, Ino i, mode_t m, std::string link_target = {})
+  // `target` only for a symlink. `gen`: see `generation`.
+  Node(NodeKind k, std::string n, Ino i, mode_t m, std::string link_target = {},
+       std::uint64_t gen = 0)
       : kind(k),
         mode(m),
         ino(i),
+        generation(gen),
         name(std::move(n)),
         children(k == NodeKind::Dir ? std::make_unique<ChildMap>() : nullptr),
         target_storage_(k == NodeKind::Symlink ? std::make_unique<const std::string>(std::move(link_target))
@@ -67,6 +69,15 @@ class Node {
   std::atomic<uid_t> uid{0};
   std::atomic<gid_t> gid{0};
   const Ino ino;
+  // `ino` is the slot in the tree's table (the FUSE node id), reused once
+  // the kernel forgot a removed node; the pair (ino, generation) is never
+  // reused. FUSE gets the generation with every entry (the kernel treats a
+  // node id whose generation changed as a different inode: fuse_iget and
+  // fuse_stale_inode, fs/fuse/inode.c), and st_ino() folds it in the way
+  // kernfs builds its ids (fs/kernfs/dir.c __kernfs_new_node: id =
+  // id_highbits << 32 | cyclic low bits; kernfs_id_ino on 64-bit is the
+  // whole id), so a re-added file never shows an inode number seen before.
+  const std::uint64_t generation;
   Ino parent = 0;  // guarded by Tree::mu_
   std::atomic<std::uint64_t> nlookup{0};
   std::atomic<std::uint64_t> event{0};  // sysfs_notify counter
@@ -93,6 +104,11 @@ class Node {
   const std::string& target;
 
   bool is_dir() const { return kind == NodeKind::Dir; }
+
+  // The inode number stat() and readdir show (see `generation`). Slots stay
+  // far below 2^32: a large machine has about a million nodes.
+  static std::uint64_t st_ino_of(Ino slot, std::uint64_t gen) { return gen << 32 | slot; }
+  std::uint64_t st_ino() const { return st_ino_of(ino, generation); }
 
   // The file size stat() reports: 4096 for text, the declared (or
   // run-time) size for binary, 0 for seq files, dirs and links.

@@ -61,7 +61,12 @@ void Tree::set_observer(Observer* observer) {
 // duplicate check): building a large machine inserts about a million.
 Ino Tree::new_node_locked(NodeKind kind, std::string_view name, mode_t mode, Ino parent,
                           std::string target, const ChildMap::const_iterator* hint) {
-  const Ino ino = nodes_.size();
+  Ino ino = nodes_.size();
+  std::uint64_t generation = 0;
+  if (!free_.empty()) {
+    ino = free_.back().ino;
+    generation = free_.back().generation + 1;
+  }
   ChildMap& entries = *nodes_[parent]->children;
   const std::size_t before = entries.size();
   auto it = hint ? entries.emplace_hint(*hint, std::string(name), ino)
@@ -69,9 +74,14 @@ Ino Tree::new_node_locked(NodeKind kind, std::string_view name, mode_t mode, Ino
   if (entries.size() == before)
     throw TreeError("duplicate name: " + path_of_locked(parent) + "/" + std::string(name));
   try {
-    auto node = std::make_shared<Node>(kind, it->first, ino, mode, std::move(target));
+    auto node = std::make_shared<Node>(kind, it->first, ino, mode, std::move(target), generation);
     node->parent = parent;
-    nodes_.push_back(std::move(node));
+    if (ino == nodes_.size()) {
+      nodes_.push_back(std::move(node));
+    } else {
+      nodes_[ino] = std::move(node);
+      free_.pop_back();
+    }
   } catch (...) {
     entries.erase(it);
     throw;
@@ -159,8 +169,17 @@ void Tree::kill_locked(Ino ino, std::vector<Ino>* dead) {
   Node& n = *nodes_[ino];
   n.alive.store(false);
   dead->push_back(ino);
-  if (n.children)
+  if (n.children) {
     for (auto& [name, child] : *n.children) kill_locked(child, dead);
+    // A removed kernfs directory is empty; and its entries' slots may be
+    // reused by other nodes, which a lookup under it must never reach.
+    n.children->clear();
+  }
+}
+
+void Tree::free_slot_locked(Ino ino) {
+  free_.push_back({ino, nodes_[ino]->generation});
+  nodes_[ino].reset();
 }
 
 Status Tree::remove(std::string_view path) {
@@ -179,7 +198,7 @@ Status Tree::remove(std::string_view path) {
     obs = observer_;
     // Nodes the kernel never looked up can go now; the others when forgotten.
     for (Ino d : dead)
-      if (nodes_[d]->nlookup.load() == 0) nodes_[d].reset();
+      if (nodes_[d]->nlookup.load() == 0) free_slot_locked(d);
   }
   {
     // kernfs frees a node's iattrs with the node; inode numbers are never
@@ -217,6 +236,9 @@ std::shared_ptr<Node> Tree::lookup(Ino parent, std::string_view name) const {
   ReadLock lock(mu_);
   if (parent == 0 || parent >= nodes_.size() || !nodes_[parent]) return nullptr;
   const Node& dir = *nodes_[parent];
+  // A dead directory has no entries, and its parent's slot may hold
+  // another node by now.
+  if (!dir.alive.load()) return nullptr;
   if (name == ".") return nodes_[parent];
   if (name == "..") return nodes_[dir.parent];
   if (!dir.children) return nullptr;
@@ -237,7 +259,8 @@ Result<std::vector<DirEntry>> Tree::list(Ino dir) const {
   if (!d.is_dir()) return Errno{ENOTDIR};
   std::vector<DirEntry> out;
   out.reserve(d.children->size());
-  for (const auto& [name, ino] : *d.children) out.push_back({name, ino, nodes_[ino]->kind});
+  for (const auto& [name, ino] : *d.children)
+    out.push_back({name, ino, nodes_[ino]->kind, nodes_[ino]->st_ino()});
   return out;
 }
 
@@ -267,7 +290,18 @@ void Tree::forget(Ino ino, std::uint64_t n) {
   const std::uint64_t before = node.nlookup.load();
   node.nlookup.store(before >= n ? before - n : 0);
   // A dead node leaves the table once the kernel holds no reference.
-  if (!node.alive.load() && node.nlookup.load() == 0) nodes_[ino].reset();
+  if (!node.alive.load() && node.nlookup.load() == 0) free_slot_locked(ino);
+}
+
+bool Tree::looked_up(Node& node) {
+  ReadLock lock(mu_);
+  // remove() and forget() decide under the write lock whether a slot is
+  // free; under the read lock, the node either is still in its slot (and
+  // the count we add keeps it there) or is gone.
+  if (node.ino >= nodes_.size() || nodes_[node.ino].get() != &node || !node.alive.load())
+    return false;
+  node.nlookup.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 Status Tree::set_mode(Ino ino, mode_t mode) {
@@ -380,6 +414,11 @@ void Tree::notify(Ino ino) {
     obs = observer_;
   }
   if (obs) obs->notified(ino);
+}
+
+std::size_t Tree::slot_count() const {
+  ReadLock lock(mu_);
+  return nodes_.size() - 1;
 }
 
 std::size_t Tree::node_count() const {

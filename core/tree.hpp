@@ -1,9 +1,14 @@
 #pragma once
 
-// Tree: the sysfs hierarchy (kernel: kernfs_root). Inode numbers index a
-// table owned by the tree: root is 1, numbers are never reused within a
-// mount, and a removed node stays addressable (dead) until the kernel
-// forgets it. Devices are added with their attribute tables
+// Tree: the sysfs hierarchy (kernel: kernfs_root). Node ids (Ino, the FUSE
+// node ids) index a table owned by the tree: root is 1, and a removed node
+// stays addressable (dead) until the kernel forgets it. Then its slot is
+// free and the next new node takes it, with the slot's generation one
+// higher, so hotplug that adds and removes nodes forever keeps the table
+// at its high-water mark instead of growing a slot per node ever created.
+// The inode number users see folds the generation in (Node::st_ino, the
+// layout of kernfs ids: fs/kernfs/dir.c), so like in sysfs a re-added file
+// never shows an inode number seen before. Devices are added with their attribute tables
 // (add_device, the device_add + sysfs_create_groups analogue); each device
 // gets a Kobject handle through which it calls sysfs_notify().
 //
@@ -98,6 +103,7 @@ struct DirEntry {
   std::string name;
   Ino ino;
   NodeKind kind;
+  std::uint64_t st_ino;  // what readdir shows (Node::st_ino)
 };
 
 class Tree {
@@ -139,7 +145,10 @@ class Tree {
   std::string path_of(Ino ino) const;
 
   // The kernel looked the node up (entry reply) / forgot it n times.
-  void looked_up(Node& node) { node.nlookup.fetch_add(1, std::memory_order_relaxed); }
+  // looked_up counts only a node that is still alive in its slot (false
+  // otherwise: the caller must not hand it out), checked under the tree
+  // lock so that a concurrent remove() cannot free the slot in between.
+  bool looked_up(Node& node);
   void forget(Ino ino, std::uint64_t n);
 
   // chmod/chown of a node (root only: the fs layer checks the caller).
@@ -166,6 +175,9 @@ class Tree {
   void notify(Ino ino);
 
   std::size_t node_count() const;
+  // Slots in the inode table, used or free: the high-water mark of
+  // node_count().
+  std::size_t slot_count() const;
 
  private:
   struct AttrSpec {
@@ -187,6 +199,8 @@ class Tree {
                       std::string target = {}, const ChildMap::const_iterator* hint = nullptr);
   std::string path_of_locked(Ino ino) const;
   void kill_locked(Ino ino, std::vector<Ino>* dead);
+  // Empties slot `ino` (a dead node nobody in the kernel holds) for reuse.
+  void free_slot_locked(Ino ino);
 
   // The iattrs of `ino`, allocated (times = now) when absent. nullptr for
   // an unknown or dead node.
@@ -203,6 +217,13 @@ class Tree {
   // lock while no node has iattrs (the common case).
   std::atomic<std::size_t> iattr_count_{0};
   std::vector<std::shared_ptr<Node>> nodes_;  // index = ino; [0] unused
+  // Free slots with the generation of the node that last used each;
+  // reused last-freed first. Guarded by mu_.
+  struct FreeSlot {
+    Ino ino;
+    std::uint64_t generation;
+  };
+  std::vector<FreeSlot> free_;
   Observer* observer_ = nullptr;
 };
 

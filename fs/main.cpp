@@ -17,6 +17,7 @@
 
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@
 #include <csignal>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -163,12 +165,30 @@ void check_mount_point(const std::string& path) {
 
 }  // namespace
 
+// See main(): how the daemon's heap is kept from growing.
+constexpr int kMmapThreshold = 1 << 20;
+constexpr int kMallocArenas = 2;
+
 int main(int argc, char* argv[]) {
   // A closed reader of -o events (a pipe) must cost the daemon its events,
   // never its life: SIGPIPE stays ignored for the whole run, including
   // after fuse_remove_signal_handlers() puts back the default at unmount
   // (libfuse ignores it only while its handlers are installed).
   std::signal(SIGPIPE, SIG_IGN);
+  // Resident memory must not grow with readers of the event log or with
+  // the number of FUSE workers a burst started (docs/soak.md, measured):
+  // - glibc raises its mmap threshold each time a large block is freed
+  //   (up to 32 MiB), so after the first read of kernel/debug/vsysfs/events
+  //   (one string the size of the log, up to 32 MiB) the next renderings
+  //   came from the heap and stayed resident between the log's own small
+  //   blocks: RSS stepped up by a log size at a time. A fixed threshold
+  //   keeps every block over 1 MiB in its own mapping, returned on free.
+  // - glibc gives threads up to 8 malloc arenas per core, and the log's
+  //   churn leaves free memory in each: RSS stepped up with the worker
+  //   count. Two arenas kept it flat; the workers mostly wait on /dev/fuse.
+  // The MALLOC_* environment variables still win.
+  if (!std::getenv("MALLOC_MMAP_THRESHOLD_")) (void)mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
+  if (!std::getenv("MALLOC_ARENA_MAX")) (void)mallopt(M_ARENA_MAX, kMallocArenas);
   fuse_args args = FUSE_ARGS_INIT(argc, argv);
   Options opts;
   if (fuse_opt_parse(&args, &opts, kOptionSpec, take_mountpoint) == -1)

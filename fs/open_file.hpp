@@ -45,7 +45,7 @@ struct OpenFile {
 struct DirHandle {
   struct Entry {
     std::string name;
-    core::Ino ino;
+    std::uint64_t st_ino;  // what readdir shows: Node::st_ino, not the node id
     core::NodeKind kind;
   };
   std::vector<Entry> entries;

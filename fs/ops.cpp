@@ -17,9 +17,20 @@ namespace {
 
 Server& server(fuse_req_t req) { return *static_cast<Server*>(fuse_req_userdata(req)); }
 
+// The request's interruption as the device layer sees it: libfuse marks
+// the request when FUSE_INTERRUPT for it arrives (the writer got a signal;
+// another worker reads it). Polled, not a callback: a callback may run on
+// that other worker after this request replied.
+bool request_interrupted(void* req) {
+  return fuse_req_interrupted(static_cast<fuse_req_t>(req)) != 0;
+}
+
+// Valid while the request is: it carries the request for interrupted().
 core::Caller caller_of(fuse_req_t req) {
   const fuse_ctx* ctx = fuse_req_ctx(req);
-  return core::Caller(ctx->pid, ctx->uid, ctx->gid);
+  core::Caller caller(ctx->pid, ctx->uid, ctx->gid);
+  caller.set_interrupt_check(&request_interrupted, req);
+  return caller;
 }
 
 // Runs `body`; if it throws, replies EIO (if it had not replied yet, which
@@ -201,7 +212,7 @@ void op_readdir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_in
     std::string buf(size, '\0');
     std::size_t used = 0;
     auto status = server(req).readdir(
-        fi->fh, off, [&](const std::string& name, core::Ino ino, core::NodeKind kind, off_t next) {
+        fi->fh, off, [&](const std::string& name, std::uint64_t ino, core::NodeKind kind, off_t next) {
           struct stat st {};
           st.st_ino = ino;
           st.st_mode = kind == core::NodeKind::Dir       ? S_IFDIR

@@ -11,7 +11,8 @@ void reply(fuse_req_t req, core::Status s) noexcept { fuse_reply_err(req, s ? 0 
 void reply(fuse_req_t req, const core::Result<EntryOut>& r) noexcept {
   if (!r) return reply_error(req, r.error());
   fuse_entry_param e{};
-  e.ino = r->attr.st_ino;
+  e.ino = r->ino;
+  e.generation = r->generation;
   e.attr = r->attr;
   e.attr_timeout = r->timeout;
   e.entry_timeout = r->timeout;

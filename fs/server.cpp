@@ -64,7 +64,7 @@ void Server::detach() {
 }
 
 void Server::fill_stat(const core::Node& node, struct stat& st) const {
-  st.st_ino = node.ino;
+  st.st_ino = node.st_ino();
   const mode_t perm = node.mode.load();
   switch (node.kind) {
     case core::NodeKind::Dir:
@@ -103,7 +103,11 @@ core::Result<EntryOut> Server::lookup(core::Ino parent, std::string_view name) {
   if (!node || !node->alive.load()) return core::Errno{ENOENT};
   EntryOut out;
   fill_stat(*node, out.attr);
-  tree_.looked_up(*node);
+  out.ino = node->ino;
+  out.generation = node->generation;
+  // Removed meanwhile (its slot may already serve another node): as if
+  // the lookup had come a moment later.
+  if (!tree_.looked_up(*node)) return core::Errno{ENOENT};
   return out;
 }
 
@@ -131,7 +135,8 @@ core::Result<AttrOut> Server::setattr(const core::Caller& caller, core::Ino ino,
     return core::Errno{EFBIG};
   // With a state file, the change and its journal record are one step:
   // ordered with every other change, durable before we return.
-  core::ConditionalLock order(journal_ ? &journal_->order_mutex() : nullptr);
+  core::ConditionalLock order;
+  VSYSFS_TRY_STATUS(lock_order(caller, order));
   if (in.set_mode) {
     VSYSFS_TRY_STATUS(tree_.set_mode(ino, in.mode & 07777));
     env_.log(&caller, "vfs", "chmod", "OK",
@@ -317,7 +322,8 @@ core::Result<std::size_t> Server::write(const core::Caller& caller, std::uint64_
       count = static_cast<std::size_t>(std::min<std::uint64_t>(count, limit - pos));
     }
     if (count == 0) return std::size_t{0};
-    core::ConditionalLock order(journal_ ? &journal_->order_mutex() : nullptr);
+    core::ConditionalLock order;
+    VSYSFS_TRY_STATUS(lock_order(caller, order));
     auto n = node.bin_write(caller, pos, std::span<const char>(data.data(), count));
     if (!n) return n.error();
     if (journal_ && *n > 0) {
@@ -335,12 +341,18 @@ core::Result<std::size_t> Server::write(const core::Caller& caller, std::uint64_
   char buf[core::kPageSize + 1];
   std::memcpy(buf, data.data(), count);
   buf[count] = '\0';
-  core::ConditionalLock order(journal_ ? &journal_->order_mutex() : nullptr);
+  core::ConditionalLock order;
+  VSYSFS_TRY_STATUS(lock_order(caller, order));
   auto n = node.store(caller, std::string_view(buf, count));
   if (n && *n > 0 && journal_) {
     // Exactly what store() saw: replay hands it the same buffer.
     auto rec = core::StateRecord::store(tree_.path_of(node.ino), std::string(buf, count));
     if (auto st = journal_append(caller, rec); !st) n = st.error();
+  } else if (!n && journal_ && caller.applied()) {
+    // Interrupted part way (EINTR): the part it did apply is a change
+    // like any other, recorded as the equivalent complete store.
+    auto rec = core::StateRecord::store(tree_.path_of(node.ino), *caller.applied());
+    (void)journal_append(caller, rec);
   }
   {
     // A write on this descriptor makes the next read re-run show().
@@ -349,6 +361,17 @@ core::Result<std::size_t> Server::write(const core::Caller& caller, std::uint64_
   }
   if (!n) return n.error();
   return std::min(*n, count);
+}
+
+core::Status Server::lock_order(const core::Caller& caller, core::ConditionalLock& order) {
+  if (!journal_) return {};
+  // How often a change waiting for the order lock looks at its own
+  // interruption: a long change (a clock advance) may hold the lock for
+  // as long as its writer lets it run.
+  constexpr auto kWaitPoll = std::chrono::milliseconds(20);
+  if (!order.acquire(journal_->order_mutex(), kWaitPoll, [&] { return caller.interrupted(); }))
+    return core::Errno{EINTR};  // nothing changed
+  return {};
 }
 
 core::Status Server::journal_append(const core::Caller& caller, core::StateRecord& rec) {
@@ -511,10 +534,11 @@ core::Result<std::uint64_t> Server::opendir(core::Ino ino) {
     dir_handles_.insert(dh);
   }
   auto node = tree_.get(ino);
+  auto up = node ? tree_.get(node->parent) : nullptr;
   dh->entries.reserve(entries->size() + 2);
-  dh->entries.push_back({".", ino, core::NodeKind::Dir});
-  dh->entries.push_back({"..", node ? node->parent : ino, core::NodeKind::Dir});
-  for (auto& e : *entries) dh->entries.push_back({std::move(e.name), e.ino, e.kind});
+  dh->entries.push_back({".", node ? node->st_ino() : ino, core::NodeKind::Dir});
+  dh->entries.push_back({"..", up ? up->st_ino() : ino, core::NodeKind::Dir});
+  for (auto& e : *entries) dh->entries.push_back({std::move(e.name), e.st_ino, e.kind});
   return reinterpret_cast<std::uint64_t>(dh);
 }
 

@@ -49,6 +49,8 @@ inline constexpr std::chrono::seconds kInvalidationWait{1};
 
 struct EntryOut {
   struct stat attr {};
+  core::Ino ino = 0;              // the FUSE node id (a tree slot)
+  std::uint64_t generation = 0;  // with ino, never reused (core/node.hpp)
   double timeout = kCacheTimeout;
 };
 struct AttrOut {
@@ -181,6 +183,10 @@ class Server final : public core::Tree::Observer {
   void fill_stat(const core::Node& node, struct stat& st) const;
   core::Result<ReadOut> read_bytes(const core::Caller& caller, std::uint64_t fh, std::size_t size,
                                    off_t off);
+  // With a state file: takes the journal's order lock into `order`, which
+  // serialises every change with its record. EINTR, having changed
+  // nothing, when the caller's request is interrupted while it waits.
+  core::Status lock_order(const core::Caller& caller, core::ConditionalLock& order);
   // Appends a record (caller uid/gid filled in for stores); EIO on failure.
   // Called with the journal's order mutex held.
   core::Status journal_append(const core::Caller& caller, core::StateRecord& rec);
@@ -226,7 +232,7 @@ core::Status Server::readdir(std::uint64_t dh, off_t off, Add&& add) const {
   if (off < 0) return core::Errno{EINVAL};
   for (std::size_t i = static_cast<std::size_t>(off); i < handle->entries.size(); ++i) {
     const auto& e = handle->entries[i];
-    if (!add(e.name, e.ino, e.kind, static_cast<off_t>(i + 1))) break;
+    if (!add(e.name, e.st_ino, e.kind, static_cast<off_t>(i + 1))) break;
   }
   return {};
 }

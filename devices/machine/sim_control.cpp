@@ -4,6 +4,8 @@
 
 #include <cerrno>
 
+#include <fmt/format.h>
+
 #include "core/parse.hpp"
 
 namespace vsysfs::devices {
@@ -65,7 +67,20 @@ core::Result<std::size_t> SimControl::advance_ms_store(const core::Caller& calle
   if (*ms > 100ULL * 365 * 24 * 3600 * 1000) return core::Errno{ERANGE};
   if (!manual_clock_) return core::Errno{EOPNOTSUPP};
   env_.log(&caller, "clock", "advance", "OK", {{"ms", *ms}});
-  manual_clock_->advance(std::chrono::milliseconds(*ms));
+  // A long step stops when the writer is signalled (a driver's
+  // signal_pending() loop): without that, the writer sat in D state behind
+  // a reply only the whole step could produce, and SIGKILL did not end it.
+  const auto done = manual_clock_->advance(std::chrono::milliseconds(*ms),
+                                           [&caller] { return caller.interrupted(); });
+  if (done.interrupted) {
+    const auto applied_ms =
+        static_cast<std::uint64_t>(done.applied / std::chrono::milliseconds(1));
+    env_.log(&caller, "clock", "advance", "EINTR", {{"ms", *ms}, {"applied_ms", applied_ms}});
+    // What did happen is an advance of applied_ms: that is what a state
+    // file must replay.
+    if (applied_ms > 0) caller.applied_as(fmt::format("{}", applied_ms));
+    return core::Errno{EINTR};
+  }
   return in.size();
 }
 

@@ -11,6 +11,12 @@
 //                               ms (kstrtoull, base 0), running every due
 //                               timer before the write returns. EINVAL for
 //                               junk, EOPNOTSUPP with the real clock.
+//                               Interruptible: a writer that gets a signal
+//                               ends it with EINTR after a whole number of
+//                               ms; the log's second "advance" event
+//                               (result EINTR) says how far it got
+//                               ("applied_ms"), and -o state records that
+//                               part.
 //   events                0400  the event log, one JSON object per line
 //                               (seq_file: no page limit)
 //   events_clear          0200  any write empties the in-memory log
