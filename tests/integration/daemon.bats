@@ -149,6 +149,8 @@ teardown() {
 @test "-o events=FILE appends the event log as JSON lines" {
   vsysfs_start -o clock=manual,events="$WORK/ev.jsonl"
   echo 250 > "$(ctl clock/advance_ms)"
+  # The sink is written by its own thread (docs/trust.md): wait for it.
+  for _ in $(seq 100); do grep -q '"what":"advance"' "$WORK/ev.jsonl" && break; sleep 0.05; done
   grep '"what":"advance"' "$WORK/ev.jsonl" | python3 -c 'import json,sys; e=json.loads(sys.stdin.readline()); assert e["data"]["ms"]==250 and e["uid"]==0 and e["comm"], e'
   # The events file in the mount shows the same events.
   grep -q '"what":"advance"' "$(ctl events)"
