@@ -153,7 +153,10 @@ endif
 STEPS ?= 3000
 test-random: $(UNIT)  ## random operation sequences: make test-random SEED=N STEPS=N
 	@echo "test-random: VSYSFS_RANDOM_SEED=$(SEED) VSYSFS_RANDOM_STEPS=$(STEPS)"
-	VSYSFS_RANDOM_SEED=$(SEED) VSYSFS_RANDOM_STEPS=$(STEPS) VSYSFS_RANDOM_VERBOSE=1 $(UNIT) -tc='*random*' -tce='stress: many files*,threads: random locks*'
+	VSYSFS_RANDOM_SEED=$(SEED) VSYSFS_RANDOM_STEPS=$(STEPS) VSYSFS_RANDOM_VERBOSE=1 \
+	  VSYSFS_NET_RANDOM_SEED=$(SEED) VSYSFS_NET_RANDOM_STEPS=$(STEPS) \
+	  VSYSFS_LOCK_SEED=$(SEED) VSYSFS_LOCK_STEPS=$(STEPS) \
+	  $(UNIT) -tc='*random*' -tce='stress: many files*,threads: random locks*'
 
 integration: all  ## the bats suites only
 	@BUILD=$(BUILD) tests/run-all --integration-only
