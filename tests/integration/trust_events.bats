@@ -15,7 +15,7 @@ teardown() {
   vsysfs_stop
 }
 
-@test "refused 4 KB writes are logged cut: the log grows by a bounded amount per write" {
+@test "refused 4 KB writes are logged bounded: the log grows by a bounded amount per write" {
   vsysfs_start -o clock=manual
   # 2000 refused writes of a page of control bytes (six bytes each once
   # escaped): uncut, that is 48 MB of log; cut, under 4 MB.
@@ -30,7 +30,11 @@ for _ in range(2000):
 PY
   size=$(wc -c < "$(ctl events)")
   [ "$size" -lt $((4 * 1024 * 1024)) ]
-  grep -q '\.\.\.(+3744 bytes)' "$(ctl events)"
+  # No event carries the page: the uevent store logs the kernel's message
+  # (core/kobject_uevent.cpp), and any string field is cut at 256 bytes
+  # (tests/core/event_log_test.cpp).
+  longest=$(awk '{ if (length($0) > m) m = length($0) } END { print m + 0 }' "$(ctl events)")
+  [ "$longest" -lt 2048 ]
 }
 
 @test "a flock flood by nobody evicts nobody's events, not root's, and counts them" {
