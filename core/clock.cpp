@@ -177,6 +177,7 @@ void SystemClock::loop() {
 
 void Timer::mod_timer(Nanos deadline) {
   MutexLock lock(mu_);
+  if (shut_down_) return;  // the owner is going away
   if (id_ != 0) clock_.cancel_timer(id_);
   expires_ = deadline;
   // The callback learns its own id through `mine`, written below while mu_
@@ -203,8 +204,18 @@ bool Timer::del_timer() {
 }
 
 void Timer::del_timer_sync() {
-  del_timer();
-  clock_.sync();
+  do {
+    del_timer();
+    clock_.sync();
+  } while (pending());
+}
+
+void Timer::shutdown_sync() {
+  {
+    MutexLock lock(mu_);
+    shut_down_ = true;
+  }
+  del_timer_sync();
 }
 
 bool Timer::pending() const {

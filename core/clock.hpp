@@ -136,12 +136,15 @@ class SystemClock final : public Clock {
 };
 
 // A re-armable one-shot timer owned by a device (kernel: struct timer_list
-// with mod_timer/del_timer_sync). Destruction cancels and waits for a
-// running callback, so the callback may safely use its owner.
+// with mod_timer/del_timer_sync). Destruction is timer_shutdown_sync():
+// later mod_timer() calls are ignored, then it cancels and waits for a
+// running callback, so a callback that re-arms its own timer (the Xen
+// kthread's hourly wake) cannot leave an entry behind that fires into a
+// freed owner.
 class Timer {
  public:
   Timer(Clock& clock, Clock::Callback fn) : clock_(clock), fn_(std::move(fn)) {}
-  ~Timer() { del_timer_sync(); }
+  ~Timer() { shutdown_sync(); }
   Timer(const Timer&) = delete;
   Timer& operator=(const Timer&) = delete;
 
@@ -151,7 +154,11 @@ class Timer {
   void schedule_in(Nanos delay) { mod_timer(clock_.now() + delay); }
   // true when it was pending.
   bool del_timer();
+  // Cancels and waits for a running callback; again if that callback
+  // re-armed the timer meanwhile.
   void del_timer_sync();
+  // timer_shutdown_sync: no re-arming from now on, then del_timer_sync().
+  void shutdown_sync();
   bool pending() const;
   Nanos expires() const;
 
@@ -160,6 +167,7 @@ class Timer {
   Clock::Callback fn_;
   mutable Mutex mu_{"timer.mu"};  // Order: before Clock::mu_
   Clock::TimerId id_ GUARDED_BY(mu_) = 0;
+  bool shut_down_ GUARDED_BY(mu_) = false;
   Nanos expires_ GUARDED_BY(mu_){0};
 };
 
