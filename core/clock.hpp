@@ -110,7 +110,7 @@ class ManualClock final : public Clock {
  private:
   // serialises advance(); timed, so that a waiter can poll its own
   // interruption. Order: before mu_
-  TimedMutex advance_mu_{"manual_clock.advance_mu"};
+  Mutex advance_mu_{"manual_clock.advance_mu"};
   Nanos now_ GUARDED_BY(mu_){0};
 };
 

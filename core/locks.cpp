@@ -68,11 +68,4 @@ void Mutex::assert_held() const {
   }
 }
 
-void TimedMutex::assert_held() const {
-  if (!held()) {
-    std::fprintf(stderr, "vsysfs: %s must be held here\n", name_);
-    std::abort();
-  }
-}
-
 }  // namespace vsysfs::core

@@ -45,45 +45,13 @@ class CAPABILITY("mutex") Mutex {
     lockdep::acquired(name_, rank_, this);
     return true;
   }
-  void unlock() RELEASE() {
-    lockdep::released(this);
-    mu_.unlock();
-  }
-  // Held by the calling thread (debug builds); always true otherwise.
-  bool held() const { return lockdep::held(this); }
-  // Aborts (debug builds) when the calling thread does not hold the lock.
-  void assert_held() const ASSERT_CAPABILITY(this);
-  const char* name() const { return name_; }
-
- private:
-  friend class CondVar;
-  std::mutex mu_;
-  const char* name_;
-  int rank_;
-};
-
-// A Mutex whose waiter may give up: try_lock_for() waits at most the given
-// time. For locks held across long work (the state journal's order lock
-// across a clock advance), so that a waiter can look at its own request's
-// interruption between slices instead of waiting unkillably. The wait
-// polls try_lock: std::timed_mutex waits in pthread_mutex_clocklock, which
-// ThreadSanitizer (GCC 12) does not see, so every unlock after it looked
-// like the unlock of an unlocked mutex. Only contended waits poll.
-class CAPABILITY("mutex") TimedMutex {
- public:
-  explicit TimedMutex(const char* name, int rank = 0) : name_(name), rank_(rank) {}
-  TimedMutex(const TimedMutex&) = delete;
-  TimedMutex& operator=(const TimedMutex&) = delete;
-
-  void lock() ACQUIRE() {
-    mu_.lock();
-    lockdep::acquired(name_, rank_, this);
-  }
-  bool try_lock() TRY_ACQUIRE(true) {
-    if (!mu_.try_lock()) return false;
-    lockdep::acquired(name_, rank_, this);
-    return true;
-  }
+  // Waits at most `wait`. For locks held across long work (the state
+  // journal's order lock across a clock advance), so that a waiter can look
+  // at its own request's interruption between slices instead of waiting
+  // unkillably. The wait polls try_lock: std::timed_mutex waits in
+  // pthread_mutex_clocklock, which ThreadSanitizer (GCC 12) does not see,
+  // so every unlock after it looked like the unlock of an unlocked mutex.
+  // Only contended waits poll.
   template <typename Rep, typename Period>
   bool try_lock_for(const std::chrono::duration<Rep, Period>& wait) TRY_ACQUIRE(true) {
     const auto deadline = std::chrono::steady_clock::now() + wait;
@@ -98,11 +66,14 @@ class CAPABILITY("mutex") TimedMutex {
     lockdep::released(this);
     mu_.unlock();
   }
+  // Held by the calling thread (debug builds); always true otherwise.
   bool held() const { return lockdep::held(this); }
+  // Aborts (debug builds) when the calling thread does not hold the lock.
   void assert_held() const ASSERT_CAPABILITY(this);
   const char* name() const { return name_; }
 
  private:
+  friend class CondVar;
   std::mutex mu_;
   const char* name_;
   int rank_;
@@ -137,17 +108,6 @@ class CAPABILITY("shared_mutex") SharedMutex {
   std::shared_mutex mu_;
   const char* name_;
   int rank_;
-};
-
-class SCOPED_CAPABILITY TimedMutexLock {
- public:
-  explicit TimedMutexLock(TimedMutex& mu) ACQUIRE(mu) : mu_(mu) { mu_.lock(); }
-  ~TimedMutexLock() RELEASE() { mu_.unlock(); }
-  TimedMutexLock(const TimedMutexLock&) = delete;
-  TimedMutexLock& operator=(const TimedMutexLock&) = delete;
-
- private:
-  TimedMutex& mu_;
 };
 
 class SCOPED_CAPABILITY MutexLock {
@@ -215,7 +175,7 @@ class ConditionalLock {
  public:
   // Holds nothing until acquire().
   ConditionalLock() = default;
-  explicit ConditionalLock(TimedMutex* mu) NO_THREAD_SAFETY_ANALYSIS : mu_(mu) {
+  explicit ConditionalLock(Mutex* mu) NO_THREAD_SAFETY_ANALYSIS : mu_(mu) {
     if (mu_ != nullptr) mu_->lock();
   }
   ~ConditionalLock() NO_THREAD_SAFETY_ANALYSIS {
@@ -227,7 +187,7 @@ class ConditionalLock {
   // Takes mu, waiting `slice` at a time and asking give_up() between
   // slices; false (nothing held) when it said yes.
   template <typename GiveUp>
-  bool acquire(TimedMutex& mu, std::chrono::milliseconds slice,
+  bool acquire(Mutex& mu, std::chrono::milliseconds slice,
                GiveUp give_up) NO_THREAD_SAFETY_ANALYSIS {
     while (!mu.try_lock_for(slice))
       if (give_up()) return false;
@@ -236,7 +196,7 @@ class ConditionalLock {
   }
 
  private:
-  TimedMutex* mu_ = nullptr;
+  Mutex* mu_ = nullptr;
 };
 
 class SCOPED_CAPABILITY ReadLock {

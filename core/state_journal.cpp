@@ -327,7 +327,7 @@ void StateJournal::note_pid() {
 }
 
 void StateJournal::rewrite(const std::vector<StateRecord>& records) {
-  TimedMutexLock lock(order_mu_);
+  MutexLock lock(order_mu_);
   const std::string tmp = path_ + ".tmp";
   // O_EXCL|O_NOFOLLOW: never open (and truncate) what a planted FILE.tmp
   // points to. We hold FILE.lock, so an existing FILE.tmp is a crashed

@@ -142,7 +142,7 @@ class StateJournal {
   // Timed, so that a change waiting behind a long one (a clock advance
   // runs device timers for as long as the step takes) can give up when its
   // own writer is interrupted instead of waiting unkillably.
-  TimedMutex& order_mutex() RETURN_CAPABILITY(order_mu_) { return order_mu_; }
+  Mutex& order_mutex() RETURN_CAPABILITY(order_mu_) { return order_mu_; }
   const std::string& path() const { return path_; }
   // Records appended by this object. Call with order_mutex() held.
   std::uint64_t appended() const REQUIRES(order_mu_) { return appended_; }
@@ -150,7 +150,7 @@ class StateJournal {
  private:
   const std::string path_;
   // Order: taken before any device lock (held across store()).
-  TimedMutex order_mu_{"state_journal.order_mu"};
+  Mutex order_mu_{"state_journal.order_mu"};
   int fd_ GUARDED_BY(order_mu_) = -1;
   int lock_fd_ = -1;  // start-up thread only: FILE.lock, flock()ed for our life
   std::uint64_t appended_ GUARDED_BY(order_mu_) = 0;
