@@ -1,0 +1,99 @@
+// Recorded files (devices/machine/recorded.hpp): replayed read-only with
+// their modes, sizes, bytes or errno; the model wins over a recording and
+// says so; paths and link targets never leave the tree; bounds checked.
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <string>
+
+#include <doctest/doctest.h>
+
+#include "core/config.hpp"
+#include "tests/support/test_env.hpp"
+
+using vsysfs::core::ConfigError;
+using vsysfs::testing::TestMachine;
+
+namespace {
+
+std::string error_of(const std::string& toml) {
+  try {
+    TestMachine m(toml);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+const char* kRecording = R"(
+[recorded]
+dir = [ { path = "devices/system/cpu/cpufreq/policy0", mode = 0o755 },
+        { path = "firmware/acpi", mode = 0o700 } ]
+file = [
+  { path = "devices/system/cpu/smt/control", mode = 0o644, size = 4096, text = "on\n" },
+  { path = "devices/pci0000:00/0000:00:03.0/config", mode = 0o644, size = 8, hex = "f41a001000" },
+  { path = "devices/pci0000:00/0000:00:03.0/resource0", mode = 0o600, size = 4096, errno = "EIO" },
+  { path = "devices/system/cpu/online", mode = 0o444, size = 4096, text = "0-63\n" },
+]
+link = [ { path = "class/net/eth0", target = "../../devices/pci0000:00/0000:00:03.0/virtio2/net/eth0" } ]
+)";
+
+}  // namespace
+
+TEST_SUITE("recorded") {
+  TEST_CASE("recorded files read back their bytes, modes and errno") {
+    TestMachine m(kRecording);
+    CHECK(m.read("devices/system/cpu/smt/control") == "on\n");
+    CHECK(m.pread("devices/pci0000:00/0000:00:03.0/config", 16, 0) ==
+          std::string("\xf4\x1a\x00\x10\x00", 5));
+    CHECK(m.pread("devices/pci0000:00/0000:00:03.0/config", 16, 3) == std::string("\x10\x00", 2));
+    CHECK(m.pread("devices/pci0000:00/0000:00:03.0/config", 16, 99) == "");
+    CHECK(m.read("devices/pci0000:00/0000:00:03.0/resource0") == "<EIO>");
+    CHECK(m.tree.find("devices/system/cpu/smt/control")->mode == 0644);
+    CHECK(m.tree.find("firmware/acpi")->mode == 0700);
+    CHECK(m.link_target("class/net/eth0") == "../../devices/pci0000:00/0000:00:03.0/virtio2/net/eth0");
+    // Replayed read-only: even a 0644 file refuses writers, as a kernfs
+    // node without a write op does.
+    CHECK(m.open_errno("devices/system/cpu/smt/control", O_WRONLY) == -EACCES);
+    CHECK(m.read("devices/system/cpu/smt/control") == "on\n");
+  }
+
+  TEST_CASE("the model wins over a recording, and lists what it shadowed") {
+    TestMachine m(kRecording);
+    // devices/system/cpu/online is the NUMA model's (4 CPUs by default).
+    CHECK(m.read("devices/system/cpu/online") == "0-3\n");
+    CHECK(m.read("kernel/debug/vsysfs/recorded/shadowed") == "devices/system/cpu/online\n");
+  }
+
+  TEST_CASE("paths and targets never leave the tree; bounds are checked") {
+    auto file = [](const std::string& path) {
+      return "[recorded]\nfile = [ { path = \"" + path + "\", mode = 0o444, text = \"x\" } ]\n";
+    };
+    CHECK(error_of(file("/etc/passwd")).find("relative to the mount root") != std::string::npos);
+    for (const char* bad : {"a/../b", "a//b", "./a", "a/", ".."}) {
+      CAPTURE(bad);
+      CHECK(error_of(file(bad)).find("a component is empty") != std::string::npos);
+    }
+    CHECK(error_of(file("kernel/debug/vsysfs/clock")).find("control plane") != std::string::npos);
+    CHECK(error_of(file(std::string(256, 'a'))).find("longer than 255") != std::string::npos);
+    auto link = [](const std::string& path, const std::string& target) {
+      return "[recorded]\nlink = [ { path = \"" + path + "\", target = \"" + target + "\" } ]\n";
+    };
+    CHECK(error_of(link("a/b/l", "../../x")) == "");
+    CHECK(error_of(link("a/b/l", "../../../x")).find("climbs above the mount root") != std::string::npos);
+    CHECK(error_of(link("a/l", "/etc")).find("relative") != std::string::npos);
+    CHECK(error_of(link("a/b/l", "../x/../../..")).find("inner") != std::string::npos);
+    CHECK(error_of(link("a/b/l", "..")).find("names something") != std::string::npos);
+    CHECK(error_of("[recorded]\nfile = [ { path = \"a\", mode = 0o4755, text = \"\" } ]\n")
+              .find("a mode is 0..0o777") != std::string::npos);
+    CHECK(error_of("[recorded]\nfile = [ { path = \"a\", mode = 0o444, text = \"\", hex = \"00\" } ]\n")
+              .find("exactly one of") != std::string::npos);
+    CHECK(error_of("[recorded]\nfile = [ { path = \"a\", mode = 0o444, hex = \"0\" } ]\n")
+              .find("even number") != std::string::npos);
+    CHECK(error_of("[recorded]\nfile = [ { path = \"a\", mode = 0o444, errno = \"EWHAT\" } ]\n")
+              .find("not an errno name") != std::string::npos);
+    CHECK(error_of("[recorded]\nfile = [ { path = \"a\", mode = 0o444, text = \"" +
+                   std::string((1U << 20) + 1, 'x') + "\" } ]\n")
+              .find("more than 1048576 bytes") != std::string::npos);
+  }
+}
