@@ -217,7 +217,7 @@ void build_recorded(MachineContext& ctx, const core::ConfigValue& sec) {
 }
 
 // Last: after every device, so that the model wins (see the header).
-const SectionRegistrar kRegistrar{"recorded", &build_recorded, 1000};
+const SectionRegistrar kRegistrar{"recorded", &build_recorded, 2000};
 
 }  // namespace
 
