@@ -47,7 +47,7 @@ def load_allowed(path):
             if len(parts) != 3 or not reason.strip():
                 sys.exit(f"{path}:{n}: expected KIND PATH-GLOB CONTEXT -- REASON")
             kind, glob, ctx = parts
-            if kind not in ("missing", "extra", "type", "mode", "target", "value", "volatile"):
+            if kind not in ("missing", "extra", "type", "mode", "target", "value", "volatile", "tool"):
                 sys.exit(f"{path}:{n}: unknown kind {kind}")
             rules.append((kind, glob, ctx, n))
     return rules
