@@ -66,8 +66,7 @@ const std::string& require_recorded_path(const core::ConfigValue& v) {
   if (parts.size() > kMaxRecordedDepth)
     v.fail(fmt::format("more than {} components", kMaxRecordedDepth));
   for (auto c : parts)
-    if (!valid_component(c))
-      v.fail("a component is empty, \".\", \"..\" or longer than 255 bytes");
+    if (!valid_component(c)) v.fail("a component is empty, \".\", \"..\" or longer than 255 bytes");
   if (p == kControlPlane || p.starts_with(kControlPlaneDir))
     v.fail("kernel/debug/vsysfs is the control plane: nothing is recorded there");
   return p;
@@ -191,9 +190,8 @@ void build_recorded(MachineContext& ctx, const core::ConfigValue& sec) {
     }
     const std::size_t slash = path.rfind('/');
     const std::string dir = slash == std::string::npos ? "" : path.substr(0, slash);
-    auto dev = std::make_shared<RecordedFile>(path.substr(slash + 1), mode,
-                                              static_cast<std::size_t>(size), std::move(content),
-                                              error);
+    auto dev = std::make_shared<RecordedFile>(
+        path.substr(slash + 1), mode, static_cast<std::size_t>(size), std::move(content), error);
     ctx.tree.add_device<RecordedFile>(dir, dev, dev->groups());
     ctx.machine.keep(std::move(dev));
   }

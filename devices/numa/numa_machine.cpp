@@ -113,11 +113,13 @@ NumaConfig parse_numa_section(const core::ConfigValue& sec,
       if (!size) blocks->fail("needs [numa] memory_block_size_mb");
       constexpr unsigned kMaxBlocks = 1U << 20;  // 128 TiB of 128 MiB blocks
       auto ids = core::bitmap_parselist(blocks->as_string(), kMaxBlocks);
-      if (!ids) blocks->fail(fmt::format("not a block list below {} ({})", kMaxBlocks, ids.error().name()));
+      if (!ids)
+        blocks->fail(fmt::format("not a block list below {} ({})", kMaxBlocks, ids.error().name()));
       if (ids->empty()) blocks->fail("a node with memory_blocks has at least one");
       block_used.resize(kMaxBlocks);
       for (unsigned id : *ids) {
-        if (block_used[id]) blocks->fail(fmt::format("memory block {} belongs to another node", id));
+        if (block_used[id])
+          blocks->fail(fmt::format("memory block {} belongs to another node", id));
         block_used[id] = true;
       }
       default_mb = ids->size() * size->as_uint();
@@ -130,7 +132,8 @@ NumaConfig parse_numa_section(const core::ConfigValue& sec,
     const std::uint64_t kb = n.get_uint("memory_kb", mb * 1024);
     if (kb > (1ULL << 42)) n.require("memory_kb").fail("more than 4 PiB");
     if (n.has("memory_blocks") && kb > default_mb * 1024)
-      n.require(n.has("memory_kb") ? "memory_kb" : "memory_mb").fail("more than the node's memory_blocks hold");
+      n.require(n.has("memory_kb") ? "memory_kb" : "memory_mb")
+          .fail("more than the node's memory_blocks hold");
     node.present_pages = kb / kPageKiB;
     node.hugepages = n.get_uint("hugepages_2m", 0);
     node.package = static_cast<int>(n.get_int("package", -1));
@@ -271,7 +274,8 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   if (std::any_of(block_ids.begin(), block_ids.end(), [](const auto& b) { return !b.empty(); }))
     for (std::size_t nid = 0; nid < block_ids.size(); ++nid)
       if (block_ids[nid].empty() && model->node(static_cast<int>(nid)).present > 0)
-        sec.get_array("node")[nid].fail("memory_blocks on one node needs them on every node with memory");
+        sec.get_array("node")[nid].fail(
+            "memory_blocks on one node needs them on every node with memory");
   add_memory_blocks(ctx.env, ctx.tree, model, block_mb * 1024 * 1024, auto_online, keep, block_ids);
 
   auto debug = std::make_shared<NumaDebug>(ctx.env, model);
