@@ -149,8 +149,11 @@ void build_recorded(MachineContext& ctx, const core::ConfigValue& sec) {
     const std::string& path = require_recorded_path(d.require("path"));
     const mode_t mode = require_mode(d);
     if (taken(ctx.tree, path)) {
-      // A directory the model built: the model's mode stands.
-      if (!ctx.tree.find(path)->is_dir()) shadowed.push_back(path);
+      // A directory the model built: the model's mode stands (listed when
+      // the recording's differs). Anything else in the way (a file at the
+      // path or above it) shadows it.
+      const auto node = ctx.tree.find(path);
+      if (!node || !node->is_dir() || node->mode != mode) shadowed.push_back(path);
       continue;
     }
     const core::Ino ino = ctx.tree.mkdir_p(path);

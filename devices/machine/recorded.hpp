@@ -27,7 +27,9 @@
 // The model wins: an entry whose path (or a parent of it) a device
 // already built is not added, and is listed, one path a line, in
 // kernel/debug/vsysfs/recorded/shadowed (0400), so nothing is dropped
-// silently. Entries under kernel/debug/vsysfs (the control plane) are
+// silently (a recorded directory the model made too is listed only when
+// the modes differ). Entries are added directories first, then files,
+// then links, so one entry can shadow another the same way. Entries under kernel/debug/vsysfs (the control plane) are
 // refused.
 //
 // Bounds (checked at start-up; a violation is a machine-file error naming

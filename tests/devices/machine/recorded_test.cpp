@@ -66,6 +66,23 @@ TEST_CASE("the model wins over a recording, and lists what it shadowed") {
   CHECK(m.read("kernel/debug/vsysfs/recorded/shadowed") == "devices/system/cpu/online\n");
 }
 
+TEST_CASE("entries in each other's way are shadowed, never crash the build") {
+  TestMachine m(R"(
+[recorded]
+dir = [ { path = "a/f/d", mode = 0o755 }, { path = "devices/system/cpu", mode = 0o700 } ]
+file = [ { path = "a/f", mode = 0o444, text = "1" }, { path = "a/f", mode = 0o444, text = "2" },
+         { path = "a/l/x", mode = 0o444, text = "3" } ]
+link = [ { path = "a/l", target = "f" }, { path = "a/f", target = "l" } ]
+)");
+  // Directories come first (a/f/d makes a/f a directory), then files (a/l/x
+  // makes a/l one), then links: whatever finds its path taken is listed.
+  CHECK(m.tree.find("a/f/d")->is_dir());
+  CHECK(m.read("a/l/x") == "3");
+  // The model's directory keeps its mode.
+  CHECK(m.tree.find("devices/system/cpu")->mode == 0755);
+  CHECK(m.read("kernel/debug/vsysfs/recorded/shadowed") == "devices/system/cpu\na/f\na/f\na/l\na/f\n");
+}
+
 TEST_CASE("paths and targets never leave the tree; bounds are checked") {
   auto file = [](const std::string& path) {
     return "[recorded]\nfile = [ { path = \"" + path + "\", mode = 0o444, text = \"x\" } ]\n";
