@@ -114,10 +114,8 @@ def main():
             if not shutil.which(binary):
                 print(f"skip {name}: {binary} is not installed (mount-scripts/install-deps)")
                 continue
-            if name == "lspci-vv" and not os.path.isdir(f"{args.real}/bus/pci/devices"):
-                print(f"skip {name}: no PCI bus in the real tree")
-                continue
             if name.startswith("lspci") and not os.path.isdir(f"{args.real}/bus/pci/devices"):
+                print(f"skip {name}: no PCI bus in the real tree")
                 continue
             if name == "dmidecode" and not os.access(f"{args.real}/firmware/dmi/tables/DMI", os.R_OK):
                 print(f"skip {name}: no readable DMI tables in the real tree")
