@@ -161,6 +161,10 @@ test-random: $(UNIT)  ## random operation sequences: make test-random SEED=N STE
 integration: all  ## the bats suites only
 	@BUILD=$(BUILD) tests/run-all --integration-only
 
+.PHONY: test-conformance
+test-conformance: $(DAEMON)  ## record this machine's /sys, mount it, compare with /sys and real tools; round-trip every example machine (as root)
+	@BUILD=$(BUILD) tests/conformance/run
+
 deps:  ## install the Debian packages the build and tests need (as root)
 	@mount-scripts/install-deps
 
@@ -174,7 +178,7 @@ check-docs:  ## fail when a comment cites an issue, a seed or ../shared, or a do
 install: $(DAEMON)  ## install the daemon and the scripts under $(DESTDIR)$(PREFIX)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/vsysfs/machines
 	install -m 0755 $(DAEMON) $(DESTDIR)$(PREFIX)/bin/vsysfs
-	install -m 0755 mount-scripts/vsysfs-mount mount-scripts/vsysfs-umount $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 mount-scripts/vsysfs-mount mount-scripts/vsysfs-umount mount-scripts/vsysfs-record $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 mount-scripts/mount.fuse.vsysfs $(DESTDIR)$(PREFIX)/sbin/mount.fuse.vsysfs
 	install -m 0644 machines/*.toml $(DESTDIR)$(PREFIX)/share/vsysfs/machines/
 
@@ -222,7 +226,7 @@ $(BUILD)/analyze/%.ok: %.cpp
 # each @test as a subshell and reports every variable one test sets and
 # another reads (koalaman/shellcheck#2431, #2873, open in 0.9); bats runs a
 # test's setup, body and teardown in one process.
-SHELL_SCRIPTS := .ci/run $(wildcard mount-scripts/*) tests/run-all tests/check-layers \
+SHELL_SCRIPTS := .ci/run $(filter-out mount-scripts/vsysfs-record,$(wildcard mount-scripts/*)) tests/run-all tests/check-layers tests/conformance/run \
                  tests/format-check tests/bench/run-bench tests/bench/gen-machine tests/fuzz/run \
                  $(wildcard tests/*/*.bash)
 BATS_FILES    := $(wildcard tests/integration/*.bats)

@@ -37,7 +37,8 @@ class TrustError : public std::runtime_error {
 };
 
 // Size limits (docs/trust-files.md "Limits").
-inline constexpr std::uint64_t kMaxMachineFileBytes = 1ULL << 20;  // 1 MiB
+inline constexpr std::uint64_t kMaxMachineFileBytes =
+    32ULL << 20;  // 32 MiB (recordings, docs/recording.md)
 inline constexpr std::uint64_t kMaxStateFileBytes = 1ULL << 30;    // 1 GiB
 
 // "regular file", "directory", "FIFO", "character device", ...

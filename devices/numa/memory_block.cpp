@@ -267,7 +267,8 @@ core::Result<std::size_t> MemoryBlock::autosuspend_delay_ms_store(const core::Ca
 
 void add_memory_blocks(core::Env& env, core::Tree& tree, std::shared_ptr<NumaModel> model,
                        std::uint64_t block_bytes, OnlineType auto_online,
-                       std::vector<std::shared_ptr<void>>& keep) {
+                       std::vector<std::shared_ptr<void>>& keep,
+                       const std::vector<std::vector<unsigned>>& block_ids) {
   std::uint64_t total = 0;
   for (int nid = 0; nid < model->nr_node_ids(); ++nid)
     total += model->node(nid).present * kPageKiB * 1024;
@@ -283,8 +284,20 @@ void add_memory_blocks(core::Env& env, core::Tree& tree, std::shared_ptr<NumaMod
   std::uint64_t id = 0;
   for (int nid = 0; nid < model->nr_node_ids(); ++nid) {
     // register_memory_blocks_under_node at boot.
-    for (std::uint64_t left = model->node(nid).present; left > 0; ++id) {
-      const std::uint64_t pages = std::min(left, block_pages);
+    const bool listed = static_cast<std::size_t>(nid) < block_ids.size() && !block_ids[nid].empty();
+    std::size_t nth = 0;
+    const std::uint64_t present = model->node(nid).present;
+    for (std::uint64_t left = present; listed ? nth < block_ids[nid].size() : left > 0; ++id) {
+      // Listed blocks (memory_blocks, a recorded layout: the caller checked
+      // they hold the node's pages and that no two nodes share one) each
+      // get an equal share: the pages the kernel reserved are spread over
+      // them. Otherwise the blocks are filled in order.
+      std::uint64_t pages = std::min(left, block_pages);
+      if (listed) {
+        const std::uint64_t n = block_ids[nid].size();
+        pages = present / n + (nth < present % n ? 1 : 0);
+        id = block_ids[nid][nth++];
+      }
       left -= pages;
       auto blk = std::make_shared<MemoryBlock>(hp, model, id, nid, pages);
       const std::string path = fmt::format("devices/system/memory/memory{}", id);

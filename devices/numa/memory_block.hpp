@@ -152,6 +152,7 @@ class MemoryBlock {
 // block_bytes 0: default_memory_block_bytes of the nodes' total.
 void add_memory_blocks(core::Env& env, core::Tree& tree, std::shared_ptr<NumaModel> model,
                        std::uint64_t block_bytes, OnlineType auto_online,
-                       std::vector<std::shared_ptr<void>>& keep);
+                       std::vector<std::shared_ptr<void>>& keep,
+                       const std::vector<std::vector<unsigned>>& block_ids = {});
 
 }  // namespace vsysfs::devices

@@ -16,6 +16,13 @@
 //   memory_mb = 8192                  0 for a memoryless node
 //   hugepages_2m = 0                  persistent 2 MiB pages at boot
 //   package = 0                       physical package (default: the node id)
+//   memory_kb = 10053448              instead of memory_mb: a recorded MemTotal
+//   memory_blocks = "0-23,32-199"     the node's memory block ids (a recorded
+//                                     machine's layout, holes included); needs
+//                                     memory_block_size_mb; the memory defaults
+//                                     to the blocks' size and may not exceed it
+//                                     (less: the kernel's reserved pages, spread
+//                                     over the blocks)
 //   [[numa.cache]]                    one per cache leaf, in index order
 //                                     (cpuN/cache/indexM); none: the default,
 //                                     a Skylake-SP core (L1d/L1i 32 KiB 8-way,
@@ -70,7 +77,8 @@ std::vector<unsigned> parse_cpu_list(const core::ConfigValue& v, unsigned nbits)
   return *bits;
 }
 
-NumaConfig parse_numa_section(const core::ConfigValue& sec) {
+NumaConfig parse_numa_section(const core::ConfigValue& sec,
+                              std::vector<std::vector<unsigned>>& block_ids) {
   NumaConfig c;
   c.nr_cpus = static_cast<unsigned>(sec.get_uint("nr_cpus", 8192));
   if (c.nr_cpus == 0 || c.nr_cpus > 65536) sec.require("nr_cpus").fail("must be 1..65536");
@@ -94,12 +102,39 @@ NumaConfig parse_numa_section(const core::ConfigValue& sec) {
 
   const auto& nodes = sec.get_array("node");
   if (nodes.empty()) sec.fail("needs at least one [[numa.node]]");
+  std::vector<bool> block_used;
   for (const auto& n : nodes) {
     NumaConfig::Node node;
     if (const auto* cpus = n.find("cpus")) node.cpus = parse_cpu_list(*cpus, c.nr_cpus);
-    const std::uint64_t mb = n.get_uint("memory_mb", 0);
+    std::uint64_t default_mb = 0;
+    block_ids.emplace_back();
+    if (const auto* blocks = n.find("memory_blocks")) {
+      const auto* size = sec.find("memory_block_size_mb");
+      if (!size) blocks->fail("needs [numa] memory_block_size_mb");
+      constexpr unsigned kMaxBlocks = 1U << 20;  // 128 TiB of 128 MiB blocks
+      auto ids = core::bitmap_parselist(blocks->as_string(), kMaxBlocks);
+      if (!ids)
+        blocks->fail(fmt::format("not a block list below {} ({})", kMaxBlocks, ids.error().name()));
+      if (ids->empty()) blocks->fail("a node with memory_blocks has at least one");
+      block_used.resize(kMaxBlocks);
+      for (unsigned id : *ids) {
+        if (block_used[id])
+          blocks->fail(fmt::format("memory block {} belongs to another node", id));
+        block_used[id] = true;
+      }
+      default_mb = ids->size() * size->as_uint();
+      block_ids.back() = std::move(*ids);
+    }
+    if (n.has("memory_mb") && n.has("memory_kb"))
+      n.require("memory_kb").fail("memory_mb or memory_kb, not both");
+    const std::uint64_t mb = n.get_uint("memory_mb", default_mb);
     if (mb > (1ULL << 32)) n.require("memory_mb").fail("more than 4 PiB");
-    node.present_pages = mb * (1024 / kPageKiB);
+    const std::uint64_t kb = n.get_uint("memory_kb", mb * 1024);
+    if (kb > (1ULL << 42)) n.require("memory_kb").fail("more than 4 PiB");
+    if (n.has("memory_blocks") && kb > default_mb * 1024)
+      n.require(n.has("memory_kb") ? "memory_kb" : "memory_mb")
+          .fail("more than the node's memory_blocks hold");
+    node.present_pages = kb / kPageKiB;
     node.hugepages = n.get_uint("hugepages_2m", 0);
     node.package = static_cast<int>(n.get_int("package", -1));
     c.nodes.push_back(std::move(node));
@@ -184,8 +219,9 @@ NumaConfig default_numa_config(const core::ConfigValue& root) {
 
 void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   std::shared_ptr<NumaModel> model;
+  std::vector<std::vector<unsigned>> block_ids;  // per node; empty: laid out in order
   try {
-    model = std::make_shared<NumaModel>(ctx.root.has("numa") ? parse_numa_section(sec)
+    model = std::make_shared<NumaModel>(ctx.root.has("numa") ? parse_numa_section(sec, block_ids)
                                                              : default_numa_config(ctx.root));
   } catch (const std::invalid_argument& e) {
     sec.fail(e.what());
@@ -235,7 +271,12 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
       auto_online = *t;
     }
   }
-  add_memory_blocks(ctx.env, ctx.tree, model, block_mb * 1024 * 1024, auto_online, keep);
+  if (std::any_of(block_ids.begin(), block_ids.end(), [](const auto& b) { return !b.empty(); }))
+    for (std::size_t nid = 0; nid < block_ids.size(); ++nid)
+      if (block_ids[nid].empty() && model->node(static_cast<int>(nid)).present > 0)
+        sec.get_array("node")[nid].fail(
+            "memory_blocks on one node needs them on every node with memory");
+  add_memory_blocks(ctx.env, ctx.tree, model, block_mb * 1024 * 1024, auto_online, keep, block_ids);
 
   auto debug = std::make_shared<NumaDebug>(ctx.env, model);
   ctx.tree.add_device<NumaDebug>("kernel/debug/vsysfs/numa", debug, NumaDebug::groups());

@@ -147,12 +147,12 @@ header() { printf 'VSYSFS-STATE\x001\n\n' > "$1"; }
   refused "vsysfs: events file $W/fifo: not a regular file (a FIFO)" -o events="$W/fifo"
 }
 
-@test "a machine file that is a FIFO, a device or over 1 MiB is refused at once" {
+@test "a machine file that is a FIFO, a device or over 32 MiB is refused at once" {
   mkfifo "$W/fifo"
   refused "vsysfs: machine file: $W/fifo: not a regular file (a FIFO)" -o machine="$W/fifo"
   refused "vsysfs: machine file: /dev/zero: not a regular file (a character device)" -o machine=/dev/zero
-  { echo '[machine]'; echo 'name = "big"'; head -c 1048576 /dev/zero | tr '\0' '#'; echo; } > "$W/big.toml"
-  refused "vsysfs: machine file: $W/big.toml: $(stat -c %s "$W/big.toml") bytes, over the limit of 1048576 bytes" \
+  { echo '[machine]'; echo 'name = "big"'; head -c 33554432 /dev/zero | tr '\0' '#'; echo; } > "$W/big.toml"
+  refused "vsysfs: machine file: $W/big.toml: $(stat -c %s "$W/big.toml") bytes, over the limit of 33554432 bytes" \
     -o machine="$W/big.toml"
   # a symbolic link to a good machine file is followed (the file is only read)
   ln -s "$VSYSFS_ROOT/machines/net-lab.toml" "$W/m.toml"
