@@ -30,8 +30,8 @@ constexpr std::string_view kVm = "/vm/";
 
 // xenstored valid_chars: [A-Za-z0-9-/_@].
 bool valid_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '/' || c == '_' || c == '@';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '/' || c == '_' || c == '@';
 }
 
 // xenstored is_valid_nodename for an absolute path (no "@" specials).
@@ -45,8 +45,8 @@ bool valid_path(std::string_view p) {
 
 // xenstored is_child(child, parent): the node itself or one below it.
 bool is_child(std::string_view child, std::string_view parent) {
-  return child == parent || (child.size() > parent.size() && child.starts_with(parent) &&
-                             child[parent.size()] == '/');
+  return child == parent ||
+         (child.size() > parent.size() && child.starts_with(parent) && child[parent.size()] == '/');
 }
 
 // The component after `prefix` in `path` ("" when path ends there).
@@ -80,10 +80,11 @@ std::string sanitise_value(std::string_view v) {
 }
 
 std::string uuid_string(const std::array<std::uint8_t, 16>& u) {
-  return fmt::format("{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-"
-                     "{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-                     u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11],
-                     u[12], u[13], u[14], u[15]);
+  return fmt::format(
+      "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-"
+      "{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+      u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14],
+      u[15]);
 }
 
 }  // namespace
@@ -188,8 +189,8 @@ core::Status XenStore::xenstore_show(std::string& out) const {
     const std::string& name = node.children[f.next++];
     std::string child = f.path == "/" ? "/" + name : f.path + "/" + name;
     const int depth = static_cast<int>(stack.size()) - 1;
-    out += fmt::format("{:{}}{} = \"{}\"\n", "", depth, name,
-                       sanitise_value(nodes_.at(child).value));
+    out +=
+        fmt::format("{:{}}{} = \"{}\"\n", "", depth, name, sanitise_value(nodes_.at(child).value));
     stack.push_back({std::move(child), 0});
   }
   return {};
@@ -297,8 +298,7 @@ void XenStore::watch_target(const core::Caller& caller, std::size_t i, std::stri
 void build_xenstore(MachineContext& ctx, const core::ConfigValue& xen_sec,
                     const std::shared_ptr<XenHypervisor>& hv,
                     const std::shared_ptr<XenBalloon>& guest,
-                    const XenHypervisor::DomainSpec& guest_spec,
-                    std::uint64_t boot_target_pages) {
+                    const XenHypervisor::DomainSpec& guest_spec, std::uint64_t boot_target_pages) {
   const XenSysHypervisor::Info info =
       XenSysHypervisor::parse(xen_sec.find("hypervisor"), guest_spec.domid, guest_spec.name);
   const bool guest_pv_or_initial = info.guest_type == "PV" || guest_spec.domid == 0;

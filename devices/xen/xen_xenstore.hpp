@@ -198,7 +198,6 @@ class XenBalloon;
 void build_xenstore(MachineContext& ctx, const core::ConfigValue& xen_sec,
                     const std::shared_ptr<XenHypervisor>& hv,
                     const std::shared_ptr<XenBalloon>& guest,
-                    const XenHypervisor::DomainSpec& guest_spec,
-                    std::uint64_t boot_target_pages);
+                    const XenHypervisor::DomainSpec& guest_spec, std::uint64_t boot_target_pages);
 
 }  // namespace vsysfs::devices

@@ -75,10 +75,11 @@ TEST_CASE("boot tree: what the toolstack wrote, as xenstore-ls prints it; 0600")
   TestMachine m(three_domains());
   CHECK(m.tree.find(kStore)->mode.load() == 0600);
   const std::string dump = m.read(kStore);
-  CHECK(dump.starts_with("tool = \"\"\n xenstored = \"\"\nlocal = \"\"\n domain = \"\"\n"
-                         "  0 = \"\"\n   vm = \"/vm/00000000-0000-0000-0000-000000000000\"\n"
-                         "   name = \"Domain-0\"\n   domid = \"0\"\n   memory = \"\"\n"
-                         "    static-max = \"4194304\"\n    target = \"4194304\"\n  1 = \"\"\n"));
+  CHECK(
+      dump.starts_with("tool = \"\"\n xenstored = \"\"\nlocal = \"\"\n domain = \"\"\n"
+                       "  0 = \"\"\n   vm = \"/vm/00000000-0000-0000-0000-000000000000\"\n"
+                       "   name = \"Domain-0\"\n   domid = \"0\"\n   memory = \"\"\n"
+                       "    static-max = \"4194304\"\n    target = \"4194304\"\n  1 = \"\"\n"));
   const std::string uuid = m.read("hypervisor/uuid");
   CHECK(node_value(m, "/local/domain/1/vm") == "/vm/" + uuid.substr(0, uuid.size() - 1));
   CHECK(node_value(m, "/local/domain/1/name") == "web");
@@ -127,8 +128,13 @@ TEST_CASE("%llu as vsscanf reads it: junk is stored and ignored; wraps; stops at
     const char* target;  // target_kb afterwards; "" = unchanged (ignored)
   };
   const Case cases[] = {
-      {"abc", ""},       {"-1", ""},   {"+5", ""},     {"", ""},
-      {"   20", "20\n"}, {"12abc", "12\n"}, {"0x40", "0\n"},
+      {"abc", ""},
+      {"-1", ""},
+      {"+5", ""},
+      {"", ""},
+      {"   20", "20\n"},
+      {"12abc", "12\n"},
+      {"0x40", "0\n"},
       // 2^64 + 4096 wraps to 4096.
       {"18446744073709555712", "4096\n"},
   };
@@ -167,9 +173,10 @@ TEST_CASE("watches fire for the node and below it, on every write, in line order
   CHECK(m.events_of("xenstore", "watch").size() == boot + 2);
   // Two domains in one write: two fires, in line order, each reading the
   // store after the whole write.
-  CHECK(m.write(kStore, "/local/domain/2/memory/target 4194304\n"
-                        "/local/domain/1/memory/target 5242880\n"
-                        "/local/domain/1/memory/target 5242884\n") > 0);
+  CHECK(m.write(kStore,
+                "/local/domain/2/memory/target 4194304\n"
+                "/local/domain/1/memory/target 5242880\n"
+                "/local/domain/1/memory/target 5242884\n") > 0);
   w = m.events_of("xenstore", "watch");
   REQUIRE(w.size() == boot + 5);
   CHECK(w[boot + 2].field("domid") == "2");
@@ -213,8 +220,9 @@ TEST_CASE("target_diff: fixed at the boot fire from static-max; HVM only") {
   CHECK(target_kb(hvm) == std::to_string(pages * 4) + "\n");
 
   // A PV guest: xen_pv_domain(), target_diff 0 whatever static-max says.
-  TestMachine pv(three_domains("[xen.xenstore]\nstatic_max_kb = 8396800\n"
-                               "[xen.hypervisor]\nguest_type = \"PV\"\n"));
+  TestMachine pv(
+      three_domains("[xen.xenstore]\nstatic_max_kb = 8396800\n"
+                    "[xen.hypervisor]\nguest_type = \"PV\"\n"));
   CHECK(node_value(pv, "/local/domain/1/memory/target") == "4194304");
   CHECK(pv.write(kStore, "/local/domain/1/memory/target 6299648\n") > 0);
   CHECK(target_kb(pv) == "6299648\n");
@@ -296,4 +304,4 @@ TEST_CASE("bounded: at most kMaxNodes nodes; the write that would pass it change
   CHECK(node_value(m, "/tool/n0/a") == "<absent>");
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("xen_xenstore")
