@@ -14,7 +14,10 @@ setup() {
   MEMSET="$SCRIPTS/xen-mem-set -m $MNT"
 }
 
-teardown() { vsysfs_stop; }
+teardown() {
+  vsysfs_stop
+  if [ -n "${STATE_DIR:-}" ]; then rm -rf "$STATE_DIR"; fi
+}
 
 advance() { echo "$1" > "$(ctl clock/advance_ms)"; }
 
@@ -127,4 +130,22 @@ watch_events() { events_matching watch xenstore | grep "\"domid\":$1,"; }
   [ "$(cat "$STORE")" = "$before" ]
   [ "$(cat "$DEV/target_kb")" = 4194304 ]
   [ "$(events_matching watch xenstore | grep -c '"first":false')" -eq 0 ]
+}
+
+@test "with -o state, the store and the targets its watches set survive kill -9" {
+  vsysfs_stop
+  STATE_DIR=$(mktemp -d "${BATS_TMPDIR:-/tmp}/vsysfs-state.XXXXXX")
+  local opts="clock=manual,machine=$VSYSFS_ROOT/machines/xen-host-3dom.toml,state=$STATE_DIR/state"
+  vsysfs_start -o "$opts"
+  "$SCRIPTS/xen-mem-set" -m "$MNT" web 6g
+  "$SCRIPTS/xen-mem-set" -m "$MNT" db 5g
+  before=$(cat "$(ctl xen/xenstore)")
+  kill -9 "$VSYSFS_PID"
+  for _ in $(seq 100); do pid_running "$VSYSFS_PID" || break; sleep 0.02; done
+  fusermount3 -uz "$MNT" 2>/dev/null || true
+  rmdir "$MNT"; unset MNT VSYSFS_PID
+  vsysfs_start -o "$opts"
+  [ "$(cat "$(ctl xen/xenstore)")" = "$before" ]
+  [ "$(cat "$MNT/devices/system/xen_memory/xen_memory0/target_kb")" = 6291456 ]
+  [ "$(cat "$(ctl xen/domain/db/target_kb)")" = 5242880 ]
 }
