@@ -25,7 +25,9 @@
 //      balloon_set_new_target(new_target - target_diff)
 //    The watch is registered at boot (balloon_init_watcher), and
 //    register_xenbus_watch fires it once at once, so the first fire, the
-//    one that reads static-max and fixes target_diff, is at boot.
+//    one that reads static-max and fixes target_diff, is at boot. The
+//    model boots just after it: the target it sets is the boot target the
+//    balloon already has, so start() records it and sets nothing.
 //    QUIRK: memory/static-max written later never changes target_diff.
 //    QUIRK: a value "%llu" cannot read ("", "abc", "-1") is stored, fires
 //    the watch, and the driver ignores it; "12abc" is 12; "+5" is
@@ -75,7 +77,8 @@
 //                   entry quota 1000, which real xenstored does not apply
 //                   to dom0; here they bound the store). A refused write
 //                   changes nothing.
-// Events (device "xenstore"): "write" per line written (path, value);
+// Events (device "xenstore"): "write" per line written (path, value), or
+// one with the errno and the line at fault for a refused write;
 // "watch" per watch fire (domid, path, value read, result OK or "ignored"
 // when %llu reads nothing; target_kb set, target_diff_kb, first).
 //
@@ -183,8 +186,9 @@ class XenStore {
 
   core::Mutex xenwatch_mutex_{"xen.xenwatch_mutex", 5};  // Order: before xen.xenstore (6)
   std::vector<WatchState> watch_state_ GUARDED_BY(xenwatch_mutex_);
-  mutable core::Mutex mu_{"xen.xenstore", 6};  // Order: leaf among the xen locks; never held
-                                               // while a watch callback runs
+  // Order: after xen.xenwatch_mutex; nothing is taken under it (never held
+  // while a watch callback runs).
+  mutable core::Mutex mu_{"xen.xenstore", 6};
   std::map<std::string, Node, std::less<>> nodes_ GUARDED_BY(mu_);  // "/" is the root
 };
 
