@@ -17,6 +17,7 @@
 #include "devices/numa/numa_model.hpp"
 #include "devices/xen/xen_balloon_bus.hpp"
 #include "devices/xen/xen_sys_hypervisor.hpp"
+#include "devices/xen/xen_xenstore.hpp"
 
 namespace vsysfs::devices {
 namespace {
@@ -449,6 +450,7 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
   ctx.machine.keep(sys_hyp);
   hv->start();
   dev->start();
+  build_xenstore(ctx, sec, hv, dev, guest, target);
 }
 
 const SectionRegistrar kRegistrar{"xen", &build_xen, 200};

@@ -149,6 +149,12 @@ class XenBalloon {
   // Locking: none. Context: FUSE worker.
   core::Result<std::size_t> uevent_store(const core::Caller& caller, std::string_view in);
 
+  // kernel: balloon_set_new_target() as drivers/xen/xen-balloon.c
+  // watch_target calls it (xen_xenstore.cpp). Locking: takes balloon_mutex.
+  void set_target_from_watch(const core::Caller& caller, std::uint64_t target_pages) {
+    balloon_set_new_target(caller, target_pages, "xenstore");
+  }
+
   // --- knobs (Locking: balloon_mutex. Context: FUSE worker) ---------------
   core::Result<std::size_t> used_kb_store(const core::Caller& caller, std::string_view in);
   core::Status driver_show(core::PageBuffer& buf) const;

@@ -114,6 +114,15 @@ SEEDS = {
         ("bus/xen_memory/drivers_probe", "xen_memory0\n", 0),
         ("bus/xen_memory/drivers_autoprobe", "0", 0),
     ]),
+    "xenstore": ("default", [
+        ("kernel/debug/vsysfs/xen/xenstore", "/local/domain/1/memory/target 8388608\n", ADV),
+        ("kernel/debug/vsysfs/xen/xenstore",
+         "/local/domain/2/memory/target 1048576\n/local/domain/0/memory/target 2097152\n", ADV),
+        ("kernel/debug/vsysfs/xen/xenstore", "/local/domain/1/memory/target 12abc", 0),
+        ("kernel/debug/vsysfs/xen/xenstore", "/local/domain/1/memory/static-max 1\n", 0),
+        ("kernel/debug/vsysfs/xen/xenstore", "/tool/a/b/c x\n", READ),
+        ("kernel/debug/vsysfs/clock/advance_ms", "5000", READ),
+    ]),
     "dcdbas": ("default", [
         ("devices/platform/dcdbas/smi_data_buf_size", "4096\n", 0),
         ("devices/platform/dcdbas/host_control_action", "4", 0),

@@ -625,6 +625,9 @@ ROWS = [
                                                  else "EINVAL")),
      "xen_balloon_hypervisor.hpp: pace >= 1"),
     (VDBG + "xen/guest/used_kb", text(KSTRTO["ul0"]), "xen_balloon.hpp used_kb"),
+    # devices/xen/xen_xenstore.hpp: "PATH VALUE" lines, PATH starting with '/',
+    # printable ASCII only; no corpus input is one (all EINVAL).
+    (VDBG + "xen/xenstore", always("EINVAL"), "xen_xenstore.hpp: PATH VALUE lines"),
 
     # --- the test device (tests/testdev/test_device.hpp) ------------------------------
     ("devices/virtual/vsysfs_test/*/value", text(KSTRTO["int0"]), "test_device.hpp: kstrtoint"),
