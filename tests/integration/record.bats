@@ -79,7 +79,7 @@ make_tree() {
   run "$SCRIPTS/vsysfs-record" --sysfs "$MNT" -o "$OUT"
   [ "$status" -eq 0 ]
   grep -q '^kind = "nic"' "$OUT"
-  MNT= VSYSFS_PID=
+  MNT='' VSYSFS_PID=''
   vsysfs_start -o clock=manual -o "machine=$OUT"
   run python3 "$VSYSFS_ROOT/tests/conformance/compare.py" --recording "$OUT" --real "$FIRST_MNT" \
     --mount "$MNT" --allowed "$VSYSFS_ROOT/tests/conformance/allowed-differences" --context roundtrip:net-lab
