@@ -546,13 +546,24 @@ core::Result<std::uint64_t> NumaModel::remove_present_pages(int nid, std::uint64
   return got;
 }
 
-core::Result<std::uint64_t> NumaModel::balloon_take_pages(int nid, std::uint64_t pages) {
-  if (nid < 0 || nid >= nr_node_ids()) return core::Errno{EINVAL};
+core::Result<std::uint64_t> NumaModel::balloon_take_pages(int nid, std::uint64_t pages,
+                                                          int local) {
+  if (nid < 0 || nid >= nr_node_ids() || local < 0 || local >= nr_node_ids())
+    return core::Errno{EINVAL};
   core::MutexLock lock(mu_);
   Pgdat& p = pgdat_[nid];
   const std::uint64_t got = std::min(pages, p.free);
   p.free -= got;
   p.present -= got;  // adjust_managed_page_count(page, -1)
+  // zone_statistics(preferred_zone = local's, page's zone).
+  if (nid == local) {
+    p.stat.numa_hit += got;
+    p.stat.local_node += got;
+  } else {
+    p.stat.numa_miss += got;
+    p.stat.other_node += got;
+    pgdat_[local].stat.numa_foreign += got;
+  }
   return got;
 }
 

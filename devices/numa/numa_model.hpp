@@ -266,13 +266,16 @@ class NumaModel {
   core::Result<std::uint64_t> remove_present_pages(int nid, std::uint64_t pages);
 
   // --- balloon API (drivers/xen/balloon.c) ---
-  // decrease_reservation: alloc_page(GFP_BALLOON) from node `nid` until it
-  // has no free page, then adjust_managed_page_count(page, -1) for each:
-  // takes up to `pages` free pages and removes them from the node's
-  // managed (MemTotal) pages. Returns how many it got (0 for a node with
-  // no free page: the allocation fails). Node states and zonelists stay.
-  // EINVAL for a node that does not exist.
-  core::Result<std::uint64_t> balloon_take_pages(int nid, std::uint64_t pages);
+  // decrease_reservation: alloc_page(GFP_BALLOON) by a thread on node
+  // `local` (whose zonelist starts at `local`: the preferred zone) that
+  // falls back to node `nid`, then adjust_managed_page_count(page, -1)
+  // for each: takes up to `pages` free pages and removes them from the
+  // node's managed (MemTotal) pages. The pages count in numastat as any
+  // page allocation does (zone_statistics: numa_hit or numa_miss /
+  // numa_foreign, local_node or other_node). Returns how many it got (0
+  // for a node with no free page: the allocation fails). Node states and
+  // zonelists stay. EINVAL for a node that does not exist.
+  core::Result<std::uint64_t> balloon_take_pages(int nid, std::uint64_t pages, int local);
   // increase_reservation: balloon_retrieve + __free_reserved_page
   // (adjust_managed_page_count(+1)): `pages` pages join node `nid`'s
   // managed and free pages. Node states and zonelists stay, except that a

@@ -75,7 +75,9 @@ std::uint64_t XenGuestMemory::alloc_balloon_pages(std::uint64_t n) {
     for (int nid : fallback_) {
       if (got == n) break;
       // Never fails for a node that exists (fallback_ holds only those).
-      const std::uint64_t took = numa_->balloon_take_pages(nid, n - got).value_or(0);
+      // The balloon kworker runs on fallback_'s first node.
+      const std::uint64_t took =
+          numa_->balloon_take_pages(nid, n - got, fallback_.front()).value_or(0);
       from_node_[static_cast<std::size_t>(nid)] += took;
       got += took;
     }

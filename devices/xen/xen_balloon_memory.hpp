@@ -31,7 +31,9 @@
 //    fallback order: the zonelist, at boot, of the first node with memory
 //    (the balloon kworker's node), then any node not in it; it takes free
 //    pages only (NumaModel::balloon_take_pages: adjust_managed_page_count
-//    (-1), which leaves N_MEMORY and the zonelists alone). The kernel's
+//    (-1), which leaves N_MEMORY and the zonelists alone), and counts them
+//    in numastat as the kworker's node's allocations (numa_hit there,
+//    numa_miss / numa_foreign for what falls back to another node). The kernel's
 //    pages are each node's NodeSnapshot::kernel, reserved by the builder.
 //    It records how many pages came from each node, and
 //    populate_from_balloon() gives pages back to those nodes first (a

@@ -157,6 +157,23 @@ TEST_CASE("workqueue: ballooning to 0 takes every free page, keeps the kernel's,
   CHECK(m.write("kernel/debug/vsysfs/numa/alloc", "pages=1 cpu=0 policy=bind:0\n") == -ENOMEM);
   CHECK(m.write("kernel/debug/vsysfs/numa/alloc", "pages=1 cpu=1 policy=bind:1\n") == -ENOMEM);
   CHECK(m.write("kernel/debug/vsysfs/numa/alloc", "pages=1 cpu=0\n") == -ENOMEM);
+  // The balloon's alloc_page calls count in numastat (zone_statistics):
+  // the kworker is on node 0, so node 1's pages are misses there.
+  auto stat = [&](int nid, std::string_view key) {
+    std::istringstream in(m.read("devices/system/node/node" + std::to_string(nid) + "/numastat"));
+    std::string k;
+    std::uint64_t v = 0;
+    while (in >> k >> v)
+      if (k == key) return v;
+    FAIL("no " << key);
+    return std::uint64_t{0};
+  };
+  CHECK(stat(0, "numa_hit") == 63 * 256);
+  CHECK(stat(0, "local_node") == 63 * 256);
+  CHECK(stat(1, "numa_miss") == 189 * 256);
+  CHECK(stat(1, "other_node") == 189 * 256);
+  CHECK(stat(0, "numa_foreign") == 189 * 256);
+  CHECK(stat(1, "numa_hit") == 0);
   // The run that emptied the guest is one event; each retry since, one
   // event with nothing moved.
   const auto steps = m.events_of("xen_balloon", "step");
