@@ -546,8 +546,7 @@ core::Result<std::uint64_t> NumaModel::remove_present_pages(int nid, std::uint64
   return got;
 }
 
-core::Result<std::uint64_t> NumaModel::balloon_take_pages(int nid, std::uint64_t pages,
-                                                          int local) {
+core::Result<std::uint64_t> NumaModel::balloon_take_pages(int nid, std::uint64_t pages, int local) {
   if (nid < 0 || nid >= nr_node_ids() || local < 0 || local >= nr_node_ids())
     return core::Errno{EINVAL};
   core::MutexLock lock(mu_);

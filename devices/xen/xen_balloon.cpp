@@ -122,14 +122,10 @@ std::span<const core::AttributeGroup<XenBalloon>> XenBalloon::groups() {
 std::span<const core::AttributeGroup<XenBalloon>> XenBalloon::knob_groups() {
   using B = XenBalloon;
   static constexpr core::DeviceAttribute<B> kKnobAttrs[] = {
-      BALLOON_SHOW(used_kb, 0600, &B::used_kb_store, fmt_u64,
-                   xen_pages_to_kb(d.mem_.used_pages())),
-      BALLOON_SHOW(free_kb, 0400, nullptr, fmt_u64,
-                   xen_pages_to_kb(d.mem_.free_pages())),
-      BALLOON_SHOW(kernel_kb, 0400, nullptr, fmt_u64,
-                   xen_pages_to_kb(d.mem_.kernel_pages())),
-      BALLOON_SHOW(max_kb, 0400, nullptr, fmt_u64,
-                   xen_pages_to_kb(d.mem_.max_pages())),
+      BALLOON_SHOW(used_kb, 0600, &B::used_kb_store, fmt_u64, xen_pages_to_kb(d.mem_.used_pages())),
+      BALLOON_SHOW(free_kb, 0400, nullptr, fmt_u64, xen_pages_to_kb(d.mem_.free_pages())),
+      BALLOON_SHOW(kernel_kb, 0400, nullptr, fmt_u64, xen_pages_to_kb(d.mem_.kernel_pages())),
+      BALLOON_SHOW(max_kb, 0400, nullptr, fmt_u64, xen_pages_to_kb(d.mem_.max_pages())),
       BALLOON_SHOW(state, 0400, nullptr, fmt_str, state_name(d.last_state_)),
       VSYSFS_ATTR_RO_MODE(B, driver, 0400),
       BALLOON_SHOW(reserve_kb, 0400, nullptr, fmt_u64,
@@ -329,8 +325,7 @@ void reserve_kernel_memory(NumaModel& numa, const core::ConfigValue& sec) {
   const core::ConfigValue* key = sec.find("kernel_memory");
   if (!key) {
     // A node whose hugepages leave less free gets what is left.
-    for (int nid = 0; nid < n; ++nid)
-      share[nid] = std::min(present[nid] / 64, numa.node(nid).free);
+    for (int nid = 0; nid < n; ++nid) share[nid] = std::min(present[nid] / 64, numa.node(nid).free);
   } else {
     const std::uint64_t want = size_pages(*key);
     if (want > total) key->fail("more than the [numa] nodes' memory");

@@ -174,8 +174,8 @@ class XenBalloon {
     std::uint64_t passes = 0;     // loop iterations (frame_lists) in the run
     std::uint64_t requested = 0;  // frames asked for, over the passes
     std::uint64_t granted = 0;    // pages moved, over the passes
-    long error = 0;  // negative errno from the last failed hypercall, if any
-    std::uint64_t scrubbed = 0;  // pages scrubbed (decrease with xen_scrub_pages)
+    long error = 0;               // negative errno from the last failed hypercall, if any
+    std::uint64_t scrubbed = 0;   // pages scrubbed (decrease with xen_scrub_pages)
   };
   // A kthread run ends after this many passes (4 GiB of frame_lists) and
   // goes on from a fresh timer callback, so a target flipped on and on by

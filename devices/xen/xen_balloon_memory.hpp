@@ -66,8 +66,7 @@ class XenGuestMemory {
   // pseudo-physical space (static maximum: the rest starts in the
   // balloon), `kernel` pages held by the guest kernel and `used` by the
   // workload (the caller has checked kernel + used <= current).
-  XenGuestMemory(std::uint64_t current, std::uint64_t max, std::uint64_t kernel,
-                 std::uint64_t used)
+  XenGuestMemory(std::uint64_t current, std::uint64_t max, std::uint64_t kernel, std::uint64_t used)
       : current_pages_(current),
         balloon_low_(max - current),
         kernel_pages_(kernel),

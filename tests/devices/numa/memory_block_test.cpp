@@ -104,7 +104,8 @@ TEST_CASE("offlining a block takes its pages from the node; onlining gives them 
   CHECK(memtotal_kb(m, 1) == n1);
 }
 
-TEST_CASE("memory hotplug moves node states: offlining a node's last block takes it out of N_MEMORY") {
+TEST_CASE(
+    "memory hotplug moves node states: offlining a node's last block takes it out of N_MEMORY") {
   TestMachine m(kNodes);
   CHECK(m.read("devices/system/node/has_memory") == "0-1\n");
   CHECK(m.write(blk(4, "online"), "0") == 1);

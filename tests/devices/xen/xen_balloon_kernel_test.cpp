@@ -67,7 +67,7 @@ void check_invariants(TestMachine& m, const std::vector<std::uint64_t>& kernel,
     CAPTURE(nid);
     const NodeView v = view(m, nid);
     CHECK(v.total == v.free + v.used);
-    CHECK(v.used >= kernel[nid]);       // the kernel's pages are intact...
+    CHECK(v.used >= kernel[nid]);        // the kernel's pages are intact...
     CHECK(v.sunreclaim >= kernel[nid]);  // ...and still its own
     total += v.total;
     free += v.free;
@@ -240,4 +240,4 @@ TEST_CASE("kthread on the default machine: ballooning to 0 stops above the kerne
   CHECK(read_u64(m, knob("guest/free_kb")) == reserve);
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("xen_balloon")

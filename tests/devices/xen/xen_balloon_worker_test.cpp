@@ -293,9 +293,9 @@ TEST_CASE("every step event carries requested, granted, current, state and next 
   const auto s = steps(m);
   REQUIRE(!s.empty());
   for (const auto& e : s) {
-    for (const char* key : {"direction", "passes", "requested", "granted", "current_kb",
-                            "target_kb", "state",
-                            "schedule_delay", "retry_count", "next_delay_s", "host_free_kb"}) {
+    for (const char* key :
+         {"direction", "passes", "requested", "granted", "current_kb", "target_kb", "state",
+          "schedule_delay", "retry_count", "next_delay_s", "host_free_kb"}) {
       CAPTURE(key);
       CHECK(!e.field(key).empty());
     }
