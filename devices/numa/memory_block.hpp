@@ -38,7 +38,9 @@
 //
 // Offlining takes the block's pages out of its node (remove_present_pages):
 // EBUSY when the node cannot give them all (offline_pages cannot migrate
-// what is in use), and nothing changes; onlining gives them back.
+// what is in use), and nothing changes; onlining gives them back. A node
+// whose last present page goes offline leaves N_MEMORY (has_memory) and
+// the zonelists are rebuilt; onlining puts it back.
 //
 // Thread-safety: state changes are serialised by the hotplug mutex
 // (lock_device_hotplug); the block's state is guarded by it; the model

@@ -185,6 +185,7 @@ NumaModel::NumaModel(NumaConfig config) {
     Pgdat& p = pgdat_[nid];
     p.present = nodes_[nid].present_pages;
     p.free = p.present;
+    p.n_memory = p.present > 0;
     const std::uint64_t want = nodes_[nid].hugepages;
     if (want > p.free / kHugePagePages)
       throw std::invalid_argument(fmt::format("node {}: {} hugepages do not fit in its memory", nid, want));
@@ -502,16 +503,30 @@ std::uint64_t NumaModel::set_nr_hugepages(int nid, std::uint64_t count) {
   return p.huge_nr;
 }
 
+core::Status NumaModel::reserve_kernel_pages(int nid, std::uint64_t pages) {
+  if (nid < 0 || nid >= nr_node_ids()) return core::Errno{EINVAL};
+  core::MutexLock lock(mu_);
+  Pgdat& p = pgdat_[nid];
+  if (pages > p.free) return core::Errno{ENOMEM};
+  p.free -= pages;
+  p.used[static_cast<std::size_t>(PageKind::SlabUnreclaimable)] += pages;
+  p.kernel += pages;
+  return {};
+}
+
 core::Status NumaModel::add_present_pages(int nid, std::uint64_t pages) {
   if (nid < 0 || nid >= nr_node_ids()) return core::Errno{EINVAL};
   core::MutexLock lock(mu_);
-  if (pages > UINT64_MAX - pgdat_[nid].present) return core::Errno{EINVAL};
-  const bool had_memory = has_memory_locked(nid);
-  pgdat_[nid].present += pages;
-  pgdat_[nid].free += pages;
-  // online_pages: a node gaining its first memory joins N_MEMORY and
-  // build_all_zonelists runs again.
-  if (!had_memory && has_memory_locked(nid)) build_all_zonelists_locked();
+  Pgdat& p = pgdat_[nid];
+  if (pages > UINT64_MAX - p.present) return core::Errno{EINVAL};
+  p.present += pages;
+  p.free += pages;
+  // online_pages: node_states_set_node for a node gaining its first
+  // memory, then build_all_zonelists.
+  if (!p.n_memory && p.present > 0) {
+    p.n_memory = true;
+    build_all_zonelists_locked();
+  }
   return {};
 }
 
@@ -522,8 +537,47 @@ core::Result<std::uint64_t> NumaModel::remove_present_pages(int nid, std::uint64
   const std::uint64_t got = std::min(pages, p.free);
   p.free -= got;
   p.present -= got;
-  if (got && !has_memory_locked(nid)) build_all_zonelists_locked();
+  // offline_pages: node_states_clear_node once the node has no present
+  // pages left, and the zonelists are rebuilt without it.
+  if (got && p.present == 0 && p.n_memory) {
+    p.n_memory = false;
+    build_all_zonelists_locked();
+  }
   return got;
+}
+
+core::Result<std::uint64_t> NumaModel::balloon_take_pages(int nid, std::uint64_t pages, int local) {
+  if (nid < 0 || nid >= nr_node_ids() || local < 0 || local >= nr_node_ids())
+    return core::Errno{EINVAL};
+  core::MutexLock lock(mu_);
+  Pgdat& p = pgdat_[nid];
+  const std::uint64_t got = std::min(pages, p.free);
+  p.free -= got;
+  p.present -= got;  // adjust_managed_page_count(page, -1)
+  // zone_statistics(preferred_zone = local's, page's zone).
+  if (nid == local) {
+    p.stat.numa_hit += got;
+    p.stat.local_node += got;
+  } else {
+    p.stat.numa_miss += got;
+    p.stat.other_node += got;
+    pgdat_[local].stat.numa_foreign += got;
+  }
+  return got;
+}
+
+core::Status NumaModel::balloon_give_pages(int nid, std::uint64_t pages) {
+  if (nid < 0 || nid >= nr_node_ids()) return core::Errno{EINVAL};
+  core::MutexLock lock(mu_);
+  Pgdat& p = pgdat_[nid];
+  if (pages > UINT64_MAX - p.present) return core::Errno{EINVAL};
+  p.present += pages;  // adjust_managed_page_count(page, +1)
+  p.free += pages;
+  if (!p.n_memory && p.present > 0) {
+    p.n_memory = true;
+    build_all_zonelists_locked();
+  }
+  return {};
 }
 
 NodeSnapshot NumaModel::node(int nid) const {
@@ -537,6 +591,7 @@ NodeSnapshot NumaModel::node(int nid) const {
   s.used = p.used;
   s.huge_nr = p.huge_nr;
   s.huge_free = p.huge_free;
+  s.kernel = p.kernel;
   s.stat = p.stat;
   return s;
 }

@@ -24,8 +24,13 @@
 // either all succeed or fail with ENOMEM and change nothing.
 //
 // The model is also the API the Xen balloon uses to move guest pages in
-// and out of nodes (add_present_pages / remove_present_pages), like the
-// kernel balloon's adjust_managed_page_count().
+// and out of nodes (balloon_take_pages / balloon_give_pages), like the
+// kernel balloon's alloc_page + adjust_managed_page_count(): that changes
+// a node's managed pages (MemTotal) and free pages only. The node states
+// (N_MEMORY, N_NORMAL_MEMORY) and the zonelists change only with memory
+// hotplug (add_present_pages / remove_present_pages: online_pages,
+// offline_pages), so a node the balloon emptied stays in has_memory and in
+// every zonelist, and an allocation bound to it fails with ENOMEM.
 //
 // Thread-safety: every public member may be called from any thread; all
 // state is guarded by one mutex (mu_), a leaf: nothing is called out while
@@ -167,6 +172,9 @@ struct NodeSnapshot {
   std::uint64_t huge_nr = 0;
   std::uint64_t huge_free = 0;
   std::uint64_t huge_surplus = 0;
+  // Pages the kernel allocated for itself at boot (counted in
+  // used[SlabUnreclaimable]); nothing ever frees them.
+  std::uint64_t kernel = 0;
   NumaStat stat;
 };
 
@@ -212,6 +220,8 @@ class NumaModel {
   core::Result<bool> set_cpu_online(unsigned cpu, bool online);
 
   // --- node states (N_ONLINE, N_MEMORY, N_NORMAL_MEMORY, N_CPU) ---
+  // N_MEMORY: set at boot for a node with memory and by memory hotplug;
+  // not by ballooning (see the top of this file).
   std::vector<int> nodes_with_memory() const;
   std::vector<int> nodes_with_cpu() const;  // nodes with an online CPU
 
@@ -237,18 +247,41 @@ class NumaModel {
   // as they go, shrinks by freeing unused huge pages. Returns the new count.
   std::uint64_t set_nr_hugepages(int nid, std::uint64_t count);
 
-  // --- balloon API (Xen balloon moves guest memory in and out of nodes) ---
-  // Pages given (back) to node `nid`: present and free grow by `pages`
-  // (increase_reservation + adjust_managed_page_count(+1) per page).
-  // EINVAL for a node that does not exist or a count that would overflow
-  // the node's present pages. A node that gains its first
-  // memory joins N_MEMORY and the zonelists are rebuilt (memory hotplug).
+  // --- boot: the guest kernel's own memory ---
+  // The kernel's boot allocations on node `nid` (slab, kernel stacks, page
+  // tables: unreclaimable, never freed): `pages` free pages become used
+  // (SUnreclaim) and NodeSnapshot::kernel. EINVAL for a node that does not
+  // exist, ENOMEM when the node has fewer free pages (nothing changes).
+  core::Status reserve_kernel_pages(int nid, std::uint64_t pages);
+
+  // --- memory hotplug (memory blocks: online_pages / offline_pages) ---
+  // Pages onlined on node `nid`: present and free grow by `pages`. EINVAL
+  // for a node that does not exist or a count that would overflow the
+  // node's present pages. A node that gains its first memory joins
+  // N_MEMORY and the zonelists are rebuilt.
   core::Status add_present_pages(int nid, std::uint64_t pages);
-  // Takes up to `pages` free pages away from node `nid` (the balloon
-  // allocating pages to hand to the hypervisor, then removing them from the
-  // managed count). Returns how many it got (fewer when the node runs out,
-  // as the balloon's alloc_page fails). EINVAL for a node that does not exist.
+  // Takes up to `pages` free pages off node `nid` (offline_pages). Returns
+  // how many it got. A node left with no present pages leaves N_MEMORY and
+  // the zonelists are rebuilt. EINVAL for a node that does not exist.
   core::Result<std::uint64_t> remove_present_pages(int nid, std::uint64_t pages);
+
+  // --- balloon API (drivers/xen/balloon.c) ---
+  // decrease_reservation: alloc_page(GFP_BALLOON) by a thread on node
+  // `local` (whose zonelist starts at `local`: the preferred zone) that
+  // falls back to node `nid`, then adjust_managed_page_count(page, -1)
+  // for each: takes up to `pages` free pages and removes them from the
+  // node's managed (MemTotal) pages. The pages count in numastat as any
+  // page allocation does (zone_statistics: numa_hit or numa_miss /
+  // numa_foreign, local_node or other_node). Returns how many it got (0
+  // for a node with no free page: the allocation fails). Node states and
+  // zonelists stay. EINVAL for a node that does not exist.
+  core::Result<std::uint64_t> balloon_take_pages(int nid, std::uint64_t pages, int local);
+  // increase_reservation: balloon_retrieve + __free_reserved_page
+  // (adjust_managed_page_count(+1)): `pages` pages join node `nid`'s
+  // managed and free pages. Node states and zonelists stay, except that a
+  // node not in N_MEMORY joins it (its memory arrives as hotplug would).
+  // EINVAL for a node that does not exist or an overflow.
+  core::Status balloon_give_pages(int nid, std::uint64_t pages);
 
   NodeSnapshot node(int nid) const;
 
@@ -259,13 +292,16 @@ class NumaModel {
     std::array<std::uint64_t, kPageKinds> used{};
     std::uint64_t huge_nr = 0;
     std::uint64_t huge_free = 0;
+    std::uint64_t kernel = 0;
+    // node_states[N_MEMORY] (and N_NORMAL_MEMORY: one zone per node).
+    bool n_memory = false;
     NumaStat stat;
     std::vector<int> zonelist;
   };
 
   void build_all_zonelists_locked();
   std::vector<int> memory_nodes_locked() const;
-  bool has_memory_locked(int nid) const { return pgdat_[nid].present > 0; }
+  bool has_memory_locked(int nid) const { return pgdat_[nid].n_memory; }
 
   std::vector<unsigned> topo_cpus_;           // present CPUs, ascending
   std::vector<CpuTopology> topo_;             // index = cpu id, node -1 = absent

@@ -4,9 +4,11 @@
 
 #include "devices/xen/xen_balloon.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <stdexcept>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -121,12 +123,10 @@ std::span<const core::AttributeGroup<XenBalloon>> XenBalloon::groups() {
 std::span<const core::AttributeGroup<XenBalloon>> XenBalloon::knob_groups() {
   using B = XenBalloon;
   static constexpr core::DeviceAttribute<B> kKnobAttrs[] = {
-      BALLOON_SHOW(used_kb, 0600, &B::used_kb_store, fmt_u64,
-                   xen_pages_to_kb(d.mem_.used_pages())),
-      BALLOON_SHOW(free_kb, 0400, nullptr, fmt_u64,
-                   xen_pages_to_kb(d.mem_.free_pages())),
-      BALLOON_SHOW(max_kb, 0400, nullptr, fmt_u64,
-                   xen_pages_to_kb(d.mem_.max_pages())),
+      BALLOON_SHOW(used_kb, 0600, &B::used_kb_store, fmt_u64, xen_pages_to_kb(d.mem_.used_pages())),
+      BALLOON_SHOW(free_kb, 0400, nullptr, fmt_u64, xen_pages_to_kb(d.mem_.free_pages())),
+      BALLOON_SHOW(kernel_kb, 0400, nullptr, fmt_u64, xen_pages_to_kb(d.mem_.kernel_pages())),
+      BALLOON_SHOW(max_kb, 0400, nullptr, fmt_u64, xen_pages_to_kb(d.mem_.max_pages())),
       BALLOON_SHOW(state, 0400, nullptr, fmt_str, state_name(d.last_state_)),
       VSYSFS_ATTR_RO_MODE(B, driver, 0400),
       BALLOON_SHOW(reserve_kb, 0400, nullptr, fmt_u64,
@@ -315,6 +315,42 @@ std::uint64_t size_pages_or(const core::ConfigValue& sec, std::string_view key,
   return v ? size_pages(*v) : fallback;
 }
 
+// The guest kernel's boot allocations on each node ([xen] kernel_memory,
+// see below): what the kernel holds before any workload runs.
+void reserve_kernel_memory(NumaModel& numa, const core::ConfigValue& sec) {
+  const int n = numa.nr_node_ids();
+  std::vector<std::uint64_t> present(static_cast<std::size_t>(n));
+  std::uint64_t total = 0;
+  for (int nid = 0; nid < n; ++nid) total += present[nid] = numa.node(nid).present;
+  std::vector<std::uint64_t> share(static_cast<std::size_t>(n), 0);
+  const core::ConfigValue* key = sec.find("kernel_memory");
+  if (!key) {
+    // A node whose hugepages leave less free gets what is left.
+    for (int nid = 0; nid < n; ++nid) share[nid] = std::min(present[nid] / 64, numa.node(nid).free);
+  } else {
+    const std::uint64_t want = size_pages(*key);
+    if (want > total) key->fail("more than the [numa] nodes' memory");
+    std::uint64_t given = 0;
+    int first = -1;
+    for (int nid = 0; nid < n && total > 0; ++nid) {
+      if (present[nid] && first < 0) first = nid;
+      // Floor of want * present / total without overflow (both below 2^64).
+      share[nid] = std::min<std::uint64_t>(
+          static_cast<std::uint64_t>(static_cast<long double>(want) * present[nid] / total),
+          want - given);
+      given += share[nid];
+    }
+    if (first >= 0) share[first] += want - given;
+  }
+  for (int nid = 0; nid < n; ++nid) {
+    if (!share[nid]) continue;
+    if (!numa.reserve_kernel_pages(nid, share[nid]))
+      sec.require("kernel_memory")
+          .fail(fmt::format("node {} has only {} KiB free for {} KiB of kernel memory", nid,
+                            xen_pages_to_kb(numa.node(nid).free), xen_pages_to_kb(share[nid])));
+  }
+}
+
 // [xen] keys (sizes: integer KiB, or a string with a K/M/G/T suffix):
 //   host_memory         host RAM shared by every domain (default "16G")
 //   name, domid         this guest in the hypervisor's view ("guest", 1)
@@ -325,6 +361,15 @@ std::uint64_t size_pages_or(const core::ConfigValue& sec, std::string_view key,
 //                       differs from memory (default = memory)
 //   used                pages the guest's workload holds (default 512 MiB);
 //                       not allowed with a [numa] section
+//   kernel_memory       pages the guest kernel holds from boot (slab, kernel
+//                       stacks, page tables), which ballooning never takes.
+//                       With [numa]: default 1/64 of each node's memory
+//                       (256 MiB of the default machine's 16 GiB); a size
+//                       given here is split over the nodes in proportion to
+//                       their memory (the remainder on the first node with
+//                       memory) and must fit in each node's free pages.
+//                       Without [numa]: default 0 (`used` then stands for
+//                       every page in use); kernel_memory + used <= memory.
 // With a [numa] section the guest's memory is its nodes' memory:
 // `memory` defaults to the nodes' total and must equal it when given
 // (docs/kernel-semantics.md section 3.5: current_pages is the sum of the nodes' MemTotal), the
@@ -374,6 +419,10 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
         "not with a [numa] section: the workload is kernel/debug/vsysfs/numa/alloc's");
   const std::uint64_t used = size_pages_or(sec, "used", std::min(guest.current_pages, kGiB / 2));
   if (used > guest.current_pages) sec.require("used").fail("more than the guest's memory");
+  const std::uint64_t kernel = numa ? 0 : size_pages_or(sec, "kernel_memory", 0);
+  if (!numa && kernel > guest.current_pages - used)
+    sec.require("kernel_memory").fail("more than the guest's memory less `used`");
+  if (numa) reserve_kernel_memory(*numa, sec);
 
   XenBalloon::Params params;
   params.domid = guest.domid;
@@ -419,7 +468,7 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
   auto dev = std::make_shared<XenBalloon>(
       ctx.env, hv,
       numa ? XenGuestMemory(numa, guest.max_pages)
-           : XenGuestMemory(guest.current_pages, guest.max_pages, used),
+           : XenGuestMemory(guest.current_pages, guest.max_pages, kernel, used),
       params);
   auto bus = std::make_shared<XenMemoryBus>(ctx.env);
   // /sys/hypervisor: drivers/xen/sys-hypervisor.c on every Xen domain.

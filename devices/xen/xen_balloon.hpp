@@ -46,13 +46,17 @@
 // plus bus/xen_memory/ (xen_balloon_bus.hpp) and the guest's knobs under
 // kernel/debug/vsysfs/xen/guest/ (0600/0400):
 //   used_kb    0600  pages the guest's workload holds (KiB); the balloon can
-//                    only take the rest. Above current memory: ENOMEM.
+//                    only take the rest. Above current memory less
+//                    kernel_kb: ENOMEM.
 //                    Absent when the machine has a [numa] section: the
 //                    guest's memory is then its nodes' memory (current_kb =
 //                    sum of nodeN MemTotal) and its workload is
 //                    kernel/debug/vsysfs/numa/alloc's (xen_balloon_memory.hpp).
-//   free_kb    0400  free pages in the guest (current - used; with NUMA the
-//                    sum of the nodes' MemFree), KiB
+//   free_kb    0400  free pages in the guest (current - kernel - used; with
+//                    NUMA the sum of the nodes' MemFree), KiB
+//   kernel_kb  0400  pages the guest kernel holds from boot ([xen]
+//                    kernel_memory; with NUMA the sum of the nodes'
+//                    shares), KiB: ballooning never takes them
 //   max_kb     0400  static maximum (current + ballooned), KiB
 //   state      0400  the worker's last state: DONE, EAGAIN or ECANCELED
 //   driver     0400  "kthread" or "workqueue"
@@ -170,18 +174,26 @@ class XenBalloon {
   static core::Nanos backoff_delay(std::uint64_t delay_s);
 
   // --- the worker (xen_balloon_worker.cpp) ---------------------------------
+  // One run of the worker (the "step" event): its passes summed.
   struct Step {
     const char* direction = "none";
-    std::uint64_t requested = 0;
-    std::uint64_t granted = 0;
-    long error = 0;  // negative errno from the hypercall, if any
-    bool scrubbed = false;  // decrease with xen_scrub_pages set
+    std::uint64_t passes = 0;     // loop iterations (frame_lists) in the run
+    std::uint64_t requested = 0;  // frames asked for, over the passes
+    std::uint64_t granted = 0;    // pages moved, over the passes
+    long error = 0;               // negative errno from the last failed hypercall, if any
+    std::uint64_t scrubbed = 0;   // pages scrubbed (decrease with xen_scrub_pages)
   };
+  // A kthread run ends after this many passes (4 GiB of frame_lists) and
+  // goes on from a fresh timer callback, so a target flipped on and on by
+  // writers cannot keep the clock's thread in one callback.
+  static constexpr unsigned kMaxPassesPerRun = 2048;
   // Workqueue timer callback. Locking: takes balloon_mutex. Context: timer.
   void balloon_process();
-  // Kthread: one pass of balloon_thread's loop body after its wait, then
-  // the next wait. Locking: takes balloon_mutex. Context: timer.
+  // Kthread: balloon_thread's loop body after its wait, pass after pass
+  // while the thread would not sleep, then the next wait. Locking: takes
+  // balloon_mutex per pass. Context: timer.
   void balloon_thread();
+  void balloon_thread_pass_locked(Step& run) REQUIRES(balloon_mutex_);
   // kernel: balloon_thread_cond(credit) with the credit the thread sampled
   // before it went to sleep.
   bool balloon_thread_cond_locked() const REQUIRES(balloon_mutex_);

@@ -52,8 +52,15 @@ std::uint64_t XenGuestMemory::totalram_pages() const {
   return numa_ ? numa_total_pages(*numa_) : current_pages_;
 }
 
+std::uint64_t XenGuestMemory::kernel_pages() const {
+  if (!numa_) return kernel_pages_;
+  std::uint64_t kernel = 0;
+  for (int nid = 0; nid < numa_->nr_node_ids(); ++nid) kernel += numa_->node(nid).kernel;
+  return kernel;
+}
+
 std::uint64_t XenGuestMemory::free_pages() const {
-  if (!numa_) return current_pages_ - used_pages_;
+  if (!numa_) return current_pages_ - kernel_pages_ - used_pages_;
   std::uint64_t free = 0;
   for (int nid = 0; nid < numa_->nr_node_ids(); ++nid) free += numa_->node(nid).free;
   return free;
@@ -68,7 +75,9 @@ std::uint64_t XenGuestMemory::alloc_balloon_pages(std::uint64_t n) {
     for (int nid : fallback_) {
       if (got == n) break;
       // Never fails for a node that exists (fallback_ holds only those).
-      const std::uint64_t took = numa_->remove_present_pages(nid, n - got).value_or(0);
+      // The balloon kworker runs on fallback_'s first node.
+      const std::uint64_t took =
+          numa_->balloon_take_pages(nid, n - got, fallback_.front()).value_or(0);
       from_node_[static_cast<std::size_t>(nid)] += took;
       got += took;
     }
@@ -84,14 +93,14 @@ void XenGuestMemory::populate_from_balloon(std::uint64_t n) {
     current_pages_ += n;
     return;
   }
-  // add_present_pages fails only on overflow of a node's present count,
+  // balloon_give_pages fails only on overflow of a node's present count,
   // which cannot happen: the whole static maximum fits in 64 bits.
   std::uint64_t left = n;
   for (int nid : fallback_) {
     std::uint64_t& owed = from_node_[static_cast<std::size_t>(nid)];
     const std::uint64_t back = std::min(owed, left);
     if (back == 0) continue;
-    (void)numa_->add_present_pages(nid, back);
+    (void)numa_->balloon_give_pages(nid, back);
     owed -= back;
     left -= back;
   }
@@ -103,7 +112,7 @@ void XenGuestMemory::populate_from_balloon(std::uint64_t n) {
   for (std::size_t i = 0; i < k; ++i) {
     const std::size_t slot = (next_rr_ + i) % k;
     const std::uint64_t give = each + (i < extra ? 1 : 0);
-    if (give) (void)numa_->add_present_pages(boot_memory_nodes_[slot], give);
+    if (give) (void)numa_->balloon_give_pages(boot_memory_nodes_[slot], give);
   }
   next_rr_ = (next_rr_ + extra) % k;
 }

@@ -14,9 +14,15 @@
 // and every ballooned page counts in balloon_low (balloon_append puts a
 // page on the high list only when PageHighMem).
 //
+// The guest kernel holds memory of its own from boot (slab, kernel stacks,
+// page tables: the [xen] kernel_memory key): those pages are allocated, so
+// alloc_page(GFP_BALLOON) never gets them and ballooning down stops above
+// them with the driver's back-off, whatever the target.
+//
 // Two back ends, chosen at construction:
-//  - flat (no [numa] section): one counter of populated pages and one of
-//    pages the workload uses (the guest/used_kb knob).
+//  - flat (no [numa] section): one counter of populated pages, one of
+//    pages the kernel holds and one of pages the workload uses (the
+//    guest/used_kb knob).
 //  - NUMA (the machine has a NumaModel, docs/kernel-semantics.md section 4): the guest's
 //    memory is its nodes' memory. totalram_pages() is the sum of the nodes'
 //    present pages (nodeN/meminfo MemTotal), free_pages() the sum of their
@@ -24,7 +30,11 @@
 //    alloc_balloon_pages() is alloc_page(GFP_BALLOON) over a fixed node
 //    fallback order: the zonelist, at boot, of the first node with memory
 //    (the balloon kworker's node), then any node not in it; it takes free
-//    pages only (remove_present_pages = adjust_managed_page_count(-1)).
+//    pages only (NumaModel::balloon_take_pages: adjust_managed_page_count
+//    (-1), which leaves N_MEMORY and the zonelists alone), and counts them
+//    in numastat as the kworker's node's allocations (numa_hit there,
+//    numa_miss / numa_foreign for what falls back to another node). The kernel's
+//    pages are each node's NodeSnapshot::kernel, reserved by the builder.
 //    It records how many pages came from each node, and
 //    populate_from_balloon() gives pages back to those nodes first (a
 //    ballooned pfn belongs to the node it was taken from). Pages beyond
@@ -54,10 +64,12 @@ class XenGuestMemory {
  public:
   // Flat: `current` pages populated at boot, `max` pages of
   // pseudo-physical space (static maximum: the rest starts in the
-  // balloon), `used` pages held by the workload.
-  XenGuestMemory(std::uint64_t current, std::uint64_t max, std::uint64_t used)
+  // balloon), `kernel` pages held by the guest kernel and `used` by the
+  // workload (the caller has checked kernel + used <= current).
+  XenGuestMemory(std::uint64_t current, std::uint64_t max, std::uint64_t kernel, std::uint64_t used)
       : current_pages_(current),
         balloon_low_(max - current),
+        kernel_pages_(kernel),
         used_pages_(used),
         totalreserve_pages_(boot_totalreserve_pages(current)) {}
 
@@ -72,7 +84,10 @@ class XenGuestMemory {
   bool numa_backed() const { return numa_ != nullptr; }
   std::uint64_t totalram_pages() const;
   std::uint64_t free_pages() const;
-  std::uint64_t used_pages() const { return totalram_pages() - free_pages(); }
+  // Pages the guest kernel holds (constant: boot allocations).
+  std::uint64_t kernel_pages() const;
+  // Pages the workload holds: the rest of what is not free.
+  std::uint64_t used_pages() const { return totalram_pages() - free_pages() - kernel_pages(); }
   std::uint64_t balloon_low() const { return balloon_low_; }
   std::uint64_t balloon_high() const { return 0; }  // x86-64: no highmem
   std::uint64_t ballooned_pages() const { return balloon_low() + balloon_high(); }
@@ -98,10 +113,10 @@ class XenGuestMemory {
   }
 
   // The workload grows or shrinks; false (nothing changed) when it would
-  // need more pages than the guest has populated, and always with NUMA
-  // (the workload is numa/alloc's there).
+  // need more pages than the guest has populated beside its kernel's, and
+  // always with NUMA (the workload is numa/alloc's there).
   bool set_used_pages(std::uint64_t used) {
-    if (numa_ || used > current_pages_) return false;
+    if (numa_ || used > current_pages_ - kernel_pages_) return false;
     used_pages_ = used;
     return true;
   }
@@ -121,6 +136,7 @@ class XenGuestMemory {
   // Flat back end.
   std::uint64_t current_pages_ = 0;
   std::uint64_t balloon_low_;
+  std::uint64_t kernel_pages_ = 0;
   std::uint64_t used_pages_ = 0;
   // NUMA back end.
   std::shared_ptr<NumaModel> numa_;

@@ -35,10 +35,17 @@
 //   if (state == BP_EAGAIN)
 //     schedule_delayed_work(&balloon_worker, balloon_stats.schedule_delay * HZ);
 //
-// Every iteration is one "step" event (device xen_balloon): direction,
-// requested and granted frames, current_kb, target_kb, the state after
-// update_schedule, schedule_delay, retry_count, the delay before the next
-// run (0: runs on now, -1: stops), and the host's free memory.
+// One "step" event (device xen_balloon) per run, not per frame_list: a
+// balloon_process run, or a kthread run (the passes the thread makes
+// without sleeping: after a BP_DONE pass with credit left,
+// balloon_thread_cond holds at once and wait_event returns without
+// waiting). Its data: direction, passes (loop iterations), requested and
+// granted frames summed over them (granted = the pages moved), current_kb,
+// target_kb, the state after the last update_schedule, schedule_delay,
+// retry_count, the delay before the next run (0: runs on now, -1: stops),
+// the host's free memory, and the errno / scrubbed pages of the run if
+// any. A decrease that finds no free page is a pass with granted 0 and
+// state EAGAIN: the back-off of any failed step.
 
 #include <algorithm>
 #include <cerrno>
@@ -70,14 +77,14 @@ XenBalloon::BpState XenBalloon::increase_reservation_locked(std::uint64_t nr_pag
   balloon_mutex_.assert_held();
   nr_pages = std::min({nr_pages, kFrameListSize, mem_.ballooned_pages()});
   step.direction = "increase";
-  step.requested = nr_pages;
+  step.requested += nr_pages;
   const long rc = hv_->populate_physmap(domid_, nr_pages);
   if (rc <= 0) {
     step.error = rc;
     return BpState::EAgain;
   }
-  step.granted = static_cast<std::uint64_t>(rc);
-  mem_.populate_from_balloon(step.granted);
+  step.granted += static_cast<std::uint64_t>(rc);
+  mem_.populate_from_balloon(static_cast<std::uint64_t>(rc));
   return BpState::Done;
 }
 
@@ -88,7 +95,9 @@ XenBalloon::BpState XenBalloon::decrease_reservation_locked(std::uint64_t nr_pag
   balloon_mutex_.assert_held();
   nr_pages = std::min(nr_pages, kFrameListSize);
   step.direction = "decrease";
-  step.requested = nr_pages;
+  step.requested += nr_pages;
+  // alloc_page fails once every node in the fallback order is out of free
+  // pages; the kernel's own pages are never free, so it stops above them.
   const std::uint64_t got = mem_.alloc_balloon_pages(nr_pages);
   const BpState state = got < nr_pages ? BpState::EAgain : BpState::Done;
   if (got > 0) {
@@ -96,9 +105,9 @@ XenBalloon::BpState XenBalloon::decrease_reservation_locked(std::uint64_t nr_pag
     // kernel: BUG_ON(ret != nr_pages). Xen always takes back what it is given.
     if (ret != static_cast<long>(got)) step.error = ret < 0 ? ret : -EIO;
   }
-  step.granted = got;
+  step.granted += got;
   // xenmem_reservation_scrub_page: clears each page when xen_scrub_pages.
-  step.scrubbed = scrub_pages_ && got > 0;
+  if (scrub_pages_) step.scrubbed += got;
   return state;
 }
 
@@ -127,6 +136,7 @@ void XenBalloon::log_step_locked(const Step& step, BpState state, long next_dela
   balloon_mutex_.assert_held();
   std::vector<core::EventField> data = {
       {"direction", step.direction},
+      {"passes", step.passes},
       {"requested", step.requested},
       {"granted", step.granted},
       {"current_kb", xen_pages_to_kb(mem_.totalram_pages())},
@@ -139,7 +149,7 @@ void XenBalloon::log_step_locked(const Step& step, BpState state, long next_dela
   };
   if (step.error != 0)
     data.emplace_back("error", core::errno_name(static_cast<int>(-step.error)));
-  if (step.scrubbed) data.emplace_back("scrubbed", step.granted);
+  if (step.scrubbed) data.emplace_back("scrubbed", step.scrubbed);
   env_.log(nullptr, "xen_balloon", "step", state_name(state), std::move(data));
 }
 
@@ -150,21 +160,19 @@ void XenBalloon::balloon_process() {
   core::MutexLock lock(balloon_mutex_);
   BpState state = BpState::Done;
   long credit;
+  Step run;
   do {
     credit = current_credit_locked();
-    Step step;
-    if (credit > 0) state = increase_reservation_locked(static_cast<std::uint64_t>(credit), step);
-    if (credit < 0) state = decrease_reservation_locked(static_cast<std::uint64_t>(-credit), step);
+    ++run.passes;
+    if (credit > 0) state = increase_reservation_locked(static_cast<std::uint64_t>(credit), run);
+    if (credit < 0) state = decrease_reservation_locked(static_cast<std::uint64_t>(-credit), run);
     state = update_schedule_locked(state);
-    long next_delay_s = -1;
-    if (state == BpState::EAgain) {
-      next_delay_s = static_cast<long>(std::min<std::uint64_t>(schedule_delay_, LONG_MAX));
-    } else if (state == BpState::Done && credit != 0) {
-      next_delay_s = 0;
-    }
-    log_step_locked(step, state, next_delay_s);
   } while (credit != 0 && state == BpState::Done);
   last_state_ = state;
+  long next_delay_s = -1;
+  if (state == BpState::EAgain)
+    next_delay_s = static_cast<long>(std::min<std::uint64_t>(schedule_delay_, LONG_MAX));
+  log_step_locked(run, state, next_delay_s);
 
   // Schedule more work if there is some still to be done.
   if (state == BpState::EAgain) schedule_delayed_work_locked(backoff_delay(schedule_delay_));
@@ -210,20 +218,21 @@ void XenBalloon::wake_up_locked() {
   if (balloon_thread_cond_locked()) balloon_worker_.schedule_in(core::Nanos{0});
 }
 
-void XenBalloon::balloon_thread() {
-  core::MutexLock lock(balloon_mutex_);
+// One pass of the loop body (after the wait), into `run`.
+void XenBalloon::balloon_thread_pass_locked(Step& run) {
+  balloon_mutex_.assert_held();
   const long credit = current_credit_locked();
-  Step step;
+  ++run.passes;
   if (credit > 0) {
     if (mem_.ballooned_pages() > 0) {
-      last_state_ = increase_reservation_locked(static_cast<std::uint64_t>(credit), step);
+      last_state_ = increase_reservation_locked(static_cast<std::uint64_t>(credit), run);
     } else {
       // reserve_additional_memory() without CONFIG_XEN_BALLOON_MEMORY_HOTPLUG:
       // the target cannot be reached, so it becomes current_pages (+
       // target_unpopulated: no grant-table user holds ballooned pages here)
       // and the thread gives up. The target files read back the clamped
       // value.
-      step.direction = "clamp";
+      run.direction = "clamp";
       target_pages_ = mem_.totalram_pages();
       last_state_ = BpState::ECanceled;
     }
@@ -231,7 +240,7 @@ void XenBalloon::balloon_thread() {
   if (credit < 0) {
     const std::uint64_t want = static_cast<std::uint64_t>(-credit);
     const std::uint64_t n = std::min(want, mem_.si_mem_available());
-    last_state_ = decrease_reservation_locked(n, step);
+    last_state_ = decrease_reservation_locked(n, run);
     if (last_state_ == BpState::Done && n != want && n < mem_.totalreserve_pages())
       last_state_ = BpState::EAgain;
   }
@@ -239,13 +248,32 @@ void XenBalloon::balloon_thread() {
   // schedule_delay were reset when it was set); a pass with no credit keeps
   // the previous state, so an EAGAIN counts one more retry.
   if (last_state_ != BpState::ECanceled) last_state_ = update_schedule_locked(last_state_);
+}
 
-  const long after = current_credit_locked();
-  long next_delay_s = 0;
-  if (!(last_state_ == BpState::Done && after != 0))
-    next_delay_s = static_cast<long>(std::min<std::uint64_t>(thread_timeout_s_locked(), LONG_MAX));
-  log_step_locked(step, last_state_, next_delay_s);
-  balloon_thread_sleep_locked();
+void XenBalloon::balloon_thread() {
+  Step run;
+  for (unsigned pass = 1;; ++pass) {
+    // The kernel drops balloon_mutex after each pass (then cond_resched),
+    // so a target store can land between passes; so does this loop.
+    core::MutexLock lock(balloon_mutex_);
+    const std::uint64_t moved = run.granted;
+    balloon_thread_pass_locked(run);
+    const long after = current_credit_locked();
+    // balloon_thread_cond holds at once after a BP_DONE pass with credit
+    // left: the thread runs on without sleeping. A pass that moved nothing
+    // or kMaxPassesPerRun passes end the run (the timer re-arms at now,
+    // as cond_resched lets others run), so the run is always bounded.
+    if (last_state_ == BpState::Done && after != 0 && run.granted > moved &&
+        pass < kMaxPassesPerRun)
+      continue;
+    long next_delay_s = 0;
+    if (!(last_state_ == BpState::Done && after != 0))
+      next_delay_s =
+          static_cast<long>(std::min<std::uint64_t>(thread_timeout_s_locked(), LONG_MAX));
+    log_step_locked(run, last_state_, next_delay_s);
+    balloon_thread_sleep_locked();
+    return;
+  }
 }
 
 }  // namespace vsysfs::devices

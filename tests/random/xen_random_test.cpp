@@ -16,8 +16,14 @@
 //   domain max        no domain's current exceeds its max_kb
 //   numa coupling     with [numa]: sum of nodeN MemTotal == current_kb,
 //                     sum of MemFree == guest/free_kb (xen_balloon_memory.hpp)
+//   kernel memory     guest/kernel_kb never changes; with [numa] it stays
+//                     allocated (sum of SUnreclaim >= kernel_kb, so sum of
+//                     MemTotal >= kernel_kb + sum of MemFree), and the node
+//                     states (has_memory, has_normal_memory) and zonelists
+//                     never change: ballooning is adjust_managed_page_count,
+//                     not memory hotplug
 //   balloon           low_kb == max_kb - current_kb; high_kb == 0 (x86-64)
-//   flat workload     without [numa]: used_kb + free_kb == current_kb
+//   flat workload     without [numa]: used_kb + kernel_kb + free_kb == current_kb
 //   worker state      guest/state is DONE, EAGAIN or ECANCELED
 //   converged         after a clock advance, a worker in DONE has current_kb
 //                     == min(target, static maximum)
@@ -60,6 +66,7 @@ const std::string kNumaMachine =
     "[[numa.node]]\ncpus = \"0\"\nmemory_mb = 16\n"
     "[[numa.node]]\ncpus = \"1\"\nmemory_mb = 16\n"
     "[xen]\nhost_memory = \"96M\"\nmax_memory = \"48M\"\nmax_schedule_delay = 8\n"
+    "kernel_memory = \"1M\"\n"
     "[[xen.domain]]\nname = \"Domain-0\"\ndomid = 0\nmemory = \"16M\"\npace = 1000\n"
     "[[xen.domain]]\nname = \"db\"\ndomid = 2\nmemory = \"24M\"\nmax_memory = \"40M\"\n"
     "pace = 3000\n";
@@ -67,7 +74,7 @@ const std::string kNumaMachine =
 // The flat guest of machines/xen-host-3dom.toml, scaled down to MiB.
 const std::string kFlatMachine =
     "[xen]\nhost_memory = \"64M\"\nname = \"web\"\nmemory = \"16M\"\nmax_memory = \"32M\"\n"
-    "used = \"8M\"\nmax_schedule_delay = 4\nmax_retry_count = 3\n"
+    "used = \"8M\"\nkernel_memory = \"2M\"\nmax_schedule_delay = 4\nmax_retry_count = 3\n"
     "[[xen.domain]]\nname = \"Domain-0\"\ndomid = 0\nmemory = \"16M\"\npace = 1000\n"
     "[[xen.domain]]\nname = \"db\"\ndomid = 2\nmemory = \"24M\"\nmax_memory = \"40M\"\n"
     "pace = 2500\n";
@@ -181,6 +188,10 @@ class XenChecker : public rnd::Checker {
 
   std::string initial(TestMachine& m) override {
     snap(m);
+    kernel0_ = m.read(xen("guest/kernel_kb"));
+    has_memory0_ = m.read("devices/system/node/has_memory");
+    has_normal0_ = m.read("devices/system/node/has_normal_memory");
+    zonelists0_ = m.read("kernel/debug/vsysfs/numa/zonelists");
     return check(m, nullptr, 0);
   }
   void before(TestMachine& m, const rnd::Step&) override { snap(m); }
@@ -256,22 +267,36 @@ class XenChecker : public rnd::Checker {
         *current != goal)
       return fmt::format("converged: worker DONE with current_kb {} but goal {}", *current, goal);
 
+    const std::string kernel_s = m.read(xen("guest/kernel_kb"));
+    const auto kernel = rnd::num(kernel_s);
+    if (!kernel || kernel_s != kernel0_)
+      return fmt::format("kernel memory: guest/kernel_kb {} (was {})", kernel_s, kernel0_);
     if (numa_) {
-      std::uint64_t mt = 0, mf = 0;
+      std::uint64_t mt = 0, mf = 0, sunreclaim = 0;
       for (int nid = 0; nid < 2; ++nid) {
         const std::string mi = m.read(fmt::format("devices/system/node/node{}/meminfo", nid));
         mt += rnd::meminfo_kb(mi, "MemTotal").value_or(0);
         mf += rnd::meminfo_kb(mi, "MemFree").value_or(0);
+        sunreclaim += rnd::meminfo_kb(mi, "SUnreclaim").value_or(0);
       }
       if (mt != *current)
         return fmt::format("numa coupling: nodes' MemTotal {} != current_kb {}", mt, *current);
       if (mf != *gfree)
         return fmt::format("numa coupling: nodes' MemFree {} != guest/free_kb {}", mf, *gfree);
+      if (sunreclaim < *kernel || mt < *kernel + mf)
+        return fmt::format("kernel memory: SUnreclaim {}, MemTotal {}, MemFree {}, kernel_kb {}",
+                           sunreclaim, mt, mf, *kernel);
+      if (m.read("devices/system/node/has_memory") != has_memory0_ ||
+          m.read("devices/system/node/has_normal_memory") != has_normal0_)
+        return "kernel memory: node states changed: has_memory " +
+               m.read("devices/system/node/has_memory");
+      if (m.read("kernel/debug/vsysfs/numa/zonelists") != zonelists0_)
+        return "kernel memory: zonelists changed: " + m.read("kernel/debug/vsysfs/numa/zonelists");
     } else {
       const auto used = rnd::num(m.read(xen("guest/used_kb")));
-      if (!used || *used + *gfree != *current)
-        return fmt::format("flat workload: used {} + free {} != current {}", used.value_or(0),
-                           *gfree, *current);
+      if (!used || *used + *kernel + *gfree != *current)
+        return fmt::format("flat workload: used {} + kernel {} + free {} != current {}",
+                           used.value_or(0), *kernel, *gfree, *current);
     }
     return {};
   }
@@ -282,6 +307,7 @@ class XenChecker : public rnd::Checker {
   }
 
   bool numa_;
+  std::string kernel0_, has_memory0_, has_normal0_, zonelists0_;
   std::size_t grew_ = 0, shrank_ = 0, eagain_ = 0, canceled_ = 0;
   std::uint64_t current0_ = 0;
   std::map<std::string, Dom> doms0_;

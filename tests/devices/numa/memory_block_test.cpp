@@ -104,6 +104,25 @@ TEST_CASE("offlining a block takes its pages from the node; onlining gives them 
   CHECK(memtotal_kb(m, 1) == n1);
 }
 
+TEST_CASE(
+    "memory hotplug moves node states: offlining a node's last block takes it out of N_MEMORY") {
+  TestMachine m(kNodes);
+  CHECK(m.read("devices/system/node/has_memory") == "0-1\n");
+  CHECK(m.write(blk(4, "online"), "0") == 1);
+  CHECK(m.read("devices/system/node/has_memory") == "0-1\n");  // 72 MiB left
+  CHECK(m.write(blk(5, "online"), "0") == 1);
+  // offline_pages: node_states_clear_node, build_all_zonelists.
+  CHECK(memtotal_kb(m, 1) == 0);
+  CHECK(m.read("devices/system/node/has_memory") == "0\n");
+  CHECK(m.read("devices/system/node/has_normal_memory") == "0\n");
+  CHECK(m.read("kernel/debug/vsysfs/numa/zonelists").find("Node 1: 0 \n") != std::string::npos);
+  CHECK(m.write("kernel/debug/vsysfs/numa/alloc", "pages=1 cpu=2 policy=bind:1\n") == -EINVAL);
+  // online_pages: back in N_MEMORY and in the zonelists.
+  CHECK(m.write(blk(4, "online"), "1") == 1);
+  CHECK(m.read("devices/system/node/has_memory") == "0-1\n");
+  CHECK(m.read("kernel/debug/vsysfs/numa/zonelists").find("Node 1: 1 0 \n") != std::string::npos);
+}
+
 TEST_CASE("bad input: EINVAL and nothing changes; a busy block stays online (EBUSY)") {
   TestMachine m(kNodes);
   CHECK(m.write(blk(0, "state"), "off") == -EINVAL);

@@ -36,7 +36,7 @@ TEST_CASE("concurrent stores, reads, worker and pacing keep the accounts balance
   params.target_pages = 256 * kMiB;
   params.max_schedule_delay = 0;  // retry every 4 ms: keep the worker busy
   auto balloon = std::make_shared<XenBalloon>(
-      env, hv, devices::XenGuestMemory(256 * kMiB, 512 * kMiB, 32 * kMiB), params);
+      env, hv, devices::XenGuestMemory(256 * kMiB, 512 * kMiB, 0, 32 * kMiB), params);
   auto domain = hv->other_domains().at(0);
   clock.start();
   hv->start();

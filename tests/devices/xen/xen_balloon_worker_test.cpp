@@ -41,25 +41,21 @@ TEST_SUITE("xen_balloon") {
 TEST_CASE("growth with enough host memory: exact batches of 512 frames, then DONE") {
   TestMachine m(small_machine());
   const std::uint64_t free0 = read_u64(m, knob("host_free_kb"));
-  // 1300 pages more: 512 + 512 + 276.
+  // 1300 pages more: 512 + 512 + 276, then a pass that finds no credit.
   REQUIRE(m.write(dev("target_kb"), "267344\n") == 7);
   m.advance_ms(0);
   const auto s = steps(m);
-  REQUIRE(s.size() == 4);
-  const char* req[] = {"512", "512", "276", "0"};
-  const char* next[] = {"0", "0", "0", "-1"};
-  for (int i = 0; i < 4; ++i) {
-    CAPTURE(i);
-    CHECK(s[i].time.count() == 0);
-    CHECK(s[i].result == "DONE");
-    CHECK(s[i].field("requested") == req[i]);
-    CHECK(s[i].field("granted") == req[i]);
-    CHECK(s[i].field("next_delay_s") == next[i]);
-    CHECK(s[i].field("schedule_delay") == "1");
-  }
+  // One balloon_process run: one event for its four passes.
+  REQUIRE(s.size() == 1);
+  CHECK(s[0].time.count() == 0);
+  CHECK(s[0].result == "DONE");
   CHECK(s[0].field("direction") == "\"increase\"");
-  CHECK(s[0].field("current_kb") == "264192");
-  CHECK(s[3].field("direction") == "\"none\"");
+  CHECK(s[0].field("passes") == "4");
+  CHECK(s[0].field("requested") == "1300");
+  CHECK(s[0].field("granted") == "1300");
+  CHECK(s[0].field("next_delay_s") == "-1");
+  CHECK(s[0].field("schedule_delay") == "1");
+  CHECK(s[0].field("current_kb") == "267344");
   CHECK(current_kb(m) == 267344);
   CHECK(read_u64(m, knob("host_free_kb")) == free0 - 1300 * 4);
   CHECK(m.read(dev("info/low_kb")) == std::to_string(524288 - 267344) + "\n");
@@ -72,29 +68,29 @@ TEST_CASE("growth under pressure: partial grant kept, back-off 2, 4, 8, 16, 32, 
   REQUIRE(m.write(dev("target_kb"), "524288\n") == 7);
   m.advance_ms(0);
   auto s = steps(m);
-  REQUIRE(s.size() == 36);
-  for (int i = 0; i < 34; ++i) CHECK(s[i].field("granted") == "512");
-  // The partial grant: Xen had 256 frames left; the 2009 patch keeps them.
-  CHECK(s[34].field("requested") == "512");
-  CHECK(s[34].field("granted") == "256");
-  CHECK(s[34].result == "DONE");
-  CHECK(s[35].field("granted") == "0");
-  CHECK(s[35].result == "EAGAIN");
-  CHECK(s[35].field("schedule_delay") == "2");
-  CHECK(s[35].field("retry_count") == "2");
-  CHECK(s[35].field("next_delay_s") == "2");
-  CHECK(s[35].field("host_free_kb") == "0");
+  // One run: 34 full batches, the partial grant (Xen had 256 frames left;
+  // the 2009 patch keeps them), then a pass Xen grants nothing.
+  REQUIRE(s.size() == 1);
+  CHECK(s[0].field("passes") == "36");
+  CHECK(s[0].field("requested") == std::to_string(36 * 512));
+  CHECK(s[0].field("granted") == std::to_string(34 * 512 + 256));
+  CHECK(s[0].result == "EAGAIN");
+  CHECK(s[0].field("schedule_delay") == "2");
+  CHECK(s[0].field("retry_count") == "2");
+  CHECK(s[0].field("next_delay_s") == "2");
+  CHECK(s[0].field("host_free_kb") == "0");
   CHECK(current_kb(m) == 262144 + 69 * 1024);
   CHECK(m.read(knob("guest/state")) == "EAGAIN\n");
 
   run_checked(m, 200);
   s = steps(m);
   // update_schedule doubles before the first re-queue: retries at
-  // t = 2, 6, 14, 30, 62, 94, 126, 158, 190.
+  // t = 2, 6, 14, 30, 62, 94, 126, 158, 190, one pass each.
   std::vector<double> retry_times;
-  for (std::size_t i = 36; i < s.size(); ++i) {
+  for (std::size_t i = 1; i < s.size(); ++i) {
     CHECK(s[i].result == "EAGAIN");
     CHECK(s[i].field("granted") == "0");
+    CHECK(s[i].field("passes") == "1");
     retry_times.push_back(secs(s[i]));
   }
   CHECK(retry_times == std::vector<double>{2, 6, 14, 30, 62, 94, 126, 158, 190});
@@ -177,25 +173,23 @@ TEST_CASE("shrinking with no free guest pages waits (EAGAIN) and resumes when pa
   REQUIRE(m.write(dev("target_kb"), "131072\n") == 7);  // 128 MiB
   m.advance_ms(0);
   auto s = steps(m);
-  REQUIRE(s.size() == 28);
-  for (int i = 0; i < 27; ++i) {
-    CHECK(s[i].field("direction") == "\"decrease\"");
-    CHECK(s[i].field("granted") == "512");
-    CHECK(s[i].result == "DONE");
-  }
-  CHECK(s[27].field("requested") == "512");
-  CHECK(s[27].field("granted") == "256");  // what alloc_page found
-  CHECK(s[27].result == "EAGAIN");
-  CHECK(s[27].field("next_delay_s") == "2");
+  // One run: 27 full batches, then a pass where alloc_page finds 256.
+  REQUIRE(s.size() == 1);
+  CHECK(s[0].field("direction") == "\"decrease\"");
+  CHECK(s[0].field("passes") == "28");
+  CHECK(s[0].field("requested") == std::to_string(28 * 512));
+  CHECK(s[0].field("granted") == std::to_string(27 * 512 + 256));
+  CHECK(s[0].result == "EAGAIN");
+  CHECK(s[0].field("next_delay_s") == "2");
   CHECK(current_kb(m) == 201 * 1024);
   CHECK(m.read(knob("guest/free_kb")) == "0\n");
   CHECK(read_u64(m, knob("host_free_kb")) == host_free0 + 55 * 1024);
   CHECK(m.read(dev("info/low_kb")) == std::to_string(524288 - 201 * 1024) + "\n");
   run_checked(m, 7);  // retries at t=2 and t=6 find nothing
   s = steps(m);
-  REQUIRE(s.size() == 30);
-  CHECK(s[28].field("granted") == "0");
-  CHECK(secs(s[29]) == 6);
+  REQUIRE(s.size() == 3);
+  CHECK(s[1].field("granted") == "0");
+  CHECK(secs(s[2]) == 6);
   // The workload frees 101 MiB; the retry at t=14 finishes the job.
   REQUIRE(m.write(knob("guest/used_kb"), "102400\n") == 7);
   run_checked(m, 6);
@@ -235,7 +229,7 @@ TEST_CASE("populate_fail: the next N populate calls fail with ENOMEM, then growt
   m.advance_ms(0);
   run_checked(m, 10);
   const auto s = steps(m);
-  REQUIRE(s.size() == 4);
+  REQUIRE(s.size() == 3);
   CHECK(s[0].result == "EAGAIN");
   CHECK(s[0].field("error") == "\"ENOMEM\"");
   CHECK(secs(s[1]) == 2);
@@ -243,6 +237,7 @@ TEST_CASE("populate_fail: the next N populate calls fail with ENOMEM, then growt
   CHECK(secs(s[2]) == 6);
   CHECK(s[2].result == "DONE");
   CHECK(s[2].field("granted") == "1");
+  CHECK(s[2].field("passes") == "2");  // the grant, then no credit
   CHECK(m.read(knob("populate_fail")) == "0\n");
   CHECK(m.events_of("xen", "populate_physmap").size() == 2);
   CHECK(current_kb(m) == 262148);
@@ -298,8 +293,9 @@ TEST_CASE("every step event carries requested, granted, current, state and next 
   const auto s = steps(m);
   REQUIRE(!s.empty());
   for (const auto& e : s) {
-    for (const char* key : {"direction", "requested", "granted", "current_kb", "target_kb", "state",
-                            "schedule_delay", "retry_count", "next_delay_s", "host_free_kb"}) {
+    for (const char* key :
+         {"direction", "passes", "requested", "granted", "current_kb", "target_kb", "state",
+          "schedule_delay", "retry_count", "next_delay_s", "host_free_kb"}) {
       CAPTURE(key);
       CHECK(!e.field(key).empty());
     }
