@@ -12,7 +12,8 @@
 // Steps: the owners' priorities (first), flock / F_SETLK / F_SETLKW /
 // F_OFD_SETLK(W) sets and unlocks, cancels (interrupts) of an owner's
 // waiting request, and closes: a process's close (FLUSH: its POSIX locks
-// on the file go, then RELEASE of its description), an OFD description's
+// on the file go, then RELEASE of its description), a process's close of
+// a duplicated descriptor (FLUSH alone), an OFD description's
 // last close (FLUSH of the closing process, RELEASE), a flock
 // description's last close. An owner with a waiting request makes no other
 // request and is not closed (one thread per owner: the waiting thread
@@ -100,7 +101,9 @@ enum class LOp {
   setlk,        // F_SETLK(W) by a process (owner) through its open `file` of `key`
   ofd,          // F_OFD_SETLK(W) by an OFD description (owner) on its file
   cancel,       // the owner's waiting request is interrupted
-  close_proc,   // process `owner` closes its open `file` of `key`
+  close_proc,   // process `owner` closes its open `file` of `key` (FLUSH, RELEASE)
+  flush,        // process `owner` closes a duplicate of a descriptor of `key`
+                // (FLUSH only: its POSIX locks go, the open file stays)
   close_ofd,    // the last close of OFD description `owner`, by process `file`
   close_flock,  // the last close of flock description `owner`
 };
@@ -130,6 +133,7 @@ const char* op_name(LOp op) {
     case LOp::ofd: return "ofd";
     case LOp::cancel: return "cancel";
     case LOp::close_proc: return "close_proc";
+    case LOp::flush: return "flush";
     case LOp::close_ofd: return "close_ofd";
     case LOp::close_flock: return "close_flock";
   }
@@ -161,6 +165,7 @@ std::string to_cpp(const std::vector<LStep>& steps) {
       case LOp::cancel:
       case LOp::close_flock: break;
       case LOp::close_proc: out += fmt::format(", .key = {}, .file = {}", s.key, s.file); break;
+      case LOp::flush: out += fmt::format(", .key = {}", s.key); break;
       case LOp::close_ofd: out += fmt::format(", .file = {}", s.file); break;
     }
     out += "},\n";
@@ -225,11 +230,13 @@ class Run {
       return s;
     }
     if (what == 1) {
-      const int kind = roll(3);
+      const int kind = roll(4);
       const auto key = pick(kKeys);
       if (kind == 0) {  // a process closes one of its files of `key`
         s = {.op = LOp::close_proc, .owner = pick(kProcs), .key = key};
         s.file = proc_file(s.owner, key, roll(2));
+      } else if (kind == 3) {  // a process closes a dup of a descriptor of `key`
+        s = {.op = LOp::flush, .owner = pick(kProcs), .key = key};
       } else if (kind == 1) {  // an OFD description's last close, by a process
         s = {.op = LOp::close_ofd, .owner = pick(kOfds)};
         s.file = pick(kProcs);
@@ -281,6 +288,7 @@ class Run {
       case LOp::cancel: return fmt::format("cancel owner={}", s.owner);
       case LOp::close_proc:
         return fmt::format("close process={} key={} file={}", s.owner, s.key, s.file);
+      case LOp::flush: return fmt::format("flush process={} key={}", s.owner, s.key);
       case LOp::close_ofd: return fmt::format("close ofd={} by process={}", s.owner, s.file);
       case LOp::close_flock:
         return fmt::format("close flock={} key={}", s.owner, desc_key(s.owner));
@@ -473,6 +481,14 @@ class Run {
                       [&](const MLock& h) { return !h.flock && h.key == s.key && h.file == s.file; });
         svc_.release_posix(s.key, s.owner);
         svc_.release_file(s.key, s.file);
+        drain();
+        return;
+      case LOp::flush:
+        // filp_flush -> locks_remove_posix: the closing process's POSIX
+        // locks on the file go whichever descriptor they came through.
+        if (busy(s.owner)) return;
+        model_drop(false, s.key, s.owner, {});
+        svc_.release_posix(s.key, s.owner);
         drain();
         return;
       case LOp::close_ofd: {
