@@ -7,15 +7,20 @@
 // (TestMachine: the real fs::Server, no mount), draws a sequence of steps
 // from a std::mt19937_64 seeded with a printed seed, applies them one by
 // one and checks the invariants after each. On a failure it shrinks the
-// sequence (greedy delta debugging: drop chunks of steps, halving the
-// chunk size, while the same invariant still fails; bounded by a run
-// budget) and report() prints the seed and the shortest failing sequence
-// as a C++ initializer list that replay() accepts, so it can be pasted
-// into a regression test.
+// sequence (shrink_steps(): greedy delta debugging, drop chunks of steps,
+// halving the chunk size, while the same invariant still fails; bounded by
+// a run budget; 1-minimal when the budget allows) and report() prints the
+// seed and the shortest failing sequence as a C++ initializer list that
+// replay() accepts, so it can be pasted into a regression test. The Xen,
+// NUMA, dcdbas and net families are Families; the lock-service sequences
+// (tests/core/lock_service_random_test.cpp), whose steps are calls rather
+// than writes, use shrink_steps() and Failure with their own step type.
 //
 // Every step is one write(2) to a file of the tree (a store, a knob
 // command, clock/advance_ms, cpuN/online, machine/shutdown): the family's
-// whole interface is files, and a replayed list needs nothing else.
+// whole interface is files, and a replayed list needs nothing else. A
+// family may add steps it applies itself (Family::apply, paths starting
+// with '@'), for what no file says precisely enough.
 //
 // Generic invariant (every family): a write that fails changes none of the
 // family's observed files ("bad input changes nothing", docs/design.md);
