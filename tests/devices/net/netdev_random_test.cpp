@@ -526,4 +526,29 @@ TEST_CASE("net random: a planted fault is found, and shrinking ends 1-minimal") 
   CHECK(!rnd::replay(net_family(), o.shrunk));
 }
 
+TEST_CASE("net random: a printed list replays as pasted") {
+  // The list the planted case printed (seed 3), pasted: a traffic run on
+  // eth2 faster than its link fills the ring and stops the queue; eth3
+  // going down takes the PHY link of both ends (eth2's carrier goes off),
+  // proto_down 0 turns eth2's carrier back on in software (netif_carrier_on)
+  // while its PHY has no link, so nothing leaves the ring and the watchdog
+  // fires 300 ms after the last transmit. The real checker passes it; the
+  // planted one fails at the last step, on the watchdog.
+  const std::vector<rnd::Step> steps = {
+      {"kernel/debug/vsysfs/net/eth2/traffic", "count 222 size 261 rate 126855 cpus 3", 0, 0},
+      {"kernel/debug/vsysfs/net/eth2/traffic", "start", 0, 0},
+      {"@advance_ns", "4801999", 0, 0},
+      {"devices/pci0000:00/0000:00:06.0/net/eth3/flags", "0x1002", 0, 0},
+      {"devices/pci0000:00/0000:00:05.0/net/eth2/proto_down", "0", 0, 0},
+      {"@advance_ns", "406798168", 0, 0},
+  };
+  auto cov = std::make_shared<NetCoverage>();
+  CHECK(!rnd::replay(net_family(Plant::none, cov), steps));
+  CHECK(cov->timeouts == 1);
+  const auto r = rnd::replay(net_family(Plant::late_watchdog), steps);
+  REQUIRE(r);
+  CHECK(r->step == steps.size() - 1);
+  CHECK(r->kind() == "watchdog");
+}
+
 }  // TEST_SUITE
