@@ -41,8 +41,9 @@
 //    conflict or with waiters in the domain (the fairness rule).
 // A failure prints the seed, the model and the service's table, and the
 // shrunk list. VSYSFS_RANDOM_SEED=N runs that seed alone,
-// VSYSFS_LOCK_SEEDS=N seeds 1..N, VSYSFS_RANDOM_STEPS=N changes the steps
-// per seed, and VSYSFS_LOCK_TRACE=1 prints the state after every step.
+// VSYSFS_LOCK_SEEDS=N seeds 1..N (default 300, 30 in a sanitizer build),
+// VSYSFS_RANDOM_STEPS=N changes the steps per seed, and
+// VSYSFS_LOCK_TRACE=1 prints the state after every step.
 
 #include <doctest/doctest.h>
 
@@ -708,7 +709,10 @@ TEST_SUITE("lock_service") {
     const bool one = one_env && *one_env;
     const std::uint64_t first = one ? rnd::seed_from_env(1) : 1;
     const std::uint64_t last =
-        one ? first : seeds_env && *seeds_env ? std::strtoull(seeds_env, nullptr, 0) : kSeeds;
+        one                       ? first
+        : seeds_env && *seeds_env ? std::strtoull(seeds_env, nullptr, 0)
+        : rnd::kSanitized         ? kSeeds / 10
+                                  : kSeeds;
     const std::size_t steps = rnd::steps_from_env(kSteps);
     Run::Stats total;
     for (std::uint64_t seed = first; seed <= last; ++seed) {

@@ -214,6 +214,16 @@ Outcome run_random(const Family& f, std::uint64_t seed, std::size_t steps,
 // and how to replay it.
 std::string report(const Family& f, const Outcome& o);
 
+// A sanitizer build (gcc defines these for -fsanitize=address and
+// -fsanitize=thread). A step costs far more there (the net family's ~100x
+// under TSan at -O0), so the families with many default seeds run fewer of
+// them; the plain build runs them all, and the environment overrides hold.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+
 // VSYSFS_RANDOM_SEED / VSYSFS_RANDOM_STEPS, else the defaults.
 std::uint64_t seed_from_env(std::uint64_t fallback);
 std::size_t steps_from_env(std::size_t fallback);
