@@ -40,7 +40,7 @@
 //  7. generic (the framework's): a refused write changes none of the
 //     NICs' mtu, flags, carrier, proto_down and knob files.
 //
-// Runs VSYSFS_NET_RANDOM_RUNS seeds (default 24, 4 in a sanitizer build)
+// Runs VSYSFS_NET_RANDOM_RUNS seeds (default 24, 2 in a sanitizer build)
 // of VSYSFS_RANDOM_STEPS steps (default 340) from seed 1;
 // VSYSFS_RANDOM_SEED=N runs seed N only.
 
@@ -483,7 +483,7 @@ TEST_CASE("net random: seeded operations keep the invariants") {
   const char* runs_env = std::getenv("VSYSFS_NET_RANDOM_RUNS");
   const std::uint64_t runs = only                    ? 1
                              : runs_env && *runs_env ? std::strtoull(runs_env, nullptr, 0)
-                             : rnd::kSanitized       ? 4
+                             : rnd::kSanitized       ? 2
                                                      : 24;
   const std::size_t steps = rnd::steps_from_env(340);
   auto cov = std::make_shared<NetCoverage>();
