@@ -144,8 +144,8 @@ unit: $(UNIT)  ## the unit tests only
 	$(UNIT)
 
 # The seeded random-sequence tests (tests/random, docs/random-tests.md), longer:
-# every doctest case whose name matches *random* (the Xen, NUMA and dcdbas
-# families here; the net and lock-service ones where they exist).
+# every doctest case whose name matches *random* (the Xen, NUMA, dcdbas and
+# net families and the lock-service sequences, each with one seed).
 # (SEED is expanded once, so the echoed seed is the one that ran.)
 ifeq ($(origin SEED),undefined)
   SEED := $(shell date +%s)
@@ -154,8 +154,6 @@ STEPS ?= 3000
 test-random: $(UNIT)  ## random operation sequences: make test-random SEED=N STEPS=N
 	@echo "test-random: VSYSFS_RANDOM_SEED=$(SEED) VSYSFS_RANDOM_STEPS=$(STEPS)"
 	VSYSFS_RANDOM_SEED=$(SEED) VSYSFS_RANDOM_STEPS=$(STEPS) VSYSFS_RANDOM_VERBOSE=1 \
-	  VSYSFS_NET_RANDOM_SEED=$(SEED) VSYSFS_NET_RANDOM_STEPS=$(STEPS) \
-	  VSYSFS_LOCK_SEED=$(SEED) VSYSFS_LOCK_STEPS=$(STEPS) \
 	  $(UNIT) -tc='*random*' -tce='stress: many files*,threads: random locks*'
 
 integration: all  ## the bats suites only

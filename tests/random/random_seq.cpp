@@ -171,7 +171,9 @@ std::optional<Failure> replay(const Family& f, const std::vector<Step>& steps,
     const Step& s = steps[i];
     checker->before(m, s);
     const auto pre = snapshot(m, observed);
-    const long rc = m.write(s.path, s.data, caller_of(s), static_cast<off_t>(s.off));
+    const long rc = f.apply && s.path.starts_with('@')
+                        ? f.apply(m, s)
+                        : m.write(s.path, s.data, caller_of(s), static_cast<off_t>(s.off));
     if (rc < 0) {
       if (rejected) ++*rejected;
       const auto post = snapshot(m, observed);
@@ -192,46 +194,9 @@ std::optional<Failure> replay(const Family& f, const std::vector<Step>& steps,
 
 std::vector<Step> shrink(const Family& f, std::vector<Step> steps, const Failure& failure,
                          std::size_t budget, std::size_t* runs) {
-  std::size_t used = 0;
-  // A second bound, on the steps replayed in all: a failure late in a long
-  // run would otherwise cost `budget` replays of the whole prefix.
-  std::size_t replayed = 0;
-  constexpr std::size_t kStepBudget = 3'000'000;
-  const std::string kind = failure.kind();
-  auto still_fails = [&](const std::vector<Step>& cand) -> std::optional<Failure> {
-    ++used;
-    replayed += cand.size();
-    if (replayed > kStepBudget) used = budget;  // this replay is the last
-    auto r = replay(f, cand);
-    if (r && r->kind() == kind) return r;
-    return std::nullopt;
-  };
-  // Nothing after the failing step matters.
-  if (failure.step != std::string::npos && failure.step + 1 < steps.size())
-    steps.resize(failure.step + 1);
-  std::size_t chunk = std::max<std::size_t>(steps.size() / 2, 1);
-  while (used < budget && !steps.empty()) {
-    bool removed = false;
-    for (std::size_t at = 0; at < steps.size() && used < budget;) {
-      std::vector<Step> cand;
-      cand.reserve(steps.size());
-      cand.insert(cand.end(), steps.begin(), steps.begin() + static_cast<long>(at));
-      const std::size_t end = std::min(at + chunk, steps.size());
-      cand.insert(cand.end(), steps.begin() + static_cast<long>(end), steps.end());
-      if (auto r = still_fails(cand)) {
-        // Keep the removal, and cut what follows the new failing step.
-        steps = std::move(cand);
-        if (r->step != std::string::npos && r->step + 1 < steps.size()) steps.resize(r->step + 1);
-        removed = true;
-      } else {
-        at += chunk;
-      }
-    }
-    if (chunk == 1 && !removed) break;
-    if (!removed) chunk = std::max<std::size_t>(chunk / 2, 1);
-  }
-  if (runs) *runs = used;
-  return steps;
+  return shrink_steps(
+      std::move(steps), failure,
+      [&f](const std::vector<Step>& cand) { return replay(f, cand); }, budget, runs);
 }
 
 Outcome run_random(const Family& f, std::uint64_t seed, std::size_t steps,

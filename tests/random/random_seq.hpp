@@ -7,15 +7,20 @@
 // (TestMachine: the real fs::Server, no mount), draws a sequence of steps
 // from a std::mt19937_64 seeded with a printed seed, applies them one by
 // one and checks the invariants after each. On a failure it shrinks the
-// sequence (greedy delta debugging: drop chunks of steps, halving the
-// chunk size, while the same invariant still fails; bounded by a run
-// budget) and report() prints the seed and the shortest failing sequence
-// as a C++ initializer list that replay() accepts, so it can be pasted
-// into a regression test.
+// sequence (shrink_steps(): greedy delta debugging, drop chunks of steps,
+// halving the chunk size, while the same invariant still fails; bounded by
+// a run budget; 1-minimal when the budget allows) and report() prints the
+// seed and the shortest failing sequence as a C++ initializer list that
+// replay() accepts, so it can be pasted into a regression test. The Xen,
+// NUMA, dcdbas and net families are Families; the lock-service sequences
+// (tests/core/lock_service_random_test.cpp), whose steps are calls rather
+// than writes, use shrink_steps() and Failure with their own step type.
 //
 // Every step is one write(2) to a file of the tree (a store, a knob
 // command, clock/advance_ms, cpuN/online, machine/shutdown): the family's
-// whole interface is files, and a replayed list needs nothing else.
+// whole interface is files, and a replayed list needs nothing else. A
+// family may add steps it applies itself (Family::apply, paths starting
+// with '@'), for what no file says precisely enough.
 //
 // Generic invariant (every family): a write that fails changes none of the
 // family's observed files ("bad input changes nothing", docs/design.md);
@@ -24,6 +29,7 @@
 // Environment: VSYSFS_RANDOM_SEED and VSYSFS_RANDOM_STEPS override a test's
 // seed and step count; VSYSFS_RANDOM_VERBOSE=1 prints one line per run.
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -113,6 +119,12 @@ struct Family {
   std::vector<std::string> unobserved;
   // A kernel quirk that lets a failed write change `path`.
   std::function<bool(const Step& s, long rc, const std::string& path)> failed_write_may_change;
+  // Steps whose path starts with '@' are applied by the family instead of
+  // written (the count or -errno): for what no file says at the precision
+  // the family needs, like the net family's sub-millisecond clock steps
+  // (clock/advance_ms counts whole milliseconds). They replay and print
+  // like any other step.
+  std::function<long(TestMachine& m, const Step& s)> apply;
 };
 
 struct Failure {
@@ -137,10 +149,62 @@ struct Outcome {
   std::size_t shrink_runs = 0;
 };
 
-// Greedy delta debugging: drops chunks (half the list, then quarters ...,
-// down to single steps) while the same invariant still fails, at most
-// `budget` replays and 3 million replayed steps. Returns the shortest
-// sequence found.
+// Greedy delta debugging over any replayable step type: `replay_fn`
+// replays a candidate from a fresh start and returns its first failure.
+// Cuts what follows the failing step, then drops chunks (half the list,
+// then quarters ..., down to single steps) while the same invariant (the
+// Failure's kind()) still fails, at most `budget` replays and 3 million
+// replayed steps. When the budget is not spent the result is 1-minimal:
+// no single step can be dropped. The Xen, NUMA and dcdbas families
+// (shrink() below), the net family and the lock-service sequences
+// (tests/core/lock_service_random_test.cpp, whose steps are calls, not
+// writes) all shrink with this one function.
+template <typename S, typename Replay>
+std::vector<S> shrink_steps(std::vector<S> steps, const Failure& failure, Replay&& replay_fn,
+                            std::size_t budget, std::size_t* runs = nullptr) {
+  std::size_t used = 0;
+  // A second bound, on the steps replayed in all: a failure late in a long
+  // run would otherwise cost `budget` replays of the whole prefix.
+  std::size_t replayed = 0;
+  constexpr std::size_t kStepBudget = 3'000'000;
+  const std::string kind = failure.kind();
+  auto still_fails = [&](const std::vector<S>& cand) -> std::optional<Failure> {
+    ++used;
+    replayed += cand.size();
+    if (replayed > kStepBudget) used = budget;  // this replay is the last
+    std::optional<Failure> r = replay_fn(cand);
+    if (r && r->kind() == kind) return r;
+    return std::nullopt;
+  };
+  // Nothing after the failing step matters.
+  if (failure.step != std::string::npos && failure.step + 1 < steps.size())
+    steps.resize(failure.step + 1);
+  std::size_t chunk = std::max<std::size_t>(steps.size() / 2, 1);
+  while (used < budget && !steps.empty()) {
+    bool removed = false;
+    for (std::size_t at = 0; at < steps.size() && used < budget;) {
+      std::vector<S> cand;
+      cand.reserve(steps.size());
+      cand.insert(cand.end(), steps.begin(), steps.begin() + static_cast<long>(at));
+      const std::size_t end = std::min(at + chunk, steps.size());
+      cand.insert(cand.end(), steps.begin() + static_cast<long>(end), steps.end());
+      if (auto r = still_fails(cand)) {
+        // Keep the removal, and cut what follows the new failing step.
+        steps = std::move(cand);
+        if (r->step != std::string::npos && r->step + 1 < steps.size()) steps.resize(r->step + 1);
+        removed = true;
+      } else {
+        at += chunk;
+      }
+    }
+    if (chunk == 1 && !removed) break;
+    if (!removed) chunk = std::max<std::size_t>(chunk / 2, 1);
+  }
+  if (runs) *runs = used;
+  return steps;
+}
+
+// shrink_steps() with the family's replay().
 std::vector<Step> shrink(const Family& f, std::vector<Step> steps, const Failure& failure,
                          std::size_t budget, std::size_t* runs = nullptr);
 
@@ -149,6 +213,16 @@ Outcome run_random(const Family& f, std::uint64_t seed, std::size_t steps,
 // "random <family>: seed N, M steps: OK" or the failure, the shrunk list
 // and how to replay it.
 std::string report(const Family& f, const Outcome& o);
+
+// A sanitizer build (gcc defines these for -fsanitize=address and
+// -fsanitize=thread). A step costs far more there (a net step ~500x under
+// TSan at -O0: 340 steps take 6 s of CPU), so the families with many default seeds run fewer of
+// them; the plain build runs them all, and the environment overrides hold.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
 
 // VSYSFS_RANDOM_SEED / VSYSFS_RANDOM_STEPS, else the defaults.
 std::uint64_t seed_from_env(std::uint64_t fallback);
