@@ -46,6 +46,7 @@
 #include "devices/net/netdev.hpp"
 #include "devices/net/netdev_knobs.hpp"
 #include "devices/net/netdev_nic.hpp"
+#include "devices/machine/subsys_bus.hpp"
 #include "devices/net/netdev_pci.hpp"
 #include "devices/net/netdev_queues.hpp"
 #include "devices/numa/numa_model.hpp"
@@ -268,6 +269,8 @@ void build_net(MachineContext& ctx, const core::ConfigValue& sec) {
       const std::string pci_dir = "devices/pci0000:00/" + s.pci_slot;
       auto pci = std::make_shared<PciFunction>(ctx.env, s.pci, numa);
       ctx.tree.add_device<PciFunction>(pci_dir, pci, PciFunction::groups());
+      add_subsys_bus(ctx.env, ctx.tree, ctx.machine, "pci");
+      add_uevent_only_device(ctx.env, ctx.tree, ctx.machine, "devices/pci0000:00");
       ctx.tree.mkdir_p("bus/pci/drivers/" + s.pci.driver);
       ctx.tree.add_symlink("bus/pci/devices/" + s.pci_slot, "../../../" + pci_dir);
       ctx.tree.add_symlink(pci_dir + "/subsystem", "../../../bus/pci");

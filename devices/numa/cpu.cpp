@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "core/kobject_uevent.hpp"
 #include "core/parse.hpp"
 #include "devices/numa/numa_node.hpp"
 
@@ -24,7 +25,15 @@ constexpr core::AttributeGroup<CpuRoot> kRootGroups[] = {{.name = "", .attrs = k
 
 constexpr core::DeviceAttribute<CpuDevice> kCpuAttrs[] = {
     VSYSFS_ATTR_RW(CpuDevice, online),
+    VSYSFS_ATTR_RW(CpuDevice, uevent),
 };
+
+// The modelled processor (the default caches and vulnerabilities are a
+// Skylake-SP's, as the SMBIOS type 4 signature 0x50654): vendor
+// X86_VENDOR_INTEL, family 6, model 0x55, and its CPUID.1:EDX feature word
+// (x86_capability[CPUID_1_EDX], feature numbers 0..31).
+constexpr unsigned kCpuVendor = 0, kCpuFamily = 6, kCpuModel = 0x55;
+constexpr std::uint32_t kCpuid1Edx = 0xBFEBFBFF;
 
 // Kernel quirk: cpu0 is not hotpluggable on x86, so device_add never
 // creates its "online" file (dev->offline_disabled).
@@ -125,6 +134,25 @@ void CpuDevice::remove_topology() {
   (void)hotplug_->tree().remove(path() + "/cache");  // cacheinfo_cpu_pre_down
 }
 
+// drivers/base/cpu.c cpu_uevent -> arch/x86/kernel/cpu/match.c
+// arch_print_cpu_modalias: "cpu:type:x86,venVVVVfamFFFFmodMMMM:feature:"
+// then ",%04X" per set feature bit. Only word 0 is modelled.
+core::Status CpuDevice::uevent_show(core::PageBuffer& buf) const {
+  buf.emit("MODALIAS=cpu:type:x86,ven{:04X}fam{:04X}mod{:04X}:feature:", kCpuVendor, kCpuFamily, kCpuModel);
+  for (unsigned bit = 0; bit < 32; ++bit)
+    if (kCpuid1Edx & (1u << bit)) buf.emit(",{:04X}", bit);
+  buf.emit("\n");
+  return {};
+}
+
+// drivers/base/core.c uevent_store -> kobject_synth_uevent.
+core::Result<std::size_t> CpuDevice::uevent_store(const core::Caller& caller, std::string_view in) {
+  core::PageBuffer vars;
+  (void)uevent_show(vars);
+  const std::string devpath = "/" + path();
+  return core::uevent_store(hotplug_->env(), caller, {devpath, "cpu", vars.view()}, in);
+}
+
 core::Status CpuDevice::online_show(core::PageBuffer& buf) const {
   buf.emit("{}\n", model_->cpu_online(cpu_) ? 1 : 0);
   return {};
@@ -223,6 +251,7 @@ void add_cpu_devices(core::Env& env, core::Tree& tree, std::shared_ptr<NumaModel
     if (model->cpu_online(cpu)) dev->add_topology();
     const int nid = model->topology(cpu).node;
     tree.add_symlink(fmt::format("{}/node{}", dev->path(), nid), fmt::format("../../node/node{}", nid));
+    tree.add_symlink(dev->path() + "/subsystem", "../../../../bus/cpu");
     tree.add_symlink(fmt::format("bus/cpu/devices/cpu{}", cpu),
                      fmt::format("../../../devices/system/cpu/cpu{}", cpu));
     keep.push_back(dev);

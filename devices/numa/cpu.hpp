@@ -11,7 +11,10 @@
 //   devices/system/cpu/cpuN/        (CpuDevice)
 //     online                         0644  "%u\n"; kstrtobool, device_online/offline.
 //                                          Not on cpu0 (not hotpluggable).
+//     uevent                         0644  "MODALIAS=cpu:type:x86,ven%04Xfam%04Xmod%04X:feature:,%04X...\n"
+//                                          (a Skylake-SP, CPUID.1:EDX features only)
 //     nodeM -> ../../node/nodeM            the CPU's node
+//     subsystem -> ../../../../bus/cpu
 //     topology/                            only while the CPU is online (removed by
 //                                          the CPUHP_TOPOLOGY_PREPARE teardown)
 //       physical_package_id, die_id, core_id   0444 "%d\n"
@@ -89,6 +92,9 @@ class CpuDevice : public std::enable_shared_from_this<CpuDevice> {
 
   // Locking: none of ours. Context: FUSE worker.
   core::Status online_show(core::PageBuffer& buf) const;
+  // MODALIAS=cpu:type:x86,...; a store is a synthetic uevent (SUBSYSTEM=cpu).
+  core::Status uevent_show(core::PageBuffer& buf) const;
+  core::Result<std::size_t> uevent_store(const core::Caller& caller, std::string_view in);
   // Locking: hotplug mutex, then the model's. Context: FUSE worker; adds or
   // removes topology/ in the tree and logs "numa"/"cpu_online".
   core::Result<std::size_t> online_store(const core::Caller& caller, std::string_view in);

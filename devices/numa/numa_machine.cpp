@@ -56,6 +56,7 @@
 
 #include "core/parse.hpp"
 #include "devices/machine/machine.hpp"
+#include "devices/machine/subsys_bus.hpp"
 #include "devices/numa/cpu.hpp"
 #include "devices/numa/memory_block.hpp"
 #include "devices/numa/numa_debug.hpp"
@@ -192,6 +193,8 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   }
   std::vector<std::shared_ptr<void>> keep;
 
+  // subsys_system_register of the node, cpu and memory buses.
+  for (const char* bus : {"node", "cpu", "memory"}) add_subsys_bus(ctx.env, ctx.tree, ctx.machine, bus);
   auto root = std::make_shared<NodeRoot>(model);
   ctx.tree.add_device<NodeRoot>("devices/system/node", root, NodeRoot::groups());
   keep.push_back(root);
@@ -201,6 +204,7 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
     ctx.tree.add_device<NumaNode>(path, node, NumaNode::groups());
     for (unsigned cpu : model->node_cpus(nid))
       ctx.tree.add_symlink(fmt::format("{}/cpu{}", path, cpu), fmt::format("../../cpu/cpu{}", cpu));
+    ctx.tree.add_symlink(path + "/subsystem", "../../../../bus/node");
     ctx.tree.add_symlink(fmt::format("bus/node/devices/node{}", nid),
                          fmt::format("../../../devices/system/node/node{}", nid));
     keep.push_back(node);
@@ -220,6 +224,8 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
     }
   }
   add_cpu_devices(ctx.env, ctx.tree, model, std::move(vulns), keep);
+  add_uevent_only_device(ctx.env, ctx.tree, ctx.machine, "devices/system/cpu");
+  add_uevent_only_device(ctx.env, ctx.tree, ctx.machine, "devices/system/node");
 
   std::uint64_t block_mb = 0;  // the default for the machine's memory
   OnlineType auto_online = OnlineType::Offline;

@@ -201,6 +201,9 @@ class NumaModel {
   std::vector<unsigned> package_cpus(unsigned cpu) const;
   int node_distance(int from, int to) const { return distance_[from][to]; }
   const std::vector<unsigned>& node_cpus(int nid) const { return node_cpus_[nid]; }
+  // The node's memory as the machine booted with it (the firmware's view:
+  // SMBIOS memory devices), before any balloon or hotplug change.
+  std::uint64_t boot_present_pages(int nid) const { return nodes_[nid].present_pages; }
 
   // --- CPU hotplug state ---
   bool cpu_online(unsigned cpu) const;
