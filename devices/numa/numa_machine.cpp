@@ -58,6 +58,7 @@
 #include "devices/machine/machine.hpp"
 #include "devices/machine/subsys_bus.hpp"
 #include "devices/numa/cpu.hpp"
+#include "devices/numa/hugetlb.hpp"
 #include "devices/numa/memory_block.hpp"
 #include "devices/numa/numa_debug.hpp"
 #include "devices/numa/numa_node.hpp"
@@ -243,6 +244,11 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   }
   add_memory_blocks(ctx.env, ctx.tree, model, block_mb * 1024 * 1024, auto_online, keep);
 
+  // hugetlb_sysfs_init: kernel/mm/hugepages/hugepages-2048kB over the nodes' pools.
+  auto hugetlb = std::make_shared<HugetlbGlobal>(ctx.env, model);
+  ctx.tree.add_device<HugetlbGlobal>("kernel/mm/hugepages/hugepages-2048kB", hugetlb, HugetlbGlobal::groups());
+  keep.push_back(hugetlb);
+
   auto debug = std::make_shared<NumaDebug>(ctx.env, model);
   ctx.tree.add_device<NumaDebug>("kernel/debug/vsysfs/numa", debug, NumaDebug::groups());
   keep.push_back(debug);
@@ -260,7 +266,7 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
 // Before the devices that move pages in these nodes (the Xen balloon) and
 // those whose widths are the machine's (net). Negative: it runs on every
 // machine, with [numa] or the default topology.
-const SectionRegistrar kRegistrar{"numa", &build_numa, -1};
+const SectionRegistrar kRegistrar{"numa", &build_numa, -10};
 
 }  // namespace
 }  // namespace vsysfs::devices

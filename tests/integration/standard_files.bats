@@ -393,3 +393,143 @@ EOF2
   [ "$(stat -c %A "${pci}resource0")" = "-rw-------" ]
   [ "$(cat "$MNT/devices/system/memory/memory5/uevent")" = "" ]
 }
+
+# errno name of `printf VALUE > FILE` (OK on success).
+write_errno() {
+  local out
+  out=$(printf '%s' "$2" 2>&1 >"$1") && { echo OK; return; }
+  case $out in
+    *"Invalid argument"*) echo EINVAL ;; *"No such device"*) echo ENODEV ;;
+    *"Device or resource busy"*) echo EBUSY ;; *"Permission denied"*) echo EACCES ;; *) echo "$out" ;;
+  esac
+}
+
+@test "clocksource0: names, modes, override and unbind as kernel/time/clocksource.c" {
+  local cs=devices/system/clocksource/clocksource0
+  # A bare-metal machine: tsc, hpet, acpi_pm by rating; tsc is current.
+  vsysfs_start -o "machine=$(machine_file dell-poweredge-750)"
+  diff <(modes_of "$MNT/$cs") - <<'EOF2'
+--w------- unbind_clocksource
+-r--r--r-- available_clocksource
+-rw-r--r-- current_clocksource
+-rw-r--r-- uevent
+lrwxrwxrwx subsystem
+EOF2
+  [ "$(readlink "$MNT/$cs/subsystem")" = ../../../../bus/clocksource ]
+  [ -L "$MNT/bus/clocksource/devices/clocksource0" ]
+  [ "$(cat "$MNT/$cs/available_clocksource")" = "tsc hpet acpi_pm " ]
+  [ "$(cat "$MNT/$cs/current_clocksource")" = tsc ]
+  # Override: a registered name switches; an unknown one is remembered, no
+  # error, and the best stays; "\n" clears the override.
+  [ "$(write_errno "$MNT/$cs/current_clocksource" $'hpet\n')" = OK ]
+  [ "$(cat "$MNT/$cs/current_clocksource")" = hpet ]
+  [ "$(write_errno "$MNT/$cs/current_clocksource" nosuch)" = OK ]
+  [ "$(cat "$MNT/$cs/current_clocksource")" = tsc ]
+  [ "$(write_errno "$MNT/$cs/current_clocksource" "$(printf '%032d' 0)")" = EINVAL ]  # >= CS_NAME_LEN
+  [ "$(cat "$MNT/$cs/current_clocksource")" = tsc ]
+  # Unbind: ENODEV for no such. With one node tsc is not MUST_VERIFY and
+  # is the watchdog: hpet and acpi_pm go freely, and tsc, current and
+  # watchdog with nothing to hand over to, is EBUSY, nothing changed.
+  [ "$(write_errno "$MNT/$cs/unbind_clocksource" nosuch)" = ENODEV ]
+  [ "$(write_errno "$MNT/$cs/unbind_clocksource" hpet)" = OK ]
+  [ "$(write_errno "$MNT/$cs/unbind_clocksource" acpi_pm)" = OK ]
+  [ "$(write_errno "$MNT/$cs/unbind_clocksource" tsc)" = EBUSY ]
+  [ "$(cat "$MNT/$cs/available_clocksource")" = "tsc " ]
+  [ "$(cat "$MNT/$cs/current_clocksource")" = tsc ]
+  vsysfs_stop
+  # More than 4 nodes: tsc must be verified, hpet is the watchdog and hands
+  # over to acpi_pm; the current tsc falls back to the next best; acpi_pm,
+  # the last possible watchdog, cannot go though tsc is still there.
+  vsysfs_start -o "machine=$(machine_file numa-8node)"
+  [ "$(write_errno "$MNT/$cs/unbind_clocksource" hpet)" = OK ]
+  [ "$(write_errno "$MNT/$cs/unbind_clocksource" acpi_pm)" = EBUSY ]
+  [ "$(write_errno "$MNT/$cs/unbind_clocksource" tsc)" = OK ]
+  [ "$(cat "$MNT/$cs/current_clocksource")" = acpi_pm ]
+  [ "$(cat "$MNT/$cs/available_clocksource")" = "acpi_pm " ]
+  vsysfs_stop
+  # A Xen guest registers xen (rating 400), which is current.
+  vsysfs_start -o "machine=$(machine_file xen-host-3dom)"
+  [ "$(cat "$MNT/$cs/available_clocksource")" = "xen tsc hpet acpi_pm " ]
+  [ "$(cat "$MNT/$cs/current_clocksource")" = xen ]
+}
+
+@test "kernel/mm/hugepages/hugepages-2048kB is the sum of the nodes' pools; a store interleaves over the nodes" {
+  vsysfs_start
+  local h=$MNT/kernel/mm/hugepages/hugepages-2048kB n=$MNT/devices/system/node
+  diff <(modes_of "$h") - <<'EOF2'
+-r--r--r-- free_hugepages
+-r--r--r-- resv_hugepages
+-r--r--r-- surplus_hugepages
+-rw-r--r-- nr_hugepages
+-rw-r--r-- nr_hugepages_mempolicy
+-rw-r--r-- nr_overcommit_hugepages
+EOF2
+  [ "$(cat "$h/nr_hugepages")" = 0 ]
+  # 5 pages round-robin from node 0: 3 + 2; then back to 2, freed
+  # round-robin from node 0: 1 + 1.
+  echo 5 > "$h/nr_hugepages"
+  [ "$(cat "$n/node0/hugepages/hugepages-2048kB/nr_hugepages")" = 3 ]
+  [ "$(cat "$n/node1/hugepages/hugepages-2048kB/nr_hugepages")" = 2 ]
+  [ "$(cat "$h/nr_hugepages")" = 5 ]
+  [ "$(cat "$h/free_hugepages")" = 5 ]
+  echo 2 > "$h/nr_hugepages"
+  [ "$(cat "$n/node0/hugepages/hugepages-2048kB/nr_hugepages")" = 1 ]
+  [ "$(cat "$n/node1/hugepages/hugepages-2048kB/nr_hugepages")" = 1 ]
+  # The round-robin cursor (next_nid_to_alloc) carries over between
+  # writes: the 5th page went to node 0, so one page at a time goes to
+  # node 1, node 0, node 1.
+  echo 0 > "$h/nr_hugepages"
+  echo 1 > "$h/nr_hugepages"; echo 2 > "$h/nr_hugepages"; echo 3 > "$h/nr_hugepages"
+  [ "$(cat "$n/node0/hugepages/hugepages-2048kB/nr_hugepages")" = 1 ]
+  [ "$(cat "$n/node1/hugepages/hugepages-2048kB/nr_hugepages")" = 2 ]
+  echo 2 > "$h/nr_hugepages"
+  # A node's own write shows in the total.
+  echo 4 > "$n/node1/hugepages/hugepages-2048kB/nr_hugepages"
+  [ "$(cat "$h/nr_hugepages")" = 5 ]
+  [ "$(cat "$h/nr_hugepages_mempolicy")" = 5 ]
+  # Bad input: EINVAL, nothing changed.
+  [ "$(write_errno "$h/nr_hugepages" abc)" = EINVAL ]
+  [ "$(write_errno "$h/nr_hugepages" -1)" = EINVAL ]
+  [ "$(cat "$h/nr_hugepages")" = 5 ]
+  # HugePages_Total in each node's meminfo agrees.
+  local sum=0 v
+  for v in $(awk '/HugePages_Total/ { print $NF }' "$n"/node*/meminfo); do sum=$((sum + v)); done
+  [ "$sum" = 5 ]
+  echo 7 > "$h/nr_overcommit_hugepages"
+  [ "$(cat "$h/nr_overcommit_hugepages")" = 7 ]
+}
+
+@test "class/thermal and class/power_supply exist, empty, on every machine" {
+  vsysfs_start -o "machine=$(machine_file net-lab)"
+  [ -d "$MNT/class/thermal" ] && [ -z "$(ls -A "$MNT/class/thermal")" ]
+  [ -d "$MNT/class/power_supply" ] && [ -z "$(ls -A "$MNT/class/power_supply")" ]
+}
+
+@test "bus files: drivers_autoprobe, drivers_probe and uevent on the cpu, node, memory, pci and clocksource buses" {
+  vsysfs_start
+  local b
+  for b in cpu node memory pci clocksource; do
+    diff <(modes_of "$MNT/bus/$b") - <<'EOF2'
+--w------- drivers_probe
+--w------- uevent
+-rw-r--r-- drivers_autoprobe
+drwxr-xr-x devices
+drwxr-xr-x drivers
+EOF2
+    [ "$(cat "$MNT/bus/$b/drivers_autoprobe")" = 1 ]
+  done
+  echo 0 > "$MNT/bus/pci/drivers_autoprobe"
+  [ "$(cat "$MNT/bus/pci/drivers_autoprobe")" = 0 ]
+  [ "$(write_errno "$MNT/bus/pci/drivers_probe" 0000:00:03.0)" = OK ]
+  [ "$(write_errno "$MNT/bus/pci/drivers_probe" 0000:00:09.0)" = ENODEV ]
+  [ "$(write_errno "$MNT/bus/cpu/drivers_probe" cpu1)" = OK ]
+  [ "$(write_errno "$MNT/bus/cpu/drivers_probe" ../cpu1)" = ENODEV ]
+  [ "$(write_errno "$MNT/bus/node/uevent" change)" = OK ]
+  [ "$(write_errno "$MNT/bus/node/uevent" nosuch)" = EINVAL ]
+  # Each device links its subsystem; cpuN's uevent carries the CPU modalias.
+  [ "$(readlink "$MNT/devices/system/cpu/cpu1/subsystem")" = ../../../../bus/cpu ]
+  [ "$(readlink "$MNT/devices/system/node/node1/subsystem")" = ../../../../bus/node ]
+  grep -q '^MODALIAS=cpu:type:x86,ven0000fam0006mod0055:feature:,0000,' "$MNT/devices/system/cpu/cpu0/uevent"
+  [ "$(cat "$MNT/devices/system/cpu/uevent")" = "" ]
+  [ "$(cat "$MNT/devices/pci0000:00/uevent")" = "" ]
+}
