@@ -7,6 +7,7 @@
 
 #include "core/kobject_uevent.hpp"
 #include "core/parse.hpp"
+#include "devices/numa/cpuidle.hpp"
 #include "devices/numa/numa_node.hpp"
 
 namespace vsysfs::devices {
@@ -127,11 +128,14 @@ void CpuDevice::add_topology() {
     tree.add_device<CacheIndex>(fmt::format("{}/cache/index{}", path(), i),
                                 std::make_shared<CacheIndex>(hotplug_->env(), model_, cpu_, i),
                                 CacheIndex::groups());
+  // intel_idle_cpu_online -> cpuidle_register_device: cpuN/cpuidle/stateK.
+  if (CpuidleRoot* idle = hotplug_->cpuidle()) cpuidle_add_cpu(*idle, tree, cpu_);
 }
 
 void CpuDevice::remove_topology() {
   (void)hotplug_->tree().remove(path() + "/topology");
   (void)hotplug_->tree().remove(path() + "/cache");  // cacheinfo_cpu_pre_down
+  cpuidle_remove_cpu(hotplug_->tree(), cpu_);        // intel_idle_cpu_offline
 }
 
 // drivers/base/cpu.c cpu_uevent -> arch/x86/kernel/cpu/match.c
@@ -234,7 +238,8 @@ VSYSFS_CPU_MASK_IMPL(package_cpus, package_cpus)
 
 void add_cpu_devices(core::Env& env, core::Tree& tree, std::shared_ptr<NumaModel> model,
                      CpuVulnerabilities::Values vulnerabilities,
-                     std::vector<std::shared_ptr<void>>& keep) {
+                     std::vector<std::shared_ptr<void>>& keep,
+                     std::shared_ptr<CpuidleRoot> cpuidle) {
   auto root = std::make_shared<CpuRoot>(model);
   tree.add_device<CpuRoot>("devices/system/cpu", root, CpuRoot::groups());
   keep.push_back(root);
@@ -242,7 +247,11 @@ void add_cpu_devices(core::Env& env, core::Tree& tree, std::shared_ptr<NumaModel
   tree.add_device<CpuVulnerabilities>("devices/system/cpu/vulnerabilities", vuln,
                                       CpuVulnerabilities::groups());
   keep.push_back(vuln);
-  auto hotplug = std::make_shared<CpuHotplug>(env, tree);
+  if (cpuidle) {
+    tree.add_device<CpuidleRoot>("devices/system/cpu/cpuidle", cpuidle, CpuidleRoot::groups());
+    keep.push_back(cpuidle);
+  }
+  auto hotplug = std::make_shared<CpuHotplug>(env, tree, std::move(cpuidle));
   keep.push_back(hotplug);
   // register_cpu for each present CPU, then register_cpu_under_node.
   for (unsigned cpu : model->present_cpus()) {

@@ -23,6 +23,8 @@
 //       *_list of each                 0444  bin (CPULIST_FILE_MAX_BYTES) "%*pbl\n"
 //     Sibling masks hold online CPUs only (x86 set_cpu_sibling_map).
 //     cache/                               only while online: see cpu_cache.hpp
+//     cpuidle/                             only while online, with a cpuidle
+//                                          driver: see cpuidle.hpp
 //   devices/system/cpu/vulnerabilities/    see cpu_cache.hpp
 //   bus/cpu/devices/cpuN -> ../../../devices/system/cpu/cpuN
 //
@@ -63,16 +65,21 @@ class CpuDevice;
 
 // The hotplug side shared by all cpuN devices (device_hotplug_lock and the
 // tree, to add/remove topology/ directories).
+class CpuidleRoot;
 class CpuHotplug {
  public:
-  CpuHotplug(core::Env& env, core::Tree& tree) : env_(env), tree_(tree) {}
+  CpuHotplug(core::Env& env, core::Tree& tree, std::shared_ptr<CpuidleRoot> cpuidle)
+      : env_(env), tree_(tree), cpuidle_(std::move(cpuidle)) {}
   core::Env& env() { return env_; }
   core::Tree& tree() { return tree_; }
   core::Mutex& mu() { return mu_; }
+  // The cpuidle interface (null when cpuidle is disabled); set at build.
+  CpuidleRoot* cpuidle() { return cpuidle_.get(); }
 
  private:
   core::Env& env_;
   core::Tree& tree_;
+  const std::shared_ptr<CpuidleRoot> cpuidle_;
   core::Mutex mu_{"cpu.device_hotplug_lock", 10};  // Order: before numa.pgdat (leaf)
 };
 
@@ -129,8 +136,10 @@ class CpuDevice : public std::enable_shared_from_this<CpuDevice> {
 
 // Adds devices/system/cpu, every present cpuN, the node links and
 // bus/cpu/devices (called by the [numa] section builder).
+// `cpuidle` (null: cpuidle disabled) gets each online CPU's cpuidle/ states.
 void add_cpu_devices(core::Env& env, core::Tree& tree, std::shared_ptr<NumaModel> model,
                      CpuVulnerabilities::Values vulnerabilities,
-                     std::vector<std::shared_ptr<void>>& keep);
+                     std::vector<std::shared_ptr<void>>& keep,
+                     std::shared_ptr<CpuidleRoot> cpuidle = nullptr);
 
 }  // namespace vsysfs::devices

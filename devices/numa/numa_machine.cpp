@@ -58,6 +58,7 @@
 #include "devices/machine/machine.hpp"
 #include "devices/machine/subsys_bus.hpp"
 #include "devices/numa/cpu.hpp"
+#include "devices/numa/cpuidle.hpp"
 #include "devices/numa/hugetlb.hpp"
 #include "devices/numa/memory_block.hpp"
 #include "devices/numa/numa_debug.hpp"
@@ -224,7 +225,20 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
       }
     }
   }
-  add_cpu_devices(ctx.env, ctx.tree, model, std::move(vulns), keep);
+  // cpuidle: intel_idle on bare metal; a Xen HVM/PVH guest registers no
+  // driver ("none"); a Xen PV guest disables cpuidle (xen_arch_setup
+  // disable_cpuidle) and has no cpuidle directory.
+  std::shared_ptr<CpuidleRoot> cpuidle;
+  if (const auto* xen = ctx.root.find("xen")) {
+    std::string guest_type = "HVM";
+    if (const auto* hv = xen->find("hypervisor"))
+      if (const auto* gt = hv->find("guest_type"); gt && gt->type() == core::ConfigValue::Type::String)
+        guest_type = gt->as_string();
+    if (guest_type != "PV") cpuidle = std::make_shared<CpuidleRoot>(ctx.env, "none");
+  } else {
+    cpuidle = std::make_shared<CpuidleRoot>(ctx.env, "intel_idle");
+  }
+  add_cpu_devices(ctx.env, ctx.tree, model, std::move(vulns), keep, std::move(cpuidle));
   add_uevent_only_device(ctx.env, ctx.tree, ctx.machine, "devices/system/cpu");
   add_uevent_only_device(ctx.env, ctx.tree, ctx.machine, "devices/system/node");
 

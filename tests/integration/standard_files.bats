@@ -533,3 +533,43 @@ EOF2
   [ "$(cat "$MNT/devices/system/cpu/uevent")" = "" ]
   [ "$(cat "$MNT/devices/pci0000:00/uevent")" = "" ]
 }
+
+@test "cpuidle: intel_idle's Skylake-SP states on bare metal, governors, disable; none on a Xen guest" {
+  vsysfs_start -o "machine=$(machine_file dell-poweredge-750)"
+  local i=$MNT/devices/system/cpu/cpuidle s=$MNT/devices/system/cpu/cpu1/cpuidle
+  diff <(modes_of "$i") - <<'EOF2'
+-r--r--r-- available_governors
+-r--r--r-- current_driver
+-r--r--r-- current_governor_ro
+-rw-r--r-- current_governor
+EOF2
+  [ "$(cat "$i/current_driver")" = intel_idle ]
+  [ "$(cat "$i/available_governors")" = "ladder menu teo haltpoll " ]
+  [ "$(cat "$i/current_governor")" = menu ]
+  [ "$(write_errno "$i/current_governor" $'  teo\n')" = OK ]
+  [ "$(cat "$i/current_governor_ro")" = teo ]
+  [ "$(write_errno "$i/current_governor" bogus)" = EINVAL ]
+  [ "$(write_errno "$i/current_governor" ' ')" = EINVAL ]
+  [ "$(cat "$i/current_governor")" = teo ]
+  # skx_cstates: POLL, C1, C1E, C6; only the MWAIT states have s2idle/.
+  [ "$(cat "$s"/state*/name | tr '\n' ' ')" = "POLL C1 C1E C6 " ]
+  [ "$(cat "$s/state3/latency") $(cat "$s/state3/residency")" = "133 600" ]
+  [ "$(cat "$s/state0/power")" = 4294967295 ]
+  [ ! -e "$s/state0/s2idle" ] && [ -d "$s/state1/s2idle" ]
+  [ "$(stat -c %A "$s/state2/disable")" = "-rw-r--r--" ]
+  [ "$(write_errno "$s/state2/disable" 0x10)" = OK ]
+  [ "$(cat "$s/state2/disable")" = 1 ]
+  [ "$(write_errno "$s/state2/disable" x)" = EINVAL ]
+  [ "$(cat "$s/state2/disable")" = 1 ]
+  # Offline: the CPU's cpuidle device goes; online: a fresh one (usage reset).
+  echo 0 > "$MNT/devices/system/cpu/cpu1/online"
+  [ ! -e "$s" ]
+  echo 1 > "$MNT/devices/system/cpu/cpu1/online"
+  [ "$(cat "$s/state2/disable")" = 0 ]
+  [ ! -e "$MNT/devices/system/cpu/cpu0/online" ] && [ -d "$MNT/devices/system/cpu/cpu0/cpuidle/state3" ]
+  vsysfs_stop
+  # A Xen HVM guest: the interface, no driver, no per-CPU states.
+  vsysfs_start -o "machine=$(machine_file xen-host-3dom)"
+  [ "$(cat "$MNT/devices/system/cpu/cpuidle/current_driver")" = none ]
+  [ ! -e "$MNT/devices/system/cpu/cpu1/cpuidle" ]
+}
