@@ -2,20 +2,20 @@
 
 #include <algorithm>
 #include <cctype>
-#include <map>
-#include <optional>
-#include <set>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <optional>
+#include <set>
 
 #include <fmt/format.h>
 
 #include "core/bytes.hpp"
 #include "core/kobject_uevent.hpp"
 #include "core/parse.hpp"
-#include "devices/numa/numa_model.hpp"
 #include "devices/dell/dcdbas_smbios.hpp"
+#include "devices/numa/numa_model.hpp"
 
 namespace vsysfs::devices {
 namespace {
@@ -586,11 +586,15 @@ static dcdbas::SmbiosHardware smbios_hardware(MachineContext& ctx, const core::C
   dcdbas::SmbiosHardware hw;
   if (const auto* v = sec.find("processor_version")) hw.processor_version = require_line_text(*v);
   const std::uint64_t sig = sec.get_uint("processor_signature", hw.processor_signature);
-  if (sig > 0xFFFFFFFF) sec.require("processor_signature").fail("does not fit 32 bits (CPUID.1:EAX)");
+  if (sig > 0xFFFFFFFF)
+    sec.require("processor_signature").fail("does not fit 32 bits (CPUID.1:EAX)");
   hw.processor_signature = static_cast<std::uint32_t>(sig);
-  hw.max_speed_mhz = static_cast<unsigned>(std::min<std::uint64_t>(sec.get_uint("processor_max_speed_mhz", hw.max_speed_mhz), 0xFFFF));
-  hw.current_speed_mhz = static_cast<unsigned>(std::min<std::uint64_t>(sec.get_uint("processor_speed_mhz", hw.current_speed_mhz), 0xFFFF));
-  hw.memory_speed_mts = static_cast<unsigned>(std::min<std::uint64_t>(sec.get_uint("memory_speed_mts", hw.memory_speed_mts), 0xFFFE));
+  hw.max_speed_mhz = static_cast<unsigned>(
+      std::min<std::uint64_t>(sec.get_uint("processor_max_speed_mhz", hw.max_speed_mhz), 0xFFFF));
+  hw.current_speed_mhz = static_cast<unsigned>(
+      std::min<std::uint64_t>(sec.get_uint("processor_speed_mhz", hw.current_speed_mhz), 0xFFFF));
+  hw.memory_speed_mts = static_cast<unsigned>(
+      std::min<std::uint64_t>(sec.get_uint("memory_speed_mts", hw.memory_speed_mts), 0xFFFE));
   const std::uint64_t dimm_slots = sec.get_uint("dimm_slots_per_node", hw.dimm_slots_per_node);
   if (dimm_slots == 0 || dimm_slots > 32) sec.require("dimm_slots_per_node").fail("must be 1..32");
   hw.dimm_slots_per_node = static_cast<unsigned>(dimm_slots);
@@ -611,8 +615,11 @@ static dcdbas::SmbiosHardware smbios_hardware(MachineContext& ctx, const core::C
     // total (a per-core leaf times the cores), a split L1 as "Data".
     for (const auto& leaf : model->caches()) {
       const std::uint64_t kib = leaf.per_package ? leaf.size_kib : leaf.size_kib * cores_per_socket;
-      auto it = std::find_if(hw.caches.begin(), hw.caches.end(), [&](const auto& c) { return c.level == leaf.level; });
-      const std::uint8_t type = leaf.type == CacheType::Data ? 4 : leaf.type == CacheType::Instruction ? 3 : 5;
+      auto it = std::find_if(hw.caches.begin(), hw.caches.end(),
+                             [&](const auto& c) { return c.level == leaf.level; });
+      const std::uint8_t type = leaf.type == CacheType::Data          ? 4
+                                : leaf.type == CacheType::Instruction ? 3
+                                                                      : 5;
       if (it == hw.caches.end()) {
         hw.caches.push_back({leaf.level, kib, leaf.ways, type});
       } else {
@@ -634,7 +641,8 @@ static dcdbas::SmbiosHardware smbios_hardware(MachineContext& ctx, const core::C
       const auto* pci = ifc.find("pci");
       if (!pci || pci->type() != core::ConfigValue::Type::String) continue;
       unsigned seg = 0, bus = 0, dev = 0, fn = 0;
-      if (std::sscanf(pci->as_string().c_str(), "%x:%x:%x.%x", &seg, &bus, &dev, &fn) != 4) continue;
+      if (std::sscanf(pci->as_string().c_str(), "%x:%x:%x.%x", &seg, &bus, &dev, &fn) != 4)
+        continue;
       hw.slots.push_back({true, static_cast<std::uint16_t>(seg), static_cast<std::uint8_t>(bus),
                           static_cast<std::uint8_t>((dev << 3) | fn)});
     }
@@ -642,7 +650,8 @@ static dcdbas::SmbiosHardware smbios_hardware(MachineContext& ctx, const core::C
   const std::uint64_t slots = sec.get_uint("pcie_slots", std::max<std::size_t>(8, hw.slots.size()));
   if (slots > 64) sec.require("pcie_slots").fail("must be 0..64");
   if (hw.slots.size() > slots)
-    sec.require("pcie_slots").fail(fmt::format("fewer slots than the {} PCI NICs of [net]", hw.slots.size()));
+    sec.require("pcie_slots")
+        .fail(fmt::format("fewer slots than the {} PCI NICs of [net]", hw.slots.size()));
   hw.slots.resize(slots);
   return hw;
 }
@@ -663,7 +672,8 @@ void build_dcdbas(MachineContext& ctx, const core::ConfigValue& sec) {
   ident.wsmt = cfg.wsmt;
   ident.wsmt_address = cfg.wsmt_address;
   ident.wsmt_size = cfg.wsmt_pages * 4096;
-  auto smbios = std::make_shared<dcdbas::DcdbasSmbios>(ident, bios_config, smbios_hardware(ctx, sec));
+  auto smbios =
+      std::make_shared<dcdbas::DcdbasSmbios>(ident, bios_config, smbios_hardware(ctx, sec));
   auto bios = std::make_shared<dcdbas::DellBios>(std::move(bios_config));
   auto dev = std::make_shared<Dcdbas>(ctx.env, cfg, bios);
   Machine* machine = &ctx.machine;

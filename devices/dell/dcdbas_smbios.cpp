@@ -182,18 +182,30 @@ std::uint16_t cache_size_word(std::uint64_t kib) {
 // "Other".
 std::uint8_t cache_associativity(unsigned ways) {
   switch (ways) {
-    case 1: return 0x03;
-    case 2: return 0x04;
-    case 4: return 0x05;
-    case 8: return 0x07;
-    case 12: return 0x09;
-    case 16: return 0x08;
-    case 20: return 0x0E;
-    case 24: return 0x0A;
-    case 32: return 0x0B;
-    case 48: return 0x0C;
-    case 64: return 0x0D;
-    default: return 0x01;
+    case 1:
+      return 0x03;
+    case 2:
+      return 0x04;
+    case 4:
+      return 0x05;
+    case 8:
+      return 0x07;
+    case 12:
+      return 0x09;
+    case 16:
+      return 0x08;
+    case 20:
+      return 0x0E;
+    case 24:
+      return 0x0A;
+    case 32:
+      return 0x0B;
+    case 48:
+      return 0x0C;
+    case 64:
+      return 0x0D;
+    default:
+      return 0x01;
   }
 }
 
@@ -243,16 +255,16 @@ static void add_hardware(std::vector<std::vector<std::uint8_t>>& structs, const 
     s.u16(cache_handle[0]);
     s.u16(cache_handle[1]);
     s.u16(cache_handle[2]);
-    s.str("");  // serial number
-    s.str("");  // asset tag
-    s.str("");  // part number
+    s.str("");                   // serial number
+    s.str("");                   // asset tag
+    s.str("");                   // part number
     s.u8(clamp_u8(so.cores));    // core count
     s.u8(clamp_u8(so.cores));    // cores enabled
     s.u8(clamp_u8(so.threads));  // thread count
     // 64-bit capable, multi-core, hardware thread, execute protection,
     // enhanced virtualization, power/performance control.
-    s.u16(static_cast<std::uint16_t>(0x04 | (so.cores > 1 ? 0x08 : 0) | (so.threads > so.cores ? 0x10 : 0) |
-                                     0x20 | 0x40 | 0x80));
+    s.u16(static_cast<std::uint16_t>(0x04 | (so.cores > 1 ? 0x08 : 0) |
+                                     (so.threads > so.cores ? 0x10 : 0) | 0x20 | 0x40 | 0x80));
     s.u16(0xB3);  // processor family 2
     structs.push_back(s.finish());
   }
@@ -260,8 +272,8 @@ static void add_hardware(std::vector<std::vector<std::uint8_t>>& structs, const 
     const auto& sl = hw.slots[i];
     Structure s(9, static_cast<std::uint16_t>(0x0900 + i));
     s.str(fmt::format("PCIe Slot {}", i + 1));
-    s.u8(0xB6);  // PCI Express Gen 3 x16
-    s.u8(0x0D);  // 16x bus width
+    s.u8(0xB6);                     // PCI Express Gen 3 x16
+    s.u8(0x0D);                     // 16x bus width
     s.u8(sl.in_use ? 0x04 : 0x03);  // in use / available
     s.u8(0x04);                     // long
     s.u16(static_cast<std::uint16_t>(i + 1));
@@ -279,9 +291,9 @@ static void add_hardware(std::vector<std::vector<std::uint8_t>>& structs, const 
     const auto array_handle = static_cast<std::uint16_t>(0x1000 + n);
     {
       Structure s(16, array_handle);
-      s.u8(0x03);  // location: system board
-      s.u8(0x03);  // use: system memory
-      s.u8(0x06);  // multi-bit ECC
+      s.u8(0x03);         // location: system board
+      s.u8(0x03);         // use: system memory
+      s.u8(0x06);         // multi-bit ECC
       s.u32(0x80000000);  // maximum capacity: see the extended field
       s.u16(0xFFFE);      // no error information
       s.u16(static_cast<std::uint16_t>(hw.dimm_slots_per_node));
@@ -292,7 +304,7 @@ static void add_hardware(std::vector<std::vector<std::uint8_t>>& structs, const 
       const bool populated = d < plan.count;
       Structure s(17, static_cast<std::uint16_t>(0x1100 + n * 0x20 + d));
       s.u16(array_handle);
-      s.u16(0xFFFE);  // no error information
+      s.u16(0xFFFE);                   // no error information
       s.u16(populated ? 72 : 0xFFFF);  // total width: 64 data + 8 ECC; unknown when empty
       s.u16(populated ? 64 : 0xFFFF);
       const std::uint64_t mb = populated ? plan.size_mb : 0;
@@ -301,14 +313,14 @@ static void add_hardware(std::vector<std::vector<std::uint8_t>>& structs, const 
       s.u8(0);                                                       // not part of a set
       s.str(fmt::format("{}{}", static_cast<char>('A' + n % 26), d + 1));
       s.str("");
-      s.u8(populated ? 0x1A : 0x02);      // DDR4 / unknown
+      s.u8(populated ? 0x1A : 0x02);       // DDR4 / unknown
       s.u16(populated ? 0x2080 : 0x0004);  // synchronous registered / unknown
       s.u16(static_cast<std::uint16_t>(populated ? hw.memory_speed_mts : 0));
       s.str(populated ? "00CE00B300CE" : "");  // Samsung (JEDEC id as Dell firmware shows it)
       s.str(populated ? fmt::format("{}{:02X}{:02X}", service_tag, n, d) : "");
       s.str("");
-      s.str("");  // part number
-      s.u8(populated ? 2 : 0);  // rank
+      s.str("");                                                 // part number
+      s.u8(populated ? 2 : 0);                                   // rank
       s.u32(static_cast<std::uint32_t>(mb >= 0x7FFF ? mb : 0));  // extended size, MB
       s.u16(static_cast<std::uint16_t>(populated ? hw.memory_speed_mts : 0));
       s.u16(populated ? 1200 : 0);  // minimum, maximum, configured voltage (mV)
@@ -338,7 +350,10 @@ static void add_hardware(std::vector<std::vector<std::uint8_t>>& structs, const 
 }
 
 DcdbasSmbios::DcdbasSmbios(SmbiosIdentity id, const BiosConfig& bios, SmbiosHardware hw)
-    : id_(std::move(id)), hw_(std::move(hw)), service_tag_(bios.service_tag), asset_tag_(bios.asset_tag) {
+    : id_(std::move(id)),
+      hw_(std::move(hw)),
+      service_tag_(bios.service_tag),
+      asset_tag_(bios.asset_tag) {
   std::vector<std::vector<std::uint8_t>> structs;
   const auto [rel_major, rel_minor] = bios_release_of(id_.bios_version);
   {

@@ -91,7 +91,7 @@ struct SmbiosHardware {
   std::uint32_t processor_signature = 0x00050654;  // CPUID.1:EAX, Skylake-SP stepping 4
   unsigned max_speed_mhz = 4000;
   unsigned current_speed_mhz = 2600;
-  unsigned memory_speed_mts = 2666;  // DDR4-2666 RDIMMs
+  unsigned memory_speed_mts = 2666;   // DDR4-2666 RDIMMs
   unsigned dimm_slots_per_node = 12;  // an R740 socket: 6 channels x 2
 };
 

@@ -109,7 +109,8 @@ core::Result<std::size_t> Clocksource::unbind_clocksource_store(const core::Call
   auto name = get_uname(in);
   if (!name) return name.error();
   core::MutexLock lock(mu_);
-  const auto it = std::find_if(list_.begin(), list_.end(), [&](const Source& s) { return s.name == *name; });
+  const auto it =
+      std::find_if(list_.begin(), list_.end(), [&](const Source& s) { return s.name == *name; });
   if (it == list_.end()) return core::Errno{ENODEV};
   if (watchdog_ == *name) {
     select_watchdog_locked(true);
@@ -130,13 +131,16 @@ core::Result<std::size_t> Clocksource::unbind_clocksource_store(const core::Call
     current_ = next;
     env_.log(&caller, "clocksource", "switch", "OK", {{"from", *name}, {"to", current_}});
   }
-  list_.erase(std::find_if(list_.begin(), list_.end(), [&](const Source& s) { return s.name == *name; }));
+  list_.erase(
+      std::find_if(list_.begin(), list_.end(), [&](const Source& s) { return s.name == *name; }));
   env_.log(&caller, "clocksource", "unbind", "OK", {{"clocksource", *name}});
   return in.size();
 }
 
-core::Result<std::size_t> Clocksource::uevent_store(const core::Caller& caller, std::string_view in) {
-  return core::uevent_store(env_, caller, {"/devices/system/clocksource/clocksource0", "clocksource", ""}, in);
+core::Result<std::size_t> Clocksource::uevent_store(const core::Caller& caller,
+                                                    std::string_view in) {
+  return core::uevent_store(env_, caller,
+                            {"/devices/system/clocksource/clocksource0", "clocksource", ""}, in);
 }
 
 namespace {

@@ -47,8 +47,8 @@
 
 #include "core/attribute.hpp"
 #include "core/env.hpp"
-#include "core/result.hpp"
 #include "core/locks.hpp"
+#include "core/result.hpp"
 #include "core/thread_annotations.hpp"
 
 namespace vsysfs::devices {
@@ -69,9 +69,11 @@ class Clocksource {
 
   // Locking: mu_. Context: FUSE worker.
   core::Status current_clocksource_show(core::PageBuffer& buf) const;
-  core::Result<std::size_t> current_clocksource_store(const core::Caller& caller, std::string_view in);
+  core::Result<std::size_t> current_clocksource_store(const core::Caller& caller,
+                                                      std::string_view in);
   core::Status available_clocksource_show(core::PageBuffer& buf) const;
-  core::Result<std::size_t> unbind_clocksource_store(const core::Caller& caller, std::string_view in);
+  core::Result<std::size_t> unbind_clocksource_store(const core::Caller& caller,
+                                                     std::string_view in);
   core::Result<std::size_t> uevent_store(const core::Caller& caller, std::string_view in);
 
   std::string current() const;

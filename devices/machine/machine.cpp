@@ -93,9 +93,9 @@ void Machine::build(const core::ConfigValue& root) {
   // class/thermal and class/power_supply: thermal_init and
   // power_supply_class_init register them whether or not a zone or supply
   // exists (tools open them and find no entries).
-  for (const char* dir : {"block", "bus", "class", "class/thermal", "class/power_supply", "dev/block", "dev/char", "devices/system",
-                          "devices/virtual", "devices/platform", "firmware", "fs", "kernel",
-                          "module", "power"})
+  for (const char* dir : {"block", "bus", "class", "class/thermal", "class/power_supply",
+                          "dev/block", "dev/char", "devices/system", "devices/virtual",
+                          "devices/platform", "firmware", "fs", "kernel", "module", "power"})
     tree_.mkdir_p(dir);
 
   std::vector<std::pair<const Registered*, std::string>> present;

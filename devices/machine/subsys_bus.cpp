@@ -19,19 +19,24 @@ constexpr core::AttributeGroup<SubsysBus> kBusGroups[] = {{.name = "", .attrs = 
 constexpr core::DeviceAttribute<UeventOnlyDevice> kUeventAttrs[] = {
     VSYSFS_ATTR_RW(UeventOnlyDevice, uevent),
 };
-constexpr core::AttributeGroup<UeventOnlyDevice> kUeventGroups[] = {{.name = "", .attrs = kUeventAttrs}};
+constexpr core::AttributeGroup<UeventOnlyDevice> kUeventGroups[] = {
+    {.name = "", .attrs = kUeventAttrs}};
 
 }  // namespace
 
-std::span<const core::AttributeGroup<UeventOnlyDevice>> UeventOnlyDevice::groups() { return kUeventGroups; }
+std::span<const core::AttributeGroup<UeventOnlyDevice>> UeventOnlyDevice::groups() {
+  return kUeventGroups;
+}
 
 core::Status UeventOnlyDevice::uevent_show(core::PageBuffer&) const { return {}; }
 
-core::Result<std::size_t> UeventOnlyDevice::uevent_store(const core::Caller& caller, std::string_view in) {
+core::Result<std::size_t> UeventOnlyDevice::uevent_store(const core::Caller& caller,
+                                                         std::string_view in) {
   return core::uevent_store(env_, caller, {devpath_, "", ""}, in);
 }
 
-void add_uevent_only_device(core::Env& env, core::Tree& tree, Machine& machine, const std::string& path) {
+void add_uevent_only_device(core::Env& env, core::Tree& tree, Machine& machine,
+                            const std::string& path) {
   if (tree.find(path + "/uevent")) return;
   auto dev = std::make_shared<UeventOnlyDevice>(env, "/" + path);
   tree.add_device<UeventOnlyDevice>(path, dev, UeventOnlyDevice::groups());
@@ -46,7 +51,8 @@ core::Status SubsysBus::drivers_autoprobe_show(core::PageBuffer& buf) const {
 }
 
 // drivers/base/bus.c drivers_autoprobe_store: only the first byte matters.
-core::Result<std::size_t> SubsysBus::drivers_autoprobe_store(const core::Caller&, std::string_view in) {
+core::Result<std::size_t> SubsysBus::drivers_autoprobe_store(const core::Caller&,
+                                                             std::string_view in) {
   drivers_autoprobe_ = (!in.empty() && in[0] == '0') ? 0 : 1;
   return in.size();
 }
@@ -54,7 +60,8 @@ core::Result<std::size_t> SubsysBus::drivers_autoprobe_store(const core::Caller&
 // drivers/base/bus.c drivers_probe_store: bus_find_device_by_name() then
 // bus_rescan_devices_helper(); a device with a driver keeps it, and none
 // of the modelled devices waits for one.
-core::Result<std::size_t> SubsysBus::drivers_probe_store(const core::Caller& caller, std::string_view in) {
+core::Result<std::size_t> SubsysBus::drivers_probe_store(const core::Caller& caller,
+                                                         std::string_view in) {
   std::string_view name = in;
   if (!name.empty() && name.back() == '\n') name.remove_suffix(1);  // sysfs_streq
   if (name.empty() || name.find('/') != std::string_view::npos || name == "." || name == "..")

@@ -43,7 +43,8 @@ class SubsysBus {
 
   // Locking: none. Context: FUSE worker.
   core::Status drivers_autoprobe_show(core::PageBuffer& buf) const;
-  core::Result<std::size_t> drivers_autoprobe_store(const core::Caller& caller, std::string_view in);
+  core::Result<std::size_t> drivers_autoprobe_store(const core::Caller& caller,
+                                                    std::string_view in);
   core::Result<std::size_t> drivers_probe_store(const core::Caller& caller, std::string_view in);
   core::Result<std::size_t> uevent_store(const core::Caller& caller, std::string_view in);
 
@@ -79,7 +80,8 @@ class UeventOnlyDevice {
 };
 // Adds `uevent` to the directory PATH (relative to the mount), kept alive by
 // the machine; idempotent.
-void add_uevent_only_device(core::Env& env, core::Tree& tree, Machine& machine, const std::string& path);
+void add_uevent_only_device(core::Env& env, core::Tree& tree, Machine& machine,
+                            const std::string& path);
 
 // Adds bus/NAME with its devices/ and drivers/ directories and the files
 // above (idempotent: a second call for the same bus does nothing) and

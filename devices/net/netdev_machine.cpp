@@ -44,10 +44,10 @@
 
 #include "core/net_locks.hpp"
 #include "devices/machine/machine.hpp"
+#include "devices/machine/subsys_bus.hpp"
 #include "devices/net/netdev.hpp"
 #include "devices/net/netdev_knobs.hpp"
 #include "devices/net/netdev_nic.hpp"
-#include "devices/machine/subsys_bus.hpp"
 #include "devices/net/netdev_pci.hpp"
 #include "devices/net/netdev_queues.hpp"
 #include "devices/numa/numa_model.hpp"

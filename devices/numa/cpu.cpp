@@ -142,7 +142,8 @@ void CpuDevice::remove_topology() {
 // arch_print_cpu_modalias: "cpu:type:x86,venVVVVfamFFFFmodMMMM:feature:"
 // then ",%04X" per set feature bit. Only word 0 is modelled.
 core::Status CpuDevice::uevent_show(core::PageBuffer& buf) const {
-  buf.emit("MODALIAS=cpu:type:x86,ven{:04X}fam{:04X}mod{:04X}:feature:", kCpuVendor, kCpuFamily, kCpuModel);
+  buf.emit("MODALIAS=cpu:type:x86,ven{:04X}fam{:04X}mod{:04X}:feature:", kCpuVendor, kCpuFamily,
+           kCpuModel);
   for (unsigned bit = 0; bit < 32; ++bit)
     if (kCpuid1Edx & (1u << bit)) buf.emit(",{:04X}", bit);
   buf.emit("\n");

@@ -11,7 +11,8 @@
 //   devices/system/cpu/cpuN/        (CpuDevice)
 //     online                         0644  "%u\n"; kstrtobool, device_online/offline.
 //                                          Not on cpu0 (not hotpluggable).
-//     uevent                         0644  "MODALIAS=cpu:type:x86,ven%04Xfam%04Xmod%04X:feature:,%04X...\n"
+//     uevent                         0644
+//     "MODALIAS=cpu:type:x86,ven%04Xfam%04Xmod%04X:feature:,%04X...\n"
 //                                          (a Skylake-SP, CPUID.1:EDX features only)
 //     nodeM -> ../../node/nodeM            the CPU's node
 //     subsystem -> ../../../../bus/cpu

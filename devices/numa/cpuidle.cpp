@@ -33,13 +33,15 @@ constexpr core::DeviceAttribute<R> kRootAttrs[] = {
 };
 constexpr core::AttributeGroup<R> kRootGroups[] = {{.name = "", .attrs = kRootAttrs}};
 
-
 // drivers/cpuidle/sysfs.c cpuidle_state_default_attrs, in its order.
 constexpr core::DeviceAttribute<S> kStateAttrs[] = {
-    VSYSFS_ATTR_VALUE_RO(S, name, 0444, fmt_str, [](const S& s) { return std::string_view(s.info().name); }),
-    VSYSFS_ATTR_VALUE_RO(S, desc, 0444, fmt_str, [](const S& s) { return std::string_view(s.info().desc); }),
+    VSYSFS_ATTR_VALUE_RO(S, name, 0444, fmt_str,
+                         [](const S& s) { return std::string_view(s.info().name); }),
+    VSYSFS_ATTR_VALUE_RO(S, desc, 0444, fmt_str,
+                         [](const S& s) { return std::string_view(s.info().desc); }),
     VSYSFS_ATTR_VALUE_RO(S, latency, 0444, fmt_udec, [](const S& s) { return s.info().latency; }),
-    VSYSFS_ATTR_VALUE_RO(S, residency, 0444, fmt_udec, [](const S& s) { return s.info().residency; }),
+    VSYSFS_ATTR_VALUE_RO(S, residency, 0444, fmt_udec,
+                         [](const S& s) { return s.info().residency; }),
     VSYSFS_ATTR_VALUE_RO(S, power, 0444, fmt_udec, [](const S& s) { return s.info().power; }),
     VSYSFS_ATTR_VALUE_RO(S, usage, 0444, fmt_u64, [](const S&) { return 0ULL; }),
     VSYSFS_ATTR_VALUE_RO(S, rejected, 0444, fmt_u64, [](const S&) { return 0ULL; }),
@@ -47,15 +49,16 @@ constexpr core::DeviceAttribute<S> kStateAttrs[] = {
     VSYSFS_ATTR_RW(S, disable),
     VSYSFS_ATTR_VALUE_RO(S, above, 0444, fmt_u64, [](const S&) { return 0ULL; }),
     VSYSFS_ATTR_VALUE_RO(S, below, 0444, fmt_u64, [](const S&) { return 0ULL; }),
-    VSYSFS_ATTR_VALUE_RO(S, default_status, 0444, fmt_str, [](const S&) { return std::string_view("enabled"); }),
+    VSYSFS_ATTR_VALUE_RO(S, default_status, 0444, fmt_str,
+                         [](const S&) { return std::string_view("enabled"); }),
 };
 constexpr core::DeviceAttribute<S> kS2idleAttrs[] = {
     VSYSFS_ATTR_VALUE_RO(S, usage, 0444, fmt_u64, [](const S&) { return 0ULL; }),
     VSYSFS_ATTR_VALUE_RO(S, time, 0444, fmt_u64, [](const S&) { return 0ULL; }),
 };
 constexpr core::AttributeGroup<S> kStateGroups[] = {{.name = "", .attrs = kStateAttrs}};
-constexpr core::AttributeGroup<S> kStateS2idleGroups[] = {{.name = "", .attrs = kStateAttrs},
-                                                          {.name = "s2idle", .attrs = kS2idleAttrs}};
+constexpr core::AttributeGroup<S> kStateS2idleGroups[] = {
+    {.name = "", .attrs = kStateAttrs}, {.name = "s2idle", .attrs = kS2idleAttrs}};
 
 }  // namespace
 
@@ -88,7 +91,8 @@ core::Status CpuidleRoot::current_governor_ro_show(core::PageBuffer& buf) const 
 
 // store_current_governor: sscanf(buf, "%16s") (skips leading white space,
 // stops at the next), then strncmp(gov->name, name, CPUIDLE_NAME_LEN).
-core::Result<std::size_t> CpuidleRoot::current_governor_store(const core::Caller& caller, std::string_view in) {
+core::Result<std::size_t> CpuidleRoot::current_governor_store(const core::Caller& caller,
+                                                              std::string_view in) {
   std::size_t i = 0;
   const auto space = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
   while (i < in.size() && space(in[i])) ++i;
@@ -99,7 +103,8 @@ core::Result<std::size_t> CpuidleRoot::current_governor_store(const core::Caller
   for (const char* g : kGovernors) {
     if (std::strncmp(g, name.c_str(), kCpuidleNameLen) != 0) continue;
     core::MutexLock lock(mu_);
-    if (governor_ != g) env_.log(&caller, "cpuidle", "switch_governor", "OK", {{"from", governor_}, {"to", g}});
+    if (governor_ != g)
+      env_.log(&caller, "cpuidle", "switch_governor", "OK", {{"from", governor_}, {"to", g}});
     governor_ = g;
     return in.size();
   }
@@ -118,7 +123,8 @@ core::Status CpuidleState::disable_show(core::PageBuffer& buf) const {
 
 // store_state_disable: CAP_SYS_ADMIN, kstrtouint(buf, 0), any nonzero
 // value sets CPUIDLE_STATE_DISABLED_BY_USER.
-core::Result<std::size_t> CpuidleState::disable_store(const core::Caller& caller, std::string_view in) {
+core::Result<std::size_t> CpuidleState::disable_store(const core::Caller& caller,
+                                                      std::string_view in) {
   if (!caller.capable(core::Capability::SysAdmin)) return core::Errno{EPERM};
   auto v = core::kstrtouint(in, 0);
   if (!v) return v.error();
@@ -130,8 +136,8 @@ void cpuidle_add_cpu(CpuidleRoot& root, core::Tree& tree, unsigned cpu) {
   const auto states = root.states();
   for (std::size_t k = 0; k < states.size(); ++k) {
     auto st = std::make_shared<CpuidleState>(states[k]);
-    tree.add_device<CpuidleState>(fmt::format("devices/system/cpu/cpu{}/cpuidle/state{}", cpu, k), st,
-                                  CpuidleState::groups(states[k].s2idle));
+    tree.add_device<CpuidleState>(fmt::format("devices/system/cpu/cpu{}/cpuidle/state{}", cpu, k),
+                                  st, CpuidleState::groups(states[k].s2idle));
   }
 }
 

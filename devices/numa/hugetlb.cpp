@@ -13,11 +13,12 @@ using core::fmt_ulong;
 constexpr core::DeviceAttribute<H> kAttrs[] = {
     VSYSFS_ATTR_VALUE(H, nr_hugepages, 0644, &H::nr_hugepages_store, fmt_ulong,
                       [](const H& h) { return h.model().huge_totals().nr; }),
-    VSYSFS_ATTR_VALUE(H, nr_overcommit_hugepages, 0644, &H::nr_overcommit_hugepages_store, fmt_ulong,
-                      [](const H& h) { return h.overcommit(); }),
+    VSYSFS_ATTR_VALUE(H, nr_overcommit_hugepages, 0644, &H::nr_overcommit_hugepages_store,
+                      fmt_ulong, [](const H& h) { return h.overcommit(); }),
     VSYSFS_ATTR_VALUE(H, free_hugepages, 0444, nullptr, fmt_ulong,
                       [](const H& h) { return h.model().huge_totals().free; }),
-    VSYSFS_ATTR_VALUE(H, resv_hugepages, 0444, nullptr, fmt_ulong, [](const H&) { return std::uint64_t{0}; }),
+    VSYSFS_ATTR_VALUE(H, resv_hugepages, 0444, nullptr, fmt_ulong,
+                      [](const H&) { return std::uint64_t{0}; }),
     VSYSFS_ATTR_VALUE(H, surplus_hugepages, 0444, nullptr, fmt_ulong,
                       [](const H& h) { return h.model().huge_totals().surplus; }),
     VSYSFS_ATTR_VALUE(H, nr_hugepages_mempolicy, 0644, &H::nr_hugepages_store, fmt_ulong,
@@ -31,7 +32,8 @@ std::span<const core::AttributeGroup<H>> HugetlbGlobal::groups() { return kGroup
 
 // nr_hugepages_store_common: kstrtoul(buf, 10), then set_max_huge_pages
 // with nodes_allowed = N_MEMORY.
-core::Result<std::size_t> HugetlbGlobal::nr_hugepages_store(const core::Caller& caller, std::string_view in) {
+core::Result<std::size_t> HugetlbGlobal::nr_hugepages_store(const core::Caller& caller,
+                                                            std::string_view in) {
   auto count = core::kstrtoul(in, 10);
   if (!count) {
     env_.log(&caller, "numa", "nr_hugepages", count.error().name(), {{"node", -1}});
@@ -45,7 +47,8 @@ core::Result<std::size_t> HugetlbGlobal::nr_hugepages_store(const core::Caller& 
 }
 
 // nr_overcommit_hugepages_store: kstrtoul(buf, 10); not gigantic.
-core::Result<std::size_t> HugetlbGlobal::nr_overcommit_hugepages_store(const core::Caller&, std::string_view in) {
+core::Result<std::size_t> HugetlbGlobal::nr_overcommit_hugepages_store(const core::Caller&,
+                                                                       std::string_view in) {
   auto v = core::kstrtoul(in, 10);
   if (!v) return v.error();
   overcommit_ = *v;

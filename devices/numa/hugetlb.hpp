@@ -39,12 +39,14 @@ namespace vsysfs::devices {
 
 class HugetlbGlobal {
  public:
-  HugetlbGlobal(core::Env& env, std::shared_ptr<NumaModel> model) : env_(env), model_(std::move(model)) {}
+  HugetlbGlobal(core::Env& env, std::shared_ptr<NumaModel> model)
+      : env_(env), model_(std::move(model)) {}
   static std::span<const core::AttributeGroup<HugetlbGlobal>> groups();
 
   // Locking: the model's. Context: FUSE worker.
   core::Result<std::size_t> nr_hugepages_store(const core::Caller& caller, std::string_view in);
-  core::Result<std::size_t> nr_overcommit_hugepages_store(const core::Caller& caller, std::string_view in);
+  core::Result<std::size_t> nr_overcommit_hugepages_store(const core::Caller& caller,
+                                                          std::string_view in);
 
   const NumaModel& model() const { return *model_; }
   std::uint64_t overcommit() const { return overcommit_.load(); }

@@ -196,7 +196,8 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   std::vector<std::shared_ptr<void>> keep;
 
   // subsys_system_register of the node, cpu and memory buses.
-  for (const char* bus : {"node", "cpu", "memory"}) add_subsys_bus(ctx.env, ctx.tree, ctx.machine, bus);
+  for (const char* bus : {"node", "cpu", "memory"})
+    add_subsys_bus(ctx.env, ctx.tree, ctx.machine, bus);
   auto root = std::make_shared<NodeRoot>(model);
   ctx.tree.add_device<NodeRoot>("devices/system/node", root, NodeRoot::groups());
   keep.push_back(root);
@@ -232,7 +233,8 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   if (const auto* xen = ctx.root.find("xen")) {
     std::string guest_type = "HVM";
     if (const auto* hv = xen->find("hypervisor"))
-      if (const auto* gt = hv->find("guest_type"); gt && gt->type() == core::ConfigValue::Type::String)
+      if (const auto* gt = hv->find("guest_type");
+          gt && gt->type() == core::ConfigValue::Type::String)
         guest_type = gt->as_string();
     if (guest_type != "PV") cpuidle = std::make_shared<CpuidleRoot>(ctx.env, "none");
   } else {
@@ -260,7 +262,8 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
 
   // hugetlb_sysfs_init: kernel/mm/hugepages/hugepages-2048kB over the nodes' pools.
   auto hugetlb = std::make_shared<HugetlbGlobal>(ctx.env, model);
-  ctx.tree.add_device<HugetlbGlobal>("kernel/mm/hugepages/hugepages-2048kB", hugetlb, HugetlbGlobal::groups());
+  ctx.tree.add_device<HugetlbGlobal>("kernel/mm/hugepages/hugepages-2048kB", hugetlb,
+                                     HugetlbGlobal::groups());
   keep.push_back(hugetlb);
 
   auto debug = std::make_shared<NumaDebug>(ctx.env, model);

@@ -513,7 +513,8 @@ namespace {
 // cursor left after the node served (for_each_node_mask_to_alloc/free:
 // every node tried advances it). Done in bulk: whole rounds over the nodes
 // with capacity, then one partial round. Returns the pages per node.
-std::vector<std::uint64_t> round_robin(std::vector<std::uint64_t> cap, std::uint64_t want, int* next) {
+std::vector<std::uint64_t> round_robin(std::vector<std::uint64_t> cap, std::uint64_t want,
+                                       int* next) {
   const int n = static_cast<int>(cap.size());
   std::vector<std::uint64_t> got(cap.size(), 0);
   while (want > 0) {

@@ -220,7 +220,8 @@ TEST_CASE("CMOS token configuration errors") {
 
 namespace {
 unsigned u16_of(const Dmi& d, std::size_t off) {
-  return static_cast<unsigned char>(d.formatted[off]) | static_cast<unsigned char>(d.formatted[off + 1]) << 8;
+  return static_cast<unsigned char>(d.formatted[off]) |
+         static_cast<unsigned char>(d.formatted[off + 1]) << 8;
 }
 // Two sockets of 3 cores x 2 threads; node 1 has a memory size that is no
 // multiple of 4 GiB; two PCI NICs.
@@ -291,14 +292,15 @@ TEST_CASE("SMBIOS hardware: sockets, caches, slots and memory are the machine's"
     mb_per_array[u16_of(it->second, 4)] += size == 0x7FFF ? u16_of(it->second, 0x1C) : size;
   }
   std::vector<std::uint64_t> per_node;
-  for (auto [it, end] = by.equal_range(16); it != end; ++it) per_node.push_back(mb_per_array[static_cast<unsigned>(it->second.handle)]);
+  for (auto [it, end] = by.equal_range(16); it != end; ++it)
+    per_node.push_back(mb_per_array[static_cast<unsigned>(it->second.handle)]);
   CHECK(per_node == std::vector<std::uint64_t>{8192, 6000});
   // Mapped addresses: node 0 from 0, node 1 right after it (KiB, inclusive ends).
   std::vector<std::pair<std::uint32_t, std::uint32_t>> ranges;
   for (auto [it, end] = by.equal_range(19); it != end; ++it)
     ranges.emplace_back(u32_at(it->second.formatted, 4), u32_at(it->second.formatted, 8));
-  CHECK(ranges == std::vector<std::pair<std::uint32_t, std::uint32_t>>{{0, 8192 * 1024 - 1},
-                                                                        {8192 * 1024, 14192 * 1024 - 1}});
+  CHECK(ranges == std::vector<std::pair<std::uint32_t, std::uint32_t>>{
+                      {0, 8192 * 1024 - 1}, {8192 * 1024, 14192 * 1024 - 1}});
   CHECK(by.count(32) == 1);
 }
 
@@ -321,10 +323,12 @@ TEST_CASE("SMBIOS DIMM plan: equal modules of at least 4 GiB that add up to the 
 TEST_CASE("SMBIOS hardware keys: bad values are errors") {
   std::string no_dimms = kServer;
   no_dimms.append("dimm_slots_per_node = 0\n");
-  CHECK_THROWS_WITH_AS(TestMachine{no_dimms}, doctest::Contains("dimm_slots_per_node"), vsysfs::core::ConfigError);
+  CHECK_THROWS_WITH_AS(TestMachine{no_dimms}, doctest::Contains("dimm_slots_per_node"),
+                       vsysfs::core::ConfigError);
   std::string one_slot = kServer;
   const std::size_t at = one_slot.find("pcie_slots = 3");
   REQUIRE(at != std::string::npos);
   one_slot[at + 13] = '1';
-  CHECK_THROWS_WITH_AS(TestMachine{one_slot}, doctest::Contains("fewer slots"), vsysfs::core::ConfigError);
+  CHECK_THROWS_WITH_AS(TestMachine{one_slot}, doctest::Contains("fewer slots"),
+                       vsysfs::core::ConfigError);
 }
