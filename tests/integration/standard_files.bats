@@ -492,9 +492,7 @@ EOF2
   [ "$(write_errno "$h/nr_hugepages" -1)" = EINVAL ]
   [ "$(cat "$h/nr_hugepages")" = 5 ]
   # HugePages_Total in each node's meminfo agrees.
-  local sum=0 v
-  for v in $(awk '/HugePages_Total/ { print $NF }' "$n"/node*/meminfo); do sum=$((sum + v)); done
-  [ "$sum" = 5 ]
+  [ "$(awk '/HugePages_Total/ { s += $NF } END { print s }' "$n"/node*/meminfo)" = 5 ]
   echo 7 > "$h/nr_overcommit_hugepages"
   [ "$(cat "$h/nr_overcommit_hugepages")" = 7 ]
 }

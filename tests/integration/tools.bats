@@ -24,6 +24,7 @@ require_tool() { command -v "$1" >/dev/null || skip "$1 is not installed (mount-
 
 # in_sys CMD...: CMD in a private mount namespace whose /sys is the mount.
 in_sys() {
+  # shellcheck disable=SC2016  # $1 and $@ are the inner shell's
   unshare -m sh -c 'mount --bind "$1" /sys && shift && exec "$@"' in_sys "$MNT" "$@"
 }
 require_in_sys() {
@@ -224,8 +225,8 @@ for sub, attr in (("net", "address"), ("cpu", "online"), ("node", "cpulist"), ("
     grep -qx 'cpu cpu0 /sys/devices/system/cpu -' <<<"$out"
     grep -qx 'cpu cpu1 /sys/devices/system/cpu 1' <<<"$out"
     # Every node with its cpulist.
-    local id mb cpus
-    while read -r _ id mb cpus; do
+    local id
+    while read -r _ id _; do
       grep -qx "node node$id /sys/devices/system/node $(cat "$MNT/devices/system/node/node$id/cpulist")" <<<"$out" \
         || { echo "$name: node$id"; grep '^node ' <<<"$out"; return 1; }
     done < <(grep '^node ' <<<"$facts")
