@@ -60,6 +60,7 @@
 #include "devices/numa/cpu.hpp"
 #include "devices/numa/cpuidle.hpp"
 #include "devices/numa/hugetlb.hpp"
+#include "devices/numa/ksm.hpp"
 #include "devices/numa/memory_block.hpp"
 #include "devices/numa/numa_debug.hpp"
 #include "devices/numa/numa_node.hpp"
@@ -265,6 +266,11 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   ctx.tree.add_device<HugetlbGlobal>("kernel/mm/hugepages/hugepages-2048kB", hugetlb,
                                      HugetlbGlobal::groups());
   keep.push_back(hugetlb);
+
+  // ksm_init: kernel/mm/ksm.
+  auto ksm = std::make_shared<Ksm>(ctx.env);
+  ctx.tree.add_device<Ksm>("kernel/mm/ksm", ksm, Ksm::groups());
+  keep.push_back(ksm);
 
   auto debug = std::make_shared<NumaDebug>(ctx.env, model);
   ctx.tree.add_device<NumaDebug>("kernel/debug/vsysfs/numa", debug, NumaDebug::groups());

@@ -571,3 +571,44 @@ EOF2
   [ "$(cat "$MNT/devices/system/cpu/cpuidle/current_driver")" = none ]
   [ ! -e "$MNT/devices/system/cpu/cpu1/cpuidle" ]
 }
+
+@test "kernel/mm/ksm: the 6.12 knobs, their parsers and errnos; nothing merges" {
+  vsysfs_start
+  local k=$MNT/kernel/mm/ksm f
+  for f in pages_scanned pages_shared pages_sharing pages_unshared pages_volatile pages_skipped \
+           ksm_zero_pages full_scans stable_node_chains stable_node_dups general_profit; do
+    [ "$(stat -c %A "$k/$f")" = "-r--r--r--" ] && [ "$(cat "$k/$f")" = 0 ]
+  done
+  for f in run sleep_millisecs pages_to_scan merge_across_nodes use_zero_pages smart_scan max_page_sharing \
+           stable_node_chains_prune_millisecs advisor_mode advisor_max_cpu advisor_min_pages_to_scan \
+           advisor_max_pages_to_scan advisor_target_scan_time; do
+    [ "$(stat -c %A "$k/$f")" = "-rw-r--r--" ]
+  done
+  [ "$(cat "$k/run") $(cat "$k/sleep_millisecs") $(cat "$k/pages_to_scan") $(cat "$k/max_page_sharing")" = "0 20 100 256" ]
+  [ "$(cat "$k/merge_across_nodes") $(cat "$k/smart_scan") $(cat "$k/use_zero_pages")" = "1 1 0" ]
+  [ "$(cat "$k/advisor_mode")" = "[none] scan-time" ]
+  # run: 0..2 (stop, merge, unmerge); ksmd has no mergeable area, so the
+  # counters stay 0.
+  [ "$(write_errno "$k/run" 3)" = EINVAL ]
+  [ "$(write_errno "$k/run" 1)" = OK ]
+  [ "$(cat "$k/run") $(cat "$k/full_scans") $(cat "$k/pages_scanned")" = "1 0 0" ]
+  [ "$(write_errno "$k/run" 2)" = OK ]
+  [ "$(cat "$k/run")" = 2 ]
+  [ "$(write_errno "$k/merge_across_nodes" 2)" = EINVAL ]
+  [ "$(write_errno "$k/max_page_sharing" 1)" = EINVAL ]
+  [ "$(write_errno "$k/max_page_sharing" 2)" = OK ]
+  [ "$(write_errno "$k/use_zero_pages" maybe)" = EINVAL ]
+  [ "$(write_errno "$k/use_zero_pages" y)" = OK ]
+  [ "$(cat "$k/use_zero_pages")" = 1 ]
+  [ "$(write_errno "$k/advisor_target_scan_time" 0)" = EINVAL ]
+  # The scan-time advisor owns pages_to_scan (its minimum, 500) and refuses
+  # stores to it; back to none, the default 100.
+  [ "$(write_errno "$k/pages_to_scan" 300)" = OK ]
+  [ "$(write_errno "$k/advisor_mode" scan-time)" = OK ]
+  [ "$(cat "$k/advisor_mode")" = "none [scan-time]" ]
+  [ "$(cat "$k/pages_to_scan")" = 500 ]
+  [ "$(write_errno "$k/pages_to_scan" 300)" = EINVAL ]
+  [ "$(write_errno "$k/advisor_mode" bogus)" = EINVAL ]
+  [ "$(write_errno "$k/advisor_mode" $'none\n')" = OK ]
+  [ "$(cat "$k/pages_to_scan")" = 100 ]
+}
