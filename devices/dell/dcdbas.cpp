@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cctype>
-#include <optional>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <map>
+#include <optional>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -12,6 +15,7 @@
 #include "core/kobject_uevent.hpp"
 #include "core/parse.hpp"
 #include "devices/dell/dcdbas_smbios.hpp"
+#include "devices/numa/numa_model.hpp"
 
 namespace vsysfs::devices {
 namespace {
@@ -574,6 +578,84 @@ core::Result<std::size_t> Dcdbas::control_store(const core::Caller& caller, std:
 
 // --- machine description -------------------------------------------------------
 
+// The firmware's view of the hardware the other sections built: one socket
+// per package of the NUMA model, its caches, one memory array per node
+// with the node's boot memory, one PCIe slot per PCI NIC of [net] plus the
+// empty ones up to `pcie_slots`.
+static dcdbas::SmbiosHardware smbios_hardware(MachineContext& ctx, const core::ConfigValue& sec) {
+  dcdbas::SmbiosHardware hw;
+  if (const auto* v = sec.find("processor_version")) hw.processor_version = require_line_text(*v);
+  const std::uint64_t sig = sec.get_uint("processor_signature", hw.processor_signature);
+  if (sig > 0xFFFFFFFF)
+    sec.require("processor_signature").fail("does not fit 32 bits (CPUID.1:EAX)");
+  hw.processor_signature = static_cast<std::uint32_t>(sig);
+  hw.max_speed_mhz = static_cast<unsigned>(
+      std::min<std::uint64_t>(sec.get_uint("processor_max_speed_mhz", hw.max_speed_mhz), 0xFFFF));
+  hw.current_speed_mhz = static_cast<unsigned>(
+      std::min<std::uint64_t>(sec.get_uint("processor_speed_mhz", hw.current_speed_mhz), 0xFFFF));
+  hw.memory_speed_mts = static_cast<unsigned>(
+      std::min<std::uint64_t>(sec.get_uint("memory_speed_mts", hw.memory_speed_mts), 0xFFFE));
+  const std::uint64_t dimm_slots = sec.get_uint("dimm_slots_per_node", hw.dimm_slots_per_node);
+  if (dimm_slots == 0 || dimm_slots > 32) sec.require("dimm_slots_per_node").fail("must be 1..32");
+  hw.dimm_slots_per_node = static_cast<unsigned>(dimm_slots);
+
+  if (const auto model = numa_model_of(ctx.machine)) {
+    std::map<int, std::pair<std::set<int>, unsigned>> packages;  // package -> (cores, threads)
+    for (unsigned cpu : model->present_cpus()) {
+      const auto& t = model->topology(cpu);
+      packages[t.package].first.insert(t.core_id);
+      ++packages[t.package].second;
+    }
+    unsigned cores_per_socket = 0;
+    for (const auto& [pkg, ct] : packages) {
+      hw.sockets.push_back({static_cast<unsigned>(ct.first.size()), ct.second});
+      cores_per_socket = std::max(cores_per_socket, static_cast<unsigned>(ct.first.size()));
+    }
+    // One entry per level, as Dell firmware reports them: the socket's
+    // total (a per-core leaf times the cores), a split L1 as "Data".
+    for (const auto& leaf : model->caches()) {
+      const std::uint64_t kib = leaf.per_package ? leaf.size_kib : leaf.size_kib * cores_per_socket;
+      auto it = std::find_if(hw.caches.begin(), hw.caches.end(),
+                             [&](const auto& c) { return c.level == leaf.level; });
+      const std::uint8_t type = leaf.type == CacheType::Data          ? 4
+                                : leaf.type == CacheType::Instruction ? 3
+                                                                      : 5;
+      if (it == hw.caches.end()) {
+        hw.caches.push_back({leaf.level, kib, leaf.ways, type});
+      } else {
+        it->size_kib += kib;
+        it->system_type = 4;
+      }
+    }
+    std::uint64_t start = 0;
+    for (int nid = 0; nid < model->nr_node_ids(); ++nid) {
+      const std::uint64_t kib = model->boot_present_pages(nid) * kPageKiB;
+      hw.nodes.push_back({start, kib});
+      start += kib * 1024;
+    }
+  }
+  // [net] validated its own keys (it ran first); only well-formed PCI
+  // addresses reach here.
+  if (const auto* net = ctx.root.find("net")) {
+    for (const auto& ifc : net->get_array("interface")) {
+      const auto* pci = ifc.find("pci");
+      if (!pci || pci->type() != core::ConfigValue::Type::String) continue;
+      unsigned seg = 0, bus = 0, dev = 0, fn = 0;
+      if (std::sscanf(pci->as_string().c_str(), "%x:%x:%x.%x", &seg, &bus, &dev, &fn) != 4)
+        continue;
+      hw.slots.push_back({true, static_cast<std::uint16_t>(seg), static_cast<std::uint8_t>(bus),
+                          static_cast<std::uint8_t>((dev << 3) | fn)});
+    }
+  }
+  const std::uint64_t slots = sec.get_uint("pcie_slots", std::max<std::size_t>(8, hw.slots.size()));
+  if (slots > 64) sec.require("pcie_slots").fail("must be 0..64");
+  if (hw.slots.size() > slots)
+    sec.require("pcie_slots")
+        .fail(fmt::format("fewer slots than the {} PCI NICs of [net]", hw.slots.size()));
+  hw.slots.resize(slots);
+  return hw;
+}
+
 void build_dcdbas(MachineContext& ctx, const core::ConfigValue& sec) {
   DcdbasConfig cfg;
   cfg.wsmt = sec.get_bool("wsmt", false);
@@ -590,7 +672,8 @@ void build_dcdbas(MachineContext& ctx, const core::ConfigValue& sec) {
   ident.wsmt = cfg.wsmt;
   ident.wsmt_address = cfg.wsmt_address;
   ident.wsmt_size = cfg.wsmt_pages * 4096;
-  auto smbios = std::make_shared<dcdbas::DcdbasSmbios>(ident, bios_config);
+  auto smbios =
+      std::make_shared<dcdbas::DcdbasSmbios>(ident, bios_config, smbios_hardware(ctx, sec));
   auto bios = std::make_shared<dcdbas::DellBios>(std::move(bios_config));
   auto dev = std::make_shared<Dcdbas>(ctx.env, cfg, bios);
   Machine* machine = &ctx.machine;

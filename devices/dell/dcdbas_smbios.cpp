@@ -161,8 +161,199 @@ SmbiosIdentity SmbiosIdentity::from_section(const core::ConfigValue& sec, const 
   return id;
 }
 
-DcdbasSmbios::DcdbasSmbios(SmbiosIdentity id, const BiosConfig& bios)
-    : id_(std::move(id)), service_tag_(bios.service_tag), asset_tag_(bios.asset_tag) {
+DcdbasSmbios::DimmPlan DcdbasSmbios::plan_dimms(std::uint64_t node_kib, unsigned slots) {
+  const std::uint64_t mb = node_kib / 1024;
+  if (mb == 0 || slots == 0) return {};
+  unsigned count = 1;
+  for (unsigned k = 2; k <= std::min(8u, slots); k *= 2)
+    if (mb % k == 0 && mb / k >= std::min<std::uint64_t>(mb, 4096)) count = k;
+  return {count, mb / count};
+}
+
+namespace {
+
+// A type 7 size field (2.1 layout): bit 15 set is 64K granularity, else 1K.
+std::uint16_t cache_size_word(std::uint64_t kib) {
+  if (kib < 0x8000) return static_cast<std::uint16_t>(kib);
+  return static_cast<std::uint16_t>(0x8000 | std::min<std::uint64_t>(kib / 64, 0x7FFF));
+}
+
+// Type 7 associativity (SMBIOS 7.8.7); ways the enumeration lacks are
+// "Other".
+std::uint8_t cache_associativity(unsigned ways) {
+  switch (ways) {
+    case 1:
+      return 0x03;
+    case 2:
+      return 0x04;
+    case 4:
+      return 0x05;
+    case 8:
+      return 0x07;
+    case 12:
+      return 0x09;
+    case 16:
+      return 0x08;
+    case 20:
+      return 0x0E;
+    case 24:
+      return 0x0A;
+    case 32:
+      return 0x0B;
+    case 48:
+      return 0x0C;
+    case 64:
+      return 0x0D;
+    default:
+      return 0x01;
+  }
+}
+
+std::uint8_t clamp_u8(unsigned v) { return static_cast<std::uint8_t>(std::min(v, 255u)); }
+
+}  // namespace
+
+// Types 4, 7, 9, 16, 17, 19 and 32: the machine's hardware, SMBIOS 2.8
+// layouts (DSP0134 2.8.0 sections 7.5, 7.8, 7.10, 7.17, 7.18, 7.20, 7.33).
+static void add_hardware(std::vector<std::vector<std::uint8_t>>& structs, const SmbiosHardware& hw,
+                         const std::string& service_tag) {
+  for (std::size_t sock = 0; sock < hw.sockets.size(); ++sock) {
+    const auto& so = hw.sockets[sock];
+    std::uint16_t cache_handle[3] = {0xFFFF, 0xFFFF, 0xFFFF};  // L1, L2, L3: not provided
+    for (std::size_t c = 0; c < hw.caches.size(); ++c) {
+      const auto& ca = hw.caches[c];
+      const auto handle = static_cast<std::uint16_t>(0x0700 + sock * 0x10 + c);
+      if (ca.level >= 1 && ca.level <= 3) cache_handle[ca.level - 1] = handle;
+      Structure s(7, handle);
+      s.str(fmt::format("L{} Cache", ca.level));
+      // Level - 1, not socketed, internal, enabled, write-back.
+      s.u16(static_cast<std::uint16_t>(((ca.level - 1) & 7) | (1u << 7) | (1u << 8)));
+      s.u16(cache_size_word(ca.size_kib));  // maximum size
+      s.u16(cache_size_word(ca.size_kib));  // installed size
+      s.u16(0x0002);                        // supported SRAM type: unknown
+      s.u16(0x0002);                        // current SRAM type: unknown
+      s.u8(0);                              // speed: unknown
+      s.u8(ca.level == 1 ? 0x04 : 0x05);    // error correction: parity (L1), single-bit ECC
+      s.u8(ca.system_type);
+      s.u8(cache_associativity(ca.ways));
+      structs.push_back(s.finish());
+    }
+    Structure s(4, static_cast<std::uint16_t>(0x0400 + sock));
+    s.str(fmt::format("CPU{}", sock + 1));
+    s.u8(0x03);  // central processor
+    s.u8(0xB3);  // Intel Xeon
+    s.str("Intel");
+    s.u32(hw.processor_signature);  // processor ID: CPUID.1 EAX, then EDX
+    s.u32(0xBFEBFBFF);
+    s.str(hw.processor_version);
+    s.u8(0x80 | 18);  // voltage: 1.8 V
+    s.u16(100);       // external clock, MHz
+    s.u16(static_cast<std::uint16_t>(hw.max_speed_mhz));
+    s.u16(static_cast<std::uint16_t>(hw.current_speed_mhz));
+    s.u8(0x41);  // socket populated, CPU enabled
+    s.u8(0x01);  // upgrade: other
+    s.u16(cache_handle[0]);
+    s.u16(cache_handle[1]);
+    s.u16(cache_handle[2]);
+    s.str("");                   // serial number
+    s.str("");                   // asset tag
+    s.str("");                   // part number
+    s.u8(clamp_u8(so.cores));    // core count
+    s.u8(clamp_u8(so.cores));    // cores enabled
+    s.u8(clamp_u8(so.threads));  // thread count
+    // 64-bit capable, multi-core, hardware thread, execute protection,
+    // enhanced virtualization, power/performance control.
+    s.u16(static_cast<std::uint16_t>(0x04 | (so.cores > 1 ? 0x08 : 0) |
+                                     (so.threads > so.cores ? 0x10 : 0) | 0x20 | 0x40 | 0x80));
+    s.u16(0xB3);  // processor family 2
+    structs.push_back(s.finish());
+  }
+  for (std::size_t i = 0; i < hw.slots.size(); ++i) {
+    const auto& sl = hw.slots[i];
+    Structure s(9, static_cast<std::uint16_t>(0x0900 + i));
+    s.str(fmt::format("PCIe Slot {}", i + 1));
+    s.u8(0xB6);                     // PCI Express Gen 3 x16
+    s.u8(0x0D);                     // 16x bus width
+    s.u8(sl.in_use ? 0x04 : 0x03);  // in use / available
+    s.u8(0x04);                     // long
+    s.u16(static_cast<std::uint16_t>(i + 1));
+    s.u8(0x04);  // 3.3 V
+    s.u8(0x01);  // PME#
+    // Bus address: an empty slot's is 0xFF/0xFF (not provided).
+    s.u16(sl.in_use ? sl.segment : 0xFFFF);
+    s.u8(sl.in_use ? sl.bus : 0xFF);
+    s.u8(sl.in_use ? sl.devfn : 0xFF);
+    structs.push_back(s.finish());
+  }
+  for (std::size_t n = 0; n < hw.nodes.size(); ++n) {
+    const auto& node = hw.nodes[n];
+    const auto plan = DcdbasSmbios::plan_dimms(node.size_kib, hw.dimm_slots_per_node);
+    const auto array_handle = static_cast<std::uint16_t>(0x1000 + n);
+    {
+      Structure s(16, array_handle);
+      s.u8(0x03);         // location: system board
+      s.u8(0x03);         // use: system memory
+      s.u8(0x06);         // multi-bit ECC
+      s.u32(0x80000000);  // maximum capacity: see the extended field
+      s.u16(0xFFFE);      // no error information
+      s.u16(static_cast<std::uint16_t>(hw.dimm_slots_per_node));
+      s.u64(std::uint64_t{hw.dimm_slots_per_node} * (64ULL << 30));  // 64 GiB per slot
+      structs.push_back(s.finish());
+    }
+    for (unsigned d = 0; d < hw.dimm_slots_per_node; ++d) {
+      const bool populated = d < plan.count;
+      Structure s(17, static_cast<std::uint16_t>(0x1100 + n * 0x20 + d));
+      s.u16(array_handle);
+      s.u16(0xFFFE);                   // no error information
+      s.u16(populated ? 72 : 0xFFFF);  // total width: 64 data + 8 ECC; unknown when empty
+      s.u16(populated ? 64 : 0xFFFF);
+      const std::uint64_t mb = populated ? plan.size_mb : 0;
+      s.u16(mb < 0x7FFF ? static_cast<std::uint16_t>(mb) : 0x7FFF);  // 0: no module installed
+      s.u8(0x09);                                                    // DIMM
+      s.u8(0);                                                       // not part of a set
+      s.str(fmt::format("{}{}", static_cast<char>('A' + n % 26), d + 1));
+      s.str("");
+      s.u8(populated ? 0x1A : 0x02);       // DDR4 / unknown
+      s.u16(populated ? 0x2080 : 0x0004);  // synchronous registered / unknown
+      s.u16(static_cast<std::uint16_t>(populated ? hw.memory_speed_mts : 0));
+      s.str(populated ? "00CE00B300CE" : "");  // Samsung (JEDEC id as Dell firmware shows it)
+      s.str(populated ? fmt::format("{}{:02X}{:02X}", service_tag, n, d) : "");
+      s.str("");
+      s.str("");                                                 // part number
+      s.u8(populated ? 2 : 0);                                   // rank
+      s.u32(static_cast<std::uint32_t>(mb >= 0x7FFF ? mb : 0));  // extended size, MB
+      s.u16(static_cast<std::uint16_t>(populated ? hw.memory_speed_mts : 0));
+      s.u16(populated ? 1200 : 0);  // minimum, maximum, configured voltage (mV)
+      s.u16(populated ? 1200 : 0);
+      s.u16(populated ? 1200 : 0);
+      structs.push_back(s.finish());
+    }
+    if (node.size_kib == 0) continue;
+    Structure s(19, static_cast<std::uint16_t>(0x1300 + n));
+    const std::uint64_t start_kib = node.start_bytes / 1024;
+    const std::uint64_t end_kib = start_kib + node.size_kib - 1;
+    const bool extended = end_kib >= 0xFFFFFFFF;
+    s.u32(extended ? 0xFFFFFFFF : static_cast<std::uint32_t>(start_kib));
+    s.u32(extended ? 0xFFFFFFFF : static_cast<std::uint32_t>(end_kib));
+    s.u16(array_handle);
+    s.u8(static_cast<std::uint8_t>(plan.count));  // partition width
+    s.u64(extended ? node.start_bytes : 0);
+    s.u64(extended ? node.start_bytes + node.size_kib * 1024 - 1 : 0);
+    structs.push_back(s.finish());
+  }
+  {
+    Structure s(32, 0x2000);  // system boot information
+    for (int k = 0; k < 6; ++k) s.u8(0);
+    s.u8(0);  // no errors detected
+    structs.push_back(s.finish());
+  }
+}
+
+DcdbasSmbios::DcdbasSmbios(SmbiosIdentity id, const BiosConfig& bios, SmbiosHardware hw)
+    : id_(std::move(id)),
+      hw_(std::move(hw)),
+      service_tag_(bios.service_tag),
+      asset_tag_(bios.asset_tag) {
   std::vector<std::vector<std::uint8_t>> structs;
   const auto [rel_major, rel_minor] = bios_release_of(id_.bios_version);
   {
@@ -228,6 +419,7 @@ DcdbasSmbios::DcdbasSmbios(SmbiosIdentity id, const BiosConfig& bios)
     s.str(""); // SKU
     structs.push_back(s.finish());
   }
+  add_hardware(structs, hw_, service_tag_);
   {
     Structure s(11, 0x0B00);  // OEM strings
     std::vector<std::string> oem = {"Dell System", fmt::format("1[{:04X}]", id_.system_id), "3[1.0]"};

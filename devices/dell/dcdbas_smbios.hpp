@@ -11,8 +11,14 @@
 // (id/); docs/kernel-semantics.md section 2 (the 0xDA table gives the SMI port/code the
 // BIOS answers on; the 0xD0 table the Dell SMBIOS version that says whether
 // SMI buffers carry a length header). Structures: 0 BIOS, 1 system, 2 board,
-// 3 chassis, 11 OEM strings (with the WSMT "30[addr;size]" string the
-// modern dcdbas looks for), 0xD0 Dell revisions and IDs, 0xDA calling
+// 3 chassis, 4 one per processor socket (core, enabled-core and thread
+// counts of the NUMA model's packages), 7 its caches (one per level, the
+// socket's total), 9 the PCIe slots (one in use per PCI NIC of [net], with
+// its bus address), 11 OEM strings (with the WSMT "30[addr;size]" string the
+// modern dcdbas looks for), 16 one memory array per NUMA node, 17 its
+// DIMMs (summing to the node's boot memory), 19 the array's address range
+// (nodes laid out from 0 in node order, as the memory blocks), 32 system
+// boot status, 0xD0 Dell revisions and IDs, 0xDA calling
 // interface with its tokens, 127 end of table. The tables are what the
 // firmware built at boot: later SMI changes (an asset tag write) show up
 // through SMIs, not here, as on real hardware.
@@ -54,9 +60,55 @@ struct SmbiosIdentity {
   static SmbiosIdentity from_section(const core::ConfigValue& sec, const BiosConfig& bios);
 };
 
+// The rest of the machine as the firmware reports it, computed by the
+// builder from the NUMA model (sockets, caches, nodes) and [net] (slots).
+struct SmbiosHardware {
+  struct Socket {
+    unsigned cores = 0;    // present cores (all enabled by the BIOS)
+    unsigned threads = 0;  // present hardware threads
+  };
+  struct Cache {
+    unsigned level = 1;
+    std::uint64_t size_kib = 0;  // the socket's total at this level
+    unsigned ways = 1;
+    std::uint8_t system_type = 5;  // SMBIOS 7.8.5: 3 instruction, 4 data, 5 unified
+  };
+  struct Node {
+    std::uint64_t start_bytes = 0;  // physical address of the node's first byte
+    std::uint64_t size_kib = 0;     // boot memory
+  };
+  struct Slot {
+    bool in_use = false;
+    std::uint16_t segment = 0;
+    std::uint8_t bus = 0;
+    std::uint8_t devfn = 0;
+  };
+  std::vector<Socket> sockets;
+  std::vector<Cache> caches;  // per socket, by level
+  std::vector<Node> nodes;
+  std::vector<Slot> slots;
+  std::string processor_version = "Intel(R) Xeon(R) CPU @ 2.60GHz";  // no SKU: any core count
+  std::uint32_t processor_signature = 0x00050654;  // CPUID.1:EAX, Skylake-SP stepping 4
+  unsigned max_speed_mhz = 4000;
+  unsigned current_speed_mhz = 2600;
+  unsigned memory_speed_mts = 2666;   // DDR4-2666 RDIMMs
+  unsigned dimm_slots_per_node = 12;  // an R740 socket: 6 channels x 2
+};
+
 class DcdbasSmbios {
  public:
-  DcdbasSmbios(SmbiosIdentity id, const BiosConfig& bios);
+  DcdbasSmbios(SmbiosIdentity id, const BiosConfig& bios, SmbiosHardware hw = {});
+
+  // How a node's boot memory is populated: `count` equal DIMMs of
+  // `size_mb` (type 17 sizes are whole MB), count the largest power of two
+  // up to min(8, slots) that divides the node's MB into modules of at
+  // least 4 GiB (or one module for a smaller node); 0 DIMMs for a node
+  // without memory.
+  struct DimmPlan {
+    unsigned count = 0;
+    std::uint64_t size_mb = 0;
+  };
+  static DimmPlan plan_dimms(std::uint64_t node_kib, unsigned slots);
 
   static std::span<const core::AttributeGroup<DcdbasSmbios>> table_groups();
   static std::span<const core::AttributeGroup<DcdbasSmbios>> id_groups();
@@ -99,6 +151,7 @@ class DcdbasSmbios {
   std::string modalias() const;
 
   SmbiosIdentity id_;
+  SmbiosHardware hw_;
   std::string service_tag_;
   std::string asset_tag_;
   std::vector<std::uint8_t> table_;

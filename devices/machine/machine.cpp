@@ -90,9 +90,12 @@ void Machine::build(const core::ConfigValue& root) {
     if (const auto* n = m->find("name")) name_ = require_line_text(*n);
 
   // The kernel's top-level sysfs directories exist on every machine.
-  for (const char* dir : {"block", "bus", "class", "dev/block", "dev/char", "devices/system",
-                          "devices/virtual", "devices/platform", "firmware", "fs", "kernel",
-                          "module", "power"})
+  // class/thermal and class/power_supply: thermal_init and
+  // power_supply_class_init register them whether or not a zone or supply
+  // exists (tools open them and find no entries).
+  for (const char* dir : {"block", "bus", "class", "class/thermal", "class/power_supply",
+                          "dev/block", "dev/char", "devices/system", "devices/virtual",
+                          "devices/platform", "firmware", "fs", "kernel", "module", "power"})
     tree_.mkdir_p(dir);
 
   std::vector<std::pair<const Registered*, std::string>> present;

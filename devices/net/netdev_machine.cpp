@@ -11,7 +11,8 @@
 //   [[net.interface]]
 //   name = "eth0"         # required
 //   kind = "nic"          # "nic" (simulated PCI NIC) or "loopback"
-//   pci = "0000:00:03.0"  # nic: the PCI function (devices/pci0000:00/BDF)
+//   pci = "0000:00:03.0"  # nic: the PCI function (devices/pci0000:BB/BDF, one
+//                         # host bridge per root bus BB)
 //   mac = "52:54:00:12:34:56"
 //   mtu = 1500   min_mtu = 68   max_mtu = 9000   tx_queue_len = 1000
 //   speed = 1000          # Mb/s: the rate completions come at
@@ -43,6 +44,7 @@
 
 #include "core/net_locks.hpp"
 #include "devices/machine/machine.hpp"
+#include "devices/machine/subsys_bus.hpp"
 #include "devices/net/netdev.hpp"
 #include "devices/net/netdev_knobs.hpp"
 #include "devices/net/netdev_nic.hpp"
@@ -155,14 +157,16 @@ IfaceSpec read_interface(const core::ConfigValue& v, unsigned nr_cpu_ids, unsign
 
   auto& p = s.pci;
   s.pci_slot = v.require("pci").as_string();
-  // DDDD:BB:SS.F on root bus 00 (the only host bridge we model), as
-  // drivers/pci/probe.c pci_setup_device names it ("%04x:%02x:%02x.%d"):
-  // slot 00..1f, function 0..7, lower-case hex. It becomes a path component.
+  // DDDD:BB:SS.F, segment 0000, each bus a root bus of its own host
+  // bridge (devices/pci0000:BB, as a multi-socket machine has one root bus
+  // per socket's root complex), as drivers/pci/probe.c pci_setup_device
+  // names it ("%04x:%02x:%02x.%d"): slot 00..1f, function 0..7, lower-case
+  // hex. It becomes a path component.
   const auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
-  if (s.pci_slot.size() != 12 || s.pci_slot.compare(0, 8, "0000:00:") != 0 ||
-      s.pci_slot[10] != '.' || !hex(s.pci_slot[8]) || !hex(s.pci_slot[9]) || s.pci_slot[8] > '1' ||
-      s.pci_slot[11] < '0' || s.pci_slot[11] > '7')
-    v.require("pci").fail("expected a function on bus 0000:00, like \"0000:00:03.0\"");
+  if (s.pci_slot.size() != 12 || s.pci_slot.compare(0, 5, "0000:") != 0 || !hex(s.pci_slot[5]) ||
+      !hex(s.pci_slot[6]) || s.pci_slot[7] != ':' || s.pci_slot[10] != '.' || !hex(s.pci_slot[8]) ||
+      !hex(s.pci_slot[9]) || s.pci_slot[8] > '1' || s.pci_slot[11] < '0' || s.pci_slot[11] > '7')
+    v.require("pci").fail("expected a function like \"0000:00:03.0\" (segment 0000, a root bus)");
   p.slot = s.pci_slot;
   p.driver = v.has("driver") ? require_path_name(v.require("driver")) : std::string("vnic");
   p.vendor = get_u16(v, "pci_vendor", 0x8086);
@@ -265,9 +269,12 @@ void build_net(MachineContext& ctx, const core::ConfigValue& sec) {
       dir = "devices/virtual/net/" + s.dev.name;
       up_to_root = "../../../../";
     } else {
-      const std::string pci_dir = "devices/pci0000:00/" + s.pci_slot;
+      const std::string host_bridge = "devices/pci" + s.pci_slot.substr(0, 7);  // pci0000:BB
+      const std::string pci_dir = host_bridge + "/" + s.pci_slot;
       auto pci = std::make_shared<PciFunction>(ctx.env, s.pci, numa);
       ctx.tree.add_device<PciFunction>(pci_dir, pci, PciFunction::groups());
+      add_subsys_bus(ctx.env, ctx.tree, ctx.machine, "pci");
+      add_uevent_only_device(ctx.env, ctx.tree, ctx.machine, host_bridge);
       ctx.tree.mkdir_p("bus/pci/drivers/" + s.pci.driver);
       ctx.tree.add_symlink("bus/pci/devices/" + s.pci_slot, "../../../" + pci_dir);
       ctx.tree.add_symlink(pci_dir + "/subsystem", "../../../bus/pci");

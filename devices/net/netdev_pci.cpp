@@ -258,7 +258,7 @@ core::Status PciFunction::uevent_show(core::PageBuffer& b) const {
 core::Result<std::size_t> PciFunction::uevent_store(const core::Caller& c, std::string_view in) {
   core::PageBuffer vars;
   (void)uevent_show(vars);
-  const std::string devpath = "/devices/pci0000:00/" + cfg_.slot;
+  const std::string devpath = "/devices/pci" + cfg_.slot.substr(0, 7) + "/" + cfg_.slot;
   return core::uevent_store(env_, c, {devpath, "pci", vars.view()}, in);
 }
 

@@ -5,7 +5,9 @@
 
 #include <fmt/format.h>
 
+#include "core/kobject_uevent.hpp"
 #include "core/parse.hpp"
+#include "devices/numa/cpuidle.hpp"
 #include "devices/numa/numa_node.hpp"
 
 namespace vsysfs::devices {
@@ -24,7 +26,15 @@ constexpr core::AttributeGroup<CpuRoot> kRootGroups[] = {{.name = "", .attrs = k
 
 constexpr core::DeviceAttribute<CpuDevice> kCpuAttrs[] = {
     VSYSFS_ATTR_RW(CpuDevice, online),
+    VSYSFS_ATTR_RW(CpuDevice, uevent),
 };
+
+// The modelled processor (the default caches and vulnerabilities are a
+// Skylake-SP's, as the SMBIOS type 4 signature 0x50654): vendor
+// X86_VENDOR_INTEL, family 6, model 0x55, and its CPUID.1:EDX feature word
+// (x86_capability[CPUID_1_EDX], feature numbers 0..31).
+constexpr unsigned kCpuVendor = 0, kCpuFamily = 6, kCpuModel = 0x55;
+constexpr std::uint32_t kCpuid1Edx = 0xBFEBFBFF;
 
 // Kernel quirk: cpu0 is not hotpluggable on x86, so device_add never
 // creates its "online" file (dev->offline_disabled).
@@ -118,11 +128,34 @@ void CpuDevice::add_topology() {
     tree.add_device<CacheIndex>(fmt::format("{}/cache/index{}", path(), i),
                                 std::make_shared<CacheIndex>(hotplug_->env(), model_, cpu_, i),
                                 CacheIndex::groups());
+  // intel_idle_cpu_online -> cpuidle_register_device: cpuN/cpuidle/stateK.
+  if (CpuidleRoot* idle = hotplug_->cpuidle()) cpuidle_add_cpu(*idle, tree, cpu_);
 }
 
 void CpuDevice::remove_topology() {
   (void)hotplug_->tree().remove(path() + "/topology");
   (void)hotplug_->tree().remove(path() + "/cache");  // cacheinfo_cpu_pre_down
+  cpuidle_remove_cpu(hotplug_->tree(), cpu_);        // intel_idle_cpu_offline
+}
+
+// drivers/base/cpu.c cpu_uevent -> arch/x86/kernel/cpu/match.c
+// arch_print_cpu_modalias: "cpu:type:x86,venVVVVfamFFFFmodMMMM:feature:"
+// then ",%04X" per set feature bit. Only word 0 is modelled.
+core::Status CpuDevice::uevent_show(core::PageBuffer& buf) const {
+  buf.emit("MODALIAS=cpu:type:x86,ven{:04X}fam{:04X}mod{:04X}:feature:", kCpuVendor, kCpuFamily,
+           kCpuModel);
+  for (unsigned bit = 0; bit < 32; ++bit)
+    if (kCpuid1Edx & (1u << bit)) buf.emit(",{:04X}", bit);
+  buf.emit("\n");
+  return {};
+}
+
+// drivers/base/core.c uevent_store -> kobject_synth_uevent.
+core::Result<std::size_t> CpuDevice::uevent_store(const core::Caller& caller, std::string_view in) {
+  core::PageBuffer vars;
+  (void)uevent_show(vars);
+  const std::string devpath = "/" + path();
+  return core::uevent_store(hotplug_->env(), caller, {devpath, "cpu", vars.view()}, in);
 }
 
 core::Status CpuDevice::online_show(core::PageBuffer& buf) const {
@@ -206,7 +239,8 @@ VSYSFS_CPU_MASK_IMPL(package_cpus, package_cpus)
 
 void add_cpu_devices(core::Env& env, core::Tree& tree, std::shared_ptr<NumaModel> model,
                      CpuVulnerabilities::Values vulnerabilities,
-                     std::vector<std::shared_ptr<void>>& keep) {
+                     std::vector<std::shared_ptr<void>>& keep,
+                     std::shared_ptr<CpuidleRoot> cpuidle) {
   auto root = std::make_shared<CpuRoot>(model);
   tree.add_device<CpuRoot>("devices/system/cpu", root, CpuRoot::groups());
   keep.push_back(root);
@@ -214,7 +248,11 @@ void add_cpu_devices(core::Env& env, core::Tree& tree, std::shared_ptr<NumaModel
   tree.add_device<CpuVulnerabilities>("devices/system/cpu/vulnerabilities", vuln,
                                       CpuVulnerabilities::groups());
   keep.push_back(vuln);
-  auto hotplug = std::make_shared<CpuHotplug>(env, tree);
+  if (cpuidle) {
+    tree.add_device<CpuidleRoot>("devices/system/cpu/cpuidle", cpuidle, CpuidleRoot::groups());
+    keep.push_back(cpuidle);
+  }
+  auto hotplug = std::make_shared<CpuHotplug>(env, tree, std::move(cpuidle));
   keep.push_back(hotplug);
   // register_cpu for each present CPU, then register_cpu_under_node.
   for (unsigned cpu : model->present_cpus()) {
@@ -223,6 +261,7 @@ void add_cpu_devices(core::Env& env, core::Tree& tree, std::shared_ptr<NumaModel
     if (model->cpu_online(cpu)) dev->add_topology();
     const int nid = model->topology(cpu).node;
     tree.add_symlink(fmt::format("{}/node{}", dev->path(), nid), fmt::format("../../node/node{}", nid));
+    tree.add_symlink(dev->path() + "/subsystem", "../../../../bus/cpu");
     tree.add_symlink(fmt::format("bus/cpu/devices/cpu{}", cpu),
                      fmt::format("../../../devices/system/cpu/cpu{}", cpu));
     keep.push_back(dev);

@@ -11,7 +11,11 @@
 //   devices/system/cpu/cpuN/        (CpuDevice)
 //     online                         0644  "%u\n"; kstrtobool, device_online/offline.
 //                                          Not on cpu0 (not hotpluggable).
+//     uevent                         0644
+//     "MODALIAS=cpu:type:x86,ven%04Xfam%04Xmod%04X:feature:,%04X...\n"
+//                                          (a Skylake-SP, CPUID.1:EDX features only)
 //     nodeM -> ../../node/nodeM            the CPU's node
+//     subsystem -> ../../../../bus/cpu
 //     topology/                            only while the CPU is online (removed by
 //                                          the CPUHP_TOPOLOGY_PREPARE teardown)
 //       physical_package_id, die_id, core_id   0444 "%d\n"
@@ -20,6 +24,8 @@
 //       *_list of each                 0444  bin (CPULIST_FILE_MAX_BYTES) "%*pbl\n"
 //     Sibling masks hold online CPUs only (x86 set_cpu_sibling_map).
 //     cache/                               only while online: see cpu_cache.hpp
+//     cpuidle/                             only while online, with a cpuidle
+//                                          driver: see cpuidle.hpp
 //   devices/system/cpu/vulnerabilities/    see cpu_cache.hpp
 //   bus/cpu/devices/cpuN -> ../../../devices/system/cpu/cpuN
 //
@@ -60,16 +66,21 @@ class CpuDevice;
 
 // The hotplug side shared by all cpuN devices (device_hotplug_lock and the
 // tree, to add/remove topology/ directories).
+class CpuidleRoot;
 class CpuHotplug {
  public:
-  CpuHotplug(core::Env& env, core::Tree& tree) : env_(env), tree_(tree) {}
+  CpuHotplug(core::Env& env, core::Tree& tree, std::shared_ptr<CpuidleRoot> cpuidle)
+      : env_(env), tree_(tree), cpuidle_(std::move(cpuidle)) {}
   core::Env& env() { return env_; }
   core::Tree& tree() { return tree_; }
   core::Mutex& mu() { return mu_; }
+  // The cpuidle interface (null when cpuidle is disabled); set at build.
+  CpuidleRoot* cpuidle() { return cpuidle_.get(); }
 
  private:
   core::Env& env_;
   core::Tree& tree_;
+  const std::shared_ptr<CpuidleRoot> cpuidle_;
   core::Mutex mu_{"cpu.device_hotplug_lock", 10};  // Order: before numa.pgdat (leaf)
 };
 
@@ -89,6 +100,9 @@ class CpuDevice : public std::enable_shared_from_this<CpuDevice> {
 
   // Locking: none of ours. Context: FUSE worker.
   core::Status online_show(core::PageBuffer& buf) const;
+  // MODALIAS=cpu:type:x86,...; a store is a synthetic uevent (SUBSYSTEM=cpu).
+  core::Status uevent_show(core::PageBuffer& buf) const;
+  core::Result<std::size_t> uevent_store(const core::Caller& caller, std::string_view in);
   // Locking: hotplug mutex, then the model's. Context: FUSE worker; adds or
   // removes topology/ in the tree and logs "numa"/"cpu_online".
   core::Result<std::size_t> online_store(const core::Caller& caller, std::string_view in);
@@ -123,8 +137,10 @@ class CpuDevice : public std::enable_shared_from_this<CpuDevice> {
 
 // Adds devices/system/cpu, every present cpuN, the node links and
 // bus/cpu/devices (called by the [numa] section builder).
+// `cpuidle` (null: cpuidle disabled) gets each online CPU's cpuidle/ states.
 void add_cpu_devices(core::Env& env, core::Tree& tree, std::shared_ptr<NumaModel> model,
                      CpuVulnerabilities::Values vulnerabilities,
-                     std::vector<std::shared_ptr<void>>& keep);
+                     std::vector<std::shared_ptr<void>>& keep,
+                     std::shared_ptr<CpuidleRoot> cpuidle = nullptr);
 
 }  // namespace vsysfs::devices

@@ -63,7 +63,11 @@
 
 #include "core/parse.hpp"
 #include "devices/machine/machine.hpp"
+#include "devices/machine/subsys_bus.hpp"
 #include "devices/numa/cpu.hpp"
+#include "devices/numa/cpuidle.hpp"
+#include "devices/numa/hugetlb.hpp"
+#include "devices/numa/ksm.hpp"
 #include "devices/numa/memory_block.hpp"
 #include "devices/numa/numa_debug.hpp"
 #include "devices/numa/numa_node.hpp"
@@ -228,6 +232,9 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   }
   std::vector<std::shared_ptr<void>> keep;
 
+  // subsys_system_register of the node, cpu and memory buses.
+  for (const char* bus : {"node", "cpu", "memory"})
+    add_subsys_bus(ctx.env, ctx.tree, ctx.machine, bus);
   auto root = std::make_shared<NodeRoot>(model);
   ctx.tree.add_device<NodeRoot>("devices/system/node", root, NodeRoot::groups());
   keep.push_back(root);
@@ -237,6 +244,7 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
     ctx.tree.add_device<NumaNode>(path, node, NumaNode::groups());
     for (unsigned cpu : model->node_cpus(nid))
       ctx.tree.add_symlink(fmt::format("{}/cpu{}", path, cpu), fmt::format("../../cpu/cpu{}", cpu));
+    ctx.tree.add_symlink(path + "/subsystem", "../../../../bus/node");
     ctx.tree.add_symlink(fmt::format("bus/node/devices/node{}", nid),
                          fmt::format("../../../devices/system/node/node{}", nid));
     keep.push_back(node);
@@ -255,7 +263,23 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
       }
     }
   }
-  add_cpu_devices(ctx.env, ctx.tree, model, std::move(vulns), keep);
+  // cpuidle: intel_idle on bare metal; a Xen HVM/PVH guest registers no
+  // driver ("none"); a Xen PV guest disables cpuidle (xen_arch_setup
+  // disable_cpuidle) and has no cpuidle directory.
+  std::shared_ptr<CpuidleRoot> cpuidle;
+  if (const auto* xen = ctx.root.find("xen")) {
+    std::string guest_type = "HVM";
+    if (const auto* hv = xen->find("hypervisor"))
+      if (const auto* gt = hv->find("guest_type");
+          gt && gt->type() == core::ConfigValue::Type::String)
+        guest_type = gt->as_string();
+    if (guest_type != "PV") cpuidle = std::make_shared<CpuidleRoot>(ctx.env, "none");
+  } else {
+    cpuidle = std::make_shared<CpuidleRoot>(ctx.env, "intel_idle");
+  }
+  add_cpu_devices(ctx.env, ctx.tree, model, std::move(vulns), keep, std::move(cpuidle));
+  add_uevent_only_device(ctx.env, ctx.tree, ctx.machine, "devices/system/cpu");
+  add_uevent_only_device(ctx.env, ctx.tree, ctx.machine, "devices/system/node");
 
   std::uint64_t block_mb = 0;  // the default for the machine's memory
   OnlineType auto_online = OnlineType::Offline;
@@ -278,6 +302,17 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
             "memory_blocks on one node needs them on every node with memory");
   add_memory_blocks(ctx.env, ctx.tree, model, block_mb * 1024 * 1024, auto_online, keep, block_ids);
 
+  // hugetlb_sysfs_init: kernel/mm/hugepages/hugepages-2048kB over the nodes' pools.
+  auto hugetlb = std::make_shared<HugetlbGlobal>(ctx.env, model);
+  ctx.tree.add_device<HugetlbGlobal>("kernel/mm/hugepages/hugepages-2048kB", hugetlb,
+                                     HugetlbGlobal::groups());
+  keep.push_back(hugetlb);
+
+  // ksm_init: kernel/mm/ksm.
+  auto ksm = std::make_shared<Ksm>(ctx.env);
+  ctx.tree.add_device<Ksm>("kernel/mm/ksm", ksm, Ksm::groups());
+  keep.push_back(ksm);
+
   auto debug = std::make_shared<NumaDebug>(ctx.env, model);
   ctx.tree.add_device<NumaDebug>("kernel/debug/vsysfs/numa", debug, NumaDebug::groups());
   keep.push_back(debug);
@@ -295,7 +330,7 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
 // Before the devices that move pages in these nodes (the Xen balloon) and
 // those whose widths are the machine's (net). Negative: it runs on every
 // machine, with [numa] or the default topology.
-const SectionRegistrar kRegistrar{"numa", &build_numa, -1};
+const SectionRegistrar kRegistrar{"numa", &build_numa, -10};
 
 }  // namespace
 }  // namespace vsysfs::devices

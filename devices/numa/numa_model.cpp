@@ -487,6 +487,10 @@ std::uint64_t NumaModel::last_alloc_id() const {
 std::uint64_t NumaModel::set_nr_hugepages(int nid, std::uint64_t count) {
   core::MutexLock lock(mu_);
   Pgdat& p = pgdat_.at(nid);
+  // The hstate's round-robin cursors are shared: with a one-node mask,
+  // hstate_next_node_to_{alloc,free} leave them on that node.
+  if (count > p.huge_nr) next_nid_to_alloc_ = nid;
+  if (count < p.huge_nr) next_nid_to_free_ = nid;
   if (count > p.huge_nr) {
     // alloc_pool_huge_page with __GFP_THISNODE until it fails.
     const std::uint64_t grow = std::min(count - p.huge_nr, p.free / kHugePagePages);
@@ -512,6 +516,90 @@ core::Status NumaModel::reserve_kernel_pages(int nid, std::uint64_t pages) {
   p.used[static_cast<std::size_t>(PageKind::SlabUnreclaimable)] += pages;
   p.kernel += pages;
   return {};
+}
+
+namespace {
+
+// `want` single-page steps round-robin over the nodes from `*next`, each
+// step going to the next node (cyclically) that still has capacity, the
+// cursor left after the node served (for_each_node_mask_to_alloc/free:
+// every node tried advances it). Done in bulk: whole rounds over the nodes
+// with capacity, then one partial round. Returns the pages per node.
+std::vector<std::uint64_t> round_robin(std::vector<std::uint64_t> cap, std::uint64_t want,
+                                       int* next) {
+  const int n = static_cast<int>(cap.size());
+  std::vector<std::uint64_t> got(cap.size(), 0);
+  while (want > 0) {
+    std::uint64_t live = 0, min_cap = UINT64_MAX;
+    for (auto c : cap)
+      if (c > 0) {
+        ++live;
+        min_cap = std::min(min_cap, c);
+      }
+    if (live == 0) break;  // every node failed: the cursor went round once
+    const std::uint64_t rounds = std::min(min_cap, want / live);
+    if (rounds > 0) {
+      for (int i = 0; i < n; ++i)
+        if (cap[i] > 0) {
+          cap[i] -= rounds;
+          got[i] += rounds;
+        }
+      want -= rounds * live;
+      continue;
+    }
+    // Fewer than one page per live node left: one partial round.
+    for (int k = 0; k < n && want > 0; ++k) {
+      const int nid = (*next + k) % n;
+      if (cap[nid] == 0) continue;
+      --cap[nid];
+      ++got[nid];
+      --want;
+      *next = (nid + 1) % n;
+    }
+  }
+  return got;
+}
+
+}  // namespace
+
+std::uint64_t NumaModel::set_global_nr_hugepages(std::uint64_t count) {
+  core::MutexLock lock(mu_);
+  std::uint64_t total = 0;
+  for (const auto& p : pgdat_) total += p.huge_nr;
+  const int n = nr_node_ids();
+  if (count > total) {
+    std::vector<std::uint64_t> cap;
+    for (const auto& p : pgdat_) cap.push_back(p.free / kHugePagePages);
+    const auto got = round_robin(std::move(cap), count - total, &next_nid_to_alloc_);
+    for (int i = 0; i < n; ++i) {
+      pgdat_[i].free -= got[i] * kHugePagePages;
+      pgdat_[i].huge_nr += got[i];
+      pgdat_[i].huge_free += got[i];
+      total += got[i];
+    }
+  } else if (count < total) {
+    // Only free huge pages go back (min_count: the ones in use stay).
+    std::vector<std::uint64_t> cap;
+    for (const auto& p : pgdat_) cap.push_back(p.huge_free);
+    const auto got = round_robin(std::move(cap), total - count, &next_nid_to_free_);
+    for (int i = 0; i < n; ++i) {
+      pgdat_[i].free += got[i] * kHugePagePages;
+      pgdat_[i].huge_nr -= got[i];
+      pgdat_[i].huge_free -= got[i];
+      total -= got[i];
+    }
+  }
+  return total;
+}
+
+NumaModel::HugeTotals NumaModel::huge_totals() const {
+  core::MutexLock lock(mu_);
+  HugeTotals t;
+  for (const auto& p : pgdat_) {
+    t.nr += p.huge_nr;
+    t.free += p.huge_free;  // no surplus pages: nothing overcommits (surplus stays 0)
+  }
+  return t;
 }
 
 core::Status NumaModel::add_present_pages(int nid, std::uint64_t pages) {

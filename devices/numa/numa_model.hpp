@@ -209,6 +209,9 @@ class NumaModel {
   std::vector<unsigned> package_cpus(unsigned cpu) const;
   int node_distance(int from, int to) const { return distance_[from][to]; }
   const std::vector<unsigned>& node_cpus(int nid) const { return node_cpus_[nid]; }
+  // The node's memory as the machine booted with it (the firmware's view:
+  // SMBIOS memory devices), before any balloon or hotplug change.
+  std::uint64_t boot_present_pages(int nid) const { return nodes_[nid].present_pages; }
 
   // --- CPU hotplug state ---
   bool cpu_online(unsigned cpu) const;
@@ -246,6 +249,16 @@ class NumaModel {
   // set_max_huge_pages for one node: grows from the node's free pages as far
   // as they go, shrinks by freeing unused huge pages. Returns the new count.
   std::uint64_t set_nr_hugepages(int nid, std::uint64_t count);
+  // set_max_huge_pages(h, count, NUMA_NO_NODE, N_MEMORY) for the global
+  // kernel/mm/hugepages/hugepages-2048kB/nr_hugepages: grows one page at a
+  // time round-robin over the nodes from next_nid_to_alloc (a node that
+  // cannot supply one is skipped), shrinks freeing free huge pages
+  // round-robin from next_nid_to_free. Returns the new total.
+  std::uint64_t set_global_nr_hugepages(std::uint64_t count);
+  struct HugeTotals {
+    std::uint64_t nr = 0, free = 0, surplus = 0;
+  };
+  HugeTotals huge_totals() const;
 
   // --- boot: the guest kernel's own memory ---
   // The kernel's boot allocations on node `nid` (slab, kernel stacks, page
@@ -321,6 +334,8 @@ class NumaModel {
   std::map<std::uint64_t, Allocation> allocations_;  // guarded by mu_
   std::uint64_t next_id_ = 1;                        // guarded by mu_
   std::uint64_t last_id_ = 0;                        // guarded by mu_
+  int next_nid_to_alloc_ = 0;                        // guarded by mu_ (struct hstate)
+  int next_nid_to_free_ = 0;                         // guarded by mu_
 };
 
 // The machine's NUMA model: from [numa], or the default topology of a

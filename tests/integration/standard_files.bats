@@ -393,3 +393,222 @@ EOF2
   [ "$(stat -c %A "${pci}resource0")" = "-rw-------" ]
   [ "$(cat "$MNT/devices/system/memory/memory5/uevent")" = "" ]
 }
+
+# errno name of `printf VALUE > FILE` (OK on success).
+write_errno() {
+  local out
+  out=$(printf '%s' "$2" 2>&1 >"$1") && { echo OK; return; }
+  case $out in
+    *"Invalid argument"*) echo EINVAL ;; *"No such device"*) echo ENODEV ;;
+    *"Device or resource busy"*) echo EBUSY ;; *"Permission denied"*) echo EACCES ;; *) echo "$out" ;;
+  esac
+}
+
+@test "clocksource0: names, modes, override and unbind as kernel/time/clocksource.c" {
+  local cs=devices/system/clocksource/clocksource0
+  # A bare-metal machine: tsc, hpet, acpi_pm by rating; tsc is current.
+  vsysfs_start -o "machine=$(machine_file dell-poweredge-750)"
+  diff <(modes_of "$MNT/$cs") - <<'EOF2'
+--w------- unbind_clocksource
+-r--r--r-- available_clocksource
+-rw-r--r-- current_clocksource
+-rw-r--r-- uevent
+lrwxrwxrwx subsystem
+EOF2
+  [ "$(readlink "$MNT/$cs/subsystem")" = ../../../../bus/clocksource ]
+  [ -L "$MNT/bus/clocksource/devices/clocksource0" ]
+  [ "$(cat "$MNT/$cs/available_clocksource")" = "tsc hpet acpi_pm " ]
+  [ "$(cat "$MNT/$cs/current_clocksource")" = tsc ]
+  # Override: a registered name switches; an unknown one is remembered, no
+  # error, and the best stays; "\n" clears the override.
+  [ "$(write_errno "$MNT/$cs/current_clocksource" $'hpet\n')" = OK ]
+  [ "$(cat "$MNT/$cs/current_clocksource")" = hpet ]
+  [ "$(write_errno "$MNT/$cs/current_clocksource" nosuch)" = OK ]
+  [ "$(cat "$MNT/$cs/current_clocksource")" = tsc ]
+  [ "$(write_errno "$MNT/$cs/current_clocksource" "$(printf '%032d' 0)")" = EINVAL ]  # >= CS_NAME_LEN
+  [ "$(cat "$MNT/$cs/current_clocksource")" = tsc ]
+  # Unbind: ENODEV for no such. With one node tsc is not MUST_VERIFY and
+  # is the watchdog: hpet and acpi_pm go freely, and tsc, current and
+  # watchdog with nothing to hand over to, is EBUSY, nothing changed.
+  [ "$(write_errno "$MNT/$cs/unbind_clocksource" nosuch)" = ENODEV ]
+  [ "$(write_errno "$MNT/$cs/unbind_clocksource" hpet)" = OK ]
+  [ "$(write_errno "$MNT/$cs/unbind_clocksource" acpi_pm)" = OK ]
+  [ "$(write_errno "$MNT/$cs/unbind_clocksource" tsc)" = EBUSY ]
+  [ "$(cat "$MNT/$cs/available_clocksource")" = "tsc " ]
+  [ "$(cat "$MNT/$cs/current_clocksource")" = tsc ]
+  vsysfs_stop
+  # More than 4 nodes: tsc must be verified, hpet is the watchdog and hands
+  # over to acpi_pm; the current tsc falls back to the next best; acpi_pm,
+  # the last possible watchdog, cannot go though tsc is still there.
+  vsysfs_start -o "machine=$(machine_file numa-8node)"
+  [ "$(write_errno "$MNT/$cs/unbind_clocksource" hpet)" = OK ]
+  [ "$(write_errno "$MNT/$cs/unbind_clocksource" acpi_pm)" = EBUSY ]
+  [ "$(write_errno "$MNT/$cs/unbind_clocksource" tsc)" = OK ]
+  [ "$(cat "$MNT/$cs/current_clocksource")" = acpi_pm ]
+  [ "$(cat "$MNT/$cs/available_clocksource")" = "acpi_pm " ]
+  vsysfs_stop
+  # A Xen guest registers xen (rating 400), which is current.
+  vsysfs_start -o "machine=$(machine_file xen-host-3dom)"
+  [ "$(cat "$MNT/$cs/available_clocksource")" = "xen tsc hpet acpi_pm " ]
+  [ "$(cat "$MNT/$cs/current_clocksource")" = xen ]
+}
+
+@test "kernel/mm/hugepages/hugepages-2048kB is the sum of the nodes' pools; a store interleaves over the nodes" {
+  vsysfs_start
+  local h=$MNT/kernel/mm/hugepages/hugepages-2048kB n=$MNT/devices/system/node
+  diff <(modes_of "$h") - <<'EOF2'
+-r--r--r-- free_hugepages
+-r--r--r-- resv_hugepages
+-r--r--r-- surplus_hugepages
+-rw-r--r-- nr_hugepages
+-rw-r--r-- nr_hugepages_mempolicy
+-rw-r--r-- nr_overcommit_hugepages
+EOF2
+  [ "$(cat "$h/nr_hugepages")" = 0 ]
+  # 5 pages round-robin from node 0: 3 + 2; then back to 2, freed
+  # round-robin from node 0: 1 + 1.
+  echo 5 > "$h/nr_hugepages"
+  [ "$(cat "$n/node0/hugepages/hugepages-2048kB/nr_hugepages")" = 3 ]
+  [ "$(cat "$n/node1/hugepages/hugepages-2048kB/nr_hugepages")" = 2 ]
+  [ "$(cat "$h/nr_hugepages")" = 5 ]
+  [ "$(cat "$h/free_hugepages")" = 5 ]
+  echo 2 > "$h/nr_hugepages"
+  [ "$(cat "$n/node0/hugepages/hugepages-2048kB/nr_hugepages")" = 1 ]
+  [ "$(cat "$n/node1/hugepages/hugepages-2048kB/nr_hugepages")" = 1 ]
+  # The round-robin cursor (next_nid_to_alloc) carries over between
+  # writes: the 5th page went to node 0, so one page at a time goes to
+  # node 1, node 0, node 1.
+  echo 0 > "$h/nr_hugepages"
+  echo 1 > "$h/nr_hugepages"; echo 2 > "$h/nr_hugepages"; echo 3 > "$h/nr_hugepages"
+  [ "$(cat "$n/node0/hugepages/hugepages-2048kB/nr_hugepages")" = 1 ]
+  [ "$(cat "$n/node1/hugepages/hugepages-2048kB/nr_hugepages")" = 2 ]
+  echo 2 > "$h/nr_hugepages"
+  # A node's own write shows in the total.
+  echo 4 > "$n/node1/hugepages/hugepages-2048kB/nr_hugepages"
+  [ "$(cat "$h/nr_hugepages")" = 5 ]
+  [ "$(cat "$h/nr_hugepages_mempolicy")" = 5 ]
+  # Bad input: EINVAL, nothing changed.
+  [ "$(write_errno "$h/nr_hugepages" abc)" = EINVAL ]
+  [ "$(write_errno "$h/nr_hugepages" -1)" = EINVAL ]
+  [ "$(cat "$h/nr_hugepages")" = 5 ]
+  # HugePages_Total in each node's meminfo agrees.
+  [ "$(awk '/HugePages_Total/ { s += $NF } END { print s }' "$n"/node*/meminfo)" = 5 ]
+  echo 7 > "$h/nr_overcommit_hugepages"
+  [ "$(cat "$h/nr_overcommit_hugepages")" = 7 ]
+}
+
+@test "class/thermal and class/power_supply exist, empty, on every machine" {
+  vsysfs_start -o "machine=$(machine_file net-lab)"
+  [ -d "$MNT/class/thermal" ] && [ -z "$(ls -A "$MNT/class/thermal")" ]
+  [ -d "$MNT/class/power_supply" ] && [ -z "$(ls -A "$MNT/class/power_supply")" ]
+}
+
+@test "bus files: drivers_autoprobe, drivers_probe and uevent on the cpu, node, memory, pci and clocksource buses" {
+  vsysfs_start
+  local b
+  for b in cpu node memory pci clocksource; do
+    diff <(modes_of "$MNT/bus/$b") - <<'EOF2'
+--w------- drivers_probe
+--w------- uevent
+-rw-r--r-- drivers_autoprobe
+drwxr-xr-x devices
+drwxr-xr-x drivers
+EOF2
+    [ "$(cat "$MNT/bus/$b/drivers_autoprobe")" = 1 ]
+  done
+  echo 0 > "$MNT/bus/pci/drivers_autoprobe"
+  [ "$(cat "$MNT/bus/pci/drivers_autoprobe")" = 0 ]
+  [ "$(write_errno "$MNT/bus/pci/drivers_probe" 0000:00:03.0)" = OK ]
+  [ "$(write_errno "$MNT/bus/pci/drivers_probe" 0000:00:09.0)" = ENODEV ]
+  [ "$(write_errno "$MNT/bus/cpu/drivers_probe" cpu1)" = OK ]
+  [ "$(write_errno "$MNT/bus/cpu/drivers_probe" ../cpu1)" = ENODEV ]
+  [ "$(write_errno "$MNT/bus/node/uevent" change)" = OK ]
+  [ "$(write_errno "$MNT/bus/node/uevent" nosuch)" = EINVAL ]
+  # Each device links its subsystem; cpuN's uevent carries the CPU modalias.
+  [ "$(readlink "$MNT/devices/system/cpu/cpu1/subsystem")" = ../../../../bus/cpu ]
+  [ "$(readlink "$MNT/devices/system/node/node1/subsystem")" = ../../../../bus/node ]
+  grep -q '^MODALIAS=cpu:type:x86,ven0000fam0006mod0055:feature:,0000,' "$MNT/devices/system/cpu/cpu0/uevent"
+  [ "$(cat "$MNT/devices/system/cpu/uevent")" = "" ]
+  [ "$(cat "$MNT/devices/pci0000:00/uevent")" = "" ]
+}
+
+@test "cpuidle: intel_idle's Skylake-SP states on bare metal, governors, disable; none on a Xen guest" {
+  vsysfs_start -o "machine=$(machine_file dell-poweredge-750)"
+  local i=$MNT/devices/system/cpu/cpuidle s=$MNT/devices/system/cpu/cpu1/cpuidle
+  diff <(modes_of "$i") - <<'EOF2'
+-r--r--r-- available_governors
+-r--r--r-- current_driver
+-r--r--r-- current_governor_ro
+-rw-r--r-- current_governor
+EOF2
+  [ "$(cat "$i/current_driver")" = intel_idle ]
+  [ "$(cat "$i/available_governors")" = "ladder menu teo haltpoll " ]
+  [ "$(cat "$i/current_governor")" = menu ]
+  [ "$(write_errno "$i/current_governor" $'  teo\n')" = OK ]
+  [ "$(cat "$i/current_governor_ro")" = teo ]
+  [ "$(write_errno "$i/current_governor" bogus)" = EINVAL ]
+  [ "$(write_errno "$i/current_governor" ' ')" = EINVAL ]
+  [ "$(cat "$i/current_governor")" = teo ]
+  # skx_cstates: POLL, C1, C1E, C6; only the MWAIT states have s2idle/.
+  [ "$(cat "$s"/state*/name | tr '\n' ' ')" = "POLL C1 C1E C6 " ]
+  [ "$(cat "$s/state3/latency") $(cat "$s/state3/residency")" = "133 600" ]
+  [ "$(cat "$s/state0/power")" = 4294967295 ]
+  [ ! -e "$s/state0/s2idle" ] && [ -d "$s/state1/s2idle" ]
+  [ "$(stat -c %A "$s/state2/disable")" = "-rw-r--r--" ]
+  [ "$(write_errno "$s/state2/disable" 0x10)" = OK ]
+  [ "$(cat "$s/state2/disable")" = 1 ]
+  [ "$(write_errno "$s/state2/disable" x)" = EINVAL ]
+  [ "$(cat "$s/state2/disable")" = 1 ]
+  # Offline: the CPU's cpuidle device goes; online: a fresh one (usage reset).
+  echo 0 > "$MNT/devices/system/cpu/cpu1/online"
+  [ ! -e "$s" ]
+  echo 1 > "$MNT/devices/system/cpu/cpu1/online"
+  [ "$(cat "$s/state2/disable")" = 0 ]
+  [ ! -e "$MNT/devices/system/cpu/cpu0/online" ] && [ -d "$MNT/devices/system/cpu/cpu0/cpuidle/state3" ]
+  vsysfs_stop
+  # A Xen HVM guest: the interface, no driver, no per-CPU states.
+  vsysfs_start -o "machine=$(machine_file xen-host-3dom)"
+  [ "$(cat "$MNT/devices/system/cpu/cpuidle/current_driver")" = none ]
+  [ ! -e "$MNT/devices/system/cpu/cpu1/cpuidle" ]
+}
+
+@test "kernel/mm/ksm: the 6.12 knobs, their parsers and errnos; nothing merges" {
+  vsysfs_start
+  local k=$MNT/kernel/mm/ksm f
+  for f in pages_scanned pages_shared pages_sharing pages_unshared pages_volatile pages_skipped \
+           ksm_zero_pages full_scans stable_node_chains stable_node_dups general_profit; do
+    [ "$(stat -c %A "$k/$f")" = "-r--r--r--" ] && [ "$(cat "$k/$f")" = 0 ]
+  done
+  for f in run sleep_millisecs pages_to_scan merge_across_nodes use_zero_pages smart_scan max_page_sharing \
+           stable_node_chains_prune_millisecs advisor_mode advisor_max_cpu advisor_min_pages_to_scan \
+           advisor_max_pages_to_scan advisor_target_scan_time; do
+    [ "$(stat -c %A "$k/$f")" = "-rw-r--r--" ]
+  done
+  [ "$(cat "$k/run") $(cat "$k/sleep_millisecs") $(cat "$k/pages_to_scan") $(cat "$k/max_page_sharing")" = "0 20 100 256" ]
+  [ "$(cat "$k/merge_across_nodes") $(cat "$k/smart_scan") $(cat "$k/use_zero_pages")" = "1 1 0" ]
+  [ "$(cat "$k/advisor_mode")" = "[none] scan-time" ]
+  # run: 0..2 (stop, merge, unmerge); ksmd has no mergeable area, so the
+  # counters stay 0.
+  [ "$(write_errno "$k/run" 3)" = EINVAL ]
+  [ "$(write_errno "$k/run" 1)" = OK ]
+  [ "$(cat "$k/run") $(cat "$k/full_scans") $(cat "$k/pages_scanned")" = "1 0 0" ]
+  [ "$(write_errno "$k/run" 2)" = OK ]
+  [ "$(cat "$k/run")" = 2 ]
+  [ "$(write_errno "$k/merge_across_nodes" 2)" = EINVAL ]
+  [ "$(write_errno "$k/max_page_sharing" 1)" = EINVAL ]
+  [ "$(write_errno "$k/max_page_sharing" 2)" = OK ]
+  [ "$(write_errno "$k/use_zero_pages" maybe)" = EINVAL ]
+  [ "$(write_errno "$k/use_zero_pages" y)" = OK ]
+  [ "$(cat "$k/use_zero_pages")" = 1 ]
+  [ "$(write_errno "$k/advisor_target_scan_time" 0)" = EINVAL ]
+  # The scan-time advisor owns pages_to_scan (its minimum, 500) and refuses
+  # stores to it; back to none, the default 100.
+  [ "$(write_errno "$k/pages_to_scan" 300)" = OK ]
+  [ "$(write_errno "$k/advisor_mode" scan-time)" = OK ]
+  [ "$(cat "$k/advisor_mode")" = "none [scan-time]" ]
+  [ "$(cat "$k/pages_to_scan")" = 500 ]
+  [ "$(write_errno "$k/pages_to_scan" 300)" = EINVAL ]
+  [ "$(write_errno "$k/advisor_mode" bogus)" = EINVAL ]
+  [ "$(write_errno "$k/advisor_mode" $'none\n')" = OK ]
+  [ "$(cat "$k/pages_to_scan")" = 100 ]
+}

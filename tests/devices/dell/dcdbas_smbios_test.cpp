@@ -217,3 +217,118 @@ TEST_CASE("CMOS token configuration errors") {
 }
 
 }  // TEST_SUITE
+
+namespace {
+unsigned u16_of(const Dmi& d, std::size_t off) {
+  return static_cast<unsigned char>(d.formatted[off]) |
+         static_cast<unsigned char>(d.formatted[off + 1]) << 8;
+}
+// Two sockets of 3 cores x 2 threads; node 1 has a memory size that is no
+// multiple of 4 GiB; two PCI NICs.
+constexpr const char* kServer = R"([numa]
+threads_per_core = 2
+[[numa.node]]
+cpus = "0-2,6-8"
+memory_mb = 8192
+[[numa.node]]
+cpus = "3-5,9-11"
+memory_mb = 6000
+[net]
+[[net.interface]]
+name = "eth0"
+kind = "nic"
+pci = "0000:00:03.0"
+[[net.interface]]
+name = "eth1"
+kind = "nic"
+pci = "0000:00:05.1"
+[dcdbas]
+model = "PowerEdge R740"
+service_tag = "ABC1234"
+pcie_slots = 3
+)";
+}  // namespace
+
+TEST_CASE("SMBIOS hardware: sockets, caches, slots and memory are the machine's") {
+  TestMachine m(kServer);
+  std::multimap<int, Dmi> by;
+  for (auto& d : walk(m.read("firmware/dmi/tables/DMI"))) by.emplace(d.type, d);
+  REQUIRE(by.count(4) == 2);
+  for (auto [it, end] = by.equal_range(4); it != end; ++it) {
+    const Dmi& p = it->second;
+    CHECK(p.length == 0x2A);
+    CHECK(static_cast<unsigned char>(p.formatted[0x23]) == 3);  // core count
+    CHECK(static_cast<unsigned char>(p.formatted[0x24]) == 3);  // enabled
+    CHECK(static_cast<unsigned char>(p.formatted[0x25]) == 6);  // threads
+    CHECK(static_cast<unsigned char>(p.formatted[0x18]) == 0x41);
+    // Its L1..L3 handles name type 7 structures of levels 1..3.
+    for (int lvl = 1; lvl <= 3; ++lvl) {
+      const unsigned h = u16_of(p, 0x1A + 2 * static_cast<std::size_t>(lvl - 1));
+      bool found = false;
+      for (auto [c, cend] = by.equal_range(7); c != cend; ++c)
+        if (static_cast<unsigned>(c->second.handle) == h) {
+          found = true;
+          CHECK((u16_of(c->second, 5) & 7) == static_cast<unsigned>(lvl - 1));
+          // The default geometry per socket: L1 (32+32) x 3 cores, L2 1 MiB x 3, L3 1.375 MiB x 3.
+          const unsigned want[] = {192, 3072, 4224};
+          CHECK(u16_of(c->second, 9) == want[lvl - 1]);
+        }
+      CHECK(found);
+    }
+  }
+  // Slots: the NICs' addresses in use, then one available.
+  REQUIRE(by.count(9) == 3);
+  std::vector<Dmi> slots;
+  for (auto [it, end] = by.equal_range(9); it != end; ++it) slots.push_back(it->second);
+  CHECK(static_cast<unsigned char>(slots[0].formatted[7]) == 4);
+  CHECK(static_cast<unsigned char>(slots[0].formatted[0x10]) == (3 << 3));
+  CHECK(static_cast<unsigned char>(slots[1].formatted[0x10]) == ((5 << 3) | 1));
+  CHECK(static_cast<unsigned char>(slots[2].formatted[7]) == 3);
+  // Memory: one array per node; its DIMMs add up to the node's memory.
+  REQUIRE(by.count(16) == 2);
+  std::map<unsigned, std::uint64_t> mb_per_array;
+  for (auto [it, end] = by.equal_range(17); it != end; ++it) {
+    const unsigned size = u16_of(it->second, 0x0C);
+    mb_per_array[u16_of(it->second, 4)] += size == 0x7FFF ? u16_of(it->second, 0x1C) : size;
+  }
+  std::vector<std::uint64_t> per_node;
+  for (auto [it, end] = by.equal_range(16); it != end; ++it)
+    per_node.push_back(mb_per_array[static_cast<unsigned>(it->second.handle)]);
+  CHECK(per_node == std::vector<std::uint64_t>{8192, 6000});
+  // Mapped addresses: node 0 from 0, node 1 right after it (KiB, inclusive ends).
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> ranges;
+  for (auto [it, end] = by.equal_range(19); it != end; ++it)
+    ranges.emplace_back(u32_at(it->second.formatted, 4), u32_at(it->second.formatted, 8));
+  CHECK(ranges == std::vector<std::pair<std::uint32_t, std::uint32_t>>{
+                      {0, 8192 * 1024 - 1}, {8192 * 1024, 14192 * 1024 - 1}});
+  CHECK(by.count(32) == 1);
+}
+
+TEST_CASE("SMBIOS DIMM plan: equal modules of at least 4 GiB that add up to the node") {
+  using P = vsysfs::devices::dcdbas::DcdbasSmbios;
+  auto plan = [](std::uint64_t mb, unsigned slots) {
+    const auto p = P::plan_dimms(mb * 1024, slots);
+    return std::make_pair(p.count, p.size_mb);
+  };
+  CHECK(plan(8192, 12) == std::make_pair(2u, std::uint64_t{4096}));
+  CHECK(plan(65536, 12) == std::make_pair(8u, std::uint64_t{8192}));
+  CHECK(plan(6000, 12) == std::make_pair(1u, std::uint64_t{6000}));
+  CHECK(plan(48894, 12) == std::make_pair(2u, std::uint64_t{24447}));
+  CHECK(plan(31703, 12) == std::make_pair(1u, std::uint64_t{31703}));
+  CHECK(plan(1024, 12) == std::make_pair(1u, std::uint64_t{1024}));
+  CHECK(plan(65536, 2) == std::make_pair(2u, std::uint64_t{32768}));
+  CHECK(plan(0, 12).first == 0u);
+}
+
+TEST_CASE("SMBIOS hardware keys: bad values are errors") {
+  std::string no_dimms = kServer;
+  no_dimms.append("dimm_slots_per_node = 0\n");
+  CHECK_THROWS_WITH_AS(TestMachine{no_dimms}, doctest::Contains("dimm_slots_per_node"),
+                       vsysfs::core::ConfigError);
+  std::string one_slot = kServer;
+  const std::size_t at = one_slot.find("pcie_slots = 3");
+  REQUIRE(at != std::string::npos);
+  one_slot[at + 13] = '1';
+  CHECK_THROWS_WITH_AS(TestMachine{one_slot}, doctest::Contains("fewer slots"),
+                       vsysfs::core::ConfigError);
+}
