@@ -22,11 +22,12 @@
 # has an example suite.
 #
 # Cleanup whatever happens: each mount gets a reaper, a background process
-# that waits for end of file on a pipe only the mounting shell holds. When
-# that shell ends (the test finished, failed, was killed, even by SIGKILL)
-# the reaper unmounts and stops the daemon, by its PID only (checked to
-# still be that mount's daemon first). vsysfs_unmount in teardown does the
-# same at once. Only daemons this library started are ever signalled.
+# that waits (on a pidfd) for the shell that mounted to end. When it ends
+# (the test finished, failed, was killed, even by SIGKILL) the reaper
+# unmounts and stops the daemon, by its PID only (checked to still be that
+# mount's daemon first). vsysfs_unmount in teardown does the same at once.
+# Only daemons this library started are ever signalled. A mount made in a
+# subshell ($(...), run) lives as long as that subshell.
 #
 # Needs: bash, the vsysfs daemon and mount-scripts (vsysfs-mount,
 # vsysfs-umount, vsysfs-ctl) on PATH or next to this file in a source tree
@@ -99,52 +100,56 @@ _vsysfs_teardown() {
 
 # vsysfs_mount [DAEMON-OPTIONS...], e.g. vsysfs_mount -o clock=manual
 vsysfs_mount() {
-  local mountcmd dir pid fd
+  local mountcmd dir pid reaper
   mountcmd=$(_vsysfs_script vsysfs-mount) || return 1
   # Not under a bats per-test directory: bats removes those with rm -r,
   # which must never walk into a mount whose reaper has not run yet.
   dir=$(mktemp -d "${TMPDIR:-/tmp}/vsysfs-mnt.XXXXXX") || return 1
-  # The daemon must not inherit an earlier mount's reaper pipe (it would
-  # keep that reaper from ever seeing end of file).
-  local closes=()
-  for fd in ${_vsysfs_reaper_fds:-}; do closes+=("$fd>&-"); done
-  if ! pid=$(eval '"$mountcmd" "$dir" -- "$@"' "${closes[@]}"); then
+  if ! pid=$("$mountcmd" "$dir" -- "$@"); then
     rmdir "$dir" 2>/dev/null
     _vsysfs_fail "could not mount (vsysfs-mount failed)"
     return 1
   fi
-  # The reaper: reads until end of file, which comes when every holder of
-  # the write end (this shell, its children) is gone, then tears down.
-  # It keeps none of the caller's descriptors (bats waits on fd 3).
-  # Nor the other reapers' pipes: each reaper sees only its own shell.
-  local lib=${BASH_SOURCE[0]} others=${_vsysfs_reaper_fds:-}
-  exec {fd}> >(exec >/dev/null 2>&1 3>&-
-               for f in $others; do eval "exec $f>&-"; done
-               while read -r _; do :; done
-               source "$lib"; _vsysfs_teardown "$dir" "$pid")
-  _vsysfs_reaper_fds="${_vsysfs_reaper_fds:-} $fd"
+  local me=$BASHPID
+  reaper=$(_vsysfs_start_reaper "$me" "$dir" "$pid")
   VSYSFS_MNT=$dir
   VSYSFS_PID=$pid
   VSYSFS_MOUNT=$dir
   VSYSFS_MARK=0
-  _vsysfs_fd_of[$pid]=$fd 2>/dev/null || true
-  export VSYSFS_MNT VSYSFS_PID VSYSFS_MOUNT VSYSFS_MARK
+  _VSYSFS_REAPER=$reaper
+  export VSYSFS_MNT VSYSFS_PID VSYSFS_MOUNT VSYSFS_MARK _VSYSFS_REAPER
 }
 
-declare -gA _vsysfs_fd_of 2>/dev/null || true
+# _vsysfs_start_reaper SHELL-PID DIR DAEMON-PID: prints the reaper's PID.
+# The reaper waits for SHELL-PID to end (a pidfd: no polling, and no
+# descriptor a child of the shell could keep open), then tears the mount
+# down. It is nobody's job (started from a subshell: a `wait` in the test
+# never waits for it) and keeps none of the caller's descriptors (bats
+# waits on fd 3).
+_vsysfs_start_reaper() {
+  local shell=$1 dir=$2 pid=$3 lib=${BASH_SOURCE[0]}
+  (
+    exec python3 -c '
+import os, select, sys
+shell, lib, mnt, daemon = sys.argv[1:5]
+try:
+    fd = os.pidfd_open(int(shell))
+    select.select([fd], [], [])
+except ProcessLookupError:
+    pass
+os.execvp("bash", ["bash", "-c", "source \"$0\"; _vsysfs_teardown \"$1\" \"$2\"", lib, mnt, daemon])
+' "$shell" "$lib" "$dir" "$pid" </dev/null >/dev/null 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+    echo "$!"
+  )
+}
 
 # vsysfs_unmount: the mount vsysfs_mount made last (VSYSFS_MNT/VSYSFS_PID).
 vsysfs_unmount() {
   [ -n "${VSYSFS_MNT:-}" ] || return 0
   _vsysfs_teardown "$VSYSFS_MNT" "${VSYSFS_PID:-}"
-  local fd=${_vsysfs_fd_of[${VSYSFS_PID:-x}]:-}
-  if [ -n "$fd" ]; then
-    exec {fd}>&-
-    _vsysfs_reaper_fds=" ${_vsysfs_reaper_fds:-} "
-    _vsysfs_reaper_fds=${_vsysfs_reaper_fds/ $fd / }
-    unset "_vsysfs_fd_of[$VSYSFS_PID]"
-  fi
-  unset VSYSFS_MNT VSYSFS_PID VSYSFS_MOUNT
+  # Its reaper has nothing left to do: end it (our own process, by PID).
+  if [ -n "${_VSYSFS_REAPER:-}" ]; then kill -TERM "$_VSYSFS_REAPER" 2>/dev/null || true; fi
+  unset VSYSFS_MNT VSYSFS_PID VSYSFS_MOUNT _VSYSFS_REAPER
 }
 
 vsysfs_ctl() {
