@@ -124,13 +124,15 @@ vsysfs_mount() {
 # The reaper waits for SHELL-PID to end (a pidfd: no polling, and no
 # descriptor a child of the shell could keep open), then tears the mount
 # down. It is nobody's job (started from a subshell: a `wait` in the test
-# never waits for it) and keeps none of the caller's descriptors (bats
-# waits on fd 3).
+# never waits for it) and keeps none of the caller's descriptors: bats
+# waits for end of file on the pipes it hands a test (fd 3 and higher
+# ones), so a reaper holding one would hang bats until the reaper ends.
 _vsysfs_start_reaper() {
   local shell=$1 dir=$2 pid=$3 lib=${BASH_SOURCE[0]}
   (
     exec python3 -c '
 import os, select, sys
+os.closerange(3, os.sysconf("SC_OPEN_MAX"))
 shell, lib, mnt, daemon = sys.argv[1:5]
 try:
     fd = os.pidfd_open(int(shell))
@@ -138,7 +140,7 @@ try:
 except ProcessLookupError:
     pass
 os.execvp("bash", ["bash", "-c", "source \"$0\"; _vsysfs_teardown \"$1\" \"$2\"", lib, mnt, daemon])
-' "$shell" "$lib" "$dir" "$pid" </dev/null >/dev/null 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+' "$shell" "$lib" "$dir" "$pid" </dev/null >/dev/null 2>&1 &
     echo "$!"
   )
 }
