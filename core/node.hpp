@@ -174,8 +174,8 @@ struct Thunks {
   static constexpr NodeOps kText{&show, nullptr, &store, nullptr, nullptr, nullptr, nullptr};
   static constexpr NodeOps kSeq{nullptr, &seq_show, &seq_store, nullptr, nullptr, nullptr, nullptr};
   static constexpr NodeOps kBin{nullptr, nullptr, nullptr, &read, &write, &size, nullptr};
-  static constexpr NodeOps kStream{nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-                                   &open_stream};
+  static constexpr NodeOps kStream{nullptr, nullptr, nullptr,     nullptr,
+                                   nullptr, nullptr, &open_stream};
 };
 
 }  // namespace detail

@@ -7,9 +7,10 @@
 // capped writes to store(), binary attribute bounds, poll after notify,
 // EACCES/EPERM for everything sysfs refuses, flock/POSIX locks through
 // the LockService, and the rest of the kernfs file surface (xattrs, kept
-// times, O_DIRECT, s_maxbytes; docs/kernfs-surface.md). ops.cpp calls one method per request and replies with
-// its result; nothing here replies except the asynchronous lock, poll and
-// stream-read paths, which own their request.
+// times, O_DIRECT, s_maxbytes; docs/kernfs-surface.md). ops.cpp calls one
+// method per request and replies with its result; nothing here replies
+// except the asynchronous lock, poll and stream-read paths, which own
+// their request.
 //
 // Stream files (core/stream.hpp; kernel/debug/vsysfs/events_pipe): a read
 // with nothing to hand out is parked, not served by a waiting worker (a

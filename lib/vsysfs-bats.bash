@@ -116,7 +116,7 @@ vsysfs_mount() {
   VSYSFS_PID=$pid
   VSYSFS_MOUNT=$dir
   VSYSFS_MARK=0
-  _VSYSFS_REAPER=$reaper
+  _VSYSFS_REAPER="$reaper $dir"
   export VSYSFS_MNT VSYSFS_PID VSYSFS_MOUNT VSYSFS_MARK _VSYSFS_REAPER
 }
 
@@ -145,13 +145,19 @@ os.execvp("bash", ["bash", "-c", "source \"$0\"; _vsysfs_teardown \"$1\" \"$2\""
   )
 }
 
-# vsysfs_unmount: the mount vsysfs_mount made last (VSYSFS_MNT/VSYSFS_PID).
+# vsysfs_unmount: the mount at VSYSFS_MNT, served by VSYSFS_PID (what
+# vsysfs_mount set last).
 vsysfs_unmount() {
   [ -n "${VSYSFS_MNT:-}" ] || return 0
   _vsysfs_teardown "$VSYSFS_MNT" "${VSYSFS_PID:-}"
-  # Its reaper has nothing left to do: end it (our own process, by PID).
-  if [ -n "${_VSYSFS_REAPER:-}" ]; then kill -TERM "$_VSYSFS_REAPER" 2>/dev/null || true; fi
-  unset VSYSFS_MNT VSYSFS_PID VSYSFS_MOUNT _VSYSFS_REAPER
+  # Its reaper has nothing left to do: end it (our own process, by PID;
+  # only the reaper of this very mount).
+  local reaper=${_VSYSFS_REAPER%% *} reaped=${_VSYSFS_REAPER#* }
+  if [ -n "${_VSYSFS_REAPER:-}" ] && [ "$reaped" = "$VSYSFS_MNT" ]; then
+    kill -TERM "$reaper" 2>/dev/null || true
+    unset _VSYSFS_REAPER
+  fi
+  unset VSYSFS_MNT VSYSFS_PID VSYSFS_MOUNT
 }
 
 vsysfs_ctl() {

@@ -31,7 +31,9 @@ std::string drain(Stream& s, std::size_t chunk = 4096) {
   }
 }
 
-std::size_t lines(const std::string& s) { return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n')); }
+std::size_t lines(const std::string& s) {
+  return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n'));
+}
 
 }  // namespace
 
@@ -157,4 +159,4 @@ TEST_CASE("an empty read is 0 and moves nothing") {
   CHECK(lines(drain(*s)) == 1);
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("event_stream")

@@ -205,4 +205,4 @@ TEST_CASE("a stream file left open at teardown does not outlive the server's wak
   m.env.log(nullptr, "test", "after", "OK");
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("server_stream")

@@ -40,7 +40,7 @@ gone() {
 
 @test "vsysfs_unmount stops the daemon at once and ends the reaper" {
   vsysfs_mount -o clock=manual
-  mnt=$VSYSFS_MNT pid=$VSYSFS_PID reaper=$_VSYSFS_REAPER
+  mnt=$VSYSFS_MNT pid=$VSYSFS_PID reaper=${_VSYSFS_REAPER%% *}
   kill -0 "$reaper"
   vsysfs_unmount
   ! mountpoint -q "$mnt"

@@ -32,10 +32,13 @@ pid_running() {
   st=${st##*) }; [ "${st%% *}" != Z ]
 }
 
+# Also for a mount a suite made itself with vsysfs-mount (MNT and
+# VSYSFS_PID set by hand): it is MNT and VSYSFS_PID that go.
 vsysfs_stop() {
   [ -n "${MNT:-}" ] || return 0
+  VSYSFS_MNT=$MNT
   vsysfs_unmount
-  unset MNT
+  unset MNT VSYSFS_PID
 }
 
 ctl() { echo "$MNT/kernel/debug/vsysfs/$1"; }
