@@ -74,7 +74,7 @@ _vsysfs_running() {
 # _vsysfs_teardown DIR PID: idempotent; what both the reaper and
 # vsysfs_unmount run.
 _vsysfs_teardown() {
-  local dir=$1 pid=$2 umount i
+  local dir=$1 pid=$2 umount
   umount=$(_vsysfs_script vsysfs-umount 2>/dev/null)
   if mountpoint -q "$dir" 2>/dev/null || stat "$dir" 2>&1 | grep -q 'not connected'; then
     if [ -n "$umount" ]; then
@@ -84,12 +84,12 @@ _vsysfs_teardown() {
     fi
   fi
   if [ -n "$pid" ] && _vsysfs_is_ours "$pid" "$dir"; then
-    for i in $(seq 100); do _vsysfs_running "$pid" || break; sleep 0.05; done
+    for _ in $(seq 100); do _vsysfs_running "$pid" || break; sleep 0.05; done
     # Still serving (a copy of the mount in another namespace, a file held
     # open): stop it. SIGTERM unmounts cleanly; SIGKILL if even that hangs.
     if _vsysfs_running "$pid" && _vsysfs_is_ours "$pid" "$dir"; then
       kill -TERM "$pid" 2>/dev/null
-      for i in $(seq 100); do _vsysfs_running "$pid" || break; sleep 0.05; done
+      for _ in $(seq 100); do _vsysfs_running "$pid" || break; sleep 0.05; done
       _vsysfs_is_ours "$pid" "$dir" && kill -KILL "$pid" 2>/dev/null
     fi
   fi
@@ -130,6 +130,7 @@ vsysfs_mount() {
 _vsysfs_start_reaper() {
   local shell=$1 dir=$2 pid=$3 lib=${BASH_SOURCE[0]}
   (
+    # shellcheck disable=SC2016 # Python source; $0..$2 are for bash -c in it
     exec python3 -c '
 import os, select, sys
 os.closerange(3, os.sysconf("SC_OPEN_MAX"))
@@ -218,6 +219,7 @@ vsysfs_run_in_sys() {
   [ -n "${VSYSFS_MNT:-}" ] || { _vsysfs_fail "no mount (call vsysfs_mount first)"; return 1; }
   local flags=-m
   [ "$(id -u)" -eq 0 ] || flags=-rm
+  # shellcheck disable=SC2016 # expanded by that sh, not here
   unshare "$flags" --propagation private -- /bin/sh -c \
     'mount --bind "$0" /sys && exec "$@"' "$VSYSFS_MNT" "$@"
 }
