@@ -224,9 +224,11 @@ $(BUILD)/analyze/%.ok: %.cpp
 # each @test as a subshell and reports every variable one test sets and
 # another reads (koalaman/shellcheck#2431, #2873, open in 0.9); bats runs a
 # test's setup, body and teardown in one process.
-SHELL_SCRIPTS := .ci/run $(filter-out mount-scripts/vsysfs-record,$(wildcard mount-scripts/*)) tests/run-all tests/check-layers tests/conformance/run \
+# (mount-scripts/vsysfs-ctl and vsysfs-record are Python.)
+SHELL_SCRIPTS := .ci/run $(filter-out mount-scripts/vsysfs-ctl mount-scripts/vsysfs-record,$(wildcard mount-scripts/*)) \
+                 tests/run-all tests/check-layers tests/conformance/run \
                  tests/format-check tests/bench/run-bench tests/bench/gen-machine tests/fuzz/run \
-                 $(wildcard tests/*/*.bash)
+                 $(wildcard tests/*/*.bash) $(wildcard lib/*.bash)
 BATS_FILES    := $(wildcard tests/integration/*.bats)
 shellcheck:  ## shellcheck over the scripts, helpers and bats suites
 	@shellcheck $(SHELL_SCRIPTS)

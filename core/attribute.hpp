@@ -12,6 +12,9 @@
 //                    stat() shows (0: unbounded, the driver decides).
 //   SeqAttribute     debugfs-style seq_file: show() has no page limit (the
 //                    event log, the locks table); reads slice the snapshot.
+//   StreamAttribute  a pipe-like file (trace_pipe): open() gives each open
+//                    file description its own core::Stream; a read with
+//                    nothing ready waits (core/stream.hpp).
 //   AttributeGroup   a set of the above; a non-empty name is a
 //                    subdirectory ("statistics", "info"; may contain '/').
 //
@@ -48,6 +51,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -57,6 +61,7 @@
 #include "core/locks.hpp"
 #include "core/page_buffer.hpp"
 #include "core/result.hpp"
+#include "core/stream.hpp"
 
 namespace vsysfs::core {
 
@@ -99,11 +104,22 @@ struct SeqAttribute {
 };
 
 template <typename Dev>
+struct StreamAttribute {
+  // A new reader, positioned at "now". Context: FUSE worker (open).
+  using Open = std::unique_ptr<Stream> (Dev::*)() const;
+
+  std::string_view name;
+  mode_t mode;
+  Open open = nullptr;
+};
+
+template <typename Dev>
 struct AttributeGroup {
   std::string_view name;  // "" = the device directory itself
   std::span<const DeviceAttribute<Dev>> attrs = {};
   std::span<const BinAttribute<Dev>> bin_attrs = {};
   std::span<const SeqAttribute<Dev>> seq_attrs = {};
+  std::span<const StreamAttribute<Dev>> stream_attrs = {};
   // kernel: attribute_group.is_visible; 0 hides the file, otherwise the
   // returned mode replaces the table's.
   mode_t (*is_visible)(const Dev&, std::string_view name, mode_t mode) = nullptr;
@@ -306,5 +322,7 @@ Status show_value_locked(const Dev& d, const DeviceAttribute<Dev>&, PageBuffer& 
 
 #define VSYSFS_SEQ_ATTR_RO(Dev, name, mode) \
   ::vsysfs::core::SeqAttribute<Dev> { #name, mode, &Dev::name##_show, nullptr }
+#define VSYSFS_STREAM_ATTR(Dev, name, mode) \
+  ::vsysfs::core::StreamAttribute<Dev> { #name, mode, &Dev::name##_open }
 #define VSYSFS_SEQ_ATTR_RW(Dev, name, mode) \
   ::vsysfs::core::SeqAttribute<Dev> { #name, mode, &Dev::name##_show, &Dev::name##_store }

@@ -259,6 +259,7 @@ std::uint64_t EventLog::record(const Caller* caller, std::string_view device,
     enforce_bounds_locked(uid);
   }
   if (!line.empty()) sink_push(std::move(line));
+  readers_.wake_up_all();
   return seq;
 }
 
@@ -357,6 +358,74 @@ std::uint64_t EventLog::sink_dropped() const {
 std::size_t EventLog::bytes() const {
   MutexLock lock(mu_);
   return bytes_;
+}
+
+namespace {
+
+// One reader of the event log: a cursor and the part of the last rendered
+// chunk not read yet (at most one read's worth, or one line for a reader
+// whose buffer is smaller than a line).
+class EventStream final : public Stream {
+ public:
+  EventStream(EventLog& log, std::uint64_t cursor) : log_(log), cursor_(cursor) {}
+
+  Result<std::size_t> read(std::span<char> out) override {
+    if (out.empty()) return std::size_t{0};
+    if (pending_off_ == pending_.size()) {
+      pending_.clear();
+      pending_off_ = 0;
+      if (!log_.read_after(cursor_, out.size(), pending_)) return Errno{EAGAIN};
+    }
+    const std::size_t n = std::min(out.size(), pending_.size() - pending_off_);
+    pending_.copy(out.data(), n, pending_off_);
+    pending_off_ += n;
+    if (pending_off_ == pending_.size()) {
+      // Do not keep a large read's buffer for a reader that stops reading.
+      std::string().swap(pending_);
+      pending_off_ = 0;
+    }
+    return n;
+  }
+
+  bool ready() const override {
+    return pending_off_ < pending_.size() || log_.last_seq() > cursor_;
+  }
+
+  WaitQueue& wait_queue() const override { return log_.readers(); }
+
+ private:
+  EventLog& log_;
+  std::uint64_t cursor_;
+  std::string pending_;
+  std::size_t pending_off_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Stream> EventLog::open_stream() {
+  return std::make_unique<EventStream>(*this, last_seq());
+}
+
+bool EventLog::read_after(std::uint64_t& cursor, std::size_t max_bytes, std::string& out) const {
+  MutexLock lock(mu_);
+  const std::uint64_t last = next_seq_ - 1;
+  if (last <= cursor) return false;
+  auto it = events_.upper_bound(cursor);
+  // Every sequence number was one event: a gap is what the bounds or a
+  // clear took before this reader got to it.
+  const std::uint64_t next = it == events_.end() ? last + 1 : it->first;
+  if (next > cursor + 1) {
+    out += fmt::format("{{\"lost_events\":{},\"after_seq\":{}}}\n", next - cursor - 1, cursor);
+    cursor = next - 1;
+  }
+  for (; it != events_.end(); ++it) {
+    std::string line = it->second.to_json();
+    line.push_back('\n');
+    if (!out.empty() && out.size() + line.size() > max_bytes) break;
+    out += line;
+    cursor = it->first;
+  }
+  return true;
 }
 
 void EventLog::render(std::string& out) const {

@@ -26,8 +26,23 @@
 // sink is a private regular file (docs/trust-files.md): open_sink throws
 // TrustError for anything else.
 //
+// The stream (open_stream(), the control plane's events_pipe): each
+// reader has its own cursor, a sequence number, starting at the newest
+// event when it is opened; a read renders the retained events after the
+// cursor and moves it. Readers hold no copy of the log, so one that never
+// reads costs the daemon nothing but its cursor. When the bounds (or
+// clear()) took events the reader had not read yet, the stream says so in
+// one line before the next event, as trace_pipe prints
+// "CPU:N [LOST M EVENTS]" (kernel/trace/trace.c print_trace_line):
+//
+//   {"lost_events":3,"after_seq":41}
+//
+// (the events after seq 41 up to 44 are gone; the next line is seq 45).
+// readers() is woken after every record().
+//
 // Thread-safety: every member may be called from any thread. mu_ is a
-// leaf; the sink thread takes only sink_mu_, never mu_.
+// leaf; the sink thread takes only sink_mu_, never mu_. readers() is woken
+// outside mu_.
 
 #include <sys/types.h>
 
@@ -45,6 +60,7 @@
 
 #include "core/clock.hpp"
 #include "core/locks.hpp"
+#include "core/stream.hpp"
 
 namespace vsysfs::core {
 
@@ -131,6 +147,17 @@ class EventLog {
   // All retained events as JSON lines.
   void render(std::string& out) const;
 
+  // The stream of events recorded from now on (see above).
+  std::unique_ptr<Stream> open_stream();
+  // Appends to `out` the events after `cursor` as JSON lines, whole lines
+  // only, stopping before `out` would grow past `max_bytes` (but at least
+  // one line), and moves `cursor` past them; a lost-events line first
+  // when events after `cursor` are no longer in memory. False when there
+  // is nothing after `cursor`.
+  bool read_after(std::uint64_t& cursor, std::size_t max_bytes, std::string& out) const;
+  // Woken after every record().
+  WaitQueue& readers() { return readers_; }
+
  private:
   struct UidShare {
     std::deque<std::uint64_t> seqs;  // this uid's retained events, oldest first
@@ -162,6 +189,8 @@ class EventLog {
   bool sink_stop_ GUARDED_BY(sink_mu_) = false;
   int sink_fd_ = -1;  // set before the thread starts; only the thread writes it
   std::thread sink_thread_;
+
+  WaitQueue readers_;
 };
 
 // Appends `text` to `out` as a JSON string literal (quotes included).

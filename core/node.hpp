@@ -1,7 +1,7 @@
 #pragma once
 
 // Node: one entry of the tree (kernel: struct kernfs_node). Directories,
-// text/binary/seq attributes and symlinks share one type; an attribute node
+// text/binary/seq/stream attributes and symlinks share one type; an attribute node
 // holds a type-erased binding to its device (the owner pointer keeps the
 // device alive while any node or open file refers to it).
 //
@@ -26,7 +26,7 @@ namespace vsysfs::core {
 using Ino = std::uint64_t;
 inline constexpr Ino kRootIno = 1;
 
-enum class NodeKind : std::uint8_t { Dir, Text, Bin, Seq, Symlink };
+enum class NodeKind : std::uint8_t { Dir, Text, Bin, Seq, Symlink, Stream };
 
 // Thunks from type-erased calls to a Dev's attribute callbacks.
 struct NodeOps {
@@ -38,6 +38,7 @@ struct NodeOps {
   Result<std::size_t> (*write)(void* dev, const void* desc, const Caller& c, std::uint64_t pos,
                                std::span<const char> in);
   std::size_t (*size)(void* dev, const void* desc);
+  std::unique_ptr<Stream> (*open_stream)(void* dev, const void* desc);
 };
 
 class Node {
@@ -111,7 +112,7 @@ class Node {
   std::uint64_t st_ino() const { return st_ino_of(ino, generation); }
 
   // The file size stat() reports: 4096 for text, the declared (or
-  // run-time) size for binary, 0 for seq files, dirs and links.
+  // run-time) size for binary, 0 for seq and stream files, dirs and links.
   std::uint64_t size() const;
 
   Status show(PageBuffer& buf) const { return ops->show(dev, desc, buf); }
@@ -126,6 +127,7 @@ class Node {
                                 std::span<const char> in) const {
     return ops->write(dev, desc, c, pos, in);
   }
+  std::unique_ptr<Stream> open_stream() const { return ops->open_stream(dev, desc); }
 };
 
 namespace detail {
@@ -164,9 +166,16 @@ struct Thunks {
     return attr->size_fn ? (static_cast<const Dev*>(d)->*(attr->size_fn))() : attr->size;
   }
 
-  static constexpr NodeOps kText{&show, nullptr, &store, nullptr, nullptr, nullptr};
-  static constexpr NodeOps kSeq{nullptr, &seq_show, &seq_store, nullptr, nullptr, nullptr};
-  static constexpr NodeOps kBin{nullptr, nullptr, nullptr, &read, &write, &size};
+  static std::unique_ptr<Stream> open_stream(void* d, const void* a) {
+    auto* attr = static_cast<const StreamAttribute<Dev>*>(a);
+    return (static_cast<const Dev*>(d)->*(attr->open))();
+  }
+
+  static constexpr NodeOps kText{&show, nullptr, &store, nullptr, nullptr, nullptr, nullptr};
+  static constexpr NodeOps kSeq{nullptr, &seq_show, &seq_store, nullptr, nullptr, nullptr, nullptr};
+  static constexpr NodeOps kBin{nullptr, nullptr, nullptr, &read, &write, &size, nullptr};
+  static constexpr NodeOps kStream{nullptr, nullptr, nullptr,     nullptr,
+                                   nullptr, nullptr, &open_stream};
 };
 
 }  // namespace detail

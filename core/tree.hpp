@@ -264,6 +264,15 @@ Kobject Tree::add_device(std::string_view path, std::shared_ptr<Dev> dev,
       specs.push_back({NodeKind::Seq, a.name, mode, &a, &detail::Thunks<Dev>::kSeq,
                        a.show != nullptr, a.store != nullptr});
     }
+    for (const auto& a : group.stream_attrs) {
+      const mode_t mode = visible(a.name, a.mode);
+      if (mode == 0) continue;
+      // A stream is read-only (trace_pipe has no write op).
+      if (mode & 0222)
+        throw TreeError(std::string(path) + "/" + std::string(a.name) + ": write bits on a stream");
+      specs.push_back({NodeKind::Stream, a.name, mode, &a, &detail::Thunks<Dev>::kStream,
+                       a.open != nullptr, false});
+    }
     add_attrs(dir, std::string(group.name), owner, raw, specs);
   }
   return Kobject{this, dir};

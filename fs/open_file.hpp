@@ -7,7 +7,9 @@
 // read, not at open: a descriptor that is only polled, written or held
 // costs no page), the event
 // counter seen at the last show() (for poll), the poll handle, and whether
-// this open file description took a flock.
+// this open file description took a flock. A stream file (events_pipe)
+// has its own reader (core/stream.hpp) here, made at open, and a waker in
+// the stream's wait queue that lives as long as the open file.
 //
 // Thread-safety: `mu` guards the snapshot and the event counter; concurrent
 // reads on one descriptor are serialised by it. The server's pollers_mu_
@@ -20,6 +22,7 @@
 #include "core/locks.hpp"
 #include "core/node.hpp"
 #include "core/page_buffer.hpp"
+#include "core/stream.hpp"
 
 struct fuse_pollhandle;
 
@@ -35,6 +38,11 @@ struct OpenFile {
   std::unique_ptr<core::PageBuffer> page GUARDED_BY(mu);
   std::string seq GUARDED_BY(mu);  // seq files (no page limit)
   std::uint64_t seen_event GUARDED_BY(mu) = 0;
+  // Stream files only: the reader, and where its waker is registered
+  // (both set at open, before the handle is published).
+  std::unique_ptr<core::Stream> stream GUARDED_BY(mu);
+  core::WaitQueue* wait_queue = nullptr;
+  std::uint64_t waker_id = 0;
   // Guarded by Server::pollers_mu_.
   fuse_pollhandle* poll_handle = nullptr;
   bool polled = false;  // registered in Server's poller table

@@ -5,6 +5,7 @@
 
 #include "fs/ops.hpp"
 
+#include <fcntl.h>
 #include <sys/file.h>
 
 #include <cerrno>
@@ -156,9 +157,27 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
 // MAP_PRIVATE mapping's faults) send none.
 bool page_cache_read(const fuse_file_info* fi) { return fi->lock_owner == 0; }
 
+// An interrupt (the reader got a signal) ends its parked stream read with
+// EINTR; the ticket travels in the data pointer.
+void on_read_interrupt(fuse_req_t req, void* data) {
+  server(req).cancel_read(reinterpret_cast<std::uintptr_t>(data));
+}
+
 void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) noexcept {
   guarded(req, [&] {
-    reply(req, server(req).read(caller_of(req), fi->fh, size, off, page_cache_read(fi)));
+    Server& s = server(req);
+    if (s.is_stream(fi->fh)) {
+      // A stream has no page to fault in (trace_pipe has no mmap).
+      if (page_cache_read(fi)) return reply_error(req, core::Errno{EIO});
+      // The ticket and its interrupt first: once read_stream parks the
+      // request, another thread may reply to it at any time.
+      const auto ticket = s.new_read_ticket();
+      fuse_req_interrupt_func(req, on_read_interrupt, reinterpret_cast<void*>(ticket));
+      s.read_stream(ticket, fi->fh, size, (fi->flags & O_NONBLOCK) != 0,
+                    [req](core::Result<ReadOut> r) { reply(req, r); });
+      return;
+    }
+    reply(req, s.read(caller_of(req), fi->fh, size, off, page_cache_read(fi)));
   });
 }
 

@@ -45,6 +45,7 @@ bool reply_open(fuse_req_t req, const core::Result<OpenOut>& r, fuse_file_info* 
   // Content is computed: no page cache, every read reaches show().
   fi->direct_io = r->direct_io;
   fi->keep_cache = 0;
+  fi->nonseekable = r->nonseekable;
   // -ENOENT: the open was interrupted and the kernel never saw the handle.
   return fuse_reply_open(req, fi) != -ENOENT;
 }

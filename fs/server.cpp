@@ -39,12 +39,19 @@ Server::~Server() {
   core::MutexLock lock(handles_mu_);
   for (OpenFile* of : open_files_) {
     if (of->poll_handle) fuse_pollhandle_destroy(of->poll_handle);
+    // The producer (a timer's event) may outlive us: no waker may call
+    // into a freed server.
+    if (of->wait_queue) of->wait_queue->remove(of->waker_id);
     delete of;
   }
   for (DirHandle* dh : dir_handles_) delete dh;
 }
 
 void Server::attach(fuse_session* se) {
+  {
+    core::MutexLock lock(streams_mu_);
+    streams_closed_ = false;
+  }
   core::MutexLock lock(queue_mu_);
   session_ = se;
   stop_ = false;
@@ -59,8 +66,19 @@ void Server::detach() {
   queue_cv_.notify_all();
   sent_cv_.notify_all();
   if (notifier_.joinable()) notifier_.join();
-  core::MutexLock lock(queue_mu_);
-  session_ = nullptr;
+  {
+    core::MutexLock lock(queue_mu_);
+    session_ = nullptr;
+  }
+  // The loop has ended: no new request comes, and a parked read would
+  // never get its reply (its reader would wait until killed, and keep the
+  // mount busy). What is ready now (the shutdown's own events) goes out
+  // first; the rest end with ENODEV, as a read of a removed attribute.
+  // The session still exists (fs/main.cpp destroys it after this), so the
+  // replies reach the kernel.
+  stream_wake_queued_.store(false);
+  wake_streams();
+  abort_streams(core::Errno{ENODEV});
 }
 
 void Server::fill_stat(const core::Node& node, struct stat& st) const {
@@ -199,12 +217,21 @@ core::Result<OpenOut> Server::open(core::Ino ino, int flags) {
   // FMODE_CAN_ODIRECT, so O_DIRECT is EINVAL. FUSE would allow it (its
   // files have direct_IO), so the daemon refuses it here.
   if (flags & O_DIRECT) return core::Errno{EINVAL};
+  const bool stream = node->kind == core::NodeKind::Stream;
   auto* of = new OpenFile(std::move(node));
+  if (stream) {
+    // The waker first, then the first read can look: an event after the
+    // reader's starting point either is seen by that read or wakes it.
+    core::MutexLock hold(of->mu);
+    of->stream = of->node->open_stream();
+    of->wait_queue = &of->stream->wait_queue();
+    of->waker_id = of->wait_queue->add([this] { stream_wake(); });
+  }
   {
     core::MutexLock lock(handles_mu_);
     open_files_.insert(of);
   }
-  return OpenOut{reinterpret_cast<std::uint64_t>(of), true};
+  return OpenOut{reinterpret_cast<std::uint64_t>(of), true, stream};
 }
 
 // A page-cache read (the fault of a MAP_PRIVATE mapping: FUSE refuses only
@@ -255,6 +282,13 @@ core::Result<ReadOut> Server::read_bytes(const core::Caller& caller, std::uint64
   if (off < 0) return core::Errno{EINVAL};
   const auto pos = static_cast<std::uint64_t>(off);
   ReadOut out;
+
+  if (node.kind == core::NodeKind::Stream) {
+    // The synchronous path (no request to park: tests, state replay)
+    // never waits.
+    core::MutexLock hold(of->mu);
+    return stream_read_locked(*of, size);
+  }
 
   if (node.kind == core::NodeKind::Bin) {
     if (!node.has_read) return core::Errno{EIO};
@@ -402,8 +436,11 @@ void Server::release(std::uint64_t fh) {
         if (it->second.empty()) pollers_.erase(it);
       }
     }
+    stream_pollers_.erase(of);
     if (of->poll_handle) fuse_pollhandle_destroy(of->poll_handle);
   }
+  // No wake may reach this file once it is freed.
+  if (of->wait_queue) of->wait_queue->remove(of->waker_id);
   // A read or write on another worker may still be inside show()/store()
   // with of->mu held (a close can race a read on a shared descriptor):
   // wait for it before freeing the mutex.
@@ -427,6 +464,20 @@ void Server::release_locks(core::Ino ino, std::uint64_t fh, bool flock_release) 
 
 core::Result<PollOut> Server::poll(std::uint64_t fh, fuse_pollhandle* ph) {
   OpenFile* of = as_open(fh);
+  if (of->node->kind == core::NodeKind::Stream) {
+    // trace_poll (kernel/trace/trace.c): EPOLLIN | EPOLLRDNORM when there
+    // is something to read, else nothing and wait. Registered before
+    // looking, so an event between the two still wakes the poller.
+    if (ph) {
+      core::MutexLock lock(pollers_mu_);
+      if (of->poll_handle) fuse_pollhandle_destroy(of->poll_handle);
+      of->poll_handle = ph;
+      stream_pollers_.insert(of);
+    }
+    core::MutexLock hold(of->mu);
+    if (!of->node->alive.load()) return PollOut{POLLIN | POLLRDNORM | POLLERR};
+    return PollOut{of->stream->ready() ? static_cast<unsigned>(POLLIN | POLLRDNORM) : 0U};
+  }
   // Register before looking at the counter, so a notify between the two
   // still wakes this poller.
   if (ph) {
@@ -444,6 +495,131 @@ core::Result<PollOut> Server::poll(std::uint64_t fh, fuse_pollhandle* ph) {
   PollOut out{kDefaultPollMask};
   if (!of->node->alive.load() || of->node->event.load() != seen) out.revents |= kNotifiedMask;
   return out;
+}
+
+// --- stream files ------------------------------------------------------------
+
+bool Server::is_stream(std::uint64_t fh) const {
+  return as_open(fh)->node->kind == core::NodeKind::Stream;
+}
+
+Server::ReadTicket Server::new_read_ticket() {
+  core::MutexLock lock(streams_mu_);
+  const ReadTicket t = next_ticket_++;
+  unparked_.emplace(t, false);
+  return t;
+}
+
+std::size_t Server::parked_reads() const {
+  core::MutexLock lock(streams_mu_);
+  return parked_.size();
+}
+
+core::Result<ReadOut> Server::stream_read_locked(OpenFile& of, std::size_t size) {
+  if (!of.node->alive.load()) return core::Errno{ENODEV};
+  ReadOut out;
+  if (size <= out.page.size()) {
+    auto n = of.stream->read(std::span<char>(out.page.data(), size));
+    if (!n) return n.error();
+    out.len = *n;
+    return out;
+  }
+  out.owned.resize(size);
+  auto n = of.stream->read(std::span<char>(out.owned.data(), size));
+  if (!n) return n.error();
+  out.owned.resize(*n);
+  out.use_owned = true;
+  return out;
+}
+
+void Server::read_stream(ReadTicket ticket, std::uint64_t fh, std::size_t size, bool nonblock,
+                         ReadDone done) {
+  OpenFile* of = as_open(fh);
+  core::Result<ReadOut> r = core::Errno{EAGAIN};
+  {
+    core::MutexLock hold(of->mu);
+    r = stream_read_locked(*of, size);
+    core::MutexLock lock(streams_mu_);
+    auto it = unparked_.find(ticket);
+    const bool interrupted = it != unparked_.end() && it->second;
+    if (it != unparked_.end()) unparked_.erase(it);
+    if (!r && r.error() == core::Errno{EAGAIN} && !nonblock) {
+      // Parked under of->mu, which the stream's reads take too: an event
+      // recorded after the read above queues a wake that finds this entry.
+      if (interrupted)
+        r = core::Errno{EINTR};
+      else if (streams_closed_)
+        r = core::Errno{ENODEV};
+      else {
+        parked_.emplace(ticket, ParkedRead{of, size, std::move(done)});
+        return;
+      }
+    }
+  }
+  // The reply owns its bytes: `of` may be released as soon as it is sent.
+  done(std::move(r));
+}
+
+void Server::cancel_read(ReadTicket ticket) {
+  ReadDone done;
+  {
+    core::MutexLock lock(streams_mu_);
+    if (auto it = parked_.find(ticket); it != parked_.end()) {
+      done = std::move(it->second.done);
+      parked_.erase(it);
+    } else if (auto u = unparked_.find(ticket); u != unparked_.end()) {
+      u->second = true;  // read_stream ends it when it would park
+      return;
+    } else {
+      return;  // completed already: the interrupt raced the reply
+    }
+  }
+  done(core::Errno{EINTR});
+}
+
+void Server::stream_wake() {
+  bool inline_wake = false;
+  {
+    core::MutexLock lock(queue_mu_);
+    if (stop_) return;  // detach() ends what is parked
+    inline_wake = session_ == nullptr;
+  }
+  if (inline_wake) return wake_streams();
+  // One queued wake serves a burst: the notifier clears the flag before it
+  // reads, so an event after that queues another.
+  if (stream_wake_queued_.exchange(true)) return;
+  if (enqueue({Notice::StreamWake, 0, {}}) == 0) stream_wake_queued_.store(false);
+}
+
+void Server::wake_streams() {
+  std::map<ReadTicket, ParkedRead> woken;
+  {
+    core::MutexLock lock(streams_mu_);
+    woken.swap(parked_);
+    // Until each is parked again or answered, an interrupt marks it.
+    for (const auto& entry : woken) unparked_.emplace(entry.first, false);
+  }
+  for (auto& [ticket, p] : woken)
+    read_stream(ticket, reinterpret_cast<std::uint64_t>(p.of), p.size, false, std::move(p.done));
+  // Every poller of a stream polls again; one whose stream has nothing
+  // new (another wait queue was woken) just registers again.
+  core::MutexLock lock(pollers_mu_);
+  for (OpenFile* of : stream_pollers_) {
+    if (!of->poll_handle) continue;
+    fuse_lowlevel_notify_poll(of->poll_handle);
+    fuse_pollhandle_destroy(of->poll_handle);
+    of->poll_handle = nullptr;
+  }
+}
+
+void Server::abort_streams(core::Errno err) {
+  std::map<ReadTicket, ParkedRead> aborted;
+  {
+    core::MutexLock lock(streams_mu_);
+    streams_closed_ = true;
+    aborted.swap(parked_);
+  }
+  for (auto& [ticket, p] : aborted) p.done(err);
 }
 
 // --- extended attributes -------------------------------------------------------
@@ -624,6 +800,10 @@ void Server::notifier_loop() {
         break;
       case Notice::InvalInode:
         (void)fuse_lowlevel_notify_inval_inode(se, n.ino, 0, 0);
+        break;
+      case Notice::StreamWake:
+        stream_wake_queued_.store(false);
+        wake_streams();
         break;
     }
     {

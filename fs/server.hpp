@@ -7,9 +7,21 @@
 // capped writes to store(), binary attribute bounds, poll after notify,
 // EACCES/EPERM for everything sysfs refuses, flock/POSIX locks through
 // the LockService, and the rest of the kernfs file surface (xattrs, kept
-// times, O_DIRECT, s_maxbytes; docs/kernfs-surface.md). ops.cpp calls one method per request and replies with
-// its result; nothing here replies except the asynchronous lock and poll
-// paths, which own their request.
+// times, O_DIRECT, s_maxbytes; docs/kernfs-surface.md). ops.cpp calls one
+// method per request and replies with its result; nothing here replies
+// except the asynchronous lock, poll and stream-read paths, which own
+// their request.
+//
+// Stream files (core/stream.hpp; kernel/debug/vsysfs/events_pipe): a read
+// with nothing to hand out is parked, not served by a waiting worker (a
+// reader that waits for hours must not hold one of the bounded pool): the
+// request is kept with its reply callback until the stream's wait queue
+// is woken (the notifier thread then reads again and replies), until
+// FUSE_INTERRUPT for it (EINTR), or until the daemon stops serving
+// (ENODEV, so that stopping a daemon with a blocked reader ends that
+// read instead of leaving it waiting for a reply). O_NONBLOCK: EAGAIN.
+// The file is nonseekable (FOPEN_NONSEEKABLE: lseek and pread are
+// ESPIPE), as trace_pipe's stream_open makes it.
 //
 // Thread-safety: every method may be called concurrently from the FUSE
 // worker threads. The Tree is thread-safe; per-open state is guarded by
@@ -19,9 +31,11 @@
 #include <sys/stat.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -60,6 +74,7 @@ struct AttrOut {
 struct OpenOut {
   std::uint64_t fh = 0;
   bool direct_io = true;
+  bool nonseekable = false;  // stream files
 };
 // A read's bytes, owned by the reply: nothing in it refers to the open file.
 // The reply completes the request, so the reader's close() and its RELEASE
@@ -130,6 +145,22 @@ class Server final : public core::Tree::Observer {
   void release(std::uint64_t fh);
   core::Result<PollOut> poll(std::uint64_t fh, fuse_pollhandle* ph);
 
+  // Stream files. A ticket names one read; take it before the read so
+  // that an interrupt can be registered first: cancel_read() of a ticket
+  // whose read has not been parked yet makes that read EINTR when it
+  // would park. `done` is called exactly once, at once or later (on the
+  // notifier thread, or the interrupting worker). Locking: OpenFile::mu,
+  // then streams_mu_; `done` runs with neither held.
+  using ReadTicket = std::uint64_t;
+  using ReadDone = std::function<void(core::Result<ReadOut>)>;
+  bool is_stream(std::uint64_t fh) const;
+  ReadTicket new_read_ticket();
+  void read_stream(ReadTicket ticket, std::uint64_t fh, std::size_t size, bool nonblock,
+                   ReadDone done);
+  void cancel_read(ReadTicket ticket);
+  // Reads parked now (tests).
+  std::size_t parked_reads() const;
+
   // Extended attributes (kernfs simple_xattrs; fs/kernfs/inode.c,
   // fs/kernfs/xattr handlers). The VFS has already applied
   // xattr_permission (trusted.* needs CAP_SYS_ADMIN, user.* only on
@@ -175,7 +206,7 @@ class Server final : public core::Tree::Observer {
 
  private:
   struct Notice {
-    enum Kind { Poll, InvalEntry, InvalInode } kind;
+    enum Kind { Poll, InvalEntry, InvalInode, StreamWake } kind;
     core::Ino ino;
     std::string name;
     std::uint64_t seq = 0;
@@ -191,6 +222,16 @@ class Server final : public core::Tree::Observer {
   // Called with the journal's order mutex held.
   core::Status journal_append(const core::Caller& caller, core::StateRecord& rec);
   void notifier_loop();
+  // The waker of every open stream: on the producer's thread, so it only
+  // queues a StreamWake for the notifier (inline when there is no session
+  // yet: the unit tests).
+  void stream_wake();
+  // Retries every parked read and tells the stream pollers to poll again.
+  void wake_streams();
+  // Ends every parked read with `err` and refuses new parking.
+  void abort_streams(core::Errno err);
+  // One non-blocking read of of's stream: data, EAGAIN, or ENODEV.
+  core::Result<ReadOut> stream_read_locked(OpenFile& of, std::size_t size) REQUIRES(of.mu);
   // Returns the notice's sequence number, 0 when it was dropped.
   std::uint64_t enqueue(Notice n);
   // Waits until the notifier has handed notice `seq` to the kernel.
@@ -224,6 +265,25 @@ class Server final : public core::Tree::Observer {
   std::set<OpenFile*> open_files_ GUARDED_BY(handles_mu_);
   std::set<DirHandle*> dir_handles_ GUARDED_BY(handles_mu_);
   core::StateJournal* journal_ = nullptr;  // set before the mount serves requests
+
+  // Stream reads. Order: after OpenFile::mu.
+  struct ParkedRead {
+    OpenFile* of;  // alive: the kernel holds the file while the read is out
+    std::size_t size;
+    ReadDone done;
+  };
+  mutable core::Mutex streams_mu_{"server.streams_mu"};
+  ReadTicket next_ticket_ GUARDED_BY(streams_mu_) = 1;
+  // Tickets taken and not parked nor completed yet: whether an interrupt
+  // came meanwhile.
+  std::map<ReadTicket, bool> unparked_ GUARDED_BY(streams_mu_);
+  std::map<ReadTicket, ParkedRead> parked_ GUARDED_BY(streams_mu_);
+  bool streams_closed_ GUARDED_BY(streams_mu_) = false;
+  // Open stream files with a poll handle (the handle itself: pollers_mu_).
+  std::set<OpenFile*> stream_pollers_ GUARDED_BY(pollers_mu_);
+  // A StreamWake is queued and not yet taken by the notifier: events in a
+  // burst queue one.
+  std::atomic<bool> stream_wake_queued_{false};
 };
 
 template <typename Add>

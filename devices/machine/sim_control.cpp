@@ -24,12 +24,16 @@ constexpr core::DeviceAttribute<SimControl> kTopAttrs[] = {
 constexpr core::SeqAttribute<SimControl> kTopSeq[] = {
     VSYSFS_SEQ_ATTR_RO(SimControl, events, 0400),
 };
+// 0400 like the event log it streams.
+constexpr core::StreamAttribute<SimControl> kTopStream[] = {
+    VSYSFS_STREAM_ATTR(SimControl, events_pipe, 0400),
+};
 constexpr core::DeviceAttribute<SimControl> kMachineAttrs[] = {
     VSYSFS_ATTR_WO_MODE(SimControl, shutdown, 0200),
     VSYSFS_ATTR_RO_MODE(SimControl, power_state, 0400),
 };
 constexpr core::AttributeGroup<SimControl> kGroups[] = {
-    {.name = "", .attrs = kTopAttrs, .seq_attrs = kTopSeq},
+    {.name = "", .attrs = kTopAttrs, .seq_attrs = kTopSeq, .stream_attrs = kTopStream},
     {.name = "clock", .attrs = kClockAttrs},
     {.name = "machine", .attrs = kMachineAttrs},
 };
@@ -87,6 +91,10 @@ core::Result<std::size_t> SimControl::advance_ms_store(const core::Caller& calle
 core::Status SimControl::events_show(std::string& out) const {
   env_.events.render(out);
   return {};
+}
+
+std::unique_ptr<core::Stream> SimControl::events_pipe_open() const {
+  return env_.events.open_stream();
 }
 
 core::Result<std::size_t> SimControl::events_clear_store(const core::Caller&, std::string_view in) {

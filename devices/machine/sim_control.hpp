@@ -19,6 +19,17 @@
 //                               part.
 //   events                0400  the event log, one JSON object per line
 //                               (seq_file: no page limit)
+//   events_pipe           0400  the events recorded after this open file
+//                               description was opened, each once, one
+//                               JSON line each, as they happen: a read
+//                               with nothing new waits (EAGAIN with
+//                               O_NONBLOCK; EINTR on a signal), poll says
+//                               POLLIN when there is something to read; a
+//                               {"lost_events":N,"after_seq":S} line for
+//                               events the log's bounds dropped before
+//                               this reader got them. Like trace_pipe, but
+//                               not consuming: every open sees every event,
+//                               and `events` keeps them (docs/ctl.md)
 //   events_clear          0200  any write empties the in-memory log
 //   events_dropped        0400  what the log's bounds dropped (docs/trust.md):
 //                               "total N\n", one "uid U N\n" per uid whose
@@ -63,6 +74,8 @@ class SimControl {
   // Context: FUSE worker; runs timer callbacks (device code) on this thread.
   core::Result<std::size_t> advance_ms_store(const core::Caller& caller, std::string_view in);
   core::Status events_show(std::string& out) const;
+  // Context: FUSE worker (open); the stream's reads take the log's lock.
+  std::unique_ptr<core::Stream> events_pipe_open() const;
   core::Result<std::size_t> events_clear_store(const core::Caller& caller, std::string_view in);
   core::Status events_dropped_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> shutdown_store(const core::Caller& caller, std::string_view in);

@@ -662,6 +662,9 @@ EXCLUDED_FROM_STATE = [
     "kernel/debug/vsysfs/clock/now_ns",
     # the event log records every store, refused ones included (by design)
     "kernel/debug/vsysfs/events",
+    # its stream: a read waits for the next event (trace_pipe-like), so a
+    # snapshot must not read it at all
+    "kernel/debug/vsysfs/events_pipe",
     # the serving daemon's pid: another on every mount (replays are fresh mounts)
     "kernel/debug/vsysfs/pid",
     # testdev: counts show() calls, so every snapshot read changes it

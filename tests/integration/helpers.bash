@@ -3,6 +3,7 @@
 # by its PID.
 #
 #   vsysfs_start [VSYSFS-OPTIONS...]   mounts at $MNT, sets $VSYSFS_PID
+#                                      (vsysfs_mount of lib/vsysfs-bats.bash)
 #   vsysfs_stop                        unmounts $MNT, waits for the PID
 #   ctl PATH                           $MNT/kernel/debug/vsysfs/PATH
 
@@ -12,10 +13,15 @@ VSYSFS_BUILD=${VSYSFS_BUILD:-$VSYSFS_ROOT/build}
 SCRIPTS=$VSYSFS_ROOT/mount-scripts
 export VSYSFS
 
+# The mount itself is the user library's (lib/vsysfs-bats.bash,
+# docs/bats-library.md): every suite exercises it.
+source "$VSYSFS_ROOT/lib/vsysfs-bats.bash"
+export VSYSFS_SCRIPTS=$SCRIPTS
+
 vsysfs_start() {
-  MNT=$(mktemp -d "${BATS_TMPDIR:-/tmp}/vsysfs-mnt.XXXXXX")
-  VSYSFS_PID=$("$SCRIPTS/vsysfs-mount" "$MNT" -- "$@") || return 1
-  export MNT VSYSFS_PID
+  vsysfs_mount "$@" || return 1
+  MNT=$VSYSFS_MNT
+  export MNT
 }
 
 # pid_running PID: the process exists and has not exited. Daemons started by
@@ -26,16 +32,12 @@ pid_running() {
   st=${st##*) }; [ "${st%% *}" != Z ]
 }
 
+# Also for a mount a suite made itself with vsysfs-mount (MNT and
+# VSYSFS_PID set by hand): it is MNT and VSYSFS_PID that go.
 vsysfs_stop() {
   [ -n "${MNT:-}" ] || return 0
-  if mountpoint -q "$MNT" 2>/dev/null || stat "$MNT" 2>&1 | grep -q 'not connected'; then
-    "$SCRIPTS/vsysfs-umount" --timeout 5 "$MNT" >/dev/null 2>&1 || fusermount3 -uz "$MNT" 2>/dev/null
-  fi
-  if [ -n "${VSYSFS_PID:-}" ]; then
-    for _ in $(seq 100); do pid_running "$VSYSFS_PID" || break; sleep 0.05; done
-    kill -9 "$VSYSFS_PID" 2>/dev/null || true
-  fi
-  rmdir "$MNT" 2>/dev/null || true
+  VSYSFS_MNT=$MNT
+  vsysfs_unmount
   unset MNT VSYSFS_PID
 }
 

@@ -151,7 +151,10 @@ def discover(mnt):
             if not (st.st_mode & 0o170000) == 0o100000:
                 continue
             rel = os.path.relpath(p, mnt)
-            if st.st_mode & 0o444 and rel != "kernel/debug/vsysfs/events":
+            # events: a large render per read; events_pipe: a read waits
+            # for the next event.
+            if st.st_mode & 0o444 and rel not in ("kernel/debug/vsysfs/events",
+                                                  "kernel/debug/vsysfs/events_pipe"):
                 readable.append(p)
             if (st.st_mode & 0o222 and st.st_mode & 0o444 and not rel.startswith(NO_WRITE)
                     and st.st_size <= 4096):

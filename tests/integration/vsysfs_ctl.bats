@@ -1,0 +1,281 @@
+#!/usr/bin/env bats
+# vsysfs-ctl (mount-scripts/vsysfs-ctl, docs/ctl.md) on a real mount: every
+# subcommand, its exit codes (0 ok, 1 failure or timeout, 2 usage), and the
+# stream under `events --follow` and `events wait`
+# (kernel/debug/vsysfs/events_pipe): each event once per open, as it
+# happens, blocking in read/poll (never a polling loop), EAGAIN with
+# O_NONBLOCK, nonseekable, EINTR on a signal, ended when the daemon stops.
+
+load helpers
+
+CTL=$SCRIPTS/vsysfs-ctl
+
+# One manual-clock mount for the file; the tests that shut the machine
+# down or stop the daemon mount their own (own_mount).
+setup_file() {
+  vsysfs_start -o clock=manual
+  export VSYSFS_MOUNT=$MNT
+}
+
+teardown_file() {
+  vsysfs_stop
+}
+
+own_mount() {
+  OWN=1
+  vsysfs_start "$@"
+  export VSYSFS_MOUNT=$MNT
+}
+
+teardown() {
+  for p in ${BG:-}; do kill "$p" 2>/dev/null || true; done
+  if [ -n "${OWN:-}" ]; then vsysfs_stop; fi
+}
+
+now() { cat "$MNT/kernel/debug/vsysfs/clock/now_ns"; }
+last_seq() { "$CTL" events --json | tail -n 1 | sed 's/^{"seq":\([0-9]*\),.*/\1/'; }
+
+# blocked_in PID NR...: PID's current system call is one of NR (x86_64:
+# 0 read, 7 poll, 271 ppoll), waiting at most 10 s for it to get there.
+blocked_in() {
+  local pid=$1 nr; shift
+  for _ in $(seq 200); do
+    nr=$(cut -d' ' -f1 "/proc/$pid/syscall" 2>/dev/null) || return 1
+    for want in "$@"; do [ "$nr" = "$want" ] && return 0; done
+    sleep 0.05
+  done
+  echo "pid $pid never blocked in $* (last: $nr)" >&2
+  return 1
+}
+
+ctxt() { awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$1/status"; }
+
+# wait_exit PID: its exit status, within 10 s (else fail).
+wait_exit() {
+  for _ in $(seq 200); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done
+  ! kill -0 "$1" 2>/dev/null || { echo "pid $1 did not exit" >&2; return 1; }
+  wait "$1"
+}
+
+@test "--help names every command; no command, bad ones and bad durations are usage errors (2)" {
+  run "$CTL" --help
+  [ "$status" -eq 0 ]
+  for c in "clock now" "events wait" "--follow" shutdown machine; do [[ "$output" == *"$c"* ]]; done
+  run "$CTL"
+  [ "$status" -eq 2 ]
+  run "$CTL" frobnicate
+  [ "$status" -eq 2 ]
+  run "$CTL" clock advance 3parsecs
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"bad duration"* ]]
+  run "$CTL" shutdown sideways
+  [ "$status" -eq 2 ]
+  t0=$(now)
+  run "$CTL" events --timeout 1s
+  [ "$status" -eq 2 ]
+  run "$CTL" clock advance 1us
+  [ "$status" -eq 2 ]
+  [ "$(now)" = "$t0" ]   # nothing happened
+}
+
+@test "the mount: -m, else VSYSFS_MOUNT; a directory that is not a vsysfs mount is a failure (1)" {
+  [ "$("$CTL" -m "$MNT" clock mode)" = manual ]
+  [ "$(VSYSFS_MOUNT=$MNT "$CTL" clock mode)" = manual ]
+  run "$CTL" -m "$BATS_TEST_TMPDIR" clock now
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"not a vsysfs mount"* ]]
+}
+
+@test "clock now, mode and advance go through the knobs" {
+  t0=$(now)
+  [ "$("$CTL" clock now)" = "$t0" ]
+  [ "$("$CTL" clock mode)" = manual ]
+  "$CTL" clock advance 1.5s
+  [ "$("$CTL" clock now)" = $((t0 + 1500000000)) ]
+  "$CTL" clock advance 250ms
+  "$CTL" clock advance 2m
+  [ "$(now)" = $((t0 + 1750000000 + 120000000000)) ]
+  # The knob's own errno, and a hint: a step of over 100 years is ERANGE.
+  run "$CTL" clock advance 36600d
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"Numerical result out of range"* ]]
+}
+
+@test "clock advance on the real clock fails (1) with the knob's EOPNOTSUPP" {
+  own_mount
+  run "$CTL" -m "$MNT" clock advance 1s
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"not supported"*"clock=manual"* ]]
+  [ "$("$CTL" -m "$MNT" clock mode)" = real ]
+}
+
+@test "events: filters, --since and --json print what the log has" {
+  own_mount -o clock=manual
+  echo 9000 > "$MNT/class/net/eth0/mtu"
+  echo 9001 > "$MNT/class/net/eth0/mtu" 2>/dev/null || true
+  "$CTL" clock advance 1s
+  run "$CTL" events --device eth0 --what store --json
+  [ "$status" -eq 0 ]
+  [ "${#lines[@]}" -eq 2 ]
+  printf '%s\n' "${lines[@]}" | python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin]'
+  run "$CTL" events --device eth0 --what store --result EINVAL
+  [ "${#lines[@]}" -eq 1 ]
+  [[ "${lines[0]}" == *" eth0 store EINVAL "*"attr=mtu"* ]]
+  first=$("$CTL" events --json --what store --device eth0 | head -n 1 | sed 's/^{"seq":\([0-9]*\),.*/\1/')
+  run "$CTL" events --json --since "$first" --device eth0 --what store
+  [ "${#lines[@]}" -eq 1 ]
+  [[ "${lines[0]}" == *'"result":"EINVAL"'* ]]
+  run "$CTL" events --what no-such-event
+  [ "$status" -eq 0 ]
+  [ -z "$output" ]
+}
+
+@test "events wait returns as soon as the event happens, with the event" {
+  "$CTL" events wait --what store --device eth0 --timeout 20s >"$BATS_TEST_TMPDIR/out" &
+  w=$!; BG=$w
+  # Blocked in poll(2) on events_pipe: it waits for the daemon, not a timer.
+  blocked_in "$w" 7 271
+  # Other events do not end it.
+  "$CTL" clock advance 1s
+  echo 1 > "$MNT/devices/system/cpu/cpu1/online"
+  blocked_in "$w" 7 271
+  kill -0 "$w"
+  echo 1400 > "$MNT/class/net/eth0/mtu"
+  wait_exit "$w"
+  [[ "$(cat "$BATS_TEST_TMPDIR/out")" == *'"device":"eth0","what":"store","result":"OK"'*'"value":1400'* ]]
+}
+
+@test "events wait fails (1) after its timeout, and --since finds an event already logged" {
+  run "$CTL" events wait --what never --timeout 0.3s
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"no event with what=never within 0.3s"* ]]
+  # Without --since only events after the call count: this one is older.
+  s0=$(last_seq)
+  "$CTL" clock advance 5ms
+  run "$CTL" events wait --what advance --timeout 0.3s
+  [ "$status" -eq 1 ]
+  run "$CTL" events wait --what advance --since "$s0" --timeout 0.3s
+  [ "$status" -eq 0 ]
+  [[ "$output" == *'"ms":5'* ]]
+}
+
+@test "events --follow streams new events as they happen, blocked in read between them" {
+  last=$(last_seq)
+  "$CTL" events --follow --since "$last" --what advance >"$BATS_TEST_TMPDIR/follow" &
+  f=$!; BG=$f
+  blocked_in "$f" 0
+  # No polling loop: while nothing happens, the follower does not run at
+  # all (a loop would wake and switch in and out; FUSE read waits in the
+  # kernel for the daemon's reply).
+  before=$(ctxt "$f")
+  sleep 0.5
+  [ "$(ctxt "$f")" = "$before" ]
+  blocked_in "$f" 0
+  for ms in 1 2 3; do "$CTL" clock advance ${ms}ms; done
+  for _ in $(seq 200); do [ "$(wc -l <"$BATS_TEST_TMPDIR/follow")" -ge 3 ] && break; sleep 0.05; done
+  run cat "$BATS_TEST_TMPDIR/follow"
+  [ "${#lines[@]}" -eq 3 ]
+  [[ "${lines[0]}" == *" clock advance OK "*"ms=1" ]]
+  [[ "${lines[2]}" == *"ms=3" ]]
+  # A signal ends it: the FUSE read is interrupted (EINTR), not left
+  # waiting for the next event.
+  kill -TERM "$f"
+  st=0; wait_exit "$f" || st=$?
+  [ "$st" -eq 143 ]
+}
+
+@test "shutdown poweroff|reboot|halt sets the power state once; a second is a failure (1)" {
+  own_mount -o clock=manual
+  "$CTL" shutdown reboot
+  [ "$(cat "$MNT/kernel/debug/vsysfs/machine/power_state")" = rebooted ]
+  run "$CTL" shutdown halt
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"already shut down"* ]]
+  [ "$(cat "$MNT/kernel/debug/vsysfs/machine/power_state")" = rebooted ]
+  "$CTL" events --what shutdown_request --json | grep -q '"how":"reboot"'
+}
+
+@test "machine: the mount, its machine, clock, power state and the daemon's pid" {
+  run "$CTL" machine
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"mount        $MNT"* ]]
+  [[ "$output" == *"machine      Dell PowerEdge R740 (vsysfs default)"* ]]
+  [[ "$output" == *"clock        manual"* ]]
+  [[ "$output" == *"power_state  on"* ]]
+  [[ "$output" == *"pid          $VSYSFS_PID"* ]]
+  "$CTL" machine --json | python3 -c "
+import json, sys
+m = json.load(sys.stdin)
+assert m['pid'] == '$VSYSFS_PID' and m['clock'] == 'manual', m"
+}
+
+@test "events_pipe: 0400, nonseekable, EAGAIN with O_NONBLOCK, EINTR on a signal, each event once per open" {
+  [ "$(stat -c %a "$MNT/kernel/debug/vsysfs/events_pipe")" = 400 ]
+  python3 - "$MNT/kernel/debug/vsysfs" <<'PY'
+import errno, os, select, signal, sys
+k = sys.argv[1]
+a = os.open(k + "/events_pipe", os.O_RDONLY | os.O_NONBLOCK)
+try:
+    os.read(a, 4096); sys.exit("read without an event returned")
+except BlockingIOError:
+    pass
+try:
+    os.lseek(a, 0, os.SEEK_SET); sys.exit("lseek worked")
+except OSError as e:
+    assert e.errno == errno.ESPIPE, e
+p = select.poll(); p.register(a, select.POLLIN)
+assert p.poll(0) == [], "POLLIN with nothing to read"
+b = os.open(k + "/events_pipe", os.O_RDONLY)
+with open(k + "/clock/advance_ms", "w") as f:
+    f.write("7")
+assert p.poll(10000) == [(a, select.POLLIN)]
+ea, eb = os.read(a, 65536), os.read(b, 65536)
+assert ea == eb and b'"ms":7' in ea and ea.count(b"\n") == 1, (ea, eb)
+try:
+    os.read(a, 4096); sys.exit("the same event twice")
+except BlockingIOError:
+    pass
+# A blocked read ends with EINTR when a signal comes (FUSE_INTERRUPT).
+class Alarm(Exception): pass
+def on_alarm(*_): raise Alarm()
+signal.signal(signal.SIGALRM, on_alarm)
+signal.setitimer(signal.ITIMER_REAL, 0.2)
+try:
+    os.read(b, 4096); sys.exit("read returned without an event")
+except Alarm:
+    pass
+PY
+}
+
+@test "events_pipe: stopping the daemon with a blocked reader ends the read; nothing hangs" {
+  own_mount -o clock=manual
+  cat "$MNT/kernel/debug/vsysfs/events_pipe" >"$BATS_TEST_TMPDIR/cat" 2>&1 &
+  c=$!; BG=$c
+  blocked_in "$c" 0
+  kill -TERM "$VSYSFS_PID"
+  # The reader gets the shutdown's own events, then an error: not a hang.
+  st=0; wait_exit "$c" || st=$?
+  [ "$st" -eq 1 ]
+  grep -q '"what":"shutdown"' "$BATS_TEST_TMPDIR/cat"
+  for _ in $(seq 200); do pid_running "$VSYSFS_PID" || break; sleep 0.05; done
+  ! pid_running "$VSYSFS_PID" || false
+  ! mountpoint -q "$MNT" || false
+}
+
+@test "events_pipe: vsysfs-umount with a blocked reader returns (lazy), and a signal ends the reader" {
+  own_mount -o clock=manual
+  "$CTL" events --follow >/dev/null &
+  f=$!; BG=$f
+  blocked_in "$f" 0
+  # Busy (the reader's file is open): detached lazily, at once.
+  run timeout 20 "$SCRIPTS/vsysfs-umount" --lazy "$MNT"
+  [ "$status" -eq 0 ]
+  ! mountpoint -q "$MNT" || false
+  # (A background job of a script ignores SIGINT: TERM, as Ctrl-C would.)
+  kill -TERM "$f"
+  st=0; wait_exit "$f" || st=$?
+  [ "$st" -eq 143 ]
+  ! kill -0 "$f" 2>/dev/null || false
+  for _ in $(seq 200); do pid_running "$VSYSFS_PID" || break; sleep 0.05; done
+  ! pid_running "$VSYSFS_PID" || false
+}
