@@ -8,11 +8,16 @@ namespace vsysfs::core {
 
 std::string_view fault_point_name(FaultPoint p) noexcept {
   switch (p) {
-    case FaultPoint::Store: return "store";
-    case FaultPoint::Show: return "show";
-    case FaultPoint::Smi: return "smi";
-    case FaultPoint::HostControl: return "host_control";
-    case FaultPoint::PageAlloc: return "page_alloc";
+    case FaultPoint::Store:
+      return "store";
+    case FaultPoint::Show:
+      return "show";
+    case FaultPoint::Smi:
+      return "smi";
+    case FaultPoint::HostControl:
+      return "host_control";
+    case FaultPoint::PageAlloc:
+      return "page_alloc";
   }
   return "?";
 }
@@ -38,7 +43,8 @@ std::uint32_t FaultInjection::random_below_locked(std::uint32_t ceil) {
     const std::uint64_t mult = static_cast<std::uint64_t>(r) * ceil;
     const auto low = static_cast<std::uint32_t>(mult);
     // The first (2^32 mod ceil) low values would make small results likelier.
-    if (low >= static_cast<std::uint32_t>(0u - ceil) % ceil) return static_cast<std::uint32_t>(mult >> 32);
+    if (low >= static_cast<std::uint32_t>(0u - ceil) % ceil)
+      return static_cast<std::uint32_t>(mult >> 32);
   }
 }
 

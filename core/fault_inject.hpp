@@ -102,7 +102,7 @@ struct FaultSettings {
   int error = 5;  // EIO
   // smi.
   SmiFault smi_kind = SmiFault::NoAnswer;
-  int cbres1 = -1;               // -1 "completed with error", -2 "not supported", -3
+  int cbres1 = -1;                 // -1 "completed with error", -2 "not supported", -3
   std::uint32_t answer_bytes = 4;  // of the 16-byte output[] (0..15)
   // host_control.
   HostControlFault hc_kind = HostControlFault::Timeout;

@@ -501,7 +501,8 @@ void Dcdbas::dcdbas_host_control() {
   data.emplace_back("parameter", parm);
   hc_fault_ = host_control_fault();
   if (hc_fault_)
-    data.emplace_back("fault", *hc_fault_ == core::HostControlFault::Timeout ? "timeout" : "no_power");
+    data.emplace_back("fault",
+                      *hc_fault_ == core::HostControlFault::Timeout ? "timeout" : "no_power");
   const core::Status st = host_control_smi();
   hc_fault_.reset();
   env_.log(nullptr, "dcdbas", "host_control", st ? "OK" : st.error().name(), std::move(data));

@@ -35,9 +35,12 @@ constexpr std::size_t kOutputBytes = 16;
 
 std::string_view smi_fault_name(core::SmiFault k) {
   switch (k) {
-    case core::SmiFault::NoAnswer: return "no_answer";
-    case core::SmiFault::Error: return "error";
-    case core::SmiFault::Short: return "short";
+    case core::SmiFault::NoAnswer:
+      return "no_answer";
+    case core::SmiFault::Error:
+      return "error";
+    case core::SmiFault::Short:
+      return "short";
   }
   return "?";
 }
@@ -48,8 +51,8 @@ dcdbas::SmiAnswer Dcdbas::raise_smi(const core::Caller& caller, std::uint8_t cod
                                     std::uint16_t port, const dcdbas::SmiRegisters& regs,
                                     dcdbas::PhysMemory& mem, std::vector<core::EventField>& data) {
   smi_data_lock_.assert_held();
-  if (!env_.faults || !env_.faults->should_fail(core::FaultPoint::Smi, &caller, 1,
-                                                "dcdbas_smi_request"))
+  if (!env_.faults ||
+      !env_.faults->should_fail(core::FaultPoint::Smi, &caller, 1, "dcdbas_smi_request"))
     return bios_->outb(code, port, regs, mem);
 
   const core::FaultSettings s = env_.faults->settings(core::FaultPoint::Smi);

@@ -27,7 +27,8 @@ std::string_view simple_attr_input(std::string_view in) { return in.substr(0, 23
 
 void log_set(FailPoint& d, const core::Caller& c, std::string_view file, std::string_view in) {
   d.env.log(&c, "fault_inject", "set", "OK",
-            {{"name", core::fault_point_name(d.point)}, {"file", file},
+            {{"name", core::fault_point_name(d.point)},
+             {"file", file},
              {"value", core::strip_newline(in)}});
 }
 

@@ -207,7 +207,8 @@ TEST_CASE("verbose ratelimit: burst dumps per interval on the simulation clock")
   f.fi.set(FaultPoint::Smi, &FaultSettings::verbose_ratelimit_burst, std::uint32_t{2});
   CHECK(f.pattern(5) == "11111");
   CHECK(f.dumps().size() == 2);
-  f.clock.advance(std::chrono::milliseconds(1000));  // not yet: the window is (begin, begin+interval]
+  // Not yet: the window is (begin, begin + interval].
+  f.clock.advance(std::chrono::milliseconds(1000));
   CHECK(f.fail());
   CHECK(f.dumps().size() == 2);
   f.clock.advance(std::chrono::milliseconds(1));
@@ -262,4 +263,4 @@ TEST_CASE("store/show: the errno, the glob list, and the control plane is never 
   CHECK_FALSE(f.fi.should_fail_attr(FaultPoint::Show, f.caller, "class/net/eth0/mtu"));
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("fault_inject")

@@ -121,4 +121,4 @@ TEST_CASE("host_control without a fault still powers off (the hook is inert)") {
   CHECK(m.read(kPower) == "off\n");
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("dcdbas")

@@ -26,9 +26,9 @@ TEST_SUITE("fault_inject") {
 TEST_CASE("fail/: one directory per point with the kernel's files and only its own extras") {
   TestMachine m(kMachine);
   for (const char* p : {"store", "show", "smi", "host_control", "page_alloc"})
-    for (const char* file : {"probability", "interval", "times", "space", "verbose",
-                             "verbose_ratelimit_interval_ms", "verbose_ratelimit_burst",
-                             "task-filter", "injected"})
+    for (const char* file :
+         {"probability", "interval", "times", "space", "verbose", "verbose_ratelimit_interval_ms",
+          "verbose_ratelimit_burst", "task-filter", "injected"})
       CHECK_MESSAGE(m.exists(f(fmt::format("{}/{}", p, file))), p, "/", file);
   CHECK(m.exists(f("store/errno")));
   CHECK(m.exists(f("show/paths")));
@@ -69,7 +69,9 @@ TEST_CASE("numbers parse as debugfs simple attributes: base 0, 23 bytes, cut to 
   CHECK(m.write(f("smi/verbose_ratelimit_burst"), "4294967297") == 10);
   CHECK(m.read(f("smi/verbose_ratelimit_burst")) == "1\n");
   // QUIRK: only 23 bytes are parsed; the write still takes everything.
-  const std::string long_in = "00000000000000000000000" "7\n";  // 23 zeros
+  const std::string long_in =
+      "00000000000000000000000"
+      "7\n";  // 23 zeros
   CHECK(m.write(f("smi/probability"), long_in) == static_cast<long>(long_in.size()));
   CHECK(m.read(f("smi/probability")) == "0\n");
 }
@@ -187,4 +189,4 @@ TEST_CASE("show point: reads fail with the errno, for text and binary attributes
   CHECK(m.read(f("show/injected")) == "2\n");
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("fault_inject")

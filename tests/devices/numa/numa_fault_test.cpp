@@ -21,7 +21,9 @@ cpus = "2-3"
 memory_mb = 64
 )";
 constexpr const char* kAlloc = "kernel/debug/vsysfs/numa/alloc";
-std::string f(std::string_view file) { return "kernel/debug/vsysfs/fail/page_alloc/" + std::string(file); }
+std::string f(std::string_view file) {
+  return "kernel/debug/vsysfs/fail/page_alloc/" + std::string(file);
+}
 
 }  // namespace
 
@@ -75,4 +77,4 @@ TEST_CASE("page_alloc: space is charged in pages before anything fails") {
   CHECK(m.write(kAlloc, "pages=100\n") == -ENOMEM);
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("numa")
