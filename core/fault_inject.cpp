@@ -1,7 +1,5 @@
 #include "core/fault_inject.hpp"
 
-#include <fnmatch.h>
-
 #include <utility>
 
 namespace vsysfs::core {
@@ -34,6 +32,63 @@ std::uint64_t splitmix64(std::uint64_t& state) {
 }
 
 }  // namespace
+
+// fnmatch(3) without flags ('*' and '?' also match '/'; "[a-z]", "[!x]" and
+// "[^x]" classes; '\\' quotes the next byte), in O(pattern x subject): the
+// matcher remembers only the last '*' and retries from there, so a pattern
+// of many stars cannot make a request take exponential time, as a
+// backtracking fnmatch can.
+bool glob_match(std::string_view pat, std::string_view s) noexcept {
+  // One pattern element at pat[pi] against byte c: its length, or 0 for no match.
+  auto element = [&pat](std::size_t pi, char c) -> std::size_t {
+    if (pat[pi] == '?') return 1;
+    if (pat[pi] == '\\' && pi + 1 < pat.size()) return pat[pi + 1] == c ? 2 : 0;
+    if (pat[pi] == '[') {
+      std::size_t i = pi + 1;
+      const bool negate = i < pat.size() && (pat[i] == '!' || pat[i] == '^');
+      if (negate) ++i;
+      bool found = false;
+      bool first = true;
+      for (; i < pat.size() && (first || pat[i] != ']'); first = false) {
+        char lo = pat[i];
+        char hi = lo;
+        if (i + 2 < pat.size() && pat[i + 1] == '-' && pat[i + 2] != ']') {
+          hi = pat[i + 2];
+          i += 3;
+        } else {
+          ++i;
+        }
+        const auto uc = static_cast<unsigned char>(c);
+        if (static_cast<unsigned char>(lo) <= uc && uc <= static_cast<unsigned char>(hi))
+          found = true;
+      }
+      if (i >= pat.size()) return pat[pi] == c ? 1 : 0;  // no closing ']': a plain '['
+      return found != negate ? i + 1 - pi : 0;
+    }
+    return pat[pi] == c ? 1 : 0;
+  };
+  std::size_t pi = 0, si = 0;
+  std::size_t star = std::string_view::npos, star_si = 0;
+  while (si < s.size()) {
+    if (pi < pat.size() && pat[pi] == '*') {
+      star = ++pi;
+      star_si = si;
+      continue;
+    }
+    if (pi < pat.size()) {
+      if (const std::size_t n = element(pi, s[si])) {
+        pi += n;
+        ++si;
+        continue;
+      }
+    }
+    if (star == std::string_view::npos) return false;
+    pi = star;
+    si = ++star_si;
+  }
+  while (pi < pat.size() && pat[pi] == '*') ++pi;
+  return pi == pat.size();
+}
 
 // get_random_u32_below (include/linux/random.h): Lemire's multiply-shift
 // with rejection of the biased low range, so every value is equally likely.
@@ -144,10 +199,9 @@ std::optional<Errno> FaultInjection::should_fail_attr(FaultPoint p, const Caller
     MutexLock lock(mu_);
     const Point& pt = points_[static_cast<std::size_t>(p)];
     if (!pt.paths.empty()) {
-      const std::string subject(path);
       bool match = false;
       for (const auto& g : pt.paths)
-        if (::fnmatch(g.c_str(), subject.c_str(), 0) == 0) {
+        if (glob_match(g, path)) {
           match = true;
           break;
         }

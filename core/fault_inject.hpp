@@ -65,6 +65,11 @@ inline constexpr std::size_t kFaultPointCount = 5;
 inline constexpr std::array<FaultPoint, kFaultPointCount> kFaultPoints = {
     FaultPoint::Store, FaultPoint::Show, FaultPoint::Smi, FaultPoint::HostControl,
     FaultPoint::PageAlloc};
+// fnmatch(pattern, subject, 0) in time bounded by the product of the
+// lengths: '*' and '?' match any byte ('/' too), "[...]" classes with
+// ranges and '!'/'^' negation, '\\' quotes.
+bool glob_match(std::string_view pattern, std::string_view subject) noexcept;
+
 // "store", "show", "smi", "host_control", "page_alloc": the directory name.
 std::string_view fault_point_name(FaultPoint p) noexcept;
 

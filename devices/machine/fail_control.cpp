@@ -143,7 +143,7 @@ core::Result<std::size_t> paths_store(FailPoint& d, const Attr& a, const core::C
   std::vector<std::string> globs;
   for (std::string_view w : words(in, false)) {
     if (w.size() > core::FaultInjection::kMaxPathBytes) return core::Errno{ENAMETOOLONG};
-    // A NUL would end the pattern fnmatch sees early: refuse it.
+    // No path contains a NUL: a pattern with one can only be a mistake.
     if (w.find('\0') != std::string_view::npos) return core::Errno{EINVAL};
     if (globs.size() == core::FaultInjection::kMaxPaths) return core::Errno{E2BIG};
     globs.emplace_back(w);

@@ -1,7 +1,10 @@
 // Unit tests of core/fault_inject: should_fail() check for check as
 // lib/fault-inject.c should_fail_ex, fail_page_alloc's filters, the
 // store/show path filter, and the seeded generator.
+#include <fnmatch.h>
+
 #include <cerrno>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -261,6 +264,39 @@ TEST_CASE("store/show: the errno, the glob list, and the control plane is never 
   CHECK(f.fi.paths(p).size() == 2);
   // Show is its own point.
   CHECK_FALSE(f.fi.should_fail_attr(FaultPoint::Show, f.caller, "class/net/eth0/mtu"));
+}
+
+TEST_CASE("glob_match agrees with fnmatch(3) without flags") {
+  using vsysfs::core::glob_match;
+  CHECK(glob_match("devices/*/numastat", "devices/system/node/node0/numastat"));
+  CHECK(glob_match("class/net/eth?/mtu", "class/net/eth0/mtu"));
+  CHECK_FALSE(glob_match("class/net/eth?/mtu", "class/net/eth10/mtu"));
+  CHECK(glob_match("node[0-3]", "node2"));
+  CHECK_FALSE(glob_match("node[!0-3]", "node2"));
+  CHECK(glob_match("a\\*", "a*"));
+  CHECK_FALSE(glob_match("a\\*", "ab"));
+  // Differential: random patterns over a small alphabet against glibc.
+  std::mt19937 rng(1);
+  const std::string pat_chars = "ab/*?[]!-\\";
+  const std::string str_chars = "ab/-]!";
+  for (int i = 0; i < 20000; ++i) {
+    std::string p, s;
+    for (int n = static_cast<int>(rng() % 8); n > 0; --n) p += pat_chars[rng() % pat_chars.size()];
+    for (int n = static_cast<int>(rng() % 8); n > 0; --n) s += str_chars[rng() % str_chars.size()];
+    const bool want = ::fnmatch(p.c_str(), s.c_str(), 0) == 0;
+    if (glob_match(p, s) != want) {
+      FAIL_CHECK("pattern \"" << p << "\" subject \"" << s << "\" fnmatch " << want);
+      break;
+    }
+  }
+}
+
+TEST_CASE("glob_match: a pattern of many stars ends (no exponential backtracking)") {
+  std::string pat;
+  for (int i = 0; i < 120; ++i) pat += "*a";
+  pat += "*b";
+  const std::string subject(255, 'a');
+  CHECK_FALSE(vsysfs::core::glob_match(pat, subject));
 }
 
 }  // TEST_SUITE("fault_inject")
