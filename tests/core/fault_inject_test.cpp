@@ -3,9 +3,11 @@
 // store/show path filter, and the seeded generator.
 #include <fnmatch.h>
 
+#include <atomic>
 #include <cerrno>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -297,6 +299,36 @@ TEST_CASE("glob_match: a pattern of many stars ends (no exponential backtracking
   pat += "*b";
   const std::string subject(255, 'a');
   CHECK_FALSE(vsysfs::core::glob_match(pat, subject));
+}
+
+TEST_CASE("concurrent requests and control writes: every failure counted once") {
+  Fixture f;
+  const FaultPoint p = FaultPoint::Show;
+  f.fi.set(p, &FaultSettings::probability, 50UL);
+  f.fi.set(p, &FaultSettings::times, -1);
+  f.fi.set(p, &FaultSettings::verbose, 1UL);
+  std::atomic<std::uint64_t> failed{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> workers;
+  for (int t = 0; t < 4; ++t)
+    workers.emplace_back([&f, &failed, p] {
+      for (int i = 0; i < 2000; ++i)
+        if (f.fi.should_fail_attr(p, f.caller, "class/net/eth0/mtu")) ++failed;
+    });
+  std::thread control([&f, &stop, p] {
+    for (unsigned long i = 0; !stop.load(); ++i) {
+      f.fi.set(p, &FaultSettings::interval, 1 + i % 3);
+      f.fi.set_paths(p, i % 2 ? std::vector<std::string>{"class/*"} : std::vector<std::string>{});
+      f.fi.set_pids({static_cast<pid_t>(1 + i % 5)});
+      (void)f.fi.settings(p);
+    }
+  });
+  for (auto& w : workers) w.join();
+  stop = true;
+  control.join();
+  CHECK(failed.load() > 0);
+  CHECK(f.fi.injected(p) == failed.load());
+  CHECK(f.dumps().size() == failed.load());
 }
 
 }  // TEST_SUITE("fault_inject")
