@@ -4,20 +4,24 @@
 // Tests build one over a ManualClock; the daemon over the clock chosen with
 // -o clock=real|manual. Devices keep a reference; the Env outlives them.
 //
-// Thread-safety: Clock and EventLog are thread-safe; Env itself is a pair of
-// references.
+// Thread-safety: Clock, EventLog and FaultInjection are thread-safe; Env
+// itself is two references and a pointer, set before any device is built.
 
 #include <string_view>
 #include <vector>
 
 #include "core/clock.hpp"
 #include "core/event_log.hpp"
+#include "core/fault_inject.hpp"
 
 namespace vsysfs::core {
 
 struct Env {
   Clock& clock;
   EventLog& events;
+  // The failure points (kernel/debug/vsysfs/fail, docs/fault-injection.md).
+  // Null: nothing is ever injected (unit tests that do not need it).
+  FaultInjection* faults = nullptr;
 
   Nanos now() const { return clock.now(); }
 

@@ -245,7 +245,8 @@ int main(int argc, char* argv[]) {
       die(e.what());
     }
   }
-  vsysfs::core::Env env{*clock, events};
+  vsysfs::core::FaultInjection faults(*clock, events);
+  vsysfs::core::Env env{*clock, events, &faults};
   vsysfs::core::Tree tree;
   vsysfs::core::LockService locks(env);
   auto machine = std::make_unique<vsysfs::devices::Machine>(env, tree, manual.get(), locks);

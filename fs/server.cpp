@@ -298,6 +298,7 @@ core::Result<ReadOut> Server::read_bytes(const core::Caller& caller, std::uint64
       if (pos >= limit) return out;  // EOF
       count = static_cast<std::size_t>(std::min<std::uint64_t>(count, limit - pos));
     }
+    VSYSFS_TRY_STATUS(inject(core::FaultPoint::Show, caller, node));
     auto n = node.bin_read(caller, pos, std::span<char>(out.page.data(), count));
     if (!n) return n.error();
     out.len = std::min(*n, count);
@@ -309,6 +310,7 @@ core::Result<ReadOut> Server::read_bytes(const core::Caller& caller, std::uint64
   // yet; other offsets slice the snapshot (modern seq_file rule, 1.3).
   if (off == 0 || !of->have_snapshot) {
     if (!node.has_read) return core::Errno{EIO};
+    VSYSFS_TRY_STATUS(inject(core::FaultPoint::Show, caller, node));
     of->seen_event = node.event.load();
     of->have_snapshot = false;
     if (node.kind == core::NodeKind::Seq) {
@@ -356,6 +358,7 @@ core::Result<std::size_t> Server::write(const core::Caller& caller, std::uint64_
       count = static_cast<std::size_t>(std::min<std::uint64_t>(count, limit - pos));
     }
     if (count == 0) return std::size_t{0};
+    VSYSFS_TRY_STATUS(inject(core::FaultPoint::Store, caller, node));
     core::ConditionalLock order;
     VSYSFS_TRY_STATUS(lock_order(caller, order));
     auto n = node.bin_write(caller, pos, std::span<const char>(data.data(), count));
@@ -375,6 +378,7 @@ core::Result<std::size_t> Server::write(const core::Caller& caller, std::uint64_
   char buf[core::kPageSize + 1];
   std::memcpy(buf, data.data(), count);
   buf[count] = '\0';
+  VSYSFS_TRY_STATUS(inject(core::FaultPoint::Store, caller, node));
   core::ConditionalLock order;
   VSYSFS_TRY_STATUS(lock_order(caller, order));
   auto n = node.store(caller, std::string_view(buf, count));
@@ -395,6 +399,16 @@ core::Result<std::size_t> Server::write(const core::Caller& caller, std::uint64_
   }
   if (!n) return n.error();
   return std::min(*n, count);
+}
+
+// The store/show failure points (docs/fault-injection.md): checked before
+// the device sees the request, so an injected failure changes nothing and
+// journals nothing.
+core::Status Server::inject(core::FaultPoint point, const core::Caller& caller,
+                            const core::Node& node) {
+  if (!env_.faults || !env_.faults->armed(point)) return {};
+  if (auto e = env_.faults->should_fail_attr(point, caller, tree_.path_of(node.ino))) return *e;
+  return {};
 }
 
 core::Status Server::lock_order(const core::Caller& caller, core::ConditionalLock& order) {

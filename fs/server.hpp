@@ -217,6 +217,8 @@ class Server final : public core::Tree::Observer {
   // With a state file: takes the journal's order lock into `order`, which
   // serialises every change with its record. EINTR, having changed
   // nothing, when the caller's request is interrupted while it waits.
+  // The store/show fault points: the injected errno, or OK.
+  core::Status inject(core::FaultPoint point, const core::Caller& caller, const core::Node& node);
   core::Status lock_order(const core::Caller& caller, core::ConditionalLock& order);
   // Appends a record (caller uid/gid filled in for stores); EIO on failure.
   // Called with the journal's order mutex held.

@@ -341,7 +341,7 @@ core::Status Dcdbas::dcdbas_smi_request(const core::Caller& caller, unsigned lon
   }
   // The simulation's SMIs always run on CPU 0 (no EBUSY).
   SmiMemory mem(*this);
-  dcdbas::SmiAnswer a = bios_->outb(code, port, {ebx, ecx}, mem);
+  dcdbas::SmiAnswer a = raise_smi(caller, code, port, {ebx, ecx}, mem, data);
   (void)bios_->inb(port);
   data.emplace_back("answered", a.answered);
   if (!a.handler.empty()) data.emplace_back("handler", a.handler);
@@ -425,7 +425,7 @@ core::Status Dcdbas::host_control_smi() {
         outb(addr[i], dcdbas::kCmosBasePort + 3);
       }
       outb(kUnsuccessful, dcdbas::kPcatApmStatusPort);  // "first set status to -1 as called by spec"
-      outb(dcdbas::kEsmApmCmd, dcdbas::kPcatApmControlPort);
+      apm_command(dcdbas::kPcatApmControlPort);
       unsigned reads = 0;
       std::uint8_t status = kUnsuccessful;
       for (unsigned ticks = kTimeoutUsecShortSemaBlocking; ticks > 0; --ticks) {
@@ -445,8 +445,8 @@ core::Status Dcdbas::host_control_smi() {
         outb(static_cast<std::uint8_t>(dcdbas::kPe1400CmosCmdStructPtr + i), dcdbas::kCmosBasePort);
         outb(addr[i], dcdbas::kCmosBasePort + 1);
       }
-      outb(dcdbas::kEsmApmCmd, host_control_smi_type_ == 3 ? dcdbas::kPcatApmControlPort
-                                                           : dcdbas::kPe1400ApmControlPort);
+      apm_command(host_control_smi_type_ == 3 ? dcdbas::kPcatApmControlPort
+                                              : dcdbas::kPe1400ApmControlPort);
       // CMOS_READ(RTC_REG_C): restore the RTC index pointer.
       outb(0x0C, dcdbas::kCmosBasePort);
       (void)inb(dcdbas::kCmosBasePort + 1);
@@ -503,7 +503,12 @@ void Dcdbas::dcdbas_host_control() {
   smi_data_buf_[5] = static_cast<std::uint8_t>((parm >> 8) & 0xFF);
   data.emplace_back("command", hex(dcdbas::kEsmApmPowerCycle));
   data.emplace_back("parameter", parm);
+  hc_fault_ = host_control_fault();
+  if (hc_fault_)
+    data.emplace_back("fault",
+                      *hc_fault_ == core::HostControlFault::Timeout ? "timeout" : "no_power");
   const core::Status st = host_control_smi();
+  hc_fault_.reset();
   env_.log(nullptr, "dcdbas", "host_control", st ? "OK" : st.error().name(), std::move(data));
 }
 
@@ -677,7 +682,11 @@ void build_dcdbas(MachineContext& ctx, const core::ConfigValue& sec) {
   auto bios = std::make_shared<dcdbas::DellBios>(std::move(bios_config));
   auto dev = std::make_shared<Dcdbas>(ctx.env, cfg, bios);
   Machine* machine = &ctx.machine;
-  bios->set_power_handler([machine](const std::string& state) { machine->set_power_state(state); });
+  // A raw pointer: the BIOS is the device's, and a shared_ptr here would
+  // make the two keep each other alive.
+  bios->set_power_handler([machine, d = dev.get()](const std::string& state) {
+    if (d->power_action_allowed()) machine->set_power_state(state);
+  });
 
   dev->kobj_ = ctx.tree.add_device<Dcdbas>("devices/platform/dcdbas", dev, Dcdbas::groups());
   ctx.tree.mkdir_p("bus/platform/devices");

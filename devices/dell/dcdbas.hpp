@@ -52,6 +52,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -122,6 +123,12 @@ class Dcdbas {
   // Locking: smi_data_lock (see dcdbas_host_control). Context: shutdown.
   void dcdbas_reboot_notify(RebootCode code);
 
+  // Where the firmware's host-control power action lands; false (nothing
+  // happens) while a host_control "no_power" fault is injected
+  // (devices/dell/dcdbas_fault.cpp). Called by the BIOS inside an SMI, so
+  // with smi_data_lock held by this thread.
+  bool power_action_allowed() const;
+
   dcdbas::DellBios& bios() { return *bios_; }
   core::Kobject kobj_;
 
@@ -137,6 +144,15 @@ class Dcdbas {
   // Port I/O on behalf of the driver, logged.
   void outb(std::uint8_t value, std::uint16_t port) REQUIRES(smi_data_lock_);
   std::uint8_t inb(std::uint16_t port) REQUIRES(smi_data_lock_);
+  // Fault injection (devices/dell/dcdbas_fault.cpp, docs/fault-injection.md):
+  // the SMI as the smi point lets it happen, the host_control point's
+  // decision for this host-control action, and the APM command outb that a
+  // "timeout" fault keeps from reaching the firmware.
+  dcdbas::SmiAnswer raise_smi(const core::Caller& caller, std::uint8_t code, std::uint16_t port,
+                              const dcdbas::SmiRegisters& regs, dcdbas::PhysMemory& mem,
+                              std::vector<core::EventField>& data) REQUIRES(smi_data_lock_);
+  std::optional<core::HostControlFault> host_control_fault();
+  void apm_command(std::uint16_t port) REQUIRES(smi_data_lock_);
   void log_store(const core::Caller& caller, std::string_view attr, std::string_view in,
                  const core::Status& st);
 
@@ -154,6 +170,8 @@ class Dcdbas {
   unsigned host_control_action_ GUARDED_BY(smi_data_lock_) = 0;
   unsigned host_control_smi_type_ GUARDED_BY(smi_data_lock_) = 0;
   unsigned host_control_on_shutdown_ GUARDED_BY(smi_data_lock_) = 0;
+  // Set for the duration of one host-control SMI that is failing.
+  std::optional<core::HostControlFault> hc_fault_ GUARDED_BY(smi_data_lock_);
 
   mutable core::Mutex platform_lock_{"dcdbas.platform_lock", 0};  // Order: leaf
   std::string driver_override_ GUARDED_BY(platform_lock_);       // empty: NULL

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "core/parse.hpp"
+#include "devices/machine/fail_control.hpp"
 
 namespace vsysfs::devices {
 namespace {
@@ -46,6 +47,7 @@ void build_sim_control(MachineContext& ctx, const core::ConfigValue&) {
   // debugfs is root-only: /sys/kernel/debug is 0700 on modern kernels.
   (void)ctx.tree.set_mode(ctx.tree.resolve("kernel/debug"), 0700);
   ctx.machine.keep(dev);
+  build_fail_control(ctx);  // fail/: the failure points (docs/fault-injection.md)
 }
 const SectionRegistrar kRegistrar{"vsysfs", &build_sim_control, -1000};
 

@@ -43,6 +43,7 @@
 //   pid                   0400  the daemon's pid, "%d\n": tells the mount
 //                               scripts which process serves this mount
 //                               (mount-scripts/vsysfs-umount waits for it)
+//   fail/                       the failure points: devices/machine/fail_control.hpp
 //
 // Source: docs/design.md section 4; docs/kernel-semantics.md section 1 for modes and errnos.
 // Thread-safety: every callback may run concurrently; state lives in the

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "core/parse.hpp"
+#include "devices/numa/numa_fault.hpp"
 
 namespace vsysfs::devices {
 namespace {
@@ -120,6 +121,12 @@ core::Result<std::size_t> NumaDebug::alloc_store(const core::Caller& caller, std
   if (!req) {
     env_.log(&caller, "numa", "alloc", "EINVAL", {{"line", core::strip_newline(in)}});
     return req.error();
+  }
+  if (should_fail_numa_alloc(env_, caller, *req)) {
+    // fail_page_alloc: the allocator returns nothing; nothing changes.
+    env_.log(&caller, "numa", "alloc", "ENOMEM",
+             {{"line", core::strip_newline(in)}, {"pages", req->pages}, {"fault", true}});
+    return core::Errno{ENOMEM};
   }
   auto a = model_->alloc(*req);
   if (!a) {

@@ -19,7 +19,8 @@
 //                        A bad line (unknown or repeated key, bad number, unknown
 //                        policy or kind, offline CPU, node set without memory) is
 //                        EINVAL; ENOMEM when the allowed nodes cannot supply every
-//                        page. Either way nothing changes.
+//                        page, or when the page_alloc failure point fails it
+//                        (devices/numa/numa_fault.hpp). Either way nothing changes.
 //   last_alloc_id  0400  "%llu\n": the id the last successful alloc write got (0 if
 //                        none yet). Ids start at 1 and are never reused. The same id
 //                        is in the "numa"/"alloc" event of the write.

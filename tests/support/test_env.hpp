@@ -26,7 +26,8 @@ namespace vsysfs::testing {
 struct TestEnv {
   core::ManualClock clock;
   core::EventLog events{clock};
-  core::Env env{clock, events};
+  core::FaultInjection faults{clock, events};
+  core::Env env{clock, events, &faults};
 
   operator core::Env&() { return env; }  // NOLINT: devices take Env&
   void advance_ms(std::uint64_t ms) { clock.advance(std::chrono::milliseconds(ms)); }
@@ -106,7 +107,8 @@ class TestMachine {
 
   core::ManualClock clock;
   core::EventLog events{clock};
-  core::Env env{clock, events};
+  core::FaultInjection faults{clock, events};
+  core::Env env{clock, events, &faults};
   core::Tree tree;
   core::LockService locks{env};
   devices::Machine machine{env, tree, &clock, locks};

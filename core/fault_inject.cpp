@@ -1,0 +1,273 @@
+#include "core/fault_inject.hpp"
+
+#include <utility>
+
+namespace vsysfs::core {
+
+std::string_view fault_point_name(FaultPoint p) noexcept {
+  switch (p) {
+    case FaultPoint::Store:
+      return "store";
+    case FaultPoint::Show:
+      return "show";
+    case FaultPoint::Smi:
+      return "smi";
+    case FaultPoint::HostControl:
+      return "host_control";
+    case FaultPoint::PageAlloc:
+      return "page_alloc";
+  }
+  return "?";
+}
+
+namespace {
+
+// splitmix64: a full-period 64-bit generator whose whole state is one word,
+// so a seed names exactly one sequence.
+std::uint64_t splitmix64(std::uint64_t& state) {
+  std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+// fnmatch(3) without flags ('*' and '?' also match '/'; "[a-z]", "[!x]" and
+// "[^x]" classes; '\\' quotes the next byte), in O(pattern x subject): the
+// matcher remembers only the last '*' and retries from there, so a pattern
+// of many stars cannot make a request take exponential time, as a
+// backtracking fnmatch can.
+bool glob_match(std::string_view pat, std::string_view s) noexcept {
+  // One pattern element at pat[pi] against byte c: its length, or 0 for no match.
+  auto element = [&pat](std::size_t pi, char c) -> std::size_t {
+    if (pat[pi] == '?') return 1;
+    if (pat[pi] == '\\' && pi + 1 < pat.size()) return pat[pi + 1] == c ? 2 : 0;
+    if (pat[pi] == '[') {
+      std::size_t i = pi + 1;
+      const bool negate = i < pat.size() && (pat[i] == '!' || pat[i] == '^');
+      if (negate) ++i;
+      bool found = false;
+      bool first = true;
+      for (; i < pat.size() && (first || pat[i] != ']'); first = false) {
+        char lo = pat[i];
+        char hi = lo;
+        if (i + 2 < pat.size() && pat[i + 1] == '-' && pat[i + 2] != ']') {
+          hi = pat[i + 2];
+          i += 3;
+        } else {
+          ++i;
+        }
+        const auto uc = static_cast<unsigned char>(c);
+        if (static_cast<unsigned char>(lo) <= uc && uc <= static_cast<unsigned char>(hi))
+          found = true;
+      }
+      if (i >= pat.size()) return pat[pi] == c ? 1 : 0;  // no closing ']': a plain '['
+      return found != negate ? i + 1 - pi : 0;
+    }
+    return pat[pi] == c ? 1 : 0;
+  };
+  std::size_t pi = 0, si = 0;
+  std::size_t star = std::string_view::npos, star_si = 0;
+  while (si < s.size()) {
+    if (pi < pat.size() && pat[pi] == '*') {
+      star = ++pi;
+      star_si = si;
+      continue;
+    }
+    if (pi < pat.size()) {
+      if (const std::size_t n = element(pi, s[si])) {
+        pi += n;
+        ++si;
+        continue;
+      }
+    }
+    if (star == std::string_view::npos) return false;
+    pi = star;
+    si = ++star_si;
+  }
+  while (pi < pat.size() && pat[pi] == '*') ++pi;
+  return pi == pat.size();
+}
+
+// get_random_u32_below (include/linux/random.h): Lemire's multiply-shift
+// with rejection of the biased low range, so every value is equally likely.
+std::uint32_t FaultInjection::random_below_locked(std::uint32_t ceil) {
+  for (;;) {
+    const auto r = static_cast<std::uint32_t>(splitmix64(rng_) >> 32);
+    const std::uint64_t mult = static_cast<std::uint64_t>(r) * ceil;
+    const auto low = static_cast<std::uint32_t>(mult);
+    // The first (2^32 mod ceil) low values would make small results likelier.
+    if (low >= static_cast<std::uint32_t>(0u - ceil) % ceil)
+      return static_cast<std::uint32_t>(mult >> 32);
+  }
+}
+
+void FaultInjection::update_armed_locked(FaultPoint p) {
+  const auto i = static_cast<std::size_t>(p);
+  armed_[i].store(points_[i].s.probability != 0, std::memory_order_relaxed);
+}
+
+// ___ratelimit (lib/ratelimit.c) on the simulation clock. The kernel keeps
+// the interval in jiffies although the file says ms; the simulation's
+// jiffy is 1 ms (HZ=1000), so the two agree here.
+bool FaultInjection::ratelimit_locked(Point& pt, int& suppressed) {
+  suppressed = 0;
+  const std::uint32_t interval = pt.s.verbose_ratelimit_interval_ms;
+  const std::uint32_t burst = pt.s.verbose_ratelimit_burst;
+  if (interval == 0) return true;
+  const Nanos now = clock_.now();
+  if (!pt.rl_started) {
+    pt.rl_started = true;
+    pt.rl_begin = now;
+  }
+  if (now > pt.rl_begin + std::chrono::milliseconds(interval)) {
+    suppressed = pt.rl_missed;  // "%s: %d callbacks suppressed"
+    pt.rl_missed = 0;
+    pt.rl_begin = now;
+    pt.rl_printed = 0;
+  }
+  if (burst != 0 && burst > static_cast<std::uint32_t>(pt.rl_printed)) {
+    ++pt.rl_printed;
+    return true;
+  }
+  ++pt.rl_missed;
+  return false;
+}
+
+bool FaultInjection::should_fail(FaultPoint p, const Caller* caller, long size,
+                                 std::string_view site, bool nowarn) {
+  if (!armed(p)) return false;
+  std::vector<EventField> dump;
+  int suppressed = 0;
+  bool log = false;
+  unsigned long verbose = 0;
+  {
+    MutexLock lock(mu_);
+    Point& pt = points_[static_cast<std::size_t>(p)];
+    FaultSettings& s = pt.s;
+    // No need to check any other properties if the probability is 0.
+    if (s.probability == 0) return false;
+    if (s.task_filter && (caller == nullptr || !pids_.contains(caller->pid()))) return false;
+    if (s.times == 0) return false;
+    if (s.space > size) {
+      // atomic_sub on an atomic_t: wraps as the kernel's int does.
+      s.space = static_cast<int>(static_cast<unsigned>(s.space) - static_cast<unsigned>(size));
+      return false;
+    }
+    if (s.interval > 1) {
+      ++pt.count;
+      if (pt.count % s.interval) return false;
+    }
+    if (s.probability <= random_below_locked(100)) return false;
+
+    ++pt.injected;
+    // fail_dump: before times is decremented, so it shows the times left
+    // including this one.
+    if (!nowarn && s.verbose > 0 && ratelimit_locked(pt, suppressed)) {
+      log = true;
+      verbose = s.verbose;
+      dump = {{"name", fault_point_name(p)},
+              {"interval", s.interval},
+              {"probability", s.probability},
+              {"space", s.space},
+              {"times", s.times}};
+    }
+    // atomic_dec_not_zero: times is not 0 here.
+    if (s.times != -1) --s.times;
+  }
+  if (suppressed > 0)
+    events_.record(caller, "fault_inject", "ratelimit", "suppressed",
+                   {{"name", fault_point_name(p)}, {"suppressed", suppressed}});
+  if (log) {
+    // dump_stack() at verbose > 1: the simulation's call site.
+    if (verbose > 1) dump.emplace_back("site", site);
+    events_.record(caller, "fault_inject", "fail", "forced", std::move(dump));
+  }
+  return true;
+}
+
+std::optional<Errno> FaultInjection::should_fail_attr(FaultPoint p, const Caller& caller,
+                                                      std::string_view path) {
+  if (!armed(p)) return std::nullopt;
+  if (path == kControlPlane ||
+      (path.starts_with(kControlPlane) && path.size() > kControlPlane.size() &&
+       path[kControlPlane.size()] == '/'))
+    return std::nullopt;
+  int error = 0;
+  {
+    MutexLock lock(mu_);
+    const Point& pt = points_[static_cast<std::size_t>(p)];
+    if (!pt.paths.empty()) {
+      bool match = false;
+      for (const auto& g : pt.paths)
+        if (glob_match(g, path)) {
+          match = true;
+          break;
+        }
+      if (!match) return std::nullopt;
+    }
+    error = pt.s.error;
+  }
+  // The errno is read before the decision: a concurrent store to errno
+  // applies to the next request, never half of this one.
+  if (!should_fail(p, &caller, 1, path)) return std::nullopt;
+  return Errno{error};
+}
+
+bool FaultInjection::should_fail_alloc_page(const Caller* caller, Gfp gfp, unsigned order,
+                                            long size, std::string_view site) {
+  if (!armed(FaultPoint::PageAlloc)) return false;
+  {
+    MutexLock lock(mu_);
+    const FaultSettings& s = points_[static_cast<std::size_t>(FaultPoint::PageAlloc)].s;
+    if (order < s.min_order) return false;
+    if (gfp.nofail) return false;
+    if (s.ignore_gfp_highmem && gfp.highmem) return false;
+    if (s.ignore_gfp_reclaim && gfp.direct_reclaim) return false;
+  }
+  return should_fail(FaultPoint::PageAlloc, caller, size, site, gfp.nowarn);
+}
+
+FaultSettings FaultInjection::settings(FaultPoint p) const {
+  MutexLock lock(mu_);
+  return points_[static_cast<std::size_t>(p)].s;
+}
+
+std::uint64_t FaultInjection::injected(FaultPoint p) const {
+  MutexLock lock(mu_);
+  return points_[static_cast<std::size_t>(p)].injected;
+}
+
+std::uint64_t FaultInjection::seed() const {
+  MutexLock lock(mu_);
+  return seed_;
+}
+
+void FaultInjection::set_seed(std::uint64_t seed) {
+  MutexLock lock(mu_);
+  seed_ = seed;
+  rng_ = seed;
+}
+
+std::vector<pid_t> FaultInjection::pids() const {
+  MutexLock lock(mu_);
+  return {pids_.begin(), pids_.end()};
+}
+
+void FaultInjection::set_pids(std::set<pid_t> pids) {
+  MutexLock lock(mu_);
+  pids_ = std::move(pids);
+}
+
+std::vector<std::string> FaultInjection::paths(FaultPoint p) const {
+  MutexLock lock(mu_);
+  return points_[static_cast<std::size_t>(p)].paths;
+}
+
+void FaultInjection::set_paths(FaultPoint p, std::vector<std::string> globs) {
+  MutexLock lock(mu_);
+  points_[static_cast<std::size_t>(p)].paths = std::move(globs);
+}
+
+}  // namespace vsysfs::core

@@ -1,0 +1,202 @@
+#pragma once
+
+// FaultInjection: the kernel's fault-injection framework for the
+// simulation (lib/fault-inject.c, include/linux/fault-inject.h,
+// Documentation/fault-injection/fault-injection.rst), deterministic.
+//
+// Each failure point has a FaultSettings, the user-visible part of struct
+// fault_attr plus what the point adds (the errno a store or show returns,
+// the kind of SMI failure, fail_page_alloc's gfp filters). should_fail()
+// is should_fail_ex() check for check, in the kernel's order:
+//
+//   probability == 0            -> no  (nothing else is looked at)
+//   task-filter && caller's pid
+//     not in the pids list      -> no  (/proc/PID/make-it-fail)
+//   times == 0                  -> no
+//   space > size                -> no, space -= size
+//   interval > 1: ++count, count % interval != 0 -> no
+//   probability <= random below 100 -> no
+//   yes: fail_dump() (an event when verbose > 0 and the ratelimit lets it
+//   through, unless the point says FAULT_NOWARN); times -= 1 unless -1
+//   (atomic_dec_not_zero: a negative times other than -1 keeps going down).
+//
+// The random numbers come from one generator (splitmix64) seeded by
+// K/fail/seed (0 at start): with the manual clock, the same seed and the
+// same sequence of requests make the same decisions and the same events.
+// The kernel's per-task fail-nth and the stack-trace filter are not
+// modelled (the simulation has no call stacks); verbose 2's dump_stack()
+// becomes the call site ("site") in the event.
+//
+// Points (docs/fault-injection.md): store, show (any attribute outside the
+// control plane, filtered by a glob list), smi and host_control (dcdbas and
+// its simulated BIOS), page_alloc (fail_page_alloc for numa/alloc).
+//
+// Bounds: the pids list holds at most kMaxPids pids and the glob list at
+// most kMaxPaths patterns of at most kMaxPathBytes bytes each.
+//
+// Thread-safety: every member may be called from any thread; one mutex
+// (fail.mu, a leaf: it may be taken under any device lock, and events are
+// logged after it is released) guards the settings, the generator and the
+// pids list. armed() reads an atomic copy of each point's probability so
+// the request path costs one load while nothing is armed.
+
+#include <sys/types.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/caller.hpp"
+#include "core/clock.hpp"
+#include "core/event_log.hpp"
+#include "core/locks.hpp"
+#include "core/result.hpp"
+#include "core/thread_annotations.hpp"
+
+namespace vsysfs::core {
+
+enum class FaultPoint : std::uint8_t { Store, Show, Smi, HostControl, PageAlloc };
+inline constexpr std::size_t kFaultPointCount = 5;
+inline constexpr std::array<FaultPoint, kFaultPointCount> kFaultPoints = {
+    FaultPoint::Store, FaultPoint::Show, FaultPoint::Smi, FaultPoint::HostControl,
+    FaultPoint::PageAlloc};
+// fnmatch(pattern, subject, 0) in time bounded by the product of the
+// lengths: '*' and '?' match any byte ('/' too), "[...]" classes with
+// ranges and '!'/'^' negation, '\\' quotes.
+bool glob_match(std::string_view pattern, std::string_view subject) noexcept;
+
+// "store", "show", "smi", "host_control", "page_alloc": the directory name.
+std::string_view fault_point_name(FaultPoint p) noexcept;
+
+// What an smi injection does (K/fail/smi/kind).
+enum class SmiFault : std::uint8_t {
+  NoAnswer,  // "no_answer": nothing handles the SMI; the buffer stays as written
+  Error,     // "error": the BIOS answers cbRES1 = K/fail/smi/cbres1 and does nothing
+  Short,     // "short": the BIOS acts, but writes only answer_bytes bytes of output[]
+};
+// What a host_control injection does (K/fail/host_control/kind).
+enum class HostControlFault : std::uint8_t {
+  Timeout,  // "timeout": the firmware never completes the APM command (ETIME)
+  NoPower,  // "no_power": it reports completion but the power action never happens
+};
+
+// The gfp bits fail_page_alloc looks at (include/linux/gfp_types.h).
+struct Gfp {
+  bool highmem = false;         // __GFP_HIGHMEM (GFP_HIGHUSER_MOVABLE)
+  bool direct_reclaim = false;  // __GFP_DIRECT_RECLAIM (GFP_KERNEL, GFP_HIGHUSER_MOVABLE)
+  bool nofail = false;          // __GFP_NOFAIL
+  bool nowarn = false;          // __GFP_NOWARN: FAULT_NOWARN, no fail_dump
+};
+
+struct FaultSettings {
+  // struct fault_attr (FAULT_ATTR_INITIALIZER defaults).
+  unsigned long probability = 0;  // percent; above 100 acts as 100
+  unsigned long interval = 1;
+  int times = 1;  // atomic_t; -1: no limit
+  int space = 0;  // atomic_t
+  unsigned long verbose = 2;
+  std::uint32_t verbose_ratelimit_interval_ms = 0;  // RATELIMIT_STATE_INIT_DISABLED
+  std::uint32_t verbose_ratelimit_burst = 10;       // DEFAULT_RATELIMIT_BURST
+  bool task_filter = false;
+  // store, show: the errno the caller gets.
+  int error = 5;  // EIO
+  // smi.
+  SmiFault smi_kind = SmiFault::NoAnswer;
+  int cbres1 = -1;                 // -1 "completed with error", -2 "not supported", -3
+  std::uint32_t answer_bytes = 4;  // of the 16-byte output[] (0..15)
+  // host_control.
+  HostControlFault hc_kind = HostControlFault::Timeout;
+  // page_alloc (mm/fail_page_alloc.c defaults).
+  bool ignore_gfp_highmem = true;
+  bool ignore_gfp_reclaim = true;  // the file is "ignore-gfp-wait"
+  std::uint32_t min_order = 1;
+};
+
+class FaultInjection {
+ public:
+  static constexpr std::size_t kMaxPids = 64;
+  static constexpr std::size_t kMaxPaths = 16;
+  static constexpr std::size_t kMaxPathBytes = 255;
+  // Where the control plane lives: never subject to store/show injection,
+  // so an armed point cannot lock its own files (or the event log) away.
+  static constexpr std::string_view kControlPlane = "kernel/debug/vsysfs";
+
+  FaultInjection(const Clock& clock, EventLog& events) : clock_(clock), events_(events) {}
+  FaultInjection(const FaultInjection&) = delete;
+  FaultInjection& operator=(const FaultInjection&) = delete;
+
+  // probability != 0: the only check should_fail makes before the lock.
+  bool armed(FaultPoint p) const noexcept {
+    return armed_[static_cast<std::size_t>(p)].load(std::memory_order_relaxed);
+  }
+
+  // should_fail_ex(attr, size, nowarn ? FAULT_NOWARN : 0). `caller` null:
+  // the simulated kernel (no pid: task-filter never lets it fail). `site`
+  // is the call site verbose 2 reports.
+  bool should_fail(FaultPoint p, const Caller* caller, long size, std::string_view site,
+                   bool nowarn = false);
+  // store/show of the attribute at `path` (relative to the mount root):
+  // the errno the request gets, or nullopt. Paths under kControlPlane and
+  // paths no pattern of the point's list matches never fail (an empty list
+  // matches every path).
+  std::optional<Errno> should_fail_attr(FaultPoint p, const Caller& caller, std::string_view path);
+  // __should_fail_alloc_page (mm/fail_page_alloc.c): min-order, __GFP_NOFAIL
+  // and the ignore-gfp-* filters first, then should_fail(1 << order).
+  bool should_fail_alloc_page(const Caller* caller, Gfp gfp, unsigned order, long size,
+                              std::string_view site);
+
+  // The settings (a copy) and their stores; a store replaces one field.
+  FaultSettings settings(FaultPoint p) const;
+  template <typename T>
+  void set(FaultPoint p, T FaultSettings::*field, T value) {
+    MutexLock lock(mu_);
+    points_[static_cast<std::size_t>(p)].s.*field = value;
+    update_armed_locked(p);
+  }
+  std::uint64_t injected(FaultPoint p) const;
+
+  // K/fail/seed: restarts the generator.
+  std::uint64_t seed() const;
+  void set_seed(std::uint64_t seed);
+
+  // K/fail/pids: the processes whose requests may fail when task-filter is set.
+  std::vector<pid_t> pids() const;
+  void set_pids(std::set<pid_t> pids);  // at most kMaxPids (the caller checks)
+
+  // K/fail/<store|show>/paths.
+  std::vector<std::string> paths(FaultPoint p) const;
+  void set_paths(FaultPoint p, std::vector<std::string> globs);  // bounds checked by the caller
+
+ private:
+  struct Point {
+    FaultSettings s;
+    unsigned long count = 0;  // fault_attr.count (interval)
+    std::uint64_t injected = 0;
+    std::vector<std::string> paths;
+    // struct ratelimit_state, on the simulation clock.
+    Nanos rl_begin{0};
+    bool rl_started = false;
+    int rl_printed = 0;
+    int rl_missed = 0;
+  };
+
+  std::uint32_t random_below_locked(std::uint32_t ceil) REQUIRES(mu_);
+  void update_armed_locked(FaultPoint p) REQUIRES(mu_);
+  bool ratelimit_locked(Point& pt, int& suppressed) REQUIRES(mu_);
+
+  const Clock& clock_;
+  EventLog& events_;
+  mutable Mutex mu_{"fail.mu"};  // Order: leaf (nothing is taken under it)
+  std::array<Point, kFaultPointCount> points_ GUARDED_BY(mu_);
+  std::uint64_t seed_ GUARDED_BY(mu_) = 0;
+  std::uint64_t rng_ GUARDED_BY(mu_) = 0;
+  std::set<pid_t> pids_ GUARDED_BY(mu_);
+  std::array<std::atomic<bool>, kFaultPointCount> armed_{};
+};
+
+}  // namespace vsysfs::core
