@@ -129,7 +129,12 @@ $(PCH_DIR)/%.hpp.gch: $(PCH_DIR)/%.hpp
 	$(Q)$(CXX) $(CPPFLAGS) $(CXXFLAGS) -x c++-header -c -o $@ $<
 
 MNTDIR ?= mnt
-run: deps all  ## install what is missing, build, mount the default machine at ./mnt (foreground)
+# make run builds the daemon alone (no unit tests, no test helpers) and
+# installs only the packages that takes (install-deps --run).
+# (The daemon is built by a sub-make so that with -j the packages are in
+# place before the first compile.)
+run: deps-run  ## install what the daemon needs, build it, mount the default machine at ./mnt (foreground)
+	@$(MAKE) --no-print-directory $(DAEMON)
 	@mkdir -p $(MNTDIR)
 	@if mountpoint -q $(MNTDIR); then echo "vsysfs: $(MNTDIR) is already a mount point; run mount-scripts/vsysfs-umount $(MNTDIR)" >&2; exit 1; fi
 	@echo "vsysfs: mounting the default machine at $(MNTDIR) (foreground; VSYSFS_OPTS='-o ...' adds options)."
@@ -163,6 +168,10 @@ integration: all  ## the bats suites only
 
 deps:  ## install the Debian packages the build and tests need (as root)
 	@mount-scripts/install-deps
+
+.PHONY: deps-run
+deps-run:  ## install the Debian packages building and mounting the daemon needs (as root)
+	@mount-scripts/install-deps --run
 
 check-layers:  ## fail when an include crosses the layers (fs -> devices -> core)
 	@tests/check-layers .
