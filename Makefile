@@ -180,12 +180,48 @@ check-layers:  ## fail when an include crosses the layers (fs -> devices -> core
 check-docs:  ## fail when a comment cites an issue, a seed or ../shared, or a docs section that does not exist
 	@tests/check-docs .
 
-install: $(DAEMON)  ## install the daemon and the scripts under $(DESTDIR)$(PREFIX)
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/vsysfs/machines
-	install -m 0755 $(DAEMON) $(DESTDIR)$(PREFIX)/bin/vsysfs
-	install -m 0755 mount-scripts/vsysfs-mount mount-scripts/vsysfs-umount $(DESTDIR)$(PREFIX)/bin/
-	install -m 0755 mount-scripts/mount.fuse.vsysfs $(DESTDIR)$(PREFIX)/sbin/mount.fuse.vsysfs
-	install -m 0644 machines/*.toml $(DESTDIR)$(PREFIX)/share/vsysfs/machines/
+# --- install (docs/install.md) ------------------------------------------------
+# Everything a user runs, under $(DESTDIR)$(PREFIX). Each list names its
+# files, so a new script is one word here (and its page in man/):
+#   INSTALL_SCRIPTS       mount-scripts/ commands for users -> bin (man 1)
+#   INSTALL_SBIN_SCRIPTS  mount(8) helpers -> sbin (man 8)
+#   INSTALL_LIBS          files users source (a bats library...) -> share/vsysfs/lib
+# mount-scripts/install-deps is a build helper and is not installed.
+# `make uninstall` (same PREFIX and DESTDIR) removes exactly these files and
+# the directories that are vsysfs's own.
+BINDIR   = $(PREFIX)/bin
+SBINDIR  = $(PREFIX)/sbin
+DATADIR  = $(PREFIX)/share/vsysfs
+MANDIR   = $(PREFIX)/share/man
+INSTALL_SCRIPTS      := dell-smi dell-token dell-host-control xen-balloon-set vsysfs-mount vsysfs-umount
+INSTALL_SBIN_SCRIPTS := mount.fuse.vsysfs
+INSTALL_LIBS         :=
+INSTALL_MACHINES     := $(notdir $(wildcard machines/*.toml))
+INSTALL_MAN          := $(notdir $(wildcard man/*.[1-8]))
+INSTALL_FILES := $(BINDIR)/vsysfs \
+                 $(addprefix $(BINDIR)/,$(INSTALL_SCRIPTS)) \
+                 $(addprefix $(SBINDIR)/,$(INSTALL_SBIN_SCRIPTS)) \
+                 $(addprefix $(DATADIR)/lib/,$(INSTALL_LIBS)) \
+                 $(addprefix $(DATADIR)/machines/,$(INSTALL_MACHINES)) \
+                 $(foreach m,$(INSTALL_MAN),$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(m))
+
+.PHONY: uninstall install-list
+install: $(DAEMON)  ## install the daemon, scripts, machines and man pages under $(DESTDIR)$(PREFIX)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR)/machines
+	install -m 0755 $(DAEMON) $(DESTDIR)$(BINDIR)/vsysfs
+	install -m 0755 $(addprefix mount-scripts/,$(INSTALL_SCRIPTS)) $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(addprefix mount-scripts/,$(INSTALL_SBIN_SCRIPTS)) $(DESTDIR)$(SBINDIR)/
+	$(if $(INSTALL_LIBS),install -d $(DESTDIR)$(DATADIR)/lib)
+	$(if $(INSTALL_LIBS),install -m 0644 $(addprefix mount-scripts/,$(INSTALL_LIBS)) $(DESTDIR)$(DATADIR)/lib/)
+	install -m 0644 $(addprefix machines/,$(INSTALL_MACHINES)) $(DESTDIR)$(DATADIR)/machines/
+	$(foreach m,$(INSTALL_MAN),install -D -m 0644 man/$(m) $(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(m) &&) true
+
+uninstall:  ## remove what make install put under $(DESTDIR)$(PREFIX) (same PREFIX and DESTDIR)
+	rm -f $(addprefix $(DESTDIR),$(INSTALL_FILES))
+	-rmdir $(DESTDIR)$(DATADIR)/machines $(if $(INSTALL_LIBS),$(DESTDIR)$(DATADIR)/lib) $(DESTDIR)$(DATADIR) 2>/dev/null
+
+install-list:  ## print the files make install puts (relative to DESTDIR)
+	@printf '%s\n' $(INSTALL_FILES)
 
 # make bench (docs/performance.md): the benchmark client and the baseline FUSE file
 # system (tests/bench/), then tests/bench/run-bench. Needs root; < 5 min.
