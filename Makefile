@@ -268,7 +268,7 @@ $(BUILD)/analyze/%.ok: %.cpp
 # another reads (koalaman/shellcheck#2431, #2873, open in 0.9); bats runs a
 # test's setup, body and teardown in one process.
 SHELL_SCRIPTS := .ci/run $(wildcard mount-scripts/*) tests/run-all tests/check-layers \
-                 tests/format-check tests/bench/run-bench tests/bench/gen-machine tests/fuzz/run \
+                 tests/format-check tests/package/smoke tests/bench/run-bench tests/bench/gen-machine tests/fuzz/run \
                  $(wildcard tests/*/*.bash)
 BATS_FILES    := $(wildcard tests/integration/*.bats)
 shellcheck:  ## shellcheck over the scripts, helpers and bats suites

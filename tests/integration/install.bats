@@ -78,7 +78,7 @@ expected_files() {
   [ "$status" -eq 0 ]
   [ "${lines[1]}" = 7XJ4PQ2 ]
   "$DEST/usr/bin/vsysfs-umount" "$MNT"
-  ! mountpoint -q "$MNT"
+  if mountpoint -q "$MNT"; then false; fi
   rmdir "$MNT"
   unset MNT VSYSFS_PID
 }

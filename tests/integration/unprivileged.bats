@@ -23,7 +23,7 @@ XEN_TARGET=devices/system/xen_memory/xen_memory0/target_kb
 setup_file() {
   [ "$(id -u)" -eq 0 ] || skip "needs root (to create the test user)"
   fm=/usr/bin/fusermount3
-  [ -u "$fm" ] && [ "$(stat -c %u "$fm")" = 0 ] || skip "$fm is not setuid root"
+  if [ ! -u "$fm" ] || [ "$(stat -c %u "$fm")" != 0 ]; then skip "$fm is not setuid root"; fi
   command -v capsh >/dev/null || skip "no capsh (libcap2-bin)"
   command -v numactl >/dev/null || skip "no numactl"
   [ -c /dev/fuse ] || skip "no /dev/fuse"
@@ -43,6 +43,7 @@ setup_file() {
   mkdir "$UDIR/dev"
   read -r major minor < <(stat -c '%t %T' /dev/fuse)
   # The holder: a private mount namespace with a 0666 /dev/fuse.
+  # shellcheck disable=SC2016 # the inner shell expands its own arguments
   unshare -m --propagation private sh -c '
     mount -t tmpfs -o mode=0755 vsysfs-dev "$1" &&
     mknod -m 0666 "$1/fuse" c "$2" "$3" &&
@@ -71,14 +72,15 @@ as_user() {
     env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$UDIR" LC_ALL=C "$@"
 }
 
-# user_mount [OPTIONS...]: the user mounts the default machine (manual
+# user_mount: the user mounts the default machine (manual
 # clock) at $MNT in the foreground; $DPID is the daemon.
 user_mount() {
   MNT=$(mktemp -d /tmp/vsysfs-unpriv-mnt.XXXXXX)
   chown "$TUID:$TGID" "$MNT"
-  as_user "$UDIR/vsysfs" -f -o clock=manual "$@" "$MNT" >/dev/null 2>"$UDIR/daemon.err" 3>&- &
+  as_user "$UDIR/vsysfs" -f -o clock=manual "$MNT" >/dev/null 2>"$UDIR/daemon.err" 3>&- &
   DPID=$!
-  for _ in $(seq 200); do
+  # Up to 30 s: a TSan build at -O0 starts slowly.
+  for _ in $(seq 600); do
     as_user test -e "$MNT/$XEN_TARGET" && return 0
     pid_running "$DPID" || break
     sleep 0.05
@@ -167,9 +169,9 @@ teardown() {
   user_mount
   as_user fusermount3 -u "$MNT"
   for _ in $(seq 200); do pid_running "$DPID" || break; sleep 0.05; done
-  ! pid_running "$DPID"
+  if pid_running "$DPID"; then false; fi
   wait "$DPID"
-  ! in_ns mountpoint -q "$MNT"
+  if in_ns mountpoint -q "$MNT"; then false; fi
   unset DPID
 }
 
@@ -183,5 +185,5 @@ teardown() {
   [[ "$output" == *"vsysfs: cannot mount at $MNT: /dev/fuse: Permission denied (mounting as a user needs /dev/fuse readable and writable by you"* ]]
   [[ "$output" != *modprobe* ]]
   [[ "$output" != *"module loaded"* ]]
-  ! in_ns mountpoint -q "$MNT"
+  if in_ns mountpoint -q "$MNT"; then false; fi
 }
