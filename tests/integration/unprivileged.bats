@@ -40,14 +40,19 @@ setup_file() {
   UDIR=$(mktemp -d /tmp/vsysfs-unpriv.XXXXXX)
   chmod 0755 "$UDIR"
   install -m 0755 "$VSYSFS" "$UDIR/vsysfs"
+  # Stores report the errno name (dash's echo says "I/O error" for any).
+  install -m 0755 "$VSYSFS_BUILD/tests/helpers/sysfs-io" "$UDIR/sysfs-io"
   mkdir "$UDIR/dev"
   read -r major minor < <(stat -c '%t %T' /dev/fuse)
-  # The holder: a private mount namespace with a 0666 /dev/fuse.
+  # The holder: a private mount namespace with a 0666 /dev/fuse, and an
+  # /etc/fuse.conf that lets users mount with allow_other.
   # shellcheck disable=SC2016 # the inner shell expands its own arguments
   unshare -m --propagation private sh -c '
     mount -t tmpfs -o mode=0755 vsysfs-dev "$1" &&
     mknod -m 0666 "$1/fuse" c "$2" "$3" &&
-    mount --bind "$1/fuse" /dev/fuse && exec sleep 3600' sh "$UDIR/dev" \
+    mount --bind "$1/fuse" /dev/fuse &&
+    echo user_allow_other > "$1/fuse.conf" &&
+    mount --bind "$1/fuse.conf" /etc/fuse.conf && exec sleep 3600' sh "$UDIR/dev" \
     "$((16#$major))" "$((16#$minor))" >/dev/null 2>&1 3>&- &
   HOLDER=$!
   export UDIR HOLDER
@@ -72,12 +77,12 @@ as_user() {
     env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$UDIR" LC_ALL=C "$@"
 }
 
-# user_mount: the user mounts the default machine (manual
+# user_mount [OPTIONS...]: the user mounts the default machine (manual
 # clock) at $MNT in the foreground; $DPID is the daemon.
 user_mount() {
   MNT=$(mktemp -d /tmp/vsysfs-unpriv-mnt.XXXXXX)
   chown "$TUID:$TGID" "$MNT"
-  as_user "$UDIR/vsysfs" -f -o clock=manual "$MNT" >/dev/null 2>"$UDIR/daemon.err" 3>&- &
+  as_user "$UDIR/vsysfs" -f -o clock=manual "$@" "$MNT" >/dev/null 2>"$UDIR/daemon.err" 3>&- &
   DPID=$!
   # Up to 30 s: a TSan build at -O0 starts slowly.
   for _ in $(seq 600); do
@@ -139,13 +144,33 @@ teardown() {
   [ "$(as_user cat "$MNT/$XEN_TARGET")" = 2621440 ]
   [ "$before" != 2621440 ]
   # The same root without it: EPERM, as capable(CAP_SYS_ADMIN) on the kernel.
-  run as_user unshare -r capsh --drop=cap_sys_admin -- -c "echo 1048576 > '$MNT/$XEN_TARGET'"
-  [ "$status" -ne 0 ]
-  [[ "$output" == *"Operation not permitted"* ]]
+  run as_user unshare -r capsh --drop=cap_sys_admin -- -c "'$UDIR/sysfs-io' write '$MNT/$XEN_TARGET' 1048576"
+  [ "$output" = EPERM ]
   [ "$(as_user cat "$MNT/$XEN_TARGET")" = 2621440 ]
   # A capability the store does not need changes nothing.
   as_user unshare -r capsh --drop=cap_net_admin -- -c "echo 2097152 > '$MNT/$XEN_TARGET'"
   [ "$(as_user cat "$MNT/$XEN_TARGET")" = 2097152 ]
+}
+
+@test "with allow_other, other users are unprivileged: EACCES by mode, EPERM by capability" {
+  user_mount -o allow_other
+  as_nobody() { in_ns setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+  # World-readable attributes are readable; the control plane is not.
+  [ "$(as_nobody cat "$MNT/devices/system/node/online")" = 0-1 ]
+  run as_nobody ls "$MNT/kernel/debug/vsysfs"
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"Permission denied"* ]]
+  [ "$(as_nobody "$UDIR/sysfs-io" write "$MNT/$XEN_TARGET" 1048576)" = EACCES ]
+  # The machine's root opens the file to everyone: the capability still
+  # guards it, for another user and for that user's own namespace root.
+  as_user chmod 0666 "$MNT/$XEN_TARGET"
+  before=$(as_user cat "$MNT/$XEN_TARGET")
+  [ "$(as_nobody "$UDIR/sysfs-io" write "$MNT/$XEN_TARGET" 1048576)" = EPERM ]
+  [ "$(as_nobody unshare -r "$UDIR/sysfs-io" write "$MNT/$XEN_TARGET" 1048576)" = EPERM ]
+  [ "$(as_user cat "$MNT/$XEN_TARGET")" = "$before" ]
+  # The owner, for contrast: allowed.
+  [ "$(as_user "$UDIR/sysfs-io" write "$MNT/$XEN_TARGET" 1048576)" = 7 ]
+  [ "$(as_user cat "$MNT/$XEN_TARGET")" = 1048576 ]
 }
 
 @test "numactl --hardware and lscpu read the mount as /sys through unshare -rm" {
