@@ -16,8 +16,8 @@
 // unmount cleanly (after running the machine's shutdown sequence).
 
 #define FUSE_USE_VERSION 312
-#include <fuse_lowlevel.h>
 #include <fcntl.h>
+#include <fuse_lowlevel.h>
 #include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -176,11 +176,11 @@ std::string mount_failure_reason() {
   if (fd < 0 && (open_errno == ENOENT || open_errno == ENODEV || open_errno == ENXIO))
     return "/dev/fuse does not exist: the fuse module is not loaded (modprobe fuse)";
   if (fd < 0)
-    return fmt::format(
-        "/dev/fuse: {}{}", std::strerror(open_errno),
-        geteuid() == 0 ? ""
-                       : " (mounting as a user needs /dev/fuse readable and writable by you, "
-                         "mode 0666 as udev sets it, and a setuid-root fusermount3)");
+    return fmt::format("/dev/fuse: {}{}", std::strerror(open_errno),
+                       geteuid() == 0
+                           ? ""
+                           : " (mounting as a user needs /dev/fuse readable and writable by you, "
+                             "mode 0666 as udev sets it, and a setuid-root fusermount3)");
   if (geteuid() == 0) return "see the line above";
   // libfuse runs FUSERMOUNT_DIR/fusermount3 (/usr/bin), else the one in PATH.
   struct stat st {};
