@@ -129,7 +129,12 @@ $(PCH_DIR)/%.hpp.gch: $(PCH_DIR)/%.hpp
 	$(Q)$(CXX) $(CPPFLAGS) $(CXXFLAGS) -x c++-header -c -o $@ $<
 
 MNTDIR ?= mnt
-run: deps all  ## install what is missing, build, mount the default machine at ./mnt (foreground)
+# make run builds the daemon alone (no unit tests, no test helpers) and
+# installs only the packages that takes (install-deps --run).
+# (The daemon is built by a sub-make so that with -j the packages are in
+# place before the first compile.)
+run: deps-run  ## install what the daemon needs, build it, mount the default machine at ./mnt (foreground)
+	@$(MAKE) --no-print-directory $(DAEMON)
 	@mkdir -p $(MNTDIR)
 	@if mountpoint -q $(MNTDIR); then echo "vsysfs: $(MNTDIR) is already a mount point; run mount-scripts/vsysfs-umount $(MNTDIR)" >&2; exit 1; fi
 	@echo "vsysfs: mounting the default machine at $(MNTDIR) (foreground; VSYSFS_OPTS='-o ...' adds options)."
@@ -166,6 +171,10 @@ test-conformance: $(DAEMON)  ## record this machine's /sys, mount it, compare wi
 deps:  ## install the Debian packages the build and tests need (as root)
 	@mount-scripts/install-deps
 
+.PHONY: deps-run
+deps-run:  ## install the Debian packages building and mounting the daemon needs (as root)
+	@mount-scripts/install-deps --run
+
 check-layers:  ## fail when an include crosses the layers (fs -> devices -> core)
 	@tests/check-layers .
 
@@ -173,12 +182,49 @@ check-layers:  ## fail when an include crosses the layers (fs -> devices -> core
 check-docs:  ## fail when a comment cites an issue, a seed or ../shared, or a docs section that does not exist
 	@tests/check-docs .
 
-install: $(DAEMON)  ## install the daemon and the scripts under $(DESTDIR)$(PREFIX)
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/vsysfs/machines
-	install -m 0755 $(DAEMON) $(DESTDIR)$(PREFIX)/bin/vsysfs
-	install -m 0755 mount-scripts/vsysfs-mount mount-scripts/vsysfs-umount mount-scripts/vsysfs-record $(DESTDIR)$(PREFIX)/bin/
-	install -m 0755 mount-scripts/mount.fuse.vsysfs $(DESTDIR)$(PREFIX)/sbin/mount.fuse.vsysfs
-	install -m 0644 machines/*.toml $(DESTDIR)$(PREFIX)/share/vsysfs/machines/
+# --- install (docs/install.md) ------------------------------------------------
+# Everything a user runs, under $(DESTDIR)$(PREFIX). Each list names its
+# files, so a new script is one word here (and its page in man/):
+#   INSTALL_SCRIPTS       mount-scripts/ commands for users -> bin (man 1)
+#   INSTALL_SBIN_SCRIPTS  mount(8) helpers -> sbin (man 8)
+#   INSTALL_LIBS          lib/ files users source (the bats library) -> share/vsysfs/lib
+# mount-scripts/install-deps is a build helper and is not installed.
+# `make uninstall` (same PREFIX and DESTDIR) removes exactly these files and
+# the directories that are vsysfs's own.
+BINDIR   = $(PREFIX)/bin
+SBINDIR  = $(PREFIX)/sbin
+DATADIR  = $(PREFIX)/share/vsysfs
+MANDIR   = $(PREFIX)/share/man
+INSTALL_SCRIPTS      := dell-smi dell-token dell-host-control xen-balloon-set xen-mem-set \
+                        vsysfs-mount vsysfs-umount vsysfs-record vsysfs-ctl
+INSTALL_SBIN_SCRIPTS := mount.fuse.vsysfs
+INSTALL_LIBS         := vsysfs-bats.bash
+INSTALL_MACHINES     := $(notdir $(wildcard machines/*.toml))
+INSTALL_MAN          := $(notdir $(wildcard man/*.[1-8]))
+INSTALL_FILES := $(BINDIR)/vsysfs \
+                 $(addprefix $(BINDIR)/,$(INSTALL_SCRIPTS)) \
+                 $(addprefix $(SBINDIR)/,$(INSTALL_SBIN_SCRIPTS)) \
+                 $(addprefix $(DATADIR)/lib/,$(INSTALL_LIBS)) \
+                 $(addprefix $(DATADIR)/machines/,$(INSTALL_MACHINES)) \
+                 $(foreach m,$(INSTALL_MAN),$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(m))
+
+.PHONY: uninstall install-list
+install: $(DAEMON)  ## install the daemon, scripts, machines and man pages under $(DESTDIR)$(PREFIX)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR)/machines
+	install -m 0755 $(DAEMON) $(DESTDIR)$(BINDIR)/vsysfs
+	install -m 0755 $(addprefix mount-scripts/,$(INSTALL_SCRIPTS)) $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(addprefix mount-scripts/,$(INSTALL_SBIN_SCRIPTS)) $(DESTDIR)$(SBINDIR)/
+	$(if $(INSTALL_LIBS),install -d $(DESTDIR)$(DATADIR)/lib)
+	$(if $(INSTALL_LIBS),install -m 0644 $(addprefix lib/,$(INSTALL_LIBS)) $(DESTDIR)$(DATADIR)/lib/)
+	install -m 0644 $(addprefix machines/,$(INSTALL_MACHINES)) $(DESTDIR)$(DATADIR)/machines/
+	$(foreach m,$(INSTALL_MAN),install -D -m 0644 man/$(m) $(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(m) &&) true
+
+uninstall:  ## remove what make install put under $(DESTDIR)$(PREFIX) (same PREFIX and DESTDIR)
+	rm -f $(addprefix $(DESTDIR),$(INSTALL_FILES))
+	-rmdir $(DESTDIR)$(DATADIR)/machines $(if $(INSTALL_LIBS),$(DESTDIR)$(DATADIR)/lib) $(DESTDIR)$(DATADIR) 2>/dev/null
+
+install-list:  ## print the files make install puts (relative to DESTDIR)
+	@printf '%s\n' $(INSTALL_FILES)
 
 # make bench (docs/performance.md): the benchmark client and the baseline FUSE file
 # system (tests/bench/), then tests/bench/run-bench. Needs root; < 5 min.
@@ -227,7 +273,7 @@ $(BUILD)/analyze/%.ok: %.cpp
 # (mount-scripts/vsysfs-ctl and vsysfs-record are Python.)
 SHELL_SCRIPTS := .ci/run $(filter-out mount-scripts/vsysfs-ctl mount-scripts/vsysfs-record,$(wildcard mount-scripts/*)) \
                  tests/run-all tests/check-layers tests/conformance/run \
-                 tests/format-check tests/bench/run-bench tests/bench/gen-machine tests/fuzz/run \
+                 tests/format-check tests/package/smoke tests/bench/run-bench tests/bench/gen-machine tests/fuzz/run \
                  $(wildcard tests/*/*.bash) $(wildcard lib/*.bash)
 BATS_FILES    := $(wildcard tests/integration/*.bats)
 shellcheck:  ## shellcheck over the scripts, helpers and bats suites

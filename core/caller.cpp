@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <charconv>
 #include <span>
 #include <string>
@@ -92,7 +93,60 @@ bool in_trusted_user_ns(pid_t pid) {
   return std::find(chain.begin(), chain.end(), id) != chain.end();
 }
 
+// Whether process `pid` is in the daemon's own user namespace.
+bool in_own_user_ns(pid_t pid) {
+  const auto& chain = own_user_ns_chain();
+  if (chain.empty()) return false;
+  std::array<char, 48> path{};
+  if (fmt_proc_path(path, pid, "/ns/user") == 0) return false;
+  struct stat st {};
+  return ::stat(path.data(), &st) == 0 && NsId{st.st_dev, st.st_ino} == chain.front();
+}
+
 constexpr std::uint64_t kAllCaps = ~std::uint64_t{0};
+
+// The machine's owner (Caller::set_machine_owner): written once before the
+// daemon serves, read by every request thread after.
+std::atomic<bool> g_has_machine_owner{false};
+std::atomic<uid_t> g_machine_owner{0};
+
+// Whether process `pid` is in a user namespace below the daemon's whose
+// every level up to the daemon's was created by `owner` (NS_GET_OWNER_UID
+// answers in the daemon's namespace, where the creator's euid is kept:
+// kernel/user_namespace.c create_user_ns records cred->euid as owner).
+// NS_GET_PARENT refuses (EPERM) a parent outside the daemon's view, so a
+// namespace that is not below the daemon's ends the walk with false.
+bool in_owned_user_ns(pid_t pid, uid_t owner) {
+  const auto& chain = own_user_ns_chain();
+  if (chain.empty()) return false;
+  std::array<char, 48> path{};
+  if (fmt_proc_path(path, pid, "/ns/user") == 0) return false;
+  int fd = ::open(path.data(), O_RDONLY | O_CLOEXEC);
+  bool owned = false;
+  for (int depth = 0; fd >= 0 && depth < 64; ++depth) {  // user namespaces nest 32 deep
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) break;
+    if (NsId{st.st_dev, st.st_ino} == chain.front()) {
+      owned = depth > 0;
+      break;
+    }
+    uid_t creator = 0;
+    if (::ioctl(fd, NS_GET_OWNER_UID, &creator) != 0 || creator != owner) break;
+    const int parent = ::ioctl(fd, NS_GET_PARENT);
+    ::close(fd);
+    fd = parent;
+  }
+  if (fd >= 0) ::close(fd);
+  return owned;
+}
+
+// The effective capabilities of `pid` (capget(2) answers for any pid).
+std::uint64_t effective_caps(pid_t pid) {
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, pid};
+  std::array<__user_cap_data_struct, _LINUX_CAPABILITY_U32S_3> data{};
+  if (::syscall(SYS_capget, &hdr, data.data()) != 0) return 0;
+  return data[0].effective | (std::uint64_t{data[1].effective} << 32);
+}
 
 }  // namespace
 
@@ -120,21 +174,37 @@ Caller Caller::kernel() {
   return c;
 }
 
+void Caller::set_machine_owner(uid_t uid) {
+  g_machine_owner.store(uid);
+  g_has_machine_owner.store(true);
+}
+
 // capget(2) with another process's pid returns that process's sets. A
 // process that is gone has no capabilities; nor has a caller the daemon
 // cannot identify: FUSE sends pid 0 for a process in a PID namespace the
 // daemon cannot see, and capget(0) would answer with the daemon's own
 // sets. Capabilities held in a user namespace below the daemon's (unshare
 // -U) are capabilities over that namespace only, not over this machine
-// (the kernel's capable() checks against the initial namespace).
+// (the kernel's capable() checks against the initial namespace), unless
+// the machine is the user's who created that namespace (see the header).
 bool Caller::capable(Capability cap) const {
   if (!cap_effective_) {
     cap_effective_ = 0;
-    if (pid_ > 0 && in_trusted_user_ns(pid_)) {
-      __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, pid_};
-    std::array<__user_cap_data_struct, _LINUX_CAPABILITY_U32S_3> data{};
-      if (::syscall(SYS_capget, &hdr, data.data()) == 0)
-        cap_effective_ = data[0].effective | (std::uint64_t{data[1].effective} << 32);
+    const bool user_machine = g_has_machine_owner.load();
+    const uid_t owner = g_machine_owner.load();
+    if (pid_ <= 0) {
+      // Unidentified: nothing.
+    } else if (in_trusted_user_ns(pid_)) {
+      // cap_capable's owner rule: the machine's owner, in the namespace
+      // the machine's belongs to, has every capability in it. Checked in
+      // the daemon's own namespace only (an ancestor's uid U is another
+      // user).
+      if (user_machine && uid_ == owner && in_own_user_ns(pid_))
+        cap_effective_ = kAllCaps;
+      else
+        cap_effective_ = effective_caps(pid_);
+    } else if (user_machine && in_owned_user_ns(pid_, owner)) {
+      cap_effective_ = effective_caps(pid_);
     }
   }
   return (*cap_effective_ >> static_cast<unsigned>(cap)) & 1U;

@@ -14,6 +14,18 @@
 // identify (pid 0: FUSE's answer for a process in a PID namespace the
 // daemon cannot see) has none at all.
 //
+// A daemon run by a user (not root) is that user's machine, the way a user
+// namespace its creator owns is (docs/permissions.md): set_machine_owner()
+// names that user, U, once at startup. Then the kernel's rules for a user
+// namespace owned by U apply (security/commoncap.c cap_capable): U itself,
+// in the daemon's user namespace, has every capability ("the owner of the
+// user namespace in the parent user namespace has all caps"); a process in
+// a user namespace U created below the daemon's (`unshare -r`, nested ones
+// too) has the capabilities it holds there, so dropping one there (capsh
+// --drop) is how U tests an unprivileged caller; anyone else has only what
+// they hold in the daemon's namespace or an ancestor, as before. Without a
+// machine owner (a root daemon) only that last rule applies.
+//
 // Why lazily and separately: a store is one FUSE round trip, and reading
 // /proc/PID/status plus /proc/PID/stat on each one cost more than the round
 // trip itself (the store row of docs/performance.md). A store pays only for what its device
@@ -68,6 +80,9 @@ class Caller {
   gid_t gid() const { return gid_; }
 
   bool capable(Capability cap) const;
+  // The machine's owner when the daemon runs as a user (see above): set
+  // once, before the first request; never for a root daemon.
+  static void set_machine_owner(uid_t uid);
   const std::string& comm() const;
   // Kernel numeric priority: 0..99 real-time (99 - rt_priority), 100..139
   // normal (120 + nice). 120 when the process is gone.

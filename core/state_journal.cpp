@@ -323,7 +323,10 @@ DecodedJournal StateJournal::load() {
 void StateJournal::note_pid() {
   if (lock_fd_ < 0) return;
   const std::string pid = fmt::format("{}\n", ::getpid());
-  if (::ftruncate(lock_fd_, 0) == 0) (void)::pwrite(lock_fd_, pid.data(), pid.size(), 0);
+  // Best effort: the pid only informs a human. (A condition, not a (void)
+  // cast: with _FORTIFY_SOURCE, as Debian builds, glibc marks pwrite
+  // warn_unused_result, which GCC reports through a cast.)
+  if (::ftruncate(lock_fd_, 0) == 0 && ::pwrite(lock_fd_, pid.data(), pid.size(), 0) < 0) return;
 }
 
 void StateJournal::rewrite(const std::vector<StateRecord>& records) {
@@ -380,7 +383,8 @@ Status StateJournal::append(const StateRecord& rec) {
   if (!write_all(fd_, bytes) || ::fdatasync(fd_) != 0) {
     const int e = errno ? errno : EIO;
     // Leave no partial record behind: later appends must stay readable.
-    if (before >= 0) (void)::ftruncate(fd_, before);
+    // (Best effort, and a condition for the same reason as in note_pid.)
+    if (before >= 0 && ::ftruncate(fd_, before) != 0) return Errno{e};
     return Errno{e};
   }
   ++appended_;

@@ -45,10 +45,14 @@ void Kobject::notify(std::string_view attr, std::string_view group) const {
   if (auto node = tree_->lookup(dir->ino, attr)) tree_->notify(node->ino);
 }
 
-Tree::Tree() {
+Tree::Tree() : Tree(Owner{}) {}
+
+Tree::Tree(Owner owner) : owner_(owner) {
   nodes_.push_back(nullptr);  // ino 0 is never used
   auto root = std::make_shared<Node>(NodeKind::Dir, "", kRootIno, 0755);
   root->parent = kRootIno;
+  root->uid.store(owner_.uid);
+  root->gid.store(owner_.gid);
   nodes_.push_back(std::move(root));
 }
 
@@ -76,6 +80,8 @@ Ino Tree::new_node_locked(NodeKind kind, std::string_view name, mode_t mode, Ino
   try {
     auto node = std::make_shared<Node>(kind, it->first, ino, mode, std::move(target), generation);
     node->parent = parent;
+    node->uid.store(owner_.uid);
+    node->gid.store(owner_.gid);
     if (ino == nodes_.size()) {
       nodes_.push_back(std::move(node));
     } else {

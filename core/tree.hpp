@@ -116,7 +116,19 @@ class Tree {
     virtual void attr_changed(Ino ino) = 0;                                   // chmod/chown
   };
 
-  Tree();
+  // Who the machine's root is on the host: every node starts owned by
+  // `owner` (uid 0 and gid 0 for a daemon run as root). The kernel does the
+  // same for the sysfs files of a network device in a namespace a user
+  // namespace owns: sysfs_add_file_mode_ns takes the owner from
+  // kobject_get_ownership, and net_get_ownership (net/core/net-sysfs.c)
+  // answers with that namespace's root, make_kuid(net->user_ns, 0). A
+  // daemon run by a user is that user's machine (docs/permissions.md).
+  struct Owner {
+    uid_t uid = 0;
+    gid_t gid = 0;
+  };
+  Tree();  // owned by root
+  explicit Tree(Owner owner);
   Tree(const Tree&) = delete;
   Tree& operator=(const Tree&) = delete;
 
@@ -154,6 +166,8 @@ class Tree {
   // chmod/chown of a node (root only: the fs layer checks the caller).
   Status set_mode(Ino ino, mode_t mode);
   Status set_owner(Ino ino, uid_t uid, gid_t gid);
+  // The owner new nodes get (see the constructor).
+  Owner owner() const { return owner_; }
 
   // kernfs iattrs (see IAttrs). `now` is the wall-clock time of the
   // request (the fs layer reads it; the tree keeps no clock).
@@ -206,6 +220,7 @@ class Tree {
   // an unknown or dead node.
   IAttrs* iattrs_locked(Ino ino, struct timespec now) REQUIRES(iattr_mu_);
 
+  const Owner owner_;
   mutable SharedMutex mu_{"tree"};  // Order: outermost tree lock; device locks are never held with it
   // kernfs_iattr_rwsem. Order: before mu_ (iattrs_locked looks the node
   // up, shared, with it held); never held while calling out.

@@ -16,6 +16,7 @@
 // unmount cleanly (after running the machine's shutdown sequence).
 
 #define FUSE_USE_VERSION 312
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <malloc.h>
 #include <sys/stat.h>
@@ -33,6 +34,7 @@
 
 #include <fmt/format.h>
 
+#include "core/caller.hpp"
 #include "core/clock.hpp"
 #include "core/event_log.hpp"
 #include "core/lock_service.hpp"
@@ -159,8 +161,35 @@ void check_mount_point(const std::string& path) {
   }
   if (!S_ISDIR(st.st_mode)) die(fmt::format("mount point {} is not a directory", path));
   if (is_mount_point(path)) die(fmt::format("mount point {} is busy (already mounted)", path));
-  if (access("/dev/fuse", R_OK | W_OK) != 0)
-    die(fmt::format("/dev/fuse: {} (is the fuse module loaded?)", std::strerror(errno)));
+}
+
+// Why fuse_session_mount failed, for the one line we print after libfuse's
+// own. libfuse mounts directly when it may (root: open /dev/fuse, mount(2))
+// and otherwise, on mount(2)'s EPERM, through the setuid-root fusermount3
+// (lib/mount.c fuse_kern_mount), which opens /dev/fuse with the user's own
+// rights (util/fusermount.c try_open_fuse_device drops privileges first).
+// So a user needs both: /dev/fuse readable and writable, and fusermount3.
+std::string mount_failure_reason() {
+  const int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  const int open_errno = errno;
+  if (fd >= 0) close(fd);
+  if (fd < 0 && (open_errno == ENOENT || open_errno == ENODEV || open_errno == ENXIO))
+    return "/dev/fuse does not exist: the fuse module is not loaded (modprobe fuse)";
+  if (fd < 0)
+    return fmt::format("/dev/fuse: {}{}", std::strerror(open_errno),
+                       geteuid() == 0
+                           ? ""
+                           : " (mounting as a user needs /dev/fuse readable and writable by you, "
+                             "mode 0666 as udev sets it, and a setuid-root fusermount3)");
+  if (geteuid() == 0) return "see the line above";
+  // libfuse runs FUSERMOUNT_DIR/fusermount3 (/usr/bin), else the one in PATH.
+  struct stat st {};
+  if (stat("/usr/bin/fusermount3", &st) != 0)
+    return "a user's mount needs fusermount3, and /usr/bin/fusermount3 is missing (install fuse3)";
+  if (st.st_uid != 0 || !(st.st_mode & S_ISUID))
+    return "a user's mount needs a setuid-root fusermount3, and /usr/bin/fusermount3 is not "
+           "(chmod u+s /usr/bin/fusermount3, as the fuse3 package installs it)";
+  return "see the line above";
 }
 
 }  // namespace
@@ -247,7 +276,15 @@ int main(int argc, char* argv[]) {
   }
   vsysfs::core::FaultInjection faults(*clock, events);
   vsysfs::core::Env env{*clock, events, &faults};
-  vsysfs::core::Tree tree;
+  // A daemon run by a user is that user's machine: the files the machine
+  // gives to root are the user's, and so are root's capabilities over it
+  // (docs/permissions.md). A root daemon's machine is the host's.
+  vsysfs::core::Tree::Owner owner;
+  if (geteuid() != 0) {
+    owner = {geteuid(), getegid()};
+    vsysfs::core::Caller::set_machine_owner(geteuid());
+  }
+  vsysfs::core::Tree tree(owner);
   vsysfs::core::LockService locks(env);
   auto machine = std::make_unique<vsysfs::devices::Machine>(env, tree, manual.get(), locks);
   try {
@@ -309,7 +346,7 @@ int main(int argc, char* argv[]) {
   if (!se) die("cannot create the FUSE session (bad -o option?)");
   if (fuse_set_signal_handlers(se) != 0) die("cannot install signal handlers");
   if (fuse_session_mount(se, abs_mountpoint.c_str()) != 0)
-    die(fmt::format("cannot mount at {}", mountpoint));
+    die(fmt::format("cannot mount at {}: {}", mountpoint, mount_failure_reason()));
   events.record(nullptr, "vsysfs", "mount", "OK",
                 {{"mountpoint", mountpoint}, {"machine", machine->name()}, {"clock", clock_kind}});
 

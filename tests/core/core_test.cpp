@@ -24,6 +24,7 @@
 #include "core/page_buffer.hpp"
 #include "core/parse.hpp"
 #include "core/result.hpp"
+#include "core/tree.hpp"
 
 using namespace vsysfs::core;
 
@@ -306,4 +307,30 @@ TEST_CASE("split_words splits at kernel whitespace and stops at a NUL") {
   CHECK(vsysfs::core::split_words(std::string_view("a b\0c d", 7)) == V{"a", "b"});
   CHECK(vsysfs::core::split_words("").empty());
   CHECK(vsysfs::core::split_words(" \n\t ").empty());
+}
+
+// A user's daemon (docs/permissions.md): every node the machine makes,
+// before and after the build, is owned by the machine's owner, as
+// kobject_get_ownership gives a user-namespaced netns's sysfs files to
+// that namespace's root.
+TEST_CASE("Tree gives every node, later ones too, to its owner; root by default") {
+  vsysfs::core::Tree by_root;
+  CHECK(by_root.get(vsysfs::core::kRootIno)->uid.load() == 0);
+  CHECK(by_root.get(by_root.mkdir_p("devices/system"))->gid.load() == 0);
+
+  vsysfs::core::Tree tree(vsysfs::core::Tree::Owner{1234, 5678});
+  CHECK(tree.owner().uid == 1234);
+  for (const vsysfs::core::Ino ino :
+       {vsysfs::core::kRootIno, tree.mkdir_p("kernel/debug"),
+        tree.add_symlink("class/net/eth0", "../../devices/virtual/net/eth0")}) {
+    const auto node = tree.get(ino);
+    REQUIRE(node);
+    CHECK(node->uid.load() == 1234);
+    CHECK(node->gid.load() == 5678);
+  }
+  // chown still changes one node only; new nodes keep the owner.
+  const auto dev = tree.mkdir_p("devices/platform");
+  CHECK(tree.set_owner(dev, 0, 0));
+  CHECK(tree.get(dev)->uid.load() == 0);
+  CHECK(tree.get(tree.mkdir_p("devices/platform/dcdbas"))->uid.load() == 1234);
 }
