@@ -24,18 +24,18 @@ teardown() { vsysfs_stop; }
 
 # What should be installed, from the source tree (not from the Makefile):
 # executables of mount-scripts/ (but the build helper install-deps), the
-# mount helpers in sbin, non-executable files there (libraries users
-# source) in share/vsysfs/lib, every machine, every man page.
+# mount helpers in sbin, the files of lib/ (libraries users source) in
+# share/vsysfs/lib, every machine, every man page.
 expected_files() {
   echo usr/bin/vsysfs
   local f name
   for f in "$VSYSFS_ROOT"/mount-scripts/*; do
     name=${f##*/}
     [ "$name" = install-deps ] && continue
-    if [ ! -x "$f" ]; then echo "usr/share/vsysfs/lib/$name"
-    elif [[ "$name" == mount.* ]]; then echo "usr/sbin/$name"
+    if [[ "$name" == mount.* ]]; then echo "usr/sbin/$name"
     else echo "usr/bin/$name"; fi
   done
+  for f in "$VSYSFS_ROOT"/lib/*; do echo "usr/share/vsysfs/lib/${f##*/}"; done
   for f in "$VSYSFS_ROOT"/machines/*.toml; do echo "usr/share/vsysfs/machines/${f##*/}"; done
   for f in "$VSYSFS_ROOT"/man/*.[1-8]; do echo "usr/share/man/man${f##*.}/${f##*/}"; done
 }
