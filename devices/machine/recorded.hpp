@@ -29,8 +29,8 @@
 // kernel/debug/vsysfs/recorded/shadowed (0400), so nothing is dropped
 // silently (a recorded directory the model made too is listed only when
 // the modes differ). Entries are added directories first, then files,
-// then links, so one entry can shadow another the same way. Entries under kernel/debug/vsysfs (the control plane) are
-// refused.
+// then links, so one entry can shadow another the same way. Entries under kernel/debug/vsysfs (the
+// control plane) are refused.
 //
 // Bounds (checked at start-up; a violation is a machine-file error naming
 // the entry): a path is relative, at most kMaxRecordedPath bytes and

@@ -47,11 +47,11 @@ constexpr core::AttributeGroup<K> kGroups[] = {{.name = "", .attrs = kAttrs}};
 
 std::span<const core::AttributeGroup<K>> Ksm::groups() { return kGroups; }
 
-#define VSYSFS_KSM_SHOW(name, field)                        \
+#define VSYSFS_KSM_SHOW(name, field)                           \
   core::Status Ksm::name##_show(core::PageBuffer& buf) const { \
-    core::MutexLock lock(mu_);                              \
-    buf.emit("{}\n", field);                                \
-    return {};                                              \
+    core::MutexLock lock(mu_);                                 \
+    buf.emit("{}\n", field);                                   \
+    return {};                                                 \
   }
 VSYSFS_KSM_SHOW(run, run_)
 VSYSFS_KSM_SHOW(sleep_millisecs, sleep_millisecs_)
@@ -135,7 +135,7 @@ core::Result<std::size_t> Ksm::max_page_sharing_store(const core::Caller&, std::
 }
 
 core::Result<std::size_t> Ksm::stable_node_chains_prune_millisecs_store(const core::Caller&,
-                                                                         std::string_view in) {
+                                                                        std::string_view in) {
   auto v = core::kstrtouint(in, 10);
   if (!v) return core::Errno{EINVAL};
   core::MutexLock lock(mu_);
@@ -169,7 +169,8 @@ core::Result<std::size_t> Ksm::advisor_max_cpu_store(const core::Caller&, std::s
   return in.size();
 }
 
-core::Result<std::size_t> Ksm::advisor_min_pages_to_scan_store(const core::Caller&, std::string_view in) {
+core::Result<std::size_t> Ksm::advisor_min_pages_to_scan_store(const core::Caller&,
+                                                               std::string_view in) {
   auto v = core::kstrtoul(in, 10);
   if (!v) return core::Errno{EINVAL};
   core::MutexLock lock(mu_);
@@ -177,7 +178,8 @@ core::Result<std::size_t> Ksm::advisor_min_pages_to_scan_store(const core::Calle
   return in.size();
 }
 
-core::Result<std::size_t> Ksm::advisor_max_pages_to_scan_store(const core::Caller&, std::string_view in) {
+core::Result<std::size_t> Ksm::advisor_max_pages_to_scan_store(const core::Caller&,
+                                                               std::string_view in) {
   auto v = core::kstrtoul(in, 10);
   if (!v) return core::Errno{EINVAL};
   core::MutexLock lock(mu_);
@@ -185,7 +187,8 @@ core::Result<std::size_t> Ksm::advisor_max_pages_to_scan_store(const core::Calle
   return in.size();
 }
 
-core::Result<std::size_t> Ksm::advisor_target_scan_time_store(const core::Caller&, std::string_view in) {
+core::Result<std::size_t> Ksm::advisor_target_scan_time_store(const core::Caller&,
+                                                              std::string_view in) {
   auto v = core::kstrtoul(in, 10);
   if (!v || *v < 1) return core::Errno{EINVAL};
   core::MutexLock lock(mu_);

@@ -48,8 +48,8 @@ class Ksm {
   static std::span<const core::AttributeGroup<Ksm>> groups();
 
   // Locking: mu_. Context: FUSE worker.
-#define VSYSFS_KSM_RW(name)                                  \
-  core::Status name##_show(core::PageBuffer& buf) const;     \
+#define VSYSFS_KSM_RW(name)                              \
+  core::Status name##_show(core::PageBuffer& buf) const; \
   core::Result<std::size_t> name##_store(const core::Caller& caller, std::string_view in);
   VSYSFS_KSM_RW(run)
   VSYSFS_KSM_RW(sleep_millisecs)

@@ -128,15 +128,24 @@ std::string rname(PosixRange r) {
 }
 const char* op_name(LOp op) {
   switch (op) {
-    case LOp::prio: return "prio";
-    case LOp::flock: return "flock";
-    case LOp::setlk: return "setlk";
-    case LOp::ofd: return "ofd";
-    case LOp::cancel: return "cancel";
-    case LOp::close_proc: return "close_proc";
-    case LOp::flush: return "flush";
-    case LOp::close_ofd: return "close_ofd";
-    case LOp::close_flock: return "close_flock";
+    case LOp::prio:
+      return "prio";
+    case LOp::flock:
+      return "flock";
+    case LOp::setlk:
+      return "setlk";
+    case LOp::ofd:
+      return "ofd";
+    case LOp::cancel:
+      return "cancel";
+    case LOp::close_proc:
+      return "close_proc";
+    case LOp::flush:
+      return "flush";
+    case LOp::close_ofd:
+      return "close_ofd";
+    case LOp::close_flock:
+      return "close_flock";
   }
   return "?";
 }
@@ -148,7 +157,9 @@ std::string to_cpp(const std::vector<LStep>& steps) {
   for (const LStep& s : steps) {
     out += fmt::format("    {{.op = LOp::{}, .owner = {}", op_name(s.op), s.owner);
     switch (s.op) {
-      case LOp::prio: out += fmt::format(", .prio = {}", s.prio); break;
+      case LOp::prio:
+        out += fmt::format(", .prio = {}", s.prio);
+        break;
       case LOp::flock:
       case LOp::setlk:
       case LOp::ofd: {
@@ -158,16 +169,24 @@ std::string to_cpp(const std::vector<LStep>& steps) {
                            : s.type == LockType::Write ? kTypes[1]
                                                        : kTypes[2]);
         if (s.op != LOp::flock)
-          out += fmt::format(", .start = {}, .end = {}", s.start,
-                             s.end == UINT64_MAX ? std::string("UINT64_MAX") : std::to_string(s.end));
+          out +=
+              fmt::format(", .start = {}, .end = {}", s.start,
+                          s.end == UINT64_MAX ? std::string("UINT64_MAX") : std::to_string(s.end));
         out += fmt::format(", .wait = {}", s.wait);
         break;
       }
       case LOp::cancel:
-      case LOp::close_flock: break;
-      case LOp::close_proc: out += fmt::format(", .key = {}, .file = {}", s.key, s.file); break;
-      case LOp::flush: out += fmt::format(", .key = {}", s.key); break;
-      case LOp::close_ofd: out += fmt::format(", .file = {}", s.file); break;
+      case LOp::close_flock:
+        break;
+      case LOp::close_proc:
+        out += fmt::format(", .key = {}, .file = {}", s.key, s.file);
+        break;
+      case LOp::flush:
+        out += fmt::format(", .key = {}", s.key);
+        break;
+      case LOp::close_ofd:
+        out += fmt::format(", .file = {}", s.file);
+        break;
     }
     out += "},\n";
   }
@@ -208,8 +227,7 @@ class Run {
   bool apply(const LStep& s) {
     do_step(s);
     ++steps_;
-    if (trace_)
-      std::fprintf(stderr, "%zu. %s\n%s\n", steps_, describe(s).c_str(), state().c_str());
+    if (trace_) std::fprintf(stderr, "%zu. %s\n%s\n", steps_, describe(s).c_str(), state().c_str());
     if (failure_.empty()) check_state();
     return failure_.empty();
   }
@@ -220,7 +238,9 @@ class Run {
   // waits makes a request or is closed).
   std::optional<LStep> draw(std::mt19937_64& rng) {
     auto roll = [&](int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng); };
-    auto pick = [&](const auto& a) { return a[static_cast<std::size_t>(roll(static_cast<int>(std::size(a))))]; };
+    auto pick = [&](const auto& a) {
+      return a[static_cast<std::size_t>(roll(static_cast<int>(std::size(a))))];
+    };
     const int what = roll(10);
     LStep s;
     if (what == 0 && !pending_.empty()) {  // an interrupt
@@ -277,20 +297,24 @@ class Run {
 
   static std::string describe(const LStep& s) {
     switch (s.op) {
-      case LOp::prio: return fmt::format("prio owner={} {}", s.owner, s.prio);
+      case LOp::prio:
+        return fmt::format("prio owner={} {}", s.owner, s.prio);
       case LOp::flock:
         return fmt::format("flock owner={} key={} {}{}", s.owner, s.key, tname(s.type),
                            s.wait ? "" : " nb");
       case LOp::setlk:
       case LOp::ofd:
         return fmt::format("{}{} owner={} key={} file={} {} {}",
-                           s.op == LOp::setlk ? "setlk" : "ofd", s.wait ? "w" : "", s.owner,
-                           s.key, s.file, tname(s.type), rname({s.start, s.end}));
-      case LOp::cancel: return fmt::format("cancel owner={}", s.owner);
+                           s.op == LOp::setlk ? "setlk" : "ofd", s.wait ? "w" : "", s.owner, s.key,
+                           s.file, tname(s.type), rname({s.start, s.end}));
+      case LOp::cancel:
+        return fmt::format("cancel owner={}", s.owner);
       case LOp::close_proc:
         return fmt::format("close process={} key={} file={}", s.owner, s.key, s.file);
-      case LOp::flush: return fmt::format("flush process={} key={}", s.owner, s.key);
-      case LOp::close_ofd: return fmt::format("close ofd={} by process={}", s.owner, s.file);
+      case LOp::flush:
+        return fmt::format("flush process={} key={}", s.owner, s.key);
+      case LOp::close_ofd:
+        return fmt::format("close ofd={} by process={}", s.owner, s.file);
       case LOp::close_flock:
         return fmt::format("close flock={} key={}", s.owner, desc_key(s.owner));
     }
@@ -478,8 +502,8 @@ class Run {
       case LOp::close_proc:
         if (busy(s.owner)) return;
         model_drop(false, s.key, s.owner, {});
-        std::erase_if(held_,
-                      [&](const MLock& h) { return !h.flock && h.key == s.key && h.file == s.file; });
+        std::erase_if(
+            held_, [&](const MLock& h) { return !h.flock && h.key == s.key && h.file == s.file; });
         svc_.release_posix(s.key, s.owner);
         svc_.release_file(s.key, s.file);
         drain();
@@ -513,7 +537,8 @@ class Run {
       }
       case LOp::flock:
       case LOp::setlk:
-      case LOp::ofd: break;
+      case LOp::ofd:
+        break;
     }
     if (busy(s.owner)) return;
     MReq r{};
@@ -608,7 +633,8 @@ class Run {
           }
           return true;
         });
-        if (!fair) return fail("waiter order: a waiter waits for a turn that waits for it: " + q->desc);
+        if (!fair)
+          return fail("waiter order: a waiter waits for a turn that waits for it: " + q->desc);
       }
     }
     // No deadlock left unreported.
@@ -632,8 +658,8 @@ class Run {
 
 // Replays `steps` on a fresh service; the first failure (the step index and
 // the "invariant: detail" message). What a pasted regression test calls.
-std::optional<rnd::Failure> replay_locks(const std::vector<LStep>& steps,
-                                         Plant plant = Plant::none, Run::Stats* stats = nullptr) {
+std::optional<rnd::Failure> replay_locks(const std::vector<LStep>& steps, Plant plant = Plant::none,
+                                         Run::Stats* stats = nullptr) {
   Run run(plant);
   for (std::size_t i = 0; i < steps.size(); ++i)
     if (!run.apply(steps[i])) return rnd::Failure{i, run.failure()};
@@ -703,83 +729,96 @@ std::string report(const LockOutcome& o) {
 }  // namespace
 
 TEST_SUITE("lock_service") {
-  TEST_CASE("lock random: the lock table follows the model, no lost wake-up, deadlocks") {
-    const char* one_env = std::getenv("VSYSFS_RANDOM_SEED");
-    const char* seeds_env = std::getenv("VSYSFS_LOCK_SEEDS");
-    const bool one = one_env && *one_env;
-    const std::uint64_t first = one ? rnd::seed_from_env(1) : 1;
-    const std::uint64_t last =
-        one                       ? first
-        : seeds_env && *seeds_env ? std::strtoull(seeds_env, nullptr, 0)
-        : rnd::kSanitized         ? kSeeds / 10
-                                  : kSeeds;
-    const std::size_t steps = rnd::steps_from_env(kSteps);
-    Run::Stats total;
-    for (std::uint64_t seed = first; seed <= last; ++seed) {
-      const LockOutcome o = run_locks(seed, steps);
-      total.granted += o.stats.granted;
-      total.waited += o.stats.waited;
-      total.deadlocks += o.stats.deadlocks;
-      total.eagain += o.stats.eagain;
-      total.eintr += o.stats.eintr;
-      if (rnd::verbose()) std::fprintf(stderr, "%s\n", report(o).c_str());
-      if (o.failure) {
-        FAIL(report(o));
-        break;
-      }
-    }
-    MESSAGE("seeds " << first << "-" << last << ", " << steps << " steps: granted " << total.granted
-                     << " waited " << total.waited << " EDEADLK " << total.deadlocks << " EAGAIN "
-                     << total.eagain << " EINTR " << total.eintr);
-    if (!one && steps >= kSteps && last - first + 1 >= kSeeds) {
-      // The sequences reach the paths they are meant to check.
-      CHECK(total.waited > 100);
-      CHECK(total.deadlocks > 5);
-      CHECK(total.eintr > 10);
+TEST_CASE("lock random: the lock table follows the model, no lost wake-up, deadlocks") {
+  const char* one_env = std::getenv("VSYSFS_RANDOM_SEED");
+  const char* seeds_env = std::getenv("VSYSFS_LOCK_SEEDS");
+  const bool one = one_env && *one_env;
+  const std::uint64_t first = one ? rnd::seed_from_env(1) : 1;
+  const std::uint64_t last = one                       ? first
+                             : seeds_env && *seeds_env ? std::strtoull(seeds_env, nullptr, 0)
+                             : rnd::kSanitized         ? kSeeds / 10
+                                                       : kSeeds;
+  const std::size_t steps = rnd::steps_from_env(kSteps);
+  Run::Stats total;
+  for (std::uint64_t seed = first; seed <= last; ++seed) {
+    const LockOutcome o = run_locks(seed, steps);
+    total.granted += o.stats.granted;
+    total.waited += o.stats.waited;
+    total.deadlocks += o.stats.deadlocks;
+    total.eagain += o.stats.eagain;
+    total.eintr += o.stats.eintr;
+    if (rnd::verbose()) std::fprintf(stderr, "%s\n", report(o).c_str());
+    if (o.failure) {
+      FAIL(report(o));
+      break;
     }
   }
+  MESSAGE("seeds " << first << "-" << last << ", " << steps << " steps: granted " << total.granted
+                   << " waited " << total.waited << " EDEADLK " << total.deadlocks << " EAGAIN "
+                   << total.eagain << " EINTR " << total.eintr);
+  if (!one && steps >= kSteps && last - first + 1 >= kSeeds) {
+    // The sequences reach the paths they are meant to check.
+    CHECK(total.waited > 100);
+    CHECK(total.deadlocks > 5);
+    CHECK(total.eintr > 10);
+  }
+}
 
-  TEST_CASE("lock random: a planted fault is found, and shrinking ends 1-minimal") {
-    // The model forgets the right-hand remainder of a POSIX lock when part
-    // of it is unlocked or replaced: a lock over 5-14 or 0-EOF, then an
-    // unlock or a lock of another type of a range inside it, by the same
-    // owner, is the shortest failing sequence.
-    const LockOutcome o = run_locks(7, kSteps, Plant::lost_right_piece);  // fixed: tests the shrinker
-    INFO(report(o));
-    REQUIRE(o.failure);
-    CHECK(o.failure->kind() == "lock table");
-    REQUIRE(o.shrunk_failure);
-    CHECK(o.shrunk_failure->kind() == "lock table");
-    CHECK(o.shrunk.size() < o.failure->step + 1);
-    CHECK(o.shrunk.size() == 2);
-    // Dropping any one step of the shrunk list makes the failure go away.
-    for (std::size_t i = 0; i < o.shrunk.size(); ++i) {
-      auto fewer = o.shrunk;
-      fewer.erase(fewer.begin() + static_cast<long>(i));
-      const auto r = replay_locks(fewer, Plant::lost_right_piece);
-      CHECK_MESSAGE((!r || r->kind() != "lock table"), "step ", i, " was not needed");
-    }
-    // Without the plant the same sequence passes: the fault is the model's.
-    CHECK(!replay_locks(o.shrunk));
+TEST_CASE("lock random: a planted fault is found, and shrinking ends 1-minimal") {
+  // The model forgets the right-hand remainder of a POSIX lock when part
+  // of it is unlocked or replaced: a lock over 5-14 or 0-EOF, then an
+  // unlock or a lock of another type of a range inside it, by the same
+  // owner, is the shortest failing sequence.
+  const LockOutcome o = run_locks(7, kSteps, Plant::lost_right_piece);  // fixed: tests the shrinker
+  INFO(report(o));
+  REQUIRE(o.failure);
+  CHECK(o.failure->kind() == "lock table");
+  REQUIRE(o.shrunk_failure);
+  CHECK(o.shrunk_failure->kind() == "lock table");
+  CHECK(o.shrunk.size() < o.failure->step + 1);
+  CHECK(o.shrunk.size() == 2);
+  // Dropping any one step of the shrunk list makes the failure go away.
+  for (std::size_t i = 0; i < o.shrunk.size(); ++i) {
+    auto fewer = o.shrunk;
+    fewer.erase(fewer.begin() + static_cast<long>(i));
+    const auto r = replay_locks(fewer, Plant::lost_right_piece);
+    CHECK_MESSAGE((!r || r->kind() != "lock table"), "step ", i, " was not needed");
   }
+  // Without the plant the same sequence passes: the fault is the model's.
+  CHECK(!replay_locks(o.shrunk));
+}
 
-  TEST_CASE("lock random: the printed list pastes back as the same steps") {
-    const std::vector<LStep> steps = {
-        {.op = LOp::prio, .owner = 2, .prio = 139},
-        {.op = LOp::setlk, .owner = 2, .key = 1, .file = 1310, .type = LockType::Write, .start = 15, .end = UINT64_MAX, .wait = true},
-        {.op = LOp::flock, .owner = 201, .key = 1, .file = 201, .type = LockType::Read, .wait = false},
-        {.op = LOp::cancel, .owner = 2},
-        {.op = LOp::close_ofd, .owner = 101, .file = 3},
-    };
-    CHECK(to_cpp(steps) ==
-          "{\n"
-          "    {.op = LOp::prio, .owner = 2, .prio = 139},\n"
-          "    {.op = LOp::setlk, .owner = 2, .key = 1, .file = 1310, .type = LockType::Write, .start = 15, .end = UINT64_MAX, .wait = true},\n"
-          "    {.op = LOp::flock, .owner = 201, .key = 1, .file = 201, .type = LockType::Read, .wait = false},\n"
-          "    {.op = LOp::cancel, .owner = 2},\n"
-          "    {.op = LOp::close_ofd, .owner = 101, .file = 3},\n"
-          "}");
-    CHECK(!replay_locks(steps));
-  }
+TEST_CASE("lock random: the printed list pastes back as the same steps") {
+  const std::vector<LStep> steps = {
+      {.op = LOp::prio, .owner = 2, .prio = 139},
+      {.op = LOp::setlk,
+       .owner = 2,
+       .key = 1,
+       .file = 1310,
+       .type = LockType::Write,
+       .start = 15,
+       .end = UINT64_MAX,
+       .wait = true},
+      {.op = LOp::flock,
+       .owner = 201,
+       .key = 1,
+       .file = 201,
+       .type = LockType::Read,
+       .wait = false},
+      {.op = LOp::cancel, .owner = 2},
+      {.op = LOp::close_ofd, .owner = 101, .file = 3},
+  };
+  CHECK(to_cpp(steps) ==
+        "{\n"
+        "    {.op = LOp::prio, .owner = 2, .prio = 139},\n"
+        "    {.op = LOp::setlk, .owner = 2, .key = 1, .file = 1310, .type = LockType::Write, "
+        ".start = 15, .end = UINT64_MAX, .wait = true},\n"
+        "    {.op = LOp::flock, .owner = 201, .key = 1, .file = 201, .type = LockType::Read, .wait "
+        "= false},\n"
+        "    {.op = LOp::cancel, .owner = 2},\n"
+        "    {.op = LOp::close_ofd, .owner = 101, .file = 3},\n"
+        "}");
+  CHECK(!replay_locks(steps));
+}
 
 }  // TEST_SUITE

@@ -195,8 +195,8 @@ std::optional<Failure> replay(const Family& f, const std::vector<Step>& steps,
 std::vector<Step> shrink(const Family& f, std::vector<Step> steps, const Failure& failure,
                          std::size_t budget, std::size_t* runs) {
   return shrink_steps(
-      std::move(steps), failure,
-      [&f](const std::vector<Step>& cand) { return replay(f, cand); }, budget, runs);
+      std::move(steps), failure, [&f](const std::vector<Step>& cand) { return replay(f, cand); },
+      budget, runs);
 }
 
 Outcome run_random(const Family& f, std::uint64_t seed, std::size_t steps,

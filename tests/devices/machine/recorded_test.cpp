@@ -80,7 +80,8 @@ link = [ { path = "a/l", target = "f" }, { path = "a/f", target = "l" } ]
   CHECK(m.read("a/l/x") == "3");
   // The model's directory keeps its mode.
   CHECK(m.tree.find("devices/system/cpu")->mode == 0755);
-  CHECK(m.read("kernel/debug/vsysfs/recorded/shadowed") == "devices/system/cpu\na/f\na/f\na/l\na/f\n");
+  CHECK(m.read("kernel/debug/vsysfs/recorded/shadowed") ==
+        "devices/system/cpu\na/f\na/f\na/l\na/f\n");
 }
 
 TEST_CASE("paths and targets never leave the tree; bounds are checked") {
@@ -122,8 +123,8 @@ TEST_CASE("paths and targets never leave the tree; bounds are checked") {
 // holes included, and its MemTotal (the pages the kernel reserved spread
 // over the blocks).
 TEST_SUITE("recorded_numa") {
-  TEST_CASE("memory_blocks keeps the recorded block ids; memory_kb the recorded MemTotal") {
-    TestMachine m(R"(
+TEST_CASE("memory_blocks keeps the recorded block ids; memory_kb the recorded MemTotal") {
+  TestMachine m(R"(
 [numa]
 memory_block_size_mb = 128
 [[numa.node]]
@@ -134,31 +135,33 @@ memory_kb = 300000
 cpus = "1"
 memory_blocks = "2"
 )");
-    CHECK(m.exists("devices/system/memory/memory0"));
-    CHECK(m.exists("devices/system/memory/memory1"));
-    CHECK_FALSE(m.exists("devices/system/memory/memory3"));  // the hole
-    CHECK(m.link_target("devices/system/memory/memory4/node0") == "../../node/node0");
-    CHECK(m.link_target("devices/system/memory/memory2/node1") == "../../node/node1");
-    CHECK(m.read("devices/system/memory/memory4/phys_index") == "00000004\n");
-    CHECK(m.read("devices/system/node/node0/meminfo").starts_with("Node 0 MemTotal:         300000 kB\n"));
-    // Without memory_kb: the blocks' size.
-    CHECK(m.read("devices/system/node/node1/meminfo").starts_with("Node 1 MemTotal:         131072 kB\n"));
-  }
-
-  TEST_CASE("memory_blocks errors name the key") {
-    auto numa = [](const std::string& node0) {
-      return "[numa]\nmemory_block_size_mb = 128\n[[numa.node]]\ncpus = \"0\"\n" + node0 +
-             "\n[[numa.node]]\ncpus = \"1\"\nmemory_blocks = \"2\"\n";
-    };
-    CHECK(error_of(numa("memory_blocks = \"0-2\"")).find("memory block 2 belongs to another node") !=
-          std::string::npos);
-    CHECK(error_of(numa("memory_blocks = \"0\"\nmemory_kb = 131073"))
-              .find("more than the node's memory_blocks hold") != std::string::npos);
-    CHECK(error_of(numa("memory_blocks = \"0\"\nmemory_kb = 1\nmemory_mb = 1"))
-              .find("memory_mb or memory_kb, not both") != std::string::npos);
-    CHECK(error_of(numa("memory_mb = 128")).find("needs them on every node with memory") !=
-          std::string::npos);
-    CHECK(error_of("[numa]\n[[numa.node]]\ncpus = \"0\"\nmemory_blocks = \"0\"\n")
-              .find("needs [numa] memory_block_size_mb") != std::string::npos);
-  }
+  CHECK(m.exists("devices/system/memory/memory0"));
+  CHECK(m.exists("devices/system/memory/memory1"));
+  CHECK_FALSE(m.exists("devices/system/memory/memory3"));  // the hole
+  CHECK(m.link_target("devices/system/memory/memory4/node0") == "../../node/node0");
+  CHECK(m.link_target("devices/system/memory/memory2/node1") == "../../node/node1");
+  CHECK(m.read("devices/system/memory/memory4/phys_index") == "00000004\n");
+  CHECK(m.read("devices/system/node/node0/meminfo")
+            .starts_with("Node 0 MemTotal:         300000 kB\n"));
+  // Without memory_kb: the blocks' size.
+  CHECK(m.read("devices/system/node/node1/meminfo")
+            .starts_with("Node 1 MemTotal:         131072 kB\n"));
 }
+
+TEST_CASE("memory_blocks errors name the key") {
+  auto numa = [](const std::string& node0) {
+    return "[numa]\nmemory_block_size_mb = 128\n[[numa.node]]\ncpus = \"0\"\n" + node0 +
+           "\n[[numa.node]]\ncpus = \"1\"\nmemory_blocks = \"2\"\n";
+  };
+  CHECK(error_of(numa("memory_blocks = \"0-2\"")).find("memory block 2 belongs to another node") !=
+        std::string::npos);
+  CHECK(error_of(numa("memory_blocks = \"0\"\nmemory_kb = 131073"))
+            .find("more than the node's memory_blocks hold") != std::string::npos);
+  CHECK(error_of(numa("memory_blocks = \"0\"\nmemory_kb = 1\nmemory_mb = 1"))
+            .find("memory_mb or memory_kb, not both") != std::string::npos);
+  CHECK(error_of(numa("memory_mb = 128")).find("needs them on every node with memory") !=
+        std::string::npos);
+  CHECK(error_of("[numa]\n[[numa.node]]\ncpus = \"0\"\nmemory_blocks = \"0\"\n")
+            .find("needs [numa] memory_block_size_mb") != std::string::npos);
+}
+}  // TEST_SUITE("recorded_numa")

@@ -151,8 +151,7 @@ enum class Plant {
 // What the runs exercised, summed over every checker of a test case (the
 // test asserts the seeds reach each case the invariants are about).
 struct NetCoverage {
-  std::uint64_t timeouts = 0, frozen_steps = 0, stopped_queues = 0, frames = 0,
-                downs_in_flight = 0;
+  std::uint64_t timeouts = 0, frozen_steps = 0, stopped_queues = 0, frames = 0, downs_in_flight = 0;
 };
 
 struct Counters {
@@ -203,8 +202,9 @@ class NetChecker : public rnd::Checker {
       // Nothing reaches the driver: no new descriptor in the ring.
       const unsigned in_use = n.drv->ring_in_use();
       if (in_use > f.in_use)
-        return fmt::format("ring grew while offline: {} from {} to {} while down or without carrier",
-                           name, f.in_use, in_use);
+        return fmt::format(
+            "ring grew while offline: {} from {} to {} while down or without carrier", name,
+            f.in_use, in_use);
       // With the PHY link up and the carrier switched off in software, the
       // frames already in the ring may still leave (the MAC has link);
       // nothing else does, and the watchdog is off.
@@ -250,8 +250,8 @@ class NetChecker : public rnd::Checker {
     return rnd::num(m.read(n.dir + "statistics/" + name)).value_or(~0ULL);
   }
   static Counters counters(TestMachine& m, const Nic& n) {
-    return {stat(m, n, "tx_packets"), stat(m, n, "tx_bytes"),   stat(m, n, "tx_errors"),
-            stat(m, n, "tx_dropped"), stat(m, n, "rx_packets"), stat(m, n, "rx_dropped"),
+    return {stat(m, n, "tx_packets"),      stat(m, n, "tx_bytes"),   stat(m, n, "tx_errors"),
+            stat(m, n, "tx_dropped"),      stat(m, n, "rx_packets"), stat(m, n, "rx_dropped"),
             stat(m, n, "rx_missed_errors")};
   }
   static std::string knob(TestMachine& m, const Nic& n, const char* which) {
@@ -374,7 +374,8 @@ class NetChecker : public rnd::Checker {
                            n.info->name, (now - n.dev->trans_start()).count());
       // 5. ring state
       const unsigned in_use = n.drv->ring_in_use();
-      if (in_use > n.info->ring) return fmt::format("ring state: {} in use {}", n.info->name, in_use);
+      if (in_use > n.info->ring)
+        return fmt::format("ring state: {} in use {}", n.info->name, in_use);
       if (!up(n) && (in_use != 0 || n.drv->hardware().completed() != 0))
         return fmt::format("ring state: {} down with ring in use {}, hardware head {}",
                            n.info->name, in_use, n.drv->hardware().completed());
@@ -493,9 +494,10 @@ TEST_CASE("net random: seeded operations keep the invariants") {
     if (o.failure) FAIL(rnd::report(f, o));
   }
   MESSAGE("watchdog timeouts " << cov->timeouts << ", steps with a NIC offline "
-          << cov->frozen_steps << ", stopped-queue sightings " << cov->stopped_queues
-          << ", downs with frames in the ring " << cov->downs_in_flight
-          << ", frames (max per NIC, summed) " << cov->frames);
+                               << cov->frozen_steps << ", stopped-queue sightings "
+                               << cov->stopped_queues << ", downs with frames in the ring "
+                               << cov->downs_in_flight << ", frames (max per NIC, summed) "
+                               << cov->frames);
   if (!only && runs >= 24 && steps >= 340) {
     // The default seeds reach every case the invariants are about.
     CHECK(cov->timeouts > 0);
