@@ -241,6 +241,12 @@ assert f['seed'] == 0 and f['pids'] == [], f
 s = f['points']['store']
 assert (s['probability'], s['times'], s['errno'], s['paths'], s['task-filter']) == (0, 1, 5, [], False), s
 assert f['points']['page_alloc']['ignore-gfp-wait'] is True, f"
+  # A row's other column is in the form the command takes back, quoted for
+  # the shell (a glob stays a glob).
+  "$CTL" fail show 'paths=devices/*/mtu class/net/*/mtu' errno=ENODEV
+  [[ "$("$CTL" fail)" == *"errno=ENODEV paths='devices/*/mtu class/net/*/mtu'"* ]]
+  [ "$(cat "$MNT/$F/show/paths")" = "$(printf 'devices/*/mtu\nclass/net/*/mtu')" ]
+  "$CTL" fail show paths= errno=EIO
 }
 
 @test "fail store ...: a store on the armed attribute gets the errno, injected moves; fail store off restores" {
