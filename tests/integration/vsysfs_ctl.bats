@@ -7,6 +7,7 @@
 # O_NONBLOCK, nonseekable, EINTR on a signal, ended when the daemon stops.
 
 load helpers
+bats_require_minimum_version 1.5.0
 
 CTL=$SCRIPTS/vsysfs-ctl
 
@@ -60,7 +61,7 @@ wait_exit() {
 @test "--help names every command; no command, bad ones and bad durations are usage errors (2)" {
   run "$CTL" --help
   [ "$status" -eq 0 ]
-  for c in "clock now" "events wait" "--follow" shutdown machine; do [[ "$output" == *"$c"* ]]; done
+  for c in "clock now" "events wait" "--follow" shutdown machine "fail POINT KEY=VALUE" "fail seed" "fail pids"; do [[ "$output" == *"$c"* ]]; done
   run "$CTL"
   [ "$status" -eq 2 ]
   run "$CTL" frobnicate
@@ -207,6 +208,121 @@ wait_exit() {
 import json, sys
 m = json.load(sys.stdin)
 assert m['pid'] == '$VSYSFS_PID' and m['clock'] == 'manual', m"
+}
+
+# fail: K/fail (docs/fault-injection.md). The store point is armed only
+# for lo's mtu; each test starts from the defaults (fail_reset) and leaves
+# the point off, so one failing test does not make the next one fail.
+F=kernel/debug/vsysfs/fail
+MTU=devices/virtual/net/lo/mtu
+fail_reset() { "$CTL" fail store probability=0 times=1 paths= errno=5; }
+# The store point's injected count, from the table and from --json.
+injected() {
+  local table json
+  table=$("$CTL" fail | awk '$1 == "store" { print $8 }')
+  json=$("$CTL" fail list --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["points"]["store"]["injected"])')
+  [ "$table" = "$json" ] || { echo "table says $table, --json says $json" >&2; return 1; }
+  echo "$table"
+}
+
+@test "fail: every point with its settings and injected count, as a table and as JSON" {
+  run "$CTL" fail
+  [ "$status" -eq 0 ]
+  [[ "${lines[2]}" == "point "*"probability"*"times"*"injected"*"other" ]]
+  for p in store show smi host_control page_alloc; do
+    [[ "$output" == *$'\n'"$p "* ]]
+  done
+  [[ "$output" == *"errno=EIO paths=''"* ]]
+  [[ "$output" == *"kind=no_answer"* ]]
+  "$CTL" fail list --json | python3 -c "
+import json, sys
+f = json.load(sys.stdin)
+assert f['seed'] == 0 and f['pids'] == [], f
+s = f['points']['store']
+assert (s['probability'], s['times'], s['errno'], s['paths'], s['task-filter']) == (0, 1, 5, [], False), s
+assert f['points']['page_alloc']['ignore-gfp-wait'] is True, f"
+  # A row's other column is in the form the command takes back, quoted for
+  # the shell (a glob stays a glob).
+  "$CTL" fail show 'paths=devices/*/mtu class/net/*/mtu' errno=ENODEV
+  [[ "$("$CTL" fail)" == *"errno=ENODEV paths='devices/*/mtu class/net/*/mtu'"* ]]
+  [ "$(cat "$MNT/$F/show/paths")" = "$(printf 'devices/*/mtu\nclass/net/*/mtu')" ]
+  "$CTL" fail show paths= errno=EIO
+}
+
+@test "fail store ...: a store on the armed attribute gets the errno, injected moves; fail store off restores" {
+  fail_reset
+  before=$(cat "$MNT/$MTU")
+  n0=$(injected)
+  "$CTL" fail store probability=100 times=-1 errno=EBUSY "paths=$MTU"
+  [ "$(cat "$MNT/$F/store/errno")" = 16 ]                  # the name went in as the number
+  [ "$(cat "$MNT/$F/store/paths")" = "$MTU" ]
+  run "$CTL" fail store
+  [[ "$output" == *"errno EBUSY"* && "$output" == *"times -1"* ]]
+  run -1 bash -c "echo 1400 > '$MNT/$MTU'"
+  [[ "$output" == *"busy"* ]]
+  run -1 bash -c "echo 1400 > '$MNT/$MTU'"
+  [ "$(cat "$MNT/$MTU")" = "$before" ]                     # refused before the device saw it
+  [ "$(injected)" -eq $((n0 + 2)) ]
+  echo 1 > "$MNT/devices/virtual/net/lo/tx_queue_len"      # another attribute: not armed
+  echo 1000 > "$MNT/devices/virtual/net/lo/tx_queue_len"
+  "$CTL" fail store off
+  [ "$(cat "$MNT/$F/store/probability")" = 0 ]
+  [ "$(cat "$MNT/$F/store/times")" = 1 ]                   # FAULT_ATTR_INITIALIZER's
+  echo 1400 > "$MNT/$MTU"
+  [ "$(cat "$MNT/$MTU")" = 1400 ]
+  [ "$(injected)" -eq $((n0 + 2)) ]
+  echo "$before" > "$MNT/$MTU"
+  fail_reset
+}
+
+@test "fail: an unknown point, key or errno name is a usage error (2) and writes nothing" {
+  fail_reset
+  n=$("$CTL" events --json | wc -l)
+  run -2 "$CTL" fail stor probability=100
+  [[ "$output" == *"no failure point 'stor'"* ]]
+  run -2 "$CTL" fail store times=5 bogus=1 probability=100
+  [[ "$output" == *"no key 'bogus'"* ]]
+  run -2 "$CTL" fail store injected=0
+  [[ "$output" == *"read-only"* ]]
+  run -2 "$CTL" fail store errno=ENOTANERRNO
+  run -2 "$CTL" fail store probability
+  run -2 "$CTL" fail store off times=1
+  run -2 "$CTL" fail seed 1 2
+  [ "$(cat "$MNT/$F/store/times")" = 1 ]
+  [ "$(cat "$MNT/$F/store/probability")" = 0 ]
+  [ "$("$CTL" events --json | wc -l)" -eq "$n" ]           # no set event either
+}
+
+@test "fail: a value the daemon refuses is a failure (1) with its errno; it stops there, unarmed" {
+  fail_reset
+  run -1 "$CTL" fail store errno=4096
+  [[ "$output" == *"errno=4096: EINVAL"*"nothing was written"* ]]
+  [ "$(cat "$MNT/$F/store/errno")" = 5 ]
+  # probability goes last: a refused key before it leaves the point unarmed.
+  run -1 "$CTL" fail store probability=100 times=3 errno=0 "paths=$MTU"
+  [[ "$output" == *"errno=0: EINVAL"*"already written: times=3"* ]]
+  [ "$(cat "$MNT/$F/store/times")" = 3 ]
+  [ "$(cat "$MNT/$F/store/probability")" = 0 ]
+  [ -z "$(cat "$MNT/$F/store/paths")" ]
+  run -1 "$CTL" fail store times=junk
+  [[ "$output" == *EINVAL* ]]
+  [ "$(cat "$MNT/$F/store/times")" = 3 ]
+  fail_reset
+}
+
+@test "fail seed and fail pids show and set K/fail/seed and K/fail/pids" {
+  "$CTL" fail seed 0x2a
+  [ "$("$CTL" fail seed)" = 42 ]
+  "$CTL" fail pids 30 7,12
+  [ "$(cat "$MNT/$F/pids")" = "$(printf '7\n12\n30')" ]
+  [ "$("$CTL" fail pids)" = "7 12 30" ]
+  run -1 "$CTL" fail pids 5 0
+  [[ "$output" == *EINVAL* ]]
+  [ "$("$CTL" fail pids)" = "7 12 30" ]                     # unchanged
+  "$CTL" fail list --json | grep -q '"seed": 42, "pids": \[7, 12, 30\]'
+  "$CTL" fail pids ''
+  [ -z "$("$CTL" fail pids)" ]
+  "$CTL" fail seed 0
 }
 
 @test "events_pipe: 0400, nonseekable, EAGAIN with O_NONBLOCK, EINTR on a signal, each event once per open" {
