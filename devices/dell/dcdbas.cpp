@@ -61,6 +61,12 @@ std::span<const core::AttributeGroup<DcdbasModule>> DcdbasModule::groups() { ret
 // kernel/debug/vsysfs/dcdbas/: the simulation's view of the firmware.
 //   cmos  0600  bin, 64 KiB: byte I behind index port P at P*256+I
 //               (libsmbios --cmos-dat layout); writes are logged.
+//   smi_answers 0600  seq: the SMI answer table, one "add ..." line per
+//               entry in match order (entry N is line N, from 0); a write
+//               is lines of "add CLASS SELECT [in=A,B,C,D] [out=B,C,D]
+//               [res=N]", "del N" or "clear", applied all or none: a bad
+//               line EINVAL, del of a missing entry ENOENT, more than 256
+//               entries ENOSPC (docs/devices/dell.md "Scripting the BIOS").
 class DcdbasDebug {
  public:
   DcdbasDebug(core::Env& env, std::shared_ptr<dcdbas::DellBios> bios) : env_(env), bios_(std::move(bios)) {}
@@ -81,6 +87,35 @@ class DcdbasDebug {
               {"bytes", bytes}});
     return n;
   }
+  // Locking: bios_lock (inside DellBios). Context: FUSE worker.
+  core::Status smi_answers_show(std::string& out) const {
+    for (const auto& r : bios_->smi_rules()) out += dcdbas::format_smi_rule(r) + "\n";
+    return {};
+  }
+  core::Result<std::size_t> smi_answers_store(const core::Caller& caller, std::string_view in) {
+    // Parse every line before anything changes: a bad one refuses the lot.
+    std::string_view rest = in;
+    if (rest.ends_with('\n')) rest.remove_suffix(1);
+    std::vector<dcdbas::SmiRuleEdit> edits;
+    core::Status st;
+    while (st) {
+      const std::size_t nl = rest.find('\n');
+      const std::string_view line = rest.substr(0, nl);
+      const bool text = std::all_of(line.begin(), line.end(), [](char c) {
+        return (static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) <= 0x7e) || c == '\t';
+      });
+      auto e = text ? dcdbas::parse_smi_rule_line(line) : std::nullopt;
+      if (!e) st = core::Errno{EINVAL};
+      else edits.push_back(*e);
+      if (nl == std::string_view::npos) break;
+      rest.remove_prefix(nl + 1);
+    }
+    if (st) st = bios_->smi_rules_edit(edits);
+    env_.log(&caller, "dcdbas", "smi_answers_write", st ? std::string_view("OK") : st.error().name(),
+             {{"bytes", printable(in)}, {"lines", edits.size()}, {"entries", bios_->smi_rules().size()}});
+    if (!st) return st.error();
+    return in.size();
+  }
 
  private:
   core::Env& env_;
@@ -89,7 +124,11 @@ class DcdbasDebug {
 constexpr core::BinAttribute<DcdbasDebug> kDebugBin[] = {
     VSYSFS_BIN_ATTR_RW(DcdbasDebug, cmos, 0600, dcdbas::DellBios::kCmosSize),
 };
-constexpr core::AttributeGroup<DcdbasDebug> kDebugGroups[] = {{.name = "", .bin_attrs = kDebugBin}};
+constexpr core::SeqAttribute<DcdbasDebug> kDebugSeq[] = {
+    VSYSFS_SEQ_ATTR_RW(DcdbasDebug, smi_answers, 0600),
+};
+constexpr core::AttributeGroup<DcdbasDebug> kDebugGroups[] = {
+    {.name = "", .bin_attrs = kDebugBin, .seq_attrs = kDebugSeq}};
 std::span<const core::AttributeGroup<DcdbasDebug>> DcdbasDebug::groups() { return kDebugGroups; }
 
 }  // namespace

@@ -1,9 +1,12 @@
 #include "devices/dell/dcdbas_bios.hpp"
 
 #include "core/bytes.hpp"
+#include "core/parse.hpp"
 #include "devices/machine/machine.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -67,7 +70,132 @@ std::string tag_from_bytes(const std::uint8_t* p, std::size_t max) {
   return std::string(reinterpret_cast<const char*>(p), n);
 }
 
+
+// A number of the smi_answers syntax: decimal, 0x hex or 0 octal, with an
+// optional sign (kstrtoll base 0), inside [lo, hi].
+std::optional<std::int64_t> rule_number(std::string_view s, std::int64_t lo, std::int64_t hi) {
+  const auto r = core::kstrtoll(s, 0);
+  if (!r || *r < lo || *r > hi) return std::nullopt;
+  return *r;
+}
+
+// "A,B,C" with exactly n comma-separated items.
+std::optional<std::vector<std::string_view>> rule_list(std::string_view s, std::size_t n) {
+  std::vector<std::string_view> items;
+  while (true) {
+    const std::size_t c = s.find(',');
+    items.push_back(s.substr(0, c));
+    if (c == std::string_view::npos) break;
+    s.remove_prefix(c + 1);
+  }
+  if (items.size() != n) return std::nullopt;
+  return items;
+}
+
+// An output word: any 32-bit pattern, written signed or unsigned.
+constexpr std::int64_t kOutLo = INT32_MIN;
+constexpr std::int64_t kOutHi = UINT32_MAX;
+
+SmiRule rule_from_table(const core::ConfigValue& t) {
+  SmiRule r;
+  if (!t.has("class") || !t.has("select")) t.fail("an smi_answer needs class and select");
+  r.cls = get_u16(t, "class", 0);
+  r.sel = get_u16(t, "select", 0);
+  if (t.has("input")) {
+    const auto& in = t.get_array("input");
+    if (in.size() != 4) t.require("input").fail("input has 4 words (a number or \"any\" each)");
+    for (std::size_t i = 0; i < 4; ++i) {
+      if (in[i].type() == core::ConfigValue::Type::String) {
+        if (in[i].as_string() != "any") in[i].fail("an input word is a number or \"any\"");
+        continue;
+      }
+      const std::int64_t v = in[i].as_int();
+      if (v < 0 || v > 0xFFFFFFFF) in[i].fail("an input word is 0..0xffffffff");
+      r.in[i] = static_cast<std::uint32_t>(v);
+    }
+  }
+  if (t.has("output")) {
+    const auto& out = t.get_array("output");
+    if (out.size() > 3)
+      t.require("output").fail("output is cbRES2..cbRES4 (up to 3 words; cbRES1 is result)");
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      const std::int64_t v = out[i].as_int();
+      if (v < kOutLo || v > kOutHi) out[i].fail("an output word is 32 bits");
+      r.out[i] = static_cast<std::uint32_t>(v);
+    }
+  }
+  const std::int64_t res = t.get_int("result", 0);
+  if (res < INT32_MIN || res > INT32_MAX) t.require("result").fail("result is a signed 32-bit cbRES1");
+  r.result = static_cast<std::int32_t>(res);
+  return r;
+}
+
 }  // namespace
+
+std::string format_smi_rule(const SmiRule& r) {
+  std::string in;
+  for (std::size_t i = 0; i < 4; ++i)
+    in += fmt::format("{}{}", i ? "," : "", r.in[i] ? fmt::format("{:#x}", *r.in[i]) : "*");
+  return fmt::format("add {} {} in={} out={:#x},{:#x},{:#x} res={}", r.cls, r.sel, in, r.out[0],
+                     r.out[1], r.out[2], r.result);
+}
+
+std::optional<SmiRuleEdit> parse_smi_rule_line(std::string_view line) {
+  const std::vector<std::string_view> w = core::split_words(line);
+  SmiRuleEdit e;
+  if (w.empty()) return std::nullopt;
+  if (w[0] == "clear") {
+    if (w.size() != 1) return std::nullopt;
+    e.op = SmiRuleEdit::Op::Clear;
+    return e;
+  }
+  if (w[0] == "del") {
+    if (w.size() != 2) return std::nullopt;
+    const auto n = rule_number(w[1], 0, kMaxSmiRules - 1);
+    if (!n || w[1].front() == '-' || w[1].front() == '+') return std::nullopt;
+    e.op = SmiRuleEdit::Op::Del;
+    e.index = static_cast<std::size_t>(*n);
+    return e;
+  }
+  if (w[0] != "add" || w.size() < 3) return std::nullopt;
+  const auto cls = rule_number(w[1], 0, 0xFFFF);
+  const auto sel = rule_number(w[2], 0, 0xFFFF);
+  if (!cls || !sel) return std::nullopt;
+  e.rule.cls = static_cast<std::uint16_t>(*cls);
+  e.rule.sel = static_cast<std::uint16_t>(*sel);
+  bool seen_in = false, seen_out = false, seen_res = false;
+  for (std::size_t k = 3; k < w.size(); ++k) {
+    const std::string_view word = w[k];
+    if (word.starts_with("in=") && !seen_in) {
+      seen_in = true;
+      const auto items = rule_list(word.substr(3), 4);
+      if (!items) return std::nullopt;
+      for (std::size_t i = 0; i < 4; ++i) {
+        if ((*items)[i] == "*") continue;
+        const auto v = rule_number((*items)[i], 0, 0xFFFFFFFF);
+        if (!v) return std::nullopt;
+        e.rule.in[i] = static_cast<std::uint32_t>(*v);
+      }
+    } else if (word.starts_with("out=") && !seen_out) {
+      seen_out = true;
+      const auto items = rule_list(word.substr(4), 3);
+      if (!items) return std::nullopt;
+      for (std::size_t i = 0; i < 3; ++i) {
+        const auto v = rule_number((*items)[i], kOutLo, kOutHi);
+        if (!v) return std::nullopt;
+        e.rule.out[i] = static_cast<std::uint32_t>(*v);
+      }
+    } else if (word.starts_with("res=") && !seen_res) {
+      seen_res = true;
+      const auto v = rule_number(word.substr(4), INT32_MIN, INT32_MAX);
+      if (!v) return std::nullopt;
+      e.rule.result = static_cast<std::int32_t>(*v);
+    } else {
+      return std::nullopt;
+    }
+  }
+  return e;
+}
 
 BiosConfig BiosConfig::from_section(const core::ConfigValue& sec) {
   BiosConfig c;
@@ -143,6 +271,10 @@ BiosConfig BiosConfig::from_section(const core::ConfigValue& sec) {
       if (o.id == d.id) t.require("id").fail("also an SMI token id");
     c.cmos_tokens.push_back(d);
   }
+  const auto& answers = sec.get_array("smi_answer");
+  if (answers.size() > kMaxSmiRules)
+    answers[kMaxSmiRules].fail(fmt::format("more than {} smi_answer entries", kMaxSmiRules));
+  for (const auto& t : answers) c.smi_rules.push_back(rule_from_table(t));
   return c;
 }
 
@@ -152,7 +284,8 @@ DellBios::DellBios(BiosConfig config)
       service_tag_(config_.service_tag),
       asset_tag_(config_.asset_tag),
       property_tag_(config_.property_tag),
-      cmos_(65536, 0) {
+      cmos_(65536, 0),
+      rules_(config_.smi_rules) {
   // Nothing has written the APM status port yet: it floats high.
   latch_[kPcatApmStatusPort] = 0xFF;
   // Power-on CMOS: the tokens marked active, applied in order.
@@ -239,7 +372,16 @@ SmiAnswer DellBios::calling_interface(const SmiRegisters& regs, PhysMemory& mem)
   for (int i = 0; i < 4; ++i) in[i] = le32(raw + 4 + 4 * i);
   std::array<std::int32_t, 4> out{};
   std::string note;
-  dispatch(cls, sel, in, out, mem, note);
+  if (const auto rule = match_rule(cls, sel, in)) {
+    // A scripted answer replaces the handler: nothing else changes.
+    const SmiRule& r = rules_[*rule];
+    out = {r.result, static_cast<std::int32_t>(r.out[0]), static_cast<std::int32_t>(r.out[1]),
+           static_cast<std::int32_t>(r.out[2])};
+    note = fmt::format("answered by smi_answers entry {}", *rule);
+    a.data.emplace_back("smi_answer", *rule);
+  } else {
+    dispatch(cls, sel, in, out, mem, note);
+  }
   std::uint8_t res[16];
   for (int i = 0; i < 4; ++i) put_le32(res + 4 * i, static_cast<std::uint32_t>(out[i]));
   (void)mem.write(regs.ebx + 20, res);
@@ -249,6 +391,56 @@ SmiAnswer DellBios::calling_interface(const SmiRegisters& regs, PhysMemory& mem)
   a.data.push_back(core::EventField::raw("input", json_array(in)));
   a.data.push_back(core::EventField::raw("output", json_array(out)));
   return a;
+}
+
+std::optional<std::size_t> DellBios::match_rule(std::uint16_t cls, std::uint16_t sel,
+                                               const std::array<std::uint32_t, 4>& in) const {
+  std::optional<std::size_t> best;
+  int best_exact = -1;
+  for (std::size_t k = 0; k < rules_.size(); ++k) {
+    const SmiRule& r = rules_[k];
+    if (r.cls != cls || r.sel != sel) continue;
+    int exact = 0;
+    bool match = true;
+    for (std::size_t i = 0; i < 4 && match; ++i) {
+      if (!r.in[i]) continue;
+      match = *r.in[i] == in[i];
+      ++exact;
+    }
+    // Strictly more exact words win; on a tie the earlier entry stays.
+    if (match && exact > best_exact) {
+      best = k;
+      best_exact = exact;
+    }
+  }
+  return best;
+}
+
+std::vector<SmiRule> DellBios::smi_rules() const {
+  core::MutexLock lock(mu_);
+  return rules_;
+}
+
+core::Status DellBios::smi_rules_edit(const std::vector<SmiRuleEdit>& edits) {
+  core::MutexLock lock(mu_);
+  std::vector<SmiRule> next = rules_;
+  for (const auto& e : edits) {
+    switch (e.op) {
+      case SmiRuleEdit::Op::Clear:
+        next.clear();
+        break;
+      case SmiRuleEdit::Op::Del:
+        if (e.index >= next.size()) return core::Errno{ENOENT};
+        next.erase(next.begin() + static_cast<std::ptrdiff_t>(e.index));
+        break;
+      case SmiRuleEdit::Op::Add:
+        if (next.size() >= kMaxSmiRules) return core::Errno{ENOSPC};
+        next.push_back(e.rule);
+        break;
+    }
+  }
+  rules_ = std::move(next);
+  return {};
 }
 
 NvSetting* DellBios::find_setting(std::uint16_t location) {

@@ -31,6 +31,15 @@
 //    machine off, any other parameter power-cycles it.
 //  - Any other port/code: nothing happens, as on real hardware.
 //
+// The SMI answer table (docs/devices/dell.md "Scripting the BIOS"): rules
+// from [[dcdbas.smi_answer]] and kernel/debug/vsysfs/dcdbas/smi_answers
+// that answer a calling-interface SMI in place of the handlers above. A
+// rule matches on class, select and, per word, input[i] (a value or any);
+// of the matching rules the one with the most exact input words wins, the
+// earlier one on a tie. The winner's cbRES1 and output[1..3] are written
+// back and nothing else happens (no setting, tag or CMOS changes). At most
+// kMaxSmiRules rules.
+//
 // CMOS is 64 KiB, byte I behind index port P at offset P*256+I (libsmbios's
 // cmos.dat layout), so the host-control pointer bytes are visible there.
 //
@@ -50,6 +59,7 @@
 #include "core/config.hpp"
 #include "core/event_log.hpp"
 #include "core/locks.hpp"
+#include "core/result.hpp"
 
 namespace vsysfs::devices::dcdbas {
 
@@ -106,6 +116,30 @@ struct CmosToken {
   std::string name;
 };
 
+// One row of the SMI answer table: when class, select and each exact
+// input word match, the BIOS answers output = {result, out[0..2]}.
+struct SmiRule {
+  std::uint16_t cls = 0;
+  std::uint16_t sel = 0;
+  std::array<std::optional<std::uint32_t>, 4> in{};  // nullopt: any value
+  std::int32_t result = 0;                            // cbRES1 (output[0])
+  std::array<std::uint32_t, 3> out{};                 // cbRES2..cbRES4
+  bool operator==(const SmiRule&) const = default;
+};
+inline constexpr std::size_t kMaxSmiRules = 256;
+
+// The rule as one line of the smi_answers file, in the syntax a write
+// takes ("add CLASS SELECT in=A,B,C,D out=B,C,D res=N", no newline).
+std::string format_smi_rule(const SmiRule& r);
+// One edit of the table, parsed from a line of the smi_answers file.
+struct SmiRuleEdit {
+  enum class Op { Add, Del, Clear } op = Op::Add;
+  SmiRule rule;         // Add
+  std::size_t index = 0;  // Del
+};
+// Parses one line (no newline): std::nullopt when it is not valid.
+std::optional<SmiRuleEdit> parse_smi_rule_line(std::string_view line);
+
 // The machine description's view of the firmware.
 struct BiosConfig {
   std::string model = "PowerEdge R740";
@@ -119,6 +153,7 @@ struct BiosConfig {
   std::vector<NvSetting> settings;
   std::vector<DaToken> tokens;
   std::vector<CmosToken> cmos_tokens;
+  std::vector<SmiRule> smi_rules;  // [[dcdbas.smi_answer]], at power-on
 
   // Reads the keys it owns from the [dcdbas] section (throws ConfigError).
   static BiosConfig from_section(const core::ConfigValue& sec);
@@ -166,6 +201,11 @@ class DellBios {
   std::string asset_tag() const;
   std::string property_tag() const;
   std::uint8_t cmos(std::uint16_t index_port, std::uint8_t index) const;
+  // The SMI answer table. smi_rules_edit applies every edit or, when one
+  // cannot be applied (del of a missing entry: ENOENT; more than
+  // kMaxSmiRules rules: ENOSPC), none. Locking: bios_lock.
+  std::vector<SmiRule> smi_rules() const;
+  core::Status smi_rules_edit(const std::vector<SmiRuleEdit>& edits);
   // The whole CMOS as libsmbios's cmos.dat (offset P*256+I), for the
   // kernel/debug/vsysfs/dcdbas/cmos file. Locking: bios_lock.
   std::size_t cmos_read(std::uint64_t pos, std::span<char> out) const;
@@ -174,11 +214,15 @@ class DellBios {
   const BiosConfig& config() const { return config_; }  // immutable parts only
 
  private:
-  SmiAnswer calling_interface(const SmiRegisters& regs, PhysMemory& mem);
+  SmiAnswer calling_interface(const SmiRegisters& regs, PhysMemory& mem) REQUIRES(mu_);
   SmiAnswer apm(std::uint16_t port, PhysMemory& mem);
   void dispatch(std::uint16_t cls, std::uint16_t sel, const std::array<std::uint32_t, 4>& in,
                 std::array<std::int32_t, 4>& out, PhysMemory& mem, std::string& note);
   NvSetting* find_setting(std::uint16_t location);
+  // The index of the rule answering this SMI, if any. Caller holds bios_lock.
+  std::optional<std::size_t> match_rule(std::uint16_t cls, std::uint16_t sel,
+                                        const std::array<std::uint32_t, 4>& in) const
+      REQUIRES(mu_);
 
   const BiosConfig config_;
   mutable core::Mutex mu_{"dcdbas.bios_lock", 20};  // Order: smi_data_lock(10) -> bios_lock(20)
@@ -190,6 +234,7 @@ class DellBios {
   std::map<std::uint16_t, std::uint8_t> index_;   // index register per index port
   std::map<std::uint16_t, std::uint8_t> latch_;   // last byte written to a port
   PowerFn power_;
+  std::vector<SmiRule> rules_ GUARDED_BY(mu_);
 };
 
 }  // namespace vsysfs::devices::dcdbas
