@@ -595,6 +595,9 @@ ROWS = [
           else "EINVAL"), "sim_control.hpp: poweroff|halt|reboot"),
     # devices/dell/dcdbas.cpp DcdbasDebug: cmos, bin of 64 KiB
     (VDBG + "dcdbas/cmos", bin_sized(65536), "dcdbas.cpp: cmos 0600, 64 KiB"),
+    # smi_answers: lines of "add CLASS SELECT ...", "del N" or "clear"
+    # (docs/devices/dell.md); no corpus input is one (all EINVAL).
+    (VDBG + "dcdbas/smi_answers", always("EINVAL"), "dcdbas.cpp: smi_answers lines"),
     # devices/net/netdev_knobs.hpp: link up|down, ordering flush|posted, faults
     # "NAME VALUE", traffic "count N size S rate R [cpus C]"|start|stop;
     # "Bad input is EINVAL and changes nothing".
