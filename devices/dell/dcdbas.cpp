@@ -102,17 +102,23 @@ class DcdbasDebug {
       const std::size_t nl = rest.find('\n');
       const std::string_view line = rest.substr(0, nl);
       const bool text = std::all_of(line.begin(), line.end(), [](char c) {
-        return (static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) <= 0x7e) || c == '\t';
+        return (static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) <= 0x7e) ||
+               c == '\t';
       });
       auto e = text ? dcdbas::parse_smi_rule_line(line) : std::nullopt;
-      if (!e) st = core::Errno{EINVAL};
-      else edits.push_back(*e);
+      if (!e)
+        st = core::Errno{EINVAL};
+      else
+        edits.push_back(*e);
       if (nl == std::string_view::npos) break;
       rest.remove_prefix(nl + 1);
     }
     if (st) st = bios_->smi_rules_edit(edits);
-    env_.log(&caller, "dcdbas", "smi_answers_write", st ? std::string_view("OK") : st.error().name(),
-             {{"bytes", printable(in)}, {"lines", edits.size()}, {"entries", bios_->smi_rules().size()}});
+    env_.log(&caller, "dcdbas", "smi_answers_write",
+             st ? std::string_view("OK") : st.error().name(),
+             {{"bytes", printable(in)},
+              {"lines", edits.size()},
+              {"entries", bios_->smi_rules().size()}});
     if (!st) return st.error();
     return in.size();
   }

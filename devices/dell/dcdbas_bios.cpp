@@ -70,7 +70,6 @@ std::string tag_from_bytes(const std::uint8_t* p, std::size_t max) {
   return std::string(reinterpret_cast<const char*>(p), n);
 }
 
-
 // A number of the smi_answers syntax: decimal, 0x hex or 0 octal, with an
 // optional sign (kstrtoll base 0), inside [lo, hi].
 std::optional<std::int64_t> rule_number(std::string_view s, std::int64_t lo, std::int64_t hi) {
@@ -125,7 +124,8 @@ SmiRule rule_from_table(const core::ConfigValue& t) {
     }
   }
   const std::int64_t res = t.get_int("result", 0);
-  if (res < INT32_MIN || res > INT32_MAX) t.require("result").fail("result is a signed 32-bit cbRES1");
+  if (res < INT32_MIN || res > INT32_MAX)
+    t.require("result").fail("result is a signed 32-bit cbRES1");
   r.result = static_cast<std::int32_t>(res);
   return r;
 }
@@ -394,7 +394,7 @@ SmiAnswer DellBios::calling_interface(const SmiRegisters& regs, PhysMemory& mem)
 }
 
 std::optional<std::size_t> DellBios::match_rule(std::uint16_t cls, std::uint16_t sel,
-                                               const std::array<std::uint32_t, 4>& in) const {
+                                                const std::array<std::uint32_t, 4>& in) const {
   std::optional<std::size_t> best;
   int best_exact = -1;
   for (std::size_t k = 0; k < rules_.size(); ++k) {

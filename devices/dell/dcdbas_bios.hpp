@@ -122,8 +122,8 @@ struct SmiRule {
   std::uint16_t cls = 0;
   std::uint16_t sel = 0;
   std::array<std::optional<std::uint32_t>, 4> in{};  // nullopt: any value
-  std::int32_t result = 0;                            // cbRES1 (output[0])
-  std::array<std::uint32_t, 3> out{};                 // cbRES2..cbRES4
+  std::int32_t result = 0;                           // cbRES1 (output[0])
+  std::array<std::uint32_t, 3> out{};                // cbRES2..cbRES4
   bool operator==(const SmiRule&) const = default;
 };
 inline constexpr std::size_t kMaxSmiRules = 256;
@@ -134,7 +134,7 @@ std::string format_smi_rule(const SmiRule& r);
 // One edit of the table, parsed from a line of the smi_answers file.
 struct SmiRuleEdit {
   enum class Op { Add, Del, Clear } op = Op::Add;
-  SmiRule rule;         // Add
+  SmiRule rule;           // Add
   std::size_t index = 0;  // Del
 };
 // Parses one line (no newline): std::nullopt when it is not valid.
@@ -221,8 +221,7 @@ class DellBios {
   NvSetting* find_setting(std::uint16_t location);
   // The index of the rule answering this SMI, if any. Caller holds bios_lock.
   std::optional<std::size_t> match_rule(std::uint16_t cls, std::uint16_t sel,
-                                        const std::array<std::uint32_t, 4>& in) const
-      REQUIRES(mu_);
+                                        const std::array<std::uint32_t, 4>& in) const REQUIRES(mu_);
 
   const BiosConfig config_;
   mutable core::Mutex mu_{"dcdbas.bios_lock", 20};  // Order: smi_data_lock(10) -> bios_lock(20)

@@ -73,7 +73,7 @@ TEST_CASE("BIOS table: most exact input match wins, then the earlier entry") {
   CHECK(ci_smi(m, 5, 5, {9, 9, 9, 9})[0] == 1);  // only the catch-all
   CHECK(ci_smi(m, 5, 5, {1, 9, 9, 9})[0] == 2);  // one exact word beats none
   CHECK(ci_smi(m, 5, 5, {9, 2, 9, 9})[0] == 4);
-  CHECK(ci_smi(m, 5, 5, {1, 2, 9, 9})[0] == 3);  // two beat one; entry 2 before 4
+  CHECK(ci_smi(m, 5, 5, {1, 2, 9, 9})[0] == 3);   // two beat one; entry 2 before 4
   CHECK(ci_smi(m, 5, 6, {1, 2, 9, 9})[0] == -2);  // select differs: built-in
   CHECK(m.events_of("dcdbas", "smi")[3].field("smi_answer") == "2");
   // del renumbers: deleting entry 2 leaves entry 4 (now 3) the best match.
@@ -86,27 +86,50 @@ TEST_CASE("BIOS table: most exact input match wins, then the earlier entry") {
 
 TEST_CASE("BIOS table: a read pastes back as the same table") {
   TestMachine m(kPe1400);
-  REQUIRE(m.write(std::string(kTable), "add 0x11 1 in=*,0xffffffff,0,* out=-1,2,3 res=-3\nadd 0 2\n") > 0);
+  REQUIRE(m.write(std::string(kTable),
+                  "add 0x11 1 in=*,0xffffffff,0,* out=-1,2,3 res=-3\nadd 0 2\n") > 0);
   const std::string listed = m.read(std::string(kTable));
   REQUIRE(m.write(std::string(kTable), "clear\n" + listed) > 0);
   CHECK(m.read(std::string(kTable)) == listed);
-  CHECK(listed == "add 17 1 in=*,0xffffffff,0x0,* out=0xffffffff,0x2,0x3 res=-3\n"
-                  "add 0 2 in=*,*,*,* out=0x0,0x0,0x0 res=0\n");
+  CHECK(listed ==
+        "add 17 1 in=*,0xffffffff,0x0,* out=0xffffffff,0x2,0x3 res=-3\n"
+        "add 0 2 in=*,*,*,* out=0x0,0x0,0x0 res=0\n");
 }
 
 TEST_CASE("BIOS table: bad lines are EINVAL and change nothing") {
   TestMachine m(kPe1400);
   REQUIRE(m.write(std::string(kTable), "add 1 2 res=-1\n") > 0);
   const std::string before = m.read(std::string(kTable));
-  const std::string_view bads[] = {
-           "\n", "add\n", "add 1\n", "add 65536 0\n", "add 1 -1\n", "add x 0\n",
-           "add 1 0 in=1,2,3\n", "add 1 0 in=1,2,3,4,5\n", "add 1 0 in=1,,3,4\n",
-           "add 1 0 in=0x100000000,*,*,*\n", "add 1 0 in=-1,*,*,*\n", "add 1 0 out=1,2\n",
-           "add 1 0 out=1,2,3,4\n", "add 1 0 out=0x100000000,0,0\n", "add 1 0 res=2147483648\n",
-           "add 1 0 res=-1 res=-2\n", "add 1 0 in=*,*,*,* in=*,*,*,*\n", "add 1 0 foo=1\n",
-           "add 1 0 res=\n", "del\n", "del x\n", "del -0\n", "del 1 2\n", "clear 1\n",
-           "remove 0\n", "add 1 0\n\n", "add 1 0\nbogus\n", "clear\nadd 1 0 res=1\nadd 2\n",
-           "add 1 0 res=\x01\n", std::string_view("add 1 0\0", 8)};
+  const std::string_view bads[] = {"\n",
+                                   "add\n",
+                                   "add 1\n",
+                                   "add 65536 0\n",
+                                   "add 1 -1\n",
+                                   "add x 0\n",
+                                   "add 1 0 in=1,2,3\n",
+                                   "add 1 0 in=1,2,3,4,5\n",
+                                   "add 1 0 in=1,,3,4\n",
+                                   "add 1 0 in=0x100000000,*,*,*\n",
+                                   "add 1 0 in=-1,*,*,*\n",
+                                   "add 1 0 out=1,2\n",
+                                   "add 1 0 out=1,2,3,4\n",
+                                   "add 1 0 out=0x100000000,0,0\n",
+                                   "add 1 0 res=2147483648\n",
+                                   "add 1 0 res=-1 res=-2\n",
+                                   "add 1 0 in=*,*,*,* in=*,*,*,*\n",
+                                   "add 1 0 foo=1\n",
+                                   "add 1 0 res=\n",
+                                   "del\n",
+                                   "del x\n",
+                                   "del -0\n",
+                                   "del 1 2\n",
+                                   "clear 1\n",
+                                   "remove 0\n",
+                                   "add 1 0\n\n",
+                                   "add 1 0\nbogus\n",
+                                   "clear\nadd 1 0 res=1\nadd 2\n",
+                                   "add 1 0 res=\x01\n",
+                                   std::string_view("add 1 0\0", 8)};
   for (std::string_view bad : bads) {
     CAPTURE(bad);
     CHECK(m.write(std::string(kTable), bad) == -EINVAL);
@@ -144,14 +167,20 @@ TEST_CASE("BIOS table: machine-file errors name the key") {
   using vsysfs::core::ConfigError;
   CHECK_THROWS_WITH_AS(TestMachine("[dcdbas]\n[[dcdbas.smi_answer]]\nclass = 1\n"),
                        doctest::Contains("class and select"), ConfigError);
-  CHECK_THROWS_WITH_AS(TestMachine("[dcdbas]\n[[dcdbas.smi_answer]]\nclass = 1\nselect = 0\ninput = [1, 2]\n"),
-                       doctest::Contains("input"), ConfigError);
-  CHECK_THROWS_WITH_AS(TestMachine("[dcdbas]\n[[dcdbas.smi_answer]]\nclass = 1\nselect = 0\ninput = [1, 'some', 3, 4]\n"),
-                       doctest::Contains("any"), ConfigError);
-  CHECK_THROWS_WITH_AS(TestMachine("[dcdbas]\n[[dcdbas.smi_answer]]\nclass = 1\nselect = 0\noutput = [1, 2, 3, 4]\n"),
-                       doctest::Contains("cbRES1 is result"), ConfigError);
-  CHECK_THROWS_WITH_AS(TestMachine("[dcdbas]\n[[dcdbas.smi_answer]]\nclass = 1\nselect = 0\nresult = 2147483648\n"),
-                       doctest::Contains("result"), ConfigError);
+  CHECK_THROWS_WITH_AS(
+      TestMachine("[dcdbas]\n[[dcdbas.smi_answer]]\nclass = 1\nselect = 0\ninput = [1, 2]\n"),
+      doctest::Contains("input"), ConfigError);
+  CHECK_THROWS_WITH_AS(
+      TestMachine(
+          "[dcdbas]\n[[dcdbas.smi_answer]]\nclass = 1\nselect = 0\ninput = [1, 'some', 3, 4]\n"),
+      doctest::Contains("any"), ConfigError);
+  CHECK_THROWS_WITH_AS(
+      TestMachine(
+          "[dcdbas]\n[[dcdbas.smi_answer]]\nclass = 1\nselect = 0\noutput = [1, 2, 3, 4]\n"),
+      doctest::Contains("cbRES1 is result"), ConfigError);
+  CHECK_THROWS_WITH_AS(
+      TestMachine("[dcdbas]\n[[dcdbas.smi_answer]]\nclass = 1\nselect = 0\nresult = 2147483648\n"),
+      doctest::Contains("result"), ConfigError);
   CHECK_THROWS_WITH_AS(TestMachine("[dcdbas]\n[[dcdbas.smi_answer]]\nclass = 65536\nselect = 0\n"),
                        doctest::Contains("16 bits"), ConfigError);
   std::string many = "[dcdbas]\n";
@@ -159,4 +188,4 @@ TEST_CASE("BIOS table: machine-file errors name the key") {
   CHECK_THROWS_WITH_AS(TestMachine{many}, doctest::Contains("more than 256"), ConfigError);
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("dcdbas")
