@@ -42,8 +42,11 @@
 //   [[dcdbas.token]]      id, location, value, name         (SMBIOS 0xDA)
 //   [[dcdbas.cmos_token]] id, index_port, data_port, location, and_mask,
 //                         or_value, active, name           (SMBIOS 0xD4)
+//   [[dcdbas.smi_answer]] class, select, input, output, result (the SMI
+//                         answer table, docs/devices/dell.md)
 // Control: kernel/debug/vsysfs/dcdbas/cmos (0600, 64 KiB, libsmbios's
-// cmos.dat layout); machine/shutdown runs host control; the event log has
+// cmos.dat layout), kernel/debug/vsysfs/dcdbas/smi_answers (0600, the SMI
+// answer table); machine/shutdown runs host control; the event log has
 // every SMI (what "smi"), port access ("outb"/"inb") and host control step.
 //
 // Thread-safety: one mutex, smi_data_lock, serialises buffer (re)allocation,
