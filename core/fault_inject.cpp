@@ -18,6 +18,8 @@ std::string_view fault_point_name(FaultPoint p) noexcept {
       return "page_alloc";
     case FaultPoint::NetXmit:
       return "net_xmit";
+    case FaultPoint::NetOpen:
+      return "net_open";
   }
   return "?";
 }

@@ -30,7 +30,8 @@
 // Points (docs/fault-injection.md): store, show (any attribute outside the
 // control plane, filtered by a glob list), smi and host_control (dcdbas and
 // its simulated BIOS), page_alloc (fail_page_alloc for numa/alloc),
-// net_xmit (ndo_start_xmit of devices/net, filtered by an interface list).
+// net_xmit (ndo_start_xmit of devices/net) and net_open (ndo_open), both
+// filtered by an interface list.
 //
 // Bounds: the pids list holds at most kMaxPids pids, the glob list at
 // most kMaxPaths patterns of at most kMaxPathBytes bytes each, an ifaces
@@ -62,18 +63,20 @@
 
 namespace vsysfs::core {
 
-enum class FaultPoint : std::uint8_t { Store, Show, Smi, HostControl, PageAlloc, NetXmit };
-inline constexpr std::size_t kFaultPointCount = 6;
+enum class FaultPoint : std::uint8_t {
+  Store, Show, Smi, HostControl, PageAlloc, NetXmit, NetOpen
+};
+inline constexpr std::size_t kFaultPointCount = 7;
 inline constexpr std::array<FaultPoint, kFaultPointCount> kFaultPoints = {
-    FaultPoint::Store, FaultPoint::Show, FaultPoint::Smi, FaultPoint::HostControl,
-    FaultPoint::PageAlloc, FaultPoint::NetXmit};
+    FaultPoint::Store,     FaultPoint::Show,    FaultPoint::Smi,    FaultPoint::HostControl,
+    FaultPoint::PageAlloc, FaultPoint::NetXmit, FaultPoint::NetOpen};
 // fnmatch(pattern, subject, 0) in time bounded by the product of the
 // lengths: '*' and '?' match any byte ('/' too), "[...]" classes with
 // ranges and '!'/'^' negation, '\\' quotes.
 bool glob_match(std::string_view pattern, std::string_view subject) noexcept;
 
-// "store", "show", "smi", "host_control", "page_alloc", "net_xmit": the
-// directory name.
+// "store", "show", "smi", "host_control", "page_alloc", "net_xmit",
+// "net_open": the directory name.
 std::string_view fault_point_name(FaultPoint p) noexcept;
 
 // What an smi injection does (K/fail/smi/kind).
@@ -113,7 +116,8 @@ struct FaultSettings {
   std::uint32_t verbose_ratelimit_interval_ms = 0;  // RATELIMIT_STATE_INIT_DISABLED
   std::uint32_t verbose_ratelimit_burst = 10;       // DEFAULT_RATELIMIT_BURST
   bool task_filter = false;
-  // store, show: the errno the caller gets.
+  // store, show, net_open: the errno the caller gets (net_open: ENOMEM,
+  // set by the constructor).
   int error = 5;  // EIO
   // smi.
   SmiFault smi_kind = SmiFault::NoAnswer;
@@ -142,7 +146,10 @@ class FaultInjection {
   // so an armed point cannot lock its own files (or the event log) away.
   static constexpr std::string_view kControlPlane = "kernel/debug/vsysfs";
 
-  FaultInjection(const Clock& clock, EventLog& events) : clock_(clock), events_(events) {}
+  FaultInjection(const Clock& clock, EventLog& events) : clock_(clock), events_(events) {
+    // ndo_open's usual failure: the rings could not be allocated.
+    points_[static_cast<std::size_t>(FaultPoint::NetOpen)].s.error = 12;  // ENOMEM
+  }
   FaultInjection(const FaultInjection&) = delete;
   FaultInjection& operator=(const FaultInjection&) = delete;
 

@@ -310,11 +310,12 @@ constexpr Attr kPointAttrs[] = {
 mode_t point_visible(const FailPoint& d, std::string_view name, mode_t mode) {
   const FaultPoint p = d.point;
   const bool attr_point = p == FaultPoint::Store || p == FaultPoint::Show;
-  if (name == "errno" || name == "paths") return attr_point ? mode : 0;
+  if (name == "errno") return attr_point || p == FaultPoint::NetOpen ? mode : 0;
+  if (name == "paths") return attr_point ? mode : 0;
   if (name == "kind")
     return p == FaultPoint::Smi || p == FaultPoint::HostControl || p == FaultPoint::NetXmit ? mode
                                                                                           : 0;
-  if (name == "ifaces") return p == FaultPoint::NetXmit ? mode : 0;
+  if (name == "ifaces") return p == FaultPoint::NetXmit || p == FaultPoint::NetOpen ? mode : 0;
   if (name == "cbres1" || name == "answer_bytes") return p == FaultPoint::Smi ? mode : 0;
   if (name == "ignore-gfp-wait" || name == "ignore-gfp-highmem" || name == "min-order")
     return p == FaultPoint::PageAlloc ? mode : 0;

@@ -206,11 +206,17 @@ core::Status NetDevice::dev_open() {
   call_netdevice_notifiers("NETDEV_PRE_UP");
   start_.store(true);  // set_bit(__LINK_STATE_START)
   napi_enable();
-  core::Status st = ops_->open(*this);
+  // K/fail/net_open: the driver's ndo_open fails with the point's errno
+  // instead of running (netdev_fault.cpp); __dev_open unwinds the same way.
+  const auto fault = open_fault();
+  core::Status st = fault ? core::Status{*fault} : ops_->open(*this);
   if (!st) {
     start_.store(false);
     napi_disable();
-    env_.log(nullptr, cfg_.name, "open", st.error().name());
+    if (fault)
+      env_.log(nullptr, cfg_.name, "open", st.error().name(), {{"fault", "net_open"}});
+    else
+      env_.log(nullptr, cfg_.name, "open", st.error().name());
     return st;
   }
   flags_.fetch_or(IFF_UP);

@@ -348,6 +348,9 @@ class NetDevice {
   // else what the driver returns instead of running (netdev_fault.cpp).
   // Locking: netif_tx_lock held, or none for an LLTX device.
   std::optional<NetdevTx> xmit_fault(const SkBuff& skb, unsigned cpu);
+  // K/fail/net_open at ndo_open: the errno the driver's open returns
+  // instead of running, or nullopt. Locking: rtnl held by caller.
+  std::optional<core::Errno> open_fault();
 
   core::Env& env_;
   const NetDeviceConfig cfg_;

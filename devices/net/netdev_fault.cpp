@@ -15,6 +15,14 @@
 //         reset wakes the queue. A device without ndo_tx_timeout (lo) stays
 //         stuck until it goes down.
 //
+// K/fail/net_open: ndo_open fails with the point's errno (default ENOMEM,
+// what a driver returns when it cannot allocate its rings). __dev_open
+// (net/core/dev.c) returns the driver's error, clears __LINK_STATE_START
+// and leaves IFF_UP clear; dev_change_flags returns it, so a store of
+// IFF_UP to class/net/IF/flags (net-sysfs.c change_flags) gets the errno and
+// the interface stays down. The flags store reaches dev_open without its
+// caller here, so task-filter never lets this point fail either.
+//
 // The simulated CPUs that transmit are no process: task-filter never lets
 // this point fail. The ifaces list (exact names) limits it to interfaces.
 // Locking: netif_tx_lock held (or none for LLTX, as the driver call);
@@ -55,6 +63,19 @@ std::optional<NetdevTx> NetDevice::xmit_fault(const SkBuff& skb, unsigned cpu) {
   env_.log(nullptr, cfg_.name, "xmit", "fault",
            {{"fault", name}, {"cpu", cpu}, {"id", skb.id}, {"len", skb.len}});
   return rc;
+}
+
+}  // namespace vsysfs::devices
+
+namespace vsysfs::devices {
+
+std::optional<core::Errno> NetDevice::open_fault() {
+  if (!env_.faults || !env_.faults->armed(core::FaultPoint::NetOpen)) return std::nullopt;
+  // The errno is read before the decision, as should_fail_attr does.
+  const int error = env_.faults->settings(core::FaultPoint::NetOpen).error;
+  if (!env_.faults->should_fail_iface(core::FaultPoint::NetOpen, nullptr, cfg_.name, "__dev_open"))
+    return std::nullopt;
+  return core::Errno{error};
 }
 
 }  // namespace vsysfs::devices

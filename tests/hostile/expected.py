@@ -635,6 +635,11 @@ ROWS = [
      text(lambda d: "OK" if any(sysfs_streq(d, k) for k in (b"busy", b"drop", b"hang"))
           else "EINVAL"), "fail_control.hpp net_xmit kind"),
     (VDBG + "fail/net_xmit/ifaces", text(_fail_ifaces), "fail_control.hpp net_xmit ifaces"),
+    # net_open/errno: kstrtoint base 0, 1..MAX_ERRNO (4095); ifaces as above.
+    (VDBG + "fail/net_open/errno",
+     text(parse_then(kstrtoint, lambda v: "OK" if 1 <= v <= 4095 else "EINVAL", base=0)),
+     "fail_control.hpp net_open errno"),
+    (VDBG + "fail/net_open/ifaces", text(_fail_ifaces), "fail_control.hpp net_open ifaces"),
     # devices/numa/numa_debug.hpp: alloc needs pages=N; free: kstrtoull base 10,
     # junk EINVAL, an id that is not live ENOENT.
     (VDBG + "numa/alloc", always("EINVAL"), "numa_debug.hpp alloc (pages= is required)"),

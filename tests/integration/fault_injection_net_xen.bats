@@ -34,3 +34,19 @@ advance() { echo "$1" > "$(ctl clock/advance_ms)"; }
   [ "$(errno_of_write "$(fail net_xmit/ifaces)" "$(seq -s " " -f "e%g" 1 17)")" = E2BIG ]
   [ "$(cat "$(fail net_xmit/ifaces)")" = eth0 ]
 }
+
+@test "net_open: a flags store of IFF_UP gets the errno and eth0 stays down" {
+  [ "$(cat "$(fail net_open/errno)")" = 12 ]
+  echo 0x1002 > "$(E0 flags)"
+  echo eth0 > "$(fail net_open/ifaces)"
+  echo 100 > "$(fail net_open/probability)"
+  [ "$(errno_of_write "$(E0 flags)" 0x1003)" = ENOMEM ]
+  [ "$(cat "$(E0 operstate)")" = down ]
+  [ "$(cat "$(E0 flags)")" = 0x1002 ]
+  [ "$(cat "$(fail net_open/injected)")" = 1 ]
+  events_matching open eth0 | grep -q '"fault":"net_open"'
+  # times was 1: the next try comes up.
+  echo 0x1003 > "$(E0 flags)"
+  [ "$(cat "$(E0 operstate)")" = up ]
+  [ "$(errno_of_write "$(fail net_open/errno)" 4096)" = EINVAL ]
+}

@@ -25,7 +25,7 @@ TEST_SUITE("fault_inject") {
 
 TEST_CASE("fail/: one directory per point with the kernel's files and only its own extras") {
   TestMachine m(kMachine);
-  for (const char* p : {"store", "show", "smi", "host_control", "page_alloc", "net_xmit"})
+  for (const char* p : {"store", "show", "smi", "host_control", "page_alloc", "net_xmit", "net_open"})
     for (const char* file :
          {"probability", "interval", "times", "space", "verbose", "verbose_ratelimit_interval_ms",
           "verbose_ratelimit_burst", "task-filter", "injected"})
@@ -46,6 +46,10 @@ TEST_CASE("fail/: one directory per point with the kernel's files and only its o
   CHECK_FALSE(m.exists(f("store/ifaces")));
   CHECK(m.read(f("net_xmit/kind")) == "drop\n");
   CHECK(m.read(f("net_xmit/ifaces")) == "");
+  CHECK(m.read(f("net_open/errno")) == "12\n");  // ENOMEM
+  CHECK(m.exists(f("net_open/ifaces")));
+  CHECK_FALSE(m.exists(f("net_open/kind")));
+  CHECK_FALSE(m.exists(f("net_xmit/errno")));
   CHECK(m.read(f("smi/probability")) == "0\n");
   CHECK(m.read(f("smi/interval")) == "1\n");
   CHECK(m.read(f("smi/times")) == "1\n");

@@ -563,3 +563,35 @@ TEST_CASE("net_xmit ifaces: only the listed interfaces fail") {
   CHECK(rig.dev[1]->core_tx_dropped() == 1);
   CHECK(rig.env.faults.injected(core::FaultPoint::NetXmit) == 1);
 }
+
+// --- K/fail/net_open ---------------------------------------------------------------------
+
+TEST_CASE("net_open: IFF_UP gets the point's errno (ENOMEM by default), the device stays down") {
+  Rig rig;
+  auto& fi = rig.env.faults;
+  CHECK(fi.settings(core::FaultPoint::NetOpen).error == ENOMEM);
+  fi.set_paths(core::FaultPoint::NetOpen, {"eth0"});
+  fi.set(core::FaultPoint::NetOpen, &core::FaultSettings::probability, 100UL);
+  core::RtnlLock rtnl;
+  auto& d = *rig.dev[0];
+  REQUIRE(d.dev_change_flags(d.flags() & ~devices::IFF_UP));
+  const auto st = d.dev_change_flags(d.flags() | devices::IFF_UP);
+  REQUIRE_FALSE(st);
+  CHECK(st.error().value() == ENOMEM);
+  CHECK_FALSE(d.netif_running());
+  CHECK((d.flags() & devices::IFF_UP) == 0);
+  CHECK(d.operstate() == devices::Operstate::Down);
+  CHECK(fi.injected(core::FaultPoint::NetOpen) == 1);
+  // eth1 is not in the list; times (1) is spent for eth0: both come up.
+  auto& e1 = *rig.dev[1];
+  REQUIRE(e1.dev_change_flags(e1.flags() & ~devices::IFF_UP));
+  CHECK(e1.dev_change_flags(e1.flags() | devices::IFF_UP));
+  CHECK(d.dev_change_flags(d.flags() | devices::IFF_UP));
+  CHECK(d.netif_running());
+  fi.set(core::FaultPoint::NetOpen, &core::FaultSettings::error, EBUSY);
+  fi.set(core::FaultPoint::NetOpen, &core::FaultSettings::times, 1);
+  REQUIRE(d.dev_change_flags(d.flags() & ~devices::IFF_UP));
+  const auto st2 = d.dev_change_flags(d.flags() | devices::IFF_UP);
+  REQUIRE_FALSE(st2);
+  CHECK(st2.error().value() == EBUSY);
+}
