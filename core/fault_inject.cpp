@@ -20,6 +20,8 @@ std::string_view fault_point_name(FaultPoint p) noexcept {
       return "net_xmit";
     case FaultPoint::NetOpen:
       return "net_open";
+    case FaultPoint::XenPopulate:
+      return "xen_populate";
   }
   return "?";
 }

@@ -31,7 +31,8 @@
 // control plane, filtered by a glob list), smi and host_control (dcdbas and
 // its simulated BIOS), page_alloc (fail_page_alloc for numa/alloc),
 // net_xmit (ndo_start_xmit of devices/net) and net_open (ndo_open), both
-// filtered by an interface list.
+// filtered by an interface list; xen_populate (XENMEM_populate_physmap of
+// the simulated hypervisor grants at most `pages` frames).
 //
 // Bounds: the pids list holds at most kMaxPids pids, the glob list at
 // most kMaxPaths patterns of at most kMaxPathBytes bytes each, an ifaces
@@ -64,19 +65,19 @@
 namespace vsysfs::core {
 
 enum class FaultPoint : std::uint8_t {
-  Store, Show, Smi, HostControl, PageAlloc, NetXmit, NetOpen
+  Store, Show, Smi, HostControl, PageAlloc, NetXmit, NetOpen, XenPopulate
 };
-inline constexpr std::size_t kFaultPointCount = 7;
+inline constexpr std::size_t kFaultPointCount = 8;
 inline constexpr std::array<FaultPoint, kFaultPointCount> kFaultPoints = {
-    FaultPoint::Store,     FaultPoint::Show,    FaultPoint::Smi,    FaultPoint::HostControl,
-    FaultPoint::PageAlloc, FaultPoint::NetXmit, FaultPoint::NetOpen};
+    FaultPoint::Store,     FaultPoint::Show,    FaultPoint::Smi,     FaultPoint::HostControl,
+    FaultPoint::PageAlloc, FaultPoint::NetXmit, FaultPoint::NetOpen, FaultPoint::XenPopulate};
 // fnmatch(pattern, subject, 0) in time bounded by the product of the
 // lengths: '*' and '?' match any byte ('/' too), "[...]" classes with
 // ranges and '!'/'^' negation, '\\' quotes.
 bool glob_match(std::string_view pattern, std::string_view subject) noexcept;
 
 // "store", "show", "smi", "host_control", "page_alloc", "net_xmit",
-// "net_open": the directory name.
+// "net_open", "xen_populate": the directory name.
 std::string_view fault_point_name(FaultPoint p) noexcept;
 
 // What an smi injection does (K/fail/smi/kind).
@@ -127,6 +128,8 @@ struct FaultSettings {
   HostControlFault hc_kind = HostControlFault::Timeout;
   // net_xmit.
   NetXmitFault xmit_kind = NetXmitFault::Drop;
+  // xen_populate: at most this many frames per XENMEM_populate_physmap.
+  std::uint64_t grant_pages = 0;
   // page_alloc (mm/fail_page_alloc.c defaults).
   bool ignore_gfp_highmem = true;
   bool ignore_gfp_reclaim = true;  // the file is "ignore-gfp-wait"

@@ -268,6 +268,20 @@ core::Result<std::size_t> answer_bytes_store(FailPoint& d, const Attr& a, const 
   return in.size();
 }
 
+// xen_populate/pages: u64 "%llu\n", kstrtoull base 0 (as the debugfs numbers).
+core::Status pages_show(const FailPoint& d, core::PageBuffer& b) {
+  b.emit("{}\n", d.fi.settings(d.point).grant_pages);
+  return {};
+}
+core::Result<std::size_t> pages_store(FailPoint& d, const Attr& a, const core::Caller& c,
+                                      std::string_view in) {
+  const auto v = core::kstrtoull(simple_attr_input(in), 0);
+  if (!v) return v.error();
+  d.fi.set(d.point, &FaultSettings::grant_pages, static_cast<std::uint64_t>(*v));
+  log_set(d, c, a.name, in);
+  return in.size();
+}
+
 #define FAIL_ATTR(fname, mode, show, store) \
   Attr { fname, mode, core::bind_show<FailPoint, show>(), core::bind_store<FailPoint, store>() }
 
@@ -294,6 +308,7 @@ constexpr Attr kPointAttrs[] = {
     FAIL_ATTR("errno", 0600, &errno_show, &errno_store),
     FAIL_ATTR("paths", 0600, &paths_show, &paths_store),
     FAIL_ATTR("ifaces", 0600, &ifaces_show, &ifaces_store),
+    FAIL_ATTR("pages", 0600, &pages_show, &pages_store),
     FAIL_ATTR("kind", 0600, &kind_show, &kind_store),
     FAIL_ATTR("cbres1", 0600, &cbres1_show, &cbres1_store),
     FAIL_ATTR("answer_bytes", 0600, &answer_bytes_show, &answer_bytes_store),
@@ -315,6 +330,7 @@ mode_t point_visible(const FailPoint& d, std::string_view name, mode_t mode) {
   if (name == "kind")
     return p == FaultPoint::Smi || p == FaultPoint::HostControl || p == FaultPoint::NetXmit ? mode
                                                                                           : 0;
+  if (name == "pages") return p == FaultPoint::XenPopulate ? mode : 0;
   if (name == "ifaces") return p == FaultPoint::NetXmit || p == FaultPoint::NetOpen ? mode : 0;
   if (name == "cbres1" || name == "answer_bytes") return p == FaultPoint::Smi ? mode : 0;
   if (name == "ignore-gfp-wait" || name == "ignore-gfp-highmem" || name == "min-order")

@@ -640,6 +640,10 @@ ROWS = [
      text(parse_then(kstrtoint, lambda v: "OK" if 1 <= v <= 4095 else "EINVAL", base=0)),
      "fail_control.hpp net_open errno"),
     (VDBG + "fail/net_open/ifaces", text(_fail_ifaces), "fail_control.hpp net_open ifaces"),
+    # xen_populate/pages: simple_attr_write-like, kstrtoull base 0 on 23 bytes.
+    (VDBG + "fail/xen_populate/pages",
+     text(lambda d: "OK" if not isinstance(kstrtoull(cstr(d)[:23], base=0), str) else
+          kstrtoull(cstr(d)[:23], base=0)), "fail_control.hpp xen_populate pages"),
     # devices/numa/numa_debug.hpp: alloc needs pages=N; free: kstrtoull base 10,
     # junk EINVAL, an id that is not live ENOENT.
     (VDBG + "numa/alloc", always("EINVAL"), "numa_debug.hpp alloc (pages= is required)"),
