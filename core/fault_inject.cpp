@@ -16,6 +16,12 @@ std::string_view fault_point_name(FaultPoint p) noexcept {
       return "host_control";
     case FaultPoint::PageAlloc:
       return "page_alloc";
+    case FaultPoint::NetXmit:
+      return "net_xmit";
+    case FaultPoint::NetOpen:
+      return "net_open";
+    case FaultPoint::XenPopulate:
+      return "xen_populate";
   }
   return "?";
 }
@@ -185,6 +191,25 @@ bool FaultInjection::should_fail(FaultPoint p, const Caller* caller, long size,
     events_.record(caller, "fault_inject", "fail", "forced", std::move(dump));
   }
   return true;
+}
+
+bool FaultInjection::should_fail_iface(FaultPoint p, const Caller* caller,
+                                       std::string_view ifname, std::string_view site) {
+  if (!armed(p)) return false;
+  {
+    MutexLock lock(mu_);
+    const Point& pt = points_[static_cast<std::size_t>(p)];
+    if (!pt.paths.empty()) {
+      bool match = false;
+      for (const auto& n : pt.paths)
+        if (n == ifname) {
+          match = true;
+          break;
+        }
+      if (!match) return false;
+    }
+  }
+  return should_fail(p, caller, 1, site);
 }
 
 std::optional<Errno> FaultInjection::should_fail_attr(FaultPoint p, const Caller& caller,

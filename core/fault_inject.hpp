@@ -29,10 +29,14 @@
 //
 // Points (docs/fault-injection.md): store, show (any attribute outside the
 // control plane, filtered by a glob list), smi and host_control (dcdbas and
-// its simulated BIOS), page_alloc (fail_page_alloc for numa/alloc).
+// its simulated BIOS), page_alloc (fail_page_alloc for numa/alloc),
+// net_xmit (ndo_start_xmit of devices/net) and net_open (ndo_open), both
+// filtered by an interface list; xen_populate (XENMEM_populate_physmap of
+// the simulated hypervisor grants at most `pages` frames).
 //
-// Bounds: the pids list holds at most kMaxPids pids and the glob list at
-// most kMaxPaths patterns of at most kMaxPathBytes bytes each.
+// Bounds: the pids list holds at most kMaxPids pids, the glob list at
+// most kMaxPaths patterns of at most kMaxPathBytes bytes each, an ifaces
+// list at most kMaxIfaces names.
 //
 // Thread-safety: every member may be called from any thread; one mutex
 // (fail.mu, a leaf: it may be taken under any device lock, and events are
@@ -60,17 +64,20 @@
 
 namespace vsysfs::core {
 
-enum class FaultPoint : std::uint8_t { Store, Show, Smi, HostControl, PageAlloc };
-inline constexpr std::size_t kFaultPointCount = 5;
+enum class FaultPoint : std::uint8_t {
+  Store, Show, Smi, HostControl, PageAlloc, NetXmit, NetOpen, XenPopulate
+};
+inline constexpr std::size_t kFaultPointCount = 8;
 inline constexpr std::array<FaultPoint, kFaultPointCount> kFaultPoints = {
-    FaultPoint::Store, FaultPoint::Show, FaultPoint::Smi, FaultPoint::HostControl,
-    FaultPoint::PageAlloc};
+    FaultPoint::Store,     FaultPoint::Show,    FaultPoint::Smi,     FaultPoint::HostControl,
+    FaultPoint::PageAlloc, FaultPoint::NetXmit, FaultPoint::NetOpen, FaultPoint::XenPopulate};
 // fnmatch(pattern, subject, 0) in time bounded by the product of the
 // lengths: '*' and '?' match any byte ('/' too), "[...]" classes with
 // ranges and '!'/'^' negation, '\\' quotes.
 bool glob_match(std::string_view pattern, std::string_view subject) noexcept;
 
-// "store", "show", "smi", "host_control", "page_alloc": the directory name.
+// "store", "show", "smi", "host_control", "page_alloc", "net_xmit",
+// "net_open", "xen_populate": the directory name.
 std::string_view fault_point_name(FaultPoint p) noexcept;
 
 // What an smi injection does (K/fail/smi/kind).
@@ -83,6 +90,13 @@ enum class SmiFault : std::uint8_t {
 enum class HostControlFault : std::uint8_t {
   Timeout,  // "timeout": the firmware never completes the APM command (ETIME)
   NoPower,  // "no_power": it reports completion but the power action never happens
+};
+
+// What a net_xmit injection does (K/fail/net_xmit/kind).
+enum class NetXmitFault : std::uint8_t {
+  Busy,  // "busy": ndo_start_xmit returns NETDEV_TX_BUSY; the frame is requeued
+  Drop,  // "drop": the driver frees the frame, tx_dropped moves, NETDEV_TX_OK
+  Hang,  // "hang": the queue is stopped and nothing wakes it until ndo_tx_timeout
 };
 
 // The gfp bits fail_page_alloc looks at (include/linux/gfp_types.h).
@@ -103,7 +117,8 @@ struct FaultSettings {
   std::uint32_t verbose_ratelimit_interval_ms = 0;  // RATELIMIT_STATE_INIT_DISABLED
   std::uint32_t verbose_ratelimit_burst = 10;       // DEFAULT_RATELIMIT_BURST
   bool task_filter = false;
-  // store, show: the errno the caller gets.
+  // store, show, net_open: the errno the caller gets (net_open: ENOMEM,
+  // set by the constructor).
   int error = 5;  // EIO
   // smi.
   SmiFault smi_kind = SmiFault::NoAnswer;
@@ -111,6 +126,10 @@ struct FaultSettings {
   std::uint32_t answer_bytes = 4;  // of the 16-byte output[] (0..15)
   // host_control.
   HostControlFault hc_kind = HostControlFault::Timeout;
+  // net_xmit.
+  NetXmitFault xmit_kind = NetXmitFault::Drop;
+  // xen_populate: at most this many frames per XENMEM_populate_physmap.
+  std::uint64_t grant_pages = 0;
   // page_alloc (mm/fail_page_alloc.c defaults).
   bool ignore_gfp_highmem = true;
   bool ignore_gfp_reclaim = true;  // the file is "ignore-gfp-wait"
@@ -122,11 +141,18 @@ class FaultInjection {
   static constexpr std::size_t kMaxPids = 64;
   static constexpr std::size_t kMaxPaths = 16;
   static constexpr std::size_t kMaxPathBytes = 255;
+  // The ifaces list of the net points: at most kMaxIfaces names, each a
+  // valid interface name (shorter than IFNAMSIZ, 16).
+  static constexpr std::size_t kMaxIfaces = 16;
+  static constexpr std::size_t kIfNameSize = 16;
   // Where the control plane lives: never subject to store/show injection,
   // so an armed point cannot lock its own files (or the event log) away.
   static constexpr std::string_view kControlPlane = "kernel/debug/vsysfs";
 
-  FaultInjection(const Clock& clock, EventLog& events) : clock_(clock), events_(events) {}
+  FaultInjection(const Clock& clock, EventLog& events) : clock_(clock), events_(events) {
+    // ndo_open's usual failure: the rings could not be allocated.
+    points_[static_cast<std::size_t>(FaultPoint::NetOpen)].s.error = 12;  // ENOMEM
+  }
   FaultInjection(const FaultInjection&) = delete;
   FaultInjection& operator=(const FaultInjection&) = delete;
 
@@ -145,6 +171,11 @@ class FaultInjection {
   // paths no pattern of the point's list matches never fail (an empty list
   // matches every path).
   std::optional<Errno> should_fail_attr(FaultPoint p, const Caller& caller, std::string_view path);
+  // A net point for the interface `ifname`: the point's ifaces list (kept
+  // in the same slot as paths; empty: every interface) must name it
+  // exactly, then should_fail(size 1).
+  bool should_fail_iface(FaultPoint p, const Caller* caller, std::string_view ifname,
+                         std::string_view site);
   // __should_fail_alloc_page (mm/fail_page_alloc.c): min-order, __GFP_NOFAIL
   // and the ignore-gfp-* filters first, then should_fail(1 << order).
   bool should_fail_alloc_page(const Caller* caller, Gfp gfp, unsigned order, long size,

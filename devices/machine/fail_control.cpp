@@ -153,10 +153,45 @@ core::Result<std::size_t> paths_store(FailPoint& d, const Attr& a, const core::C
   return in.size();
 }
 
+// ifaces: the interfaces a net point may fail (exact names; empty: all).
+core::Status ifaces_show(const FailPoint& d, core::PageBuffer& b) {
+  for (const auto& n : d.fi.paths(d.point)) b.emit("{}\n", n);
+  return {};
+}
+core::Result<std::size_t> ifaces_store(FailPoint& d, const Attr& a, const core::Caller& c,
+                                       std::string_view in) {
+  std::vector<std::string> names;
+  for (std::string_view w : words(in, false)) {
+    if (w.size() >= core::FaultInjection::kIfNameSize) return core::Errno{ENAMETOOLONG};
+    // dev_valid_name (net/core/dev.c): no ".", "..", '/', ':' or NUL.
+    if (w == "." || w == ".." || w.find_first_of(std::string_view("/:\0", 3)) != w.npos)
+      return core::Errno{EINVAL};
+    if (names.size() == core::FaultInjection::kMaxIfaces) return core::Errno{E2BIG};
+    names.emplace_back(w);
+  }
+  d.fi.set_paths(d.point, std::move(names));
+  log_set(d, c, a.name, in);
+  return in.size();
+}
+
+std::string_view xmit_kind_name(core::NetXmitFault k) {
+  switch (k) {
+    case core::NetXmitFault::Busy:
+      return "busy";
+    case core::NetXmitFault::Drop:
+      return "drop";
+    case core::NetXmitFault::Hang:
+      return "hang";
+  }
+  return "?";
+}
+
 // "kind": the failure an injection at this point causes.
 core::Status kind_show(const FailPoint& d, core::PageBuffer& b) {
   const FaultSettings s = d.fi.settings(d.point);
-  if (d.point == FaultPoint::Smi) {
+  if (d.point == FaultPoint::NetXmit) {
+    b.emit("{}\n", xmit_kind_name(s.xmit_kind));
+  } else if (d.point == FaultPoint::Smi) {
     b.append(s.smi_kind == core::SmiFault::NoAnswer ? "no_answer\n"
              : s.smi_kind == core::SmiFault::Error  ? "error\n"
                                                     : "short\n");
@@ -167,7 +202,18 @@ core::Status kind_show(const FailPoint& d, core::PageBuffer& b) {
 }
 core::Result<std::size_t> kind_store(FailPoint& d, const Attr& a, const core::Caller& c,
                                      std::string_view in) {
-  if (d.point == FaultPoint::Smi) {
+  if (d.point == FaultPoint::NetXmit) {
+    core::NetXmitFault k;
+    if (core::sysfs_streq(in, "busy"))
+      k = core::NetXmitFault::Busy;
+    else if (core::sysfs_streq(in, "drop"))
+      k = core::NetXmitFault::Drop;
+    else if (core::sysfs_streq(in, "hang"))
+      k = core::NetXmitFault::Hang;
+    else
+      return core::Errno{EINVAL};
+    d.fi.set(d.point, &FaultSettings::xmit_kind, k);
+  } else if (d.point == FaultPoint::Smi) {
     core::SmiFault k;
     if (core::sysfs_streq(in, "no_answer"))
       k = core::SmiFault::NoAnswer;
@@ -222,6 +268,20 @@ core::Result<std::size_t> answer_bytes_store(FailPoint& d, const Attr& a, const 
   return in.size();
 }
 
+// xen_populate/pages: u64 "%llu\n", kstrtoull base 0 (as the debugfs numbers).
+core::Status pages_show(const FailPoint& d, core::PageBuffer& b) {
+  b.emit("{}\n", d.fi.settings(d.point).grant_pages);
+  return {};
+}
+core::Result<std::size_t> pages_store(FailPoint& d, const Attr& a, const core::Caller& c,
+                                      std::string_view in) {
+  const auto v = core::kstrtoull(simple_attr_input(in), 0);
+  if (!v) return v.error();
+  d.fi.set(d.point, &FaultSettings::grant_pages, static_cast<std::uint64_t>(*v));
+  log_set(d, c, a.name, in);
+  return in.size();
+}
+
 #define FAIL_ATTR(fname, mode, show, store) \
   Attr { fname, mode, core::bind_show<FailPoint, show>(), core::bind_store<FailPoint, store>() }
 
@@ -247,6 +307,8 @@ constexpr Attr kPointAttrs[] = {
     FAIL_ATTR("injected", 0400, &injected_show, nullptr),
     FAIL_ATTR("errno", 0600, &errno_show, &errno_store),
     FAIL_ATTR("paths", 0600, &paths_show, &paths_store),
+    FAIL_ATTR("ifaces", 0600, &ifaces_show, &ifaces_store),
+    FAIL_ATTR("pages", 0600, &pages_show, &pages_store),
     FAIL_ATTR("kind", 0600, &kind_show, &kind_store),
     FAIL_ATTR("cbres1", 0600, &cbres1_show, &cbres1_store),
     FAIL_ATTR("answer_bytes", 0600, &answer_bytes_show, &answer_bytes_store),
@@ -263,8 +325,13 @@ constexpr Attr kPointAttrs[] = {
 mode_t point_visible(const FailPoint& d, std::string_view name, mode_t mode) {
   const FaultPoint p = d.point;
   const bool attr_point = p == FaultPoint::Store || p == FaultPoint::Show;
-  if (name == "errno" || name == "paths") return attr_point ? mode : 0;
-  if (name == "kind") return p == FaultPoint::Smi || p == FaultPoint::HostControl ? mode : 0;
+  if (name == "errno") return attr_point || p == FaultPoint::NetOpen ? mode : 0;
+  if (name == "paths") return attr_point ? mode : 0;
+  if (name == "kind")
+    return p == FaultPoint::Smi || p == FaultPoint::HostControl || p == FaultPoint::NetXmit ? mode
+                                                                                          : 0;
+  if (name == "pages") return p == FaultPoint::XenPopulate ? mode : 0;
+  if (name == "ifaces") return p == FaultPoint::NetXmit || p == FaultPoint::NetOpen ? mode : 0;
   if (name == "cbres1" || name == "answer_bytes") return p == FaultPoint::Smi ? mode : 0;
   if (name == "ignore-gfp-wait" || name == "ignore-gfp-highmem" || name == "min-order")
     return p == FaultPoint::PageAlloc ? mode : 0;

@@ -206,11 +206,17 @@ core::Status NetDevice::dev_open() {
   call_netdevice_notifiers("NETDEV_PRE_UP");
   start_.store(true);  // set_bit(__LINK_STATE_START)
   napi_enable();
-  core::Status st = ops_->open(*this);
+  // K/fail/net_open: the driver's ndo_open fails with the point's errno
+  // instead of running (netdev_fault.cpp); __dev_open unwinds the same way.
+  const auto fault = open_fault();
+  core::Status st = fault ? core::Status{*fault} : ops_->open(*this);
   if (!st) {
     start_.store(false);
     napi_disable();
-    env_.log(nullptr, cfg_.name, "open", st.error().name());
+    if (fault)
+      env_.log(nullptr, cfg_.name, "open", st.error().name(), {{"fault", "net_open"}});
+    else
+      env_.log(nullptr, cfg_.name, "open", st.error().name());
     return st;
   }
   flags_.fetch_or(IFF_UP);
@@ -228,6 +234,9 @@ void NetDevice::dev_close() {
   call_netdevice_notifiers("NETDEV_GOING_DOWN");
   start_.store(false);  // clear_bit(__LINK_STATE_START)
   dev_deactivate();
+  // An injected hang ends with the interface: the queue the fault stopped
+  // starts again (ndo_open of a driver that never stops it would not).
+  if (xmit_hung_.exchange(false)) xoff_.store(false);
   // 2.6.18 dev_close: "Wait for outstanding NAPI poll".
   napi_disable();
   ops_->stop(*this);  // netif_running() false, poll stopped
@@ -386,7 +395,11 @@ core::Result<std::uint32_t> NetDevice::dev_ioctl(unsigned cmd, std::uint32_t arg
 
 RtnlLinkStats64 NetDevice::dev_get_stats() const {
   core::assert_dev_base_lock();
-  return ops_->get_stats(*this);
+  RtnlLinkStats64 s = ops_->get_stats(*this);
+  // dev_get_stats adds dev->core_stats (netdev_core_stats_inc) on top of
+  // what the driver reports.
+  s[kTxDropped] += core_tx_dropped_.load();
+  return s;
 }
 
 // --- transmit -------------------------------------------------------------------------
@@ -396,6 +409,9 @@ void NetDevice::txq_trans_update() { trans_start_.store(env_.now().count()); }
 void NetDevice::netif_stop_queue() { xoff_.store(true); }
 
 void NetDevice::netif_wake_queue() {
+  // An injected hang: nothing the driver does wakes the queue; the
+  // watchdog's ndo_tx_timeout (dev_watchdog clears the hang first) does.
+  if (xmit_hung_.load()) return;
   if (!xoff_.exchange(false)) return;
   std::function<void()> hook;
   {
@@ -454,10 +470,13 @@ XmitResult NetDevice::dev_hard_start_xmit(const SkBuff& skb, unsigned cpu) {
   if (!netif_running()) return XmitResult::NotRunning;
   if (!netif_carrier_ok()) return XmitResult::NoCarrier;
   NetdevTx rc;
+  bool injected = false;
   if (cfg_.lltx) {
     // NETIF_F_LLTX: called without netif_tx_lock; the driver locks.
     if (netif_queue_stopped()) return XmitResult::QueueStopped;
-    rc = ops_->hard_start_xmit(*this, skb, cpu);
+    const auto f = xmit_fault(skb, cpu);
+    injected = f.has_value();
+    rc = f ? *f : ops_->hard_start_xmit(*this, skb, cpu);
   } else {
     core::MutexLock lock(tx_lock_);  // HARD_TX_LOCK
     // dev_close cleared __LINK_STATE_START and then took this lock once
@@ -466,7 +485,9 @@ XmitResult NetDevice::dev_hard_start_xmit(const SkBuff& skb, unsigned cpu) {
     if (!netif_running()) return XmitResult::NotRunning;
     // netif_queue_stopped() is guaranteed false on entry to the driver.
     if (netif_queue_stopped()) return XmitResult::QueueStopped;
-    rc = ops_->hard_start_xmit(*this, skb, cpu);
+    const auto f = xmit_fault(skb, cpu);
+    injected = f.has_value();
+    rc = f ? *f : ops_->hard_start_xmit(*this, skb, cpu);
   }
   switch (rc) {
     case NetdevTx::Ok:
@@ -483,7 +504,9 @@ XmitResult NetDevice::dev_hard_start_xmit(const SkBuff& skb, unsigned cpu) {
       // netdevices.txt: "Usually a bug, means queue start/stop flow control
       // is broken in the driver."
       const auto n = tx_busy_.fetch_add(1) + 1;
-      if (!ratelimited(n))
+      // An injected BUSY has its own event (xmit_fault); the requeue and
+      // the qdisc's back-off (the sender retries later) are the same.
+      if (!injected && !ratelimited(n))
         env_.log(nullptr, cfg_.name, "xmit", "NETDEV_TX_BUSY",
                  {{"cpu", cpu}, {"count", n}, {"bug", "flow control: queue awake but ring full"}});
       return XmitResult::Busy;
@@ -510,6 +533,8 @@ void NetDevice::dev_watchdog() {
                   {"timeout_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
                                      now - trans_start()).count()},
                   {"trans_timeout", n}});
+        // An injected hang ends here: the driver's reset may wake the queue.
+        xmit_hung_.store(false);
         ops_->tx_timeout(*this);
       }
       rearm = true;

@@ -40,6 +40,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -301,6 +302,12 @@ class NetDevice {
   std::uint64_t trans_timeout_count() const { return trans_timeout_.load(); }
   std::uint64_t tx_busy_count() const { return tx_busy_.load(); }
   std::uint64_t tx_locked_count() const { return tx_locked_.load(); }
+  // Frames K/fail/net_xmit made the driver drop (dev_core_stats_tx_dropped_inc:
+  // added to statistics/tx_dropped by dev_get_stats).
+  std::uint64_t core_tx_dropped() const { return core_tx_dropped_.load(); }
+  // K/fail/net_xmit "hang" stopped the queue: netif_wake_queue leaves it
+  // stopped until ndo_tx_timeout runs (or the interface goes down).
+  bool xmit_hung() const { return xmit_hung_.load(); }
   // Called after netif_wake_queue (pktgen resumes; __netif_schedule).
   void set_wake_hook(std::function<void()> fn);
 
@@ -337,6 +344,13 @@ class NetDevice {
   void napi_disable();
   void napi_enable();
   void call_netdevice_notifiers(std::string_view event);
+  // K/fail/net_xmit at ndo_start_xmit: nullopt when nothing is injected,
+  // else what the driver returns instead of running (netdev_fault.cpp).
+  // Locking: netif_tx_lock held, or none for an LLTX device.
+  std::optional<NetdevTx> xmit_fault(const SkBuff& skb, unsigned cpu);
+  // K/fail/net_open at ndo_open: the errno the driver's open returns
+  // instead of running, or nullopt. Locking: rtnl held by caller.
+  std::optional<core::Errno> open_fault();
 
   core::Env& env_;
   const NetDeviceConfig cfg_;
@@ -379,6 +393,8 @@ class NetDevice {
   std::atomic<std::uint64_t> trans_timeout_{0};
   std::atomic<std::uint64_t> tx_busy_{0};
   std::atomic<std::uint64_t> tx_locked_{0};
+  std::atomic<std::uint64_t> core_tx_dropped_{0};  // dev->core_stats tx_dropped
+  std::atomic<bool> xmit_hung_{false};
   core::Mutex wake_mu_{"netdev.wake_hook"};  // Order: leaf (hook copied out, run unlocked)
   std::function<void()> wake_hook_ GUARDED_BY(wake_mu_);
 

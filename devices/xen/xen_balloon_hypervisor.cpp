@@ -150,7 +150,22 @@ long XenHypervisor::populate_physmap(DomId domid, std::uint64_t nr) {
   // Xen hands out what it has: a partial grant when the host runs short,
   // and never past the domain's max_pages (the toolstack's maxmem).
   const std::uint64_t room = d->spec.max_pages - d->spec.current_pages;
-  const std::uint64_t granted = std::min({nr, free_locked(), room});
+  std::uint64_t granted = std::min({nr, free_locked(), room});
+  // K/fail/xen_populate: the hypervisor grants at most `pages` frames (0:
+  // none), so the balloon's BP_EAGAIN back-off runs. The balloon worker is a
+  // kernel thread: task-filter never lets this point fail. Lock order:
+  // xen.hypervisor -> fail.mu (a leaf).
+  if (env_.faults &&
+      env_.faults->should_fail(core::FaultPoint::XenPopulate, nullptr, 1,
+                               "XENMEM_populate_physmap")) {
+    const std::uint64_t cap = env_.faults->settings(core::FaultPoint::XenPopulate).grant_pages;
+    if (cap < granted) {
+      env_.log(nullptr, "xen", "populate_physmap", "partial",
+               {{"domid", domid}, {"requested", nr}, {"granted", cap},
+                {"fault", "xen_populate"}});
+      granted = cap;
+    }
+  }
   d->current() += granted;
   return static_cast<long>(granted);
 }

@@ -16,7 +16,8 @@
 //                                runs short, never past the domain's
 //                                max_pages; returns the number granted
 //                                (0 when none) or -ENOMEM from the fault
-//                                knob.
+//                                knob; K/fail/xen_populate caps the grant
+//                                at its `pages` (docs/fault-injection.md).
 //   XENMEM_decrease_reservation  decrease_reservation(): always takes all
 //                                frames back (the guest BUG()s otherwise).
 //
@@ -34,6 +35,9 @@
 //                                   pressure, more to relieve it
 //   populate_fail             0600  the next N populate_physmap calls fail
 //                                   with -ENOMEM; reads the remaining N
+//                                   (K/fail/xen_populate is the common
+//                                   vocabulary: with pages 0 a call
+//                                   grants nothing)
 //   domains                   0400  one line per domain: domid name
 //                                   current_kb target_kb max_kb pace
 //   domain/NAME/domid         0400  "%u\n"

@@ -23,6 +23,7 @@ the stores' EPERM checks never fire.
 """
 import fnmatch
 import os
+import re
 
 PAGE = 4096
 U64 = 1 << 64
@@ -439,6 +440,26 @@ def _xps(data, off, mnt, rel):
     return "ENOENT" if ntx <= 1 else _rps(data)
 
 
+def _fail_ifaces(data):
+    """fail_control.cpp ifaces_store: words split by ' ', '\\t', '\\n'; per
+    word in order: 16 bytes or more (IFNAMSIZ) ENAMETOOLONG, what
+    dev_valid_name refuses ('.', '..', '/', ':', NUL) EINVAL, a 17th name
+    E2BIG."""
+    buf = text_buf(data)
+    n = 0
+    for w in re.split(rb"[ \t\n]+", buf):
+        if not w:
+            continue
+        if len(w) >= 16:
+            return "ENAMETOOLONG"
+        if w in (b".", b"..") or any(c in w for c in b"/:\0"):
+            return "EINVAL"
+        if n == 16:
+            return "E2BIG"
+        n += 1
+    return "OK"
+
+
 KSTRTO = {"ul0": parse_then(kstrtoull, base=0), "ul10": parse_then(kstrtoull, base=10),
           "uint10": parse_then(kstrtouint, base=10), "int0": parse_then(kstrtoint, base=0),
           "uint0": parse_then(kstrtouint, base=0)}
@@ -611,6 +632,21 @@ ROWS = [
                                               "fault name and value)"),
     (VDBG + "net/*/traffic", always("EINVAL"), "netdev_knobs.hpp traffic (no corpus input is "
                                                "a command)"),
+    # devices/machine/fail_control.hpp: net_xmit/kind busy|drop|hang;
+    # net_xmit/ifaces a blank-separated list of interface names.
+    (VDBG + "fail/net_xmit/kind",
+     text(lambda d: "OK" if any(sysfs_streq(d, k) for k in (b"busy", b"drop", b"hang"))
+          else "EINVAL"), "fail_control.hpp net_xmit kind"),
+    (VDBG + "fail/net_xmit/ifaces", text(_fail_ifaces), "fail_control.hpp net_xmit ifaces"),
+    # net_open/errno: kstrtoint base 0, 1..MAX_ERRNO (4095); ifaces as above.
+    (VDBG + "fail/net_open/errno",
+     text(parse_then(kstrtoint, lambda v: "OK" if 1 <= v <= 4095 else "EINVAL", base=0)),
+     "fail_control.hpp net_open errno"),
+    (VDBG + "fail/net_open/ifaces", text(_fail_ifaces), "fail_control.hpp net_open ifaces"),
+    # xen_populate/pages: simple_attr_write-like, kstrtoull base 0 on 23 bytes.
+    (VDBG + "fail/xen_populate/pages",
+     text(lambda d: "OK" if not isinstance(kstrtoull(cstr(d)[:23], base=0), str) else
+          kstrtoull(cstr(d)[:23], base=0)), "fail_control.hpp xen_populate pages"),
     # devices/numa/numa_debug.hpp: alloc needs pages=N; free: kstrtoull base 10,
     # junk EINVAL, an id that is not live ENOENT.
     (VDBG + "numa/alloc", always("EINVAL"), "numa_debug.hpp alloc (pages= is required)"),

@@ -25,7 +25,7 @@ TEST_SUITE("fault_inject") {
 
 TEST_CASE("fail/: one directory per point with the kernel's files and only its own extras") {
   TestMachine m(kMachine);
-  for (const char* p : {"store", "show", "smi", "host_control", "page_alloc"})
+  for (const char* p : {"store", "show", "smi", "host_control", "page_alloc", "net_xmit", "net_open"})
     for (const char* file :
          {"probability", "interval", "times", "space", "verbose", "verbose_ratelimit_interval_ms",
           "verbose_ratelimit_burst", "task-filter", "injected"})
@@ -40,6 +40,16 @@ TEST_CASE("fail/: one directory per point with the kernel's files and only its o
   CHECK(m.exists(f("page_alloc/ignore-gfp-wait")));
   CHECK(m.exists(f("page_alloc/min-order")));
   CHECK_FALSE(m.exists(f("store/min-order")));
+  CHECK(m.exists(f("net_xmit/kind")));
+  CHECK(m.exists(f("net_xmit/ifaces")));
+  CHECK_FALSE(m.exists(f("net_xmit/paths")));
+  CHECK_FALSE(m.exists(f("store/ifaces")));
+  CHECK(m.read(f("net_xmit/kind")) == "drop\n");
+  CHECK(m.read(f("net_xmit/ifaces")) == "");
+  CHECK(m.read(f("net_open/errno")) == "12\n");  // ENOMEM
+  CHECK(m.exists(f("net_open/ifaces")));
+  CHECK_FALSE(m.exists(f("net_open/kind")));
+  CHECK_FALSE(m.exists(f("net_xmit/errno")));
   CHECK(m.read(f("smi/probability")) == "0\n");
   CHECK(m.read(f("smi/interval")) == "1\n");
   CHECK(m.read(f("smi/times")) == "1\n");
@@ -118,6 +128,30 @@ TEST_CASE("bad input: the kernel's errno, and nothing changes") {
   CHECK(m.read(f("seed")) == "0\n");
   CHECK(m.write(f("seed"), "0xffffffffffffffff") == 18);
   CHECK(m.read(f("seed")) == "18446744073709551615\n");
+}
+
+TEST_CASE("net_xmit: kind is busy, drop or hang; ifaces a bounded list of valid names") {
+  TestMachine m(kMachine);
+  CHECK(m.write(f("net_xmit/kind"), "lost") == -EINVAL);
+  CHECK(m.read(f("net_xmit/kind")) == "drop\n");
+  CHECK(m.write(f("net_xmit/kind"), "hang\n") == 5);
+  CHECK(m.read(f("net_xmit/kind")) == "hang\n");
+  CHECK(m.write(f("net_xmit/kind"), "busy") == 4);
+  CHECK(m.read(f("net_xmit/kind")) == "busy\n");
+  CHECK(m.write(f("net_xmit/ifaces"), "eth1 eth0\n") == 10);
+  CHECK(m.read(f("net_xmit/ifaces")) == "eth1\neth0\n");
+  // IFNAMSIZ is 16 with the NUL: 16 bytes are one too many.
+  CHECK(m.write(f("net_xmit/ifaces"), "abcdefghijklmnop") == -ENAMETOOLONG);
+  CHECK(m.write(f("net_xmit/ifaces"), "eth0 a/b") == -EINVAL);
+  CHECK(m.write(f("net_xmit/ifaces"), "eth0:1") == -EINVAL);
+  CHECK(m.write(f("net_xmit/ifaces"), "..") == -EINVAL);
+  std::string many;
+  for (int i = 0; i < 17; ++i) many += fmt::format("e{} ", i);
+  CHECK(m.write(f("net_xmit/ifaces"), many) == -E2BIG);
+  CHECK(m.read(f("net_xmit/ifaces")) == "eth1\neth0\n");
+  CHECK(m.write(f("net_xmit/ifaces"), "abcdefghijklmno") == 15);
+  CHECK(m.write(f("net_xmit/ifaces"), "\n") == 1);
+  CHECK(m.read(f("net_xmit/ifaces")) == "");
 }
 
 TEST_CASE("pids and paths are bounded lists; a bad or oversized write changes nothing") {

@@ -473,3 +473,125 @@ TEST_CASE("BQL: a stalled sender resumes on completions (the wake hook runs)") {
 }
 
 }  // TEST_SUITE
+
+// --- K/fail/net_xmit (docs/fault-injection.md section 3.6) ----------------------------
+
+namespace {
+void arm_xmit(testing::TestEnv& env, core::NetXmitFault kind, int times = 1) {
+  env.faults.set(core::FaultPoint::NetXmit, &core::FaultSettings::xmit_kind, kind);
+  env.faults.set(core::FaultPoint::NetXmit, &core::FaultSettings::times, times);
+  env.faults.set(core::FaultPoint::NetXmit, &core::FaultSettings::probability, 100UL);
+}
+}  // namespace
+
+TEST_CASE("net_xmit drop: the driver frees the frame, tx_dropped moves, NETDEV_TX_OK") {
+  Rig rig;
+  arm_xmit(rig.env, core::NetXmitFault::Drop);
+  CHECK(rig.send(1) == XmitResult::Ok);
+  CHECK(rig.dev[0]->core_tx_dropped() == 1);
+  CHECK(rig.send(2) == XmitResult::Ok);  // times ran out: the next two are sent
+  rig.env.advance_ms(100);
+  const auto s = rig.stats(*rig.dev[0]);
+  CHECK(s[devices::kTxDropped] == 1);
+  CHECK(s[devices::kTxPackets] == 2);
+  CHECK(rig.stats(*rig.dev[1])[devices::kRxPackets] == 2);
+  CHECK(rig.env.faults.injected(core::FaultPoint::NetXmit) == 1);
+  CHECK(rig.events("eth0", "xmit") == 1);
+}
+
+TEST_CASE("net_xmit busy: NETDEV_TX_BUSY, the frame stays with the caller, tx_busy counts") {
+  Rig rig;
+  arm_xmit(rig.env, core::NetXmitFault::Busy, 2);
+  CHECK(rig.send(1) == XmitResult::Busy);
+  CHECK(rig.send(1) == XmitResult::Busy);
+  CHECK(rig.dev[0]->tx_busy_count() == 2);
+  CHECK(rig.send(1) == XmitResult::Ok);  // the retry goes through
+  rig.env.advance_ms(100);
+  const auto s = rig.stats(*rig.dev[0]);
+  CHECK(s[devices::kTxPackets] == 1);
+  CHECK(s[devices::kTxDropped] == 0);
+  CHECK_FALSE(rig.dev[0]->netif_queue_stopped());
+}
+
+TEST_CASE("net_xmit hang: the queue stays stopped, the watchdog fires after watchdog_timeo") {
+  Rig rig(8, false, 2000);
+  arm_xmit(rig.env, core::NetXmitFault::Hang);
+  const auto start = rig.env.clock.now();
+  CHECK(rig.send(1) == XmitResult::Ok);
+  CHECK(rig.dev[0]->netif_queue_stopped());
+  CHECK(rig.dev[0]->xmit_hung());
+  rig.env.advance_ms(100);  // the frame completes; the completion does not wake the queue
+  CHECK(rig.dev[0]->netif_queue_stopped());
+  CHECK(rig.send(1) == XmitResult::QueueStopped);
+  rig.env.advance_ms(1899);
+  CHECK(rig.dev[0]->trans_timeout_count() == 0);
+  rig.env.advance_ms(1);
+  CHECK(rig.dev[0]->trans_timeout_count() == 1);
+  std::vector<core::Event> ev;
+  for (auto& e : rig.env.events.snapshot())
+    if (e.device == "eth0" && e.what == "tx_timeout") ev.push_back(e);
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0].time == start + std::chrono::seconds(2));
+  CHECK(rig.events("eth0", "tx_ring_reset") == 1);
+  CHECK_FALSE(rig.dev[0]->xmit_hung());
+  CHECK_FALSE(rig.dev[0]->netif_queue_stopped());  // the reset woke it
+  CHECK(rig.send(1) == XmitResult::Ok);
+}
+
+TEST_CASE("net_xmit hang on lo (no ndo_tx_timeout): stuck until the interface goes down") {
+  Rig rig;
+  arm_xmit(rig.env, core::NetXmitFault::Hang);
+  SkBuff skb;
+  CHECK(rig.lo->dev_hard_start_xmit(skb, 0) == XmitResult::Ok);
+  rig.env.advance_ms(20000);
+  CHECK(rig.lo->dev_hard_start_xmit(skb, 0) == XmitResult::QueueStopped);
+  core::RtnlLock rtnl;
+  REQUIRE(rig.lo->dev_change_flags(rig.lo->flags() & ~devices::IFF_UP));
+  REQUIRE(rig.lo->dev_change_flags(rig.lo->flags() | devices::IFF_UP));
+  CHECK_FALSE(rig.lo->netif_queue_stopped());
+  CHECK(rig.lo->dev_hard_start_xmit(skb, 0) == XmitResult::Ok);
+}
+
+TEST_CASE("net_xmit ifaces: only the listed interfaces fail") {
+  Rig rig;
+  rig.env.faults.set_paths(core::FaultPoint::NetXmit, {"eth1"});
+  arm_xmit(rig.env, core::NetXmitFault::Drop, -1);
+  CHECK(rig.send(3) == XmitResult::Ok);
+  CHECK(rig.dev[0]->core_tx_dropped() == 0);
+  SkBuff skb;
+  CHECK(rig.dev[1]->dev_hard_start_xmit(skb, 0) == XmitResult::Ok);
+  CHECK(rig.dev[1]->core_tx_dropped() == 1);
+  CHECK(rig.env.faults.injected(core::FaultPoint::NetXmit) == 1);
+}
+
+// --- K/fail/net_open ---------------------------------------------------------------------
+
+TEST_CASE("net_open: IFF_UP gets the point's errno (ENOMEM by default), the device stays down") {
+  Rig rig;
+  auto& fi = rig.env.faults;
+  CHECK(fi.settings(core::FaultPoint::NetOpen).error == ENOMEM);
+  fi.set_paths(core::FaultPoint::NetOpen, {"eth0"});
+  fi.set(core::FaultPoint::NetOpen, &core::FaultSettings::probability, 100UL);
+  core::RtnlLock rtnl;
+  auto& d = *rig.dev[0];
+  REQUIRE(d.dev_change_flags(d.flags() & ~devices::IFF_UP));
+  const auto st = d.dev_change_flags(d.flags() | devices::IFF_UP);
+  REQUIRE_FALSE(st);
+  CHECK(st.error().value() == ENOMEM);
+  CHECK_FALSE(d.netif_running());
+  CHECK((d.flags() & devices::IFF_UP) == 0);
+  CHECK(d.operstate() == devices::Operstate::Down);
+  CHECK(fi.injected(core::FaultPoint::NetOpen) == 1);
+  // eth1 is not in the list; times (1) is spent for eth0: both come up.
+  auto& e1 = *rig.dev[1];
+  REQUIRE(e1.dev_change_flags(e1.flags() & ~devices::IFF_UP));
+  CHECK(e1.dev_change_flags(e1.flags() | devices::IFF_UP));
+  CHECK(d.dev_change_flags(d.flags() | devices::IFF_UP));
+  CHECK(d.netif_running());
+  fi.set(core::FaultPoint::NetOpen, &core::FaultSettings::error, EBUSY);
+  fi.set(core::FaultPoint::NetOpen, &core::FaultSettings::times, 1);
+  REQUIRE(d.dev_change_flags(d.flags() & ~devices::IFF_UP));
+  const auto st2 = d.dev_change_flags(d.flags() | devices::IFF_UP);
+  REQUIRE_FALSE(st2);
+  CHECK(st2.error().value() == EBUSY);
+}

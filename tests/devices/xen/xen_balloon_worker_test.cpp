@@ -243,6 +243,30 @@ TEST_CASE("populate_fail: the next N populate calls fail with ENOMEM, then growt
   CHECK(current_kb(m) == 262148);
 }
 
+TEST_CASE("K/fail/xen_populate: grants capped at pages (0: none), the back-off runs") {
+  TestMachine m(small_machine());
+  const std::string f = "kernel/debug/vsysfs/fail/xen_populate/";
+  CHECK(m.read(f + "pages") == "0\n");
+  REQUIRE(m.write(f + "times", "2\n") == 2);
+  REQUIRE(m.write(f + "probability", "100\n") == 4);
+  REQUIRE(m.write(dev("target_kb"), "262148\n") == 7);
+  m.advance_ms(0);
+  run_checked(m, 10);
+  const auto s = steps(m);
+  REQUIRE(s.size() == 3);
+  CHECK(s[0].result == "EAGAIN");  // populate_physmap returned 0
+  CHECK(secs(s[1]) == 2);
+  CHECK(s[1].result == "EAGAIN");
+  CHECK(secs(s[2]) == 6);
+  CHECK(s[2].result == "DONE");
+  CHECK(m.read(f + "injected") == "2\n");
+  CHECK(m.events_of("xen", "populate_physmap").size() == 2);
+  CHECK(current_kb(m) == 262148);
+  // pages junk: EINVAL, nothing changes.
+  CHECK(m.write(f + "pages", "x") == -EINVAL);
+  CHECK(m.read(f + "pages") == "0\n");
+}
+
 TEST_CASE("max_schedule_delay 0 retries every jiffy without hanging the clock") {
   TestMachine m(small_machine("",
                               "[[xen.domain]]\nname = \"other\"\ndomid = 2\nmemory = \"768M\"\n"));
