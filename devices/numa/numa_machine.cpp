@@ -277,6 +277,21 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   } else {
     cpuidle = std::make_shared<CpuidleRoot>(ctx.env, "intel_idle");
   }
+  // [numa] cpuidle_driver overrides the machine kind's choice: "intel_idle",
+  // "none" (no driver registered), or "off" (cpuidle.off=1: no cpuidle
+  // directory at all; a recording then serves the recorded one).
+  if (ctx.root.has("numa"))
+    if (const auto* drv = sec.find("cpuidle_driver")) {
+      if (drv->type() != core::ConfigValue::Type::String)
+        drv->fail("must be \"intel_idle\", \"none\" or \"off\"");
+      const std::string& d = drv->as_string();
+      if (d == "intel_idle" || d == "none")
+        cpuidle = std::make_shared<CpuidleRoot>(ctx.env, d);
+      else if (d == "off")
+        cpuidle.reset();
+      else
+        drv->fail("must be \"intel_idle\", \"none\" or \"off\"");
+    }
   add_cpu_devices(ctx.env, ctx.tree, model, std::move(vulns), keep, std::move(cpuidle));
   add_uevent_only_device(ctx.env, ctx.tree, ctx.machine, "devices/system/cpu");
   add_uevent_only_device(ctx.env, ctx.tree, ctx.machine, "devices/system/node");

@@ -572,6 +572,25 @@ EOF2
   [ ! -e "$MNT/devices/system/cpu/cpu1/cpuidle" ]
 }
 
+@test "cpuidle_driver: \"off\" is cpuidle.off=1 (no interface), \"none\" no driver; junk refused" {
+  local f
+  f=$(mktemp "$BATS_TEST_TMPDIR/m.XXXXXX")
+  printf '[numa]\ncpuidle_driver = "off"\n[[numa.node]]\ncpus = "0-1"\nmemory_mb = 512\n' > "$f"
+  vsysfs_start -o "machine=$f"
+  [ ! -e "$MNT/devices/system/cpu/cpuidle" ] && [ ! -e "$MNT/devices/system/cpu/cpu1/cpuidle" ]
+  [ -d "$MNT/devices/system/cpu/cpu1" ]
+  vsysfs_stop
+  sed -i 's/"off"/"none"/' "$f"
+  vsysfs_start -o "machine=$f"
+  [ "$(cat "$MNT/devices/system/cpu/cpuidle/current_driver")" = none ]
+  [ ! -e "$MNT/devices/system/cpu/cpu1/cpuidle" ]
+  vsysfs_stop
+  sed -i 's/"none"/"haltpoll"/' "$f"
+  run timeout 20 "$VSYSFS" -f -o "machine=$f" "$BATS_TEST_TMPDIR"
+  [ "$status" -ne 0 ]
+  [[ $output == *cpuidle_driver* ]]
+}
+
 @test "kernel/mm/ksm: the 6.12 knobs, their parsers and errnos; nothing merges" {
   vsysfs_start
   local k=$MNT/kernel/mm/ksm f
