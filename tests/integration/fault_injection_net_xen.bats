@@ -55,11 +55,10 @@ advance() { echo "$1" > "$(ctl clock/advance_ms)"; }
   vsysfs_stop
   vsysfs_start -o "clock=manual,machine=$VSYSFS_ROOT/machines/xen-host-3dom.toml"
   DEV=$MNT/devices/system/xen_memory/xen_memory0
-  SET="$SCRIPTS/xen-balloon-set --sysfs $MNT"
   echo -1 > "$(fail xen_populate/times)"
   echo 100 > "$(fail xen_populate/probability)"
   echo 2 > "$DEV/max_retry_count"
-  run timeout 30 $SET --timeout 20 --advance-clock 6G
+  run timeout 30 "$SCRIPTS/xen-balloon-set" --sysfs "$MNT" --timeout 20 --advance-clock 6G
   [ "$status" -eq 1 ]
   [[ "$output" == *"gave up after max_retry_count (2) retries"* ]]
   [ "$(cat "$DEV/info/current_kb")" = 4194304 ]
