@@ -193,8 +193,8 @@ bool FaultInjection::should_fail(FaultPoint p, const Caller* caller, long size,
   return true;
 }
 
-bool FaultInjection::should_fail_iface(FaultPoint p, const Caller* caller,
-                                       std::string_view ifname, std::string_view site) {
+bool FaultInjection::should_fail_iface(FaultPoint p, const Caller* caller, std::string_view ifname,
+                                       std::string_view site) {
   if (!armed(p)) return false;
   {
     MutexLock lock(mu_);

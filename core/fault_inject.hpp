@@ -65,7 +65,14 @@
 namespace vsysfs::core {
 
 enum class FaultPoint : std::uint8_t {
-  Store, Show, Smi, HostControl, PageAlloc, NetXmit, NetOpen, XenPopulate
+  Store,
+  Show,
+  Smi,
+  HostControl,
+  PageAlloc,
+  NetXmit,
+  NetOpen,
+  XenPopulate
 };
 inline constexpr std::size_t kFaultPointCount = 8;
 inline constexpr std::array<FaultPoint, kFaultPointCount> kFaultPoints = {

@@ -329,7 +329,7 @@ mode_t point_visible(const FailPoint& d, std::string_view name, mode_t mode) {
   if (name == "paths") return attr_point ? mode : 0;
   if (name == "kind")
     return p == FaultPoint::Smi || p == FaultPoint::HostControl || p == FaultPoint::NetXmit ? mode
-                                                                                          : 0;
+                                                                                            : 0;
   if (name == "pages") return p == FaultPoint::XenPopulate ? mode : 0;
   if (name == "ifaces") return p == FaultPoint::NetXmit || p == FaultPoint::NetOpen ? mode : 0;
   if (name == "cbres1" || name == "answer_bytes") return p == FaultPoint::Smi ? mode : 0;

@@ -35,9 +35,8 @@
 namespace vsysfs::devices {
 
 std::optional<NetdevTx> NetDevice::xmit_fault(const SkBuff& skb, unsigned cpu) {
-  if (!env_.faults ||
-      !env_.faults->should_fail_iface(core::FaultPoint::NetXmit, nullptr, cfg_.name,
-                                      "dev_hard_start_xmit"))
+  if (!env_.faults || !env_.faults->should_fail_iface(core::FaultPoint::NetXmit, nullptr, cfg_.name,
+                                                      "dev_hard_start_xmit"))
     return std::nullopt;
   const core::NetXmitFault kind = env_.faults->settings(core::FaultPoint::NetXmit).xmit_kind;
   NetdevTx rc = NetdevTx::Ok;

@@ -155,14 +155,12 @@ long XenHypervisor::populate_physmap(DomId domid, std::uint64_t nr) {
   // none), so the balloon's BP_EAGAIN back-off runs. The balloon worker is a
   // kernel thread: task-filter never lets this point fail. Lock order:
   // xen.hypervisor -> fail.mu (a leaf).
-  if (env_.faults &&
-      env_.faults->should_fail(core::FaultPoint::XenPopulate, nullptr, 1,
-                               "XENMEM_populate_physmap")) {
+  if (env_.faults && env_.faults->should_fail(core::FaultPoint::XenPopulate, nullptr, 1,
+                                              "XENMEM_populate_physmap")) {
     const std::uint64_t cap = env_.faults->settings(core::FaultPoint::XenPopulate).grant_pages;
     if (cap < granted) {
       env_.log(nullptr, "xen", "populate_physmap", "partial",
-               {{"domid", domid}, {"requested", nr}, {"granted", cap},
-                {"fault", "xen_populate"}});
+               {{"domid", domid}, {"requested", nr}, {"granted", cap}, {"fault", "xen_populate"}});
       granted = cap;
     }
   }
