@@ -51,7 +51,8 @@ class WaitQueue {
   std::size_t size() const { return count_.load(std::memory_order_acquire); }
 
  private:
-  // Order: after the producer's locks; wakers take leaf locks only.
+  // Order: after the producer's and the consumer's locks; leaf (wakers run
+  // outside it).
   mutable Mutex mu_{"wait_queue"};
   std::map<std::uint64_t, Waker> wakers_ GUARDED_BY(mu_);
   std::uint64_t next_id_ GUARDED_BY(mu_) = 1;

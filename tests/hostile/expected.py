@@ -718,6 +718,10 @@ EXCLUDED_FROM_STATE = [
 DESTRUCTIVE = [
     "kernel/debug/vsysfs/machine/shutdown",   # powers the machine off
     "kernel/debug/vsysfs/*/hotplug",           # device_add / device_del
+    # arms a failure point (docs/fault-injection.md): from then on stores,
+    # shows, SMIs or allocations fail by design, so every later input
+    # would be judged against a machine that fails on purpose
+    "kernel/debug/vsysfs/fail/*/probability",
 ]
 
 
