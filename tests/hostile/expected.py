@@ -750,5 +750,10 @@ def allowed_change(rel, errno_name, changed):
     return None
 
 
+def quirky(rel):
+    """Refused writes to this file may change the machine (ALLOWED_CHANGES)."""
+    return any(fnmatch.fnmatchcase(rel, pat) for pat, _, _, _ in ALLOWED_CHANGES)
+
+
 def destructive(rel):
     return any(fnmatch.fnmatchcase(rel, p) for p in DESTRUCTIVE)
