@@ -55,3 +55,18 @@ events_matching() {
 # errno name of a failed shell redirection write: writes $2 to file $1
 # with a tiny helper that reports the errno name (or OK).
 errno_of_write() { "$VSYSFS_BUILD/tests/helpers/sysfs-io" write "$1" "$2"; }
+
+# The Xen suites' paths on the mount in MNT: DEV (the balloon's
+# xen_memory0), NODE (the NUMA nodes), XEN (the hypervisor's knobs) and
+# SET (the balloon client, xen-balloon-set).
+xen_paths() {
+  DEV=$MNT/devices/system/xen_memory/xen_memory0
+  NODE=$MNT/devices/system/node
+  XEN=$(ctl xen)
+  SET="$SCRIPTS/xen-balloon-set --sysfs $MNT"
+}
+
+# Field $2 (MemTotal, MemFree, ...) of node $1's meminfo, in kB; nodes_kb:
+# field $1 summed over every node.
+node_kb() { awk -v f="$2:" '$3 == f { print $4 }' "$NODE/node$1/meminfo"; }
+nodes_kb() { cat "$NODE"/node*/meminfo | awk -v f="$1:" '$3 == f { s += $4 } END { print s }'; }

@@ -50,26 +50,7 @@ machine_file() { echo "$VSYSFS_ROOT/machines/$1.toml"; }
 
 # The CPUs and nodes a machine file declares: with [numa], the nodes'
 # cpulists; without, [net]'s nr_cpu_ids/nr_node_ids (defaults 4 and 1).
-expected_cpus() {
-  python3 - "$1" <<'PY'
-import sys, tomllib
-m = tomllib.load(open(sys.argv[1], "rb"))
-def expand(s):
-    out = []
-    for p in filter(None, s.split(",")):
-        a, _, b = p.partition("-")
-        out += range(int(a), int(b or a) + 1)
-    return out
-if "numa" in m:
-    cpus = sorted(c for n in m["numa"]["node"] for c in expand(n.get("cpus", "")))
-    nodes = len(m["numa"]["node"])
-else:
-    net = m.get("net", {})
-    cpus = list(range(net.get("nr_cpu_ids", 4)))
-    nodes = net.get("nr_node_ids", 1)
-print(len(cpus), nodes)
-PY
-}
+expected_cpus() { python3 "$BATS_TEST_DIRNAME/machine_facts.py" cpus "$1"; }
 
 require_tool() { command -v "$1" >/dev/null || skip "$1 is not installed"; }
 
@@ -95,45 +76,7 @@ require_tool() { command -v "$1" >/dev/null || skip "$1 is not installed"; }
 # The cache leaves a machine file gives (or the documented default
 # geometry, numa_machine.cpp), as "NAME SIZE_KIB WAYS SETS INSTANCES" lines;
 # INSTANCES counts the cores (per-core leaves) or packages.
-expected_caches() {
-  python3 - "$1" <<'PY'
-import sys, tomllib
-m = tomllib.load(open(sys.argv[1], "rb"))
-def expand(s):
-    out = []
-    for p in filter(None, s.split(",")):
-        a, _, b = p.partition("-")
-        out += range(int(a), int(b or a) + 1)
-    return out
-numa = m.get("numa")
-if numa:
-    tpc = numa.get("threads_per_core", 1)
-    pkgs = {}
-    for nid, n in enumerate(numa["node"]):
-        pkg = n.get("package", nid)
-        pkgs[pkg] = pkgs.get(pkg, 0) + len(expand(n.get("cpus", "")))
-    cores = {p: c // tpc for p, c in pkgs.items() if c}
-    leaves = numa.get("cache")
-else:
-    net = m.get("net", {})
-    ncpu, nnode = net.get("nr_cpu_ids", 4), net.get("nr_node_ids", 1)
-    nnode = min(nnode, ncpu)
-    cores = {i: (i + 1) * ncpu // nnode - i * ncpu // nnode for i in range(nnode)}
-    leaves = None
-if leaves is None:
-    l3 = 1408 * max(cores.values())
-    leaves = [dict(level=1, type="Data", size_kb=32, ways=8),
-              dict(level=1, type="Instruction", size_kb=32, ways=8),
-              dict(level=2, type="Unified", size_kb=1024, ways=16),
-              dict(level=3, type="Unified", size_kb=l3, ways=11, shared="package")]
-for l in leaves:
-    name = "L%d%s" % (l["level"], {"Data": "d", "Instruction": "i"}.get(l["type"], ""))
-    shared = l.get("shared", "package" if l["level"] >= 3 else "core")
-    inst = len(cores) if shared == "package" else sum(cores.values())
-    sets = l["size_kb"] * 1024 // (l["ways"] * l.get("line_size", 64) * l.get("partition", 1))
-    print(name, l["size_kb"], l["ways"], sets, inst)
-PY
-}
+expected_caches() { python3 "$BATS_TEST_DIRNAME/machine_facts.py" caches "$1"; }
 
 # lscpu -C sizes are in K/M/G with up to one decimal: to KiB.
 to_kib() {
@@ -230,30 +173,7 @@ TOML
 
 # "BLOCK_BYTES TOTAL_BYTES": each node spans whole blocks (numa_machine.cpp:
 # memory_block_size_mb, else 128 MiB below 64 GiB of memory, else 2 GiB).
-expected_memory() {
-  python3 - "$1" <<'PY'
-import sys, tomllib
-m = tomllib.load(open(sys.argv[1], "rb"))
-MiB = 1 << 20
-numa = m.get("numa")
-if numa:
-    nodes = [n.get("memory_mb", 0) * MiB for n in numa["node"]]
-    block = numa.get("memory_block_size_mb", 0) * MiB
-else:
-    mem = m.get("xen", {}).get("memory", "4G")
-    if isinstance(mem, int):
-        total = mem * 1024
-    else:
-        total = int(mem[:-1]) << {"K": 10, "M": 20, "G": 30, "T": 40}[mem[-1].upper()]
-    n = min(m.get("net", {}).get("nr_node_ids", 1), m.get("net", {}).get("nr_cpu_ids", 4))
-    pages = total // 4096
-    nodes = [(pages // n + (pages % n if i == 0 else 0)) * 4096 for i in range(n)]
-    block = 0
-if not block:
-    block = 128 * MiB if sum(nodes) < 64 << 30 else 2048 * MiB
-print(block, sum(-(-b // block) * block for b in nodes))
-PY
-}
+expected_memory() { python3 "$BATS_TEST_DIRNAME/machine_facts.py" memory "$1"; }
 
 @test "lsmem --sysroot totals the machine's memory in blocks of block_size_bytes" {
   require_tool lsmem
@@ -306,16 +226,7 @@ lspci_sysfs() {
 
 # "SLOT VENDOR DEVICE NUMA_NODE" per PCI interface of a machine file, and
 # the node's CPU list ("-" for none: every CPU).
-expected_pci() {
-  python3 - "$1" <<'PY'
-import sys, tomllib
-m = tomllib.load(open(sys.argv[1], "rb"))
-for i in m.get("net", {}).get("interface", []):
-    if "pci" in i:
-        print(i["pci"], "%04x" % i.get("pci_vendor", 0x8086), "%04x" % i.get("pci_device", 0x100e),
-              i.get("numa_node", -1), "%x" % i.get("pci_bar0_size", 0x20000))
-PY
-}
+expected_pci() { python3 "$BATS_TEST_DIRNAME/machine_facts.py" pci "$1"; }
 
 check_pci() {
   local f=$1 slot ven dev node bar out n=0

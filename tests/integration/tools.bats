@@ -38,47 +38,7 @@ require_in_sys() {
 #   node ID MEMORY_MB CPULIST
 #   memory TOTAL_MB
 #   pci SLOT NODE NAME MAC    one per PCI interface
-machine_facts() {
-  python3 - "$1" <<'PY'
-import sys, tomllib
-m = tomllib.load(open(sys.argv[1], "rb"))
-def expand(s):
-    out = []
-    for p in filter(None, s.split(",")):
-        a, _, b = p.partition("-")
-        out += range(int(a), int(b or a) + 1)
-    return out
-def mem_mb(v):  # an integer is KiB, a string takes K/M/G/T
-    kib = v if isinstance(v, int) else int(v[:-1]) << {"K": 0, "M": 10, "G": 20, "T": 30}[v[-1].upper()]
-    return kib // 1024
-numa = m.get("numa")
-nodes = []  # (cpus, mb, package)
-if numa:
-    tpc = numa.get("threads_per_core", 1)
-    for nid, n in enumerate(numa["node"]):
-        nodes.append((expand(n.get("cpus", "")), n.get("memory_mb", 0), n.get("package", nid)))
-else:
-    tpc = 1
-    net = m.get("net", {})
-    ncpu = net.get("nr_cpu_ids", 4)
-    nn = min(net.get("nr_node_ids", 1), ncpu)
-    total = mem_mb(m.get("xen", {}).get("memory", "4G"))
-    for i in range(nn):
-        nodes.append((list(range(i * ncpu // nn, (i + 1) * ncpu // nn)), total // nn + (total % nn if i == 0 else 0), i))
-pkgs = {}
-for cpus, _, pkg in nodes:
-    pkgs[pkg] = pkgs.get(pkg, 0) + len(cpus)
-for pkg in sorted(pkgs):
-    if pkgs[pkg]:
-        print("socket", pkgs[pkg] // tpc, pkgs[pkg])
-for nid, (cpus, mb, _) in enumerate(nodes):
-    print("node", nid, mb, ",".join(map(str, cpus)) or "-")
-print("memory", sum(mb for _, mb, _ in nodes))
-for i in m.get("net", {}).get("interface", []):
-    if "pci" in i:
-        print("pci", i["pci"], i.get("numa_node", -1), i["name"], i.get("mac", "-"))
-PY
-}
+machine_facts() { python3 "$BATS_TEST_DIRNAME/machine_facts.py" facts "$1"; }
 
 dell_machines() {
   local f

@@ -7,9 +7,7 @@ load helpers
 
 setup() {
   vsysfs_start -o "clock=manual,machine=$VSYSFS_ROOT/machines/xen-host-3dom.toml"
-  DEV=$MNT/devices/system/xen_memory/xen_memory0
-  XEN=$(ctl xen)
-  SET="$SCRIPTS/xen-balloon-set --sysfs $MNT"
+  xen_paths
 }
 
 teardown() { vsysfs_stop; }

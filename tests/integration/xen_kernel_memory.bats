@@ -12,16 +12,11 @@ load helpers
 
 setup() {
   vsysfs_start -o clock=manual
-  DEV=$MNT/devices/system/xen_memory/xen_memory0
-  NODE=$MNT/devices/system/node
-  XEN=$(ctl xen)
-  SET="$SCRIPTS/xen-balloon-set --sysfs $MNT"
+  xen_paths
 }
 
 teardown() { vsysfs_stop; }
 
-node_kb() { awk -v f="$2:" '$3 == f { print $4 }' "$NODE/node$1/meminfo"; }
-nodes_kb() { cat "$NODE"/node*/meminfo | awk -v f="$1:" '$3 == f { s += $4 } END { print s }'; }
 stat_sum() { cat "$NODE"/node*/numastat | awk -v k="$1" '$1 == k { s += $2 } END { print s }'; }
 
 # Everything that must not move while the balloon works.
@@ -118,7 +113,7 @@ driver = "workqueue"
 max_retry_count = 0
 TOML
   vsysfs_start -o clock=manual -o machine="$m"
-  DEV=$MNT/devices/system/xen_memory/xen_memory0 NODE=$MNT/devices/system/node XEN=$(ctl xen)
+  xen_paths
   LISTS0=$(snapshot_lists)
   echo 0 > "$DEV/target_kb"
   for s in $(seq 20); do

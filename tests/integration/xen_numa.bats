@@ -8,17 +8,11 @@ load helpers
 
 setup() {
   vsysfs_start -o clock=manual
-  DEV=$MNT/devices/system/xen_memory/xen_memory0
-  NODE=$MNT/devices/system/node
-  XEN=$(ctl xen)
-  SET="$SCRIPTS/xen-balloon-set --sysfs $MNT"
+  xen_paths
 }
 
 teardown() { vsysfs_stop; }
 
-# Sum of field $1 (MemTotal, MemFree) over every node's meminfo, in kB.
-nodes_kb() { cat "$NODE"/node*/meminfo | awk -v f="$1:" '$3 == f { s += $4 } END { print s }'; }
-node_kb() { awk -v f="$2:" '$3 == f { print $4 }' "$NODE/node$1/meminfo"; }
 
 # Both invariants of the issue.
 accounts_agree() {
