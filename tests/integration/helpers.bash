@@ -58,7 +58,8 @@ errno_of_write() { "$VSYSFS_BUILD/tests/helpers/sysfs-io" write "$1" "$2"; }
 
 # The Xen suites' paths on the mount in MNT: DEV (the balloon's
 # xen_memory0), NODE (the NUMA nodes), XEN (the hypervisor's knobs) and
-# SET (the balloon client, xen-balloon-set).
+# SET (the balloon client, xen-balloon-set); the suites use them.
+# shellcheck disable=SC2034
 xen_paths() {
   DEV=$MNT/devices/system/xen_memory/xen_memory0
   NODE=$MNT/devices/system/node
