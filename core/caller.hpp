@@ -29,7 +29,11 @@
 // Why lazily and separately: a store is one FUSE round trip, and reading
 // /proc/PID/status plus /proc/PID/stat on each one cost more than the round
 // trip itself (the store row of docs/performance.md). A store pays only for what its device
-// and the event log ask.
+// and the event log ask. The daemon keeps /proc/PID and /proc/PID/comm of
+// the most recent callers open (core/caller.cpp ProcHandles, one leaf
+// mutex): comm and the user namespace are still read on every request,
+// without a /proc path lookup; a descriptor stands for the process, so a
+// reused pid finds the new one.
 //
 // Interruption: the fs layer may attach a check that says whether the
 // request was interrupted (the writer got a signal: FUSE_INTERRUPT). A store

@@ -84,9 +84,20 @@ core::Result<std::size_t> NetKnobs::link_store(const core::Caller& c, std::strin
 
 core::Status NetKnobs::traffic_show(core::PageBuffer& buf) const {
   core::MutexLock lock(mu_);
-  const char* state = running_.load() ? (stalled_.load() ? "stalled" : "running") : "stopped";
+  const bool running = running_.load();
+  const char* state = running ? (stalled_.load() ? "stalled" : "running") : "stopped";
   buf.emit("count {}\nsize {}\nrate {}\ncpus {}\nstate {}\nsent {}\nlocked {}\nbusy {}\nstalls {}\n",
            count_, size_, rate_, cpus_, state, sent_, locked_.load(), busy_.load(), stalls_.load());
+  // Frames per second since the start, up to the end of a finished run;
+  // each frame counts for its interval (the first is sent at the start), so
+  // a run on schedule shows its rate.
+  const core::Nanos until = running || end_time_.count() == 0 ? env_.now() : end_time_;
+  const auto elapsed = (until - start_time_).count() + 1000000000LL / static_cast<std::int64_t>(rate_);
+  const std::uint64_t achieved =
+      elapsed > 0 ? static_cast<std::uint64_t>(static_cast<long double>(sent_) * 1e9L /
+                                                static_cast<long double>(elapsed))
+                  : 0;
+  buf.emit("achieved {}\nlag_ns {}\nmax_lag_ns {}\n", achieved, lag_.count(), max_lag_.count());
   return {};
 }
 
@@ -94,10 +105,11 @@ core::Result<std::size_t> NetKnobs::traffic_store(const core::Caller& c, std::st
   const auto words = core::split_words(in);
   if (words.empty()) return core::Errno{EINVAL};
   if (words.size() == 1 && words[0] == "stop") {
-    running_.store(false);
+    const bool was_running = running_.exchange(false);
     stalled_.store(false);
     timer_.del_timer();  // a running tick sees running_ false
     core::MutexLock lock(mu_);
+    if (was_running) end_time_ = env_.now();
     env_.log(&c, dev_->name(), "traffic", "stop", {{"sent", sent_}});
     return in.size();
   }
@@ -110,6 +122,9 @@ core::Result<std::size_t> NetKnobs::traffic_store(const core::Caller& c, std::st
     busy_.store(0);
     stalls_.store(0);
     next_due_ = env_.now();
+    start_time_ = next_due_;
+    end_time_ = core::Nanos{0};
+    lag_ = max_lag_ = core::Nanos{0};
     start_carrier_downs_ = dev_->carrier_down_count();
     stalled_.store(false);
     running_.store(true);
@@ -171,11 +186,11 @@ void NetKnobs::traffic_tick() {
       ++sent_;
       if (count_ != 0 && sent_ >= count_) {
         running_.store(false);
+        end_time_ = now;
         env_.log(nullptr, dev_->name(), "traffic", "done", {{"sent", sent_}});
         return;
       }
-      next_due_ = std::max(next_due_ + interval, now);
-      timer_.mod_timer(next_due_);
+      traffic_schedule_locked(now, interval);
       return;
     case XmitResult::Locked:
       // NETDEV_TX_LOCKED: "please retry quickly".
@@ -184,8 +199,7 @@ void NetKnobs::traffic_tick() {
       return;
     case XmitResult::Busy:
       busy_.fetch_add(1);
-      next_due_ = std::max(next_due_ + interval, now);
-      timer_.mod_timer(next_due_);
+      traffic_schedule_locked(now, interval);
       return;
     case XmitResult::QueueStopped:
       stalls_.fetch_add(1);
@@ -199,9 +213,30 @@ void NetKnobs::traffic_tick() {
       // (pktgen_stop_device); nothing was handed to the driver.
       running_.store(false);
       stalled_.store(false);
+      end_time_ = now;
       env_.log(nullptr, dev_->name(), "traffic",
                r == XmitResult::NotRunning ? "ENETDOWN" : "NO-CARRIER", {{"sent", sent_}});
       return;
+  }
+}
+
+// The lag is how late this send was against its due time. With the
+// manual clock the timer fires on time, so a lag comes from the device
+// (a stopped queue, BUSY, a locked driver) and the schedule restarts from
+// this send, as before. With the real clock the schedule stays: the next
+// frame is due one interval after this one was, and when that is already
+// past the timer is armed for now (never in the past: timers of other
+// devices due before now run first), so a machine that cannot keep up
+// sends back to back and the lag grows.
+void NetKnobs::traffic_schedule_locked(core::Nanos now, core::Nanos interval) {
+  lag_ = std::max(now - next_due_, core::Nanos{0});
+  max_lag_ = std::max(max_lag_, lag_);
+  if (env_.clock.is_manual()) {
+    next_due_ = std::max(next_due_ + interval, now);
+    timer_.mod_timer(next_due_);
+  } else {
+    next_due_ += interval;
+    timer_.mod_timer(std::max(next_due_, now));
   }
 }
 

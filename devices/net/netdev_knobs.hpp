@@ -18,6 +18,17 @@
 //                   also while the queue is stopped; a run here checks when
 //                   its timer or the queue's wake calls it). Nothing reaches
 //                   the driver: no TX counter moves for it.
+//                   Keeping up: the show also says `achieved` (frames sent
+//                   per second of the Env clock since the start, up to the
+//                   end of the run), `lag_ns` (how far the run is behind its
+//                   schedule of one frame every 1/rate s, at its last send)
+//                   and `max_lag_ns`. With the real clock a run that falls
+//                   behind (the machine cannot simulate the rate) keeps its
+//                   schedule and sends as fast as it can to catch up, so the
+//                   lag grows and shows instead of the rate dropping
+//                   silently; with the manual clock every frame is sent on
+//                   time and a run behind its schedule (a stopped queue,
+//                   BUSY, a locked driver) restarts it from the send.
 //   faults    0600  "hang_tx 0|1" (the DMA engine stops: the watchdog fires),
 //                   "drop_rx N" (poll drops the next N frames), "fail_open
 //                   ERRNO|0" (ndo_open fails with it, e.g. ENOMEM),
@@ -73,6 +84,9 @@ class NetKnobs {
   // __netif_schedule: the queue woke. Context: the driver's completion
   // path with its priv_lock held: only atomics and a timer.
   void traffic_wake();
+  // The next send after one at `now`: one interval after the last due
+  // time (see `traffic` above for the two clocks). Records the lag.
+  void traffic_schedule_locked(core::Nanos now, core::Nanos interval) REQUIRES(mu_);
 
   core::Env& env_;
   const std::shared_ptr<NetDevice> dev_;
@@ -91,6 +105,12 @@ class NetKnobs {
   // carrier_down_count at the start: a send that finds it changed means
   // the device went offline during the run.
   int start_carrier_downs_ GUARDED_BY(mu_) = 0;
+  // The run's start and end (end 0 while running), for `achieved`; the
+  // lag behind the schedule at the last send and the largest seen.
+  core::Nanos start_time_ GUARDED_BY(mu_){0};
+  core::Nanos end_time_ GUARDED_BY(mu_){0};
+  core::Nanos lag_ GUARDED_BY(mu_){0};
+  core::Nanos max_lag_ GUARDED_BY(mu_){0};
   std::atomic<std::uint64_t> locked_{0}, busy_{0}, stalls_{0};
   core::Timer timer_;
 };

@@ -1,5 +1,6 @@
 #include "devices/numa/numa_node.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -177,8 +178,27 @@ core::Result<std::size_t> NumaNode::cpulist_read(const core::Caller&, std::uint6
 // drivers/base/node.c node_read_meminfo (newest field set without HIGHMEM,
 // SHADOW_CALL_STACK or UNACCEPTED_MEMORY, with THP), then
 // mm/hugetlb.c hugetlb_report_node_meminfo.
+NumaNode::MeminfoKey NumaNode::meminfo_key(const NodeSnapshot& s) {
+  MeminfoKey k{s.present, s.free, s.huge_nr, s.huge_free, s.huge_surplus};
+  std::copy(s.used.begin(), s.used.end(), k.begin() + 5);
+  return k;
+}
+
+// Every number below comes from the snapshot's fields in meminfo_key (and
+// the node id): when those are what the kept text was made from, the text
+// is what formatting would give, so it is appended instead. The snapshot is
+// taken on every read, so a change shows on the next read.
 core::Status NumaNode::meminfo_show(core::PageBuffer& buf) const {
   const NodeSnapshot s = model_->node(nid_);
+  const MeminfoKey key = meminfo_key(s);
+  {
+    core::MutexLock lock(meminfo_mu_);
+    if (meminfo_key_ == key) {
+      buf.append(meminfo_text_);
+      return {};
+    }
+  }
+  const std::size_t start = buf.size();
   auto used = [&](PageKind k) { return s.used[static_cast<int>(k)]; };
   auto K = [](std::uint64_t pages) { return pages * kPageKiB; };
   const std::uint64_t inactive_anon = used(PageKind::Anon) + used(PageKind::Shmem);
@@ -226,6 +246,11 @@ core::Status NumaNode::meminfo_show(core::PageBuffer& buf) const {
   buf.emit("Node {} HugePages_Total: {:>5}\n", nid_, s.huge_nr);
   buf.emit("Node {} HugePages_Free:  {:>5}\n", nid_, s.huge_free);
   buf.emit("Node {} HugePages_Surp:  {:>5}\n", nid_, s.huge_surplus);
+  if (!buf.overflowed()) {
+    core::MutexLock lock(meminfo_mu_);
+    meminfo_key_ = key;
+    meminfo_text_.assign(buf.view().substr(start));
+  }
   return {};
 }
 

@@ -31,10 +31,14 @@
 //   zonelist_penalty = "add1" | "add_countdown" | "assign" (see numa_machine.cpp)
 //   [[numa.node]] cpus = "0-1,4-5", memory_mb, hugepages_2m, package
 //
-// Thread-safety: the devices hold no state of their own; every callback
-// reads or changes the NumaModel, which locks internally.
+// Thread-safety: every callback reads or changes the NumaModel, which locks
+// internally; the only state of a device is NumaNode's meminfo text, under
+// its own leaf mutex (never held while the model's is taken).
 
+#include <array>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -99,9 +103,19 @@ class NumaNode {
   std::string cpulist_text() const;
   std::vector<unsigned> online_node_cpus() const;
 
+  // meminfo's text with the counters it was formatted from: a read whose
+  // snapshot has the same counters appends the text instead of formatting
+  // 40 lines again (docs/performance.md). Keyed by the values themselves,
+  // read under the model's lock on every read, so it cannot be stale.
+  using MeminfoKey = std::array<std::uint64_t, 5 + kPageKinds>;
+  static MeminfoKey meminfo_key(const NodeSnapshot& s);
+
   core::Env& env_;
   std::shared_ptr<NumaModel> model_;
   const int nid_;
+  mutable core::Mutex meminfo_mu_{"numa.meminfo_text"};  // Order: leaf
+  mutable std::optional<MeminfoKey> meminfo_key_ GUARDED_BY(meminfo_mu_);
+  mutable std::string meminfo_text_ GUARDED_BY(meminfo_mu_);
 };
 
 }  // namespace vsysfs::devices

@@ -111,3 +111,66 @@ pread0() { perl -e 'open(my $f, "<&=", $ARGV[0]) or die; sysseek($f, 0, 0); sysr
   chown 1:1 "$T/secret"
   [ "$(stat -c %u:%g "$T/secret")" = 1:1 ]
 }
+
+# meminfo keeps its formatted text while its numbers stay the same
+# (devices/numa/numa_node.hpp): every input of it changes here, between two
+# reads by path and on a descriptor kept open.
+@test "meminfo: a change of any of its numbers is read at once (each page kind, free, hugepages, memory offline)" {
+  MI=$MNT/devices/system/node/node0/meminfo
+  # "Node 0 MemFree:   N kB": the label is field 3, the number field 4.
+  val() { awk -v k="$1" '$3 == k {print $4}'; }
+  exec 5< "$MI"
+  both() {  # LABEL: the value by path and on fd 5, which must agree
+    local a b
+    a=$(val "$1" < "$MI"); b=$(pread0 5 | val "$1")
+    [ "$a" = "$b" ] || { echo "path $a, descriptor $b for $1" >&2; return 1; }
+    echo "$a"
+  }
+  declare -A FIELD=([anon]=AnonPages: [file]=FilePages: [shmem]=Shmem: [slab_reclaimable]=SReclaimable:
+    [slab_unreclaimable]=SUnreclaim: [pagetables]=PageTables: [kernel_stack]=KernelStack:)
+  for kind in "${!FIELD[@]}"; do
+    f=${FIELD[$kind]}
+    free0=$(both MemFree:); used0=$(both "$f")
+    echo "pages=256 kind=$kind" > "$(ctl numa/alloc)"
+    [ "$(both MemFree:)" = $((free0 - 1024)) ]
+    [ "$(both "$f")" = $((used0 + 1024)) ]
+    echo "$(cat "$(ctl numa/last_alloc_id)")" > "$(ctl numa/free)"
+    [ "$(both MemFree:)" = "$free0" ]
+    [ "$(both "$f")" = "$used0" ]
+  done
+  H=$MNT/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages
+  free0=$(both MemFree:)
+  echo 3 > "$H"
+  [ "$(both HugePages_Total:)" = 3 ]
+  [ "$(both HugePages_Free:)" = 3 ]
+  [ "$(both MemFree:)" = $((free0 - 3 * 2048)) ]
+  echo 0 > "$H"
+  [ "$(both HugePages_Total:)" = 0 ]
+  [ "$(both MemFree:)" = "$free0" ]
+  # Memory hotplug: an offlined block leaves MemTotal.
+  total0=$(both MemTotal:)
+  block_kb=$(( $(printf '%d' "0x$(cat "$MNT/devices/system/memory/block_size_bytes")") / 1024 ))
+  echo offline > "$MNT/devices/system/memory/memory31/state"
+  [ "$(both MemTotal:)" = $((total0 - block_kb)) ]
+  echo online > "$MNT/devices/system/memory/memory31/state"
+  [ "$(both MemTotal:)" = "$total0" ]
+  exec 5<&-
+}
+
+# The daemon keeps /proc/PID of recent callers open (core/caller.cpp
+# ProcHandles): the event log must still name each store's caller as it
+# is at that moment, after a rename of the same process and for a new
+# process in every round.
+@test "event log: the command name is the caller's at the time of each store" {
+  for i in $(seq 10); do
+    (
+      printf 'first%d' "$i" > /proc/self/comm   # bash itself opens it: the subshell's
+      echo "$i" > "$T/value"
+      printf 'second%d' "$i" > /proc/self/comm
+      echo "$((i + 100))" > "$T/value"
+    )
+    grep '"attr":"value"' "$(ctl events)" | tail -2 > "$BATS_TEST_TMPDIR/ev"
+    head -1 "$BATS_TEST_TMPDIR/ev" | grep -q "\"comm\":\"first$i\""
+    tail -1 "$BATS_TEST_TMPDIR/ev" | grep -q "\"comm\":\"second$i\""
+  done
+}
