@@ -1,5 +1,7 @@
 #include "core/fault_inject.hpp"
 
+#include <algorithm>
+#include <cerrno>
 #include <utility>
 
 namespace vsysfs::core {
@@ -22,6 +24,10 @@ std::string_view fault_point_name(FaultPoint p) noexcept {
       return "net_open";
     case FaultPoint::XenPopulate:
       return "xen_populate";
+    case FaultPoint::LinkFlap:
+      return "link_flap";
+    case FaultPoint::NetRx:
+      return "net_rx";
   }
   return "?";
 }
@@ -293,6 +299,117 @@ std::vector<std::string> FaultInjection::paths(FaultPoint p) const {
 void FaultInjection::set_paths(FaultPoint p, std::vector<std::string> globs) {
   MutexLock lock(mu_);
   points_[static_cast<std::size_t>(p)].paths = std::move(globs);
+}
+
+// --- delay_ms --------------------------------------------------------------------
+
+FaultInjection::DelayEnd FaultInjection::delay(Nanos delay, const std::function<bool()>& cancelled) {
+  // Reserve a slot first: the bound holds however many threads race here.
+  if (delayed_.fetch_add(1) >= kMaxDelayed) {
+    delayed_.fetch_sub(1);
+    return DelayEnd::Overflow;
+  }
+  Mutex mu{"fail.delay"};  // Order: leaf
+  CondVar cv;
+  bool fired = false;
+  Timer timer(clock_, [&] {
+    MutexLock lock(mu);
+    fired = true;
+    cv.notify_all();  // under mu: the waiter's frame (cv) outlives no notify
+  });
+  timer.schedule_in(delay);
+  DelayEnd end = DelayEnd::Elapsed;
+  {
+    MutexLock lock(mu);
+    while (!fired) {
+      if (cancelled && cancelled()) {
+        end = DelayEnd::Cancelled;
+        break;
+      }
+      (void)cv.wait_until(mu, std::chrono::steady_clock::now() + kDelayPoll);
+    }
+  }
+  // No callback runs after this (it would touch this frame).
+  timer.shutdown_sync();
+  delayed_.fetch_sub(1);
+  return end;
+}
+
+// --- link_flap ------------------------------------------------------------------
+
+void FaultInjection::add_flap_target(const std::string& ifname, FlapHook hook) {
+  MutexLock lock(flap_mu_);
+  flap_targets_.insert_or_assign(ifname, std::move(hook));
+}
+
+void FaultInjection::remove_flap_target(std::string_view ifname) {
+  MutexLock lock(flap_mu_);
+  const auto it = flap_targets_.find(ifname);
+  if (it == flap_targets_.end()) return;
+  const auto down = std::find(flap_down_.begin(), flap_down_.end(), ifname);
+  if (down != flap_down_.end()) {
+    it->second(false);
+    flap_down_.erase(down);
+  }
+  flap_targets_.erase(it);
+}
+
+void FaultInjection::flap_restore_locked() {
+  for (const std::string& name : flap_down_)
+    if (const auto it = flap_targets_.find(name); it != flap_targets_.end()) it->second(false);
+  flap_down_.clear();
+}
+
+void FaultInjection::flap_arm_locked() {
+  if (!flap_down_.empty()) {
+    flap_timer_.mod_timer(flap_up_due_);  // before flap_next_: down_ms < period_ms
+  } else if (flaps_left_ > 0) {
+    flap_timer_.mod_timer(flap_next_);
+  } else {
+    flap_timer_.del_timer();
+  }
+}
+
+Status FaultInjection::start_flaps(std::uint32_t count) {
+  const FaultSettings s = settings(FaultPoint::LinkFlap);
+  if (count > 0 && (s.period_ms == 0 || s.down_ms >= s.period_ms)) return Errno{EINVAL};
+  MutexLock lock(flap_mu_);
+  flap_restore_locked();
+  flaps_left_ = count;
+  flap_next_ = clock_.now() + std::chrono::milliseconds(s.period_ms);
+  flap_arm_locked();
+  return {};
+}
+
+std::uint32_t FaultInjection::flaps_left() const {
+  MutexLock lock(flap_mu_);
+  return flaps_left_;
+}
+
+// Timer context. A period starts: every registered interface, in name
+// order, goes through should_fail (size 1, no caller: the PHY is no
+// process, so task-filter never lets it flap); those it picks lose their
+// link until down_ms later. down_ms and period_ms are read when the period
+// starts, so a store during a schedule changes the periods that follow.
+void FaultInjection::flap_tick() {
+  MutexLock lock(flap_mu_);
+  const Nanos now = clock_.now();
+  if (!flap_down_.empty() && now >= flap_up_due_) flap_restore_locked();
+  if (flap_down_.empty() && flaps_left_ > 0 && now >= flap_next_) {
+    const FaultSettings s = settings(FaultPoint::LinkFlap);
+    --flaps_left_;
+    for (const auto& [name, hook] : flap_targets_) {
+      if (!should_fail_iface(FaultPoint::LinkFlap, nullptr, name, "link_flap_timer")) continue;
+      hook(true);
+      flap_down_.push_back(name);
+    }
+    // A down_ms store may have made it reach the next period: the links
+    // come back no later than the period ends.
+    const std::uint32_t down = std::min(s.down_ms, s.period_ms == 0 ? 0 : s.period_ms - 1);
+    flap_up_due_ = flap_next_ + std::chrono::milliseconds(down);
+    flap_next_ += std::chrono::milliseconds(s.period_ms == 0 ? 1 : s.period_ms);
+  }
+  flap_arm_locked();
 }
 
 }  // namespace vsysfs::core

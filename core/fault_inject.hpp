@@ -30,9 +30,17 @@
 // Points (docs/fault-injection.md): store, show (any attribute outside the
 // control plane, filtered by a glob list), smi and host_control (dcdbas and
 // its simulated BIOS), page_alloc (fail_page_alloc for numa/alloc),
-// net_xmit (ndo_start_xmit of devices/net) and net_open (ndo_open), both
-// filtered by an interface list; xen_populate (XENMEM_populate_physmap of
-// the simulated hypervisor grants at most `pages` frames).
+// net_xmit (ndo_start_xmit of devices/net), net_open (ndo_open) and
+// net_rx (the NAPI poll of the receiving NIC), filtered by an interface
+// list; xen_populate (XENMEM_populate_physmap of the simulated hypervisor
+// grants at most `pages` frames); link_flap (a schedule on the simulation
+// clock: at the start of each of `count` periods of period_ms, each
+// registered interface the decision picks loses its link for down_ms).
+//
+// The link_flap schedule: one timer (flap_timer_) for every interface, so
+// the decisions of one period are taken in interface-name order and the
+// event log is the same in every run. The interfaces register a hook that
+// takes their link down or back (devices/net: the PHY of a simulated NIC).
 //
 // Bounds: the pids list holds at most kMaxPids pids, the glob list at
 // most kMaxPaths patterns of at most kMaxPathBytes bytes each, an ifaces
@@ -42,13 +50,18 @@
 // (fail.mu, a leaf: it may be taken under any device lock, and events are
 // logged after it is released) guards the settings, the generator and the
 // pids list. armed() reads an atomic copy of each point's probability so
-// the request path costs one load while nothing is armed.
+// the request path costs one load while nothing is armed. The link_flap
+// schedule has its own lock (fail.flap, rank 0), held across the hooks so
+// that a hook is never called after remove_flap_target returned; the hooks
+// take the interfaces' link locks under it, never the other way round.
 
 #include <sys/types.h>
 
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -72,19 +85,22 @@ enum class FaultPoint : std::uint8_t {
   PageAlloc,
   NetXmit,
   NetOpen,
-  XenPopulate
+  XenPopulate,
+  LinkFlap,
+  NetRx
 };
-inline constexpr std::size_t kFaultPointCount = 8;
+inline constexpr std::size_t kFaultPointCount = 10;
 inline constexpr std::array<FaultPoint, kFaultPointCount> kFaultPoints = {
-    FaultPoint::Store,     FaultPoint::Show,    FaultPoint::Smi,     FaultPoint::HostControl,
-    FaultPoint::PageAlloc, FaultPoint::NetXmit, FaultPoint::NetOpen, FaultPoint::XenPopulate};
+    FaultPoint::Store,       FaultPoint::Show,     FaultPoint::Smi,     FaultPoint::HostControl,
+    FaultPoint::PageAlloc,   FaultPoint::NetXmit,  FaultPoint::NetOpen, FaultPoint::XenPopulate,
+    FaultPoint::LinkFlap,    FaultPoint::NetRx};
 // fnmatch(pattern, subject, 0) in time bounded by the product of the
 // lengths: '*' and '?' match any byte ('/' too), "[...]" classes with
 // ranges and '!'/'^' negation, '\\' quotes.
 bool glob_match(std::string_view pattern, std::string_view subject) noexcept;
 
 // "store", "show", "smi", "host_control", "page_alloc", "net_xmit",
-// "net_open", "xen_populate": the directory name.
+// "net_open", "xen_populate", "link_flap", "net_rx": the directory name.
 std::string_view fault_point_name(FaultPoint p) noexcept;
 
 // What an smi injection does (K/fail/smi/kind).
@@ -104,6 +120,12 @@ enum class NetXmitFault : std::uint8_t {
   Busy,  // "busy": ndo_start_xmit returns NETDEV_TX_BUSY; the frame is requeued
   Drop,  // "drop": the driver frees the frame, tx_dropped moves, NETDEV_TX_OK
   Hang,  // "hang": the queue is stopped and nothing wakes it until ndo_tx_timeout
+};
+
+// What a net_rx injection does to a received frame (K/fail/net_rx/kind).
+enum class NetRxFault : std::uint8_t {
+  Drop,     // "drop": the driver has no buffer for it: rx_dropped
+  Corrupt,  // "corrupt": the MAC flags a CRC error: rx_crc_errors and rx_errors
 };
 
 // The gfp bits fail_page_alloc looks at (include/linux/gfp_types.h).
@@ -127,6 +149,9 @@ struct FaultSettings {
   // store, show, net_open: the errno the caller gets (net_open: ENOMEM,
   // set by the constructor).
   int error = 5;  // EIO
+  // store, show: a firing delays the request this long on the simulation
+  // clock, then lets it run, instead of failing it (0: fail with error).
+  std::uint32_t delay_ms = 0;
   // smi.
   SmiFault smi_kind = SmiFault::NoAnswer;
   int cbres1 = -1;                 // -1 "completed with error", -2 "not supported", -3
@@ -135,6 +160,12 @@ struct FaultSettings {
   HostControlFault hc_kind = HostControlFault::Timeout;
   // net_xmit.
   NetXmitFault xmit_kind = NetXmitFault::Drop;
+  // net_rx.
+  NetRxFault rx_kind = NetRxFault::Drop;
+  // link_flap: the carrier is down for down_ms at the start of every
+  // period_ms (down_ms < period_ms when the schedule starts).
+  std::uint32_t down_ms = 100;
+  std::uint32_t period_ms = 1000;
   // xen_populate: at most this many frames per XENMEM_populate_physmap.
   std::uint64_t grant_pages = 0;
   // page_alloc (mm/fail_page_alloc.c defaults).
@@ -156,10 +187,12 @@ class FaultInjection {
   // so an armed point cannot lock its own files (or the event log) away.
   static constexpr std::string_view kControlPlane = "kernel/debug/vsysfs";
 
-  FaultInjection(const Clock& clock, EventLog& events) : clock_(clock), events_(events) {
+  FaultInjection(Clock& clock, EventLog& events)
+      : clock_(clock), events_(events), flap_timer_(clock, [this] { flap_tick(); }) {
     // ndo_open's usual failure: the rings could not be allocated.
     points_[static_cast<std::size_t>(FaultPoint::NetOpen)].s.error = 12;  // ENOMEM
   }
+  ~FaultInjection() { flap_timer_.shutdown_sync(); }
   FaultInjection(const FaultInjection&) = delete;
   FaultInjection& operator=(const FaultInjection&) = delete;
 
@@ -210,6 +243,33 @@ class FaultInjection {
   std::vector<std::string> paths(FaultPoint p) const;
   void set_paths(FaultPoint p, std::vector<std::string> globs);  // bounds checked by the caller
 
+  // link_flap. `hook(true)` takes the interface's link down, `hook(false)`
+  // brings it back; it runs on the thread that advances the clock (or the
+  // clock's thread) or in start_flaps/remove_flap_target, with fail.flap
+  // held. A second registration of a name replaces the first.
+  using FlapHook = std::function<void(bool down)>;
+  void add_flap_target(const std::string& ifname, FlapHook hook);
+  // Brings the link back if a flap holds it down, then forgets the hook.
+  void remove_flap_target(std::string_view ifname);
+  // store/show delay_ms: blocks the calling thread until `delay` has
+  // passed on the simulation clock (a timer on it wakes the thread), or
+  // until `cancelled()` says so (polled every kDelayPoll of real time: an
+  // interrupted request, a daemon that stops). At most kMaxDelayed
+  // requests wait at once: beyond that the request is not delayed
+  // (Overflow), so that delayed requests cannot take every FUSE worker.
+  enum class DelayEnd : std::uint8_t { Elapsed, Cancelled, Overflow };
+  static constexpr std::size_t kMaxDelayed = 16;
+  static constexpr std::chrono::milliseconds kDelayPoll{20};
+  DelayEnd delay(Nanos delay, const std::function<bool()>& cancelled);
+  std::size_t delayed() const { return delayed_.load(); }
+
+  // K/fail/link_flap/count: restarts the schedule with `count` periods,
+  // the first starting period_ms from now (0: no schedule). Links a flap
+  // holds down come back first. EINVAL unless down_ms < period_ms.
+  Status start_flaps(std::uint32_t count);
+  // Periods of the schedule not yet started.
+  std::uint32_t flaps_left() const;
+
  private:
   struct Point {
     FaultSettings s;
@@ -226,15 +286,31 @@ class FaultInjection {
   std::uint32_t random_below_locked(std::uint32_t ceil) REQUIRES(mu_);
   void update_armed_locked(FaultPoint p) REQUIRES(mu_);
   bool ratelimit_locked(Point& pt, int& suppressed) REQUIRES(mu_);
+  // The schedule's timer: links held down come back when their down_ms
+  // is over; a period that starts decides which links go down.
+  void flap_tick();
+  void flap_arm_locked() REQUIRES(flap_mu_);
+  void flap_restore_locked() REQUIRES(flap_mu_);
 
-  const Clock& clock_;
+  Clock& clock_;
   EventLog& events_;
+  std::atomic<std::size_t> delayed_{0};  // requests in delay() now
   mutable Mutex mu_{"fail.mu"};  // Order: leaf (nothing is taken under it)
   std::array<Point, kFaultPointCount> points_ GUARDED_BY(mu_);
   std::uint64_t seed_ GUARDED_BY(mu_) = 0;
   std::uint64_t rng_ GUARDED_BY(mu_) = 0;
   std::set<pid_t> pids_ GUARDED_BY(mu_);
   std::array<std::atomic<bool>, kFaultPointCount> armed_{};
+
+  // Order: fail.flap -> the hooks' link locks -> fail.mu (rank 0: the
+  // hooks' locks are ranked and never taken before it).
+  mutable Mutex flap_mu_{"fail.flap"};
+  std::map<std::string, FlapHook, std::less<>> flap_targets_ GUARDED_BY(flap_mu_);
+  std::uint32_t flaps_left_ GUARDED_BY(flap_mu_) = 0;
+  Nanos flap_next_ GUARDED_BY(flap_mu_){0};     // when the next period starts
+  Nanos flap_up_due_ GUARDED_BY(flap_mu_){0};   // when the links held down come back
+  std::vector<std::string> flap_down_ GUARDED_BY(flap_mu_);  // held down, name order
+  Timer flap_timer_;  // last: destroyed (stopped) before what its callback uses
 };
 
 }  // namespace vsysfs::core

@@ -407,8 +407,45 @@ core::Result<std::size_t> Server::write(const core::Caller& caller, std::uint64_
 core::Status Server::inject(core::FaultPoint point, const core::Caller& caller,
                             const core::Node& node) {
   if (!env_.faults || !env_.faults->armed(point)) return {};
-  if (auto e = env_.faults->should_fail_attr(point, caller, tree_.path_of(node.ino))) return *e;
-  return {};
+  // delay_ms is read before the decision, as the errno is inside it.
+  const std::uint32_t delay_ms = env_.faults->settings(point).delay_ms;
+  const std::string path = tree_.path_of(node.ino);
+  auto e = env_.faults->should_fail_attr(point, caller, path);
+  if (!e) return {};
+  if (delay_ms == 0) return *e;
+  // Simulated latency: this worker waits for the simulation clock, then
+  // the request runs as if nothing happened. An interrupt (the caller got
+  // a signal) ends the wait with EINTR and a stopping daemon with ENODEV,
+  // both before the device saw anything (docs/fault-injection.md section 3.11).
+  const std::string_view name = core::fault_point_name(point);
+  env_.log(&caller, "fault_inject", "delay", "start",
+           {{"name", name}, {"path", path}, {"delay_ms", delay_ms}});
+  bool stopping = false;
+  const auto end = env_.faults->delay(std::chrono::milliseconds(delay_ms), [&] {
+    if (caller.interrupted()) return true;
+    stopping = session_exited();
+    return stopping;
+  });
+  switch (end) {
+    case core::FaultInjection::DelayEnd::Elapsed:
+      env_.log(&caller, "fault_inject", "delay", "done", {{"name", name}, {"path", path}});
+      return {};
+    case core::FaultInjection::DelayEnd::Overflow:
+      // Every delay slot is taken: the request runs at once.
+      env_.log(&caller, "fault_inject", "delay", "overflow",
+               {{"name", name}, {"path", path}, {"limit", core::FaultInjection::kMaxDelayed}});
+      return {};
+    case core::FaultInjection::DelayEnd::Cancelled:
+      break;
+  }
+  const core::Errno err{stopping ? ENODEV : EINTR};
+  env_.log(&caller, "fault_inject", "delay", err.name(), {{"name", name}, {"path", path}});
+  return err;
+}
+
+bool Server::session_exited() {
+  core::MutexLock lock(queue_mu_);
+  return stop_ || (session_ != nullptr && fuse_session_exited(session_) != 0);
 }
 
 core::Status Server::lock_order(const core::Caller& caller, core::ConditionalLock& order) {

@@ -219,6 +219,9 @@ class Server final : public core::Tree::Observer {
   // nothing, when the caller's request is interrupted while it waits.
   // The store/show fault points: the injected errno, or OK.
   core::Status inject(core::FaultPoint point, const core::Caller& caller, const core::Node& node);
+  // The loop is ending (an unmount, a signal): a request that waits for
+  // something (a delay_ms) gives up. Locking: takes queue_mu_.
+  bool session_exited();
   core::Status lock_order(const core::Caller& caller, core::ConditionalLock& order);
   // Appends a record (caller uid/gid filled in for stores); EIO on failure.
   // Called with the journal's order mutex held.

@@ -191,6 +191,8 @@ core::Status kind_show(const FailPoint& d, core::PageBuffer& b) {
   const FaultSettings s = d.fi.settings(d.point);
   if (d.point == FaultPoint::NetXmit) {
     b.emit("{}\n", xmit_kind_name(s.xmit_kind));
+  } else if (d.point == FaultPoint::NetRx) {
+    b.append(s.rx_kind == core::NetRxFault::Drop ? "drop\n" : "corrupt\n");
   } else if (d.point == FaultPoint::Smi) {
     b.append(s.smi_kind == core::SmiFault::NoAnswer ? "no_answer\n"
              : s.smi_kind == core::SmiFault::Error  ? "error\n"
@@ -213,6 +215,15 @@ core::Result<std::size_t> kind_store(FailPoint& d, const Attr& a, const core::Ca
     else
       return core::Errno{EINVAL};
     d.fi.set(d.point, &FaultSettings::xmit_kind, k);
+  } else if (d.point == FaultPoint::NetRx) {
+    core::NetRxFault k;
+    if (core::sysfs_streq(in, "drop"))
+      k = core::NetRxFault::Drop;
+    else if (core::sysfs_streq(in, "corrupt"))
+      k = core::NetRxFault::Corrupt;
+    else
+      return core::Errno{EINVAL};
+    d.fi.set(d.point, &FaultSettings::rx_kind, k);
   } else if (d.point == FaultPoint::Smi) {
     core::SmiFault k;
     if (core::sysfs_streq(in, "no_answer"))
@@ -282,6 +293,36 @@ core::Result<std::size_t> pages_store(FailPoint& d, const Attr& a, const core::C
   return in.size();
 }
 
+// link_flap/down_ms, period_ms, store|show/delay_ms: milliseconds of the
+// simulation clock, "%u\n", kstrtouint base 0 (ERANGE beyond 32 bits: a
+// file of its own, so no debugfs wrap). A flap's down_ms and period_ms
+// cannot be 0 (EINVAL); delay_ms 0 means no delay.
+template <std::uint32_t FaultSettings::*M, bool kAllowZero>
+core::Result<std::size_t> ms_store(FailPoint& d, const Attr& a, const core::Caller& c,
+                                   std::string_view in) {
+  const auto v = core::kstrtouint(simple_attr_input(in), 0);
+  if (!v) return v.error();
+  if (!kAllowZero && *v == 0) return core::Errno{EINVAL};
+  d.fi.set(d.point, M, static_cast<std::uint32_t>(*v));
+  log_set(d, c, a.name, in);
+  return in.size();
+}
+
+// link_flap/count: the periods of the schedule not yet started; a store
+// restarts the schedule (0 stops it and brings every flapped link back).
+core::Status count_show(const FailPoint& d, core::PageBuffer& b) {
+  b.emit("{}\n", d.fi.flaps_left());
+  return {};
+}
+core::Result<std::size_t> count_store(FailPoint& d, const Attr& a, const core::Caller& c,
+                                      std::string_view in) {
+  const auto v = core::kstrtouint(simple_attr_input(in), 0);
+  if (!v) return v.error();
+  if (auto st = d.fi.start_flaps(static_cast<std::uint32_t>(*v)); !st) return st.error();
+  log_set(d, c, a.name, in);
+  return in.size();
+}
+
 #define FAIL_ATTR(fname, mode, show, store) \
   Attr { fname, mode, core::bind_show<FailPoint, show>(), core::bind_store<FailPoint, store>() }
 
@@ -318,6 +359,13 @@ constexpr Attr kPointAttrs[] = {
               &bool_store<&FaultSettings::ignore_gfp_highmem>),
     FAIL_ATTR("min-order", 0600, &u32_show<&FaultSettings::min_order>,
               &u32_store<&FaultSettings::min_order>),
+    FAIL_ATTR("down_ms", 0600, &u32_show<&FaultSettings::down_ms>,
+              (&ms_store<&FaultSettings::down_ms, false>)),
+    FAIL_ATTR("period_ms", 0600, &u32_show<&FaultSettings::period_ms>,
+              (&ms_store<&FaultSettings::period_ms, false>)),
+    FAIL_ATTR("count", 0600, &count_show, &count_store),
+    FAIL_ATTR("delay_ms", 0600, &u32_show<&FaultSettings::delay_ms>,
+              (&ms_store<&FaultSettings::delay_ms, true>)),
 };
 #undef FAIL_ATTR
 
@@ -326,12 +374,20 @@ mode_t point_visible(const FailPoint& d, std::string_view name, mode_t mode) {
   const FaultPoint p = d.point;
   const bool attr_point = p == FaultPoint::Store || p == FaultPoint::Show;
   if (name == "errno") return attr_point || p == FaultPoint::NetOpen ? mode : 0;
-  if (name == "paths") return attr_point ? mode : 0;
+  if (name == "paths" || name == "delay_ms") return attr_point ? mode : 0;
   if (name == "kind")
-    return p == FaultPoint::Smi || p == FaultPoint::HostControl || p == FaultPoint::NetXmit ? mode
-                                                                                            : 0;
+    return p == FaultPoint::Smi || p == FaultPoint::HostControl || p == FaultPoint::NetXmit ||
+                   p == FaultPoint::NetRx
+               ? mode
+               : 0;
   if (name == "pages") return p == FaultPoint::XenPopulate ? mode : 0;
-  if (name == "ifaces") return p == FaultPoint::NetXmit || p == FaultPoint::NetOpen ? mode : 0;
+  if (name == "ifaces")
+    return p == FaultPoint::NetXmit || p == FaultPoint::NetOpen || p == FaultPoint::NetRx ||
+                   p == FaultPoint::LinkFlap
+               ? mode
+               : 0;
+  if (name == "down_ms" || name == "period_ms" || name == "count")
+    return p == FaultPoint::LinkFlap ? mode : 0;
   if (name == "cbres1" || name == "answer_bytes") return p == FaultPoint::Smi ? mode : 0;
   if (name == "ignore-gfp-wait" || name == "ignore-gfp-highmem" || name == "min-order")
     return p == FaultPoint::PageAlloc ? mode : 0;

@@ -26,9 +26,19 @@
 //                FNM_PATHNAME: '*' also matches '/'; one pattern per line
 //                shown, a write replaces the list: at most 16 patterns of at
 //                most 255 bytes separated by blanks or newlines)
+//                delay_ms (0..2^32-1, "%u\n"; 0: a firing fails with errno,
+//                else it delays the request delay_ms on the simulation
+//                clock and lets it run)
 //   smi:         kind (no_answer | error | short), cbres1 (-1 | -2 | -3),
 //                answer_bytes (0..15)
 //   host_control: kind (timeout | no_power)
+//   net_xmit:    kind (busy | drop | hang), ifaces
+//   net_open:    errno, ifaces
+//   net_rx:      kind (drop | corrupt), ifaces
+//   link_flap:   down_ms, period_ms (1..2^32-1, "%u\n"), count (the periods
+//                left; a store restarts the schedule, EINVAL unless
+//                down_ms < period_ms), ifaces
+//   xen_populate: pages
 //   page_alloc:  ignore-gfp-wait, ignore-gfp-highmem (bool), min-order (u32)
 //
 // Parsing as debugfs: numbers go through simple_attr_write (fs/libfs.c):

@@ -243,6 +243,10 @@ class NetDevice {
   // interrupt handlers).
   void netif_carrier_on();
   void netif_carrier_off();
+  // K/fail/net_rx in the driver's NAPI poll, per received frame: nullopt
+  // when nothing is injected, else what happens to the frame instead of
+  // delivery (netdev_fault.cpp). Context: softirq; locking: none.
+  std::optional<core::NetRxFault> rx_fault(const SkBuff& skb);
 
   // --- configuration paths (net/core/dev.c). Locking: rtnl held by caller.
   // Context: process. -------------------------------------------------------

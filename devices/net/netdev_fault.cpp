@@ -25,6 +25,8 @@
 //
 // The simulated CPUs that transmit are no process: task-filter never lets
 // this point fail. The ifaces list (exact names) limits it to interfaces.
+//
+// K/fail/net_rx: see NetDevice::rx_fault below.
 // Locking: netif_tx_lock held (or none for LLTX, as the driver call);
 // FaultInjection's lock is a leaf, the event is logged after it.
 
@@ -75,6 +77,29 @@ std::optional<core::Errno> NetDevice::open_fault() {
   if (!env_.faults->should_fail_iface(core::FaultPoint::NetOpen, nullptr, cfg_.name, "__dev_open"))
     return std::nullopt;
   return core::Errno{error};
+}
+
+}  // namespace vsysfs::devices
+
+namespace vsysfs::devices {
+
+// K/fail/net_rx: the receiving driver's poll loses the frame. `drop`: the
+// driver could not get a buffer for it (rx_dropped, as a driver counts a
+// failed netdev_alloc_skb); `corrupt`: the MAC reports a CRC error in the
+// descriptor and the driver drops the frame, counting rx_crc_errors and
+// rx_errors (drivers/net/ethernet/intel/e1000/e1000_main.c
+// e1000_clean_rx_irq and e1000_update_stats). NAPI runs in softirq, no
+// process: task-filter never lets this point fail.
+std::optional<core::NetRxFault> NetDevice::rx_fault(const SkBuff& skb) {
+  if (!env_.faults || !env_.faults->armed(core::FaultPoint::NetRx)) return std::nullopt;
+  const core::NetRxFault kind = env_.faults->settings(core::FaultPoint::NetRx).rx_kind;
+  if (!env_.faults->should_fail_iface(core::FaultPoint::NetRx, nullptr, cfg_.name, "napi_poll"))
+    return std::nullopt;
+  env_.log(nullptr, cfg_.name, "rx", "fault",
+           {{"fault", kind == core::NetRxFault::Drop ? "drop" : "corrupt"},
+            {"id", skb.id},
+            {"len", skb.len}});
+  return kind;
 }
 
 }  // namespace vsysfs::devices

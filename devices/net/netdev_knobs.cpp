@@ -49,11 +49,19 @@ NetKnobs::NetKnobs(core::Env& env, std::shared_ptr<NetDevice> dev, VnicDriver* n
     cpus_ = dev_->config().nr_cpu_ids >= 2 ? 2 : 1;
   }
   dev_->set_wake_hook([this] { traffic_wake(); });
+  // K/fail/link_flap: the PHY of a NIC drops its link while a flap holds
+  // it down (loopback has no link to lose).
+  if (nic_ && env_.faults)
+    env_.faults->add_flap_target(dev_->name(), [this](bool down) {
+      env_.log(nullptr, dev_->name(), "link_flap", down ? "down" : "up");
+      nic_->hardware().set_flap_down(down);
+    });
 }
 
 NetKnobs::~NetKnobs() { shutdown(); }
 
 void NetKnobs::shutdown() {
+  if (nic_ && env_.faults) env_.faults->remove_flap_target(dev_->name());
   running_.store(false);
   dev_->set_wake_hook(nullptr);
   timer_.del_timer_sync();

@@ -193,13 +193,19 @@ void VnicHardware::rx_clear() {
 }
 
 bool VnicHardware::link_ok() const {
-  const bool here = cable_.load() && tx_en_.load() && rx_en_.load();
+  const bool here = cable_.load() && !flap_down_.load() && tx_en_.load() && rx_en_.load();
   if (!peer_) return here;
-  return here && peer_->cable_.load() && peer_->tx_en_.load() && peer_->rx_en_.load();
+  return here && peer_->cable_.load() && !peer_->flap_down_.load() && peer_->tx_en_.load() &&
+         peer_->rx_en_.load();
 }
 
 void VnicHardware::set_cable(bool in) {
   cable_.store(in);
+  update_link();
+}
+
+void VnicHardware::set_flap_down(bool down) {
+  flap_down_.store(down);
   update_link();
 }
 
@@ -386,6 +392,18 @@ int VnicDriver::poll(NetDevice& dev, int budget) {
   }
   const auto frames = hw_.rx_take(static_cast<std::size_t>(budget));
   for (const SkBuff& skb : frames) {
+    if (const auto fault = dev.rx_fault(skb)) {
+      if (*fault == core::NetRxFault::Corrupt) {
+        // e1000_clean_rx_irq drops a frame whose descriptor has
+        // E1000_RXD_ERR_CE; the MAC's CRCERRS counter feeds rx_crc_errors
+        // and rx_errors (e1000_update_stats).
+        stats_.add(kRxCrcErrors);
+        stats_.add(kRxErrors);
+      } else {
+        stats_.add(kRxDropped);
+      }
+      continue;
+    }
     std::uint64_t drop = drop_rx_.load();
     bool dropped = false;
     while (drop > 0 && !dropped) dropped = drop_rx_.compare_exchange_weak(drop, drop - 1);

@@ -108,6 +108,9 @@ class VnicHardware final : public core::MmioTarget {
   // The cable at this end (the `link` knob). Locking: none held.
   void set_cable(bool in);
   bool cable() const { return cable_.load(); }
+  // K/fail/link_flap: the link drops as if the cable were pulled, without
+  // touching the `link` knob's cable. Locking: none held (fail.flap may be).
+  void set_flap_down(bool down);
   bool link_ok() const;
   // Re-evaluates the link and raises link interrupts on change, on this end
   // and the peer; a link that came up restarts the MAC on descriptors that
@@ -146,6 +149,7 @@ class VnicHardware final : public core::MmioTarget {
   std::uint32_t rx_mode_ GUARDED_BY(hw_mu_) = 0;
   std::atomic<bool> tx_en_{false}, rx_en_{false};
   std::atomic<bool> cable_{true};
+  std::atomic<bool> flap_down_{false};
   std::atomic<bool> link_{false};
   std::atomic<bool> hang_tx_{false};
   std::atomic<std::uint32_t> writeback_head_{0};

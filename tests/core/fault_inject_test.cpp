@@ -331,4 +331,122 @@ TEST_CASE("concurrent requests and control writes: every failure counted once") 
   CHECK(f.dumps().size() == failed.load());
 }
 
+TEST_CASE("link_flap: down_ms at the start of each of count periods, on the simulation clock") {
+  using namespace std::chrono_literals;
+  Fixture f;
+  const FaultPoint p = FaultPoint::LinkFlap;
+  std::vector<std::string> log;  // "T name down|up"
+  auto hook = [&f, &log](const char* name) {
+    return [&f, &log, name](bool down) {
+      log.push_back(std::to_string(f.clock.now() / 1ms) + " " + name + (down ? " down" : " up"));
+    };
+  };
+  // Registered out of order: the decisions run in name order.
+  f.fi.add_flap_target("eth1", hook("eth1"));
+  f.fi.add_flap_target("eth0", hook("eth0"));
+  f.fi.set(p, &FaultSettings::down_ms, 200u);
+  f.fi.set(p, &FaultSettings::period_ms, 1000u);
+  f.fi.set_paths(p, {"eth0"});
+  REQUIRE(f.fi.start_flaps(2));
+  CHECK(f.fi.flaps_left() == 2);
+  // probability 0: the point is off, the periods pass without a flap.
+  f.clock.advance(1000ms);
+  CHECK(log.empty());
+  CHECK(f.fi.flaps_left() == 1);
+  f.fi.set(p, &FaultSettings::probability, 100UL);
+  f.fi.set(p, &FaultSettings::times, -1);
+  REQUIRE(f.fi.start_flaps(2));  // restarts at 1000: periods at 2000 and 3000
+  f.clock.advance(999ms);
+  CHECK(log.empty());
+  f.clock.advance(1ms);
+  CHECK(log == std::vector<std::string>{"2000 eth0 down"});
+  f.clock.advance(2000ms);
+  CHECK(log == std::vector<std::string>{"2000 eth0 down", "2200 eth0 up", "3000 eth0 down",
+                                        "3200 eth0 up"});
+  CHECK(f.fi.flaps_left() == 0);
+  CHECK(f.fi.injected(p) == 2);
+  // Both interfaces, in name order; times limits the flaps as any failure.
+  log.clear();
+  f.fi.set_paths(p, {});
+  f.fi.set(p, &FaultSettings::times, 3);
+  REQUIRE(f.fi.start_flaps(5));
+  f.clock.advance(5000ms);
+  CHECK(log == std::vector<std::string>{"5000 eth0 down", "5000 eth1 down", "5200 eth0 up",
+                                        "5200 eth1 up", "6000 eth0 down", "6200 eth0 up"});
+}
+
+TEST_CASE("link_flap: a bad schedule is refused; a restart or a removal brings the link back") {
+  using namespace std::chrono_literals;
+  Fixture f;
+  const FaultPoint p = FaultPoint::LinkFlap;
+  int down = 0;
+  f.fi.add_flap_target("eth0", [&down](bool d) { down += d ? 1 : -1; });
+  f.fi.set(p, &FaultSettings::probability, 100UL);
+  f.fi.set(p, &FaultSettings::times, -1);
+  f.fi.set(p, &FaultSettings::down_ms, 1000u);
+  f.fi.set(p, &FaultSettings::period_ms, 1000u);
+  CHECK(f.fi.start_flaps(1).error() == vsysfs::core::Errno{EINVAL});
+  CHECK(f.fi.flaps_left() == 0);
+  f.fi.set(p, &FaultSettings::down_ms, 500u);
+  REQUIRE(f.fi.start_flaps(3));
+  f.clock.advance(1100ms);
+  CHECK(down == 1);
+  REQUIRE(f.fi.start_flaps(0));  // stop: the link comes back at once
+  CHECK(down == 0);
+  CHECK(f.fi.flaps_left() == 0);
+  f.clock.advance(5000ms);
+  CHECK(down == 0);
+  REQUIRE(f.fi.start_flaps(1));
+  f.clock.advance(1000ms);
+  CHECK(down == 1);
+  f.fi.remove_flap_target("eth0");
+  CHECK(down == 0);
+  f.clock.advance(5000ms);
+  CHECK(down == 0);
+}
+
+TEST_CASE("delay: the waiter returns when the clock passes the deadline, or when cancelled") {
+  using namespace std::chrono_literals;
+  Fixture f;
+  std::atomic<int> state{0};  // 0 waiting, 1 elapsed, 2 cancelled
+  std::thread t([&] {
+    const auto end = f.fi.delay(500ms, {});
+    state = end == FaultInjection::DelayEnd::Elapsed ? 1 : 2;
+  });
+  while (f.fi.delayed() == 0) std::this_thread::yield();
+  f.clock.advance(499ms);
+  std::this_thread::sleep_for(50ms);  // a wrong wake-up would show by now
+  CHECK(state.load() == 0);
+  f.clock.advance(1ms);
+  t.join();
+  CHECK(state.load() == 1);
+  CHECK(f.fi.delayed() == 0);
+
+  std::atomic<bool> cancel{false};
+  std::thread c([&] {
+    const auto end = f.fi.delay(500ms, [&] { return cancel.load(); });
+    state = end == FaultInjection::DelayEnd::Cancelled ? 2 : 1;
+  });
+  while (f.fi.delayed() == 0) std::this_thread::yield();
+  cancel = true;
+  c.join();
+  CHECK(state.load() == 2);
+  // The cancelled waiter's timer is gone: advancing past its deadline is harmless.
+  f.clock.advance(1000ms);
+}
+
+TEST_CASE("delay: at most kMaxDelayed wait at once; the next is not delayed") {
+  using namespace std::chrono_literals;
+  Fixture f;
+  std::atomic<bool> cancel{false};
+  std::vector<std::thread> waiters;
+  for (std::size_t i = 0; i < FaultInjection::kMaxDelayed; ++i)
+    waiters.emplace_back([&] { (void)f.fi.delay(1h, [&] { return cancel.load(); }); });
+  while (f.fi.delayed() < FaultInjection::kMaxDelayed) std::this_thread::yield();
+  CHECK(f.fi.delay(1h, {}) == FaultInjection::DelayEnd::Overflow);
+  cancel = true;
+  for (auto& w : waiters) w.join();
+  CHECK(f.fi.delayed() == 0);
+}
+
 }  // TEST_SUITE("fault_inject")

@@ -460,6 +460,32 @@ def _fail_ifaces(data):
     return "OK"
 
 
+def _fail_ms(data, zero):
+    """fail_control.cpp ms_store: kstrtouint base 0 on simple_attr_write's
+    23 bytes; 0 is `zero`."""
+    v = kstrtouint(cstr(data)[:23], base=0)
+    if isinstance(v, str):
+        return v
+    return zero if v == 0 else "OK"
+
+
+@with_tree
+def _fail_flap_count(data, off, mnt, rel):
+    """fail_control.cpp count_store: kstrtouint base 0 on 23 bytes; a count
+    other than 0 needs down_ms < period_ms (FaultInjection::start_flaps)."""
+    v = kstrtouint(cstr(data)[:23], base=0)
+    if isinstance(v, str):
+        return v
+    if v == 0:
+        return "OK"
+    d = os.path.dirname(os.path.join(mnt, rel))
+    with open(os.path.join(d, "down_ms")) as f:
+        down = int(f.read())
+    with open(os.path.join(d, "period_ms")) as f:
+        period = int(f.read())
+    return "OK" if down < period else "EINVAL"
+
+
 KSTRTO = {"ul0": parse_then(kstrtoull, base=0), "ul10": parse_then(kstrtoull, base=10),
           "uint10": parse_then(kstrtouint, base=10), "int0": parse_then(kstrtoint, base=0),
           "uint0": parse_then(kstrtouint, base=0)}
@@ -647,6 +673,21 @@ ROWS = [
     (VDBG + "fail/xen_populate/pages",
      text(lambda d: "OK" if not isinstance(kstrtoull(cstr(d)[:23], base=0), str) else
           kstrtoull(cstr(d)[:23], base=0)), "fail_control.hpp xen_populate pages"),
+    # net_rx/kind drop|corrupt; net_rx/ifaces, link_flap/ifaces as net_xmit's.
+    (VDBG + "fail/net_rx/kind",
+     text(lambda d: "OK" if any(sysfs_streq(d, k) for k in (b"drop", b"corrupt"))
+          else "EINVAL"), "fail_control.hpp net_rx kind"),
+    (VDBG + "fail/net_rx/ifaces", text(_fail_ifaces), "fail_control.hpp net_rx ifaces"),
+    (VDBG + "fail/link_flap/ifaces", text(_fail_ifaces), "fail_control.hpp link_flap ifaces"),
+    # link_flap/down_ms, period_ms: kstrtouint base 0 on 23 bytes, 0 EINVAL;
+    # store|show/delay_ms: the same, 0 allowed.
+    (VDBG + "fail/link_flap/*_ms",
+     text(lambda d: _fail_ms(d, zero="EINVAL")), "fail_control.hpp link_flap down_ms period_ms"),
+    (VDBG + "fail/*/delay_ms", text(lambda d: _fail_ms(d, zero="OK")),
+     "fail_control.hpp store/show delay_ms"),
+    # link_flap/count: kstrtouint base 0 on 23 bytes; a count other than 0
+    # starts a schedule, EINVAL unless down_ms < period_ms (read from the mount).
+    (VDBG + "fail/link_flap/count", with_tree(_fail_flap_count), "fail_control.hpp link_flap count"),
     # devices/numa/numa_debug.hpp: alloc needs pages=N; free: kstrtoull base 10,
     # junk EINVAL, an id that is not live ENOENT.
     (VDBG + "numa/alloc", always("EINVAL"), "numa_debug.hpp alloc (pages= is required)"),
@@ -704,6 +745,9 @@ EXCLUDED_FROM_STATE = [
     # its stream: a read waits for the next event (trace_pipe-like), so a
     # snapshot must not read it at all
     "kernel/debug/vsysfs/events_pipe",
+    # the link_flap periods left: a schedule counts down on its own as
+    # (simulated) time passes, with -o clock=real
+    "kernel/debug/vsysfs/fail/link_flap/count",
     # the serving daemon's pid: another on every mount (replays are fresh mounts)
     "kernel/debug/vsysfs/pid",
     # testdev: counts show() calls, so every snapshot read changes it

@@ -107,7 +107,7 @@ fail() { echo "$MNT/kernel/debug/vsysfs/fail/$1"; }
 }
 
 # One run: a fresh manual-clock mount, seed $1, a probabilistic store point
-# and N stores; prints the event log without what differs between mounts
+# and N stores, then a probabilistic link_flap schedule; prints the event log without what differs between mounts
 # (the pids, the mount point).
 determinism_run() {
   vsysfs_start -o clock=manual
@@ -122,6 +122,15 @@ determinism_run() {
     "$IO" write "$MNT/$D/host_control_on_shutdown" "$((i % 3))" >/dev/null
     [ $((i % 10)) -eq 0 ] && echo 5 > "$(ctl clock/advance_ms)"
   done
+  # A link_flap schedule that flaps about half its periods, on both
+  # cabled interfaces: the carrier and operstate changes follow the seed.
+  echo 1 > "$(fail link_flap/verbose)"
+  echo -1 > "$(fail link_flap/times)"
+  echo 50 > "$(fail link_flap/probability)"
+  echo 40 > "$(fail link_flap/down_ms)"
+  echo 100 > "$(fail link_flap/period_ms)"
+  echo "${FAULT_DETERMINISM_FLAPS:-12}" > "$(fail link_flap/count)"
+  echo 2000 > "$(ctl clock/advance_ms)"
   jq -c 'del(.pid, .data.mountpoint)' "$(ctl events)"
   vsysfs_stop
 }
@@ -133,6 +142,8 @@ determinism_run() {
   [ -n "$a" ]
   [[ $a == *'"what":"fail"'* ]]
   [[ $a == *'"result":"OK"'* ]]
+  [[ $a == *'"what":"link_flap"'* ]]
+  [[ $a == *'"what":"operstate"'* || $a == *'"what":"carrier"'* ]]
   [ "$a" = "$b" ]
   [ "$a" != "$c" ]
 }

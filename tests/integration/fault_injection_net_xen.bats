@@ -66,3 +66,84 @@ advance() { echo "$1" > "$(ctl clock/advance_ms)"; }
   [ "$(cat "$(fail xen_populate/injected)")" -ge 2 ]
   events_matching populate_physmap xen | grep -q '"fault":"xen_populate"'
 }
+
+E1() { echo "$MNT/class/net/eth1/$1"; }
+
+@test "link_flap: eth0's carrier drops for down_ms at the start of each period, count times" {
+  echo eth0 > "$(fail link_flap/ifaces)"
+  echo 200 > "$(fail link_flap/down_ms)"
+  echo 1000 > "$(fail link_flap/period_ms)"
+  echo -1 > "$(fail link_flap/times)"
+  echo 100 > "$(fail link_flap/probability)"
+  # A schedule whose down time fills the period is refused, and starts nothing.
+  echo 1000 > "$(fail link_flap/down_ms)"
+  [ "$(errno_of_write "$(fail link_flap/count)" 2)" = EINVAL ]
+  [ "$(errno_of_write "$(fail link_flap/down_ms)" 0)" = EINVAL ]
+  [ "$(errno_of_write "$(fail link_flap/period_ms)" 4294967296)" = ERANGE ]
+  [ "$(cat "$(fail link_flap/count)")" = 0 ]
+  [ "$(cat "$(fail link_flap/down_ms)")" = 1000 ]
+  echo 200 > "$(fail link_flap/down_ms)"
+  changes=$(cat "$(E0 carrier_changes)")
+  downs=$(cat "$(E0 carrier_down_count)")
+  ups=$(cat "$(E0 carrier_up_count)")
+  t0=$(cat "$(ctl clock/now_ns)")
+  echo 2 > "$(fail link_flap/count)"
+  [ "$(cat "$(fail link_flap/count)")" = 2 ]
+  # Manual clock: nothing happens until someone advances it.
+  advance 999
+  [ "$(cat "$(E0 operstate)")" = up ]
+  [ "$(cat "$(E0 carrier_changes)")" = "$changes" ]
+  advance 1
+  [ "$(cat "$(E0 operstate)")" = down ]
+  [ "$(cat "$(E0 carrier)")" = 0 ]
+  [ "$(cat "$(E1 operstate)")" = down ]   # the cabled peer loses the link too
+  [ "$(cat "$(E0 carrier_changes)")" = $((changes + 1)) ]
+  [ "$(cat "$(E0 carrier_down_count)")" = $((downs + 1)) ]
+  [ "$(cat "$(fail link_flap/count)")" = 1 ]
+  # The `link` knob's cable is not touched: the flap is its own.
+  [ "$(cat "$(ctl net/eth0/link)")" = up ]
+  advance 199
+  [ "$(cat "$(E0 operstate)")" = down ]
+  advance 1
+  [ "$(cat "$(E0 operstate)")" = up ]
+  [ "$(cat "$(E0 carrier)")" = 1 ]
+  [ "$(cat "$(E0 carrier_up_count)")" = $((ups + 1)) ]
+  advance 3000
+  [ "$(cat "$(E0 carrier_changes)")" = $((changes + 4)) ]
+  [ "$(cat "$(E0 carrier_down_count)")" = $((downs + 2)) ]
+  [ "$(cat "$(fail link_flap/count)")" = 0 ]
+  [ "$(cat "$(fail link_flap/injected)")" = 2 ]
+  # The carrier events at the simulated instants of the schedule (ms after the start).
+  at=$(jq -r --argjson t0 "$t0" 'select(.device == "eth0" and .what == "carrier")
+         | "\(.result)@\((.time_ns - $t0) / 1000000)"' "$(ctl events)" | tail -4 | tr '\n' ' ')
+  [ "$at" = "off@1000 on@1200 off@2000 on@2200 " ]
+  [ "$(events_matching link_flap eth0 | wc -l)" = 4 ]
+  [[ $(events_matching fail fault_inject | tail -1) == *'"name":"link_flap"'* ]]
+}
+
+@test "net_rx: eth1 drops frames (rx_dropped) or sees CRC errors (rx_crc_errors, rx_errors)" {
+  S=$MNT/class/net/eth1/statistics
+  pkts=$(cat "$S/rx_packets"); dropped=$(cat "$S/rx_dropped")
+  crc=$(cat "$S/rx_crc_errors"); errs=$(cat "$S/rx_errors")
+  [ "$(cat "$(fail net_rx/kind)")" = drop ]
+  echo eth1 > "$(fail net_rx/ifaces)"
+  echo 3 > "$(fail net_rx/times)"
+  echo 100 > "$(fail net_rx/probability)"
+  echo "count 5 size 64 rate 1000" > "$(ctl net/eth0/traffic)"
+  echo start > "$(ctl net/eth0/traffic)"
+  advance 100
+  [ "$(cat "$S/rx_dropped")" = $((dropped + 3)) ]
+  [ "$(cat "$S/rx_packets")" = $((pkts + 2)) ]
+  echo corrupt > "$(fail net_rx/kind)"
+  echo 2 > "$(fail net_rx/times)"
+  echo start > "$(ctl net/eth0/traffic)"
+  advance 100
+  [ "$(cat "$S/rx_crc_errors")" = $((crc + 2)) ]
+  [ "$(cat "$S/rx_errors")" = $((errs + 2)) ]
+  [ "$(cat "$S/rx_packets")" = $((pkts + 5)) ]
+  [ "$(cat "$S/rx_dropped")" = $((dropped + 3)) ]
+  [ "$(cat "$(fail net_rx/injected)")" = 5 ]
+  [ "$(events_matching rx eth1 | grep -c '"fault":"corrupt"')" = 2 ]
+  [ "$(errno_of_write "$(fail net_rx/kind)" mangle)" = EINVAL ]
+  [ "$(cat "$(fail net_rx/kind)")" = corrupt ]
+}

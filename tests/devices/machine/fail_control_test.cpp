@@ -1,8 +1,11 @@
 // Unit tests of kernel/debug/vsysfs/fail (devices/machine/fail_control):
 // the debugfs parsing of every file (junk changes nothing), the bounds of
 // the list files, and the store/show points through fs::Server.
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -26,7 +29,8 @@ TEST_SUITE("fault_inject") {
 TEST_CASE("fail/: one directory per point with the kernel's files and only its own extras") {
   TestMachine m(kMachine);
   for (const char* p :
-       {"store", "show", "smi", "host_control", "page_alloc", "net_xmit", "net_open"})
+       {"store", "show", "smi", "host_control", "page_alloc", "net_xmit", "net_open",
+        "xen_populate", "link_flap", "net_rx"})
     for (const char* file :
          {"probability", "interval", "times", "space", "verbose", "verbose_ratelimit_interval_ms",
           "verbose_ratelimit_burst", "task-filter", "injected"})
@@ -222,6 +226,63 @@ TEST_CASE("show point: reads fail with the errno, for text and binary attributes
   CHECK(m.read("devices/platform/dcdbas/smi_data") == "<ENXIO>");
   CHECK(m.read("devices/platform/dcdbas/smi_data_buf_size") == "64\n");
   CHECK(m.read(f("show/injected")) == "2\n");
+}
+
+TEST_CASE("delay_ms: a delayed store runs only when the clock passes the deadline") {
+  TestMachine m(kMachine);
+  const std::string hcs = "devices/platform/dcdbas/host_control_smi_type";
+  REQUIRE(m.write(hcs, "2") == 1);
+  CHECK(m.read(f("store/delay_ms")) == "0\n");
+  CHECK(m.write(f("store/delay_ms"), "4294967296") == -ERANGE);
+  CHECK(m.write(f("store/delay_ms"), "x") == -EINVAL);
+  CHECK_FALSE(m.exists(f("smi/delay_ms")));
+  REQUIRE(m.write(f("store/delay_ms"), "500") == 3);
+  REQUIRE(m.write(f("store/paths"), hcs) > 0);
+  REQUIRE(m.write(f("store/probability"), "100") == 3);
+  std::atomic<long> result{-1000};
+  std::thread writer([&] { result = m.write(hcs, "3"); });
+  while (m.faults.delayed() == 0) std::this_thread::yield();
+  m.advance_ms(499);
+  CHECK(result.load() == -1000);
+  CHECK(m.read(hcs) == "2\n");  // the device has not seen it
+  m.advance_ms(1);
+  writer.join();
+  CHECK(result.load() == 1);
+  CHECK(m.read(hcs) == "3\n");
+  const auto delays = m.events_of("fault_inject", "delay");
+  REQUIRE(delays.size() == 2);
+  CHECK(delays[0].result == "start");
+  CHECK(delays[1].result == "done");
+}
+
+TEST_CASE("link_flap and net_rx files: parsing, bounds, and a schedule that cannot fit") {
+  TestMachine m(kMachine);
+  CHECK(m.read(f("link_flap/down_ms")) == "100\n");
+  CHECK(m.read(f("link_flap/period_ms")) == "1000\n");
+  CHECK(m.read(f("link_flap/count")) == "0\n");
+  CHECK(m.read(f("link_flap/ifaces")) == "");
+  CHECK_FALSE(m.exists(f("link_flap/kind")));
+  CHECK_FALSE(m.exists(f("link_flap/paths")));
+  CHECK(m.write(f("link_flap/down_ms"), "0") == -EINVAL);
+  CHECK(m.write(f("link_flap/period_ms"), "0x100000000") == -ERANGE);
+  CHECK(m.write(f("link_flap/period_ms"), "-1") == -EINVAL);
+  CHECK(m.read(f("link_flap/period_ms")) == "1000\n");
+  CHECK(m.write(f("link_flap/period_ms"), "0x64") == 4);  // base 0: 100
+  CHECK(m.write(f("link_flap/count"), "3") == -EINVAL);   // down_ms 100 >= period_ms 100
+  CHECK(m.read(f("link_flap/count")) == "0\n");
+  CHECK(m.write(f("link_flap/down_ms"), "99") == 2);
+  CHECK(m.write(f("link_flap/count"), "3") == 1);
+  CHECK(m.read(f("link_flap/count")) == "3\n");
+  m.advance_ms(100);
+  CHECK(m.read(f("link_flap/count")) == "2\n");
+  CHECK(m.write(f("link_flap/count"), "0") == 1);
+  CHECK(m.read(f("net_rx/kind")) == "drop\n");
+  CHECK(m.write(f("net_rx/kind"), "hang") == -EINVAL);
+  CHECK(m.write(f("net_rx/kind"), "corrupt\n") == 8);
+  CHECK(m.read(f("net_rx/kind")) == "corrupt\n");
+  CHECK(m.write(f("net_rx/ifaces"), "eth0 a:b") == -EINVAL);
+  CHECK(m.read(f("net_rx/ifaces")) == "");
+  CHECK_FALSE(m.exists(f("net_rx/errno")));
 }
 
 }  // TEST_SUITE("fault_inject")

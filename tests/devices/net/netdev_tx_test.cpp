@@ -595,3 +595,65 @@ TEST_CASE("net_open: IFF_UP gets the point's errno (ENOMEM by default), the devi
   REQUIRE_FALSE(st2);
   CHECK(st2.error().value() == EBUSY);
 }
+
+TEST_CASE("net_rx: drop counts rx_dropped, corrupt rx_crc_errors and rx_errors, at the receiver") {
+  Rig rig;
+  auto& fi = rig.env.faults;
+  const auto p = core::FaultPoint::NetRx;
+  fi.set_paths(p, {"eth1"});
+  fi.set(p, &core::FaultSettings::times, 2);
+  fi.set(p, &core::FaultSettings::probability, 100UL);
+  CHECK(rig.send(3) == XmitResult::Ok);
+  rig.env.advance_ms(100);
+  auto rx = rig.stats(*rig.dev[1]);
+  CHECK(rx[devices::kRxDropped] == 2);
+  CHECK(rx[devices::kRxPackets] == 1);
+  CHECK(rx[devices::kRxErrors] == 0);
+  CHECK(rig.stats(*rig.dev[0])[devices::kTxPackets] == 3);  // the sender sent them all
+  fi.set(p, &core::FaultSettings::rx_kind, core::NetRxFault::Corrupt);
+  fi.set(p, &core::FaultSettings::times, 1);
+  CHECK(rig.send(2) == XmitResult::Ok);
+  rig.env.advance_ms(100);
+  rx = rig.stats(*rig.dev[1]);
+  CHECK(rx[devices::kRxCrcErrors] == 1);
+  CHECK(rx[devices::kRxErrors] == 1);
+  CHECK(rx[devices::kRxDropped] == 2);
+  CHECK(rx[devices::kRxPackets] == 2);
+  CHECK(rig.events("eth1", "rx") == 3);
+  // The ifaces list names the receiver: eth0 receiving is never failed.
+  fi.set(p, &core::FaultSettings::times, -1);
+  CHECK(rig.send(1) == XmitResult::Ok);
+  rig.env.advance_ms(100);
+  CHECK(rig.stats(*rig.dev[1])[devices::kRxCrcErrors] == 2);
+  CHECK(fi.injected(p) == 4);
+}
+
+TEST_CASE("link_flap: a flap drops the link on both cabled ends; the carrier follows") {
+  Rig rig;
+  auto& fi = rig.env.faults;
+  const auto p = core::FaultPoint::LinkFlap;
+  fi.add_flap_target("eth0", [&rig](bool down) { rig.hw[0]->set_flap_down(down); });
+  fi.set(p, &core::FaultSettings::times, -1);
+  fi.set(p, &core::FaultSettings::probability, 100UL);
+  fi.set(p, &core::FaultSettings::down_ms, 50u);
+  fi.set(p, &core::FaultSettings::period_ms, 100u);
+  const int downs = rig.dev[0]->carrier_down_count();
+  REQUIRE(fi.start_flaps(1));
+  rig.env.advance_ms(100);
+  CHECK_FALSE(rig.dev[0]->netif_carrier_ok());
+  CHECK_FALSE(rig.dev[1]->netif_carrier_ok());
+  CHECK(rig.hw[0]->cable());  // the flap is not the cable
+  CHECK(rig.dev[0]->carrier_down_count() == downs + 1);
+  rig.env.advance_ms(50);
+  CHECK(rig.dev[0]->netif_carrier_ok());
+  CHECK(rig.dev[1]->netif_carrier_ok());
+  // A pulled cable keeps the link down when the flap ends.
+  REQUIRE(fi.start_flaps(1));
+  rig.env.advance_ms(100);
+  rig.hw[0]->set_cable(false);
+  rig.env.advance_ms(50);
+  CHECK_FALSE(rig.dev[0]->netif_carrier_ok());
+  rig.hw[0]->set_cable(true);
+  CHECK(rig.dev[0]->netif_carrier_ok());
+  fi.remove_flap_target("eth0");
+}
