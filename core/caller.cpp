@@ -120,8 +120,9 @@ class ProcHandles {
       if (n > 0) return static_cast<std::size_t>(n);
       close_entry(*e);
     } else {
-      e = &*std::min_element(entries_.begin(), entries_.end(),
-                             [](const Entry& a, const Entry& b) { return a.last_use < b.last_use; });
+      e = &*std::min_element(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
+        return a.last_use < b.last_use;
+      });
       close_entry(*e);
     }
     std::array<char, 48> path{};
@@ -197,9 +198,8 @@ bool in_trusted_user_ns(pid_t pid) {
   if (chain.empty()) return false;
   const auto ino = user_ns_inode(pid);
   if (!ino) return false;
-  return std::any_of(chain.begin(), chain.end(), [&](const NsId& id) {
-    return id.dev == chain.front().dev && id.ino == *ino;
-  });
+  return std::any_of(chain.begin(), chain.end(),
+                     [&](const NsId& id) { return id.dev == chain.front().dev && id.ino == *ino; });
 }
 
 // Whether process `pid` is in the daemon's own user namespace.

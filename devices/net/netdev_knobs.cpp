@@ -100,10 +100,11 @@ core::Status NetKnobs::traffic_show(core::PageBuffer& buf) const {
   // each frame counts for its interval (the first is sent at the start), so
   // a run on schedule shows its rate.
   const core::Nanos until = running || end_time_.count() == 0 ? env_.now() : end_time_;
-  const auto elapsed = (until - start_time_).count() + 1000000000LL / static_cast<std::int64_t>(rate_);
+  const auto elapsed =
+      (until - start_time_).count() + 1000000000LL / static_cast<std::int64_t>(rate_);
   const std::uint64_t achieved =
       elapsed > 0 ? static_cast<std::uint64_t>(static_cast<long double>(sent_) * 1e9L /
-                                                static_cast<long double>(elapsed))
+                                               static_cast<long double>(elapsed))
                   : 0;
   buf.emit("achieved {}\nlag_ns {}\nmax_lag_ns {}\n", achieved, lag_.count(), max_lag_.count());
   return {};

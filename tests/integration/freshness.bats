@@ -134,7 +134,7 @@ pread0() { perl -e 'open(my $f, "<&=", $ARGV[0]) or die; sysseek($f, 0, 0); sysr
     echo "pages=256 kind=$kind" > "$(ctl numa/alloc)"
     [ "$(both MemFree:)" = $((free0 - 1024)) ]
     [ "$(both "$f")" = $((used0 + 1024)) ]
-    echo "$(cat "$(ctl numa/last_alloc_id)")" > "$(ctl numa/free)"
+    cat "$(ctl numa/last_alloc_id)" > "$(ctl numa/free)"
     [ "$(both MemFree:)" = "$free0" ]
     [ "$(both "$f")" = "$used0" ]
   done
