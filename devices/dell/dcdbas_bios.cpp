@@ -621,7 +621,9 @@ void DellBios::dispatch(std::uint16_t cls, std::uint16_t sel, const std::array<s
 }
 
 std::string& DellBios::password_slot(std::uint16_t cls) {
-  return cls == kPasswordUser ? user_password_ : cls == kPasswordAdmin ? admin_password_ : owner_password_;
+  return cls == kPasswordUser    ? user_password_
+         : cls == kPasswordAdmin ? admin_password_
+                                 : owner_password_;
 }
 
 std::uint16_t DellBios::security_key(std::uint16_t cls) const {
@@ -649,7 +651,8 @@ bool DellBios::key_ok(std::uint32_t key) const {
   return true;
 }
 
-void DellBios::password_smi(std::uint16_t cls, std::uint16_t sel, const std::array<std::uint32_t, 4>& in,
+void DellBios::password_smi(std::uint16_t cls, std::uint16_t sel,
+                            const std::array<std::uint32_t, 4>& in,
                             std::array<std::int32_t, 4>& out, std::string& note) {
   // cbRES1 of smi_password.c: SMI_PASSWORD_INSTALLED 0, _NOT_INSTALLED 1,
   // SMI_PASSWORD_CORRECT 0, _INCORRECT 2, SMI_PASSWORD_CHANGED 0.
@@ -681,7 +684,10 @@ void DellBios::password_smi(std::uint16_t cls, std::uint16_t sel, const std::arr
         return;
       }
       const std::string next = password_of(in[2], in[3]);
-      note = fmt::format("{} password {}", what, next.empty() ? "removed" : pw.empty() ? "installed" : "changed");
+      note = fmt::format("{} password {}", what,
+                         next.empty() ? "removed"
+                         : pw.empty() ? "installed"
+                                      : "changed");
       pw = next;
       out[0] = kSmiOk;
       return;
@@ -693,7 +699,9 @@ void DellBios::password_smi(std::uint16_t cls, std::uint16_t sel, const std::arr
 
 std::string DellBios::password(std::uint16_t cls) const {
   core::MutexLock lock(mu_);
-  return cls == kPasswordUser ? user_password_ : cls == kPasswordAdmin ? admin_password_ : owner_password_;
+  return cls == kPasswordUser    ? user_password_
+         : cls == kPasswordAdmin ? admin_password_
+                                 : owner_password_;
 }
 
 void DellBios::boot() {

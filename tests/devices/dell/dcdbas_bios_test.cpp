@@ -32,7 +32,6 @@ std::array<std::uint32_t, 4> tag_input(std::string_view tag, std::uint32_t key =
   return {u32_at(b, 0), u32_at(b, 4), u32_at(b, 8), key};
 }
 
-
 // The 8 password bytes as the two (or, for a change, four) argument words
 // libsmbios's verify_password/change_password pass (smi_password.c).
 std::array<std::uint32_t, 2> pw_words(std::string_view ascii) {
@@ -51,7 +50,6 @@ std::array<std::uint32_t, 4> change_words(std::string_view old_pw, std::string_v
 std::string with_passwords(std::string_view extra) {
   return std::string(kPe1400).insert(std::string(kPe1400).find("[[dcdbas.setting]]"), extra);
 }
-
 
 }  // namespace
 
