@@ -158,6 +158,12 @@ SmbiosIdentity SmbiosIdentity::from_section(const core::ConfigValue& sec, const 
   const std::uint64_t sid = sec.get_uint("system_id", id.system_id);
   if (sid > 0xFFFF) sec.require("system_id").fail("does not fit 16 bits");
   id.system_id = static_cast<std::uint16_t>(sid);
+  if (sec.has("smbios_version")) {
+    const std::string v = sec.get_string("smbios_version", "2.8");
+    if (v.size() != 3 || v[0] != '2' || v[1] != '.' || v[2] < '1' || v[2] > '8')
+      sec.require("smbios_version").fail("must be \"2.1\" .. \"2.8\" (a 32-bit _SM_ entry point)");
+    id.smbios_minor = static_cast<unsigned>(v[2] - '0');
+  }
   return id;
 }
 
@@ -530,12 +536,12 @@ std::shared_ptr<const DcdbasSmbios::Tables> DcdbasSmbios::make_tables(std::strin
     max_size = std::max(max_size, s.size());
   }
 
-  // SMBIOS 2.8 32-bit entry point.
+  // The 32-bit entry point (SMBIOS 2.1 to 2.8 share its layout).
   tb->entry.assign(0x1F, 0);
   std::memcpy(tb->entry.data(), "_SM_", 4);
   tb->entry[5] = 0x1F;
-  tb->entry[6] = 2;
-  tb->entry[7] = 8;
+  tb->entry[6] = static_cast<std::uint8_t>(id_.smbios_major);
+  tb->entry[7] = static_cast<std::uint8_t>(id_.smbios_minor);
   tb->entry[8] = static_cast<std::uint8_t>(max_size);
   tb->entry[9] = static_cast<std::uint8_t>(max_size >> 8);
   std::memcpy(tb->entry.data() + 0x10, "_DMI_", 5);
@@ -545,7 +551,8 @@ std::shared_ptr<const DcdbasSmbios::Tables> DcdbasSmbios::make_tables(std::strin
     tb->entry[0x18 + k] = static_cast<std::uint8_t>(kTableAddress >> (8 * k));
   tb->entry[0x1C] = static_cast<std::uint8_t>(structs.size());
   tb->entry[0x1D] = static_cast<std::uint8_t>(structs.size() >> 8);
-  tb->entry[0x1E] = 0x28;  // BCD revision 2.8
+  tb->entry[0x1E] =
+      static_cast<std::uint8_t>(id_.smbios_major << 4 | id_.smbios_minor);  // BCD revision
   std::uint8_t sum = 0;
   for (int k = 0x10; k < 0x1F; ++k) sum = static_cast<std::uint8_t>(sum + tb->entry[k]);
   tb->entry[0x15] = static_cast<std::uint8_t>(-sum);

@@ -3,9 +3,9 @@
 // DcdbasSmbios: the Dell machine as SMBIOS sees it, generated from the same
 // [dcdbas] description as the simulated BIOS, so every view agrees.
 //
-//   /sys/firmware/dmi/tables/smbios_entry_point  0400  bin, SMBIOS 2.8 "_SM_" EPS (31 bytes)
-//   /sys/firmware/dmi/tables/DMI                 0400  bin, the structure table
-//   /sys/devices/virtual/dmi/id/*  (class/dmi/id) 0444, serials and uuid 0400
+//   /sys/firmware/dmi/tables/smbios_entry_point  0400  bin, "_SM_" EPS (31 bytes), SMBIOS 2.8 or
+//   [dcdbas] smbios_version /sys/firmware/dmi/tables/DMI                 0400  bin, the structure
+//   table /sys/devices/virtual/dmi/id/*  (class/dmi/id) 0444, serials and uuid 0400
 //
 // Kernel: drivers/firmware/dmi-sysfs.c + dmi_scan.c (tables), dmi-id.c
 // (id/); docs/kernel-semantics.md section 2 (the 0xDA table gives the SMI port/code the
@@ -58,6 +58,10 @@ struct SmbiosIdentity {
   std::string chassis_vendor = "Dell Inc.";
   unsigned chassis_type = 23;  // rack mount chassis
   std::uint16_t system_id = 0x0715;
+  // The entry point's SMBIOS version ("_SM_" bytes 6, 7 and the BCD
+  // revision at 0x1e): 2.1 to 2.8, the versions with a 32-bit entry point.
+  unsigned smbios_major = 2;
+  unsigned smbios_minor = 8;
   bool wsmt = false;
   std::uint64_t wsmt_address = 0;
   std::uint64_t wsmt_size = 0;
