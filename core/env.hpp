@@ -5,8 +5,10 @@
 // -o clock=real|manual. Devices keep a reference; the Env outlives them.
 //
 // Thread-safety: Clock, EventLog and FaultInjection are thread-safe; Env
-// itself is two references and a pointer, set before any device is built.
+// itself is two references and a pointer, set before any device is built,
+// and the atomic power flag.
 
+#include <atomic>
 #include <string_view>
 #include <vector>
 
@@ -22,6 +24,11 @@ struct Env {
   // The failure points (kernel/debug/vsysfs/fail, docs/fault-injection.md).
   // Null: nothing is ever injected (unit tests that do not need it).
   FaultInjection* faults = nullptr;
+  // The machine is off or halted (kernel/debug/vsysfs/machine/power): the
+  // request path answers every read and write of a device file with
+  // ENODEV; only kernel/debug/vsysfs answers (docs/devices/machine.md).
+  // Set by devices::Machine, read by fs::Server.
+  std::atomic<bool> powered_off{false};
 
   Nanos now() const { return clock.now(); }
 

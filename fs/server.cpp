@@ -274,11 +274,19 @@ core::Result<ReadOut> Server::read(const core::Caller& caller, std::uint64_t fh,
   return out;
 }
 
+// A machine that is off answers nothing but its control plane
+// (core/env.hpp powered_off): a device file is ENODEV, as a device that
+// is gone.
+bool Server::powered_off(const core::Node& node) const {
+  if (!env_.powered_off.load(std::memory_order_acquire)) return false;
+  return !tree_.path_of(node.ino).starts_with("kernel/debug/vsysfs");
+}
+
 core::Result<ReadOut> Server::read_bytes(const core::Caller& caller, std::uint64_t fh,
                                          std::size_t size, off_t off) {
   OpenFile* of = as_open(fh);
   const core::Node& node = *of->node;
-  if (!node.alive.load()) return core::Errno{ENODEV};
+  if (!node.alive.load() || powered_off(node)) return core::Errno{ENODEV};
   if (off < 0) return core::Errno{EINVAL};
   const auto pos = static_cast<std::uint64_t>(off);
   ReadOut out;
@@ -345,7 +353,7 @@ core::Result<std::size_t> Server::write(const core::Caller& caller, std::uint64_
                                         std::string_view data, off_t off) {
   OpenFile* of = as_open(fh);
   const core::Node& node = *of->node;
-  if (!node.alive.load()) return core::Errno{ENODEV};
+  if (!node.alive.load() || powered_off(node)) return core::Errno{ENODEV};
   if (!node.has_write) return core::Errno{EIO};
 
   if (node.kind == core::NodeKind::Bin) {

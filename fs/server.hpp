@@ -214,6 +214,8 @@ class Server final : public core::Tree::Observer {
   void fill_stat(const core::Node& node, struct stat& st) const;
   core::Result<ReadOut> read_bytes(const core::Caller& caller, std::uint64_t fh, std::size_t size,
                                    off_t off);
+  // The machine is off and `node` is not under kernel/debug/vsysfs.
+  bool powered_off(const core::Node& node) const;
   // With a state file: takes the journal's order lock into `order`, which
   // serialises every change with its record. EINTR, having changed
   // nothing, when the caller's request is interrupted while it waits.

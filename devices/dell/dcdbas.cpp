@@ -225,6 +225,31 @@ std::span<const core::AttributeGroup<Dcdbas>> Dcdbas::groups() {
 Dcdbas::Dcdbas(core::Env& env, DcdbasConfig config, std::shared_ptr<dcdbas::DellBios> bios)
     : env_(env), config_(config), bios_(std::move(bios)) {
   core::MutexLock lock(smi_data_lock_);
+  probe();
+}
+
+void Dcdbas::boot() {
+  {
+    core::MutexLock lock(smi_data_lock_);
+    // What the previous boot's driver had is gone with its memory.
+    smi_data_buf_.clear();
+    smi_data_buf_phys_addr_ = 0;
+    max_smi_data_buf_size_ = kMaxSmiDataBufSize;
+    wsmt_enabled_ = false;
+    next_dma_ = kDmaBase;
+    host_control_action_ = 0;
+    host_control_smi_type_ = 0;
+    host_control_on_shutdown_ = 0;
+    hc_fault_.reset();
+    bios_->boot();
+    probe();
+  }
+  core::MutexLock lock(platform_lock_);
+  driver_override_.clear();
+  runtime_pm_allowed_ = true;
+}
+
+void Dcdbas::probe() {
   if (config_.wsmt) {
     // dcdbas_check_wsmt: the first 8 bytes of the firmware buffer are a
     // semaphore; the rest is the SMI buffer, and its size is the limit.
@@ -761,6 +786,16 @@ void build_dcdbas(MachineContext& ctx, const core::ConfigValue& sec) {
   std::weak_ptr<Dcdbas> weak = dev;
   ctx.machine.register_reboot_notifier([weak](RebootCode code) {
     if (auto d = weak.lock()) d->dcdbas_reboot_notify(code);
+  });
+  // A boot: the driver probes again after the BIOS's POST, which builds
+  // the SMBIOS tables with the tags it has now (an asset tag set by SMI
+  // shows in DMI from the next boot on).
+  std::weak_ptr<dcdbas::DcdbasSmbios> weak_smbios = smbios;
+  ctx.machine.register_boot_hook([weak, weak_smbios] {
+    auto d = weak.lock();
+    if (!d) return;
+    d->boot();
+    if (auto s = weak_smbios.lock()) s->boot(d->bios().service_tag(), d->bios().asset_tag());
   });
   ctx.machine.keep(dev);
   ctx.machine.keep(mod);

@@ -132,6 +132,15 @@ class Dcdbas {
   // with smi_data_lock held by this thread.
   bool power_action_allowed() const;
 
+  // A boot (the machine's boot hook, docs/devices/dell.md "Power cycle"):
+  // the driver probes again: no SMI buffer (or the WSMT firmware buffer,
+  // zeroed), host-control values 0, no driver_override, runtime PM
+  // allowed; then the BIOS's POST (DellBios::boot). Non-volatile BIOS
+  // state stays.
+  // Locking: smi_data_lock, then bios_lock; platform_lock. Context: the
+  // thread that powers the machine on or cycles it.
+  void boot();
+
   dcdbas::DellBios& bios() { return *bios_; }
   core::Kobject kobj_;
 
@@ -140,6 +149,8 @@ class Dcdbas {
 
   core::Status smi_data_buf_realloc(unsigned long size, const core::Caller* caller)
       REQUIRES(smi_data_lock_);
+  // dcdbas_probe's buffer set-up (dcdbas_check_wsmt) and its log line.
+  void probe() REQUIRES(smi_data_lock_);
   core::Status dcdbas_smi_request(const core::Caller& caller, unsigned long request)
       REQUIRES(smi_data_lock_);
   void dcdbas_host_control() REQUIRES(smi_data_lock_);

@@ -70,6 +70,24 @@ std::string tag_from_bytes(const std::uint8_t* p, std::size_t max) {
   return std::string(reinterpret_cast<const char*>(p), n);
 }
 
+// The password a machine file names, as the BIOS stores it.
+std::string get_password(const core::ConfigValue& sec, std::string_view key) {
+  const std::string v = sec.get_string(key, "");
+  if (v.size() > kPasswordLen)
+    sec.require(key).fail(fmt::format("longer than {} characters", kPasswordLen));
+  const auto codes = password_scancodes(v);
+  if (!codes) sec.require(key).fail("a character no key of a US keyboard types");
+  return *codes;
+}
+
+// The 8 password bytes of two little-endian argument words.
+std::string password_of(std::uint32_t lo, std::uint32_t hi) {
+  std::uint8_t b[kPasswordLen];
+  put_le32(b, lo);
+  put_le32(b + 4, hi);
+  return tag_from_bytes(b, kPasswordLen);
+}
+
 // A number of the smi_answers syntax: decimal, 0x hex or 0 octal, with an
 // optional sign (kstrtoll base 0), inside [lo, hi].
 std::optional<std::int64_t> rule_number(std::string_view s, std::int64_t lo, std::int64_t hi) {
@@ -131,6 +149,37 @@ SmiRule rule_from_table(const core::ConfigValue& t) {
 }
 
 }  // namespace
+
+std::optional<std::string> password_scancodes(std::string_view ascii) {
+  // Keyboard rows of the US layout, unshifted and shifted, each with the
+  // set-1 make code of its first key.
+  struct Row {
+    std::string_view plain, shifted;
+    std::uint8_t first;
+  };
+  static constexpr Row kRows[] = {
+      {"1234567890-=", "!@#$%^&*()_+", 0x02},
+      {"qwertyuiop[]", "QWERTYUIOP{}", 0x10},
+      {"asdfghjkl;'`", "ASDFGHJKL:\"~", 0x1E},
+      {"\\zxcvbnm,./", "|ZXCVBNM<>?", 0x2B},
+      {" ", " ", 0x39},
+  };
+  std::string out;
+  for (const char c : ascii) {
+    std::optional<std::uint8_t> code;
+    for (const Row& r : kRows) {
+      std::size_t i = r.plain.find(c);
+      if (i == std::string_view::npos) i = r.shifted.find(c);
+      if (i != std::string_view::npos) {
+        code = static_cast<std::uint8_t>(r.first + i);
+        break;
+      }
+    }
+    if (!code) return std::nullopt;
+    out.push_back(static_cast<char>(*code));
+  }
+  return out;
+}
 
 std::string format_smi_rule(const SmiRule& r) {
   std::string in;
@@ -214,6 +263,9 @@ BiosConfig BiosConfig::from_section(const core::ConfigValue& sec) {
   c.service_tag = get_tag(sec, "service_tag", "VSYS740", kTagSize);
   c.asset_tag = get_tag(sec, "asset_tag", "", kTagSize);
   c.property_tag = get_tag(sec, "property_tag", "", kPropertyTagLen);
+  c.user_password = get_password(sec, "user_password");
+  c.admin_password = get_password(sec, "admin_password");
+  c.owner_password = get_password(sec, "owner_password");
 
   for (const auto& s : sec.get_array("setting")) {
     NvSetting n;
@@ -284,6 +336,9 @@ DellBios::DellBios(BiosConfig config)
       service_tag_(config_.service_tag),
       asset_tag_(config_.asset_tag),
       property_tag_(config_.property_tag),
+      user_password_(config_.user_password),
+      admin_password_(config_.admin_password),
+      owner_password_(config_.owner_password),
       cmos_(65536, 0),
       rules_(config_.smi_rules) {
   // Nothing has written the APM status port yet: it floats high.
@@ -463,6 +518,11 @@ void DellBios::dispatch(std::uint16_t cls, std::uint16_t sel, const std::array<s
       }
       {
         NvSetting& s = *find_setting(static_cast<std::uint16_t>(in[0]));
+        if (cls == 1 && !key_ok(in[2])) {
+          out[0] = kSmiError;
+          note = "bad security key";
+          return;
+        }
         if (cls == 1) {
           if (in[1] < s.min || in[1] > s.max) {
             out[0] = kSmiError;
@@ -484,6 +544,11 @@ void DellBios::dispatch(std::uint16_t cls, std::uint16_t sel, const std::array<s
         std::memcpy(bytes, tag.data(), std::min(tag.size(), kTagSize));
         out[0] = kSmiOk;
         for (int i = 0; i < 3; ++i) out[1 + i] = static_cast<std::int32_t>(le32(bytes + 4 * i));
+        return;
+      }
+      if (!key_ok(in[3])) {
+        out[0] = kSmiError;
+        note = "bad security key";
         return;
       }
       // Dell: "some systems return an error when the service tag has
@@ -529,6 +594,11 @@ void DellBios::dispatch(std::uint16_t cls, std::uint16_t sel, const std::array<s
         out[0] = kSmiOk;
         return;
       }
+      if (!key_ok(in[1])) {
+        out[0] = kSmiError;
+        note = "bad security key";
+        return;
+      }
       std::uint8_t data[kPropertyTagLen];
       if (!mem.read(in[0], data)) {
         out[0] = kSmiError;
@@ -540,9 +610,107 @@ void DellBios::dispatch(std::uint16_t cls, std::uint16_t sel, const std::array<s
       out[0] = kSmiOk;
       return;
     }
+    case kPasswordUser:
+    case kPasswordAdmin:
+    case kPasswordOwner:
+      password_smi(cls, sel, in, out, note);
+      return;
     default:
       return;
   }
+}
+
+std::string& DellBios::password_slot(std::uint16_t cls) {
+  return cls == kPasswordUser    ? user_password_
+         : cls == kPasswordAdmin ? admin_password_
+                                 : owner_password_;
+}
+
+std::uint16_t DellBios::security_key(std::uint16_t cls) const {
+  const std::string& pw = cls == kPasswordUser    ? user_password_
+                          : cls == kPasswordAdmin ? admin_password_
+                                                  : owner_password_;
+  // FNV-1a over the boot, the class and the password: a key is good for
+  // one password in one boot, as a BIOS's is (never 0, which a client
+  // without a password sends).
+  std::uint32_t h = 2166136261u;
+  auto mix = [&h](std::uint8_t b) { h = (h ^ b) * 16777619u; };
+  for (int i = 0; i < 4; ++i) mix(static_cast<std::uint8_t>(boot_count_ >> (8 * i)));
+  mix(static_cast<std::uint8_t>(cls));
+  for (const char c : pw) mix(static_cast<std::uint8_t>(c));
+  const auto key = static_cast<std::uint16_t>(h ^ (h >> 16));
+  return key == 0 ? 1 : key;
+}
+
+bool DellBios::key_ok(std::uint32_t key) const {
+  // libsmbios's dell_smi_get_security_key: the admin password's key when
+  // one is installed, else the user password's; with neither, any value.
+  // The BIOS compares the 16 bits the key has.
+  if (!admin_password_.empty()) return (key & 0xFFFF) == security_key(kPasswordAdmin);
+  if (!user_password_.empty()) return (key & 0xFFFF) == security_key(kPasswordUser);
+  return true;
+}
+
+void DellBios::password_smi(std::uint16_t cls, std::uint16_t sel,
+                            const std::array<std::uint32_t, 4>& in,
+                            std::array<std::int32_t, 4>& out, std::string& note) {
+  // cbRES1 of smi_password.c: SMI_PASSWORD_INSTALLED 0, _NOT_INSTALLED 1,
+  // SMI_PASSWORD_CORRECT 0, _INCORRECT 2, SMI_PASSWORD_CHANGED 0.
+  constexpr std::int32_t kInstalled = 0, kNotInstalled = 1, kIncorrect = 2;
+  std::string& pw = password_slot(cls);
+  const char* what = cls == kPasswordUser ? "user" : cls == kPasswordAdmin ? "admin" : "owner";
+  switch (sel) {
+    case 0:
+      out[0] = pw.empty() ? kNotInstalled : kInstalled;
+      return;
+    case 1:
+      if (pw.empty()) {
+        out[0] = kNotInstalled;
+        return;
+      }
+      if (password_of(in[0], in[1]) != pw) {
+        out[0] = kIncorrect;
+        note = fmt::format("{} password incorrect", what);
+        return;
+      }
+      out[0] = kSmiOk;
+      out[1] = security_key(cls);
+      note = fmt::format("{} password verified", what);
+      return;
+    case 2: {
+      if (password_of(in[0], in[1]) != pw) {
+        out[0] = kIncorrect;
+        note = fmt::format("{} password change: old password incorrect", what);
+        return;
+      }
+      const std::string next = password_of(in[2], in[3]);
+      note = fmt::format("{} password {}", what,
+                         next.empty() ? "removed"
+                         : pw.empty() ? "installed"
+                                      : "changed");
+      pw = next;
+      out[0] = kSmiOk;
+      return;
+    }
+    default:
+      return;  // -2: no "II" interface (selects 3..5)
+  }
+}
+
+std::string DellBios::password(std::uint16_t cls) const {
+  core::MutexLock lock(mu_);
+  return cls == kPasswordUser    ? user_password_
+         : cls == kPasswordAdmin ? admin_password_
+                                 : owner_password_;
+}
+
+void DellBios::boot() {
+  core::MutexLock lock(mu_);
+  ++boot_count_;
+  // POST: nothing has written the APM latches of this boot.
+  latch_.clear();
+  latch_[kPcatApmStatusPort] = 0xFF;
+  index_.clear();
 }
 
 SmiAnswer DellBios::apm(std::uint16_t port, PhysMemory& mem) {

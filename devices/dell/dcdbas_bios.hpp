@@ -21,6 +21,23 @@
 //      20/0     read property tag into the buffer at input[0] (with the
 //               4-byte length header of Dell SMBIOS version >= 2)
 //      20/1     write property tag from the 80-byte buffer at input[0]
+//      9/x, 10/x, 12/x  user, admin and owner password (libsmbios
+//               src/libsmbios_c/smi/smi_password.c; the password is up to
+//               kPasswordLen keyboard scan codes, zero padded):
+//               0 installed?  output[0] 0 installed, 1 not installed
+//               1 verify input[0..1]: 0 and the security key in output[1],
+//                 2 incorrect (1 when no password is installed)
+//               2 change: input[0..1] old, input[2..3] new (all zero
+//                 bytes: remove): 0 changed, 2 old password incorrect
+//               Selects 3..5 (the "II" interface with ASCII passwords in a
+//               buffer) answer -2, as the BIOSes of the PowerEdge 300 to
+//               R7x0 era without it; libsmbios then falls back to 0..2.
+//    Security key (libsmbios's dell_smi_get_security_key): with an admin
+//    password installed, the writes 1/x (key in input[2]), 11/1,3 (key in
+//    input[3]) and 20/1 (key in input[1]) need the admin password's key,
+//    else with a user password the user password's key; a wrong key gets
+//    output[0] = -1 and changes nothing. Keys change at every boot and
+//    with the password.
 //    output[0] = -2 for any class/select it does not support and -1 for a
 //    bad location, value or buffer address.
 //  - outb(0xA0, apm_port) for the model's host-control SMI type (2.5):
@@ -76,6 +93,17 @@ inline constexpr std::uint8_t kPe1400CmosCmdStructPtr = 0x70;
 inline constexpr std::size_t kCallIntfBufferSize = 36;
 inline constexpr std::size_t kTagSize = 12;          // MAX_SMI_TAG_SIZE
 inline constexpr std::size_t kPropertyTagLen = 80;   // PROPERTY_TAG_LEN
+inline constexpr std::size_t kPasswordLen = 8;       // two u32 arguments of select 1
+// Calling-interface classes of the three BIOS passwords (smbios_c/smi.h
+// DELL_SMI_PASSWORD_USER/ADMIN/OWNER).
+inline constexpr std::uint16_t kPasswordUser = 9;
+inline constexpr std::uint16_t kPasswordAdmin = 10;
+inline constexpr std::uint16_t kPasswordOwner = 12;
+
+// An ASCII password as the keyboard scan codes (set 1, US layout) a BIOS
+// stores; a shifted character is its key's code ('A' and 'a' are 0x1e).
+// std::nullopt for a byte no key of that layout types.
+std::optional<std::string> password_scancodes(std::string_view ascii);
 
 // The physical memory the firmware can reach: the driver's SMI buffer.
 class PhysMemory {
@@ -150,6 +178,8 @@ struct BiosConfig {
   std::string service_tag;
   std::string asset_tag;
   std::string property_tag;
+  // Passwords installed at power-on, as scan codes (empty: none).
+  std::string user_password, admin_password, owner_password;
   std::vector<NvSetting> settings;
   std::vector<DaToken> tokens;
   std::vector<CmosToken> cmos_tokens;
@@ -201,6 +231,13 @@ class DellBios {
   std::string asset_tag() const;
   std::string property_tag() const;
   std::uint8_t cmos(std::uint16_t index_port, std::uint8_t index) const;
+  // The scan codes of password class 9, 10 or 12 (empty: not installed).
+  std::string password(std::uint16_t cls) const;
+  // A boot: the firmware runs POST again. Non-volatile state (settings,
+  // tags, passwords, CMOS) stays; the latches of the last port writes are
+  // gone and the security keys handed out before are no longer valid.
+  // Locking: bios_lock.
+  void boot();
   // The SMI answer table. smi_rules_edit applies every edit or, when one
   // cannot be applied (del of a missing entry: ENOENT; more than
   // kMaxSmiRules rules: ENOSPC), none. Locking: bios_lock.
@@ -217,8 +254,15 @@ class DellBios {
   SmiAnswer calling_interface(const SmiRegisters& regs, PhysMemory& mem) REQUIRES(mu_);
   SmiAnswer apm(std::uint16_t port, PhysMemory& mem);
   void dispatch(std::uint16_t cls, std::uint16_t sel, const std::array<std::uint32_t, 4>& in,
-                std::array<std::int32_t, 4>& out, PhysMemory& mem, std::string& note);
+                std::array<std::int32_t, 4>& out, PhysMemory& mem, std::string& note) REQUIRES(mu_);
   NvSetting* find_setting(std::uint16_t location);
+  void password_smi(std::uint16_t cls, std::uint16_t sel, const std::array<std::uint32_t, 4>& in,
+                    std::array<std::int32_t, 4>& out, std::string& note) REQUIRES(mu_);
+  std::string& password_slot(std::uint16_t cls) REQUIRES(mu_);
+  std::uint16_t security_key(std::uint16_t cls) const REQUIRES(mu_);
+  // False when a password guards the calling interface and `key` is not
+  // the key its verify handed out (in this boot).
+  bool key_ok(std::uint32_t key) const REQUIRES(mu_);
   // The index of the rule answering this SMI, if any. Caller holds bios_lock.
   std::optional<std::size_t> match_rule(std::uint16_t cls, std::uint16_t sel,
                                         const std::array<std::uint32_t, 4>& in) const REQUIRES(mu_);
@@ -229,6 +273,10 @@ class DellBios {
   std::string service_tag_;
   std::string asset_tag_;
   std::string property_tag_;
+  std::string user_password_ GUARDED_BY(mu_);  // scan codes, empty: none
+  std::string admin_password_ GUARDED_BY(mu_);
+  std::string owner_password_ GUARDED_BY(mu_);
+  std::uint32_t boot_count_ GUARDED_BY(mu_) = 0;  // salts the security keys
   std::vector<std::uint8_t> cmos_;                // 64 KiB, P*256+I
   std::map<std::uint16_t, std::uint8_t> index_;   // index register per index port
   std::map<std::uint16_t, std::uint8_t> latch_;   // last byte written to a port

@@ -158,6 +158,12 @@ SmbiosIdentity SmbiosIdentity::from_section(const core::ConfigValue& sec, const 
   const std::uint64_t sid = sec.get_uint("system_id", id.system_id);
   if (sid > 0xFFFF) sec.require("system_id").fail("does not fit 16 bits");
   id.system_id = static_cast<std::uint16_t>(sid);
+  if (sec.has("smbios_version")) {
+    const std::string v = sec.get_string("smbios_version", "2.8");
+    if (v.size() != 3 || v[0] != '2' || v[1] != '.' || v[2] < '1' || v[2] > '8')
+      sec.require("smbios_version").fail("must be \"2.1\" .. \"2.8\" (a 32-bit _SM_ entry point)");
+    id.smbios_minor = static_cast<unsigned>(v[2] - '0');
+  }
   return id;
 }
 
@@ -350,10 +356,28 @@ static void add_hardware(std::vector<std::vector<std::uint8_t>>& structs, const 
 }
 
 DcdbasSmbios::DcdbasSmbios(SmbiosIdentity id, const BiosConfig& bios, SmbiosHardware hw)
-    : id_(std::move(id)),
-      hw_(std::move(hw)),
-      service_tag_(bios.service_tag),
-      asset_tag_(bios.asset_tag) {
+    : id_(std::move(id)), hw_(std::move(hw)), bios_(bios) {
+  auto t = make_tables(bios.service_tag, bios.asset_tag);
+  core::MutexLock lock(mu_);
+  tables_ = std::move(t);
+}
+
+void DcdbasSmbios::boot(std::string service_tag, std::string asset_tag) {
+  auto t = make_tables(std::move(service_tag), std::move(asset_tag));
+  core::MutexLock lock(mu_);
+  tables_ = std::move(t);
+}
+
+std::shared_ptr<const DcdbasSmbios::Tables> DcdbasSmbios::tables() const {
+  core::MutexLock lock(mu_);
+  return tables_;
+}
+
+std::shared_ptr<const DcdbasSmbios::Tables> DcdbasSmbios::make_tables(std::string service_tag,
+                                                                      std::string asset_tag) const {
+  auto tb = std::make_shared<Tables>();
+  tb->service_tag = std::move(service_tag);
+  tb->asset_tag = std::move(asset_tag);
   std::vector<std::vector<std::uint8_t>> structs;
   const auto [rel_major, rel_minor] = bios_release_of(id_.bios_version);
   {
@@ -378,7 +402,7 @@ DcdbasSmbios::DcdbasSmbios(SmbiosIdentity id, const BiosConfig& bios, SmbiosHard
     s.str(id_.sys_vendor);
     s.str(id_.product_name);
     s.str(id_.product_version);
-    s.str(service_tag_);
+    s.str(tb->service_tag);
     const auto u = uuid_bytes(id_.product_uuid);
     s.raw(u.data(), u.size());
     s.u8(0x06);  // wake-up type: power switch
@@ -405,8 +429,8 @@ DcdbasSmbios::DcdbasSmbios(SmbiosIdentity id, const BiosConfig& bios, SmbiosHard
     s.str(id_.chassis_vendor);
     s.u8(static_cast<std::uint8_t>(id_.chassis_type));
     s.str("");  // version
-    s.str(service_tag_);
-    s.str(asset_tag_);
+    s.str(tb->service_tag);
+    s.str(tb->asset_tag);
     s.u8(3);  // boot-up state: safe
     s.u8(3);  // power supply state
     s.u8(3);  // thermal state
@@ -419,7 +443,7 @@ DcdbasSmbios::DcdbasSmbios(SmbiosIdentity id, const BiosConfig& bios, SmbiosHard
     s.str(""); // SKU
     structs.push_back(s.finish());
   }
-  add_hardware(structs, hw_, service_tag_);
+  add_hardware(structs, hw_, tb->service_tag);
   {
     Structure s(11, 0x0B00);  // OEM strings
     std::vector<std::string> oem = {"Dell System", fmt::format("1[{:04X}]", id_.system_id), "3[1.0]"};
@@ -438,7 +462,7 @@ DcdbasSmbios::DcdbasSmbios(SmbiosIdentity id, const BiosConfig& bios, SmbiosHard
   }
   {
     Structure s(0xD0, 0xD000);  // Dell revisions and IDs
-    s.u8(static_cast<std::uint8_t>(bios.dell_smbios_version));
+    s.u8(static_cast<std::uint8_t>(bios_.dell_smbios_version));
     s.u8(0);
     s.u8(0xFE);  // system ID is the word below
     s.u8(0);
@@ -453,31 +477,31 @@ DcdbasSmbios::DcdbasSmbios(SmbiosIdentity id, const BiosConfig& bios, SmbiosHard
     std::uint16_t handle = 0xDA00;
     do {
       Structure s(0xDA, handle++);
-      s.u16(bios.cmd_port);
-      s.u8(bios.cmd_code);
+      s.u16(bios_.cmd_port);
+      s.u8(bios_.cmd_code);
       s.u32(supported);
-      for (std::size_t n = 0; n < 38 && i < bios.tokens.size(); ++n, ++i) {
-        s.u16(bios.tokens[i].id);
-        s.u16(bios.tokens[i].location);
-        s.u16(bios.tokens[i].value);
+      for (std::size_t n = 0; n < 38 && i < bios_.tokens.size(); ++n, ++i) {
+        s.u16(bios_.tokens[i].id);
+        s.u16(bios_.tokens[i].location);
+        s.u16(bios_.tokens[i].value);
       }
       s.u16(0xFFFF);  // TokenTypeEOT
       s.u16(0);
       s.u16(0);
       structs.push_back(s.finish());
-    } while (i < bios.tokens.size());
+    } while (i < bios_.tokens.size());
   }
   {
     // Indexed I/O (CMOS) tokens, one structure per index/data port pair,
     // no checksum range (all three checksum fields 0).
     std::vector<std::pair<std::uint16_t, std::uint16_t>> pairs;
-    for (const auto& t : bios.cmos_tokens)
+    for (const auto& t : bios_.cmos_tokens)
       if (std::find(pairs.begin(), pairs.end(), std::make_pair(t.index_port, t.data_port)) == pairs.end())
         pairs.emplace_back(t.index_port, t.data_port);
     std::uint16_t handle = 0xD400;
     for (const auto& [ip, dp] : pairs) {
       std::vector<const CmosToken*> mine;
-      for (const auto& t : bios.cmos_tokens)
+      for (const auto& t : bios_.cmos_tokens)
         if (t.index_port == ip && t.data_port == dp) mine.push_back(&t);
       for (std::size_t i = 0; i < mine.size();) {
         Structure s(0xD4, handle++);
@@ -508,31 +532,34 @@ DcdbasSmbios::DcdbasSmbios(SmbiosIdentity id, const BiosConfig& bios, SmbiosHard
 
   std::size_t max_size = 0;
   for (const auto& s : structs) {
-    table_.insert(table_.end(), s.begin(), s.end());
+    tb->table.insert(tb->table.end(), s.begin(), s.end());
     max_size = std::max(max_size, s.size());
   }
 
-  // SMBIOS 2.8 32-bit entry point.
-  entry_.assign(0x1F, 0);
-  std::memcpy(entry_.data(), "_SM_", 4);
-  entry_[5] = 0x1F;
-  entry_[6] = 2;
-  entry_[7] = 8;
-  entry_[8] = static_cast<std::uint8_t>(max_size);
-  entry_[9] = static_cast<std::uint8_t>(max_size >> 8);
-  std::memcpy(entry_.data() + 0x10, "_DMI_", 5);
-  entry_[0x16] = static_cast<std::uint8_t>(table_.size());
-  entry_[0x17] = static_cast<std::uint8_t>(table_.size() >> 8);
-  for (int k = 0; k < 4; ++k) entry_[0x18 + k] = static_cast<std::uint8_t>(kTableAddress >> (8 * k));
-  entry_[0x1C] = static_cast<std::uint8_t>(structs.size());
-  entry_[0x1D] = static_cast<std::uint8_t>(structs.size() >> 8);
-  entry_[0x1E] = 0x28;  // BCD revision 2.8
+  // The 32-bit entry point (SMBIOS 2.1 to 2.8 share its layout).
+  tb->entry.assign(0x1F, 0);
+  std::memcpy(tb->entry.data(), "_SM_", 4);
+  tb->entry[5] = 0x1F;
+  tb->entry[6] = static_cast<std::uint8_t>(id_.smbios_major);
+  tb->entry[7] = static_cast<std::uint8_t>(id_.smbios_minor);
+  tb->entry[8] = static_cast<std::uint8_t>(max_size);
+  tb->entry[9] = static_cast<std::uint8_t>(max_size >> 8);
+  std::memcpy(tb->entry.data() + 0x10, "_DMI_", 5);
+  tb->entry[0x16] = static_cast<std::uint8_t>(tb->table.size());
+  tb->entry[0x17] = static_cast<std::uint8_t>(tb->table.size() >> 8);
+  for (int k = 0; k < 4; ++k)
+    tb->entry[0x18 + k] = static_cast<std::uint8_t>(kTableAddress >> (8 * k));
+  tb->entry[0x1C] = static_cast<std::uint8_t>(structs.size());
+  tb->entry[0x1D] = static_cast<std::uint8_t>(structs.size() >> 8);
+  tb->entry[0x1E] =
+      static_cast<std::uint8_t>(id_.smbios_major << 4 | id_.smbios_minor);  // BCD revision
   std::uint8_t sum = 0;
-  for (int k = 0x10; k < 0x1F; ++k) sum = static_cast<std::uint8_t>(sum + entry_[k]);
-  entry_[0x15] = static_cast<std::uint8_t>(-sum);
+  for (int k = 0x10; k < 0x1F; ++k) sum = static_cast<std::uint8_t>(sum + tb->entry[k]);
+  tb->entry[0x15] = static_cast<std::uint8_t>(-sum);
   sum = 0;
-  for (auto b : entry_) sum = static_cast<std::uint8_t>(sum + b);
-  entry_[4] = static_cast<std::uint8_t>(-sum);
+  for (auto b : tb->entry) sum = static_cast<std::uint8_t>(sum + b);
+  tb->entry[4] = static_cast<std::uint8_t>(-sum);
+  return tb;
 }
 
 std::span<const core::AttributeGroup<Smb>> DcdbasSmbios::table_groups() { return kTableGroups; }
@@ -540,11 +567,11 @@ std::span<const core::AttributeGroup<Smb>> DcdbasSmbios::id_groups() { return kI
 
 core::Result<std::size_t> DcdbasSmbios::smbios_entry_point_read(const core::Caller&, std::uint64_t pos,
                                                                std::span<char> out) {
-  return slice(entry_, pos, out);
+  return slice(tables()->entry, pos, out);
 }
 
 core::Result<std::size_t> DcdbasSmbios::DMI_read(const core::Caller&, std::uint64_t pos, std::span<char> out) {
-  return slice(table_, pos, out);
+  return slice(tables()->table, pos, out);
 }
 
 #define VSYSFS_DMI_FIELD(name, expr)                               \
@@ -558,7 +585,7 @@ VSYSFS_DMI_FIELD(bios_date, id_.bios_date)
 VSYSFS_DMI_FIELD(sys_vendor, id_.sys_vendor)
 VSYSFS_DMI_FIELD(product_name, id_.product_name)
 VSYSFS_DMI_FIELD(product_version, id_.product_version)
-VSYSFS_DMI_FIELD(product_serial, service_tag_)
+VSYSFS_DMI_FIELD(product_serial, tables()->service_tag)
 VSYSFS_DMI_FIELD(product_uuid, id_.product_uuid)
 VSYSFS_DMI_FIELD(product_sku, id_.product_sku)
 VSYSFS_DMI_FIELD(product_family, id_.product_family)
@@ -570,8 +597,8 @@ VSYSFS_DMI_FIELD(board_asset_tag, std::string())
 VSYSFS_DMI_FIELD(chassis_vendor, id_.chassis_vendor)
 VSYSFS_DMI_FIELD(chassis_type, id_.chassis_type)
 VSYSFS_DMI_FIELD(chassis_version, std::string())
-VSYSFS_DMI_FIELD(chassis_serial, service_tag_)
-VSYSFS_DMI_FIELD(chassis_asset_tag, asset_tag_)
+VSYSFS_DMI_FIELD(chassis_serial, tables()->service_tag)
+VSYSFS_DMI_FIELD(chassis_asset_tag, tables()->asset_tag)
 VSYSFS_DMI_FIELD(modalias, modalias())
 #undef VSYSFS_DMI_FIELD
 

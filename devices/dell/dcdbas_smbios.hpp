@@ -3,9 +3,9 @@
 // DcdbasSmbios: the Dell machine as SMBIOS sees it, generated from the same
 // [dcdbas] description as the simulated BIOS, so every view agrees.
 //
-//   /sys/firmware/dmi/tables/smbios_entry_point  0400  bin, SMBIOS 2.8 "_SM_" EPS (31 bytes)
-//   /sys/firmware/dmi/tables/DMI                 0400  bin, the structure table
-//   /sys/devices/virtual/dmi/id/*  (class/dmi/id) 0444, serials and uuid 0400
+//   /sys/firmware/dmi/tables/smbios_entry_point  0400  bin, "_SM_" EPS (31 bytes), SMBIOS 2.8 or
+//   [dcdbas] smbios_version /sys/firmware/dmi/tables/DMI                 0400  bin, the structure
+//   table /sys/devices/virtual/dmi/id/*  (class/dmi/id) 0444, serials and uuid 0400
 //
 // Kernel: drivers/firmware/dmi-sysfs.c + dmi_scan.c (tables), dmi-id.c
 // (id/); docs/kernel-semantics.md section 2 (the 0xDA table gives the SMI port/code the
@@ -21,11 +21,16 @@
 // boot status, 0xD0 Dell revisions and IDs, 0xDA calling
 // interface with its tokens, 127 end of table. The tables are what the
 // firmware built at boot: later SMI changes (an asset tag write) show up
-// through SMIs, not here, as on real hardware.
+// through SMIs, not here, as on real hardware, until the next boot
+// (boot(), from the machine's boot hook), whose tables carry the BIOS's
+// service and asset tags of that moment.
 //
-// Thread-safety: immutable after construction.
+// Thread-safety: the identity and hardware are immutable; the tables of
+// the current boot are an immutable snapshot behind smbios_lock (a leaf),
+// replaced whole by boot(), so a reader never sees half of two boots.
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -53,6 +58,10 @@ struct SmbiosIdentity {
   std::string chassis_vendor = "Dell Inc.";
   unsigned chassis_type = 23;  // rack mount chassis
   std::uint16_t system_id = 0x0715;
+  // The entry point's SMBIOS version ("_SM_" bytes 6, 7 and the BCD
+  // revision at 0x1e): 2.1 to 2.8, the versions with a 32-bit entry point.
+  unsigned smbios_major = 2;
+  unsigned smbios_minor = 8;
   bool wsmt = false;
   std::uint64_t wsmt_address = 0;
   std::uint64_t wsmt_size = 0;
@@ -117,8 +126,8 @@ class DcdbasSmbios {
   core::Result<std::size_t> smbios_entry_point_read(const core::Caller&, std::uint64_t pos,
                                                     std::span<char> out);
   core::Result<std::size_t> DMI_read(const core::Caller&, std::uint64_t pos, std::span<char> out);
-  std::size_t smbios_entry_point_size() const { return entry_.size(); }
-  std::size_t DMI_size() const { return table_.size(); }
+  std::size_t smbios_entry_point_size() const { return tables()->entry.size(); }
+  std::size_t DMI_size() const { return tables()->table.size(); }
 
   core::Status bios_date_show(core::PageBuffer& buf) const;
   core::Status bios_release_show(core::PageBuffer& buf) const;
@@ -144,18 +153,30 @@ class DcdbasSmbios {
   core::Status sys_vendor_show(core::PageBuffer& buf) const;
   core::Status uevent_show(core::PageBuffer& buf) const;
 
-  const std::vector<std::uint8_t>& table() const { return table_; }
-  const std::vector<std::uint8_t>& entry_point() const { return entry_; }
+  std::vector<std::uint8_t> table() const { return tables()->table; }
+  std::vector<std::uint8_t> entry_point() const { return tables()->entry; }
+
+  // A boot: the firmware builds the tables again with the tags it has now.
+  // Locking: smbios_lock. Context: the machine's boot hook.
+  void boot(std::string service_tag, std::string asset_tag);
 
  private:
+  // What one boot's firmware built.
+  struct Tables {
+    std::string service_tag;
+    std::string asset_tag;
+    std::vector<std::uint8_t> table;
+    std::vector<std::uint8_t> entry;
+  };
+  std::shared_ptr<const Tables> make_tables(std::string service_tag, std::string asset_tag) const;
+  std::shared_ptr<const Tables> tables() const;
   std::string modalias() const;
 
   SmbiosIdentity id_;
   SmbiosHardware hw_;
-  std::string service_tag_;
-  std::string asset_tag_;
-  std::vector<std::uint8_t> table_;
-  std::vector<std::uint8_t> entry_;
+  BiosConfig bios_;  // the calling interface and tokens of 0xDA and 0xD4
+  mutable core::Mutex mu_{"dcdbas.smbios_lock", 0};  // Order: leaf
+  std::shared_ptr<const Tables> tables_ GUARDED_BY(mu_);
 };
 
 }  // namespace vsysfs::devices::dcdbas

@@ -135,26 +135,81 @@ void Machine::register_reboot_notifier(std::function<void(RebootCode)> fn) {
   reboot_notifiers_.push_back(std::move(fn));
 }
 
+void Machine::register_boot_hook(std::function<void()> fn) {
+  core::MutexLock lock(power_mu_);
+  boot_hooks_.push_back(std::move(fn));
+}
+
 bool Machine::shutdown(RebootCode code) {
+  core::MutexLock power(power_mu_);
   std::vector<std::function<void(RebootCode)>> notifiers;
   {
     core::MutexLock lock(mu_);
     if (shut_down_) return false;
     shut_down_ = true;
+    power_set_by_firmware_ = false;
     notifiers = reboot_notifiers_;
   }
   env_.log(nullptr, "machine", "shutdown", "OK", {{"how", reboot_code_name(code)}});
   for (auto& fn : notifiers) fn(code);
-  core::MutexLock lock(mu_);
-  if (!power_set_by_firmware_) {
-    switch (code) {
-      case RebootCode::PowerOff: power_state_ = "off"; break;
-      case RebootCode::Halt: power_state_ = "halted"; break;
-      case RebootCode::Restart: power_state_ = "rebooted"; break;
+  std::string state;
+  {
+    core::MutexLock lock(mu_);
+    if (!power_set_by_firmware_) {
+      switch (code) {
+        case RebootCode::PowerOff:
+          power_state_ = "off";
+          break;
+        case RebootCode::Halt:
+          power_state_ = "halted";
+          break;
+        case RebootCode::Restart:
+          power_state_ = "rebooted";
+          break;
+      }
     }
+    state = power_state_;
   }
-  env_.log(nullptr, "machine", "power_state", "OK", {{"state", power_state_}});
+  env_.log(nullptr, "machine", "power_state", "OK", {{"state", state}});
+  if (state == "cycled" || state == "rebooted") {
+    boot(state);
+  } else {
+    // Off or halted: nothing answers until power_on().
+    {
+      core::MutexLock lock(mu_);
+      off_ = true;
+    }
+    env_.powered_off.store(true, std::memory_order_release);
+  }
   return true;
+}
+
+bool Machine::power_on() {
+  core::MutexLock power(power_mu_);
+  {
+    core::MutexLock lock(mu_);
+    if (!off_) return false;
+    power_state_ = "on";
+  }
+  boot("power_on");
+  return true;
+}
+
+void Machine::boot(std::string_view why) {
+  std::uint64_t n;
+  {
+    core::MutexLock lock(mu_);
+    n = ++boots_;
+  }
+  // Each device back to its state at mount, volatile parts only.
+  for (auto& fn : boot_hooks_) fn();
+  {
+    core::MutexLock lock(mu_);
+    shut_down_ = false;
+    off_ = false;
+  }
+  env_.powered_off.store(false, std::memory_order_release);
+  env_.log(nullptr, "machine", "boot", "OK", {{"boot", n}, {"after", why}});
 }
 
 bool Machine::shut_down() const {
@@ -165,6 +220,17 @@ bool Machine::shut_down() const {
 std::string Machine::power_state() const {
   core::MutexLock lock(mu_);
   return power_state_;
+}
+
+std::string Machine::power() const {
+  core::MutexLock lock(mu_);
+  if (!off_) return "on";
+  return power_state_ == "halted" ? "halted" : "off";
+}
+
+std::uint64_t Machine::boots() const {
+  core::MutexLock lock(mu_);
+  return boots_;
 }
 
 void Machine::set_power_state(std::string state) {

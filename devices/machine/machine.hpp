@@ -9,11 +9,19 @@
 // that name the key and line.
 //
 // The machine also owns what belongs to no single device: its identity,
-// and the reboot notifier chain run at "shutdown" (kernel:
-// register_reboot_notifier; dcdbas host control hooks in here).
+// the reboot notifier chain run at "shutdown" (kernel:
+// register_reboot_notifier; dcdbas host control hooks in here), and the
+// power cycle (docs/devices/machine.md "Power"): a shutdown that ends
+// "cycled" or "rebooted" boots the machine again at once, one that ends
+// "off" or "halted" leaves it off (every device file ENODEV, see
+// core/env.hpp powered_off) until power_on(). A boot runs each device's
+// boot hook, which puts its volatile state back to what the mount built
+// and keeps what is non-volatile.
 //
-// Thread-safety: build() runs once at start-up on one thread; shutdown()
-// and power_state() may be called from any thread afterwards.
+// Thread-safety: build() runs once at start-up on one thread; shutdown(),
+// power_on() and the state getters may be called from any thread
+// afterwards; power_mu serialises shutdowns and boots (the hooks run
+// under it, with no other machine lock held).
 
 #include <functional>
 #include <memory>
@@ -95,16 +103,29 @@ class Machine {
   // register_reboot_notifier(): called in registration order at shutdown.
   void register_reboot_notifier(std::function<void(RebootCode)> fn);
 
-  // "Initiate OS shutdown": runs the reboot notifiers once (later calls are
-  // no-ops and return false). The power state afterwards is whatever the
-  // notifiers (the simulated firmware) set, else "off"/"halted"/"rebooted".
+  // A device's boot hook: called, in registration order, at every boot
+  // after the first (the mount itself is the first). It resets the
+  // device's volatile state to its state at mount and keeps the
+  // non-volatile (docs/devices/machine.md "Power").
+  void register_boot_hook(std::function<void()> fn);
+
+  // "Initiate OS shutdown": runs the reboot notifiers once per boot (a
+  // machine already shut down returns false). The power state afterwards
+  // is whatever the notifiers (the simulated firmware) set, else
+  // "off"/"halted"/"rebooted"; "cycled" and "rebooted" then boot.
   bool shutdown(RebootCode code);
   bool shut_down() const;
+  // Powers an off or halted machine on (a boot); false when it is on.
+  bool power_on();
 
-  // Power state as the simulated hardware reports it ("on", "off",
-  // "cycled", "halted", "rebooted").
+  // What the last shutdown ended in ("on" before the first and after a
+  // power_on: "off", "cycled", "halted", "rebooted").
   std::string power_state() const;
   void set_power_state(std::string state);
+  // Whether the machine runs: "on", "off" or "halted".
+  std::string power() const;
+  // Boots so far, the mount's own not counted.
+  std::uint64_t boots() const;
 
   const std::string& name() const { return name_; }
 
@@ -116,11 +137,18 @@ class Machine {
   std::string name_;
   std::vector<std::shared_ptr<void>> devices_;
 
+  void boot(std::string_view why) REQUIRES(power_mu_);
+
+  // Order: power_mu -> (device locks of the notifiers and hooks) -> machine.mu
+  core::Mutex power_mu_{"machine.power_mu", 1};
+  std::vector<std::function<void()>> boot_hooks_ GUARDED_BY(power_mu_);
   mutable core::Mutex mu_{"machine.mu"};  // Order: leaf; never held while a notifier runs
   std::vector<std::function<void(RebootCode)>> reboot_notifiers_ GUARDED_BY(mu_);
   bool shut_down_ GUARDED_BY(mu_) = false;
   std::string power_state_ GUARDED_BY(mu_) = "on";
   bool power_set_by_firmware_ GUARDED_BY(mu_) = false;
+  bool off_ GUARDED_BY(mu_) = false;
+  std::uint64_t boots_ GUARDED_BY(mu_) = 0;
 };
 
 // The machine description reader (devices/machine_file.cpp): TOML text to

@@ -32,6 +32,7 @@ constexpr core::StreamAttribute<SimControl> kTopStream[] = {
 constexpr core::DeviceAttribute<SimControl> kMachineAttrs[] = {
     VSYSFS_ATTR_WO_MODE(SimControl, shutdown, 0200),
     VSYSFS_ATTR_RO_MODE(SimControl, power_state, 0400),
+    VSYSFS_ATTR_RW_MODE(SimControl, power, 0600),
 };
 constexpr core::AttributeGroup<SimControl> kGroups[] = {
     {.name = "", .attrs = kTopAttrs, .seq_attrs = kTopSeq, .stream_attrs = kTopStream},
@@ -131,6 +132,20 @@ core::Result<std::size_t> SimControl::shutdown_store(const core::Caller& caller,
 core::Status SimControl::power_state_show(core::PageBuffer& buf) const {
   buf.emit("{}\n", machine_.power_state());
   return {};
+}
+
+core::Status SimControl::power_show(core::PageBuffer& buf) const {
+  buf.emit("{}\n", machine_.power());
+  return {};
+}
+
+// The power button of a machine that is off or halted: a boot. "on" is
+// the only word it takes (EINVAL otherwise); EBUSY while it runs.
+core::Result<std::size_t> SimControl::power_store(const core::Caller& caller, std::string_view in) {
+  if (!core::sysfs_streq(in, "on")) return core::Errno{EINVAL};
+  env_.log(&caller, "machine", "power_request", "OK", {{"power", "on"}});
+  if (!machine_.power_on()) return core::Errno{EBUSY};
+  return in.size();
 }
 
 }  // namespace vsysfs::devices

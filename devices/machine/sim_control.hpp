@@ -39,7 +39,16 @@
 //   machine/shutdown      0200  "poweroff", "halt" or "reboot": initiate OS
 //                               shutdown (runs the reboot notifiers: dcdbas
 //                               host control); EBUSY once shut down
-//   machine/power_state   0400  "on", "off", "cycled", "halted", "rebooted"
+//   machine/power_state   0400  "on", "off", "cycled", "halted", "rebooted":
+//                               what the last shutdown ended in ("on"
+//                               before one and after a power-on)
+//   machine/power         0600  whether the machine runs: "on", "off" or
+//                               "halted"; a shutdown that ends "cycled" or
+//                               "rebooted" boots at once. Off, every device
+//                               file outside kernel/debug/vsysfs is ENODEV.
+//                               Store "on" (sysfs_streq): boot an off or
+//                               halted machine; EBUSY when it is on, EINVAL
+//                               for any other word
 //   pid                   0400  the daemon's pid, "%d\n": tells the mount
 //                               scripts which process serves this mount
 //                               (mount-scripts/vsysfs-umount waits for it)
@@ -81,6 +90,9 @@ class SimControl {
   core::Status events_dropped_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> shutdown_store(const core::Caller& caller, std::string_view in);
   core::Status power_state_show(core::PageBuffer& buf) const;
+  // Context: FUSE worker; a boot runs every device's boot hook on this thread.
+  core::Status power_show(core::PageBuffer& buf) const;
+  core::Result<std::size_t> power_store(const core::Caller& caller, std::string_view in);
   core::Status pid_show(core::PageBuffer& buf) const;
 
  private:

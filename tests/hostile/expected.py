@@ -640,6 +640,10 @@ ROWS = [
     (VDBG + "machine/shutdown",
      text(lambda d: "OK" if any(sysfs_streq(d, w) for w in (b"poweroff", b"halt", b"reboot"))
           else "EINVAL"), "sim_control.hpp: poweroff|halt|reboot"),
+    # "on" boots an off machine; the sweep's machine is always on (a
+    # shutdown is DESTRUCTIVE below: the machine is remounted), so EBUSY.
+    (VDBG + "machine/power",
+     text(lambda d: "EBUSY" if sysfs_streq(d, b"on") else "EINVAL"), "sim_control.hpp: power on"),
     # devices/dell/dcdbas.cpp DcdbasDebug: cmos, bin of 64 KiB
     (VDBG + "dcdbas/cmos", bin_sized(65536), "dcdbas.cpp: cmos 0600, 64 KiB"),
     # smi_answers: lines of "add CLASS SELECT ...", "del N" or "clear"

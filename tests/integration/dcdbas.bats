@@ -135,7 +135,10 @@ eight_settings_machine() {
   [ "$status" -eq 0 ]
   [[ $output == *"power state: cycled"* ]]
   [ "$(cat "$(ctl machine/power_state)")" = cycled ]
-  a=$(cat "$MNT/$D/smi_data_buf_phys_addr")
+  # The cycle booted the machine (the buffer is gone): the address the
+  # driver gave the BIOS is in the APM handler's event.
+  a=$(events_matching outb dcdbas | sed -n 's/.*"apm_cmd_ptr":"0x\([0-9a-f]*\)".*/\1/p')
+  [ -n "$a" ]
   # The eight CMOS writes (index 0x70..0x73 at port 0x70, address bytes at 0x71), then 0xA0 to 0xB0.
   ports=$(events_matching outb dcdbas | sed -E 's/.*"port":"([^"]*)","value":"([^"]*)".*/\1=\2/' | tr '\n' ' ')
   b() { printf '0x%x' $(((16#$a >> (8 * $1)) & 255)); }

@@ -40,6 +40,8 @@
 #include <array>
 #include <cstring>
 #include <map>
+#include <optional>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -184,6 +186,8 @@ class RefBios {
         if (in[0] <= 0xFFFF && x.loc == in[0]) s = &x;
       if (!s) {
         out = {kErr, 0, 0, 0};
+      } else if (cls == 1 && !key_ok(in[2])) {
+        out = {kErr, 0, 0, 0};
       } else if (cls == 1 && (in[1] < s->min || in[1] > s->max)) {
         out = {kErr, 0, 0, 0};
       } else {
@@ -196,6 +200,8 @@ class RefBios {
         std::string b = tag.substr(0, 12);
         b.resize(12, '\0');
         out = {0, get32(b, 0), get32(b, 4), get32(b, 8)};
+      } else if (!key_ok(in[3])) {
+        out = {kErr, 0, 0, 0};
       } else if (sel == 3 && !tag.empty()) {
         out = {kErr, 0, 0, 0};  // the service tag is set once
       } else {
@@ -227,19 +233,68 @@ class RefBios {
         out = {kErr, 0, 0, 0};
       }
     } else if (cls == 20 && sel == 1) {
-      if (in_ram(in[0], 80)) {
+      if (!key_ok(in[1])) {
+        out = {kErr, 0, 0, 0};
+      } else if (in_ram(in[0], 80)) {
         const std::string data = mem.substr(in[0] - base, 80);
         property_ = data.substr(0, data.find('\0'));
         out = {0, 0, 0, 0};
       } else {
         out = {kErr, 0, 0, 0};
       }
+    } else if ((cls == 9 || cls == 10 || cls == 12) && sel <= 2) {
+      // Passwords: 8 bytes in two words, cut at the first zero byte;
+      // 0/1 installed/not, 2 incorrect, the key (unknown to the model:
+      // learn_key) in output[1] of a verify.
+      const std::size_t k = cls == 9 ? 0 : cls == 10 ? 1 : 2;
+      auto bytes = [&](std::uint32_t lo, std::uint32_t hi) {
+        std::string b(8, '\0');
+        put32(b, 0, lo);
+        put32(b, 4, hi);
+        return b.substr(0, b.find('\0'));
+      };
+      if (sel == 0) {
+        out = {pw_[k].empty() ? 1u : 0u, 0, 0, 0};
+      } else if (sel == 1) {
+        if (pw_[k].empty()) {
+          out = {1, 0, 0, 0};
+        } else if (bytes(in[0], in[1]) != pw_[k]) {
+          out = {2, 0, 0, 0};
+        } else {
+          out = {0, 0, 0, 0};
+          learn_key = {k, at + 24};
+        }
+      } else if (bytes(in[0], in[1]) != pw_[k]) {
+        out = {2, 0, 0, 0};
+      } else {
+        pw_[k] = bytes(in[2], in[3]);
+        key_[k].reset();  // a key is good for one password
+      }
     }
     for (int i = 0; i < 4; ++i) put32(mem, at + 20 + 4 * i, out[i]);
     ++answers[out[0] == 0 ? 0 : out[0] == kErr ? 1 : 2];
   }
 
+  // The verify that just ran put its security key at this offset of the
+  // buffer: the checker takes it from the device (a key is the BIOS's
+  // secret) and the model checks the writes against it from then on.
+  std::optional<std::pair<std::size_t, std::size_t>> learn_key;
+  void learned(std::size_t k, std::uint32_t key) { key_[k] = key; }
+  // A boot: keys handed out before are no longer valid; passwords stay.
+  void boot() { key_ = {}; }
+
  private:
+  // libsmbios's rule (dcdbas_bios.hpp): the admin password's key, else the
+  // user password's; an unknown key (no verify since it changed) is
+  // assumed not guessed.
+  bool key_ok(std::uint32_t key) const {
+    const std::size_t k = !pw_[1].empty() ? 1 : !pw_[0].empty() ? 0 : 3;
+    if (k == 3) return true;
+    return key_[k] && (key & 0xFFFF) == *key_[k];
+  }
+
+  std::array<std::string, 3> pw_;  // user, admin, owner
+  std::array<std::optional<std::uint32_t>, 3> key_;
   std::vector<Variant::Setting> settings_;
   std::string asset_, service_, property_;
   unsigned version_;
@@ -269,8 +324,13 @@ std::string ci_command(rnd::Gen& g, std::uint64_t phys, bool raw_port) {
   s[12] = static_cast<char>(port & 0xFF);
   s[13] = static_cast<char>(port >> 8);
   s[14] = static_cast<char>(code);
-  static const std::vector<std::uint16_t> kClasses = {0, 1, 11, 20, 7, 17};
-  const std::uint16_t cls = g.chance(0.9) ? g.pick(kClasses) : static_cast<std::uint16_t>(g.below(65536));
+  static const std::vector<std::uint16_t> kClasses = {0, 1, 11, 20, 7, 17, 12};
+  std::uint16_t cls = g.chance(0.9) ? g.pick(kClasses) : static_cast<std::uint16_t>(g.below(65536));
+  // A user or admin password installed by a random change would make most
+  // later writes fail on the security key: those two classes come only
+  // from raw SMIs (the model follows them there too); the owner password
+  // (12) guards nothing.
+  if (cls == 9 || cls == 10) cls = 17;
   const std::uint16_t sel = static_cast<std::uint16_t>(g.chance(0.9) ? g.below(cls == 11 ? 5 : 3) : g.below(65536));
   s[16] = static_cast<char>(cls & 0xFF);
   s[17] = static_cast<char>(cls >> 8);
@@ -425,6 +485,12 @@ class DcdbasChecker : public rnd::Checker {
   // does not predict this step (it resynchronises from the buffer).
   bool predict(const rnd::Step& s, long& want_rc) {
     const std::string_view f = std::string_view(s.path);
+    // A machine that is off answers only its control plane (ENODEV even
+    // for an empty write, as for a device that is gone).
+    if (off_ && !f.starts_with("kernel/debug/vsysfs/")) {
+      want_rc = -ENODEV;
+      return true;
+    }
     if (s.data.empty()) {  // reference 1.4: a zero-length write never reaches the driver
       want_rc = 0;
       return true;
@@ -550,10 +616,46 @@ class DcdbasChecker : public rnd::Checker {
     shutdown_note_ = fmt::format("shut down ({}): {}", how,
                                  state == by_os && !bios ? "no host control" : "the BIOS made it " + state);
     power_ = state;
+    if (state == "cycled" || state == "rebooted") {
+      boot();
+    } else {
+      off_ = true;
+    }
     return true;
   }
 
+  // A boot (machine.hpp): the driver probes again (no buffer, or the WSMT
+  // buffer zeroed; host-control values 0) and can be shut down again; the
+  // BIOS's NV settings and tags stay.
+  void boot() {
+    buf_.assign(v_.wsmt ? max_ : 0, '\0');
+    size_ = size_seen_ = buf_.size();
+    hc_action_ = hc_type_ = hc_on_ = 0;
+    shut_ = false;
+    bios_.boot();
+  }
+
   std::string check(TestMachine& m, const rnd::Step* s, long rc) {
+    // The step first (reads change nothing): whether it left the machine
+    // off, or booted it, decides what the files should show.
+    long want_rc = 0;
+    bool known = true;
+    if (s) {
+      known = predict(*s, want_rc);
+      ++(known ? predicted_ : resynced_);
+      if (known && want_rc != kAny && rc != want_rc)
+        return fmt::format("return value: {} returned {}, the model says {}", rnd::describe(*s), rc,
+                           want_rc);
+    }
+    if (off_) {
+      // Off or halted: every device file is ENODEV (machine/power).
+      if (read_buffer(m) || m.read(P("smi_data_buf_size")) != "<ENODEV>")
+        return "power: a device file answered while the machine is off";
+      if (m.read("kernel/debug/vsysfs/machine/power") !=
+          (power_ == "halted" ? "halted\n" : "off\n"))
+        return "power: machine/power does not say off";
+      return {};
+    }
     const auto b = read_buffer(m);
     const auto size = rnd::num(m.read(P("smi_data_buf_size")));
     const auto phys = rnd::num(m.read(P("smi_data_buf_phys_addr")), true);
@@ -573,13 +675,13 @@ class DcdbasChecker : public rnd::Checker {
       if (*phys + *size > (std::uint64_t{1} << 32)) return fmt::format("buffer: {:#x} above 4 GiB", *phys);
     }
     if (!s) return {};
-
-    long want_rc = 0;
-    const std::string before = buf_;
-    const bool known = predict(*s, want_rc);
-    ++(known ? predicted_ : resynced_);
-    if (known && want_rc != kAny && rc != want_rc)
-      return fmt::format("return value: {} returned {}, the model says {}", rnd::describe(*s), rc, want_rc);
+    if (auto lk = std::exchange(bios_.learn_key, std::nullopt); lk && lk->second + 4 <= b->size()) {
+      const std::uint32_t key = get32(*b, lk->second);
+      if (key == 0 || key > 0xFFFF)
+        return fmt::format("smi answer: security key {:#x} is not 1..0xffff", key);
+      bios_.learned(lk->first, key);
+      put32(buf_, lk->second, key);
+    }
     if (known && *b != buf_) {
       std::size_t at = 0;
       while (at < b->size() && at < buf_.size() && (*b)[at] == buf_[at]) ++at;
@@ -589,7 +691,6 @@ class DcdbasChecker : public rnd::Checker {
                          at < b->size() ? static_cast<int>(static_cast<unsigned char>((*b)[at])) : -1,
                          at < buf_.size() ? static_cast<int>(static_cast<unsigned char>(buf_[at])) : -1);
     }
-    (void)before;
     const std::pair<std::string_view, std::uint32_t> hc[] = {
         {"host_control_action", hc_action_}, {"host_control_smi_type", hc_type_},
         {"host_control_on_shutdown", hc_on_}};
@@ -611,7 +712,7 @@ class DcdbasChecker : public rnd::Checker {
   std::uint64_t size_ = 0, size_seen_ = 0, phys_ = 0, max_ = kMaxBuf;
   std::size_t predicted_ = 0, resynced_ = 0;
   std::uint32_t hc_action_ = 0, hc_type_ = 0, hc_on_ = 0;
-  bool shut_ = false, fw_touched_ = false;
+  bool shut_ = false, fw_touched_ = false, off_ = false;
   std::string power_ = "on";
   std::string shutdown_note_ = "no shutdown";
 };
@@ -689,5 +790,9 @@ TEST_CASE("dcdbas random: replayed host-control sequences match the model") {
   TestMachine m(kPe1400.toml);
   for (const auto& s : cases[0]) (void)m.write(s.path, s.data);
   CHECK(m.read("kernel/debug/vsysfs/machine/power_state") == "off\n");  // 6 has the power-off bit
+  // Off: the device answers nothing until the machine is powered on,
+  // which boots it (the action is 0 again, as at every probe).
+  CHECK(m.read(P("host_control_action")) == "<ENODEV>");
+  CHECK(m.write("kernel/debug/vsysfs/machine/power", "on\n") == 3);
   CHECK(m.read(P("host_control_action")) == "0\n");
 }

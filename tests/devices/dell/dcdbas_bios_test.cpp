@@ -32,6 +32,25 @@ std::array<std::uint32_t, 4> tag_input(std::string_view tag, std::uint32_t key =
   return {u32_at(b, 0), u32_at(b, 4), u32_at(b, 8), key};
 }
 
+// The 8 password bytes as the two (or, for a change, four) argument words
+// libsmbios's verify_password/change_password pass (smi_password.c).
+std::array<std::uint32_t, 2> pw_words(std::string_view ascii) {
+  const auto codes = vsysfs::devices::dcdbas::password_scancodes(ascii);
+  REQUIRE(codes);
+  std::string b(8, '\0');
+  codes->copy(b.data(), std::min<std::size_t>(codes->size(), 8));
+  return {u32_at(b, 0), u32_at(b, 4)};
+}
+
+std::array<std::uint32_t, 4> change_words(std::string_view old_pw, std::string_view new_pw) {
+  const auto o = pw_words(old_pw), n = pw_words(new_pw);
+  return {o[0], o[1], n[0], n[1]};
+}
+
+std::string with_passwords(std::string_view extra) {
+  return std::string(kPe1400).insert(std::string(kPe1400).find("[[dcdbas.setting]]"), extra);
+}
+
 }  // namespace
 
 TEST_SUITE("dcdbas") {
@@ -158,7 +177,7 @@ TEST_CASE("BIOS class 20: a length header of 0 asks for nothing and gets nothing
 
 TEST_CASE("BIOS: unsupported classes answer -2 and clear the other outputs") {
   TestMachine m(kPe1400);
-  for (std::uint16_t cls : {2, 7, 10, 17, 0xffff}) {
+  for (std::uint16_t cls : {2, 7, 13, 17, 0xffff}) {
     CAPTURE(cls);
     CHECK(ci_smi(m, cls, 0, {1, 2, 3, 4}) == Out{-2, 0, 0, 0});
   }
@@ -204,6 +223,94 @@ TEST_CASE("BIOS: calling interface on the WSMT firmware buffer") {
   CHECK(o[0] == 0);
   CHECK(tag_of(o) == "WSMT123");
   CHECK(m.events_of("dcdbas", "smi").back().field("ebx") == "\"0x6f7d5018\"");
+}
+
+TEST_CASE("password scan codes: set 1, US layout, shift folded") {
+  using vsysfs::devices::dcdbas::password_scancodes;
+  CHECK(password_scancodes("a") == std::string("\x1e"));
+  CHECK(password_scancodes("A") == std::string("\x1e"));
+  CHECK(password_scancodes("1!0") == std::string("\x02\x02\x0b"));
+  CHECK(password_scancodes("qp/ ") == std::string("\x10\x19\x35\x39"));
+  CHECK(password_scancodes("`~\\|") == std::string("\x29\x29\x2b\x2b"));
+  CHECK_FALSE(password_scancodes("\t"));
+  CHECK_FALSE(password_scancodes("\xc3\xa9"));
+}
+
+TEST_CASE("BIOS classes 9, 10, 12: installed, verify, change") {
+  TestMachine m(with_passwords("admin_password = 'Secret1'\nowner_password = 'own'\n"));
+  CHECK(ci_smi(m, 9, 0, {1, 0, 0, 0}) == Out{1, 0, 0, 0});   // user: not installed
+  CHECK(ci_smi(m, 10, 0, {1, 0, 0, 0}) == Out{0, 0, 0, 0});  // admin: installed
+  CHECK(ci_smi(m, 12, 0, {1, 0, 0, 0}) == Out{0, 0, 0, 0});  // owner: installed
+  // Verify: scan codes, case folded by the keyboard; the key in cbRES2.
+  const auto good = pw_words("secret1");
+  Out v = ci_smi(m, 10, 1, {good[0], good[1], 0, 0});
+  CHECK(v[0] == 0);
+  CHECK(v[1] > 0);
+  CHECK(v[1] <= 0xffff);
+  const auto key = static_cast<std::uint32_t>(v[1]);
+  CHECK(ci_smi(m, 10, 1, {good[0], good[1], 0, 0})[1] == v[1]);  // stable within a boot
+  const auto bad = pw_words("secret2");
+  CHECK(ci_smi(m, 10, 1, {bad[0], bad[1], 0, 0}) == Out{2, 0, 0, 0});
+  CHECK(ci_smi(m, 9, 1, {good[0], good[1], 0, 0}) == Out{1, 0, 0, 0});  // none installed
+  // The "II" interface (ASCII in a buffer) is not there: libsmbios falls back.
+  for (std::uint16_t sel : {3, 4, 5}) CHECK(ci_smi(m, 10, sel, {0, 0, 0, 0}) == Out{-2, 0, 0, 0});
+
+  // Writes need the admin key: a wrong key changes nothing.
+  CHECK(ci_smi(m, 1, 0, {0x20, 7, 0, 0}) == Out{-1, 0, 0, 0});
+  CHECK(ci_smi(m, 1, 0, {0x20, 7, key ^ 1, 0}) == Out{-1, 0, 0, 0});
+  CHECK(ci_smi(m, 0, 0, {0x20, 0, 0, 0}) == Out{0, 3, 0, 9});
+  CHECK(ci_smi(m, 1, 0, {0x20, 7, key, 0}) == Out{0, 7, 0, 9});
+  CHECK(ci_smi(m, 11, 1, tag_input("NEWTAG", 0))[0] == -1);
+  CHECK(tag_of(ci_smi(m, 11, 0, {0, 0, 0, 0})) == "ASSET-42");
+  CHECK(ci_smi(m, 11, 1, tag_input("NEWTAG", key))[0] == 0);
+  CHECK(tag_of(ci_smi(m, 11, 0, {0, 0, 0, 0})) == "NEWTAG");
+  CHECK(m.events_of("dcdbas", "smi")[10].field("note") == "\"bad security key\"");
+
+  // Change: old must match; the old key dies with the old password.
+  CHECK(ci_smi(m, 10, 2, change_words("wrong", "next")) == Out{2, 0, 0, 0});
+  CHECK(ci_smi(m, 10, 2, change_words("secret1", "next")) == Out{0, 0, 0, 0});
+  CHECK(ci_smi(m, 10, 1, {good[0], good[1], 0, 0})[0] == 2);
+  const auto nw = pw_words("next");
+  const Out v2 = ci_smi(m, 10, 1, {nw[0], nw[1], 0, 0});
+  CHECK(v2[0] == 0);
+  CHECK(v2[1] != v[1]);
+  CHECK(ci_smi(m, 1, 0, {0x20, 5, key, 0})[0] == -1);
+  CHECK(ci_smi(m, 1, 0, {0x20, 5, static_cast<std::uint32_t>(v2[1]), 0})[0] == 0);
+  // Removing it (new password all zero) lifts the key requirement.
+  CHECK(ci_smi(m, 10, 2, {nw[0], nw[1], 0, 0}) == Out{0, 0, 0, 0});
+  CHECK(ci_smi(m, 10, 0, {1, 0, 0, 0}) == Out{1, 0, 0, 0});
+  CHECK(ci_smi(m, 1, 0, {0x20, 4, 0, 0}) == Out{0, 4, 0, 9});
+  // The owner password guards no write (libsmbios asks admin, then user).
+  CHECK(ci_smi(m, 12, 0, {1, 0, 0, 0}) == Out{0, 0, 0, 0});
+}
+
+TEST_CASE("BIOS: a user password alone guards writes with its key; property tag too") {
+  TestMachine m(with_passwords("user_password = 'u'\n"));
+  const auto u = pw_words("u");
+  const Out v = ci_smi(m, 9, 1, {u[0], u[1], 0, 0});
+  REQUIRE(v[0] == 0);
+  CHECK(ci_smi(m, 1, 0, {0x10, 0, 0, 0})[0] == -1);
+  CHECK(ci_smi(m, 1, 0, {0x10, 0, static_cast<std::uint32_t>(v[1]), 0})[0] == 0);
+  // Class 20 select 1 takes the key in input[1].
+  REQUIRE(m.write(path("smi_data_buf_size"), "200") == 3);  // the buffer moves as it grows
+  const std::uint32_t buf = static_cast<std::uint32_t>(phys(m)) + 52;
+  std::string cmd = ci_command(0xb2, 0xda, 20, 1, {buf, 0, 0, 0}, 80);
+  cmd.replace(52, 3, "new");
+  REQUIRE(m.write(path("smi_data"), cmd) == static_cast<long>(cmd.size()));
+  REQUIRE(m.write(path("smi_request"), "1") == 1);
+  CHECK(outputs(m)[0] == -1);
+  put32(cmd, 24, static_cast<std::uint32_t>(v[1]));
+  REQUIRE(m.write(path("smi_data"), cmd) == static_cast<long>(cmd.size()));
+  REQUIRE(m.write(path("smi_request"), "1") == 1);
+  CHECK(outputs(m)[0] == 0);
+}
+
+TEST_CASE("BIOS password keys of the machine file are checked") {
+  using vsysfs::core::ConfigError;
+  CHECK_THROWS_WITH_AS(TestMachine("[dcdbas]\nadmin_password = 'ninechars'\n"),
+                       doctest::Contains("admin_password"), ConfigError);
+  CHECK_THROWS_WITH_AS(TestMachine("[dcdbas]\nuser_password = \"tab\\there\"\n"),
+                       doctest::Contains("user_password"), ConfigError);
 }
 
 TEST_CASE("BIOS configuration errors name the key") {

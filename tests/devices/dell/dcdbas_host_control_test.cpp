@@ -4,6 +4,8 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include <fcntl.h>
+
 #include <string>
 #include <vector>
 
@@ -65,17 +67,30 @@ TEST_CASE("host control: power cycle on a TYPE2 PowerEdge 1400, the exact driver
   CHECK(hc[0].field("parameter") == "20");
   CHECK(m.events_of("dcdbas", "poll")[0].field("reads") == "1");
   CHECK(m.read(kPower) == "cycled\n");
-  // The apm_cmd the BIOS completed: command 0x10, status 0, parameter 20.
-  const std::string buf = m.read(path("smi_data"));
-  CHECK(buf[0] == 0x10);
-  CHECK(buf[1] == 0);
-  CHECK(buf[4] == 20);
-  // One-shot: the action is cleared.
-  CHECK(m.read(path("host_control_action")) == "0\n");
-  // The BIOS saw the pointer in CMOS page 1.
+  // The BIOS saw the pointer in CMOS page 1 and the apm_cmd: command 0x10,
+  // parameter 20.
   auto apm = m.events_of("dcdbas", "outb");
   CHECK(apm[8].field("handler") == "\"apm\"");
   CHECK(apm[8].field("apm_cmd_ptr") == "\"" + fmt::format("{:#x}", a) + "\"");
+  CHECK(apm[8].field("command") == "\"0x10\"");
+  CHECK(apm[8].field("parameter") == "20");
+  // A power cycle is a boot: the driver probed again with no buffer and
+  // host control cleared; CMOS (battery-backed) still holds the pointer.
+  CHECK(m.events_of("machine", "boot").size() == 1);
+  CHECK(m.events_of("dcdbas", "probe").size() == 2);
+  CHECK(m.read("kernel/debug/vsysfs/machine/power") == "on\n");
+  CHECK(m.read(path("smi_data_buf_size")) == "0\n");
+  CHECK(m.read(path("smi_data_buf_phys_addr")) == "0\n");
+  CHECK(m.read(path("host_control_action")) == "0\n");
+  CHECK(m.read(path("host_control_smi_type")) == "0\n");
+  CHECK(m.read(path("host_control_on_shutdown")) == "0\n");
+  CHECK(m.pread("kernel/debug/vsysfs/dcdbas/cmos", 4, 0x70 * 256 + 0x70) ==
+        std::string{static_cast<char>(a & 0xFF), static_cast<char>((a >> 8) & 0xFF),
+                    static_cast<char>((a >> 16) & 0xFF), static_cast<char>((a >> 24) & 0xFF)});
+  // And it can be shut down again: this boot's notifier runs.
+  CHECK(m.write(kShutdown, "reboot\n") == 7);
+  CHECK(m.events_of("machine", "boot").size() == 2);
+  CHECK(m.events_of("dcdbas", "reboot_notify").size() == 2);
 }
 
 TEST_CASE("host control: a mismatched SMI type times out with ETIME and changes no power state") {
@@ -90,7 +105,12 @@ TEST_CASE("host control: a mismatched SMI type times out with ETIME and changes 
   CHECK(poll[0].field("reads") == "10000");
   CHECK(port_io(m)[8] == "outb 0xb2 <- 0xa0");
   CHECK(m.read(kPower) == "halted\n");  // what the OS did, not the firmware
-  CHECK(static_cast<unsigned char>(m.read(path("smi_data"))[1]) == 0xFF);  // status still -1
+  // No APM handler ran; the halted machine answers nothing but its
+  // control plane.
+  for (const auto& e : m.events_of("dcdbas", "outb")) CHECK(e.field("handler") != "\"apm\"");
+  CHECK(m.read("kernel/debug/vsysfs/machine/power") == "halted\n");
+  CHECK(m.open_errno(path("smi_data"), O_RDONLY) == 0);
+  CHECK(m.read(path("smi_data")) == "<ENODEV>");
 }
 
 TEST_CASE("host control: TYPE1 on a PowerEdge 300 uses CMOS page 2 and the status port") {
