@@ -8,6 +8,7 @@
 
 #include "core/parse.hpp"
 #include "devices/machine/fail_control.hpp"
+#include "devices/machine/snapshot.hpp"
 
 namespace vsysfs::devices {
 namespace {
@@ -48,6 +49,7 @@ void build_sim_control(MachineContext& ctx, const core::ConfigValue&) {
   (void)ctx.tree.set_mode(ctx.tree.resolve("kernel/debug"), 0700);
   ctx.machine.keep(dev);
   build_fail_control(ctx);  // fail/: the failure points (docs/fault-injection.md)
+  build_machine_snapshots(ctx);  // machine/snapshot, restore, diff (docs/snapshot.md)
 }
 const SectionRegistrar kRegistrar{"vsysfs", &build_sim_control, -1000};
 
