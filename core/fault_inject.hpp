@@ -60,6 +60,7 @@
 #include "core/event_log.hpp"
 #include "core/locks.hpp"
 #include "core/result.hpp"
+#include "core/state_record.hpp"
 #include "core/thread_annotations.hpp"
 
 namespace vsysfs::core {
@@ -209,6 +210,13 @@ class FaultInjection {
   // K/fail/<store|show>/paths.
   std::vector<std::string> paths(FaultPoint p) const;
   void set_paths(FaultPoint p, std::vector<std::string> globs);  // bounds checked by the caller
+
+  // Machine snapshots (docs/snapshot.md): every point's settings, counters
+  // and rate-limit state, the generator and the pids, as fields "fail.*".
+  // load_state checks the whole record first (EINVAL) and changes nothing
+  // then. A field added to FaultSettings must be added to both.
+  void save_state(StateWriter& w) const;
+  Status load_state(const StateReader& r);
 
  private:
   struct Point {

@@ -151,6 +151,25 @@ std::vector<std::string> Machine::sections_without_state() const {
   return out;
 }
 
+void Machine::save_state(core::StateWriter& w) const {
+  core::MutexLock lock(mu_);
+  w.put_bool("machine.shut_down", shut_down_);
+  w.put_str("machine.power_state", power_state_);
+  w.put_bool("machine.power_set_by_firmware", power_set_by_firmware_);
+}
+
+core::Status Machine::load_state(const core::StateReader& r) {
+  auto down = r.boolean("machine.shut_down");
+  auto power = r.str("machine.power_state");
+  auto firmware = r.boolean("machine.power_set_by_firmware");
+  if (!down || !power || !firmware) return core::Errno{EINVAL};
+  core::MutexLock lock(mu_);
+  shut_down_ = *down;
+  power_state_ = *power;
+  power_set_by_firmware_ = *firmware;
+  return {};
+}
+
 void Machine::register_reboot_notifier(std::function<void(RebootCode)> fn) {
   core::MutexLock lock(mu_);
   reboot_notifiers_.push_back(std::move(fn));

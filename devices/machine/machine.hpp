@@ -137,6 +137,10 @@ class Machine {
   // The sections that were built and registered no StateHandler: a
   // restore would bring them back only partly, so it is refused.
   std::vector<std::string> sections_without_state() const;
+  // The machine's own state (shut down, power state) as fields "machine.*";
+  // load_state checks the record first (EINVAL).
+  void save_state(core::StateWriter& w) const;
+  core::Status load_state(const core::StateReader& r);
 
  private:
   core::Env& env_;

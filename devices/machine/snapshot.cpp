@@ -70,6 +70,43 @@ std::span<const core::AttributeGroup<MachineSnapshots>> MachineSnapshots::groups
   return kGroups;
 }
 
+void save_knobs(const core::Tree& tree, const std::vector<std::string>& paths, core::StateWriter& w) {
+  for (const auto& path : paths) {
+    const auto node = tree.find(path);
+    if (!node || node->kind != core::NodeKind::Text || !node->has_read) continue;
+    core::PageBuffer buf;
+    if (node->show(buf)) w.put_str("knob:" + path, buf.view());
+  }
+}
+
+core::Status load_knobs(const core::Tree& tree, const core::StateReader& r) {
+  constexpr std::string_view kPrefix = "knob:";
+  for (const auto& key : r.keys_with_prefix(kPrefix)) {
+    const std::string path = key.substr(kPrefix.size());
+    const auto node = tree.find(path);
+    if (!node || node->kind != core::NodeKind::Text || !node->has_write) return core::Errno{EINVAL};
+    const auto value = r.str(key);
+    core::PageBuffer buf;
+    if (node->show(buf) && buf.view() == *value) continue;
+    auto n = node->store(core::Caller::kernel(), *value);
+    if (!n) return core::Errno{EINVAL};
+  }
+  return {};
+}
+
+std::vector<std::string> writable_files(const core::Tree& tree, const std::string& dir) {
+  std::vector<std::string> out;
+  auto entries = tree.list(tree.resolve(dir));
+  if (!entries) return out;
+  for (const auto& e : *entries) {
+    const auto node = tree.get(e.ino);
+    if (node && node->kind == core::NodeKind::Text && node->has_read && node->has_write &&
+        (node->mode.load() & 0222) && e.name != "uevent")
+      out.push_back(dir + "/" + e.name);
+  }
+  return out;
+}
+
 void build_machine_snapshots(MachineContext& ctx) {
   auto dev = std::make_shared<MachineSnapshots>(ctx.env, ctx.tree, ctx.machine, ctx.manual_clock);
   ctx.tree.add_device<MachineSnapshots>("kernel/debug/vsysfs/machine", dev,

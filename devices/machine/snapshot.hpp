@@ -111,6 +111,19 @@ class MachineSnapshots {
   std::string diff_ GUARDED_BY(mu_);
 };
 
+// Settings a StateHandler may keep as their rendered value: text
+// attributes whose store() takes its own show() output back and whose
+// show() is all there is of them (a governor name, a bool knob), unlike
+// counters or values with side effects. Saved as "knob:PATH=VALUE";
+// load_knobs stores each value that differs from the current show() with
+// the simulated kernel as caller (logged like any store). EINVAL when a
+// path is missing or refuses its value.
+void save_knobs(const core::Tree& tree, const std::vector<std::string>& paths, core::StateWriter& w);
+core::Status load_knobs(const core::Tree& tree, const core::StateReader& r);
+// The writable text attributes directly in directory `dir` (sorted), for
+// a device whose every such file is a knob.
+std::vector<std::string> writable_files(const core::Tree& tree, const std::string& dir);
+
 // Adds kernel/debug/vsysfs/machine/{snapshot,restore,diff} (from the
 // control plane's builder).
 void build_machine_snapshots(MachineContext& ctx);

@@ -314,4 +314,45 @@ TEST_CASE("restore is deterministic over random op sequences") {
   }
 }
 
+// A machine whose every section has a StateHandler (the control plane,
+// locks, the default NUMA topology, the clocksource, the test device).
+TEST_CASE("restore of a whole machine: every value back, hotplug undone") {
+  testing::TestMachine m(R"([testdev]
+value = 7
+)");
+  const auto K = [](std::string_view f) { return "kernel/debug/vsysfs/" + std::string(f); };
+  CHECK(m.write(K("testdev/hotplug"), "add kept") == 8);
+  CHECK(m.write(K("testdev/timer_ms"), "40") == 2);
+  CHECK(m.write(K("machine/snapshot"), "base") == 4);
+  const auto list_before = m.read("devices/system/cpu/cpu1/cpuidle/state1/disable");
+  CHECK(m.write(K("testdev/set"), "5") == 1);
+  CHECK(m.write(K("testdev/hotplug"), "remove kept") == 11);
+  CHECK(m.write(K("testdev/hotplug"), "add extra") == 9);
+  CHECK(m.write("devices/system/cpu/cpu1/online", "0") == 1);
+  CHECK(m.write("kernel/mm/ksm/advisor_mode", "scan-time") == 9);
+  CHECK(m.write("devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages", "4") == 1);
+  CHECK(m.write(K("numa/alloc"), "pages=10") == 8);
+  CHECK(m.write(K("fail/smi/probability"), "7") == 1);
+  CHECK(m.write(K("fail/seed"), "3") == 1);
+  CHECK(m.write("devices/system/clocksource/clocksource0/unbind_clocksource", "hpet") == 4);
+  m.advance_ms(100);
+  CHECK(m.read(K("testdev/fired")) == "1\n");
+  CHECK_FALSE(m.exists("devices/system/cpu/cpu1/cpuidle"));
+  CHECK(m.write(K("machine/diff"), "base now") == 8);
+  CHECK(m.read(K("machine/diff")) != "");
+
+  CHECK(m.write(K("machine/restore"), "base") == 4);
+  CHECK(m.write(K("machine/diff"), "base now") == 8);
+  // testdev0's read counters count the snapshot's own reads: not state.
+  CHECK(m.read(K("machine/diff")) ==
+        "devices/virtual/vsysfs_test/testdev0/shows: 2 -> 8\n"
+        "devices/virtual/vsysfs_test/testdev0/stats/count: 3 -> 9\n");
+  CHECK(m.exists("devices/virtual/vsysfs_test/kept/value"));
+  CHECK_FALSE(m.exists("devices/virtual/vsysfs_test/extra"));
+  CHECK(m.read("devices/system/cpu/cpu1/cpuidle/state1/disable") == list_before);
+  CHECK(m.read(K("testdev/fired")) == "0\n");
+  m.advance_ms(40);
+  CHECK(m.read(K("testdev/fired")) == "1\n");
+}
+
 }  // TEST_SUITE
