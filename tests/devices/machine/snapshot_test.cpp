@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -353,6 +354,73 @@ value = 7
   CHECK(m.read(K("testdev/fired")) == "0\n");
   m.advance_ms(40);
   CHECK(m.read(K("testdev/fired")) == "1\n");
+}
+
+// The determinism property across device families on a whole machine
+// (control plane, NUMA, clocksource, the test device with its timer and
+// hotplug): snapshot A; random ops; restore A; the same ops gives the same
+// attribute values and the same events (device, what, result, data).
+TEST_CASE("restore is deterministic on a whole machine across device families") {
+  const auto K = [](std::string_view f) { return "kernel/debug/vsysfs/" + std::string(f); };
+  const unsigned seeds = 8;
+  for (unsigned seed = 1; seed <= seeds; ++seed) {
+    testing::TestMachine m(R"([testdev]
+value = 7
+)");
+    std::mt19937 rng(seed);
+    const auto pick = [&](std::initializer_list<const char*> v) {
+      return std::string(*(v.begin() + rng() % v.size()));
+    };
+    std::vector<std::pair<std::string, std::string>> ops;
+    const int n = 10 + static_cast<int>(rng() % 20);
+    for (int i = 0; i < n; ++i) {
+      switch (rng() % 9) {
+        case 0: ops.emplace_back(K("testdev/set"), fmt::format("{}", rng() % 100)); break;
+        case 1: ops.emplace_back(K("testdev/timer_ms"), fmt::format("{}", rng() % 50)); break;
+        case 2: ops.emplace_back(K("testdev/hotplug"), pick({"add a", "add b", "remove a", "remove b"})); break;
+        case 3: ops.emplace_back(fmt::format("devices/system/cpu/cpu{}/online", 1 + rng() % 3), pick({"0", "1"})); break;
+        case 4: ops.emplace_back(K("numa/alloc"), fmt::format("pages={}", 1 + rng() % 1000)); break;
+        case 5: ops.emplace_back("kernel/mm/ksm/" + pick({"run", "pages_to_scan", "advisor_mode"}),
+                                 pick({"1", "0", "scan-time", "none", "200"})); break;
+        case 6: ops.emplace_back("devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages",
+                                 fmt::format("{}", rng() % 8)); break;
+        case 7: ops.emplace_back(K("fail/seed"), fmt::format("{}", rng() % 10)); break;
+        default: ops.emplace_back(K("clock/advance_ms"), fmt::format("{}", rng() % 40)); break;
+      }
+    }
+    m.advance_ms(rng() % 100);
+    CHECK(m.write(K("testdev/timer_ms"), "25") == 2);
+    REQUIRE(m.write(K("machine/snapshot"), "A") == 1);
+    auto run = [&] {
+      const std::uint64_t from = m.events.snapshot().back().seq;
+      std::vector<long> results;
+      for (const auto& [path, v] : ops) results.push_back(m.write(path, v));
+      std::vector<std::string> evs;
+      for (const auto& e : m.events.since(from))
+        evs.push_back(e.device + " " + e.what + " " + e.result + " " + data_of(e));
+      // Every attribute value, as the snapshot renders them.
+      REQUIRE(m.write(K("machine/snapshot"), "end") == 3);
+      return std::tuple{results, evs};
+    };
+    const auto first = run();
+    REQUIRE(m.write(K("machine/snapshot"), "end1") == 4);
+    REQUIRE(m.write(K("machine/restore"), "A") == 1);
+    const auto second = run();
+    CHECK_MESSAGE(std::get<0>(first) == std::get<0>(second), "seed ", seed);
+    CHECK_MESSAGE(std::get<1>(first) == std::get<1>(second), "seed ", seed);
+    CHECK(m.write(K("machine/diff"), "end1 end") == 8);
+    // The read counters of testdev0 count the snapshots' own reads.
+    std::string d = m.read(K("machine/diff"));
+    std::string rest;
+    for (std::size_t pos = 0; pos < d.size();) {
+      const auto nl = d.find('\n', pos);
+      const auto line = d.substr(pos, nl - pos);
+      if (line.find("/shows: ") == std::string::npos && line.find("/stats/count: ") == std::string::npos)
+        rest += line + "\n";
+      pos = nl + 1;
+    }
+    CHECK_MESSAGE(rest == "", "seed ", seed);
+  }
 }
 
 }  // TEST_SUITE
