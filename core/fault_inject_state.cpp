@@ -18,7 +18,9 @@ void FaultInjection::save_state(StateWriter& w) const {
   for (FaultPoint fp : kFaultPoints) {
     const Point& pt = points_[static_cast<std::size_t>(fp)];
     const FaultSettings& st = pt.s;
-    const auto k = [fp](std::string_view f) { return fmt::format("fail.{}.{}", fault_point_name(fp), f); };
+    const auto k = [fp](std::string_view f) {
+      return fmt::format("fail.{}.{}", fault_point_name(fp), f);
+    };
     w.put_u64(k("probability"), st.probability);
     w.put_u64(k("interval"), st.interval);
     w.put_i64(k("times"), st.times);
@@ -70,7 +72,9 @@ Status FaultInjection::load_state(const StateReader& r) {
   for (FaultPoint fp : kFaultPoints) {
     Point& pt = points[static_cast<std::size_t>(fp)];
     FaultSettings& st = pt.s;
-    const auto k = [fp](std::string_view f) { return fmt::format("fail.{}.{}", fault_point_name(fp), f); };
+    const auto k = [fp](std::string_view f) {
+      return fmt::format("fail.{}.{}", fault_point_name(fp), f);
+    };
     st.probability = u(k("probability"));
     st.interval = u(k("interval"));
     st.times = static_cast<int>(i(k("times")));

@@ -90,8 +90,12 @@ void StateWriter::put_raw(std::string_view key, std::string_view escaped) {
   text_.append(key).append("=").append(escaped).append("\n");
 }
 
-void StateWriter::put_u64(std::string_view key, std::uint64_t v) { put_raw(key, fmt::format("{}", v)); }
-void StateWriter::put_i64(std::string_view key, std::int64_t v) { put_raw(key, fmt::format("{}", v)); }
+void StateWriter::put_u64(std::string_view key, std::uint64_t v) {
+  put_raw(key, fmt::format("{}", v));
+}
+void StateWriter::put_i64(std::string_view key, std::int64_t v) {
+  put_raw(key, fmt::format("{}", v));
+}
 void StateWriter::put_bool(std::string_view key, bool v) { put_raw(key, v ? "1" : "0"); }
 void StateWriter::put_str(std::string_view key, std::string_view v) { put_raw(key, escape(v)); }
 

@@ -151,7 +151,8 @@ void Clocksource::save_state(core::StateWriter& w) const {
   core::MutexLock lock(mu_);
   std::string list;
   for (const auto& src : list_)
-    list += fmt::format("{}{}:{}:{}", list.empty() ? "" : " ", src.name, src.rating, src.must_verify ? 1 : 0);
+    list += fmt::format("{}{}:{}:{}", list.empty() ? "" : " ", src.name, src.rating,
+                        src.must_verify ? 1 : 0);
   w.put_str("sources", list);
   w.put_str("override", override_name_);
   w.put_str("current", current_);
@@ -209,20 +210,18 @@ void build_clocksource(MachineContext& ctx, const core::ConfigValue&) {
   ctx.machine.keep(cs);
   // docs/snapshot.md: the clocksource and its bus's drivers_autoprobe.
   core::Tree& tree = ctx.tree;
-  ctx.machine.register_state(
-      {.name = "clocksource",
-       .version = 1,
-       .save =
-           [cs, &tree](core::StateWriter& w) {
-             cs->save_state(w);
-             save_knobs(tree, {"bus/clocksource/drivers_autoprobe"}, w);
-           },
-       .load =
-           [cs, &tree](const core::StateReader& r) -> core::Status {
-             if (auto st = cs->load_state(r); !st) return st;
-             return load_knobs(tree, r);
-           },
-       .section = {}});
+  ctx.machine.register_state({.name = "clocksource",
+                              .version = 1,
+                              .save =
+                                  [cs, &tree](core::StateWriter& w) {
+                                    cs->save_state(w);
+                                    save_knobs(tree, {"bus/clocksource/drivers_autoprobe"}, w);
+                                  },
+                              .load = [cs, &tree](const core::StateReader& r) -> core::Status {
+                                if (auto st = cs->load_state(r); !st) return st;
+                                return load_knobs(tree, r);
+                              },
+                              .section = {}});
 }
 const SectionRegistrar kRegistrar{"clocksource", &build_clocksource, -2};
 

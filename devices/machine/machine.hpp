@@ -89,7 +89,7 @@ const std::string& require_line_text(const core::ConfigValue& v);
 // deadlines (absolute simulated time), and hotplugs what the record has
 // and the machine lacks (and the reverse).
 struct StateHandler {
-  std::string name;     // unique in the machine: "clocksource", "net/eth0"
+  std::string name;      // unique in the machine: "clocksource", "net/eth0"
   unsigned version = 1;  // the layout save() writes
   std::function<void(core::StateWriter&)> save;
   std::function<core::Status(const core::StateReader&)> load;

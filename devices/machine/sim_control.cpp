@@ -62,12 +62,11 @@ void build_sim_control(MachineContext& ctx, const core::ConfigValue&) {
              machine.save_state(w);
              if (faults) faults->save_state(w);
            },
-       .load =
-           [&machine, faults](const core::StateReader& r) -> core::Status {
-             if (faults)
-               if (auto st = faults->load_state(r); !st) return st;
-             return machine.load_state(r);
-           },
+       .load = [&machine, faults](const core::StateReader& r) -> core::Status {
+         if (faults)
+           if (auto st = faults->load_state(r); !st) return st;
+         return machine.load_state(r);
+       },
        .section = {}});
 }
 const SectionRegistrar kRegistrar{"vsysfs", &build_sim_control, -1000};

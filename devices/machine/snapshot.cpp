@@ -70,7 +70,8 @@ std::span<const core::AttributeGroup<MachineSnapshots>> MachineSnapshots::groups
   return kGroups;
 }
 
-void save_knobs(const core::Tree& tree, const std::vector<std::string>& paths, core::StateWriter& w) {
+void save_knobs(const core::Tree& tree, const std::vector<std::string>& paths,
+                core::StateWriter& w) {
   for (const auto& path : paths) {
     const auto node = tree.find(path);
     if (!node || node->kind != core::NodeKind::Text || !node->has_read) continue;
@@ -171,7 +172,8 @@ core::Status MachineSnapshots::take(const core::Caller* caller, std::string_view
   Snapshot snap = capture();
   snap.name = std::string(name);
   env_.log(caller, "machine", "snapshot", "OK",
-           {{"name", snap.name}, {"now_ns", static_cast<std::uint64_t>(snap.now.count())},
+           {{"name", snap.name},
+            {"now_ns", static_cast<std::uint64_t>(snap.now.count())},
             {"size", snap.size}});
   // A name taken again replaces the old snapshot, which goes to the end
   // of the list like a new one.
@@ -207,7 +209,8 @@ core::Status MachineSnapshots::restore(const core::Caller* caller, std::string_v
   // A section that registered no StateHandler would come back only in
   // part: refuse the whole restore instead.
   if (const auto missing = machine_.sections_without_state(); !missing.empty())
-    return refuse(core::Errno{EOPNOTSUPP}, {{"unsupported", fmt::format("{}", fmt::join(missing, ","))}});
+    return refuse(core::Errno{EOPNOTSUPP},
+                  {{"unsupported", fmt::format("{}", fmt::join(missing, ","))}});
   // Every record must be one this build reads before anything changes.
   for (const auto& h : machine_.state_handlers()) {
     if (!h.load) continue;
@@ -231,7 +234,8 @@ core::Status MachineSnapshots::restore(const core::Caller* caller, std::string_v
   }
   if (auto st = load_states(*snap); !st) {
     const auto back = load_states(before);
-    return refuse(core::Errno{EIO}, {{"load", st.error().name()}, {"rollback", back ? "OK" : back.error().name()}});
+    return refuse(core::Errno{EIO},
+                  {{"load", st.error().name()}, {"rollback", back ? "OK" : back.error().name()}});
   }
 
   // Modes and owners (chmod/chown). A node the snapshot does not know
@@ -245,8 +249,9 @@ core::Status MachineSnapshots::restore(const core::Caller* caller, std::string_v
     if (node->uid.load() != attr.uid || node->gid.load() != attr.gid)
       (void)tree_.set_owner(ino, attr.uid, attr.gid);
   }
-  env_.log(caller, "machine", "restore", "OK",
-           {{"name", std::string(name)}, {"now_ns", static_cast<std::uint64_t>(snap->now.count())}});
+  env_.log(
+      caller, "machine", "restore", "OK",
+      {{"name", std::string(name)}, {"now_ns", static_cast<std::uint64_t>(snap->now.count())}});
   return {};
 }
 

@@ -118,7 +118,8 @@ class MachineSnapshots {
 // load_knobs stores each value that differs from the current show() with
 // the simulated kernel as caller (logged like any store). EINVAL when a
 // path is missing or refuses its value.
-void save_knobs(const core::Tree& tree, const std::vector<std::string>& paths, core::StateWriter& w);
+void save_knobs(const core::Tree& tree, const std::vector<std::string>& paths,
+                core::StateWriter& w);
 core::Status load_knobs(const core::Tree& tree, const core::StateReader& r);
 // The writable text attributes directly in directory `dir` (sorted), for
 // a device whose every such file is a knob.

@@ -227,7 +227,10 @@ core::Status Ksm::load_state(const core::StateReader& r) {
   auto advisor_min_pages = r.u64("ksm.advisor_min_pages");
   auto advisor_max_pages = r.u64("ksm.advisor_max_pages");
   auto advisor_target_scan_time = r.u64("ksm.advisor_target_scan_time");
-  if (!run || !sleep_millisecs || !pages_to_scan || !merge_across_nodes || !use_zero_pages || !smart_scan || !max_page_sharing || !prune_millisecs || !advisor_scan_time || !advisor_max_cpu || !advisor_min_pages || !advisor_max_pages || !advisor_target_scan_time) return core::Errno{EINVAL};
+  if (!run || !sleep_millisecs || !pages_to_scan || !merge_across_nodes || !use_zero_pages ||
+      !smart_scan || !max_page_sharing || !prune_millisecs || !advisor_scan_time ||
+      !advisor_max_cpu || !advisor_min_pages || !advisor_max_pages || !advisor_target_scan_time)
+    return core::Errno{EINVAL};
   core::MutexLock lock(mu_);
   run_ = static_cast<unsigned long>(*run);
   sleep_millisecs_ = static_cast<unsigned>(*sleep_millisecs);

@@ -232,10 +232,12 @@ NumaConfig default_numa_config(const core::ConfigValue& root) {
 // and cache directories as a hotplug does; the model record then
 // overwrites what that changed.
 void register_numa_state(MachineContext& ctx, std::shared_ptr<NumaModel> model,
-                         std::shared_ptr<Ksm> ksm, std::vector<std::shared_ptr<MemoryBlock>> blocks) {
+                         std::shared_ptr<Ksm> ksm,
+                         std::vector<std::shared_ptr<MemoryBlock>> blocks) {
   core::Tree& tree = ctx.tree;
   const auto knob_paths = [&tree, model] {
-    std::vector<std::string> paths{"bus/node/drivers_autoprobe", "bus/cpu/drivers_autoprobe",
+    std::vector<std::string> paths{"bus/node/drivers_autoprobe",
+                                   "bus/cpu/drivers_autoprobe",
                                    "bus/memory/drivers_autoprobe",
                                    "devices/system/cpu/cpuidle/current_governor",
                                    "kernel/mm/hugepages/hugepages-2048kB/nr_overcommit_hugepages",
@@ -256,7 +258,8 @@ void register_numa_state(MachineContext& ctx, std::shared_ptr<NumaModel> model,
   auto save = [model, ksm, blocks, &tree, knob_paths](core::StateWriter& w) {
     model->save_state(w);
     ksm->save_state(w);
-    for (const auto& b : blocks) w.put_bool(fmt::format("memory{}.online", b->id()), b->online_flag());
+    for (const auto& b : blocks)
+      w.put_bool(fmt::format("memory{}.online", b->id()), b->online_flag());
     save_knobs(tree, knob_paths(), w);
   };
   auto load = [model, ksm, blocks, &tree](const core::StateReader& r) -> core::Status {
@@ -277,14 +280,16 @@ void register_numa_state(MachineContext& ctx, std::shared_ptr<NumaModel> model,
       for (unsigned cpu = 0; cpu < online.size(); ++cpu) {
         if (online[cpu] != want || model->cpu_online(cpu) == want) continue;
         const auto node = tree.find(fmt::format("devices/system/cpu/cpu{}/online", cpu));
-        if (!node || !node->store(core::Caller::kernel(), want ? "1" : "0")) return core::Errno{EINVAL};
+        if (!node || !node->store(core::Caller::kernel(), want ? "1" : "0"))
+          return core::Errno{EINVAL};
       }
     if (auto st = model->load_state(r); !st) return st;
     if (auto st = ksm->load_state(r); !st) return st;
     for (std::size_t i = 0; i < blocks.size(); ++i) blocks[i]->set_online_flag(block_online[i]);
     return load_knobs(tree, r);
   };
-  ctx.machine.register_state({.name = "numa", .version = 1, .save = save, .load = load, .section = {}});
+  ctx.machine.register_state(
+      {.name = "numa", .version = 1, .save = save, .load = load, .section = {}});
 }
 
 void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {

@@ -9,7 +9,9 @@
 namespace vsysfs::devices {
 namespace {
 
-std::string join_list(const auto& v) { return v.empty() ? "-" : fmt::format("{}", fmt::join(v, ",")); }
+std::string join_list(const auto& v) {
+  return v.empty() ? "-" : fmt::format("{}", fmt::join(v, ","));
+}
 
 template <typename T>
 bool split_list(const std::string& s, std::vector<T>& out) {
@@ -69,7 +71,8 @@ void NumaModel::save_state(core::StateWriter& w) const {
   std::vector<int> online;
   for (bool b : online_) online.push_back(b ? 1 : 0);
   w.put_str("numa.cpu_online", join_list(online));
-  for (const auto& [id, a] : allocations_) w.put_str(fmt::format("numa.alloc.{}", id), encode_alloc(a));
+  for (const auto& [id, a] : allocations_)
+    w.put_str(fmt::format("numa.alloc.{}", id), encode_alloc(a));
   w.put_u64("numa.next_id", next_id_);
   w.put_u64("numa.last_id", last_id_);
   w.put_i64("numa.next_nid_to_alloc", next_nid_to_alloc_);

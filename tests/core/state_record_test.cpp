@@ -71,4 +71,4 @@ TEST_CASE("state record: what is not a record is EINVAL") {
   CHECK(StateReader::parse("version=7\n"));
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("snapshot")

@@ -29,7 +29,6 @@
 #include <array>
 #include <atomic>
 #include <map>
-#include <mutex>
 #include <memory>
 #include <mutex>
 #include <span>

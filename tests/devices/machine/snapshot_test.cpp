@@ -247,7 +247,11 @@ TEST_CASE("diff: absent paths, now-now, bad input changes nothing") {
 TEST_CASE("restore refuses a machine with a section that keeps no state") {
   Rig m;
   CHECK(m.write(kSnap, "a") == 1);
-  m.machine.register_state({.name = "x", .version = 1, .save = {}, .load = {}, .section = "other"});  // stateless: covered
+  m.machine.register_state({.name = "x",
+                            .version = 1,
+                            .save = {},
+                            .load = {},
+                            .section = "other"});  // stateless: covered
   CHECK(m.write(kRestore, "a") == 1);
   testing::TestMachine full(R"([dcdbas]
 model = "PowerEdge 1400"
@@ -290,13 +294,22 @@ TEST_CASE("restore is deterministic over random op sequences") {
     for (int i = 0; i < n; ++i) {
       const int dev = static_cast<int>(rng() % 2);
       switch (rng() % 3) {
-        case 0: ops.emplace_back(fmt::format("devices/counter{}/value", dev), fmt::format("{}", rng() % 1000)); break;
-        case 1: ops.emplace_back(fmt::format("devices/counter{}/tick_ms", dev), fmt::format("{}", rng() % 50)); break;
-        default: ops.emplace_back("advance", fmt::format("{}", rng() % 40)); break;
+        case 0:
+          ops.emplace_back(fmt::format("devices/counter{}/value", dev),
+                           fmt::format("{}", rng() % 1000));
+          break;
+        case 1:
+          ops.emplace_back(fmt::format("devices/counter{}/tick_ms", dev),
+                           fmt::format("{}", rng() % 50));
+          break;
+        default:
+          ops.emplace_back("advance", fmt::format("{}", rng() % 40));
+          break;
       }
     }
     auto run = [&] {
-      const std::uint64_t from = m.t.events.snapshot().empty() ? 0 : m.t.events.snapshot().back().seq;
+      const std::uint64_t from =
+          m.t.events.snapshot().empty() ? 0 : m.t.events.snapshot().back().seq;
       for (const auto& [path, v] : ops) {
         if (path == "advance") {
           m.t.advance_ms(std::stoull(v));
@@ -304,8 +317,9 @@ TEST_CASE("restore is deterministic over random op sequences") {
           CHECK(m.write(path, v) > 0);
         }
       }
-      return std::pair{m.events_since(from), m.read("devices/counter0/value") + m.read("devices/counter1/value") +
-                                                fmt::format("{}", m.t.clock.now().count())};
+      return std::pair{m.events_since(from), m.read("devices/counter0/value") +
+                                                 m.read("devices/counter1/value") +
+                                                 fmt::format("{}", m.t.clock.now().count())};
     };
     const auto first = run();
     REQUIRE(m.snaps->restore(nullptr, "A"));
@@ -375,17 +389,36 @@ value = 7
     const int n = 10 + static_cast<int>(rng() % 20);
     for (int i = 0; i < n; ++i) {
       switch (rng() % 9) {
-        case 0: ops.emplace_back(K("testdev/set"), fmt::format("{}", rng() % 100)); break;
-        case 1: ops.emplace_back(K("testdev/timer_ms"), fmt::format("{}", rng() % 50)); break;
-        case 2: ops.emplace_back(K("testdev/hotplug"), pick({"add a", "add b", "remove a", "remove b"})); break;
-        case 3: ops.emplace_back(fmt::format("devices/system/cpu/cpu{}/online", 1 + rng() % 3), pick({"0", "1"})); break;
-        case 4: ops.emplace_back(K("numa/alloc"), fmt::format("pages={}", 1 + rng() % 1000)); break;
-        case 5: ops.emplace_back("kernel/mm/ksm/" + pick({"run", "pages_to_scan", "advisor_mode"}),
-                                 pick({"1", "0", "scan-time", "none", "200"})); break;
-        case 6: ops.emplace_back("devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages",
-                                 fmt::format("{}", rng() % 8)); break;
-        case 7: ops.emplace_back(K("fail/seed"), fmt::format("{}", rng() % 10)); break;
-        default: ops.emplace_back(K("clock/advance_ms"), fmt::format("{}", rng() % 40)); break;
+        case 0:
+          ops.emplace_back(K("testdev/set"), fmt::format("{}", rng() % 100));
+          break;
+        case 1:
+          ops.emplace_back(K("testdev/timer_ms"), fmt::format("{}", rng() % 50));
+          break;
+        case 2:
+          ops.emplace_back(K("testdev/hotplug"), pick({"add a", "add b", "remove a", "remove b"}));
+          break;
+        case 3:
+          ops.emplace_back(fmt::format("devices/system/cpu/cpu{}/online", 1 + rng() % 3),
+                           pick({"0", "1"}));
+          break;
+        case 4:
+          ops.emplace_back(K("numa/alloc"), fmt::format("pages={}", 1 + rng() % 1000));
+          break;
+        case 5:
+          ops.emplace_back("kernel/mm/ksm/" + pick({"run", "pages_to_scan", "advisor_mode"}),
+                           pick({"1", "0", "scan-time", "none", "200"}));
+          break;
+        case 6:
+          ops.emplace_back("devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages",
+                           fmt::format("{}", rng() % 8));
+          break;
+        case 7:
+          ops.emplace_back(K("fail/seed"), fmt::format("{}", rng() % 10));
+          break;
+        default:
+          ops.emplace_back(K("clock/advance_ms"), fmt::format("{}", rng() % 40));
+          break;
       }
     }
     m.advance_ms(rng() % 100);
@@ -415,7 +448,8 @@ value = 7
     for (std::size_t pos = 0; pos < d.size();) {
       const auto nl = d.find('\n', pos);
       const auto line = d.substr(pos, nl - pos);
-      if (line.find("/shows: ") == std::string::npos && line.find("/stats/count: ") == std::string::npos)
+      if (line.find("/shows: ") == std::string::npos &&
+          line.find("/stats/count: ") == std::string::npos)
         rest += line + "\n";
       pos = nl + 1;
     }
@@ -423,4 +457,4 @@ value = 7
   }
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("snapshot")
