@@ -84,6 +84,12 @@ Nanos ManualClock::now() const {
   return now_;
 }
 
+void ManualClock::set_time(Nanos t) {
+  MutexLock serial(advance_mu_);
+  MutexLock lock(mu_);
+  now_ = t;
+}
+
 ManualClock::Advanced ManualClock::advance(Nanos step, const std::function<bool()>& interrupted) {
   // How often a waiting advance looks at its own interruption.
   constexpr auto kWaitPoll = std::chrono::milliseconds(20);

@@ -106,6 +106,11 @@ class ManualClock final : public Clock {
   // millisecond past the start (applied < step, interrupted set), or
   // before anything ran if it came while waiting for another advance.
   Advanced advance(Nanos step, const std::function<bool()>& interrupted = {});
+  // Sets simulated time to `t`, which may be earlier than now (a machine
+  // snapshot restore: docs/snapshot.md). Waits for a running advance();
+  // armed timers are left alone: their owners re-arm them at the saved
+  // deadlines.
+  void set_time(Nanos t);
 
  private:
   // serialises advance(); timed, so that a waiter can poll its own

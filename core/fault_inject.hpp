@@ -73,6 +73,7 @@
 #include "core/event_log.hpp"
 #include "core/locks.hpp"
 #include "core/result.hpp"
+#include "core/state_record.hpp"
 #include "core/thread_annotations.hpp"
 
 namespace vsysfs::core {
@@ -269,6 +270,13 @@ class FaultInjection {
   Status start_flaps(std::uint32_t count);
   // Periods of the schedule not yet started.
   std::uint32_t flaps_left() const;
+
+  // Machine snapshots (docs/snapshot.md): every point's settings, counters
+  // and rate-limit state, the generator and the pids, as fields "fail.*".
+  // load_state checks the whole record first (EINVAL) and changes nothing
+  // then. A field added to FaultSettings must be added to both.
+  void save_state(StateWriter& w) const;
+  Status load_state(const StateReader& r);
 
  private:
   struct Point {

@@ -22,6 +22,8 @@ std::string_view errno_name(int value) noexcept {
 #undef VSYSFS_ERRNO
     case 0:
       return "OK";
+    case ENAMETOOLONG:
+      return "ENAMETOOLONG";
     default:
       return "EUNKNOWN";
   }

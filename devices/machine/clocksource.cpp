@@ -3,8 +3,12 @@
 #include <algorithm>
 #include <cerrno>
 
+#include <fmt/format.h>
+
 #include "core/kobject_uevent.hpp"
+#include "core/parse.hpp"
 #include "devices/machine/machine.hpp"
+#include "devices/machine/snapshot.hpp"
 #include "devices/machine/subsys_bus.hpp"
 #include "devices/numa/numa_model.hpp"
 
@@ -143,6 +147,45 @@ core::Result<std::size_t> Clocksource::uevent_store(const core::Caller& caller,
                             {"/devices/system/clocksource/clocksource0", "clocksource", ""}, in);
 }
 
+void Clocksource::save_state(core::StateWriter& w) const {
+  core::MutexLock lock(mu_);
+  std::string list;
+  for (const auto& src : list_)
+    list += fmt::format("{}{}:{}:{}", list.empty() ? "" : " ", src.name, src.rating,
+                        src.must_verify ? 1 : 0);
+  w.put_str("sources", list);
+  w.put_str("override", override_name_);
+  w.put_str("current", current_);
+  w.put_str("watchdog", watchdog_);
+}
+
+core::Status Clocksource::load_state(const core::StateReader& r) {
+  auto list = r.str("sources");
+  auto ovr = r.str("override");
+  auto cur = r.str("current");
+  auto wd = r.str("watchdog");
+  if (!list || !ovr || !cur || !wd) return core::Errno{EINVAL};
+  std::vector<Source> sources;
+  std::string_view rest = *list;
+  while (!rest.empty()) {
+    const auto sp = rest.find(' ');
+    const std::string_view item = rest.substr(0, sp);
+    rest = sp == std::string_view::npos ? std::string_view{} : rest.substr(sp + 1);
+    const auto c1 = item.find(':');
+    const auto c2 = item.rfind(':');
+    if (c1 == std::string_view::npos || c1 == c2) return core::Errno{EINVAL};
+    auto rating = core::kstrtoint(item.substr(c1 + 1, c2 - c1 - 1), 10);
+    if (!rating) return core::Errno{EINVAL};
+    sources.push_back({std::string(item.substr(0, c1)), *rating, item.substr(c2 + 1) == "1"});
+  }
+  core::MutexLock lock(mu_);
+  list_ = std::move(sources);
+  override_name_ = *ovr;
+  current_ = *cur;
+  watchdog_ = *wd;
+  return {};
+}
+
 namespace {
 
 // Every machine has the clocksource subsystem (order < 0: built without a
@@ -165,6 +208,20 @@ void build_clocksource(MachineContext& ctx, const core::ConfigValue&) {
   ctx.tree.add_symlink(path + "/subsystem", "../../../../bus/clocksource");
   ctx.tree.add_symlink("bus/clocksource/devices/clocksource0", "../../../" + path);
   ctx.machine.keep(cs);
+  // docs/snapshot.md: the clocksource and its bus's drivers_autoprobe.
+  core::Tree& tree = ctx.tree;
+  ctx.machine.register_state({.name = "clocksource",
+                              .version = 1,
+                              .save =
+                                  [cs, &tree](core::StateWriter& w) {
+                                    cs->save_state(w);
+                                    save_knobs(tree, {"bus/clocksource/drivers_autoprobe"}, w);
+                                  },
+                              .load = [cs, &tree](const core::StateReader& r) -> core::Status {
+                                if (auto st = cs->load_state(r); !st) return st;
+                                return load_knobs(tree, r);
+                              },
+                              .section = {}});
 }
 const SectionRegistrar kRegistrar{"clocksource", &build_clocksource, -2};
 

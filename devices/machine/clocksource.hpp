@@ -49,6 +49,7 @@
 #include "core/env.hpp"
 #include "core/locks.hpp"
 #include "core/result.hpp"
+#include "core/state_record.hpp"
 #include "core/thread_annotations.hpp"
 
 namespace vsysfs::devices {
@@ -78,6 +79,12 @@ class Clocksource {
 
   std::string current() const;
   std::string watchdog() const;
+
+  // Machine snapshots (docs/snapshot.md): the registered sources (unbind
+  // removes them), the override, the current source and the watchdog.
+  // load_state checks the whole record first (EINVAL).
+  void save_state(core::StateWriter& w) const;
+  core::Status load_state(const core::StateReader& r);
 
  private:
   void select_locked() REQUIRES(mu_);

@@ -122,12 +122,52 @@ void Machine::build(const core::ConfigValue& root) {
   MachineContext ctx{env_, tree_, *this, manual_clock_, locks_, root};
   for (const auto& [reg, name] : present) {
     const core::ConfigValue* section = root.find(name);
+    building_ = name;
+    sections_.push_back(name);
     reg->builder(ctx, section ? *section : kEmpty);
   }
+  building_.clear();
 
   std::vector<const core::ConfigValue*> unused;
   root.collect_unused(unused);
   if (!unused.empty()) unused.front()->fail("unknown key (no device reads it)");
+}
+
+void Machine::register_state(StateHandler handler) {
+  if (handler.section.empty()) handler.section = building_;
+  for (const auto& h : state_)
+    if (h.name == handler.name)
+      throw core::TreeError("state handler " + handler.name + " registered twice");
+  state_.push_back(std::move(handler));
+}
+
+std::vector<std::string> Machine::sections_without_state() const {
+  std::vector<std::string> out;
+  for (const auto& s : sections_) {
+    bool covered = false;
+    for (const auto& h : state_) covered = covered || h.section == s;
+    if (!covered) out.push_back(s);
+  }
+  return out;
+}
+
+void Machine::save_state(core::StateWriter& w) const {
+  core::MutexLock lock(mu_);
+  w.put_bool("machine.shut_down", shut_down_);
+  w.put_str("machine.power_state", power_state_);
+  w.put_bool("machine.power_set_by_firmware", power_set_by_firmware_);
+}
+
+core::Status Machine::load_state(const core::StateReader& r) {
+  auto down = r.boolean("machine.shut_down");
+  auto power = r.str("machine.power_state");
+  auto firmware = r.boolean("machine.power_set_by_firmware");
+  if (!down || !power || !firmware) return core::Errno{EINVAL};
+  core::MutexLock lock(mu_);
+  shut_down_ = *down;
+  power_state_ = *power;
+  power_set_by_firmware_ = *firmware;
+  return {};
 }
 
 void Machine::register_reboot_notifier(std::function<void(RebootCode)> fn) {

@@ -33,6 +33,7 @@
 #include "core/env.hpp"
 #include "core/lock_service.hpp"
 #include "core/locks.hpp"
+#include "core/state_record.hpp"
 #include "core/tree.hpp"
 
 namespace vsysfs::devices {
@@ -86,6 +87,23 @@ const std::string& require_path_name(const core::ConfigValue& v);
 // at most 255 bytes. Spaces are fine.
 const std::string& require_line_text(const core::ConfigValue& v);
 
+// One device's part of a machine snapshot (docs/snapshot.md "Device
+// state"): its state as a versioned field list. A section's builder
+// registers one for every device it builds that has state of its own
+// (or one with neither save nor load: "this section keeps no state"), so
+// that a restore can refuse a machine with a section that would come back
+// only partly. `load` validates the whole record before it changes
+// anything, cancels the device's timers and re-arms them at the saved
+// deadlines (absolute simulated time), and hotplugs what the record has
+// and the machine lacks (and the reverse).
+struct StateHandler {
+  std::string name;      // unique in the machine: "clocksource", "net/eth0"
+  unsigned version = 1;  // the layout save() writes
+  std::function<void(core::StateWriter&)> save;
+  std::function<core::Status(const core::StateReader&)> load;
+  std::string section;  // set by register_state: the section being built
+};
+
 class Machine {
  public:
   Machine(core::Env& env, core::Tree& tree, core::ManualClock* manual_clock,
@@ -129,6 +147,22 @@ class Machine {
 
   const std::string& name() const { return name_; }
 
+  // Snapshot support (docs/snapshot.md). register_state is called by a
+  // builder during build() (the handler belongs to the section being
+  // built), or by a test before anything reads the handlers. Afterwards
+  // the lists are constant: read them from any thread.
+  void register_state(StateHandler handler);
+  const std::vector<StateHandler>& state_handlers() const { return state_; }
+  // The sections build() ran, in build order.
+  const std::vector<std::string>& sections() const { return sections_; }
+  // The sections that were built and registered no StateHandler: a
+  // restore would bring them back only partly, so it is refused.
+  std::vector<std::string> sections_without_state() const;
+  // The machine's own state (shut down, power state) as fields "machine.*";
+  // load_state checks the record first (EINVAL).
+  void save_state(core::StateWriter& w) const;
+  core::Status load_state(const core::StateReader& r);
+
  private:
   core::Env& env_;
   core::Tree& tree_;
@@ -136,6 +170,9 @@ class Machine {
   core::LockService& locks_;
   std::string name_;
   std::vector<std::shared_ptr<void>> devices_;
+  std::vector<std::string> sections_;
+  std::string building_;  // the section whose builder runs (build() only)
+  std::vector<StateHandler> state_;
 
   void boot(std::string_view why) REQUIRES(power_mu_);
 

@@ -8,6 +8,7 @@
 
 #include "core/parse.hpp"
 #include "devices/machine/fail_control.hpp"
+#include "devices/machine/snapshot.hpp"
 
 namespace vsysfs::devices {
 namespace {
@@ -49,6 +50,25 @@ void build_sim_control(MachineContext& ctx, const core::ConfigValue&) {
   (void)ctx.tree.set_mode(ctx.tree.resolve("kernel/debug"), 0700);
   ctx.machine.keep(dev);
   build_fail_control(ctx);  // fail/: the failure points (docs/fault-injection.md)
+  build_machine_snapshots(ctx);  // machine/snapshot, restore, diff (docs/snapshot.md)
+  // The control plane's state: the machine's power state and the failure
+  // points. The event log and the clock are not a device's (docs/snapshot.md).
+  Machine& machine = ctx.machine;
+  core::FaultInjection* faults = ctx.env.faults;
+  ctx.machine.register_state(
+      {.name = "vsysfs",
+       .version = 1,
+       .save =
+           [&machine, faults](core::StateWriter& w) {
+             machine.save_state(w);
+             if (faults) faults->save_state(w);
+           },
+       .load = [&machine, faults](const core::StateReader& r) -> core::Status {
+         if (faults)
+           if (auto st = faults->load_state(r); !st) return st;
+         return machine.load_state(r);
+       },
+       .section = {}});
 }
 const SectionRegistrar kRegistrar{"vsysfs", &build_sim_control, -1000};
 

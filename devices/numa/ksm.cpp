@@ -196,4 +196,56 @@ core::Result<std::size_t> Ksm::advisor_target_scan_time_store(const core::Caller
   return in.size();
 }
 
+void Ksm::save_state(core::StateWriter& w) const {
+  core::MutexLock lock(mu_);
+  w.put_u64("ksm.run", run_);
+  w.put_u64("ksm.sleep_millisecs", sleep_millisecs_);
+  w.put_u64("ksm.pages_to_scan", pages_to_scan_);
+  w.put_u64("ksm.merge_across_nodes", merge_across_nodes_);
+  w.put_bool("ksm.use_zero_pages", use_zero_pages_);
+  w.put_bool("ksm.smart_scan", smart_scan_);
+  w.put_u64("ksm.max_page_sharing", max_page_sharing_);
+  w.put_u64("ksm.prune_millisecs", prune_millisecs_);
+  w.put_bool("ksm.advisor_scan_time", advisor_scan_time_);
+  w.put_u64("ksm.advisor_max_cpu", advisor_max_cpu_);
+  w.put_u64("ksm.advisor_min_pages", advisor_min_pages_);
+  w.put_u64("ksm.advisor_max_pages", advisor_max_pages_);
+  w.put_u64("ksm.advisor_target_scan_time", advisor_target_scan_time_);
+}
+
+core::Status Ksm::load_state(const core::StateReader& r) {
+  auto run = r.u64("ksm.run");
+  auto sleep_millisecs = r.u64("ksm.sleep_millisecs");
+  auto pages_to_scan = r.u64("ksm.pages_to_scan");
+  auto merge_across_nodes = r.u64("ksm.merge_across_nodes");
+  auto use_zero_pages = r.boolean("ksm.use_zero_pages");
+  auto smart_scan = r.boolean("ksm.smart_scan");
+  auto max_page_sharing = r.u64("ksm.max_page_sharing");
+  auto prune_millisecs = r.u64("ksm.prune_millisecs");
+  auto advisor_scan_time = r.boolean("ksm.advisor_scan_time");
+  auto advisor_max_cpu = r.u64("ksm.advisor_max_cpu");
+  auto advisor_min_pages = r.u64("ksm.advisor_min_pages");
+  auto advisor_max_pages = r.u64("ksm.advisor_max_pages");
+  auto advisor_target_scan_time = r.u64("ksm.advisor_target_scan_time");
+  if (!run || !sleep_millisecs || !pages_to_scan || !merge_across_nodes || !use_zero_pages ||
+      !smart_scan || !max_page_sharing || !prune_millisecs || !advisor_scan_time ||
+      !advisor_max_cpu || !advisor_min_pages || !advisor_max_pages || !advisor_target_scan_time)
+    return core::Errno{EINVAL};
+  core::MutexLock lock(mu_);
+  run_ = static_cast<unsigned long>(*run);
+  sleep_millisecs_ = static_cast<unsigned>(*sleep_millisecs);
+  pages_to_scan_ = static_cast<unsigned>(*pages_to_scan);
+  merge_across_nodes_ = static_cast<unsigned>(*merge_across_nodes);
+  use_zero_pages_ = *use_zero_pages;
+  smart_scan_ = *smart_scan;
+  max_page_sharing_ = static_cast<unsigned>(*max_page_sharing);
+  prune_millisecs_ = static_cast<unsigned>(*prune_millisecs);
+  advisor_scan_time_ = *advisor_scan_time;
+  advisor_max_cpu_ = static_cast<unsigned>(*advisor_max_cpu);
+  advisor_min_pages_ = static_cast<unsigned long>(*advisor_min_pages);
+  advisor_max_pages_ = static_cast<unsigned long>(*advisor_max_pages);
+  advisor_target_scan_time_ = static_cast<unsigned long>(*advisor_target_scan_time);
+  return {};
+}
+
 }  // namespace vsysfs::devices

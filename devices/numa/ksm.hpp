@@ -38,6 +38,7 @@
 #include "core/env.hpp"
 #include "core/locks.hpp"
 #include "core/result.hpp"
+#include "core/state_record.hpp"
 #include "core/thread_annotations.hpp"
 
 namespace vsysfs::devices {
@@ -65,6 +66,12 @@ class Ksm {
   VSYSFS_KSM_RW(advisor_max_pages_to_scan)
   VSYSFS_KSM_RW(advisor_target_scan_time)
 #undef VSYSFS_KSM_RW
+
+  // Machine snapshots (docs/snapshot.md): every knob, "ksm.*". Directly,
+  // not through the stores, which refuse some orders (pages_to_scan while
+  // the advisor scans). load_state checks the record first (EINVAL).
+  void save_state(core::StateWriter& w) const;
+  core::Status load_state(const core::StateReader& r);
 
  private:
   core::Env& env_;

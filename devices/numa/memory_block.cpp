@@ -268,7 +268,8 @@ core::Result<std::size_t> MemoryBlock::autosuspend_delay_ms_store(const core::Ca
 void add_memory_blocks(core::Env& env, core::Tree& tree, std::shared_ptr<NumaModel> model,
                        std::uint64_t block_bytes, OnlineType auto_online,
                        std::vector<std::shared_ptr<void>>& keep,
-                       const std::vector<std::vector<unsigned>>& block_ids) {
+                       const std::vector<std::vector<unsigned>>& block_ids,
+                       std::vector<std::shared_ptr<MemoryBlock>>* blocks) {
   std::uint64_t total = 0;
   for (int nid = 0; nid < model->nr_node_ids(); ++nid)
     total += model->node(nid).present * kPageKiB * 1024;
@@ -308,9 +309,20 @@ void add_memory_blocks(core::Env& env, core::Tree& tree, std::shared_ptr<NumaMod
                        fmt::format("../../memory/memory{}", id));
       tree.add_symlink(fmt::format("bus/memory/devices/memory{}", id),
                        fmt::format("../../../devices/system/memory/memory{}", id));
+      if (blocks) blocks->push_back(blk);
       keep.push_back(blk);
     }
   }
+}
+
+bool MemoryBlock::online_flag() const {
+  core::MutexLock lock(hp_->mu());
+  return online_;
+}
+
+void MemoryBlock::set_online_flag(bool online) {
+  core::MutexLock lock(hp_->mu());
+  online_ = online;
 }
 
 }  // namespace vsysfs::devices

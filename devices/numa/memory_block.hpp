@@ -133,6 +133,13 @@ class MemoryBlock {
   core::Result<std::size_t> autosuspend_delay_ms_store(const core::Caller& caller,
                                                        std::string_view in);
 
+  // Machine snapshots (docs/snapshot.md): the block's online flag (its
+  // pages are the NUMA model's, restored with it). Locking: the hotplug
+  // mutex.
+  std::uint64_t id() const { return id_; }
+  bool online_flag() const;
+  void set_online_flag(bool online);
+
  private:
   bool is_online() const;
   // device_online/device_offline under the hotplug mutex: 1 when already
@@ -155,6 +162,7 @@ class MemoryBlock {
 void add_memory_blocks(core::Env& env, core::Tree& tree, std::shared_ptr<NumaModel> model,
                        std::uint64_t block_bytes, OnlineType auto_online,
                        std::vector<std::shared_ptr<void>>& keep,
-                       const std::vector<std::vector<unsigned>>& block_ids = {});
+                       const std::vector<std::vector<unsigned>>& block_ids = {},
+                       std::vector<std::shared_ptr<MemoryBlock>>* blocks = nullptr);
 
 }  // namespace vsysfs::devices

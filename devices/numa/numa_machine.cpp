@@ -63,6 +63,7 @@
 
 #include "core/parse.hpp"
 #include "devices/machine/machine.hpp"
+#include "devices/machine/snapshot.hpp"
 #include "devices/machine/subsys_bus.hpp"
 #include "devices/numa/cpu.hpp"
 #include "devices/numa/cpuidle.hpp"
@@ -221,6 +222,76 @@ NumaConfig default_numa_config(const core::ConfigValue& root) {
   return c;
 }
 
+// The NUMA section's part of a machine snapshot (docs/snapshot.md): the
+// model (pages, numastat, hugepages, CPU online state, allocations), ksm,
+// the memory blocks' online flags, and the settings that are knobs
+// (cpuidle governor and per-state disable, overcommit hugepages,
+// auto_online_blocks, each block's power/control, the buses'
+// drivers_autoprobe). A CPU whose online state differs is hotplugged
+// through its own online file first, which adds or removes its cpuidle
+// and cache directories as a hotplug does; the model record then
+// overwrites what that changed.
+void register_numa_state(MachineContext& ctx, std::shared_ptr<NumaModel> model,
+                         std::shared_ptr<Ksm> ksm,
+                         std::vector<std::shared_ptr<MemoryBlock>> blocks) {
+  core::Tree& tree = ctx.tree;
+  const auto knob_paths = [&tree, model] {
+    std::vector<std::string> paths{"bus/node/drivers_autoprobe",
+                                   "bus/cpu/drivers_autoprobe",
+                                   "bus/memory/drivers_autoprobe",
+                                   "devices/system/cpu/cpuidle/current_governor",
+                                   "kernel/mm/hugepages/hugepages-2048kB/nr_overcommit_hugepages",
+                                   "devices/system/memory/auto_online_blocks"};
+    for (unsigned cpu : model->online_cpus())
+      for (unsigned st = 0;; ++st) {
+        const auto path = fmt::format("devices/system/cpu/cpu{}/cpuidle/state{}/disable", cpu, st);
+        if (tree.resolve(path) == 0) break;
+        paths.push_back(path);
+      }
+    auto mem = tree.list(tree.resolve("devices/system/memory"));
+    if (mem)
+      for (const auto& e : *mem)
+        if (e.name.rfind("memory", 0) == 0)
+          paths.push_back("devices/system/memory/" + e.name + "/power/control");
+    return paths;
+  };
+  auto save = [model, ksm, blocks, &tree, knob_paths](core::StateWriter& w) {
+    model->save_state(w);
+    ksm->save_state(w);
+    for (const auto& b : blocks)
+      w.put_bool(fmt::format("memory{}.online", b->id()), b->online_flag());
+    save_knobs(tree, knob_paths(), w);
+  };
+  auto load = [model, ksm, blocks, &tree](const core::StateReader& r) -> core::Status {
+    // Check what is read here before anything changes.
+    auto online_s = r.str("numa.cpu_online");
+    if (!online_s) return core::Errno{EINVAL};
+    std::vector<bool> online;
+    for (std::size_t i = 0; i < online_s->size(); i += 2) online.push_back((*online_s)[i] == '1');
+    std::vector<bool> block_online;
+    for (const auto& b : blocks) {
+      auto v = r.boolean(fmt::format("memory{}.online", b->id()));
+      if (!v) return core::Errno{EINVAL};
+      block_online.push_back(*v);
+    }
+    // CPU hotplug: online first, so that the last online CPU is never
+    // asked to go.
+    for (bool want : {true, false})
+      for (unsigned cpu = 0; cpu < online.size(); ++cpu) {
+        if (online[cpu] != want || model->cpu_online(cpu) == want) continue;
+        const auto node = tree.find(fmt::format("devices/system/cpu/cpu{}/online", cpu));
+        if (!node || !node->store(core::Caller::kernel(), want ? "1" : "0"))
+          return core::Errno{EINVAL};
+      }
+    if (auto st = model->load_state(r); !st) return st;
+    if (auto st = ksm->load_state(r); !st) return st;
+    for (std::size_t i = 0; i < blocks.size(); ++i) blocks[i]->set_online_flag(block_online[i]);
+    return load_knobs(tree, r);
+  };
+  ctx.machine.register_state(
+      {.name = "numa", .version = 1, .save = save, .load = load, .section = {}});
+}
+
 void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   std::shared_ptr<NumaModel> model;
   std::vector<std::vector<unsigned>> block_ids;  // per node; empty: laid out in order
@@ -315,7 +386,9 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
       if (block_ids[nid].empty() && model->node(static_cast<int>(nid)).present > 0)
         sec.get_array("node")[nid].fail(
             "memory_blocks on one node needs them on every node with memory");
-  add_memory_blocks(ctx.env, ctx.tree, model, block_mb * 1024 * 1024, auto_online, keep, block_ids);
+  std::vector<std::shared_ptr<MemoryBlock>> blocks;
+  add_memory_blocks(ctx.env, ctx.tree, model, block_mb * 1024 * 1024, auto_online, keep, block_ids,
+                    &blocks);
 
   // hugetlb_sysfs_init: kernel/mm/hugepages/hugepages-2048kB over the nodes' pools.
   auto hugetlb = std::make_shared<HugetlbGlobal>(ctx.env, model);
@@ -331,6 +404,8 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   auto debug = std::make_shared<NumaDebug>(ctx.env, model);
   ctx.tree.add_device<NumaDebug>("kernel/debug/vsysfs/numa", debug, NumaDebug::groups());
   keep.push_back(debug);
+
+  register_numa_state(ctx, model, ksm, std::move(blocks));
 
   for (auto& k : keep) ctx.machine.keep(std::move(k));
   ctx.machine.keep(model);

@@ -47,6 +47,7 @@
 
 #include "core/locks.hpp"
 #include "core/result.hpp"
+#include "core/state_record.hpp"
 
 namespace vsysfs::devices {
 
@@ -297,6 +298,14 @@ class NumaModel {
   core::Status balloon_give_pages(int nid, std::uint64_t pages);
 
   NodeSnapshot node(int nid) const;
+
+  // --- machine snapshots (docs/snapshot.md; devices/numa/numa_state.cpp) ---
+  // The mutable part (pages, numastat, hugepages, CPU online state,
+  // allocations, the hstate cursors) as fields "numa.*". load_state checks
+  // every field before changing anything (EINVAL: a record of another
+  // topology) and rebuilds the zonelists.
+  void save_state(core::StateWriter& w) const;
+  core::Status load_state(const core::StateReader& r);
 
  private:
   struct Pgdat {

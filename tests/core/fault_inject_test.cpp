@@ -16,6 +16,7 @@
 #include "core/clock.hpp"
 #include "core/event_log.hpp"
 #include "core/fault_inject.hpp"
+#include "core/state_record.hpp"
 
 using vsysfs::core::Caller;
 using vsysfs::core::EventLog;
@@ -447,6 +448,44 @@ TEST_CASE("delay: at most kMaxDelayed wait at once; the next is not delayed") {
   cancel = true;
   for (auto& w : waiters) w.join();
   CHECK(f.fi.delayed() == 0);
+}
+
+TEST_CASE("snapshot record: delay_ms, net_rx and link_flap settings come back; a flap schedule is refused") {
+  using namespace std::chrono_literals;
+  using vsysfs::core::NetRxFault;
+  using vsysfs::core::StateReader;
+  using vsysfs::core::StateWriter;
+  Fixture f;
+  f.fi.set(FaultPoint::Store, &FaultSettings::delay_ms, 250u);
+  f.fi.set(FaultPoint::NetRx, &FaultSettings::rx_kind, NetRxFault::Corrupt);
+  f.fi.set(FaultPoint::LinkFlap, &FaultSettings::down_ms, 300u);
+  f.fi.set(FaultPoint::LinkFlap, &FaultSettings::period_ms, 700u);
+  StateWriter w(1);
+  f.fi.save_state(w);
+  f.fi.set(FaultPoint::Store, &FaultSettings::delay_ms, 0u);
+  f.fi.set(FaultPoint::NetRx, &FaultSettings::rx_kind, NetRxFault::Drop);
+  f.fi.set(FaultPoint::LinkFlap, &FaultSettings::down_ms, 100u);
+  f.fi.set(FaultPoint::LinkFlap, &FaultSettings::period_ms, 1000u);
+  auto r = StateReader::parse(w.text());
+  REQUIRE(r);
+  REQUIRE(f.fi.load_state(*r));
+  CHECK(f.fi.settings(FaultPoint::Store).delay_ms == 250u);
+  CHECK(f.fi.settings(FaultPoint::NetRx).rx_kind == NetRxFault::Corrupt);
+  CHECK(f.fi.settings(FaultPoint::LinkFlap).down_ms == 300u);
+  CHECK(f.fi.settings(FaultPoint::LinkFlap).period_ms == 700u);
+
+  // A running schedule is neither restored nor overwritten.
+  int down = 0;
+  f.fi.add_flap_target("eth0", [&down](bool d) { down += d ? 1 : -1; });
+  REQUIRE(f.fi.start_flaps(3));
+  CHECK(f.fi.load_state(*r).error() == vsysfs::core::Errno{EBUSY});
+  StateWriter w2(1);
+  f.fi.save_state(w2);
+  REQUIRE(f.fi.start_flaps(0));
+  auto r2 = StateReader::parse(w2.text());
+  REQUIRE(r2);
+  CHECK(f.fi.load_state(*r2).error() == vsysfs::core::Errno{EBUSY});
+  CHECK(f.fi.load_state(*r));
 }
 
 }  // TEST_SUITE("fault_inject")

@@ -713,6 +713,18 @@ ROWS = [
     # printable ASCII only; no corpus input is one (all EINVAL).
     (VDBG + "xen/xenstore", always("EINVAL"), "xen_xenstore.hpp: PATH VALUE lines"),
 
+    # devices/machine/snapshot.hpp (docs/snapshot.md): a NAME is 1..64 bytes
+    # of [A-Za-z0-9._-], not ".", ".." or "now"; one trailing newline is
+    # dropped. snapshot takes it (ENOSPC past 16: the sweep remounts after
+    # each accepted one, see DESTRUCTIVE); restore of a good name that no
+    # snapshot has is ENOENT; diff wants exactly two blank-separated names,
+    # each "now" or a snapshot (ENOENT otherwise).
+    (VDBG + "machine/snapshot", text(lambda d: _snapshot_name(text_buf(d)) or "OK"),
+     "snapshot.hpp: snapshot NAME"),
+    (VDBG + "machine/restore", text(lambda d: _snapshot_name(text_buf(d)) or "ENOENT"),
+     "snapshot.hpp: restore NAME"),
+    (VDBG + "machine/diff", text(lambda d: _snapshot_diff(text_buf(d))), "snapshot.hpp: diff A B"),
+
     # --- the test device (tests/testdev/test_device.hpp) ------------------------------
     ("devices/virtual/vsysfs_test/*/value", text(KSTRTO["int0"]), "test_device.hpp: kstrtoint"),
     ("devices/virtual/vsysfs_test/*/secret", text(KSTRTO["int0"]), "test_device.hpp: kstrtoint"),
@@ -770,7 +782,41 @@ DESTRUCTIVE = [
     # shows, SMIs or allocations fail by design, so every later input
     # would be judged against a machine that fails on purpose
     "kernel/debug/vsysfs/fail/*/probability",
+    # take and bring back whole-machine snapshots (docs/snapshot.md): an
+    # accepted one adds a snapshot the next inputs would find
+    "kernel/debug/vsysfs/machine/snapshot",
+    "kernel/debug/vsysfs/machine/restore",
 ]
+
+
+def _snapshot_check(name):
+    """devices/machine/snapshot.cpp check_name: None when valid, else the errno."""
+    if not name:
+        return "EINVAL"
+    if len(name) > 64:
+        return "ENAMETOOLONG"
+    if name in (b"now", b".", b".."):
+        return "EINVAL"
+    if any(not (chr(c).isascii() and (chr(c).isalnum() or chr(c) in "._-")) for c in name):
+        return "EINVAL"
+    return None
+
+
+def _snapshot_name(buf):
+    """A snapshot/restore write: one trailing newline dropped, then the name."""
+    return _snapshot_check(buf[:-1] if buf.endswith(b"\n") else buf)
+
+
+def _snapshot_diff(buf):
+    names = re.split(rb"[ \t\n]+", buf.strip(b" \t\n")) if buf.strip(b" \t\n") else []
+    if len(names) != 2:
+        return "EINVAL"
+    for n in names:
+        if n != b"now":
+            err = _snapshot_check(n)
+            if err:
+                return err
+    return "OK" if names == [b"now", b"now"] else "ENOENT"
 
 
 def expected_for(rel, label, data=None, off=0, mnt=None):

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <set>
 
 #include "core/parse.hpp"
 #include "devices/machine/machine.hpp"
@@ -62,6 +63,12 @@ void build_testdev(devices::MachineContext& ctx, const core::ConfigValue& sec) {
   ctx.tree.add_device<TK>("kernel/debug/vsysfs/testdev", knobs, TK::groups());
   ctx.machine.keep(dev0);
   ctx.machine.keep(knobs);
+  ctx.machine.register_state(
+      {.name = "testdev",
+       .version = 1,
+       .save = [knobs](core::StateWriter& w) { knobs->save_state(w); },
+       .load = [knobs](const core::StateReader& r) { return knobs->load_state(r); },
+       .section = {}});
 }
 const devices::SectionRegistrar kRegistrar{"testdev", &build_testdev};
 
@@ -237,16 +244,118 @@ core::Result<std::size_t> TK::hotplug_store(const core::Caller& c, std::string_v
     return core::Errno{EINVAL};
   if (verb == "add") {
     if (tree_.resolve(dir_of(name))) return core::Errno{EEXIST};
-    add_test_device(env_, tree_, name);
+    auto dev = add_test_device(env_, tree_, name);
+    std::lock_guard lock(hp_mu_);
+    hotplugged_[name] = std::move(dev);
   } else if (verb == "remove") {
     if (!tree_.resolve(dir_of(name))) return core::Errno{ENOENT};
     (void)tree_.remove("class/vsysfs_test/" + name);
     VSYSFS_TRY_STATUS(tree_.remove(dir_of(name)));
+    std::lock_guard lock(hp_mu_);
+    hotplugged_.erase(name);
   } else {
     return core::Errno{EINVAL};
   }
   env_.log(&c, "testdev", "hotplug", "OK", {{"verb", verb}, {"name", name}});
   return in.size();
+}
+
+// --- machine snapshots (docs/snapshot.md) ------------------------------------
+
+void TD::save_state(core::StateWriter& w, const std::string& prefix) const {
+  std::lock_guard lock(mu_);
+  w.put_i64(prefix + ".value", value_);
+  w.put_i64(prefix + ".secret", secret_);
+  w.put_u64(prefix + ".sink_len", sink_len_);
+  w.put_bool(prefix + ".sink_nul", sink_nul_);
+  w.put_str(prefix + ".blob", std::string_view(blob_.data(), blob_.size()));
+  w.put_str(prefix + ".stream", std::string_view(stream_.data(), stream_.size()));
+}
+
+core::Status TD::load_state(const core::StateReader& r, const std::string& prefix) {
+  auto value = r.i64(prefix + ".value");
+  auto secret = r.i64(prefix + ".secret");
+  auto sink_len = r.u64(prefix + ".sink_len");
+  auto sink_nul = r.boolean(prefix + ".sink_nul");
+  auto blob = r.str(prefix + ".blob");
+  auto stream = r.str(prefix + ".stream");
+  if (!value || !secret || !sink_len || !sink_nul || !blob || !stream ||
+      blob->size() != blob_.size() || stream->size() != stream_.size())
+    return core::Errno{EINVAL};
+  {
+    std::lock_guard lock(mu_);
+    secret_ = static_cast<int>(*secret);
+    sink_len_ = *sink_len;
+    sink_nul_ = *sink_nul;
+    std::memcpy(blob_.data(), blob->data(), blob_.size());
+    std::memcpy(stream_.data(), stream->data(), stream_.size());
+  }
+  set_value(static_cast<int>(*value));  // notifies pollers, as a restore changes it
+  return {};
+}
+
+void TK::save_state(core::StateWriter& w) const {
+  dev0_->save_state(w, "testdev0");
+  std::string names;
+  {
+    std::lock_guard lock(hp_mu_);
+    // By position in the (sorted) list: a name may hold any byte but '/'.
+    std::size_t i = 0;
+    for (const auto& [name, dev] : hotplugged_) {
+      names += name + "\n";
+      dev->save_state(w, "dev" + std::to_string(i++));
+    }
+  }
+  w.put_str("hotplugged", names);
+  w.put_u64("fired", fired_.load());
+  w.put_bool("timer.pending", timer_.pending());
+  w.put_i64("timer.expires_ns", timer_.expires().count());
+}
+
+core::Status TK::load_state(const core::StateReader& r) {
+  auto names_s = r.str("hotplugged");
+  auto fired = r.u64("fired");
+  auto pending = r.boolean("timer.pending");
+  auto expires = r.i64("timer.expires_ns");
+  if (!names_s || !fired || !pending || !expires) return core::Errno{EINVAL};
+  std::set<std::string> names;
+  for (std::string_view rest = *names_s; !rest.empty();) {
+    const auto nl = rest.find('\n');
+    if (nl == std::string_view::npos || nl == 0) return core::Errno{EINVAL};
+    names.emplace(rest.substr(0, nl));
+    rest.remove_prefix(nl + 1);
+  }
+  // Hotplug: remove what the snapshot lacks, add what it has.
+  std::map<std::string, std::shared_ptr<TD>> now;
+  {
+    std::lock_guard lock(hp_mu_);
+    now = hotplugged_;
+  }
+  for (const auto& [name, dev] : now)
+    if (!names.count(name)) {
+      (void)tree_.remove("class/vsysfs_test/" + name);
+      (void)tree_.remove(dir_of(name));
+      std::lock_guard lock(hp_mu_);
+      hotplugged_.erase(name);
+    }
+  for (const auto& name : names)
+    if (!now.count(name)) {
+      if (tree_.resolve(dir_of(name))) return core::Errno{EINVAL};
+      auto dev = add_test_device(env_, tree_, name);
+      std::lock_guard lock(hp_mu_);
+      hotplugged_[name] = std::move(dev);
+    }
+  VSYSFS_TRY_STATUS(dev0_->load_state(r, "testdev0"));
+  {
+    std::lock_guard lock(hp_mu_);
+    std::size_t i = 0;
+    for (const auto& [name, dev] : hotplugged_)
+      VSYSFS_TRY_STATUS(dev->load_state(r, "dev" + std::to_string(i++)));
+  }
+  timer_.del_timer_sync();
+  fired_ = *fired;
+  if (*pending) timer_.mod_timer(core::Nanos(*expires));
+  return {};
 }
 
 }  // namespace vsysfs::testing

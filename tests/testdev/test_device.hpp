@@ -28,6 +28,7 @@
 
 #include <array>
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -67,6 +68,10 @@ class TestDevice {
 
   // Used by the knobs.
   void set_value(int v);
+  // Machine snapshots (docs/snapshot.md): every field but `shows` (which
+  // counts reads, and a snapshot reads), keys "PREFIX.*".
+  void save_state(core::StateWriter& w, const std::string& prefix) const;
+  core::Status load_state(const core::StateReader& r, const std::string& prefix);
   core::Kobject kobj_;
 
  private:
@@ -94,9 +99,16 @@ class TestDeviceKnobs {
   core::Status fired_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> hotplug_store(const core::Caller& c, std::string_view in);
 
+  // Machine snapshots: testdev0, the hotplugged devices (a load adds and
+  // removes them as hotplug does), `fired` and the timer at its deadline.
+  void save_state(core::StateWriter& w) const;
+  core::Status load_state(const core::StateReader& r);
+
  private:
   core::Env& env_;
   core::Tree& tree_;
+  mutable std::mutex hp_mu_;  // Order: leaf; the hotplugged devices by name
+  std::map<std::string, std::shared_ptr<TestDevice>> hotplugged_;
   std::shared_ptr<TestDevice> dev0_;
   std::atomic<std::uint64_t> fired_{0};
   core::Timer timer_;

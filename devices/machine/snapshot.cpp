@@ -1,0 +1,341 @@
+#include "devices/machine/snapshot.hpp"
+
+#include <cerrno>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "core/page_buffer.hpp"
+#include "core/parse.hpp"
+
+namespace vsysfs::devices {
+namespace {
+
+constexpr core::SeqAttribute<MachineSnapshots> kSeq[] = {
+    VSYSFS_SEQ_ATTR_RW(MachineSnapshots, snapshot, 0600),
+    VSYSFS_SEQ_ATTR_RW(MachineSnapshots, diff, 0600),
+};
+constexpr core::DeviceAttribute<MachineSnapshots> kAttrs[] = {
+    VSYSFS_ATTR_WO_MODE(MachineSnapshots, restore, 0200),
+};
+constexpr core::AttributeGroup<MachineSnapshots> kGroups[] = {
+    {.name = "", .attrs = kAttrs, .seq_attrs = kSeq},
+};
+
+// Text files whose value is about the event log, which a restore does not
+// rewind: rendering them would make every diff across a restore noisy.
+constexpr std::string_view kNotState[] = {"kernel/debug/vsysfs/events_dropped"};
+
+// One line of diff output per value: a show() ends in '\n' (dropped) and
+// may hold more lines (escaped, so that one line is one path).
+std::string one_line(std::string_view v) {
+  if (!v.empty() && v.back() == '\n') v.remove_suffix(1);
+  std::string out;
+  for (char ch : v) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\\') {
+      out += "\\\\";
+    } else if (c < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", c);
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+// The written name without the newline echo adds.
+std::string_view chomp(std::string_view in) {
+  if (!in.empty() && in.back() == '\n') in.remove_suffix(1);
+  return in;
+}
+
+core::Status check_name(std::string_view name) {
+  if (name.empty()) return core::Errno{EINVAL};
+  if (name.size() > MachineSnapshots::kMaxName) return core::Errno{ENAMETOOLONG};
+  if (name == "now" || name == "." || name == "..") return core::Errno{EINVAL};
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    if (!ok) return core::Errno{EINVAL};
+  }
+  return {};
+}
+
+}  // namespace
+
+std::span<const core::AttributeGroup<MachineSnapshots>> MachineSnapshots::groups() {
+  return kGroups;
+}
+
+void save_knobs(const core::Tree& tree, const std::vector<std::string>& paths,
+                core::StateWriter& w) {
+  for (const auto& path : paths) {
+    const auto node = tree.find(path);
+    if (!node || node->kind != core::NodeKind::Text || !node->has_read) continue;
+    core::PageBuffer buf;
+    if (node->show(buf)) w.put_str("knob:" + path, buf.view());
+  }
+}
+
+core::Status load_knobs(const core::Tree& tree, const core::StateReader& r) {
+  constexpr std::string_view kPrefix = "knob:";
+  for (const auto& key : r.keys_with_prefix(kPrefix)) {
+    const std::string path = key.substr(kPrefix.size());
+    const auto node = tree.find(path);
+    if (!node || node->kind != core::NodeKind::Text || !node->has_write) return core::Errno{EINVAL};
+    const auto value = r.str(key);
+    core::PageBuffer buf;
+    if (node->show(buf) && buf.view() == *value) continue;
+    auto n = node->store(core::Caller::kernel(), *value);
+    if (!n) return core::Errno{EINVAL};
+  }
+  return {};
+}
+
+std::vector<std::string> writable_files(const core::Tree& tree, const std::string& dir) {
+  std::vector<std::string> out;
+  auto entries = tree.list(tree.resolve(dir));
+  if (!entries) return out;
+  for (const auto& e : *entries) {
+    const auto node = tree.get(e.ino);
+    if (node && node->kind == core::NodeKind::Text && node->has_read && node->has_write &&
+        (node->mode.load() & 0222) && e.name != "uevent")
+      out.push_back(dir + "/" + e.name);
+  }
+  return out;
+}
+
+void build_machine_snapshots(MachineContext& ctx) {
+  auto dev = std::make_shared<MachineSnapshots>(ctx.env, ctx.tree, ctx.machine, ctx.manual_clock);
+  ctx.tree.add_device<MachineSnapshots>("kernel/debug/vsysfs/machine", dev,
+                                        MachineSnapshots::groups());
+  ctx.machine.keep(dev);
+}
+
+MachineSnapshots::Snapshot MachineSnapshots::capture() const {
+  Snapshot snap;
+  snap.now = env_.now();
+  // Depth first from the root, in readdir order.
+  std::vector<std::pair<core::Ino, std::string>> stack{{core::kRootIno, ""}};
+  while (!stack.empty()) {
+    auto [dir, dir_path] = std::move(stack.back());
+    stack.pop_back();
+    auto entries = tree_.list(dir);
+    if (!entries) continue;  // removed meanwhile (hotplug)
+    for (const auto& e : *entries) {
+      if (e.name == "." || e.name == "..") continue;
+      const auto node = tree_.get(e.ino);
+      if (!node || !node->alive.load()) continue;
+      std::string path = dir_path.empty() ? e.name : dir_path + "/" + e.name;
+      if (node->kind == core::NodeKind::Symlink) continue;
+      snap.attrs.emplace(path, NodeAttr{node->mode.load(), node->uid.load(), node->gid.load()});
+      snap.size += path.size() + sizeof(NodeAttr);
+      if (node->kind == core::NodeKind::Dir) {
+        stack.emplace_back(e.ino, std::move(path));
+        continue;
+      }
+      if (node->kind != core::NodeKind::Text || !node->has_read) continue;
+      bool skip = false;
+      for (auto p : kNotState) skip = skip || path == p;
+      if (skip) continue;
+      core::PageBuffer buf;
+      const auto st = node->show(buf);
+      std::string value = st ? std::string(buf.view()) : fmt::format("<{}>", st.error().name());
+      snap.size += path.size() + value.size();
+      snap.values.emplace(std::move(path), std::move(value));
+    }
+  }
+  for (const auto& h : machine_.state_handlers()) {
+    if (!h.save) continue;
+    core::StateWriter w(h.version);
+    h.save(w);
+    snap.size += h.name.size() + w.text().size();
+    snap.states.emplace(h.name, w.text());
+  }
+  return snap;
+}
+
+const MachineSnapshots::Snapshot* MachineSnapshots::find_locked(std::string_view name) const {
+  for (const auto& s : snaps_)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+core::Status MachineSnapshots::take(const core::Caller* caller, std::string_view name) {
+  if (auto st = check_name(name); !st) return st;
+  core::MutexLock lock(mu_);
+  const Snapshot* old = find_locked(name);
+  if (!old && snaps_.size() >= kMaxSnapshots) return core::Errno{ENOSPC};
+  Snapshot snap = capture();
+  snap.name = std::string(name);
+  env_.log(caller, "machine", "snapshot", "OK",
+           {{"name", snap.name},
+            {"now_ns", static_cast<std::uint64_t>(snap.now.count())},
+            {"size", snap.size}});
+  // A name taken again replaces the old snapshot, which goes to the end
+  // of the list like a new one.
+  std::erase_if(snaps_, [&](const Snapshot& s) { return s.name == name; });
+  snaps_.push_back(std::move(snap));
+  return {};
+}
+
+core::Status MachineSnapshots::load_states(const Snapshot& snap) {
+  manual_clock_->set_time(snap.now);
+  for (const auto& h : machine_.state_handlers()) {
+    if (!h.load) continue;
+    auto it = snap.states.find(h.name);
+    if (it == snap.states.end()) return core::Errno{EINVAL};
+    auto rec = core::StateReader::parse(it->second);
+    if (!rec) return rec.error();
+    if (auto st = h.load(*rec); !st) return st;
+  }
+  return {};
+}
+
+core::Status MachineSnapshots::restore(const core::Caller* caller, std::string_view name) {
+  core::MutexLock lock(mu_);
+  const Snapshot* snap = find_locked(name);
+  if (!snap) return core::Errno{ENOENT};
+  auto refuse = [&](core::Errno e, std::vector<core::EventField> why) -> core::Status {
+    why.insert(why.begin(), core::EventField{"name", std::string(name)});
+    env_.log(caller, "machine", "restore", e.name(), std::move(why));
+    return e;
+  };
+  // Simulated time goes back to the capture: only the manual clock can.
+  if (!manual_clock_) return refuse(core::Errno{EOPNOTSUPP}, {{"unsupported", "clock=real"}});
+  // A section that registered no StateHandler would come back only in
+  // part: refuse the whole restore instead.
+  if (const auto missing = machine_.sections_without_state(); !missing.empty())
+    return refuse(core::Errno{EOPNOTSUPP},
+                  {{"unsupported", fmt::format("{}", fmt::join(missing, ","))}});
+  // Every record must be one this build reads before anything changes.
+  for (const auto& h : machine_.state_handlers()) {
+    if (!h.load) continue;
+    auto it = snap->states.find(h.name);
+    if (it == snap->states.end()) return refuse(core::Errno{EINVAL}, {{"missing", h.name}});
+    auto rec = core::StateReader::parse(it->second);
+    if (!rec || rec->version() != h.version)
+      return refuse(core::Errno{EINVAL}, {{"bad_record", h.name}});
+  }
+
+  // The state now, to roll back to if a load fails half way (a device
+  // validates its whole record before changing anything, so that only
+  // happens between devices).
+  Snapshot before;
+  before.now = env_.now();
+  for (const auto& h : machine_.state_handlers()) {
+    if (!h.save) continue;
+    core::StateWriter w(h.version);
+    h.save(w);
+    before.states.emplace(h.name, w.text());
+  }
+  if (auto st = load_states(*snap); !st) {
+    const auto back = load_states(before);
+    return refuse(core::Errno{EIO},
+                  {{"load", st.error().name()}, {"rollback", back ? "OK" : back.error().name()}});
+  }
+
+  // Modes and owners (chmod/chown). A node the snapshot does not know
+  // (added since) keeps its own.
+  for (const auto& [path, attr] : snap->attrs) {
+    const core::Ino ino = tree_.resolve(path);
+    if (ino == 0) continue;
+    const auto node = tree_.get(ino);
+    if (!node) continue;
+    if (node->mode.load() != attr.mode) (void)tree_.set_mode(ino, attr.mode);
+    if (node->uid.load() != attr.uid || node->gid.load() != attr.gid)
+      (void)tree_.set_owner(ino, attr.uid, attr.gid);
+  }
+  env_.log(
+      caller, "machine", "restore", "OK",
+      {{"name", std::string(name)}, {"now_ns", static_cast<std::uint64_t>(snap->now.count())}});
+  return {};
+}
+
+core::Result<std::string> MachineSnapshots::diff(std::string_view a, std::string_view b) const {
+  core::MutexLock lock(mu_);
+  std::optional<Snapshot> now;
+  auto pick = [&](std::string_view name) -> const Snapshot* {
+    if (name == "now") {
+      if (!now) now = capture();
+      return &*now;
+    }
+    return find_locked(name);
+  };
+  const Snapshot* sa = pick(a);
+  const Snapshot* sb = pick(b);
+  if (!sa || !sb) return core::Errno{ENOENT};
+  std::string out;
+  auto ia = sa->values.begin();
+  auto ib = sb->values.begin();
+  constexpr std::string_view kAbsent = "(absent)";
+  while (ia != sa->values.end() || ib != sb->values.end()) {
+    if (ib == sb->values.end() || (ia != sa->values.end() && ia->first < ib->first)) {
+      out += fmt::format("{}: {} -> {}\n", ia->first, one_line(ia->second), kAbsent);
+      ++ia;
+    } else if (ia == sa->values.end() || ib->first < ia->first) {
+      out += fmt::format("{}: {} -> {}\n", ib->first, kAbsent, one_line(ib->second));
+      ++ib;
+    } else {
+      if (ia->second != ib->second)
+        out += fmt::format("{}: {} -> {}\n", ia->first, one_line(ia->second), one_line(ib->second));
+      ++ia;
+      ++ib;
+    }
+  }
+  return out;
+}
+
+core::Status MachineSnapshots::snapshot_show(std::string& out) const {
+  core::MutexLock lock(mu_);
+  for (const auto& s : snaps_) out += fmt::format("{} {} {}\n", s.name, s.now.count(), s.size);
+  return {};
+}
+
+core::Result<std::size_t> MachineSnapshots::snapshot_store(const core::Caller& caller,
+                                                           std::string_view in) {
+  if (auto st = take(&caller, chomp(in)); !st) return st.error();
+  return in.size();
+}
+
+core::Result<std::size_t> MachineSnapshots::restore_store(const core::Caller& caller,
+                                                          std::string_view in) {
+  const auto name = chomp(in);
+  if (auto st = check_name(name); !st) return st.error();
+  if (auto st = restore(&caller, name); !st) return st.error();
+  return in.size();
+}
+
+core::Status MachineSnapshots::diff_show(std::string& out) const {
+  core::MutexLock lock(mu_);
+  out += diff_;
+  return {};
+}
+
+core::Result<std::size_t> MachineSnapshots::diff_store(const core::Caller&, std::string_view in) {
+  // Two names separated by blanks; "now" is the machine at this write.
+  std::vector<std::string_view> names;
+  std::string_view rest = in;
+  while (!rest.empty()) {
+    const auto start = rest.find_first_not_of(" \t\n");
+    if (start == std::string_view::npos) break;
+    rest.remove_prefix(start);
+    const auto end = std::min(rest.find_first_of(" \t\n"), rest.size());
+    names.push_back(rest.substr(0, end));
+    rest.remove_prefix(end);
+  }
+  if (names.size() != 2) return core::Errno{EINVAL};
+  for (auto n : names)
+    if (n != "now")
+      if (auto st = check_name(n); !st) return st.error();
+  auto d = diff(names[0], names[1]);
+  if (!d) return d.error();
+  core::MutexLock lock(mu_);
+  diff_ = std::move(*d);
+  return in.size();
+}
+
+}  // namespace vsysfs::devices

@@ -1,0 +1,132 @@
+#pragma once
+
+// Machine snapshots: MOUNT/kernel/debug/vsysfs/machine/{snapshot,restore,diff}
+// (docs/snapshot.md). A test suite takes a snapshot of the machine once and
+// restores it before every test case, instead of unmounting and mounting.
+// There is no kernel original: this is control-plane machinery like
+// netdevsim's debugfs knobs, so the errnos are the ones a debugfs file of
+// that shape would return.
+//
+//   file              mode  what
+//   machine/snapshot  0600  write NAME: capture the whole machine now (a
+//                           name taken before is replaced). Read: one line
+//                           per snapshot, oldest first: "NAME NOW_NS SIZE\n"
+//                           (simulated time of the capture, bytes held).
+//                           NAME: 1..kMaxName bytes of [A-Za-z0-9._-], not
+//                           "now" (EINVAL; longer: ENAMETOOLONG); a
+//                           (kMaxSnapshots+1)th name: ENOSPC.
+//   machine/restore   0200  write NAME: the machine, in place, is what it
+//                           was at that snapshot: simulated time, every
+//                           device's state (StateHandler, machine.hpp),
+//                           modes and owners. ENOENT: no such snapshot;
+//                           EOPNOTSUPP: the real clock (time cannot go
+//                           back), or a section without a StateHandler
+//                           (the event's "unsupported" field names them):
+//                           refused rather than restored partly. Held
+//                           locks and the event log are not machine state.
+//   machine/diff      0600  write "A B" (snapshot names or "now"): read
+//                           then gives one line per attribute whose value
+//                           differs, "PATH: OLD -> NEW", sorted by path.
+//
+// What a snapshot holds: the simulated time, every device's StateHandler
+// record, the mode/uid/gid of every node, and the rendered value of every
+// readable text attribute (for diff). Binary, seq and stream files are not
+// rendered; neither is events_dropped, which reports the event log.
+//
+// Thread-safety: mu_ serialises snapshot, restore and diff; it is taken
+// before any device lock (show(), save(), load() run under it) and never
+// inside a device callback.
+
+#include <sys/types.h>
+
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/attribute.hpp"
+#include "core/env.hpp"
+#include "core/locks.hpp"
+#include "core/thread_annotations.hpp"
+#include "core/tree.hpp"
+#include "devices/machine/machine.hpp"
+
+namespace vsysfs::devices {
+
+class MachineSnapshots {
+ public:
+  // Each snapshot of the default machine holds a few hundred KiB.
+  static constexpr std::size_t kMaxSnapshots = 16;
+  static constexpr std::size_t kMaxName = 64;
+
+  MachineSnapshots(core::Env& env, core::Tree& tree, Machine& machine,
+                   core::ManualClock* manual_clock)
+      : env_(env), tree_(tree), machine_(machine), manual_clock_(manual_clock) {}
+  MachineSnapshots(const MachineSnapshots&) = delete;
+  MachineSnapshots& operator=(const MachineSnapshots&) = delete;
+
+  static std::span<const core::AttributeGroup<MachineSnapshots>> groups();
+
+  // The files. Context: FUSE worker. Locking: mu_, then device locks.
+  core::Status snapshot_show(std::string& out) const;
+  core::Result<std::size_t> snapshot_store(const core::Caller& caller, std::string_view in);
+  core::Result<std::size_t> restore_store(const core::Caller& caller, std::string_view in);
+  core::Status diff_show(std::string& out) const;
+  core::Result<std::size_t> diff_store(const core::Caller& caller, std::string_view in);
+
+  // The same operations for tests (caller null: the simulated kernel).
+  core::Status take(const core::Caller* caller, std::string_view name);
+  core::Status restore(const core::Caller* caller, std::string_view name);
+  core::Result<std::string> diff(std::string_view a, std::string_view b) const;
+
+ private:
+  struct NodeAttr {
+    mode_t mode;
+    uid_t uid;
+    gid_t gid;
+    bool operator==(const NodeAttr&) const = default;
+  };
+  struct Snapshot {
+    std::string name;
+    core::Nanos now{0};
+    std::map<std::string, std::string> values;  // path -> show() output
+    std::map<std::string, NodeAttr> attrs;      // path -> mode, owner
+    std::map<std::string, std::string> states;  // StateHandler name -> record
+    std::size_t size = 0;
+  };
+
+  Snapshot capture() const REQUIRES(mu_);
+  // The device states and time of `snap` (no modes): the part a failed
+  // load rolls back.
+  core::Status load_states(const Snapshot& snap) REQUIRES(mu_);
+  const Snapshot* find_locked(std::string_view name) const REQUIRES(mu_);
+
+  core::Env& env_;
+  core::Tree& tree_;
+  Machine& machine_;
+  core::ManualClock* const manual_clock_;
+  // Order: before every device lock and the tree lock.
+  mutable core::Mutex mu_{"snapshot.mu"};
+  std::vector<Snapshot> snaps_ GUARDED_BY(mu_);  // oldest first
+  std::string diff_ GUARDED_BY(mu_);
+};
+
+// Settings a StateHandler may keep as their rendered value: text
+// attributes whose store() takes its own show() output back and whose
+// show() is all there is of them (a governor name, a bool knob), unlike
+// counters or values with side effects. Saved as "knob:PATH=VALUE";
+// load_knobs stores each value that differs from the current show() with
+// the simulated kernel as caller (logged like any store). EINVAL when a
+// path is missing or refuses its value.
+void save_knobs(const core::Tree& tree, const std::vector<std::string>& paths,
+                core::StateWriter& w);
+core::Status load_knobs(const core::Tree& tree, const core::StateReader& r);
+// The writable text attributes directly in directory `dir` (sorted), for
+// a device whose every such file is a knob.
+std::vector<std::string> writable_files(const core::Tree& tree, const std::string& dir);
+
+// Adds kernel/debug/vsysfs/machine/{snapshot,restore,diff} (from the
+// control plane's builder).
+void build_machine_snapshots(MachineContext& ctx);
+
+}  // namespace vsysfs::devices

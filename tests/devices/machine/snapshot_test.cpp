@@ -1,0 +1,460 @@
+// Unit tests of kernel/debug/vsysfs/machine/{snapshot,restore,diff}
+// (devices/machine/snapshot): bounds and names, the refusal of a machine
+// with a section that keeps no StateHandler, and, over a device that does
+// (a counter with a timer), that a restore brings back values, time,
+// pending timers (firing at the same simulated instant), modes and owners,
+// and that the diff lists exactly the changed paths.
+#include <cerrno>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include "core/parse.hpp"
+#include "devices/machine/snapshot.hpp"
+#include "tests/support/test_env.hpp"
+
+using namespace vsysfs;
+
+namespace {
+
+std::string data_of(const core::Event& e) {
+  std::string out;
+  for (const auto& f : e.data) out += f.key + "=" + f.json + " ";
+  return out;
+}
+
+// A device with state, a timer and a StateHandler: "value" (0644) and
+// "tick_ms" (0200: arms the timer, which adds 100 to value when it fires).
+class Counter {
+ public:
+  explicit Counter(core::Env& env) : env_(env), timer_(env.clock, [this] { fire(); }) {}
+
+  core::Status value_show(core::PageBuffer& buf) const {
+    core::MutexLock lock(mu_);
+    buf.emit("{}\n", value_);
+    return {};
+  }
+  core::Result<std::size_t> value_store(const core::Caller& c, std::string_view in) {
+    auto v = core::kstrtoull(in, 0);
+    if (!v) return v.error();
+    {
+      core::MutexLock lock(mu_);
+      value_ = *v;
+    }
+    env_.log(&c, "counter", "store", "OK", {{"value", *v}});
+    return in.size();
+  }
+  core::Result<std::size_t> tick_ms_store(const core::Caller&, std::string_view in) {
+    auto v = core::kstrtoull(in, 0);
+    if (!v) return v.error();
+    timer_.schedule_in(std::chrono::milliseconds(*v));
+    return in.size();
+  }
+
+  void save(core::StateWriter& w) const {
+    core::MutexLock lock(mu_);
+    w.put_u64("value", value_);
+    w.put_bool("timer.pending", timer_.pending());
+    w.put_u64("timer.expires_ns", static_cast<std::uint64_t>(timer_.expires().count()));
+  }
+  core::Status load(const core::StateReader& r) {
+    auto v = r.u64("value");
+    auto p = r.boolean("timer.pending");
+    auto e = r.u64("timer.expires_ns");
+    if (!v || !p || !e) return core::Errno{EINVAL};
+    timer_.del_timer_sync();
+    {
+      core::MutexLock lock(mu_);
+      value_ = *v;
+    }
+    if (*p) timer_.mod_timer(core::Nanos(*e));
+    return {};
+  }
+
+  static std::span<const core::AttributeGroup<Counter>> groups();
+
+ private:
+  void fire() {
+    std::uint64_t v;
+    {
+      core::MutexLock lock(mu_);
+      v = value_ += 100;
+    }
+    env_.log(nullptr, "counter", "tick", "OK", {{"value", v}});
+  }
+  core::Env& env_;
+  mutable core::Mutex mu_{"counter.mu"};
+  std::uint64_t value_ GUARDED_BY(mu_) = 7;
+  core::Timer timer_;
+};
+
+constexpr core::DeviceAttribute<Counter> kCounterAttrs[] = {
+    VSYSFS_ATTR_RW(Counter, value),
+    VSYSFS_ATTR_WO(Counter, tick_ms),
+};
+constexpr core::AttributeGroup<Counter> kCounterGroups[] = {{.name = "", .attrs = kCounterAttrs}};
+std::span<const core::AttributeGroup<Counter>> Counter::groups() { return kCounterGroups; }
+
+// A machine of two counters and the snapshot files, driven through
+// fs::Server like the FUSE ops. No Machine::build: no section, so the
+// handlers registered here are all there is.
+struct Rig {
+  testing::TestEnv t;
+  core::Tree tree;
+  core::LockService locks{t.env};
+  devices::Machine machine{t.env, tree, &t.clock, locks};
+  std::shared_ptr<devices::MachineSnapshots> snaps;
+  std::vector<std::shared_ptr<Counter>> counters;
+
+  Rig() {
+    for (int i = 0; i < 2; ++i) {
+      auto c = std::make_shared<Counter>(t.env);
+      tree.add_device<Counter>(fmt::format("devices/counter{}", i), c, Counter::groups());
+      machine.register_state({.name = fmt::format("counter{}", i),
+                              .version = 1,
+                              .save = [c](core::StateWriter& w) { c->save(w); },
+                              .load = [c](const core::StateReader& r) { return c->load(r); },
+                              .section = "counter"});
+      counters.push_back(c);
+    }
+    snaps = std::make_shared<devices::MachineSnapshots>(t.env, tree, machine, &t.clock);
+    tree.add_device<devices::MachineSnapshots>("kernel/debug/vsysfs/machine", snaps,
+                                               devices::MachineSnapshots::groups());
+  }
+  std::string read(std::string_view path) {
+    core::PageBuffer buf;
+    auto st = tree.find(path)->show(buf);
+    return st ? std::string(buf.view()) : "<err>";
+  }
+  long write(std::string_view path, std::string_view in) {
+    auto r = tree.find(path)->store(core::Caller::root(), in);
+    return r ? static_cast<long>(*r) : -static_cast<long>(r.error().value());
+  }
+  std::string seq(std::string_view path) {
+    std::string out;
+    (void)tree.find(path)->seq_show(out);
+    return out;
+  }
+  // The events after `from` as "device what data" lines (no seq, no time).
+  std::vector<std::string> events_since(std::uint64_t from) {
+    std::vector<std::string> out;
+    for (const auto& e : t.events.snapshot())
+      if (e.seq > from && e.device == "counter") out.push_back(e.what + " " + data_of(e));
+    return out;
+  }
+};
+
+constexpr const char* kSnap = "kernel/debug/vsysfs/machine/snapshot";
+constexpr const char* kRestore = "kernel/debug/vsysfs/machine/restore";
+constexpr const char* kDiff = "kernel/debug/vsysfs/machine/diff";
+
+}  // namespace
+
+TEST_SUITE("snapshot") {
+
+TEST_CASE("snapshot: names, the bound, replace, the list") {
+  Rig m;
+  CHECK(m.write(kSnap, "\n") == -EINVAL);
+  CHECK(m.write(kSnap, "now\n") == -EINVAL);
+  CHECK(m.write(kSnap, "a b\n") == -EINVAL);
+  CHECK(m.write(kSnap, "a/b") == -EINVAL);
+  CHECK(m.write(kSnap, "..") == -EINVAL);
+  CHECK(m.write(kSnap, std::string(devices::MachineSnapshots::kMaxName + 1, 'x')) == -ENAMETOOLONG);
+  CHECK(m.seq(kSnap) == "");  // refused names changed nothing
+  CHECK(m.write(kSnap, std::string(devices::MachineSnapshots::kMaxName, 'x')) ==
+        static_cast<long>(devices::MachineSnapshots::kMaxName));
+  for (std::size_t i = 1; i < devices::MachineSnapshots::kMaxSnapshots; ++i)
+    CHECK(m.write(kSnap, fmt::format("s{}\n", i)) > 0);
+  CHECK(m.write(kSnap, "one-too-many\n") == -ENOSPC);
+  // An existing name is replaced, even when full; it moves to the end.
+  m.t.advance_ms(5);
+  CHECK(m.write(kSnap, "s1\n") == 3);
+  const auto list = m.seq(kSnap);
+  CHECK(std::count(list.begin(), list.end(), '\n') ==
+        static_cast<long>(devices::MachineSnapshots::kMaxSnapshots));
+  const auto last = list.substr(list.rfind('\n', list.size() - 2) + 1);
+  CHECK(last.rfind("s1 5000000 ", 0) == 0);
+  CHECK(m.write(kRestore, "nosuch\n") == -ENOENT);
+  CHECK(m.write(kRestore, "bad name\n") == -EINVAL);
+}
+
+TEST_CASE("restore: values, time, a pending timer at the same instant, modes and owners") {
+  Rig m;
+  m.t.advance_ms(10);
+  CHECK(m.write("devices/counter0/value", "5") == 1);
+  CHECK(m.write("devices/counter1/tick_ms", "30") == 2);  // fires at 40 ms
+  CHECK(m.write(kSnap, "base\n") == 5);
+
+  CHECK(m.write("devices/counter0/value", "99") == 2);
+  const core::Ino ino = m.tree.resolve("devices/counter0/value");
+  REQUIRE(m.tree.set_mode(ino, 0600));
+  REQUIRE(m.tree.set_owner(ino, 1000, 1000));
+  m.t.advance_ms(50);  // the timer fires: counter1 = 107
+  CHECK(m.read("devices/counter1/value") == "107\n");
+  CHECK(m.write("devices/counter1/tick_ms", "1000") == 4);  // pending, not in the snapshot
+
+  CHECK(m.write(kDiff, "base now\n") == 9);
+  CHECK(m.seq(kDiff) ==
+        "devices/counter0/value: 5 -> 99\n"
+        "devices/counter1/value: 7 -> 107\n");
+
+  CHECK(m.write(kRestore, "base\n") == 5);
+  CHECK(m.t.clock.now() == std::chrono::milliseconds(10));
+  CHECK(m.read("devices/counter0/value") == "5\n");
+  CHECK(m.read("devices/counter1/value") == "7\n");
+  const auto node = m.tree.get(ino);
+  CHECK(node->mode.load() == 0644);
+  CHECK(node->uid.load() == 0);
+  CHECK(node->gid.load() == 0);
+  CHECK(m.write(kDiff, "base now\n") == 9);
+  CHECK(m.seq(kDiff) == "");
+  // The snapshot's timer, and only it: 29 ms on nothing, at 30 the tick.
+  m.t.advance_ms(29);
+  CHECK(m.read("devices/counter1/value") == "7\n");
+  m.t.advance_ms(1);
+  CHECK(m.read("devices/counter1/value") == "107\n");
+  m.t.advance_ms(5000);  // the 1000 ms timer armed after the snapshot is gone
+  CHECK(m.read("devices/counter1/value") == "107\n");
+  const auto restores = [&] {
+    int n = 0;
+    for (const auto& e : m.t.events.snapshot()) n += e.device == "machine" && e.what == "restore";
+    return n;
+  }();
+  CHECK(restores == 1);  // the log records the restore; it is not rewound
+}
+
+TEST_CASE("diff: absent paths, now-now, bad input changes nothing") {
+  Rig m;
+  CHECK(m.write(kSnap, "a") == 1);
+  CHECK(m.write(kDiff, "a now") == 5);
+  CHECK(m.seq(kDiff) == "");
+  CHECK(m.write("devices/counter0/value", "1") == 1);
+  CHECK(m.write(kDiff, " a\tnow \n") > 0);
+  CHECK(m.seq(kDiff) == "devices/counter0/value: 7 -> 1\n");
+  CHECK(m.write(kDiff, "a") == -EINVAL);
+  CHECK(m.write(kDiff, "a now now") == -EINVAL);
+  CHECK(m.write(kDiff, "a zz") == -ENOENT);
+  CHECK(m.write(kDiff, "a b/c") == -EINVAL);
+  CHECK(m.seq(kDiff) == "devices/counter0/value: 7 -> 1\n");  // the last good diff
+  CHECK(m.write(kDiff, "now a") > 0);
+  CHECK(m.seq(kDiff) == "devices/counter0/value: 1 -> 7\n");
+}
+
+TEST_CASE("restore refuses a machine with a section that keeps no state") {
+  Rig m;
+  CHECK(m.write(kSnap, "a") == 1);
+  m.machine.register_state({.name = "x",
+                            .version = 1,
+                            .save = {},
+                            .load = {},
+                            .section = "other"});  // stateless: covered
+  CHECK(m.write(kRestore, "a") == 1);
+  testing::TestMachine full(R"([dcdbas]
+model = "PowerEdge 1400"
+)");
+  CHECK(full.write(kSnap, "a\n") == 2);
+  CHECK(full.write("kernel/debug/vsysfs/clock/advance_ms", "10") == 2);
+  CHECK(full.write(kRestore, "a\n") == -EOPNOTSUPP);
+  CHECK(full.read("kernel/debug/vsysfs/clock/now_ns") == "10000000\n");  // nothing changed
+  const auto ev = full.events_of("machine", "restore");
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0].result == "EOPNOTSUPP");
+  CHECK(ev[0].field("unsupported").find("dcdbas") != std::string::npos);
+  CHECK(full.write(kDiff, "a now\n") == 6);
+  CHECK(full.read(kDiff) == "kernel/debug/vsysfs/clock/now_ns: 0 -> 10000000\n");
+}
+
+TEST_CASE("restore with the real clock is EOPNOTSUPP") {
+  testing::TestEnv t;
+  core::Tree tree;
+  core::LockService locks{t.env};
+  devices::Machine machine{t.env, tree, nullptr, locks};
+  devices::MachineSnapshots snaps(t.env, tree, machine, nullptr);
+  REQUIRE(snaps.take(nullptr, "a"));
+  CHECK(snaps.restore(nullptr, "a").error().value() == EOPNOTSUPP);
+}
+
+// The determinism property (docs/snapshot.md "Determinism"): with the
+// manual clock, snapshot A; ops; restore A; the same ops gives the same
+// values and the same events (what and data) both times.
+TEST_CASE("restore is deterministic over random op sequences") {
+  const unsigned seeds = 20;
+  for (unsigned seed = 1; seed <= seeds; ++seed) {
+    Rig m;
+    std::mt19937 rng(seed);
+    m.t.advance_ms(rng() % 100);
+    CHECK(m.write("devices/counter1/tick_ms", "25") == 2);
+    REQUIRE(m.snaps->take(nullptr, "A"));
+    std::vector<std::pair<std::string, std::string>> ops;
+    const int n = 5 + static_cast<int>(rng() % 20);
+    for (int i = 0; i < n; ++i) {
+      const int dev = static_cast<int>(rng() % 2);
+      switch (rng() % 3) {
+        case 0:
+          ops.emplace_back(fmt::format("devices/counter{}/value", dev),
+                           fmt::format("{}", rng() % 1000));
+          break;
+        case 1:
+          ops.emplace_back(fmt::format("devices/counter{}/tick_ms", dev),
+                           fmt::format("{}", rng() % 50));
+          break;
+        default:
+          ops.emplace_back("advance", fmt::format("{}", rng() % 40));
+          break;
+      }
+    }
+    auto run = [&] {
+      const std::uint64_t from =
+          m.t.events.snapshot().empty() ? 0 : m.t.events.snapshot().back().seq;
+      for (const auto& [path, v] : ops) {
+        if (path == "advance") {
+          m.t.advance_ms(std::stoull(v));
+        } else {
+          CHECK(m.write(path, v) > 0);
+        }
+      }
+      return std::pair{m.events_since(from), m.read("devices/counter0/value") +
+                                                 m.read("devices/counter1/value") +
+                                                 fmt::format("{}", m.t.clock.now().count())};
+    };
+    const auto first = run();
+    REQUIRE(m.snaps->restore(nullptr, "A"));
+    const auto second = run();
+    CHECK_MESSAGE(first.first == second.first, "seed ", seed);
+    CHECK_MESSAGE(first.second == second.second, "seed ", seed);
+  }
+}
+
+// A machine whose every section has a StateHandler (the control plane,
+// locks, the default NUMA topology, the clocksource, the test device).
+TEST_CASE("restore of a whole machine: every value back, hotplug undone") {
+  testing::TestMachine m(R"([testdev]
+value = 7
+)");
+  const auto K = [](std::string_view f) { return "kernel/debug/vsysfs/" + std::string(f); };
+  CHECK(m.write(K("testdev/hotplug"), "add kept") == 8);
+  CHECK(m.write(K("testdev/timer_ms"), "40") == 2);
+  CHECK(m.write(K("machine/snapshot"), "base") == 4);
+  const auto list_before = m.read("devices/system/cpu/cpu1/cpuidle/state1/disable");
+  CHECK(m.write(K("testdev/set"), "5") == 1);
+  CHECK(m.write(K("testdev/hotplug"), "remove kept") == 11);
+  CHECK(m.write(K("testdev/hotplug"), "add extra") == 9);
+  CHECK(m.write("devices/system/cpu/cpu1/online", "0") == 1);
+  CHECK(m.write("kernel/mm/ksm/advisor_mode", "scan-time") == 9);
+  CHECK(m.write("devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages", "4") == 1);
+  CHECK(m.write(K("numa/alloc"), "pages=10") == 8);
+  CHECK(m.write(K("fail/smi/probability"), "7") == 1);
+  CHECK(m.write(K("fail/seed"), "3") == 1);
+  CHECK(m.write("devices/system/clocksource/clocksource0/unbind_clocksource", "hpet") == 4);
+  m.advance_ms(100);
+  CHECK(m.read(K("testdev/fired")) == "1\n");
+  CHECK_FALSE(m.exists("devices/system/cpu/cpu1/cpuidle"));
+  CHECK(m.write(K("machine/diff"), "base now") == 8);
+  CHECK(m.read(K("machine/diff")) != "");
+
+  CHECK(m.write(K("machine/restore"), "base") == 4);
+  CHECK(m.write(K("machine/diff"), "base now") == 8);
+  // testdev0's read counters count the snapshot's own reads: not state.
+  CHECK(m.read(K("machine/diff")) ==
+        "devices/virtual/vsysfs_test/testdev0/shows: 2 -> 8\n"
+        "devices/virtual/vsysfs_test/testdev0/stats/count: 3 -> 9\n");
+  CHECK(m.exists("devices/virtual/vsysfs_test/kept/value"));
+  CHECK_FALSE(m.exists("devices/virtual/vsysfs_test/extra"));
+  CHECK(m.read("devices/system/cpu/cpu1/cpuidle/state1/disable") == list_before);
+  CHECK(m.read(K("testdev/fired")) == "0\n");
+  m.advance_ms(40);
+  CHECK(m.read(K("testdev/fired")) == "1\n");
+}
+
+// The determinism property across device families on a whole machine
+// (control plane, NUMA, clocksource, the test device with its timer and
+// hotplug): snapshot A; random ops; restore A; the same ops gives the same
+// attribute values and the same events (device, what, result, data).
+TEST_CASE("restore is deterministic on a whole machine across device families") {
+  const auto K = [](std::string_view f) { return "kernel/debug/vsysfs/" + std::string(f); };
+  const unsigned seeds = 8;
+  for (unsigned seed = 1; seed <= seeds; ++seed) {
+    testing::TestMachine m(R"([testdev]
+value = 7
+)");
+    std::mt19937 rng(seed);
+    const auto pick = [&](std::initializer_list<const char*> v) {
+      return std::string(*(v.begin() + rng() % v.size()));
+    };
+    std::vector<std::pair<std::string, std::string>> ops;
+    const int n = 10 + static_cast<int>(rng() % 20);
+    for (int i = 0; i < n; ++i) {
+      switch (rng() % 9) {
+        case 0:
+          ops.emplace_back(K("testdev/set"), fmt::format("{}", rng() % 100));
+          break;
+        case 1:
+          ops.emplace_back(K("testdev/timer_ms"), fmt::format("{}", rng() % 50));
+          break;
+        case 2:
+          ops.emplace_back(K("testdev/hotplug"), pick({"add a", "add b", "remove a", "remove b"}));
+          break;
+        case 3:
+          ops.emplace_back(fmt::format("devices/system/cpu/cpu{}/online", 1 + rng() % 3),
+                           pick({"0", "1"}));
+          break;
+        case 4:
+          ops.emplace_back(K("numa/alloc"), fmt::format("pages={}", 1 + rng() % 1000));
+          break;
+        case 5:
+          ops.emplace_back("kernel/mm/ksm/" + pick({"run", "pages_to_scan", "advisor_mode"}),
+                           pick({"1", "0", "scan-time", "none", "200"}));
+          break;
+        case 6:
+          ops.emplace_back("devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages",
+                           fmt::format("{}", rng() % 8));
+          break;
+        case 7:
+          ops.emplace_back(K("fail/seed"), fmt::format("{}", rng() % 10));
+          break;
+        default:
+          ops.emplace_back(K("clock/advance_ms"), fmt::format("{}", rng() % 40));
+          break;
+      }
+    }
+    m.advance_ms(rng() % 100);
+    CHECK(m.write(K("testdev/timer_ms"), "25") == 2);
+    REQUIRE(m.write(K("machine/snapshot"), "A") == 1);
+    auto run = [&] {
+      const std::uint64_t from = m.events.snapshot().back().seq;
+      std::vector<long> results;
+      for (const auto& [path, v] : ops) results.push_back(m.write(path, v));
+      std::vector<std::string> evs;
+      for (const auto& e : m.events.since(from))
+        evs.push_back(e.device + " " + e.what + " " + e.result + " " + data_of(e));
+      // Every attribute value, as the snapshot renders them.
+      REQUIRE(m.write(K("machine/snapshot"), "end") == 3);
+      return std::tuple{results, evs};
+    };
+    const auto first = run();
+    REQUIRE(m.write(K("machine/snapshot"), "end1") == 4);
+    REQUIRE(m.write(K("machine/restore"), "A") == 1);
+    const auto second = run();
+    CHECK_MESSAGE(std::get<0>(first) == std::get<0>(second), "seed ", seed);
+    CHECK_MESSAGE(std::get<1>(first) == std::get<1>(second), "seed ", seed);
+    CHECK(m.write(K("machine/diff"), "end1 end") == 8);
+    // The read counters of testdev0 count the snapshots' own reads.
+    std::string d = m.read(K("machine/diff"));
+    std::string rest;
+    for (std::size_t pos = 0; pos < d.size();) {
+      const auto nl = d.find('\n', pos);
+      const auto line = d.substr(pos, nl - pos);
+      if (line.find("/shows: ") == std::string::npos &&
+          line.find("/stats/count: ") == std::string::npos)
+        rest += line + "\n";
+      pos = nl + 1;
+    }
+    CHECK_MESSAGE(rest == "", "seed ", seed);
+  }
+}
+
+}  // TEST_SUITE("snapshot")
