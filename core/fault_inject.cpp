@@ -303,7 +303,8 @@ void FaultInjection::set_paths(FaultPoint p, std::vector<std::string> globs) {
 
 // --- delay_ms --------------------------------------------------------------------
 
-FaultInjection::DelayEnd FaultInjection::delay(Nanos delay, const std::function<bool()>& cancelled) {
+FaultInjection::DelayEnd FaultInjection::delay(Nanos delay,
+                                               const std::function<bool()>& cancelled) {
   // Reserve a slot first: the bound holds however many threads race here.
   if (delayed_.fetch_add(1) >= kMaxDelayed) {
     delayed_.fetch_sub(1);

@@ -28,9 +28,8 @@ TEST_SUITE("fault_inject") {
 
 TEST_CASE("fail/: one directory per point with the kernel's files and only its own extras") {
   TestMachine m(kMachine);
-  for (const char* p :
-       {"store", "show", "smi", "host_control", "page_alloc", "net_xmit", "net_open",
-        "xen_populate", "link_flap", "net_rx"})
+  for (const char* p : {"store", "show", "smi", "host_control", "page_alloc", "net_xmit",
+                        "net_open", "xen_populate", "link_flap", "net_rx"})
     for (const char* file :
          {"probability", "interval", "times", "space", "verbose", "verbose_ratelimit_interval_ms",
           "verbose_ratelimit_burst", "task-filter", "injected"})
