@@ -322,11 +322,16 @@ FaultInjection::DelayEnd FaultInjection::delay(Nanos delay,
   DelayEnd end = DelayEnd::Elapsed;
   {
     MutexLock lock(mu);
-    while (!fired) {
+    // cancelled() is called once at least, and first only now that the
+    // timer is armed: a caller may announce the wait from it (fs/server.cpp
+    // logs the "start" event there), so whoever sees the announcement and
+    // advances the clock cannot move time before the deadline is set.
+    for (bool first = true; first || !fired; first = false) {
       if (cancelled && cancelled()) {
-        end = DelayEnd::Cancelled;
+        if (!fired) end = DelayEnd::Cancelled;
         break;
       }
+      if (fired) break;
       (void)cv.wait_until(mu, std::chrono::steady_clock::now() + kDelayPoll);
     }
   }

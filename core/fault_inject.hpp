@@ -254,7 +254,8 @@ class FaultInjection {
   // store/show delay_ms: blocks the calling thread until `delay` has
   // passed on the simulation clock (a timer on it wakes the thread), or
   // until `cancelled()` says so (polled every kDelayPoll of real time: an
-  // interrupted request, a daemon that stops). At most kMaxDelayed
+  // interrupted request, a daemon that stops; called first once the timer
+  // is armed, so a caller may announce the wait from that first call). At most kMaxDelayed
   // requests wait at once: beyond that the request is not delayed
   // (Overflow), so that delayed requests cannot take every FUSE worker.
   enum class DelayEnd : std::uint8_t { Elapsed, Cancelled, Overflow };
