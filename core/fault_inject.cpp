@@ -303,7 +303,8 @@ void FaultInjection::set_paths(FaultPoint p, std::vector<std::string> globs) {
 
 // --- delay_ms --------------------------------------------------------------------
 
-FaultInjection::DelayEnd FaultInjection::delay(Nanos delay, const std::function<bool()>& cancelled) {
+FaultInjection::DelayEnd FaultInjection::delay(Nanos delay,
+                                               const std::function<bool()>& cancelled) {
   // Reserve a slot first: the bound holds however many threads race here.
   if (delayed_.fetch_add(1) >= kMaxDelayed) {
     delayed_.fetch_sub(1);
@@ -321,11 +322,16 @@ FaultInjection::DelayEnd FaultInjection::delay(Nanos delay, const std::function<
   DelayEnd end = DelayEnd::Elapsed;
   {
     MutexLock lock(mu);
-    while (!fired) {
+    // cancelled() is called once at least, and first only now that the
+    // timer is armed: a caller may announce the wait from it (fs/server.cpp
+    // logs the "start" event there), so whoever sees the announcement and
+    // advances the clock cannot move time before the deadline is set.
+    for (bool first = true; first || !fired; first = false) {
       if (cancelled && cancelled()) {
-        end = DelayEnd::Cancelled;
+        if (!fired) end = DelayEnd::Cancelled;
         break;
       }
+      if (fired) break;
       (void)cv.wait_until(mu, std::chrono::steady_clock::now() + kDelayPoll);
     }
   }

@@ -92,9 +92,9 @@ enum class FaultPoint : std::uint8_t {
 };
 inline constexpr std::size_t kFaultPointCount = 10;
 inline constexpr std::array<FaultPoint, kFaultPointCount> kFaultPoints = {
-    FaultPoint::Store,       FaultPoint::Show,     FaultPoint::Smi,     FaultPoint::HostControl,
-    FaultPoint::PageAlloc,   FaultPoint::NetXmit,  FaultPoint::NetOpen, FaultPoint::XenPopulate,
-    FaultPoint::LinkFlap,    FaultPoint::NetRx};
+    FaultPoint::Store,     FaultPoint::Show,    FaultPoint::Smi,     FaultPoint::HostControl,
+    FaultPoint::PageAlloc, FaultPoint::NetXmit, FaultPoint::NetOpen, FaultPoint::XenPopulate,
+    FaultPoint::LinkFlap,  FaultPoint::NetRx};
 // fnmatch(pattern, subject, 0) in time bounded by the product of the
 // lengths: '*' and '?' match any byte ('/' too), "[...]" classes with
 // ranges and '!'/'^' negation, '\\' quotes.
@@ -255,7 +255,8 @@ class FaultInjection {
   // store/show delay_ms: blocks the calling thread until `delay` has
   // passed on the simulation clock (a timer on it wakes the thread), or
   // until `cancelled()` says so (polled every kDelayPoll of real time: an
-  // interrupted request, a daemon that stops). At most kMaxDelayed
+  // interrupted request, a daemon that stops; called first once the timer
+  // is armed, so a caller may announce the wait from that first call). At most kMaxDelayed
   // requests wait at once: beyond that the request is not delayed
   // (Overflow), so that delayed requests cannot take every FUSE worker.
   enum class DelayEnd : std::uint8_t { Elapsed, Cancelled, Overflow };
@@ -315,8 +316,8 @@ class FaultInjection {
   mutable Mutex flap_mu_{"fail.flap"};
   std::map<std::string, FlapHook, std::less<>> flap_targets_ GUARDED_BY(flap_mu_);
   std::uint32_t flaps_left_ GUARDED_BY(flap_mu_) = 0;
-  Nanos flap_next_ GUARDED_BY(flap_mu_){0};     // when the next period starts
-  Nanos flap_up_due_ GUARDED_BY(flap_mu_){0};   // when the links held down come back
+  Nanos flap_next_ GUARDED_BY(flap_mu_){0};                  // when the next period starts
+  Nanos flap_up_due_ GUARDED_BY(flap_mu_){0};                // when the links held down come back
   std::vector<std::string> flap_down_ GUARDED_BY(flap_mu_);  // held down, name order
   Timer flap_timer_;  // last: destroyed (stopped) before what its callback uses
 };

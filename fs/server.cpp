@@ -426,10 +426,16 @@ core::Status Server::inject(core::FaultPoint point, const core::Caller& caller,
   // a signal) ends the wait with EINTR and a stopping daemon with ENODEV,
   // both before the device saw anything (docs/fault-injection.md section 3.11).
   const std::string_view name = core::fault_point_name(point);
-  env_.log(&caller, "fault_inject", "delay", "start",
-           {{"name", name}, {"path", path}, {"delay_ms", delay_ms}});
+  bool started = false;
   bool stopping = false;
   const auto end = env_.faults->delay(std::chrono::milliseconds(delay_ms), [&] {
+    // The first call comes once the timer is armed: from the "start" event
+    // on, an advance of the clock counts towards this request's deadline.
+    if (!started) {
+      started = true;
+      env_.log(&caller, "fault_inject", "delay", "start",
+               {{"name", name}, {"path", path}, {"delay_ms", delay_ms}});
+    }
     if (caller.interrupted()) return true;
     stopping = session_exited();
     return stopping;

@@ -37,6 +37,10 @@
 //                   is released) or "posted" (no flushing read). NIC only.
 //   mmio      0400  bus counters and the doorbell errors the device saw. NIC only.
 // Bad input is EINVAL and changes nothing.
+// A NIC's knobs also register it with K/fail/link_flap
+// (FaultInjection::add_flap_target; docs/fault-injection.md section 3.9):
+// a flap takes its PHY link down (VnicHardware::set_flap_down) and back,
+// with a `link_flap` event; shutdown() unregisters it.
 //
 // Thread-safety: the traffic generator's settings are under its mutex
 // (rank kRankTraffic, before netif_tx_lock); everything else is atomics in

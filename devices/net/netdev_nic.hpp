@@ -26,8 +26,9 @@
 // link the MAC sends nothing: descriptors wait in the ring (a frame the
 // link dropped under it is sent again) until the link is back.
 // Link: carrier needs both ends powered (TX_EN|RX_EN) and the cable in at
-// both ends (the `link` knob); every change raises a link interrupt on
-// both ends.
+// both ends (the `link` knob), and no K/fail/link_flap flap holding either
+// end down (set_flap_down); every change raises a link interrupt on both
+// ends.
 //
 // Driver (VnicDriver): TX ring of ring_size slots; stops the queue when
 // the ring is full and wakes it when a quarter is free again; NAPI RX with

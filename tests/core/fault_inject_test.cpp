@@ -410,11 +410,16 @@ TEST_CASE("delay: the waiter returns when the clock passes the deadline, or when
   using namespace std::chrono_literals;
   Fixture f;
   std::atomic<int> state{0};  // 0 waiting, 1 elapsed, 2 cancelled
+  std::atomic<bool> armed{false};
   std::thread t([&] {
-    const auto end = f.fi.delay(500ms, {});
+    // cancelled() is first called once the timer is armed.
+    const auto end = f.fi.delay(500ms, [&] {
+      armed = true;
+      return false;
+    });
     state = end == FaultInjection::DelayEnd::Elapsed ? 1 : 2;
   });
-  while (f.fi.delayed() == 0) std::this_thread::yield();
+  while (!armed.load()) std::this_thread::yield();
   f.clock.advance(499ms);
   std::this_thread::sleep_for(50ms);  // a wrong wake-up would show by now
   CHECK(state.load() == 0);

@@ -28,9 +28,8 @@ TEST_SUITE("fault_inject") {
 
 TEST_CASE("fail/: one directory per point with the kernel's files and only its own extras") {
   TestMachine m(kMachine);
-  for (const char* p :
-       {"store", "show", "smi", "host_control", "page_alloc", "net_xmit", "net_open",
-        "xen_populate", "link_flap", "net_rx"})
+  for (const char* p : {"store", "show", "smi", "host_control", "page_alloc", "net_xmit",
+                        "net_open", "xen_populate", "link_flap", "net_rx"})
     for (const char* file :
          {"probability", "interval", "times", "space", "verbose", "verbose_ratelimit_interval_ms",
           "verbose_ratelimit_burst", "task-filter", "injected"})
@@ -241,7 +240,8 @@ TEST_CASE("delay_ms: a delayed store runs only when the clock passes the deadlin
   REQUIRE(m.write(f("store/probability"), "100") == 3);
   std::atomic<long> result{-1000};
   std::thread writer([&] { result = m.write(hcs, "3"); });
-  while (m.faults.delayed() == 0) std::this_thread::yield();
+  // The "start" event comes once the deadline is set.
+  while (m.events_of("fault_inject", "delay").empty()) std::this_thread::yield();
   m.advance_ms(499);
   CHECK(result.load() == -1000);
   CHECK(m.read(hcs) == "2\n");  // the device has not seen it
