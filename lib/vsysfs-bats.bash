@@ -170,6 +170,11 @@ vsysfs_ctl() {
 
 vsysfs_advance() { vsysfs_ctl clock advance "$@"; }
 
+# Snapshots (docs/snapshot.md): vsysfs_snapshot NAME in setup_file, then
+# vsysfs_restore NAME in each test's setup gives every test the same machine.
+vsysfs_snapshot() { vsysfs_ctl snapshot save "$@"; }
+vsysfs_restore() { vsysfs_ctl snapshot restore "$@"; }
+
 # The newest event's seq now; later assertions look only after it.
 vsysfs_mark() {
   local last

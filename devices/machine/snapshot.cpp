@@ -257,16 +257,12 @@ core::Status MachineSnapshots::restore(const core::Caller* caller, std::string_v
 
 core::Result<std::string> MachineSnapshots::diff(std::string_view a, std::string_view b) const {
   core::MutexLock lock(mu_);
+  // "now" is captured once, however many sides name it. (No lambda: the
+  // thread-safety analysis does not see mu_ held inside one.)
   std::optional<Snapshot> now;
-  auto pick = [&](std::string_view name) -> const Snapshot* {
-    if (name == "now") {
-      if (!now) now = capture();
-      return &*now;
-    }
-    return find_locked(name);
-  };
-  const Snapshot* sa = pick(a);
-  const Snapshot* sb = pick(b);
+  if (a == "now" || b == "now") now = capture();
+  const Snapshot* sa = a == "now" ? &*now : find_locked(a);
+  const Snapshot* sb = b == "now" ? &*now : find_locked(b);
   if (!sa || !sb) return core::Errno{ENOENT};
   std::string out;
   auto ia = sa->values.begin();

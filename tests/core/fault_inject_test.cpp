@@ -455,7 +455,7 @@ TEST_CASE("delay: at most kMaxDelayed wait at once; the next is not delayed") {
   CHECK(f.fi.delayed() == 0);
 }
 
-TEST_CASE("snapshot record: delay_ms, net_rx and link_flap settings come back; a flap schedule is refused") {
+TEST_CASE("snapshot record: the new fault settings come back; a flap schedule is refused") {
   using namespace std::chrono_literals;
   using vsysfs::core::NetRxFault;
   using vsysfs::core::StateReader;

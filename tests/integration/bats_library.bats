@@ -75,3 +75,16 @@ gone() {
   [ "$output" = "$VSYSFS_PID" ]
   [ ! -e /sys/kernel/debug/vsysfs ]
 }
+
+@test "vsysfs_snapshot and vsysfs_restore: each test can start from the same machine" {
+  vsysfs_mount -o "clock=manual,machine=$BATS_TEST_DIRNAME/../../machines/numa-4node.toml"
+  local online=$VSYSFS_MNT/devices/system/cpu/cpu2/online
+  vsysfs_snapshot clean
+  echo 0 > "$online"
+  vsysfs_advance 5s
+  vsysfs_restore clean
+  [ "$(cat "$online")" = 1 ]
+  [ "$(cat "$VSYSFS_MNT/kernel/debug/vsysfs/clock/now_ns")" = 0 ]
+  run vsysfs_restore nosuch
+  [ "$status" -eq 1 ]
+}

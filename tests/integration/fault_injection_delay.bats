@@ -92,7 +92,7 @@ pending() { kill -0 "$BG" 2>/dev/null; }
   BG=
   [ "$status" -ne 124 ]        # not killed by timeout: the daemon answered
   [ "$(cat "$BATS_TEST_TMPDIR/out")" = ENODEV ]
-  ! pid_running "$VSYSFS_PID"
+  if pid_running "$VSYSFS_PID"; then return 1; fi
 }
 
 @test "delay: at most 16 requests wait at once; the 17th runs at once" {

@@ -154,7 +154,7 @@ PY
   diff "$BATS_TEST_TMPDIR/before" "$BATS_TEST_TMPDIR/after"
   echo "base now" > "$(K machine/diff)"
   # testdev0's read counters count reads (the snapshot's too): not state.
-  [ -z "$(grep -v -e '/shows: ' -e '/stats/count: ' "$(K machine/diff)")" ]
+  [ "$(grep -cv -e '/shows: ' -e '/stats/count: ' "$(K machine/diff)")" = 0 ]
   grep -q '"what":"restore","result":"OK"' "$(K events)"
 
   # The snapshot's timer, at the snapshot's deadline; the later one is gone.

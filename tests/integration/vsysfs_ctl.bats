@@ -61,7 +61,7 @@ wait_exit() {
 @test "--help names every command; no command, bad ones and bad durations are usage errors (2)" {
   run "$CTL" --help
   [ "$status" -eq 0 ]
-  for c in "clock now" "events wait" "--follow" shutdown machine "fail POINT KEY=VALUE" "fail seed" "fail pids"; do [[ "$output" == *"$c"* ]]; done
+  for c in "clock now" "events wait" "--follow" shutdown machine "fail POINT KEY=VALUE" "fail seed" "fail pids" "snapshot save NAME" "snapshot diff A"; do [[ "$output" == *"$c"* ]]; done
   run "$CTL"
   [ "$status" -eq 2 ]
   run "$CTL" frobnicate
@@ -106,7 +106,7 @@ wait_exit() {
   own_mount
   run "$CTL" -m "$MNT" clock advance 1s
   [ "$status" -eq 1 ]
-  [[ "$output" == *"not supported"*"clock=manual"* ]]
+  [[ "$output" == *"EOPNOTSUPP"*"not supported"*"clock=manual"* ]]
   [ "$("$CTL" -m "$MNT" clock mode)" = real ]
 }
 
@@ -327,6 +327,43 @@ assert f['points']['page_alloc']['ignore-gfp-wait'] is True, f"
   "$CTL" fail pids ''
   [ -z "$("$CTL" fail pids)" ]
   "$CTL" fail seed 0
+}
+
+@test "snapshot save, list, diff and restore go through K/machine; errors carry the knob's errno" {
+  # A machine whose sections all keep a state record (docs/snapshot.md).
+  own_mount -o "clock=manual,machine=$VSYSFS_ROOT/machines/numa-4node.toml"
+  local cpu=$MNT/devices/system/cpu/cpu3/online
+  run -0 "$CTL" snapshot save base
+  run -0 "$CTL" snapshot list
+  [[ "$output" =~ ^base\ +0\ ns\ +[0-9]+\ bytes$ ]]
+  run -0 "$CTL" snapshot list --json
+  [[ "$output" =~ ^\[\{\"name\":\ \"base\",\ \"now_ns\":\ 0, ]]
+  run -0 "$CTL" snapshot diff base --exit-code
+  [ -z "$output" ]
+  echo 0 > "$cpu"
+  run -1 "$CTL" snapshot diff base now --exit-code
+  grep -qx 'devices/system/cpu/cpu3/online: 1 -> 0' <<<"$output"
+  run -0 "$CTL" snapshot diff base
+  run -0 "$CTL" snapshot restore base
+  [ "$(cat "$cpu")" = 1 ]
+  run -0 "$CTL" snapshot diff base --exit-code
+  run -1 "$CTL" snapshot restore nosuch
+  [[ "$output" == *"ENOENT"* ]]
+  run -1 "$CTL" snapshot save 'a b'
+  [[ "$output" == *"EINVAL"* ]]
+  run -2 "$CTL" snapshot restore
+  run -2 "$CTL" snapshot diff
+  run -2 "$CTL" snapshot list extra
+}
+
+@test "snapshot restore on a machine with sections that keep no record: a failure (1), EOPNOTSUPP, nothing changes" {
+  local cpu=$MNT/devices/system/cpu/cpu1/online
+  run -0 "$CTL" snapshot save here
+  echo 0 > "$cpu"
+  run -1 "$CTL" snapshot restore here
+  [[ "$output" == *"EOPNOTSUPP"* ]]
+  [ "$(cat "$cpu")" = 0 ]
+  echo 1 > "$cpu"
 }
 
 @test "events_pipe: 0400, nonseekable, EAGAIN with O_NONBLOCK, EINTR on a signal, each event once per open" {
