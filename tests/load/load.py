@@ -12,8 +12,9 @@
    its own shown value written back (errors a device may legitimately
    return for that are counted, not failed). A watchdog fails the run when
    a client makes no progress for WATCHDOG seconds (deadlock).
-   Afterwards the daemon's open fds must be back to the baseline and its
-   RSS near it.
+   Afterwards the daemon's open fds must be back to the baseline (but for
+   its bounded cache of callers' /proc handles), the same after a second
+   round, and its RSS near the baseline.
 2. Clients killed while blocked in flock: no process left in D state, the
    killed waiters hold nothing, and a killed holder releases its lock.
 3. Unmount while a client holds a file: vsysfs-umount refuses with a clear
@@ -127,6 +128,9 @@ def hard_cleanup(mnt, pid):
         os.rmdir(mnt)
     except OSError:
         pass
+
+
+PROC_HANDLES = 16  # core/caller.cpp ProcHandles::kEntries
 
 
 def daemon_fds(pid):
@@ -442,8 +446,12 @@ def load_phase(args, failures, figures):
         fds2, rss2 = daemon_fds(pid), daemon_rss_kb(pid)
         if total_errs:
             failures.append("%d unexpected errors" % total_errs)
-        if fds1 > fds0 or fds2 > fds0:
-            failures.append("daemon fds %d/%d after the rounds, %d before" % (fds1, fds2, fds0))
+        # The daemon keeps /proc/PID and /proc/PID/comm open for its
+        # PROC_HANDLES most recent callers (core/caller.cpp ProcHandles):
+        # bounded, and the same after the second round. A leak grows.
+        if fds1 > fds0 + 2 * PROC_HANDLES or fds2 > fds1:
+            failures.append("daemon fds %d/%d after the rounds, %d before (at most %d more: "
+                            "the callers' /proc handles)" % (fds1, fds2, fds0, 2 * PROC_HANDLES))
         if args.rss_check and rss1 > rss0 * 2 + 48 * 1024:
             failures.append("daemon RSS %d kB after the load, %d kB before" % (rss1, rss0))
         if args.rss_check and rss2 > rss1 + 8 * 1024:
