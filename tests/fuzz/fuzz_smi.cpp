@@ -16,7 +16,8 @@
 //   4 read      pread smi_data at an offset, and the whole buffer
 //   5 host      host_control_action / _smi_type / _on_shutdown = u8
 //   6 clock     clock/advance_ms u16
-//   7 shutdown  machine/shutdown poweroff / halt / reboot / junk
+//   7 shutdown  machine/shutdown poweroff / halt / reboot / junk, or
+//               machine/power on (a boot: the buffer may start again from 0)
 //   8 cmos      bytes into kernel/debug/vsysfs/dcdbas/cmos (the APM pointer)
 //   9 platform  uevent / driver_override / power/control text
 // After every op the driver's invariants are checked: the buffer only
@@ -131,7 +132,16 @@ class Driver {
   std::uint64_t phys() { return std::strtoull(m_.read(path("smi_data_buf_phys_addr")).c_str(), nullptr, 16); }
 
   // The invariants of docs/kernel-semantics.md section 2.2 after any operation.
+  // A machine that is off or halted answers ENODEV for every device file
+  // (docs/devices/machine.md machine/power) until it is powered on.
+  bool powered_off() { return m_.read("kernel/debug/vsysfs/machine/power") != "on\n"; }
+
   void check() {
+    if (powered_off()) {
+      if (m_.read(path("smi_data_buf_size")) != "<ENODEV>")
+        fail("a device file answers while the machine is off", 0, 0);
+      return;
+    }
     const std::uint64_t s = size(), p = phys();
     if (s < last_size_) fail("buffer shrank", last_size_, s);
     last_size_ = s;
@@ -260,6 +270,7 @@ class Driver {
     auto r = m_.server.read(core::Caller::root(), fh->fh, (k >> 1) * 16 + 1, static_cast<off_t>(off));
     const std::string part = r ? std::string(r->bytes()) : std::string();
     m_.server.release(fh->fh);
+    if (!r && r.error() == core::Errno{ENODEV} && powered_off()) return;
     if (!r) fail("smi_data pread failed", off, static_cast<std::uint64_t>(r.error().value()));
     const std::uint64_t s = size();
     const std::uint64_t want = off >= s ? 0 : std::min<std::uint64_t>(s - off, (k >> 1) * 16 + 1);
@@ -288,8 +299,17 @@ class Driver {
 
   void op_shutdown(Input& in) {
     static constexpr std::string_view kHow[] = {"poweroff", "halt", "reboot\n", "sleep"};
-    m_.write("kernel/debug/vsysfs/machine/shutdown", kHow[in.u8() % 4]);
+    const std::size_t boots = m_.events_of("machine", "boot").size();
+    const std::uint8_t k = in.u8();
+    if (k % 5 == 4)
+      m_.write("kernel/debug/vsysfs/machine/power", "on");  // the power button
+    else
+      m_.write("kernel/debug/vsysfs/machine/shutdown", kHow[k % 5]);
     (void)m_.read("kernel/debug/vsysfs/machine/power_state");
+    // A shutdown that ends cycled or rebooted boots the machine: the driver
+    // probes again and its buffer is gone (docs/devices/dell.md "Power
+    // cycle"), so the buffer may only grow again from there.
+    if (m_.events_of("machine", "boot").size() != boots) last_size_ = 0;
   }
 
   void op_cmos(Input& in) {
