@@ -214,14 +214,6 @@ eight_settings_machine() {
   [ "$("$SCRIPTS/dell-smi" --sysfs "$MNT" 0 0 0x100)" = "0 3 0 1000" ]
 }
 
-# Runs a command in a private mount namespace where the mount's firmware/
-# and devices/platform/ stand in for the real ones (unmodified tools insist
-# on /sys).
-in_dell_ns() {
-  unshare -m bash -c "mount --bind '$MNT/firmware' /sys/firmware &&
-    mount --bind '$MNT/devices/platform' /sys/devices/platform && $*"
-}
-
 @test "dmidecode decodes the SMBIOS tables with no warnings" {
   vsysfs_start
   run in_dell_ns dmidecode

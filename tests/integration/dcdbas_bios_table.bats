@@ -11,12 +11,6 @@ T=kernel/debug/vsysfs/dcdbas/smi_answers
 setup() { IO=$VSYSFS_BUILD/tests/helpers/sysfs-io; }
 teardown() { vsysfs_stop; }
 
-# As in dcdbas.bats: unmodified libsmbios tools insist on /sys.
-in_dell_ns() {
-  unshare -m bash -c "mount --bind '$MNT/firmware' /sys/firmware &&
-    mount --bind '$MNT/devices/platform' /sys/devices/platform && $*"
-}
-
 @test "a table entry changes what dell-smi sees, and del puts the BIOS back" {
   vsysfs_start
   [ "$(stat -c %a "$MNT/$T")" = 600 ]

@@ -8,11 +8,6 @@ load helpers
 
 teardown() { vsysfs_stop; }
 
-in_dell_ns() {
-  unshare -m bash -c "mount --bind '$MNT/firmware' /sys/firmware &&
-    mount --bind '$MNT/devices/platform' /sys/devices/platform && $*"
-}
-
 # entry_point_version: "MAJOR.MINOR BCD" from the _SM_ entry point bytes.
 entry_point_version() {
   od -An -tu1 -j6 -N2 "$MNT/firmware/dmi/tables/smbios_entry_point" | awk '{printf "%s.%s", $1, $2}'

@@ -13,12 +13,6 @@ load helpers
 
 teardown() { vsysfs_stop; }
 
-# As in dcdbas.bats: unmodified libsmbios tools insist on /sys.
-in_dell_ns() {
-  unshare -m bash -c "mount --bind '$MNT/firmware' /sys/firmware &&
-    mount --bind '$MNT/devices/platform' /sys/devices/platform && $*"
-}
-
 require_libsmbios() {
   [ "$(id -u)" -eq 0 ] || skip "binding the mount over /sys needs root (unshare -m)"
   command -v smbios-passwd >/dev/null || skip "smbios-utils not installed"

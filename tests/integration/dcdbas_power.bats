@@ -9,12 +9,6 @@ load helpers
 
 teardown() { vsysfs_stop; }
 
-# As in dcdbas.bats: unmodified libsmbios tools and dmidecode insist on /sys.
-in_dell_ns() {
-  unshare -m bash -c "mount --bind '$MNT/firmware' /sys/firmware &&
-    mount --bind '$MNT/devices/platform' /sys/devices/platform && $*"
-}
-
 require_ns() {
   [ "$(id -u)" -eq 0 ] || skip "binding the mount over /sys needs root (unshare -m)"
   unshare -m true 2>/dev/null || skip "unshare -m is not permitted here"

@@ -71,3 +71,11 @@ xen_paths() {
 # field $1 summed over every node.
 node_kb() { awk -v f="$2:" '$3 == f { print $4 }' "$NODE/node$1/meminfo"; }
 nodes_kb() { cat "$NODE"/node*/meminfo | awk -v f="$1:" '$3 == f { s += $4 } END { print s }'; }
+
+# CMD run in a private mount namespace with the mount's firmware/ and
+# devices/platform/ bound over /sys's: unmodified libsmbios tools and
+# dmidecode read only /sys (the Dell suites; needs root for unshare -m).
+in_dell_ns() {
+  unshare -m bash -c "mount --bind '$MNT/firmware' /sys/firmware &&
+    mount --bind '$MNT/devices/platform' /sys/devices/platform && $*"
+}

@@ -101,12 +101,6 @@ p1-unlock OK
 p0-granted OK" ]
 }
 
-# in_dell_ns CMD: CMD sees the mount's firmware and platform devices at /sys.
-in_dell_ns() {
-  unshare -m bash -c "mount --bind '$MNT/firmware' /sys/firmware &&
-    mount --bind '$MNT/devices/platform' /sys/devices/platform && $*"
-}
-
 @test "dell-smi and libsmbios (smbios-sys-info) keep out of each other's SMI buffer" {
   command -v smbios-sys-info >/dev/null || skip "libsmbios tools not installed"
   unshare -m true 2>/dev/null || skip "no mount namespaces here"
