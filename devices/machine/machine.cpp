@@ -156,17 +156,28 @@ void Machine::save_state(core::StateWriter& w) const {
   w.put_bool("machine.shut_down", shut_down_);
   w.put_str("machine.power_state", power_state_);
   w.put_bool("machine.power_set_by_firmware", power_set_by_firmware_);
+  w.put_bool("machine.off", off_);
+  w.put_u64("machine.boots", boots_);
 }
 
 core::Status Machine::load_state(const core::StateReader& r) {
   auto down = r.boolean("machine.shut_down");
   auto power = r.str("machine.power_state");
   auto firmware = r.boolean("machine.power_set_by_firmware");
-  if (!down || !power || !firmware) return core::Errno{EINVAL};
-  core::MutexLock lock(mu_);
-  shut_down_ = *down;
-  power_state_ = *power;
-  power_set_by_firmware_ = *firmware;
+  auto off = r.boolean("machine.off");
+  auto boots = r.u64("machine.boots");
+  if (!down || !power || !firmware || !off || !boots) return core::Errno{EINVAL};
+  {
+    core::MutexLock lock(mu_);
+    shut_down_ = *down;
+    power_state_ = *power;
+    power_set_by_firmware_ = *firmware;
+    off_ = *off;
+    boots_ = *boots;
+  }
+  // Whether device files answer follows the restored power (an off
+  // machine's files are ENODEV until machine/power is written on).
+  env_.powered_off.store(*off, std::memory_order_release);
   return {};
 }
 

@@ -347,6 +347,13 @@ assert f['points']['page_alloc']['ignore-gfp-wait'] is True, f"
   run -0 "$CTL" snapshot restore base
   [ "$(cat "$cpu")" = 1 ]
   run -0 "$CTL" snapshot diff base --exit-code
+  # A restore puts the power back too: a machine powered off after the
+  # snapshot answers again.
+  run -0 "$CTL" shutdown poweroff
+  run -1 cat "$cpu"
+  run -0 "$CTL" snapshot restore base
+  [ "$(cat "$cpu")" = 1 ]
+  [ "$(cat "$MNT/kernel/debug/vsysfs/machine/power")" = on ]
   run -1 "$CTL" snapshot restore nosuch
   [[ "$output" == *"ENOENT"* ]]
   run -1 "$CTL" snapshot save 'a b'
