@@ -21,6 +21,20 @@ std::vector<std::string_view> split_path(std::string_view path) {
 
 }  // namespace
 
+std::uint32_t kernfs_name_hash(std::string_view name) {
+  std::uint64_t hash = 0;  // init_name_hash(ns) with ns NULL
+  for (const char ch : name) {
+    const auto c = static_cast<std::uint64_t>(static_cast<unsigned char>(ch));
+    hash = (hash + (c << 4) + (c >> 4)) * 11;  // partial_name_hash
+  }
+  // end_name_hash: hash_long(hash, 32), hash_64_generic on x86_64
+  auto h = static_cast<std::uint32_t>((hash * 0x61C8864680B583EBull) >> 32);
+  h &= 0x7fffffffU;
+  if (h < 2) h += 2;
+  if (h >= 0x7fffffffU) h = 0x7fffffffU - 1;
+  return h;
+}
+
 std::uint64_t Node::size() const {
   switch (kind) {
     case NodeKind::Text:

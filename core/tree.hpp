@@ -99,6 +99,19 @@ class TreeError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The order of a kernfs directory's entries, as readdir on sysfs returns
+// them: kernfs keeps a directory's children in an rbtree sorted by this
+// hash, then by name (fs/kernfs/dir.c kernfs_name_hash, kernfs_sd_compare),
+// and readdir walks the rbtree with the hash as the offset. The hash is
+// full_name_hash's (include/linux/stringhash.h: partial_name_hash per
+// byte, end_name_hash = hash_long(hash, 32) on 64-bit) cut to 31 bits, with
+// 0, 1 and INT_MAX kept for "." "..", and the end. The kernel salts it with
+// the directory's namespace tag, a pointer (the network namespace for
+// class/net and a device's net/ directory): those directories' order
+// differs from machine to machine, and vsysfs uses the salt 0 for every
+// directory (docs/kernfs-surface.md).
+std::uint32_t kernfs_name_hash(std::string_view name);
+
 struct DirEntry {
   std::string name;
   Ino ino;

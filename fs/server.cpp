@@ -779,7 +779,15 @@ core::Result<std::uint64_t> Server::opendir(core::Ino ino) {
   dh->entries.reserve(entries->size() + 2);
   dh->entries.push_back({".", node ? node->st_ino() : ino, core::NodeKind::Dir});
   dh->entries.push_back({"..", up ? up->st_ino() : ino, core::NodeKind::Dir});
-  for (auto& e : *entries) dh->entries.push_back({std::move(e.name), e.st_ino, e.kind});
+  // In kernfs order (core/tree.hpp kernfs_name_hash): the tree lists by
+  // name, and a stable sort by hash keeps name order among equal hashes,
+  // as kernfs_sd_compare does.
+  std::vector<std::pair<std::uint32_t, core::DirEntry*>> order;
+  order.reserve(entries->size());
+  for (auto& e : *entries) order.emplace_back(core::kernfs_name_hash(e.name), &e);
+  std::stable_sort(order.begin(), order.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [hash, e] : order) dh->entries.push_back({std::move(e->name), e->st_ino, e->kind});
   return reinterpret_cast<std::uint64_t>(dh);
 }
 

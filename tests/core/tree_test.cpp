@@ -2,6 +2,10 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 #include "tests/support/test_env.hpp"
 
 TEST_SUITE("control_plane") {
@@ -300,3 +304,29 @@ TEST_CASE("a duplicate name is a TreeError naming the path, and the first entry 
 }
 
 }  // TEST_SUITE
+
+// Orders read with os.listdir from the real /sys of a 6.x kernel (x86_64):
+// kernfs returns a directory's entries by kernfs_name_hash, then by name.
+TEST_CASE("kernfs_name_hash orders entries as a real /sys lists them") {
+  using vsysfs::core::kernfs_name_hash;
+  const std::vector<std::vector<std::string>> real = {
+      {"mempolicy", "hugepages", "transparent_hugepage", "damon", "swap", "ksm", "numa"},
+      {"cpuidle", "uevent", "hotplug", "node0", "power", "topology", "cpu_capacity", "cache",
+       "subsystem"},
+      {"memory188", "memory99", "memory121", "memory32", "memory60", "memory3", "uevent",
+       "memory178", "memory89", "memory111", "memory22", "distance", "memory50"},
+  };
+  for (const auto& listing : real) {
+    auto sorted = listing;
+    std::sort(sorted.begin(), sorted.end(), [](const std::string& a, const std::string& b) {
+      const auto ha = kernfs_name_hash(a), hb = kernfs_name_hash(b);
+      return ha != hb ? ha < hb : a < b;
+    });
+    CHECK(sorted == listing);
+  }
+  // 0, 1 and INT_MAX are kept for ".", ".." and the end of the directory.
+  for (const char* name : {"", "a", "uevent", "power", "subsystem"}) {
+    CHECK(kernfs_name_hash(name) >= 2u);
+    CHECK(kernfs_name_hash(name) < 0x7fffffffu);
+  }
+}

@@ -211,3 +211,42 @@ EOF
   [ "$n" -le $((base + 10)) ]
   [ "$(cat "$MNT/$TEXT")" = 65536 ]
 }
+
+@test "readdir lists a directory in kernfs order (kernfs_name_hash, then name), as the real /sys does" {
+  # The hash is written again here, in Python, and first checked against
+  # the host's real /sys (read only): the oracle for the order. Namespaced
+  # directories (net) are salted with a kernel pointer on a real machine,
+  # so only the others are compared there.
+  run python3 - "$MNT" <<'PY'
+import os, sys
+M64 = (1 << 64) - 1
+def h(name):
+    x = 0
+    for c in name.encode():
+        x = ((x + (c << 4) + (c >> 4)) * 11) & M64
+    x = (((x * 0x61C8864680B583EB) & M64) >> 32) & 0x7fffffff
+    if x < 2:
+        x += 2
+    return min(x, 0x7fffffff - 1)
+def kernfs_order(names):
+    return sorted(names, key=lambda s: (h(s), s))
+real = 0
+for d in ("/sys/kernel", "/sys/kernel/mm", "/sys/devices/system/cpu", "/sys/devices/system/cpu/cpu0",
+          "/sys/devices/system/node/node0", "/sys/class", "/sys/bus"):
+    if os.path.isdir(d) and len(os.listdir(d)) > 2:
+        names = os.listdir(d)
+        assert names == kernfs_order(names), ("real /sys", d, names)
+        real += 1
+assert real >= 3, real
+checked = 0
+for root, dirs, files in os.walk(sys.argv[1]):
+    names = os.listdir(root)
+    if len(names) > 1:
+        assert names == kernfs_order(names), (root, names)
+        checked += 1
+print("real", real, "mount", checked)
+assert checked > 100, checked
+PY
+  echo "$output"
+  [ "$status" -eq 0 ]
+}
