@@ -138,15 +138,23 @@ void CpuDevice::remove_topology() {
   cpuidle_remove_cpu(hotplug_->tree(), cpu_);        // intel_idle_cpu_offline
 }
 
-// drivers/base/cpu.c cpu_uevent -> arch/x86/kernel/cpu/match.c
-// arch_print_cpu_modalias: "cpu:type:x86,venVVVVfamFFFFmodMMMM:feature:"
-// then ",%04X" per set feature bit. Only word 0 is modelled.
+// drivers/base/cpu.c cpu_uevent -> print_cpu_modalias:
+// "cpu:type:x86,venVVVVfamFFFFmodMMMM:feature:" (CPU_FEATURE_TYPEFMT,
+// arch/x86/include/asm/cpufeature.h) then ",%04X" per set feature bit.
+// Only word 0 is modelled; a recorded machine's CPU is printed as recorded.
+// Kernel quirk: print_cpu_modalias ends the value with "\n" (it is also
+// the show() of cpu/modalias), and cpu_uevent passes it to add_uevent_var
+// whole, so the uevent file ends with an empty line: "MODALIAS=...\n\n".
 core::Status CpuDevice::uevent_show(core::PageBuffer& buf) const {
+  if (!model_->cpu_modalias().empty()) {  // a recorded CPU ([numa] cpu_modalias)
+    buf.emit("MODALIAS={}\n\n", model_->cpu_modalias());
+    return {};
+  }
   buf.emit("MODALIAS=cpu:type:x86,ven{:04X}fam{:04X}mod{:04X}:feature:", kCpuVendor, kCpuFamily,
            kCpuModel);
   for (unsigned bit = 0; bit < 32; ++bit)
     if (kCpuid1Edx & (1u << bit)) buf.emit(",{:04X}", bit);
-  buf.emit("\n");
+  buf.emit("\n\n");
   return {};
 }
 
@@ -154,8 +162,11 @@ core::Status CpuDevice::uevent_show(core::PageBuffer& buf) const {
 core::Result<std::size_t> CpuDevice::uevent_store(const core::Caller& caller, std::string_view in) {
   core::PageBuffer vars;
   (void)uevent_show(vars);
+  // One variable per line: the empty line of the quirk above is not one.
+  std::string_view lines = vars.view();
+  if (lines.ends_with("\n\n")) lines.remove_suffix(1);
   const std::string devpath = "/" + path();
-  return core::uevent_store(hotplug_->env(), caller, {devpath, "cpu", vars.view()}, in);
+  return core::uevent_store(hotplug_->env(), caller, {devpath, "cpu", lines}, in);
 }
 
 core::Status CpuDevice::online_show(core::PageBuffer& buf) const {

@@ -8,6 +8,8 @@
 //   possible_cpus = 16                nr_cpu_ids (default: highest CPU + 1)
 //   nr_cpus = 8192                    NR_CPUS, for kernel_max and bin file sizes
 //   offline_cpus = "3"                CPUs that start offline (never cpu0)
+//   cpu_modalias = "cpu:type:x86,..." every cpuN/uevent's MODALIAS (a recorded
+//                                     CPU; default: the modelled Skylake-SP's)
 //   zonelist_penalty = "add1"         build_zonelists' node_load rule: add1
 //                                     (current), add_countdown (2.6.18, 5.16),
 //                                     assign (2.6.23-5.15)
@@ -104,6 +106,18 @@ NumaConfig parse_numa_section(const core::ConfigValue& sec,
     }
   }
   if (const auto* off = sec.find("offline_cpus")) c.offline_cpus = parse_cpu_list(*off, c.nr_cpus);
+  // What cpu_uevent prints after MODALIAS= (arch_print_cpu_modalias: on
+  // x86 "cpu:type:x86,venVVVVfamFFFFmodMMMM:feature:,XXXX..."), as
+  // vsysfs-record copies it from a real machine. The uevent file holds it
+  // within a page with "MODALIAS=" and the newline.
+  if (const auto* v = sec.find("cpu_modalias")) {
+    const std::string& m = v->as_string();
+    const bool printable =
+        std::all_of(m.begin(), m.end(), [](char ch) { return ch > ' ' && ch < 0x7f; });
+    if (!m.starts_with("cpu:type:") || !printable || m.size() > 4000)
+      v->fail("a cpu modalias (\"cpu:type:...\", printable, no blanks, at most 4000 bytes)");
+    c.cpu_modalias = m;
+  }
 
   const auto& nodes = sec.get_array("node");
   if (nodes.empty()) sec.fail("needs at least one [[numa.node]]");

@@ -144,6 +144,7 @@ NumaModel::NumaModel(NumaConfig config) {
   // 1 MiB 16-way L2 per core, and an 11-way L3 of 1.375 MiB per core
   // shared by the package.
   caches_ = std::move(config.caches);
+  cpu_modalias_ = std::move(config.cpu_modalias);
   if (caches_.empty()) {
     caches_ = {
         {.level = 1, .type = CacheType::Data, .size_kib = 32, .ways = 8},

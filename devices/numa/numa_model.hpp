@@ -144,6 +144,9 @@ struct NumaConfig {
   bool implicit = false;
   // cpuN/cache/index*; empty: the default geometry (NumaModel::caches).
   std::vector<CacheLeaf> caches;
+  // The MODALIAS of every cpuN/uevent after "MODALIAS=" (a recorded
+  // machine's CPU); empty: the modelled Skylake-SP's (cpu.cpp).
+  std::string cpu_modalias;
 };
 
 // One successful allocation as the workload knob sees it.
@@ -195,6 +198,8 @@ class NumaModel {
   bool implicit() const { return implicit_; }
   // The cache leaves every CPU has, in index order.
   const std::vector<CacheLeaf>& caches() const { return caches_; }
+  // NumaConfig::cpu_modalias; empty for the modelled CPU.
+  const std::string& cpu_modalias() const { return cpu_modalias_; }
   // cacheinfo `id` of leaf `leaf` of `cpu`: x86 get_cache_id is the APIC
   // id shifted right past the CPUs sharing the cache, i.e. the core
   // (package << core bits | core_id) for a per-core cache, the package for
@@ -335,6 +340,7 @@ class NumaModel {
   unsigned nr_cpus_ = 0;
   bool implicit_ = false;
   std::vector<CacheLeaf> caches_;
+  std::string cpu_modalias_;
   unsigned core_bits_ = 0;  // bits for the core id in an APIC id (count_order of cores per package)
 
   mutable core::Mutex mu_{"numa.pgdat"};  // Order: leaf (never calls out while held)

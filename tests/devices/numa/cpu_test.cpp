@@ -198,4 +198,32 @@ TEST_CASE("cpuN/online bad input (kstrtobool): EINVAL and nothing changes (kerne
   CHECK(m.read(cpu_file(3, "online")) == "0\n");
 }
 
+TEST_CASE(
+    "cpuN/uevent: the modelled CPU's MODALIAS, or the recorded one, and an empty line (kernel "
+    "quirk)") {
+  TestMachine plain("[numa]\n[[numa.node]]\ncpus = \"0-1\"\nmemory_mb = 16\n");
+  const std::string modelled = plain.read(cpu_file(1, "uevent"));
+  CHECK(modelled.starts_with("MODALIAS=cpu:type:x86,ven0000fam0006mod0055:feature:,0000,0001,"));
+  CHECK(modelled.ends_with(",001F\n\n"));  // the value's own newline, then uevent_show's
+  const std::string host =
+      "cpu:type:x86,ven0000fam0006mod00A7:feature:,0000,0001,0002,0003,00C0,00E2";
+  TestMachine rec("[numa]\ncpu_modalias = \"" + host +
+                  "\"\n[[numa.node]]\ncpus = \"0-1\"\nmemory_mb = 16\n");
+  for (unsigned c : {0u, 1u}) CHECK(rec.read(cpu_file(c, "uevent")) == "MODALIAS=" + host + "\n\n");
+  // A synthetic uevent carries MODALIAS once, and no empty variable.
+  REQUIRE(rec.write(cpu_file(1, "uevent"), "add") == 3);
+  const auto ev = rec.events_of("cpu1", "uevent");
+  REQUIRE(!ev.empty());
+  const std::string env = ev.back().field("env");
+  CHECK(env.find("MODALIAS=" + host + " SEQNUM=") != std::string::npos);
+  CHECK(env.find("  ") == std::string::npos);
+  for (const char* bad : {"", "x86,ven0000", "cpu:type:x86 feature", "cpu:type:x86,\\u0001"}) {
+    CAPTURE(bad);
+    CHECK_THROWS(TestMachine(std::string("[numa]\ncpu_modalias = \"") + bad +
+                             "\"\n[[numa.node]]\ncpus = \"0\"\nmemory_mb = 16\n"));
+  }
+  CHECK_THROWS(TestMachine("[numa]\ncpu_modalias = \"cpu:type:" + std::string(4000, 'a') +
+                           "\"\n[[numa.node]]\ncpus = \"0\"\nmemory_mb = 16\n"));
+}
+
 }  // TEST_SUITE
