@@ -103,7 +103,7 @@ PY
   dump_tree > "$BATS_TEST_TMPDIR/changed"
 
   echo "base now" > "$(K machine/diff)"
-  cut -d: -f1 "$(K machine/diff)" > "$BATS_TEST_TMPDIR/diff_paths"
+  sed "s/: .*//" "$(K machine/diff)" > "$BATS_TEST_TMPDIR/diff_paths"
   changed_paths "$BATS_TEST_TMPDIR/before" "$BATS_TEST_TMPDIR/changed" > "$BATS_TEST_TMPDIR/dump_paths"
   diff "$BATS_TEST_TMPDIR/dump_paths" "$BATS_TEST_TMPDIR/diff_paths"
   for p in net/eth0/mtu net/eth1/flags net/eth3/operstate net/eth0/statistics/tx_packets \

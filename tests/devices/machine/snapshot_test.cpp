@@ -495,6 +495,14 @@ bql = true
     }
     m.advance_ms(rng() % 100);
     CHECK(m.write(K("testdev/timer_ms"), "25") == 2);
+    // Senders running at the snapshot: eth2's stalls its slow link (BQL,
+    // a full ring), so their timers, the MACs', NAPI's and the chipset's
+    // are pending at A.
+    CHECK(m.write(K("net/eth0/traffic"), "count 0 rate 2000") > 0);
+    CHECK(m.write(K("net/eth0/traffic"), "start") > 0);
+    CHECK(m.write(K("net/eth2/traffic"), "count 0 size 1000 rate 3000") > 0);
+    CHECK(m.write(K("net/eth2/traffic"), "start") > 0);
+    m.advance_ms(1 + rng() % 30);
     REQUIRE(m.write(K("machine/snapshot"), "A") == 1);
     auto run = [&] {
       const std::uint64_t from = m.events.snapshot().back().seq;
@@ -528,7 +536,7 @@ bql = true
     }
     CHECK_MESSAGE(rest == "", "seed ", seed);
   }
-  CHECK(net_events > 100);
+  CHECK(net_events > 30);
 }
 
 }  // TEST_SUITE("snapshot")
