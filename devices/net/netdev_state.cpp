@@ -423,7 +423,8 @@ class Fields {
     const std::string p(k);
     const std::int64_t expires = i64(p + ".expires_ns");
     if (expires < 0) fail();
-    return {.pending = b(p + ".pending"), .expires = core::Nanos(expires), .order = u64(p + ".order")};
+    return {
+        .pending = b(p + ".pending"), .expires = core::Nanos(expires), .order = u64(p + ".order")};
   }
 
  private:
@@ -464,7 +465,9 @@ bool parse_tuples(std::string_view s, std::vector<std::array<std::uint64_t, N>>&
   return true;
 }
 
-std::string skb_text(const SkBuff& b) { return fmt::format("{}:{}:{}", b.len, b.id, b.multicast ? 1 : 0); }
+std::string skb_text(const SkBuff& b) {
+  return fmt::format("{}:{}:{}", b.len, b.id, b.multicast ? 1 : 0);
+}
 
 std::string skbs_text(const std::vector<SkBuff>& v) {
   std::string out;
@@ -517,14 +520,14 @@ struct IfaceState {
   std::vector<std::vector<bool>> tx;
 };
 
-constexpr const char* kDqlFields[] = {"num_queued",    "adj_limit",         "last_obj_cnt",
-                                      "limit",         "num_completed",     "prev_ovlimit",
+constexpr const char* kDqlFields[] = {"num_queued",      "adj_limit",         "last_obj_cnt",
+                                      "limit",           "num_completed",     "prev_ovlimit",
                                       "prev_num_queued", "prev_last_obj_cnt", "lowest_slack",
-                                      "max_limit",     "min_limit"};
+                                      "max_limit",       "min_limit"};
 constexpr unsigned Dql::*kDqlMembers[] = {
-    &Dql::num_queued,      &Dql::adj_limit,         &Dql::last_obj_cnt, &Dql::limit,
-    &Dql::num_completed,   &Dql::prev_ovlimit,      &Dql::prev_num_queued,
-    &Dql::prev_last_obj_cnt, &Dql::lowest_slack,    &Dql::max_limit,    &Dql::min_limit};
+    &Dql::num_queued,    &Dql::adj_limit,    &Dql::last_obj_cnt,    &Dql::limit,
+    &Dql::num_completed, &Dql::prev_ovlimit, &Dql::prev_num_queued, &Dql::prev_last_obj_cnt,
+    &Dql::lowest_slack,  &Dql::max_limit,    &Dql::min_limit};
 
 void save_iface(const NetStateIface& x, const std::string& p, core::StateWriter& w) {
   const NetDevice& dev = *x.dev;
@@ -721,7 +724,8 @@ core::Status read_iface(const core::StateReader& r, const NetStateIface& x, cons
     VnicDriver::State& n = out.nic.emplace();
     n.tx_tail = f.u32("nic.tx_tail");
     n.tx_head = f.u32("nic.tx_head");
-    for (unsigned i = 0; i < kStatCount; ++i) n.stats[i] = f.u64("nic.stats." + std::string(kStatNames[i]));
+    for (unsigned i = 0; i < kStatCount; ++i)
+      n.stats[i] = f.u64("nic.stats." + std::string(kStatNames[i]));
     n.flush_reads = f.b("nic.flush_reads");
     n.fail_open = f.i32("nic.fail_open");
     n.drop_rx = f.u64("nic.drop_rx");
@@ -761,13 +765,14 @@ core::Status read_iface(const core::StateReader& r, const NetStateIface& x, cons
       std::uint64_t c = 0;
       const std::string_view idx = std::string_view(key).substr(cpu_prefix.size());
       const auto [end, ec] = std::from_chars(idx.data(), idx.data() + idx.size(), c);
-      if (ec != std::errc{} || end != idx.data() + idx.size() || c >= ncpus) return core::Errno{EINVAL};
+      if (ec != std::errc{} || end != idx.data() + idx.size() || c >= ncpus)
+        return core::Errno{EINVAL};
       std::vector<std::array<std::uint64_t, 3>> t;
       if (!parse_tuples(*r.str(key), t) || t.empty()) return core::Errno{EINVAL};
       for (const auto& pw : t) {
         if (pw[1] > UINT32_MAX || pw[2] > UINT32_MAX) return core::Errno{EINVAL};
-        h.bus.queues[c].push_back({pw[0], static_cast<std::uint32_t>(pw[1]),
-                                   static_cast<std::uint32_t>(pw[2])});
+        h.bus.queues[c].push_back(
+            {pw[0], static_cast<std::uint32_t>(pw[1]), static_cast<std::uint32_t>(pw[2])});
       }
     }
     h.bus.rng = f.str("mmio.rng");
@@ -840,7 +845,8 @@ core::Status read_iface(const core::StateReader& r, const NetStateIface& x, cons
   }
   for (std::size_t q = 0; q < x.tx.size(); ++q) {
     std::vector<bool> bits;
-    if (!parse_bits(f.str(fmt::format("tx{}.xps_cpus", q)), width, bits)) return core::Errno{EINVAL};
+    if (!parse_bits(f.str(fmt::format("tx{}.xps_cpus", q)), width, bits))
+      return core::Errno{EINVAL};
     out.tx.push_back(std::move(bits));
   }
   if (!f.ok()) return core::Errno{EINVAL};

@@ -56,8 +56,8 @@ namespace vsysfs::devices {
 // One interface of the section, as the builder made it.
 struct NetStateIface {
   std::shared_ptr<NetDevice> dev;
-  VnicDriver* nic = nullptr;        // null for loopback
-  LoopbackDriver* lo = nullptr;     // null for a NIC
+  VnicDriver* nic = nullptr;     // null for loopback
+  LoopbackDriver* lo = nullptr;  // null for a NIC
   std::shared_ptr<NetKnobs> knobs;
   std::shared_ptr<PciFunction> pci;  // null when virtual
   std::vector<std::shared_ptr<NetRxQueue>> rx;

@@ -111,8 +111,8 @@ std::string data_of(const core::Event& e) {
 std::vector<std::string> timed_events(const testing::TestMachine& m, std::uint64_t from) {
   std::vector<std::string> out;
   for (const auto& e : m.events.since(from))
-    out.push_back(fmt::format("{} {} {} {} {}", e.time.count(), e.device, e.what, e.result,
-                              data_of(e)));
+    out.push_back(
+        fmt::format("{} {} {} {} {}", e.time.count(), e.device, e.what, e.result, data_of(e)));
   return out;
 }
 
@@ -183,7 +183,8 @@ TEST_CASE("net snapshot: every file back, up/down undone, pending timers at the 
   m.advance_ms(3000);
   const auto first = timed_events(m, at_snapshot);
   bool watchdog = false;
-  for (const auto& e : first) watchdog = watchdog || e.find("tx_timeout NETDEV WATCHDOG") != std::string::npos;
+  for (const auto& e : first)
+    watchdog = watchdog || e.find("tx_timeout NETDEV WATCHDOG") != std::string::npos;
   CHECK(watchdog);
 
   // Every kind of change: up and down through flags, each writable file,
@@ -207,7 +208,8 @@ TEST_CASE("net snapshot: every file back, up/down undone, pending timers at the 
   REQUIRE(m.write(N("eth2", "queues/tx-0/byte_queue_limits/hold_time"), "50") > 0);
   REQUIRE(m.write(pci_of("eth0") + "/numa_node", "1") > 0);
   REQUIRE(m.write(pci_of("eth0") + "/power/control", "auto") > 0);
-  REQUIRE(m.write(pci_of("eth0") + "/config", std::string("\x03\x00", 2), core::Caller::root(), 4) == 2);
+  REQUIRE(m.write(pci_of("eth0") + "/config", std::string("\x03\x00", 2), core::Caller::root(),
+                  4) == 2);
   REQUIRE(m.write(K("net/eth4/link"), "up") > 0);
   REQUIRE(m.write(K("net/eth0/faults"), "drop_rx 3") > 0);
   REQUIRE(m.write(K("net/eth0/faults"), "fail_open ENOMEM") > 0);
@@ -223,11 +225,11 @@ TEST_CASE("net snapshot: every file back, up/down undone, pending timers at the 
   CHECK(m.read(N("eth0", "carrier_changes")) != "0\n");
   REQUIRE(m.write(K("machine/diff"), "base now") > 0);
   const std::string changed = m.read(K("machine/diff"));
-  for (const char* p : {"net/eth0/mtu", "net/eth1/flags", "net/eth3/operstate", "net/eth0/ifalias",
-                        "rx-1/rps_cpus", "tx-2/xps_cpus", "0000:00:03.0/numa_node",
-                        "power/control", "eth0/statistics/tx_packets", "eth0/carrier_changes",
-                        "vsysfs/net/eth0/traffic", "vsysfs/net/eth4/link", "vsysfs/net/eth0/faults",
-                        "vsysfs/net/eth1/ordering", "byte_queue_limits/limit_min"})
+  for (const char* p :
+       {"net/eth0/mtu", "net/eth1/flags", "net/eth3/operstate", "net/eth0/ifalias", "rx-1/rps_cpus",
+        "tx-2/xps_cpus", "0000:00:03.0/numa_node", "power/control", "eth0/statistics/tx_packets",
+        "eth0/carrier_changes", "vsysfs/net/eth0/traffic", "vsysfs/net/eth4/link",
+        "vsysfs/net/eth0/faults", "vsysfs/net/eth1/ordering", "byte_queue_limits/limit_min"})
     CHECK_MESSAGE(changed.find(p) != std::string::npos, p);
 
   REQUIRE(m.write(K("machine/restore"), "base") == 4);
@@ -263,7 +265,8 @@ TEST_CASE("net snapshot: timers due at the same instant keep their order") {
   const auto first = timed_events(m, at_snapshot);
   std::vector<std::string> done;
   for (const auto& e : first)
-    if (e.find(" traffic done ") != std::string::npos) done.push_back(e.substr(0, e.find(" traffic")));
+    if (e.find(" traffic done ") != std::string::npos)
+      done.push_back(e.substr(0, e.find(" traffic")));
   CHECK(done == std::vector<std::string>{"4000000 eth3", "4000000 eth0"});
   REQUIRE(m.write(K("machine/restore"), "both") == 4);
   const std::uint64_t at_restore = last_seq(m);
@@ -280,25 +283,25 @@ TEST_CASE("net snapshot: a malformed record is EINVAL and changes nothing") {
   REQUIRE(m.write(K("machine/snapshot"), "s") == 1);
   const auto& h = net_handler(m);
   const std::vector<std::pair<std::string, const char*>> bad = {
-      {"if0.name", "eth9"},              // another machine's interface
+      {"if0.name", "eth9"},  // another machine's interface
       {"if2.kind", "loopback"},
       {"net.interfaces", "5"},
-      {"if1.operstate", "7"},            // no such IF_OPER_*
-      {"if1.mtu", "9001"},               // above max_mtu
+      {"if1.operstate", "7"},  // no such IF_OPER_*
+      {"if1.mtu", "9001"},     // above max_mtu
       {"if1.mtu", "x"},
-      {"if3.traffic.rate", "0"},         // the sender divides by it
-      {"if3.traffic.cpus", "9"},         // nr_cpu_ids is 8
-      {"if3.nic.tx_tail", "99"},         // more than the ring holds
+      {"if3.traffic.rate", "0"},  // the sender divides by it
+      {"if3.traffic.cpus", "9"},  // nr_cpu_ids is 8
+      {"if3.nic.tx_tail", "99"},  // more than the ring holds
       {"if3.hw.descriptors", "1:2:3"},
       {"if3.hw.rx_ring", "64:1:2"},
       {"if3.mmio.rng", "7 8"},
       {"if3.dql0.limit", "4294967296"},
       {"if3.nic.fail_open", "5000"},
-      {"if3.rx1.rps_cpus", "101"},       // not nr_cpu_ids wide
-      {"if3.rx1.rps_flow_cnt", "100"},   // not a power of two
-      {"if3.pci.numa_node", "2"},        // nr_node_ids is 2
+      {"if3.rx1.rps_cpus", "101"},      // not nr_cpu_ids wide
+      {"if3.rx1.rps_flow_cnt", "100"},  // not a power of two
+      {"if3.pci.numa_node", "2"},       // nr_node_ids is 2
       {"if3.watchdog.pending", "maybe"},
-      {"if0.ifalias", nullptr},          // a field missing
+      {"if0.ifalias", nullptr},  // a field missing
       {"if3.traffic.timer.order", nullptr},
   };
   for (const auto& [key, value] : bad) {
