@@ -6,13 +6,14 @@ namespace vsysfs::core {
 
 Clock::~Clock() = default;
 
-Clock::TimerId Clock::add_timer(Nanos deadline, Callback fn) {
+Clock::TimerId Clock::add_timer(Nanos deadline, Callback fn, std::uint64_t order) {
   TimerId id;
   {
     MutexLock lock(mu_);
     id = next_id_++;
-    timers_.emplace(Key{deadline, id}, std::move(fn));
-    deadline_of_.emplace(id, deadline);
+    const Key key{deadline, order != 0 ? order : id, id};
+    timers_.emplace(key, std::move(fn));
+    key_of_.emplace(id, key);
   }
   timers_changed();
   return id;
@@ -20,10 +21,10 @@ Clock::TimerId Clock::add_timer(Nanos deadline, Callback fn) {
 
 bool Clock::cancel_timer(TimerId id) {
   MutexLock lock(mu_);
-  auto it = deadline_of_.find(id);
-  if (it == deadline_of_.end()) return false;
-  timers_.erase(Key{it->second, id});
-  deadline_of_.erase(it);
+  auto it = key_of_.find(id);
+  if (it == key_of_.end()) return false;
+  timers_.erase(it->second);
+  key_of_.erase(it);
   return true;
 }
 
@@ -60,7 +61,7 @@ std::size_t Clock::run_due(Nanos limit, const std::function<void(Nanos)>& set_no
       while (running_callback_) idle_cv_.wait(mu_);
       if (timers_.empty() || timers_.begin()->first.deadline > limit) break;
       auto node = timers_.extract(timers_.begin());
-      deadline_of_.erase(node.key().id);
+      key_of_.erase(node.key().id);
       if (set_now) set_now(node.key().deadline);
       fn = std::move(node.mapped());
       running_callback_ = true;
@@ -194,6 +195,10 @@ void SystemClock::loop() {
 
 void Timer::mod_timer(Nanos deadline) {
   MutexLock lock(mu_);
+  arm_locked(deadline, 0);
+}
+
+void Timer::arm_locked(Nanos deadline, std::uint64_t order) {
   if (shut_down_) return;  // the owner is going away
   if (id_ != 0) clock_.cancel_timer(id_);
   expires_ = deadline;
@@ -201,15 +206,35 @@ void Timer::mod_timer(Nanos deadline) {
   // is held; it compares under mu_, so a stale firing (the timer was
   // re-armed or deleted meanwhile) does nothing.
   auto mine = std::make_shared<Clock::TimerId>(0);
-  id_ = clock_.add_timer(deadline, [this, mine] {
-    {
-      MutexLock inner(mu_);
-      if (id_ == 0 || id_ != *mine) return;
-      id_ = 0;
-    }
-    fn_();
-  });
+  id_ = clock_.add_timer(
+      deadline,
+      [this, mine] {
+        {
+          MutexLock inner(mu_);
+          if (id_ == 0 || id_ != *mine) return;
+          id_ = 0;
+        }
+        fn_();
+      },
+      order);
   *mine = id_;
+  order_ = order != 0 ? order : id_;
+}
+
+TimerState Timer::state() const {
+  MutexLock lock(mu_);
+  return {.pending = id_ != 0, .expires = expires_, .order = id_ != 0 ? order_ : 0};
+}
+
+void Timer::restore(const TimerState& s) {
+  MutexLock lock(mu_);
+  if (s.pending) {
+    arm_locked(s.expires, s.order);
+    return;
+  }
+  if (id_ != 0) clock_.cancel_timer(id_);
+  id_ = 0;
+  expires_ = s.expires;
 }
 
 bool Timer::del_timer() {

@@ -50,7 +50,12 @@ class Clock {
   virtual bool is_manual() const = 0;
 
   // Arms a one-shot callback at absolute simulated time `deadline`.
-  TimerId add_timer(Nanos deadline, Callback fn);
+  // Timers due at the same instant run in `order` (lower first), which is
+  // the new timer's own id when 0: in the order they were armed. A machine
+  // snapshot restore passes a timer's saved order (Timer::restore), so
+  // that timers pending at the snapshot run in their old order among
+  // themselves and before every timer armed after it (ids only grow).
+  TimerId add_timer(Nanos deadline, Callback fn, std::uint64_t order = 0);
   // true when the timer was pending and will not run.
   bool cancel_timer(TimerId id);
   // Waits until no callback is running (del_timer_sync's guarantee for a
@@ -79,11 +84,12 @@ class Clock {
  private:
   struct Key {
     Nanos deadline;
+    std::uint64_t order;
     TimerId id;
     auto operator<=>(const Key&) const = default;
   };
   std::map<Key, Callback> timers_ GUARDED_BY(mu_);
-  std::map<TimerId, Nanos> deadline_of_ GUARDED_BY(mu_);
+  std::map<TimerId, Key> key_of_ GUARDED_BY(mu_);
   TimerId next_id_ GUARDED_BY(mu_) = 1;
   bool running_callback_ GUARDED_BY(mu_) = false;
   std::thread::id runner_ GUARDED_BY(mu_);
@@ -140,6 +146,16 @@ class SystemClock final : public Clock {
   std::thread thread_;
 };
 
+// What a device's snapshot keeps of one Timer (docs/snapshot.md "Device
+// state"): whether it is pending, its absolute deadline, and its place
+// among timers due at the same instant.
+struct TimerState {
+  bool pending = false;
+  Nanos expires{0};
+  std::uint64_t order = 0;
+  bool operator==(const TimerState&) const = default;
+};
+
 // A re-armable one-shot timer owned by a device (kernel: struct timer_list
 // with mod_timer/del_timer_sync). Destruction is timer_shutdown_sync():
 // later mod_timer() calls are ignored, then it cancels and waits for a
@@ -166,12 +182,20 @@ class Timer {
   void shutdown_sync();
   bool pending() const;
   Nanos expires() const;
+  // Snapshot support: the timer now, and re-arming it as `s` says (a
+  // pending state at its deadline and order; else only `expires` is
+  // kept). The owner cancels the timer (del_timer_sync) before restoring.
+  TimerState state() const;
+  void restore(const TimerState& s);
 
  private:
+  void arm_locked(Nanos deadline, std::uint64_t order) REQUIRES(mu_);
+
   Clock& clock_;
   Clock::Callback fn_;
   mutable Mutex mu_{"timer.mu"};  // Order: before Clock::mu_
   Clock::TimerId id_ GUARDED_BY(mu_) = 0;
+  std::uint64_t order_ GUARDED_BY(mu_) = 0;  // of the pending entry
   bool shut_down_ GUARDED_BY(mu_) = false;
   Nanos expires_ GUARDED_BY(mu_){0};
 };

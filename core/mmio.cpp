@@ -1,5 +1,7 @@
 #include "core/mmio.hpp"
 
+#include <sstream>
+
 namespace vsysfs::core {
 
 MmioBus::MmioBus(MmioTarget& target, unsigned ncpus, std::uint64_t seed, const char* lock_name,
@@ -88,6 +90,42 @@ void MmioBus::deliver_head_locked(std::size_t q) {
   }
   ++stats_.delivered;
   target_.mmio_write(p.offset, p.value);
+}
+
+MmioBus::State MmioBus::state() const {
+  MutexLock lock(mu_);
+  State s;
+  for (const auto& q : queues_) s.queues.emplace_back(q.begin(), q.end());
+  std::ostringstream rng;
+  rng << rng_;
+  s.rng = rng.str();
+  s.seed = seed_;
+  s.next_seq = next_seq_;
+  s.stats = stats_;
+  return s;
+}
+
+bool MmioBus::check_state(const State& s) const {
+  if (s.queues.size() != ncpus_) return false;
+  std::istringstream in(s.rng);
+  std::mt19937_64 rng;
+  in >> rng;
+  if (in.fail()) return false;
+  in >> std::ws;
+  return in.eof();
+}
+
+void MmioBus::set_state(const State& s) {
+  std::istringstream in(s.rng);
+  std::mt19937_64 rng;
+  in >> rng;
+  MutexLock lock(mu_);
+  for (std::size_t i = 0; i < queues_.size(); ++i)
+    queues_[i].assign(s.queues[i].begin(), s.queues[i].end());
+  rng_ = rng;
+  seed_ = s.seed;
+  next_seq_ = s.next_seq;
+  stats_ = s.stats;
 }
 
 }  // namespace vsysfs::core

@@ -71,12 +71,28 @@ class MmioBus {
   unsigned ncpus() const { return ncpus_; }
   MmioStats stats() const;
 
- private:
+  // Snapshot support (docs/snapshot.md "Device state"): the writes each
+  // CPU has posted, the chipset's random sequence (std::mt19937_64's text
+  // form, so the same interleavings follow) and the counters.
   struct Posted {
     std::uint64_t seq;
     std::uint32_t offset;
     std::uint32_t value;
   };
+  struct State {
+    std::vector<std::vector<Posted>> queues;  // one per CPU: ncpus()
+    std::string rng;
+    std::uint64_t seed = 0;
+    std::uint64_t next_seq = 1;
+    MmioStats stats;
+  };
+  State state() const;
+  // Whether set_state would take `s` (the CPU count matches, the random
+  // sequence parses). set_state takes only a state that passed.
+  bool check_state(const State& s) const;
+  void set_state(const State& s);
+
+ private:
   void deliver_head_locked(std::size_t q) REQUIRES(mu_);
   // Picks a random non-empty queue; false when all are empty.
   bool pick_locked(std::size_t* q) REQUIRES(mu_);

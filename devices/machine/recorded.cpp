@@ -215,6 +215,14 @@ void build_recorded(MachineContext& ctx, const core::ConfigValue& sec) {
   ctx.machine.keep(std::move(dev));
   ctx.env.log(nullptr, "recorded", "replay", "OK",
               {{"dirs", dirs.size()}, {"files", files.size()}, {"links", links.size()}});
+  // Snapshots (docs/snapshot.md): a recorded machine restores. The
+  // section keeps no state of its own: a recorded file's bytes, size and
+  // errno, a link's target and the shadowed list are fixed at the build,
+  // and a write is EACCES; what a client can change is the mode and owner
+  // of a recorded directory, file or link (chmod, chown, chown -h), which
+  // every snapshot keeps for every node of the tree (MachineSnapshots).
+  ctx.machine.register_state(
+      {.name = "recorded", .version = 1, .save = {}, .load = {}, .section = {}});
 }
 
 // Last: after every device, so that the model wins (see the header).

@@ -130,9 +130,11 @@ MachineSnapshots::Snapshot MachineSnapshots::capture() const {
       const auto node = tree_.get(e.ino);
       if (!node || !node->alive.load()) continue;
       std::string path = dir_path.empty() ? e.name : dir_path + "/" + e.name;
-      if (node->kind == core::NodeKind::Symlink) continue;
+      // A symlink's owner changes too (lchown: kernfs_iop_setattr is a
+      // symlink's setattr as well); it has no value to render.
       snap.attrs.emplace(path, NodeAttr{node->mode.load(), node->uid.load(), node->gid.load()});
       snap.size += path.size() + sizeof(NodeAttr);
+      if (node->kind == core::NodeKind::Symlink) continue;
       if (node->kind == core::NodeKind::Dir) {
         stack.emplace_back(e.ino, std::move(path));
         continue;

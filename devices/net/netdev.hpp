@@ -111,6 +111,10 @@ using RtnlLinkStats64 = std::array<std::uint64_t, kStatCount>;
 class AtomicLinkStats {
  public:
   void add(StatIndex i, std::uint64_t n = 1) { v_[i].fetch_add(n, std::memory_order_relaxed); }
+  // A snapshot restore puts the counters back (docs/snapshot.md).
+  void restore(const RtnlLinkStats64& s) {
+    for (unsigned i = 0; i < kStatCount; ++i) v_[i].store(s[i], std::memory_order_relaxed);
+  }
   std::uint64_t get(StatIndex i) const { return v_[i].load(std::memory_order_relaxed); }
   RtnlLinkStats64 snapshot() const {
     RtnlLinkStats64 s{};
@@ -321,6 +325,45 @@ class NetDevice {
   void napi_schedule();
   bool napi_scheduled() const { return rx_sched_.load(); }
   std::uint64_t napi_polls() const { return napi_polls_.load(); }
+
+  // --- machine snapshots (netdev_state.cpp, docs/snapshot.md) ----------------
+  // Everything of the device a restore brings back, its timers included.
+  struct State {
+    bool running = false;  // __LINK_STATE_START
+    bool nocarrier = true, dormant = false, testing = false;
+    int carrier_up_count = 0, carrier_down_count = 0;
+    Operstate operstate = Operstate::Unknown;
+    unsigned flags = 0, gflags = 0;
+    int promiscuity = 0, allmulti = 0;
+    int mtu = 0;
+    unsigned tx_queue_len = 0;
+    int group = 0;
+    bool proto_down = false, threaded = false;
+    std::uint64_t gro_flush_timeout = 0;
+    unsigned napi_defer_hard_irqs = 0;
+    std::string ifalias;
+    bool xoff = false, stack_xoff = false, xmit_hung = false;
+    std::vector<Dql> dql;  // one per TX queue
+    std::int64_t trans_start = 0;
+    std::uint64_t trans_timeout = 0, tx_busy = 0, tx_locked = 0, core_tx_dropped = 0;
+    bool rx_sched = false;
+    std::uint64_t napi_polls = 0;
+    core::TimerState watchdog, rx_softirq;
+  };
+  // Locking: rtnl held by the caller; takes dev_base_lock (read), the
+  // ifalias and BQL mutexes.
+  State save_state() const;
+  // Whether load_state would take `s` (values the device can hold).
+  bool check_state(const State& s) const;
+  // Cancels the watchdog and the RX softirq and waits for them.
+  // Locking: none of the device's locks held (rtnl may be).
+  void cancel_timers();
+  // Sets the state directly, without open/close/carrier paths and their
+  // events (the machine is put back, nothing happens on it), re-arms the
+  // timers at their saved deadlines and notifies pollers of the flags,
+  // operstate and carrier files that changed. Locking: rtnl held by the
+  // caller; timers cancelled.
+  void load_state(const State& s);
 
   // --- files (netdev_sysfs.cpp) ---------------------------------------------------
   // The kobject of devices/.../net/IF (DEVPATH of its uevents).

@@ -81,6 +81,30 @@ class NetKnobs {
   core::Result<std::size_t> ordering_store(const core::Caller& c, std::string_view in);
   core::Status mmio_show(core::PageBuffer& buf) const;
 
+  // Machine snapshots (netdev_state.cpp, docs/snapshot.md): the traffic
+  // generator's settings, run state, counters and timer (at its saved
+  // deadline). The other knobs live in the driver and hardware.
+  struct State {
+    std::uint64_t count = 0;
+    std::uint32_t size = 0;
+    std::uint64_t rate = 0;
+    unsigned cpus = 0;
+    std::uint64_t sent = 0, next_id = 0;
+    core::Nanos next_due{0};
+    bool running = false, stalled = false;
+    int start_carrier_downs = 0;
+    core::Nanos start_time{0}, end_time{0}, lag{0}, max_lag{0};
+    std::uint64_t locked = 0, busy = 0, stalls = 0;
+    core::TimerState timer;
+  };
+  // Locking: takes the traffic mutex.
+  State save_state() const;
+  // The settings a traffic store would take.
+  bool check_state(const State& s) const;
+  // Locking: none held (takes the traffic mutex after the timer is gone).
+  void cancel_timer();
+  void load_state(const State& s);
+
  private:
   // One pktgen transmit attempt. Context: timer. Locking: takes the
   // traffic mutex, then (inside the xmit path) netif_tx_lock.

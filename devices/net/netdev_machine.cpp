@@ -50,6 +50,7 @@
 #include "devices/net/netdev_nic.hpp"
 #include "devices/net/netdev_pci.hpp"
 #include "devices/net/netdev_queues.hpp"
+#include "devices/net/netdev_state.hpp"
 #include "devices/numa/numa_model.hpp"
 
 namespace vsysfs::devices {
@@ -244,13 +245,17 @@ void build_net(MachineContext& ctx, const core::ConfigValue& sec) {
 
   auto net = std::make_shared<NetSubsystem>();
   std::map<std::string, std::shared_ptr<VnicHardware>> hw_by_name;
+  std::vector<NetStateIface> state;  // the snapshot handler's view
   int ifindex = 1;
   for (auto& s : specs) {
     std::shared_ptr<NetDeviceOps> ops;
     std::shared_ptr<VnicHardware> hw;
     std::shared_ptr<VnicDriver> drv;
+    NetStateIface& st = state.emplace_back();
     if (s.dev.kind == "loopback") {
-      ops = std::make_shared<LoopbackDriver>();
+      auto lo = std::make_shared<LoopbackDriver>();
+      st.lo = lo.get();
+      ops = std::move(lo);
     } else {
       hw = std::make_shared<VnicHardware>(ctx.env, s.dev.name, s.nic);
       drv = std::make_shared<VnicDriver>(ctx.env, hw, s.nic);
@@ -262,6 +267,8 @@ void build_net(MachineContext& ctx, const core::ConfigValue& sec) {
     auto dev = std::make_shared<NetDevice>(ctx.env, s.dev, ifindex++, ops);
     if (drv) drv->attach(dev.get());
     net->devices.push_back(dev);
+    st.dev = dev;
+    st.nic = drv.get();
 
     std::string dir;
     std::string up_to_root;  // from the device directory to the mount root
@@ -273,6 +280,7 @@ void build_net(MachineContext& ctx, const core::ConfigValue& sec) {
       const std::string pci_dir = host_bridge + "/" + s.pci_slot;
       auto pci = std::make_shared<PciFunction>(ctx.env, s.pci, numa);
       ctx.tree.add_device<PciFunction>(pci_dir, pci, PciFunction::groups());
+      st.pci = pci;
       add_subsys_bus(ctx.env, ctx.tree, ctx.machine, "pci");
       add_uevent_only_device(ctx.env, ctx.tree, ctx.machine, host_bridge);
       ctx.tree.mkdir_p("bus/pci/drivers/" + s.pci.driver);
@@ -293,16 +301,19 @@ void build_net(MachineContext& ctx, const core::ConfigValue& sec) {
       auto rxq = std::make_shared<NetRxQueue>(*dev, q);
       ctx.tree.add_device<NetRxQueue>(dir + "/queues/rx-" + std::to_string(q), rxq, NetRxQueue::groups());
       ctx.machine.keep(rxq);
+      st.rx.push_back(rxq);
     }
     for (unsigned q = 0; q < s.dev.num_tx_queues; ++q) {
       auto txq = std::make_shared<NetTxQueue>(*dev, q);
       ctx.tree.add_device<NetTxQueue>(dir + "/queues/tx-" + std::to_string(q), txq,
                                       NetTxQueue::groups(*dev));
       ctx.machine.keep(txq);
+      st.tx.push_back(txq);
     }
     auto knobs = std::make_shared<NetKnobs>(ctx.env, dev, drv.get());
     ctx.tree.add_device<NetKnobs>("kernel/debug/vsysfs/net/" + s.dev.name, knobs, NetKnobs::groups());
     net->knobs.push_back(knobs);
+    st.knobs = knobs;
   }
   for (auto& [a, b] : peer_of) hw_by_name.at(a)->set_peer(hw_by_name.at(b).get());
   for (auto& s : specs)
@@ -318,6 +329,9 @@ void build_net(MachineContext& ctx, const core::ConfigValue& sec) {
     }
   }
   ctx.machine.keep(net);
+  // Snapshots (docs/snapshot.md): the state of every interface, after the
+  // boot above, so a restore knows each object the section built.
+  ctx.machine.register_state(net_state_handler(std::move(state)));
 }
 
 const SectionRegistrar kReg{"net", &build_net, 200};

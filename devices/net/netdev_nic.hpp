@@ -112,6 +112,7 @@ class VnicHardware final : public core::MmioTarget {
   // K/fail/link_flap: the link drops as if the cable were pulled, without
   // touching the `link` knob's cable. Locking: none held (fail.flap may be).
   void set_flap_down(bool down);
+  bool flap_down() const { return flap_down_.load(); }
   bool link_ok() const;
   // Re-evaluates the link and raises link interrupts on change, on this end
   // and the peer; a link that came up restarts the MAC on descriptors that
@@ -131,6 +132,35 @@ class VnicHardware final : public core::MmioTarget {
   std::uint64_t doorbell_backwards() const { return doorbell_backwards_.load(); }
   std::uint64_t rx_missed() const { return rx_missed_.load(); }
 
+  // Machine snapshots (netdev_state.cpp, docs/snapshot.md): registers,
+  // the frames in the TX ring and the RX ring, the MMIO bus, the timers.
+  struct State {
+    bool tx_busy = false;
+    std::uint32_t hw_head = 0, hw_tail = 0;
+    core::Nanos tx_due{0};
+    std::uint32_t rx_mode = 0;
+    bool tx_en = false, rx_en = false, cable = true, flap_down = false, link = false;
+    bool hang_tx = false;
+    std::uint32_t writeback_head = 0;
+    std::uint64_t doorbell_backwards = 0, rx_missed = 0;
+    // The descriptors the ring still holds (free-running index, frame):
+    // the driver's [tx_head, tx_tail), which holds the hardware's
+    // [head, tail); no other slot is read before it is written again.
+    std::vector<std::pair<std::uint32_t, SkBuff>> descriptors;
+    std::vector<SkBuff> rx_ring;
+    core::MmioBus::State bus;
+    core::TimerState tx_timer, chipset_timer;
+  };
+  // The state with the descriptors [from, to). Locking: takes the
+  // hardware, descriptor, RX and bus locks one at a time.
+  State save_state(std::uint32_t from, std::uint32_t to) const;
+  bool check_state(const State& s) const;
+  // Locking: none of the device's locks held.
+  void cancel_timers();
+  // Timers cancelled first (cancel_timers).
+  void load_state(const State& s);
+  unsigned ring_size() const { return cfg_.ring_size; }
+
  private:
   core::Nanos frame_time(std::uint32_t len) const;
   void start_tx_locked() REQUIRES(hw_mu_);
@@ -142,7 +172,7 @@ class VnicHardware final : public core::MmioTarget {
   VnicDriver* driver_ = nullptr;
   VnicHardware* peer_ = nullptr;
 
-  core::Mutex hw_mu_{"vnic.hw_lock", core::kRankHw};
+  mutable core::Mutex hw_mu_{"vnic.hw_lock", core::kRankHw};
   bool tx_busy_ GUARDED_BY(hw_mu_) = false;
   std::uint32_t hw_head_ GUARDED_BY(hw_mu_) = 0;
   std::uint32_t hw_tail_ GUARDED_BY(hw_mu_) = 0;
@@ -212,6 +242,21 @@ class VnicDriver final : public NetDeviceOps {
   // The LLTX lock (tests hold it to provoke NETDEV_TX_LOCKED).
   core::Mutex& priv_lock() { return priv_mu_; }
 
+  // Machine snapshots (netdev_state.cpp): ring indices, counters, knobs.
+  struct State {
+    std::uint32_t tx_tail = 0, tx_head = 0;
+    RtnlLinkStats64 stats{};
+    bool flush_reads = true;
+    int fail_open = 0;
+    std::uint64_t drop_rx = 0;
+    bool skip_queue_stop = false;
+    std::uint64_t ring_resets = 0, exclusion_violations = 0;
+  };
+  // Locking: takes priv_lock.
+  State save_state() const;
+  bool check_state(const State& s) const;
+  void load_state(const State& s);
+
  private:
   // set_multicast_list's hardware access, under netif_tx_lock (and
   // priv_lock for an LLTX device).
@@ -256,6 +301,14 @@ class LoopbackDriver final : public NetDeviceOps {
   int poll(NetDevice& dev, int budget) override;
   bool rx_pending(const NetDevice& dev) const override;
   std::uint64_t delivered() const { return delivered_.load(); }
+
+  // Machine snapshots (netdev_state.cpp).
+  struct State {
+    std::uint64_t packets = 0, bytes = 0, delivered = 0;
+    std::vector<SkBuff> backlog;
+  };
+  State save_state() const;
+  void load_state(const State& s);
 
  private:
   std::atomic<std::uint64_t> packets_{0}, bytes_{0}, delivered_{0};

@@ -109,6 +109,17 @@ class PciFunction {
   core::Result<std::size_t> config_write(const core::Caller& c, std::uint64_t pos,
                                          std::span<const char> in);
 
+  // Machine snapshots (netdev_state.cpp): what stores change. Locking:
+  // the device mutex.
+  struct State {
+    int numa_node = -1;
+    bool runtime_pm_allowed = false;
+    std::uint8_t command_lo = 0, command_hi = 0, interrupt_line = 0;  // config 0x04, 0x05, 0x3c
+  };
+  State save_state() const;
+  bool check_state(const State& s) const;
+  void load_state(const State& s);
+
  private:
   std::vector<unsigned> local_cpu_set() const;
 

@@ -47,6 +47,14 @@ class NetRxQueue {
   core::Status rps_flow_cnt_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> rps_flow_cnt_store(const core::Caller& c, std::string_view in);
 
+  // Machine snapshots (netdev_state.cpp). Locking: the queue mutex.
+  struct State {
+    std::vector<bool> rps_map;
+    std::uint64_t flow_table_size = 0;
+  };
+  State save_state() const;
+  void load_state(const State& s);
+
  private:
   NetDevice& dev_;
   const unsigned index_;
@@ -80,6 +88,11 @@ class NetTxQueue {
   core::Result<std::size_t> limit_max_store(const core::Caller& c, std::string_view in);
   core::Status limit_min_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> limit_min_store(const core::Caller& c, std::string_view in);
+
+  // Machine snapshots (netdev_state.cpp): xps_cpus (the BQL state is the
+  // device's). Locking: the queue mutex.
+  std::vector<bool> save_state() const;
+  void load_state(const std::vector<bool>& xps_cpus);
 
  private:
   core::Result<std::size_t> bql_set(const core::Caller& c, std::string_view in,

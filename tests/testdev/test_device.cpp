@@ -308,8 +308,10 @@ void TK::save_state(core::StateWriter& w) const {
   }
   w.put_str("hotplugged", names);
   w.put_u64("fired", fired_.load());
-  w.put_bool("timer.pending", timer_.pending());
-  w.put_i64("timer.expires_ns", timer_.expires().count());
+  const core::TimerState t = timer_.state();
+  w.put_bool("timer.pending", t.pending);
+  w.put_i64("timer.expires_ns", t.expires.count());
+  w.put_u64("timer.order", t.order);
 }
 
 core::Status TK::load_state(const core::StateReader& r) {
@@ -317,7 +319,11 @@ core::Status TK::load_state(const core::StateReader& r) {
   auto fired = r.u64("fired");
   auto pending = r.boolean("timer.pending");
   auto expires = r.i64("timer.expires_ns");
-  if (!names_s || !fired || !pending || !expires) return core::Errno{EINVAL};
+  // Its place among timers due at the same instant (absent in records of
+  // older builds: then after them).
+  const auto order =
+      r.has("timer.order") ? r.u64("timer.order") : core::Result<std::uint64_t>{std::uint64_t{0}};
+  if (!names_s || !fired || !pending || !expires || !order) return core::Errno{EINVAL};
   std::set<std::string> names;
   for (std::string_view rest = *names_s; !rest.empty();) {
     const auto nl = rest.find('\n');
@@ -354,7 +360,7 @@ core::Status TK::load_state(const core::StateReader& r) {
   }
   timer_.del_timer_sync();
   fired_ = *fired;
-  if (*pending) timer_.mod_timer(core::Nanos(*expires));
+  timer_.restore({.pending = *pending, .expires = core::Nanos(*expires), .order = *order});
   return {};
 }
 

@@ -165,3 +165,30 @@ TEST_CASE("memory_blocks errors name the key") {
             .find("needs [numa] memory_block_size_mb") != std::string::npos);
 }
 }  // TEST_SUITE("recorded_numa")
+
+// A recorded machine restores (docs/snapshot.md): the section keeps no
+// state of its own, and the modes and owners a client changes on recorded
+// directories, files and links (chmod, chown, chown -h) are in every
+// snapshot.
+TEST_CASE("recorded snapshot: a recorded machine restores its modes and owners, links too") {
+  TestMachine m(kRecording);
+  const char* kSnap = "kernel/debug/vsysfs/machine/snapshot";
+  const char* kRestore = "kernel/debug/vsysfs/machine/restore";
+  CHECK(m.write(kSnap, "base") == 4);
+  const auto dir = m.tree.resolve("firmware/acpi");
+  const auto file = m.tree.resolve("devices/system/cpu/smt/control");
+  const auto link = m.tree.resolve("class/net/eth0");
+  REQUIRE((dir && file && link));
+  REQUIRE(m.tree.get(link)->kind == vsysfs::core::NodeKind::Symlink);
+  REQUIRE(m.tree.set_mode(dir, 0755));
+  REQUIRE(m.tree.set_mode(file, 0600));
+  REQUIRE(m.tree.set_owner(file, 1000, 1000));
+  REQUIRE(m.tree.set_owner(link, 1001, 1002));
+  CHECK(m.write(kRestore, "base") == 4);
+  CHECK(m.tree.get(dir)->mode.load() == 0700);
+  CHECK(m.tree.get(file)->mode.load() == 0644);
+  CHECK(m.tree.get(file)->uid.load() == 0);
+  CHECK(m.tree.get(link)->uid.load() == 0);
+  CHECK(m.tree.get(link)->gid.load() == 0);
+  CHECK(m.read("devices/system/cpu/smt/control") == "on\n");
+}

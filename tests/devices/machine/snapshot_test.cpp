@@ -372,14 +372,53 @@ value = 7
 
 // The determinism property across device families on a whole machine
 // (control plane, NUMA, clocksource, the test device with its timer and
-// hotplug): snapshot A; random ops; restore A; the same ops gives the same
-// attribute values and the same events (device, what, result, data).
+// hotplug, network interfaces with their senders, watchdogs, rings, BQL
+// and links): snapshot A; random ops; restore A; the same ops gives the
+// same attribute values and the same events (device, what, result, data,
+// in order: timers due at the same instant keep their order).
 TEST_CASE("restore is deterministic on a whole machine across device families") {
   const auto K = [](std::string_view f) { return "kernel/debug/vsysfs/" + std::string(f); };
   const unsigned seeds = 8;
+  std::size_t net_events = 0;  // the net ops did something (a path typo would not)
   for (unsigned seed = 1; seed <= seeds; ++seed) {
     testing::TestMachine m(R"([testdev]
 value = 7
+
+[net]
+nr_cpu_ids = 4
+
+[[net.interface]]
+name = "lo"
+kind = "loopback"
+
+[[net.interface]]
+name = "eth0"
+pci = "0000:00:03.0"
+max_mtu = 9000
+peer = "eth1"
+change_carrier = true
+
+[[net.interface]]
+name = "eth1"
+pci = "0000:00:04.0"
+lltx = true
+mmio_seed = 7
+
+[[net.interface]]
+name = "eth2"
+pci = "0000:00:05.0"
+speed = 10
+ring_size = 16
+watchdog_timeo_ms = 200
+bql = true
+peer = "eth3"
+
+[[net.interface]]
+name = "eth3"
+pci = "0000:00:06.0"
+speed = 10
+ring_size = 16
+bql = true
 )");
     std::mt19937 rng(seed);
     const auto pick = [&](std::initializer_list<const char*> v) {
@@ -387,8 +426,41 @@ value = 7
     };
     std::vector<std::pair<std::string, std::string>> ops;
     const int n = 10 + static_cast<int>(rng() % 20);
+    const auto iface = [&] { return pick({"lo", "eth0", "eth1", "eth2", "eth3"}); };
+    const auto nic = [&] { return pick({"eth0", "eth1", "eth2", "eth3"}); };
+    // An interface's directory (the tree's paths do not go through class/net).
+    const auto dir = [](const std::string& ifname) -> std::string {
+      if (ifname == "lo") return "devices/virtual/net/lo";
+      const char slot = static_cast<char>('3' + (ifname[3] - '0'));
+      return fmt::format("devices/pci0000:00/0000:00:0{}.0/net/{}", slot, ifname);
+    };
     for (int i = 0; i < n; ++i) {
-      switch (rng() % 9) {
+      switch (rng() % 16) {
+        case 9:  // ip link set up/down, promisc
+          ops.emplace_back(dir(iface()) + "/flags", pick({"0x1002", "0x1003", "0x1103"}));
+          break;
+        case 10:
+          ops.emplace_back(K("net/" + iface() + "/traffic"),
+                           pick({"start", "start", "stop", "count 0 size 1000 rate 3000",
+                                 "count 40 rate 20000 cpus 3", "size 64 rate 100000"}));
+          break;
+        case 11:
+          ops.emplace_back(K("net/" + nic() + "/link"), pick({"up", "down", "up"}));
+          break;
+        case 12:
+          ops.emplace_back(K("net/" + nic() + "/faults"),
+                           pick({"hang_tx 1", "hang_tx 0", "drop_rx 3", "skip_queue_stop 1",
+                                 "skip_queue_stop 0"}));
+          break;
+        case 13:
+          ops.emplace_back(dir("eth0") + "/" + pick({"mtu", "carrier"}),
+                           pick({"9000", "1500", "0", "1"}));
+          break;
+        case 14:
+          ops.emplace_back(dir("eth2") + "/queues/tx-0/byte_queue_limits/" +
+                               pick({"limit_max", "limit_min", "hold_time"}),
+                           fmt::format("{}", rng() % 20000));
+          break;
         case 0:
           ops.emplace_back(K("testdev/set"), fmt::format("{}", rng() % 100));
           break;
@@ -423,6 +495,14 @@ value = 7
     }
     m.advance_ms(rng() % 100);
     CHECK(m.write(K("testdev/timer_ms"), "25") == 2);
+    // Senders running at the snapshot: eth2's stalls its slow link (BQL,
+    // a full ring), so their timers, the MACs', NAPI's and the chipset's
+    // are pending at A.
+    CHECK(m.write(K("net/eth0/traffic"), "count 0 rate 2000") > 0);
+    CHECK(m.write(K("net/eth0/traffic"), "start") > 0);
+    CHECK(m.write(K("net/eth2/traffic"), "count 0 size 1000 rate 3000") > 0);
+    CHECK(m.write(K("net/eth2/traffic"), "start") > 0);
+    m.advance_ms(1 + rng() % 30);
     REQUIRE(m.write(K("machine/snapshot"), "A") == 1);
     auto run = [&] {
       const std::uint64_t from = m.events.snapshot().back().seq;
@@ -436,6 +516,7 @@ value = 7
       return std::tuple{results, evs};
     };
     const auto first = run();
+    for (const auto& e : std::get<1>(first)) net_events += e.rfind("eth", 0) == 0;
     REQUIRE(m.write(K("machine/snapshot"), "end1") == 4);
     REQUIRE(m.write(K("machine/restore"), "A") == 1);
     const auto second = run();
@@ -455,6 +536,7 @@ value = 7
     }
     CHECK_MESSAGE(rest == "", "seed ", seed);
   }
+  CHECK(net_events > 30);
 }
 
 }  // TEST_SUITE("snapshot")

@@ -1,0 +1,148 @@
+#!/usr/bin/env bats
+# Snapshot and restore of a machine with [net] and no [xen] or [dcdbas]
+# (machines/net-lab.toml; devices/net/netdev_state.hpp, docs/snapshot.md),
+# driven from the mount with shell tools only: a diff lists exactly the
+# paths whose value changed, and a restore brings back every file (value,
+# mode, owner) after interfaces went up and down through their flags,
+# stores on each kind of writable file and knob, traffic on the manual
+# clock, and a chown -h of a class/net link.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+  vsysfs_start -o clock=manual,machine="$VSYSFS_ROOT/machines/net-lab.toml"
+}
+
+teardown_file() {
+  vsysfs_stop
+}
+
+K() { echo "$MNT/kernel/debug/vsysfs/$1"; }
+N() { echo "$MNT/class/net/$1/$2"; }
+
+# Every node under the mount: "path mode uid gid: content" (content for
+# readable regular files, else the errno), without what is not machine
+# state or not a rendered text value: the event log, the snapshot files
+# themselves, and the binary PCI files.
+dump_tree() {
+  python3 - "$MNT" <<'PY'
+import errno, fnmatch, os, sys
+root = sys.argv[1]
+skip = ["kernel/debug/vsysfs/events", "kernel/debug/vsysfs/events_pipe",
+        "kernel/debug/vsysfs/events_dropped", "kernel/debug/vsysfs/machine/snapshot",
+        "kernel/debug/vsysfs/machine/diff", "*/config", "*/resource0"]
+for d, dirs, files in os.walk(root):
+    dirs.sort()
+    for name in sorted(dirs + files):
+        p = os.path.join(d, name)
+        rel = os.path.relpath(p, root)
+        st = os.lstat(p)
+        line = f"{rel} {st.st_mode:o} {st.st_uid} {st.st_gid}"
+        if name in files and not os.path.islink(p) and not any(fnmatch.fnmatchcase(rel, s) for s in skip):
+            try:
+                with open(p, "rb") as f:
+                    line += ": " + repr(f.read())
+            except OSError as e:
+                line += ": " + errno.errorcode.get(e.errno, str(e.errno))
+        print(line)
+PY
+}
+
+# The paths whose content differs between two dumps.
+changed_paths() {
+  python3 - "$1" "$2" <<'PY'
+import sys
+def load(f):
+    out = {}
+    for line in open(f):
+        head, sep, content = line.rstrip("\n").partition(": ")
+        if sep:
+            out[head.split(" ")[0]] = content
+    return out
+a, b = load(sys.argv[1]), load(sys.argv[2])
+for p in sorted(set(a) | set(b)):
+    if a.get(p) != b.get(p):
+        print(p)
+PY
+}
+
+@test "net-lab: diff lists exactly the changed paths; restore brings every file back" {
+  # The state at the snapshot: eth1 down (eth0 without carrier), a sender
+  # on the slow eth2 link with its queue stalled and BQL moving, an alias.
+  echo 0x1002 > "$(N eth1 flags)"
+  echo "count 0 size 1000 rate 2000" > "$(K net/eth2/traffic)"
+  echo start > "$(K net/eth2/traffic)"
+  echo 40 > "$(K clock/advance_ms)"
+  echo uplink > "$(N eth3 ifalias)"
+  [ "$(cat "$(N eth0 operstate)")" = down ]
+  [ "$(cat "$(N eth2 queues/tx-0/byte_queue_limits/inflight)")" != 0 ]
+  dump_tree > "$BATS_TEST_TMPDIR/before"
+  echo base > "$(K machine/snapshot)"
+
+  # ip-free changes through sysfs files and the knobs.
+  echo 0x1003 > "$(N eth1 flags)"                 # up: eth0 gets its carrier
+  echo 0x1002 > "$(N eth3 flags)"                 # down: eth2 loses it
+  echo 9000 > "$(N eth0 mtu)"
+  echo 50 > "$(N eth0 tx_queue_len)"
+  echo changed > "$(N eth0 ifalias)"
+  echo 3 > "$(N eth0 netdev_group)"
+  echo f0 > "$(N eth2 queues/rx-2/rps_cpus)"
+  echo 3 > "$(N eth2 queues/tx-1/xps_cpus)"
+  echo 3000 > "$(N eth2 queues/tx-0/byte_queue_limits/limit_min)"
+  echo 1 > "$MNT/bus/pci/devices/0000:00:03.0/numa_node"
+  echo "drop_rx 2" > "$(K net/eth0/faults)"
+  echo posted > "$(K net/eth1/ordering)"
+  echo up > "$(K net/eth4/link)"
+  echo "count 0 rate 5000" > "$(K net/eth0/traffic)"
+  echo start > "$(K net/eth0/traffic)"
+  echo 25 > "$(K clock/advance_ms)"
+  echo 0 > "$(N eth0 carrier)"                    # a carrier change
+  chmod 0600 "$(N eth0 mtu)"
+  chown -h 1000:1000 "$MNT/class/net/eth0"
+  dump_tree > "$BATS_TEST_TMPDIR/changed"
+
+  echo "base now" > "$(K machine/diff)"
+  sed "s/: .*//" "$(K machine/diff)" > "$BATS_TEST_TMPDIR/diff_paths"
+  changed_paths "$BATS_TEST_TMPDIR/before" "$BATS_TEST_TMPDIR/changed" > "$BATS_TEST_TMPDIR/dump_paths"
+  diff "$BATS_TEST_TMPDIR/dump_paths" "$BATS_TEST_TMPDIR/diff_paths"
+  for p in net/eth0/mtu net/eth1/flags net/eth3/operstate net/eth0/statistics/tx_packets \
+           kernel/debug/vsysfs/net/eth0/traffic kernel/debug/vsysfs/net/eth4/link; do
+    grep -q "$p\$" "$BATS_TEST_TMPDIR/diff_paths"
+  done
+
+  echo base > "$(K machine/restore)"
+  dump_tree > "$BATS_TEST_TMPDIR/after"
+  diff "$BATS_TEST_TMPDIR/before" "$BATS_TEST_TMPDIR/after"
+  echo "base now" > "$(K machine/diff)"
+  [ -z "$(cat "$(K machine/diff)")" ]
+  grep -q '"what":"restore","result":"OK"' "$(K events)"
+  [ "$(cat "$(N eth1 operstate)")" = down ]
+  [ "$(cat "$(N eth0 operstate)")" = down ]
+
+  # The sender pending at the snapshot runs on; eth0's, started after it, does not.
+  sent=$(awk '$1 == "sent" { print $2 }' "$(K net/eth2/traffic)")
+  echo 20 > "$(K clock/advance_ms)"
+  [ "$(awk '$1 == "sent" { print $2 }' "$(K net/eth2/traffic)")" -gt "$sent" ]
+  grep -qx "state stopped" "$(K net/eth0/traffic)"
+  [ "$(cat "$(N eth0 statistics/tx_packets)")" = 0 ]
+}
+
+@test "net-lab: a link_flap schedule running refuses the restore (EIO, load EBUSY), nothing changed" {
+  echo quiet > "$(K machine/snapshot)"
+  echo eth0 > "$(K fail/link_flap/ifaces)"
+  echo 100 > "$(K fail/link_flap/probability)"
+  echo -1 > "$(K fail/link_flap/times)"
+  echo 2 > "$(K fail/link_flap/count)"
+  echo 1000 > "$(K clock/advance_ms)"
+  [ "$(cat "$(N eth0 operstate)")" = down ]
+  now=$(cat "$(K clock/now_ns)")
+  [ "$(errno_of_write "$(K machine/restore)" quiet)" = EIO ]
+  [ "$(cat "$(K clock/now_ns)")" = "$now" ]
+  [ "$(cat "$(N eth0 operstate)")" = down ]
+  run -0 events_matching restore machine
+  [[ "${lines[-1]}" == *'"result":"EIO"'*'"load":"EBUSY"'* ]]
+  echo 0 > "$(K fail/link_flap/count)"
+  echo quiet > "$(K machine/restore)"
+  [ "$(cat "$(N eth1 operstate)")" = down ]
+}
