@@ -23,7 +23,13 @@
 // the holder's pid for the refusal message.
 //
 // File format (little-endian):
-//   header  "VSYSFS-STATE" NUL "1\n\n" (16 bytes)
+//   header  "VSYSFS-STATE" NUL "1\n\n" (16 bytes), or "...2\n\n" when a
+//           base follows (a compacted file, docs/state.md "Compaction")
+//   base    (version 2 only, right after the header) u32 magic 0x42534a56
+//           ("VJSB") | u64 length | u32 CRC-32 of the bytes | the bytes:
+//           snapshot files (core/snapshot_file.hpp), the machine then its
+//           named snapshots. Written only by rename, so never torn by a
+//           crash: a bad base refuses the mount.
 //   record  u32 magic 0x5253_4a56 ("VJSR") | u32 payload length |
 //           u32 CRC-32 (IEEE, as zlib) of the payload | payload
 //   payload u8 kind | u32 uid | u32 gid | u32 mode | u64 offset |
@@ -93,7 +99,12 @@ struct StateRecord {
 };
 
 inline constexpr std::string_view kStateHeader{"VSYSFS-STATE\0" "1\n\n", 16};
+inline constexpr std::string_view kStateHeaderV2{"VSYSFS-STATE\0" "2\n\n", 16};
 inline constexpr std::uint32_t kRecordMagic = 0x52534a56;
+inline constexpr std::uint32_t kBaseMagic = 0x42534a56;
+// A journal longer than this after its base is compacted into a new base
+// (docs/state.md "Compaction"; -o state_compact=BYTES overrides).
+inline constexpr std::uint64_t kDefaultCompactBytes = 1ULL << 20;
 inline constexpr std::uint32_t kMaxPayload = 1u << 20;
 
 // CRC-32 (IEEE 802.3, reflected, init/xorout 0xffffffff: zlib's crc32).
@@ -106,6 +117,9 @@ struct DecodedJournal {
   std::uint64_t valid_bytes = 0;  // header plus every valid record
   std::uint64_t file_bytes = 0;
   std::string problem;  // empty when the whole file was valid
+  bool has_base = false;  // a version-2 file: `base` holds its base
+  std::string base;
+  bool bad_base = false;  // the base itself is damaged: `problem` says how
 };
 // Decodes a whole state file. An empty file is a valid, empty journal.
 DecodedJournal decode_journal(std::string_view file);
@@ -134,6 +148,13 @@ class StateJournal {
   // Writes `records` as the new FILE (FILE.tmp, fsync, rename, fsync of the
   // directory) and opens it for appending. Throws std::runtime_error.
   void rewrite(const std::vector<StateRecord>& records);
+  // Writes `base` as the new FILE's base with no record after it (the
+  // same crash-safe steps), and appends after it from now on. Throws
+  // std::runtime_error; FILE is then as it was.
+  void rewrite_base(std::string_view base) REQUIRES(order_mu_);
+  // Bytes of records after the base (or after the header). Call with
+  // order_mutex() held.
+  std::uint64_t journal_bytes() const REQUIRES(order_mu_) { return journal_bytes_; }
   // Appends one record and fdatasync()s it. Call with order_mutex() held.
   // EFBIG when FILE would grow over kMaxStateFileBytes (the next mount
   // would refuse it).
@@ -154,6 +175,10 @@ class StateJournal {
   int fd_ GUARDED_BY(order_mu_) = -1;
   int lock_fd_ = -1;  // start-up thread only: FILE.lock, flock()ed for our life
   std::uint64_t appended_ GUARDED_BY(order_mu_) = 0;
+  std::uint64_t journal_bytes_ GUARDED_BY(order_mu_) = 0;
+  // FILE.tmp, written, fsync'ed, renamed over FILE, directory fsync'ed;
+  // then appends go to it.
+  void replace_file(std::string_view all) REQUIRES(order_mu_);
 };
 
 }  // namespace vsysfs::core
