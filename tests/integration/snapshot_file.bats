@@ -25,7 +25,7 @@ teardown() {
 K() { echo "$MNT/kernel/debug/vsysfs/$1"; }
 start() { vsysfs_start -o "clock=manual,machine=$TESTDEV${1:+,$1}"; }
 # A machine of another description: only the NUMA section.
-numa_machine() { printf '[machine]\nname = "numa only"\n\n[numa]\n' > "$W/numa.toml"; }
+numa_machine() { printf '[machine]\nname = "numa only"\n\n[numa]\n[[numa.node]]\ncpus = "0-1"\nmemory_mb = 512\n' > "$W/numa.toml"; }
 
 @test "save and load: a file restores the machine; names; vsysfs-ctl save/load" {
   start
