@@ -93,8 +93,8 @@ class AsCaller {
         return;
       }
       __user_cap_data_struct caps[2] = {old_caps_[0], old_caps_[1]};
-      constexpr std::uint32_t kDrop = (1u << CAP_DAC_OVERRIDE) | (1u << CAP_DAC_READ_SEARCH) |
-                                      (1u << CAP_FOWNER);
+      constexpr std::uint32_t kDrop =
+          (1u << CAP_DAC_OVERRIDE) | (1u << CAP_DAC_READ_SEARCH) | (1u << CAP_FOWNER);
       caps[0].effective &= ~kDrop;
       caps_dropped_ = true;
       if (!set_thread_caps(caps)) status_ = Errno{EACCES};

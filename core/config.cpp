@@ -134,10 +134,14 @@ std::string ConfigValue::canonical() const {
       for (const auto& v : array_) out += v.canonical() + ",";
       return out + "]";
     }
-    case Type::String: return fmt::format("s{}:{}", string_.size(), string_);
-    case Type::Integer: return fmt::format("i{}", int_);
-    case Type::Float: return fmt::format("f{}", float_);
-    case Type::Boolean: return bool_ ? "b1" : "b0";
+    case Type::String:
+      return fmt::format("s{}:{}", string_.size(), string_);
+    case Type::Integer:
+      return fmt::format("i{}", int_);
+    case Type::Float:
+      return fmt::format("f{}", float_);
+    case Type::Boolean:
+      return bool_ ? "b1" : "b0";
   }
   return "?";
 }

@@ -147,7 +147,8 @@ std::size_t image_length(std::string_view bytes, std::string& why) {
     return 0;
   }
   const std::uint64_t body = get_le(bytes, 24, 8);
-  if (body > bytes.size() - kSnapshotHeaderBytes || bytes.size() - kSnapshotHeaderBytes - body < 4) {
+  if (body > bytes.size() - kSnapshotHeaderBytes ||
+      bytes.size() - kSnapshotHeaderBytes - body < 4) {
     why = fmt::format("truncated: body of {} bytes, {} bytes present", body,
                       bytes.size() - kSnapshotHeaderBytes);
     return 0;

@@ -54,10 +54,10 @@ struct SnapshotImage {
     std::uint32_t gid = 0;
     bool operator==(const Attr&) const = default;
   };
-  std::string machine_name;  // the [machine] name, for messages
-  std::string machine_id;    // identity of the description (Machine::identity)
-  std::string name;          // the snapshot's name
-  std::uint64_t now_ns = 0;  // simulated time of the capture
+  std::string machine_name;                   // the [machine] name, for messages
+  std::string machine_id;                     // identity of the description (Machine::identity)
+  std::string name;                           // the snapshot's name
+  std::uint64_t now_ns = 0;                   // simulated time of the capture
   std::map<std::string, std::string> states;  // StateHandler name -> record
   std::map<std::string, Attr> attrs;          // path -> mode, owner
   std::map<std::string, std::string> values;  // path -> show() output (for diff)

@@ -349,8 +349,10 @@ DecodedJournal StateJournal::load() {
   // A base is only ever written whole (rename), so a bad one is damage,
   // not a crash: mounting without it would drop every change it holds.
   if (out.bad_base)
-    throw std::runtime_error(fmt::format("state file {}: {} (refused: the base holds the "
-                                         "machine's state)", path_, out.problem));
+    throw std::runtime_error(
+        fmt::format("state file {}: {} (refused: the base holds the "
+                    "machine's state)",
+                    path_, out.problem));
   return out;
 }
 

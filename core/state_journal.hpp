@@ -99,7 +99,8 @@ struct StateRecord {
 };
 
 inline constexpr std::string_view kStateHeader{"VSYSFS-STATE\0" "1\n\n", 16};
-inline constexpr std::string_view kStateHeaderV2{"VSYSFS-STATE\0" "2\n\n", 16};
+// A version-2 file: a base follows the header.
+inline constexpr std::string_view kStateHeaderV2{"VSYSFS-STATE\0\x32\n\n", 16};
 inline constexpr std::uint32_t kRecordMagic = 0x52534a56;
 inline constexpr std::uint32_t kBaseMagic = 0x42534a56;
 // A journal longer than this after its base is compacted into a new base

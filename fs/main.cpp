@@ -42,10 +42,10 @@
 #include "core/clock.hpp"
 #include "core/event_log.hpp"
 #include "core/lock_service.hpp"
+#include "core/snapshot_file.hpp"
 #include "core/state_journal.hpp"
 #include "core/tree.hpp"
 #include "core/trusted_file.hpp"
-#include "core/snapshot_file.hpp"
 #include "devices/machine/machine.hpp"
 #include "devices/machine/snapshot.hpp"
 #include "fs/ops.hpp"
@@ -322,7 +322,8 @@ int main(int argc, char* argv[]) {
       die(fmt::format("snapshot file: {}", e.what()));
     }
     std::string problem;
-    if (!snapshots) die(fmt::format("snapshot file {}: this machine has no snapshots", opts.snapshot));
+    if (!snapshots)
+      die(fmt::format("snapshot file {}: this machine has no snapshots", opts.snapshot));
     if (auto st = snapshots->start_from(bytes, &problem); !st)
       die(fmt::format("snapshot file {}: {} ({})", opts.snapshot, problem, st.error().name()));
   }
@@ -355,9 +356,12 @@ int main(int argc, char* argv[]) {
     const bool compacts = snapshots && snapshots->cannot_restore().empty();
     if (loaded.has_base) {
       std::string problem;
-      if (!snapshots) die(fmt::format("state file {}: holds a machine snapshot, and this machine has none", state_path));
+      if (!snapshots)
+        die(fmt::format("state file {}: holds a machine snapshot, and this machine has none",
+                        state_path));
       if (auto st = snapshots->load_state_base(loaded.base, &problem); !st)
-        die(fmt::format("state file {}: its base: {} ({})", state_path, problem, st.error().name()));
+        die(fmt::format("state file {}: its base: {} ({})", state_path, problem,
+                        st.error().name()));
     }
     if (!loaded.problem.empty()) {
       // A torn or corrupt tail: the change it held was never acknowledged
@@ -379,7 +383,9 @@ int main(int argc, char* argv[]) {
         // The machine after the replay is the new base: the next mount
         // loads it and replays nothing.
         auto base = snapshots->state_base();
-        if (!base) die(fmt::format("state file {}: cannot make a base ({})", state_path, base.error().name()));
+        if (!base)
+          die(fmt::format("state file {}: cannot make a base ({})", state_path,
+                          base.error().name()));
         base_bytes = base->size();
         vsysfs::core::MutexLock lock(journal->order_mutex());
         journal->rewrite_base(*base);

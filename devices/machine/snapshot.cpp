@@ -279,7 +279,8 @@ core::SnapshotImage MachineSnapshots::to_image(const Snapshot& snap) const {
   img.name = snap.name;
   img.now_ns = static_cast<std::uint64_t>(snap.now.count());
   img.states = snap.states;
-  for (const auto& [path, a] : snap.attrs) img.attrs.emplace(path, core::SnapshotImage::Attr{a.mode, a.uid, a.gid});
+  for (const auto& [path, a] : snap.attrs)
+    img.attrs.emplace(path, core::SnapshotImage::Attr{a.mode, a.uid, a.gid});
   img.values = snap.values;
   return img;
 }
@@ -307,10 +308,10 @@ core::Status MachineSnapshots::check_image(const core::SnapshotImage& img,
     return core::Errno{e};
   };
   if (img.machine_id != machine_.identity())
-    return fail(EXDEV, fmt::format("a snapshot of machine \"{}\" (description {}), not of this "
-                                   "machine \"{}\" (description {})",
-                                   img.machine_name, img.machine_id, machine_.name(),
-                                   machine_.identity()));
+    return fail(
+        EXDEV, fmt::format("a snapshot of machine \"{}\" (description {}), not of this "
+                           "machine \"{}\" (description {})",
+                           img.machine_name, img.machine_id, machine_.name(), machine_.identity()));
   // "now" names the machine itself in a state file's base.
   if (img.name != "now" && !check_name(img.name)) return fail(EINVAL, "not a valid snapshot name");
   if (img.now_ns > static_cast<std::uint64_t>(std::numeric_limits<core::Nanos::rep>::max()))
@@ -398,9 +399,11 @@ core::Status MachineSnapshots::start_from(std::string_view bytes, std::string* p
   if (img->name == "now") return fail(EINVAL, "not a valid snapshot name");
   Snapshot snap = from_image(std::move(*img));
   core::MutexLock lock(mu_);
-  if (auto st = apply_locked(snap); !st) return fail(st.error().value(), "a device refused its record");
+  if (auto st = apply_locked(snap); !st)
+    return fail(st.error().value(), "a device refused its record");
   env_.log(nullptr, "machine", "restore", "OK",
-           {{"name", snap.name}, {"now_ns", static_cast<std::uint64_t>(snap.now.count())},
+           {{"name", snap.name},
+            {"now_ns", static_cast<std::uint64_t>(snap.now.count())},
             {"from", "-o snapshot"}});
   return insert_locked(std::move(snap));
 }
@@ -435,7 +438,8 @@ core::Status MachineSnapshots::load_state_base(std::string_view bytes, std::stri
   }
   const Snapshot now = from_image(std::move((*images)[0]));
   core::MutexLock lock(mu_);
-  if (auto st = apply_locked(now); !st) return fail(st.error().value(), "a device refused its record");
+  if (auto st = apply_locked(now); !st)
+    return fail(st.error().value(), "a device refused its record");
   snaps_ = std::move(list);
   return {};
 }

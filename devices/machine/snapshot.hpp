@@ -95,9 +95,11 @@ class MachineSnapshots {
   core::Status take(const core::Caller* caller, std::string_view name);
   core::Status restore(const core::Caller* caller, std::string_view name);
   core::Result<std::string> diff(std::string_view a, std::string_view b) const;
-  core::Status save_file(const core::Caller& caller, std::string_view name, const std::string& path);
+  core::Status save_file(const core::Caller& caller, std::string_view name,
+                         const std::string& path);
   // `name` empty: the name in the file.
-  core::Status load_file(const core::Caller& caller, std::string_view name, const std::string& path);
+  core::Status load_file(const core::Caller& caller, std::string_view name,
+                         const std::string& path);
 
   // Whether this machine can restore a snapshot (the manual clock, and a
   // StateHandler in every section); else the reason ("clock=real",

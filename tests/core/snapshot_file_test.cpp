@@ -46,7 +46,9 @@ std::string with_body(const std::string& body) {
 }
 
 // The CRC over everything but itself, recomputed after an edit.
-void fix_crc(std::string& f) { put(f, f.size() - 4, core::crc32(std::string_view(f).substr(0, f.size() - 4)), 4); }
+void fix_crc(std::string& f) {
+  put(f, f.size() - 4, core::crc32(std::string_view(f).substr(0, f.size() - 4)), 4);
+}
 
 std::string refused(std::string_view bytes) {
   std::string problem;
@@ -92,7 +94,8 @@ TEST_CASE("snapshot file: every flipped byte is refused (checksum, or the header
   }
 }
 
-TEST_CASE("snapshot file: version, flags, trailing bytes and a bad checksum, each with its reason") {
+TEST_CASE(
+    "snapshot file: version, flags, trailing bytes and a bad checksum, each with its reason") {
   std::string f = core::encode_snapshot(sample());
   {
     std::string g = f;
@@ -130,7 +133,8 @@ TEST_CASE("snapshot file: a body that decodes only in part, or out of order, is 
   };
   const std::string ident = str("m") + str("id") + str("n") + std::string(8, '\0');
   CHECK(refused(with_body(ident + u32(0) + u32(0) + u32(0))) == "accepted");
-  CHECK(refused(with_body(ident + u32(0) + u32(0) + u32(0) + "x")) == "1 bytes after the last entry");
+  CHECK(refused(with_body(ident + u32(0) + u32(0) + u32(0) + "x")) ==
+        "1 bytes after the last entry");
   CHECK(refused(with_body(ident + u32(0) + u32(0))) == "bad value count");
   CHECK(refused(with_body(ident + u32(1000) + u32(0) + u32(0))) == "bad state record count");
   CHECK(refused(with_body(ident + u32(2) + str("b") + str("") + str("a") + str("") + u32(0) +

@@ -466,7 +466,6 @@ value = 7
   }
 }
 
-
 // --- snapshot files (machine/save, machine/load; docs/snapshot.md) --------
 
 namespace {
