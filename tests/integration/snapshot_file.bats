@@ -35,7 +35,7 @@ numa_machine() { printf '[machine]\nname = "numa only"\n\n[numa]\n[[numa.node]]\
   echo "base $W/base.snap" > "$(K machine/save)"
   [ "$(stat -c '%a %u' "$W/base.snap")" = "600 0" ]
   [ "$(head -c 16 "$W/base.snap")" = "VSYSFS-SNAPSHOT" ]
-  [ ! -e "$W/base.snap.tmp"* ]
+  [ -z "$(find "$W" -name 'base.snap.tmp*')" ]   # no temporary left
   events_matching save machine | grep -q '"result":"OK"'
   echo 99 > "$MNT/$D/value"
   echo 6 > "$(K clock/advance_ms)"
