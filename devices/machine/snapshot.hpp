@@ -125,8 +125,15 @@ class MachineSnapshots {
     mode_t mode;
     uid_t uid;
     gid_t gid;
-    bool operator==(const NodeAttr&) const = default;
+    // Which node it was, for a snapshot taken by this daemon: (ino,
+    // generation) is never reused (core/node.hpp), so a restore finds the
+    // node without a lookup by path when it is still there. 0: unknown (a
+    // snapshot from a file).
+    core::Ino ino = 0;
+    std::uint64_t generation = 0;
   };
+  // What a NodeAttr counts in a snapshot's SIZE (mode, uid, gid).
+  static constexpr std::size_t kAttrBytes = sizeof(mode_t) + sizeof(uid_t) + sizeof(gid_t);
   struct Snapshot {
     std::string name;
     core::Nanos now{0};
