@@ -5,10 +5,14 @@
 // store or binary write that succeeded, a chmod, a chown) is appended to
 // FILE as one checksummed record and fdatasync'ed before the
 // write(2)/chmod(2) returns. At mount, before serving any request, the
-// daemon reads FILE, stops at the first torn or corrupt record (reporting
-// it once), replays the valid records in order, then compacts them into a
-// fresh snapshot written to FILE.tmp, fsync'ed and renamed over FILE
-// (atomic).
+// daemon reads FILE, loads its base if it has one, stops at the first torn
+// or corrupt record (reporting it once), replays the valid records in
+// order, then compacts: written to FILE.tmp, fsync'ed and renamed over FILE
+// (atomic), the directory fsync'ed. On a machine that can restore a
+// snapshot the compacted file is a base (the machine and its snapshot
+// list, written by the caller: rewrite_base) and no record, also whenever
+// the records after the base pass a bound; on others it is the records
+// minus superseded chmod/chown (rewrite). docs/state.md "Compaction".
 //
 // Trust (docs/trust-files.md): the daemon replays FILE with every
 // capability, so load() refuses a FILE that anyone but the daemon's user
