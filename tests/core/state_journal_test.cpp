@@ -172,7 +172,7 @@ TEST_SUITE("state_journal") {
     rmdir(tmpl);
   }
 
-  TEST_CASE("a base (version 2): written by rename, records after it, a torn tail kept apart, damage refused") {
+  TEST_CASE("a base (version 2): renamed in, records after it, damage refused") {
     TempDir d;
     const std::string path = d / "state";
     const std::string base = "the machine's snapshot files";
@@ -205,9 +205,7 @@ TEST_SUITE("state_journal") {
     }
     // A damaged base refuses the load, naming the problem.
     file[base_end - 1] = static_cast<char>(file[base_end - 1] ^ 1);
-    {
-      std::ofstream(path, std::ios::binary | std::ios::trunc) << file;
-    }
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << file;
     core::StateJournal again(path);
     CHECK_THROWS_WITH(again.load(), doctest::Contains("base checksum mismatch"));
   }
