@@ -105,6 +105,18 @@ class Caller {
   void applied_as(std::string bytes) const { applied_ = std::move(bytes); }
   const std::optional<std::string>& applied() const { return applied_; }
 
+  // How the state journal (-o state=FILE, fs/server.cpp) keeps a store
+  // that succeeded. Record (the default): the store is appended and
+  // replayed at the next mount. Skip: the store changed nothing the
+  // machine keeps (a snapshot written to a file), so replaying it would
+  // only repeat a side effect outside the machine. Base: no record could
+  // replay it (its effect came from outside the machine: a snapshot file
+  // loaded), so the journal is compacted into a new base that holds the
+  // effect instead (docs/state.md "Compaction").
+  enum class Journal { Record, Skip, Base };
+  void journal_as(Journal how) const { journal_ = how; }
+  Journal journal() const { return journal_; }
+
  private:
   pid_t pid_;
   uid_t uid_;
@@ -115,6 +127,7 @@ class Caller {
   InterruptCheck interrupt_check_ = nullptr;
   void* interrupt_arg_ = nullptr;
   mutable std::optional<std::string> applied_;
+  mutable Journal journal_ = Journal::Record;
 };
 
 }  // namespace vsysfs::core

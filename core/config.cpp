@@ -1,5 +1,7 @@
 #include "core/config.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace vsysfs::core {
@@ -113,6 +115,35 @@ void ConfigValue::collect_unused(std::vector<const ConfigValue*>& out) const {
     v.collect_unused(out);
   }
   for (const auto& v : array_) v.collect_unused(out);
+}
+
+std::string ConfigValue::canonical() const {
+  switch (type_) {
+    case Type::Table: {
+      std::vector<const std::pair<std::string, ConfigValue>*> sorted;
+      for (const auto& kv : table_) sorted.push_back(&kv);
+      std::sort(sorted.begin(), sorted.end(),
+                [](const auto* a, const auto* b) { return a->first < b->first; });
+      std::string out = "{";
+      for (const auto* kv : sorted)
+        out += fmt::format("{}:{}={};", kv->first.size(), kv->first, kv->second.canonical());
+      return out + "}";
+    }
+    case Type::Array: {
+      std::string out = "[";
+      for (const auto& v : array_) out += v.canonical() + ",";
+      return out + "]";
+    }
+    case Type::String:
+      return fmt::format("s{}:{}", string_.size(), string_);
+    case Type::Integer:
+      return fmt::format("i{}", int_);
+    case Type::Float:
+      return fmt::format("f{}", float_);
+    case Type::Boolean:
+      return bool_ ? "b1" : "b0";
+  }
+  return "?";
 }
 
 ConfigValue& ConfigValue::set(std::string key, ConfigValue value) {

@@ -63,6 +63,11 @@ class ConfigValue {
 
   // Keys (dotted paths) under this value nobody read.
   void collect_unused(std::vector<const ConfigValue*>& out) const;
+  // The value as canonical text: table keys sorted, every scalar with its
+  // type, no file positions or comments; two descriptions that differ only
+  // in layout give the same text (a snapshot file's machine identity,
+  // docs/snapshot.md). Marks nothing used.
+  std::string canonical() const;
 
   // Builders for the reader and for tests.
   ConfigValue& set(std::string key, ConfigValue value);

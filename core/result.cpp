@@ -24,6 +24,10 @@ std::string_view errno_name(int value) noexcept {
       return "OK";
     case ENAMETOOLONG:
       return "ENAMETOOLONG";
+    case EXDEV:
+      return "EXDEV";
+    case ELOOP:
+      return "ELOOP";
     default:
       return "EUNKNOWN";
   }

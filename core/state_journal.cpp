@@ -131,7 +131,10 @@ DecodedJournal decode_journal(std::string_view file) {
   DecodedJournal out;
   out.file_bytes = file.size();
   if (file.empty()) return out;
-  if (file.size() < kStateHeader.size() || file.substr(0, kStateHeader.size()) != kStateHeader) {
+  const bool v2 = file.size() >= kStateHeaderV2.size() &&
+                  file.substr(0, kStateHeaderV2.size()) == kStateHeaderV2;
+  if (!v2 &&
+      (file.size() < kStateHeader.size() || file.substr(0, kStateHeader.size()) != kStateHeader)) {
     // A torn header (crash while creating the file) is a torn tail too.
     if (file.size() < kStateHeader.size() && kStateHeader.substr(0, file.size()) == file) {
       out.problem = fmt::format("torn header ({} bytes)", file.size());
@@ -141,6 +144,32 @@ DecodedJournal decode_journal(std::string_view file) {
     return out;
   }
   Reader r{file, kStateHeader.size()};
+  if (v2) {
+    std::uint32_t magic, crc;
+    std::uint64_t len;
+    out.has_base = true;
+    out.bad_base = true;
+    if (!r.get32(magic) || !r.get64(len) || !r.get32(crc)) {
+      out.problem = "torn base header";
+      return out;
+    }
+    if (magic != kBaseMagic) {
+      out.problem = "bad base magic";
+      return out;
+    }
+    if (len > file.size() - r.pos) {
+      out.problem = fmt::format("torn base ({} of {} bytes)", file.size() - r.pos, len);
+      return out;
+    }
+    const std::string_view base = file.substr(r.pos, len);
+    if (crc32(base) != crc) {
+      out.problem = "base checksum mismatch";
+      return out;
+    }
+    out.base.assign(base);
+    out.bad_base = false;
+    r.pos += len;
+  }
   out.valid_bytes = r.pos;
   while (r.pos < file.size()) {
     const std::size_t at = r.pos;
@@ -317,6 +346,13 @@ DecodedJournal StateJournal::load() {
   auto out = decode_journal(bytes);
   if (out.problem.starts_with("not a vsysfs state file"))
     throw std::runtime_error(fmt::format("state file {}: {}", path_, out.problem));
+  // A base is only ever written whole (rename), so a bad one is damage,
+  // not a crash: mounting without it would drop every change it holds.
+  if (out.bad_base)
+    throw std::runtime_error(
+        fmt::format("state file {}: {} (refused: the base holds the "
+                    "machine's state)",
+                    path_, out.problem));
   return out;
 }
 
@@ -331,6 +367,23 @@ void StateJournal::note_pid() {
 
 void StateJournal::rewrite(const std::vector<StateRecord>& records) {
   MutexLock lock(order_mu_);
+  std::string all(kStateHeader);
+  for (const auto& rec : records) all += encode_record(rec);
+  replace_file(all);
+  journal_bytes_ = all.size() - kStateHeader.size();
+}
+
+void StateJournal::rewrite_base(std::string_view base) {
+  std::string all(kStateHeaderV2);
+  put32(all, kBaseMagic);
+  put64(all, base.size());
+  put32(all, crc32(base));
+  all += base;
+  replace_file(all);
+  journal_bytes_ = 0;
+}
+
+void StateJournal::replace_file(std::string_view all) {
   const std::string tmp = path_ + ".tmp";
   // O_EXCL|O_NOFOLLOW: never open (and truncate) what a planted FILE.tmp
   // points to. We hold FILE.lock, so an existing FILE.tmp is a crashed
@@ -340,8 +393,6 @@ void StateJournal::rewrite(const std::vector<StateRecord>& records) {
   int fd = ::open(tmp.c_str(), flags, 0600);
   if (fd < 0 && errno == EEXIST && ::unlink(tmp.c_str()) == 0) fd = ::open(tmp.c_str(), flags, 0600);
   if (fd < 0) io_error("create", tmp);
-  std::string all(kStateHeader);
-  for (const auto& rec : records) all += encode_record(rec);
   if (!write_all(fd, all) || ::fsync(fd) != 0) {
     const int e = errno;
     ::close(fd);
@@ -388,6 +439,7 @@ Status StateJournal::append(const StateRecord& rec) {
     return Errno{e};
   }
   ++appended_;
+  journal_bytes_ += bytes.size();
   return {};
 }
 

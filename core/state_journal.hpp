@@ -5,10 +5,14 @@
 // store or binary write that succeeded, a chmod, a chown) is appended to
 // FILE as one checksummed record and fdatasync'ed before the
 // write(2)/chmod(2) returns. At mount, before serving any request, the
-// daemon reads FILE, stops at the first torn or corrupt record (reporting
-// it once), replays the valid records in order, then compacts them into a
-// fresh snapshot written to FILE.tmp, fsync'ed and renamed over FILE
-// (atomic).
+// daemon reads FILE, loads its base if it has one, stops at the first torn
+// or corrupt record (reporting it once), replays the valid records in
+// order, then compacts: written to FILE.tmp, fsync'ed and renamed over FILE
+// (atomic), the directory fsync'ed. On a machine that can restore a
+// snapshot the compacted file is a base (the machine and its snapshot
+// list, written by the caller: rewrite_base) and no record, also whenever
+// the records after the base pass a bound; on others it is the records
+// minus superseded chmod/chown (rewrite). docs/state.md "Compaction".
 //
 // Trust (docs/trust-files.md): the daemon replays FILE with every
 // capability, so load() refuses a FILE that anyone but the daemon's user
@@ -23,7 +27,13 @@
 // the holder's pid for the refusal message.
 //
 // File format (little-endian):
-//   header  "VSYSFS-STATE" NUL "1\n\n" (16 bytes)
+//   header  "VSYSFS-STATE" NUL "1\n\n" (16 bytes), or "...2\n\n" when a
+//           base follows (a compacted file, docs/state.md "Compaction")
+//   base    (version 2 only, right after the header) u32 magic 0x42534a56
+//           ("VJSB") | u64 length | u32 CRC-32 of the bytes | the bytes:
+//           snapshot files (core/snapshot_file.hpp), the machine then its
+//           named snapshots. Written only by rename, so never torn by a
+//           crash: a bad base refuses the mount.
 //   record  u32 magic 0x5253_4a56 ("VJSR") | u32 payload length |
 //           u32 CRC-32 (IEEE, as zlib) of the payload | payload
 //   payload u8 kind | u32 uid | u32 gid | u32 mode | u64 offset |
@@ -93,7 +103,13 @@ struct StateRecord {
 };
 
 inline constexpr std::string_view kStateHeader{"VSYSFS-STATE\0" "1\n\n", 16};
+// A version-2 file: a base follows the header.
+inline constexpr std::string_view kStateHeaderV2{"VSYSFS-STATE\0\x32\n\n", 16};
 inline constexpr std::uint32_t kRecordMagic = 0x52534a56;
+inline constexpr std::uint32_t kBaseMagic = 0x42534a56;
+// A journal longer than this after its base is compacted into a new base
+// (docs/state.md "Compaction"; -o state_compact=BYTES overrides).
+inline constexpr std::uint64_t kDefaultCompactBytes = 1ULL << 20;
 inline constexpr std::uint32_t kMaxPayload = 1u << 20;
 
 // CRC-32 (IEEE 802.3, reflected, init/xorout 0xffffffff: zlib's crc32).
@@ -106,6 +122,9 @@ struct DecodedJournal {
   std::uint64_t valid_bytes = 0;  // header plus every valid record
   std::uint64_t file_bytes = 0;
   std::string problem;  // empty when the whole file was valid
+  bool has_base = false;  // a version-2 file: `base` holds its base
+  std::string base;
+  bool bad_base = false;  // the base itself is damaged: `problem` says how
 };
 // Decodes a whole state file. An empty file is a valid, empty journal.
 DecodedJournal decode_journal(std::string_view file);
@@ -134,6 +153,13 @@ class StateJournal {
   // Writes `records` as the new FILE (FILE.tmp, fsync, rename, fsync of the
   // directory) and opens it for appending. Throws std::runtime_error.
   void rewrite(const std::vector<StateRecord>& records);
+  // Writes `base` as the new FILE's base with no record after it (the
+  // same crash-safe steps), and appends after it from now on. Throws
+  // std::runtime_error; FILE is then as it was.
+  void rewrite_base(std::string_view base) REQUIRES(order_mu_);
+  // Bytes of records after the base (or after the header). Call with
+  // order_mutex() held.
+  std::uint64_t journal_bytes() const REQUIRES(order_mu_) { return journal_bytes_; }
   // Appends one record and fdatasync()s it. Call with order_mutex() held.
   // EFBIG when FILE would grow over kMaxStateFileBytes (the next mount
   // would refuse it).
@@ -154,6 +180,10 @@ class StateJournal {
   int fd_ GUARDED_BY(order_mu_) = -1;
   int lock_fd_ = -1;  // start-up thread only: FILE.lock, flock()ed for our life
   std::uint64_t appended_ GUARDED_BY(order_mu_) = 0;
+  std::uint64_t journal_bytes_ GUARDED_BY(order_mu_) = 0;
+  // FILE.tmp, written, fsync'ed, renamed over FILE, directory fsync'ed;
+  // then appends go to it.
+  void replace_file(std::string_view all) REQUIRES(order_mu_);
 };
 
 }  // namespace vsysfs::core

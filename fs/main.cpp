@@ -8,6 +8,10 @@
 //   -o state=FILE     crash-safe state: every acknowledged change is
 //                     journaled to FILE and replayed at the next mount
 //                     (docs/state.md)
+//   -o state_compact=BYTES  compact the state journal into a base once its
+//                     records pass BYTES (default 1 MiB; docs/state.md)
+//   -o snapshot=FILE  start from the snapshot in FILE (docs/snapshot.md);
+//                     applied before -o state's base and records
 //
 // The files behind these options are a trust boundary for a root daemon:
 // what is refused, and the size limits: docs/trust-files.md.
@@ -38,10 +42,12 @@
 #include "core/clock.hpp"
 #include "core/event_log.hpp"
 #include "core/lock_service.hpp"
+#include "core/snapshot_file.hpp"
 #include "core/state_journal.hpp"
 #include "core/tree.hpp"
 #include "core/trusted_file.hpp"
 #include "devices/machine/machine.hpp"
+#include "devices/machine/snapshot.hpp"
 #include "fs/ops.hpp"
 #include "fs/server.hpp"
 #include "fs/state_replay.hpp"
@@ -60,6 +66,8 @@ struct Options {
   char* clock = nullptr;
   char* events = nullptr;
   char* state = nullptr;
+  char* state_compact = nullptr;
+  char* snapshot = nullptr;
   char* mountpoint = nullptr;
   int extra_args = 0;
 
@@ -67,7 +75,7 @@ struct Options {
   Options(const Options&) = delete;
   Options& operator=(const Options&) = delete;
   ~Options() {
-    for (char* p : {machine, clock, events, state, mountpoint}) free(p);
+    for (char* p : {machine, clock, events, state, state_compact, snapshot, mountpoint}) free(p);
   }
 };
 
@@ -101,6 +109,8 @@ const fuse_opt kOptionSpec[] = {
     VSYSFS_OPT("clock=%s", clock),
     VSYSFS_OPT("events=%s", events),
     VSYSFS_OPT("state=%s", state),
+    VSYSFS_OPT("state_compact=%s", state_compact),
+    VSYSFS_OPT("snapshot=%s", snapshot),
     FUSE_OPT_END,
 };
 
@@ -120,6 +130,12 @@ void usage(const char* prog) {
       "                           FILE must be the daemon user's own, not writable by\n"
       "                           others, in a directory others cannot change (FILE.lock\n"
       "                           beside it keeps a second daemon out)\n"
+      "    -o state_compact=BYTES once the journal after its base passes BYTES, write the\n"
+      "                           machine as the state file's new base (default 1048576;\n"
+      "                           machines that can restore a snapshot only)\n"
+      "    -o snapshot=FILE       start from the snapshot in FILE (saved with\n"
+      "                           kernel/debug/vsysfs/machine/save from this machine\n"
+      "                           description; needs -o clock=manual); -o state applies after\n"
       "    -o allow_other         let other users see the mount (needs user_allow_other\n"
       "                           in /etc/fuse.conf when not root)\n"
       "\n",
@@ -294,9 +310,36 @@ int main(int argc, char* argv[]) {
   }
   vsysfs::fs::Server server(env, tree, locks);
 
+  // -o snapshot=FILE: the machine starts from that snapshot, before the
+  // state file's base and records (docs/snapshot.md "-o snapshot").
+  vsysfs::devices::MachineSnapshots* const snapshots = machine->snapshots();
+  if (opts.snapshot) {
+    std::string bytes;
+    try {
+      bytes = vsysfs::core::read_regular_file(opts.snapshot, vsysfs::core::kMaxSnapshotFileBytes,
+                                              "snapshot file");
+    } catch (const std::exception& e) {
+      die(fmt::format("snapshot file: {}", e.what()));
+    }
+    std::string problem;
+    if (!snapshots)
+      die(fmt::format("snapshot file {}: this machine has no snapshots", opts.snapshot));
+    if (auto st = snapshots->start_from(bytes, &problem); !st)
+      die(fmt::format("snapshot file {}: {} ({})", opts.snapshot, problem, st.error().name()));
+  }
+
   // -o state=FILE: replay what earlier mounts acknowledged, before serving.
   std::unique_ptr<vsysfs::core::StateJournal> journal;
   if (opts.state) {
+    std::uint64_t compact_bound = vsysfs::core::kDefaultCompactBytes;
+    if (opts.state_compact) {
+      char* end = nullptr;
+      errno = 0;
+      const unsigned long long v = std::strtoull(opts.state_compact, &end, 10);
+      if (errno || !end || *end || end == opts.state_compact || opts.state_compact[0] == '-')
+        die(fmt::format("-o state_compact={}: expected a number of bytes", opts.state_compact));
+      compact_bound = v;
+    }
     // Absolute (the daemon chdirs to / when it backgrounds), with the
     // directory resolved but never a symbolic link at FILE itself.
     std::string state_path;
@@ -307,6 +350,18 @@ int main(int argc, char* argv[]) {
       loaded = journal->load();
     } catch (const std::exception& e) {
       die(e.what());
+    }
+    // Only a machine that can restore a snapshot can start from a base or
+    // write one; the others keep the journal of records (docs/state.md).
+    const bool compacts = snapshots && snapshots->cannot_restore().empty();
+    if (loaded.has_base) {
+      std::string problem;
+      if (!snapshots)
+        die(fmt::format("state file {}: holds a machine snapshot, and this machine has none",
+                        state_path));
+      if (auto st = snapshots->load_state_base(loaded.base, &problem); !st)
+        die(fmt::format("state file {}: its base: {} ({})", state_path, problem,
+                        st.error().name()));
     }
     if (!loaded.problem.empty()) {
       // A torn or corrupt tail: the change it held was never acknowledged
@@ -321,9 +376,24 @@ int main(int argc, char* argv[]) {
                      {"ignored_bytes", loaded.file_bytes - loaded.valid_bytes}});
     }
     const auto summary = vsysfs::fs::replay_all(env, tree, loaded.records);
-    const auto snapshot = vsysfs::core::compact(loaded.records);
+    std::size_t snapshot_records = 0;
+    std::uint64_t base_bytes = 0;
     try {
-      journal->rewrite(snapshot);
+      if (compacts) {
+        // The machine after the replay is the new base: the next mount
+        // loads it and replays nothing.
+        auto base = snapshots->state_base();
+        if (!base)
+          die(fmt::format("state file {}: cannot make a base ({})", state_path,
+                          base.error().name()));
+        base_bytes = base->size();
+        vsysfs::core::MutexLock lock(journal->order_mutex());
+        journal->rewrite_base(*base);
+      } else {
+        const auto snapshot = vsysfs::core::compact(loaded.records);
+        snapshot_records = snapshot.size();
+        journal->rewrite(snapshot);
+      }
     } catch (const std::exception& e) {
       die(e.what());
     }
@@ -332,8 +402,11 @@ int main(int argc, char* argv[]) {
                    {"records", loaded.records.size()},
                    {"applied", summary.applied},
                    {"failed", summary.failed},
-                   {"snapshot_records", snapshot.size()}});
+                   {"snapshot_records", snapshot_records},
+                   {"base_bytes", base_bytes}});
     server.set_journal(journal.get());
+    if (compacts)
+      server.set_compactor([snapshots] { return snapshots->state_base(); }, compact_bound);
   }
 
   // default_permissions: the kernel enforces owner and mode, as for sysfs.

@@ -393,7 +393,7 @@ core::Result<std::size_t> Server::write(const core::Caller& caller, std::uint64_
   if (n && *n > 0 && journal_) {
     // Exactly what store() saw: replay hands it the same buffer.
     auto rec = core::StateRecord::store(tree_.path_of(node.ino), std::string(buf, count));
-    if (auto st = journal_append(caller, rec); !st) n = st.error();
+    if (auto st = journal_store(caller, rec); !st) n = st.error();
   } else if (!n && journal_ && caller.applied()) {
     // Interrupted part way (EINTR): the part it did apply is a change
     // like any other, recorded as the equivalent complete store.
@@ -487,6 +487,49 @@ core::Status Server::journal_append(const core::Caller& caller, core::StateRecor
     env_.log(&caller, "vsysfs", "state_append", st.error().name(), {{"path", rec.path}});
     return core::Errno{EIO};
   }
+  // Past the bound, the journal becomes a base again. The record is
+  // durable already: a compaction that fails costs only file size (it is
+  // logged and tried again at the next record).
+  if (make_base_ && journal_->journal_bytes() > compact_bound_) (void)compact_journal(&caller);
+  return {};
+}
+
+core::Status Server::journal_store(const core::Caller& caller, core::StateRecord& rec) {
+  journal_->order_mutex().assert_held();
+  switch (caller.journal()) {
+    case core::Caller::Journal::Record:
+      return journal_append(caller, rec);
+    case core::Caller::Journal::Skip:
+      return {};
+    case core::Caller::Journal::Base:
+      // The change is durable only in a new base. A machine that cannot
+      // make one refused the store already (it cannot restore either).
+      if (!make_base_) {
+        env_.log(&caller, "vsysfs", "state_append", "EOPNOTSUPP", {{"path", rec.path}});
+        return core::Errno{EIO};
+      }
+      return compact_journal(&caller);
+  }
+  return core::Errno{EIO};
+}
+
+core::Status Server::compact_journal(const core::Caller* caller) {
+  journal_->order_mutex().assert_held();
+  const std::uint64_t before = journal_->journal_bytes();
+  auto base = make_base_();
+  if (!base) {
+    env_.log(caller, "vsysfs", "state_compact", base.error().name(), {{"journal_bytes", before}});
+    return core::Errno{EIO};
+  }
+  try {
+    journal_->rewrite_base(*base);
+  } catch (const std::exception& e) {
+    env_.log(caller, "vsysfs", "state_compact", "EIO",
+             {{"journal_bytes", before}, {"problem", std::string(e.what())}});
+    return core::Errno{EIO};
+  }
+  env_.log(caller, "vsysfs", "state_compact", "OK",
+           {{"journal_bytes", before}, {"base_bytes", base->size()}});
   return {};
 }
 

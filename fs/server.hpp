@@ -198,6 +198,15 @@ class Server final : public core::Tree::Observer {
   // -o state=FILE: from now on every successful store, binary write, chmod
   // and chown is journaled (durably) before the request returns.
   void set_journal(core::StateJournal* journal) { journal_ = journal; }
+  // Compaction (docs/state.md "Compaction"): `make_base` returns the bytes
+  // of a new base (the machine now and its snapshots); once the records
+  // after the base pass `bound` bytes, the journal is rewritten as that
+  // base and no record. Without it (a machine that cannot restore) the
+  // journal only grows until the next mount. Set before serving.
+  void set_compactor(std::function<core::Result<std::string>()> make_base, std::uint64_t bound) {
+    make_base_ = std::move(make_base);
+    compact_bound_ = bound;
+  }
 
   // Tree::Observer: queued for the notifier thread.
   void notified(core::Ino ino) override;
@@ -228,6 +237,11 @@ class Server final : public core::Tree::Observer {
   // Appends a record (caller uid/gid filled in for stores); EIO on failure.
   // Called with the journal's order mutex held.
   core::Status journal_append(const core::Caller& caller, core::StateRecord& rec);
+  // A store succeeded: journal it as the caller asked (core::Caller::Journal).
+  core::Status journal_store(const core::Caller& caller, core::StateRecord& rec);
+  // Rewrites the journal as a new base (order mutex held). EIO when no
+  // base could be made or written (the old file stays as it was).
+  core::Status compact_journal(const core::Caller* caller);
   void notifier_loop();
   // The waker of every open stream: on the producer's thread, so it only
   // queues a StreamWake for the notifier (inline when there is no session
@@ -272,6 +286,8 @@ class Server final : public core::Tree::Observer {
   std::set<OpenFile*> open_files_ GUARDED_BY(handles_mu_);
   std::set<DirHandle*> dir_handles_ GUARDED_BY(handles_mu_);
   core::StateJournal* journal_ = nullptr;  // set before the mount serves requests
+  std::function<core::Result<std::string>()> make_base_;  // likewise
+  std::uint64_t compact_bound_ = 0;
 
   // Stream reads. Order: after OpenFile::mu.
   struct ParkedRead {

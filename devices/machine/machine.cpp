@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "core/snapshot_file.hpp"
+
 namespace vsysfs::devices {
 namespace {
 
@@ -131,6 +133,7 @@ void Machine::build(const core::ConfigValue& root) {
   std::vector<const core::ConfigValue*> unused;
   root.collect_unused(unused);
   if (!unused.empty()) unused.front()->fail("unknown key (no device reads it)");
+  identity_ = core::fnv1a64_hex(root.canonical());
 }
 
 void Machine::register_state(StateHandler handler) {

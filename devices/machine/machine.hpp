@@ -39,6 +39,7 @@
 namespace vsysfs::devices {
 
 class Machine;
+class MachineSnapshots;
 
 // What a section builder gets.
 struct MachineContext {
@@ -146,6 +147,16 @@ class Machine {
   std::uint64_t boots() const;
 
   const std::string& name() const { return name_; }
+  // The machine's identity: a hash of its description in canonical form
+  // (core::ConfigValue::canonical: layout and comments do not count), set
+  // by build(). A snapshot file holds it, so that a snapshot is loaded
+  // only onto the machine it was taken of (docs/snapshot.md).
+  const std::string& identity() const { return identity_; }
+  // The snapshot files (devices/machine/snapshot.hpp), set by their
+  // builder during build(); null on a machine built without the control
+  // plane (unit tests).
+  void set_snapshots(MachineSnapshots* snapshots) { snapshots_ = snapshots; }
+  MachineSnapshots* snapshots() const { return snapshots_; }
 
   // Snapshot support (docs/snapshot.md). register_state is called by a
   // builder during build() (the handler belongs to the section being
@@ -169,6 +180,8 @@ class Machine {
   core::ManualClock* manual_clock_;
   core::LockService& locks_;
   std::string name_;
+  std::string identity_;
+  MachineSnapshots* snapshots_ = nullptr;
   std::vector<std::shared_ptr<void>> devices_;
   std::vector<std::string> sections_;
   std::string building_;  // the section whose builder runs (build() only)

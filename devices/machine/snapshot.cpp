@@ -1,10 +1,12 @@
 #include "devices/machine/snapshot.hpp"
 
 #include <cerrno>
+#include <limits>
 #include <set>
 
 #include <fmt/format.h>
 
+#include "core/caller_file.hpp"
 #include "core/page_buffer.hpp"
 #include "core/parse.hpp"
 
@@ -17,6 +19,8 @@ constexpr core::SeqAttribute<MachineSnapshots> kSeq[] = {
 };
 constexpr core::DeviceAttribute<MachineSnapshots> kAttrs[] = {
     VSYSFS_ATTR_WO_MODE(MachineSnapshots, restore, 0200),
+    VSYSFS_ATTR_WO_MODE(MachineSnapshots, save, 0200),
+    VSYSFS_ATTR_WO_MODE(MachineSnapshots, load, 0200),
 };
 constexpr core::AttributeGroup<MachineSnapshots> kGroups[] = {
     {.name = "", .attrs = kAttrs, .seq_attrs = kSeq},
@@ -112,10 +116,11 @@ void build_machine_snapshots(MachineContext& ctx) {
   auto dev = std::make_shared<MachineSnapshots>(ctx.env, ctx.tree, ctx.machine, ctx.manual_clock);
   ctx.tree.add_device<MachineSnapshots>("kernel/debug/vsysfs/machine", dev,
                                         MachineSnapshots::groups());
+  ctx.machine.set_snapshots(dev.get());
   ctx.machine.keep(dev);
 }
 
-MachineSnapshots::Snapshot MachineSnapshots::capture() const {
+MachineSnapshots::Snapshot MachineSnapshots::capture(bool with_values) const {
   Snapshot snap;
   snap.now = env_.now();
   // Depth first from the root, in readdir order.
@@ -132,14 +137,15 @@ MachineSnapshots::Snapshot MachineSnapshots::capture() const {
       std::string path = dir_path.empty() ? e.name : dir_path + "/" + e.name;
       // A symlink's owner changes too (lchown: kernfs_iop_setattr is a
       // symlink's setattr as well); it has no value to render.
-      snap.attrs.emplace(path, NodeAttr{node->mode.load(), node->uid.load(), node->gid.load()});
-      snap.size += path.size() + sizeof(NodeAttr);
+      snap.attrs.emplace(path, NodeAttr{node->mode.load(), node->uid.load(), node->gid.load(),
+                                        e.ino, node->generation});
+      snap.size += path.size() + kAttrBytes;
       if (node->kind == core::NodeKind::Symlink) continue;
       if (node->kind == core::NodeKind::Dir) {
         stack.emplace_back(e.ino, std::move(path));
         continue;
       }
-      if (node->kind != core::NodeKind::Text || !node->has_read) continue;
+      if (!with_values || node->kind != core::NodeKind::Text || !node->has_read) continue;
       bool skip = false;
       for (auto p : kNotState) skip = skip || path == p;
       if (skip) continue;
@@ -177,11 +183,7 @@ core::Status MachineSnapshots::take(const core::Caller* caller, std::string_view
            {{"name", snap.name},
             {"now_ns", static_cast<std::uint64_t>(snap.now.count())},
             {"size", snap.size}});
-  // A name taken again replaces the old snapshot, which goes to the end
-  // of the list like a new one.
-  std::erase_if(snaps_, [&](const Snapshot& s) { return s.name == name; });
-  snaps_.push_back(std::move(snap));
-  return {};
+  return insert_locked(std::move(snap));
 }
 
 core::Status MachineSnapshots::load_states(const Snapshot& snap) {
@@ -197,32 +199,25 @@ core::Status MachineSnapshots::load_states(const Snapshot& snap) {
   return {};
 }
 
-core::Status MachineSnapshots::restore(const core::Caller* caller, std::string_view name) {
-  core::MutexLock lock(mu_);
-  const Snapshot* snap = find_locked(name);
-  if (!snap) return core::Errno{ENOENT};
-  auto refuse = [&](core::Errno e, std::vector<core::EventField> why) -> core::Status {
-    why.insert(why.begin(), core::EventField{"name", std::string(name)});
-    env_.log(caller, "machine", "restore", e.name(), std::move(why));
-    return e;
-  };
+std::string MachineSnapshots::cannot_restore() const {
   // Simulated time goes back to the capture: only the manual clock can.
-  if (!manual_clock_) return refuse(core::Errno{EOPNOTSUPP}, {{"unsupported", "clock=real"}});
+  if (!manual_clock_) return "clock=real";
   // A section that registered no StateHandler would come back only in
   // part: refuse the whole restore instead.
   if (const auto missing = machine_.sections_without_state(); !missing.empty())
-    return refuse(core::Errno{EOPNOTSUPP},
-                  {{"unsupported", fmt::format("{}", fmt::join(missing, ","))}});
+    return fmt::format("{}", fmt::join(missing, ","));
+  return {};
+}
+
+core::Status MachineSnapshots::apply_locked(const Snapshot& snap) {
   // Every record must be one this build reads before anything changes.
   for (const auto& h : machine_.state_handlers()) {
     if (!h.load) continue;
-    auto it = snap->states.find(h.name);
-    if (it == snap->states.end()) return refuse(core::Errno{EINVAL}, {{"missing", h.name}});
+    auto it = snap.states.find(h.name);
+    if (it == snap.states.end()) return core::Errno{EINVAL};
     auto rec = core::StateReader::parse(it->second);
-    if (!rec || rec->version() != h.version)
-      return refuse(core::Errno{EINVAL}, {{"bad_record", h.name}});
+    if (!rec || rec->version() != h.version) return core::Errno{EINVAL};
   }
-
   // The state now, to roll back to if a load fails half way (a device
   // validates its whole record before changing anything, so that only
   // happens between devices).
@@ -234,26 +229,228 @@ core::Status MachineSnapshots::restore(const core::Caller* caller, std::string_v
     h.save(w);
     before.states.emplace(h.name, w.text());
   }
-  if (auto st = load_states(*snap); !st) {
+  if (auto st = load_states(snap); !st) {
     const auto back = load_states(before);
-    return refuse(core::Errno{EIO},
-                  {{"load", st.error().name()}, {"rollback", back ? "OK" : back.error().name()}});
+    env_.log(nullptr, "machine", "restore", "EIO",
+             {{"load", st.error().name()}, {"rollback", back ? "OK" : back.error().name()}});
+    return core::Errno{EIO};
   }
-
   // Modes and owners (chmod/chown). A node the snapshot does not know
   // (added since) keeps its own.
-  for (const auto& [path, attr] : snap->attrs) {
-    const core::Ino ino = tree_.resolve(path);
-    if (ino == 0) continue;
-    const auto node = tree_.get(ino);
+  for (const auto& [path, attr] : snap.attrs) {
+    // The node the snapshot saw, if it is still there (no lookup by path:
+    // that was half of a restore's time on a machine of 36,000 files);
+    // else whatever has the path now. (The tree has no rename: a node keeps
+    // its path for its life.)
+    core::Ino ino = attr.ino;
+    auto node = ino ? tree_.get(ino) : nullptr;
+    if (!node || node->generation != attr.generation || !node->alive.load()) {
+      ino = tree_.resolve(path);
+      node = ino ? tree_.get(ino) : nullptr;
+    }
     if (!node) continue;
     if (node->mode.load() != attr.mode) (void)tree_.set_mode(ino, attr.mode);
     if (node->uid.load() != attr.uid || node->gid.load() != attr.gid)
       (void)tree_.set_owner(ino, attr.uid, attr.gid);
   }
+  return {};
+}
+
+core::Status MachineSnapshots::restore(const core::Caller* caller, std::string_view name) {
+  core::MutexLock lock(mu_);
+  const Snapshot* snap = find_locked(name);
+  if (!snap) return core::Errno{ENOENT};
+  auto refuse = [&](core::Errno e, std::vector<core::EventField> why) -> core::Status {
+    why.insert(why.begin(), core::EventField{"name", std::string(name)});
+    env_.log(caller, "machine", "restore", e.name(), std::move(why));
+    return e;
+  };
+  if (const auto why = cannot_restore(); !why.empty())
+    return refuse(core::Errno{EOPNOTSUPP}, {{"unsupported", why}});
+  for (const auto& h : machine_.state_handlers()) {
+    if (!h.load) continue;
+    auto it = snap->states.find(h.name);
+    if (it == snap->states.end()) return refuse(core::Errno{EINVAL}, {{"missing", h.name}});
+    auto rec = core::StateReader::parse(it->second);
+    if (!rec || rec->version() != h.version)
+      return refuse(core::Errno{EINVAL}, {{"bad_record", h.name}});
+  }
+  if (auto st = apply_locked(*snap); !st) return refuse(st.error(), {});
   env_.log(
       caller, "machine", "restore", "OK",
       {{"name", std::string(name)}, {"now_ns", static_cast<std::uint64_t>(snap->now.count())}});
+  return {};
+}
+
+core::SnapshotImage MachineSnapshots::to_image(const Snapshot& snap) const {
+  core::SnapshotImage img;
+  img.machine_name = machine_.name();
+  img.machine_id = machine_.identity();
+  img.name = snap.name;
+  img.now_ns = static_cast<std::uint64_t>(snap.now.count());
+  img.states = snap.states;
+  for (const auto& [path, a] : snap.attrs)
+    img.attrs.emplace(path, core::SnapshotImage::Attr{a.mode, a.uid, a.gid});
+  img.values = snap.values;
+  return img;
+}
+
+MachineSnapshots::Snapshot MachineSnapshots::from_image(core::SnapshotImage&& img) {
+  Snapshot snap;
+  snap.name = std::move(img.name);
+  snap.now = core::Nanos(static_cast<core::Nanos::rep>(img.now_ns));
+  for (auto& [path, a] : img.attrs) {
+    snap.size += path.size() + kAttrBytes;
+    snap.attrs.emplace(path, NodeAttr{static_cast<mode_t>(a.mode), static_cast<uid_t>(a.uid),
+                                      static_cast<gid_t>(a.gid)});
+  }
+  for (auto& [path, v] : img.values) snap.size += path.size() + v.size();
+  for (auto& [h, rec] : img.states) snap.size += h.size() + rec.size();
+  snap.values = std::move(img.values);
+  snap.states = std::move(img.states);
+  return snap;
+}
+
+core::Status MachineSnapshots::check_image(const core::SnapshotImage& img,
+                                           std::string* problem) const {
+  auto fail = [&](int e, std::string why) -> core::Status {
+    if (problem) *problem = std::move(why);
+    return core::Errno{e};
+  };
+  if (img.machine_id != machine_.identity())
+    return fail(
+        EXDEV, fmt::format("a snapshot of machine \"{}\" (description {}), not of this "
+                           "machine \"{}\" (description {})",
+                           img.machine_name, img.machine_id, machine_.name(), machine_.identity()));
+  // "now" names the machine itself in a state file's base.
+  if (img.name != "now" && !check_name(img.name)) return fail(EINVAL, "not a valid snapshot name");
+  if (img.now_ns > static_cast<std::uint64_t>(std::numeric_limits<core::Nanos::rep>::max()))
+    return fail(EINVAL, "time out of range");
+  for (const auto& h : machine_.state_handlers()) {
+    if (!h.load) continue;
+    auto it = img.states.find(h.name);
+    if (it == img.states.end()) return fail(EINVAL, fmt::format("no record for {}", h.name));
+    auto rec = core::StateReader::parse(it->second);
+    if (!rec) return fail(EINVAL, fmt::format("record of {} does not parse", h.name));
+    if (rec->version() != h.version)
+      return fail(EINVAL, fmt::format("record of {} has version {} (this build: {})", h.name,
+                                      rec->version(), h.version));
+  }
+  for (const auto& [h, rec] : img.states) {
+    bool known = false;
+    for (const auto& mine : machine_.state_handlers()) known = known || mine.name == h;
+    if (!known) return fail(EINVAL, fmt::format("a record for {}, which this machine lacks", h));
+  }
+  return {};
+}
+
+core::Status MachineSnapshots::insert_locked(Snapshot snap) {
+  if (!find_locked(snap.name) && snaps_.size() >= kMaxSnapshots) return core::Errno{ENOSPC};
+  // A name taken again replaces the old snapshot, which goes to the end
+  // of the list like a new one.
+  std::erase_if(snaps_, [&](const Snapshot& s) { return s.name == snap.name; });
+  snaps_.push_back(std::move(snap));
+  return {};
+}
+
+core::Status MachineSnapshots::save_file(const core::Caller& caller, std::string_view name,
+                                         const std::string& path) {
+  std::string bytes;
+  {
+    core::MutexLock lock(mu_);
+    const Snapshot* snap = find_locked(name);
+    if (!snap) return core::Errno{ENOENT};
+    bytes = core::encode_snapshot(to_image(*snap));
+  }
+  // The file is written outside mu_: a slow disk holds up no restore.
+  const auto st = core::write_file_as(caller, path, bytes);
+  env_.log(&caller, "machine", "save", st ? "OK" : st.error().name(),
+           {{"name", std::string(name)}, {"path", path}, {"size", bytes.size()}});
+  return st;
+}
+
+core::Status MachineSnapshots::load_file(const core::Caller& caller, std::string_view name,
+                                         const std::string& path) {
+  auto refuse = [&](core::Errno e, const std::string& problem) -> core::Status {
+    env_.log(&caller, "machine", "load", e.name(),
+             {{"name", std::string(name)}, {"path", path}, {"problem", problem}});
+    return e;
+  };
+  if (const auto why = cannot_restore(); !why.empty())
+    return refuse(core::Errno{EOPNOTSUPP}, "unsupported: " + why);
+  auto bytes = core::read_file_as(caller, path, core::kMaxSnapshotFileBytes);
+  if (!bytes) return refuse(bytes.error(), "cannot read the file");
+  std::string problem;
+  auto img = core::decode_snapshot(*bytes, &problem);
+  if (!img) return refuse(img.error(), problem);
+  if (auto st = check_image(*img, &problem); !st) return refuse(st.error(), problem);
+  if (img->name == "now") return refuse(core::Errno{EINVAL}, "not a valid snapshot name");
+  if (!name.empty()) img->name = std::string(name);
+  Snapshot snap = from_image(std::move(*img));
+  const std::string loaded = snap.name;
+  const auto now_ns = static_cast<std::uint64_t>(snap.now.count());
+  core::MutexLock lock(mu_);
+  if (auto st = insert_locked(std::move(snap)); !st) return refuse(st.error(), "the list is full");
+  env_.log(&caller, "machine", "load", "OK",
+           {{"name", loaded}, {"path", path}, {"now_ns", now_ns}});
+  return {};
+}
+
+core::Status MachineSnapshots::start_from(std::string_view bytes, std::string* problem) {
+  auto fail = [&](int e, std::string why) -> core::Status {
+    if (problem) *problem = std::move(why);
+    return core::Errno{e};
+  };
+  if (const auto why = cannot_restore(); !why.empty())
+    return fail(EOPNOTSUPP, "this machine cannot restore a snapshot (unsupported: " + why + ")");
+  auto img = core::decode_snapshot(bytes, problem);
+  if (!img) return img.error();
+  VSYSFS_TRY_STATUS(check_image(*img, problem));
+  if (img->name == "now") return fail(EINVAL, "not a valid snapshot name");
+  Snapshot snap = from_image(std::move(*img));
+  core::MutexLock lock(mu_);
+  if (auto st = apply_locked(snap); !st)
+    return fail(st.error().value(), "a device refused its record");
+  env_.log(nullptr, "machine", "restore", "OK",
+           {{"name", snap.name},
+            {"now_ns", static_cast<std::uint64_t>(snap.now.count())},
+            {"from", "-o snapshot"}});
+  return insert_locked(std::move(snap));
+}
+
+core::Result<std::string> MachineSnapshots::state_base() const {
+  if (!cannot_restore().empty()) return core::Errno{EOPNOTSUPP};
+  core::MutexLock lock(mu_);
+  Snapshot now = capture(false);
+  now.name = "now";
+  std::string out = core::encode_snapshot(to_image(now));
+  for (const auto& s : snaps_) out += core::encode_snapshot(to_image(s));
+  return out;
+}
+
+core::Status MachineSnapshots::load_state_base(std::string_view bytes, std::string* problem) {
+  auto fail = [&](int e, std::string why) -> core::Status {
+    if (problem) *problem = std::move(why);
+    return core::Errno{e};
+  };
+  if (const auto why = cannot_restore(); !why.empty())
+    return fail(EOPNOTSUPP, "this machine cannot restore a snapshot (unsupported: " + why + ")");
+  auto images = core::decode_images(bytes, problem);
+  if (!images) return images.error();
+  if (images->empty() || (*images)[0].name != "now")
+    return fail(EINVAL, "the base does not start with the machine's image");
+  if (images->size() > kMaxSnapshots + 1) return fail(EINVAL, "too many snapshots");
+  for (const auto& img : *images) VSYSFS_TRY_STATUS(check_image(img, problem));
+  std::vector<Snapshot> list;
+  for (std::size_t i = 1; i < images->size(); ++i) {
+    if ((*images)[i].name == "now") return fail(EINVAL, "a snapshot named now");
+    list.push_back(from_image(std::move((*images)[i])));
+  }
+  const Snapshot now = from_image(std::move((*images)[0]));
+  core::MutexLock lock(mu_);
+  if (auto st = apply_locked(now); !st)
+    return fail(st.error().value(), "a device refused its record");
+  snaps_ = std::move(list);
   return {};
 }
 
@@ -333,6 +530,60 @@ core::Result<std::size_t> MachineSnapshots::diff_store(const core::Caller&, std:
   if (!d) return d.error();
   core::MutexLock lock(mu_);
   diff_ = std::move(*d);
+  return in.size();
+}
+
+// "NAME PATH" (save) or "[NAME] PATH" (load): the name is the first word
+// when there are two; the path is the rest of the line (it may hold
+// spaces), and must be absolute. A path alone starts with '/', which no
+// name holds.
+namespace {
+struct NamePath {
+  std::string_view name;
+  std::string path;
+};
+core::Result<NamePath> split_name_path(std::string_view in, bool name_optional) {
+  in = chomp(in);
+  const auto start = in.find_first_not_of(" \t");
+  if (start == std::string_view::npos) return core::Errno{EINVAL};
+  in.remove_prefix(start);
+  NamePath out;
+  if (!(name_optional && in.front() == '/')) {
+    const auto end = in.find_first_of(" \t");
+    if (end == std::string_view::npos) return core::Errno{EINVAL};
+    out.name = in.substr(0, end);
+    VSYSFS_TRY_STATUS(check_name(out.name));
+    in.remove_prefix(end);
+    const auto p = in.find_first_not_of(" \t");
+    if (p == std::string_view::npos) return core::Errno{EINVAL};
+    in.remove_prefix(p);
+  }
+  if (in.empty() || in.front() != '/' || in.find('\n') != std::string_view::npos)
+    return core::Errno{EINVAL};
+  out.path = std::string(in);
+  return out;
+}
+}  // namespace
+
+core::Result<std::size_t> MachineSnapshots::save_store(const core::Caller& caller,
+                                                       std::string_view in) {
+  auto np = split_name_path(in, false);
+  if (!np) return np.error();
+  // Writing a file changes nothing of the machine: the state journal
+  // keeps no record (a replay would write the file again).
+  caller.journal_as(core::Caller::Journal::Skip);
+  if (auto st = save_file(caller, np->name, np->path); !st) return st.error();
+  return in.size();
+}
+
+core::Result<std::size_t> MachineSnapshots::load_store(const core::Caller& caller,
+                                                       std::string_view in) {
+  auto np = split_name_path(in, true);
+  if (!np) return np.error();
+  if (auto st = load_file(caller, np->name, np->path); !st) return st.error();
+  // The file may change or go after this store: the journal keeps the
+  // loaded snapshot itself, in a new base (docs/state.md "Compaction").
+  caller.journal_as(core::Caller::Journal::Base);
   return in.size();
 }
 

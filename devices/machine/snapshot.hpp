@@ -27,6 +27,20 @@
 //   machine/diff      0600  write "A B" (snapshot names or "now"): read
 //                           then gives one line per attribute whose value
 //                           differs, "PATH: OLD -> NEW", sorted by path.
+//   machine/save      0200  write "NAME PATH": snapshot NAME to the file
+//                           PATH (core/snapshot_file.hpp), opened with the
+//                           writer's own permissions (core/caller_file.hpp),
+//                           crash-safe. ENOENT: no such snapshot; EINVAL:
+//                           PATH not absolute; the open's errno otherwise.
+//   machine/load      0200  write "[NAME] PATH": the snapshot in the file
+//                           PATH becomes snapshot NAME (default: the name
+//                           it was saved under); restore then applies it.
+//                           EINVAL: not a valid snapshot file (checksum,
+//                           truncation, version, a record this build cannot
+//                           read); EXDEV: a snapshot of another machine
+//                           description; EOPNOTSUPP: this machine cannot
+//                           restore (as restore); ENOSPC: the list is full.
+//                           Nothing changes on any error.
 //
 // What a snapshot holds: the simulated time, every device's StateHandler
 // record, the mode/uid/gid of every node, and the rendered value of every
@@ -47,6 +61,7 @@
 #include "core/attribute.hpp"
 #include "core/env.hpp"
 #include "core/locks.hpp"
+#include "core/snapshot_file.hpp"
 #include "core/thread_annotations.hpp"
 #include "core/tree.hpp"
 #include "devices/machine/machine.hpp"
@@ -73,19 +88,52 @@ class MachineSnapshots {
   core::Result<std::size_t> restore_store(const core::Caller& caller, std::string_view in);
   core::Status diff_show(std::string& out) const;
   core::Result<std::size_t> diff_store(const core::Caller& caller, std::string_view in);
+  core::Result<std::size_t> save_store(const core::Caller& caller, std::string_view in);
+  core::Result<std::size_t> load_store(const core::Caller& caller, std::string_view in);
 
   // The same operations for tests (caller null: the simulated kernel).
   core::Status take(const core::Caller* caller, std::string_view name);
   core::Status restore(const core::Caller* caller, std::string_view name);
   core::Result<std::string> diff(std::string_view a, std::string_view b) const;
+  core::Status save_file(const core::Caller& caller, std::string_view name,
+                         const std::string& path);
+  // `name` empty: the name in the file.
+  core::Status load_file(const core::Caller& caller, std::string_view name,
+                         const std::string& path);
+
+  // Whether this machine can restore a snapshot (the manual clock, and a
+  // StateHandler in every section); else the reason ("clock=real",
+  // "sections net,xen").
+  std::string cannot_restore() const;
+  // -o snapshot=FILE (fs/main.cpp): the bytes of a snapshot file become a
+  // snapshot of the list and the machine is restored to it. EINVAL/EXDEV/
+  // EOPNOTSUPP as load, with the reason in `problem`.
+  core::Status start_from(std::string_view bytes, std::string* problem);
+
+  // The base of a compacted state file (docs/state.md "Compaction"): the
+  // machine now (an image named "now", without rendered values) followed
+  // by every snapshot of the list, oldest first, each a snapshot file.
+  // EOPNOTSUPP when this machine cannot restore.
+  core::Result<std::string> state_base() const;
+  // At mount: the machine becomes the base's "now" and the list the
+  // base's snapshots. EINVAL/EXDEV with the reason in `problem`; nothing
+  // changes then.
+  core::Status load_state_base(std::string_view bytes, std::string* problem);
 
  private:
   struct NodeAttr {
     mode_t mode;
     uid_t uid;
     gid_t gid;
-    bool operator==(const NodeAttr&) const = default;
+    // Which node it was, for a snapshot taken by this daemon: (ino,
+    // generation) is never reused (core/node.hpp), so a restore finds the
+    // node without a lookup by path when it is still there. 0: unknown (a
+    // snapshot from a file).
+    core::Ino ino = 0;
+    std::uint64_t generation = 0;
   };
+  // What a NodeAttr counts in a snapshot's SIZE (mode, uid, gid).
+  static constexpr std::size_t kAttrBytes = sizeof(mode_t) + sizeof(uid_t) + sizeof(gid_t);
   struct Snapshot {
     std::string name;
     core::Nanos now{0};
@@ -95,7 +143,16 @@ class MachineSnapshots {
     std::size_t size = 0;
   };
 
-  Snapshot capture() const REQUIRES(mu_);
+  Snapshot capture(bool with_values = true) const REQUIRES(mu_);
+  core::SnapshotImage to_image(const Snapshot& snap) const;
+  static Snapshot from_image(core::SnapshotImage&& image);
+  // The checks load makes before a file's snapshot is accepted: this
+  // machine's identity, a record for every handler in its version.
+  core::Status check_image(const core::SnapshotImage& image, std::string* problem) const;
+  // The machine becomes `snap` (no checks but the records; no event).
+  core::Status apply_locked(const Snapshot& snap) REQUIRES(mu_);
+  // Adds or replaces a snapshot of the list (ENOSPC when full).
+  core::Status insert_locked(Snapshot snap) REQUIRES(mu_);
   // The device states and time of `snap` (no modes): the part a failed
   // load rolls back.
   core::Status load_states(const Snapshot& snap) REQUIRES(mu_);

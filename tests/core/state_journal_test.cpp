@@ -172,6 +172,44 @@ TEST_SUITE("state_journal") {
     rmdir(tmpl);
   }
 
+  TEST_CASE("a base (version 2): renamed in, records after it, damage refused") {
+    TempDir d;
+    const std::string path = d / "state";
+    const std::string base = "the machine's snapshot files";
+    {
+      core::StateJournal j(path);
+      (void)j.load();
+      std::lock_guard lock(j.order_mutex());
+      j.rewrite_base(base);
+      CHECK(j.journal_bytes() == 0);
+      CHECK(access((path + ".tmp").c_str(), F_OK) != 0);
+      CHECK(j.append(sample()[1]));
+      CHECK(j.journal_bytes() == core::encode_record(sample()[1]).size());
+    }
+    std::string file = slurp(path);
+    CHECK(file.substr(0, 16) == core::kStateHeaderV2);
+    auto dec = core::decode_journal(file);
+    CHECK(dec.problem.empty());
+    CHECK(dec.has_base);
+    CHECK(dec.base == base);
+    REQUIRE(dec.records.size() == 1);
+    CHECK(dec.records[0] == sample()[1]);
+    // Every cut inside the base is damage (a base is only ever renamed in
+    // whole), every cut after it a torn record.
+    const std::size_t base_end = 16 + 16 + base.size();
+    for (std::size_t n = 17; n < file.size(); ++n) {
+      CAPTURE(n);
+      auto cut = core::decode_journal(file.substr(0, n));
+      CHECK(cut.bad_base == (n < base_end));
+      CHECK(cut.problem.empty() == (n == base_end));
+    }
+    // A damaged base refuses the load, naming the problem.
+    file[base_end - 1] = static_cast<char>(file[base_end - 1] ^ 1);
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << file;
+    core::StateJournal again(path);
+    CHECK_THROWS_WITH(again.load(), doctest::Contains("base checksum mismatch"));
+  }
+
   TEST_CASE("one journal per file: FILE.lock names the holder and survives the rename") {
     TempDir d;
     const std::string path = d / "state";

@@ -1,8 +1,8 @@
 // libFuzzer target: the state-file decoder (core/state_journal), which
 // reads whatever a crash or a disk left behind. Invariants: never reads
 // past the input, valid_bytes <= file_bytes, and re-encoding the decoded
-// records gives exactly the valid prefix (the decoder accepts nothing the
-// encoder would not write).
+// records (after the base of a version-2 file) gives exactly the valid
+// prefix (the decoder accepts nothing the encoder would not write).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -20,7 +20,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (d.valid_bytes > d.file_bytes) std::abort();
   if (d.problem.empty() != (d.valid_bytes == d.file_bytes)) std::abort();
   if (d.valid_bytes >= kStateHeader.size()) {
-    std::string again(kStateHeader);
+    std::string again(d.has_base ? kStateHeaderV2 : kStateHeader);
+    if (d.has_base) {
+      // A version-2 file: its base, as rewrite_base writes it.
+      auto put = [&](std::uint64_t v, int bytes) {
+        for (int i = 0; i < bytes; ++i) again.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+      };
+      put(kBaseMagic, 4);
+      put(d.base.size(), 8);
+      put(crc32(d.base), 4);
+      again += d.base;
+    }
     for (const auto& r : d.records) again += encode_record(r);
     if (again != file.substr(0, d.valid_bytes)) std::abort();
   }

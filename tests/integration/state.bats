@@ -113,3 +113,15 @@ crash() {  # kill -9 the daemon and clear its dead mount
   n=$(echo "$output" | grep -oE '^iterations [0-9]+' | grep -oE '[0-9]+')
   [ "$n" -ge 100 ]
 }
+
+@test "kill -9 storm across compactions: the journal becomes a base again and again, nothing is lost" {
+  # A bound of 1 KiB: a compaction every dozen records or so (docs/state.md
+  # "Compaction"), so kills land before, during and after them.
+  run timeout 300 "$BATS_TEST_DIRNAME/state-storm" "$VSYSFS_BUILD" "$BATS_TEST_DIRNAME/testdev.toml" \
+    "${STATE_STORM_COMPACT_ITERATIONS:-60}" "${STATE_STORM_SECONDS:-100}" 1024
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"violations 0"* ]]
+  c=$(echo "$output" | grep -oE 'compactions [0-9]+' | grep -oE '[0-9]+')
+  [ "$c" -ge 3 ]
+}

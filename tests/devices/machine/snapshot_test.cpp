@@ -4,6 +4,8 @@
 // (a counter with a timer), that a restore brings back values, time,
 // pending timers (firing at the same simulated instant), modes and owners,
 // and that the diff lists exactly the changed paths.
+#include <sys/fsuid.h>
+
 #include <cerrno>
 #include <random>
 #include <string>
@@ -13,7 +15,14 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <iterator>
+
 #include "core/parse.hpp"
+#include "core/snapshot_file.hpp"
 #include "devices/machine/snapshot.hpp"
 #include "tests/support/test_env.hpp"
 
@@ -537,6 +546,178 @@ bql = true
     CHECK_MESSAGE(rest == "", "seed ", seed);
   }
   CHECK(net_events > 30);
+}
+
+// --- snapshot files (machine/save, machine/load; docs/snapshot.md) --------
+
+namespace {
+
+struct TmpDir {
+  std::string path;
+  TmpDir() {
+    char tmpl[] = "/tmp/vsysfs-snapfile-test.XXXXXX";
+    REQUIRE(mkdtemp(tmpl));
+    path = tmpl;
+  }
+  ~TmpDir() { (void)std::system(("rm -rf '" + path + "'").c_str()); }
+  std::string operator/(const std::string& name) const { return path + "/" + name; }
+};
+
+std::string slurp_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+void spit(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+constexpr const char* kSave = "kernel/debug/vsysfs/machine/save";
+constexpr const char* kLoad = "kernel/debug/vsysfs/machine/load";
+
+}  // namespace
+
+TEST_CASE("save and load: a file round trip restores the machine; the list gets the name") {
+  Rig m;
+  TmpDir d;
+  const std::string f = d / "base.snap";
+  m.write("devices/counter0/value", "11");
+  m.t.clock.advance(std::chrono::milliseconds(5));
+  REQUIRE(m.write(kSnap, "base\n") == 5);
+  CHECK(m.write(kSave, "nosuch " + f) == -ENOENT);
+  CHECK(access(f.c_str(), F_OK) != 0);
+  const std::string in = "base " + f + "\n";
+  REQUIRE(m.write(kSave, in) == static_cast<long>(in.size()));
+  struct stat st {};
+  REQUIRE(stat(f.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  auto img = core::decode_snapshot(slurp_file(f));
+  REQUIRE(img);
+  CHECK(img->name == "base");
+  CHECK(img->now_ns == 5000000);
+  CHECK(img->values.at("devices/counter0/value") == "11\n");
+
+  m.write("devices/counter0/value", "99");
+  m.t.clock.advance(std::chrono::milliseconds(5));
+  // A path alone: the file's name. "NAME PATH": that name.
+  REQUIRE(m.write(kLoad, f) > 0);
+  REQUIRE(m.write(kLoad, "copy  " + f + "\n") > 0);
+  CHECK(m.seq(kSnap).find("copy 5000000 ") != std::string::npos);
+  CHECK(m.read("devices/counter0/value") == "99\n");  // load changes no device
+  REQUIRE(m.write(kRestore, "copy") == 4);
+  CHECK(m.read("devices/counter0/value") == "11\n");
+  CHECK(m.t.clock.now() == core::Nanos(5000000));
+}
+
+TEST_CASE("load: a damaged, truncated, other-version or other-machine file changes nothing") {
+  Rig m;
+  TmpDir d;
+  const std::string f = d / "s";
+  REQUIRE(m.write(kSnap, "base") == 4);
+  REQUIRE(m.write(kSave, "base " + f) > 0);
+  const std::string good = slurp_file(f);
+  const std::string list = m.seq(kSnap);
+  auto refused = [&](const std::string& bytes) {
+    spit(f, bytes);
+    return m.write(kLoad, "other " + f);
+  };
+  std::string flipped = good;
+  flipped[good.size() / 2] = static_cast<char>(flipped[good.size() / 2] ^ 0x10);
+  CHECK(refused(flipped) == -EINVAL);
+  CHECK(refused(good.substr(0, good.size() - 1)) == -EINVAL);
+  CHECK(refused(good.substr(0, 10)) == -EINVAL);
+  CHECK(refused("") == -EINVAL);
+  std::string v2 = good;
+  v2[16] = 2;
+  CHECK(refused(v2) == -EINVAL);
+  auto img = core::decode_snapshot(good);
+  REQUIRE(img);
+  img->machine_id = "ffffffffffffffff";
+  CHECK(refused(core::encode_snapshot(*img)) == -EXDEV);
+  img = core::decode_snapshot(good);
+  img->states.erase("counter1");
+  CHECK(refused(core::encode_snapshot(*img)) == -EINVAL);
+  img = core::decode_snapshot(good);
+  img->states["counter1"] = "version=9\n";
+  CHECK(refused(core::encode_snapshot(*img)) == -EINVAL);
+  CHECK(m.seq(kSnap) == list);
+  // The reason is in the event.
+  bool seen = false;
+  for (const auto& e : m.t.events.snapshot())
+    seen = seen || (e.what == "load" && e.result == "EXDEV" &&
+                    data_of(e).find("not of this machine") != std::string::npos);
+  CHECK(seen);
+  spit(f, good);
+  CHECK(m.write(kLoad, "other " + f) > 0);
+}
+
+TEST_CASE("save and load: paths are absolute, no symlink at the end, the caller's permissions") {
+  Rig m;
+  TmpDir d;
+  REQUIRE(m.write(kSnap, "base") == 4);
+  CHECK(m.write(kSave, "base relative/file") == -EINVAL);
+  CHECK(m.write(kSave, "base") == -EINVAL);
+  CHECK(m.write(kSave, "bad/name /tmp/x") == -EINVAL);
+  CHECK(m.write(kSave, "base " + d / "missing/file") == -ENOENT);
+  CHECK(m.write(kLoad, "relative") == -EINVAL);
+  CHECK(m.write(kLoad, d.path) == -EISDIR);
+  REQUIRE(m.write(kSave, "base " + d / "real") > 0);
+  REQUIRE(symlink((d / "real").c_str(), (d / "link").c_str()) == 0);
+  CHECK(m.write(kLoad, d / "link") == -ELOOP);
+  CHECK(m.write(kLoad, "/dev/null") == -EINVAL);
+  // Saving over a symbolic link replaces the link, never its target.
+  REQUIRE(m.write(kSave, "base " + d / "link") > 0);
+  struct stat st {};
+  REQUIRE(lstat((d / "link").c_str(), &st) == 0);
+  CHECK(S_ISREG(st.st_mode));
+  if (geteuid() == 0) {
+    // A root daemon opens as the caller: an unprivileged writer cannot
+    // read or create what it could not itself.
+    REQUIRE(chmod(d.path.c_str(), 0700) == 0);
+    const auto nobody = core::Caller::user(65534);
+    auto save = m.tree.find(kSave)->store(nobody, "base " + d / "x");
+    REQUIRE(!save);
+    CHECK(save.error() == core::Errno{EACCES});
+    CHECK(access((d / "x").c_str(), F_OK) != 0);
+    auto load = m.tree.find(kLoad)->store(nobody, d / "real");
+    REQUIRE(!load);
+    CHECK(load.error() == core::Errno{EACCES});
+    // ... and the daemon's own identity is back afterwards.
+    CHECK(setfsuid(static_cast<uid_t>(-1)) == 0);
+    REQUIRE(m.write(kSave, "base " + d / "y") > 0);
+  }
+}
+
+TEST_CASE("state base: the machine and the list, loaded into a fresh machine") {
+  std::string base;
+  {
+    Rig m;
+    m.write("devices/counter0/value", "21");
+    REQUIRE(m.write(kSnap, "one") == 3);
+    m.write("devices/counter1/value", "22");
+    m.write("devices/counter1/tick_ms", "50");
+    m.t.clock.advance(std::chrono::milliseconds(10));
+    auto b = m.snaps->state_base();
+    REQUIRE(b);
+    base = *b;
+  }
+  Rig fresh;
+  std::string problem;
+  REQUIRE(fresh.snaps->load_state_base(base, &problem));
+  CHECK(fresh.read("devices/counter0/value") == "21\n");
+  CHECK(fresh.read("devices/counter1/value") == "22\n");
+  CHECK(fresh.t.clock.now() == core::Nanos(10000000));
+  CHECK(fresh.seq(kSnap).starts_with("one "));
+  fresh.t.clock.advance(std::chrono::milliseconds(40));
+  CHECK(fresh.read("devices/counter1/value") == "122\n");  // the timer came along
+  REQUIRE(fresh.write(kRestore, "one") == 3);
+  CHECK(fresh.read("devices/counter1/value") == "7\n");
+  // A damaged base changes nothing.
+  Rig other;
+  std::string bad = base;
+  bad[bad.size() - 1] = static_cast<char>(bad[bad.size() - 1] ^ 1);
+  CHECK(!other.snaps->load_state_base(bad, &problem));
+  CHECK(other.read("devices/counter0/value") == "7\n");
+  CHECK(other.seq(kSnap).empty());
 }
 
 }  // TEST_SUITE("snapshot")
