@@ -166,6 +166,11 @@ class Timer {
   void shutdown_sync();
   bool pending() const;
   Nanos expires() const;
+  // The clock's id of the pending arming, 0 when idle. Ids grow with every
+  // arming and timers due at the same instant fire in id order, so a
+  // device that re-arms several timers after a snapshot restore re-arms
+  // them in the order of their saved ids (docs/snapshot.md).
+  Clock::TimerId armed_id() const;
 
  private:
   Clock& clock_;
