@@ -270,7 +270,7 @@ TEST_CASE("restore refuses a machine with a section that keeps no state") {
   const auto ev = full.events_of("machine", "restore");
   REQUIRE(ev.size() == 1);
   CHECK(ev[0].result == "EOPNOTSUPP");
-  CHECK(ev[0].field("unsupported") == "snapshot_test_nostate");
+  CHECK(ev[0].field("unsupported") == "\"snapshot_test_nostate\"");
   CHECK(full.write(kDiff, "a now\n") == 6);
   CHECK(full.read(kDiff) == "kernel/debug/vsysfs/clock/now_ns: 0 -> 10000000\n");
 }
