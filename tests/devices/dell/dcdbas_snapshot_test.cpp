@@ -187,7 +187,7 @@ TEST_CASE("dcdbas snapshot: a malformed record is EINVAL and changes nothing") {
       {"smbios tag missing", with_field(good, "smbios.asset_tag", nullptr)},
   };
   for (const auto& [why, text] : bad) {
-    CAPTURE(why);
+    CAPTURE(std::string(why));
     auto r = core::StateReader::parse(text);
     REQUIRE(r);
     const auto st = h.load(*r);
