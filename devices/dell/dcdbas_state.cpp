@@ -165,11 +165,10 @@ void DcdbasStateHandler::save(core::StateWriter& w) const {
   Dcdbas& d = *dev_;
   {
     core::MutexLock lock(d.smi_data_lock_);
-    const auto& buf = d.smi_data_buf_;
-    std::size_t used = buf.size();
-    while (used > 0 && buf[used - 1] == 0) --used;
-    w.put_u64("dcdbas.smi_data_buf_size", buf.size());
-    w.put_str("dcdbas.smi_data", to_hex(buf.data(), used));
+    std::size_t used = d.smi_data_buf_.size();
+    while (used > 0 && d.smi_data_buf_[used - 1] == 0) --used;
+    w.put_u64("dcdbas.smi_data_buf_size", d.smi_data_buf_.size());
+    w.put_str("dcdbas.smi_data", to_hex(d.smi_data_buf_.data(), used));
     w.put_u64("dcdbas.smi_data_buf_phys_addr", d.smi_data_buf_phys_addr_);
     w.put_u64("dcdbas.max_smi_data_buf_size", d.max_smi_data_buf_size_);
     w.put_bool("dcdbas.wsmt", d.wsmt_enabled_);
@@ -252,8 +251,9 @@ core::Status DcdbasStateHandler::parse(const core::StateReader& r, Rec& rec) con
     core::MutexLock lock(d.smi_data_lock_);
     // WSMT or not is the machine's; its buffer is the firmware's fixed one.
     if (*wsmt != d.wsmt_enabled_) return kBad;
-    if (*wsmt && (rec.phys != d.smi_data_buf_phys_addr_ || rec.max_size != d.max_smi_data_buf_size_ ||
-                  rec.buf.size() != d.smi_data_buf_.size()))
+    if (*wsmt &&
+        (rec.phys != d.smi_data_buf_phys_addr_ || rec.max_size != d.max_smi_data_buf_size_ ||
+         rec.buf.size() != d.smi_data_buf_.size()))
       return kBad;
     // Without WSMT: no buffer has address 0, a buffer has one.
     if (!*wsmt && (rec.buf.empty() != (rec.phys == 0))) return kBad;
@@ -308,7 +308,8 @@ core::Status DcdbasStateHandler::parse(const core::StateReader& r, Rec& rec) con
         page >= dcdbas::DellBios::kCmosSize / 256 || !from_hex(*r.str(key), bytes) ||
         bytes.size() != 256)
       return kBad;
-    std::copy(bytes.begin(), bytes.end(), rec.cmos.begin() + static_cast<std::ptrdiff_t>(page * 256));
+    std::copy(bytes.begin(), bytes.end(),
+              rec.cmos.begin() + static_cast<std::ptrdiff_t>(page * 256));
   }
   // Exactly the NV settings of this machine.
   const dcdbas::DellBios& b = *d.bios_;

@@ -132,16 +132,15 @@ void XenStateHandler::save(core::StateWriter& w) const {
     w.put_i64("balloon.sleep_credit", b.sleep_credit_);
     w.put_bool("balloon.scrub_pages", b.scrub_pages_);
     put_timer(w, "balloon.worker", b.balloon_worker_);
-    const XenGuestMemory& m = b.mem_;
-    w.put_bool("mem.numa", m.numa_ != nullptr);
-    w.put_u64("mem.balloon_low", m.balloon_low_);
-    if (!m.numa_) {
-      w.put_u64("mem.current", m.current_pages_);
-      w.put_u64("mem.kernel", m.kernel_pages_);
-      w.put_u64("mem.used", m.used_pages_);
+    w.put_bool("mem.numa", b.mem_.numa_ != nullptr);
+    w.put_u64("mem.balloon_low", b.mem_.balloon_low_);
+    if (!b.mem_.numa_) {
+      w.put_u64("mem.current", b.mem_.current_pages_);
+      w.put_u64("mem.kernel", b.mem_.kernel_pages_);
+      w.put_u64("mem.used", b.mem_.used_pages_);
     } else {
-      w.put_str("mem.from_node", join_u64(m.from_node_));
-      w.put_u64("mem.next_rr", m.next_rr_);
+      w.put_str("mem.from_node", join_u64(b.mem_.from_node_));
+      w.put_u64("mem.next_rr", b.mem_.next_rr_);
     }
     // The hypervisor under balloon_mutex: no worker step runs between the
     // balloon's pages and Xen's account of them.
@@ -150,7 +149,9 @@ void XenStateHandler::save(core::StateWriter& w) const {
     w.put_u64("hv.total_pages", hv.total_pages_);
     w.put_u64("hv.populate_fail", hv.populate_fail_);
     for (const auto& d : hv.domains_) {
-      const auto k = [&](std::string_view f) { return fmt::format("hv.dom.{}.{}", d.spec.domid, f); };
+      const auto k = [&](std::string_view f) {
+        return fmt::format("hv.dom.{}.{}", d.spec.domid, f);
+      };
       w.put_u64(k("current"), d.spec.current_pages);
       w.put_u64(k("target"), d.spec.target_pages);
       w.put_u64(k("max"), d.spec.max_pages);
@@ -206,8 +207,8 @@ core::Status XenStateHandler::parse_balloon(const core::StateReader& r, BalloonR
   if (*driver != (b.driver_ == XenBalloon::Driver::Kthread ? "kthread" : "workqueue"))
     return core::Errno{EINVAL};
   bool known = false;
-  for (auto s : {XenBalloon::BpState::Done, XenBalloon::BpState::EAgain,
-                 XenBalloon::BpState::ECanceled})
+  for (auto s :
+       {XenBalloon::BpState::Done, XenBalloon::BpState::EAgain, XenBalloon::BpState::ECanceled})
     if (*state == XenBalloon::state_name(s)) {
       out.state = s;
       known = true;
@@ -223,17 +224,16 @@ core::Status XenStateHandler::parse_balloon(const core::StateReader& r, BalloonR
   out.mem.balloon_low = *low;
 
   core::MutexLock lock(b.balloon_mutex_);
-  const XenGuestMemory& m = b.mem_;
-  if (*numa != (m.numa_ != nullptr)) return core::Errno{EINVAL};
-  if (!m.numa_) {
+  if (*numa != (b.mem_.numa_ != nullptr)) return core::Errno{EINVAL};
+  if (!b.mem_.numa_) {
     auto current = r.u64("mem.current");
     auto kernel = r.u64("mem.kernel");
     auto used = r.u64("mem.used");
     if (!current || !kernel || !used) return core::Errno{EINVAL};
     // Ballooning moves pages between current and the balloon; their sum
     // (the static maximum) and the kernel's pages never change.
-    if (*kernel != m.kernel_pages_ || *current > m.current_pages_ + m.balloon_low_ ||
-        *current + *low != m.current_pages_ + m.balloon_low_ || *kernel > *current ||
+    if (*kernel != b.mem_.kernel_pages_ || *current > b.mem_.current_pages_ + b.mem_.balloon_low_ ||
+        *current + *low != b.mem_.current_pages_ + b.mem_.balloon_low_ || *kernel > *current ||
         *used > *current - *kernel)
       return core::Errno{EINVAL};
     out.mem.current = *current;
@@ -242,8 +242,8 @@ core::Status XenStateHandler::parse_balloon(const core::StateReader& r, BalloonR
     auto from = r.str("mem.from_node");
     auto next_rr = r.u64("mem.next_rr");
     if (!from || !next_rr || !split_u64(*from, out.mem.from_node)) return core::Errno{EINVAL};
-    if (out.mem.from_node.size() != m.from_node_.size() ||
-        *next_rr >= m.boot_memory_nodes_.size())
+    if (out.mem.from_node.size() != b.mem_.from_node_.size() ||
+        *next_rr >= b.mem_.boot_memory_nodes_.size())
       return core::Errno{EINVAL};
     std::uint64_t sum = 0;
     // Pages owed back to the nodes are pages in the balloon.
@@ -342,8 +342,7 @@ core::Status XenStateHandler::load(const core::StateReader& r) {
   const auto g = std::find_if(hrec.domains.begin(), hrec.domains.end(),
                               [&](const auto& s) { return s.domid == guest; });
   if (g == hrec.domains.end()) return core::Errno{EINVAL};
-  if (!b_->numa_backed_ && g->current_pages != brec.mem.current)
-    return core::Errno{EINVAL};
+  if (!b_->numa_backed_ && g->current_pages != brec.mem.current) return core::Errno{EINVAL};
 
   // Everything checked: from here nothing fails. The timers first, with no
   // lock held: their callbacks take balloon_mutex and xen.hypervisor.
@@ -368,14 +367,13 @@ core::Status XenStateHandler::load(const core::StateReader& r) {
     b.last_state_ = brec.state;
     b.sleep_credit_ = brec.sleep_credit;
     b.scrub_pages_ = brec.scrub_pages;
-    XenGuestMemory& m = b.mem_;
-    m.balloon_low_ = brec.mem.balloon_low;
-    if (!m.numa_) {
-      m.current_pages_ = brec.mem.current;
-      m.used_pages_ = brec.mem.used;
+    b.mem_.balloon_low_ = brec.mem.balloon_low;
+    if (!b.mem_.numa_) {
+      b.mem_.current_pages_ = brec.mem.current;
+      b.mem_.used_pages_ = brec.mem.used;
     } else {
-      m.from_node_ = std::move(brec.mem.from_node);
-      m.next_rr_ = brec.mem.next_rr;
+      b.mem_.from_node_ = std::move(brec.mem.from_node);
+      b.mem_.next_rr_ = brec.mem.next_rr;
     }
     core::MutexLock hlock(hv.mu_);
     hv.total_pages_ = hrec.total;

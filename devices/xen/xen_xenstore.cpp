@@ -298,9 +298,10 @@ void XenStore::watch_target(const core::Caller& caller, std::size_t i, std::stri
 // --- the machine ----------------------------------------------------------------
 
 std::shared_ptr<XenStore> build_xenstore(MachineContext& ctx, const core::ConfigValue& xen_sec,
-                    const std::shared_ptr<XenHypervisor>& hv,
-                    const std::shared_ptr<XenBalloon>& guest,
-                    const XenHypervisor::DomainSpec& guest_spec, std::uint64_t boot_target_pages) {
+                                         const std::shared_ptr<XenHypervisor>& hv,
+                                         const std::shared_ptr<XenBalloon>& guest,
+                                         const XenHypervisor::DomainSpec& guest_spec,
+                                         std::uint64_t boot_target_pages) {
   const XenSysHypervisor::Info info =
       XenSysHypervisor::parse(xen_sec.find("hypervisor"), guest_spec.domid, guest_spec.name);
   const bool guest_pv_or_initial = info.guest_type == "PV" || guest_spec.domid == 0;

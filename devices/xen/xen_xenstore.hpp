@@ -205,8 +205,9 @@ class XenBalloon;
 // the [xen] section ([xen.hypervisor] for the guest type and uuid,
 // [xen.xenstore] static_max_kb). Returns the store (for its StateHandler).
 std::shared_ptr<XenStore> build_xenstore(MachineContext& ctx, const core::ConfigValue& xen_sec,
-                    const std::shared_ptr<XenHypervisor>& hv,
-                    const std::shared_ptr<XenBalloon>& guest,
-                    const XenHypervisor::DomainSpec& guest_spec, std::uint64_t boot_target_pages);
+                                         const std::shared_ptr<XenHypervisor>& hv,
+                                         const std::shared_ptr<XenBalloon>& guest,
+                                         const XenHypervisor::DomainSpec& guest_spec,
+                                         std::uint64_t boot_target_pages);
 
 }  // namespace vsysfs::devices

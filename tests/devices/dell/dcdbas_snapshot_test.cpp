@@ -115,11 +115,11 @@ TEST_CASE("dcdbas snapshot: buffer, host control, BIOS, CMOS, keys and SMBIOS co
   CHECK(m.write(K("dcdbas/cmos"), "\x01\x02", core::Caller::root(), 0x72 * 256 + 9) == 2);
   CHECK(m.write(K("machine/diff"), "base now") == 8);
   const std::string changed = m.read(K("machine/diff"));
-  for (const std::string& p : std::vector<std::string>
-       {path("smi_data_buf_size"), path("smi_data_buf_phys_addr"), path("host_control_action"),
-        path("host_control_smi_type"), path("host_control_on_shutdown"), path("driver_override"),
-        path("power/control"), std::string("devices/virtual/dmi/id/chassis_asset_tag"),
-        K("machine/power_state")})
+  for (const std::string& p : std::vector<std::string>{
+           path("smi_data_buf_size"), path("smi_data_buf_phys_addr"), path("host_control_action"),
+           path("host_control_smi_type"), path("host_control_on_shutdown"), path("driver_override"),
+           path("power/control"), std::string("devices/virtual/dmi/id/chassis_asset_tag"),
+           K("machine/power_state")})
     CHECK_MESSAGE(changed.find(p + ": ") != std::string::npos, p);
   CHECK(binaries(m) != bin);
 

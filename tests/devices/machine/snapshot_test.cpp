@@ -485,7 +485,8 @@ max = 9
                            pick({"add 1 0 res=-1", "add 0 0 in=0x20,*,*,* out=7,0,0", "clear"}));
           break;
         case 15:
-          ops.emplace_back(D + pick({"driver_override", "power/control"}), pick({"on", "auto", "x"}));
+          ops.emplace_back(D + pick({"driver_override", "power/control"}),
+                           pick({"on", "auto", "x"}));
           break;
         case 16:
           ops.emplace_back(K("machine/shutdown"), "reboot");

@@ -150,16 +150,18 @@ TEST_CASE("xen snapshot: every file, the xenstore and the timers come back (both
     CHECK(m.write(K("xen/domain/db/target_kb"), "524288") == 6);
     CHECK(m.write(K("xen/domain/db/pace"), "100") == 3);
     CHECK(m.write(K("xen/domain/Domain-0/current_kb"), "524288") == 6);
-    CHECK(m.write(K("xen/xenstore"), "/local/domain/2/memory/target 786432\n/local/domain/1/x y\n") > 0);
+    CHECK(m.write(K("xen/xenstore"),
+                  "/local/domain/2/memory/target 786432\n/local/domain/1/x y\n") > 0);
     m.advance_ms(3000);
     CHECK(m.write(D("target_kb"), "2500000") == 7);  // the worker armed after the snapshot
     CHECK(m.write(K("machine/diff"), "base now") == 8);
     const std::string changed = m.read(K("machine/diff"));
-    for (const std::string& p : std::vector<std::string>{D("target_kb"), D("target"), D("max_schedule_delay"), D("max_retry_count"),
-          D("scrub_pages"), D("info/current_kb"), K("xen/guest/used_kb"),
-          "bus/xen_memory/drivers_autoprobe", K("xen/host_total_kb"), K("xen/populate_fail"),
-          K("xen/domain/db/target_kb"), K("xen/domain/db/current_kb"), K("xen/domain/db/pace"),
-          K("xen/domain/Domain-0/current_kb")})
+    for (const std::string& p : std::vector<std::string>{
+             D("target_kb"), D("target"), D("max_schedule_delay"), D("max_retry_count"),
+             D("scrub_pages"), D("info/current_kb"), K("xen/guest/used_kb"),
+             "bus/xen_memory/drivers_autoprobe", K("xen/host_total_kb"), K("xen/populate_fail"),
+             K("xen/domain/db/target_kb"), K("xen/domain/db/current_kb"), K("xen/domain/db/pace"),
+             K("xen/domain/Domain-0/current_kb")})
       CHECK_MESSAGE(("\n" + changed).find("\n" + p + ": ") != std::string::npos, p);
 
     REQUIRE(m.write(K("machine/restore"), "base") == 4);
@@ -211,7 +213,8 @@ pace = 2560
       at_2s.push_back(e.substr(0, what_end));
     }
   CAPTURE(fmt::format("{}", fmt::join(first, "\n")));
-  REQUIRE(at_2s == std::vector<std::string>{"2000000000 xen domain_step", "2000000000 xen_balloon step"});
+  REQUIRE(at_2s ==
+          std::vector<std::string>{"2000000000 xen domain_step", "2000000000 xen_balloon step"});
   REQUIRE(m.write(K("machine/restore"), "s") == 1);
   CHECK(advance_events(m, 1500) == first);
 }
