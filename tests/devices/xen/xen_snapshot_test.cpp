@@ -180,6 +180,62 @@ TEST_CASE("xen snapshot: every file, the xenstore and the timers come back (both
   }
 }
 
+// With [numa] the guest's memory is its nodes' (the default machine's
+// layout): the nodes' pages come back through the numa handler, the pages
+// each node is owed and the round-robin cursor through xen's.
+TEST_CASE("xen snapshot: a NUMA-backed balloon comes back with its nodes") {
+  testing::TestMachine m(R"([numa]
+[[numa.node]]
+cpus = "0"
+memory_mb = 64
+[[numa.node]]
+cpus = "1"
+memory_mb = 64
+
+[xen]
+host_memory = "512M"
+max_memory = "256M"
+kernel_memory = 0
+
+[[xen.domain]]
+name = "other"
+domid = 2
+memory = "128M"
+)");
+  m.advance_ms(10);
+  // Down to 64 MiB (pages taken from the nodes), then up with a failed
+  // populate: the retry, pending at the snapshot, returns them.
+  REQUIRE(m.write(D("target_kb"), "65536") == 5);
+  m.advance_ms(1);
+  REQUIRE(m.read(D("info/current_kb")) == "65536\n");
+  REQUIRE(m.write(K("xen/populate_fail"), "1") == 1);
+  REQUIRE(m.write(D("target_kb"), "229376") == 6);
+  m.advance_ms(1);
+  REQUIRE(m.read(K("xen/guest/state")) == "EAGAIN\n");
+  REQUIRE(m.write(K("machine/snapshot"), "n") == 1);
+  const std::string before =
+      m.read("devices/system/node/node0/meminfo") + m.read("devices/system/node/node1/meminfo");
+  const auto first = advance_events(m, 5000);
+  REQUIRE(m.read(D("info/current_kb")) == "229376\n");
+  // Where the retry put the pages: first back to the nodes they came from.
+  const std::string grown =
+      m.read("devices/system/node/node0/meminfo") + m.read("devices/system/node/node1/meminfo");
+
+  CHECK(m.write(D("target_kb"), "98304") == 5);
+  CHECK(m.write(K("numa/alloc"), "pages=100") == 9);
+  m.advance_ms(3000);
+  CHECK(m.write(K("machine/diff"), "n now") == 5);
+  CHECK(m.read(K("machine/diff")) != "");
+  REQUIRE(m.write(K("machine/restore"), "n") == 1);
+  CHECK(m.write(K("machine/diff"), "n now") == 5);
+  CHECK(m.read(K("machine/diff")) == "");
+  CHECK(m.read("devices/system/node/node0/meminfo") + m.read("devices/system/node/node1/meminfo") ==
+        before);
+  CHECK(advance_events(m, 5000) == first);
+  CHECK(m.read("devices/system/node/node0/meminfo") + m.read("devices/system/node/node1/meminfo") ==
+        grown);
+}
+
 // Timers due at the same instant fire in the order they were armed
 // (core/clock.hpp); a restore re-arms them in that order, not in the
 // order the handler happens to visit them.
