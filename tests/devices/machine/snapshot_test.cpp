@@ -519,8 +519,8 @@ max = 9
       std::vector<long> results;
       for (const auto& [path, v] : ops) {
         results.push_back(m.write(path, v));
-        if (results.back() > 0 && (path.find("xen") != std::string::npos ||
-                                   path.find("dcdbas") != std::string::npos))
+        if (results.back() > 0 &&
+            (path.find("xen") != std::string::npos || path.find("dcdbas") != std::string::npos))
           ++xd_ok;
       }
       std::vector<std::string> evs;
