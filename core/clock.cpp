@@ -265,6 +265,11 @@ bool Timer::pending() const {
   return id_ != 0;
 }
 
+Clock::TimerId Timer::armed_id() const {
+  MutexLock lock(mu_);
+  return id_;
+}
+
 Nanos Timer::expires() const {
   MutexLock lock(mu_);
   return expires_;

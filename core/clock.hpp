@@ -187,6 +187,11 @@ class Timer {
   // kept). The owner cancels the timer (del_timer_sync) before restoring.
   TimerState state() const;
   void restore(const TimerState& s);
+  // The clock's id of the pending arming, 0 when idle. Ids grow with every
+  // arming and timers due at the same instant fire in id order, so a
+  // device that re-arms several timers after a snapshot restore re-arms
+  // them in the order of their saved ids (docs/snapshot.md).
+  Clock::TimerId armed_id() const;
 
  private:
   void arm_locked(Nanos deadline, std::uint64_t order) REQUIRES(mu_);

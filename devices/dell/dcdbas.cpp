@@ -800,6 +800,7 @@ void build_dcdbas(MachineContext& ctx, const core::ConfigValue& sec) {
   ctx.machine.keep(dev);
   ctx.machine.keep(mod);
   ctx.machine.keep(bios);
+  register_dcdbas_state(ctx, dev, smbios);
 }
 
 namespace {

@@ -146,6 +146,8 @@ class Dcdbas {
 
  private:
   class SmiMemory;
+  // Machine snapshots (dcdbas_state.cpp, docs/snapshot.md).
+  friend class DcdbasStateHandler;
 
   core::Status smi_data_buf_realloc(unsigned long size, const core::Caller* caller)
       REQUIRES(smi_data_lock_);
@@ -194,5 +196,13 @@ class Dcdbas {
 
 // Builds dcdbas, its BIOS and its SMBIOS view from [dcdbas] (throws ConfigError).
 void build_dcdbas(MachineContext& ctx, const core::ConfigValue& sec);
+
+namespace dcdbas {
+class DcdbasSmbios;
+}
+// Registers the "dcdbas" StateHandler (dcdbas_state.cpp, from build_dcdbas):
+// the driver, the simulated BIOS and the SMBIOS tables of the current boot.
+void register_dcdbas_state(MachineContext& ctx, std::shared_ptr<Dcdbas> dev,
+                           std::shared_ptr<dcdbas::DcdbasSmbios> smbios);
 
 }  // namespace vsysfs::devices

@@ -78,6 +78,10 @@
 #include "core/locks.hpp"
 #include "core/result.hpp"
 
+namespace vsysfs::devices {
+class DcdbasStateHandler;  // dcdbas_state.cpp
+}
+
 namespace vsysfs::devices::dcdbas {
 
 // Constants of docs/kernel-semantics.md sections 2.4 and 2.5 (dcdbas.h, dell-smbios.h, libsmbios).
@@ -251,6 +255,9 @@ class DellBios {
   const BiosConfig& config() const { return config_; }  // immutable parts only
 
  private:
+  // Machine snapshots (dcdbas_state.cpp, docs/snapshot.md).
+  friend class devices::DcdbasStateHandler;
+
   SmiAnswer calling_interface(const SmiRegisters& regs, PhysMemory& mem) REQUIRES(mu_);
   SmiAnswer apm(std::uint16_t port, PhysMemory& mem);
   void dispatch(std::uint16_t cls, std::uint16_t sel, const std::array<std::uint32_t, 4>& in,

@@ -39,6 +39,10 @@
 #include "core/config.hpp"
 #include "devices/dell/dcdbas_bios.hpp"
 
+namespace vsysfs::devices {
+class DcdbasStateHandler;  // dcdbas_state.cpp
+}
+
 namespace vsysfs::devices::dcdbas {
 
 struct SmbiosIdentity {
@@ -161,6 +165,9 @@ class DcdbasSmbios {
   void boot(std::string service_tag, std::string asset_tag);
 
  private:
+  // Machine snapshots (dcdbas_state.cpp, docs/snapshot.md).
+  friend class devices::DcdbasStateHandler;
+
   // What one boot's firmware built.
   struct Tables {
     std::string service_tag;

@@ -18,6 +18,7 @@
 #include "devices/machine/machine.hpp"
 #include "devices/numa/numa_model.hpp"
 #include "devices/xen/xen_balloon_bus.hpp"
+#include "devices/xen/xen_state.hpp"
 #include "devices/xen/xen_sys_hypervisor.hpp"
 #include "devices/xen/xen_xenstore.hpp"
 
@@ -499,7 +500,10 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
   ctx.machine.keep(sys_hyp);
   hv->start();
   dev->start();
-  build_xenstore(ctx, sec, hv, dev, guest, target);
+  auto store = build_xenstore(ctx, sec, hv, dev, guest, target);
+  // docs/snapshot.md: the balloon, the hypervisor, the xenstore and the
+  // bus; /sys/hypervisor is fixed.
+  register_xen_state(ctx, hv, dev, store, bus);
 }
 
 const SectionRegistrar kRegistrar{"xen", &build_xen, 200};

@@ -164,6 +164,9 @@ class XenBalloon {
   core::Status driver_show(core::PageBuffer& buf) const;
 
  private:
+  // Machine snapshots (xen_state.cpp, docs/snapshot.md).
+  friend class XenStateHandler;
+
   // kernel: balloon_set_new_target(). Locking: takes balloon_mutex.
   void balloon_set_new_target(const core::Caller& caller, std::uint64_t target,
                               std::string_view via);

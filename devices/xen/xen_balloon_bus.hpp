@@ -40,6 +40,9 @@ class XenMemoryBus {
   core::Result<std::size_t> uevent_store(const core::Caller& caller, std::string_view in);
 
  private:
+  // Machine snapshots (xen_state.cpp, docs/snapshot.md).
+  friend class XenStateHandler;
+
   core::Env& env_;
   std::atomic<int> drivers_autoprobe_{1};
 };

@@ -162,6 +162,8 @@ class XenHypervisor {
 
  private:
   friend class XenDomain;
+  // Machine snapshots (xen_state.cpp, docs/snapshot.md).
+  friend class XenStateHandler;
 
   struct Domain {
     DomainSpec spec;

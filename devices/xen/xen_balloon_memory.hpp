@@ -133,6 +133,9 @@ class XenGuestMemory {
   void populate_from_balloon(std::uint64_t n);
 
  private:
+  // Machine snapshots read and write the fields (xen_state.cpp).
+  friend class XenStateHandler;
+
   // Flat back end.
   std::uint64_t current_pages_ = 0;
   std::uint64_t balloon_low_;

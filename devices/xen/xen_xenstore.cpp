@@ -125,6 +125,8 @@ void XenStore::start() {
     watch_target(kernel, watches_[i].domain, watches_[i].node, /*boot=*/true);
 }
 
+bool XenStore::valid_path(std::string_view p) { return devices::valid_path(p); }
+
 std::optional<std::string> XenStore::read(std::string_view path) const {
   core::MutexLock lock(mu_);
   auto it = nodes_.find(path);
@@ -295,10 +297,11 @@ void XenStore::watch_target(const core::Caller& caller, std::size_t i, std::stri
 
 // --- the machine ----------------------------------------------------------------
 
-void build_xenstore(MachineContext& ctx, const core::ConfigValue& xen_sec,
-                    const std::shared_ptr<XenHypervisor>& hv,
-                    const std::shared_ptr<XenBalloon>& guest,
-                    const XenHypervisor::DomainSpec& guest_spec, std::uint64_t boot_target_pages) {
+std::shared_ptr<XenStore> build_xenstore(MachineContext& ctx, const core::ConfigValue& xen_sec,
+                                         const std::shared_ptr<XenHypervisor>& hv,
+                                         const std::shared_ptr<XenBalloon>& guest,
+                                         const XenHypervisor::DomainSpec& guest_spec,
+                                         std::uint64_t boot_target_pages) {
   const XenSysHypervisor::Info info =
       XenSysHypervisor::parse(xen_sec.find("hypervisor"), guest_spec.domid, guest_spec.name);
   const bool guest_pv_or_initial = info.guest_type == "PV" || guest_spec.domid == 0;
@@ -363,6 +366,7 @@ void build_xenstore(MachineContext& ctx, const core::ConfigValue& xen_sec,
   ctx.tree.add_device<XenStore>("kernel/debug/vsysfs/xen", store, XenStore::groups());
   ctx.machine.keep(store);
   store->start();
+  return store;
 }
 
 }  // namespace vsysfs::devices

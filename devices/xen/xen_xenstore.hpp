@@ -149,8 +149,13 @@ class XenStore {
   // The value at `path`, or nullopt. Locking: mu.
   std::optional<std::string> read(std::string_view path) const;
   std::size_t node_count() const;
+  // xenstored's is_valid_nodename for an absolute path.
+  static bool valid_path(std::string_view p);
 
  private:
+  // Machine snapshots (xen_state.cpp, docs/snapshot.md).
+  friend class XenStateHandler;
+
   struct Node {
     std::string value;
     std::vector<std::string> children;  // names, creation order
@@ -198,10 +203,11 @@ class XenBalloon;
 // Builds the xenstore of a [xen] machine from its domains and adds
 // kernel/debug/vsysfs/xen/xenstore; fires the boot watches. `xen_sec` is
 // the [xen] section ([xen.hypervisor] for the guest type and uuid,
-// [xen.xenstore] static_max_kb).
-void build_xenstore(MachineContext& ctx, const core::ConfigValue& xen_sec,
-                    const std::shared_ptr<XenHypervisor>& hv,
-                    const std::shared_ptr<XenBalloon>& guest,
-                    const XenHypervisor::DomainSpec& guest_spec, std::uint64_t boot_target_pages);
+// [xen.xenstore] static_max_kb). Returns the store (for its StateHandler).
+std::shared_ptr<XenStore> build_xenstore(MachineContext& ctx, const core::ConfigValue& xen_sec,
+                                         const std::shared_ptr<XenHypervisor>& hv,
+                                         const std::shared_ptr<XenBalloon>& guest,
+                                         const XenHypervisor::DomainSpec& guest_spec,
+                                         std::uint64_t boot_target_pages);
 
 }  // namespace vsysfs::devices

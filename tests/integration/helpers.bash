@@ -79,3 +79,31 @@ in_dell_ns() {
   unshare -m bash -c "mount --bind '$MNT/firmware' /sys/firmware &&
     mount --bind '$MNT/devices/platform' /sys/devices/platform && $*"
 }
+
+# Every node under the mount: "path mode uid gid: content" (content for
+# readable regular files, else the errno), without what is not machine
+# state or not a rendered text value: the event log, the snapshot files
+# themselves, and the binary PCI files.
+dump_tree() {  # [GLOB...]: more paths whose content is left out
+  python3 - "$MNT" "$@" <<'PY'
+import errno, fnmatch, os, sys
+root = sys.argv[1]
+skip = ["kernel/debug/vsysfs/events", "kernel/debug/vsysfs/events_pipe",
+        "kernel/debug/vsysfs/events_dropped", "kernel/debug/vsysfs/machine/snapshot",
+        "kernel/debug/vsysfs/machine/diff", "*/config", "*/resource0"] + sys.argv[2:]
+for d, dirs, files in os.walk(root):
+    dirs.sort()
+    for name in sorted(dirs + files):
+        p = os.path.join(d, name)
+        rel = os.path.relpath(p, root)
+        st = os.lstat(p)
+        line = f"{rel} {st.st_mode:o} {st.st_uid} {st.st_gid}"
+        if name in files and not os.path.islink(p) and not any(fnmatch.fnmatchcase(rel, s) for s in skip):
+            try:
+                with open(p, "rb") as f:
+                    line += ": " + repr(f.read())
+            except OSError as e:
+                line += ": " + errno.errorcode.get(e.errno, str(e.errno))
+        print(line)
+PY
+}
