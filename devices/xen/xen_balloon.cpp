@@ -163,7 +163,8 @@ void XenBalloon::balloon_set_new_target(const core::Caller& caller, std::uint64_
            {{"via", via},
             {"target_kb", xen_pages_to_kb(target)},
             {"current_kb", xen_pages_to_kb(mem_.totalram_pages())},
-            {"worker_pending", was_pending}});
+            {"worker_pending", was_pending},
+            {"worker_dead", worker_dead_}});
   if (driver_ == Driver::Kthread)
     wake_up_locked();
   else
@@ -172,6 +173,9 @@ void XenBalloon::balloon_set_new_target(const core::Caller& caller, std::uint64_
 
 void XenBalloon::schedule_delayed_work_locked(core::Nanos delay) {
   balloon_mutex_.assert_held();
+  // A kworker that died in balloon_process holds balloon_mutex for good:
+  // a queued run would block on it at once. Nothing runs.
+  if (worker_dead_) return;
   // Kernel quirk: schedule_delayed_work() on a work item that is already
   // pending does nothing (WORK_STRUCT_PENDING_BIT), so a target written
   // while a back-off retry is queued is acted on at that retry, not now.

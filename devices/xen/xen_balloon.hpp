@@ -213,6 +213,8 @@ class XenBalloon {
   BpState decrease_reservation_locked(std::uint64_t nr_pages, Step& step)
       REQUIRES(balloon_mutex_);
   BpState update_schedule_locked(BpState state) REQUIRES(balloon_mutex_);
+  // BUG_ON(ret != nr_pages) in decrease_reservation fired: the worker dies.
+  void bug_locked(std::uint64_t nr_pages, long ret) REQUIRES(balloon_mutex_);
   void log_step_locked(const Step& step, BpState state, long next_delay_s)
       REQUIRES(balloon_mutex_);
 
@@ -239,6 +241,9 @@ class XenBalloon {
   // kernel: xen_scrub_pages (drivers/xen/mem-reservation.c). Frames are
   // counted, not mapped, so it only selects what the step event says.
   bool scrub_pages_ GUARDED_BY(balloon_mutex_);
+  // The worker met BUG_ON in decrease_reservation and is gone (until a
+  // boot): no run, no wake-up, no re-arm.
+  bool worker_dead_ GUARDED_BY(balloon_mutex_) = false;
 
   // The delayed work item, or the kthread's wait timeout. Last member:
   // destroyed (and synced) first.

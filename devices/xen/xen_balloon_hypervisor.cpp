@@ -173,7 +173,21 @@ long XenHypervisor::decrease_reservation(DomId domid, std::uint64_t nr) {
   core::MutexLock lock(mu_);
   Domain* d = find_locked(domid);
   if (!d) return -ESRCH;
-  const std::uint64_t released = std::min(nr, d->spec.current_pages);
+  std::uint64_t released = std::min(nr, d->spec.current_pages);
+  // K/fail/xen_decrease: Xen takes back at most `pages` of the frames it is
+  // given (a hypervisor bug: a real Xen takes them all). The balloon worker
+  // is a kernel thread: task-filter never lets this point fail. Lock
+  // order: xen.hypervisor -> fail.mu (a leaf).
+  if (env_.faults && env_.faults->should_fail(core::FaultPoint::XenDecrease, nullptr, 1,
+                                              "XENMEM_decrease_reservation")) {
+    const std::uint64_t cap = env_.faults->settings(core::FaultPoint::XenDecrease).grant_pages;
+    if (cap < released) {
+      env_.log(nullptr, "xen", "decrease_reservation", "partial",
+               {{"domid", domid}, {"requested", nr}, {"released", cap},
+                {"fault", "xen_decrease"}});
+      released = cap;
+    }
+  }
   d->current() -= released;
   // Memory released here may let a growing domain proceed.
   kick_pacing_locked();
