@@ -194,6 +194,22 @@ long XenHypervisor::decrease_reservation(DomId domid, std::uint64_t nr) {
   return static_cast<long>(released);
 }
 
+std::uint64_t XenHypervisor::rebuild_domain(DomId domid, std::uint64_t pages) {
+  core::MutexLock lock(mu_);
+  Domain* d = find_locked(domid);
+  if (!d) return 0;
+  const std::uint64_t old = d->spec.current_pages;
+  d->current() = 0;
+  const std::uint64_t got = std::min(pages, free_locked());
+  d->current() = got;
+  env_.log(nullptr, "xen", "rebuild_domain", got == pages ? "OK" : "partial",
+           {{"domid", domid},
+            {"old_kb", xen_pages_to_kb(old)},
+            {"memory_kb", xen_pages_to_kb(got)}});
+  if (old > got) kick_pacing_locked();  // memory released may let another domain grow
+  return got;
+}
+
 std::uint64_t XenHypervisor::total_pages() const {
   core::MutexLock lock(mu_);
   return total_pages_;

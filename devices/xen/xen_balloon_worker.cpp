@@ -184,6 +184,9 @@ void XenBalloon::log_step_locked(const Step& step, BpState state, long next_dela
 // thread, or the writer of clock/advance_ms with a manual clock).
 void XenBalloon::balloon_process() {
   core::MutexLock lock(balloon_mutex_);
+  // A run that fired as the machine went off (or the worker died) waits on
+  // the mutex, then finds nothing to do.
+  if (worker_dead_ || powered_off_) return;
   BpState state = BpState::Done;
   long credit;
   Step run;
@@ -229,7 +232,7 @@ bool XenBalloon::balloon_thread_cond_locked() const {
 
 void XenBalloon::balloon_thread_sleep_locked() {
   balloon_mutex_.assert_held();
-  if (worker_dead_) return;  // the thread is gone: no wait, no timeout
+  if (worker_dead_ || powered_off_) return;  // the thread is gone: no wait, no timeout
   sleep_credit_ = current_credit_locked();
   // wait_event checks the condition before it sleeps.
   if (balloon_thread_cond_locked()) {
@@ -241,7 +244,7 @@ void XenBalloon::balloon_thread_sleep_locked() {
 
 void XenBalloon::wake_up_locked() {
   balloon_mutex_.assert_held();
-  if (worker_dead_) return;  // wake_up of a queue nobody sleeps on
+  if (worker_dead_ || powered_off_) return;  // wake_up of a queue nobody sleeps on
   // A wake-up whose condition is false leaves the thread asleep with its
   // timeout unchanged (same target, or a store that keeps the credit).
   if (balloon_thread_cond_locked()) balloon_worker_.schedule_in(core::Nanos{0});
@@ -285,7 +288,7 @@ void XenBalloon::balloon_thread() {
     // The kernel drops balloon_mutex after each pass (then cond_resched),
     // so a target store can land between passes; so does this loop.
     core::MutexLock lock(balloon_mutex_);
-    if (worker_dead_) return;
+    if (worker_dead_ || powered_off_) return;
     const std::uint64_t moved = run.granted;
     balloon_thread_pass_locked(run);
     if (worker_dead_) return;  // BUG: the thread died inside the pass
