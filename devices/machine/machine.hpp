@@ -14,9 +14,11 @@
 // power cycle (docs/devices/machine.md "Power"): a shutdown that ends
 // "cycled" or "rebooted" boots the machine again at once, one that ends
 // "off" or "halted" leaves it off (every device file ENODEV, see
-// core/env.hpp powered_off) until power_on(). A boot runs each device's
-// boot hook, which puts its volatile state back to what the mount built
-// and keeps what is non-volatile.
+// core/env.hpp powered_off) until power_on(). Every shutdown runs each
+// device's shutdown hook after the notifiers (device_shutdown: workers and
+// senders stop); a boot runs each device's boot hook, which puts its
+// volatile state back to what the mount built, keeps what is non-volatile
+// and starts the workers again.
 //
 // Thread-safety: build() runs once at start-up on one thread; shutdown(),
 // power_on() and the state getters may be called from any thread
