@@ -98,9 +98,9 @@ enum class FaultPoint : std::uint8_t {
 };
 inline constexpr std::size_t kFaultPointCount = 12;
 inline constexpr std::array<FaultPoint, kFaultPointCount> kFaultPoints = {
-    FaultPoint::Store,     FaultPoint::Show,    FaultPoint::Smi,         FaultPoint::HostControl,
-    FaultPoint::PageAlloc, FaultPoint::NetXmit, FaultPoint::NetOpen,     FaultPoint::XenPopulate,
-    FaultPoint::LinkFlap,  FaultPoint::NetRx,   FaultPoint::Lock,        FaultPoint::XenDecrease};
+    FaultPoint::Store,     FaultPoint::Show,    FaultPoint::Smi,     FaultPoint::HostControl,
+    FaultPoint::PageAlloc, FaultPoint::NetXmit, FaultPoint::NetOpen, FaultPoint::XenPopulate,
+    FaultPoint::LinkFlap,  FaultPoint::NetRx,   FaultPoint::Lock,    FaultPoint::XenDecrease};
 // fnmatch(pattern, subject, 0) in time bounded by the product of the
 // lengths: '*' and '?' match any byte ('/' too), "[...]" classes with
 // ranges and '!'/'^' negation, '\\' quotes.

@@ -436,9 +436,9 @@ bool LockService::hold_back(Ticket ticket, std::uint64_t key, const std::string&
   if (!env_.faults->should_fail(FaultPoint::Lock, &who, 1,
                                 flock ? "flock_lock_inode" : "posix_lock_inode"))
     return false;
-  std::vector<EventField> data = {{"file", name},          {"kind", kind_name(flock)},
-                                  {"pid", owner.pid},      {"comm", owner.comm},
-                                  {"type", type_name(type)}, {"delay_ms", delay_ms}};
+  std::vector<EventField> data = {
+      {"file", name},       {"kind", kind_name(flock)}, {"pid", owner.pid},
+      {"comm", owner.comm}, {"type", type_name(type)},  {"delay_ms", delay_ms}};
   if (delay_ms == 0) return false;  // only a crafted snapshot can say 0
   if (delayed_.size() >= kMaxLockDelayed) {
     // Every slot is taken: served at once, undelayed.
@@ -446,8 +446,8 @@ bool LockService::hold_back(Ticket ticket, std::uint64_t key, const std::string&
     env_.events.record(&who, "locks", "delay", "overflow", std::move(data));
     return false;
   }
-  Delayed d{key,   name,  flock, owner, type, range, std::move(done),
-            env_.clock.now() + std::chrono::milliseconds(delay_ms)};
+  Delayed d{key,  name,  flock,           owner,
+            type, range, std::move(done), env_.clock.now() + std::chrono::milliseconds(delay_ms)};
   delayed_.emplace(ticket, std::move(d));
   env_.events.record(&who, "locks", "delay", "start", std::move(data));
   arm_delay_locked();
@@ -483,8 +483,10 @@ void LockService::delay_tick() {
       const Delayed& d = it->second;
       const Caller who = Caller::described(d.owner.pid, d.owner.uid, d.owner.comm);
       env_.events.record(&who, "locks", "delay", "done",
-                         {{"file", d.name}, {"kind", kind_name(d.flock)},
-                          {"pid", d.owner.pid}, {"comm", d.owner.comm}});
+                         {{"file", d.name},
+                          {"kind", kind_name(d.flock)},
+                          {"pid", d.owner.pid},
+                          {"comm", d.owner.comm}});
       due.emplace_back(it->first, std::move(it->second));
       it = delayed_.erase(it);
     }
@@ -519,8 +521,8 @@ LockService::Ticket LockService::new_ticket() {
 }
 
 void LockService::request(Ticket ticket, std::uint64_t key, const std::string& name, bool flock,
-                          LockOwner owner, LockType type, PosixRange range, bool wait,
-                          Done done, bool decided) {
+                          LockOwner owner, LockType type, PosixRange range, bool wait, Done done,
+                          bool decided) {
   Completions out;
   {
     MutexLock lock(mu_);
@@ -535,8 +537,7 @@ void LockService::request(Ticket ticket, std::uint64_t key, const std::string& n
       log("unlock", f.name, flock, owner, "OK");
       settle(f, flock, out);
       out.emplace_back(std::move(done), Status{});
-    } else if (wait && !decided &&
-               hold_back(ticket, key, name, flock, owner, type, range, done)) {
+    } else if (wait && !decided && hold_back(ticket, key, name, flock, owner, type, range, done)) {
       // The lock point holds it back: delay_tick serves it when it is due.
     } else {
       // Would this POSIX request wait for a lock whose owner waits, through

@@ -360,8 +360,7 @@ class LockService {
   // The lock point's decision for a new blocking request: true when it
   // was held back (delayed_ has it; the caller returns).
   bool hold_back(Ticket ticket, std::uint64_t key, const std::string& name, bool flock,
-                 const LockOwner& owner, LockType type, PosixRange range, Done& done)
-      REQUIRES(mu_);
+                 const LockOwner& owner, LockType type, PosixRange range, Done& done) REQUIRES(mu_);
   void arm_delay_locked() REQUIRES(mu_);
   // The delay timer: serves the held-back requests that are due.
   void delay_tick() EXCLUDES(mu_);
@@ -385,7 +384,7 @@ class LockService {
   Ticket next_ticket_ GUARDED_BY(mu_) = 1;
 
   std::map<Ticket, Delayed> delayed_ GUARDED_BY(mu_);  // held back by the lock point
-  bool stopped_ GUARDED_BY(mu_) = false;                // shutdown() ran
+  bool stopped_ GUARDED_BY(mu_) = false;               // shutdown() ran
   // Armed at the earliest deadline of delayed_ (mod_timer under mu_: the
   // timer's lock and the clock's come after the service lock). Last: it
   // is stopped before what its callback uses goes.

@@ -173,7 +173,8 @@ void XenBalloon::boot() {
     (void)mem_.alloc_balloon_pages(have - got);
   // The workload of the last boot is gone (the NUMA back end's went with
   // numa/alloc's allocations, freed by the NUMA boot hook before this).
-  (void)mem_.set_used_pages(std::min(boot_used_pages_, mem_.totalram_pages() - mem_.kernel_pages()));
+  (void)mem_.set_used_pages(
+      std::min(boot_used_pages_, mem_.totalram_pages() - mem_.kernel_pages()));
   target_pages_ = boot_params_.target_pages;
   schedule_delay_ = 1;
   retry_count_ = 1;

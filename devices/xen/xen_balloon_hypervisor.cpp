@@ -183,8 +183,7 @@ long XenHypervisor::decrease_reservation(DomId domid, std::uint64_t nr) {
     const std::uint64_t cap = env_.faults->settings(core::FaultPoint::XenDecrease).grant_pages;
     if (cap < released) {
       env_.log(nullptr, "xen", "decrease_reservation", "partial",
-               {{"domid", domid}, {"requested", nr}, {"released", cap},
-                {"fault", "xen_decrease"}});
+               {{"domid", domid}, {"requested", nr}, {"released", cap}, {"fault", "xen_decrease"}});
       released = cap;
     }
   }
@@ -202,10 +201,9 @@ std::uint64_t XenHypervisor::rebuild_domain(DomId domid, std::uint64_t pages) {
   d->current() = 0;
   const std::uint64_t got = std::min(pages, free_locked());
   d->current() = got;
-  env_.log(nullptr, "xen", "rebuild_domain", got == pages ? "OK" : "partial",
-           {{"domid", domid},
-            {"old_kb", xen_pages_to_kb(old)},
-            {"memory_kb", xen_pages_to_kb(got)}});
+  env_.log(
+      nullptr, "xen", "rebuild_domain", got == pages ? "OK" : "partial",
+      {{"domid", domid}, {"old_kb", xen_pages_to_kb(old)}, {"memory_kb", xen_pages_to_kb(got)}});
   if (old > got) kick_pacing_locked();  // memory released may let another domain grow
   return got;
 }

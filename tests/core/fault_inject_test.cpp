@@ -493,7 +493,8 @@ TEST_CASE("snapshot record: the new fault settings come back; a flap schedule is
   CHECK(f.fi.load_state(*r));
 }
 
-TEST_CASE("snapshot record from before the lock and xen_decrease points: they come back as at mount") {
+TEST_CASE(
+    "snapshot record from before the lock and xen_decrease points: they come back as at mount") {
   using vsysfs::core::StateReader;
   using vsysfs::core::StateWriter;
   Fixture f;
@@ -517,7 +518,8 @@ TEST_CASE("snapshot record from before the lock and xen_decrease points: they co
   auto r = StateReader::parse(old_text);
   REQUIRE(r);
   REQUIRE(f.fi.load_state(*r));
-  CHECK(f.fi.settings(FaultPoint::Lock).delay_ms == vsysfs::core::FaultInjection::kLockDelayDefaultMs);
+  CHECK(f.fi.settings(FaultPoint::Lock).delay_ms ==
+        vsysfs::core::FaultInjection::kLockDelayDefaultMs);
   CHECK(f.fi.settings(FaultPoint::Lock).probability == 0UL);
   CHECK(!f.fi.armed(FaultPoint::Lock));
   CHECK(f.fi.settings(FaultPoint::XenDecrease).grant_pages == 0u);

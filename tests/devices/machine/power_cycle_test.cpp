@@ -143,4 +143,4 @@ TEST_CASE("xen: a boot brings a worker killed by the decrease BUG back") {
   CHECK(!m->events_of("xen_balloon", "step").empty());
 }
 
-}
+}  // TEST_SUITE("power_cycle")
