@@ -28,6 +28,10 @@ std::string_view fault_point_name(FaultPoint p) noexcept {
       return "link_flap";
     case FaultPoint::NetRx:
       return "net_rx";
+    case FaultPoint::Lock:
+      return "lock";
+    case FaultPoint::XenDecrease:
+      return "xen_decrease";
   }
   return "?";
 }

@@ -35,7 +35,11 @@
 // list; xen_populate (XENMEM_populate_physmap of the simulated hypervisor
 // grants at most `pages` frames); link_flap (a schedule on the simulation
 // clock: at the start of each of `count` periods of period_ms, each
-// registered interface the decision picks loses its link for down_ms).
+// registered interface the decision picks loses its link for down_ms);
+// lock (the lock service grants a blocking flock / F_SETLKW request
+// delay_ms late, core/lock_service.hpp); xen_decrease
+// (XENMEM_decrease_reservation takes back at most `pages` frames, and the
+// guest's balloon driver BUGs).
 //
 // The link_flap schedule: one timer (flap_timer_) for every interface, so
 // the decisions of one period are taken in interface-name order and the
@@ -88,20 +92,23 @@ enum class FaultPoint : std::uint8_t {
   NetOpen,
   XenPopulate,
   LinkFlap,
-  NetRx
+  NetRx,
+  Lock,
+  XenDecrease
 };
-inline constexpr std::size_t kFaultPointCount = 10;
+inline constexpr std::size_t kFaultPointCount = 12;
 inline constexpr std::array<FaultPoint, kFaultPointCount> kFaultPoints = {
     FaultPoint::Store,     FaultPoint::Show,    FaultPoint::Smi,     FaultPoint::HostControl,
     FaultPoint::PageAlloc, FaultPoint::NetXmit, FaultPoint::NetOpen, FaultPoint::XenPopulate,
-    FaultPoint::LinkFlap,  FaultPoint::NetRx};
+    FaultPoint::LinkFlap,  FaultPoint::NetRx,   FaultPoint::Lock,    FaultPoint::XenDecrease};
 // fnmatch(pattern, subject, 0) in time bounded by the product of the
 // lengths: '*' and '?' match any byte ('/' too), "[...]" classes with
 // ranges and '!'/'^' negation, '\\' quotes.
 bool glob_match(std::string_view pattern, std::string_view subject) noexcept;
 
 // "store", "show", "smi", "host_control", "page_alloc", "net_xmit",
-// "net_open", "xen_populate", "link_flap", "net_rx": the directory name.
+// "net_open", "xen_populate", "link_flap", "net_rx", "lock", "xen_decrease":
+// the directory name.
 std::string_view fault_point_name(FaultPoint p) noexcept;
 
 // What an smi injection does (K/fail/smi/kind).
@@ -152,6 +159,8 @@ struct FaultSettings {
   int error = 5;  // EIO
   // store, show: a firing delays the request this long on the simulation
   // clock, then lets it run, instead of failing it (0: fail with error).
+  // lock: how late a firing makes the grant (never 0; 100 by default, set
+  // by the constructor).
   std::uint32_t delay_ms = 0;
   // smi.
   SmiFault smi_kind = SmiFault::NoAnswer;
@@ -167,7 +176,8 @@ struct FaultSettings {
   // period_ms (down_ms < period_ms when the schedule starts).
   std::uint32_t down_ms = 100;
   std::uint32_t period_ms = 1000;
-  // xen_populate: at most this many frames per XENMEM_populate_physmap.
+  // xen_populate: at most this many frames per XENMEM_populate_physmap;
+  // xen_decrease: per XENMEM_decrease_reservation.
   std::uint64_t grant_pages = 0;
   // page_alloc (mm/fail_page_alloc.c defaults).
   bool ignore_gfp_highmem = true;
@@ -187,11 +197,15 @@ class FaultInjection {
   // Where the control plane lives: never subject to store/show injection,
   // so an armed point cannot lock its own files (or the event log) away.
   static constexpr std::string_view kControlPlane = "kernel/debug/vsysfs";
+  // K/fail/lock/delay_ms at mount.
+  static constexpr std::uint32_t kLockDelayDefaultMs = 100;
 
   FaultInjection(Clock& clock, EventLog& events)
       : clock_(clock), events_(events), flap_timer_(clock, [this] { flap_tick(); }) {
     // ndo_open's usual failure: the rings could not be allocated.
     points_[static_cast<std::size_t>(FaultPoint::NetOpen)].s.error = 12;  // ENOMEM
+    // A late grant is a delay: the lock point has no "fail at once".
+    points_[static_cast<std::size_t>(FaultPoint::Lock)].s.delay_ms = kLockDelayDefaultMs;
   }
   ~FaultInjection() { flap_timer_.shutdown_sync(); }
   FaultInjection(const FaultInjection&) = delete;

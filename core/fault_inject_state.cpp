@@ -85,6 +85,12 @@ Status FaultInjection::load_state(const StateReader& r) {
     const auto k = [fp](std::string_view f) {
       return fmt::format("fail.{}.{}", fault_point_name(fp), f);
     };
+    if (!r.has(k("probability"))) {
+      // A snapshot taken before this point existed: the point as at mount.
+      if (fp == FaultPoint::Lock) st.delay_ms = kLockDelayDefaultMs;
+      if (fp == FaultPoint::NetOpen) st.error = 12;  // ENOMEM
+      continue;
+    }
     st.probability = u(k("probability"));
     st.interval = u(k("interval"));
     st.times = static_cast<int>(i(k("times")));

@@ -42,10 +42,14 @@ std::string range_name(PosixRange r) {
 
 }  // namespace
 
-LockService::LockService(Env& env, WakeMode mode) : env_(env), mode_(mode) {}
+LockService::LockService(Env& env, WakeMode mode)
+    : env_(env), mode_(mode), delay_timer_(env.clock, [this] { delay_tick(); }) {}
 
 LockService::~LockService() {
+  // No delay_tick after this (it takes mu_ and serves requests).
+  delay_timer_.shutdown_sync();
   MutexLock lock(mu_);
+  delayed_.clear();
   // Queued requests leave their queues (a pending owner gets the lock from
   // cancel_wait and gives it back); then every turn still owned is given
   // back, with no waiter left to hand it to.
@@ -419,6 +423,96 @@ void LockService::process_wake(const Wake& w, Completions& out) {
   resolve_turn_cycles(out);
 }
 
+// --- late grants (the lock failure point) ------------------------------------
+
+bool LockService::hold_back(Ticket ticket, std::uint64_t key, const std::string& name, bool flock,
+                            const LockOwner& owner, LockType type, PosixRange range, Done& done) {
+  if (stopped_ || !env_.faults || !env_.faults->armed(FaultPoint::Lock)) return false;
+  // Read before the decision: a concurrent store applies to the next request.
+  const std::uint32_t delay_ms = env_.faults->settings(FaultPoint::Lock).delay_ms;
+  // The requester is the caller: task-filter and K/fail/pids apply to it,
+  // and the point's "fail" event carries its pid, uid and comm.
+  const Caller who = Caller::described(owner.pid, owner.uid, owner.comm);
+  if (!env_.faults->should_fail(FaultPoint::Lock, &who, 1,
+                                flock ? "flock_lock_inode" : "posix_lock_inode"))
+    return false;
+  std::vector<EventField> data = {
+      {"file", name},       {"kind", kind_name(flock)}, {"pid", owner.pid},
+      {"comm", owner.comm}, {"type", type_name(type)},  {"delay_ms", delay_ms}};
+  if (delay_ms == 0) return false;  // only a crafted snapshot can say 0
+  if (delayed_.size() >= kMaxLockDelayed) {
+    // Every slot is taken: served at once, undelayed.
+    data.emplace_back("limit", kMaxLockDelayed);
+    env_.events.record(&who, "locks", "delay", "overflow", std::move(data));
+    return false;
+  }
+  Delayed d{key,  name,  flock,           owner,
+            type, range, std::move(done), env_.clock.now() + std::chrono::milliseconds(delay_ms)};
+  delayed_.emplace(ticket, std::move(d));
+  env_.events.record(&who, "locks", "delay", "start", std::move(data));
+  arm_delay_locked();
+  return true;
+}
+
+void LockService::arm_delay_locked() {
+  if (stopped_ || delayed_.empty()) {
+    delay_timer_.del_timer();
+    return;
+  }
+  Nanos first = delayed_.begin()->second.due;
+  for (const auto& [ticket, d] : delayed_) first = std::min(first, d.due);
+  delay_timer_.mod_timer(first);
+}
+
+// Timer context (the clock's thread, or the writer of clock/advance_ms).
+// The due requests are served in ticket order, each as if it arrived now.
+void LockService::delay_tick() {
+  std::vector<std::pair<Ticket, Delayed>> due;
+  {
+    MutexLock lock(mu_);
+    if (stopped_) return;
+    const Nanos now = env_.clock.now();
+    for (auto it = delayed_.begin(); it != delayed_.end();) {
+      if (it->second.due > now) {
+        ++it;
+        continue;
+      }
+      // Reserved again until request() runs: an interrupt in between
+      // finds the ticket (cancel marks it precancelled).
+      reserved_.insert(it->first);
+      const Delayed& d = it->second;
+      const Caller who = Caller::described(d.owner.pid, d.owner.uid, d.owner.comm);
+      env_.events.record(&who, "locks", "delay", "done",
+                         {{"file", d.name},
+                          {"kind", kind_name(d.flock)},
+                          {"pid", d.owner.pid},
+                          {"comm", d.owner.comm}});
+      due.emplace_back(it->first, std::move(it->second));
+      it = delayed_.erase(it);
+    }
+    arm_delay_locked();
+  }
+  for (auto& [ticket, d] : due)
+    request(ticket, d.key, d.name, d.flock, std::move(d.owner), d.type, d.range, true,
+            std::move(d.done), true);
+}
+
+std::size_t LockService::delayed() const {
+  MutexLock lock(mu_);
+  return delayed_.size();
+}
+
+void LockService::shutdown() {
+  {
+    MutexLock lock(mu_);
+    stopped_ = true;
+  }
+  // Waits for a running delay_tick (it may be answering requests now).
+  delay_timer_.shutdown_sync();
+  MutexLock lock(mu_);
+  delayed_.clear();
+}
+
 LockService::Ticket LockService::new_ticket() {
   MutexLock lock(mu_);
   const Ticket t = next_ticket_++;
@@ -427,8 +521,8 @@ LockService::Ticket LockService::new_ticket() {
 }
 
 void LockService::request(Ticket ticket, std::uint64_t key, const std::string& name, bool flock,
-                          LockOwner owner, LockType type, PosixRange range, bool wait,
-                          Done done) {
+                          LockOwner owner, LockType type, PosixRange range, bool wait, Done done,
+                          bool decided) {
   Completions out;
   {
     MutexLock lock(mu_);
@@ -443,6 +537,8 @@ void LockService::request(Ticket ticket, std::uint64_t key, const std::string& n
       log("unlock", f.name, flock, owner, "OK");
       settle(f, flock, out);
       out.emplace_back(std::move(done), Status{});
+    } else if (wait && !decided && hold_back(ticket, key, name, flock, owner, type, range, done)) {
+      // The lock point holds it back: delay_tick serves it when it is due.
     } else {
       // Would this POSIX request wait for a lock whose owner waits, through
       // a chain of conflicting locks, for it?
@@ -562,44 +658,57 @@ void LockService::cancel(Ticket ticket) {
   Completions out;
   {
     MutexLock lock(mu_);
-    auto it = requests_.find(ticket);
-    if (it == requests_.end()) {
-      // Not queued: either done already (nothing to do) or not yet made.
-      if (reserved_.erase(ticket)) precancelled_.insert(ticket);
+    if (auto dl = delayed_.find(ticket); dl != delayed_.end()) {
+      // Held back by the lock point: nothing was applied, nothing to undo.
+      log("interrupted", dl->second.name, dl->second.flock, dl->second.owner, "EINTR");
+      out.emplace_back(std::move(dl->second.done), Errno{EINTR});
+      delayed_.erase(dl);
+      arm_delay_locked();
+    } else if (!cancel_queued_locked(ticket, out)) {
       return;
     }
-    Request& r = it->second;
-    File& f = files_.at(r.key);
-    Domain& d = f.dom(r.flock);
-    bool granted = false;
-    if (r.aside) {
-      // Not in the turn's queue: nothing to hand on.
-    } else if (r.draining) {
-      d.drainer = nullptr;
-      pass_turn(d, *r.slot);
-    } else {
-      // Leaves the RtMutex queue: the owner is deboosted and the chain
-      // re-walked (remove_waiter).
-      auto res = d.mx->cancel_wait(*r.slot->rt, Errno{EINTR});
-      if (res && *res == LockStep::acquired) {
-        // Kernel quirk: rt_mutex_slowlock tries to take the lock before it
-        // looks at the signal, so an interrupted pending owner gets it. The
-        // lock is granted if nothing conflicts; else the turn goes on.
-        if (!conflicts(f, r.flock, r.type, r.range, r.owner.owner)) {
-          granted = true;
-          grant(f, r, out);
-        } else {
-          pass_turn(d, *r.slot);
-        }
-      }
-    }
-    if (!granted) {
-      log("interrupted", f.name, r.flock, r.owner, "EINTR");
-      finish(r, Errno{EINTR}, out);
-    }
-    resolve_turn_cycles(out);
   }
   complete(out);
+}
+
+bool LockService::cancel_queued_locked(Ticket ticket, Completions& out) {
+  auto it = requests_.find(ticket);
+  if (it == requests_.end()) {
+    // Not queued: either done already (nothing to do) or not yet made.
+    if (reserved_.erase(ticket)) precancelled_.insert(ticket);
+    return false;
+  }
+  Request& r = it->second;
+  File& f = files_.at(r.key);
+  Domain& d = f.dom(r.flock);
+  bool granted = false;
+  if (r.aside) {
+    // Not in the turn's queue: nothing to hand on.
+  } else if (r.draining) {
+    d.drainer = nullptr;
+    pass_turn(d, *r.slot);
+  } else {
+    // Leaves the RtMutex queue: the owner is deboosted and the chain
+    // re-walked (remove_waiter).
+    auto res = d.mx->cancel_wait(*r.slot->rt, Errno{EINTR});
+    if (res && *res == LockStep::acquired) {
+      // Kernel quirk: rt_mutex_slowlock tries to take the lock before it
+      // looks at the signal, so an interrupted pending owner gets it. The
+      // lock is granted if nothing conflicts; else the turn goes on.
+      if (!conflicts(f, r.flock, r.type, r.range, r.owner.owner)) {
+        granted = true;
+        grant(f, r, out);
+      } else {
+        pass_turn(d, *r.slot);
+      }
+    }
+  }
+  if (!granted) {
+    log("interrupted", f.name, r.flock, r.owner, "EINTR");
+    finish(r, Errno{EINTR}, out);
+  }
+  resolve_turn_cycles(out);
+  return true;
 }
 
 void LockService::release(std::uint64_t key, bool flock, std::uint64_t owner) {

@@ -88,6 +88,20 @@
 // only when run_wakeups() is called (WakeMode::deferred, for tests that
 // script a steal).
 //
+// Late grants (the `lock` failure point, docs/fault-injection.md section
+// 3.12): a blocking request (flock without LOCK_NB, F_SETLKW) goes through
+// the point's decision when it arrives; when it fires, the service holds
+// the request back delay_ms on the simulation clock (one timer, armed at
+// the earliest deadline), then serves it as if it had just arrived:
+// granted if nothing conflicts, else queued. Nothing is applied while it
+// is held back, so an interrupt ends it with EINTR and leaks nothing, and
+// shutdown() (the daemon stops serving) drops it as the destructor drops a
+// queued request. A non-blocking request never sleeps in the kernel
+// (fs/locks.c flock_lock_inode and posix_lock_inode without FL_SLEEP): it
+// is never delayed and does not reach the decision. At most
+// kMaxLockDelayed requests are held back; beyond that a firing is not
+// delayed (an "overflow" event), as for store and show.
+//
 // Thread-safety: every member may be called from any thread. One service
 // mutex serializes all state and every RtMutex call; callbacks run without
 // it held, exactly once per request.
@@ -103,6 +117,7 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.hpp"
 #include "core/env.hpp"
 #include "core/locks.hpp"
 #include "core/result.hpp"
@@ -225,6 +240,16 @@ class LockService {
   // Locking: service lock, dropped around callbacks. Context: any thread.
   void run_wakeups();
 
+  // Requests the `lock` failure point holds back right now.
+  static constexpr std::size_t kMaxLockDelayed = 16;
+  std::size_t delayed() const;
+  // The daemon stops serving (fs/server.cpp detach): the delay timer stops
+  // for good and held-back requests are dropped without their callbacks
+  // (the session is going; a queued request is dropped the same way).
+  // Later blocking requests are not delayed. Locking: the timer's, then the
+  // service lock. Context: the thread that ends the session.
+  void shutdown();
+
  private:
   struct Request;
   // A lock owner's RtTask. One per owner normally; a second request of an
@@ -265,6 +290,17 @@ class LockService {
     RtTask* task;
     RtMutex* lock;
   };
+  // A blocking request the lock point holds back until `due`.
+  struct Delayed {
+    std::uint64_t key = 0;
+    std::string name;
+    bool flock = true;
+    LockOwner owner;
+    LockType type = LockType::Write;
+    PosixRange range;
+    Done done;
+    Nanos due{0};
+  };
   using Completions = std::vector<std::pair<Done, Status>>;
 
   File& file_of(std::uint64_t key, const std::string& name) REQUIRES(mu_);
@@ -286,8 +322,11 @@ class LockService {
   void finish(Request& r, Status st, Completions& out) REQUIRES(mu_);
   void pass_turn(Domain& d, Slot& s) REQUIRES(mu_);
   void process_wake(const Wake& w, Completions& out) REQUIRES(mu_);
+  // `decided`: the lock point already decided about this request (it
+  // comes back from delay_tick): it is not held back again.
   void request(Ticket ticket, std::uint64_t key, const std::string& name, bool flock,
-               LockOwner owner, LockType type, PosixRange range, bool wait, Done done);
+               LockOwner owner, LockType type, PosixRange range, bool wait, Done done,
+               bool decided = false);
   void release(std::uint64_t key, bool flock, std::uint64_t owner);
   // Deadlock detection (fs/locks.c posix_locks_deadlock) over the owners
   // POSIX requests wait for.
@@ -315,6 +354,16 @@ class LockService {
   // Grants the side waiters of f that no longer conflict; true if any.
   bool grant_side_waiters(File& f, Completions& out) REQUIRES(mu_);
   void complete(Completions& out) EXCLUDES(mu_);
+  // cancel() of a queued, draining or side-waiting request; false when the
+  // ticket names none (then a ticket not yet used is marked precancelled).
+  bool cancel_queued_locked(Ticket ticket, Completions& out) REQUIRES(mu_);
+  // The lock point's decision for a new blocking request: true when it
+  // was held back (delayed_ has it; the caller returns).
+  bool hold_back(Ticket ticket, std::uint64_t key, const std::string& name, bool flock,
+                 const LockOwner& owner, LockType type, PosixRange range, Done& done) REQUIRES(mu_);
+  void arm_delay_locked() REQUIRES(mu_);
+  // The delay timer: serves the held-back requests that are due.
+  void delay_tick() EXCLUDES(mu_);
   void log(const char* what, const std::string& file, bool flock, const LockOwner& owner,
            const char* result);
 
@@ -333,6 +382,13 @@ class LockService {
   Mutex wake_mu_{"lock_service.wake_mu"};  // Order: leaf
   std::vector<Wake> wakes_ GUARDED_BY(wake_mu_);
   Ticket next_ticket_ GUARDED_BY(mu_) = 1;
+
+  std::map<Ticket, Delayed> delayed_ GUARDED_BY(mu_);  // held back by the lock point
+  bool stopped_ GUARDED_BY(mu_) = false;               // shutdown() ran
+  // Armed at the earliest deadline of delayed_ (mod_timer under mu_: the
+  // timer's lock and the clock's come after the service lock). Last: it
+  // is stopped before what its callback uses goes.
+  Timer delay_timer_;
 };
 
 }  // namespace vsysfs::core

@@ -79,6 +79,9 @@ void Server::detach() {
   stream_wake_queued_.store(false);
   wake_streams();
   abort_streams(core::Errno{ENODEV});
+  // Lock requests the lock failure point holds back would be answered by
+  // a timer after the session is gone: dropped now, as queued ones are.
+  locks_.shutdown();
 }
 
 void Server::fill_stat(const core::Node& node, struct stat& st) const {

@@ -308,6 +308,18 @@ core::Result<std::size_t> ms_store(FailPoint& d, const Attr& a, const core::Call
   return in.size();
 }
 
+// store|show|lock/delay_ms: 0 turns a store or show firing back into a
+// failure; the lock point only delays, so 0 is EINVAL there.
+core::Result<std::size_t> delay_ms_store(FailPoint& d, const Attr& a, const core::Caller& c,
+                                         std::string_view in) {
+  const auto v = core::kstrtouint(simple_attr_input(in), 0);
+  if (!v) return v.error();
+  if (d.point == FaultPoint::Lock && *v == 0) return core::Errno{EINVAL};
+  d.fi.set(d.point, &FaultSettings::delay_ms, static_cast<std::uint32_t>(*v));
+  log_set(d, c, a.name, in);
+  return in.size();
+}
+
 // link_flap/count: the periods of the schedule not yet started; a store
 // restarts the schedule (0 stops it and brings every flapped link back).
 core::Status count_show(const FailPoint& d, core::PageBuffer& b) {
@@ -364,8 +376,7 @@ constexpr Attr kPointAttrs[] = {
     FAIL_ATTR("period_ms", 0600, &u32_show<&FaultSettings::period_ms>,
               (&ms_store<&FaultSettings::period_ms, false>)),
     FAIL_ATTR("count", 0600, &count_show, &count_store),
-    FAIL_ATTR("delay_ms", 0600, &u32_show<&FaultSettings::delay_ms>,
-              (&ms_store<&FaultSettings::delay_ms, true>)),
+    FAIL_ATTR("delay_ms", 0600, &u32_show<&FaultSettings::delay_ms>, &delay_ms_store),
 };
 #undef FAIL_ATTR
 
@@ -374,13 +385,15 @@ mode_t point_visible(const FailPoint& d, std::string_view name, mode_t mode) {
   const FaultPoint p = d.point;
   const bool attr_point = p == FaultPoint::Store || p == FaultPoint::Show;
   if (name == "errno") return attr_point || p == FaultPoint::NetOpen ? mode : 0;
-  if (name == "paths" || name == "delay_ms") return attr_point ? mode : 0;
+  if (name == "paths") return attr_point ? mode : 0;
+  if (name == "delay_ms") return attr_point || p == FaultPoint::Lock ? mode : 0;
   if (name == "kind")
     return p == FaultPoint::Smi || p == FaultPoint::HostControl || p == FaultPoint::NetXmit ||
                    p == FaultPoint::NetRx
                ? mode
                : 0;
-  if (name == "pages") return p == FaultPoint::XenPopulate ? mode : 0;
+  if (name == "pages")
+    return p == FaultPoint::XenPopulate || p == FaultPoint::XenDecrease ? mode : 0;
   if (name == "ifaces")
     return p == FaultPoint::NetXmit || p == FaultPoint::NetOpen || p == FaultPoint::NetRx ||
                    p == FaultPoint::LinkFlap

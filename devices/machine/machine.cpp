@@ -189,6 +189,11 @@ void Machine::register_reboot_notifier(std::function<void(RebootCode)> fn) {
   reboot_notifiers_.push_back(std::move(fn));
 }
 
+void Machine::register_shutdown_hook(std::function<void()> fn) {
+  core::MutexLock lock(power_mu_);
+  shutdown_hooks_.push_back(std::move(fn));
+}
+
 void Machine::register_boot_hook(std::function<void()> fn) {
   core::MutexLock lock(power_mu_);
   boot_hooks_.push_back(std::move(fn));
@@ -206,6 +211,8 @@ bool Machine::shutdown(RebootCode code) {
   }
   env_.log(nullptr, "machine", "shutdown", "OK", {{"how", reboot_code_name(code)}});
   for (auto& fn : notifiers) fn(code);
+  // kernel_power_off / kernel_restart: device_shutdown() after the chain.
+  for (auto& fn : shutdown_hooks_) fn();
   std::string state;
   {
     core::MutexLock lock(mu_);

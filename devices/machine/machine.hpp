@@ -14,9 +14,11 @@
 // power cycle (docs/devices/machine.md "Power"): a shutdown that ends
 // "cycled" or "rebooted" boots the machine again at once, one that ends
 // "off" or "halted" leaves it off (every device file ENODEV, see
-// core/env.hpp powered_off) until power_on(). A boot runs each device's
-// boot hook, which puts its volatile state back to what the mount built
-// and keeps what is non-volatile.
+// core/env.hpp powered_off) until power_on(). Every shutdown runs each
+// device's shutdown hook after the notifiers (device_shutdown: workers and
+// senders stop); a boot runs each device's boot hook, which puts its
+// volatile state back to what the mount built, keeps what is non-volatile
+// and starts the workers again.
 //
 // Thread-safety: build() runs once at start-up on one thread; shutdown(),
 // power_on() and the state getters may be called from any thread
@@ -128,6 +130,13 @@ class Machine {
   // non-volatile (docs/devices/machine.md "Power").
   void register_boot_hook(std::function<void()> fn);
 
+  // A device's shutdown hook (the kernel's device_shutdown(): each driver's
+  // .shutdown after the reboot notifiers): called, in registration order,
+  // at every shutdown, whatever the power state it ends in. It stops what
+  // would otherwise keep running on a machine that is off (workers,
+  // senders); the next boot hook starts them again.
+  void register_shutdown_hook(std::function<void()> fn);
+
   // "Initiate OS shutdown": runs the reboot notifiers once per boot (a
   // machine already shut down returns false). The power state afterwards
   // is whatever the notifiers (the simulated firmware) set, else
@@ -192,6 +201,7 @@ class Machine {
   // Order: power_mu -> (device locks of the notifiers and hooks) -> machine.mu
   core::Mutex power_mu_{"machine.power_mu", 1};
   std::vector<std::function<void()>> boot_hooks_ GUARDED_BY(power_mu_);
+  std::vector<std::function<void()>> shutdown_hooks_ GUARDED_BY(power_mu_);
   mutable core::Mutex mu_{"machine.mu"};  // Order: leaf; never held while a notifier runs
   std::vector<std::function<void(RebootCode)>> reboot_notifiers_ GUARDED_BY(mu_);
   bool shut_down_ GUARDED_BY(mu_) = false;

@@ -393,6 +393,53 @@ core::Result<std::uint32_t> NetDevice::dev_ioctl(unsigned cmd, std::uint32_t arg
 
 // --- statistics ---------------------------------------------------------------------
 
+void NetDevice::boot_reset() {
+  // Down already (the shutdown closed it); make sure of it.
+  if (netif_running()) dev_close();
+  flags_.store(cfg_.flags & ~IFF_UP);
+  gflags_ = 0;
+  promiscuity_ = 0;
+  allmulti_ = 0;
+  mtu_.store(cfg_.mtu);
+  tx_queue_len_.store(cfg_.tx_queue_len);
+  group_.store(0);
+  proto_down_.store(false);
+  threaded_.store(false);
+  gro_flush_timeout_.store(0);
+  napi_defer_hard_irqs_.store(0);
+  {
+    core::MutexLock lock(ifalias_mu_);
+    ifalias_.clear();
+  }
+  // Probe turns an Ethernet carrier off before register_netdev: no change
+  // is counted, and the counts start again from 0.
+  nocarrier_.store(cfg_.kind != "loopback");
+  dormant_.store(false);
+  testing_.store(false);
+  carrier_up_count_.store(0);
+  carrier_down_count_.store(0);
+  {
+    core::WriteLock lock(core::dev_base_lock());
+    operstate_ = netif_carrier_ok() ? Operstate::Unknown : Operstate::Down;
+  }
+  xoff_.store(false);
+  stack_xoff_.store(false);
+  {
+    core::MutexLock lock(bql_mu_);
+    for (auto& q : dql_) q = Dql{};
+    for (auto& q : dql_) q.reset(env_.now());
+  }
+  trans_start_.store(0);
+  trans_timeout_.store(0);
+  tx_busy_.store(0);
+  tx_locked_.store(0);
+  core_tx_dropped_.store(0);
+  xmit_hung_.store(false);
+  napi_polls_.store(0);
+  ops_->reset_stats();
+  env_.log(nullptr, cfg_.name, "boot_reset", "OK", {{"ifindex", ifindex_}});
+}
+
 RtnlLinkStats64 NetDevice::dev_get_stats() const {
   core::assert_dev_base_lock();
   RtnlLinkStats64 s = ops_->get_stats(*this);

@@ -116,6 +116,10 @@ class AtomicLinkStats {
     for (unsigned i = 0; i < kStatCount; ++i) v_[i].store(s[i], std::memory_order_relaxed);
   }
   std::uint64_t get(StatIndex i) const { return v_[i].load(std::memory_order_relaxed); }
+  // A power cycle: the counters start again from 0.
+  void reset() {
+    for (auto& v : v_) v.store(0, std::memory_order_relaxed);
+  }
   RtnlLinkStats64 snapshot() const {
     RtnlLinkStats64 s{};
     for (unsigned i = 0; i < kStatCount; ++i) s[i] = v_[i].load(std::memory_order_relaxed);
@@ -157,6 +161,9 @@ class NetDeviceOps {
   // dev->get_stats [ndo_get_stats64]. Synchronization: dev_base_lock rwlock.
   // Context: nominally process, but don't sleep inside an rwlock.
   virtual RtnlLinkStats64 get_stats(const NetDevice& dev) const = 0;
+  // A boot: the driver's counters start from 0 (a new probe allocates
+  // them zeroed). Called with the device down, under rtnl.
+  virtual void reset_stats() {}
   // dev->hard_start_xmit [ndo_start_xmit]. Synchronization: netif_tx_lock
   // spinlock; not held when the device is LLTX (the driver locks by itself,
   // with a trylock, and returns NETDEV_TX_LOCKED when it fails).
@@ -270,6 +277,14 @@ class NetDevice {
 
   // --- statistics. Locking: dev_base_lock held (read) by caller. ---------------
   RtnlLinkStats64 dev_get_stats() const;
+
+  // A boot of the machine (docs/devices/net.md "Power cycle"): with the
+  // device down, everything the running kernel changed goes back to what
+  // probe and register_netdevice set: flags, mtu, tx_queue_len, group,
+  // alias, carrier and its counts, queue state, BQL, the core's and the
+  // driver's counters. The MAC and the hardware's cable are kept.
+  // Locking: the caller holds rtnl. Context: the machine's boot hook.
+  void boot_reset();
 
   // --- transmit (net/core/dev.c, net/sched/sch_generic.c) --------------------
   // dev_hard_start_xmit as pktgen calls it: refuses a device that is not

@@ -67,6 +67,16 @@ void NetKnobs::shutdown() {
   timer_.del_timer_sync();
 }
 
+void NetKnobs::power_off() {
+  const bool was_running = running_.exchange(false);
+  stalled_.store(false);
+  timer_.del_timer_sync();
+  if (!was_running) return;
+  core::MutexLock lock(mu_);
+  end_time_ = env_.now();
+  env_.log(nullptr, dev_->name(), "traffic", "stop", {{"sent", sent_}, {"why", "shutdown"}});
+}
+
 // --- link ------------------------------------------------------------------------------
 
 core::Status NetKnobs::link_show(core::PageBuffer& buf) const {

@@ -63,6 +63,10 @@ class NetKnobs {
   ~NetKnobs();
   // Stops the sender and unhooks it from the device (machine teardown).
   void shutdown();
+  // The machine shuts down (Machine::register_shutdown_hook): a running
+  // sender stops as a "stop" would (pktgen's threads end with the kernel)
+  // and stays stopped after the boot. Context: the shutdown's thread.
+  void power_off();
   NetKnobs(const NetKnobs&) = delete;
   NetKnobs& operator=(const NetKnobs&) = delete;
 

@@ -328,6 +328,34 @@ void build_net(MachineContext& ctx, const core::ConfigValue& sec) {
         specs[i].where->fail(fmt::format("{}: open failed: {}", dev.name(), st.error().name()));
     }
   }
+  // The power cycle (docs/devices/net.md "Power cycle"). Shutdown: the
+  // senders stop and the init scripts take the interfaces down (ifdown,
+  // last up first down). Boot: every interface as probe left it, then
+  // the ones the machine file brings up come up again, in order.
+  std::weak_ptr<NetSubsystem> weak = net;
+  ctx.machine.register_shutdown_hook([weak] {
+    auto n = weak.lock();
+    if (!n) return;
+    for (auto& k : n->knobs) k->power_off();
+    core::RtnlLock rtnl;
+    for (auto it = n->devices.rbegin(); it != n->devices.rend(); ++it)
+      if ((*it)->flags() & IFF_UP) (void)(*it)->dev_change_flags((*it)->flags() & ~IFF_UP);
+  });
+  std::vector<bool> up_at_boot;
+  for (const auto& s : specs) up_at_boot.push_back(s.up);
+  ctx.machine.register_boot_hook([weak, up_at_boot, &env = ctx.env] {
+    auto n = weak.lock();
+    if (!n) return;
+    core::RtnlLock rtnl;
+    for (auto& d : n->devices) d->boot_reset();
+    for (std::size_t i = 0; i < n->devices.size(); ++i) {
+      if (!up_at_boot[i]) continue;
+      auto& dev = *n->devices[i];
+      // A failed open at boot leaves the interface down, as ifup does.
+      if (auto st = dev.dev_change_flags(dev.flags() | IFF_UP); !st)
+        env.log(nullptr, dev.name(), "boot_open", st.error().name(), {});
+    }
+  });
   ctx.machine.keep(net);
   // Snapshots (docs/snapshot.md): the state of every interface, after the
   // boot above, so a restore knows each object the section built.

@@ -300,6 +300,11 @@ core::Result<std::uint32_t> VnicDriver::do_ioctl(NetDevice&, unsigned cmd, std::
 
 // Synchronization: dev_base_lock rwlock. Context: nominally process.
 // Lock-free counters: never waits for a transmit.
+void VnicDriver::reset_stats() {
+  stats_.reset();
+  hw_.reset_counters();
+}
+
 RtnlLinkStats64 VnicDriver::get_stats(const NetDevice&) const {
   core::assert_dev_base_lock();
   RtnlLinkStats64 s = stats_.snapshot();
@@ -502,6 +507,12 @@ void LoopbackDriver::stop(NetDevice&) {
   core::assert_rtnl();
   core::MutexLock lock(backlog_mu_);
   backlog_.clear();
+}
+
+void LoopbackDriver::reset_stats() {
+  packets_.store(0);
+  bytes_.store(0);
+  delivered_.store(0);
 }
 
 RtnlLinkStats64 LoopbackDriver::get_stats(const NetDevice&) const {

@@ -131,6 +131,8 @@ class VnicHardware final : public core::MmioTarget {
   bool hang_tx() const { return hang_tx_.load(); }
   std::uint64_t doorbell_backwards() const { return doorbell_backwards_.load(); }
   std::uint64_t rx_missed() const { return rx_missed_.load(); }
+  // Power-on: the MAC's statistics registers read 0.
+  void reset_counters() { rx_missed_.store(0); }
 
   // Machine snapshots (netdev_state.cpp, docs/snapshot.md): registers,
   // the frames in the TX ring and the RX ring, the MMIO bus, the timers.
@@ -210,6 +212,7 @@ class VnicDriver final : public NetDeviceOps {
   void stop(NetDevice& dev) override;
   core::Result<std::uint32_t> do_ioctl(NetDevice& dev, unsigned cmd, std::uint32_t arg) override;
   RtnlLinkStats64 get_stats(const NetDevice& dev) const override;
+  void reset_stats() override;
   NetdevTx hard_start_xmit(NetDevice& dev, const SkBuff& skb, unsigned cpu) override;
   bool has_tx_timeout() const override { return true; }
   void tx_timeout(NetDevice& dev) override;
@@ -297,6 +300,7 @@ class LoopbackDriver final : public NetDeviceOps {
   core::Status open(NetDevice& dev) override;
   void stop(NetDevice& dev) override;
   RtnlLinkStats64 get_stats(const NetDevice& dev) const override;
+  void reset_stats() override;
   NetdevTx hard_start_xmit(NetDevice& dev, const SkBuff& skb, unsigned cpu) override;
   int poll(NetDevice& dev, int budget) override;
   bool rx_pending(const NetDevice& dev) const override;

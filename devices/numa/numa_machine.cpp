@@ -421,6 +421,22 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
 
   register_numa_state(ctx, model, ksm, std::move(blocks));
 
+  // A boot: the memory the last boot's processes held (numa/alloc's
+  // allocations) is gone; they are freed, oldest first, before the
+  // balloon's hook (registered later: Xen builds after NUMA) rebuilds.
+  std::weak_ptr<NumaModel> weak_model = model;
+  ctx.machine.register_boot_hook([weak_model, &env = ctx.env] {
+    auto m = weak_model.lock();
+    if (!m) return;
+    std::uint64_t freed = 0, pages = 0;
+    for (const Allocation& a : m->allocations()) {
+      if (!m->free(a.id)) continue;
+      ++freed;
+      pages += a.pages;
+    }
+    env.log(nullptr, "numa", "boot", "OK", {{"freed", freed}, {"pages", pages}});
+  });
+
   for (auto& k : keep) ctx.machine.keep(std::move(k));
   ctx.machine.keep(model);
   set_numa_model(ctx.machine, model);

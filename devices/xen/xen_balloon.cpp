@@ -66,6 +66,9 @@ XenBalloon::XenBalloon(core::Env& env, std::shared_ptr<XenHypervisor> hv, XenGue
       max_schedule_delay_(params.max_schedule_delay),
       max_retry_count_(params.max_retry_count),
       scrub_pages_(params.scrub_pages),
+      boot_params_(params),
+      boot_pages_(mem_.totalram_pages()),
+      boot_used_pages_(mem_.used_pages()),
       balloon_worker_(env.clock, [this] {
         if (driver_ == Driver::Kthread)
           balloon_thread();
@@ -151,6 +154,48 @@ void XenBalloon::start() {
   if (current_credit_locked() != 0) schedule_delayed_work_locked(core::Nanos{0});
 }
 
+void XenBalloon::power_off() {
+  core::MutexLock lock(balloon_mutex_);
+  powered_off_ = true;
+  balloon_worker_.del_timer();
+}
+
+void XenBalloon::boot() {
+  core::MutexLock lock(balloon_mutex_);
+  balloon_worker_.del_timer();
+  // The new domain has its boot memory (what Xen can give it now); the
+  // guest's pages follow: ballooned pfns populated again, or surplus
+  // pages ballooned out.
+  const std::uint64_t got = hv_->rebuild_domain(domid_, boot_pages_);
+  const std::uint64_t have = mem_.totalram_pages();
+  if (got > have)
+    mem_.populate_from_balloon(std::min(got - have, mem_.ballooned_pages()));
+  else if (got < have)
+    (void)mem_.alloc_balloon_pages(have - got);
+  // The workload of the last boot is gone (the NUMA back end's went with
+  // numa/alloc's allocations, freed by the NUMA boot hook before this).
+  (void)mem_.set_used_pages(
+      std::min(boot_used_pages_, mem_.totalram_pages() - mem_.kernel_pages()));
+  target_pages_ = boot_params_.target_pages;
+  schedule_delay_ = 1;
+  retry_count_ = 1;
+  max_schedule_delay_ = boot_params_.max_schedule_delay;
+  max_retry_count_ = boot_params_.max_retry_count;
+  scrub_pages_ = boot_params_.scrub_pages;
+  last_state_ = BpState::Done;
+  sleep_credit_ = 0;
+  worker_dead_ = false;
+  powered_off_ = false;
+  env_.log(nullptr, "xen_balloon", "boot", "OK",
+           {{"current_kb", xen_pages_to_kb(mem_.totalram_pages())},
+            {"target_kb", xen_pages_to_kb(target_pages_)}});
+  // balloon_init's kick, or kthread_run.
+  if (driver_ == Driver::Kthread)
+    balloon_thread_sleep_locked();
+  else if (current_credit_locked() != 0)
+    schedule_delayed_work_locked(core::Nanos{0});
+}
+
 // kernel: balloon_set_new_target(): stores the target and kicks the worker
 // (schedule_delayed_work, or wake_up(&balloon_thread_wq)). Upstream stores
 // the target without the mutex ("not read-modify-write"); we take it so
@@ -164,7 +209,8 @@ void XenBalloon::balloon_set_new_target(const core::Caller& caller, std::uint64_
            {{"via", via},
             {"target_kb", xen_pages_to_kb(target)},
             {"current_kb", xen_pages_to_kb(mem_.totalram_pages())},
-            {"worker_pending", was_pending}});
+            {"worker_pending", was_pending},
+            {"worker_dead", worker_dead_}});
   if (driver_ == Driver::Kthread)
     wake_up_locked();
   else
@@ -173,6 +219,9 @@ void XenBalloon::balloon_set_new_target(const core::Caller& caller, std::uint64_
 
 void XenBalloon::schedule_delayed_work_locked(core::Nanos delay) {
   balloon_mutex_.assert_held();
+  // A kworker that died in balloon_process holds balloon_mutex for good:
+  // a queued run would block on it at once. Nothing runs.
+  if (worker_dead_ || powered_off_) return;
   // Kernel quirk: schedule_delayed_work() on a work item that is already
   // pending does nothing (WORK_STRUCT_PENDING_BIT), so a target written
   // while a back-off retry is queued is acted on at that retry, not now.
@@ -500,6 +549,15 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
   ctx.machine.keep(sys_hyp);
   hv->start();
   dev->start();
+  // The power cycle: registered after NUMA's hooks (NUMA builds first), so
+  // the nodes' allocations are freed before the balloon rebuilds.
+  std::weak_ptr<XenBalloon> weak = dev;
+  ctx.machine.register_shutdown_hook([weak] {
+    if (auto d = weak.lock()) d->power_off();
+  });
+  ctx.machine.register_boot_hook([weak] {
+    if (auto d = weak.lock()) d->boot();
+  });
   auto store = build_xenstore(ctx, sec, hv, dev, guest, target);
   // docs/snapshot.md: the balloon, the hypervisor, the xenstore and the
   // bus; /sys/hypervisor is fixed.

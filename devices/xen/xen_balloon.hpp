@@ -136,6 +136,16 @@ class XenBalloon {
   // sleeps for an hour.
   void start();
 
+  // The power cycle (docs/devices/xen.md "Power cycle"). power_off: the
+  // machine shut down; the worker stops (its timer too) until boot().
+  // boot: the domain is rebuilt with its boot memory, the balloon is as
+  // balloon_init leaves it (boot target, back-off and retry state, the
+  // module defaults of the tunables; a worker killed by a BUG lives
+  // again), and the worker starts as at mount. Locking: balloon_mutex,
+  // then xen.hypervisor. Context: the machine's shutdown / boot hooks.
+  void power_off();
+  void boot();
+
   // The guest's populated pages equal what the hypervisor accounts to this
   // domain (true whenever no worker step is half-way). Locking:
   // balloon_mutex, then xen.hypervisor. Context: any (tests, invariants).
@@ -216,6 +226,8 @@ class XenBalloon {
   BpState decrease_reservation_locked(std::uint64_t nr_pages, Step& step)
       REQUIRES(balloon_mutex_);
   BpState update_schedule_locked(BpState state) REQUIRES(balloon_mutex_);
+  // BUG_ON(ret != nr_pages) in decrease_reservation fired: the worker dies.
+  void bug_locked(std::uint64_t nr_pages, long ret) REQUIRES(balloon_mutex_);
   void log_step_locked(const Step& step, BpState state, long next_delay_s)
       REQUIRES(balloon_mutex_);
 
@@ -242,6 +254,15 @@ class XenBalloon {
   // kernel: xen_scrub_pages (drivers/xen/mem-reservation.c). Frames are
   // counted, not mapped, so it only selects what the step event says.
   bool scrub_pages_ GUARDED_BY(balloon_mutex_);
+  // The worker met BUG_ON in decrease_reservation and is gone (until a
+  // boot): no run, no wake-up, no re-arm.
+  bool worker_dead_ GUARDED_BY(balloon_mutex_) = false;
+  // The machine is off: like a dead worker, nothing runs until boot().
+  bool powered_off_ GUARDED_BY(balloon_mutex_) = false;
+  // What boot() goes back to (balloon_init, the machine file).
+  const Params boot_params_;
+  const std::uint64_t boot_pages_;       // totalram at mount
+  const std::uint64_t boot_used_pages_;  // the flat workload at mount
 
   // The delayed work item, or the kthread's wait timeout. Last member:
   // destroyed (and synced) first.

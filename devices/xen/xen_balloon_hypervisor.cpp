@@ -173,11 +173,39 @@ long XenHypervisor::decrease_reservation(DomId domid, std::uint64_t nr) {
   core::MutexLock lock(mu_);
   Domain* d = find_locked(domid);
   if (!d) return -ESRCH;
-  const std::uint64_t released = std::min(nr, d->spec.current_pages);
+  std::uint64_t released = std::min(nr, d->spec.current_pages);
+  // K/fail/xen_decrease: Xen takes back at most `pages` of the frames it is
+  // given (a hypervisor bug: a real Xen takes them all). The balloon worker
+  // is a kernel thread: task-filter never lets this point fail. Lock
+  // order: xen.hypervisor -> fail.mu (a leaf).
+  if (env_.faults && env_.faults->should_fail(core::FaultPoint::XenDecrease, nullptr, 1,
+                                              "XENMEM_decrease_reservation")) {
+    const std::uint64_t cap = env_.faults->settings(core::FaultPoint::XenDecrease).grant_pages;
+    if (cap < released) {
+      env_.log(nullptr, "xen", "decrease_reservation", "partial",
+               {{"domid", domid}, {"requested", nr}, {"released", cap}, {"fault", "xen_decrease"}});
+      released = cap;
+    }
+  }
   d->current() -= released;
   // Memory released here may let a growing domain proceed.
   kick_pacing_locked();
   return static_cast<long>(released);
+}
+
+std::uint64_t XenHypervisor::rebuild_domain(DomId domid, std::uint64_t pages) {
+  core::MutexLock lock(mu_);
+  Domain* d = find_locked(domid);
+  if (!d) return 0;
+  const std::uint64_t old = d->spec.current_pages;
+  d->current() = 0;
+  const std::uint64_t got = std::min(pages, free_locked());
+  d->current() = got;
+  env_.log(
+      nullptr, "xen", "rebuild_domain", got == pages ? "OK" : "partial",
+      {{"domid", domid}, {"old_kb", xen_pages_to_kb(old)}, {"memory_kb", xen_pages_to_kb(got)}});
+  if (old > got) kick_pacing_locked();  // memory released may let another domain grow
+  return got;
 }
 
 std::uint64_t XenHypervisor::total_pages() const {

@@ -141,6 +141,11 @@ class XenHypervisor {
   long populate_physmap(DomId domid, std::uint64_t nr);
   // XENMEM_decrease_reservation: frames released (always nr).
   long decrease_reservation(DomId domid, std::uint64_t nr);
+  // The guest reboots: the toolstack destroys the domain (its frames go
+  // back to the host) and builds it again with `pages` (xl reboot: the
+  // config's memory). Returns the pages it got: fewer when other domains
+  // took the host's memory meanwhile. Locking: xen.hypervisor.
+  std::uint64_t rebuild_domain(DomId domid, std::uint64_t pages);
 
   // --- observers (Locking: xen.hypervisor) --------------------------------
   std::uint64_t total_pages() const;

@@ -102,13 +102,39 @@ XenBalloon::BpState XenBalloon::decrease_reservation_locked(std::uint64_t nr_pag
   const BpState state = got < nr_pages ? BpState::EAgain : BpState::Done;
   if (got > 0) {
     const long ret = hv_->decrease_reservation(domid_, got);
-    // kernel: BUG_ON(ret != nr_pages). Xen always takes back what it is given.
-    if (ret != static_cast<long>(got)) step.error = ret < 0 ? ret : -EIO;
+    // kernel: BUG_ON(ret != nr_pages). Xen always takes back what it is
+    // given; one that did not (K/fail/xen_decrease) meets the BUG: the
+    // pages are in the balloon already (balloon_append runs before the
+    // hypercall) and current_pages is never lowered.
+    if (ret != static_cast<long>(got)) {
+      step.error = ret < 0 ? ret : -EIO;
+      bug_locked(got, ret);
+    }
   }
   step.granted += got;
   // xenmem_reservation_scrub_page: clears each page when xen_scrub_pages.
   if (scrub_pages_) step.scrubbed += got;
   return state;
+}
+
+// BUG() in the balloon worker (oops, die(), make_task_dead): the kernel
+// prints "kernel BUG at drivers/xen/balloon.c" and kills the task, which
+// holds balloon_mutex and never drops it. With panic_on_oops unset (the
+// default) the guest runs on: the sysfs files still answer (they read
+// balloon_stats without the mutex), a target store still stores, but no
+// worker ever runs again until the next boot. The simulation keeps its
+// own mutex free (a reader must never hang) and stops the worker instead.
+void XenBalloon::bug_locked(std::uint64_t nr_pages, long ret) {
+  balloon_mutex_.assert_held();
+  worker_dead_ = true;
+  balloon_worker_.del_timer();
+  env_.log(nullptr, "xen_balloon", "bug", "BUG",
+           {{"file", "drivers/xen/balloon.c"},
+            {"function", "decrease_reservation"},
+            {"condition", "ret != nr_pages"},
+            {"nr_pages", nr_pages},
+            {"ret", ret},
+            {"task", driver_ == Driver::Kthread ? "xen-balloon" : "kworker"}});
 }
 
 // kernel: update_schedule().
@@ -158,6 +184,9 @@ void XenBalloon::log_step_locked(const Step& step, BpState state, long next_dela
 // thread, or the writer of clock/advance_ms with a manual clock).
 void XenBalloon::balloon_process() {
   core::MutexLock lock(balloon_mutex_);
+  // A run that fired as the machine went off (or the worker died) waits on
+  // the mutex, then finds nothing to do.
+  if (worker_dead_ || powered_off_) return;
   BpState state = BpState::Done;
   long credit;
   Step run;
@@ -166,6 +195,7 @@ void XenBalloon::balloon_process() {
     ++run.passes;
     if (credit > 0) state = increase_reservation_locked(static_cast<std::uint64_t>(credit), run);
     if (credit < 0) state = decrease_reservation_locked(static_cast<std::uint64_t>(-credit), run);
+    if (worker_dead_) return;  // BUG: the kworker died inside the pass
     state = update_schedule_locked(state);
   } while (credit != 0 && state == BpState::Done);
   last_state_ = state;
@@ -202,6 +232,7 @@ bool XenBalloon::balloon_thread_cond_locked() const {
 
 void XenBalloon::balloon_thread_sleep_locked() {
   balloon_mutex_.assert_held();
+  if (worker_dead_ || powered_off_) return;  // the thread is gone: no wait, no timeout
   sleep_credit_ = current_credit_locked();
   // wait_event checks the condition before it sleeps.
   if (balloon_thread_cond_locked()) {
@@ -213,6 +244,7 @@ void XenBalloon::balloon_thread_sleep_locked() {
 
 void XenBalloon::wake_up_locked() {
   balloon_mutex_.assert_held();
+  if (worker_dead_ || powered_off_) return;  // wake_up of a queue nobody sleeps on
   // A wake-up whose condition is false leaves the thread asleep with its
   // timeout unchanged (same target, or a store that keeps the credit).
   if (balloon_thread_cond_locked()) balloon_worker_.schedule_in(core::Nanos{0});
@@ -256,8 +288,10 @@ void XenBalloon::balloon_thread() {
     // The kernel drops balloon_mutex after each pass (then cond_resched),
     // so a target store can land between passes; so does this loop.
     core::MutexLock lock(balloon_mutex_);
+    if (worker_dead_ || powered_off_) return;
     const std::uint64_t moved = run.granted;
     balloon_thread_pass_locked(run);
+    if (worker_dead_) return;  // BUG: the thread died inside the pass
     const long after = current_credit_locked();
     // balloon_thread_cond holds at once after a BP_DONE pass with credit
     // left: the thread runs on without sleeping. A pass that moved nothing

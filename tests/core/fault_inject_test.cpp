@@ -493,4 +493,37 @@ TEST_CASE("snapshot record: the new fault settings come back; a flap schedule is
   CHECK(f.fi.load_state(*r));
 }
 
+TEST_CASE(
+    "snapshot record from before the lock and xen_decrease points: they come back as at mount") {
+  using vsysfs::core::StateReader;
+  using vsysfs::core::StateWriter;
+  Fixture f;
+  f.fi.set(FaultPoint::Lock, &FaultSettings::delay_ms, 900u);
+  f.fi.set(FaultPoint::Lock, &FaultSettings::probability, 50UL);
+  f.fi.set(FaultPoint::XenDecrease, &FaultSettings::grant_pages, std::uint64_t{7});
+  f.fi.set(FaultPoint::Store, &FaultSettings::probability, 30UL);
+  StateWriter w(1);
+  f.fi.save_state(w);
+  // The record without any fail.lock.* or fail.xen_decrease.* line.
+  std::string old_text;
+  std::string_view rest = w.text();
+  while (!rest.empty()) {
+    const auto nl = rest.find('\n');
+    const std::string_view line = rest.substr(0, nl == rest.npos ? rest.size() : nl + 1);
+    if (!line.starts_with("fail.lock.") && !line.starts_with("fail.xen_decrease."))
+      old_text += line;
+    rest.remove_prefix(line.size());
+  }
+  REQUIRE(old_text.size() < w.text().size());
+  auto r = StateReader::parse(old_text);
+  REQUIRE(r);
+  REQUIRE(f.fi.load_state(*r));
+  CHECK(f.fi.settings(FaultPoint::Lock).delay_ms ==
+        vsysfs::core::FaultInjection::kLockDelayDefaultMs);
+  CHECK(f.fi.settings(FaultPoint::Lock).probability == 0UL);
+  CHECK(!f.fi.armed(FaultPoint::Lock));
+  CHECK(f.fi.settings(FaultPoint::XenDecrease).grant_pages == 0u);
+  CHECK(f.fi.settings(FaultPoint::Store).probability == 30UL);
+}
+
 }  // TEST_SUITE("fault_inject")

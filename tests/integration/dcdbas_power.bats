@@ -97,3 +97,51 @@ require_ns() {
   [ "$(cat "$K/machine/power")" = on ]
   [ "$(cat "$K/machine/power_state")" = on ]
 }
+
+@test "a host-control power cycle resets the NICs' counters and the balloon; CMOS, NV settings and MACs stay" {
+  # The default machine (an R740, whose BIOS answers no APM SMI) with a
+  # BIOS that takes a TYPE2 host-control SMI.
+  sed 's/^\[dcdbas\]$/[dcdbas]\nhost_control_type = 2/' "$VSYSFS_ROOT/machines/default.toml" \
+    > "$BATS_TEST_TMPDIR/machine.toml"
+  vsysfs_start -o "clock=manual,machine=$BATS_TEST_TMPDIR/machine.toml"
+  K=$MNT/kernel/debug/vsysfs
+  DEV=$MNT/devices/system/xen_memory/xen_memory0
+  advance() { echo "$1" > "$K/clock/advance_ms"; }
+  mac=$(cat "$MNT/class/net/eth0/address")
+  boot_kb=$(cat "$DEV/info/current_kb")
+  boot_target=$(cat "$DEV/target_kb")
+  # Volatile: traffic, an mtu, a balloon target, a NUMA allocation.
+  echo "count 10 size 64 rate 1000" > "$K/net/eth0/traffic"
+  echo start > "$K/net/eth0/traffic"
+  advance 100
+  [ "$(cat "$MNT/class/net/eth0/statistics/tx_packets")" = 10 ]
+  [ "$(cat "$MNT/class/net/eth1/statistics/rx_packets")" = 10 ]
+  echo 1400 > "$MNT/class/net/eth0/mtu"
+  echo $((boot_kb - 1048576)) > "$DEV/target_kb"
+  advance 1000
+  [ "$(cat "$DEV/info/current_kb")" = $((boot_kb - 1048576)) ]
+  echo "pages=256 kind=anon" > "$K/numa/alloc"
+  [ -n "$(cat "$K/numa/allocations")" ]
+  # Non-volatile: a CMOS byte (battery-backed) and an NV setting.
+  printf '\x5a' | dd of="$K/dcdbas/cmos" bs=1 seek=$((0x72 * 256 + 0x40)) conv=notrunc status=none
+  [ "$("$SCRIPTS/dell-smi" --sysfs "$MNT" 1 0 0x21 1)" = "0 1 0 1" ]   # Wake on LAN on
+
+  # The R740 is not in dcdbas.txt's table: the SMI type is given.
+  run "$SCRIPTS/dell-host-control" --sysfs "$MNT" --smi-type 2 powercycle --shutdown reboot
+  [ "$status" -eq 0 ]
+  [ "$(cat "$K/machine/power_state")" = cycled ]
+  events_matching boot machine | grep -q '"after":"cycled"'
+  advance 1000
+  # Volatile: back to the boot state.
+  [ "$(cat "$MNT/class/net/eth0/statistics/tx_packets")" = 0 ]
+  [ "$(cat "$MNT/class/net/eth1/statistics/rx_packets")" = 0 ]
+  [ "$(cat "$MNT/class/net/eth0/mtu")" = 1500 ]
+  [ "$(cat "$MNT/class/net/eth0/operstate")" = up ]
+  [ "$(cat "$DEV/info/current_kb")" = "$boot_kb" ]
+  [ "$(cat "$DEV/target_kb")" = "$boot_target" ]
+  [ -z "$(cat "$K/numa/allocations")" ]
+  # Non-volatile: kept.
+  [ "$(cat "$MNT/class/net/eth0/address")" = "$mac" ]
+  [ "$(od -An -tx1 -j $((0x72 * 256 + 0x40)) -N1 "$K/dcdbas/cmos" | tr -d ' ')" = 5a ]
+  [ "$("$SCRIPTS/dell-smi" --sysfs "$MNT" 0 0 0x21)" = "0 1 0 1" ]
+}

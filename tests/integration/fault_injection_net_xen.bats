@@ -67,6 +67,28 @@ advance() { echo "$1" > "$(ctl clock/advance_ms)"; }
   events_matching populate_physmap xen | grep -q '"fault":"xen_populate"'
 }
 
+@test "xen_decrease: Xen keeps frames, the guest BUGs and its balloon worker is gone" {
+  vsysfs_stop
+  vsysfs_start -o "clock=manual,machine=$VSYSFS_ROOT/machines/xen-host-3dom.toml"
+  DEV=$MNT/devices/system/xen_memory/xen_memory0
+  echo 10 > "$(fail xen_decrease/pages)"
+  echo 100 > "$(fail xen_decrease/probability)"
+  before=$(cat "$DEV/info/current_kb")
+  echo $((before - 8192)) > "$DEV/target_kb"
+  advance 1
+  [ "$(events_matching bug xen_balloon | wc -l)" = 1 ]
+  events_matching bug xen_balloon | grep -q '"result":"BUG".*"condition":"ret != nr_pages"'
+  events_matching decrease_reservation xen | grep -q '"released":10,"fault":"xen_decrease"'
+  # The guest runs on: the files answer, a target is stored, nothing moves.
+  now=$(cat "$DEV/info/current_kb")
+  echo $((before - 16384)) > "$DEV/target_kb"
+  [ "$(cat "$DEV/target_kb")" = $((before - 16384)) ]
+  advance 7200000
+  [ "$(cat "$DEV/info/current_kb")" = "$now" ]
+  [ "$(events_matching step xen_balloon | wc -l)" = 0 ]
+  [ "$(cat "$(fail xen_decrease/injected)")" = 1 ]
+}
+
 E1() { echo "$MNT/class/net/eth1/$1"; }
 
 @test "link_flap: eth0's carrier drops for down_ms at the start of each period, count times" {

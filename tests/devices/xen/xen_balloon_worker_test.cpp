@@ -267,6 +267,56 @@ TEST_CASE("K/fail/xen_populate: grants capped at pages (0: none), the back-off r
   CHECK(m.read(f + "pages") == "0\n");
 }
 
+TEST_CASE("K/fail/xen_decrease: Xen keeps frames, the guest's BUG_ON kills the worker") {
+  for (const char* driver : {"kthread", "workqueue"}) {
+    CAPTURE(driver);
+    TestMachine m(small_machine_with(driver));
+    const std::string f = "kernel/debug/vsysfs/fail/xen_decrease/";
+    CHECK(m.read(f + "pages") == "0\n");
+    const std::uint64_t host_free0 = read_u64(m, knob("host_free_kb"));
+    REQUIRE(m.write(f + "pages", "100\n") == 4);
+    REQUIRE(m.write(f + "probability", "100\n") == 4);
+    // Down by 1024 pages (4 MiB): the first frame_list of 512 meets the point.
+    REQUIRE(m.write(dev("target_kb"), "258048\n") == 7);
+    m.advance_ms(0);
+    const auto bug = m.events_of("xen_balloon", "bug");
+    REQUIRE(bug.size() == 1);
+    CHECK(bug[0].result == "BUG");
+    CHECK(bug[0].field("file") == "\"drivers/xen/balloon.c\"");
+    CHECK(bug[0].field("nr_pages") == "512");
+    CHECK(bug[0].field("ret") == "100");
+    const auto dec = m.events_of("xen", "decrease_reservation");
+    REQUIRE(dec.size() == 1);
+    CHECK(dec[0].result == "partial");
+    CHECK(dec[0].field("fault") == "\"xen_decrease\"");
+    // Xen took 100 frames back; the worker died in its pass: no step event.
+    CHECK(read_u64(m, knob("host_free_kb")) == host_free0 + 100 * 4);
+    CHECK(steps(m).empty());
+    CHECK(m.read(f + "injected") == "1\n");
+    // The files answer; a new target is stored, but nothing moves any more.
+    const std::uint64_t cur = current_kb(m);
+    REQUIRE(m.write(dev("target_kb"), "131072\n") == 7);
+    CHECK(read_u64(m, dev("target_kb")) == 131072);
+    m.advance_ms(3600 * 1000 * 2);
+    CHECK(current_kb(m) == cur);
+    CHECK(steps(m).empty());
+    CHECK(m.events_of("xen_balloon", "target").back().field("worker_dead") == "true");
+  }
+}
+
+TEST_CASE("K/fail/xen_decrease: a cap at or above the frames given changes nothing") {
+  TestMachine m(small_machine());
+  const std::string f = "kernel/debug/vsysfs/fail/xen_decrease/";
+  REQUIRE(m.write(f + "pages", "512\n") == 4);
+  REQUIRE(m.write(f + "probability", "100\n") == 4);
+  REQUIRE(m.write(dev("target_kb"), "260096\n") == 7);  // 512 pages down
+  m.advance_ms(0);
+  CHECK(m.events_of("xen_balloon", "bug").empty());
+  CHECK(current_kb(m) == 260096);
+  CHECK(memory_consistent(m));
+  CHECK(m.read(f + "injected") == "1\n");
+}
+
 TEST_CASE("max_schedule_delay 0 retries every jiffy without hanging the clock") {
   TestMachine m(small_machine("",
                               "[[xen.domain]]\nname = \"other\"\ndomid = 2\nmemory = \"768M\"\n"));
