@@ -186,15 +186,21 @@ core::Status MachineSnapshots::take(const core::Caller* caller, std::string_view
   return insert_locked(std::move(snap));
 }
 
-core::Status MachineSnapshots::load_states(const Snapshot& snap) {
+core::Status MachineSnapshots::load_states(const Snapshot& snap, std::size_t* loaded,
+                                          std::size_t limit) {
   manual_clock_->set_time(snap.now);
+  std::size_t n = 0;
+  if (loaded) *loaded = 0;
   for (const auto& h : machine_.state_handlers()) {
+    if (n == limit) break;
+    ++n;
     if (!h.load) continue;
     auto it = snap.states.find(h.name);
     if (it == snap.states.end()) return core::Errno{EINVAL};
     auto rec = core::StateReader::parse(it->second);
     if (!rec) return rec.error();
     if (auto st = h.load(*rec); !st) return st;
+    if (loaded) *loaded = n;
   }
   return {};
 }
@@ -229,8 +235,11 @@ core::Status MachineSnapshots::apply_locked(const Snapshot& snap) {
     h.save(w);
     before.states.emplace(h.name, w.text());
   }
-  if (auto st = load_states(snap); !st) {
-    const auto back = load_states(before);
+  // A handler that refuses changes nothing, and the ones after it were not
+  // reached: only those loaded before it are set back.
+  std::size_t loaded = 0;
+  if (auto st = load_states(snap, &loaded); !st) {
+    const auto back = load_states(before, nullptr, loaded);
     env_.log(nullptr, "machine", "restore", "EIO",
              {{"load", st.error().name()}, {"rollback", back ? "OK" : back.error().name()}});
     return core::Errno{EIO};

@@ -51,6 +51,7 @@
 // before any device lock (show(), save(), load() run under it) and never
 // inside a device callback.
 
+#include <cstdint>
 #include <sys/types.h>
 
 #include <map>
@@ -155,7 +156,10 @@ class MachineSnapshots {
   core::Status insert_locked(Snapshot snap) REQUIRES(mu_);
   // The device states and time of `snap` (no modes): the part a failed
   // load rolls back.
-  core::Status load_states(const Snapshot& snap) REQUIRES(mu_);
+  // Loads the records of the first `limit` handlers (in registration
+  // order) and stops at the first that refuses; `*loaded` is how many did.
+  core::Status load_states(const Snapshot& snap, std::size_t* loaded = nullptr,
+                           std::size_t limit = SIZE_MAX) REQUIRES(mu_);
   const Snapshot* find_locked(std::string_view name) const REQUIRES(mu_);
 
   core::Env& env_;

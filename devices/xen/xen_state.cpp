@@ -95,6 +95,8 @@ class XenStateHandler {
     XenBalloon::BpState state = XenBalloon::BpState::Done;
     long sleep_credit = 0;
     bool scrub_pages = false;
+    bool worker_dead = false;  // BUG_ON in decrease_reservation (until a boot)
+    bool powered_off = false;  // the machine is off: nothing runs until boot()
     TimerRec worker;
     MemRec mem;
   };
@@ -131,6 +133,8 @@ void XenStateHandler::save(core::StateWriter& w) const {
     w.put_str("balloon.state", XenBalloon::state_name(b.last_state_));
     w.put_i64("balloon.sleep_credit", b.sleep_credit_);
     w.put_bool("balloon.scrub_pages", b.scrub_pages_);
+    w.put_bool("balloon.worker_dead", b.worker_dead_);
+    w.put_bool("balloon.powered_off", b.powered_off_);
     put_timer(w, "balloon.worker", b.balloon_worker_);
     w.put_bool("mem.numa", b.mem_.numa_ != nullptr);
     w.put_u64("mem.balloon_low", b.mem_.balloon_low_);
@@ -199,10 +203,12 @@ core::Status XenStateHandler::parse_balloon(const core::StateReader& r, BalloonR
   auto state = r.str("balloon.state");
   auto credit = r.i64("balloon.sleep_credit");
   auto scrub = r.boolean("balloon.scrub_pages");
+  auto dead = r.boolean("balloon.worker_dead");
+  auto off = r.boolean("balloon.powered_off");
   auto numa = r.boolean("mem.numa");
   auto low = r.u64("mem.balloon_low");
   if (!driver || !target || !delay || !max_delay || !retry || !max_retry || !state || !credit ||
-      !scrub || !numa || !low || !get_timer(r, "balloon.worker", out.worker))
+      !scrub || !dead || !off || !numa || !low || !get_timer(r, "balloon.worker", out.worker))
     return core::Errno{EINVAL};
   if (*driver != (b.driver_ == XenBalloon::Driver::Kthread ? "kthread" : "workqueue"))
     return core::Errno{EINVAL};
@@ -221,6 +227,8 @@ core::Status XenStateHandler::parse_balloon(const core::StateReader& r, BalloonR
   out.max_retry_count = *max_retry;
   out.sleep_credit = static_cast<long>(*credit);
   out.scrub_pages = *scrub;
+  out.worker_dead = *dead;
+  out.powered_off = *off;
   out.mem.balloon_low = *low;
 
   core::MutexLock lock(b.balloon_mutex_);
@@ -367,6 +375,8 @@ core::Status XenStateHandler::load(const core::StateReader& r) {
     b.last_state_ = brec.state;
     b.sleep_credit_ = brec.sleep_credit;
     b.scrub_pages_ = brec.scrub_pages;
+    b.worker_dead_ = brec.worker_dead;
+    b.powered_off_ = brec.powered_off;
     b.mem_.balloon_low_ = brec.mem.balloon_low;
     if (!b.mem_.numa_) {
       b.mem_.current_pages_ = brec.mem.current;

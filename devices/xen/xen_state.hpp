@@ -15,6 +15,8 @@
 //   balloon.sleep_credit           the credit the kthread sampled before
 //                                  its wait (balloon_thread_cond)
 //   balloon.scrub_pages            xen_scrub_pages
+//   balloon.worker_dead            the worker met BUG_ON in decrease_reservation
+//   balloon.powered_off            the machine is off (no worker run until a boot)
 //   balloon.worker.{pending,expires_ns,seq}  the delayed work / the
 //                                  kthread's wait timeout
 //   mem.numa                       which back end (checked)

@@ -68,7 +68,7 @@ kernel/mm/ksm/run: 1 -> 0" ]
   D=$MNT/devices/platform/dcdbas
   echo 1 > "$(K clock/advance_ms)"
   dump_tree > "$BATS_TEST_TMPDIR/before"
-  echo d1 > "$(K machine/snapshot)"
+  echo s5 > "$(K machine/snapshot)"
   current=$(cat "$X/info/current_kb")
 
   echo 9000 > "$MNT/class/net/eth0/mtu"                             # net
@@ -83,7 +83,7 @@ kernel/mm/ksm/run: 1 -> 0" ]
   echo 2000 > "$(K clock/advance_ms)"
   [ "$(cat "$X/info/current_kb")" -lt "$current" ]                  # the balloon took pages
 
-  echo d1 > "$(K machine/restore)"
+  echo s5 > "$(K machine/restore)"
   dump_tree > "$BATS_TEST_TMPDIR/after"
   diff "$BATS_TEST_TMPDIR/before" "$BATS_TEST_TMPDIR/after"
   run -0 events_matching restore machine

@@ -363,8 +363,21 @@ assert f['points']['page_alloc']['ignore-gfp-wait'] is True, f"
   run -2 "$CTL" snapshot list extra
 }
 
-@test "snapshot restore on a machine with sections that keep no record: a failure (1), EOPNOTSUPP, nothing changes" {
-  local cpu=$MNT/devices/system/cpu/cpu1/online
+@test "snapshot restore on the default machine: every family back (0); the real clock cannot (1, EOPNOTSUPP)" {
+  local cpu=$MNT/devices/system/cpu/cpu1/online x=$MNT/devices/system/xen_memory/xen_memory0/target_kb
+  local target mtu hc; target=$(cat "$x") mtu=$(cat "$MNT/class/net/eth0/mtu")
+  hc=$(cat "$MNT/devices/platform/dcdbas/host_control_on_shutdown")
+  run -0 "$CTL" snapshot save here
+  echo 0 > "$cpu"
+  echo $((mtu == 9000 ? 1500 : 9000)) > "$MNT/class/net/eth0/mtu"
+  echo $((target - 65536)) > "$x"
+  echo $((1 - hc)) > "$MNT/devices/platform/dcdbas/host_control_on_shutdown"
+  run -0 "$CTL" snapshot restore here
+  [ "$(cat "$cpu")" = 1 ]
+  [ "$(cat "$MNT/class/net/eth0/mtu")" = "$mtu" ]
+  [ "$(cat "$x")" = "$target" ]
+  [ "$(cat "$MNT/devices/platform/dcdbas/host_control_on_shutdown")" = "$hc" ]
+  own_mount -o clock=real
   run -0 "$CTL" snapshot save here
   echo 0 > "$cpu"
   run -1 "$CTL" snapshot restore here
