@@ -28,9 +28,11 @@
 //    (ordering "flush") and no MMIO write posted: every doorbell then
 //    reaches the device inside its own xmit, in order, and the bus's random
 //    draws are replayed by MmioBus::flushed_write_reads;
-//  * K/fail/net_xmit and K/fail/net_rx not armed (their decisions stay per
-//    frame: a seed gives the same frames as before), and no drop_rx count
-//    on the peer;
+//  * K/fail/net_xmit for this interface and K/fail/net_rx for the peer
+//    unable to fail or count anything (FaultInjection::may_fail_iface: not
+//    armed, another interface's, no times left...): while one may, its
+//    decisions stay per frame, so a seed gives the same frames as before;
+//    and no drop_rx count on the peer;
 //  * a send stops the batch before it when it would log or fail (the
 //    last frame of a counted run: "done"; a full ring with the queue
 //    awake: NETDEV_TX_BUSY), so every event is logged frame by frame at
@@ -78,8 +80,8 @@ bool NetKnobs::traffic_batch_locked() {
   if (!dev.netif_running() || !dev.netif_carrier_ok() ||
       start_carrier_downs_ != dev.carrier_down_count() || dev.xmit_hung_.load())
     return false;
-  if (env_.faults && (env_.faults->armed(core::FaultPoint::NetXmit) ||
-                      env_.faults->armed(core::FaultPoint::NetRx)))
+  if (env_.faults && (env_.faults->may_fail_iface(core::FaultPoint::NetXmit, dev.name()) ||
+                      (peer && env_.faults->may_fail_iface(core::FaultPoint::NetRx, peer->name()))))
     return false;
   if (!drv.flush_reads_.load() || hw.hang_tx_.load() || !hw.tx_en_.load() || !hw.link_ok())
     return false;
@@ -159,12 +161,21 @@ bool NetKnobs::traffic_batch_locked() {
   std::uint64_t rx_packets = 0, rx_bytes = 0, rx_multicast = 0, rx_missed = 0, polls = 0;
   std::uint64_t writes = 0;
 
-  const auto slot = [&desc](std::uint32_t i) -> SkBuff& { return desc[i % desc.size()]; };
+  // Per frame, a division costs as much as the rest of a send: the ring's
+  // index is masked when its size is a power of two, and the run's frame
+  // time is computed once.
+  const std::size_t nslots = desc.size();
+  const bool pow2 = (nslots & (nslots - 1)) == 0;
+  const auto slot = [&desc, nslots, pow2](std::uint32_t i) -> SkBuff& {
+    return desc[pow2 ? (i & (nslots - 1)) : (i % nslots)];
+  };
+  const core::Nanos run_frame_time = hw.frame_time(size_);
   // VnicHardware::start_tx_locked (tx_en, link and no hang hold here).
   const auto start_tx = [&](core::Nanos now) {
     if (tx_busy || hw_head == hw_tail) return;
     tx_busy = true;
-    tx_due = now + hw.frame_time(slot(hw_head).len);
+    const std::uint32_t len = slot(hw_head).len;
+    tx_due = now + (len == size_ ? run_frame_time : hw.frame_time(len));
     arm(T, tx_due);
   };
   // traffic_wake, the hook netif_wake_queue and the BQL wake run.
