@@ -24,8 +24,8 @@
 // cancel timers. A callback runs on the clock's thread (SystemClock) or on
 // the thread that called advance() (ManualClock).
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>

@@ -58,9 +58,9 @@ namespace {
 struct BatchTimer {
   bool armed = false;
   core::Nanos at{0};
-  std::uint64_t seq = 0;  // run order among equal deadlines
+  std::uint64_t seq = 0;        // run order among equal deadlines
   core::Clock::TimerId id = 0;  // the clock's id while still the original expiry
-  bool touched = false;  // fired or re-armed: arm (or delete) at the end
+  bool touched = false;         // fired or re-armed: arm (or delete) at the end
 };
 
 }  // namespace
@@ -169,13 +169,14 @@ bool NetKnobs::traffic_batch_locked() {
   const auto slot = [&desc, nslots, pow2](std::uint32_t i) -> SkBuff& {
     return desc[pow2 ? (i & (nslots - 1)) : (i % nslots)];
   };
-  const core::Nanos run_frame_time = hw.frame_time(size_);
+  const std::uint32_t size = size_;
+  const core::Nanos run_frame_time = hw.frame_time(size);
   // VnicHardware::start_tx_locked (tx_en, link and no hang hold here).
   const auto start_tx = [&](core::Nanos now) {
     if (tx_busy || hw_head == hw_tail) return;
     tx_busy = true;
     const std::uint32_t len = slot(hw_head).len;
-    tx_due = now + (len == size_ ? run_frame_time : hw.frame_time(len));
+    tx_due = now + (len == size ? run_frame_time : hw.frame_time(len));
     arm(T, tx_due);
   };
   // traffic_wake, the hook netif_wake_queue and the BQL wake run.
@@ -220,7 +221,7 @@ bool NetKnobs::traffic_batch_locked() {
         // flushed by its own read before the next send.
         SkBuff& skb = slot(tx_tail);
         skb = SkBuff{};
-        skb.len = size_;
+        skb.len = size;
         skb.id = next_id + 1;
         ++tx_tail;
         if (bql) {
@@ -367,7 +368,8 @@ bool NetKnobs::traffic_batch_locked() {
   }
   // The timers left armed, in their order; the ones that fired go.
   std::vector<std::pair<BatchTimer*, core::Timer*>> left;
-  for (auto [b, t] : {std::pair<BatchTimer*, core::Timer*>{&S, &timer_}, {&T, &hw.tx_timer_},
+  for (auto [b, t] : {std::pair<BatchTimer*, core::Timer*>{&S, &timer_},
+                      {&T, &hw.tx_timer_},
                       {&R, peer ? &peer->rx_softirq_ : nullptr}}) {
     if (!t || !b->touched) continue;
     if (!b->armed) {

@@ -113,7 +113,9 @@ TEST_CASE("ManualClock::advance stops when interrupted, at a whole millisecond, 
   clock.cancel_timer(id);
 }
 
-TEST_CASE("ManualClock::claim_horizon: capped at the advance's target; an interrupted step keeps the claim") {
+TEST_CASE(
+    "ManualClock::claim_horizon: capped at the advance's target; an interrupted step keeps the "
+    "claim") {
   ManualClock clock;
   // Outside an advance nothing lies ahead.
   CHECK(clock.claim_horizon(std::chrono::milliseconds(5)) == Nanos{0});

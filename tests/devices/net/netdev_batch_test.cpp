@@ -134,8 +134,10 @@ struct Step {
 
 std::string describe(const Step& s) {
   switch (s.kind) {
-    case Step::write: return fmt::format("write {} <- {:?}", s.path, s.data);
-    case Step::advance: return fmt::format("advance {} ns", s.n);
+    case Step::write:
+      return fmt::format("write {} <- {:?}", s.path, s.data);
+    case Step::advance:
+      return fmt::format("advance {} ns", s.n);
     case Step::fault:
       return fmt::format("arm {} kind {} probability {} times {} ifaces {:?}",
                          s.n ? "net_rx" : "net_xmit", s.kind2, s.prob, s.times, s.ifaces);
@@ -164,11 +166,9 @@ std::vector<Step> generate(std::uint64_t seed, std::size_t count) {
       const std::uint64_t cnt = endless ? 0 : g.between(1, 20000);
       const std::uint64_t rate = g.chance(0.3) ? 1420454 : g.between(100, 3000000);
       const std::uint64_t size = g.chance(0.5) ? 64 : g.between(14, 1514);
-      steps.push_back({Step::write,
-                       k + "traffic",
-                       fmt::format("count {} size {} rate {} cpus {}", cnt, size, rate,
-                                   g.between(1, 4)),
-                       0});
+      steps.push_back(
+          {Step::write, k + "traffic",
+           fmt::format("count {} size {} rate {} cpus {}", cnt, size, rate, g.between(1, 4)), 0});
       steps.push_back({Step::write, k + "traffic", "start", 0});
     } else if (r < 62) {
       steps.push_back({Step::write, k + "traffic", "stop", 0});
@@ -177,8 +177,8 @@ std::vector<Step> generate(std::uint64_t seed, std::size_t count) {
     } else if (r < 71) {
       steps.push_back({Step::write, k + "faults", g.chance(0.4) ? "hang_tx 1" : "hang_tx 0", 0});
     } else if (r < 74) {
-      steps.push_back(
-          {Step::write, k + "faults", fmt::format("drop_rx {}", g.chance(0.5) ? 0 : g.below(5)), 0});
+      steps.push_back({Step::write, k + "faults",
+                       fmt::format("drop_rx {}", g.chance(0.5) ? 0 : g.below(5)), 0});
     } else if (r < 77) {
       steps.push_back({Step::write, k + "ordering", g.chance(0.25) ? "posted" : "flush", 0});
     } else if (r < 83) {
@@ -217,8 +217,9 @@ void apply(TestMachine& m, const Step& s) {
       using vsysfs::core::FaultSettings;
       const FaultPoint p = s.n ? FaultPoint::NetRx : FaultPoint::NetXmit;
       if (s.n) {
-        m.faults.set(p, &FaultSettings::rx_kind,
-                     s.kind2 % 2 ? vsysfs::core::NetRxFault::Corrupt : vsysfs::core::NetRxFault::Drop);
+        m.faults.set(
+            p, &FaultSettings::rx_kind,
+            s.kind2 % 2 ? vsysfs::core::NetRxFault::Corrupt : vsysfs::core::NetRxFault::Drop);
       } else {
         const vsysfs::core::NetXmitFault k[] = {vsysfs::core::NetXmitFault::Busy,
                                                 vsysfs::core::NetXmitFault::Drop,
@@ -226,8 +227,8 @@ void apply(TestMachine& m, const Step& s) {
         m.faults.set(p, &FaultSettings::xmit_kind, k[s.kind2]);
       }
       m.faults.set(p, &FaultSettings::times, static_cast<int>(s.times));
-      m.faults.set_paths(p, s.ifaces.empty() ? std::vector<std::string>{}
-                                             : std::vector<std::string>{s.ifaces});
+      m.faults.set_paths(
+          p, s.ifaces.empty() ? std::vector<std::string>{} : std::vector<std::string>{s.ifaces});
       m.faults.set(p, &FaultSettings::probability, static_cast<unsigned long>(s.prob));
       break;
     }
@@ -247,13 +248,13 @@ std::string observe(TestMachine& m, const std::vector<std::string>& files) {
     auto node = m.tree.find(std::string(itf.dir) + "/mtu");
     if (!node) continue;
     const auto* dev = static_cast<const NetDevice*>(node->dev);
-    out += fmt::format("{}: xoff {} tx_stopped {} trans_start {} napi_polls {} napi {}\n",
-                       itf.name, dev->netif_queue_stopped(), dev->netif_tx_queue_stopped(),
+    out += fmt::format("{}: xoff {} tx_stopped {} trans_start {} napi_polls {} napi {}\n", itf.name,
+                       dev->netif_queue_stopped(), dev->netif_tx_queue_stopped(),
                        dev->trans_start().count(), dev->napi_polls(), dev->napi_scheduled());
     if (const auto* drv = dynamic_cast<const VnicDriver*>(&dev->ops()))
-      out += fmt::format("{}: ring {} hw_completed {} rx_pending {}\n", itf.name,
-                         drv->ring_in_use(), drv->hardware().completed(),
-                         drv->hardware().rx_pending());
+      out +=
+          fmt::format("{}: ring {} hw_completed {} rx_pending {}\n", itf.name, drv->ring_in_use(),
+                      drv->hardware().completed(), drv->hardware().rx_pending());
   }
   out += fmt::format("timers {} now {}\n", m.clock.pending_timers(), m.clock.now().count());
   return out;
@@ -315,10 +316,11 @@ Outcome run(std::uint64_t seed, std::size_t nsteps) {
     const std::string b = observe(single, files) + events_since(single, &seen_s);
     if (a != b) {
       std::string trail;
-      for (std::size_t j = 0; j < i; ++j) trail += fmt::format("  {:3} {}\n", j, describe(steps[j]));
-      o.failure = fmt::format("seed {} step {} ({}):\n{}\nsteps:\n{}", seed, i ? i - 1 : 0,
-                              i ? describe(steps[i - 1]) : "initial", first_difference(a, b),
-                              trail);
+      for (std::size_t j = 0; j < i; ++j)
+        trail += fmt::format("  {:3} {}\n", j, describe(steps[j]));
+      o.failure =
+          fmt::format("seed {} step {} ({}):\n{}\nsteps:\n{}", seed, i ? i - 1 : 0,
+                      i ? describe(steps[i - 1]) : "initial", first_difference(a, b), trail);
       return o;
     }
   }
@@ -377,7 +379,8 @@ TEST_CASE("traffic batches: line rate between two NICs, long steps") {
     REQUIRE(m->write(kKnobs + "eth4/traffic", "start") > 0);
   }
   for (int i = 1; i <= 12; ++i) {
-    for (TestMachine* m : {&batched, &single}) m->advance_ms(static_cast<std::uint64_t>(i * 3 % 37 + 1));
+    for (TestMachine* m : {&batched, &single})
+      m->advance_ms(static_cast<std::uint64_t>(i * 3 % 37 + 1));
     const std::string a = observe(batched, files) + events_since(batched, &seen_b);
     const std::string b = observe(single, files) + events_since(single, &seen_s);
     const std::string diff = first_difference(a, b);
@@ -393,4 +396,4 @@ TEST_CASE("traffic batches: line rate between two NICs, long steps") {
   CHECK(knobs_of(batched, "eth4")->batched_frames() > *sent * 9 / 10);
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("netdev")
