@@ -40,6 +40,16 @@ std::size_t Clock::pending_timers() const {
   return timers_.size();
 }
 
+bool Clock::next_deadline_except(std::initializer_list<TimerId> skip, Nanos* out) const {
+  MutexLock lock(mu_);
+  for (const auto& [key, fn] : timers_) {
+    if (std::find(skip.begin(), skip.end(), key.id) != skip.end()) continue;
+    *out = key.deadline;
+    return true;
+  }
+  return false;
+}
+
 bool Clock::next_deadline(Nanos* out) const {
   MutexLock lock(mu_);
   if (timers_.empty()) return false;
@@ -88,7 +98,14 @@ Nanos ManualClock::now() const {
 void ManualClock::set_time(Nanos t) {
   MutexLock serial(advance_mu_);
   MutexLock lock(mu_);
-  now_ = t;
+  now_ = limit_ = claimed_ = t;
+}
+
+Nanos ManualClock::claim_horizon(Nanos want) {
+  MutexLock lock(mu_);
+  const Nanos h = std::max(std::min(want, limit_), now_);
+  claimed_ = std::max(claimed_, h);
+  return h;
 }
 
 ManualClock::Advanced ManualClock::advance(Nanos step, const std::function<bool()>& interrupted) {
@@ -106,6 +123,8 @@ ManualClock::Advanced ManualClock::advance(Nanos step, const std::function<bool(
     MutexLock lock(mu_);
     start = now_;
     target = now_ + step;
+    limit_ = target;
+    claimed_ = start;
   }
   // set_now runs with mu_ held (inside run_due).
   const auto set_now = [this](Nanos deadline) {
@@ -119,16 +138,22 @@ ManualClock::Advanced ManualClock::advance(Nanos step, const std::function<bool(
     // already run have reached: the applied part is then exactly an
     // advance of N ms (what the state journal records), at the cost of
     // at most a millisecond of timers more.
+    // A callback that simulated ahead (claim_horizon) got as far as its
+    // claim: the step ends at or after it.
     Nanos reached;
     {
       MutexLock lock(mu_);
-      reached = now_;
+      reached = std::max(now_, claimed_);
     }
     constexpr Nanos kMs = std::chrono::milliseconds(1);
     const Nanos done = reached - start;
     const Nanos whole = ((done + kMs - Nanos{1}) / kMs) * kMs;
     if (whole < step) {
       target = start + whole;
+      {
+        MutexLock lock(mu_);
+        limit_ = target;
+      }
       run_due(target, set_now);
     } else {
       stopped = false;  // it had finished anyway
@@ -136,7 +161,7 @@ ManualClock::Advanced ManualClock::advance(Nanos step, const std::function<bool(
     }
   }
   MutexLock lock(mu_);
-  now_ = target;
+  now_ = limit_ = target;
   return {target - start, stopped};
 }
 

@@ -24,9 +24,11 @@
 // cancel timers. A callback runs on the clock's thread (SystemClock) or on
 // the thread that called advance() (ManualClock).
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <string>
@@ -64,6 +66,18 @@ class Clock {
 
   // Number of armed timers (for tests and the control plane).
   std::size_t pending_timers() const;
+
+  // For a callback that simulates a run of its own events in one go (the
+  // traffic generator's batches, devices/net/netdev_traffic_batch.cpp):
+  // the earliest deadline of the armed timers other than `skip` (ids of
+  // the caller's own timers), or false when there is none.
+  bool next_deadline_except(std::initializer_list<TimerId> skip, Nanos* out) const EXCLUDES(mu_);
+  // How far such a callback may simulate: `want` capped at the time the
+  // timers now running are run to (a manual clock's advance target; a
+  // system clock's now()). A manual clock records the claim: an advance
+  // interrupted later ends at or after it, never inside what a callback
+  // already simulated.
+  virtual Nanos claim_horizon(Nanos want) { return std::min(want, now()); }
 
  protected:
   // Runs every timer with deadline <= limit; returns how many ran. For a
@@ -112,6 +126,7 @@ class ManualClock final : public Clock {
   // millisecond past the start (applied < step, interrupted set), or
   // before anything ran if it came while waiting for another advance.
   Advanced advance(Nanos step, const std::function<bool()>& interrupted = {});
+  Nanos claim_horizon(Nanos want) override;
   // Sets simulated time to `t`, which may be earlier than now (a machine
   // snapshot restore: docs/snapshot.md). Waits for a running advance();
   // armed timers are left alone: their owners re-arm them at the saved
@@ -123,6 +138,10 @@ class ManualClock final : public Clock {
   // interruption. Order: before mu_
   Mutex advance_mu_{"manual_clock.advance_mu"};
   Nanos now_ GUARDED_BY(mu_){0};
+  // The target of the advance in progress (now_ between advances), and
+  // the furthest time a callback claimed (claim_horizon) in this advance.
+  Nanos limit_ GUARDED_BY(mu_){0};
+  Nanos claimed_ GUARDED_BY(mu_){0};
 };
 
 class SystemClock final : public Clock {

@@ -222,6 +222,16 @@ bool FaultInjection::should_fail_iface(FaultPoint p, const Caller* caller, std::
   return should_fail(p, caller, 1, site);
 }
 
+bool FaultInjection::may_fail_iface(FaultPoint p, std::string_view ifname) const {
+  if (!armed(p)) return false;
+  MutexLock lock(mu_);
+  const Point& pt = points_[static_cast<std::size_t>(p)];
+  if (!pt.paths.empty() && std::find(pt.paths.begin(), pt.paths.end(), ifname) == pt.paths.end())
+    return false;
+  // should_fail's checks before its first side effect, with no caller.
+  return pt.s.probability != 0 && !pt.s.task_filter && pt.s.times != 0;
+}
+
 std::optional<Errno> FaultInjection::should_fail_attr(FaultPoint p, const Caller& caller,
                                                       std::string_view path) {
   if (!armed(p)) return std::nullopt;

@@ -231,6 +231,13 @@ class FaultInjection {
   // exactly, then should_fail(size 1).
   bool should_fail_iface(FaultPoint p, const Caller* caller, std::string_view ifname,
                          std::string_view site);
+  // Whether should_fail_iface(p, nullptr, ifname, ...) may fail or change
+  // anything (space, the interval's count, a random draw) right now:
+  // false exactly when it returns false at once (not armed, another
+  // interface's point, probability 0, task-filter with no process, no
+  // times left). A caller that simulates many calls at once (the traffic
+  // batches, devices/net/netdev_traffic_batch.cpp) skips them when false.
+  bool may_fail_iface(FaultPoint p, std::string_view ifname) const;
   // __should_fail_alloc_page (mm/fail_page_alloc.c): min-order, __GFP_NOFAIL
   // and the ignore-gfp-* filters first, then should_fail(1 << order).
   bool should_fail_alloc_page(const Caller* caller, Gfp gfp, unsigned order, long size,

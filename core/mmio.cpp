@@ -41,6 +41,28 @@ void MmioBus::drain() {
   while (pick_locked(&pick)) deliver_head_locked(pick);
 }
 
+bool MmioBus::flushed_write_reads(std::uint64_t n) {
+  MutexLock lock(mu_);
+  for (const auto& q : queues_)
+    if (!q.empty()) return false;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    // writel: the one posted write is the only queue head; each round
+    // delivers it with probability 1/2 (pick_locked draws once among one
+    // queue), and the round after finds nothing to pick (no draw).
+    ++next_seq_;
+    ++stats_.posted;
+    ++stats_.delivered;
+    ++stats_.reads;
+    if ((rng_() & 1U) != 0) {
+      (void)rng_();  // pick_locked: rng_() % 1
+      (void)rng_();  // the next round's coin; pick_locked finds no queue
+    } else {
+      ++stats_.flushes;  // readl flushes it
+    }
+  }
+  return true;
+}
+
 void MmioBus::reseed(std::uint64_t seed) {
   MutexLock lock(mu_);
   seed_ = seed;

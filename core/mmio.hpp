@@ -63,6 +63,14 @@ class MmioBus {
   std::uint32_t readl(unsigned cpu, std::uint32_t offset);
   // Delivers every posted write (random interleaving, per-CPU order kept).
   void drain();
+  // `n` times what a writel() of one CPU followed at once by a readl() of
+  // the same CPU does while nothing else is posted: the same random draws
+  // and statistics, without calling the target. The caller applies what
+  // the writes and reads did to its device itself (a batch of transmits
+  // whose doorbells each reach the device inside their own xmit, in
+  // order; devices/net/netdev_traffic_batch.cpp). false, and nothing
+  // done, when a write is posted.
+  bool flushed_write_reads(std::uint64_t n);
 
   // Restarts the chipset's random sequence (pending writes are kept).
   void reseed(std::uint64_t seed);

@@ -15,8 +15,10 @@
 //   -> MMIO bus (kRankMmio)             posted writes of one device (core/mmio)
 //   -> NIC hardware (kRankHw)           the simulated device's registers
 //   -> RX ring (kRankRx)                one device's receive ring
-// Timer callbacks (softirq/hardirq analogues) never take rtnl, so code that
-// holds rtnl may wait for them (del_timer_sync).
+// Timer callbacks (softirq/hardirq analogues) never wait for rtnl, so code
+// that holds rtnl may wait for them (del_timer_sync). (The traffic
+// generator's batches take it only with a trylock and, when it is held,
+// send frame by frame: devices/net/netdev_traffic_batch.cpp.)
 //
 // Thread-safety: these are the locks.
 

@@ -17,8 +17,6 @@
 namespace vsysfs::devices {
 namespace {
 
-// NAPI weight: the budget of one poll (dev->weight / napi weight 64).
-constexpr int kNapiBudget = 64;
 // __netdev_watchdog_up: watchdog_timeo <= 0 becomes 5*HZ.
 constexpr core::Nanos kDefaultWatchdogTimeo = std::chrono::seconds(5);
 // IFALIASZ

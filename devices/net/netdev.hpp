@@ -66,6 +66,9 @@ inline constexpr unsigned IFF_VOLATILE = IFF_LOOPBACK | IFF_POINTOPOINT | IFF_BR
                                          IFF_ECHO | IFF_MASTER | IFF_SLAVE | IFF_RUNNING |
                                          IFF_LOWER_UP | IFF_DORMANT;
 
+// NAPI weight: the budget of one poll (dev->weight / napi weight 64).
+inline constexpr int kNapiBudget = 64;
+
 // include/uapi/linux/if_arp.h
 inline constexpr int ARPHRD_ETHER = 1, ARPHRD_LOOPBACK = 772;
 
@@ -139,6 +142,7 @@ struct LinkSettings {
 };
 
 class NetDevice;
+class NetKnobs;
 
 // The driver's hooks (2.6.18 struct net_device function pointers; modern
 // struct net_device_ops names in brackets). Each states its lock and
@@ -389,6 +393,7 @@ class NetDevice {
   core::Result<std::size_t> ifalias_store(const core::Caller& c, std::string_view in);
 
  private:
+  friend class NetKnobs;  // traffic batches (netdev_traffic_batch.cpp)
   // Setters of private state for netdev_store (net-sysfs.c). Locking:
   // rtnl held by caller. The table in groups() names them and the fields
   // its one-line attributes show.

@@ -183,7 +183,20 @@ core::Result<std::size_t> NetKnobs::traffic_store(const core::Caller& c, std::st
 }
 
 void NetKnobs::traffic_tick() {
+  if (nic_ && batching_.load() && env_.clock.is_manual() && core::rtnl_mutex().try_lock()) {
+    bool done;
+    {
+      core::MutexLock lock(mu_);
+      done = running_.load() && traffic_batch_locked();
+    }
+    core::rtnl_mutex().unlock();
+    if (done) return;
+  }
   core::MutexLock lock(mu_);
+  traffic_send_locked();
+}
+
+void NetKnobs::traffic_send_locked() {
   if (!running_.load()) return;
   const core::Nanos interval{1000000000LL / static_cast<std::int64_t>(rate_)};
   SkBuff skb;

@@ -73,6 +73,16 @@ class NetKnobs {
   static std::span<const core::AttributeGroup<NetKnobs>> groups();
   bool is_nic() const { return nic_ != nullptr; }
 
+  // Batched simulation of traffic runs (on by default; the property test
+  // turns it off on one of two identical machines to compare). See
+  // "Batches" below. Locking: none (atomic). Context: any.
+  void set_batching(bool on) { batching_.store(on); }
+  bool batching() const { return batching_.load(); }
+  // The longest stretch of simulated time one batch covers.
+  static constexpr core::Nanos kBatchTick = std::chrono::milliseconds(1);
+  // Frames sent inside batches so far (tests: proof that batches ran).
+  std::uint64_t batched_frames() const { return batched_frames_.load(); }
+
   // Locking: none (atomics). Context: FUSE worker.
   core::Status link_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> link_store(const core::Caller& c, std::string_view in);
@@ -110,9 +120,31 @@ class NetKnobs {
   void load_state(const State& s);
 
  private:
-  // One pktgen transmit attempt. Context: timer. Locking: takes the
-  // traffic mutex, then (inside the xmit path) netif_tx_lock.
+  // The traffic timer: a batch when one can run (manual clock, NIC),
+  // else one pktgen transmit attempt. Context: timer. Locking: tries rtnl
+  // (a batch), takes the traffic mutex, then (inside the xmit path)
+  // netif_tx_lock.
   void traffic_tick();
+  // One pktgen transmit attempt at now.
+  void traffic_send_locked() REQUIRES(mu_);
+  // Batches (netdev_traffic_batch.cpp). With the manual clock, the tick
+  // of a NIC's run simulates every event of its pipeline due up to
+  // kBatchTick ahead in one go -- its sends, the MAC's completions
+  // (VnicHardware::tx_done, VnicDriver::tx_irq with BQL and the queue's
+  // stop and wake), the frames' arrival at the cabled peer and the peer's
+  // NAPI polls -- in the order their timers would run (deadline, then
+  // arming order), with the same state changes, and stops before the
+  // first timer of anything else, before an event it does not simulate
+  // (a send that would log or fail, see the .cpp), and at the clock's
+  // horizon; then writes the state back and arms the timers that are
+  // left as frame-by-frame would have them. Every observable value at the
+  // end of an advance is the frame-by-frame one (tests/devices/net/
+  // netdev_batch_test.cpp). false: nothing done, send frame by frame.
+  // Locking: rtnl (tried by the caller: no open, stop or setting changes
+  // meanwhile) and the traffic mutex held; takes netif_tx_lock, then the
+  // driver's priv_lock, and briefly the MMIO bus, hw_lock, the
+  // descriptors, BQL and the peer's RX ring.
+  bool traffic_batch_locked() REQUIRES(mu_);
   // __netif_schedule: the queue woke. Context: the driver's completion
   // path with its priv_lock held: only atomics and a timer.
   void traffic_wake();
@@ -144,6 +176,10 @@ class NetKnobs {
   core::Nanos lag_ GUARDED_BY(mu_){0};
   core::Nanos max_lag_ GUARDED_BY(mu_){0};
   std::atomic<std::uint64_t> locked_{0}, busy_{0}, stalls_{0};
+  // A mode, not state: batches write the state above back at the end of
+  // each tick, so between timer callbacks it is all there is.
+  std::atomic<bool> batching_{true};
+  std::atomic<std::uint64_t> batched_frames_{0};
   core::Timer timer_;
 };
 

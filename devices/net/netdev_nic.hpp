@@ -69,6 +69,8 @@ struct VnicConfig {
   unsigned ncpus = 4;
 };
 
+class NetKnobs;
+
 class VnicHardware final : public core::MmioTarget {
  public:
   static constexpr std::uint32_t kCtrl = 0x00, kStatus = 0x04, kTxTail = 0x08, kTxHead = 0x0c,
@@ -164,6 +166,9 @@ class VnicHardware final : public core::MmioTarget {
   unsigned ring_size() const { return cfg_.ring_size; }
 
  private:
+  // The traffic generator's batches simulate the MAC of a run's frames
+  // in one go and write the state back (netdev_traffic_batch.cpp).
+  friend class NetKnobs;
   core::Nanos frame_time(std::uint32_t len) const;
   void start_tx_locked() REQUIRES(hw_mu_);
   void tx_done();  // the MAC finished a frame (timer)
@@ -261,6 +266,7 @@ class VnicDriver final : public NetDeviceOps {
   void load_state(const State& s);
 
  private:
+  friend class NetKnobs;  // traffic batches (netdev_traffic_batch.cpp)
   // set_multicast_list's hardware access, under netif_tx_lock (and
   // priv_lock for an LLTX device).
   void program_rx_mode(NetDevice& dev);

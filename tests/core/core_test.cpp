@@ -113,6 +113,41 @@ TEST_CASE("ManualClock::advance stops when interrupted, at a whole millisecond, 
   clock.cancel_timer(id);
 }
 
+TEST_CASE(
+    "ManualClock::claim_horizon: capped at the advance's target; an interrupted step keeps the "
+    "claim") {
+  ManualClock clock;
+  // Outside an advance nothing lies ahead.
+  CHECK(clock.claim_horizon(std::chrono::milliseconds(5)) == Nanos{0});
+  // A timer every 10 us; the one at 0.5 ms simulates ahead to 2.3 ms
+  // (as a traffic batch does) and the step is interrupted right after.
+  std::size_t fired = 0;
+  Nanos claimed{0};
+  std::function<void()> tick;
+  tick = [&] {
+    ++fired;
+    if (clock.now() == std::chrono::microseconds(500))
+      claimed = clock.claim_horizon(std::chrono::microseconds(2300));
+    clock.add_timer(clock.now() + std::chrono::microseconds(10), tick);
+  };
+  clock.add_timer(std::chrono::microseconds(10), tick);
+  std::size_t asked = 0;
+  // The first question comes after 64 timers (0.64 ms).
+  auto r = clock.advance(std::chrono::seconds(1), [&] { return ++asked >= 1; });
+  CHECK(claimed == std::chrono::microseconds(2300));
+  CHECK(r.interrupted);
+  // Without the claim the step would end at 1 ms, inside what the timer
+  // at 0.5 ms already simulated.
+  CHECK(r.applied == std::chrono::milliseconds(3));
+  CHECK(fired == 300);
+  // A claim beyond the step's target gets the target.
+  Nanos capped{0};
+  clock.add_timer(clock.now() + std::chrono::microseconds(1),
+                  [&] { capped = clock.claim_horizon(std::chrono::seconds(10)); });
+  clock.advance(std::chrono::milliseconds(4));
+  CHECK(capped == std::chrono::milliseconds(7));
+}
+
 TEST_CASE("ManualClock::advance waiting for another advance gives up when interrupted") {
   ManualClock clock;
   std::atomic<bool> in_first{false}, release{false}, second_stop{false};
