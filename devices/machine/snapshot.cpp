@@ -187,7 +187,7 @@ core::Status MachineSnapshots::take(const core::Caller* caller, std::string_view
 }
 
 core::Status MachineSnapshots::load_states(const Snapshot& snap, std::size_t* loaded,
-                                          std::size_t limit) {
+                                           std::size_t limit) {
   manual_clock_->set_time(snap.now);
   std::size_t n = 0;
   if (loaded) *loaded = 0;

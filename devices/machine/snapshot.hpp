@@ -51,9 +51,9 @@
 // before any device lock (show(), save(), load() run under it) and never
 // inside a device callback.
 
-#include <cstdint>
 #include <sys/types.h>
 
+#include <cstdint>
 #include <map>
 #include <span>
 #include <string>
