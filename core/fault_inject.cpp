@@ -406,6 +406,11 @@ std::uint32_t FaultInjection::flaps_left() const {
   return flaps_left_;
 }
 
+bool FaultInjection::flap_active() const {
+  MutexLock lock(flap_mu_);
+  return flaps_left_ != 0 || !flap_down_.empty();
+}
+
 // Timer context. A period starts: every registered interface, in name
 // order, goes through should_fail (size 1, no caller: the PHY is no
 // process, so task-filter never lets it flap); those it picks lose their

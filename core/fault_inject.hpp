@@ -292,6 +292,9 @@ class FaultInjection {
   Status start_flaps(std::uint32_t count);
   // Periods of the schedule not yet started.
   std::uint32_t flaps_left() const;
+  // A schedule runs, or a flap still holds a link down: what a machine
+  // snapshot cannot restore (load_state's EBUSY).
+  bool flap_active() const;
 
   // Machine snapshots (docs/snapshot.md): every point's settings, counters
   // and rate-limit state, the generator and the pids, as fields "fail.*".

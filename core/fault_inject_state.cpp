@@ -9,18 +9,14 @@
 namespace vsysfs::core {
 
 void FaultInjection::save_state(StateWriter& w) const {
-  bool flap_active = false;
-  {
-    MutexLock flap(flap_mu_);  // before fail.mu, the order the hooks take
-    flap_active = flaps_left_ != 0 || !flap_down_.empty();
-  }
+  const bool active = flap_active();  // fail.flap before fail.mu, as the hooks take them
   MutexLock lock(mu_);
   w.put_u64("fail.seed", seed_);
   w.put_u64("fail.rng", rng_);
   std::string pids;
   for (pid_t p : pids_) pids += fmt::format("{}{}", pids.empty() ? "" : " ", p);
   w.put_str("fail.pids", pids);
-  w.put_bool("fail.flap_active", flap_active);
+  w.put_bool("fail.flap_active", active);
   for (FaultPoint fp : kFaultPoints) {
     const Point& pt = points_[static_cast<std::size_t>(fp)];
     const FaultSettings& st = pt.s;

@@ -509,8 +509,15 @@ void LockService::shutdown() {
   }
   // Waits for a running delay_tick (it may be answering requests now).
   delay_timer_.shutdown_sync();
-  MutexLock lock(mu_);
-  delayed_.clear();
+  // Each held-back request still owes its caller one reply (libfuse frees a
+  // request only when it is answered): ENODEV, as a parked read gets.
+  Completions out;
+  {
+    MutexLock lock(mu_);
+    for (auto& [ticket, d] : delayed_) out.emplace_back(std::move(d.done), Errno{ENODEV});
+    delayed_.clear();
+  }
+  complete(out);
 }
 
 LockService::Ticket LockService::new_ticket() {

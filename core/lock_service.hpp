@@ -244,10 +244,11 @@ class LockService {
   static constexpr std::size_t kMaxLockDelayed = 16;
   std::size_t delayed() const;
   // The daemon stops serving (fs/server.cpp detach): the delay timer stops
-  // for good and held-back requests are dropped without their callbacks
-  // (the session is going; a queued request is dropped the same way).
-  // Later blocking requests are not delayed. Locking: the timer's, then the
-  // service lock. Context: the thread that ends the session.
+  // for good and each held-back request is answered ENODEV (the session
+  // still exists then, and libfuse frees a request only when it is
+  // answered). Later blocking requests are not delayed. Locking: the
+  // timer's, then the service lock, dropped around the callbacks.
+  // Context: the thread that ends the session.
   void shutdown();
 
  private:

@@ -373,14 +373,18 @@ void StateJournal::rewrite(const std::vector<StateRecord>& records) {
   journal_bytes_ = all.size() - kStateHeader.size();
 }
 
-void StateJournal::rewrite_base(std::string_view base) {
+void StateJournal::rewrite_base(std::string_view base) { rewrite_base(base, {}); }
+
+void StateJournal::rewrite_base(std::string_view base, const std::vector<StateRecord>& records) {
   std::string all(kStateHeaderV2);
   put32(all, kBaseMagic);
   put64(all, base.size());
   put32(all, crc32(base));
   all += base;
+  const std::size_t base_end = all.size();
+  for (const auto& rec : records) all += encode_record(rec);
   replace_file(all);
-  journal_bytes_ = 0;
+  journal_bytes_ = all.size() - base_end;
 }
 
 void StateJournal::replace_file(std::string_view all) {

@@ -157,6 +157,11 @@ class StateJournal {
   // same crash-safe steps), and appends after it from now on. Throws
   // std::runtime_error; FILE is then as it was.
   void rewrite_base(std::string_view base) REQUIRES(order_mu_);
+  // The same, keeping `records` after the base: for a mount that cannot
+  // make a new base (the file's valid part is written back, without a torn
+  // tail).
+  void rewrite_base(std::string_view base, const std::vector<StateRecord>& records)
+      REQUIRES(order_mu_);
   // Bytes of records after the base (or after the header). Call with
   // order_mutex() held.
   std::uint64_t journal_bytes() const REQUIRES(order_mu_) { return journal_bytes_; }

@@ -379,16 +379,22 @@ int main(int argc, char* argv[]) {
     std::size_t snapshot_records = 0;
     std::uint64_t base_bytes = 0;
     try {
-      if (compacts) {
-        // The machine after the replay is the new base: the next mount
-        // loads it and replays nothing.
-        auto base = snapshots->state_base();
-        if (!base)
-          die(fmt::format("state file {}: cannot make a base ({})", state_path,
-                          base.error().name()));
+      // The machine after the replay is the new base: the next mount loads
+      // it and replays nothing. A machine that cannot be captured as one
+      // now (EBUSY: a link_flap schedule runs, docs/snapshot.md) keeps the
+      // file as it was (its base and its records), without a torn tail.
+      auto base = compacts ? snapshots->state_base() : vsysfs::core::Errno{EOPNOTSUPP};
+      if (compacts && !base && base.error().value() != EBUSY)
+        die(fmt::format("state file {}: cannot make a base ({})", state_path,
+                        base.error().name()));
+      if (base) {
         base_bytes = base->size();
         vsysfs::core::MutexLock lock(journal->order_mutex());
         journal->rewrite_base(*base);
+      } else if (loaded.has_base) {
+        base_bytes = loaded.base.size();
+        vsysfs::core::MutexLock lock(journal->order_mutex());
+        journal->rewrite_base(loaded.base, loaded.records);
       } else {
         const auto snapshot = vsysfs::core::compact(loaded.records);
         snapshot_records = snapshot.size();

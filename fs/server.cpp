@@ -80,7 +80,8 @@ void Server::detach() {
   wake_streams();
   abort_streams(core::Errno{ENODEV});
   // Lock requests the lock failure point holds back would be answered by
-  // a timer after the session is gone: dropped now, as queued ones are.
+  // a timer after the session is gone: answered ENODEV now, like the
+  // parked reads above.
   locks_.shutdown();
 }
 

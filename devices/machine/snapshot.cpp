@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "core/caller_file.hpp"
+#include "core/fault_inject.hpp"
 #include "core/page_buffer.hpp"
 #include "core/parse.hpp"
 
@@ -187,7 +188,7 @@ core::Status MachineSnapshots::take(const core::Caller* caller, std::string_view
 }
 
 core::Status MachineSnapshots::load_states(const Snapshot& snap, std::size_t* loaded,
-                                           std::size_t limit) {
+                                           std::size_t limit, std::string* refused) {
   manual_clock_->set_time(snap.now);
   std::size_t n = 0;
   if (loaded) *loaded = 0;
@@ -199,7 +200,10 @@ core::Status MachineSnapshots::load_states(const Snapshot& snap, std::size_t* lo
     if (it == snap.states.end()) return core::Errno{EINVAL};
     auto rec = core::StateReader::parse(it->second);
     if (!rec) return rec.error();
-    if (auto st = h.load(*rec); !st) return st;
+    if (auto st = h.load(*rec); !st) {
+      if (refused) *refused = h.name;
+      return st;
+    }
     if (loaded) *loaded = n;
   }
   return {};
@@ -215,7 +219,7 @@ std::string MachineSnapshots::cannot_restore() const {
   return {};
 }
 
-core::Status MachineSnapshots::apply_locked(const Snapshot& snap) {
+core::Status MachineSnapshots::apply_locked(const Snapshot& snap, std::string* refused) {
   // Every record must be one this build reads before anything changes.
   for (const auto& h : machine_.state_handlers()) {
     if (!h.load) continue;
@@ -238,10 +242,14 @@ core::Status MachineSnapshots::apply_locked(const Snapshot& snap) {
   // A handler that refuses changes nothing, and the ones after it were not
   // reached: only those loaded before it are set back.
   std::size_t loaded = 0;
-  if (auto st = load_states(snap, &loaded); !st) {
+  std::string section;
+  if (auto st = load_states(snap, &loaded, SIZE_MAX, &section); !st) {
     const auto back = load_states(before, nullptr, loaded);
     env_.log(nullptr, "machine", "restore", "EIO",
-             {{"load", st.error().name()}, {"rollback", back ? "OK" : back.error().name()}});
+             {{"load", st.error().name()},
+              {"section", section},
+              {"rollback", back ? "OK" : back.error().name()}});
+    if (refused) *refused = fmt::format("{} ({})", section, st.error().name());
     return core::Errno{EIO};
   }
   // Modes and owners (chmod/chown). A node the snapshot does not know
@@ -418,8 +426,9 @@ core::Status MachineSnapshots::start_from(std::string_view bytes, std::string* p
   if (img->name == "now") return fail(EINVAL, "not a valid snapshot name");
   Snapshot snap = from_image(std::move(*img));
   core::MutexLock lock(mu_);
-  if (auto st = apply_locked(snap); !st)
-    return fail(st.error().value(), "a device refused its record");
+  std::string refused;
+  if (auto st = apply_locked(snap, &refused); !st)
+    return fail(st.error().value(), "a device refused its record: " + refused);
   env_.log(nullptr, "machine", "restore", "OK",
            {{"name", snap.name},
             {"now_ns", static_cast<std::uint64_t>(snap.now.count())},
@@ -429,6 +438,8 @@ core::Status MachineSnapshots::start_from(std::string_view bytes, std::string* p
 
 core::Result<std::string> MachineSnapshots::state_base() const {
   if (!cannot_restore().empty()) return core::Errno{EOPNOTSUPP};
+  // A base taken now would not load (a link_flap schedule is in no record).
+  if (env_.faults && env_.faults->flap_active()) return core::Errno{EBUSY};
   core::MutexLock lock(mu_);
   Snapshot now = capture(false);
   now.name = "now";
@@ -457,8 +468,9 @@ core::Status MachineSnapshots::load_state_base(std::string_view bytes, std::stri
   }
   const Snapshot now = from_image(std::move((*images)[0]));
   core::MutexLock lock(mu_);
-  if (auto st = apply_locked(now); !st)
-    return fail(st.error().value(), "a device refused its record");
+  std::string refused;
+  if (auto st = apply_locked(now, &refused); !st)
+    return fail(st.error().value(), "a device refused its record: " + refused);
   snaps_ = std::move(list);
   return {};
 }

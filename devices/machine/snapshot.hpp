@@ -151,7 +151,8 @@ class MachineSnapshots {
   // machine's identity, a record for every handler in its version.
   core::Status check_image(const core::SnapshotImage& image, std::string* problem) const;
   // The machine becomes `snap` (no checks but the records; no event).
-  core::Status apply_locked(const Snapshot& snap) REQUIRES(mu_);
+  // `*refused` names the section whose record was refused, if one was.
+  core::Status apply_locked(const Snapshot& snap, std::string* refused = nullptr) REQUIRES(mu_);
   // Adds or replaces a snapshot of the list (ENOSPC when full).
   core::Status insert_locked(Snapshot snap) REQUIRES(mu_);
   // The device states and time of `snap` (no modes): the part a failed
@@ -159,7 +160,8 @@ class MachineSnapshots {
   // Loads the records of the first `limit` handlers (in registration
   // order) and stops at the first that refuses; `*loaded` is how many did.
   core::Status load_states(const Snapshot& snap, std::size_t* loaded = nullptr,
-                           std::size_t limit = SIZE_MAX) REQUIRES(mu_);
+                           std::size_t limit = SIZE_MAX, std::string* refused = nullptr)
+      REQUIRES(mu_);
   const Snapshot* find_locked(std::string_view name) const REQUIRES(mu_);
 
   core::Env& env_;

@@ -113,10 +113,10 @@ PY
   [ "$(cat "$(K clock/now_ns)")" = "$now" ]
   [ "$(cat "$(N eth0 operstate)")" = down ]
   run -0 events_matching restore machine
-  # The load's refusal, with nothing to set back (net refused before it
-  # changed anything, and the sections after it were not reached), then
-  # the request's.
-  [[ "$output" == *'"result":"EIO","data":{"load":"EBUSY","rollback":"OK"}'* ]]
+  # The load's refusal, with nothing to set back (the control plane's
+  # record, which holds the schedule's state, refused before anything
+  # changed), then the request's.
+  [[ "$output" == *'"result":"EIO","data":{"load":"EBUSY","section":"vsysfs","rollback":"OK"}'* ]]
   [[ "${lines[-1]}" == *'"result":"EIO"'*'"name":"quiet"'* ]]
   echo 0 > "$(K fail/link_flap/count)"
   echo quiet > "$(K machine/restore)"
