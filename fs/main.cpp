@@ -385,8 +385,7 @@ int main(int argc, char* argv[]) {
       // file as it was (its base and its records), without a torn tail.
       auto base = compacts ? snapshots->state_base() : vsysfs::core::Errno{EOPNOTSUPP};
       if (compacts && !base && base.error().value() != EBUSY)
-        die(fmt::format("state file {}: cannot make a base ({})", state_path,
-                        base.error().name()));
+        die(fmt::format("state file {}: cannot make a base ({})", state_path, base.error().name()));
       if (base) {
         base_bytes = base->size();
         vsysfs::core::MutexLock lock(journal->order_mutex());
