@@ -16,6 +16,8 @@
 
 #include <fmt/format.h>
 
+#include "core/trusted_file.hpp"
+
 namespace vsysfs::core {
 namespace {
 
@@ -128,18 +130,6 @@ Status check_path(const std::string& path) {
   if (path.find('\0') != std::string::npos) return Errno{EINVAL};
   if (path.back() == '/') return Errno{EISDIR};
   return {};
-}
-
-bool write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return true;
 }
 
 std::string temp_name(const std::string& path) {

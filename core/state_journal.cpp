@@ -87,18 +87,6 @@ bool decode_payload(std::string_view payload, StateRecord& rec) {
   throw std::runtime_error(fmt::format("state file {}: {}: {}", path, what, std::strerror(errno)));
 }
 
-bool write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return true;
-}
-
 }  // namespace
 
 std::uint32_t crc32(std::string_view bytes, std::uint32_t crc) noexcept {

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace vsysfs::core {
 
@@ -68,5 +69,9 @@ std::string untrusted_file(const struct stat& st, mode_t forbidden_mode, std::ui
 // read ROLE: strerror").
 std::string read_regular_file(const std::string& path, std::uint64_t max_bytes,
                               const std::string& role = "file");
+
+// Writes all of `data` to `fd`, past short writes and EINTR; false with
+// errno set on an error (the state journal and snapshot files use it).
+bool write_all(int fd, std::string_view data);
 
 }  // namespace vsysfs::core
