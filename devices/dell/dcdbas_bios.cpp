@@ -303,22 +303,67 @@ BiosConfig BiosConfig::from_section(const core::ConfigValue& sec) {
     if (!t.has("id") || !t.has("location")) t.fail("a CMOS token needs id and location");
     d.id = get_u16(t, "id", 0);
     d.index_port = get_u16(t, "index_port", d.index_port);
+    // CMOS keeps page P at P*256 (kCmosSize): an index port above 0xff
+    // has no page.
+    if (d.index_port > 0xFF) t.require("index_port").fail("the CMOS pages are index ports 0..0xff");
     d.data_port = get_u16(t, "data_port", static_cast<std::uint64_t>(d.index_port) + 1);
     const std::uint64_t loc = t.get_uint("location", 0);
-    const std::uint64_t andm = t.get_uint("and_mask", 0);
-    const std::uint64_t orv = t.get_uint("or_value", 0);
     if (loc > 0xFF) t.require("location").fail("a CMOS index is 8 bits");
-    if (andm > 0xFF) t.require("and_mask").fail("8 bits");
-    if (orv > 0xFF) t.require("or_value").fail("8 bits");
-    if (andm == 0) t.require("and_mask").fail("0 makes a string token; only bool CMOS tokens are supported");
-    if (orv & andm) t.require("or_value").fail("sets bits that and_mask keeps");
     d.location = static_cast<std::uint8_t>(loc);
-    d.and_mask = static_cast<std::uint8_t>(andm);
-    d.or_value = static_cast<std::uint8_t>(orv);
-    d.active = t.get_bool("active", false);
+    const std::string kind = t.get_string("kind", "bool");
+    if (kind == "string") {
+      // The 0xD4 entry says "string" with and_mask 0 and carries the
+      // length in or_value (libsmbios token_impl.h, token_d4.c).
+      for (std::string_view k : {"and_mask", "or_value", "active"})
+        if (t.has(k)) t.require(k).fail("a string CMOS token has length and value instead");
+      if (!t.has("length")) t.fail("a string CMOS token needs a length");
+      const std::uint64_t len = t.get_uint("length", 0);
+      if (len < 1 || len > 0xFF) t.require("length").fail("a string CMOS token is 1..255 bytes");
+      // libsmbios sends location + i to the 8-bit index port: a string
+      // past index 0xff would wrap around on real hardware.
+      if (loc + len > 256) t.require("length").fail("runs past CMOS index 0xff");
+      d.or_value = static_cast<std::uint8_t>(len);
+      if (t.has("value")) d.value = require_line_text(t.require("value"));
+      if (d.value.size() > len)
+        t.require("value").fail(fmt::format("longer than the token's {} bytes", len));
+    } else if (kind == "bool") {
+      if (t.has("length") || t.has("value"))
+        t.require(t.has("length") ? "length" : "value").fail("only a kind = \"string\" token has it");
+      const std::uint64_t andm = t.get_uint("and_mask", 0);
+      const std::uint64_t orv = t.get_uint("or_value", 0);
+      if (andm > 0xFF) t.require("and_mask").fail("8 bits");
+      if (orv > 0xFF) t.require("or_value").fail("8 bits");
+      if (andm == 0) t.require("and_mask").fail("0 makes a string token: use kind = \"string\"");
+      if (orv & andm) t.require("or_value").fail("sets bits that and_mask keeps");
+      d.and_mask = static_cast<std::uint8_t>(andm);
+      d.or_value = static_cast<std::uint8_t>(orv);
+      d.active = t.get_bool("active", false);
+    } else {
+      t.require("kind").fail("a CMOS token is \"bool\" or \"string\"");
+    }
     d.name = t.has("name") ? require_line_text(t.require("name")) : std::string();
     for (const auto& o : c.cmos_tokens)
       if (o.id == d.id) t.require("id").fail("duplicate CMOS token id");
+    // A string's bytes are its own: no other token may share them (bool
+    // tokens share a byte with each other, one per setting of the bits).
+    const auto span_of = [](const CmosToken& x) {
+      return std::pair<unsigned, unsigned>(x.location, x.location + (x.is_string() ? x.or_value : 1u));
+    };
+    for (const auto& o : c.cmos_tokens) {
+      if (o.index_port != d.index_port || (!o.is_string() && !d.is_string())) continue;
+      const auto [a0, a1] = span_of(o);
+      const auto [b0, b1] = span_of(d);
+      if (a0 < b1 && b0 < a1)
+        t.require("location").fail(fmt::format("overlaps the bytes of CMOS token {:#06x}", o.id));
+    }
+    // Nor the bytes where dcdbas leaves the host-control apm_cmd pointer
+    // for this model's BIOS (docs/kernel-semantics.md section 2.5).
+    if (d.is_string() && c.host_control_type != 0) {
+      const unsigned page = c.host_control_type == 1 ? kCmosBasePort + 2 : kCmosBasePort;
+      const unsigned first = c.host_control_type == 1 ? kPe1300CmosCmdStructPtr : kPe1400CmosCmdStructPtr;
+      if (d.index_port == page && d.location < first + 4 && first < d.location + d.or_value)
+        t.require("location").fail("overlaps the host-control pointer bytes in CMOS");
+    }
     for (const auto& o : c.tokens)
       if (o.id == d.id) t.require("id").fail("also an SMI token id");
     c.cmos_tokens.push_back(d);
@@ -343,8 +388,16 @@ DellBios::DellBios(BiosConfig config)
       rules_(config_.smi_rules) {
   // Nothing has written the APM status port yet: it floats high.
   latch_[kPcatApmStatusPort] = 0xFF;
-  // Power-on CMOS: the tokens marked active, applied in order.
+  // Power-on CMOS: the string tokens' values (NUL padded to their length,
+  // as _d4_set_string writes them) and the bool tokens marked active,
+  // applied in order.
   for (const auto& t : config_.cmos_tokens) {
+    if (t.is_string()) {
+      const std::size_t at = static_cast<std::size_t>(t.index_port) * 256 + t.location;
+      std::fill_n(cmos_.begin() + static_cast<std::ptrdiff_t>(at), t.or_value, 0);
+      std::copy(t.value.begin(), t.value.end(), cmos_.begin() + static_cast<std::ptrdiff_t>(at));
+      continue;
+    }
     if (!t.active) continue;
     std::uint8_t& b = cmos_[static_cast<std::size_t>(t.index_port) * 256 + t.location];
     b = static_cast<std::uint8_t>((b & t.and_mask) | t.or_value);
@@ -775,6 +828,17 @@ std::string DellBios::property_tag() const {
 std::uint8_t DellBios::cmos(std::uint16_t index_port, std::uint8_t index) const {
   core::MutexLock lock(mu_);
   return cmos_[static_cast<std::size_t>(index_port) * 256 + index];
+}
+
+std::optional<std::string> DellBios::cmos_string(std::uint16_t token_id) const {
+  core::MutexLock lock(mu_);
+  for (const auto& t : config_.cmos_tokens) {
+    if (t.id != token_id || !t.is_string()) continue;
+    const std::size_t at = static_cast<std::size_t>(t.index_port) * 256 + t.location;
+    return std::string(cmos_.begin() + static_cast<std::ptrdiff_t>(at),
+                       cmos_.begin() + static_cast<std::ptrdiff_t>(at + t.or_value));
+  }
+  return std::nullopt;
 }
 
 }  // namespace vsysfs::devices::dcdbas

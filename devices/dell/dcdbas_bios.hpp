@@ -59,6 +59,8 @@
 //
 // CMOS is 64 KiB, byte I behind index port P at offset P*256+I (libsmbios's
 // cmos.dat layout), so the host-control pointer bytes are visible there.
+// It is non-volatile: boot() leaves it alone, so CMOS token values (bool
+// and string, [[dcdbas.cmos_token]]) survive a power cycle.
 //
 // Thread-safety: every public member takes bios_lock (a leaf below
 // smi_data_lock: "Order: smi_data_lock -> bios_lock"). The PhysMemory the
@@ -135,17 +137,29 @@ struct DaToken {
   std::string name;
 };
 
-// A CMOS token (SMBIOS 0xD4 entry): active when (byte & ~and_mask) ==
-// or_value; activating writes (byte & and_mask) | or_value (libsmbios).
+// A CMOS token (SMBIOS 0xD4 entry, libsmbios struct indexed_io_token:
+// u16 tokenId, u8 location, u8 andMask, u8 orValue/stringLength).
+//  - bool (and_mask != 0): active when (byte & ~and_mask) == or_value;
+//    activating writes (byte & and_mask) | or_value
+//    (src/libsmbios_c/token/token_d4.c _d4_is_active, _d4_activate).
+//  - string (and_mask == 0, _d4_is_string): or_value is the string's
+//    length; its bytes are CMOS location .. location+length-1 behind the
+//    structure's index/data ports, read and written byte by byte
+//    (_d4_get_string, _d4_set_string: a shorter value is NUL padded, a
+//    longer one cut to the length). No checksum, no security key: the
+//    bytes are plain CMOS, which any port writer (or the cmos file) can
+//    change.
 struct CmosToken {
   std::uint16_t id = 0;
   std::uint16_t index_port = 0x70;
   std::uint16_t data_port = 0x71;
   std::uint8_t location = 0;
   std::uint8_t and_mask = 0;
-  std::uint8_t or_value = 0;
-  bool active = false;  // at power-on
+  std::uint8_t or_value = 0;  // a string token's length (1..255)
+  bool active = false;        // bool: at power-on
+  std::string value;          // string: at power-on (at most or_value bytes)
   std::string name;
+  bool is_string() const { return and_mask == 0; }
 };
 
 // One row of the SMI answer table: when class, select and each exact
@@ -235,6 +249,10 @@ class DellBios {
   std::string asset_tag() const;
   std::string property_tag() const;
   std::uint8_t cmos(std::uint16_t index_port, std::uint8_t index) const;
+  // A string CMOS token's bytes as libsmbios's _d4_get_string returns
+  // them: all `length` bytes, NULs included; std::nullopt for an id that
+  // is no string token.
+  std::optional<std::string> cmos_string(std::uint16_t token_id) const;
   // The scan codes of password class 9, 10 or 12 (empty: not installed).
   std::string password(std::uint16_t cls) const;
   // A boot: the firmware runs POST again. Non-volatile state (settings,

@@ -3,6 +3,7 @@
 #include "devices/dell/dcdbas_smbios.hpp"
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include <map>
 #include <string>
@@ -214,6 +215,76 @@ TEST_CASE("CMOS token configuration errors") {
                        doctest::Contains("string token"), ConfigError);
   CHECK_THROWS_WITH_AS(TestMachine("[dcdbas]\n[[dcdbas.cmos_token]]\nid = 1\nlocation = 3\nand_mask = 0xfe\nor_value = 3\n"),
                        doctest::Contains("and_mask keeps"), ConfigError);
+}
+
+TEST_CASE("CMOS string tokens: the value in CMOS at power-on, a 0xD4 entry libsmbios reads as a string, kept across a reboot") {
+  TestMachine m(R"M([dcdbas]
+model = "PowerEdge 1400"
+[[dcdbas.cmos_token]]
+id = 0x42
+location = 0x5c
+and_mask = 0xfe
+or_value = 0x01
+active = true
+[[dcdbas.cmos_token]]
+name = "Asset Tag (CMOS)"
+id = 0xc000
+kind = "string"
+location = 0x40
+length = 10
+value = "LAB-0001"
+)M");
+  const std::string cmos = "kernel/debug/vsysfs/dcdbas/cmos";
+  constexpr off_t kAt = 0x70 * 256 + 0x40;
+  // NUL padded to its length; the byte after it is not the token's.
+  CHECK(m.pread(cmos, 11, kAt) == std::string("LAB-0001\0\0\0", 11));
+  CHECK(m.pread(cmos, 1, 0x70 * 256 + 0x5c) == std::string("\x01", 1));
+  // libsmbios's struct indexed_io_token: u16 id, u8 location, u8 andMask,
+  // u8 orValue/stringLength. and_mask 0 makes it a string of 10 bytes.
+  std::vector<Dmi> d4;
+  for (auto& d : walk(m.read("firmware/dmi/tables/DMI")))
+    if (d.type == 0xD4) d4.push_back(d);
+  REQUIRE(d4.size() == 1);
+  REQUIRE(d4[0].length == 12 + 2 * 5 + 5);
+  const std::string& f = d4[0].formatted;
+  CHECK((u32_at(f, 17) & 0xFFFF) == 0xc000);
+  CHECK(static_cast<unsigned char>(f[19]) == 0x40);
+  CHECK(static_cast<unsigned char>(f[20]) == 0);
+  CHECK(static_cast<unsigned char>(f[21]) == 10);
+  // _d4_set_string writes all 10 bytes, NUL padded; CMOS is
+  // battery-backed: a reboot keeps them.
+  CHECK(m.write(cmos, std::string("RACK9\0\0\0\0\0", 10), vsysfs::core::Caller::root(), kAt) == 10);
+  REQUIRE(m.write("kernel/debug/vsysfs/machine/shutdown", "reboot") == 6);
+  CHECK(m.pread(cmos, 11, kAt) == std::string("RACK9\0\0\0\0\0\0", 11));
+}
+
+TEST_CASE("CMOS string token configuration errors") {
+  using vsysfs::core::ConfigError;
+  const auto machine = [](std::string_view model, std::string_view keys) {
+    return fmt::format("[dcdbas]\nmodel = \"{}\"\n[[dcdbas.cmos_token]]\nid = 0xc000\n{}", model, keys);
+  };
+  const auto fails = [&](std::string_view keys, std::string_view why, std::string_view model = "PowerEdge R740") {
+    CAPTURE(keys);
+    CHECK_THROWS_WITH_AS(TestMachine(machine(model, keys)), doctest::Contains(std::string(why).c_str()), ConfigError);
+  };
+  fails("kind = \"string\"\nlocation = 0x40\n", "needs a length");
+  fails("kind = \"string\"\nlocation = 0x40\nlength = 0\n", "1..255");
+  fails("kind = \"string\"\nlocation = 0xf8\nlength = 10\n", "past CMOS index 0xff");
+  fails("kind = \"string\"\nlocation = 0x40\nlength = 4\nvalue = \"TOOLONG\"\n", "longer than the token's 4 bytes");
+  fails("kind = \"string\"\nlocation = 0x40\nlength = 4\nvalue = \"a\\nb\"\n", "control byte");
+  fails("kind = \"string\"\nlocation = 0x40\nlength = 4\nand_mask = 0\n", "length and value instead");
+  fails("kind = \"text\"\nlocation = 0x40\n", "\"bool\" or \"string\"");
+  fails("location = 0x40\nand_mask = 0xfe\nlength = 4\n", "only a kind = \"string\" token");
+  fails("index_port = 0x170\nlocation = 0x40\nand_mask = 0xfe\n", "index ports 0..0xff");
+  // A string owns its bytes: not shared with another token ...
+  fails("kind = \"string\"\nlocation = 0x40\nlength = 4\n"
+        "[[dcdbas.cmos_token]]\nid = 0x42\nlocation = 0x43\nand_mask = 0xfe\n",
+        "overlaps the bytes of CMOS token 0xc000");
+  // ... nor with the host-control pointer of a TYPE2 model (0x70..0x73).
+  fails("kind = \"string\"\nlocation = 0x6c\nlength = 5\n", "host-control pointer", "PowerEdge 1400");
+  // Next to it is fine; on the other page too.
+  CHECK_NOTHROW(TestMachine(machine("PowerEdge 1400", "kind = \"string\"\nlocation = 0x6b\nlength = 5\n")));
+  CHECK_NOTHROW(TestMachine(machine("PowerEdge 1400", "kind = \"string\"\nindex_port = 0x72\nlocation = 0x70\nlength = 4\n")));
 }
 
 }  // TEST_SUITE
