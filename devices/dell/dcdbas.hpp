@@ -40,8 +40,9 @@
 //   board_serial, chassis_type, system_id          (SMBIOS / class/dmi/id)
 //   [[dcdbas.setting]]    location, value, battery, ac, min, max, name
 //   [[dcdbas.token]]      id, location, value, name         (SMBIOS 0xDA)
-//   [[dcdbas.cmos_token]] id, index_port, data_port, location, and_mask,
-//                         or_value, active, name           (SMBIOS 0xD4)
+//   [[dcdbas.cmos_token]] id, index_port, data_port, location, name, kind:
+//                         "bool": and_mask, or_value, active; "string":
+//                         length, value                    (SMBIOS 0xD4)
 //   [[dcdbas.smi_answer]] class, select, input, output, result (the SMI
 //                         answer table, docs/devices/dell.md)
 // Control: kernel/debug/vsysfs/dcdbas/cmos (0600, 64 KiB, libsmbios's

@@ -328,7 +328,8 @@ BiosConfig BiosConfig::from_section(const core::ConfigValue& sec) {
         t.require("value").fail(fmt::format("longer than the token's {} bytes", len));
     } else if (kind == "bool") {
       if (t.has("length") || t.has("value"))
-        t.require(t.has("length") ? "length" : "value").fail("only a kind = \"string\" token has it");
+        t.require(t.has("length") ? "length" : "value")
+            .fail("only a kind = \"string\" token has it");
       const std::uint64_t andm = t.get_uint("and_mask", 0);
       const std::uint64_t orv = t.get_uint("or_value", 0);
       if (andm > 0xFF) t.require("and_mask").fail("8 bits");
@@ -347,7 +348,8 @@ BiosConfig BiosConfig::from_section(const core::ConfigValue& sec) {
     // A string's bytes are its own: no other token may share them (bool
     // tokens share a byte with each other, one per setting of the bits).
     const auto span_of = [](const CmosToken& x) {
-      return std::pair<unsigned, unsigned>(x.location, x.location + (x.is_string() ? x.or_value : 1u));
+      return std::pair<unsigned, unsigned>(x.location,
+                                           x.location + (x.is_string() ? x.or_value : 1u));
     };
     for (const auto& o : c.cmos_tokens) {
       if (o.index_port != d.index_port || (!o.is_string() && !d.is_string())) continue;
@@ -360,7 +362,8 @@ BiosConfig BiosConfig::from_section(const core::ConfigValue& sec) {
     // for this model's BIOS (docs/kernel-semantics.md section 2.5).
     if (d.is_string() && c.host_control_type != 0) {
       const unsigned page = c.host_control_type == 1 ? kCmosBasePort + 2 : kCmosBasePort;
-      const unsigned first = c.host_control_type == 1 ? kPe1300CmosCmdStructPtr : kPe1400CmosCmdStructPtr;
+      const unsigned first =
+          c.host_control_type == 1 ? kPe1300CmosCmdStructPtr : kPe1400CmosCmdStructPtr;
       if (d.index_port == page && d.location < first + 4 && first < d.location + d.or_value)
         t.require("location").fail("overlaps the host-control pointer bytes in CMOS");
     }

@@ -217,7 +217,7 @@ TEST_CASE("CMOS token configuration errors") {
                        doctest::Contains("and_mask keeps"), ConfigError);
 }
 
-TEST_CASE("CMOS string tokens: the value in CMOS at power-on, a 0xD4 entry libsmbios reads as a string, kept across a reboot") {
+TEST_CASE("CMOS string tokens: in CMOS at power-on, a 0xD4 string entry, kept by a reboot") {
   TestMachine m(R"M([dcdbas]
 model = "PowerEdge 1400"
 [[dcdbas.cmos_token]]
@@ -261,30 +261,39 @@ value = "LAB-0001"
 TEST_CASE("CMOS string token configuration errors") {
   using vsysfs::core::ConfigError;
   const auto machine = [](std::string_view model, std::string_view keys) {
-    return fmt::format("[dcdbas]\nmodel = \"{}\"\n[[dcdbas.cmos_token]]\nid = 0xc000\n{}", model, keys);
+    return fmt::format("[dcdbas]\nmodel = \"{}\"\n[[dcdbas.cmos_token]]\nid = 0xc000\n{}", model,
+                       keys);
   };
-  const auto fails = [&](std::string_view keys, std::string_view why, std::string_view model = "PowerEdge R740") {
+  const auto fails = [&](std::string_view keys, std::string_view why,
+                         std::string_view model = "PowerEdge R740") {
     CAPTURE(keys);
-    CHECK_THROWS_WITH_AS(TestMachine(machine(model, keys)), doctest::Contains(std::string(why).c_str()), ConfigError);
+    CHECK_THROWS_WITH_AS(TestMachine(machine(model, keys)),
+                         doctest::Contains(std::string(why).c_str()), ConfigError);
   };
   fails("kind = \"string\"\nlocation = 0x40\n", "needs a length");
   fails("kind = \"string\"\nlocation = 0x40\nlength = 0\n", "1..255");
   fails("kind = \"string\"\nlocation = 0xf8\nlength = 10\n", "past CMOS index 0xff");
-  fails("kind = \"string\"\nlocation = 0x40\nlength = 4\nvalue = \"TOOLONG\"\n", "longer than the token's 4 bytes");
+  fails("kind = \"string\"\nlocation = 0x40\nlength = 4\nvalue = \"TOOLONG\"\n",
+        "longer than the token's 4 bytes");
   fails("kind = \"string\"\nlocation = 0x40\nlength = 4\nvalue = \"a\\nb\"\n", "control byte");
-  fails("kind = \"string\"\nlocation = 0x40\nlength = 4\nand_mask = 0\n", "length and value instead");
+  fails("kind = \"string\"\nlocation = 0x40\nlength = 4\nand_mask = 0\n",
+        "length and value instead");
   fails("kind = \"text\"\nlocation = 0x40\n", "\"bool\" or \"string\"");
   fails("location = 0x40\nand_mask = 0xfe\nlength = 4\n", "only a kind = \"string\" token");
   fails("index_port = 0x170\nlocation = 0x40\nand_mask = 0xfe\n", "index ports 0..0xff");
   // A string owns its bytes: not shared with another token ...
-  fails("kind = \"string\"\nlocation = 0x40\nlength = 4\n"
-        "[[dcdbas.cmos_token]]\nid = 0x42\nlocation = 0x43\nand_mask = 0xfe\n",
-        "overlaps the bytes of CMOS token 0xc000");
+  fails(
+      "kind = \"string\"\nlocation = 0x40\nlength = 4\n"
+      "[[dcdbas.cmos_token]]\nid = 0x42\nlocation = 0x43\nand_mask = 0xfe\n",
+      "overlaps the bytes of CMOS token 0xc000");
   // ... nor with the host-control pointer of a TYPE2 model (0x70..0x73).
-  fails("kind = \"string\"\nlocation = 0x6c\nlength = 5\n", "host-control pointer", "PowerEdge 1400");
+  fails("kind = \"string\"\nlocation = 0x6c\nlength = 5\n", "host-control pointer",
+        "PowerEdge 1400");
   // Next to it is fine; on the other page too.
-  CHECK_NOTHROW(TestMachine(machine("PowerEdge 1400", "kind = \"string\"\nlocation = 0x6b\nlength = 5\n")));
-  CHECK_NOTHROW(TestMachine(machine("PowerEdge 1400", "kind = \"string\"\nindex_port = 0x72\nlocation = 0x70\nlength = 4\n")));
+  CHECK_NOTHROW(
+      TestMachine(machine("PowerEdge 1400", "kind = \"string\"\nlocation = 0x6b\nlength = 5\n")));
+  CHECK_NOTHROW(TestMachine(machine(
+      "PowerEdge 1400", "kind = \"string\"\nindex_port = 0x72\nlocation = 0x70\nlength = 4\n")));
 }
 
 }  // TEST_SUITE
