@@ -353,7 +353,11 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   // disable_cpuidle) and has no cpuidle directory.
   std::shared_ptr<CpuidleRoot> cpuidle;
   if (const auto* xen = ctx.root.find("xen")) {
-    std::string guest_type = "HVM";
+    // The hardware domain (domid 0) defaults to PV, as in [xen.hypervisor].
+    const auto* domid = xen->find("domid");
+    const bool dom0 =
+        domid && domid->type() == core::ConfigValue::Type::Integer && domid->as_uint() == 0;
+    std::string guest_type = dom0 ? "PV" : "HVM";
     if (const auto* hv = xen->find("hypervisor"))
       if (const auto* gt = hv->find("guest_type");
           gt && gt->type() == core::ConfigValue::Type::String)

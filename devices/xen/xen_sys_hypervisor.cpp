@@ -149,21 +149,31 @@ XenSysHypervisor::Info XenSysHypervisor::parse(const core::ConfigValue* sec, std
                                                std::string_view guest_name) {
   Info info;
   const bool hardware_domain = domid == 0;
+  // Xen 4.17 builds dom0 PV (the default) or PVH (dom0=pvh), never HVM.
+  if (hardware_domain) info.guest_type = "PV";
   if (sec) {
     if (const core::ConfigValue* v = sec->find("guest_type")) {
       info.guest_type = v->as_string();
       if (info.guest_type != "HVM" && info.guest_type != "PV" && info.guest_type != "PVH")
         v->fail("expected \"HVM\", \"PV\" or \"PVH\"");
+      if (hardware_domain && info.guest_type == "HVM")
+        v->fail("domid 0 is the hardware domain, which Xen builds PV or PVH, never HVM");
     }
   }
-  // uuid: the domain handle. Default: a stable version-4 style UUID made
-  // from the guest's name and domid (FNV-1a), so two machines differ.
+  // uuid: the domain handle. dom0's is null: Xen's create_dom0
+  // (xen/arch/x86/setup.c) passes a dom0_cfg whose handle it never sets,
+  // and domain_create (xen/common/domain.c) copies config->handle, so
+  // `xl list -v` shows 00000000-0000-0000-0000-000000000000. Others: a stable
+  // version-4 style UUID made from the guest's name and domid (FNV-1a),
+  // so two machines differ.
   std::string uuid_bytes;
   if (const core::ConfigValue* v = sec ? sec->find("uuid") : nullptr) {
     const std::string& s = v->as_string();
     if (s.size() != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' ||
         !parse_hex(s, uuid_bytes, true) || uuid_bytes.size() != 16)
       v->fail("expected a UUID like \"f5e3a6c2-1b7d-4e0a-9c8f-2d4b6a8e0c1f\"");
+  } else if (hardware_domain) {
+    uuid_bytes.assign(16, '\0');
   } else {
     std::uint64_t h1 = 0xcbf29ce484222325ULL, h2 = 0x84222325cbf29ce4ULL;
     for (char c : fmt::format("{}/{}", guest_name, domid)) {
@@ -210,9 +220,8 @@ XenSysHypervisor::Info XenSysHypervisor::parse(const core::ConfigValue* sec, std
       bounded(sec, "changeset", "Tue Jan 28 09:39:14 2025 +0100 git:57d5fc7f5f", kChangesetLen);
   // XENVER_platform_parameters: HYPERVISOR_VIRT_START for a 64-bit PV
   // guest, 0 for a translated (HVM, PVH) one.
-  info.virtual_start = sec ? sec->get_uint("virtual_start",
-                                           info.guest_type == "PV" ? 0xffff800000000000ULL : 0)
-                           : 0;
+  info.virtual_start = info.guest_type == "PV" ? 0xffff800000000000ULL : 0;
+  if (sec) info.virtual_start = sec->get_uint("virtual_start", info.virtual_start);
   info.features = xen417_features(info.guest_type, hardware_domain);
   if (const core::ConfigValue* v = sec ? sec->find("features") : nullptr) {
     if (v->as_uint() > 0xffffffffULL) v->fail("a 32-bit submap");

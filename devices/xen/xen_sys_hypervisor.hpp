@@ -32,8 +32,11 @@
 //   start_flags/privileged      0444  "0\n" / "1\n" (SIF_PRIVILEGED)
 //   start_flags/initdomain      0444  (SIF_INITDOMAIN)
 //   start_flags/unknownNN       0444  bits 2..31 of xen_start_flags
-// Not modelled: pmu/ (xen_sysfs_pmu_init runs only in the initial domain,
-// and vsysfs models a domU's view; a [xen] domid of 0 still has no pmu/).
+// A [xen] domid of 0 is the hardware domain (machines/default.toml):
+// guest_type PV by default (HVM refused: Xen builds dom0 PV or PVH),
+// privileged and initdomain set, the build id readable, the null uuid.
+// Not modelled: pmu/ (pmu_mode, pmu_features: xen_sysfs_pmu_init, which
+// runs only in the initial domain), so dom0 has no pmu/ here.
 //
 // Thread-safety: every value is fixed at construction; no lock.
 

@@ -31,7 +31,7 @@ SEEDS = {
         ("kernel/debug/vsysfs/net/*/traffic", "size 13 rate 0 cpus 99", 0),
         ("kernel/debug/vsysfs/net/*/traffic", "size 65535", ADV),
     ]),
-    "net-faults": ("default", [
+    "net-faults": ("xen-guest-vnuma", [
         ("kernel/debug/vsysfs/net/*/faults", "hang_tx 1\n", 0),
         ("kernel/debug/vsysfs/net/*/traffic", "count 100 rate 10000", 0),
         ("kernel/debug/vsysfs/net/*/traffic", "start", ADV),
@@ -86,7 +86,7 @@ SEEDS = {
         ("kernel/debug/vsysfs/numa/free", "2", 0),
         ("kernel/debug/vsysfs/numa/alloc", "pages=999999999999 policy=bind:1", READ),
     ]),
-    "numa-node": ("default", [
+    "numa-node": ("xen-guest-vnuma", [
         ("devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages", "4\n", 0),
         ("devices/system/node/node1/hugepages/hugepages-2048kB/nr_hugepages", "2", 0),
         ("devices/system/cpu/cpu1/online", "0\n", 0),

@@ -105,7 +105,7 @@ teardown() { vsysfs_stop; }
 }
 
 @test "node and cpu views agree after CPU hotplug" {
-  vsysfs_start -o clock=manual
+  vsysfs_start -o clock=manual -o "machine=$VSYSFS_ROOT/machines/xen-guest-vnuma.toml"
   [ "$(cat "$(NODE_DIR)/node0/cpulist")" = "0-1,4-5" ]
   [ "$(cat "$MNT/devices/system/cpu/online")" = "0-7" ]
   [ ! -e "$MNT/devices/system/cpu/cpu0/online" ]
@@ -123,8 +123,8 @@ teardown() { vsysfs_stop; }
   [ "$("$VSYSFS_BUILD/tests/helpers/sysfs-io" write "$MNT/devices/system/cpu/cpu5/online" 2)" = EINVAL ]
 }
 
-@test "numactl --hardware shows the default machine's nodes, CPUs, sizes and distances" {
-  vsysfs_start -o clock=manual
+@test "numactl --hardware shows a two-vnode Xen guest's nodes, CPUs, sizes and distances" {
+  vsysfs_start -o clock=manual -o "machine=$VSYSFS_ROOT/machines/xen-guest-vnuma.toml"
   run with_sys numactl --hardware
   [ "$status" -eq 0 ]
   echo "$output"
@@ -138,6 +138,19 @@ teardown() { vsysfs_stop; }
   echo "$output" | grep -qx "node 1 size: 8192 MB"
   echo "$output" | grep -Eq '^ +0: +10 +21 *$'
   echo "$output" | grep -Eq '^ +1: +21 +10 *$'
+}
+
+@test "numactl --hardware on the default machine: dom0's one node (a PV kernel runs numa_off)" {
+  vsysfs_start -o clock=manual
+  run with_sys numactl --hardware
+  [ "$status" -eq 0 ]
+  echo "$output"
+  echo "$output" | grep -qx "available: 1 nodes (0)"
+  echo "$output" | grep -qx "node 0 cpus: 0 1 2 3 4 5 6 7"
+  echo "$output" | grep -qx "node 0 size: 16384 MB"
+  # dom0's kernel holds 1/64 of the node from boot ([xen] kernel_memory).
+  echo "$output" | grep -qx "node 0 free: $((16384 - 16384 / 64)) MB"
+  echo "$output" | grep -Eq '^ +0: +10 *$'
 }
 
 @test "numactl --hardware on the 8-node SGI UV 2000 shows its SLIT and a 4 GiB allocation" {
@@ -198,8 +211,8 @@ teardown() { vsysfs_stop; }
   pid_running "$VSYSFS_PID"
 }
 
-@test "hwloc on the default machine: two packages of two cores with two threads" {
-  vsysfs_start -o clock=manual
+@test "hwloc on a two-vnode Xen guest: two packages of two cores with two threads" {
+  vsysfs_start -o clock=manual -o "machine=$VSYSFS_ROOT/machines/xen-guest-vnuma.toml"
   root=$BATS_TEST_TMPDIR/fsroot
   mkdir -p "$root"
   ln -s "$MNT" "$root/sys"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bats
 # A bounded seeded random operation sequence through a real mount of the
-# default machine with the manual clock (tests/random/mount_driver.py):
+# default machine (dom0: one node, dcdbas) and of the two-vnode Xen guest
+# (machines/xen-guest-vnuma.toml: the balloon across two nodes), with the
+# manual clock (tests/random/mount_driver.py):
 # Xen targets and hypervisor knobs, NUMA allocations, hugepages and CPU
 # hotplug, dcdbas calling-interface SMIs, clock advances, valid and
 # hostile values; after every step a subset of the in-process random
@@ -22,7 +24,16 @@ teardown() { vsysfs_stop; }
   run python3 "$DRIVER" "$MNT" --seed 20261203 --steps 200
   echo "$output" | head -40
   [ "$status" -eq 0 ]
-  [[ "$output" == *": OK"* ]]
+  [[ "$output" == *"1 node(s), dcdbas yes): OK"* ]]
+}
+
+@test "random: the same on the two-vnode Xen guest (balloon and policies across nodes)" {
+  vsysfs_stop
+  vsysfs_start -o clock=manual -o "machine=$VSYSFS_ROOT/machines/xen-guest-vnuma.toml"
+  run python3 "$DRIVER" "$MNT" --seed 20261203 --steps 200
+  echo "$output" | head -40
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"2 node(s), dcdbas no): OK"* ]]
 }
 
 @test "random: the driver catches a broken invariant (a planted wrong expectation fails)" {

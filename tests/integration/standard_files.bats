@@ -365,7 +365,7 @@ EOF2
 }
 
 @test "kernel/mm/hugepages/hugepages-2048kB is the sum of the nodes' pools; a store interleaves over the nodes" {
-  vsysfs_start
+  vsysfs_start -o "machine=$(machine_file xen-guest-vnuma)"
   local h=$MNT/kernel/mm/hugepages/hugepages-2048kB n=$MNT/devices/system/node
   diff <(modes_of "$h") - <<'EOF2'
 -r--r--r-- free_hugepages
@@ -437,7 +437,7 @@ EOF2
   [ "$(write_errno "$MNT/bus/node/uevent" nosuch)" = EINVAL ]
   # Each device links its subsystem; cpuN's uevent carries the CPU modalias.
   [ "$(readlink "$MNT/devices/system/cpu/cpu1/subsystem")" = ../../../../bus/cpu ]
-  [ "$(readlink "$MNT/devices/system/node/node1/subsystem")" = ../../../../bus/node ]
+  [ "$(readlink "$MNT/devices/system/node/node0/subsystem")" = ../../../../bus/node ]
   grep -q '^MODALIAS=cpu:type:x86,ven0000fam0006mod0055:feature:,0000,' "$MNT/devices/system/cpu/cpu0/uevent"
   [ "$(cat "$MNT/devices/system/cpu/uevent")" = "" ]
   [ "$(cat "$MNT/devices/pci0000:00/uevent")" = "" ]

@@ -77,7 +77,9 @@ dell_machines() {
   require_tool dmidecode
   require_in_sys
   local f out facts slot
-  f=$(machine_file default)
+  # A Dell with two nodes: the bare-metal R740 (dom0 on the default
+  # machine sees one).
+  f=$(machine_file dell-poweredge-r740)
   facts=$(machine_facts "$f")
   vsysfs_start -o "machine=$f"
   out=$(in_sys dmidecode -t 19 -t slot -t 32)
@@ -102,7 +104,7 @@ dell_machines() {
 @test "lstopo places each NIC in its numa_node only" {
   require_tool lstopo-no-graphics
   local name f facts xml
-  for name in default net-lab; do
+  for name in default xen-guest-vnuma net-lab; do
     f=$(machine_file "$name")
     facts=$(machine_facts "$f")
     vsysfs_start -o "machine=$f"

@@ -204,7 +204,10 @@ wait_exit() {
   run "$CTL" machine
   [ "$status" -eq 0 ]
   [[ "$output" == *"mount        $MNT"* ]]
-  [[ "$output" == *"machine      Dell PowerEdge R740 (vsysfs default)"* ]]
+  # The built-in machine's [machine] name (the first `name =` of the file).
+  local name; name=$(awk -F'"' '/^name = / { print $2; exit }' "$VSYSFS_ROOT/machines/default.toml")
+  [ -n "$name" ]
+  [[ "$output" == *"machine      $name"* ]]
   [[ "$output" == *"clock        manual"* ]]
   [[ "$output" == *"power_state  on"* ]]
   [[ "$output" == *"pid          $VSYSFS_PID"* ]]

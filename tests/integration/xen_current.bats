@@ -35,7 +35,7 @@ make_root() {
 }
 
 @test "/sys/hypervisor: the files and values of a Xen 4.17 HVM domU" {
-  vsysfs_start
+  vsysfs_start -o "machine=$VSYSFS_ROOT/machines/xen-guest-vnuma.toml"
   H=$MNT/hypervisor
   [ "$(cat "$H/type")" = xen ]
   [ "$(cat "$H/guest_type")" = HVM ]
@@ -52,6 +52,31 @@ make_root() {
   [ "$(ls "$H" | tr '\n' ' ')" = "compilation guest_type properties start_flags type uuid version " ]
   [ "$(find "$H" -type f ! -perm 0444 | wc -l)" = 0 ]
   [ "$(errno_of_write "$H/type" kvm)" = EACCES ]
+}
+
+@test "/sys/hypervisor: the default machine is a PV dom0 (hardware domain, null handle)" {
+  vsysfs_start
+  H=$MNT/hypervisor
+  [ "$(cat "$H/type")" = xen ]
+  [ "$(cat "$H/guest_type")" = PV ]
+  [ "$(cat "$H/uuid")" = 00000000-0000-0000-0000-000000000000 ]
+  [ "$(cat "$H/start_flags/privileged")" = 1 ]
+  [ "$(cat "$H/start_flags/initdomain")" = 1 ]
+  # XENFEAT_dom0 beside the PV bits; a PV kernel's HYPERVISOR_VIRT_START.
+  [ "$(cat "$H/properties/features")" = 000228e0 ]
+  [ "$(cat "$H/properties/virtual_start")" = ffff800000000000 ]
+  # XSM lets the hardware domain read the build id: raw bytes, no newline.
+  [ "$(od -An -tx1 "$H/properties/buildid" | tr -d ' \n')" = 9b1c4f2e7a30d58c6e21f0b4a7d93c5e18f26a04 ]
+  # dom0 is Domain-0 to the toolstack; the other domains are its guests.
+  [ "$(awk '$1 == 0 { print $2 }' "$MNT/kernel/debug/vsysfs/xen/domains")" = Domain-0 ]
+  # A PV kernel disables cpuidle (xen_arch_setup) and runs with numa_off:
+  # one node holding every CPU.
+  [ ! -e "$MNT/devices/system/cpu/cpuidle" ]
+  [ "$(cat "$MNT/devices/system/node/online")" = 0 ]
+  [ "$(cat "$MNT/devices/system/node/node0/cpulist")" = "$(cat "$MNT/devices/system/cpu/online")" ]
+  [ "$(cat "$MNT/devices/system/node/node0/distance")" = 10 ]
+  # The host's own SMBIOS: dom0 sees Dell's tables.
+  [ "$(cat "$MNT/devices/virtual/dmi/id/sys_vendor")" = "Dell Inc." ]
 }
 
 @test "virt-what on the tree says xen, and nothing without [xen]" {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
-# A guest that cannot balloon itself away: on the default machine the
-# guest kernel holds 1/64 of each node from boot ([xen] kernel_memory,
+# A guest that cannot balloon itself away: on machines/xen-guest-vnuma.toml
+# (two vNUMA nodes) the guest kernel holds 1/64 of each node from boot ([xen] kernel_memory,
 # docs/devices/xen.md). The balloon takes pages by allocating them
 # (drivers/xen/balloon.c decrease_reservation) and changes managed pages
 # only (mm/page_alloc.c adjust_managed_page_count), so ballooning as far
@@ -11,7 +11,7 @@
 load helpers
 
 setup() {
-  vsysfs_start -o clock=manual
+  vsysfs_start -o clock=manual -o "machine=$VSYSFS_ROOT/machines/xen-guest-vnuma.toml"
   xen_paths
 }
 
@@ -50,7 +50,7 @@ invariants() {
   [ "$(snapshot_lists)" = "$LISTS0" ] || { echo "node lists or zonelists changed:"; snapshot_lists; return 1; }
 }
 
-@test "xen kernel memory: the default guest balloons down as far as it goes and stops above zero" {
+@test "xen kernel memory: a two-vnode guest balloons down as far as it goes and stops above zero" {
   local k=131072 steps=${XEN_KERNEL_STEPS:-40} s cur state moved
   LISTS0=$(snapshot_lists)
   [[ "$LISTS0" == *"has_memory=0-1"* ]]

@@ -1,13 +1,13 @@
 #!/usr/bin/env bats
-# The Xen balloon on the default machine, whose guest memory is its two
-# NUMA nodes (8 GiB each): after every balloon step, up or down,
+# The Xen balloon on machines/xen-guest-vnuma.toml, whose guest memory is its two
+# vNUMA nodes (8 GiB each): after every balloon step, up or down,
 # info/current_kb is the sum of the nodes' MemTotal and host free + every
 # domain's current = host total. numactl sees the nodes grow and shrink.
 
 load helpers
 
 setup() {
-  vsysfs_start -o clock=manual
+  vsysfs_start -o clock=manual -o "machine=$VSYSFS_ROOT/machines/xen-guest-vnuma.toml"
   xen_paths
 }
 

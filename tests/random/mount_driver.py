@@ -3,8 +3,10 @@
 
 tests/random/mount_driver.py MOUNT [--seed N] [--steps N]
 
-The mount must be the default machine with the manual clock
-(vsysfs -o clock=manual MOUNT). The steps are writes through the real
+The mount must be the default machine (one node, dcdbas) or
+machines/xen-guest-vnuma.toml (two vNUMA nodes, no dcdbas), with the manual
+clock (vsysfs -o clock=manual MOUNT); the nodes are the mount's, and the
+dcdbas steps run only when the mount has dcdbas. The steps are writes through the real
 mount (FUSE, the kernel's VFS, the daemon): Xen balloon targets, the
 hypervisor's knobs, NUMA allocations and frees, hugepage pools, CPU
 online/offline, dcdbas calling-interface commands and smi_request, clock
@@ -59,6 +61,10 @@ class Driver:
         self.steps = []
         self.nv = {loc: [v[0]] * 3 for loc, v in SETTINGS.items()}
         self.allocs = 0
+        self.nodes = 0
+        while os.path.isdir(self.path(f"{NODE}/node{self.nodes}")):
+            self.nodes += 1
+        self.has_dcdbas = os.path.isdir(self.path(DCD))
 
     # --- I/O -----------------------------------------------------------------
     def path(self, rel):
@@ -100,7 +106,7 @@ class Driver:
 
     def numastat(self):
         out = []
-        for n in (0, 1):
+        for n in range(self.nodes):
             d = {}
             for line in self.read(f"{NODE}/node{n}/numastat").splitlines():
                 k, v = line.split()
@@ -130,12 +136,12 @@ class Driver:
         c0 = before["current"]
         if not min(c0, goal) <= cur <= max(c0, goal):
             self.fail(f"overshoot: current_kb {cur} outside [{c0}, goal {goal}]")
-        mt = sum(self.meminfo(n, "MemTotal") for n in (0, 1))
+        mt = sum(self.meminfo(n, "MemTotal") for n in range(self.nodes))
         if mt != cur:
             self.fail(f"numa coupling: nodes' MemTotal {mt} != current_kb {cur}")
 
         stats = self.numastat()
-        for n in (0, 1):
+        for n in range(self.nodes):
             for k, v in stats[n].items():
                 if v < before["numastat"][n][k]:
                     self.fail(f"numastat monotone: node{n} {k} {before['numastat'][n][k]} -> {v}")
@@ -150,6 +156,8 @@ class Driver:
         if step_kind == "numa" and self.read(f"{NUMA}/zonelists") != before["zonelists"]:
             self.fail("zonelists: changed by a NUMA step")
 
+        if not self.has_dcdbas:
+            return
         size = self.num(f"{DCD}/smi_data_buf_size")
         if size != before["smi_size"] or self.read(f"{DCD}/smi_data_buf_phys_addr") != before["smi_phys"]:
             self.fail("buffer: the WSMT buffer moved or resized")
@@ -202,7 +210,7 @@ class Driver:
         elif r < 0.7:
             self.write(f"{NUMA}/free", f"{self.rng.randrange(self.allocs + 2)}\n")
         elif r < 0.85:
-            n = self.rng.randrange(2)
+            n = self.rng.randrange(self.nodes)
             self.write(f"{NODE}/node{n}/hugepages/hugepages-2048kB/nr_hugepages",
                        self.hostile() if self.rng.random() < 0.15 else f"{self.rng.randrange(40)}\n")
         else:
@@ -241,8 +249,11 @@ class Driver:
             self.fail(f"smi answer: class {cls}/{sel} location {loc:#x} value {value}: got {got}, model {want}")
 
     def run(self, steps):
-        size = self.num(f"{DCD}/smi_data_buf_size")
-        phys = self.read(f"{DCD}/smi_data_buf_phys_addr")
+        if self.nodes == 0:
+            self.fail("the mount has no NUMA node")
+        size = self.num(f"{DCD}/smi_data_buf_size") if self.has_dcdbas else None
+        phys = self.read(f"{DCD}/smi_data_buf_phys_addr") if self.has_dcdbas else None
+        kinds = ["xen", "numa", "numa", "dcdbas", "clock"] if self.has_dcdbas else ["xen", "numa", "numa", "clock"]
         stats = self.numastat()
         base = {
             "smi_size": size,
@@ -253,7 +264,7 @@ class Driver:
         self.check(self.snapshot(base), "initial")
         for _ in range(steps):
             before = self.snapshot(base)
-            kind = self.rng.choice(["xen", "numa", "numa", "dcdbas", "clock"])
+            kind = self.rng.choice(kinds)
             if kind == "xen":
                 self.step_xen()
             elif kind == "numa":
@@ -286,7 +297,8 @@ def main():
         for s in d.steps:
             print(f"  {s!r},")
         return 1
-    print(f"mount_driver: seed {seed}, {steps} steps ({len(d.steps)} writes, {d.allocs} allocations): OK")
+    print(f"mount_driver: seed {seed}, {steps} steps ({len(d.steps)} writes, {d.allocs} allocations, "
+          f"{d.nodes} node(s), dcdbas {'yes' if d.has_dcdbas else 'no'}): OK")
     return 0
 
 

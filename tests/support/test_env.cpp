@@ -1,8 +1,19 @@
 #include "tests/support/test_env.hpp"
 
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 namespace vsysfs::testing {
+
+std::string machine_file_text(std::string_view file) {
+  const std::string path = "machines/" + std::string(file);
+  std::ifstream in(path);
+  if (!in.good()) throw std::runtime_error("cannot read " + path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
 
 TestMachine::TestMachine(std::string_view toml, bool manual_clock) {
   (void)manual_clock;

@@ -83,6 +83,10 @@ long store(Dev& dev, std::string_view path, std::string_view input,
   return r ? static_cast<long>(*r) : -static_cast<long>(r.error().value());
 }
 
+// The text of machines/FILE (the tests run from the source tree, as make
+// runs them); throws std::runtime_error when it cannot be read.
+std::string machine_file_text(std::string_view file);
+
 // A whole machine, driven through fs::Server exactly as the FUSE ops do.
 class TestMachine {
  public:

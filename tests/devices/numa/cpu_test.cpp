@@ -108,7 +108,8 @@ TEST_CASE("cpu root files on the default machine") {
 }
 
 TEST_CASE("topology: package, core and sibling masks (2 sockets x 2 cores x 2 threads)") {
-  TestMachine m(vsysfs::devices::default_machine_toml());
+  // The bare-metal R740: one node per socket.
+  TestMachine m(vsysfs::testing::machine_file_text("dell-poweredge-r740.toml"));
   CHECK(m.read(cpu_file(4, "topology/physical_package_id")) == "0\n");
   CHECK(m.read(cpu_file(6, "topology/physical_package_id")) == "1\n");
   CHECK(m.read(cpu_file(4, "topology/core_id")) == "0\n");
@@ -125,6 +126,18 @@ TEST_CASE("topology: package, core and sibling masks (2 sockets x 2 cores x 2 th
   CHECK(m.tree.find(cpu_file(3, "topology/die_cpus_list"))->size() == 28672);
   CHECK(m.tree.find(cpu_file(3, "topology/core_id"))->size() == 4096);
   CHECK(m.open_errno(cpu_file(3, "topology/core_id"), O_WRONLY) == -EACCES);
+}
+
+TEST_CASE("topology of the default machine: dom0's 8 vCPUs, 4 cores x 2 threads in one package") {
+  TestMachine m(vsysfs::devices::default_machine_toml());
+  for (unsigned cpu = 0; cpu < 8; ++cpu) {
+    CAPTURE(cpu);
+    CHECK(m.read(cpu_file(cpu, "topology/physical_package_id")) == "0\n");
+    CHECK(m.read(cpu_file(cpu, "topology/core_id")) == std::to_string(cpu % 4) + "\n");
+    CHECK(m.read(cpu_file(cpu, "topology/package_cpus_list")) == "0-7\n");
+  }
+  CHECK(m.read(cpu_file(4, "topology/thread_siblings_list")) == "0,4\n");
+  CHECK(m.read(cpu_file(3, "topology/core_siblings")) == "ff\n");
 }
 
 TEST_CASE("cpu0 has no online file (kernel quirk)") {

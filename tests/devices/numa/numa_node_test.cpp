@@ -332,15 +332,29 @@ TEST_CASE("[numa] section errors name the key") {
   CHECK(assign.read(knob("zonelists")).ends_with("Fallback order for Node 3: 3 2 0 1 \n"));
 }
 
-TEST_CASE("the default machine: 2 nodes, 8 CPUs, 8 GiB each") {
+TEST_CASE("the default machine is dom0 of a Xen host: one node (numa_off), 8 CPUs, 16 GiB") {
   TestMachine m(vsysfs::devices::default_machine_toml());
-  CHECK(m.read(std::string(kNode).append("online")) == "0-1\n");
-  CHECK(m.read(node_file(0, "cpulist")) == "0-1,4-5\n");
-  CHECK(m.read(node_file(1, "cpumap")) == "cc\n");
-  CHECK(m.read(node_file(0, "distance")) == "10 21\n");
-  CHECK(m.read(node_file(1, "meminfo")).starts_with("Node 1 MemTotal:        8388608 kB\n"));
+  CHECK(m.read(std::string(kNode).append("online")) == "0\n");
+  CHECK(m.read(std::string(kNode).append("possible")) == "0\n");
+  CHECK(m.read(node_file(0, "cpulist")) == "0-7\n");
+  CHECK(m.read(node_file(0, "distance")) == "10\n");
+  CHECK(m.read(node_file(0, "meminfo")).starts_with("Node 0 MemTotal:       16777216 kB\n"));
+  CHECK(!m.exists(node_file(1, "meminfo")));
   CHECK(m.read("devices/system/cpu/online") == "0-7\n");
-  CHECK(vsysfs::devices::numa_model_of(m.machine) != nullptr);
+}
+
+TEST_CASE("the bare-metal R740 and the vNUMA Xen guest: 2 nodes, 8 CPUs, 8 GiB each") {
+  for (const char* file : {"dell-poweredge-r740.toml", "xen-guest-vnuma.toml"}) {
+    CAPTURE(file);
+    TestMachine m(vsysfs::testing::machine_file_text(file));
+    CHECK(m.read(std::string(kNode).append("online")) == "0-1\n");
+    CHECK(m.read(node_file(0, "cpulist")) == "0-1,4-5\n");
+    CHECK(m.read(node_file(1, "cpumap")) == "cc\n");
+    CHECK(m.read(node_file(0, "distance")) == "10 21\n");
+    CHECK(m.read(node_file(1, "meminfo")).starts_with("Node 1 MemTotal:        8388608 kB\n"));
+    CHECK(m.read("devices/system/cpu/online") == "0-7\n");
+    CHECK(vsysfs::devices::numa_model_of(m.machine) != nullptr);
+  }
 }
 
 TEST_CASE("example machines: 4 and 8 nodes with their SLITs") {

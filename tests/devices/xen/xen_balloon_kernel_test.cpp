@@ -96,11 +96,15 @@ TEST_CASE("kernel_memory: default 1/64 of each node, held from boot in SUnreclai
   CHECK(view(m, 1).free == 192 * 1024 - 3072);
   CHECK(current_kb(m) == 262144);  // MemTotal is unchanged: the pages are allocated
   CHECK(read_u64(m, knob("guest/free_kb")) == 262144 - 4096);
-  // The default machine: 128 MiB on each 8 GiB node.
-  TestMachine d(vsysfs::devices::default_machine_toml());
+  // The two-vnode guest: 128 MiB on each 8 GiB node.
+  TestMachine d(vsysfs::testing::machine_file_text("xen-guest-vnuma.toml"));
   CHECK(read_u64(d, knob("guest/kernel_kb")) == 262144);
   CHECK(node_kb(d, 0, "MemUsed") == 131072);
   CHECK(node_kb(d, 1, "MemUsed") == 131072);
+  // The default machine's dom0: 256 MiB of its one 16 GiB node.
+  TestMachine z(vsysfs::devices::default_machine_toml());
+  CHECK(read_u64(z, knob("guest/kernel_kb")) == 262144);
+  CHECK(node_kb(z, 0, "MemUsed") == 262144);
 }
 
 TEST_CASE("kernel_memory: a size is split in proportion to the nodes' memory; bad sizes refused") {
@@ -196,8 +200,8 @@ TEST_CASE("workqueue: ballooning to 0 takes every free page, keeps the kernel's,
   check_invariants(m, kernel, has_memory, zonelists);
 }
 
-TEST_CASE("kthread on the default machine: ballooning to 0 stops above the kernel's memory") {
-  TestMachine m(vsysfs::devices::default_machine_toml());
+TEST_CASE("kthread on the two-vnode guest: ballooning to 0 stops above the kernel's memory") {
+  TestMachine m(vsysfs::testing::machine_file_text("xen-guest-vnuma.toml"));
   const std::vector<std::uint64_t> kernel = {131072, 131072};
   const std::string has_memory = "0-1\n";
   const std::string zonelists = m.read("kernel/debug/vsysfs/numa/zonelists");

@@ -69,8 +69,12 @@ std::uint64_t node_kb(TestMachine& m, int nid, std::string_view label) {
   return 0;
 }
 
+// The sum over every node the machine has.
 std::uint64_t nodes_kb(TestMachine& m, std::string_view label) {
-  return node_kb(m, 0, label) + node_kb(m, 1, label);
+  std::uint64_t sum = 0;
+  for (int nid = 0; m.exists("devices/system/node/node" + std::to_string(nid)); ++nid)
+    sum += node_kb(m, nid, label);
+  return sum;
 }
 
 // The two invariants of the issue, checked together.
@@ -244,10 +248,16 @@ TEST_CASE("every machines/*.toml loads, and the built-in default is machines/def
     ++count;
   }
   CHECK(count >= 7);
-  // The default machine's guest is its two 8 GiB nodes, and the host adds up.
+  // The default machine's dom0 is its one 16 GiB node, the vNUMA guest its
+  // two 8 GiB nodes, and the host adds up.
   TestMachine m(vsysfs::devices::default_machine_toml());
   CHECK(current_kb(m) == 16777216);
+  CHECK(node_kb(m, 0, "MemTotal") == 16777216);
   check_accounts(m);
+  TestMachine g(vsysfs::testing::machine_file_text("xen-guest-vnuma.toml"));
+  CHECK(current_kb(g) == 16777216);
+  CHECK(node_kb(g, 1, "MemTotal") == 8388608);
+  check_accounts(g);
 }
 
 TEST_CASE("NUMA guest: concurrent targets, numa workload, readers and worker keep the accounts") {

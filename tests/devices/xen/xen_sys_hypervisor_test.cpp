@@ -105,6 +105,27 @@ TEST_CASE("/sys/hypervisor: values from [xen.hypervisor]; the hardware domain's 
   CHECK(zero.read(hyp("version/extra")) == "\n");
 }
 
+TEST_CASE("/sys/hypervisor: domid 0 defaults to a PV hardware domain with the null handle") {
+  // Xen creates dom0 from a zeroed xen_domctl_createdomain: its handle is
+  // all zeros. Xen builds dom0 PV (default) or PVH (dom0=pvh), never HVM.
+  TestMachine m(small_machine_with("kthread", "domid = 0\nname = \"Domain-0\"\n"));
+  CHECK(m.read(hyp("uuid")) == "00000000-0000-0000-0000-000000000000\n");
+  CHECK(m.read(hyp("guest_type")) == "PV\n");
+  CHECK(m.read(hyp("properties/virtual_start")) == "ffff800000000000\n");
+  CHECK(m.read(hyp("start_flags/initdomain")) == "1\n");
+  CHECK(m.read(hyp("properties/buildid")) != "<denied>");
+  // A PV kernel disables cpuidle (arch/x86/xen/setup.c xen_arch_setup).
+  CHECK(!m.exists("devices/system/cpu/cpuidle"));
+  CHECK(TestMachine(small_machine_with("kthread")).exists("devices/system/cpu/cpuidle"));  // HVM
+  TestMachine pvh(
+      small_machine_with("kthread", "domid = 0\n[xen.hypervisor]\nguest_type = \"PVH\"\n"));
+  CHECK(pvh.read(hyp("guest_type")) == "PVH\n");
+  CHECK(pvh.read(hyp("uuid")) == "00000000-0000-0000-0000-000000000000\n");
+  CHECK_THROWS_WITH_AS(TestMachine(small_machine_with(
+                           "kthread", "domid = 0\n[xen.hypervisor]\nguest_type = \"HVM\"\n")),
+                       doctest::Contains("never HVM"), vsysfs::core::ConfigError);
+}
+
 TEST_CASE("/sys/hypervisor: bad [xen.hypervisor] values are machine-file errors") {
   using vsysfs::core::ConfigError;
   const char* bad[] = {"guest_type = \"KVM\"\n", "uuid = \"1234\"\n",
