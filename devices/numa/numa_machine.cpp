@@ -13,10 +13,17 @@
 //   zonelist_penalty = "add1"         build_zonelists' node_load rule: add1
 //                                     (current), add_countdown (2.6.18, 5.16),
 //                                     assign (2.6.23-5.15)
+//   pdpe1gb = true                    the CPU has 1 GiB pages (X86_FEATURE_GBPAGES,
+//                                     cpuinfo "pdpe1gb"): the hugepages-1048576kB
+//                                     hstate exists (default: true, as on every
+//                                     current server CPU); false: the 2 MiB one only
 //   [[numa.node]]                     one per node, node ids in order
 //   cpus = "0-1,4-5"                  cpulist; "" for a CPU-less node
 //   memory_mb = 8192                  0 for a memoryless node
 //   hugepages_2m = 0                  persistent 2 MiB pages at boot
+//   hugepages_1g = 0                  persistent 1 GiB pages at boot (the kernel's
+//                                     hugepagesz=1G hugepages=0:2,1:2 per node);
+//                                     needs pdpe1gb; taken before the 2 MiB ones
 //   package = 0                       physical package (default: the node id)
 //   memory_kb = 10053448              instead of memory_mb: a recorded MemTotal
 //   memory_blocks = "0-23,32-199"     the node's memory block ids (a recorded
@@ -106,6 +113,10 @@ NumaConfig parse_numa_section(const core::ConfigValue& sec,
     }
   }
   if (const auto* off = sec.find("offline_cpus")) c.offline_cpus = parse_cpu_list(*off, c.nr_cpus);
+  if (const auto* v = sec.find("pdpe1gb")) {
+    if (v->type() != core::ConfigValue::Type::Boolean) v->fail("must be true or false");
+    c.gbpages = v->as_bool();
+  }
   // What cpu_uevent prints after MODALIAS= (arch_print_cpu_modalias: on
   // x86 "cpu:type:x86,venVVVVfamFFFFmodMMMM:feature:,XXXX..."), as
   // vsysfs-record copies it from a real machine. The uevent file holds it
@@ -155,6 +166,7 @@ NumaConfig parse_numa_section(const core::ConfigValue& sec,
           .fail("more than the node's memory_blocks hold");
     node.present_pages = kb / kPageKiB;
     node.hugepages = n.get_uint("hugepages_2m", 0);
+    node.hugepages_1g = n.get_uint("hugepages_1g", 0);
     node.package = static_cast<int>(n.get_int("package", -1));
     c.nodes.push_back(std::move(node));
   }
@@ -302,8 +314,10 @@ void register_numa_state(MachineContext& ctx, std::shared_ptr<NumaModel> model,
     for (std::size_t i = 0; i < blocks.size(); ++i) blocks[i]->set_online_flag(block_online[i]);
     return load_knobs(tree, r);
   };
+  // Version 2: the 1 GiB pools and cursors (numa.nodeN.huge1g_*,
+  // numa.huge1g.*).
   ctx.machine.register_state(
-      {.name = "numa", .version = 1, .save = save, .load = load, .section = {}});
+      {.name = "numa", .version = 2, .save = save, .load = load, .section = {}});
 }
 
 void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
@@ -326,7 +340,7 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   for (int nid = 0; nid < model->nr_node_ids(); ++nid) {
     auto node = std::make_shared<NumaNode>(ctx.env, model, nid);
     const std::string path = fmt::format("devices/system/node/node{}", nid);
-    ctx.tree.add_device<NumaNode>(path, node, NumaNode::groups());
+    ctx.tree.add_device<NumaNode>(path, node, NumaNode::groups(model->gigantic_pages()));
     for (unsigned cpu : model->node_cpus(nid))
       ctx.tree.add_symlink(fmt::format("{}/cpu{}", path, cpu), fmt::format("../../cpu/cpu{}", cpu));
     ctx.tree.add_symlink(path + "/subsystem", "../../../../bus/node");
@@ -404,11 +418,15 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   add_memory_blocks(ctx.env, ctx.tree, model, block_mb * 1024 * 1024, auto_online, keep, block_ids,
                     &blocks);
 
-  // hugetlb_sysfs_init: kernel/mm/hugepages/hugepages-2048kB over the nodes' pools.
-  auto hugetlb = std::make_shared<HugetlbGlobal>(ctx.env, model);
-  ctx.tree.add_device<HugetlbGlobal>("kernel/mm/hugepages/hugepages-2048kB", hugetlb,
-                                     HugetlbGlobal::groups());
-  keep.push_back(hugetlb);
+  // hugetlb_sysfs_init: kernel/mm/hugepages/hugepages-<size>kB for every
+  // hstate (for_each_hstate), over the nodes' pools.
+  for (HugeSize size : {HugeSize::k2M, HugeSize::k1G}) {
+    if (size == HugeSize::k1G && !model->gigantic_pages()) continue;
+    auto hugetlb = std::make_shared<HugetlbGlobal>(ctx.env, model, size);
+    ctx.tree.add_device<HugetlbGlobal>("kernel/mm/hugepages/" + HugetlbGlobal::dir_name(size),
+                                       hugetlb, HugetlbGlobal::groups(size));
+    keep.push_back(hugetlb);
+  }
 
   // ksm_init: kernel/mm/ksm.
   auto ksm = std::make_shared<Ksm>(ctx.env);
