@@ -101,3 +101,25 @@ EOF2
   events_matching demote numa | grep -q '"node":1'
   events_matching demote numa | grep -q '"node":-1'
 }
+
+@test "vsysfs-record keeps the 1 GiB boot pools and a CPU without pdpe1gb" {
+  local out=$BATS_TEST_TMPDIR/rec.toml
+  "$SCRIPTS/vsysfs-record" --sysfs "$MNT" -o "$out"
+  [ "$(grep -c '^hugepages_1g = 1$' "$out")" = 1 ]
+  [ -z "$(grep '^pdpe1gb' "$out")" ]
+  vsysfs_stop
+  vsysfs_start -o "machine=$out"
+  [ "$(cat "$MNT/$G1/nr_hugepages")" = 1 ]
+  [ "$(cat "$MNT/devices/system/node/node1/hugepages/hugepages-1048576kB/nr_hugepages")" = 1 ]
+  vsysfs_stop
+  # A machine whose CPU lacks GBPAGES: no 1 GiB hstate, recorded as such.
+  printf '[numa]\npdpe1gb = false\n[[numa.node]]\ncpus = "0-1"\nmemory_mb = 2048\n' > "$BATS_TEST_TMPDIR/no1g.toml"
+  vsysfs_start -o "machine=$BATS_TEST_TMPDIR/no1g.toml"
+  [ ! -e "$MNT/$G1" ] && [ ! -e "$MNT/devices/system/node/node0/hugepages/hugepages-1048576kB" ]
+  "$SCRIPTS/vsysfs-record" --sysfs "$MNT" -o "$out"
+  grep -q '^pdpe1gb = false$' "$out"
+  vsysfs_stop
+  vsysfs_start -o "machine=$out"
+  [ ! -e "$MNT/$G1" ]
+  [ "$(ls "$MNT/kernel/mm/hugepages")" = hugepages-2048kB ]
+}
