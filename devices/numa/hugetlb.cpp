@@ -64,8 +64,9 @@ core::Result<std::size_t> HugetlbGlobal::nr_hugepages_store(const core::Caller& 
   }
   const std::uint64_t before = model_->huge_totals(size_).nr;
   const std::uint64_t now = model_->set_global_nr_hugepages(*count, size_);
-  env_.log(&caller, "numa", "nr_hugepages", "OK",
-           {{"node", -1}, {"size_kb", kib}, {"requested", *count}, {"before", before}, {"now", now}});
+  env_.log(
+      &caller, "numa", "nr_hugepages", "OK",
+      {{"node", -1}, {"size_kb", kib}, {"requested", *count}, {"before", before}, {"now", now}});
   return in.size();
 }
 

@@ -195,8 +195,8 @@ NumaModel::NumaModel(NumaConfig config) {
     // GBPAGES; a machine file asking for it is an error here.
     const std::uint64_t want_1g = nodes_[nid].hugepages_1g;
     if (want_1g && !gbpages_)
-      throw std::invalid_argument(fmt::format(
-          "node {}: hugepages_1g needs a CPU with pdpe1gb (X86_FEATURE_GBPAGES)", nid));
+      throw std::invalid_argument(
+          fmt::format("node {}: hugepages_1g needs a CPU with pdpe1gb (X86_FEATURE_GBPAGES)", nid));
     if (want_1g > p.free / kGiganticPagePages)
       throw std::invalid_argument(
           fmt::format("node {}: {} 1 GiB hugepages do not fit in its memory", nid, want_1g));

@@ -64,7 +64,8 @@ inline constexpr int kLocalDistance = 10;   // include/linux/topology.h LOCAL_DI
 inline constexpr int kRemoteDistance = 20;  // REMOTE_DISTANCE
 inline constexpr std::uint64_t kPageKiB = 4;
 inline constexpr std::uint64_t kHugePagePages = 512;  // 2048 kB / 4 kB (HPAGE_PMD_NR)
-inline constexpr std::uint64_t kGiganticPagePages = 262144;  // 1 GiB / 4 kB (PUD_SIZE >> PAGE_SHIFT)
+inline constexpr std::uint64_t kGiganticPagePages =
+    262144;  // 1 GiB / 4 kB (PUD_SIZE >> PAGE_SHIFT)
 
 // The x86 hstates (mm/hugetlb.c hstates[]): the default one, PMD-sized
 // (HUGETLB_PAGE_ORDER, 2 MiB), and on a CPU with X86_FEATURE_GBPAGES

@@ -368,8 +368,8 @@ core::Result<std::size_t> NumaNode::nr_hugepages_1g_store(const core::Caller& ca
   return hugepages_store(caller, in, HugeSize::k1G);
 }
 
-core::Result<std::size_t> NumaNode::hugepages_store(const core::Caller& caller,
-                                                    std::string_view in, HugeSize size) {
+core::Result<std::size_t> NumaNode::hugepages_store(const core::Caller& caller, std::string_view in,
+                                                    HugeSize size) {
   const std::uint64_t kib = huge_page_kib(size);
   auto count = core::kstrtoul(in, 10);
   if (!count) {
@@ -380,8 +380,9 @@ core::Result<std::size_t> NumaNode::hugepages_store(const core::Caller& caller,
   const NodeSnapshot s = model_->node(nid_);
   const std::uint64_t before = size == HugeSize::k1G ? s.gigantic_nr : s.huge_nr;
   const std::uint64_t now = model_->set_nr_hugepages(nid_, *count, size);
-  env_.log(&caller, "numa", "nr_hugepages", "OK",
-           {{"node", nid_}, {"size_kb", kib}, {"requested", *count}, {"before", before}, {"now", now}});
+  env_.log(
+      &caller, "numa", "nr_hugepages", "OK",
+      {{"node", nid_}, {"size_kb", kib}, {"requested", *count}, {"before", before}, {"now", now}});
   return in.size();
 }
 

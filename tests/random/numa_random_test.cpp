@@ -348,7 +348,8 @@ class NumaChecker : public rnd::Checker {
               .value_or(0);
       if (*total - *free != *huge * 2048 + giga * 1048576 + used * 4)
         return fmt::format(
-            "free pages: node{} MemTotal {} - MemFree {} != huge {} x 2048 + {} x 1048576 + {} pages",
+            "free pages: node{} MemTotal {} - MemFree {} != huge {} x 2048 + {} x 1048576 + {} "
+            "pages",
             n, *total, *free, *huge, giga, used);
       // Each kind feeds its meminfo lines (numa_model.hpp PageKind, reference 4.4).
       const std::uint64_t anon = kind["anon"], file = kind["file"], shmem = kind["shmem"],

@@ -422,7 +422,7 @@ TEST_CASE("1 GiB hugepages: demote splits free gigantic pages into 2 MiB pages o
   CHECK(m.node(1).gigantic_nr == 0);
   CHECK(m.node(1).huge_nr == 512);
   CHECK(m.node(1).huge_free == 512);
-  CHECK(m.node(1).free == free1);  // nothing goes back to the buddy allocator
+  CHECK(m.node(1).free == free1);       // nothing goes back to the buddy allocator
   CHECK(m.demote_gigantic(1, 1) == 0);  // none left there: no error
   // The global demote: from the hstate's next_nid_to_free.
   CHECK(m.demote_gigantic(-1, 1) == 1);
@@ -444,7 +444,7 @@ TEST_CASE("snapshot record: the 1 GiB pools and cursors come back; a malformed r
   using vsysfs::core::StateReader;
   using vsysfs::core::StateWriter;
   NumaModel a(uniform(2, 2 * kGiganticPagePages));
-  REQUIRE(a.set_nr_hugepages(1, 1, HugeSize::k1G) == 1);  // the cursor stays on node 1 ...
+  REQUIRE(a.set_nr_hugepages(1, 1, HugeSize::k1G) == 1);      // the cursor stays on node 1 ...
   REQUIRE(a.set_global_nr_hugepages(2, HugeSize::k1G) == 2);  // ... gives one more, moves to 0
   REQUIRE(a.node(1).gigantic_nr == 2);
   StateWriter w(2);

@@ -12,9 +12,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <thread>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -252,8 +252,8 @@ std::string listing(TestMachine& m, std::string_view dir) {
   REQUIRE(l);
   std::vector<std::string> out;
   for (const auto& e : *l)
-    out.push_back(fmt::format("{} {:o}", e.name,
-                              m.tree.find(std::string(dir) + "/" + e.name)->mode.load()));
+    out.push_back(
+        fmt::format("{} {:o}", e.name, m.tree.find(std::string(dir) + "/" + e.name)->mode.load()));
   std::sort(out.begin(), out.end());
   return fmt::format("{}", fmt::join(out, ","));
 }
