@@ -16,7 +16,8 @@
 //   pdpe1gb = true                    the CPU has 1 GiB pages (X86_FEATURE_GBPAGES,
 //                                     cpuinfo "pdpe1gb"): the hugepages-1048576kB
 //                                     hstate exists (default: true, as on every
-//                                     current server CPU); false: the 2 MiB one only
+//                                     current server CPU, but false on a Xen PV
+//                                     guest); false: the 2 MiB one only
 //   [[numa.node]]                     one per node, node ids in order
 //   cpus = "0-1,4-5"                  cpulist; "" for a CPU-less node
 //   memory_mb = 8192                  0 for a memoryless node
@@ -209,6 +210,18 @@ NumaConfig parse_numa_section(const core::ConfigValue& sec,
   return c;
 }
 
+// [xen.hypervisor] guest_type as the Xen builder reads it ("HVM" when
+// unset); "" for a machine that is not a Xen guest. Only peeked at: the
+// Xen builder validates it.
+std::string xen_guest_type(const core::ConfigValue& root) {
+  const auto* xen = root.find("xen");
+  if (!xen) return "";
+  if (const auto* hv = xen->find("hypervisor"))
+    if (const auto* gt = hv->find("guest_type"); gt && gt->type() == core::ConfigValue::Type::String)
+      return gt->as_string();
+  return "HVM";
+}
+
 // The default topology of a machine without [numa] (see the header).
 // Keys of other sections are only peeked at here; their own builders
 // validate them (a bad value there is reported by its owner).
@@ -324,8 +337,14 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   std::shared_ptr<NumaModel> model;
   std::vector<std::vector<unsigned>> block_ids;  // per node; empty: laid out in order
   try {
-    model = std::make_shared<NumaModel>(ctx.root.has("numa") ? parse_numa_section(sec, block_ids)
-                                                             : default_numa_config(ctx.root));
+    NumaConfig config = ctx.root.has("numa") ? parse_numa_section(sec, block_ids)
+                                             : default_numa_config(ctx.root);
+    // A Xen PV guest does not see pdpe1gb: Xen offers PAGE1GB to HVM
+    // guests only (xen/include/public/arch-x86/cpufeatureset.h marks it
+    // "H"), so without a pdpe1gb key such a guest has no 1 GiB hstate.
+    if (!(ctx.root.has("numa") && sec.has("pdpe1gb")) && xen_guest_type(ctx.root) == "PV")
+      config.gbpages = false;
+    model = std::make_shared<NumaModel>(std::move(config));
   } catch (const std::invalid_argument& e) {
     sec.fail(e.what());
   }
@@ -366,13 +385,8 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   // driver ("none"); a Xen PV guest disables cpuidle (xen_arch_setup
   // disable_cpuidle) and has no cpuidle directory.
   std::shared_ptr<CpuidleRoot> cpuidle;
-  if (const auto* xen = ctx.root.find("xen")) {
-    std::string guest_type = "HVM";
-    if (const auto* hv = xen->find("hypervisor"))
-      if (const auto* gt = hv->find("guest_type");
-          gt && gt->type() == core::ConfigValue::Type::String)
-        guest_type = gt->as_string();
-    if (guest_type != "PV") cpuidle = std::make_shared<CpuidleRoot>(ctx.env, "none");
+  if (ctx.root.find("xen")) {
+    if (xen_guest_type(ctx.root) != "PV") cpuidle = std::make_shared<CpuidleRoot>(ctx.env, "none");
   } else {
     cpuidle = std::make_shared<CpuidleRoot>(ctx.env, "intel_idle");
   }

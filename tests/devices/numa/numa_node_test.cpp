@@ -387,6 +387,17 @@ TEST_CASE("pdpe1gb = false: no 1 GiB hstate, as on a CPU without GBPAGES") {
   TestMachine plain("");
   CHECK(plain.exists("kernel/mm/hugepages/hugepages-1048576kB/demote"));
   CHECK(plain.exists(node_file(0, "hugepages/hugepages-1048576kB/nr_hugepages")));
+  // Xen offers PAGE1GB to HVM guests only: a PV guest has no 1 GiB hstate
+  // unless its machine file says pdpe1gb = true.
+  TestMachine hvm("[xen]\n[xen.hypervisor]\nguest_type = \"HVM\"\n");
+  CHECK(hvm.exists("kernel/mm/hugepages/hugepages-1048576kB"));
+  TestMachine pv("[xen]\n[xen.hypervisor]\nguest_type = \"PV\"\n");
+  CHECK_FALSE(pv.exists("kernel/mm/hugepages/hugepages-1048576kB"));
+  CHECK(pv.exists("kernel/mm/hugepages/hugepages-2048kB"));
+  TestMachine pv_gb(
+      "[xen]\n[xen.hypervisor]\nguest_type = \"PV\"\n[numa]\npdpe1gb = true\n"
+      "[[numa.node]]\ncpus = \"0\"\nmemory_mb = 2048\n");
+  CHECK(pv_gb.exists("kernel/mm/hugepages/hugepages-1048576kB"));
 }
 
 TEST_CASE("symlinks: node to cpu, cpu to node, bus/node") {
