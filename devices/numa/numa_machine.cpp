@@ -217,7 +217,8 @@ std::string xen_guest_type(const core::ConfigValue& root) {
   const auto* xen = root.find("xen");
   if (!xen) return "";
   if (const auto* hv = xen->find("hypervisor"))
-    if (const auto* gt = hv->find("guest_type"); gt && gt->type() == core::ConfigValue::Type::String)
+    if (const auto* gt = hv->find("guest_type");
+        gt && gt->type() == core::ConfigValue::Type::String)
       return gt->as_string();
   return "HVM";
 }
@@ -337,8 +338,8 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   std::shared_ptr<NumaModel> model;
   std::vector<std::vector<unsigned>> block_ids;  // per node; empty: laid out in order
   try {
-    NumaConfig config = ctx.root.has("numa") ? parse_numa_section(sec, block_ids)
-                                             : default_numa_config(ctx.root);
+    NumaConfig config =
+        ctx.root.has("numa") ? parse_numa_section(sec, block_ids) : default_numa_config(ctx.root);
     // A Xen PV guest does not see pdpe1gb: Xen offers PAGE1GB to HVM
     // guests only (xen/include/public/arch-x86/cpufeatureset.h marks it
     // "H"), so without a pdpe1gb key such a guest has no 1 GiB hstate.
