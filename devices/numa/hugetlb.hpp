@@ -20,7 +20,8 @@
 //                                   QUIRK: the 1 GiB hstate refuses every store
 //                                   with EINVAL before parsing (6.12
 //                                   nr_overcommit_hugepages_store: hstate_is_gigantic;
-//                                   kernels from 6.16 accept it)
+//                                   later kernels check hstate_is_gigantic_no_runtime
+//                                   instead and accept it, as 6.18 does)
 //   free_hugepages            0444  "%lu\n" free persistent pages
 //   resv_hugepages            0444  "%lu\n" 0 (nothing maps hugetlbfs)
 //   surplus_hugepages         0444  "%lu\n" 0 (no overcommitted page in use)
