@@ -13,10 +13,18 @@
 //   zonelist_penalty = "add1"         build_zonelists' node_load rule: add1
 //                                     (current), add_countdown (2.6.18, 5.16),
 //                                     assign (2.6.23-5.15)
+//   pdpe1gb = true                    the CPU has 1 GiB pages (X86_FEATURE_GBPAGES,
+//                                     cpuinfo "pdpe1gb"): the hugepages-1048576kB
+//                                     hstate exists (default: true, as on every
+//                                     current server CPU, but false on a Xen PV
+//                                     guest); false: the 2 MiB one only
 //   [[numa.node]]                     one per node, node ids in order
 //   cpus = "0-1,4-5"                  cpulist; "" for a CPU-less node
 //   memory_mb = 8192                  0 for a memoryless node
 //   hugepages_2m = 0                  persistent 2 MiB pages at boot
+//   hugepages_1g = 0                  persistent 1 GiB pages at boot (the kernel's
+//                                     hugepagesz=1G hugepages=0:2,1:2 per node);
+//                                     needs pdpe1gb; taken before the 2 MiB ones
 //   package = 0                       physical package (default: the node id)
 //   memory_kb = 10053448              instead of memory_mb: a recorded MemTotal
 //   memory_blocks = "0-23,32-199"     the node's memory block ids (a recorded
@@ -106,6 +114,10 @@ NumaConfig parse_numa_section(const core::ConfigValue& sec,
     }
   }
   if (const auto* off = sec.find("offline_cpus")) c.offline_cpus = parse_cpu_list(*off, c.nr_cpus);
+  if (const auto* v = sec.find("pdpe1gb")) {
+    if (v->type() != core::ConfigValue::Type::Boolean) v->fail("must be true or false");
+    c.gbpages = v->as_bool();
+  }
   // What cpu_uevent prints after MODALIAS= (arch_print_cpu_modalias: on
   // x86 "cpu:type:x86,venVVVVfamFFFFmodMMMM:feature:,XXXX..."), as
   // vsysfs-record copies it from a real machine. The uevent file holds it
@@ -155,6 +167,7 @@ NumaConfig parse_numa_section(const core::ConfigValue& sec,
           .fail("more than the node's memory_blocks hold");
     node.present_pages = kb / kPageKiB;
     node.hugepages = n.get_uint("hugepages_2m", 0);
+    node.hugepages_1g = n.get_uint("hugepages_1g", 0);
     node.package = static_cast<int>(n.get_int("package", -1));
     c.nodes.push_back(std::move(node));
   }
@@ -195,6 +208,23 @@ NumaConfig parse_numa_section(const core::ConfigValue& sec,
     c.distance.push_back(std::move(r));
   }
   return c;
+}
+
+// [xen.hypervisor] guest_type as the Xen builder reads it ("PV" for domid 0,
+// else "HVM", when unset); "" for a machine that is not a Xen guest. Only
+// peeked at: the Xen builder validates it.
+std::string xen_guest_type(const core::ConfigValue& root) {
+  const auto* xen = root.find("xen");
+  if (!xen) return "";
+  if (const auto* hv = xen->find("hypervisor"))
+    if (const auto* gt = hv->find("guest_type");
+        gt && gt->type() == core::ConfigValue::Type::String)
+      return gt->as_string();
+  // The hardware domain (domid 0) defaults to PV, as in [xen.hypervisor].
+  const auto* domid = xen->find("domid");
+  const bool dom0 =
+      domid && domid->type() == core::ConfigValue::Type::Integer && domid->as_uint() == 0;
+  return dom0 ? "PV" : "HVM";
 }
 
 // The default topology of a machine without [numa] (see the header).
@@ -302,16 +332,24 @@ void register_numa_state(MachineContext& ctx, std::shared_ptr<NumaModel> model,
     for (std::size_t i = 0; i < blocks.size(); ++i) blocks[i]->set_online_flag(block_online[i]);
     return load_knobs(tree, r);
   };
+  // Version 2: the 1 GiB pools and cursors (numa.nodeN.huge1g_*,
+  // numa.huge1g.*).
   ctx.machine.register_state(
-      {.name = "numa", .version = 1, .save = save, .load = load, .section = {}});
+      {.name = "numa", .version = 2, .save = save, .load = load, .section = {}});
 }
 
 void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   std::shared_ptr<NumaModel> model;
   std::vector<std::vector<unsigned>> block_ids;  // per node; empty: laid out in order
   try {
-    model = std::make_shared<NumaModel>(ctx.root.has("numa") ? parse_numa_section(sec, block_ids)
-                                                             : default_numa_config(ctx.root));
+    NumaConfig config =
+        ctx.root.has("numa") ? parse_numa_section(sec, block_ids) : default_numa_config(ctx.root);
+    // A Xen PV guest does not see pdpe1gb: Xen offers PAGE1GB to HVM
+    // guests only (xen/include/public/arch-x86/cpufeatureset.h marks it
+    // "H"), so without a pdpe1gb key such a guest has no 1 GiB hstate.
+    if (!(ctx.root.has("numa") && sec.has("pdpe1gb")) && xen_guest_type(ctx.root) == "PV")
+      config.gbpages = false;
+    model = std::make_shared<NumaModel>(std::move(config));
   } catch (const std::invalid_argument& e) {
     sec.fail(e.what());
   }
@@ -326,7 +364,7 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   for (int nid = 0; nid < model->nr_node_ids(); ++nid) {
     auto node = std::make_shared<NumaNode>(ctx.env, model, nid);
     const std::string path = fmt::format("devices/system/node/node{}", nid);
-    ctx.tree.add_device<NumaNode>(path, node, NumaNode::groups());
+    ctx.tree.add_device<NumaNode>(path, node, NumaNode::groups(model->gigantic_pages()));
     for (unsigned cpu : model->node_cpus(nid))
       ctx.tree.add_symlink(fmt::format("{}/cpu{}", path, cpu), fmt::format("../../cpu/cpu{}", cpu));
     ctx.tree.add_symlink(path + "/subsystem", "../../../../bus/node");
@@ -352,17 +390,8 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   // driver ("none"); a Xen PV guest disables cpuidle (xen_arch_setup
   // disable_cpuidle) and has no cpuidle directory.
   std::shared_ptr<CpuidleRoot> cpuidle;
-  if (const auto* xen = ctx.root.find("xen")) {
-    // The hardware domain (domid 0) defaults to PV, as in [xen.hypervisor].
-    const auto* domid = xen->find("domid");
-    const bool dom0 =
-        domid && domid->type() == core::ConfigValue::Type::Integer && domid->as_uint() == 0;
-    std::string guest_type = dom0 ? "PV" : "HVM";
-    if (const auto* hv = xen->find("hypervisor"))
-      if (const auto* gt = hv->find("guest_type");
-          gt && gt->type() == core::ConfigValue::Type::String)
-        guest_type = gt->as_string();
-    if (guest_type != "PV") cpuidle = std::make_shared<CpuidleRoot>(ctx.env, "none");
+  if (ctx.root.find("xen")) {
+    if (xen_guest_type(ctx.root) != "PV") cpuidle = std::make_shared<CpuidleRoot>(ctx.env, "none");
   } else {
     cpuidle = std::make_shared<CpuidleRoot>(ctx.env, "intel_idle");
   }
@@ -408,11 +437,15 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   add_memory_blocks(ctx.env, ctx.tree, model, block_mb * 1024 * 1024, auto_online, keep, block_ids,
                     &blocks);
 
-  // hugetlb_sysfs_init: kernel/mm/hugepages/hugepages-2048kB over the nodes' pools.
-  auto hugetlb = std::make_shared<HugetlbGlobal>(ctx.env, model);
-  ctx.tree.add_device<HugetlbGlobal>("kernel/mm/hugepages/hugepages-2048kB", hugetlb,
-                                     HugetlbGlobal::groups());
-  keep.push_back(hugetlb);
+  // hugetlb_sysfs_init: kernel/mm/hugepages/hugepages-<size>kB for every
+  // hstate (for_each_hstate), over the nodes' pools.
+  for (HugeSize size : {HugeSize::k2M, HugeSize::k1G}) {
+    if (size == HugeSize::k1G && !model->gigantic_pages()) continue;
+    auto hugetlb = std::make_shared<HugetlbGlobal>(ctx.env, model, size);
+    ctx.tree.add_device<HugetlbGlobal>("kernel/mm/hugepages/" + HugetlbGlobal::dir_name(size),
+                                       hugetlb, HugetlbGlobal::groups(size));
+    keep.push_back(hugetlb);
+  }
 
   // ksm_init: kernel/mm/ksm.
   auto ksm = std::make_shared<Ksm>(ctx.env);

@@ -59,6 +59,7 @@ std::string_view policy_mode_name(PolicyMode m) {
 NumaModel::NumaModel(NumaConfig config) {
   nodes_ = std::move(config.nodes);
   implicit_ = config.implicit;
+  gbpages_ = config.gbpages;
   node_load_penalty_ = config.node_load;
   const int n = static_cast<int>(nodes_.size());
   if (n == 0) throw std::invalid_argument("at least one node is needed");
@@ -187,11 +188,25 @@ NumaModel::NumaModel(NumaConfig config) {
     p.present = nodes_[nid].present_pages;
     p.free = p.present;
     p.n_memory = p.present > 0;
+    // The boot pools. Gigantic pages first: the kernel takes them from
+    // memblock while it parses hugepagesz=1G hugepages=... (hugepages_setup
+    // -> hugetlb_hstate_alloc_pages), before hugetlb_init allocates the
+    // 2 MiB pool. arch_hugetlb_valid_size refuses hugepagesz=1G without
+    // GBPAGES; a machine file asking for it is an error here.
+    const std::uint64_t want_1g = nodes_[nid].hugepages_1g;
+    if (want_1g && !gbpages_)
+      throw std::invalid_argument(
+          fmt::format("node {}: hugepages_1g needs a CPU with pdpe1gb (X86_FEATURE_GBPAGES)", nid));
+    if (want_1g > p.free / kGiganticPagePages)
+      throw std::invalid_argument(
+          fmt::format("node {}: {} 1 GiB hugepages do not fit in its memory", nid, want_1g));
+    p.free -= want_1g * kGiganticPagePages;
+    p.huge[1].nr = p.huge[1].free = want_1g;
     const std::uint64_t want = nodes_[nid].hugepages;
     if (want > p.free / kHugePagePages)
       throw std::invalid_argument(fmt::format("node {}: {} hugepages do not fit in its memory", nid, want));
     p.free -= want * kHugePagePages;
-    p.huge_nr = p.huge_free = want;
+    p.huge[0].nr = p.huge[0].free = want;
   }
   core::MutexLock lock(mu_);
   build_all_zonelists_locked();
@@ -485,27 +500,32 @@ std::uint64_t NumaModel::last_alloc_id() const {
   return last_id_;
 }
 
-std::uint64_t NumaModel::set_nr_hugepages(int nid, std::uint64_t count) {
+std::uint64_t NumaModel::set_nr_hugepages(int nid, std::uint64_t count, HugeSize size) {
+  const auto h = static_cast<std::size_t>(size);
+  const std::uint64_t per = huge_page_pages(size);
   core::MutexLock lock(mu_);
   Pgdat& p = pgdat_.at(nid);
+  auto& pool = p.huge[h];
   // The hstate's round-robin cursors are shared: with a one-node mask,
   // hstate_next_node_to_{alloc,free} leave them on that node.
-  if (count > p.huge_nr) next_nid_to_alloc_ = nid;
-  if (count < p.huge_nr) next_nid_to_free_ = nid;
-  if (count > p.huge_nr) {
-    // alloc_pool_huge_page with __GFP_THISNODE until it fails.
-    const std::uint64_t grow = std::min(count - p.huge_nr, p.free / kHugePagePages);
-    p.free -= grow * kHugePagePages;
-    p.huge_nr += grow;
-    p.huge_free += grow;
-  } else if (count < p.huge_nr) {
+  if (count > pool.nr) next_nid_to_alloc_[h] = nid;
+  if (count < pool.nr) next_nid_to_free_[h] = nid;
+  if (count > pool.nr) {
+    // alloc_pool_huge_folio with __GFP_THISNODE until it fails; for a
+    // gigantic page alloc_gigantic_folio -> alloc_contig_pages (no
+    // fragmentation in the model: the free count decides).
+    const std::uint64_t grow = std::min(count - pool.nr, p.free / per);
+    p.free -= grow * per;
+    pool.nr += grow;
+    pool.free += grow;
+  } else if (count < pool.nr) {
     // Only free huge pages can go back to the buddy allocator.
-    const std::uint64_t shrink = std::min(p.huge_nr - count, p.huge_free);
-    p.free += shrink * kHugePagePages;
-    p.huge_nr -= shrink;
-    p.huge_free -= shrink;
+    const std::uint64_t shrink = std::min(pool.nr - count, pool.free);
+    p.free += shrink * per;
+    pool.nr -= shrink;
+    pool.free -= shrink;
   }
-  return p.huge_nr;
+  return pool.nr;
 }
 
 core::Status NumaModel::reserve_kernel_pages(int nid, std::uint64_t pages) {
@@ -548,9 +568,11 @@ std::vector<std::uint64_t> round_robin(std::vector<std::uint64_t> cap, std::uint
       want -= rounds * live;
       continue;
     }
-    // Fewer than one page per live node left: one partial round.
+    // Fewer than one page per live node left: one partial round, from
+    // where the cursor stood when the round began.
+    const int start = *next;
     for (int k = 0; k < n && want > 0; ++k) {
-      const int nid = (*next + k) % n;
+      const int nid = (start + k) % n;
       if (cap[nid] == 0) continue;
       --cap[nid];
       ++got[nid];
@@ -563,44 +585,95 @@ std::vector<std::uint64_t> round_robin(std::vector<std::uint64_t> cap, std::uint
 
 }  // namespace
 
-std::uint64_t NumaModel::set_global_nr_hugepages(std::uint64_t count) {
+std::uint64_t NumaModel::set_global_nr_hugepages(std::uint64_t count, HugeSize size) {
+  const auto h = static_cast<std::size_t>(size);
+  const std::uint64_t per = huge_page_pages(size);
   core::MutexLock lock(mu_);
   std::uint64_t total = 0;
-  for (const auto& p : pgdat_) total += p.huge_nr;
+  for (const auto& p : pgdat_) total += p.huge[h].nr;
   const int n = nr_node_ids();
   if (count > total) {
     std::vector<std::uint64_t> cap;
-    for (const auto& p : pgdat_) cap.push_back(p.free / kHugePagePages);
-    const auto got = round_robin(std::move(cap), count - total, &next_nid_to_alloc_);
+    for (const auto& p : pgdat_) cap.push_back(p.free / per);
+    const auto got = round_robin(std::move(cap), count - total, &next_nid_to_alloc_[h]);
     for (int i = 0; i < n; ++i) {
-      pgdat_[i].free -= got[i] * kHugePagePages;
-      pgdat_[i].huge_nr += got[i];
-      pgdat_[i].huge_free += got[i];
+      pgdat_[i].free -= got[i] * per;
+      pgdat_[i].huge[h].nr += got[i];
+      pgdat_[i].huge[h].free += got[i];
       total += got[i];
     }
   } else if (count < total) {
     // Only free huge pages go back (min_count: the ones in use stay).
     std::vector<std::uint64_t> cap;
-    for (const auto& p : pgdat_) cap.push_back(p.huge_free);
-    const auto got = round_robin(std::move(cap), total - count, &next_nid_to_free_);
+    for (const auto& p : pgdat_) cap.push_back(p.huge[h].free);
+    const auto got = round_robin(std::move(cap), total - count, &next_nid_to_free_[h]);
     for (int i = 0; i < n; ++i) {
-      pgdat_[i].free += got[i] * kHugePagePages;
-      pgdat_[i].huge_nr -= got[i];
-      pgdat_[i].huge_free -= got[i];
+      pgdat_[i].free += got[i] * per;
+      pgdat_[i].huge[h].nr -= got[i];
+      pgdat_[i].huge[h].free -= got[i];
       total -= got[i];
     }
   }
   return total;
 }
 
-NumaModel::HugeTotals NumaModel::huge_totals() const {
+NumaModel::HugeTotals NumaModel::huge_totals(HugeSize size) const {
+  const auto h = static_cast<std::size_t>(size);
   core::MutexLock lock(mu_);
   HugeTotals t;
   for (const auto& p : pgdat_) {
-    t.nr += p.huge_nr;
-    t.free += p.huge_free;  // no surplus pages: nothing overcommits (surplus stays 0)
+    t.nr += p.huge[h].nr;
+    t.free += p.huge[h].free;  // no surplus pages: nothing overcommits (surplus stays 0)
   }
   return t;
+}
+
+// demote_store + demote_pool_huge_page (6.12): while pages are wanted and
+// the mask's nodes have free gigantic pages, walk the nodes once from
+// next_nid_to_free (for_each_node_mask_to_free: each node visited moves
+// the cursor past it), taking every free page a node has up to what is
+// still wanted; demote_free_hugetlb_folios turns each into
+// pages_per_huge_page(src) / pages_per_huge_page(dst) = 512 free pages of
+// the 2 MiB hstate on the same node (prep_new_hugetlb_folio(dst, folio,
+// nid)). Nothing goes back to the buddy allocator.
+std::uint64_t NumaModel::demote_gigantic(int nid, std::uint64_t count) {
+  constexpr auto kSrc = static_cast<std::size_t>(HugeSize::k1G);
+  constexpr auto kDst = static_cast<std::size_t>(HugeSize::k2M);
+  constexpr std::uint64_t kSplit = kGiganticPagePages / kHugePagePages;
+  core::MutexLock lock(mu_);
+  const int n = nr_node_ids();
+  std::uint64_t done = 0;
+  auto demote_on = [&](int node) {
+    auto& src = pgdat_[node].huge[kSrc];
+    auto& dst = pgdat_[node].huge[kDst];
+    const std::uint64_t k = std::min(src.free, count - done);
+    src.nr -= k;
+    src.free -= k;
+    dst.nr += k * kSplit;
+    dst.free += k * kSplit;
+    done += k;
+  };
+  if (nid >= 0) {
+    // A node's demote file: the mask is that node, so a demotion leaves
+    // the cursor on it; with nothing to demote the loop never starts.
+    if (count == 0 || pgdat_.at(nid).huge[kSrc].free == 0) return 0;
+    next_nid_to_free_[kSrc] = nid;
+    demote_on(nid);
+    return done;
+  }
+  auto available = [&] {
+    std::uint64_t a = 0;
+    for (const auto& p : pgdat_) a += p.huge[kSrc].free;  // less resv_huge_pages: 0
+    return a;
+  };
+  while (done < count && available() > 0) {
+    for (int k = 0; k < n && done < count; ++k) {
+      const int node = next_nid_to_free_[kSrc];
+      next_nid_to_free_[kSrc] = (node + 1) % n;
+      demote_on(node);
+    }
+  }
+  return done;
 }
 
 core::Status NumaModel::add_present_pages(int nid, std::uint64_t pages) {
@@ -678,8 +751,10 @@ NodeSnapshot NumaModel::node(int nid) const {
   s.present = p.present;
   s.free = p.free;
   s.used = p.used;
-  s.huge_nr = p.huge_nr;
-  s.huge_free = p.huge_free;
+  s.huge_nr = p.huge[0].nr;
+  s.huge_free = p.huge[0].free;
+  s.gigantic_nr = p.huge[1].nr;
+  s.gigantic_free = p.huge[1].free;
   s.kernel = p.kernel;
   s.stat = p.stat;
   return s;

@@ -17,11 +17,18 @@
 //                     MPOL_INTERLEAVE (interleave_nodes: per-task cursor
 //                     starting at the first node of the set),
 //                     alloc_page_interleave (NUMA_INTERLEAVE_HIT), policy_node
-//   mm/hugetlb.c      per-node persistent pool (set_max_huge_pages)
+//   mm/hugetlb.c      per-node persistent pools of each hstate
+//                     (set_max_huge_pages, alloc_pool_huge_folio,
+//                     demote_pool_huge_page)
 // Simplifications, each deliberate: one zone (ZONE_NORMAL) per node, so the
 // zonelist is the node order; no watermarks or reclaim, a node supplies
 // until its free count is 0; an allocation is a batch of order-0 pages that
-// either all succeed or fail with ENOMEM and change nothing.
+// either all succeed or fail with ENOMEM and change nothing. The model
+// tracks page counts, not where pages lie, so it has no fragmentation: a
+// gigantic (1 GiB) page, which the kernel takes with alloc_contig_pages as
+// one free, contiguous, 1 GiB-aligned range (migrating movable pages out
+// of it), is available on a node whenever the node's free count holds
+// kGiganticPagePages pages.
 //
 // The model is also the API the Xen balloon uses to move guest pages in
 // and out of nodes (balloon_take_pages / balloon_give_pages), like the
@@ -57,6 +64,20 @@ inline constexpr int kLocalDistance = 10;   // include/linux/topology.h LOCAL_DI
 inline constexpr int kRemoteDistance = 20;  // REMOTE_DISTANCE
 inline constexpr std::uint64_t kPageKiB = 4;
 inline constexpr std::uint64_t kHugePagePages = 512;  // 2048 kB / 4 kB (HPAGE_PMD_NR)
+inline constexpr std::uint64_t kGiganticPagePages =
+    262144;  // 1 GiB / 4 kB (PUD_SIZE >> PAGE_SHIFT)
+
+// The x86 hstates (mm/hugetlb.c hstates[]): the default one, PMD-sized
+// (HUGETLB_PAGE_ORDER, 2 MiB), and on a CPU with X86_FEATURE_GBPAGES
+// (cpuinfo "pdpe1gb") the gigantic PUD-sized one (1 GiB), which
+// arch/x86/mm/hugetlbpage.c gigantic_pages_init adds at boot whether or not
+// the command line asks for 1 GiB pages.
+enum class HugeSize : int { k2M = 0, k1G = 1 };
+inline constexpr int kHugeSizes = 2;
+constexpr std::uint64_t huge_page_pages(HugeSize s) {  // pages_per_huge_page
+  return s == HugeSize::k1G ? kGiganticPagePages : kHugePagePages;
+}
+constexpr std::uint64_t huge_page_kib(HugeSize s) { return huge_page_pages(s) * 4; }
 
 // What a page is used for; each maps to the meminfo/vmstat lines it feeds.
 enum class PageKind : int {
@@ -128,7 +149,8 @@ struct NumaConfig {
   struct Node {
     std::vector<unsigned> cpus;
     std::uint64_t present_pages = 0;
-    std::uint64_t hugepages = 0;  // persistent 2 MiB pages at boot
+    std::uint64_t hugepages = 0;     // persistent 2 MiB pages at boot
+    std::uint64_t hugepages_1g = 0;  // persistent 1 GiB pages at boot (hugepagesz=1G hugepages=N:K)
     int package = -1;             // -1: the node's own id
   };
   std::vector<Node> nodes;
@@ -138,6 +160,8 @@ struct NumaConfig {
   unsigned possible_cpus = 0;  // nr_cpu_ids; 0: one past the highest CPU
   unsigned nr_cpus = 8192;     // NR_CPUS (kernel_max = NR_CPUS - 1)
   std::vector<unsigned> offline_cpus;
+  // X86_FEATURE_GBPAGES (cpuinfo "pdpe1gb"): the 1 GiB hstate exists.
+  bool gbpages = true;
   // The machine has no [numa] section: this is the default topology the
   // kernel builds without a SRAT (one node, or the [net] widths), not a
   // NUMA description the other sections must follow (numa_machine.cpp).
@@ -173,9 +197,14 @@ struct NodeSnapshot {
   std::uint64_t present = 0;
   std::uint64_t free = 0;
   std::array<std::uint64_t, kPageKinds> used{};
+  // The default (2 MiB) hstate's pool on the node.
   std::uint64_t huge_nr = 0;
   std::uint64_t huge_free = 0;
   std::uint64_t huge_surplus = 0;
+  // The gigantic (1 GiB) hstate's pool (0 without GBPAGES).
+  std::uint64_t gigantic_nr = 0;
+  std::uint64_t gigantic_free = 0;
+  std::uint64_t gigantic_surplus = 0;
   // Pages the kernel allocated for itself at boot (counted in
   // used[SlabUnreclaimable]); nothing ever frees them.
   std::uint64_t kernel = 0;
@@ -251,20 +280,32 @@ class NumaModel {
   std::vector<Allocation> allocations() const;
   std::uint64_t last_alloc_id() const;
 
-  // --- hugepages (nodeN/hugepages/hugepages-2048kB/nr_hugepages) ---
-  // set_max_huge_pages for one node: grows from the node's free pages as far
-  // as they go, shrinks by freeing unused huge pages. Returns the new count.
-  std::uint64_t set_nr_hugepages(int nid, std::uint64_t count);
+  // --- hugepages (nodeN/hugepages/hugepages-{2048,1048576}kB/nr_hugepages) ---
+  // Whether the 1 GiB hstate exists (NumaConfig::gbpages).
+  bool gigantic_pages() const { return gbpages_; }
+  // set_max_huge_pages of hstate `size` for one node: grows from the node's
+  // free pages as far as they go (a gigantic page needs kGiganticPagePages
+  // free pages on the node: see the top of this file), shrinks by freeing
+  // unused huge pages. Returns the node's new count.
+  std::uint64_t set_nr_hugepages(int nid, std::uint64_t count, HugeSize size = HugeSize::k2M);
   // set_max_huge_pages(h, count, NUMA_NO_NODE, N_MEMORY) for the global
-  // kernel/mm/hugepages/hugepages-2048kB/nr_hugepages: grows one page at a
-  // time round-robin over the nodes from next_nid_to_alloc (a node that
-  // cannot supply one is skipped), shrinks freeing free huge pages
-  // round-robin from next_nid_to_free. Returns the new total.
-  std::uint64_t set_global_nr_hugepages(std::uint64_t count);
+  // kernel/mm/hugepages/hugepages-*/nr_hugepages: grows one page at a
+  // time round-robin over the nodes from the hstate's next_nid_to_alloc (a
+  // node that cannot supply one is skipped), shrinks freeing free huge
+  // pages round-robin from next_nid_to_free. Returns the new total.
+  std::uint64_t set_global_nr_hugepages(std::uint64_t count, HugeSize size = HugeSize::k2M);
   struct HugeTotals {
     std::uint64_t nr = 0, free = 0, surplus = 0;
   };
-  HugeTotals huge_totals() const;
+  HugeTotals huge_totals(HugeSize size = HugeSize::k2M) const;
+  // demote_store of the 1 GiB hstate (its demote_size is 2048kB, the only
+  // smaller hstate): up to `count` free gigantic pages of node `nid` (-1:
+  // every node, round-robin from the hstate's next_nid_to_free, each node
+  // giving what it has) become 512 free 2 MiB pages each on the same node
+  // (demote_pool_huge_page). The buddy allocator's free pages do not
+  // change. Returns how many were demoted (fewer when the free pages run
+  // out: no error, as in the kernel).
+  std::uint64_t demote_gigantic(int nid, std::uint64_t count);
 
   // --- boot: the guest kernel's own memory ---
   // The kernel's boot allocations on node `nid` (slab, kernel stacks, page
@@ -317,8 +358,11 @@ class NumaModel {
     std::uint64_t present = 0;
     std::uint64_t free = 0;
     std::array<std::uint64_t, kPageKinds> used{};
-    std::uint64_t huge_nr = 0;
-    std::uint64_t huge_free = 0;
+    struct HugePool {
+      std::uint64_t nr = 0;    // nr_huge_pages_node
+      std::uint64_t free = 0;  // free_huge_pages_node
+    };
+    std::array<HugePool, kHugeSizes> huge{};  // index: HugeSize
     std::uint64_t kernel = 0;
     // node_states[N_MEMORY] (and N_NORMAL_MEMORY: one zone per node).
     bool n_memory = false;
@@ -339,6 +383,7 @@ class NumaModel {
   unsigned nr_cpu_ids_ = 0;
   unsigned nr_cpus_ = 0;
   bool implicit_ = false;
+  bool gbpages_ = true;
   std::vector<CacheLeaf> caches_;
   std::string cpu_modalias_;
   unsigned core_bits_ = 0;  // bits for the core id in an APIC id (count_order of cores per package)
@@ -349,8 +394,9 @@ class NumaModel {
   std::map<std::uint64_t, Allocation> allocations_;  // guarded by mu_
   std::uint64_t next_id_ = 1;                        // guarded by mu_
   std::uint64_t last_id_ = 0;                        // guarded by mu_
-  int next_nid_to_alloc_ = 0;                        // guarded by mu_ (struct hstate)
-  int next_nid_to_free_ = 0;                         // guarded by mu_
+  // Each hstate's round-robin cursors (struct hstate), index HugeSize.
+  std::array<int, kHugeSizes> next_nid_to_alloc_{};  // guarded by mu_
+  std::array<int, kHugeSizes> next_nid_to_free_{};   // guarded by mu_
 };
 
 // The machine's NUMA model: from [numa], or the default topology of a

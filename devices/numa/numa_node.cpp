@@ -6,6 +6,7 @@
 
 #include "core/kobject_uevent.hpp"
 #include "core/parse.hpp"
+#include "devices/numa/hugetlb.hpp"
 
 namespace vsysfs::devices {
 namespace {
@@ -106,7 +107,7 @@ core::Status NodeRoot::has_generic_initiator_show(core::PageBuffer& buf) const {
 // --- NumaNode ---
 
 // The tables live in a member so that entries may read the private model.
-std::span<const core::AttributeGroup<NumaNode>> NumaNode::groups() {
+std::span<const core::AttributeGroup<NumaNode>> NumaNode::groups(bool gigantic) {
   using N = NumaNode;
   // drivers/base/node.c node_dev_attrs / node_dev_bin_attrs (newest: cpumap
   // and cpulist are bin attributes sized for NR_CPUS); uevent is the driver
@@ -134,11 +135,26 @@ std::span<const core::AttributeGroup<NumaNode>> NumaNode::groups() {
       VSYSFS_ATTR_VALUE(N, surplus_hugepages, 0444, nullptr, fmt_ulong,
                         [](const N& n) { return n.model_->node(n.nid_).huge_surplus; }),
   };
+  // The 1 GiB hstate's: the same three of its per-node counts, and
+  // hstate_demote_attr_group (h->demote_order is set: demote_size 0644 shows
+  // and sets the hstate's own, demote 0200 demotes from this node only).
+  static constexpr core::DeviceAttribute<N> kGiganticAttrs[] = {
+      VSYSFS_ATTR_VALUE(N, nr_hugepages, 0644, &N::nr_hugepages_1g_store, fmt_ulong,
+                        [](const N& n) { return n.model_->node(n.nid_).gigantic_nr; }),
+      VSYSFS_ATTR_VALUE(N, free_hugepages, 0444, nullptr, fmt_ulong,
+                        [](const N& n) { return n.model_->node(n.nid_).gigantic_free; }),
+      VSYSFS_ATTR_VALUE(N, surplus_hugepages, 0444, nullptr, fmt_ulong,
+                        [](const N& n) { return n.model_->node(n.nid_).gigantic_surplus; }),
+      VSYSFS_ATTR_RW(N, demote_size),
+      VSYSFS_ATTR_WO(N, demote),
+  };
   static constexpr core::AttributeGroup<N> kNodeGroups[] = {
       {.name = "", .attrs = kNodeAttrs, .bin_attrs = kNodeBin},
       {.name = "hugepages/hugepages-2048kB", .attrs = kHugeAttrs},
+      {.name = "hugepages/hugepages-1048576kB", .attrs = kGiganticAttrs},
   };
-  return kNodeGroups;
+  // hugetlb_register_node: a directory for every hstate (for_each_hstate).
+  return std::span(kNodeGroups).first(gigantic ? 3 : 2);
 }
 
 // drivers/base/core.c uevent_store -> kobject_synth_uevent on
@@ -344,16 +360,45 @@ core::Status NumaNode::vmstat_show(core::PageBuffer& buf) const {
 // (the store returns len and the file shows what was reached).
 core::Result<std::size_t> NumaNode::nr_hugepages_store(const core::Caller& caller,
                                                        std::string_view in) {
+  return hugepages_store(caller, in, HugeSize::k2M);
+}
+
+core::Result<std::size_t> NumaNode::nr_hugepages_1g_store(const core::Caller& caller,
+                                                          std::string_view in) {
+  return hugepages_store(caller, in, HugeSize::k1G);
+}
+
+core::Result<std::size_t> NumaNode::hugepages_store(const core::Caller& caller, std::string_view in,
+                                                    HugeSize size) {
+  const std::uint64_t kib = huge_page_kib(size);
   auto count = core::kstrtoul(in, 10);
   if (!count) {
-    env_.log(&caller, "numa", "nr_hugepages", count.error().name(), {{"node", nid_}});
+    env_.log(&caller, "numa", "nr_hugepages", count.error().name(),
+             {{"node", nid_}, {"size_kb", kib}});
     return count.error();
   }
-  const std::uint64_t before = model_->node(nid_).huge_nr;
-  const std::uint64_t now = model_->set_nr_hugepages(nid_, *count);
-  env_.log(&caller, "numa", "nr_hugepages", "OK",
-           {{"node", nid_}, {"requested", *count}, {"before", before}, {"now", now}});
+  const NodeSnapshot s = model_->node(nid_);
+  const std::uint64_t before = size == HugeSize::k1G ? s.gigantic_nr : s.huge_nr;
+  const std::uint64_t now = model_->set_nr_hugepages(nid_, *count, size);
+  env_.log(
+      &caller, "numa", "nr_hugepages", "OK",
+      {{"node", nid_}, {"size_kb", kib}, {"requested", *count}, {"before", before}, {"now", now}});
   return in.size();
+}
+
+// mm/hugetlb.c demote_store with the node's mask.
+core::Result<std::size_t> NumaNode::demote_store(const core::Caller& caller, std::string_view in) {
+  return hugetlb::demote_store(env_, *model_, nid_, caller, in);
+}
+
+// demote_size of a node's directory is the hstate's (kobj_to_hstate(kobj,
+// NULL)): the same value and the same store as the global file.
+core::Status NumaNode::demote_size_show(core::PageBuffer& buf) const {
+  return hugetlb::demote_size_show(buf);
+}
+
+core::Result<std::size_t> NumaNode::demote_size_store(const core::Caller&, std::string_view in) {
+  return hugetlb::demote_size_store(in);
 }
 
 }  // namespace vsysfs::devices

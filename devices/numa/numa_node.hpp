@@ -23,13 +23,20 @@
 //                                                         the node's persistent pool
 //     hugepages/hugepages-2048kB/free_hugepages     0444
 //     hugepages/hugepages-2048kB/surplus_hugepages  0444
+//     hugepages/hugepages-1048576kB/                      with GBPAGES ([numa] pdpe1gb):
+//       nr_hugepages 0644, free_hugepages 0444,           the node's 1 GiB pool, as above
+//       surplus_hugepages 0444
+//       demote_size  0644                                 the hstate's, as kernel/mm/hugepages
+//       demote       0200                                 kstrtoul base 10; demotes free
+//                                                         1 GiB pages of this node (hugetlb.hpp)
 //   bus/node/devices/nodeN -> ../../../devices/system/node/nodeN
 //
 // The machine description's [numa] section (see machines/default.toml):
 //   distance = [[10, 21], [21, 10]]   SLIT rows; absent: 10 local, 20 remote
 //   threads_per_core, possible_cpus, nr_cpus (NR_CPUS), offline_cpus = "list",
 //   zonelist_penalty = "add1" | "add_countdown" | "assign" (see numa_machine.cpp)
-//   [[numa.node]] cpus = "0-1,4-5", memory_mb, hugepages_2m, package
+//   pdpe1gb = true                    the CPU has GBPAGES: the 1 GiB hstate exists
+//   [[numa.node]] cpus = "0-1,4-5", memory_mb, hugepages_2m, hugepages_1g, package
 //
 // Thread-safety: every callback reads or changes the NumaModel, which locks
 // internally; the only state of a device is NumaNode's meminfo text, under
@@ -79,7 +86,8 @@ class NumaNode {
  public:
   NumaNode(core::Env& env, std::shared_ptr<NumaModel> model, int nid)
       : env_(env), model_(std::move(model)), nid_(nid) {}
-  static std::span<const core::AttributeGroup<NumaNode>> groups();
+  // With `gigantic`, the hugepages-1048576kB directory too.
+  static std::span<const core::AttributeGroup<NumaNode>> groups(bool gigantic);
 
   int nid() const { return nid_; }
 
@@ -95,6 +103,12 @@ class NumaNode {
   // The hugepage counts are table lines (numa_node.cpp).
   // Locking: the model's. Context: FUSE worker; logs "numa"/"nr_hugepages".
   core::Result<std::size_t> nr_hugepages_store(const core::Caller& caller, std::string_view in);
+  core::Result<std::size_t> nr_hugepages_1g_store(const core::Caller& caller, std::string_view in);
+  // The 1 GiB directory's demote files (hugetlb.hpp). Locking: the model's;
+  // logs "numa"/"demote".
+  core::Result<std::size_t> demote_store(const core::Caller& caller, std::string_view in);
+  core::Status demote_size_show(core::PageBuffer& buf) const;
+  core::Result<std::size_t> demote_size_store(const core::Caller& caller, std::string_view in);
   // kobject_synth_uevent (core/kobject_uevent.hpp). Locking: none.
   core::Result<std::size_t> uevent_store(const core::Caller& caller, std::string_view in);
 
@@ -102,6 +116,8 @@ class NumaNode {
   std::string cpumap_text() const;
   std::string cpulist_text() const;
   std::vector<unsigned> online_node_cpus() const;
+  core::Result<std::size_t> hugepages_store(const core::Caller& caller, std::string_view in,
+                                            HugeSize size);
 
   // meminfo's text with the counters it was formatted from: a read whose
   // snapshot has the same counters appends the text instead of formatting

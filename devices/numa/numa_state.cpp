@@ -60,8 +60,10 @@ void NumaModel::save_state(core::StateWriter& w) const {
     w.put_u64(k("present"), p.present);
     w.put_u64(k("free"), p.free);
     w.put_str(k("used"), join_list(p.used));
-    w.put_u64(k("huge_nr"), p.huge_nr);
-    w.put_u64(k("huge_free"), p.huge_free);
+    w.put_u64(k("huge_nr"), p.huge[0].nr);
+    w.put_u64(k("huge_free"), p.huge[0].free);
+    w.put_u64(k("huge1g_nr"), p.huge[1].nr);
+    w.put_u64(k("huge1g_free"), p.huge[1].free);
     w.put_u64(k("kernel"), p.kernel);
     w.put_bool(k("n_memory"), p.n_memory);
     w.put_str(k("numastat"), fmt::format("{},{},{},{},{},{}", p.stat.numa_hit, p.stat.numa_miss,
@@ -75,8 +77,10 @@ void NumaModel::save_state(core::StateWriter& w) const {
     w.put_str(fmt::format("numa.alloc.{}", id), encode_alloc(a));
   w.put_u64("numa.next_id", next_id_);
   w.put_u64("numa.last_id", last_id_);
-  w.put_i64("numa.next_nid_to_alloc", next_nid_to_alloc_);
-  w.put_i64("numa.next_nid_to_free", next_nid_to_free_);
+  w.put_i64("numa.next_nid_to_alloc", next_nid_to_alloc_[0]);
+  w.put_i64("numa.next_nid_to_free", next_nid_to_free_[0]);
+  w.put_i64("numa.huge1g.next_nid_to_alloc", next_nid_to_alloc_[1]);
+  w.put_i64("numa.huge1g.next_nid_to_free", next_nid_to_free_[1]);
 }
 
 core::Status NumaModel::load_state(const core::StateReader& r) {
@@ -90,10 +94,17 @@ core::Status NumaModel::load_state(const core::StateReader& r) {
     auto used = r.str(k("used"));
     auto huge_nr = r.u64(k("huge_nr"));
     auto huge_free = r.u64(k("huge_free"));
+    auto huge1g_nr = r.u64(k("huge1g_nr"));
+    auto huge1g_free = r.u64(k("huge1g_free"));
     auto kernel = r.u64(k("kernel"));
     auto n_memory = r.boolean(k("n_memory"));
     auto stat = r.str(k("numastat"));
-    if (!present || !free || !used || !huge_nr || !huge_free || !kernel || !n_memory || !stat)
+    if (!present || !free || !used || !huge_nr || !huge_free || !huge1g_nr || !huge1g_free ||
+        !kernel || !n_memory || !stat)
+      return core::Errno{EINVAL};
+    // A pool never has more free pages than pages, and a machine without
+    // GBPAGES has no 1 GiB pool to restore.
+    if (*huge_free > *huge_nr || *huge1g_free > *huge1g_nr || (*huge1g_nr && !gbpages_))
       return core::Errno{EINVAL};
     std::vector<std::uint64_t> u, st;
     if (!split_list(*used, u) || u.size() != kPageKinds) return core::Errno{EINVAL};
@@ -101,8 +112,8 @@ core::Status NumaModel::load_state(const core::StateReader& r) {
     p.present = *present;
     p.free = *free;
     std::copy(u.begin(), u.end(), p.used.begin());
-    p.huge_nr = *huge_nr;
-    p.huge_free = *huge_free;
+    p.huge[0] = {*huge_nr, *huge_free};
+    p.huge[1] = {*huge1g_nr, *huge1g_free};
     p.kernel = *kernel;
     p.n_memory = *n_memory;
     p.stat = {st[0], st[1], st[2], st[3], st[4], st[5]};
@@ -125,9 +136,12 @@ core::Status NumaModel::load_state(const core::StateReader& r) {
   auto last_id = r.u64("numa.last_id");
   auto next_alloc = r.i64("numa.next_nid_to_alloc");
   auto next_free = r.i64("numa.next_nid_to_free");
-  if (!next_id || !last_id || !next_alloc || !next_free) return core::Errno{EINVAL};
-  if (*next_alloc < 0 || *next_alloc >= nodes || *next_free < 0 || *next_free >= nodes)
+  auto next_alloc_1g = r.i64("numa.huge1g.next_nid_to_alloc");
+  auto next_free_1g = r.i64("numa.huge1g.next_nid_to_free");
+  if (!next_id || !last_id || !next_alloc || !next_free || !next_alloc_1g || !next_free_1g)
     return core::Errno{EINVAL};
+  for (auto cursor : {*next_alloc, *next_free, *next_alloc_1g, *next_free_1g})
+    if (cursor < 0 || cursor >= nodes) return core::Errno{EINVAL};
 
   core::MutexLock lock(mu_);
   if (online.size() != online_.size()) return core::Errno{EINVAL};
@@ -137,8 +151,8 @@ core::Status NumaModel::load_state(const core::StateReader& r) {
   allocations_ = std::move(allocs);
   next_id_ = *next_id;
   last_id_ = *last_id;
-  next_nid_to_alloc_ = static_cast<int>(*next_alloc);
-  next_nid_to_free_ = static_cast<int>(*next_free);
+  next_nid_to_alloc_ = {static_cast<int>(*next_alloc), static_cast<int>(*next_alloc_1g)};
+  next_nid_to_free_ = {static_cast<int>(*next_free), static_cast<int>(*next_free_1g)};
   build_all_zonelists_locked();
   return {};
 }

@@ -89,6 +89,9 @@ SEEDS = {
     "numa-node": ("xen-guest-vnuma", [
         ("devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages", "4\n", 0),
         ("devices/system/node/node1/hugepages/hugepages-2048kB/nr_hugepages", "2", 0),
+        ("devices/system/node/node0/hugepages/hugepages-1048576kB/nr_hugepages", "1\n", 0),
+        ("kernel/mm/hugepages/hugepages-1048576kB/demote_size", "2M\n", 0),
+        ("kernel/mm/hugepages/hugepages-1048576kB/demote", "1", 0),
         ("devices/system/cpu/cpu1/online", "0\n", 0),
         ("kernel/debug/vsysfs/numa/alloc", "pages=8 cpu=1", 0),
         ("devices/system/cpu/cpu1/online", "1", READ),

@@ -135,6 +135,15 @@ def simple_strtoull(data, base=0):
     return _parse_integer(s, base)[1]
 
 
+def memparse(data):
+    """lib/cmdline.c memparse: simple_strtoull base 0, then one optional
+    K/M/G/T/P/E suffix (either case), each 10 more bits of shift."""
+    s, base = _fixup_radix(cstr(data), 0)
+    n, v, _ = _parse_integer(s, base)
+    shift = {"k": 10, "m": 20, "g": 30, "t": 40, "p": 50, "e": 60}.get(chr(s[n]).lower() if n < len(s) else "", 0)
+    return (v << shift) % U64
+
+
 def kstrtobool(data):
     # lib/kstrtox.c kstrtobool: the first character decides ("on"/"of" by two)
     s = cstr(data) + b"\0\0"
@@ -521,9 +530,24 @@ ROWS = [
     ("devices/system/cpu/cpu*/online", text(lambda d: "EINVAL" if kstrtobool(d) == "EINVAL"
                                             else "OK"), "drivers/base/core.c online_store"),
     # mm/hugetlb.c nr_hugepages_store_common: kstrtoul base 10, then
-    # set_max_huge_pages (1 page of 2 MiB fits every node of the machines).
+    # set_max_huge_pages (a short pool is no error, for 2 MiB and 1 GiB pages).
     ("devices/system/node/node*/hugepages/hugepages-*/nr_hugepages", text(KSTRTO["ul10"]),
      "mm/hugetlb.c nr_hugepages_store_common"),
+    ("kernel/mm/hugepages/hugepages-*/nr_hugepages*", text(KSTRTO["ul10"]),
+     "mm/hugetlb.c nr_hugepages_store_common"),
+    # nr_overcommit_hugepages_store (6.12): EINVAL for the gigantic hstate
+    # before parsing; else kstrtoul base 10.
+    ("kernel/mm/hugepages/hugepages-2048kB/nr_overcommit_hugepages", text(KSTRTO["ul10"]),
+     "mm/hugetlb.c nr_overcommit_hugepages_store"),
+    ("kernel/mm/hugepages/hugepages-1048576kB/nr_overcommit_hugepages", always("EINVAL"),
+     "mm/hugetlb.c nr_overcommit_hugepages_store: hstate_is_gigantic"),
+    # demote_store: kstrtoul base 10; too few free pages is no error.
+    ("*/hugepages-1048576kB/demote", text(KSTRTO["ul10"]), "mm/hugetlb.c demote_store"),
+    # demote_size_store: memparse, then only an hstate's size of at least
+    # HUGETLB_PAGE_ORDER below 1 GiB: 2 MiB.
+    ("*/hugepages-1048576kB/demote_size",
+     text(lambda d: "OK" if memparse(d) == 2 << 20 else "EINVAL"),
+     "mm/hugetlb.c demote_size_store"),
 
     # drivers/base/memory.c: mhp_online_type_from_str (sysfs_streq); state_store
     # of the state a block is already in is EINVAL, an offline whose pages are

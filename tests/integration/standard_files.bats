@@ -408,6 +408,43 @@ EOF2
   [ "$(cat "$h/nr_overcommit_hugepages")" = 7 ]
 }
 
+@test "hugepages: every hstate directory has the real /sys's files and modes, globally and per node" {
+  # The oracle is this host's kernel: an x86 CPU with pdpe1gb has the
+  # 1 GiB hstate (with demote and demote_size) beside the 2 MiB one.
+  [ -d /sys/kernel/mm/hugepages/hugepages-1048576kB ] || skip "this host has no 1 GiB hstate"
+  [ -d /sys/devices/system/node/node0/hugepages ] || skip "this host has no node hugepages"
+  vsysfs_start
+  diff <(ls /sys/kernel/mm/hugepages) <(ls "$MNT/kernel/mm/hugepages")
+  diff <(ls /sys/devices/system/node/node0/hugepages) <(ls "$MNT/devices/system/node/node0/hugepages")
+  local d
+  for d in hugepages-2048kB hugepages-1048576kB; do
+    diff <(modes_of "/sys/kernel/mm/hugepages/$d") <(modes_of "$MNT/kernel/mm/hugepages/$d")
+    diff <(modes_of "/sys/devices/system/node/node0/hugepages/$d") \
+      <(modes_of "$MNT/devices/system/node/node0/hugepages/$d")
+  done
+  diff /sys/kernel/mm/hugepages/hugepages-1048576kB/demote_size \
+    "$MNT/kernel/mm/hugepages/hugepages-1048576kB/demote_size"
+}
+
+@test "kernel/mm/hugepages/hugepages-1048576kB is the sum of the nodes' 1 GiB pools" {
+  # Two nodes of 2052 MiB, node 1 with a 1 GiB boot page.
+  vsysfs_start -o "machine=$BATS_TEST_DIRNAME/hugepages_1g.toml"
+  local h=$MNT/kernel/mm/hugepages/hugepages-1048576kB n=$MNT/devices/system/node
+  [ "$(cat "$h/nr_hugepages")" = 1 ]
+  # Two more, round-robin from node 0: one each.
+  echo 3 > "$h/nr_hugepages"
+  [ "$(cat "$n/node0/hugepages/hugepages-1048576kB/nr_hugepages")" = 1 ]
+  [ "$(cat "$n/node1/hugepages/hugepages-1048576kB/nr_hugepages")" = 2 ]
+  [ "$(cat "$h/free_hugepages")" = 3 ]
+  [ "$(awk '$3 == "MemUsed:" { s += $4 } END { print s }' "$n"/node*/meminfo)" = $((3 * 1048576)) ]
+  # No more fit: the pool stops short, no error.
+  echo 9 > "$h/nr_hugepages"
+  [ "$(cat "$h/nr_hugepages")" = 4 ]
+  echo 0 > "$h/nr_hugepages"
+  [ "$(cat "$h/nr_hugepages")" = 0 ]
+  [ "$(awk '$3 == "MemUsed:" { s += $4 } END { print s }' "$n"/node*/meminfo)" = 0 ]
+}
+
 @test "class/thermal and class/power_supply exist, empty, on every machine" {
   vsysfs_start -o "machine=$(machine_file net-lab)"
   [ -d "$MNT/class/thermal" ] && [ -z "$(ls -A "$MNT/class/thermal")" ]

@@ -17,13 +17,14 @@
 //   alloc ids           a successful alloc takes last_alloc_id + 1, and its
 //                       per-node pages sum to its pages=
 //   free pages          per node MemFree <= MemTotal (never "negative"), and
-//                       MemTotal - MemFree == 2048 kB * HugePages_Total + the
+//                       MemTotal - MemFree == 2048 kB * HugePages_Total +
+//                       1048576 kB * the node's 1 GiB nr_hugepages + the
 //                       live allocations' pages on that node
 //   meminfo kinds       each node's AnonPages, Shmem, FilePages, Inactive(*),
 //                       PageTables, KernelStack, Slab lines equal the live
 //                       allocations' pages of their kinds on that node
 //   hugepage pool       a write of N to nodeN's nr_hugepages shrinks to N or
-//                       grows to min(N, old + MemFree / 2 MiB) (mm/hugetlb.c
+//                       grows to min(N, old + MemFree / page size) (mm/hugetlb.c
 //                       set_max_huge_pages, __GFP_THISNODE); free == nr and
 //                       no surplus, since nothing uses huge pages here
 //   zonelists           the fallback orders never change (allocation,
@@ -249,8 +250,8 @@ class NumaChecker : public rnd::Checker {
     if (s && rc > 0 && s->path.ends_with("/online")) ++onlines_;
     if (s && rc > 0 && s->path.ends_with("/nr_hugepages")) ++huge_;
     // set_max_huge_pages on one node (mm/hugetlb.c): shrinking frees
-    // unused huge pages (all are unused here), growing takes 2 MiB blocks
-    // of the node's free pages as far as they go.
+    // unused huge pages (all are unused here), growing takes 2 MiB (or
+    // 1 GiB) blocks of the node's free pages as far as they go.
     if (s && rc > 0 && s->path.ends_with("/nr_hugepages")) {
       std::string_view d = s->data;
       if (!d.empty() && d.back() == '\n') d.remove_suffix(1);
@@ -258,7 +259,10 @@ class NumaChecker : public rnd::Checker {
                          d.find_first_not_of("0123456789") == std::string_view::npos;
       if (plain) {
         const std::uint64_t want = std::stoull(std::string(d));
-        const std::uint64_t expect = want <= huge0_ ? want : std::min(want, huge0_ + free0_kb_ / 2048);
+        const std::uint64_t page_kb =
+            s->path.find("/hugepages-1048576kB/") != std::string::npos ? 1048576 : 2048;
+        const std::uint64_t expect =
+            want <= huge0_ ? want : std::min(want, huge0_ + free0_kb_ / page_kb);
         const auto got = rnd::num(m.read(s->path));
         if (got != expect)
           return fmt::format("hugepage pool: {} of {} with {} kB free made {}, expected {}", want,
@@ -336,9 +340,17 @@ class NumaChecker : public rnd::Checker {
         used += a.node[n];
         kind[a.kind] += a.node[n];
       }
-      if (*total - *free != *huge * 2048 + used * 4)
-        return fmt::format("free pages: node{} MemTotal {} - MemFree {} != huge {} x 2048 + {} pages",
-                           n, *total, *free, *huge, used);
+      // The 1 GiB pool is not in meminfo (hugetlb_report_node_meminfo prints
+      // the default hstate's), but its pages are not free.
+      const std::uint64_t giga =
+          rnd::num(m.read(fmt::format(
+                       "devices/system/node/node{}/hugepages/hugepages-1048576kB/nr_hugepages", n)))
+              .value_or(0);
+      if (*total - *free != *huge * 2048 + giga * 1048576 + used * 4)
+        return fmt::format(
+            "free pages: node{} MemTotal {} - MemFree {} != huge {} x 2048 + {} x 1048576 + {} "
+            "pages",
+            n, *total, *free, *huge, giga, used);
       // Each kind feeds its meminfo lines (numa_model.hpp PageKind, reference 4.4).
       const std::uint64_t anon = kind["anon"], file = kind["file"], shmem = kind["shmem"],
                           sr = kind["slab_reclaimable"], su = kind["slab_unreclaimable"];

@@ -8,12 +8,18 @@
 
 #include <doctest/doctest.h>
 
+#include <string>
+
+#include "core/state_record.hpp"
+
 #include <cerrno>
 #include <atomic>
 #include <stdexcept>
 #include <thread>
 
 using vsysfs::devices::AllocRequest;
+using vsysfs::devices::HugeSize;
+using vsysfs::devices::kGiganticPagePages;
 using vsysfs::devices::MemPolicy;
 using vsysfs::devices::NumaConfig;
 using vsysfs::devices::NumaModel;
@@ -167,6 +173,24 @@ TEST_CASE("invalid machine descriptions are refused") {
   auto huge = uniform(1, 1000);
   huge.nodes[0].hugepages = 2;  // 1024 pages > 1000
   bad(huge);
+  auto giga = uniform(1, 2 * kGiganticPagePages - 1);
+  giga.nodes[0].hugepages_1g = 2;  // one page short
+  bad(giga);
+  auto no_gbpages = uniform(1, 2 * kGiganticPagePages);
+  no_gbpages.nodes[0].hugepages_1g = 1;
+  no_gbpages.gbpages = false;  // hugepagesz=1G is not a valid size without GBPAGES
+  bad(no_gbpages);
+  // The boot pools: 1 GiB pages first, then the 2 MiB ones from what is left.
+  auto both = uniform(1, kGiganticPagePages + 512);
+  both.nodes[0].hugepages_1g = 1;
+  both.nodes[0].hugepages = 1;
+  NumaModel ok(both);
+  CHECK(ok.node(0).free == 0);
+  CHECK(ok.node(0).gigantic_nr == 1);
+  CHECK(ok.node(0).gigantic_free == 1);
+  CHECK(ok.node(0).huge_nr == 1);
+  both.nodes[0].hugepages = 2;
+  bad(both);
 }
 
 TEST_CASE("default policy: local node first, then the zonelist; miss/foreign split") {
@@ -323,6 +347,158 @@ TEST_CASE("hugepages: grow from the node's free pages, shrink only free ones") {
   CHECK(m.set_nr_hugepages(0, 1) == 1);
   CHECK(m.node(0).free == 2000 - 512);
   CHECK(m.node(0).huge_free == 1);
+}
+
+TEST_CASE("hugepages: a partial round-robin round visits the nodes in order from the cursor") {
+  // for_each_node_mask_to_alloc: fewer pages than nodes go to the next
+  // nodes in turn, none skipped (three nodes: 0 and 1, then 2 and 0).
+  NumaModel m(uniform(3, 4096));
+  CHECK(m.set_global_nr_hugepages(2) == 2);
+  CHECK(m.node(0).huge_nr == 1);
+  CHECK(m.node(1).huge_nr == 1);
+  CHECK(m.node(2).huge_nr == 0);
+  CHECK(m.set_global_nr_hugepages(4) == 4);
+  CHECK(m.node(2).huge_nr == 1);
+  CHECK(m.node(0).huge_nr == 2);
+}
+
+TEST_CASE("1 GiB hugepages: a node grows while its free pages hold a whole gigantic page") {
+  NumaModel m(uniform(2, 3 * kGiganticPagePages - 1));
+  CHECK(m.gigantic_pages());
+  // Two fit on node 0 (the third would need one page more).
+  CHECK(m.set_nr_hugepages(0, 5, HugeSize::k1G) == 2);
+  CHECK(m.node(0).free == kGiganticPagePages - 1);
+  CHECK(m.node(0).gigantic_nr == 2);
+  CHECK(m.node(0).gigantic_free == 2);
+  CHECK(m.node(0).huge_nr == 0);  // the 2 MiB pool is another hstate
+  CHECK(m.huge_totals(HugeSize::k1G).nr == 2);
+  CHECK(m.huge_totals(HugeSize::k2M).nr == 0);
+  // Shrinking gives whole gigantic pages back.
+  CHECK(m.set_nr_hugepages(0, 1, HugeSize::k1G) == 1);
+  CHECK(m.node(0).free == 2 * kGiganticPagePages - 1);
+  CHECK(m.set_nr_hugepages(0, 0, HugeSize::k1G) == 0);
+  CHECK(m.node(0).free == 3 * kGiganticPagePages - 1);
+}
+
+TEST_CASE("1 GiB hugepages: a node that lacks the memory gets none; the others are untouched") {
+  NumaModel m(uniform(2, kGiganticPagePages + 100));
+  // Half the node in use: 1 GiB no longer fits although most of it is free.
+  REQUIRE(m.alloc(req(0, 200)));
+  CHECK(m.node(0).free == kGiganticPagePages - 100);
+  CHECK(m.set_nr_hugepages(0, 1, HugeSize::k1G) == 0);
+  CHECK(m.node(0).free == kGiganticPagePages - 100);
+  CHECK(m.node(0).gigantic_nr == 0);
+  // 2 MiB pages use the rest: a gigantic page then cannot come from node 1
+  // either, once it is short by one 2 MiB page.
+  CHECK(m.set_nr_hugepages(1, 1, HugeSize::k2M) == 1);
+  CHECK(m.set_nr_hugepages(1, 1, HugeSize::k1G) == 0);
+  CHECK(m.set_global_nr_hugepages(3, HugeSize::k1G) == 0);
+  CHECK(m.node(1).free == kGiganticPagePages + 100 - 512);
+}
+
+TEST_CASE("1 GiB hugepages: the global store interleaves from the 1 GiB hstate's own cursor") {
+  NumaModel m(uniform(3, 2 * kGiganticPagePages));
+  // The 2 MiB hstate's cursor moves; the 1 GiB one starts on node 0 still.
+  CHECK(m.set_global_nr_hugepages(2, HugeSize::k2M) == 2);  // nodes 0, 1
+  CHECK(m.set_global_nr_hugepages(2, HugeSize::k1G) == 2);
+  CHECK(m.node(0).gigantic_nr == 1);
+  CHECK(m.node(1).gigantic_nr == 1);
+  CHECK(m.node(2).gigantic_nr == 0);
+  // Node 0 and 1 cannot give a second one (2 MiB pages took 512 pages);
+  // node 2 gives two.
+  CHECK(m.set_global_nr_hugepages(10, HugeSize::k1G) == 4);
+  CHECK(m.node(2).gigantic_nr == 2);
+  CHECK(m.set_global_nr_hugepages(1, HugeSize::k1G) == 1);
+  CHECK(m.huge_totals(HugeSize::k1G).free == 1);
+}
+
+TEST_CASE("1 GiB hugepages: demote splits free gigantic pages into 2 MiB pages on their node") {
+  NumaModel m(uniform(2, 2 * kGiganticPagePages));
+  REQUIRE(m.set_nr_hugepages(0, 2, HugeSize::k1G) == 2);
+  REQUIRE(m.set_nr_hugepages(1, 1, HugeSize::k1G) == 1);
+  const std::uint64_t free0 = m.node(0).free, free1 = m.node(1).free;
+  // A node's demote: that node only.
+  CHECK(m.demote_gigantic(1, 5) == 1);
+  CHECK(m.node(1).gigantic_nr == 0);
+  CHECK(m.node(1).huge_nr == 512);
+  CHECK(m.node(1).huge_free == 512);
+  CHECK(m.node(1).free == free1);       // nothing goes back to the buddy allocator
+  CHECK(m.demote_gigantic(1, 1) == 0);  // none left there: no error
+  // The global demote: from the hstate's next_nid_to_free.
+  CHECK(m.demote_gigantic(-1, 1) == 1);
+  CHECK(m.node(0).gigantic_nr == 1);
+  CHECK(m.node(0).huge_nr == 512);
+  CHECK(m.huge_totals(HugeSize::k2M).nr == 1024);
+  CHECK(m.demote_gigantic(-1, 0) == 0);
+  CHECK(m.demote_gigantic(-1, 7) == 1);
+  CHECK(m.huge_totals(HugeSize::k1G).nr == 0);
+  CHECK(m.huge_totals(HugeSize::k2M).free == 3 * 512);
+  CHECK(m.node(0).free == free0);
+  // The demoted pages are 2 MiB pages like any other: shrinking frees them.
+  CHECK(m.set_global_nr_hugepages(0) == 0);
+  CHECK(m.node(0).free == 2 * kGiganticPagePages);
+  CHECK(m.node(1).free == 2 * kGiganticPagePages);
+}
+
+TEST_CASE("snapshot record: the 1 GiB pools and cursors come back; a malformed record is EINVAL") {
+  using vsysfs::core::StateReader;
+  using vsysfs::core::StateWriter;
+  NumaModel a(uniform(2, 2 * kGiganticPagePages));
+  REQUIRE(a.set_nr_hugepages(1, 1, HugeSize::k1G) == 1);      // the cursor stays on node 1 ...
+  REQUIRE(a.set_global_nr_hugepages(2, HugeSize::k1G) == 2);  // ... gives one more, moves to 0
+  REQUIRE(a.node(1).gigantic_nr == 2);
+  StateWriter w(2);
+  a.save_state(w);
+  const std::string rec = w.text();
+  CHECK(rec.find("numa.node1.huge1g_nr=2\n") != std::string::npos);
+  NumaModel b(uniform(2, 2 * kGiganticPagePages));
+  auto r = StateReader::parse(rec);
+  REQUIRE(r);
+  REQUIRE(b.load_state(*r));
+  CHECK(b.node(0).gigantic_nr == a.node(0).gigantic_nr);
+  CHECK(b.node(1).gigantic_free == 2);
+  CHECK(b.node(1).free == a.node(1).free);
+  // The cursor came back too: the next global page goes where it would on a.
+  CHECK(a.set_global_nr_hugepages(3, HugeSize::k1G) == 3);
+  CHECK(b.set_global_nr_hugepages(3, HugeSize::k1G) == 3);
+  CHECK(b.node(0).gigantic_nr == a.node(0).gigantic_nr);
+  CHECK(b.node(1).gigantic_nr == a.node(1).gigantic_nr);
+
+  auto refused = [&](const std::string& text) {
+    auto rr = StateReader::parse(text);
+    REQUIRE(rr);
+    const auto before = b.node(1);
+    const bool ok = static_cast<bool>(b.load_state(*rr));
+    CHECK(b.node(1).gigantic_nr == before.gigantic_nr);  // nothing changed
+    CHECK(b.node(1).free == before.free);
+    return !ok;
+  };
+  auto edit = [&](std::string text, const std::string& from, const std::string& to) {
+    const auto at = text.find(from);
+    REQUIRE(at != std::string::npos);
+    return text.replace(at, from.size(), to);
+  };
+  // A version-1 record (no 1 GiB fields), a pool with more free pages than
+  // pages, a cursor on no node, junk.
+  CHECK(refused(edit(rec, "numa.node0.huge1g_nr=", "numa.node0.other=")));
+  CHECK(refused(edit(rec, "numa.node1.huge1g_free=2", "numa.node1.huge1g_free=3")));
+  CHECK(refused(edit(rec, "numa.huge1g.next_nid_to_free=", "numa.huge1g.next_nid_to_free=7")));
+  CHECK(refused(edit(rec, "numa.node1.huge1g_nr=2", "numa.node1.huge1g_nr=x")));
+  // A record with a 1 GiB pool for a machine without GBPAGES.
+  auto no_gb = uniform(2, 2 * kGiganticPagePages);
+  no_gb.gbpages = false;
+  NumaModel c(no_gb);
+  auto rc = StateReader::parse(rec);
+  REQUIRE(rc);
+  CHECK_FALSE(c.load_state(*rc));
+  CHECK(c.node(1).free == 2 * kGiganticPagePages);
+}
+
+TEST_CASE("without GBPAGES there is no 1 GiB hstate") {
+  auto c = uniform(1, 4 * kGiganticPagePages);
+  c.gbpages = false;
+  NumaModel m(c);
+  CHECK_FALSE(m.gigantic_pages());
 }
 
 TEST_CASE("topology: threads enumerate after all first threads of a package") {

@@ -7,12 +7,14 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <thread>
+#include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -230,6 +232,172 @@ TEST_CASE("nr_hugepages: store-then-show, the pool comes out of MemFree") {
   CHECK(m.write(nr, std::string_view("2\0 5", 4)) == 4);
   CHECK(m.read(nr) == "2\n");
   CHECK(m.events_of("numa", "nr_hugepages").size() >= 4);
+}
+
+// Two nodes of 2 GiB + 4 MiB; node 1 boots with one 1 GiB page.
+constexpr const char* kGiga = R"(
+[numa]
+[[numa.node]]
+cpus = "0-1"
+memory_mb = 2052
+[[numa.node]]
+cpus = "2-3"
+memory_mb = 2052
+hugepages_1g = 1
+)";
+
+// The names and modes in a directory, sorted ("name 644").
+std::string listing(TestMachine& m, std::string_view dir) {
+  auto l = m.tree.list(m.tree.resolve(dir));
+  REQUIRE(l);
+  std::vector<std::string> out;
+  for (const auto& e : *l)
+    out.push_back(
+        fmt::format("{} {:o}", e.name, m.tree.find(std::string(dir) + "/" + e.name)->mode.load()));
+  std::sort(out.begin(), out.end());
+  return fmt::format("{}", fmt::join(out, ","));
+}
+
+TEST_CASE("hugepages-1048576kB: the files and modes of a 6.12 x86 kernel, with demote") {
+  TestMachine m(kGiga);
+  CHECK(listing(m, "kernel/mm/hugepages") == "hugepages-1048576kB 755,hugepages-2048kB 755");
+  CHECK(listing(m, "kernel/mm/hugepages/hugepages-1048576kB") ==
+        "demote 200,demote_size 644,free_hugepages 444,nr_hugepages 644,"
+        "nr_hugepages_mempolicy 644,nr_overcommit_hugepages 644,resv_hugepages 444,"
+        "surplus_hugepages 444");
+  // The 2 MiB hstate has no smaller one to demote into.
+  CHECK(listing(m, "kernel/mm/hugepages/hugepages-2048kB") ==
+        "free_hugepages 444,nr_hugepages 644,nr_hugepages_mempolicy 644,"
+        "nr_overcommit_hugepages 644,resv_hugepages 444,surplus_hugepages 444");
+  CHECK(listing(m, node_file(0, "hugepages")) == "hugepages-1048576kB 755,hugepages-2048kB 755");
+  CHECK(listing(m, node_file(0, "hugepages/hugepages-1048576kB")) ==
+        "demote 200,demote_size 644,free_hugepages 444,nr_hugepages 644,surplus_hugepages 444");
+  CHECK(listing(m, node_file(0, "hugepages/hugepages-2048kB")) ==
+        "free_hugepages 444,nr_hugepages 644,surplus_hugepages 444");
+  // The boot pool.
+  CHECK(m.read(node_file(1, "hugepages/hugepages-1048576kB/nr_hugepages")) == "1\n");
+  CHECK(m.read(node_file(1, "hugepages/hugepages-1048576kB/free_hugepages")) == "1\n");
+  CHECK(m.read("kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages") == "1\n");
+  CHECK(m.read("kernel/mm/hugepages/hugepages-1048576kB/demote_size") == "2048kB\n");
+  CHECK(m.read(node_file(0, "hugepages/hugepages-1048576kB/demote_size")) == "2048kB\n");
+  CHECK(m.open_errno("kernel/mm/hugepages/hugepages-1048576kB/demote", O_RDONLY) == -EACCES);
+}
+
+TEST_CASE("hugepages-1048576kB: a node store takes 1 GiB of MemFree; meminfo counts 2 MiB only") {
+  TestMachine m(kGiga);
+  const std::string nr = node_file(0, "hugepages/hugepages-1048576kB/nr_hugepages");
+  const std::string global = "kernel/mm/hugepages/hugepages-1048576kB/";
+  CHECK(m.read(node_file(0, "meminfo")).find("Node 0 MemFree:         2101248 kB\n") !=
+        std::string::npos);
+  CHECK(m.write(nr, "1\n") == 2);
+  CHECK(m.read(nr) == "1\n");
+  const std::string mi = m.read(node_file(0, "meminfo"));
+  CHECK(mi.find("Node 0 MemFree:         1052672 kB\n") != std::string::npos);
+  CHECK(mi.find("Node 0 MemUsed:         1048576 kB\n") != std::string::npos);
+  // hugetlb_report_node_meminfo prints the default hstate's counts.
+  CHECK(mi.find("Node 0 HugePages_Total:     0\n") != std::string::npos);
+  CHECK(m.read(global + "nr_hugepages") == "2\n");
+  CHECK(m.read(global + "free_hugepages") == "2\n");
+  CHECK(m.read("kernel/mm/hugepages/hugepages-2048kB/nr_hugepages") == "0\n");
+  // A third does not fit (4 MiB left after the second): no error.
+  CHECK(m.write(nr, "3") == 1);
+  CHECK(m.read(nr) == "2\n");
+  CHECK(m.read(node_file(0, "meminfo")).find("Node 0 MemFree:            4096 kB\n") !=
+        std::string::npos);
+  // Bad input: EINVAL, nothing changes.
+  for (const char* bad : {"junk", "-1", "0x1", "1 "}) {
+    CAPTURE(bad);
+    CHECK(m.write(nr, bad) == -EINVAL);
+  }
+  CHECK(m.read(nr) == "2\n");
+  // The global file shrinks the pools round-robin.
+  CHECK(m.write(global + "nr_hugepages", "0") == 1);
+  CHECK(m.read(global + "nr_hugepages") == "0\n");
+  CHECK(m.read(node_file(0, "meminfo")).find("Node 0 MemFree:         2101248 kB\n") !=
+        std::string::npos);
+  CHECK(m.write(global + "nr_hugepages_mempolicy", "2") == 1);
+  CHECK(m.read(node_file(0, "hugepages/hugepages-1048576kB/nr_hugepages")) == "1\n");
+  CHECK(m.read(node_file(1, "hugepages/hugepages-1048576kB/nr_hugepages")) == "1\n");
+  // QUIRK (6.12 nr_overcommit_hugepages_store): no overcommit for a
+  // gigantic hstate, EINVAL before the input is parsed.
+  CHECK(m.write(global + "nr_overcommit_hugepages", "1") == -EINVAL);
+  CHECK(m.write(global + "nr_overcommit_hugepages", "junk") == -EINVAL);
+  CHECK(m.read(global + "nr_overcommit_hugepages") == "0\n");
+  CHECK(m.write("kernel/mm/hugepages/hugepages-2048kB/nr_overcommit_hugepages", "1") == 1);
+  CHECK(m.events_of("numa", "nr_hugepages").size() >= 4);
+}
+
+TEST_CASE("hugepages-1048576kB: demote turns free 1 GiB pages into 512 free 2 MiB pages") {
+  TestMachine m(kGiga);
+  const std::string g1 = "kernel/mm/hugepages/hugepages-1048576kB/";
+  const std::string g2 = "kernel/mm/hugepages/hugepages-2048kB/";
+  REQUIRE(m.write(node_file(0, "hugepages/hugepages-1048576kB/nr_hugepages"), "1") == 1);
+  const std::string free_before = m.read(node_file(0, "meminfo"));
+  // A node's demote: only that node's pages.
+  CHECK(m.write(node_file(1, "hugepages/hugepages-1048576kB/demote"), "1\n") == 2);
+  CHECK(m.read(node_file(1, "hugepages/hugepages-1048576kB/nr_hugepages")) == "0\n");
+  CHECK(m.read(node_file(1, "hugepages/hugepages-2048kB/nr_hugepages")) == "512\n");
+  CHECK(m.read(node_file(1, "hugepages/hugepages-2048kB/free_hugepages")) == "512\n");
+  CHECK(m.read(node_file(0, "hugepages/hugepages-1048576kB/nr_hugepages")) == "1\n");
+  CHECK(m.read(node_file(1, "meminfo")).find("Node 1 HugePages_Total:   512\n") !=
+        std::string::npos);
+  // Nothing left on node 1: no error, nothing changes.
+  CHECK(m.write(node_file(1, "hugepages/hugepages-1048576kB/demote"), "3") == 1);
+  CHECK(m.read(node_file(1, "hugepages/hugepages-2048kB/nr_hugepages")) == "512\n");
+  // The global demote; more than there are is no error.
+  CHECK(m.write(g1 + "demote", "5") == 1);
+  CHECK(m.read(g1 + "nr_hugepages") == "0\n");
+  CHECK(m.read(g2 + "nr_hugepages") == "1024\n");
+  CHECK(m.read(g2 + "free_hugepages") == "1024\n");
+  CHECK(m.read(node_file(0, "meminfo")) != free_before);  // HugePages_Total moved ...
+  CHECK(m.read(node_file(0, "meminfo")).find("Node 0 MemFree:         1052672 kB\n") !=
+        std::string::npos);  // ... MemFree did not
+  // Bad input: kstrtoul base 10.
+  for (const char* bad : {"junk", "-1", "1x", "\n"}) {
+    CAPTURE(bad);
+    CHECK(m.write(g1 + "demote", bad) == -EINVAL);
+  }
+  CHECK(m.events_of("numa", "demote").size() >= 3);
+  // demote_size: memparse, then the only hstate below 1 GiB (2 MiB).
+  for (const char* ok : {"2M", "2048K", "2097152\n", "0x200000"}) {
+    CAPTURE(ok);
+    CHECK(m.write(g1 + "demote_size", ok) == static_cast<long>(std::strlen(ok)));
+  }
+  for (const char* bad : {"1G", "4K", "4M", "junk", "0", "\n"}) {
+    CAPTURE(bad);
+    CHECK(m.write(g1 + "demote_size", bad) == -EINVAL);
+    CHECK(m.write(node_file(0, "hugepages/hugepages-1048576kB/demote_size"), bad) == -EINVAL);
+  }
+  CHECK(m.read(g1 + "demote_size") == "2048kB\n");
+}
+
+TEST_CASE("pdpe1gb = false: no 1 GiB hstate, as on a CPU without GBPAGES") {
+  TestMachine m("[numa]\npdpe1gb = false\n[[numa.node]]\ncpus = \"0\"\nmemory_mb = 2048\n");
+  CHECK(listing(m, "kernel/mm/hugepages") == "hugepages-2048kB 755");
+  CHECK(listing(m, node_file(0, "hugepages")) == "hugepages-2048kB 755");
+  using vsysfs::core::ConfigError;
+  CHECK_THROWS_WITH_AS(TestMachine("[numa]\npdpe1gb = false\n[[numa.node]]\ncpus = \"0\"\n"
+                                   "memory_mb = 2048\nhugepages_1g = 1\n"),
+                       doctest::Contains("pdpe1gb"), ConfigError);
+  CHECK_THROWS_WITH_AS(TestMachine("[numa]\n[[numa.node]]\ncpus = \"0\"\n"
+                                   "memory_mb = 1023\nhugepages_1g = 1\n"),
+                       doctest::Contains("1 GiB hugepages do not fit"), ConfigError);
+  CHECK_THROWS_AS(TestMachine("[numa]\npdpe1gb = 1\n[[numa.node]]\ncpus = \"0\"\n"), ConfigError);
+  // The default: present, also on a machine without [numa].
+  TestMachine plain("");
+  CHECK(plain.exists("kernel/mm/hugepages/hugepages-1048576kB/demote"));
+  CHECK(plain.exists(node_file(0, "hugepages/hugepages-1048576kB/nr_hugepages")));
+  // Xen offers PAGE1GB to HVM guests only: a PV guest has no 1 GiB hstate
+  // unless its machine file says pdpe1gb = true.
+  TestMachine hvm("[xen]\n[xen.hypervisor]\nguest_type = \"HVM\"\n");
+  CHECK(hvm.exists("kernel/mm/hugepages/hugepages-1048576kB"));
+  TestMachine pv("[xen]\n[xen.hypervisor]\nguest_type = \"PV\"\n");
+  CHECK_FALSE(pv.exists("kernel/mm/hugepages/hugepages-1048576kB"));
+  CHECK(pv.exists("kernel/mm/hugepages/hugepages-2048kB"));
+  TestMachine pv_gb(
+      "[xen]\n[xen.hypervisor]\nguest_type = \"PV\"\n[numa]\npdpe1gb = true\n"
+      "[[numa.node]]\ncpus = \"0\"\nmemory_mb = 2048\n");
+  CHECK(pv_gb.exists("kernel/mm/hugepages/hugepages-1048576kB"));
 }
 
 TEST_CASE("symlinks: node to cpu, cpu to node, bus/node") {
