@@ -202,8 +202,7 @@ Status FaultInjection::read_flap(const StateReader& r, FlapSchedule& out) const 
   const auto pending = r.boolean("fail.flap.timer.pending");
   const auto expires = r.i64("fail.flap.timer.expires_ns");
   const auto order = r.u64("fail.flap.timer.order");
-  if (!left || !next || !up_due || !down || !pending || !expires || !order)
-    return Errno{EINVAL};
+  if (!left || !next || !up_due || !down || !pending || !expires || !order) return Errno{EINVAL};
   if (*left > UINT32_MAX || *next < 0 || *up_due < 0 || *expires < 0) return Errno{EINVAL};
   out.left = static_cast<std::uint32_t>(*left);
   out.next = Nanos(*next);

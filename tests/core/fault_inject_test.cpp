@@ -589,19 +589,13 @@ TEST_CASE("snapshot record: a link_flap schedule taken mid-flap toggles at the s
   f.clock.set_time(then);
   REQUIRE(f.fi.load_state(*r));
   const char* const kBad[][2] = {
-      {"fail.flap.left", "4294967296"},
-      {"fail.flap.left", "-1"},
-      {"fail.flap.next_ns", "-1"},
-      {"fail.flap.up_due_ns", "x"},
-      {"fail.flap.down", "eth1 eth0"},  // not in name order
-      {"fail.flap.down", "eth0 eth0"},
-      {"fail.flap.down", "eth9"},  // no such interface
-      {"fail.flap.down", "eth0 "},
-      {"fail.flap.down", " eth0"},
-      {"fail.flap.down", "eth0  eth1"},
-      {"fail.flap.timer.pending", "2"},
-      {"fail.flap.timer.expires_ns", "-5"},
-      {"fail.flap.timer.order", nullptr},
+      {"fail.flap.left", "4294967296"},     {"fail.flap.left", "-1"},
+      {"fail.flap.next_ns", "-1"},          {"fail.flap.up_due_ns", "x"},
+      {"fail.flap.down", "eth1 eth0"},                                   // not in name order
+      {"fail.flap.down", "eth0 eth0"},      {"fail.flap.down", "eth9"},  // no such interface
+      {"fail.flap.down", "eth0 "},          {"fail.flap.down", " eth0"},
+      {"fail.flap.down", "eth0  eth1"},     {"fail.flap.timer.pending", "2"},
+      {"fail.flap.timer.expires_ns", "-5"}, {"fail.flap.timer.order", nullptr},
       {"fail.flap.down", nullptr},
   };
   for (const auto& [key, value] : kBad) {
@@ -614,9 +608,9 @@ TEST_CASE("snapshot record: a link_flap schedule taken mid-flap toggles at the s
   // A record without the schedule (an older build's) that says one ran
   // cannot be restored; one that says none ran is no schedule.
   std::string old = record;
-  for (const char* key : {"fail.flap.left", "fail.flap.next_ns", "fail.flap.up_due_ns",
-                          "fail.flap.down", "fail.flap.timer.pending",
-                          "fail.flap.timer.expires_ns", "fail.flap.timer.order"})
+  for (const char* key :
+       {"fail.flap.left", "fail.flap.next_ns", "fail.flap.up_due_ns", "fail.flap.down",
+        "fail.flap.timer.pending", "fail.flap.timer.expires_ns", "fail.flap.timer.order"})
     old = with_field(old, key, nullptr);
   auto old_running = StateReader::parse(with_field(old, "fail.flap_active", "1"));
   REQUIRE(old_running);

@@ -329,14 +329,15 @@ TEST_CASE("net snapshot: a malformed record is EINVAL and changes nothing") {
   CHECK(save_net(m) == good);
 }
 
-TEST_CASE("net snapshot: a link_flap schedule taken mid-flap toggles the links at the same instants") {
+TEST_CASE(
+    "net snapshot: a link_flap schedule taken mid-flap toggles the links at the same instants") {
   testing::TestMachine m(kLab);
   REQUIRE(m.write(K("machine/snapshot"), "quiet") == 5);
   REQUIRE(m.write(K("fail/link_flap/ifaces"), "eth0") > 0);
   REQUIRE(m.write(K("fail/link_flap/probability"), "100") > 0);
   REQUIRE(m.write(K("fail/link_flap/times"), "-1") > 0);
   REQUIRE(m.write(K("fail/link_flap/count"), "3") > 0);  // periods at 1000, 2000, 3000
-  m.advance_ms(1050);  // the first flap: eth0 down until 1100
+  m.advance_ms(1050);                                    // the first flap: eth0 down until 1100
   CHECK(m.read(N("eth0", "operstate")) == "down\n");
   REQUIRE(m.write(K("machine/snapshot"), "flapping") == 8);
   const std::uint64_t at_snapshot = last_seq(m);
@@ -346,11 +347,10 @@ TEST_CASE("net snapshot: a link_flap schedule taken mid-flap toggles the links a
   for (const auto& e : first)
     if (e.find(" link_flap ") != std::string::npos)
       flaps.push_back(e.substr(0, e.find_last_not_of(' ') + 1));
-  CHECK(flaps == std::vector<std::string>{"1100000000 eth0 link_flap up",
-                                          "2000000000 eth0 link_flap down",
-                                          "2100000000 eth0 link_flap up",
-                                          "3000000000 eth0 link_flap down",
-                                          "3100000000 eth0 link_flap up"});
+  CHECK(flaps ==
+        std::vector<std::string>{"1100000000 eth0 link_flap up", "2000000000 eth0 link_flap down",
+                                 "2100000000 eth0 link_flap up", "3000000000 eth0 link_flap down",
+                                 "3100000000 eth0 link_flap up"});
   CHECK(m.read(K("fail/link_flap/count")) == "0\n");
   CHECK(m.read(N("eth0", "operstate")) == "up\n");
 
@@ -373,8 +373,7 @@ TEST_CASE("net snapshot: a link_flap schedule taken mid-flap toggles the links a
   CHECK(m.read(K("fail/link_flap/count")) == "0\n");
   const std::uint64_t at_quiet = last_seq(m);
   m.advance_ms(5000);
-  for (const auto& e : timed_events(m, at_quiet))
-    CHECK(e.find(" link_flap ") == std::string::npos);
+  for (const auto& e : timed_events(m, at_quiet)) CHECK(e.find(" link_flap ") == std::string::npos);
   CHECK(m.read(N("eth0", "operstate")) == "up\n");
   REQUIRE(m.write(K("machine/snapshot"), "after") == 5);
   REQUIRE(m.write(K("machine/restore"), "quiet") == 5);
