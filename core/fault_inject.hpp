@@ -292,14 +292,18 @@ class FaultInjection {
   Status start_flaps(std::uint32_t count);
   // Periods of the schedule not yet started.
   std::uint32_t flaps_left() const;
-  // A schedule runs, or a flap still holds a link down: what a machine
-  // snapshot cannot restore (load_state's EBUSY).
+  // A schedule runs, or a flap still holds a link down.
   bool flap_active() const;
 
   // Machine snapshots (docs/snapshot.md): every point's settings, counters
-  // and rate-limit state, the generator and the pids, as fields "fail.*".
-  // load_state checks the whole record first (EINVAL) and changes nothing
-  // then. A field added to FaultSettings must be added to both.
+  // and rate-limit state, the generator and the pids, as fields "fail.*";
+  // the link_flap schedule as "fail.flap.*" (the periods left, when the
+  // next starts, when the links held down come back, which are held down,
+  // the timer at its deadline and its place among the timers due at the
+  // same instant). load_state checks the whole record first (EINVAL) and
+  // changes nothing then; it sets the schedule back without running a
+  // hook (the links' own state is their section's record). A field added
+  // to FaultSettings must be added to both.
   void save_state(StateWriter& w) const;
   Status load_state(const StateReader& r);
 
@@ -315,6 +319,19 @@ class FaultInjection {
     int rl_printed = 0;
     int rl_missed = 0;
   };
+
+  // The link_flap schedule of a snapshot record (fields "fail.flap.*").
+  struct FlapSchedule {
+    std::uint32_t left = 0;
+    Nanos next{0};
+    Nanos up_due{0};
+    std::vector<std::string> down;
+    TimerState timer;
+  };
+  // EINVAL for fields missing or out of range, a link held down that is
+  // not a registered interface or out of name order, or a record without
+  // the fields that says a schedule ran. Takes fail.flap.
+  Status read_flap(const StateReader& r, FlapSchedule& out) const EXCLUDES(flap_mu_);
 
   std::uint32_t random_below_locked(std::uint32_t ceil) REQUIRES(mu_);
   void update_armed_locked(FaultPoint p) REQUIRES(mu_);

@@ -1,5 +1,6 @@
 // FaultInjection's part of a machine snapshot (docs/snapshot.md "Device state").
 #include <cerrno>
+#include <cstdint>
 
 #include <fmt/format.h>
 
@@ -9,14 +10,28 @@
 namespace vsysfs::core {
 
 void FaultInjection::save_state(StateWriter& w) const {
-  const bool active = flap_active();  // fail.flap before fail.mu, as the hooks take them
+  // The link_flap schedule first: fail.flap before fail.mu, as the hooks
+  // take them.
+  {
+    MutexLock flap(flap_mu_);
+    // Written for builds that do not know the schedule's fields: they
+    // refuse a record with a schedule running rather than drop it.
+    w.put_bool("fail.flap_active", flaps_left_ != 0 || !flap_down_.empty());
+    w.put_u64("fail.flap.left", flaps_left_);
+    w.put_i64("fail.flap.next_ns", flap_next_.count());
+    w.put_i64("fail.flap.up_due_ns", flap_up_due_.count());
+    w.put_str("fail.flap.down", fmt::format("{}", fmt::join(flap_down_, " ")));
+    const TimerState t = flap_timer_.state();
+    w.put_bool("fail.flap.timer.pending", t.pending);
+    w.put_i64("fail.flap.timer.expires_ns", t.expires.count());
+    w.put_u64("fail.flap.timer.order", t.order);
+  }
   MutexLock lock(mu_);
   w.put_u64("fail.seed", seed_);
   w.put_u64("fail.rng", rng_);
   std::string pids;
   for (pid_t p : pids_) pids += fmt::format("{}{}", pids.empty() ? "" : " ", p);
   w.put_str("fail.pids", pids);
-  w.put_bool("fail.flap_active", active);
   for (FaultPoint fp : kFaultPoints) {
     const Point& pt = points_[static_cast<std::size_t>(fp)];
     const FaultSettings& st = pt.s;
@@ -134,13 +149,8 @@ Status FaultInjection::load_state(const StateReader& r) {
     pt.rl_printed = static_cast<int>(i(k("rl_printed")));
     pt.rl_missed = static_cast<int>(i(k("rl_missed")));
   }
-  // A running link_flap schedule (its timer, the links it holds down) is
-  // not restored: a snapshot taken with one, or a restore while one runs,
-  // is refused (docs/snapshot.md).
-  {
-    MutexLock flap(flap_mu_);
-    if (b("fail.flap_active") || flaps_left_ != 0 || !flap_down_.empty()) return Errno{EBUSY};
-  }
+  FlapSchedule flap;
+  if (auto st = read_flap(r, flap); !st) return st;
   const std::uint64_t seed = u("fail.seed");
   const std::uint64_t rng = u("fail.rng");
   auto pids_s = r.str("fail.pids");
@@ -154,12 +164,65 @@ Status FaultInjection::load_state(const StateReader& r) {
     pids.insert(*v);
     rest = sp == std::string_view::npos ? std::string_view{} : rest.substr(sp + 1);
   }
-  MutexLock lock(mu_);
-  points_ = std::move(points);
-  seed_ = seed;
-  rng_ = rng;
-  pids_ = std::move(pids);
-  for (FaultPoint fp : kFaultPoints) update_armed_locked(fp);
+  {
+    MutexLock lock(mu_);
+    points_ = std::move(points);
+    seed_ = seed;
+    rng_ = rng;
+    pids_ = std::move(pids);
+    for (FaultPoint fp : kFaultPoints) update_armed_locked(fp);
+  }
+  // The schedule as it was, set directly: no hook runs. The links a flap
+  // held down at the snapshot are held down in the net section's record
+  // (each NIC's hw.flap_down), which the same restore loads; when this
+  // schedule's timer brings them back, the hooks run as they would have.
+  // The timer is cancelled with no lock held (its callback takes fail.flap).
+  flap_timer_.del_timer_sync();
+  MutexLock lock(flap_mu_);
+  flaps_left_ = flap.left;
+  flap_next_ = flap.next;
+  flap_up_due_ = flap.up_due;
+  flap_down_ = std::move(flap.down);
+  flap_timer_.restore(flap.timer);
+  return {};
+}
+
+Status FaultInjection::read_flap(const StateReader& r, FlapSchedule& out) const {
+  if (!r.has("fail.flap.left")) {
+    // A record of a build that kept no schedule: it had none running,
+    // or it cannot say which.
+    const auto active = r.boolean("fail.flap_active");
+    if (!active || *active) return Errno{EINVAL};
+    return {};
+  }
+  const auto left = r.u64("fail.flap.left");
+  const auto next = r.i64("fail.flap.next_ns");
+  const auto up_due = r.i64("fail.flap.up_due_ns");
+  const auto down = r.str("fail.flap.down");
+  const auto pending = r.boolean("fail.flap.timer.pending");
+  const auto expires = r.i64("fail.flap.timer.expires_ns");
+  const auto order = r.u64("fail.flap.timer.order");
+  if (!left || !next || !up_due || !down || !pending || !expires || !order) return Errno{EINVAL};
+  if (*left > UINT32_MAX || *next < 0 || *up_due < 0 || *expires < 0) return Errno{EINVAL};
+  out.left = static_cast<std::uint32_t>(*left);
+  out.next = Nanos(*next);
+  out.up_due = Nanos(*up_due);
+  out.timer = {.pending = *pending, .expires = Nanos(*expires), .order = *order};
+  // The links held down: registered interfaces, in name order (as
+  // flap_tick took them), each once.
+  std::string_view rest = *down;
+  MutexLock flap(flap_mu_);
+  while (!rest.empty()) {
+    const auto sp = rest.find(' ');
+    const std::string_view name = rest.substr(0, sp);
+    if (name.empty() || !flap_targets_.contains(name) ||
+        (!out.down.empty() && out.down.back() >= name))
+      return Errno{EINVAL};
+    out.down.emplace_back(name);
+    if (sp == std::string_view::npos) break;
+    rest.remove_prefix(sp + 1);
+    if (rest.empty()) return Errno{EINVAL};  // a trailing blank
+  }
   return {};
 }
 

@@ -380,11 +380,10 @@ int main(int argc, char* argv[]) {
     std::uint64_t base_bytes = 0;
     try {
       // The machine after the replay is the new base: the next mount loads
-      // it and replays nothing. A machine that cannot be captured as one
-      // now (EBUSY: a link_flap schedule runs, docs/snapshot.md) keeps the
+      // it and replays nothing. A machine that cannot restore keeps the
       // file as it was (its base and its records), without a torn tail.
       auto base = compacts ? snapshots->state_base() : vsysfs::core::Errno{EOPNOTSUPP};
-      if (compacts && !base && base.error().value() != EBUSY)
+      if (compacts && !base)
         die(fmt::format("state file {}: cannot make a base ({})", state_path, base.error().name()));
       if (base) {
         base_bytes = base->size();

@@ -438,8 +438,6 @@ core::Status MachineSnapshots::start_from(std::string_view bytes, std::string* p
 
 core::Result<std::string> MachineSnapshots::state_base() const {
   if (!cannot_restore().empty()) return core::Errno{EOPNOTSUPP};
-  // A base taken now would not load (a link_flap schedule is in no record).
-  if (env_.faults && env_.faults->flap_active()) return core::Errno{EBUSY};
   core::MutexLock lock(mu_);
   Snapshot now = capture(false);
   now.name = "now";

@@ -34,8 +34,9 @@
 // logged for it: nothing happened on the machine). Every timer pending at
 // the snapshot is re-armed at its deadline and its place among timers due
 // at the same instant (core::TimerState), timers armed later are gone.
-// A K/fail/link_flap schedule that holds a link down (saved or now) is
-// EBUSY, as the control plane's handler says: its timer is not state.
+// A link a K/fail/link_flap schedule holds down is saved held down (the
+// hardware's flap_down); the schedule that brings it back is in the
+// control plane's record (core/fault_inject_state.cpp).
 //
 // Thread-safety: the handler runs under the snapshot mutex; load takes
 // rtnl, then each object's own locks (net_locks.hpp order), after the

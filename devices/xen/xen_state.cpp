@@ -27,24 +27,24 @@
 namespace vsysfs::devices {
 namespace {
 
-struct TimerRec {
-  bool pending = false;
-  core::Nanos expires{0};
-  std::uint64_t seq = 0;
-};
-
+// ".seq" is the timer's place among the clock's timers due at the same
+// instant (core::TimerState::order): the clock's id of the arming for a
+// timer armed by mod_timer, which is what records of earlier builds hold
+// (they saved the arming id, and xen re-armed with mod_timer then), and
+// the order it was restored with for a timer a restore re-armed.
 void put_timer(core::StateWriter& w, const std::string& prefix, const core::Timer& t) {
-  w.put_bool(prefix + ".pending", t.pending());
-  w.put_i64(prefix + ".expires_ns", t.expires().count());
-  w.put_u64(prefix + ".seq", t.armed_id());
+  const core::TimerState s = t.state();
+  w.put_bool(prefix + ".pending", s.pending);
+  w.put_i64(prefix + ".expires_ns", s.expires.count());
+  w.put_u64(prefix + ".seq", s.order);
 }
 
-bool get_timer(const core::StateReader& r, const std::string& prefix, TimerRec& out) {
+bool get_timer(const core::StateReader& r, const std::string& prefix, core::TimerState& out) {
   auto pending = r.boolean(prefix + ".pending");
   auto expires = r.i64(prefix + ".expires_ns");
   auto seq = r.u64(prefix + ".seq");
   if (!pending || !expires || !seq || *expires < 0) return false;
-  out = {*pending, core::Nanos(*expires), *seq};
+  out = {.pending = *pending, .expires = core::Nanos(*expires), .order = *seq};
   return true;
 }
 
@@ -97,13 +97,13 @@ class XenStateHandler {
     bool scrub_pages = false;
     bool worker_dead = false;  // BUG_ON in decrease_reservation (until a boot)
     bool powered_off = false;  // the machine is off: nothing runs until boot()
-    TimerRec worker;
+    core::TimerState worker;
     MemRec mem;
   };
   struct HvRec {
     std::uint64_t total = 0, populate_fail = 0;
     std::vector<XenHypervisor::DomainSpec> domains;  // in the hypervisor's order
-    TimerRec pace;
+    core::TimerState pace;
   };
   struct StoreRec {
     std::map<std::string, XenStore::Node, std::less<>> nodes;
@@ -393,15 +393,15 @@ core::Status XenStateHandler::load(const core::StateReader& r) {
   bus_->drivers_autoprobe_ = static_cast<int>(*autoprobe);
 
   // The kthread always waits on its timer but while a pass runs: a record
-  // taken in that moment has it idle, and the pass was due then.
+  // taken in that moment has it idle, and the pass was due then (order 0:
+  // after the timers pending at the snapshot that are due then too).
   if (b.driver_ == XenBalloon::Driver::Kthread && !brec.worker.pending)
-    brec.worker = {true, b.env_.now(), 0};
-  std::vector<std::pair<TimerRec, core::Timer*>> timers;
-  if (brec.worker.pending) timers.emplace_back(brec.worker, &b.balloon_worker_);
-  if (hrec.pace.pending) timers.emplace_back(hrec.pace, &hv.pace_timer_);
-  std::sort(timers.begin(), timers.end(),
-            [](const auto& x, const auto& y) { return x.first.seq < y.first.seq; });
-  for (auto& [rec, timer] : timers) timer->mod_timer(rec.expires);
+    brec.worker = {.pending = true, .expires = b.env_.now(), .order = 0};
+  // Each at its deadline and its saved place among the timers due at the
+  // same instant, the other sections' included (Timer::restore): the
+  // clock orders ties by that place, not by when the restore re-armed them.
+  b.balloon_worker_.restore(brec.worker);
+  hv.pace_timer_.restore(hrec.pace);
   return {};
 }
 

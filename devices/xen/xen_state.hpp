@@ -34,9 +34,11 @@
 //   bus.drivers_autoprobe          bus/xen_memory/drivers_autoprobe
 // /sys/hypervisor is fixed at construction (XenSysHypervisor): nothing to
 // save. The record is read whole and checked before anything changes
-// (EINVAL otherwise); timers are re-armed at their saved deadlines in the
-// order of their saved arming ids, so two due at the same instant fire in
-// the order they did.
+// (EINVAL otherwise); timers are re-armed at their saved deadlines and
+// their saved places among the clock's timers due at the same instant
+// (".seq", core::TimerState::order; Timer::restore), so two due at the
+// same instant fire in the order they did, a timer of another section
+// (net, testdev) included.
 
 #include <memory>
 

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cerrno>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -455,7 +456,7 @@ TEST_CASE("delay: at most kMaxDelayed wait at once; the next is not delayed") {
   CHECK(f.fi.delayed() == 0);
 }
 
-TEST_CASE("snapshot record: the new fault settings come back; a flap schedule is refused") {
+TEST_CASE("snapshot record: the new fault settings come back; a running schedule is replaced") {
   using namespace std::chrono_literals;
   using vsysfs::core::NetRxFault;
   using vsysfs::core::StateReader;
@@ -479,18 +480,151 @@ TEST_CASE("snapshot record: the new fault settings come back; a flap schedule is
   CHECK(f.fi.settings(FaultPoint::LinkFlap).down_ms == 300u);
   CHECK(f.fi.settings(FaultPoint::LinkFlap).period_ms == 700u);
 
-  // A running schedule is neither restored nor overwritten.
-  int down = 0;
-  f.fi.add_flap_target("eth0", [&down](bool d) { down += d ? 1 : -1; });
+  // A schedule running now is replaced by the record's (none): it stops.
+  int calls = 0;
+  f.fi.add_flap_target("eth0", [&calls](bool) { ++calls; });
+  f.fi.set(FaultPoint::LinkFlap, &FaultSettings::probability, 100UL);
   REQUIRE(f.fi.start_flaps(3));
-  CHECK(f.fi.load_state(*r).error() == vsysfs::core::Errno{EBUSY});
-  StateWriter w2(1);
-  f.fi.save_state(w2);
-  REQUIRE(f.fi.start_flaps(0));
-  auto r2 = StateReader::parse(w2.text());
-  REQUIRE(r2);
-  CHECK(f.fi.load_state(*r2).error() == vsysfs::core::Errno{EBUSY});
-  CHECK(f.fi.load_state(*r));
+  REQUIRE(f.fi.load_state(*r));
+  CHECK(f.fi.flaps_left() == 0);
+  CHECK_FALSE(f.fi.flap_active());
+  f.clock.advance(5000ms);
+  CHECK(calls == 0);
+}
+
+namespace {
+
+// The record `text` with the field `key` set to `value` (added when
+// absent), or removed when `value` is null.
+std::string with_field(const std::string& text, const std::string& key, const char* value) {
+  std::string out;
+  bool found = false;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    const auto nl = text.find('\n', pos);
+    const std::string line = text.substr(pos, nl - pos);
+    pos = nl + 1;
+    if (line.rfind(key + "=", 0) == 0) {
+      found = true;
+      if (value) out += key + "=" + value + "\n";
+      continue;
+    }
+    out += line + "\n";
+  }
+  if (!found && value) out += key + "=" + value + "\n";
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("snapshot record: a link_flap schedule taken mid-flap toggles at the same instants") {
+  using namespace std::chrono_literals;
+  using vsysfs::core::StateReader;
+  using vsysfs::core::StateWriter;
+  Fixture f;
+  const FaultPoint p = FaultPoint::LinkFlap;
+  std::vector<std::string> log;  // "T name down|up"
+  // Which links a flap holds down: the net section's part of the record
+  // (each NIC's hw.flap_down), which the test sets back itself.
+  std::set<std::string> held;
+  auto hook = [&](std::string name) {
+    return [&, name](bool down) {
+      log.push_back(std::to_string(f.clock.now() / 1ms) + " " + name + (down ? " down" : " up"));
+      if (down) {
+        held.insert(name);
+      } else {
+        held.erase(name);
+      }
+    };
+  };
+  f.fi.add_flap_target("eth0", hook("eth0"));
+  f.fi.add_flap_target("eth1", hook("eth1"));
+  f.fi.set(p, &FaultSettings::down_ms, 200u);
+  f.fi.set(p, &FaultSettings::period_ms, 1000u);
+  f.fi.set(p, &FaultSettings::probability, 50UL);
+  f.fi.set(p, &FaultSettings::times, -1);
+  f.fi.set_seed(7);
+  REQUIRE(f.fi.start_flaps(6));  // periods at 1000, 2000, ..., 6000
+  // Into a period in which a link is down.
+  std::string record;
+  std::set<std::string> held_then;
+  for (int i = 0; i < 6 && record.empty(); ++i) {
+    f.clock.advance(i == 0 ? 1100ms : 1000ms);
+    if (held.empty()) continue;
+    StateWriter w(1);
+    f.fi.save_state(w);
+    record = w.text();
+    held_then = held;
+  }
+  REQUIRE_FALSE(record.empty());
+  const auto then = f.clock.now();
+  const auto left = f.fi.flaps_left();
+  REQUIRE(left > 0);
+  log.clear();
+  f.clock.advance(8000ms);
+  const auto first = log;
+  REQUIRE_FALSE(first.empty());
+  CHECK(f.fi.flaps_left() == 0);
+
+  // Something else runs now: another schedule, a link held down.
+  f.fi.set(p, &FaultSettings::probability, 100UL);
+  REQUIRE(f.fi.start_flaps(3));
+  f.clock.advance(1000ms);
+  REQUIRE_FALSE(held.empty());
+
+  f.clock.set_time(then);
+  auto r = StateReader::parse(record);
+  REQUIRE(r);
+  REQUIRE(f.fi.load_state(*r));
+  held = held_then;  // what the net record does
+  CHECK(f.fi.flaps_left() == left);
+  CHECK(f.fi.flap_active());
+  CHECK(f.fi.settings(p).probability == 50UL);
+  log.clear();
+  f.clock.advance(8000ms);
+  CHECK(log == first);
+  CHECK(held.empty());
+
+  // Bad schedules are EINVAL and change nothing.
+  f.clock.set_time(then);
+  REQUIRE(f.fi.load_state(*r));
+  const char* const kBad[][2] = {
+      {"fail.flap.left", "4294967296"},     {"fail.flap.left", "-1"},
+      {"fail.flap.next_ns", "-1"},          {"fail.flap.up_due_ns", "x"},
+      {"fail.flap.down", "eth1 eth0"},                                   // not in name order
+      {"fail.flap.down", "eth0 eth0"},      {"fail.flap.down", "eth9"},  // no such interface
+      {"fail.flap.down", "eth0 "},          {"fail.flap.down", " eth0"},
+      {"fail.flap.down", "eth0  eth1"},     {"fail.flap.timer.pending", "2"},
+      {"fail.flap.timer.expires_ns", "-5"}, {"fail.flap.timer.order", nullptr},
+      {"fail.flap.down", nullptr},
+  };
+  for (const auto& [key, value] : kBad) {
+    CAPTURE(key);
+    CAPTURE(value ? value : "(absent)");
+    auto bad = StateReader::parse(with_field(record, key, value));
+    REQUIRE(bad);
+    CHECK(f.fi.load_state(*bad).error() == vsysfs::core::Errno{EINVAL});
+  }
+  // A record without the schedule (an older build's) that says one ran
+  // cannot be restored; one that says none ran is no schedule.
+  std::string old = record;
+  for (const char* key :
+       {"fail.flap.left", "fail.flap.next_ns", "fail.flap.up_due_ns", "fail.flap.down",
+        "fail.flap.timer.pending", "fail.flap.timer.expires_ns", "fail.flap.timer.order"})
+    old = with_field(old, key, nullptr);
+  auto old_running = StateReader::parse(with_field(old, "fail.flap_active", "1"));
+  REQUIRE(old_running);
+  CHECK(f.fi.load_state(*old_running).error() == vsysfs::core::Errno{EINVAL});
+  CHECK(f.fi.flaps_left() == left);  // nothing changed
+  CHECK(f.fi.settings(p).probability == 50UL);
+  log.clear();
+  f.clock.advance(8000ms);
+  CHECK(log == first);
+  auto old_idle = StateReader::parse(with_field(old, "fail.flap_active", "0"));
+  REQUIRE(old_idle);
+  REQUIRE(f.fi.start_flaps(2));
+  REQUIRE(f.fi.load_state(*old_idle));
+  CHECK_FALSE(f.fi.flap_active());
 }
 
 TEST_CASE(

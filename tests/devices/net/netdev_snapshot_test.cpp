@@ -4,8 +4,8 @@
 // with their carrier, operstate, queue and ring state, and the timers
 // pending at the snapshot (MAC, watchdog, senders, chipset) fire at the
 // same instants with the same events, while timers armed later never do.
-// A malformed record is EINVAL and changes nothing; a link_flap hold is
-// EBUSY.
+// A malformed record is EINVAL and changes nothing; a link_flap schedule
+// running at the snapshot flaps at the same instants after the restore.
 #include <cerrno>
 #include <string>
 #include <vector>
@@ -329,22 +329,54 @@ TEST_CASE("net snapshot: a malformed record is EINVAL and changes nothing") {
   CHECK(save_net(m) == good);
 }
 
-TEST_CASE("net snapshot: a link_flap holding a link down is EBUSY, the machine as it was") {
+TEST_CASE(
+    "net snapshot: a link_flap schedule taken mid-flap toggles the links at the same instants") {
   testing::TestMachine m(kLab);
   REQUIRE(m.write(K("machine/snapshot"), "quiet") == 5);
   REQUIRE(m.write(K("fail/link_flap/ifaces"), "eth0") > 0);
   REQUIRE(m.write(K("fail/link_flap/probability"), "100") > 0);
   REQUIRE(m.write(K("fail/link_flap/times"), "-1") > 0);
-  REQUIRE(m.write(K("fail/link_flap/count"), "2") > 0);
-  m.advance_ms(1000);  // the first flap: eth0 down for 100 ms
+  REQUIRE(m.write(K("fail/link_flap/count"), "3") > 0);  // periods at 1000, 2000, 3000
+  m.advance_ms(1050);                                    // the first flap: eth0 down until 1100
   CHECK(m.read(N("eth0", "operstate")) == "down\n");
   REQUIRE(m.write(K("machine/snapshot"), "flapping") == 8);
-  CHECK(m.write(K("machine/restore"), "quiet") == -EIO);
-  CHECK(m.read(N("eth0", "operstate")) == "down\n");
-  m.advance_ms(3000);  // the schedule ends
+  const std::uint64_t at_snapshot = last_seq(m);
+  m.advance_ms(3000);
+  const auto first = timed_events(m, at_snapshot);
+  std::vector<std::string> flaps;
+  for (const auto& e : first)
+    if (e.find(" link_flap ") != std::string::npos)
+      flaps.push_back(e.substr(0, e.find_last_not_of(' ') + 1));
+  CHECK(flaps ==
+        std::vector<std::string>{"1100000000 eth0 link_flap up", "2000000000 eth0 link_flap down",
+                                 "2100000000 eth0 link_flap up", "3000000000 eth0 link_flap down",
+                                 "3100000000 eth0 link_flap up"});
+  CHECK(m.read(K("fail/link_flap/count")) == "0\n");
   CHECK(m.read(N("eth0", "operstate")) == "up\n");
-  CHECK(m.write(K("machine/restore"), "flapping") == -EIO);
-  CHECK(m.write(K("machine/restore"), "quiet") == 5);
+
+  REQUIRE(m.write(K("machine/restore"), "flapping") == 8);
+  CHECK(m.read(N("eth0", "operstate")) == "down\n");
+  CHECK(m.read(N("eth1", "operstate")) == "down\n");  // the cabled peer
+  CHECK(m.read(K("fail/link_flap/count")) == "2\n");
+  REQUIRE(m.write(K("machine/diff"), "flapping now") > 0);
+  CHECK(m.read(K("machine/diff")) == "");
+  const std::uint64_t at_restore = last_seq(m);
+  m.advance_ms(3000);
+  CHECK(timed_events(m, at_restore) == first);
+
+  // A restore while a flap holds the link down ends it: the snapshot had
+  // no schedule, its links come back up, nothing flaps later.
+  REQUIRE(m.write(K("machine/restore"), "flapping") == 8);
+  CHECK(m.read(N("eth0", "operstate")) == "down\n");
+  REQUIRE(m.write(K("machine/restore"), "quiet") == 5);
+  CHECK(m.read(N("eth0", "operstate")) == "up\n");
+  CHECK(m.read(K("fail/link_flap/count")) == "0\n");
+  const std::uint64_t at_quiet = last_seq(m);
+  m.advance_ms(5000);
+  for (const auto& e : timed_events(m, at_quiet)) CHECK(e.find(" link_flap ") == std::string::npos);
+  CHECK(m.read(N("eth0", "operstate")) == "up\n");
+  REQUIRE(m.write(K("machine/snapshot"), "after") == 5);
+  REQUIRE(m.write(K("machine/restore"), "quiet") == 5);
   REQUIRE(m.write(K("machine/diff"), "quiet now") > 0);
   CHECK(m.read(K("machine/diff")) == "");
 }
