@@ -88,8 +88,8 @@ std::shared_ptr<core::Node> KnobNodes::find(const core::Tree& tree, const std::s
   return node;
 }
 
-void save_knobs(const core::Tree& tree, const std::vector<std::string>& paths,
-                core::StateWriter& w, KnobNodes* nodes) {
+void save_knobs(const core::Tree& tree, const std::vector<std::string>& paths, core::StateWriter& w,
+                KnobNodes* nodes) {
   for (const auto& path : paths) {
     const auto node = nodes ? nodes->find(tree, path) : tree.find(path);
     if (!node || node->kind != core::NodeKind::Text || !node->has_read) continue;
@@ -344,8 +344,7 @@ core::Status MachineSnapshots::restore(const core::Caller* caller, std::string_v
     return refuse(core::Errno{EOPNOTSUPP}, {{"unsupported", why}});
   for (const auto& h : machine_.state_handlers()) {
     if (!h.load) continue;
-    if (!snap->states.contains(h.name))
-      return refuse(core::Errno{EINVAL}, {{"missing", h.name}});
+    if (!snap->states.contains(h.name)) return refuse(core::Errno{EINVAL}, {{"missing", h.name}});
     auto it = snap->records.find(h.name);
     if (it == snap->records.end() || it->second.version() != h.version)
       return refuse(core::Errno{EINVAL}, {{"bad_record", h.name}});

@@ -161,8 +161,8 @@ class MachineSnapshots {
   // The record of handler `name` in `snap`: the parsed one, else `states`
   // parsed now (a rollback's records). EINVAL when absent or not a record.
   static core::Result<const core::StateReader*> record_of(const Snapshot& snap,
-                                                           const std::string& name,
-                                                           std::optional<core::StateReader>& tmp);
+                                                          const std::string& name,
+                                                          std::optional<core::StateReader>& tmp);
   // Sets back the modes and owners of `snap.attrs`: those of the nodes
   // changed since snap.attr_sync, else of every node.
   void apply_attrs_locked(const Snapshot& snap) REQUIRES(mu_);
@@ -224,8 +224,8 @@ class KnobNodes {
   // One entry per knob path of one handler: bounded by its machine.
   std::unordered_map<std::string, Hint> hints_ GUARDED_BY(mu_);
 };
-void save_knobs(const core::Tree& tree, const std::vector<std::string>& paths,
-                core::StateWriter& w, KnobNodes* nodes = nullptr);
+void save_knobs(const core::Tree& tree, const std::vector<std::string>& paths, core::StateWriter& w,
+                KnobNodes* nodes = nullptr);
 core::Status load_knobs(const core::Tree& tree, const core::StateReader& r,
                         KnobNodes* nodes = nullptr);
 // The writable text attributes directly in directory `dir` (sorted), for
