@@ -84,17 +84,22 @@ StateWriter::StateWriter(unsigned version) { text_ = fmt::format("version={}\n",
 void StateWriter::put_raw(std::string_view key, std::string_view escaped) {
   if (!valid_key(key) || key == "version")
     throw std::invalid_argument(fmt::format("state key \"{}\"", key));
-  for (const auto& k : keys_)
-    if (k == key) throw std::invalid_argument(fmt::format("state key {} twice", key));
-  keys_.emplace_back(key);
+  // A set, not a scan of every key written before: a record of a few
+  // thousand fields (a restore saves every device's) was quadratic.
+  if (!keys_.emplace(key).second)
+    throw std::invalid_argument(fmt::format("state key {} twice", key));
   text_.append(key).append("=").append(escaped).append("\n");
 }
 
 void StateWriter::put_u64(std::string_view key, std::uint64_t v) {
-  put_raw(key, fmt::format("{}", v));
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  put_raw(key, std::string_view(buf, static_cast<std::size_t>(r.ptr - buf)));
 }
 void StateWriter::put_i64(std::string_view key, std::int64_t v) {
-  put_raw(key, fmt::format("{}", v));
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  put_raw(key, std::string_view(buf, static_cast<std::size_t>(r.ptr - buf)));
 }
 void StateWriter::put_bool(std::string_view key, bool v) { put_raw(key, v ? "1" : "0"); }
 void StateWriter::put_str(std::string_view key, std::string_view v) { put_raw(key, escape(v)); }

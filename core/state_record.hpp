@@ -17,6 +17,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "core/result.hpp"
@@ -39,7 +40,7 @@ class StateWriter {
  private:
   void put_raw(std::string_view key, std::string_view escaped);
   std::string text_;
-  std::vector<std::string> keys_;
+  std::unordered_set<std::string> keys_;  // the keys written, each once
 };
 
 class StateReader {

@@ -1,5 +1,6 @@
 #include "core/tree.hpp"
 
+#include <algorithm>
 #include <cerrno>
 
 namespace vsysfs::core {
@@ -106,6 +107,7 @@ Ino Tree::new_node_locked(NodeKind kind, std::string_view name, mode_t mode, Ino
     entries.erase(it);
     throw;
   }
+  attr_changed(ino);
   return ino;
 }
 
@@ -234,9 +236,20 @@ Status Tree::remove(std::string_view path) {
   return {};
 }
 
+// The components one by one, without split_path's vector: a restore
+// looks up a few hundred knob paths.
 Ino Tree::walk_locked(std::string_view path) const {
   Ino at = kRootIno;
-  for (auto part : split_path(path)) {
+  std::size_t i = 0;
+  while (i < path.size()) {
+    if (path[i] == '/') {
+      ++i;
+      continue;
+    }
+    const std::size_t j = path.find('/', i);
+    const std::size_t end = j == std::string_view::npos ? path.size() : j;
+    const std::string_view part = path.substr(i, end - i);
+    i = end;
     const auto& node = nodes_[at];
     if (!node || !node->is_dir()) return 0;
     auto it = node->children->find(part);
@@ -328,6 +341,7 @@ Status Tree::set_mode(Ino ino, mode_t mode) {
   auto node = get(ino);
   if (!node) return Errno{ENOENT};
   node->mode.store(mode & 07777);
+  attr_changed(ino);
   Observer* obs;
   {
     ReadLock lock(mu_);
@@ -342,6 +356,7 @@ Status Tree::set_owner(Ino ino, uid_t uid, gid_t gid) {
   if (!node) return Errno{ENOENT};
   if (uid != static_cast<uid_t>(-1)) node->uid.store(uid);
   if (gid != static_cast<gid_t>(-1)) node->gid.store(gid);
+  attr_changed(ino);
   Observer* obs;
   {
     ReadLock lock(mu_);
@@ -349,6 +364,35 @@ Status Tree::set_owner(Ino ino, uid_t uid, gid_t gid) {
   }
   if (obs) obs->attr_changed(ino);
   return {};
+}
+
+void Tree::attr_changed(Ino ino) {
+  if (!attr_log_on_.load()) return;
+  MutexLock lock(attr_log_mu_);
+  // Full: forget it all. A restore from a mark before this point compares
+  // every node (attr_changes_since is nullopt), which is always right.
+  if (attr_log_.size() == kMaxAttrLog) {
+    attr_log_base_ += attr_log_.size();
+    attr_log_.clear();
+  }
+  attr_log_.push_back(ino);
+}
+
+std::uint64_t Tree::attr_mark() {
+  MutexLock lock(attr_log_mu_);
+  attr_log_on_.store(true);
+  return attr_log_base_ + attr_log_.size();
+}
+
+std::optional<std::vector<Ino>> Tree::attr_changes_since(std::uint64_t mark) const {
+  MutexLock lock(attr_log_mu_);
+  if (!attr_log_on_.load() || mark < attr_log_base_ || mark > attr_log_base_ + attr_log_.size())
+    return std::nullopt;
+  std::vector<Ino> out(attr_log_.begin() + static_cast<std::ptrdiff_t>(mark - attr_log_base_),
+                       attr_log_.end());
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 IAttrs* Tree::iattrs_locked(Ino ino, struct timespec now) {

@@ -179,6 +179,20 @@ class Tree {
   // chmod/chown of a node (root only: the fs layer checks the caller).
   Status set_mode(Ino ino, mode_t mode);
   Status set_owner(Ino ino, uid_t uid, gid_t gid);
+
+  // The log of mode and owner changes, for a snapshot restore that sets
+  // back only what changed (devices/machine/snapshot.cpp). Every set_mode,
+  // set_owner and new node (whose mode and owner are its own, not those of
+  // the node that had its path before) counts as one change. attr_mark():
+  // the number of changes so far; the first call starts the log (a tree
+  // that nobody snapshots pays nothing). attr_changes_since(mark): the
+  // nodes changed after that mark, each once (dead ones included: the
+  // caller checks); nullopt when the log no longer reaches back so far
+  // (more than kMaxAttrLog changes since, or a mark of another tree's
+  // log): then the caller must compare every node.
+  static constexpr std::size_t kMaxAttrLog = std::size_t{1} << 15;
+  std::uint64_t attr_mark();
+  std::optional<std::vector<Ino>> attr_changes_since(std::uint64_t mark) const;
   // The owner new nodes get (see the constructor).
   Owner owner() const { return owner_; }
 
@@ -253,6 +267,18 @@ class Tree {
   };
   std::vector<FreeSlot> free_;
   Observer* observer_ = nullptr;
+
+  // One more change of `ino`'s mode or owner (see attr_mark).
+  void attr_changed(Ino ino);
+  // Order: innermost (taken with mu_ held, in new_node_locked).
+  mutable Mutex attr_log_mu_{"tree.attr_log"};
+  // Set once by the first attr_mark(); read without the lock so that
+  // building a machine (no mark yet) takes no lock per node.
+  std::atomic<bool> attr_log_on_{false};
+  // attr_log_[i] is the node of change number attr_log_base_ + i + 1; when
+  // the log is full it starts again empty, its base the count so far.
+  std::uint64_t attr_log_base_ GUARDED_BY(attr_log_mu_) = 0;
+  std::vector<Ino> attr_log_ GUARDED_BY(attr_log_mu_);
 };
 
 // --- template implementation -------------------------------------------------

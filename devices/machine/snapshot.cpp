@@ -75,21 +75,34 @@ std::span<const core::AttributeGroup<MachineSnapshots>> MachineSnapshots::groups
   return kGroups;
 }
 
-void save_knobs(const core::Tree& tree, const std::vector<std::string>& paths,
-                core::StateWriter& w) {
+std::shared_ptr<core::Node> KnobNodes::find(const core::Tree& tree, const std::string& path) {
+  core::MutexLock lock(mu_);
+  if (auto it = hints_.find(path); it != hints_.end()) {
+    auto node = tree.get(it->second.ino);
+    if (node && node->generation == it->second.generation && node->alive.load()) return node;
+    hints_.erase(it);
+  }
+  const core::Ino ino = tree.resolve(path);
+  auto node = ino ? tree.get(ino) : nullptr;
+  if (node && node->alive.load()) hints_.emplace(path, Hint{ino, node->generation});
+  return node;
+}
+
+void save_knobs(const core::Tree& tree, const std::vector<std::string>& paths, core::StateWriter& w,
+                KnobNodes* nodes) {
   for (const auto& path : paths) {
-    const auto node = tree.find(path);
+    const auto node = nodes ? nodes->find(tree, path) : tree.find(path);
     if (!node || node->kind != core::NodeKind::Text || !node->has_read) continue;
     core::PageBuffer buf;
     if (node->show(buf)) w.put_str("knob:" + path, buf.view());
   }
 }
 
-core::Status load_knobs(const core::Tree& tree, const core::StateReader& r) {
+core::Status load_knobs(const core::Tree& tree, const core::StateReader& r, KnobNodes* nodes) {
   constexpr std::string_view kPrefix = "knob:";
   for (const auto& key : r.keys_with_prefix(kPrefix)) {
     const std::string path = key.substr(kPrefix.size());
-    const auto node = tree.find(path);
+    const auto node = nodes ? nodes->find(tree, path) : tree.find(path);
     if (!node || node->kind != core::NodeKind::Text || !node->has_write) return core::Errno{EINVAL};
     const auto value = r.str(key);
     core::PageBuffer buf;
@@ -124,6 +137,9 @@ void build_machine_snapshots(MachineContext& ctx) {
 MachineSnapshots::Snapshot MachineSnapshots::capture(bool with_values) const {
   Snapshot snap;
   snap.now = env_.now();
+  // Before any node is read: a change after this mark is in the tree's
+  // log, so a restore compares that node (see Snapshot::attr_sync).
+  snap.attr_sync = tree_.attr_mark();
   // Depth first from the root, in readdir order.
   std::vector<std::pair<core::Ino, std::string>> stack{{core::kRootIno, ""}};
   while (!stack.empty()) {
@@ -164,7 +180,25 @@ MachineSnapshots::Snapshot MachineSnapshots::capture(bool with_values) const {
     snap.size += h.name.size() + w.text().size();
     snap.states.emplace(h.name, w.text());
   }
+  parse_records(snap);
   return snap;
+}
+
+void MachineSnapshots::parse_records(Snapshot& snap) {
+  snap.records.clear();
+  for (const auto& [name, text] : snap.states)
+    if (auto rec = core::StateReader::parse(text)) snap.records.emplace(name, std::move(*rec));
+}
+
+core::Result<const core::StateReader*> MachineSnapshots::record_of(
+    const Snapshot& snap, const std::string& name, std::optional<core::StateReader>& tmp) {
+  if (auto it = snap.records.find(name); it != snap.records.end()) return &it->second;
+  auto it = snap.states.find(name);
+  if (it == snap.states.end()) return core::Errno{EINVAL};
+  auto rec = core::StateReader::parse(it->second);
+  if (!rec) return rec.error();
+  tmp = std::move(*rec);
+  return &*tmp;
 }
 
 const MachineSnapshots::Snapshot* MachineSnapshots::find_locked(std::string_view name) const {
@@ -196,11 +230,10 @@ core::Status MachineSnapshots::load_states(const Snapshot& snap, std::size_t* lo
     if (n == limit) break;
     ++n;
     if (!h.load) continue;
-    auto it = snap.states.find(h.name);
-    if (it == snap.states.end()) return core::Errno{EINVAL};
-    auto rec = core::StateReader::parse(it->second);
+    std::optional<core::StateReader> tmp;
+    auto rec = record_of(snap, h.name, tmp);
     if (!rec) return rec.error();
-    if (auto st = h.load(*rec); !st) {
+    if (auto st = h.load(**rec); !st) {
       if (refused) *refused = h.name;
       return st;
     }
@@ -223,10 +256,8 @@ core::Status MachineSnapshots::apply_locked(const Snapshot& snap, std::string* r
   // Every record must be one this build reads before anything changes.
   for (const auto& h : machine_.state_handlers()) {
     if (!h.load) continue;
-    auto it = snap.states.find(h.name);
-    if (it == snap.states.end()) return core::Errno{EINVAL};
-    auto rec = core::StateReader::parse(it->second);
-    if (!rec || rec->version() != h.version) return core::Errno{EINVAL};
+    auto it = snap.records.find(h.name);
+    if (it == snap.records.end() || it->second.version() != h.version) return core::Errno{EINVAL};
   }
   // The state now, to roll back to if a load fails half way (a device
   // validates its whole record before changing anything, so that only
@@ -252,25 +283,52 @@ core::Status MachineSnapshots::apply_locked(const Snapshot& snap, std::string* r
     if (refused) *refused = fmt::format("{} ({})", section, st.error().name());
     return core::Errno{EIO};
   }
-  // Modes and owners (chmod/chown). A node the snapshot does not know
-  // (added since) keeps its own.
-  for (const auto& [path, attr] : snap.attrs) {
-    // The node the snapshot saw, if it is still there (no lookup by path:
-    // that was half of a restore's time on a machine of 36,000 files);
-    // else whatever has the path now. (The tree has no rename: a node keeps
-    // its path for its life.)
-    core::Ino ino = attr.ino;
-    auto node = ino ? tree_.get(ino) : nullptr;
-    if (!node || node->generation != attr.generation || !node->alive.load()) {
-      ino = tree_.resolve(path);
-      node = ino ? tree_.get(ino) : nullptr;
-    }
-    if (!node) continue;
-    if (node->mode.load() != attr.mode) (void)tree_.set_mode(ino, attr.mode);
-    if (node->uid.load() != attr.uid || node->gid.load() != attr.gid)
-      (void)tree_.set_owner(ino, attr.uid, attr.gid);
-  }
+  apply_attrs_locked(snap);
   return {};
+}
+
+void MachineSnapshots::apply_attrs_locked(const Snapshot& snap) {
+  // Taken before any node is compared: a change after it (this restore's
+  // own included) is in the log, for the next restore of `snap`.
+  const std::uint64_t mark = tree_.attr_mark();
+  auto set_back = [&](core::Ino ino, const core::Node& node, const NodeAttr& attr) {
+    if (node.mode.load() != attr.mode) (void)tree_.set_mode(ino, attr.mode);
+    if (node.uid.load() != attr.uid || node.gid.load() != attr.gid)
+      (void)tree_.set_owner(ino, attr.uid, attr.gid);
+  };
+  // Every node that has a path in the snapshot and has not changed since
+  // attr_sync has the snapshot's mode and owner already: only the nodes
+  // changed since (chmod, chown, or created: the node a hotplug put at a
+  // path the snapshot knows has its own mode) are compared. (The tree has
+  // no rename: a node keeps its path for its life.)
+  std::optional<std::vector<core::Ino>> changed;
+  if (snap.attr_sync) changed = tree_.attr_changes_since(*snap.attr_sync);
+  if (changed) {
+    for (const core::Ino ino : *changed) {
+      const auto node = tree_.get(ino);
+      // A dead node's path, if made again, is a new node in the log.
+      if (!node || !node->alive.load()) continue;
+      const auto it = snap.attrs.find(tree_.path_of(ino));
+      // A node the snapshot does not know (added since) keeps its own.
+      if (it == snap.attrs.end()) continue;
+      set_back(ino, *node, it->second);
+    }
+  } else {
+    for (const auto& [path, attr] : snap.attrs) {
+      // The node the snapshot saw, if it is still there (no lookup by
+      // path: that was half of a restore's time on a machine of 36,000
+      // files); else whatever has the path now.
+      core::Ino ino = attr.ino;
+      auto node = ino ? tree_.get(ino) : nullptr;
+      if (!node || node->generation != attr.generation || !node->alive.load()) {
+        ino = tree_.resolve(path);
+        node = ino ? tree_.get(ino) : nullptr;
+      }
+      if (!node) continue;
+      set_back(ino, *node, attr);
+    }
+  }
+  snap.attr_sync = mark;
 }
 
 core::Status MachineSnapshots::restore(const core::Caller* caller, std::string_view name) {
@@ -286,10 +344,9 @@ core::Status MachineSnapshots::restore(const core::Caller* caller, std::string_v
     return refuse(core::Errno{EOPNOTSUPP}, {{"unsupported", why}});
   for (const auto& h : machine_.state_handlers()) {
     if (!h.load) continue;
-    auto it = snap->states.find(h.name);
-    if (it == snap->states.end()) return refuse(core::Errno{EINVAL}, {{"missing", h.name}});
-    auto rec = core::StateReader::parse(it->second);
-    if (!rec || rec->version() != h.version)
+    if (!snap->states.contains(h.name)) return refuse(core::Errno{EINVAL}, {{"missing", h.name}});
+    auto it = snap->records.find(h.name);
+    if (it == snap->records.end() || it->second.version() != h.version)
       return refuse(core::Errno{EINVAL}, {{"bad_record", h.name}});
   }
   if (auto st = apply_locked(*snap); !st) return refuse(st.error(), {});
@@ -325,6 +382,7 @@ MachineSnapshots::Snapshot MachineSnapshots::from_image(core::SnapshotImage&& im
   for (auto& [h, rec] : img.states) snap.size += h.size() + rec.size();
   snap.values = std::move(img.values);
   snap.states = std::move(img.states);
+  parse_records(snap);
   return snap;
 }
 

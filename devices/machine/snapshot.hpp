@@ -55,14 +55,17 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/attribute.hpp"
 #include "core/env.hpp"
 #include "core/locks.hpp"
 #include "core/snapshot_file.hpp"
+#include "core/state_record.hpp"
 #include "core/thread_annotations.hpp"
 #include "core/tree.hpp"
 #include "devices/machine/machine.hpp"
@@ -141,8 +144,28 @@ class MachineSnapshots {
     std::map<std::string, std::string> values;  // path -> show() output
     std::map<std::string, NodeAttr> attrs;      // path -> mode, owner
     std::map<std::string, std::string> states;  // StateHandler name -> record
+    // The same records parsed, once, when the snapshot is made: a restore
+    // reads them as they are (parsing each record again was a third of a
+    // restore's time). A record that does not parse is absent (EINVAL).
+    std::map<std::string, core::StateReader> records;
     std::size_t size = 0;
+    // The tree's change count (Tree::attr_mark) at which every node that
+    // has a path in `attrs` had the mode and owner `attrs` gives it, unless
+    // changed since: the capture, and then each restore of this snapshot.
+    // A restore compares only the nodes changed after it. nullopt: not
+    // known (a snapshot from a file): a restore compares every node.
+    mutable std::optional<std::uint64_t> attr_sync;
   };
+  // Parses `states` into `records`.
+  static void parse_records(Snapshot& snap);
+  // The record of handler `name` in `snap`: the parsed one, else `states`
+  // parsed now (a rollback's records). EINVAL when absent or not a record.
+  static core::Result<const core::StateReader*> record_of(const Snapshot& snap,
+                                                          const std::string& name,
+                                                          std::optional<core::StateReader>& tmp);
+  // Sets back the modes and owners of `snap.attrs`: those of the nodes
+  // changed since snap.attr_sync, else of every node.
+  void apply_attrs_locked(const Snapshot& snap) REQUIRES(mu_);
 
   Snapshot capture(bool with_values = true) const REQUIRES(mu_);
   core::SnapshotImage to_image(const Snapshot& snap) const;
@@ -181,9 +204,30 @@ class MachineSnapshots {
 // load_knobs stores each value that differs from the current show() with
 // the simulated kernel as caller (logged like any store). EINVAL when a
 // path is missing or refuses its value.
-void save_knobs(const core::Tree& tree, const std::vector<std::string>& paths,
-                core::StateWriter& w);
-core::Status load_knobs(const core::Tree& tree, const core::StateReader& r);
+//
+// `nodes` (optional) remembers each knob's node: a restore saves and loads
+// every knob, and walking each path from the root was a third of the numa
+// handler's time in one.
+class KnobNodes {
+ public:
+  // The node at `path` (nullptr when absent): the one found last time
+  // while it lives (the tree has no rename, so it still has that path),
+  // else a lookup. Locking: its own mutex, then the tree's.
+  std::shared_ptr<core::Node> find(const core::Tree& tree, const std::string& path);
+
+ private:
+  struct Hint {
+    core::Ino ino;
+    std::uint64_t generation;
+  };
+  core::Mutex mu_{"knob_nodes"};
+  // One entry per knob path of one handler: bounded by its machine.
+  std::unordered_map<std::string, Hint> hints_ GUARDED_BY(mu_);
+};
+void save_knobs(const core::Tree& tree, const std::vector<std::string>& paths, core::StateWriter& w,
+                KnobNodes* nodes = nullptr);
+core::Status load_knobs(const core::Tree& tree, const core::StateReader& r,
+                        KnobNodes* nodes = nullptr);
 // The writable text attributes directly in directory `dir` (sorted), for
 // a device whose every such file is a knob.
 std::vector<std::string> writable_files(const core::Tree& tree, const std::string& dir);

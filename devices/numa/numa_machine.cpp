@@ -279,7 +279,8 @@ void register_numa_state(MachineContext& ctx, std::shared_ptr<NumaModel> model,
                          std::shared_ptr<Ksm> ksm,
                          std::vector<std::shared_ptr<MemoryBlock>> blocks) {
   core::Tree& tree = ctx.tree;
-  const auto knob_paths = [&tree, model] {
+  auto knob_nodes = std::make_shared<KnobNodes>();
+  const auto knob_paths = [&tree, model, knob_nodes] {
     std::vector<std::string> paths{"bus/node/drivers_autoprobe",
                                    "bus/cpu/drivers_autoprobe",
                                    "bus/memory/drivers_autoprobe",
@@ -289,7 +290,7 @@ void register_numa_state(MachineContext& ctx, std::shared_ptr<NumaModel> model,
     for (unsigned cpu : model->online_cpus())
       for (unsigned st = 0;; ++st) {
         const auto path = fmt::format("devices/system/cpu/cpu{}/cpuidle/state{}/disable", cpu, st);
-        if (tree.resolve(path) == 0) break;
+        if (!knob_nodes->find(tree, path)) break;
         paths.push_back(path);
       }
     auto mem = tree.list(tree.resolve("devices/system/memory"));
@@ -299,14 +300,14 @@ void register_numa_state(MachineContext& ctx, std::shared_ptr<NumaModel> model,
           paths.push_back("devices/system/memory/" + e.name + "/power/control");
     return paths;
   };
-  auto save = [model, ksm, blocks, &tree, knob_paths](core::StateWriter& w) {
+  auto save = [model, ksm, blocks, &tree, knob_paths, knob_nodes](core::StateWriter& w) {
     model->save_state(w);
     ksm->save_state(w);
     for (const auto& b : blocks)
       w.put_bool(fmt::format("memory{}.online", b->id()), b->online_flag());
-    save_knobs(tree, knob_paths(), w);
+    save_knobs(tree, knob_paths(), w, knob_nodes.get());
   };
-  auto load = [model, ksm, blocks, &tree](const core::StateReader& r) -> core::Status {
+  auto load = [model, ksm, blocks, &tree, knob_nodes](const core::StateReader& r) -> core::Status {
     // Check what is read here before anything changes.
     auto online_s = r.str("numa.cpu_online");
     if (!online_s) return core::Errno{EINVAL};
@@ -330,7 +331,7 @@ void register_numa_state(MachineContext& ctx, std::shared_ptr<NumaModel> model,
     if (auto st = model->load_state(r); !st) return st;
     if (auto st = ksm->load_state(r); !st) return st;
     for (std::size_t i = 0; i < blocks.size(); ++i) blocks[i]->set_online_flag(block_online[i]);
-    return load_knobs(tree, r);
+    return load_knobs(tree, r, knob_nodes.get());
   };
   // Version 2: the 1 GiB pools and cursors (numa.nodeN.huge1g_*,
   // numa.huge1g.*).

@@ -278,6 +278,35 @@ TEST_CASE("a node stays small: a million of them fit the 400-byte-per-file budge
 
 TEST_SUITE("tree") {
 
+TEST_CASE("the mode and owner log: chmod, chown and new nodes after a mark, each once") {
+  using vsysfs::core::Ino;
+  vsysfs::core::Tree tree;
+  const Ino a = tree.mkdir_p("devices/a");
+  const Ino b = tree.mkdir_p("devices/b");
+  REQUIRE(tree.set_mode(a, 0700));  // before the first mark: not logged
+  const auto m0 = tree.attr_mark();
+  CHECK(tree.attr_changes_since(m0) == std::vector<Ino>{});
+  REQUIRE(tree.set_mode(b, 0700));
+  REQUIRE(tree.set_owner(a, 1, 2));
+  REQUIRE(tree.set_owner(a, 3, 4));
+  const auto m1 = tree.attr_mark();
+  const Ino c = tree.mkdir_p("devices/c");
+  auto since0 = tree.attr_changes_since(m0);
+  REQUIRE(since0);
+  std::vector<Ino> want{a, b, c};
+  std::sort(want.begin(), want.end());
+  CHECK(*since0 == want);
+  CHECK(tree.attr_changes_since(m1) == std::vector<Ino>{c});
+  CHECK(tree.attr_changes_since(tree.attr_mark()) == std::vector<Ino>{});
+  // A mark the log does not reach: from another log, or overflowed.
+  CHECK_FALSE(tree.attr_changes_since(tree.attr_mark() + 1));
+  for (std::size_t i = 0; i < vsysfs::core::Tree::kMaxAttrLog; ++i) REQUIRE(tree.set_mode(a, 0700));
+  CHECK_FALSE(tree.attr_changes_since(m0));
+  const auto m2 = tree.attr_mark();
+  REQUIRE(tree.set_mode(b, 0755));
+  CHECK(tree.attr_changes_since(m2) == std::vector<Ino>{b});
+}
+
 TEST_CASE("a duplicate name is a TreeError naming the path, and the first entry stays") {
   Tree tree;
   auto dev = std::make_shared<TreeTestDev>();

@@ -244,6 +244,97 @@ TEST_CASE("restore: values, time, a pending timer at the same instant, modes and
   CHECK(restores == 1);  // the log records the restore; it is not rewound
 }
 
+// A restore compares only the nodes whose mode or owner changed since the
+// snapshot, or since its last restore (Tree::attr_changes_since). Every
+// mode and owner must be right after each restore however the snapshots
+// and changes interleave: between two snapshots, between two restores of
+// the same snapshot, a node made again at a path, and a log that overflowed.
+TEST_CASE("restore: modes and owners across snapshots and changes between restores") {
+  Rig m;
+  const char* v0 = "devices/counter0/value";
+  const char* v1 = "devices/counter1/value";
+  const char* dir1 = "devices/counter1";
+  auto mode = [&](const char* p) { return m.tree.find(p)->mode.load(); };
+  auto owner = [&](const char* p) {
+    const auto n = m.tree.find(p);
+    return std::pair{n->uid.load(), n->gid.load()};
+  };
+  auto chmod = [&](const char* p, mode_t md) { REQUIRE(m.tree.set_mode(m.tree.resolve(p), md)); };
+  auto chown = [&](const char* p, uid_t u, gid_t g) {
+    REQUIRE(m.tree.set_owner(m.tree.resolve(p), u, g));
+  };
+  using Owner = std::pair<uid_t, gid_t>;
+  // A: v0 0600 (changed before any snapshot), v1 root's, dir1 0755.
+  chmod(v0, 0600);
+  CHECK(m.write(kSnap, "A") == 1);
+  // B: v0 0640, v1 owned by 1000:1001, dir1 0700.
+  chmod(v0, 0640);
+  chown(v1, 1000, 1001);
+  chmod(dir1, 0700);
+  CHECK(m.write(kSnap, "B") == 1);
+  auto is_a = [&] {
+    CHECK(mode(v0) == 0600);
+    CHECK(owner(v1) == Owner{0, 0});
+    CHECK(mode(dir1) == 0755);
+    CHECK(mode(v1) == 0644);
+  };
+  auto is_b = [&] {
+    CHECK(mode(v0) == 0640);
+    CHECK(owner(v1) == Owner{1000, 1001});
+    CHECK(mode(dir1) == 0700);
+    CHECK(mode(v1) == 0644);
+  };
+  CHECK(m.write(kRestore, "A") == 1);
+  is_a();
+  CHECK(m.write(kRestore, "B") == 1);
+  is_b();
+  CHECK(m.write(kRestore, "A") == 1);
+  is_a();
+  // Restored twice in a row, with nothing in between, then with changes.
+  CHECK(m.write(kRestore, "A") == 1);
+  is_a();
+  chmod(v0, 0444);
+  chown(v1, 5, 6);
+  chmod(v1, 0400);
+  CHECK(m.write(kRestore, "A") == 1);
+  is_a();
+  // A change that puts back what A has, then a restore of B and of A.
+  chmod(v0, 0600);
+  CHECK(m.write(kRestore, "B") == 1);
+  is_b();
+  chmod(v0, 0444);
+  CHECK(m.write(kRestore, "B") == 1);
+  is_b();
+  CHECK(m.write(kRestore, "A") == 1);
+  is_a();
+  // A taken again later: the new A, not the old one.
+  chmod(v0, 0604);
+  CHECK(m.write(kSnap, "A") == 1);
+  chmod(v0, 0600);
+  CHECK(m.write(kRestore, "A") == 1);
+  CHECK(mode(v0) == 0604);
+  CHECK(m.write(kRestore, "B") == 1);
+  is_b();
+
+  // A device removed and added again (hotplug): its new nodes have their
+  // own modes, and the snapshot's are set on them.
+  REQUIRE(m.tree.remove(dir1));
+  m.tree.add_device<Counter>(dir1, m.counters[1], Counter::groups());
+  CHECK(mode(dir1) == 0755);
+  CHECK(owner(v1) == Owner{0, 0});
+  CHECK(m.write(kRestore, "B") == 1);
+  is_b();
+
+  // More changes than the log keeps: the restore compares every node.
+  for (std::size_t i = 0; i <= core::Tree::kMaxAttrLog; ++i) chmod(v1, i % 2 ? 0600 : 0400);
+  chmod(v0, 0444);
+  CHECK(m.write(kRestore, "B") == 1);
+  is_b();
+  for (std::size_t i = 0; i <= core::Tree::kMaxAttrLog; ++i) chmod(v1, 0400);
+  CHECK(m.write(kRestore, "B") == 1);
+  is_b();
+}
+
 TEST_CASE("diff: absent paths, now-now, bad input changes nothing") {
   Rig m;
   CHECK(m.write(kSnap, "a") == 1);
