@@ -49,6 +49,14 @@ int scan_hex(std::string_view in, std::uint64_t* out, int max) {
 // first NUL.
 std::string_view c_string(std::string_view in) { return in.substr(0, std::min(in.size(), in.find('\0'))); }
 
+// The device name for the event log: the C string without its newline,
+// at most 64 bytes of it.
+std::string logged_name(std::string_view in) {
+  std::string_view s = c_string(in);
+  if (!s.empty() && s.back() == '\n') s.remove_suffix(1);
+  return std::string(s.substr(0, 64));
+}
+
 }  // namespace
 
 bool pci_match_one_device(const PciDeviceId& id, const PciConfig& dev) {
@@ -214,7 +222,7 @@ core::Result<std::size_t> PciNicDriver::bind_store(const core::Caller& c, std::s
   core::Status st = core::Errno{ENODEV};
   if (nic && match(nic->pci())) st = nic->probe(&c, *this);
   env_.log(&c, name_, "bind", st ? "OK" : st.error().name(),
-           {{"device", std::string(c_string(in).substr(0, 64))}});
+           {{"device", logged_name(in)}});
   if (!st) return st.error();
   return in.size();
 }
@@ -226,7 +234,7 @@ core::Result<std::size_t> PciNicDriver::unbind_store(const core::Caller& c, std:
   core::Status st = core::Errno{ENODEV};
   if (nic) st = nic->release(&c, this);
   env_.log(&c, name_, "unbind", st ? "OK" : st.error().name(),
-           {{"device", std::string(c_string(in).substr(0, 64))}});
+           {{"device", logged_name(in)}});
   if (!st) return st.error();
   return in.size();
 }
