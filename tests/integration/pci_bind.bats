@@ -9,7 +9,10 @@ load helpers
 bats_require_minimum_version 1.5.0
 
 setup() { vsysfs_start -o clock=manual; }
-teardown() { vsysfs_stop; }
+teardown() {
+  exec 7<&- || true  # an fd left on the mount would keep it busy
+  vsysfs_stop
+}
 
 BDF=0000:00:03.0
 DRV() { echo "$MNT/bus/pci/drivers/vnic/$1"; }
@@ -31,10 +34,10 @@ FN() { echo "$MNT/devices/pci0000:00/$BDF/$1"; }
   [ "$(cat "$MNT/class/net/eth0/operstate")" = "up" ]
   exec 7< "$MNT/class/net/eth0/address"
   echo "$BDF" > "$(DRV unbind)"
-  [ ! -e "$MNT/class/net/eth0" ]
+  [ ! -L "$MNT/class/net/eth0" ]
   [ ! -e "$(FN net/eth0)" ]
-  [ ! -e "$(FN driver)" ]
-  [ ! -e "$(DRV $BDF)" ]
+  [ ! -L "$(FN driver)" ]
+  [ ! -L "$(DRV $BDF)" ]
   [ -e "$MNT/class/net/eth1" ]
   run -1 cat <&7
   [[ "$output" == *"No such device"* ]]
@@ -118,4 +121,41 @@ FN() { echo "$MNT/devices/pci0000:00/$BDF/$1"; }
   echo bound > "$K/restore"
   [ -e "$MNT/class/net/eth0" ]
   [ "$(cat "$MNT/class/net/eth0/operstate")" = "up" ]
+}
+
+@test "two drivers: unbind through the other driver ENODEV, bind needs a matching id or driver_override" {
+  vsysfs_stop
+  machine=$(mktemp "${TMPDIR:-/tmp}/pcibind-machine.XXXXXX.toml")
+  cat > "$machine" <<'TOML'
+[net]
+[[net.interface]]
+name = "eth0"
+pci = "0000:00:03.0"
+driver = "e1000"
+peer = "eth1"
+[[net.interface]]
+name = "eth1"
+pci = "0000:00:04.0"
+mac = "52:54:00:12:34:57"
+driver = "igb"
+pci_device = 0x10c9
+TOML
+  vsysfs_start -o clock=manual,machine="$machine"
+  rm -f "$machine"
+  E1000=$MNT/bus/pci/drivers/e1000
+  IGB=$MNT/bus/pci/drivers/igb
+  [ "$(errno_of_write "$E1000/unbind" 0000:00:04.0)" = "ENODEV" ]
+  [ -L "$MNT/class/net/eth1" ]
+  [ "$(errno_of_write "$IGB/unbind" "$BDF")" = "ENODEV" ]
+  echo "$BDF" > "$E1000/unbind"
+  [ "$(cat "$MNT/class/net/eth1/carrier")" = "0" ]  # the cable's other end went down
+  [ "$(errno_of_write "$IGB/bind" "$BDF")" = "ENODEV" ]  # 8086:100e is not igb's
+  echo igb > "$(FN driver_override)"
+  [ "$(errno_of_write "$E1000/bind" "$BDF")" = "ENODEV" ]
+  echo "$BDF" > "$IGB/bind"
+  [ "$(readlink "$(FN driver)")" = "../../../bus/pci/drivers/igb" ]
+  [ -L "$IGB/$BDF" ] && [ ! -L "$E1000/$BDF" ]
+  run lspci -k -s 00:03.0 -A linux-sysfs -O sysfs.path="$MNT/bus/pci"
+  [[ "$output" == *"Kernel driver in use: igb"* ]]
+  [ "$(cat "$MNT/class/net/eth0/address")" = "52:54:00:12:34:56" ]
 }
