@@ -86,16 +86,19 @@ FN() { echo "$MNT/devices/pci0000:00/$BDF/$1"; }
   [ ! -e "$MNT/class/net/eth0" ]
 }
 
-@test "driver_override: another driver's name stops the bind (ENODEV), empty clears it" {
+@test "driver_override: another driver's name stops bind (ENODEV) and drivers_probe, empty clears it" {
   echo "$BDF" > "$(DRV unbind)"
   echo vfio-pci > "$(FN driver_override)"
   [ "$(cat "$(FN driver_override)")" = "vfio-pci" ]
   [ "$(errno_of_write "$(DRV bind)" "$BDF")" = "ENODEV" ]
   [ ! -e "$MNT/class/net/eth0" ]
+  echo "$BDF" > "$MNT/bus/pci/drivers_probe"  # nothing matches it
+  [ ! -e "$MNT/class/net/eth0" ]
   echo > "$(FN driver_override)"
   [ "$(cat "$(FN driver_override)")" = "(null)" ]
-  echo "$BDF" > "$(DRV bind)"
+  echo "$BDF" > "$MNT/bus/pci/drivers_probe"  # device_attach: vnic matches
   [ -e "$MNT/class/net/eth0" ]
+  [ "$(readlink "$(FN driver)")" = "../../../bus/pci/drivers/vnic" ]
 }
 
 @test "new_id: a dynamic id of an unbound device attaches it; remove_id takes it out" {

@@ -152,6 +152,20 @@ TEST_CASE("PCI new_id/remove_id: sscanf hex fields, EEXIST, driver_data, attach"
   CHECK(m.exists("class/net/eth1"));
 }
 
+TEST_CASE("PCI drivers_probe: an unbound function gets the first driver that matches it") {
+  TestMachine m(kMachine);
+  CHECK(m.write("bus/pci/drivers_probe", "0000:00:09.0") == -ENODEV);
+  CHECK(m.write("bus/pci/drivers_probe", BDF0) == 12);  // bound: stays bound
+  CHECK(m.write(VNIC + "unbind", BDF0) == 12);
+  CHECK(m.write(F0 + "driver_override", "vfio-pci") == 8);
+  CHECK(m.write("bus/pci/drivers_probe", BDF0) == 12);  // nothing matches: still the count
+  CHECK_FALSE(m.exists("class/net/eth0"));
+  CHECK(m.write(F0 + "driver_override", "igb") == 3);
+  CHECK(m.write("bus/pci/drivers_probe", BDF0 + "\n") == 13);
+  CHECK(m.link_target(F0 + "driver") == "../../../bus/pci/drivers/igb");
+  CHECK(m.exists("class/net/eth0"));
+}
+
 TEST_CASE("PCI: a power cycle probes an unbound function again") {
   TestMachine m(kMachine);
   CHECK(m.write(VNIC + "unbind", BDF0) == 12);
