@@ -98,7 +98,8 @@ core::Result<std::size_t> SubsysBus::uevent_store(const core::Caller& caller, st
 std::shared_ptr<SubsysBus> add_subsys_bus(core::Env& env, core::Tree& tree, Machine& machine,
                                           const std::string& name) {
   const std::string dir = "bus/" + name;
-  if (auto node = tree.find(dir + "/uevent")) return std::static_pointer_cast<SubsysBus>(node->owner);
+  if (auto node = tree.find(dir + "/uevent"))
+    return std::static_pointer_cast<SubsysBus>(node->owner);
   auto bus = std::make_shared<SubsysBus>(env, tree, name);
   tree.add_device<SubsysBus>(dir, bus, SubsysBus::groups());
   tree.mkdir_p(dir + "/devices");

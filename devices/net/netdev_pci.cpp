@@ -21,8 +21,10 @@ using Dev = PciFunction;
 constexpr core::DeviceAttribute<Dev> kPciAttrs[] = {
     PCI_CONFIG_ATTR(vendor, fmt_0x<4>, [](const Dev& d) { return d.config().vendor; }),
     PCI_CONFIG_ATTR(device, fmt_0x<4>, [](const Dev& d) { return d.config().device; }),
-    PCI_CONFIG_ATTR(subsystem_vendor, fmt_0x<4>, [](const Dev& d) { return d.config().subsystem_vendor; }),
-    PCI_CONFIG_ATTR(subsystem_device, fmt_0x<4>, [](const Dev& d) { return d.config().subsystem_device; }),
+    PCI_CONFIG_ATTR(subsystem_vendor, fmt_0x<4>,
+                    [](const Dev& d) { return d.config().subsystem_vendor; }),
+    PCI_CONFIG_ATTR(subsystem_device, fmt_0x<4>,
+                    [](const Dev& d) { return d.config().subsystem_device; }),
     PCI_CONFIG_ATTR(class, fmt_0x<6>, [](const Dev& d) { return d.config().class_code; }),
     PCI_CONFIG_ATTR(revision, fmt_0x<2>, [](const Dev& d) { return d.config().revision; }),
     // irq_show: "%u\n" of pdev->irq.
@@ -310,12 +312,12 @@ core::Result<std::size_t> PciFunction::numa_node_store(const core::Caller& c, st
 core::Status PciFunction::uevent_show(core::PageBuffer& b) const {
   // dev_uevent adds DRIVER= only while a driver is bound.
   if (const std::string drv = driver(); !drv.empty()) b.emit("DRIVER={}\n", drv);
-  b.emit("PCI_CLASS={:X}\nPCI_ID={:04X}:{:04X}\nPCI_SUBSYS_ID={:04X}:{:04X}\n"
-         "PCI_SLOT_NAME={}\nMODALIAS=pci:v{:08X}d{:08X}sv{:08X}sd{:08X}bc{:02X}sc{:02X}i{:02X}\n",
-         cfg_.class_code, cfg_.vendor, cfg_.device, cfg_.subsystem_vendor,
-         cfg_.subsystem_device, cfg_.slot, cfg_.vendor, cfg_.device, cfg_.subsystem_vendor,
-         cfg_.subsystem_device, (cfg_.class_code >> 16) & 0xff, (cfg_.class_code >> 8) & 0xff,
-         cfg_.class_code & 0xff);
+  b.emit(
+      "PCI_CLASS={:X}\nPCI_ID={:04X}:{:04X}\nPCI_SUBSYS_ID={:04X}:{:04X}\n"
+      "PCI_SLOT_NAME={}\nMODALIAS=pci:v{:08X}d{:08X}sv{:08X}sd{:08X}bc{:02X}sc{:02X}i{:02X}\n",
+      cfg_.class_code, cfg_.vendor, cfg_.device, cfg_.subsystem_vendor, cfg_.subsystem_device,
+      cfg_.slot, cfg_.vendor, cfg_.device, cfg_.subsystem_vendor, cfg_.subsystem_device,
+      (cfg_.class_code >> 16) & 0xff, (cfg_.class_code >> 8) & 0xff, cfg_.class_code & 0xff);
   return {};
 }
 

@@ -137,7 +137,7 @@ class PciFunction {
     int numa_node = -1;
     bool runtime_pm_allowed = false;
     std::uint8_t command_lo = 0, command_hi = 0, interrupt_line = 0;  // config 0x04, 0x05, 0x3c
-    std::string driver_override;  // "" = NULL
+    std::string driver_override;                                      // "" = NULL
   };
   State save_state() const;
   bool check_state(const State& s) const;

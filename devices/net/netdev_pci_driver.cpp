@@ -33,7 +33,8 @@ int scan_hex(std::string_view in, std::uint64_t* out, int max) {
   for (; n < max; ++n) {
     while (i < in.size() && std::isspace(static_cast<unsigned char>(in[i]))) ++i;
     if (!xdigit(i)) break;
-    if (in[i] == '0' && i + 1 < in.size() && (in[i + 1] == 'x' || in[i + 1] == 'X') && xdigit(i + 2))
+    if (in[i] == '0' && i + 1 < in.size() && (in[i + 1] == 'x' || in[i + 1] == 'X') &&
+        xdigit(i + 2))
       i += 2;
     std::uint64_t v = 0;
     for (; xdigit(i); ++i) {
@@ -47,7 +48,9 @@ int scan_hex(std::string_view in, std::uint64_t* out, int max) {
 
 // sysfs hands the store a NUL-terminated copy: the C string ends at the
 // first NUL.
-std::string_view c_string(std::string_view in) { return in.substr(0, std::min(in.size(), in.find('\0'))); }
+std::string_view c_string(std::string_view in) {
+  return in.substr(0, std::min(in.size(), in.find('\0')));
+}
 
 // The device name for the event log: the C string without its newline,
 // at most 64 bytes of it.
@@ -67,8 +70,9 @@ bool pci_match_one_device(const PciDeviceId& id, const PciConfig& dev) {
          !((id.class_code ^ dev.class_code) & id.class_mask);
 }
 
-core::Kobject add_netdev_files(core::Tree& tree, const std::string& dir, const std::string& up_to_root,
-                               const std::string& pci_slot, const std::shared_ptr<NetDevice>& dev,
+core::Kobject add_netdev_files(core::Tree& tree, const std::string& dir,
+                               const std::string& up_to_root, const std::string& pci_slot,
+                               const std::shared_ptr<NetDevice>& dev,
                                const std::vector<std::shared_ptr<NetRxQueue>>& rx,
                                const std::vector<std::shared_ptr<NetTxQueue>>& tx) {
   if (!pci_slot.empty()) tree.add_symlink(dir + "/device", "../../../" + pci_slot);
@@ -76,7 +80,8 @@ core::Kobject add_netdev_files(core::Tree& tree, const std::string& dir, const s
   tree.add_symlink(dir + "/subsystem", up_to_root + "class/net");
   tree.add_symlink("class/net/" + dev->name(), "../../" + dir);
   for (std::size_t q = 0; q < rx.size(); ++q)
-    tree.add_device<NetRxQueue>(dir + "/queues/rx-" + std::to_string(q), rx[q], NetRxQueue::groups());
+    tree.add_device<NetRxQueue>(dir + "/queues/rx-" + std::to_string(q), rx[q],
+                                NetRxQueue::groups());
   for (std::size_t q = 0; q < tx.size(); ++q)
     tree.add_device<NetTxQueue>(dir + "/queues/tx-" + std::to_string(q), tx[q],
                                 NetTxQueue::groups(*dev));
@@ -107,7 +112,8 @@ PciNicDriver* PciNic::driver() const {
   return driver_;
 }
 
-void PciNic::uevent_net(const core::Caller* caller, core::KobjAction a, const std::string& devpath) {
+void PciNic::uevent_net(const core::Caller* caller, core::KobjAction a,
+                        const std::string& devpath) {
   const std::string vars = fmt::format("INTERFACE={}\nIFINDEX={}\n", dev_->name(), dev_->ifindex());
   core::kobject_uevent(env_, caller, {devpath, "net", vars}, a);
 }
@@ -221,8 +227,7 @@ core::Result<std::size_t> PciNicDriver::bind_store(const core::Caller& c, std::s
   PciNic* nic = bus ? bus->find(c_string(in)) : nullptr;
   core::Status st = core::Errno{ENODEV};
   if (nic && match(nic->pci())) st = nic->probe(&c, *this);
-  env_.log(&c, name_, "bind", st ? "OK" : st.error().name(),
-           {{"device", logged_name(in)}});
+  env_.log(&c, name_, "bind", st ? "OK" : st.error().name(), {{"device", logged_name(in)}});
   if (!st) return st.error();
   return in.size();
 }
@@ -233,8 +238,7 @@ core::Result<std::size_t> PciNicDriver::unbind_store(const core::Caller& c, std:
   PciNic* nic = bus ? bus->find(c_string(in)) : nullptr;
   core::Status st = core::Errno{ENODEV};
   if (nic) st = nic->release(&c, this);
-  env_.log(&c, name_, "unbind", st ? "OK" : st.error().name(),
-           {{"device", logged_name(in)}});
+  env_.log(&c, name_, "unbind", st ? "OK" : st.error().name(), {{"device", logged_name(in)}});
   if (!st) return st.error();
   return in.size();
 }
@@ -276,8 +280,7 @@ core::Result<std::size_t> PciNicDriver::new_id_store(const core::Caller& c, std:
     core::MutexLock lock(dynids_mu_);
     dynids_.push_back(id);
   }
-  env_.log(&c, name_, "new_id", "OK",
-           {{"id", fmt::format("{:04x}:{:04x}", id.vendor, id.device)}});
+  env_.log(&c, name_, "new_id", "OK", {{"id", fmt::format("{:04x}:{:04x}", id.vendor, id.device)}});
   // driver_attach: every unbound device the driver now matches.
   if (auto bus = bus_.lock())
     for (const auto& n : bus->nics)
@@ -286,7 +289,8 @@ core::Result<std::size_t> PciNicDriver::new_id_store(const core::Caller& c, std:
 }
 
 // remove_id_store.
-core::Result<std::size_t> PciNicDriver::remove_id_store(const core::Caller& c, std::string_view in) {
+core::Result<std::size_t> PciNicDriver::remove_id_store(const core::Caller& c,
+                                                        std::string_view in) {
   std::uint64_t f[6] = {0, 0, kPciAnyId, kPciAnyId, 0, 0};
   const int fields = scan_hex(c_string(in), f, 6);
   if (fields < 2) return core::Errno{EINVAL};

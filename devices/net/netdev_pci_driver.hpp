@@ -94,8 +94,9 @@ bool pci_match_one_device(const PciDeviceId& id, const PciConfig& dev);
 // PCI function's net/ or devices/virtual/net/), device/ and subsystem
 // links, class/net/IF and queues/. `up_to_root`: DIR's way back to the
 // mount root. Returns DIR's kobject. Locking: none of the device's held.
-core::Kobject add_netdev_files(core::Tree& tree, const std::string& dir, const std::string& up_to_root,
-                               const std::string& pci_slot, const std::shared_ptr<NetDevice>& dev,
+core::Kobject add_netdev_files(core::Tree& tree, const std::string& dir,
+                               const std::string& up_to_root, const std::string& pci_slot,
+                               const std::shared_ptr<NetDevice>& dev,
                                const std::vector<std::shared_ptr<NetRxQueue>>& rx,
                                const std::vector<std::shared_ptr<NetTxQueue>>& tx);
 
@@ -158,7 +159,7 @@ class PciNicDriver {
   core::Env& env_;
   const std::string name_;
   const std::weak_ptr<PciNicBus> bus_;
-  std::vector<PciDeviceId> id_table_;  // built before the mount serves
+  std::vector<PciDeviceId> id_table_;                   // built before the mount serves
   mutable core::Mutex dynids_mu_{"pci_driver.dynids"};  // Order: leaf
   std::vector<PciDeviceId> dynids_ GUARDED_BY(dynids_mu_);
 };

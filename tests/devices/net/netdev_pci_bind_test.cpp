@@ -96,8 +96,8 @@ TEST_CASE("PCI bind: the interface comes back as probe leaves it, MAC kept") {
 
 TEST_CASE("PCI bind/unbind errnos (drivers/base/bus.c)") {
   TestMachine m(kMachine);
-  CHECK(m.write(VNIC + "bind", BDF0) == -EBUSY);       // __driver_probe_device: dev->driver
-  CHECK(m.write(IGB + "unbind", BDF0) == -ENODEV);     // dev->driver != drv
+  CHECK(m.write(VNIC + "bind", BDF0) == -EBUSY);    // __driver_probe_device: dev->driver
+  CHECK(m.write(IGB + "unbind", BDF0) == -ENODEV);  // dev->driver != drv
   CHECK(m.write(VNIC + "unbind", BDF1) == -ENODEV);
   CHECK(m.write(VNIC + "unbind", "0000:00:09.0") == -ENODEV);  // no such device
   CHECK(m.write(VNIC + "unbind", "garbage") == -ENODEV);
@@ -135,8 +135,8 @@ TEST_CASE("PCI new_id/remove_id: sscanf hex fields, EEXIST, driver_data, attach"
   CHECK(m.write(VNIC + "new_id", "8086") == -EINVAL);
   CHECK(m.write(VNIC + "new_id", std::string(1, '\0')) == -EINVAL);
   CHECK(m.write(VNIC + "new_id", "x 1") == -EINVAL);
-  CHECK(m.write(VNIC + "new_id", "8086 100e") == -EEXIST);      // the static table has it
-  CHECK(m.write(VNIC + "new_id", "0x8086 0x100E\n") == -EEXIST);  // 0x prefix, upper case
+  CHECK(m.write(VNIC + "new_id", "8086 100e") == -EEXIST);            // the static table has it
+  CHECK(m.write(VNIC + "new_id", "0x8086 0x100E\n") == -EEXIST);      // 0x prefix, upper case
   CHECK(m.write(VNIC + "new_id", "8086 10c9 0 0 0 0 1") == -EINVAL);  // no entry has driver_data 1
   CHECK(m.write(VNIC + "remove_id", "8086 10c9") == -ENODEV);
   // igb's function, unbound, then vnic learns its id: driver_attach binds it.
@@ -144,7 +144,7 @@ TEST_CASE("PCI new_id/remove_id: sscanf hex fields, EEXIST, driver_data, attach"
   CHECK(m.write(VNIC + "new_id", "8086 10c9") == 9);
   CHECK(m.link_target("devices/pci0000:00/0000:00:04.0/driver") == "../../../bus/pci/drivers/vnic");
   CHECK(m.exists("class/net/eth1"));
-  CHECK(m.write(VNIC + "new_id", "8086 10c9") == -EEXIST);  // the dynamic id now
+  CHECK(m.write(VNIC + "new_id", "8086 10c9") == -EEXIST);         // the dynamic id now
   CHECK(m.write(VNIC + "remove_id", "8086 10c9 1 1") == -ENODEV);  // subvendor must match
   CHECK(m.write(VNIC + "remove_id", "8086 10c9") == 9);
   CHECK(m.write(VNIC + "remove_id", "8086 10c9") == -ENODEV);
