@@ -413,8 +413,8 @@ void NetDevice::unregister_netdev_locked() {
 }
 
 // The driver's probe: alloc_etherdev's defaults, the carrier off before
-// register_netdev, NETDEV_REGISTER. The ifindex is kept (QUIRK of the
-// model: the kernel's dev_index_reserve hands out the next free index).
+// register_netdev, NETDEV_REGISTER. The ifindex is kept (a deviation of
+// the model, docs/devices/net.md: dev_index_reserve hands out the next one).
 void NetDevice::register_netdev_locked() {
   core::assert_rtnl();
   if (alive_.load()) return;

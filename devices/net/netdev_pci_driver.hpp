@@ -47,8 +47,8 @@
 // reads and writes ENODEV; action remove), pci_disable_device, action
 // unbind (MODALIAS dropped).
 //
-// QUIRK (of the model): a re-registered interface keeps its ifindex; the
-// kernel's dev_index_reserve hands out the next free one.
+// Deviation (docs/devices/net.md): a re-registered interface keeps its
+// ifindex; the kernel's dev_index_reserve hands out the next free one.
 //
 // Locking: the function's device_lock (kRankDeviceLock) is held across a
 // probe or a remove, as __device_driver_lock does; rtnl is taken inside it

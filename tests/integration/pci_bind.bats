@@ -119,6 +119,8 @@ FN() { echo "$MNT/devices/pci0000:00/$BDF/$1"; }
   events_matching restore | grep -q '"load":"EBUSY","section":"net"'
   [ ! -e "$MNT/class/net/eth0" ]
   echo unbound > "$K/snapshot"
+  echo unbound > "$K/restore"  # the same binding: restores
+  [ ! -e "$MNT/class/net/eth0" ]
   echo "$BDF" > "$(DRV bind)"
   [ "$(errno_of_write "$K/restore" unbound)" = "EIO" ]
   echo bound > "$K/restore"
