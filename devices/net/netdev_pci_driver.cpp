@@ -17,6 +17,7 @@ constexpr core::DeviceAttribute<Drv> kDriverAttrs[] = {
     VSYSFS_ATTR_WO(Drv, unbind),
     VSYSFS_ATTR_WO(Drv, new_id),
     VSYSFS_ATTR_WO(Drv, remove_id),
+    VSYSFS_ATTR_WO(Drv, uevent),
 };
 constexpr core::AttributeGroup<Drv> kDriverGroups[] = {{.name = "", .attrs = kDriverAttrs}};
 
@@ -305,6 +306,13 @@ core::Result<std::size_t> PciNicDriver::remove_id_store(const core::Caller& c,
     }
   }
   return core::Errno{ENODEV};
+}
+
+// drivers/base/bus.c uevent_store (DRIVER_ATTR_WO): kobject_synth_uevent
+// on the driver's kobject; the error, or the count.
+core::Result<std::size_t> PciNicDriver::uevent_store(const core::Caller& c, std::string_view in) {
+  const std::string devpath = "/bus/pci/drivers/" + name_;
+  return core::uevent_store(env_, c, {devpath, "drivers", ""}, in);
 }
 
 }  // namespace vsysfs::devices

@@ -28,6 +28,9 @@
 //                      removes the first dynamic id matching vendor, device,
 //                      subvendor/subdevice (PCI_ANY_ID: any) and class under
 //                      class_mask; ENODEV when none does
+//     uevent     0200  kobject_synth_uevent on the driver's kobject
+//                      (DEVPATH=/bus/pci/drivers/NAME, SUBSYSTEM=drivers:
+//                      the drivers kset has no uevent ops)
 //     0000:BB:SS.F     link to each bound device
 //   bus/pci/drivers_probe (devices/machine/subsys_bus.hpp) probes an unbound
 //                      device with the first driver that matches it
@@ -154,6 +157,7 @@ class PciNicDriver {
   core::Result<std::size_t> unbind_store(const core::Caller& c, std::string_view in);
   core::Result<std::size_t> new_id_store(const core::Caller& c, std::string_view in);
   core::Result<std::size_t> remove_id_store(const core::Caller& c, std::string_view in);
+  core::Result<std::size_t> uevent_store(const core::Caller& c, std::string_view in);
 
  private:
   core::Env& env_;

@@ -23,6 +23,9 @@ FN() { echo "$MNT/devices/pci0000:00/$BDF/$1"; }
   [ "$(stat -c %a "$(DRV unbind)")" = "200" ]
   [ "$(stat -c %a "$(DRV new_id)")" = "200" ]
   [ "$(stat -c %a "$(DRV remove_id)")" = "200" ]
+  [ "$(stat -c %a "$(DRV uevent)")" = "200" ]
+  echo change > "$(DRV uevent)"
+  events_matching uevent vnic | grep -q 'SUBSYSTEM=drivers'
   [ "$(stat -c %a "$(FN driver_override)")" = "644" ]
   [ "$(cat "$(FN driver_override)")" = "(null)" ]
   [ "$(readlink "$(DRV $BDF)")" = "../../../../devices/pci0000:00/$BDF" ]

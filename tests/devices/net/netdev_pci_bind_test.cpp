@@ -166,6 +166,14 @@ TEST_CASE("PCI drivers_probe: an unbound function gets the first driver that mat
   CHECK(m.exists("class/net/eth0"));
 }
 
+TEST_CASE("PCI driver uevent: a synthetic event of the driver's kobject, SUBSYSTEM=drivers") {
+  TestMachine m(kMachine);
+  CHECK(m.write(VNIC + "uevent", "change") == 6);
+  const auto ev = m.events_of("vnic", "uevent");
+  REQUIRE(ev.size() == 1);
+  CHECK(m.write(VNIC + "uevent", "bogus") == -EINVAL);
+}
+
 TEST_CASE("PCI: a power cycle probes an unbound function again") {
   TestMachine m(kMachine);
   CHECK(m.write(VNIC + "unbind", BDF0) == 12);
