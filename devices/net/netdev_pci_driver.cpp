@@ -13,11 +13,8 @@ namespace {
 
 using Drv = PciNicDriver;
 constexpr core::DeviceAttribute<Drv> kDriverAttrs[] = {
-    VSYSFS_ATTR_WO(Drv, bind),
-    VSYSFS_ATTR_WO(Drv, unbind),
-    VSYSFS_ATTR_WO(Drv, new_id),
-    VSYSFS_ATTR_WO(Drv, remove_id),
-    VSYSFS_ATTR_WO(Drv, uevent),
+    VSYSFS_ATTR_WO(Drv, bind),      VSYSFS_ATTR_WO(Drv, unbind), VSYSFS_ATTR_WO(Drv, new_id),
+    VSYSFS_ATTR_WO(Drv, remove_id), VSYSFS_ATTR_WO(Drv, uevent),
 };
 constexpr core::AttributeGroup<Drv> kDriverGroups[] = {{.name = "", .attrs = kDriverAttrs}};
 
