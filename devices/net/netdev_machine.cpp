@@ -294,14 +294,17 @@ void build_net(MachineContext& ctx, const core::ConfigValue& sec) {
       auto pci = std::make_shared<PciFunction>(ctx.env, s.pci, numa);
       ctx.tree.add_device<PciFunction>(pci_dir, pci, PciFunction::groups());
       st.pci = pci;
-      // bus/pci/drivers_probe: device_attach over the NICs' drivers.
-      std::weak_ptr<PciNicBus> weak_bus = pci_bus;
-      add_subsys_bus(ctx.env, ctx.tree, ctx.machine, "pci")
-          ->set_attach([weak_bus](const core::Caller& c, std::string_view bdf) -> core::Status {
-            auto b = weak_bus.lock();
-            PciNic* nic = b ? b->find(bdf) : nullptr;
-            return nic ? b->device_attach(&c, *nic) : core::Status{};
-          });
+      auto pci_subsys = add_subsys_bus(ctx.env, ctx.tree, ctx.machine, "pci");
+      if (pci_bus->nics.empty()) {
+        // bus/pci/drivers_probe: device_attach over the NICs' drivers.
+        std::weak_ptr<PciNicBus> weak_bus = pci_bus;
+        pci_subsys->set_attach(
+            [weak_bus](const core::Caller& c, std::string_view bdf) -> core::Status {
+              auto b = weak_bus.lock();
+              PciNic* nic = b ? b->find(bdf) : nullptr;
+              return nic ? b->device_attach(&c, *nic) : core::Status{};
+            });
+      }
       add_uevent_only_device(ctx.env, ctx.tree, ctx.machine, host_bridge);
       // The driver (bus/pci/drivers/NAME with bind, unbind, new_id,
       // remove_id) and its probe of this function at boot.
