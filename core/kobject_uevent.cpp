@@ -202,4 +202,26 @@ Result<std::size_t> uevent_store(Env& env, const Caller& caller, const UeventKob
   return in.size();
 }
 
+void kobject_uevent(Env& env, const Caller* caller, const UeventKobject& kobj, KobjAction action) {
+  KobjUeventEnv ev;
+  (void)ev.add(fmt::format("ACTION={}", kobject_action_name(action)));
+  (void)ev.add(fmt::format("DEVPATH={}", kobj.devpath));
+  (void)ev.add(fmt::format("SUBSYSTEM={}", kobj.subsystem));
+  std::string_view vars = kobj.vars;
+  while (!vars.empty()) {
+    const auto nl = vars.find('\n');
+    if (nl != 0) (void)ev.add(vars.substr(0, nl));
+    vars = nl == std::string_view::npos ? std::string_view{} : vars.substr(nl + 1);
+  }
+  if (action == KobjAction::Unbind) ev.zap_modalias();
+  (void)ev.add(fmt::format("SEQNUM={}", ++g_uevent_seqnum));
+  std::string joined;
+  for (const auto& v : ev.vars()) {
+    if (!joined.empty()) joined.push_back(' ');
+    joined += v;
+  }
+  env.log(caller, kobject_name(kobj.devpath), "uevent", "OK",
+          {{"action", kobject_action_name(action)}, {"env", joined}});
+}
+
 }  // namespace vsysfs::core

@@ -101,4 +101,12 @@ Status uevent_show_empty(const Dev&, PageBuffer&) {
 Result<std::size_t> uevent_store(Env& env, const Caller& caller, const UeventKobject& kobj,
                                  std::string_view in);
 
+// kobject_uevent(kobj, action) as the driver core sends it (device_add,
+// device_del, driver_bound, __device_release_driver): ACTION, DEVPATH,
+// SUBSYSTEM, the kset's variables (MODALIAS dropped for unbind), SEQNUM;
+// logged under the kobject's name as "uevent" with the action and env.
+// `caller` is the process whose write caused it (nullptr: the machine).
+// Locking: none. Context: process.
+void kobject_uevent(Env& env, const Caller* caller, const UeventKobject& kobj, KobjAction action);
+
 }  // namespace vsysfs::core

@@ -6,7 +6,9 @@
 // driver hook to one of them; docs/kernel-semantics.md section 5.5.
 //
 // Lock order (lower rank first; the debug build aborts on an inversion):
-//   rtnl (kRankRtnl)                    open/stop/do_ioctl, every sysfs store
+//   device_lock (kRankDeviceLock)       a PCI NIC's driver bind/unbind (probe,
+//                                       remove: devices/net/netdev_pci_driver.hpp)
+//   -> rtnl (kRankRtnl)                 open/stop/do_ioctl, every sysfs store
 //   -> PHY link (kRankLink)             link changes of cabled NICs, both ends
 //   -> dev_base_lock (kRankDevBase)     get_stats, netdev_show, operstate writes
 //   -> traffic generator (kRankTraffic) the pktgen-like knob's own state
@@ -26,6 +28,7 @@
 
 namespace vsysfs::core {
 
+inline constexpr int kRankDeviceLock = 90;
 inline constexpr int kRankRtnl = 100;
 inline constexpr int kRankLink = 105;
 inline constexpr int kRankDevBase = 110;

@@ -57,9 +57,15 @@ core::Result<std::size_t> SubsysBus::drivers_autoprobe_store(const core::Caller&
   return in.size();
 }
 
+void SubsysBus::set_attach(Attach fn) {
+  core::MutexLock lock(attach_mu_);
+  attach_ = std::move(fn);
+}
+
 // drivers/base/bus.c drivers_probe_store: bus_find_device_by_name() then
-// bus_rescan_devices_helper(); a device with a driver keeps it, and none
-// of the modelled devices waits for one.
+// bus_rescan_devices_helper(): a device without a driver is offered to the
+// bus's drivers (the attach hook), a negative device_attach is EINVAL; a
+// device with a driver keeps it.
 core::Result<std::size_t> SubsysBus::drivers_probe_store(const core::Caller& caller,
                                                          std::string_view in) {
   std::string_view name = in;
@@ -67,6 +73,18 @@ core::Result<std::size_t> SubsysBus::drivers_probe_store(const core::Caller& cal
   if (name.empty() || name.find('/') != std::string_view::npos || name == "." || name == "..")
     return core::Errno{ENODEV};
   if (!tree_.find("bus/" + name_ + "/devices/" + std::string(name))) return core::Errno{ENODEV};
+  Attach attach;
+  {
+    core::MutexLock lock(attach_mu_);
+    attach = attach_;
+  }
+  if (attach) {
+    if (auto st = attach(caller, name); !st) {
+      env_.log(&caller, name_, "drivers_probe", "EINVAL",
+               {{"device", std::string(name)}, {"probe", st.error().name()}});
+      return core::Errno{EINVAL};
+    }
+  }
   env_.log(&caller, name_, "drivers_probe", "OK", {{"device", std::string(name)}});
   return in.size();
 }
@@ -77,14 +95,17 @@ core::Result<std::size_t> SubsysBus::uevent_store(const core::Caller& caller, st
   return core::uevent_store(env_, caller, {"/bus/" + name_, "bus", ""}, in);
 }
 
-void add_subsys_bus(core::Env& env, core::Tree& tree, Machine& machine, const std::string& name) {
+std::shared_ptr<SubsysBus> add_subsys_bus(core::Env& env, core::Tree& tree, Machine& machine,
+                                          const std::string& name) {
   const std::string dir = "bus/" + name;
-  if (tree.find(dir + "/uevent")) return;
+  if (auto node = tree.find(dir + "/uevent"))
+    return std::static_pointer_cast<SubsysBus>(node->owner);
   auto bus = std::make_shared<SubsysBus>(env, tree, name);
   tree.add_device<SubsysBus>(dir, bus, SubsysBus::groups());
   tree.mkdir_p(dir + "/devices");
   tree.mkdir_p(dir + "/drivers");
   machine.keep(bus);
+  return bus;
 }
 
 }  // namespace vsysfs::devices

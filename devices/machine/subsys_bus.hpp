@@ -11,22 +11,31 @@
 //   drivers_autoprobe     0644  "%d\n" (1 at boot); store: '0' first -> 0, else 1
 //   drivers_probe         0200  a device name (bus_find_device_by_name, a
 //                               sysfs_streq match): ENODEV when the bus has no
-//                               such device, else the count (device_attach:
-//                               a bound device stays bound, the cpu, node and
-//                               memory buses have no drivers to bind)
+//                               such device, else bus_rescan_devices_helper:
+//                               an unbound device is offered to the bus's
+//                               drivers (device_attach, the hook a bus with
+//                               drivers sets: pci, devices/net/
+//                               netdev_pci_driver.hpp), EINVAL when that
+//                               fails, else the count (a bound device stays
+//                               bound; the cpu, node and memory buses have no
+//                               drivers to bind)
 //   uevent                0200  kobject_synth_uevent on the bus kobject,
 //                               SUBSYSTEM=bus (core/kobject_uevent.hpp)
 //
 // Thread-safety: drivers_autoprobe is an atomic; the device lookup is the
-// tree's (its own lock); the rest is stateless.
+// tree's (its own lock); the attach hook is under a leaf mutex, copied out
+// and called with nothing held.
 
 #include <atomic>
+#include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 
 #include "core/attribute.hpp"
 #include "core/env.hpp"
+#include "core/locks.hpp"
 #include "core/result.hpp"
 #include "core/tree.hpp"
 
@@ -49,12 +58,18 @@ class SubsysBus {
   core::Result<std::size_t> uevent_store(const core::Caller& caller, std::string_view in);
 
   const std::string& name() const { return name_; }
+  // device_attach of the named device for drivers_probe: an errno when the
+  // probe fails. Set by the section that builds the bus's drivers.
+  using Attach = std::function<core::Status(const core::Caller&, std::string_view)>;
+  void set_attach(Attach fn);
 
  private:
   core::Env& env_;
   core::Tree& tree_;
   const std::string name_;
   std::atomic<int> drivers_autoprobe_{1};
+  core::Mutex attach_mu_{"subsys_bus.attach"};  // Order: leaf
+  Attach attach_ GUARDED_BY(attach_mu_);
 };
 
 // A device directory whose only own file is `uevent` (drivers/base/core.c
@@ -86,6 +101,7 @@ void add_uevent_only_device(core::Env& env, core::Tree& tree, Machine& machine,
 // Adds bus/NAME with its devices/ and drivers/ directories and the files
 // above (idempotent: a second call for the same bus does nothing) and
 // returns the bus object, kept alive by the machine.
-void add_subsys_bus(core::Env& env, core::Tree& tree, Machine& machine, const std::string& name);
+std::shared_ptr<SubsysBus> add_subsys_bus(core::Env& env, core::Tree& tree, Machine& machine,
+                                          const std::string& name);
 
 }  // namespace vsysfs::devices

@@ -199,8 +199,8 @@ void NetDevice::set_operstate(Operstate s) {
 core::Status NetDevice::dev_open() {
   core::assert_rtnl();
   if (flags_.load() & IFF_UP) return {};
-  // __dev_open
-  if (!netif_device_present()) return core::Errno{ENODEV};
+  // __dev_open (an unregistered device has no way in: ENODEV)
+  if (!netif_device_present() || !alive_.load()) return core::Errno{ENODEV};
   call_netdevice_notifiers("NETDEV_PRE_UP");
   start_.store(true);  // set_bit(__LINK_STATE_START)
   napi_enable();
@@ -392,6 +392,39 @@ core::Result<std::uint32_t> NetDevice::dev_ioctl(unsigned cmd, std::uint32_t arg
 // --- statistics ---------------------------------------------------------------------
 
 void NetDevice::boot_reset() {
+  reset_to_probe();
+  env_.log(nullptr, cfg_.name, "boot_reset", "OK", {{"ifindex", ifindex_}});
+}
+
+// unregister_netdevice_many_notify: dev_close_many, NETDEV_UNREGISTER,
+// then netdev_unregister_kobject (the caller's tree removal) and
+// netdev_run_todo waiting for the last reference (the timers, here).
+void NetDevice::unregister_netdev_locked() {
+  core::assert_rtnl();
+  if (!alive_.load()) return;
+  if (flags_.load() & IFF_UP) dev_close();
+  alive_.store(false);
+  call_netdevice_notifiers("NETDEV_UNREGISTER");
+  watchdog_timer_.del_timer_sync();
+  do {
+    rx_softirq_.del_timer_sync();
+  } while (rx_softirq_.pending());
+  env_.log(nullptr, cfg_.name, "unregister_netdevice", "OK", {{"ifindex", ifindex_}});
+}
+
+// The driver's probe: alloc_etherdev's defaults, the carrier off before
+// register_netdev, NETDEV_REGISTER. The ifindex is kept (a deviation of
+// the model, docs/devices/net.md: dev_index_reserve hands out the next one).
+void NetDevice::register_netdev_locked() {
+  core::assert_rtnl();
+  if (alive_.load()) return;
+  reset_to_probe();
+  alive_.store(true);
+  call_netdevice_notifiers("NETDEV_REGISTER");
+  env_.log(nullptr, cfg_.name, "register_netdevice", "OK", {{"ifindex", ifindex_}});
+}
+
+void NetDevice::reset_to_probe() {
   // Down already (the shutdown closed it); make sure of it.
   if (netif_running()) dev_close();
   flags_.store(cfg_.flags & ~IFF_UP);
@@ -435,7 +468,6 @@ void NetDevice::boot_reset() {
   xmit_hung_.store(false);
   napi_polls_.store(0);
   ops_->reset_stats();
-  env_.log(nullptr, cfg_.name, "boot_reset", "OK", {{"ifindex", ifindex_}});
 }
 
 RtnlLinkStats64 NetDevice::dev_get_stats() const {

@@ -237,10 +237,22 @@ class NetDevice {
   core::Nanos watchdog_timeo() const;
 
   // register_netdevice / unregister: reg_state for dev_isalive().
-  void set_kobj(core::Kobject kobj) { kobj_ = kobj; }
+  // set_kobj: the directory the device's files are in (a default Kobject
+  // once they are removed). Locking: none (the handle has its own mutex).
+  void set_kobj(core::Kobject kobj) { kobj_.set(kobj); }
   bool dev_isalive() const { return alive_.load(); }
   // unregister_netdevice at machine teardown: not alive, timers stopped.
   void unregister_netdevice();
+  // unregister_netdev from the driver's remove (the PCI driver's unbind,
+  // devices/net/netdev_pci_driver.hpp): dev_close if up (NETDEV_GOING_DOWN,
+  // ndo_stop frees the rings, the watchdog and NAPI stop), then
+  // NETDEV_UNREGISTER and reg_state past NETREG_REGISTERED; the caller
+  // removes the files. Locking: rtnl held by caller. Context: process.
+  void unregister_netdev_locked();
+  // register_netdev from the driver's probe after a remove: the device
+  // as a fresh probe leaves it (boot_reset's state: down, counters 0, the
+  // MAC kept), registered again. Locking: rtnl held by caller.
+  void register_netdev_locked();
 
   // --- state (netif_* helpers, include/linux/netdevice.h) --------------------
   bool netif_running() const { return start_.load(); }
@@ -289,6 +301,8 @@ class NetDevice {
   // driver's counters. The MAC and the hardware's cable are kept.
   // Locking: the caller holds rtnl. Context: the machine's boot hook.
   void boot_reset();
+  // boot_reset without its event (the state a probe leaves).
+  void reset_to_probe();
 
   // --- transmit (net/core/dev.c, net/sched/sch_generic.c) --------------------
   // dev_hard_start_xmit as pktgen calls it: refuses a device that is not
@@ -386,7 +400,7 @@ class NetDevice {
 
   // --- files (netdev_sysfs.cpp) ---------------------------------------------------
   // The kobject of devices/.../net/IF (DEVPATH of its uevents).
-  const core::Kobject& kobj() const { return kobj_; }
+  core::Kobject kobj() const { return kobj_.get(); }
   // ifalias. show: Locking: ifalias_mu_. store: Locking: rtnl, then
   // ifalias_mu_ (dev_set_alias). Context: FUSE worker (process).
   core::Status ifalias_show(core::PageBuffer& buf) const;
@@ -423,7 +437,25 @@ class NetDevice {
   const NetDeviceConfig cfg_;
   const int ifindex_;
   const std::shared_ptr<NetDeviceOps> ops_;
-  core::Kobject kobj_;
+  // The Kobject handle, replaced when the driver's probe registers the
+  // device again (timers and interrupts notify through it concurrently).
+  class KobjHandle {
+   public:
+    void set(core::Kobject k) {
+      core::MutexLock lock(mu_);
+      k_ = k;
+    }
+    core::Kobject get() const {
+      core::MutexLock lock(mu_);
+      return k_;
+    }
+    void notify(std::string_view attr) const { get().notify(attr); }
+
+   private:
+    mutable core::Mutex mu_{"netdev.kobj"};  // Order: leaf (released before notify)
+    core::Kobject k_ GUARDED_BY(mu_);
+  };
+  KobjHandle kobj_;
 
   std::atomic<bool> alive_{true};   // reg_state == NETREG_REGISTERED
   std::atomic<bool> present_{true};  // __LINK_STATE_PRESENT

@@ -49,6 +49,7 @@
 #include "devices/net/netdev_knobs.hpp"
 #include "devices/net/netdev_nic.hpp"
 #include "devices/net/netdev_pci.hpp"
+#include "devices/net/netdev_pci_driver.hpp"
 #include "devices/net/netdev_queues.hpp"
 #include "devices/net/netdev_state.hpp"
 #include "devices/numa/numa_model.hpp"
@@ -63,6 +64,7 @@ struct NetSubsystem {
   std::vector<std::shared_ptr<NetKnobs>> knobs;
   std::vector<std::shared_ptr<VnicHardware>> hardware;
   std::vector<std::shared_ptr<NetDevice>> devices;
+  std::shared_ptr<PciNicBus> pci_bus;
   ~NetSubsystem() {
     for (auto& k : knobs) k->shutdown();
     for (auto& h : hardware) h->quiesce();
@@ -244,6 +246,9 @@ void build_net(MachineContext& ctx, const core::ConfigValue& sec) {
   }
 
   auto net = std::make_shared<NetSubsystem>();
+  auto pci_bus = std::make_shared<PciNicBus>();
+  std::map<std::string, std::shared_ptr<PciNicDriver>> drivers;
+  net->pci_bus = pci_bus;
   std::map<std::string, std::shared_ptr<VnicHardware>> hw_by_name;
   std::vector<NetStateIface> state;  // the snapshot handler's view
   int ifindex = 1;
@@ -270,6 +275,14 @@ void build_net(MachineContext& ctx, const core::ConfigValue& sec) {
     st.dev = dev;
     st.nic = drv.get();
 
+    for (unsigned q = 0; q < s.dev.num_rx_queues; ++q) {
+      st.rx.push_back(std::make_shared<NetRxQueue>(*dev, q));
+      ctx.machine.keep(st.rx.back());
+    }
+    for (unsigned q = 0; q < s.dev.num_tx_queues; ++q) {
+      st.tx.push_back(std::make_shared<NetTxQueue>(*dev, q));
+      ctx.machine.keep(st.tx.back());
+    }
     std::string dir;
     std::string up_to_root;  // from the device directory to the mount root
     if (s.pci_slot.empty()) {
@@ -281,9 +294,28 @@ void build_net(MachineContext& ctx, const core::ConfigValue& sec) {
       auto pci = std::make_shared<PciFunction>(ctx.env, s.pci, numa);
       ctx.tree.add_device<PciFunction>(pci_dir, pci, PciFunction::groups());
       st.pci = pci;
-      add_subsys_bus(ctx.env, ctx.tree, ctx.machine, "pci");
+      auto pci_subsys = add_subsys_bus(ctx.env, ctx.tree, ctx.machine, "pci");
+      if (pci_bus->nics.empty()) {
+        // bus/pci/drivers_probe: device_attach over the NICs' drivers.
+        std::weak_ptr<PciNicBus> weak_bus = pci_bus;
+        pci_subsys->set_attach(
+            [weak_bus](const core::Caller& c, std::string_view bdf) -> core::Status {
+              auto b = weak_bus.lock();
+              PciNic* nic = b ? b->find(bdf) : nullptr;
+              return nic ? b->device_attach(&c, *nic) : core::Status{};
+            });
+      }
       add_uevent_only_device(ctx.env, ctx.tree, ctx.machine, host_bridge);
-      ctx.tree.mkdir_p("bus/pci/drivers/" + s.pci.driver);
+      // The driver (bus/pci/drivers/NAME with bind, unbind, new_id,
+      // remove_id) and its probe of this function at boot.
+      auto& pdrv = drivers[s.pci.driver];
+      if (!pdrv) {
+        pdrv = std::make_shared<PciNicDriver>(ctx.env, s.pci.driver, pci_bus);
+        ctx.tree.add_device<PciNicDriver>("bus/pci/drivers/" + s.pci.driver, pdrv,
+                                          PciNicDriver::groups());
+        pci_bus->drivers.push_back(pdrv);
+      }
+      pdrv->add_static_id({.vendor = s.pci.vendor, .device = s.pci.device});
       ctx.tree.add_symlink("bus/pci/devices/" + s.pci_slot, "../../../" + pci_dir);
       ctx.tree.add_symlink(pci_dir + "/subsystem", "../../../bus/pci");
       ctx.tree.add_symlink(pci_dir + "/driver", "../../../bus/pci/drivers/" + s.pci.driver);
@@ -292,24 +324,11 @@ void build_net(MachineContext& ctx, const core::ConfigValue& sec) {
       ctx.machine.keep(pci);
       dir = pci_dir + "/net/" + s.dev.name;
       up_to_root = "../../../../../";
-      ctx.tree.add_symlink(dir + "/device", "../../../" + s.pci_slot);
+      auto nic = std::make_shared<PciNic>(ctx.env, ctx.tree, pci, dev, st.rx, st.tx);
+      nic->set_booted_driver(pdrv.get());
+      pci_bus->nics.push_back(nic);
     }
-    dev->set_kobj(ctx.tree.add_device<NetDevice>(dir, dev, NetDevice::groups()));
-    ctx.tree.add_symlink(dir + "/subsystem", up_to_root + "class/net");
-    ctx.tree.add_symlink("class/net/" + s.dev.name, "../../" + dir);
-    for (unsigned q = 0; q < s.dev.num_rx_queues; ++q) {
-      auto rxq = std::make_shared<NetRxQueue>(*dev, q);
-      ctx.tree.add_device<NetRxQueue>(dir + "/queues/rx-" + std::to_string(q), rxq, NetRxQueue::groups());
-      ctx.machine.keep(rxq);
-      st.rx.push_back(rxq);
-    }
-    for (unsigned q = 0; q < s.dev.num_tx_queues; ++q) {
-      auto txq = std::make_shared<NetTxQueue>(*dev, q);
-      ctx.tree.add_device<NetTxQueue>(dir + "/queues/tx-" + std::to_string(q), txq,
-                                      NetTxQueue::groups(*dev));
-      ctx.machine.keep(txq);
-      st.tx.push_back(txq);
-    }
+    dev->set_kobj(add_netdev_files(ctx.tree, dir, up_to_root, s.pci_slot, dev, st.rx, st.tx));
     auto knobs = std::make_shared<NetKnobs>(ctx.env, dev, drv.get());
     ctx.tree.add_device<NetKnobs>("kernel/debug/vsysfs/net/" + s.dev.name, knobs, NetKnobs::groups());
     net->knobs.push_back(knobs);
@@ -346,6 +365,9 @@ void build_net(MachineContext& ctx, const core::ConfigValue& sec) {
   ctx.machine.register_boot_hook([weak, up_at_boot, &env = ctx.env] {
     auto n = weak.lock();
     if (!n) return;
+    // The boot's PCI scan probes every function again (a binding does not
+    // outlive a power cycle): the unbound ones get their driver back.
+    for (auto& nic : n->pci_bus->nics) (void)n->pci_bus->device_attach(nullptr, *nic);
     core::RtnlLock rtnl;
     for (auto& d : n->devices) d->boot_reset();
     for (std::size_t i = 0; i < n->devices.size(); ++i) {

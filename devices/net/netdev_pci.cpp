@@ -21,8 +21,10 @@ using Dev = PciFunction;
 constexpr core::DeviceAttribute<Dev> kPciAttrs[] = {
     PCI_CONFIG_ATTR(vendor, fmt_0x<4>, [](const Dev& d) { return d.config().vendor; }),
     PCI_CONFIG_ATTR(device, fmt_0x<4>, [](const Dev& d) { return d.config().device; }),
-    PCI_CONFIG_ATTR(subsystem_vendor, fmt_0x<4>, [](const Dev& d) { return d.config().subsystem_vendor; }),
-    PCI_CONFIG_ATTR(subsystem_device, fmt_0x<4>, [](const Dev& d) { return d.config().subsystem_device; }),
+    PCI_CONFIG_ATTR(subsystem_vendor, fmt_0x<4>,
+                    [](const Dev& d) { return d.config().subsystem_vendor; }),
+    PCI_CONFIG_ATTR(subsystem_device, fmt_0x<4>,
+                    [](const Dev& d) { return d.config().subsystem_device; }),
     PCI_CONFIG_ATTR(class, fmt_0x<6>, [](const Dev& d) { return d.config().class_code; }),
     PCI_CONFIG_ATTR(revision, fmt_0x<2>, [](const Dev& d) { return d.config().revision; }),
     // irq_show: "%u\n" of pdev->irq.
@@ -33,6 +35,7 @@ constexpr core::DeviceAttribute<Dev> kPciAttrs[] = {
     VSYSFS_ATTR_RO(Dev, modalias),
     VSYSFS_ATTR_RO(Dev, resource),
     VSYSFS_ATTR_RW(Dev, enable),
+    VSYSFS_ATTR_RW(Dev, driver_override),
     VSYSFS_ATTR_RW(Dev, uevent),
 };
 constexpr core::BinAttribute<Dev> kPciBin[] = {
@@ -72,6 +75,7 @@ PciFunction::PciFunction(core::Env& env, PciConfig cfg, std::shared_ptr<NumaMode
     : env_(env), cfg_(std::move(cfg)), numa_(std::move(numa)), added_at_(env.now()) {
   core::MutexLock lock(mu_);
   numa_node_ = cfg_.numa_node;
+  driver_ = cfg_.driver;
   put16(config_, 0x00, cfg_.vendor);
   put16(config_, 0x02, cfg_.device);
   put16(config_, 0x04, 0x0007);  // command: I/O, memory, bus master
@@ -205,18 +209,79 @@ core::Result<std::size_t> PciFunction::resource0_write(const core::Caller&, std:
 }
 
 core::Status PciFunction::enable_show(core::PageBuffer& b) const {
-  b.append("1\n");  // enable_cnt: the bound driver's pci_enable_device
+  core::MutexLock lock(mu_);
+  b.emit("{}\n", enable_cnt_);  // atomic_read(&pdev->enable_cnt)
   return {};
 }
 
 // enable_store: CAP_SYS_ADMIN, kstrtobool, then under the device lock
-// EBUSY while a driver is bound; every simulated function has its driver.
+// EBUSY while a driver is bound; else pci_enable_device (enable_cnt + 1)
+// or pci_disable_device of an enabled function (- 1), EIO when disabled.
 core::Result<std::size_t> PciFunction::enable_store(const core::Caller& c, std::string_view in) {
   if (!c.capable(core::Capability::SysAdmin)) return core::Errno{EPERM};
   const auto v = core::kstrtobool(in);
   if (!v) return v.error();
-  env_.log(&c, cfg_.slot, "enable", "EBUSY", {{"enable", *v}, {"driver", cfg_.driver}});
-  return core::Errno{EBUSY};
+  std::string driver;
+  core::Status st;
+  {
+    core::MutexLock lock(mu_);
+    driver = driver_;
+    if (!driver_.empty())
+      st = core::Errno{EBUSY};
+    else if (*v)
+      ++enable_cnt_;
+    else if (enable_cnt_ > 0)
+      --enable_cnt_;
+    else
+      st = core::Errno{EIO};
+  }
+  env_.log(&c, cfg_.slot, "enable", st ? "OK" : st.error().name(),
+           {{"enable", *v}, {"driver", driver}});
+  if (!st) return st.error();
+  return in.size();
+}
+
+std::string PciFunction::driver() const {
+  core::MutexLock lock(mu_);
+  return driver_;
+}
+
+std::string PciFunction::driver_override() const {
+  core::MutexLock lock(mu_);
+  return driver_override_;
+}
+
+void PciFunction::set_driver(std::string name) {
+  core::MutexLock lock(mu_);
+  if (!name.empty())
+    ++enable_cnt_;  // pci_device_probe -> the driver's pci_enable_device
+  else if (enable_cnt_ > 0)
+    --enable_cnt_;  // the driver's remove -> pci_disable_device
+  driver_ = std::move(name);
+}
+
+// driver_override_show: sysfs_emit "%s\n" of a NULL pointer prints "(null)".
+core::Status PciFunction::driver_override_show(core::PageBuffer& b) const {
+  core::MutexLock lock(mu_);
+  b.emit("{}\n", driver_override_.empty() ? std::string("(null)") : driver_override_);
+  return {};
+}
+
+// driver_set_override (drivers/base/driver.c): the length limit is on the
+// write's count, checked before strlen(); then the C string up to its first
+// newline is stored; empty (or a lone "\n") clears. No capability check
+// beyond the file's mode, as in the kernel.
+core::Result<std::size_t> PciFunction::driver_override_store(const core::Caller& c,
+                                                             std::string_view in) {
+  if (in.size() >= core::kPageSize - 1) return core::Errno{EINVAL};
+  std::string_view s = in.substr(0, std::min(in.size(), in.find('\0')));
+  s = s.substr(0, std::min(s.size(), s.find('\n')));
+  {
+    core::MutexLock lock(mu_);
+    driver_override_ = std::string(s);
+  }
+  env_.log(&c, cfg_.slot, "driver_override", "OK", {{"value", std::string(s)}});
+  return in.size();
 }
 
 core::Status PciFunction::numa_node_show(core::PageBuffer& b) const {
@@ -245,12 +310,14 @@ core::Result<std::size_t> PciFunction::numa_node_store(const core::Caller& c, st
 }
 
 core::Status PciFunction::uevent_show(core::PageBuffer& b) const {
-  b.emit("DRIVER={}\nPCI_CLASS={:X}\nPCI_ID={:04X}:{:04X}\nPCI_SUBSYS_ID={:04X}:{:04X}\n"
-         "PCI_SLOT_NAME={}\nMODALIAS=pci:v{:08X}d{:08X}sv{:08X}sd{:08X}bc{:02X}sc{:02X}i{:02X}\n",
-         cfg_.driver, cfg_.class_code, cfg_.vendor, cfg_.device, cfg_.subsystem_vendor,
-         cfg_.subsystem_device, cfg_.slot, cfg_.vendor, cfg_.device, cfg_.subsystem_vendor,
-         cfg_.subsystem_device, (cfg_.class_code >> 16) & 0xff, (cfg_.class_code >> 8) & 0xff,
-         cfg_.class_code & 0xff);
+  // dev_uevent adds DRIVER= only while a driver is bound.
+  if (const std::string drv = driver(); !drv.empty()) b.emit("DRIVER={}\n", drv);
+  b.emit(
+      "PCI_CLASS={:X}\nPCI_ID={:04X}:{:04X}\nPCI_SUBSYS_ID={:04X}:{:04X}\n"
+      "PCI_SLOT_NAME={}\nMODALIAS=pci:v{:08X}d{:08X}sv{:08X}sd{:08X}bc{:02X}sc{:02X}i{:02X}\n",
+      cfg_.class_code, cfg_.vendor, cfg_.device, cfg_.subsystem_vendor, cfg_.subsystem_device,
+      cfg_.slot, cfg_.vendor, cfg_.device, cfg_.subsystem_vendor, cfg_.subsystem_device,
+      (cfg_.class_code >> 16) & 0xff, (cfg_.class_code >> 8) & 0xff, cfg_.class_code & 0xff);
   return {};
 }
 

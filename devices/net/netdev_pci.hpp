@@ -15,9 +15,17 @@
 //                    CPUs of numa_node (cpumask_of_node), every online CPU
 //                    for -1 (cpu_online_mask)
 //   modalias         0444 "pci:v%08Xd%08Xsv%08Xsd%08Xbc%02Xsc%02Xi%02X\n"
-//   enable           0644 "%u\n" enable_cnt (1: the bound driver enabled it);
-//                    store: CAP_SYS_ADMIN (EPERM), kstrtobool, then EBUSY
-//                    while a driver is bound (always, here)
+//   enable           0644 "%u\n" enable_cnt (the bound driver's probe
+//                    enabled it once, its remove disabled it); store:
+//                    CAP_SYS_ADMIN (EPERM), kstrtobool, then EBUSY while a
+//                    driver is bound; unbound: 1 enables (enable_cnt + 1),
+//                    0 disables an enabled function, EIO a disabled one
+//   driver_override  0644 "%s\n", "(null)" when unset; store:
+//                    driver_set_override (drivers/base/driver.c): EINVAL
+//                    for a count >= PAGE_SIZE - 1, the C string up to its
+//                    first newline; "" or "\n" clears. pci_match_device
+//                    then matches only the driver of that name (and that
+//                    one whatever its ID table says)
 //   resource         0444 one "0x%016llx 0x%016llx 0x%016llx\n" (start, end,
 //                    flags) per resource up to PCI_BRIDGE_RESOURCES: the 6
 //                    BARs and the ROM (CONFIG_PCI_IOV off, as on the
@@ -32,13 +40,17 @@
 //                    (!use_autosuspend)
 //   resource0        0600 bin, the BAR's size: a 32-bit non-prefetchable
 //                    memory BAR, mmap only: open works, read/write EIO
-//   uevent           0644 DRIVER, PCI_CLASS, PCI_ID, PCI_SUBSYS_ID,
+//   uevent           0644 DRIVER (while bound), PCI_CLASS, PCI_ID, PCI_SUBSYS_ID,
 //                    PCI_SLOT_NAME, MODALIAS
 //   config           0644 bin, 256 bytes; readers without CAP_SYS_ADMIN see
 //                    only the first 64 (pci_read_config)
 //
-// Thread-safety: identity is constant; numa_node and the writable config
-// bytes are under the device's mutex.
+// The driver/ link and the driver's bind/unbind are the binding's
+// (devices/net/netdev_pci_driver.hpp), which tells the function here.
+//
+// Thread-safety: identity is constant; numa_node, the writable config
+// bytes, the bound driver, enable_cnt and driver_override are under the
+// device's mutex.
 
 #include <array>
 #include <cstdint>
@@ -103,6 +115,16 @@ class PciFunction {
   // Locking: the device mutex.
   core::Status numa_node_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> numa_node_store(const core::Caller& c, std::string_view in);
+  core::Status driver_override_show(core::PageBuffer& buf) const;
+  core::Result<std::size_t> driver_override_store(const core::Caller& c, std::string_view in);
+  // The bound driver's name ("" for none) and driver_override ("" for
+  // NULL). Locking: the device mutex.
+  std::string driver() const;
+  std::string driver_override() const;
+  // really_probe / __device_release_driver: the driver's probe enables the
+  // function (pci_enable_device), its remove disables it. Locking: the
+  // device mutex; the caller holds the binding's device_lock.
+  void set_driver(std::string name);
   core::Status uevent_show(core::PageBuffer& buf) const;
   core::Result<std::size_t> uevent_store(const core::Caller& c, std::string_view in);
   core::Result<std::size_t> config_read(const core::Caller& c, std::uint64_t pos, std::span<char> out);
@@ -115,6 +137,7 @@ class PciFunction {
     int numa_node = -1;
     bool runtime_pm_allowed = false;
     std::uint8_t command_lo = 0, command_hi = 0, interrupt_line = 0;  // config 0x04, 0x05, 0x3c
+    std::string driver_override;                                      // "" = NULL
   };
   State save_state() const;
   bool check_state(const State& s) const;
@@ -131,6 +154,9 @@ class PciFunction {
   bool runtime_pm_allowed_ GUARDED_BY(mu_) = false;  // power/control "auto"
   const core::Nanos added_at_;                       // runtime PM active since
   std::array<std::uint8_t, 256> config_ GUARDED_BY(mu_){};
+  std::string driver_ GUARDED_BY(mu_);           // dev->driver's name, "" = none
+  unsigned enable_cnt_ GUARDED_BY(mu_) = 1;      // the boot's probe enabled it
+  std::string driver_override_ GUARDED_BY(mu_);  // "" = NULL
 };
 
 }  // namespace vsysfs::devices

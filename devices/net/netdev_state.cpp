@@ -365,7 +365,8 @@ PciFunction::State PciFunction::save_state() const {
           .runtime_pm_allowed = runtime_pm_allowed_,
           .command_lo = config_[0x04],
           .command_hi = config_[0x05],
-          .interrupt_line = config_[0x3c]};
+          .interrupt_line = config_[0x3c],
+          .driver_override = driver_override_};
 }
 
 bool PciFunction::check_state(const State& s) const {
@@ -380,6 +381,7 @@ void PciFunction::load_state(const State& s) {
   config_[0x04] = s.command_lo;
   config_[0x05] = s.command_hi;
   config_[0x3c] = s.interrupt_line;
+  driver_override_ = s.driver_override;
 }
 
 // --- the record ---------------------------------------------------------------------------
@@ -533,6 +535,7 @@ void save_iface(const NetStateIface& x, const std::string& p, core::StateWriter&
   const NetDevice& dev = *x.dev;
   w.put_str(p + "name", dev.name());
   w.put_str(p + "kind", dev.config().kind);
+  w.put_bool(p + "registered", dev.dev_isalive());  // unbound from its PCI driver: false
   const NetDevice::State d = dev.save_state();
   w.put_bool(p + "running", d.running);
   w.put_bool(p + "nocarrier", d.nocarrier);
@@ -658,6 +661,7 @@ void save_iface(const NetStateIface& x, const std::string& p, core::StateWriter&
     w.put_bool(p + "pci.runtime_pm_allowed", s.runtime_pm_allowed);
     w.put_u64(p + "pci.command", s.command_lo | (s.command_hi << 8));
     w.put_u64(p + "pci.interrupt_line", s.interrupt_line);
+    w.put_str(p + "pci.driver_override", s.driver_override);
   }
   for (std::size_t q = 0; q < x.rx.size(); ++q) {
     const NetRxQueue::State r = x.rx[q]->save_state();
@@ -675,6 +679,9 @@ core::Status read_iface(const core::StateReader& r, const NetStateIface& x, cons
   Fields f(r, p);
   const NetDevice& dev = *x.dev;
   if (f.str("name") != dev.name() || f.str("kind") != dev.config().kind) return core::Errno{EINVAL};
+  // A driver binding that differs (bind/unbind since the snapshot) is not
+  // restored: EBUSY, nothing changes (docs/snapshot.md).
+  if (r.has(p + "registered") && f.b("registered") != dev.dev_isalive()) return core::Errno{EBUSY};
   NetDevice::State& d = out.dev;
   d.running = f.b("running");
   d.nocarrier = f.b("nocarrier");
@@ -828,6 +835,7 @@ core::Status read_iface(const core::StateReader& r, const NetStateIface& x, cons
     s.command_lo = static_cast<std::uint8_t>(command & 0xff);
     s.command_hi = static_cast<std::uint8_t>(command >> 8);
     s.interrupt_line = static_cast<std::uint8_t>(f.u64("pci.interrupt_line", 0xff));
+    if (r.has(p + "pci.driver_override")) s.driver_override = f.str("pci.driver_override");
     if (!f.ok() || !x.pci->check_state(s)) return core::Errno{EINVAL};
   }
   const unsigned width = dev.config().nr_cpu_ids;

@@ -23,7 +23,10 @@
 //   - loopback: its counters and backlog;
 //   - the traffic generator: settings, run state, counters, its timer;
 //   - rx-N (rps_cpus, rps_flow_cnt), tx-N (xps_cpus), and the PCI
-//     function's numa_node, power/control and writable config bytes.
+//     function's numa_node, power/control, driver_override and writable
+//     config bytes;
+//   - whether the interface is registered (its PCI driver bound): a
+//     restore across a bind/unbind is EBUSY, the binding is not restored.
 // Not saved: identity and configuration (constant after the build),
 // iattr times, and the TX lock-rule detector's in-flight markers (zero
 // whenever nothing transmits, as during a restore).
