@@ -56,6 +56,7 @@ class Name {
   Name() = default;  // ""
   explicit Name(std::string_view s);
   Name(const Name& other);
+  Name(Name&& other) noexcept : rep_(other.rep_) { other.rep_ = nullptr; }
   Name& operator=(const Name&) = delete;
   ~Name();
 
@@ -91,16 +92,16 @@ class Node {
   using Children = std::vector<std::uint32_t>;
 
   // `target` only for a symlink. `gen`: see `generation`.
-  Node(NodeKind k, Name n, Ino i, mode_t m, std::string link_target = {},
-       std::uint64_t gen = 0)
+  Node(NodeKind k, Name n, Ino i, mode_t m, std::string link_target = {}, std::uint64_t gen = 0)
       : kind(k),
         mode(m),
         ino(static_cast<std::uint32_t>(i)),
         generation(static_cast<std::uint32_t>(gen)),
-        name(n),
-        extra_(k == NodeKind::Dir       ? static_cast<void*>(new Children())
-               : k == NodeKind::Symlink ? static_cast<void*>(new std::string(std::move(link_target)))
-                                        : nullptr) {}
+        name(std::move(n)),
+        extra_(k == NodeKind::Dir ? static_cast<void*>(new Children())
+               : k == NodeKind::Symlink
+                   ? static_cast<void*>(new std::string(std::move(link_target)))
+                   : nullptr) {}
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
   ~Node() {
@@ -144,7 +145,9 @@ class Node {
 
   // Dir only (null otherwise): the entries, sorted by name, so readdir
   // order is stable. Guarded by Tree::mu_.
-  Children* children() const { return kind == NodeKind::Dir ? static_cast<Children*>(extra_) : nullptr; }
+  Children* children() const {
+    return kind == NodeKind::Dir ? static_cast<Children*>(extra_) : nullptr;
+  }
   // Symlink target (relative, as sysfs makes them); "" for other kinds.
   const std::string& target() const {
     static const std::string kNoTarget;

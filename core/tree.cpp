@@ -79,10 +79,9 @@ void Tree::set_observer(Observer* observer) {
 
 std::size_t Tree::child_pos_locked(const Node& dir, std::string_view name) const {
   const Node::Children& entries = *dir.children();
-  auto it = std::lower_bound(entries.begin(), entries.end(), name,
-                             [this](std::uint32_t child, std::string_view n) {
-                               return nodes_[child]->name.view() < n;
-                             });
+  auto it = std::lower_bound(
+      entries.begin(), entries.end(), name,
+      [this](std::uint32_t child, std::string_view n) { return nodes_[child]->name.view() < n; });
   return static_cast<std::size_t>(it - entries.begin());
 }
 
@@ -116,7 +115,8 @@ Ino Tree::new_node_locked(NodeKind kind, std::string_view name, mode_t mode, Ino
   node->uid.store(owner_.uid);
   node->gid.store(owner_.gid);
   if (ino == nodes_.size()) nodes_.emplace_back();  // may throw: nothing changed yet
-  entries.insert(entries.begin() + static_cast<std::ptrdiff_t>(pos), static_cast<std::uint32_t>(ino));
+  entries.insert(entries.begin() + static_cast<std::ptrdiff_t>(pos),
+                 static_cast<std::uint32_t>(ino));
   nodes_[ino] = std::move(node);
   if (!free_.empty() && free_.back().ino == ino) free_.pop_back();
   return ino;
@@ -129,8 +129,7 @@ Ino Tree::mkdir_locked(Ino parent, std::string_view name,
   const Node::Children& entries = *dir.children();
   const std::size_t pos = child_pos_locked(dir, name);
   if (pos < entries.size() && nodes_[entries[pos]]->name.view() == name) {
-    if (!nodes_[entries[pos]]->is_dir())
-      throw TreeError("not a directory: " + std::string(name));
+    if (!nodes_[entries[pos]]->is_dir()) throw TreeError("not a directory: " + std::string(name));
     return entries[pos];
   }
   if (added) added->emplace_back(parent, std::string(name));

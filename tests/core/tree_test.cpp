@@ -93,8 +93,8 @@ TEST_CASE("unknown sections and keys name the line") {
 namespace {
 
 using vsysfs::core::Ino;
-using vsysfs::core::Node;
 using vsysfs::core::Name;
+using vsysfs::core::Node;
 using vsysfs::core::NodeKind;
 using vsysfs::core::Tree;
 using vsysfs::core::TreeError;
@@ -233,7 +233,8 @@ TEST_CASE("a name is stored once however many entries carry it, and freed with t
   CHECK(Name::interned() == one + 99);
   // Their class links: "class" is new, "t" and "t0".."t99" are not.
   for (int i = 0; i < 100; ++i)
-    tree.add_symlink("class/t/t" + std::to_string(i), "../../devices/virtual/t/t" + std::to_string(i));
+    tree.add_symlink("class/t/t" + std::to_string(i),
+                     "../../devices/virtual/t/t" + std::to_string(i));
   CHECK(Name::interned() == one + 100);
   // A node held past its removal (an open file) keeps its name.
   auto held = tree.find("devices/virtual/t/t7");
