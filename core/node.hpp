@@ -6,18 +6,18 @@
 // device alive while any node or open file refers to it).
 //
 // Thread-safety: kind, name, ino, target and the binding are constant after
-// creation; mode/uid/gid/alive/nlookup/event are atomics; `children` (the
-// map's contents) and `parent` are guarded by the Tree's lock.
+// creation; mode/uid/gid/alive/nlookup/event are atomics; `children()` (the
+// vector's contents) and `parent` are guarded by the Tree's lock.
 
 #include <sys/types.h>
 
 #include <atomic>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/attribute.hpp"
 
@@ -41,27 +41,80 @@ struct NodeOps {
   std::unique_ptr<Stream> (*open_stream)(void* dev, const void* desc);
 };
 
+// An entry's name, interned (kernel: kernfs_node.name, a kstrdup'd string
+// that kstrdup_const shares when it is in .rodata). A large machine has a
+// million entries but only some thousands of distinct names ("mtu",
+// "statistics", "rx_bytes" in every interface): each distinct name is
+// stored once, in a process-wide table, with a count of the entries that
+// use it; the last one gone frees it, so hotplug with ever new names
+// (vif0, vif1, ...) does not grow the table. A Name is one pointer.
+//
+// Thread-safety: a Name is immutable; copying and destroying one take the
+// table's leaf lock (never held while taking another).
+class Name {
+ public:
+  Name() = default;  // ""
+  explicit Name(std::string_view s);
+  Name(const Name& other);
+  Name(Name&& other) noexcept : rep_(other.rep_) { other.rep_ = nullptr; }
+  Name& operator=(const Name&) = delete;
+  ~Name();
+
+  std::string_view view() const {
+    return rep_ ? std::string_view(rep_->chars(), rep_->size) : std::string_view();
+  }
+  operator std::string_view() const { return view(); }  // NOLINT: reads as the name
+  const char* data() const { return rep_ ? rep_->chars() : ""; }
+  std::size_t size() const { return rep_ ? rep_->size : 0; }
+  bool empty() const { return rep_ == nullptr; }
+  friend bool operator==(const Name& a, std::string_view b) { return a.view() == b; }
+
+  // Distinct names in the table (for tests: the table frees unused ones).
+  static std::size_t interned();
+
+  // One allocation: the header, then size + 1 characters (NUL-terminated).
+  struct Rep {
+    std::uint32_t refs;  // guarded by the table's lock
+    std::uint32_t size;
+    const char* chars() const { return reinterpret_cast<const char*>(this + 1); }
+  };
+
+ private:
+  Rep* rep_ = nullptr;
+};
+
 class Node {
  public:
-  using ChildMap = std::map<std::string, Ino, std::less<>>;
+  // A directory's entries: slots of the tree's table, sorted by name
+  // (kernel: the rbtree of kernfs_node.dir.children, 3 pointers in each
+  // node; a sorted array of 4-byte slots costs a tenth of the std::map
+  // node per entry it replaces).
+  using Children = std::vector<std::uint32_t>;
 
   // `target` only for a symlink. `gen`: see `generation`.
-  Node(NodeKind k, std::string n, Ino i, mode_t m, std::string link_target = {},
-       std::uint64_t gen = 0)
+  Node(NodeKind k, Name n, Ino i, mode_t m, std::string link_target = {}, std::uint64_t gen = 0)
       : kind(k),
         mode(m),
-        ino(i),
-        generation(gen),
+        ino(static_cast<std::uint32_t>(i)),
+        generation(static_cast<std::uint32_t>(gen)),
         name(std::move(n)),
-        children(k == NodeKind::Dir ? std::make_unique<ChildMap>() : nullptr),
-        target_storage_(k == NodeKind::Symlink ? std::make_unique<const std::string>(std::move(link_target))
-                                               : nullptr),
-        target(target_storage_ ? *target_storage_ : kNoTarget) {}
+        extra_(k == NodeKind::Dir ? static_cast<void*>(new Children())
+               : k == NodeKind::Symlink
+                   ? static_cast<void*>(new std::string(std::move(link_target)))
+                   : nullptr) {}
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+  ~Node() {
+    if (kind == NodeKind::Dir) delete static_cast<Children*>(extra_);
+    if (kind == NodeKind::Symlink) delete static_cast<std::string*>(extra_);
+  }
 
   // Memory: a large machine has about a million nodes, so every byte here
-  // counts (docs/performance.md: under 400 bytes per file, everything included). The
-  // small fields are packed first; what only one kind needs (a directory's
-  // entries, a symlink's target) is allocated only for that kind.
+  // counts (docs/performance.md: at most 256 bytes per file, everything
+  // included). The small fields are packed first; slots and generations
+  // are 32 bits (st_ino keeps 32 of each); the name is a pointer into the
+  // shared table; what only one kind needs (a directory's entries, a
+  // symlink's target) is one pointer allocated only for that kind.
   const NodeKind kind;
   bool has_read = false;   // a show/read callback exists
   bool has_write = false;  // a store/write callback exists
@@ -69,7 +122,7 @@ class Node {
   std::atomic<mode_t> mode;  // permission bits only
   std::atomic<uid_t> uid{0};
   std::atomic<gid_t> gid{0};
-  const Ino ino;
+  const std::uint32_t ino;
   // `ino` is the slot in the tree's table (the FUSE node id), reused once
   // the kernel forgot a removed node; the pair (ino, generation) is never
   // reused. FUSE gets the generation with every entry (the kernel treats a
@@ -78,15 +131,11 @@ class Node {
   // kernfs builds its ids (fs/kernfs/dir.c __kernfs_new_node: id =
   // id_highbits << 32 | cyclic low bits; kernfs_id_ino on 64-bit is the
   // whole id), so a re-added file never shows an inode number seen before.
-  const std::uint64_t generation;
-  Ino parent = 0;  // guarded by Tree::mu_
+  const std::uint32_t generation;
+  std::uint32_t parent = 0;  // guarded by Tree::mu_
   std::atomic<std::uint64_t> nlookup{0};
   std::atomic<std::uint64_t> event{0};  // sysfs_notify counter
-  const std::string name;
-
-  // Dir only (null otherwise): name -> ino, sorted, so readdir order is
-  // stable. Guarded by Tree::mu_.
-  const std::unique_ptr<ChildMap> children;
+  const Name name;
 
   // Attributes.
   std::shared_ptr<void> owner;
@@ -94,16 +143,21 @@ class Node {
   const void* desc = nullptr;
   const NodeOps* ops = nullptr;
 
+  // Dir only (null otherwise): the entries, sorted by name, so readdir
+  // order is stable. Guarded by Tree::mu_.
+  Children* children() const {
+    return kind == NodeKind::Dir ? static_cast<Children*>(extra_) : nullptr;
+  }
+  // Symlink target (relative, as sysfs makes them); "" for other kinds.
+  const std::string& target() const {
+    static const std::string kNoTarget;
+    return kind == NodeKind::Symlink ? *static_cast<const std::string*>(extra_) : kNoTarget;
+  }
+
  private:
-  static inline const std::string kNoTarget;
-  const std::unique_ptr<const std::string> target_storage_;
+  void* const extra_;  // Children (Dir), std::string (Symlink), null
 
  public:
-  // Symlink target (relative, as sysfs makes them); "" for other kinds.
-  // A reference into the symlink's own allocation, so that the nodes that
-  // are not symlinks (nearly all) do not carry an empty string each.
-  const std::string& target;
-
   bool is_dir() const { return kind == NodeKind::Dir; }
 
   // The inode number stat() and readdir show (see `generation`). Slots stay

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <limits>
 
 namespace vsysfs::core {
 namespace {
@@ -64,7 +65,7 @@ Tree::Tree() : Tree(Owner{}) {}
 
 Tree::Tree(Owner owner) : owner_(owner) {
   nodes_.push_back(nullptr);  // ino 0 is never used
-  auto root = std::make_shared<Node>(NodeKind::Dir, "", kRootIno, 0755);
+  auto root = std::make_shared<Node>(NodeKind::Dir, Name(), kRootIno, 0755);
   root->parent = kRootIno;
   root->uid.store(owner_.uid);
   root->gid.store(owner_.gid);
@@ -76,37 +77,48 @@ void Tree::set_observer(Observer* observer) {
   observer_ = observer;
 }
 
-// One search of the parent's map per new node (the insert is the
+std::size_t Tree::child_pos_locked(const Node& dir, std::string_view name) const {
+  const Node::Children& entries = *dir.children();
+  auto it = std::lower_bound(
+      entries.begin(), entries.end(), name,
+      [this](std::uint32_t child, std::string_view n) { return nodes_[child]->name.view() < n; });
+  return static_cast<std::size_t>(it - entries.begin());
+}
+
+Ino Tree::child_locked(const Node& dir, std::string_view name) const {
+  const Node::Children* entries = dir.children();
+  if (!entries) return 0;
+  const std::size_t pos = child_pos_locked(dir, name);
+  if (pos == entries->size() || nodes_[(*entries)[pos]]->name.view() != name) return 0;
+  return (*entries)[pos];
+}
+
+// One search of the parent's entries per new node (the search is the
 // duplicate check): building a large machine inserts about a million.
 Ino Tree::new_node_locked(NodeKind kind, std::string_view name, mode_t mode, Ino parent,
-                          std::string target, const ChildMap::const_iterator* hint) {
+                          std::string target, std::size_t pos) {
   Ino ino = nodes_.size();
   std::uint64_t generation = 0;
   if (!free_.empty()) {
     ino = free_.back().ino;
     generation = free_.back().generation + 1;
   }
-  ChildMap& entries = *nodes_[parent]->children;
-  const std::size_t before = entries.size();
-  auto it = hint ? entries.emplace_hint(*hint, std::string(name), ino)
-                 : entries.emplace(std::string(name), ino).first;
-  if (entries.size() == before)
+  // Node::ino and the entries are 32 bits wide.
+  if (ino > std::numeric_limits<std::uint32_t>::max()) throw TreeError("inode table full");
+  Node& dir = *nodes_[parent];
+  Node::Children& entries = *dir.children();
+  if (pos == kNoPos) pos = child_pos_locked(dir, name);
+  if (pos < entries.size() && nodes_[entries[pos]]->name.view() == name)
     throw TreeError("duplicate name: " + path_of_locked(parent) + "/" + std::string(name));
-  try {
-    auto node = std::make_shared<Node>(kind, it->first, ino, mode, std::move(target), generation);
-    node->parent = parent;
-    node->uid.store(owner_.uid);
-    node->gid.store(owner_.gid);
-    if (ino == nodes_.size()) {
-      nodes_.push_back(std::move(node));
-    } else {
-      nodes_[ino] = std::move(node);
-      free_.pop_back();
-    }
-  } catch (...) {
-    entries.erase(it);
-    throw;
-  }
+  auto node = std::make_shared<Node>(kind, Name(name), ino, mode, std::move(target), generation);
+  node->parent = static_cast<std::uint32_t>(parent);
+  node->uid.store(owner_.uid);
+  node->gid.store(owner_.gid);
+  if (ino == nodes_.size()) nodes_.emplace_back();  // may throw: nothing changed yet
+  entries.insert(entries.begin() + static_cast<std::ptrdiff_t>(pos),
+                 static_cast<std::uint32_t>(ino));
+  nodes_[ino] = std::move(node);
+  if (!free_.empty() && free_.back().ino == ino) free_.pop_back();
   attr_changed(ino);
   return ino;
 }
@@ -114,16 +126,15 @@ Ino Tree::new_node_locked(NodeKind kind, std::string_view name, mode_t mode, Ino
 Ino Tree::mkdir_locked(Ino parent, std::string_view name,
                        std::vector<std::pair<Ino, std::string>>* added) {
   Node& dir = *nodes_[parent];
-  if (!dir.is_dir()) throw TreeError("not a directory: " + dir.name);
-  auto it = dir.children->lower_bound(name);
-  if (it != dir.children->end() && it->first == name) {
-    if (!nodes_[it->second]->is_dir())
-      throw TreeError("not a directory: " + std::string(name));
-    return it->second;
+  if (!dir.is_dir()) throw TreeError("not a directory: " + std::string(dir.name.view()));
+  const Node::Children& entries = *dir.children();
+  const std::size_t pos = child_pos_locked(dir, name);
+  if (pos < entries.size() && nodes_[entries[pos]]->name.view() == name) {
+    if (!nodes_[entries[pos]]->is_dir()) throw TreeError("not a directory: " + std::string(name));
+    return entries[pos];
   }
   if (added) added->emplace_back(parent, std::string(name));
-  const ChildMap::const_iterator hint = it;  // where it goes: right before `it`
-  return new_node_locked(NodeKind::Dir, name, 0755, parent, {}, &hint);
+  return new_node_locked(NodeKind::Dir, name, 0755, parent, {}, pos);
 }
 
 Ino Tree::mkdir_p(std::string_view path) {
@@ -191,11 +202,12 @@ void Tree::kill_locked(Ino ino, std::vector<Ino>* dead) {
   Node& n = *nodes_[ino];
   n.alive.store(false);
   dead->push_back(ino);
-  if (n.children) {
-    for (auto& [name, child] : *n.children) kill_locked(child, dead);
+  if (Node::Children* entries = n.children()) {
+    for (const std::uint32_t child : *entries) kill_locked(child, dead);
     // A removed kernfs directory is empty; and its entries' slots may be
     // reused by other nodes, which a lookup under it must never reach.
-    n.children->clear();
+    entries->clear();
+    entries->shrink_to_fit();
   }
 }
 
@@ -214,9 +226,11 @@ Status Tree::remove(std::string_view path) {
     const Ino ino = walk_locked(path);
     if (ino == 0 || ino == kRootIno) return Errno{ENOENT};
     parent = nodes_[ino]->parent;
-    name = nodes_[ino]->name;
+    name = std::string(nodes_[ino]->name.view());
     kill_locked(ino, &dead);
-    nodes_[parent]->children->erase(name);
+    Node::Children& siblings = *nodes_[parent]->children();
+    siblings.erase(siblings.begin() +
+                   static_cast<std::ptrdiff_t>(child_pos_locked(*nodes_[parent], name)));
     obs = observer_;
     // Nodes the kernel never looked up can go now; the others when forgotten.
     for (Ino d : dead)
@@ -252,9 +266,8 @@ Ino Tree::walk_locked(std::string_view path) const {
     i = end;
     const auto& node = nodes_[at];
     if (!node || !node->is_dir()) return 0;
-    auto it = node->children->find(part);
-    if (it == node->children->end()) return 0;
-    at = it->second;
+    at = child_locked(*node, part);
+    if (at == 0) return 0;
   }
   return at;
 }
@@ -274,10 +287,9 @@ std::shared_ptr<Node> Tree::lookup(Ino parent, std::string_view name) const {
   if (!dir.alive.load()) return nullptr;
   if (name == ".") return nodes_[parent];
   if (name == "..") return nodes_[dir.parent];
-  if (!dir.children) return nullptr;
-  auto it = dir.children->find(name);
-  if (it == dir.children->end()) return nullptr;
-  return nodes_[it->second];
+  const Ino child = child_locked(dir, name);
+  if (child == 0) return nullptr;
+  return nodes_[child];
 }
 
 Ino Tree::resolve(std::string_view path) const {
@@ -291,9 +303,11 @@ Result<std::vector<DirEntry>> Tree::list(Ino dir) const {
   const Node& d = *nodes_[dir];
   if (!d.is_dir()) return Errno{ENOTDIR};
   std::vector<DirEntry> out;
-  out.reserve(d.children->size());
-  for (const auto& [name, ino] : *d.children)
-    out.push_back({name, ino, nodes_[ino]->kind, nodes_[ino]->st_ino()});
+  out.reserve(d.children()->size());
+  for (const std::uint32_t ino : *d.children()) {
+    const Node& n = *nodes_[ino];
+    out.push_back({std::string(n.name.view()), ino, n.kind, n.st_ino()});
+  }
   return out;
 }
 

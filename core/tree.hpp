@@ -234,10 +234,15 @@ class Tree {
                 const std::vector<AttrSpec>& specs);
   Ino mkdir_locked(Ino parent, std::string_view name, std::vector<std::pair<Ino, std::string>>* added);
   Ino walk_locked(std::string_view path) const;
-  using ChildMap = Node::ChildMap;
+  // Where `name` is, or would go, in the sorted entries of `dir`.
+  std::size_t child_pos_locked(const Node& dir, std::string_view name) const;
+  // The entry `name` of `dir`; 0 when absent.
+  Ino child_locked(const Node& dir, std::string_view name) const;
   // Throws TreeError when `parent` has an entry of that name already.
+  // `pos`: child_pos_locked's answer when the caller has it.
   Ino new_node_locked(NodeKind kind, std::string_view name, mode_t mode, Ino parent,
-                      std::string target = {}, const ChildMap::const_iterator* hint = nullptr);
+                      std::string target = {}, std::size_t pos = kNoPos);
+  static constexpr std::size_t kNoPos = ~std::size_t{0};
   std::string path_of_locked(Ino ino) const;
   void kill_locked(Ino ino, std::vector<Ino>* dead);
   // Empties slot `ino` (a dead node nobody in the kernel holds) for reuse.

@@ -200,7 +200,7 @@ core::Result<std::string> Server::readlink(core::Ino ino) const {
   auto node = tree_.get(ino);
   if (!node) return core::Errno{ENOENT};
   if (node->kind != core::NodeKind::Symlink) return core::Errno{EINVAL};
-  return node->target;
+  return node->target();
 }
 
 core::Result<OpenOut> Server::open(core::Ino ino, int flags) {

@@ -93,6 +93,7 @@ TEST_CASE("unknown sections and keys name the line") {
 namespace {
 
 using vsysfs::core::Ino;
+using vsysfs::core::Name;
 using vsysfs::core::Node;
 using vsysfs::core::NodeKind;
 using vsysfs::core::Tree;
@@ -135,13 +136,13 @@ TEST_CASE("only directories carry an entry map and only symlinks a target") {
   REQUIRE(file);
   REQUIRE(link);
   CHECK(dir->kind == NodeKind::Dir);
-  CHECK(dir->children != nullptr);
+  CHECK(dir->children() != nullptr);
   CHECK(file->kind == NodeKind::Text);
-  CHECK(file->children == nullptr);
-  CHECK(file->target.empty());
+  CHECK(file->children() == nullptr);
+  CHECK(file->target().empty());
   CHECK(link->kind == NodeKind::Symlink);
-  CHECK(link->children == nullptr);
-  CHECK(link->target == "../../devices/virtual/t/t0");
+  CHECK(link->children() == nullptr);
+  CHECK(link->target() == "../../devices/virtual/t/t0");
 
   // Lookups and listings below a file find nothing (no map to search).
   CHECK(tree.lookup(file->ino, "x") == nullptr);
@@ -218,6 +219,35 @@ TEST_CASE("hotplug reuses inode slots: the table stays flat over 10,000 add/remo
   CHECK(tree.node_count() == nodes);
 }
 
+TEST_CASE("a name is stored once however many entries carry it, and freed with the last") {
+  Tree tree;
+  auto dev = std::make_shared<TreeTestDev>();
+  const std::size_t base = Name::interned();
+  tree.add_device<TreeTestDev>("devices/virtual/t/t0", dev, kTreeTestGroups);
+  const std::size_t one = Name::interned();
+  CHECK(one > base);
+  // 99 more devices: only their directory names are new, the attribute
+  // and group names are the first device's.
+  for (int i = 1; i < 100; ++i)
+    tree.add_device<TreeTestDev>("devices/virtual/t/t" + std::to_string(i), dev, kTreeTestGroups);
+  CHECK(Name::interned() == one + 99);
+  // Their class links: "class" is new, "t" and "t0".."t99" are not.
+  for (int i = 0; i < 100; ++i)
+    tree.add_symlink("class/t/t" + std::to_string(i),
+                     "../../devices/virtual/t/t" + std::to_string(i));
+  CHECK(Name::interned() == one + 100);
+  // A node held past its removal (an open file) keeps its name.
+  auto held = tree.find("devices/virtual/t/t7");
+  REQUIRE(held);
+  REQUIRE(tree.remove("class"));
+  REQUIRE(tree.remove("devices"));
+  CHECK(held->name == "t7");
+  CHECK(std::string(held->name.data()) == "t7");
+  CHECK(Name::interned() == base + 1);
+  held.reset();
+  CHECK(Name::interned() == base);
+}
+
 TEST_CASE("a reused inode number comes with a higher generation; a held slot is not reused") {
   Tree tree;
   auto dev = std::make_shared<TreeTestDev>();
@@ -265,13 +295,15 @@ TEST_CASE("a removed directory finds nothing, even once its entries' slots serve
   CHECK(entries->empty());
 }
 
-TEST_CASE("a node stays small: a million of them fit the 400-byte-per-file budget") {
+TEST_CASE("a node stays small: a million of them fit the 256-byte-per-file budget") {
   // Node is allocated with make_shared (16-byte control block) and glibc
-  // adds 8 bytes and rounds to 16: up to 152 bytes make a 176-byte chunk
-  // (the generation took the last 8 of them); the parent's map entry (80),
-  // the inode table slot (16-32) and the device's own state come on top.
-  // Growing Node past this needs a look at the RSS rows of docs/performance.md (make bench).
-  CHECK(sizeof(Node) <= 152);
+  // adds 8 bytes and rounds to 16: up to 104 bytes make a 128-byte chunk.
+  // The parent's entry (4 bytes), the inode table slot (16-32), the
+  // interned names (shared) and the device's own state come on top
+  // (docs/performance.md "RSS per file"). Growing Node past this needs a
+  // look at the RSS rows of docs/performance.md (make bench).
+  CHECK(sizeof(Node) <= 104);
+  CHECK(sizeof(Name) == sizeof(void*));
 }
 
 }  // TEST_SUITE

@@ -74,7 +74,7 @@ std::string TestMachine::pread(std::string_view path, std::size_t size, off_t of
 std::string TestMachine::link_target(std::string_view path) const {
   auto node = tree.find(path);
   if (!node || node->kind != core::NodeKind::Symlink) return "<not a link>";
-  return node->target;
+  return node->target();
 }
 
 std::vector<core::Event> TestMachine::events_of(std::string_view device,
