@@ -382,8 +382,10 @@ int main(int argc, char* argv[]) {
       // The machine after the replay is the new base: the next mount loads
       // it and replays nothing. A machine that cannot restore keeps the
       // file as it was (its base and its records), without a torn tail.
+      // EBUSY: the machine holds what a new boot could not load (a PCI NIC
+      // unbound from its driver); the file keeps its base and records.
       auto base = compacts ? snapshots->state_base() : vsysfs::core::Errno{EOPNOTSUPP};
-      if (compacts && !base)
+      if (compacts && !base && base.error().value() != EBUSY)
         die(fmt::format("state file {}: cannot make a base ({})", state_path, base.error().name()));
       if (base) {
         base_bytes = base->size();

@@ -373,7 +373,8 @@ void register_dcdbas_state(MachineContext& ctx, std::shared_ptr<Dcdbas> dev,
                               .version = 1,
                               .save = [h](core::StateWriter& w) { h->save(w); },
                               .load = [h](const core::StateReader& r) { return h->load(r); },
-                              .section = {}});
+                              .loads_into_new_boot = {},
+.section = {}});
 }
 
 }  // namespace vsysfs::devices

@@ -221,7 +221,8 @@ void build_clocksource(MachineContext& ctx, const core::ConfigValue&) {
                                 if (auto st = cs->load_state(r); !st) return st;
                                 return load_knobs(tree, r);
                               },
-                              .section = {}});
+                              .loads_into_new_boot = {},
+.section = {}});
 }
 const SectionRegistrar kRegistrar{"clocksource", &build_clocksource, -2};
 

@@ -22,7 +22,8 @@ void build(MachineContext& ctx, const core::ConfigValue&) {
   // Held locks belong to the processes that hold them, not to the machine:
   // a snapshot restore leaves them (docs/snapshot.md). Nothing to save.
   ctx.machine.register_state(
-      {.name = "locks", .version = 1, .save = {}, .load = {}, .section = {}});
+      {.name = "locks", .version = 1, .save = {}, .load = {}, .loads_into_new_boot = {},
+.section = {}});
 }
 const devices::SectionRegistrar kReg{"locks", &build, -999};
 

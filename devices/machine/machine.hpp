@@ -104,6 +104,12 @@ struct StateHandler {
   unsigned version = 1;  // the layout save() writes
   std::function<void(core::StateWriter&)> save;
   std::function<core::Status(const core::StateReader&)> load;
+  // Optional: false while the state holds what load() refuses to give
+  // back (an interface unbound from its PCI driver: a restore does not
+  // bind or unbind). A machine just built could not load such a state,
+  // so MachineSnapshots::state_base() refuses it (EBUSY) and the state
+  // file keeps its journal instead (docs/state.md "Compaction").
+  std::function<bool()> loads_into_new_boot;
   std::string section;  // set by register_state: the section being built
 };
 

@@ -222,7 +222,8 @@ void build_recorded(MachineContext& ctx, const core::ConfigValue& sec) {
   // of a recorded directory, file or link (chmod, chown, chown -h), which
   // every snapshot keeps for every node of the tree (MachineSnapshots).
   ctx.machine.register_state(
-      {.name = "recorded", .version = 1, .save = {}, .load = {}, .section = {}});
+      {.name = "recorded", .version = 1, .save = {}, .load = {}, .loads_into_new_boot = {},
+.section = {}});
 }
 
 // Last: after every device, so that the model wins (see the header).

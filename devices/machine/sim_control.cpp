@@ -68,7 +68,8 @@ void build_sim_control(MachineContext& ctx, const core::ConfigValue&) {
            if (auto st = faults->load_state(r); !st) return st;
          return machine.load_state(r);
        },
-       .section = {}});
+       .loads_into_new_boot = {},
+.section = {}});
 }
 const SectionRegistrar kRegistrar{"vsysfs", &build_sim_control, -1000};
 

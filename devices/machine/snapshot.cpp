@@ -496,6 +496,9 @@ core::Status MachineSnapshots::start_from(std::string_view bytes, std::string* p
 
 core::Result<std::string> MachineSnapshots::state_base() const {
   if (!cannot_restore().empty()) return core::Errno{EOPNOTSUPP};
+  // A base must load into the machine as the next mount builds it.
+  for (const auto& h : machine_.state_handlers())
+    if (h.loads_into_new_boot && !h.loads_into_new_boot()) return core::Errno{EBUSY};
   core::MutexLock lock(mu_);
   Snapshot now = capture(false);
   now.name = "now";

@@ -871,6 +871,13 @@ StateHandler net_state_handler(std::vector<NetStateIface> ifaces) {
     w.put_u64("net.interfaces", all->size());
     for (std::size_t i = 0; i < all->size(); ++i) save_iface((*all)[i], fmt::format("if{}.", i), w);
   };
+  // The machine boots with every PCI NIC bound (probed): a record with an
+  // unbound one (registered false) does not load into it.
+  h.loads_into_new_boot = [all] {
+    for (const auto& x : *all)
+      if (!x.dev->dev_isalive()) return false;
+    return true;
+  };
   h.load = [all](const core::StateReader& r) -> core::Status {
     // Everything is read and checked first: a bad record changes nothing.
     auto n = r.u64("net.interfaces");

@@ -414,7 +414,8 @@ void register_xen_state(MachineContext& ctx, std::shared_ptr<XenHypervisor> hv,
                               .version = 1,
                               .save = [h](core::StateWriter& w) { h->save(w); },
                               .load = [h](const core::StateReader& r) { return h->load(r); },
-                              .section = {}});
+                              .loads_into_new_boot = {},
+.section = {}});
 }
 
 }  // namespace vsysfs::devices

@@ -167,3 +167,24 @@ TOML
   [[ "$output" == *"Kernel driver in use: igb"* ]]
   [ "$(cat "$MNT/class/net/eth0/address")" = "52:54:00:12:34:56" ]
 }
+
+@test "state file: an unbound NIC keeps the journal (no base a new boot cannot load); the next mount replays it" {
+  vsysfs_stop
+  S=$BATS_TEST_TMPDIR/state
+  vsysfs_start -o clock=manual,state="$S",state_compact=1
+  echo "$BDF" > "$(DRV unbind)"
+  echo 1400 > "$MNT/class/net/eth1/mtu"  # compacts: refused while eth0 is unbound
+  events_matching state_compact vsysfs | grep -q '"result":"EBUSY"'
+  vsysfs_stop
+  vsysfs_start -o clock=manual,state="$S",state_compact=1
+  [ ! -L "$MNT/class/net/eth0" ]
+  [ "$(cat "$MNT/class/net/eth1/mtu")" = "1400" ]
+  echo "$BDF" > "$(DRV bind)"
+  echo 1300 > "$MNT/class/net/eth1/mtu"  # bound again: compacts into a base
+  events_matching state_compact vsysfs | grep -q '"result":"OK"'
+  vsysfs_stop
+  vsysfs_start -o clock=manual,state="$S"
+  [ -L "$MNT/class/net/eth0" ]
+  [ "$(cat "$MNT/class/net/eth1/mtu")" = "1300" ]
+  events_matching state_replay vsysfs | grep -q '"records":0'
+}

@@ -68,7 +68,8 @@ void build_testdev(devices::MachineContext& ctx, const core::ConfigValue& sec) {
        .version = 1,
        .save = [knobs](core::StateWriter& w) { knobs->save_state(w); },
        .load = [knobs](const core::StateReader& r) { return knobs->load_state(r); },
-       .section = {}});
+       .loads_into_new_boot = {},
+.section = {}});
 }
 const devices::SectionRegistrar kRegistrar{"testdev", &build_testdev};
 

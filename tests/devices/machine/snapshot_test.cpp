@@ -128,6 +128,7 @@ struct Rig {
                               .version = 1,
                               .save = [c](core::StateWriter& w) { c->save(w); },
                               .load = [c](const core::StateReader& r) { return c->load(r); },
+                              .loads_into_new_boot = {},
                               .section = "counter"});
       counters.push_back(c);
     }
@@ -359,6 +360,7 @@ TEST_CASE("restore refuses a machine with a section that keeps no state") {
                             .version = 1,
                             .save = {},
                             .load = {},
+                            .loads_into_new_boot = {},
                             .section = "other"});  // stateless: covered
   CHECK(m.write(kRestore, "a") == 1);
   testing::TestMachine full(R"([snapshot_test_nostate]
