@@ -374,7 +374,7 @@ void register_dcdbas_state(MachineContext& ctx, std::shared_ptr<Dcdbas> dev,
                               .save = [h](core::StateWriter& w) { h->save(w); },
                               .load = [h](const core::StateReader& r) { return h->load(r); },
                               .loads_into_new_boot = {},
-.section = {}});
+                              .section = {}});
 }
 
 }  // namespace vsysfs::devices

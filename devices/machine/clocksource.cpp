@@ -222,7 +222,7 @@ void build_clocksource(MachineContext& ctx, const core::ConfigValue&) {
                                 return load_knobs(tree, r);
                               },
                               .loads_into_new_boot = {},
-.section = {}});
+                              .section = {}});
 }
 const SectionRegistrar kRegistrar{"clocksource", &build_clocksource, -2};
 

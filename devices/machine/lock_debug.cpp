@@ -21,9 +21,12 @@ void build(MachineContext& ctx, const core::ConfigValue&) {
   ctx.machine.keep(dev);
   // Held locks belong to the processes that hold them, not to the machine:
   // a snapshot restore leaves them (docs/snapshot.md). Nothing to save.
-  ctx.machine.register_state(
-      {.name = "locks", .version = 1, .save = {}, .load = {}, .loads_into_new_boot = {},
-.section = {}});
+  ctx.machine.register_state({.name = "locks",
+                              .version = 1,
+                              .save = {},
+                              .load = {},
+                              .loads_into_new_boot = {},
+                              .section = {}});
 }
 const devices::SectionRegistrar kReg{"locks", &build, -999};
 

@@ -221,9 +221,12 @@ void build_recorded(MachineContext& ctx, const core::ConfigValue& sec) {
   // and a write is EACCES; what a client can change is the mode and owner
   // of a recorded directory, file or link (chmod, chown, chown -h), which
   // every snapshot keeps for every node of the tree (MachineSnapshots).
-  ctx.machine.register_state(
-      {.name = "recorded", .version = 1, .save = {}, .load = {}, .loads_into_new_boot = {},
-.section = {}});
+  ctx.machine.register_state({.name = "recorded",
+                              .version = 1,
+                              .save = {},
+                              .load = {},
+                              .loads_into_new_boot = {},
+                              .section = {}});
 }
 
 // Last: after every device, so that the model wins (see the header).

@@ -69,7 +69,7 @@ void build_sim_control(MachineContext& ctx, const core::ConfigValue&) {
          return machine.load_state(r);
        },
        .loads_into_new_boot = {},
-.section = {}});
+       .section = {}});
 }
 const SectionRegistrar kRegistrar{"vsysfs", &build_sim_control, -1000};
 

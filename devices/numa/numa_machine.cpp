@@ -335,9 +335,12 @@ void register_numa_state(MachineContext& ctx, std::shared_ptr<NumaModel> model,
   };
   // Version 2: the 1 GiB pools and cursors (numa.nodeN.huge1g_*,
   // numa.huge1g.*).
-  ctx.machine.register_state(
-      {.name = "numa", .version = 2, .save = save, .load = load, .loads_into_new_boot = {},
-.section = {}});
+  ctx.machine.register_state({.name = "numa",
+                              .version = 2,
+                              .save = save,
+                              .load = load,
+                              .loads_into_new_boot = {},
+                              .section = {}});
 }
 
 void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {

@@ -415,7 +415,7 @@ void register_xen_state(MachineContext& ctx, std::shared_ptr<XenHypervisor> hv,
                               .save = [h](core::StateWriter& w) { h->save(w); },
                               .load = [h](const core::StateReader& r) { return h->load(r); },
                               .loads_into_new_boot = {},
-.section = {}});
+                              .section = {}});
 }
 
 }  // namespace vsysfs::devices

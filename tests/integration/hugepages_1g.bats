@@ -7,6 +7,7 @@
 # (docs/devices/numa.md). Machine: hugepages_1g.toml.
 
 load helpers
+bats_require_minimum_version 1.5.0
 
 G1=kernel/mm/hugepages/hugepages-1048576kB
 G2=kernel/mm/hugepages/hugepages-2048kB
@@ -106,7 +107,7 @@ EOF2
   local out=$BATS_TEST_TMPDIR/rec.toml
   "$SCRIPTS/vsysfs-record" --sysfs "$MNT" -o "$out"
   [ "$(grep -c '^hugepages_1g = 1$' "$out")" = 1 ]
-  [ -z "$(grep '^pdpe1gb' "$out")" ]
+  run ! grep -q '^pdpe1gb' "$out"
   vsysfs_stop
   vsysfs_start -o "machine=$out"
   [ "$(cat "$MNT/$G1/nr_hugepages")" = 1 ]

@@ -46,7 +46,7 @@ FN() { echo "$MNT/devices/pci0000:00/$BDF/$1"; }
   [[ "$output" == *"No such device"* ]]
   exec 7<&-
   [ "$(cat "$(FN enable)")" = "0" ]
-  ! grep -q '^DRIVER=' "$(FN uevent)"
+  run ! grep -q '^DRIVER=' "$(FN uevent)"
   run lspci -k -s 00:03.0 -A linux-sysfs -O sysfs.path="$MNT/bus/pci"
   [ "$status" -eq 0 ] && [[ "$output" == *"Ethernet controller"* ]]
   [[ "$output" != *"Kernel driver in use"* ]]

@@ -69,7 +69,7 @@ void build_testdev(devices::MachineContext& ctx, const core::ConfigValue& sec) {
        .save = [knobs](core::StateWriter& w) { knobs->save_state(w); },
        .load = [knobs](const core::StateReader& r) { return knobs->load_state(r); },
        .loads_into_new_boot = {},
-.section = {}});
+       .section = {}});
 }
 const devices::SectionRegistrar kRegistrar{"testdev", &build_testdev};
 
