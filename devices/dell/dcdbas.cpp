@@ -656,7 +656,8 @@ core::Result<std::size_t> Dcdbas::control_store(const core::Caller& caller, std:
 // The firmware's view of the hardware the other sections built: one socket
 // per package of the NUMA model, its caches, one memory array per node
 // with the node's boot memory, one PCIe slot per PCI NIC of [net] plus the
-// empty ones up to `pcie_slots`.
+// empty ones up to `pcie_slots`; or the host's sockets and memory where
+// [dcdbas] says the OS sees less (smbios_sockets, smbios_memory_mb).
 static dcdbas::SmbiosHardware smbios_hardware(MachineContext& ctx, const core::ConfigValue& sec) {
   dcdbas::SmbiosHardware hw;
   if (const auto* v = sec.find("processor_version")) hw.processor_version = require_line_text(*v);
@@ -708,6 +709,37 @@ static dcdbas::SmbiosHardware smbios_hardware(MachineContext& ctx, const core::C
       hw.nodes.push_back({start, kib});
       start += kib * 1024;
     }
+  }
+  // The host's view where the OS sees less (a Xen dom0: its vCPUs in one
+  // package and its own share of memory, while SMBIOS, passed through by
+  // Xen, describes the host): `smbios_sockets` splits the CPUs' cores and
+  // threads over that many sockets, `smbios_memory_mb` is the host's
+  // memory, one array per socket (docs/devices/dell.md).
+  if (const auto* v = sec.find("smbios_sockets")) {
+    const std::uint64_t n = v->as_uint();
+    unsigned cores = 0, threads = 0;
+    for (const auto& so : hw.sockets) {
+      cores += so.cores;
+      threads += so.threads;
+    }
+    if (n == 0 || n > 8 || cores % n || threads % n)
+      v->fail(fmt::format("must be 1..8 and divide the {} cores and {} threads", cores, threads));
+    const unsigned per_cores = cores / static_cast<unsigned>(n);
+    const unsigned per_threads = threads / static_cast<unsigned>(n);
+    const unsigned old_cores = hw.sockets.empty() ? 0 : hw.sockets.front().cores;
+    hw.sockets.assign(n, {per_cores, per_threads});
+    // Per-socket cache totals follow the socket's cores.
+    if (old_cores)
+      for (auto& c : hw.caches) c.size_kib = c.size_kib / old_cores * per_cores;
+  }
+  if (const auto* v = sec.find("smbios_memory_mb")) {
+    const std::uint64_t mb = v->as_uint();
+    const std::uint64_t arrays = std::max<std::size_t>(1, hw.sockets.size());
+    if (mb == 0 || mb > (64ULL << 20) || mb % arrays)
+      v->fail(fmt::format("must be 1..{} MiB and divide over the {} sockets", 64ULL << 20, arrays));
+    hw.nodes.clear();
+    for (std::uint64_t i = 0; i < arrays; ++i)
+      hw.nodes.push_back({i * (mb / arrays) * 1024 * 1024, mb / arrays * 1024});
   }
   // [net] validated its own keys (it ran first); only well-formed PCI
   // addresses reach here.

@@ -21,6 +21,8 @@ WHAT:
   facts     socket CORES THREADS   one line per package, in package order
             node ID MEMORY_MB CPULIST
             memory TOTAL_MB
+            dmi_socket CORES THREADS   SMBIOS type 4, one per socket
+            dmi_array MEMORY_MB       SMBIOS type 16, one per array
             pci SLOT NODE NAME MAC   one per PCI interface
 """
 import sys
@@ -136,6 +138,20 @@ def facts(m):
     for nid, (cpu_list, mb, _) in enumerate(nodes):
         print("node", nid, mb, ",".join(map(str, cpu_list)) or "-")
     print("memory", sum(mb for _, mb, _ in nodes))
+    # The firmware's (SMBIOS) view: the same, unless [dcdbas] describes the
+    # host apart (smbios_sockets, smbios_memory_mb: a Xen dom0).
+    dcd = m.get("dcdbas", {})
+    socks = [(pkgs[p] // tpc, pkgs[p]) for p in sorted(pkgs) if pkgs[p]]
+    if "smbios_sockets" in dcd:
+        n = dcd["smbios_sockets"]
+        socks = [(sum(c for c, _ in socks) // n, sum(t for _, t in socks) // n)] * n
+    for c, t in socks:
+        print("dmi_socket", c, t)
+    arrays = [mb for _, mb, _ in nodes]
+    if "smbios_memory_mb" in dcd:
+        arrays = [dcd["smbios_memory_mb"] // len(socks)] * len(socks)
+    for mb in arrays:
+        print("dmi_array", mb)
     for i in m.get("net", {}).get("interface", []):
         if "pci" in i:
             print("pci", i["pci"], i.get("numa_node", -1), i["name"], i.get("mac", "-"))

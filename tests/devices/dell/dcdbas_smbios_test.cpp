@@ -384,6 +384,38 @@ TEST_CASE("SMBIOS hardware: sockets, caches, slots and memory are the machine's"
   CHECK(by.count(32) == 1);
 }
 
+TEST_CASE("SMBIOS host view: smbios_sockets and smbios_memory_mb describe the host, not the OS") {
+  // A Xen dom0's shape: 8 vCPUs (4 cores x 2 threads) in one node of 16 GiB
+  // on a two-socket 32 GiB host.
+  const std::string numa =
+      "[numa]\nthreads_per_core = 2\n[[numa.node]]\ncpus = \"0-7\"\nmemory_mb = 16384\n";
+  TestMachine m(numa + "[dcdbas]\nsmbios_sockets = 2\nsmbios_memory_mb = 32768\n");
+  std::multimap<int, Dmi> by;
+  for (auto& d : walk(m.read("firmware/dmi/tables/DMI"))) by.emplace(d.type, d);
+  REQUIRE(by.count(4) == 2);
+  for (auto [it, end] = by.equal_range(4); it != end; ++it) {
+    CHECK(static_cast<unsigned char>(it->second.formatted[0x23]) == 2);  // cores
+    CHECK(static_cast<unsigned char>(it->second.formatted[0x25]) == 4);  // threads
+  }
+  REQUIRE(by.count(16) == 2);
+  std::uint64_t mb = 0;
+  for (auto [it, end] = by.equal_range(17); it != end; ++it) {
+    const unsigned size = u16_of(it->second, 0x0C);
+    mb += size == 0x7FFF ? u16_of(it->second, 0x1C) : size;
+  }
+  CHECK(mb == 32768);
+  // The OS view is unchanged: one node of 16 GiB.
+  CHECK(m.read("devices/system/node/online") == "0\n");
+
+  using vsysfs::core::ConfigError;
+  CHECK_THROWS_WITH_AS(TestMachine(numa + "[dcdbas]\nsmbios_sockets = 3\n"),
+                       doctest::Contains("divide the 4 cores"), ConfigError);
+  CHECK_THROWS_WITH_AS(TestMachine(numa + "[dcdbas]\nsmbios_sockets = 0\n"),
+                       doctest::Contains("must be 1..8"), ConfigError);
+  CHECK_THROWS_WITH_AS(TestMachine(numa + "[dcdbas]\nsmbios_sockets = 2\nsmbios_memory_mb = 32767\n"),
+                       doctest::Contains("divide over the 2 sockets"), ConfigError);
+}
+
 TEST_CASE("SMBIOS DIMM plan: equal modules of at least 4 GiB that add up to the node") {
   using P = vsysfs::devices::dcdbas::DcdbasSmbios;
   auto plan = [](std::uint64_t mb, unsigned slots) {
