@@ -29,7 +29,7 @@ setup() {
 }
 
 @test "an MTU above the device's maximum is refused with the kernel's EINVAL" {
-  ! echo 9001 2>/dev/null > "$VSYSFS_MNT/class/net/eth0/mtu" || false
+  ! echo 9217 2>/dev/null > "$VSYSFS_MNT/class/net/eth0/mtu" || false
   vsysfs_assert_event --device eth0 --what store --result EINVAL
 }
 

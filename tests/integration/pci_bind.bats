@@ -15,7 +15,7 @@ teardown() {
 }
 
 BDF=0000:00:03.0
-DRV() { echo "$MNT/bus/pci/drivers/vnic/$1"; }
+DRV() { echo "$MNT/bus/pci/drivers/igb/$1"; }
 FN() { echo "$MNT/devices/pci0000:00/$BDF/$1"; }
 
 @test "driver files: modes, links to the bound devices" {
@@ -25,11 +25,11 @@ FN() { echo "$MNT/devices/pci0000:00/$BDF/$1"; }
   [ "$(stat -c %a "$(DRV remove_id)")" = "200" ]
   [ "$(stat -c %a "$(DRV uevent)")" = "200" ]
   echo change > "$(DRV uevent)"
-  events_matching uevent vnic | grep -q 'SUBSYSTEM=drivers'
+  events_matching uevent igb | grep -q 'SUBSYSTEM=drivers'
   [ "$(stat -c %a "$(FN driver_override)")" = "644" ]
   [ "$(cat "$(FN driver_override)")" = "(null)" ]
   [ "$(readlink "$(DRV $BDF)")" = "../../../../devices/pci0000:00/$BDF" ]
-  [ "$(readlink "$(FN driver)")" = "../../../bus/pci/drivers/vnic" ]
+  [ "$(readlink "$(FN driver)")" = "../../../bus/pci/drivers/igb" ]
 }
 
 @test "unbind removes eth0 (fd ENODEV, lspci no driver, remove uevent); bind brings it back down, counters 0, same MAC" {
@@ -61,11 +61,11 @@ FN() { echo "$MNT/devices/pci0000:00/$BDF/$1"; }
   [ "$(cat "$MNT/class/net/eth0/statistics/tx_packets")" = "0" ]
   [ "$(cat "$MNT/class/net/eth0/carrier_changes")" = "0" ]
   [ -d "$MNT/class/net/eth0/queues/tx-0" ]
-  [ "$(readlink "$(FN driver)")" = "../../../bus/pci/drivers/vnic" ]
+  [ "$(readlink "$(FN driver)")" = "../../../bus/pci/drivers/igb" ]
   [ "$(cat "$(FN enable)")" = "1" ]
-  grep -q '^DRIVER=vnic$' "$(FN uevent)"
+  grep -q '^DRIVER=igb$' "$(FN uevent)"
   run lspci -k -s 00:03.0 -A linux-sysfs -O sysfs.path="$MNT/bus/pci"
-  [[ "$output" == *"Kernel driver in use: vnic"* ]]
+  [[ "$output" == *"Kernel driver in use: igb"* ]]
   events_matching uevent eth0 | grep -q '"action":"add"'
   events_matching uevent "$BDF" | grep -q '"action":"bind"'
   # It works again: up through its flags.
@@ -83,7 +83,7 @@ FN() { echo "$MNT/devices/pci0000:00/$BDF/$1"; }
   [ "$(errno_of_write "$MNT/class/net/eth1/address" x)" != "OK" ]
   # new_id / remove_id: fewer than two fields EINVAL, an unknown dynamic id ENODEV.
   [ "$(errno_of_write "$(DRV new_id)" 8086)" = "EINVAL" ]
-  [ "$(errno_of_write "$(DRV new_id)" "8086 100e")" = "EEXIST" ]
+  [ "$(errno_of_write "$(DRV new_id)" "8086 1521")" = "EEXIST" ]
   [ "$(errno_of_write "$(DRV remove_id)" "1234 5678")" = "ENODEV" ]
   [ "$(errno_of_write "$(DRV remove_id)" "zz")" = "EINVAL" ]
   [ ! -e "$MNT/class/net/eth0" ]
@@ -99,19 +99,19 @@ FN() { echo "$MNT/devices/pci0000:00/$BDF/$1"; }
   [ ! -e "$MNT/class/net/eth0" ]
   echo > "$(FN driver_override)"
   [ "$(cat "$(FN driver_override)")" = "(null)" ]
-  echo "$BDF" > "$MNT/bus/pci/drivers_probe"  # device_attach: vnic matches
+  echo "$BDF" > "$MNT/bus/pci/drivers_probe"  # device_attach: igb matches
   [ -e "$MNT/class/net/eth0" ]
-  [ "$(readlink "$(FN driver)")" = "../../../bus/pci/drivers/vnic" ]
+  [ "$(readlink "$(FN driver)")" = "../../../bus/pci/drivers/igb" ]
 }
 
 @test "new_id: a dynamic id of an unbound device attaches it; remove_id takes it out" {
   echo "$BDF" > "$(DRV unbind)"
   # With all 7 fields no EEXIST check: the driver attaches to what it matches.
-  echo "8086 100e ffffffff ffffffff 0 0 0" > "$(DRV new_id)"
+  echo "8086 1521 ffffffff ffffffff 0 0 0" > "$(DRV new_id)"
   [ -e "$MNT/class/net/eth0" ]
-  echo "8086 100e" > "$(DRV remove_id)"
-  [ "$(errno_of_write "$(DRV remove_id)" "8086 100e")" = "ENODEV" ]
-  [ "$(errno_of_write "$(DRV new_id)" "8086 100f 0 0 0 0 5")" = "EINVAL" ]
+  echo "8086 1521" > "$(DRV remove_id)"
+  [ "$(errno_of_write "$(DRV remove_id)" "8086 1521")" = "ENODEV" ]
+  [ "$(errno_of_write "$(DRV new_id)" "8086 1522 0 0 0 0 5")" = "EINVAL" ]
 }
 
 @test "snapshot across a binding change: restore is EIO with the net section's load EBUSY; same binding restores" {

@@ -243,8 +243,11 @@ check_pci() {
     else
       [ "$(cat "$MNT/bus/pci/devices/$slot/local_cpulist")" = "$(cat "$MNT/devices/system/cpu/online")" ]
     fi
-    # BAR0's size as lspci decodes it from resource, and resource0's size.
-    grep -q "Memory at .* (32-bit, non-prefetchable) \[size=$(( 16#$bar / 1024 ))K\]" <<<"$block" \
+    # BAR0's size as lspci decodes it from resource (K below 1 MiB, else M),
+    # and resource0's size.
+    local size=$(( 16#$bar / 1024 ))K
+    (( 16#$bar >= 1048576 )) && size=$(( 16#$bar / 1048576 ))M
+    grep -q "Memory at .* (32-bit, non-prefetchable) \[size=$size\]" <<<"$block" \
       || { echo "$f $slot: no ${bar} BAR0"; return 1; }
     [ "$(stat -c %s "$MNT/bus/pci/devices/$slot/resource0")" = "$((16#$bar))" ]
     # config's first bytes agree with vendor/device/class/revision.

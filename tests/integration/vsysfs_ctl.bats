@@ -113,7 +113,7 @@ wait_exit() {
 @test "events: filters, --since and --json print what the log has" {
   own_mount -o clock=manual
   echo 9000 > "$MNT/class/net/eth0/mtu"
-  echo 9001 > "$MNT/class/net/eth0/mtu" 2>/dev/null || true
+  echo 9217 > "$MNT/class/net/eth0/mtu" 2>/dev/null || true
   "$CTL" clock advance 1s
   run "$CTL" events --device eth0 --what store --json
   [ "$status" -eq 0 ]
