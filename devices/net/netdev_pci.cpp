@@ -179,8 +179,10 @@ bool PciFunction::has_msix() const { return cfg_.i350() && cfg_.msix_vectors > 0
 // pci_msix_shutdown (disable, INTx back on).
 void PciFunction::set_msix_locked(bool on) {
   if (!has_msix()) return;
-  std::uint16_t flags = static_cast<std::uint16_t>(config_[kMsixFlags] | config_[kMsixFlags + 1] << 8);
-  std::uint16_t cmd = static_cast<std::uint16_t>(config_[PCI_COMMAND] | config_[PCI_COMMAND + 1] << 8);
+  std::uint16_t flags =
+      static_cast<std::uint16_t>(config_[kMsixFlags] | config_[kMsixFlags + 1] << 8);
+  std::uint16_t cmd =
+      static_cast<std::uint16_t>(config_[PCI_COMMAND] | config_[PCI_COMMAND + 1] << 8);
   if (on) {
     flags |= PCI_MSIX_FLAGS_ENABLE;
     cmd |= PCI_COMMAND_INTX_DISABLE;
@@ -257,7 +259,8 @@ core::Status PciFunction::resource_show(core::PageBuffer& b) const {
   Bar bars[7];
   bars[0] = {cfg_.bar0_start, cfg_.bar0_size, kIoresourceMem | kSizeAlign};
   if (cfg_.i350()) {
-    bars[2] = {cfg_.bar2_start, kI350Bar2Size, kIoresourceIo | kSizeAlign | PCI_BASE_ADDRESS_SPACE_IO};
+    bars[2] = {cfg_.bar2_start, kI350Bar2Size,
+               kIoresourceIo | kSizeAlign | PCI_BASE_ADDRESS_SPACE_IO};
     bars[3] = {cfg_.bar3_start, kI350Bar3Size, kIoresourceMem | kSizeAlign};
   }
   for (const Bar& r : bars) {

@@ -95,13 +95,13 @@ TEST_CASE("I350 config: PM, MSI, MSI-X, Express in a list from 0x34; MSI-X enabl
   const std::string cfg = m.pread(F0 + "config", 256, 0);
   REQUIRE(cfg.size() == 256);
   CHECK(cap_chain(cfg) == std::vector<std::string>{"01@40", "05@50", "11@70", "10@a0"});
-  CHECK(le16(cfg, 0x42) == 0xc823);  // PM v3, DSI, PME from D0, D3hot, D3cold
-  CHECK(le16(cfg, 0x44) == 0x2008);  // D0, NoSoftRst
-  CHECK(le16(cfg, 0x52) == 0x0180);  // MSI: 64-bit, maskable, 1 vector, off
-  CHECK(le16(cfg, 0x72) == 0x8009);  // MSI-X: enabled, 10 entries
-  CHECK(le32(cfg, 0x74) == 0x00000003);  // table: BAR3 + 0
-  CHECK(le32(cfg, 0x78) == 0x00002003);  // PBA: BAR3 + 0x2000
-  CHECK(le16(cfg, 0xa2) == 0x0002);      // Express v2, Endpoint
+  CHECK(le16(cfg, 0x42) == 0xc823);        // PM v3, DSI, PME from D0, D3hot, D3cold
+  CHECK(le16(cfg, 0x44) == 0x2008);        // D0, NoSoftRst
+  CHECK(le16(cfg, 0x52) == 0x0180);        // MSI: 64-bit, maskable, 1 vector, off
+  CHECK(le16(cfg, 0x72) == 0x8009);        // MSI-X: enabled, 10 entries
+  CHECK(le32(cfg, 0x74) == 0x00000003);    // table: BAR3 + 0
+  CHECK(le32(cfg, 0x78) == 0x00002003);    // PBA: BAR3 + 0x2000
+  CHECK(le16(cfg, 0xa2) == 0x0002);        // Express v2, Endpoint
   CHECK((le16(cfg, 0x04) & 0x0400) != 0);  // INTx disabled for MSI-X
   CHECK(le32(cfg, 0x18) == 0x0000e001);    // BAR2: I/O at 0xe000
   CHECK(le32(cfg, 0x1c) == 0xfe300000);    // BAR3 after the BAR0s
@@ -126,9 +126,8 @@ TEST_CASE("I350 resource: BAR0, BAR2 I/O and BAR3, the same as config; resource3
             "0x00000000fe300000 0x00000000fe303fff 0x0000000000040200\n" +
             zero + zero + zero);
   // eth1's e1000 BAR0 sits between; eth2's BARs follow eth0's.
-  CHECK(m.read(F1 + "resource") ==
-        "0x00000000fe100000 0x00000000fe11ffff 0x0000000000040200\n" + zero + zero + zero + zero +
-            zero + zero);
+  CHECK(m.read(F1 + "resource") == "0x00000000fe100000 0x00000000fe11ffff 0x0000000000040200\n" +
+                                       zero + zero + zero + zero + zero + zero);
   const std::string r2 = m.read(F2 + "resource");
   CHECK(r2.substr(57 * 2, 57 * 2) ==
         "0x000000000000e020 0x000000000000e03f 0x0000000000040101\n"
