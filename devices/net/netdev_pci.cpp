@@ -83,6 +83,7 @@ void put32(std::array<std::uint8_t, 256>& c, std::size_t off, std::uint32_t v) {
 // include/uapi/linux/pci_regs.h
 constexpr std::size_t PCI_COMMAND = 0x04, PCI_STATUS = 0x06, PCI_CAPABILITY_LIST = 0x34;
 constexpr std::uint16_t PCI_COMMAND_INTX_DISABLE = 0x400, PCI_STATUS_CAP_LIST = 0x10;
+constexpr std::uint8_t PCI_COMMAND_MASTER = 0x04;
 constexpr std::uint8_t PCI_CAP_ID_PM = 0x01, PCI_CAP_ID_MSI = 0x05, PCI_CAP_ID_EXP = 0x10,
                        PCI_CAP_ID_MSIX = 0x11;
 constexpr std::uint16_t PCI_MSI_FLAGS_64BIT = 0x0080, PCI_MSI_FLAGS_MASKBIT = 0x0100;
@@ -357,7 +358,7 @@ core::Result<std::size_t> PciFunction::enable_store(const core::Caller& c, std::
     else if (*v)
       ++enable_cnt_;
     else if (enable_cnt_ > 0)
-      --enable_cnt_;
+      pci_disable_device_locked();
     else
       st = core::Errno{EIO};
   }
@@ -377,12 +378,23 @@ std::string PciFunction::driver_override() const {
   return driver_override_;
 }
 
+// pci_disable_device: the last disable (enable_cnt to 0) turns bus
+// mastering off (do_pci_disable_device); I/O and memory decoding stay.
+void PciFunction::pci_disable_device_locked() {
+  if (--enable_cnt_ != 0) return;
+  put16(config_, PCI_COMMAND,
+        static_cast<std::uint16_t>((config_[PCI_COMMAND] | config_[PCI_COMMAND + 1] << 8) &
+                                   ~PCI_COMMAND_MASTER));
+}
+
 void PciFunction::set_driver(std::string name) {
   core::MutexLock lock(mu_);
-  if (!name.empty())
+  if (!name.empty()) {
     ++enable_cnt_;  // pci_device_probe -> the driver's pci_enable_device
-  else if (enable_cnt_ > 0)
-    --enable_cnt_;  // the driver's remove -> pci_disable_device
+    config_[PCI_COMMAND] |= PCI_COMMAND_MASTER;  // and pci_set_master
+  } else if (enable_cnt_ > 0) {
+    pci_disable_device_locked();  // the driver's remove
+  }
   set_msix_locked(!name.empty());
   driver_ = std::move(name);
 }

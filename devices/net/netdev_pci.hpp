@@ -16,7 +16,9 @@
 //                    for -1 (cpu_online_mask)
 //   modalias         0444 "pci:v%08Xd%08Xsv%08Xsd%08Xbc%02Xsc%02Xi%02X\n"
 //   enable           0644 "%u\n" enable_cnt (the bound driver's probe
-//                    enabled it once, its remove disabled it); store:
+//                    enabled it once and set bus mastering, its remove
+//                    disabled it: the last disable clears the command
+//                    register's bus master bit); store:
 //                    CAP_SYS_ADMIN (EPERM), kstrtobool, then EBUSY while a
 //                    driver is bound; unbound: 1 enables (enable_cnt + 1),
 //                    0 disables an enabled function, EIO a disabled one
@@ -202,6 +204,7 @@ class PciFunction {
   std::vector<unsigned> local_cpu_set() const;
   bool has_msix() const;  // an MSI-X capability and vectors to enable
   void set_msix_locked(bool on) REQUIRES(mu_);
+  void pci_disable_device_locked() REQUIRES(mu_);  // enable_cnt_ > 0
 
   core::Env& env_;
   const PciConfig cfg_;

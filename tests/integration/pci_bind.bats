@@ -114,7 +114,7 @@ names() { find "$1" -mindepth 1 -printf '%f\n' | sort -n | paste -sd ' '; }
   [ ! -e "$(FN msi_irqs)" ]
   out=$(lspci_vv)
   grep -q "Capabilities: \[70\] MSI-X: Enable- Count=10 Masked-" <<<"$out"
-  [[ "$out" == *"DisINTx-"* ]]
+  [[ "$out" == *"BusMaster- "*"DisINTx-"* ]]
   echo "$BDF" > "$(DRV bind)"
   [ "$(names "$(FN msi_irqs)")" = "24 25 26" ]
   lspci_vv | grep -q "Capabilities: \[70\] MSI-X: Enable+ Count=10 Masked-"

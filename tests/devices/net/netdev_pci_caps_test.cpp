@@ -159,13 +159,28 @@ TEST_CASE("unbind: MSI-X off, INTx back, msi_irqs/ gone; bind: the same vectors 
   std::string cfg = m.pread(F0 + "config", 256, 0);
   CHECK(le16(cfg, 0x72) == 0x0009);
   CHECK((le16(cfg, 0x04) & 0x0400) == 0);
+  CHECK(le16(cfg, 0x04) == 0x0003);     // pci_disable_device: bus master off
   CHECK(m.exists(F2 + "msi_irqs/27"));  // the other port keeps its own
   CHECK(m.read(F0 + "irq") == "11\n");
   CHECK(m.write(IGB + "bind", "0000:00:03.0") == 12);
   CHECK(listing(m, F0 + "msi_irqs") == "24 444,25 444,26 444");
   cfg = m.pread(F0 + "config", 256, 0);
   CHECK(le16(cfg, 0x72) == 0x8009);
-  CHECK((le16(cfg, 0x04) & 0x0400) != 0);
+  CHECK(le16(cfg, 0x04) == 0x0407);  // pci_set_master, INTx off
+}
+
+TEST_CASE("enable while unbound: the last pci_disable_device clears bus mastering") {
+  TestMachine m(kMachine);
+  CHECK(m.write("bus/pci/drivers/vnic/unbind", "0000:00:04.0") == 12);
+  CHECK(le16(m.pread(F1 + "config", 64, 0), 0x04) == 0x0003);
+  CHECK(m.write(F1 + "enable", "1") == 1);
+  CHECK(m.write(F1 + "enable", "1") == 1);
+  CHECK(m.write(F1 + "config", std::string(1, '\x07'), Caller::root(), 0x04) == 1);
+  CHECK(m.write(F1 + "enable", "0") == 1);  // enable_cnt 2 -> 1: nothing
+  CHECK(le16(m.pread(F1 + "config", 64, 0), 0x04) == 0x0007);
+  CHECK(m.write(F1 + "enable", "0") == 1);  // 1 -> 0: do_pci_disable_device
+  CHECK(le16(m.pread(F1 + "config", 64, 0), 0x04) == 0x0003);
+  CHECK(m.read(F1 + "enable") == "0\n");
 }
 
 TEST_CASE("config writes reach the command register and interrupt line, not the capabilities") {
