@@ -33,10 +33,13 @@
 //   pci_subsystem_vendor = 0x1af4  pci_subsystem_device = 0x1100  irq = 11
 //   pci_bar0_size = 0x20000  # BAR0, 32-bit memory (a power of two); placed
 //                            # from 0xfe000000 in interface order
+//   # An I350 (8086:1521) also gets BAR2 (I/O from 0xe000) and BAR3 (16 KiB
+//   # after every BAR0), and MSI-X vectors with IRQs from 24 (netdev_pci.hpp)
 
+#include <algorithm>
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -243,6 +246,34 @@ void build_net(MachineContext& ctx, const core::ConfigValue& sec) {
       s.pci.bar0_start = static_cast<std::uint32_t>(next);
       next += s.pci.bar0_size;
     }
+    // An I350's BAR3 after every BAR0 (pbus_size_mem places the largest
+    // alignments first), its 32 I/O ports from 0xe000.
+    std::uint32_t io = 0xe000;
+    for (auto& s : specs) {
+      if (s.pci_slot.empty() || !s.pci.i350()) continue;
+      next = (next + kI350Bar3Size - 1) & ~std::uint64_t{kI350Bar3Size - 1};
+      if (next + kI350Bar3Size > 0x100000000ULL)
+        s.where->require("pci_bar0_size").fail("the BARs do not fit below 4 GiB");
+      s.pci.bar3_start = static_cast<std::uint32_t>(next);
+      next += kI350Bar3Size;
+      s.pci.bar2_start = io;
+      io += kI350Bar2Size;
+    }
+  }
+  // MSI-X vectors: the Linux IRQ numbers the vector domain hands out at
+  // boot, consecutive from the first above the IO-APIC's 24 pins (and
+  // above every INTx line), in probe (interface) order. A rebind gets the
+  // same ones back: the allocator returns the lowest free numbers.
+  {
+    unsigned next_irq = 24;
+    for (const auto& s : specs)
+      if (!s.pci_slot.empty()) next_irq = std::max(next_irq, s.pci.irq + 1);
+    for (auto& s : specs) {
+      if (s.pci_slot.empty() || !s.pci.i350()) continue;
+      s.pci.msix_vectors = igb_msix_vectors(s.dev.num_rx_queues, s.dev.num_tx_queues);
+      s.pci.msix_irq_base = next_irq;
+      next_irq += s.pci.msix_vectors;
+    }
   }
 
   auto net = std::make_shared<NetSubsystem>();
@@ -293,6 +324,7 @@ void build_net(MachineContext& ctx, const core::ConfigValue& sec) {
       const std::string pci_dir = host_bridge + "/" + s.pci_slot;
       auto pci = std::make_shared<PciFunction>(ctx.env, s.pci, numa);
       ctx.tree.add_device<PciFunction>(pci_dir, pci, PciFunction::groups());
+      add_msi_irqs_files(ctx.tree, pci_dir, pci);  // the boot's probe enabled MSI-X
       st.pci = pci;
       auto pci_subsys = add_subsys_bus(ctx.env, ctx.tree, ctx.machine, "pci");
       if (pci_bus->nics.empty()) {

@@ -2,6 +2,7 @@
 
 #include "devices/net/netdev_pci.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <vector>
@@ -45,7 +46,15 @@ constexpr core::BinAttribute<Dev> kPciBin[] = {
     // and write(2) are EIO (sysfs_kf_bin_read/_write without battr->read/
     // write). mmap is not served here.
     {"resource0", 0600, 0, &Dev::resource0_read, &Dev::resource0_write, &Dev::resource0_size},
+    // An I350's BAR3, the same kind of BAR (pci_create_resource_files:
+    // a file per BAR with a length).
+    {"resource3", 0600, 0, &Dev::resource0_read, &Dev::resource0_write, &Dev::resource3_size},
 };
+// resourceN only for the BARs the function has.
+mode_t pci_bar_visible(const Dev& d, std::string_view name, mode_t mode) {
+  if (name == "resource3" && !d.config().i350()) return 0;
+  return mode;
+}
 // drivers/base/power/sysfs.c power_attrs + runtime_attrs.
 constexpr core::DeviceAttribute<Dev> kPower[] = {
     VSYSFS_ATTR_RW(Dev, control),
@@ -55,7 +64,7 @@ constexpr core::DeviceAttribute<Dev> kPower[] = {
     VSYSFS_ATTR_RW(Dev, autosuspend_delay_ms),
 };
 constexpr core::AttributeGroup<Dev> kPciGroups[] = {
-    {.name = "", .attrs = kPciAttrs, .bin_attrs = kPciBin},
+    {.name = "", .attrs = kPciAttrs, .bin_attrs = kPciBin, .is_visible = pci_bar_visible},
     {.name = "power", .attrs = kPower},
 };
 
@@ -66,10 +75,75 @@ void put16(std::array<std::uint8_t, 256>& c, std::size_t off, std::uint16_t v) {
   c[off] = static_cast<std::uint8_t>(v & 0xff);
   c[off + 1] = static_cast<std::uint8_t>(v >> 8);
 }
+void put32(std::array<std::uint8_t, 256>& c, std::size_t off, std::uint32_t v) {
+  put16(c, off, static_cast<std::uint16_t>(v & 0xffff));
+  put16(c, off + 2, static_cast<std::uint16_t>(v >> 16));
+}
+
+// include/uapi/linux/pci_regs.h
+constexpr std::size_t PCI_COMMAND = 0x04, PCI_STATUS = 0x06, PCI_CAPABILITY_LIST = 0x34;
+constexpr std::uint16_t PCI_COMMAND_INTX_DISABLE = 0x400, PCI_STATUS_CAP_LIST = 0x10;
+constexpr std::uint8_t PCI_COMMAND_MASTER = 0x04;
+constexpr std::uint8_t PCI_CAP_ID_PM = 0x01, PCI_CAP_ID_MSI = 0x05, PCI_CAP_ID_EXP = 0x10,
+                       PCI_CAP_ID_MSIX = 0x11;
+constexpr std::uint16_t PCI_MSI_FLAGS_64BIT = 0x0080, PCI_MSI_FLAGS_MASKBIT = 0x0100;
+constexpr std::uint16_t PCI_MSIX_FLAGS_ENABLE = 0x8000;
+constexpr std::uint32_t PCI_BASE_ADDRESS_SPACE_IO = 0x01;
+// Where the I350 puts its capabilities (lspci -vv of an I350).
+constexpr std::size_t kPmCap = 0x40, kMsiCap = 0x50, kMsixCap = 0x70, kExpCap = 0xa0;
+constexpr std::size_t kMsixFlags = kMsixCap + 2;  // PCI_MSIX_FLAGS
+
+// The I350's capability list, its registers as the silicon and a
+// typical BIOS leave them before the OS changes anything.
+void i350_capabilities(std::array<std::uint8_t, 256>& c) {
+  put16(c, PCI_STATUS, PCI_STATUS_CAP_LIST);
+  c[PCI_CAPABILITY_LIST] = kPmCap;
+  // Power Management v3: PMC DSI+, PME from D0, D3hot, D3cold; PMCSR D0,
+  // NoSoftRst+, DScale 1 ("PME(D0+,D1-,D2-,D3hot+,D3cold+)").
+  c[kPmCap] = PCI_CAP_ID_PM;
+  c[kPmCap + 1] = kMsiCap;
+  put16(c, kPmCap + 2, 0xc823);
+  put16(c, kPmCap + 4, 0x2008);
+  // MSI: 64-bit address, per-vector masking, one vector, disabled (igb
+  // uses MSI-X); address, data, mask and pending all zero.
+  c[kMsiCap] = PCI_CAP_ID_MSI;
+  c[kMsiCap + 1] = kMsixCap;
+  put16(c, kMsiCap + 2, PCI_MSI_FLAGS_64BIT | PCI_MSI_FLAGS_MASKBIT);
+  // MSI-X: table size N-1, disabled until a driver enables it; the table
+  // at BAR3 offset 0, the PBA at BAR3 offset 0x2000 (PCI_MSIX_TABLE_BIR).
+  c[kMsixCap] = PCI_CAP_ID_MSIX;
+  c[kMsixCap + 1] = kExpCap;
+  put16(c, kMsixFlags, kI350MsixTableSize - 1);
+  put32(c, kMsixCap + 4, 0x00000000 | 3);
+  put32(c, kMsixCap + 8, 0x00002000 | 3);
+  // PCI Express v2, Endpoint, the last capability. DevCap: MaxPayload
+  // 512, L0s <512ns, L1 <64us, RBE+, FLReset+; DevCtl: RlxdOrd+ NoSnoop+
+  // MaxPayload 256 MaxReadReq 512; LnkCap: 5GT/s x4, ASPM L0s L1, exit
+  // L0s <4us L1 <32us; LnkCtl CommClk+; LnkSta 5GT/s x4 SlotClk+;
+  // DevCap2: completion timeout ranges ABCD, TimeoutDis+; LnkCtl2: target
+  // 5GT/s; LnkSta2: de-emphasis -3.5dB.
+  c[kExpCap] = PCI_CAP_ID_EXP;
+  c[kExpCap + 1] = 0x00;
+  put16(c, kExpCap + 0x02, 0x0002);      // PCI_EXP_FLAGS: v2, Endpoint
+  put32(c, kExpCap + 0x04, 0x10008cc2);  // PCI_EXP_DEVCAP
+  put16(c, kExpCap + 0x08, 0x2830);      // PCI_EXP_DEVCTL
+  put32(c, kExpCap + 0x0c, 0x0002ec42);  // PCI_EXP_LNKCAP
+  put16(c, kExpCap + 0x10, 0x0040);      // PCI_EXP_LNKCTL
+  put16(c, kExpCap + 0x12, 0x1042);      // PCI_EXP_LNKSTA
+  put32(c, kExpCap + 0x24, 0x0000001f);  // PCI_EXP_DEVCAP2
+  put16(c, kExpCap + 0x30, 0x0002);      // PCI_EXP_LNKCTL2
+}
 
 }  // namespace
 
 std::span<const core::AttributeGroup<PciFunction>> PciFunction::groups() { return kPciGroups; }
+
+unsigned igb_msix_vectors(unsigned rx_queues, unsigned tx_queues) {
+  constexpr unsigned kMaxRssQueues = 8;  // IGB_MAX_RX_QUEUES
+  const unsigned rss = std::min(std::max(rx_queues, tx_queues), kMaxRssQueues);
+  const bool pairs = rss > kMaxRssQueues / 2;  // IGB_FLAG_QUEUE_PAIRS
+  return rss + (pairs ? 0 : rss) + 1;
+}
 
 PciFunction::PciFunction(core::Env& env, PciConfig cfg, std::shared_ptr<NumaModel> numa)
     : env_(env), cfg_(std::move(cfg)), numa_(std::move(numa)), added_at_(env.now()) {
@@ -92,6 +166,45 @@ PciFunction::PciFunction(core::Env& env, PciConfig cfg, std::shared_ptr<NumaMode
   put16(config_, 0x2e, cfg_.subsystem_device);
   config_[0x3c] = static_cast<std::uint8_t>(cfg_.irq);
   config_[0x3d] = 0x01;  // INTA#
+  if (cfg_.i350()) {
+    put32(config_, 0x18, cfg_.bar2_start | PCI_BASE_ADDRESS_SPACE_IO);
+    put32(config_, 0x1c, cfg_.bar3_start);
+    i350_capabilities(config_);
+  }
+  set_msix_locked(!driver_.empty());
+}
+
+bool PciFunction::has_msix() const { return cfg_.i350() && cfg_.msix_vectors > 0; }
+
+// msix_capability_init (enable, INTx off: pci_intx_for_msi) and
+// pci_msix_shutdown (disable, INTx back on).
+void PciFunction::set_msix_locked(bool on) {
+  if (!has_msix()) return;
+  std::uint16_t flags =
+      static_cast<std::uint16_t>(config_[kMsixFlags] | config_[kMsixFlags + 1] << 8);
+  std::uint16_t cmd =
+      static_cast<std::uint16_t>(config_[PCI_COMMAND] | config_[PCI_COMMAND + 1] << 8);
+  if (on) {
+    flags |= PCI_MSIX_FLAGS_ENABLE;
+    cmd |= PCI_COMMAND_INTX_DISABLE;
+  } else {
+    flags &= static_cast<std::uint16_t>(~PCI_MSIX_FLAGS_ENABLE);
+    cmd &= static_cast<std::uint16_t>(~PCI_COMMAND_INTX_DISABLE);
+  }
+  put16(config_, kMsixFlags, flags);
+  put16(config_, PCI_COMMAND, cmd);
+}
+
+bool PciFunction::msix_enabled() const {
+  core::MutexLock lock(mu_);
+  return has_msix() && (config_[kMsixFlags + 1] & (PCI_MSIX_FLAGS_ENABLE >> 8)) != 0;
+}
+
+std::vector<unsigned> PciFunction::msix_irqs() const {
+  std::vector<unsigned> irqs;
+  if (!msix_enabled()) return irqs;
+  for (unsigned i = 0; i < cfg_.msix_vectors; ++i) irqs.push_back(cfg_.msix_irq_base + i);
+  return irqs;
 }
 
 // local_cpus_show/local_cpulist_show: NUMA_NO_NODE means cpu_online_mask,
@@ -134,15 +247,29 @@ core::Status PciFunction::modalias_show(core::PageBuffer& b) const {
   return {};
 }
 
-// resource_show: PCI_BRIDGE_RESOURCES lines for a non-bridge. BAR0's flags:
-// IORESOURCE_MEM | IORESOURCE_SIZEALIGN (include/linux/ioport.h), plus the
-// BAR's own type bits (0: 32-bit, non-prefetchable).
+// resource_show: PCI_BRIDGE_RESOURCES lines for a non-bridge. A memory
+// BAR's flags: IORESOURCE_MEM | IORESOURCE_SIZEALIGN (include/linux/
+// ioport.h) plus the BAR's own type bits (0: 32-bit, non-prefetchable);
+// an I/O BAR's: IORESOURCE_IO | IORESOURCE_SIZEALIGN | its space bit.
 core::Status PciFunction::resource_show(core::PageBuffer& b) const {
-  constexpr std::uint64_t kIoresourceMem = 0x00000200, kSizeAlign = 0x00040000;
-  const std::uint64_t start = cfg_.bar0_start;
-  b.emit("0x{:016x} 0x{:016x} 0x{:016x}\n", start, start + cfg_.bar0_size - 1,
-         kIoresourceMem | kSizeAlign);
-  for (int i = 1; i < 7; ++i) b.emit("0x{:016x} 0x{:016x} 0x{:016x}\n", 0, 0, 0);
+  constexpr std::uint64_t kIoresourceIo = 0x00000100, kIoresourceMem = 0x00000200,
+                          kSizeAlign = 0x00040000;
+  struct Bar {
+    std::uint64_t start = 0, size = 0, flags = 0;
+  };
+  Bar bars[7];
+  bars[0] = {cfg_.bar0_start, cfg_.bar0_size, kIoresourceMem | kSizeAlign};
+  if (cfg_.i350()) {
+    bars[2] = {cfg_.bar2_start, kI350Bar2Size,
+               kIoresourceIo | kSizeAlign | PCI_BASE_ADDRESS_SPACE_IO};
+    bars[3] = {cfg_.bar3_start, kI350Bar3Size, kIoresourceMem | kSizeAlign};
+  }
+  for (const Bar& r : bars) {
+    if (r.size == 0)
+      b.emit("0x{:016x} 0x{:016x} 0x{:016x}\n", 0, 0, 0);
+    else
+      b.emit("0x{:016x} 0x{:016x} 0x{:016x}\n", r.start, r.start + r.size - 1, r.flags);
+  }
   return {};
 }
 
@@ -231,7 +358,7 @@ core::Result<std::size_t> PciFunction::enable_store(const core::Caller& c, std::
     else if (*v)
       ++enable_cnt_;
     else if (enable_cnt_ > 0)
-      --enable_cnt_;
+      pci_disable_device_locked();
     else
       st = core::Errno{EIO};
   }
@@ -251,12 +378,24 @@ std::string PciFunction::driver_override() const {
   return driver_override_;
 }
 
+// pci_disable_device: the last disable (enable_cnt to 0) turns bus
+// mastering off (do_pci_disable_device); I/O and memory decoding stay.
+void PciFunction::pci_disable_device_locked() {
+  if (--enable_cnt_ != 0) return;
+  put16(config_, PCI_COMMAND,
+        static_cast<std::uint16_t>((config_[PCI_COMMAND] | config_[PCI_COMMAND + 1] << 8) &
+                                   ~PCI_COMMAND_MASTER));
+}
+
 void PciFunction::set_driver(std::string name) {
   core::MutexLock lock(mu_);
-  if (!name.empty())
+  if (!name.empty()) {
     ++enable_cnt_;  // pci_device_probe -> the driver's pci_enable_device
-  else if (enable_cnt_ > 0)
-    --enable_cnt_;  // the driver's remove -> pci_disable_device
+    config_[PCI_COMMAND] |= PCI_COMMAND_MASTER;  // and pci_set_master
+  } else if (enable_cnt_ > 0) {
+    pci_disable_device_locked();  // the driver's remove
+  }
+  set_msix_locked(!name.empty());
   driver_ = std::move(name);
 }
 
@@ -354,6 +493,26 @@ core::Result<std::size_t> PciFunction::config_write(const core::Caller& c, std::
   }
   env_.log(&c, cfg_.slot, "config_write", "OK", {{"offset", pos}, {"len", n}});
   return n;
+}
+
+// --- msi_irqs/ ----------------------------------------------------------------------
+
+PciMsiIrqs::PciMsiIrqs(std::shared_ptr<const PciFunction> pci, const std::vector<unsigned>& irqs)
+    : pci_(std::move(pci)) {
+  names_.reserve(irqs.size());  // the attributes point into these strings
+  for (unsigned irq : irqs) names_.push_back(std::to_string(irq));
+  // VSYSFS_ATTR names the file after its argument; the name is then the
+  // IRQ number.
+  for (const std::string& n : names_) {
+    attrs_.push_back(VSYSFS_ATTR(PciMsiIrqs, msi_irq, 0444, &PciMsiIrqs::mode_show, nullptr));
+    attrs_.back().name = n;
+  }
+  groups_[0] = {.name = "", .attrs = attrs_};
+}
+
+core::Status PciMsiIrqs::mode_show(core::PageBuffer& b) const {
+  b.append(pci_->msix_enabled() ? "msix\n" : "msi\n");
+  return {};
 }
 
 }  // namespace vsysfs::devices

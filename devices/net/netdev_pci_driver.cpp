@@ -86,6 +86,14 @@ core::Kobject add_netdev_files(core::Tree& tree, const std::string& dir,
   return kobj;
 }
 
+void add_msi_irqs_files(core::Tree& tree, const std::string& pci_dir,
+                        const std::shared_ptr<PciFunction>& pci) {
+  const std::vector<unsigned> irqs = pci->msix_irqs();
+  if (irqs.empty()) return;
+  auto msi = std::make_shared<PciMsiIrqs>(pci, irqs);
+  tree.add_device<PciMsiIrqs>(pci_dir + "/msi_irqs", msi, msi->groups());
+}
+
 // --- PciNic ---------------------------------------------------------------------------
 
 PciNic::PciNic(core::Env& env, core::Tree& tree, std::shared_ptr<PciFunction> pci,
@@ -132,6 +140,7 @@ core::Status PciNic::probe(const core::Caller* caller, PciNicDriver& drv) {
   tree_.add_symlink(link, "../../../../" + pci_dir_);
   tree_.add_symlink(pci_dir_ + "/driver", "../../../bus/pci/drivers/" + drv.name());
   pci_->set_driver(drv.name());
+  add_msi_irqs_files(tree_, pci_dir_, pci_);  // igb_init_interrupt_scheme
   {
     core::RtnlLock rtnl;
     dev_->register_netdev_locked();
@@ -165,6 +174,9 @@ core::Status PciNic::release(const core::Caller* caller, PciNicDriver* drv) {
   dev_->set_kobj(core::Kobject{});
   remove_files();
   uevent_net(caller, core::KobjAction::Remove, "/" + net_dir_);
+  // igb_clear_interrupt_scheme -> pci_disable_msix removes the vectors'
+  // files; devres_release_all, the directory.
+  (void)tree_.remove(pci_dir_ + "/msi_irqs");
   pci_->set_driver("");
   driver_ = nullptr;
   env_.log(caller, slot(), "remove", "OK", {{"driver", name}, {"interface", dev_->name()}});

@@ -40,14 +40,16 @@
 // PCI_ANY_ID} of each function the machine file gives to it.
 //
 // Probe (really_probe -> the NIC driver's probe, as e1000_probe): the
-// driver links, pci_enable_device, register_netdev (the interface's files
+// driver links, pci_enable_device, MSI-X on a function that has it (igb:
+// msi_irqs/ appears), register_netdev (the interface's files
 // come back under BDF/net/IF and class/net/IF; a "uevent" event with
 // action add), driver_bound (action bind). The interface is as a fresh
 // probe leaves it: down, counters 0, the MAC from the ROM.
 // Remove (__device_release_driver -> e1000_remove): the driver links go,
 // unregister_netdev (dev_close if up: the watchdog, NAPI and the rings
 // stop; NETDEV_UNREGISTER; the files are removed, so a file open on them
-// reads and writes ENODEV; action remove), pci_disable_device, action
+// reads and writes ENODEV; action remove), MSI-X off (msi_irqs/ goes),
+// pci_disable_device, action
 // unbind (MODALIAS dropped).
 //
 // Deviation (docs/devices/net.md): a re-registered interface keeps its
@@ -102,6 +104,12 @@ core::Kobject add_netdev_files(core::Tree& tree, const std::string& dir,
                                const std::shared_ptr<NetDevice>& dev,
                                const std::vector<std::shared_ptr<NetRxQueue>>& rx,
                                const std::vector<std::shared_ptr<NetTxQueue>>& tx);
+
+// msi_irqs/ under DIR (the function's directory) while its MSI-X is
+// enabled (msi_sysfs_create_group + msi_sysfs_populate_desc); nothing
+// otherwise. Locking: none of the device's held.
+void add_msi_irqs_files(core::Tree& tree, const std::string& pci_dir,
+                        const std::shared_ptr<PciFunction>& pci);
 
 // One NIC's PCI function and what its driver's probe builds on it.
 class PciNic {

@@ -572,8 +572,12 @@ ROWS = [
     ("devices/pci*/*/numa_node", with_tree(_pci_numa_node), "drivers/pci/pci-sysfs.c numa_node_store"),
     # pci_create_attr: a memory BAR's resourceN has only mmap, so a write of
     # bytes is EIO (sysfs_kf_bin_write without battr->write); an empty one
-    # returns 0 first. The shipped machines' BARs are at least 128 KiB.
+    # returns 0 first. The shipped machines' BAR0s are at least 128 KiB; an
+    # I350's BAR3 is 16 KiB.
     ("devices/pci*/*/resource[0-9]", bin_sized(0x20000, lambda d, off: "OK" if not d else "EIO"),
+     "drivers/pci/pci-sysfs.c pci_create_attr; fs/sysfs/file.c sysfs_kf_bin_write"),
+    # (the last matching row wins)
+    ("devices/pci*/*/resource3", bin_sized(0x4000, lambda d, off: "OK" if not d else "EIO"),
      "drivers/pci/pci-sysfs.c pci_create_attr; fs/sysfs/file.c sysfs_kf_bin_write"),
 
     # --- netdev (ref 5.1, 5.2; net/core/net-sysfs.c) -----------------------------

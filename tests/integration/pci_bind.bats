@@ -73,6 +73,53 @@ FN() { echo "$MNT/devices/pci0000:00/$BDF/$1"; }
   [ "$(cat "$MNT/class/net/eth0/operstate")" = "up" ]
 }
 
+# lspci -vv of the mount: stderr may carry only the host's libkmod line.
+lspci_vv() {
+  lspci -vv -s 00:03.0 -A linux-sysfs -O sysfs.path="$MNT/bus/pci" 2>"$BATS_TEST_TMPDIR/lspci.err"
+  local rc=$?
+  if grep -v 'libkmod' "$BATS_TEST_TMPDIR/lspci.err" | grep -q .; then
+    cat "$BATS_TEST_TMPDIR/lspci.err" >&2; return 1
+  fi
+  return $rc
+}
+
+# The entries of directory $1, numerically sorted, on one line.
+names() { find "$1" -mindepth 1 -printf '%f\n' | sort -n | paste -sd ' '; }
+
+@test "I350 as lspci -vv shows it: PM, MSI, MSI-X in BAR3, Express Endpoint; msi_irqs/ while bound; unbind: MSI-X Enable-" {
+  out=$(lspci_vv)
+  echo "$out" >&2
+  [[ "$out" == *"Status: Cap+ "* ]]
+  [[ "$out" == *"DisINTx+"* ]]
+  [[ "$out" == *"Interrupt: pin A routed to IRQ $(cat "$(FN irq)")"* ]]
+  grep -q "Region 0: Memory at fe000000 (32-bit, non-prefetchable) \[size=1M\]" <<<"$out"
+  grep -q "Region 2: I/O ports at e000 \[size=32\]" <<<"$out"
+  grep -q "Region 3: Memory at fe200000 (32-bit, non-prefetchable) \[size=16K\]" <<<"$out"
+  grep -q "Capabilities: \[40\] Power Management version 3" <<<"$out"
+  grep -q "Capabilities: \[50\] MSI: Enable- Count=1/1 Maskable+ 64bit+" <<<"$out"
+  grep -q "Capabilities: \[70\] MSI-X: Enable+ Count=10 Masked-" <<<"$out"
+  grep -q "Vector table: BAR=3 offset=00000000" <<<"$out"
+  grep -q "PBA: BAR=3 offset=00002000" <<<"$out"
+  grep -q "Capabilities: \[a0\] Express (v2) Endpoint, MSI 00" <<<"$out"
+  # igb's vectors (1 queue pair unpaired: rx, tx, other), "msix", 0444;
+  # eth1's follow eth0's.
+  [ "$(names "$(FN msi_irqs)")" = "24 25 26" ]
+  [ "$(names "$MNT/devices/pci0000:00/0000:00:04.0/msi_irqs")" = "27 28 29" ]
+  [ "$(stat -c %a "$(FN msi_irqs/24)")" = "444" ]
+  [ "$(cat "$(FN msi_irqs/26)")" = "msix" ]
+  [ "$(stat -c %a "$(FN resource3)")" = "600" ]
+  [ "$(stat -c %s "$(FN resource3)")" = "16384" ]
+
+  echo "$BDF" > "$(DRV unbind)"
+  [ ! -e "$(FN msi_irqs)" ]
+  out=$(lspci_vv)
+  grep -q "Capabilities: \[70\] MSI-X: Enable- Count=10 Masked-" <<<"$out"
+  [[ "$out" == *"BusMaster- "*"DisINTx-"* ]]
+  echo "$BDF" > "$(DRV bind)"
+  [ "$(names "$(FN msi_irqs)")" = "24 25 26" ]
+  lspci_vv | grep -q "Capabilities: \[70\] MSI-X: Enable+ Count=10 Masked-"
+}
+
 @test "errnos: unbind of an unbound device or garbage ENODEV, bind of a bound one EBUSY, no such device ENODEV" {
   [ "$(errno_of_write "$(DRV unbind)" 0000:00:09.0)" = "ENODEV" ]
   [ "$(errno_of_write "$(DRV bind)" 0000:00:09.0)" = "ENODEV" ]
