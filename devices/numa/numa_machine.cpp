@@ -283,11 +283,11 @@ NumaConfig default_numa_config(const core::ConfigValue& root) {
 // model (pages, numastat, hugepages, CPU online state, allocations), ksm,
 // the memory blocks' online flags, and the settings that are knobs
 // (cpuidle governor and per-state disable, overcommit hugepages where
-// hugetlb exists (save_knobs skips a missing path), auto_online_blocks, each block's power/control, the buses'
-// drivers_autoprobe). A CPU whose online state differs is hotplugged
-// through its own online file first, which adds or removes its cpuidle
-// and cache directories as a hotplug does; the model record then
-// overwrites what that changed.
+// hugetlb exists (save_knobs skips a missing path), auto_online_blocks,
+// each block's power/control, the buses' drivers_autoprobe). A CPU whose
+// online state differs is hotplugged through its own online file first,
+// which adds or removes its cpuidle and cache directories as a hotplug
+// does; the model record then overwrites what that changed.
 void register_numa_state(MachineContext& ctx, std::shared_ptr<NumaModel> model,
                          std::shared_ptr<Ksm> ksm,
                          std::vector<std::shared_ptr<MemoryBlock>> blocks) {

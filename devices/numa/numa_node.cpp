@@ -156,8 +156,7 @@ std::span<const core::AttributeGroup<NumaNode>> NumaNode::groups(const NumaModel
   // hugetlb_register_node: a directory for every hstate (for_each_hstate);
   // without PSE hugetlb_init never sets hugetlb_sysfs_initialized, so
   // hugetlb_register_node returns at once: no hugepages directory.
-  const std::size_t n =
-      model.gigantic_pages() ? 3 : model.hugetlb_supported() ? 2 : 1;
+  const std::size_t n = model.gigantic_pages() ? 3 : model.hugetlb_supported() ? 2 : 1;
   return std::span(kNodeGroups).first(n);
 }
 

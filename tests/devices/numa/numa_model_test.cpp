@@ -501,7 +501,8 @@ TEST_CASE("without GBPAGES there is no 1 GiB hstate") {
   CHECK_FALSE(m.gigantic_pages());
 }
 
-TEST_CASE("without PSE there is no hstate: the pools stay empty, a boot pool or record is refused") {
+TEST_CASE(
+    "without PSE there is no hstate: the pools stay empty, a boot pool or record is refused") {
   using vsysfs::core::StateReader;
   using vsysfs::core::StateWriter;
   auto c = uniform(2, 4 * kGiganticPagePages);
@@ -517,11 +518,13 @@ TEST_CASE("without PSE there is no hstate: the pools stay empty, a boot pool or 
   CHECK(m.huge_totals().nr == 0);
   auto boot = c;
   boot.nodes[1].hugepages = 1;
-  CHECK_THROWS_WITH_AS(NumaModel{boot}, doctest::Contains("node 1: hugepages_2m needs a CPU with pse"),
+  CHECK_THROWS_WITH_AS(NumaModel{boot},
+                       doctest::Contains("node 1: hugepages_2m needs a CPU with pse"),
                        std::invalid_argument);
   boot = c;
   boot.nodes[0].hugepages_1g = 1;
-  CHECK_THROWS_WITH_AS(NumaModel{boot}, doctest::Contains("node 0: hugepages_1g needs a CPU with pse"),
+  CHECK_THROWS_WITH_AS(NumaModel{boot},
+                       doctest::Contains("node 0: hugepages_1g needs a CPU with pse"),
                        std::invalid_argument);
   // A record with a 2 MiB pool (from a machine with PSE) does not load.
   NumaModel a(uniform(2, 4 * kGiganticPagePages));

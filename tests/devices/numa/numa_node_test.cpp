@@ -445,9 +445,10 @@ TEST_CASE("pse: a Xen PV guest (the default machine) has no hugetlb; pse = true 
   CHECK(listing(with, "kernel/mm/hugepages") == "hugepages-2048kB 755");
   CHECK(listing(with, node_file(0, "hugepages")) == "hugepages-2048kB 755");
   CHECK(with.read("kernel/mm/hugepages/hugepages-2048kB/nr_hugepages") == "3\n");
-  CHECK(with.read(node_file(0, "meminfo")).ends_with("Node 0 HugePages_Total:     3\n"
-                                                      "Node 0 HugePages_Free:      3\n"
-                                                      "Node 0 HugePages_Surp:      0\n"));
+  CHECK(with.read(node_file(0, "meminfo"))
+            .ends_with("Node 0 HugePages_Total:     3\n"
+                       "Node 0 HugePages_Free:      3\n"
+                       "Node 0 HugePages_Surp:      0\n"));
 
   // An HVM guest (Xen offers it PSE) keeps them, and so does bare metal.
   for (const char* file : {"xen-guest-vnuma.toml", "dell-poweredge-r740.toml"}) {
