@@ -13,18 +13,27 @@
 //   zonelist_penalty = "add1"         build_zonelists' node_load rule: add1
 //                                     (current), add_countdown (2.6.18, 5.16),
 //                                     assign (2.6.23-5.15)
+//   pse = true                        the CPU has PSE (X86_FEATURE_PSE, cpuinfo
+//                                     "pse"), so hugetlb exists (x86
+//                                     hugepages_supported()); default: true, but
+//                                     false on a Xen PV guest, which Xen does not
+//                                     offer PSE. false: no hstate at all, no
+//                                     kernel/mm/hugepages, no nodeN/hugepages, no
+//                                     HugePages_* lines in nodeN/meminfo, and
+//                                     hugepages_2m/hugepages_1g are errors
 //   pdpe1gb = true                    the CPU has 1 GiB pages (X86_FEATURE_GBPAGES,
 //                                     cpuinfo "pdpe1gb"): the hugepages-1048576kB
-//                                     hstate exists (default: true, as on every
-//                                     current server CPU, but false on a Xen PV
-//                                     guest); false: the 2 MiB one only
+//                                     hstate exists, with pse (default: true, as on
+//                                     every current server CPU, but false on a Xen
+//                                     PV guest); false: the 2 MiB one only
 //   [[numa.node]]                     one per node, node ids in order
 //   cpus = "0-1,4-5"                  cpulist; "" for a CPU-less node
 //   memory_mb = 8192                  0 for a memoryless node
-//   hugepages_2m = 0                  persistent 2 MiB pages at boot
+//   hugepages_2m = 0                  persistent 2 MiB pages at boot; needs pse
 //   hugepages_1g = 0                  persistent 1 GiB pages at boot (the kernel's
 //                                     hugepagesz=1G hugepages=0:2,1:2 per node);
-//                                     needs pdpe1gb; taken before the 2 MiB ones
+//                                     needs pse and pdpe1gb; taken before the
+//                                     2 MiB ones
 //   package = 0                       physical package (default: the node id)
 //   memory_kb = 10053448              instead of memory_mb: a recorded MemTotal
 //   memory_blocks = "0-23,32-199"     the node's memory block ids (a recorded
@@ -114,6 +123,10 @@ NumaConfig parse_numa_section(const core::ConfigValue& sec,
     }
   }
   if (const auto* off = sec.find("offline_cpus")) c.offline_cpus = parse_cpu_list(*off, c.nr_cpus);
+  if (const auto* v = sec.find("pse")) {
+    if (v->type() != core::ConfigValue::Type::Boolean) v->fail("must be true or false");
+    c.pse = v->as_bool();
+  }
   if (const auto* v = sec.find("pdpe1gb")) {
     if (v->type() != core::ConfigValue::Type::Boolean) v->fail("must be true or false");
     c.gbpages = v->as_bool();
@@ -269,12 +282,12 @@ NumaConfig default_numa_config(const core::ConfigValue& root) {
 // The NUMA section's part of a machine snapshot (docs/snapshot.md): the
 // model (pages, numastat, hugepages, CPU online state, allocations), ksm,
 // the memory blocks' online flags, and the settings that are knobs
-// (cpuidle governor and per-state disable, overcommit hugepages,
-// auto_online_blocks, each block's power/control, the buses'
-// drivers_autoprobe). A CPU whose online state differs is hotplugged
-// through its own online file first, which adds or removes its cpuidle
-// and cache directories as a hotplug does; the model record then
-// overwrites what that changed.
+// (cpuidle governor and per-state disable, overcommit hugepages where
+// hugetlb exists (save_knobs skips a missing path), auto_online_blocks,
+// each block's power/control, the buses' drivers_autoprobe). A CPU whose
+// online state differs is hotplugged through its own online file first,
+// which adds or removes its cpuidle and cache directories as a hotplug
+// does; the model record then overwrites what that changed.
 void register_numa_state(MachineContext& ctx, std::shared_ptr<NumaModel> model,
                          std::shared_ptr<Ksm> ksm,
                          std::vector<std::shared_ptr<MemoryBlock>> blocks) {
@@ -349,11 +362,17 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   try {
     NumaConfig config =
         ctx.root.has("numa") ? parse_numa_section(sec, block_ids) : default_numa_config(ctx.root);
-    // A Xen PV guest does not see pdpe1gb: Xen offers PAGE1GB to HVM
-    // guests only (xen/include/public/arch-x86/cpufeatureset.h marks it
-    // "H"), so without a pdpe1gb key such a guest has no 1 GiB hstate.
-    if (!(ctx.root.has("numa") && sec.has("pdpe1gb")) && xen_guest_type(ctx.root) == "PV")
-      config.gbpages = false;
+    // A Xen PV guest sees neither pse nor pdpe1gb: Xen offers PSE to HVM
+    // guests only and PAGE1GB to HAP HVM guests only
+    // (xen/include/public/arch-x86/cpufeatureset.h marks them "S" and
+    // "H"), so without the keys such a guest has no hugetlb at all
+    // (hugetlb_init returns early: hugepages_supported() is
+    // boot_cpu_has(X86_FEATURE_PSE)) and no 1 GiB hstate.
+    if (xen_guest_type(ctx.root) == "PV") {
+      const bool numa = ctx.root.has("numa");
+      if (!(numa && sec.has("pse"))) config.pse = false;
+      if (!(numa && sec.has("pdpe1gb"))) config.gbpages = false;
+    }
     model = std::make_shared<NumaModel>(std::move(config));
   } catch (const std::invalid_argument& e) {
     sec.fail(e.what());
@@ -369,7 +388,7 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
   for (int nid = 0; nid < model->nr_node_ids(); ++nid) {
     auto node = std::make_shared<NumaNode>(ctx.env, model, nid);
     const std::string path = fmt::format("devices/system/node/node{}", nid);
-    ctx.tree.add_device<NumaNode>(path, node, NumaNode::groups(model->gigantic_pages()));
+    ctx.tree.add_device<NumaNode>(path, node, NumaNode::groups(*model));
     for (unsigned cpu : model->node_cpus(nid))
       ctx.tree.add_symlink(fmt::format("{}/cpu{}", path, cpu), fmt::format("../../cpu/cpu{}", cpu));
     ctx.tree.add_symlink(path + "/subsystem", "../../../../bus/node");
@@ -443,9 +462,10 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
                     &blocks);
 
   // hugetlb_sysfs_init: kernel/mm/hugepages/hugepages-<size>kB for every
-  // hstate (for_each_hstate), over the nodes' pools.
+  // hstate (for_each_hstate), over the nodes' pools. Without PSE
+  // hugetlb_init returns before it: no kernel/mm/hugepages at all.
   for (HugeSize size : {HugeSize::k2M, HugeSize::k1G}) {
-    if (size == HugeSize::k1G && !model->gigantic_pages()) continue;
+    if (!model->hstate_exists(size)) continue;
     auto hugetlb = std::make_shared<HugetlbGlobal>(ctx.env, model, size);
     ctx.tree.add_device<HugetlbGlobal>("kernel/mm/hugepages/" + HugetlbGlobal::dir_name(size),
                                        hugetlb, HugetlbGlobal::groups(size));

@@ -59,6 +59,7 @@ std::string_view policy_mode_name(PolicyMode m) {
 NumaModel::NumaModel(NumaConfig config) {
   nodes_ = std::move(config.nodes);
   implicit_ = config.implicit;
+  pse_ = config.pse;
   gbpages_ = config.gbpages;
   node_load_penalty_ = config.node_load;
   const int n = static_cast<int>(nodes_.size());
@@ -193,7 +194,16 @@ NumaModel::NumaModel(NumaConfig config) {
     // -> hugetlb_hstate_alloc_pages), before hugetlb_init allocates the
     // 2 MiB pool. arch_hugetlb_valid_size refuses hugepagesz=1G without
     // GBPAGES; a machine file asking for it is an error here.
+    // Without PSE hugetlb_init returns before any pool is made (and
+    // hugepages_setup's pages are ignored with a warning): a machine file
+    // asking for a boot pool there is an error.
     const std::uint64_t want_1g = nodes_[nid].hugepages_1g;
+    const std::uint64_t want = nodes_[nid].hugepages;
+    if ((want_1g || want) && !pse_)
+      throw std::invalid_argument(fmt::format(
+          "node {}: {} needs a CPU with pse (X86_FEATURE_PSE), which a Xen PV guest does not "
+          "have: no hugetlb (set [numa] pse = true to give it one)",
+          nid, want_1g ? "hugepages_1g" : "hugepages_2m"));
     if (want_1g && !gbpages_)
       throw std::invalid_argument(
           fmt::format("node {}: hugepages_1g needs a CPU with pdpe1gb (X86_FEATURE_GBPAGES)", nid));
@@ -202,7 +212,6 @@ NumaModel::NumaModel(NumaConfig config) {
           fmt::format("node {}: {} 1 GiB hugepages do not fit in its memory", nid, want_1g));
     p.free -= want_1g * kGiganticPagePages;
     p.huge[1].nr = p.huge[1].free = want_1g;
-    const std::uint64_t want = nodes_[nid].hugepages;
     if (want > p.free / kHugePagePages)
       throw std::invalid_argument(fmt::format("node {}: {} hugepages do not fit in its memory", nid, want));
     p.free -= want * kHugePagePages;
@@ -501,6 +510,7 @@ std::uint64_t NumaModel::last_alloc_id() const {
 }
 
 std::uint64_t NumaModel::set_nr_hugepages(int nid, std::uint64_t count, HugeSize size) {
+  if (!hstate_exists(size)) return 0;  // no hstate: no pool (no file reaches here)
   const auto h = static_cast<std::size_t>(size);
   const std::uint64_t per = huge_page_pages(size);
   core::MutexLock lock(mu_);
@@ -586,6 +596,7 @@ std::vector<std::uint64_t> round_robin(std::vector<std::uint64_t> cap, std::uint
 }  // namespace
 
 std::uint64_t NumaModel::set_global_nr_hugepages(std::uint64_t count, HugeSize size) {
+  if (!hstate_exists(size)) return 0;
   const auto h = static_cast<std::size_t>(size);
   const std::uint64_t per = huge_page_pages(size);
   core::MutexLock lock(mu_);

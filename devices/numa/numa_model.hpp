@@ -160,7 +160,14 @@ struct NumaConfig {
   unsigned possible_cpus = 0;  // nr_cpu_ids; 0: one past the highest CPU
   unsigned nr_cpus = 8192;     // NR_CPUS (kernel_max = NR_CPUS - 1)
   std::vector<unsigned> offline_cpus;
-  // X86_FEATURE_GBPAGES (cpuinfo "pdpe1gb"): the 1 GiB hstate exists.
+  // X86_FEATURE_PSE (cpuinfo "pse"): hugetlb exists at all. Without it
+  // (a Xen PV guest: Xen offers PSE to HVM guests only) hugetlb_init
+  // returns early (hugepages_supported() is boot_cpu_has(X86_FEATURE_PSE)
+  // on x86): no hstate, no kernel/mm/hugepages, no nodeN/hugepages, no
+  // HugePages_* lines in nodeN/meminfo, and a boot pool is an error.
+  bool pse = true;
+  // X86_FEATURE_GBPAGES (cpuinfo "pdpe1gb"): the 1 GiB hstate exists
+  // (with pse only).
   bool gbpages = true;
   // The machine has no [numa] section: this is the default topology the
   // kernel builds without a SRAT (one node, or the [net] widths), not a
@@ -281,8 +288,16 @@ class NumaModel {
   std::uint64_t last_alloc_id() const;
 
   // --- hugepages (nodeN/hugepages/hugepages-{2048,1048576}kB/nr_hugepages) ---
-  // Whether the 1 GiB hstate exists (NumaConfig::gbpages).
-  bool gigantic_pages() const { return gbpages_; }
+  // Whether hugetlb is supported at all (NumaConfig::pse): the 2 MiB
+  // hstate exists.
+  bool hugetlb_supported() const { return pse_; }
+  // Whether the 1 GiB hstate exists (NumaConfig::gbpages, with pse).
+  bool gigantic_pages() const { return pse_ && gbpages_; }
+  // Whether the hstate of `size` exists; the pool functions below leave a
+  // missing one empty (nothing to grow or shrink: they return 0).
+  bool hstate_exists(HugeSize size) const {
+    return size == HugeSize::k1G ? gigantic_pages() : hugetlb_supported();
+  }
   // set_max_huge_pages of hstate `size` for one node: grows from the node's
   // free pages as far as they go (a gigantic page needs kGiganticPagePages
   // free pages on the node: see the top of this file), shrinks by freeing
@@ -383,6 +398,7 @@ class NumaModel {
   unsigned nr_cpu_ids_ = 0;
   unsigned nr_cpus_ = 0;
   bool implicit_ = false;
+  bool pse_ = true;
   bool gbpages_ = true;
   std::vector<CacheLeaf> caches_;
   std::string cpu_modalias_;

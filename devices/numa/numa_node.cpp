@@ -107,7 +107,7 @@ core::Status NodeRoot::has_generic_initiator_show(core::PageBuffer& buf) const {
 // --- NumaNode ---
 
 // The tables live in a member so that entries may read the private model.
-std::span<const core::AttributeGroup<NumaNode>> NumaNode::groups(bool gigantic) {
+std::span<const core::AttributeGroup<NumaNode>> NumaNode::groups(const NumaModel& model) {
   using N = NumaNode;
   // drivers/base/node.c node_dev_attrs / node_dev_bin_attrs (newest: cpumap
   // and cpulist are bin attributes sized for NR_CPUS); uevent is the driver
@@ -153,8 +153,11 @@ std::span<const core::AttributeGroup<NumaNode>> NumaNode::groups(bool gigantic) 
       {.name = "hugepages/hugepages-2048kB", .attrs = kHugeAttrs},
       {.name = "hugepages/hugepages-1048576kB", .attrs = kGiganticAttrs},
   };
-  // hugetlb_register_node: a directory for every hstate (for_each_hstate).
-  return std::span(kNodeGroups).first(gigantic ? 3 : 2);
+  // hugetlb_register_node: a directory for every hstate (for_each_hstate);
+  // without PSE hugetlb_init never sets hugetlb_sysfs_initialized, so
+  // hugetlb_register_node returns at once: no hugepages directory.
+  const std::size_t n = model.gigantic_pages() ? 3 : model.hugetlb_supported() ? 2 : 1;
+  return std::span(kNodeGroups).first(n);
 }
 
 // drivers/base/core.c uevent_store -> kobject_synth_uevent on
@@ -193,7 +196,7 @@ core::Result<std::size_t> NumaNode::cpulist_read(const core::Caller&, std::uint6
 
 // drivers/base/node.c node_read_meminfo (newest field set without HIGHMEM,
 // SHADOW_CALL_STACK or UNACCEPTED_MEMORY, with THP), then
-// mm/hugetlb.c hugetlb_report_node_meminfo.
+// mm/hugetlb.c hugetlb_report_node_meminfo (only with PSE).
 NumaNode::MeminfoKey NumaNode::meminfo_key(const NodeSnapshot& s) {
   MeminfoKey k{s.present, s.free, s.huge_nr, s.huge_free, s.huge_surplus};
   std::copy(s.used.begin(), s.used.end(), k.begin() + 5);
@@ -259,9 +262,15 @@ core::Status NumaNode::meminfo_show(core::PageBuffer& buf) const {
   line("ShmemPmdMapped:", 0);
   line("FileHugePages:", 0);
   line("FilePmdMapped:", 0);
-  buf.emit("Node {} HugePages_Total: {:>5}\n", nid_, s.huge_nr);
-  buf.emit("Node {} HugePages_Free:  {:>5}\n", nid_, s.huge_free);
-  buf.emit("Node {} HugePages_Surp:  {:>5}\n", nid_, s.huge_surplus);
+  // hugetlb_report_node_meminfo: the default hstate's three lines, nothing
+  // when !hugepages_supported() (no PSE). The THP lines above
+  // (AnonHugePages..FilePmdMapped) are CONFIG_TRANSPARENT_HUGEPAGE's and
+  // stay.
+  if (model_->hugetlb_supported()) {
+    buf.emit("Node {} HugePages_Total: {:>5}\n", nid_, s.huge_nr);
+    buf.emit("Node {} HugePages_Free:  {:>5}\n", nid_, s.huge_free);
+    buf.emit("Node {} HugePages_Surp:  {:>5}\n", nid_, s.huge_surplus);
+  }
   if (!buf.overflowed()) {
     core::MutexLock lock(meminfo_mu_);
     meminfo_key_ = key;

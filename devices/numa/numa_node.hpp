@@ -19,6 +19,8 @@
 //     vmstat                         0444  zone, NUMA event and node counters (4.7)
 //     uevent                         0644  empty; store: kobject_synth_uevent
 //     cpuM -> ../../cpu/cpuM               every present CPU of the node
+//     hugepages/                                          only with PSE ([numa] pse; not on
+//                                                         a Xen PV guest by default)
 //     hugepages/hugepages-2048kB/nr_hugepages       0644  kstrtoul base 10; grows/shrinks
 //                                                         the node's persistent pool
 //     hugepages/hugepages-2048kB/free_hugepages     0444
@@ -35,6 +37,7 @@
 //   distance = [[10, 21], [21, 10]]   SLIT rows; absent: 10 local, 20 remote
 //   threads_per_core, possible_cpus, nr_cpus (NR_CPUS), offline_cpus = "list",
 //   zonelist_penalty = "add1" | "add_countdown" | "assign" (see numa_machine.cpp)
+//   pse = true                        the CPU has PSE: hugetlb exists (numa_machine.cpp)
 //   pdpe1gb = true                    the CPU has GBPAGES: the 1 GiB hstate exists
 //   [[numa.node]] cpus = "0-1,4-5", memory_mb, hugepages_2m, hugepages_1g, package
 //
@@ -86,8 +89,10 @@ class NumaNode {
  public:
   NumaNode(core::Env& env, std::shared_ptr<NumaModel> model, int nid)
       : env_(env), model_(std::move(model)), nid_(nid) {}
-  // With `gigantic`, the hugepages-1048576kB directory too.
-  static std::span<const core::AttributeGroup<NumaNode>> groups(bool gigantic);
+  // hugetlb_register_node: hugepages/hugepages-2048kB where hugetlb exists
+  // (NumaModel::hugetlb_supported), hugepages-1048576kB with the 1 GiB
+  // hstate too; neither (no hugepages directory) without PSE.
+  static std::span<const core::AttributeGroup<NumaNode>> groups(const NumaModel& model);
 
   int nid() const { return nid_; }
 

@@ -103,8 +103,10 @@ core::Status NumaModel::load_state(const core::StateReader& r) {
         !kernel || !n_memory || !stat)
       return core::Errno{EINVAL};
     // A pool never has more free pages than pages, and a machine without
-    // GBPAGES has no 1 GiB pool to restore.
-    if (*huge_free > *huge_nr || *huge1g_free > *huge1g_nr || (*huge1g_nr && !gbpages_))
+    // GBPAGES (or without PSE: no hugetlb) has no 1 GiB (2 MiB) pool to
+    // restore.
+    if (*huge_free > *huge_nr || *huge1g_free > *huge1g_nr || (*huge1g_nr && !gigantic_pages()) ||
+        (*huge_nr && !hugetlb_supported()))
       return core::Errno{EINVAL};
     std::vector<std::uint64_t> u, st;
     if (!split_list(*used, u) || u.size() != kPageKinds) return core::Errno{EINVAL};

@@ -24,7 +24,7 @@ teardown() { vsysfs_stop; }
   run python3 "$DRIVER" "$MNT" --seed 20261203 --steps 200
   echo "$output" | head -40
   [ "$status" -eq 0 ]
-  [[ "$output" == *"1 node(s), dcdbas yes): OK"* ]]
+  [[ "$output" == *"1 node(s), dcdbas yes, hugetlb no): OK"* ]]
 }
 
 @test "random: the same on the two-vnode Xen guest (balloon and policies across nodes)" {
@@ -33,7 +33,7 @@ teardown() { vsysfs_stop; }
   run python3 "$DRIVER" "$MNT" --seed 20261203 --steps 200
   echo "$output" | head -40
   [ "$status" -eq 0 ]
-  [[ "$output" == *"2 node(s), dcdbas no): OK"* ]]
+  [[ "$output" == *"2 node(s), dcdbas no, hugetlb yes): OK"* ]]
 }
 
 @test "random: the driver catches a broken invariant (a planted wrong expectation fails)" {

@@ -8,7 +8,9 @@ machines/xen-guest-vnuma.toml (two vNUMA nodes, no dcdbas), with the manual
 clock (vsysfs -o clock=manual MOUNT); the nodes are the mount's, and the
 dcdbas steps run only when the mount has dcdbas. The steps are writes through the real
 mount (FUSE, the kernel's VFS, the daemon): Xen balloon targets, the
-hypervisor's knobs, NUMA allocations and frees, hugepage pools, CPU
+hypervisor's knobs, NUMA allocations and frees, hugepage pools (on the
+default machine, a Xen PV dom0 without PSE, there are none: a write
+there must find no file, ENOENT), CPU
 online/offline, dcdbas calling-interface commands and smi_request, clock
 advances; valid and hostile values. After every step it checks, from the
 files, a subset of the invariants of the in-process suites
@@ -30,6 +32,7 @@ failure it prints the seed and the steps so far (a Python list of
 """
 
 import argparse
+import errno
 import os
 import random
 import struct
@@ -65,6 +68,8 @@ class Driver:
         while os.path.isdir(self.path(f"{NODE}/node{self.nodes}")):
             self.nodes += 1
         self.has_dcdbas = os.path.isdir(self.path(DCD))
+        # hugetlb exists only with PSE (not on a Xen PV guest).
+        self.hugetlb = os.path.isdir(self.path("kernel/mm/hugepages"))
 
     # --- I/O -----------------------------------------------------------------
     def path(self, rel):
@@ -211,8 +216,10 @@ class Driver:
             self.write(f"{NUMA}/free", f"{self.rng.randrange(self.allocs + 2)}\n")
         elif r < 0.85:
             n = self.rng.randrange(self.nodes)
-            self.write(f"{NODE}/node{n}/hugepages/hugepages-2048kB/nr_hugepages",
-                       self.hostile() if self.rng.random() < 0.15 else f"{self.rng.randrange(40)}\n")
+            rc = self.write(f"{NODE}/node{n}/hugepages/hugepages-2048kB/nr_hugepages",
+                            self.hostile() if self.rng.random() < 0.15 else f"{self.rng.randrange(40)}\n")
+            if not self.hugetlb and rc != -errno.ENOENT:
+                self.fail(f"node{n} nr_hugepages without hugetlb: {rc}, not -ENOENT")
         else:
             cpu = self.rng.randrange(1, 8)
             self.write(f"devices/system/cpu/cpu{cpu}/online",
@@ -298,7 +305,8 @@ def main():
             print(f"  {s!r},")
         return 1
     print(f"mount_driver: seed {seed}, {steps} steps ({len(d.steps)} writes, {d.allocs} allocations, "
-          f"{d.nodes} node(s), dcdbas {'yes' if d.has_dcdbas else 'no'}): OK")
+          f"{d.nodes} node(s), dcdbas {'yes' if d.has_dcdbas else 'no'}, "
+          f"hugetlb {'yes' if d.hugetlb else 'no'}): OK")
     return 0
 
 

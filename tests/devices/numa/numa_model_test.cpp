@@ -501,6 +501,48 @@ TEST_CASE("without GBPAGES there is no 1 GiB hstate") {
   CHECK_FALSE(m.gigantic_pages());
 }
 
+TEST_CASE(
+    "without PSE there is no hstate: the pools stay empty, a boot pool or record is refused") {
+  using vsysfs::core::StateReader;
+  using vsysfs::core::StateWriter;
+  auto c = uniform(2, 4 * kGiganticPagePages);
+  c.pse = false;
+  NumaModel m(c);
+  CHECK_FALSE(m.hugetlb_supported());
+  CHECK_FALSE(m.gigantic_pages());  // GBPAGES alone makes no hstate sysfs
+  CHECK_FALSE(m.hstate_exists(HugeSize::k2M));
+  CHECK(m.set_nr_hugepages(0, 4) == 0);
+  CHECK(m.set_global_nr_hugepages(4) == 0);
+  CHECK(m.set_nr_hugepages(0, 1, HugeSize::k1G) == 0);
+  CHECK(m.node(0).free == 4 * kGiganticPagePages);
+  CHECK(m.huge_totals().nr == 0);
+  auto boot = c;
+  boot.nodes[1].hugepages = 1;
+  CHECK_THROWS_WITH_AS(NumaModel{boot},
+                       doctest::Contains("node 1: hugepages_2m needs a CPU with pse"),
+                       std::invalid_argument);
+  boot = c;
+  boot.nodes[0].hugepages_1g = 1;
+  CHECK_THROWS_WITH_AS(NumaModel{boot},
+                       doctest::Contains("node 0: hugepages_1g needs a CPU with pse"),
+                       std::invalid_argument);
+  // A record with a 2 MiB pool (from a machine with PSE) does not load.
+  NumaModel a(uniform(2, 4 * kGiganticPagePages));
+  REQUIRE(a.set_nr_hugepages(1, 2) == 2);
+  StateWriter w(2);
+  a.save_state(w);
+  auto r = StateReader::parse(w.text());
+  REQUIRE(r);
+  CHECK_FALSE(m.load_state(*r));
+  CHECK(m.node(1).free == 4 * kGiganticPagePages);
+  // One without pools does.
+  StateWriter w0(2);
+  m.save_state(w0);
+  auto r0 = StateReader::parse(w0.text());
+  REQUIRE(r0);
+  CHECK(m.load_state(*r0));
+}
+
 TEST_CASE("topology: threads enumerate after all first threads of a package") {
   NumaConfig c;
   c.nodes.resize(2);

@@ -393,11 +393,71 @@ TEST_CASE("pdpe1gb = false: no 1 GiB hstate, as on a CPU without GBPAGES") {
   CHECK(hvm.exists("kernel/mm/hugepages/hugepages-1048576kB"));
   TestMachine pv("[xen]\n[xen.hypervisor]\nguest_type = \"PV\"\n");
   CHECK_FALSE(pv.exists("kernel/mm/hugepages/hugepages-1048576kB"));
-  CHECK(pv.exists("kernel/mm/hugepages/hugepages-2048kB"));
+  // Nor PSE: no hugetlb at all (the next test case).
+  CHECK_FALSE(pv.exists("kernel/mm/hugepages/hugepages-2048kB"));
   TestMachine pv_gb(
-      "[xen]\n[xen.hypervisor]\nguest_type = \"PV\"\n[numa]\npdpe1gb = true\n"
+      "[xen]\n[xen.hypervisor]\nguest_type = \"PV\"\n[numa]\npse = true\npdpe1gb = true\n"
       "[[numa.node]]\ncpus = \"0\"\nmemory_mb = 2048\n");
   CHECK(pv_gb.exists("kernel/mm/hugepages/hugepages-1048576kB"));
+  // pdpe1gb without pse: the 1 GiB hstate has no sysfs either.
+  TestMachine pv_gb_only(
+      "[xen]\n[xen.hypervisor]\nguest_type = \"PV\"\n[numa]\npdpe1gb = true\n"
+      "[[numa.node]]\ncpus = \"0\"\nmemory_mb = 2048\n");
+  CHECK_FALSE(pv_gb_only.exists("kernel/mm/hugepages"));
+}
+
+TEST_CASE("pse: a Xen PV guest (the default machine) has no hugetlb; pse = true brings it back") {
+  using vsysfs::core::ConfigError;
+  // hugetlb_init returns early without X86_FEATURE_PSE, which Xen does not
+  // offer a PV guest: no kernel/mm/hugepages (kernel/mm stays), no node
+  // hugepages directory, no HugePages_* lines in the node's meminfo; the
+  // THP lines of node_read_meminfo stay.
+  TestMachine dflt(vsysfs::devices::default_machine_toml());
+  CHECK(dflt.exists("kernel/mm/ksm/run"));
+  CHECK_FALSE(dflt.exists("kernel/mm/hugepages"));
+  CHECK(listing(dflt, "kernel/mm").find("hugepages") == std::string::npos);
+  CHECK_FALSE(dflt.exists(node_file(0, "hugepages")));
+  CHECK(listing(dflt, std::string(kNode).append("node0")).find("hugepages") == std::string::npos);
+  const std::string mi = dflt.read(node_file(0, "meminfo"));
+  CHECK(mi.find("HugePages_") == std::string::npos);
+  CHECK(mi.find("Node 0 AnonHugePages:") != std::string::npos);
+  CHECK(mi.find("Node 0 ShmemHugePages:") != std::string::npos);
+  CHECK(mi.ends_with("Node 0 FilePmdMapped:         0 kB\n"));
+  // A store to a hugepage file has no file to go to.
+  CHECK(dflt.write(node_file(0, "hugepages/hugepages-2048kB/nr_hugepages"), "1") == -ENOENT);
+  CHECK(dflt.write("kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", "1") == -ENOENT);
+
+  // A machine file asking a PV guest for a boot pool is refused.
+  const std::string pv = "[xen]\n[xen.hypervisor]\nguest_type = \"PV\"\n";
+  const std::string node = "[[numa.node]]\ncpus = \"0\"\nmemory_mb = 2048\n";
+  CHECK_THROWS_WITH_AS(TestMachine(pv + "[numa]\n" + node + "hugepages_2m = 4\n"),
+                       doctest::Contains("hugepages_2m needs a CPU with pse (X86_FEATURE_PSE)"),
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(TestMachine(pv + "[numa]\npdpe1gb = true\n" + node + "hugepages_1g = 1\n"),
+                       doctest::Contains("hugepages_1g needs a CPU with pse"), ConfigError);
+  // Bare metal with pse = false: the same.
+  CHECK_THROWS_WITH_AS(TestMachine("[numa]\npse = false\n" + node + "hugepages_2m = 1\n"),
+                       doctest::Contains("Xen PV guest does not have"), ConfigError);
+  CHECK_THROWS_AS(TestMachine("[numa]\npse = 1\n" + node), ConfigError);
+
+  // pse = true on the PV guest: the 2 MiB hstate, its pools and lines.
+  TestMachine with(pv + "[numa]\npse = true\n" + node + "hugepages_2m = 3\n");
+  CHECK(listing(with, "kernel/mm/hugepages") == "hugepages-2048kB 755");
+  CHECK(listing(with, node_file(0, "hugepages")) == "hugepages-2048kB 755");
+  CHECK(with.read("kernel/mm/hugepages/hugepages-2048kB/nr_hugepages") == "3\n");
+  CHECK(with.read(node_file(0, "meminfo"))
+            .ends_with("Node 0 HugePages_Total:     3\n"
+                       "Node 0 HugePages_Free:      3\n"
+                       "Node 0 HugePages_Surp:      0\n"));
+
+  // An HVM guest (Xen offers it PSE) keeps them, and so does bare metal.
+  for (const char* file : {"xen-guest-vnuma.toml", "dell-poweredge-r740.toml"}) {
+    CAPTURE(file);
+    TestMachine m(vsysfs::testing::machine_file_text(file));
+    CHECK(m.exists("kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"));
+    CHECK(m.exists(node_file(1, "hugepages/hugepages-2048kB/nr_hugepages")));
+    CHECK(m.read(node_file(1, "meminfo")).find("Node 1 HugePages_Total:") != std::string::npos);
+  }
 }
 
 TEST_CASE("symlinks: node to cpu, cpu to node, bus/node") {
