@@ -3,9 +3,14 @@
 #include "devices/xen/xen_sys_hypervisor.hpp"
 
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <utility>
 
 #include <fmt/format.h>
+
+#include "devices/dell/dcdbas_smbios.hpp"
+#include "devices/machine/machine.hpp"
 
 namespace vsysfs::devices {
 namespace {
@@ -257,13 +262,69 @@ core::Status XenSysHypervisor::guest_type_show(core::PageBuffer& buf) const {
 
 // "%pU": lower-case 8-4-4-4-12 in byte order (lib/vsprintf.c uuid_string,
 // big-endian form).
+std::string XenSysHypervisor::uuid_text(const std::array<std::uint8_t, 16>& u) {
+  return fmt::format(
+      "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-"
+      "{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+      u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
+      u[14], u[15]);
+}
+
 core::Status XenSysHypervisor::uuid_show(core::PageBuffer& buf) const {
-  const auto& u = info_.uuid;
-  buf.emit("{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-"
-           "{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}\n",
-           u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
-           u[13], u[14], u[15]);
+  buf.emit("{}\n", uuid_text(info_.uuid));
   return {};
+}
+
+// hvm_write_smbios_tables: itoa(major) "." itoa((uint16_t)version) extra.
+std::string XenSysHypervisor::version_text(const Info& info) {
+  return fmt::format("{}.{}{}", info.major & 0xFFFF, info.minor & 0xFFFF, info.extra);
+}
+
+namespace {
+
+// hvmloader's __SMBIOS_DATE__ is the date of its build (Makefile:
+// SMBIOS_REL_DATE ?= $(shell date +%m/%d/%Y)), built with the hypervisor:
+// compile_date "Thu Jan 30 12:22:41 UTC 2025" -> "01/30/2025". A date in
+// another form is taken as it is.
+std::string smbios_date_of(const std::string& compile_date) {
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  char month[4] = {};
+  unsigned day = 0, year = 0;
+  if (std::sscanf(compile_date.c_str(), "%*3s %3s %u %*u:%*u:%*u %*s %u", month, &day, &year) == 3)
+    for (int m = 0; m < 12; ++m)
+      if (std::strcmp(month, kMonths[m]) == 0) return fmt::format("{:02}/{:02}/{}", m + 1, day, year);
+  return compile_date;
+}
+
+}  // namespace
+
+void add_hvmloader_dmi(MachineContext& ctx, const XenSysHypervisor::Info& info, unsigned vcpus,
+                       std::uint64_t memory_kib) {
+  using dcdbas::SmbiosIdentity;
+  const std::string version = XenSysHypervisor::version_text(info);
+  const std::string uuid = XenSysHypervisor::uuid_text(info.uuid);
+  SmbiosIdentity id;
+  id.firmware = SmbiosIdentity::Firmware::XenHvmloader;
+  id.sys_vendor = "Xen";
+  id.product_name = "HVM domU";
+  id.product_version = version;
+  id.product_serial = uuid;  // uuid_to_string(uuid) when no bios-strings
+  id.product_uuid = uuid;
+  id.product_sku.clear();
+  id.product_family.clear();
+  id.bios_vendor = "Xen";
+  id.bios_version = version;
+  id.bios_date = smbios_date_of(info.compile_date);
+  id.chassis_vendor = "Xen";
+  id.chassis_type = 1;  // other
+  id.smbios_major = 2;  // smbios_entry_point_init: 2.4
+  id.smbios_minor = 4;
+  dcdbas::SmbiosHardware hw;
+  hw.vcpus = vcpus;
+  hw.nodes.push_back({0, memory_kib});
+  dcdbas::add_dmi(ctx, std::make_shared<dcdbas::DcdbasSmbios>(std::move(id), dcdbas::BiosConfig{},
+                                                               std::move(hw)));
 }
 
 // major_show/minor_show: a zero XENVER_version is -ENODEV.

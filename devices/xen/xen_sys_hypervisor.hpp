@@ -52,6 +52,8 @@
 
 namespace vsysfs::devices {
 
+struct MachineContext;  // devices/machine/machine.hpp
+
 class XenSysHypervisor {
  public:
   struct Info {
@@ -82,6 +84,12 @@ class XenSysHypervisor {
 
   static std::span<const core::AttributeGroup<XenSysHypervisor>> groups();
 
+  // The handle as "%pU" prints it (lower-case 8-4-4-4-12, byte order).
+  static std::string uuid_text(const std::array<std::uint8_t, 16>& u);
+  // hvmloader's "major.minor" + extraversion ("4.17.3"): SMBIOS's BIOS and
+  // system version.
+  static std::string version_text(const Info& info);
+
   // Locking: none (immutable). Context: FUSE worker.
   core::Status type_show(core::PageBuffer& buf) const;
   core::Status guest_type_show(core::PageBuffer& buf) const;
@@ -108,5 +116,13 @@ class XenSysHypervisor {
  private:
   const Info info_;
 };
+
+// An HVM domU's firmware tables: hvmloader writes SMBIOS from the
+// hypervisor's answers (XENVER_guest_handle, XENVER_version,
+// XENVER_extraversion), the domain's vCPUs and memory; served by the one
+// SMBIOS/DMI builder (devices/dell/dcdbas_smbios.hpp, Firmware::
+// XenHvmloader). `memory_kib` is the guest's boot memory. From build_xen.
+void add_hvmloader_dmi(MachineContext& ctx, const XenSysHypervisor::Info& info, unsigned vcpus,
+                       std::uint64_t memory_kib);
 
 }  // namespace vsysfs::devices
