@@ -381,7 +381,7 @@ static void add_hvmloader(std::vector<std::vector<std::uint8_t>>& structs, const
     s.str(id.bios_version);
     s.u16(0xE800);  // starting address segment
     s.str(id.bios_date);
-    s.u8(0);                      // ROM size
+    s.u8(0);                         // ROM size
     s.u64(0x80ULL | 0x08ULL << 16);  // characteristics: PCI, EDD
     s.u8(0);
     s.u8(0x04);  // extension byte 2: targeted content distribution
@@ -420,14 +420,14 @@ static void add_hvmloader(std::vector<std::vector<std::uint8_t>>& structs, const
   for (unsigned cpu = 1; cpu <= hw.vcpus; ++cpu) {
     Structure s(4, static_cast<std::uint16_t>(0x0400 + cpu));  // smbios_type_4_init
     s.str(fmt::format("CPU {}", cpu));
-    s.u8(0x03);  // central processor
-    s.u8(0x01);  // family: other
-    s.str("Intel");  // get_cpu_manufacturer: CPUID 0 "GenuineIntel"
+    s.u8(0x03);                     // central processor
+    s.u8(0x01);                     // family: other
+    s.str("Intel");                 // get_cpu_manufacturer: CPUID 0 "GenuineIntel"
     s.u32(hw.processor_signature);  // cpuid(1): EAX, then EDX
     s.u32(0xBFEBFBFF);
-    s.u8(0);  // version: none
-    s.u8(0);  // voltage
-    s.u16(0);  // external clock
+    s.u8(0);                                                  // version: none
+    s.u8(0);                                                  // voltage
+    s.u16(0);                                                 // external clock
     s.u16(static_cast<std::uint16_t>(hw.current_speed_mhz));  // get_cpu_mhz(), both
     s.u16(static_cast<std::uint16_t>(hw.current_speed_mhz));
     s.u8(0x41);  // socket populated, CPU enabled
@@ -450,10 +450,10 @@ static void add_hvmloader(std::vector<std::vector<std::uint8_t>>& structs, const
   const std::uint64_t memsize = (kib + 1023) / 1024;
   const std::uint64_t devs = (memsize + 0x3FFF) >> 14;
   {
-    Structure s(16, 0x1000);  // smbios_type_16_init
-    s.u8(0x01);  // location: other
-    s.u8(0x03);  // use: system memory
-    s.u8(0x06);  // multi-bit ECC
+    Structure s(16, 0x1000);                            // smbios_type_16_init
+    s.u8(0x01);                                         // location: other
+    s.u8(0x03);                                         // use: system memory
+    s.u8(0x06);                                         // multi-bit ECC
     s.u32(static_cast<std::uint32_t>(memsize * 1024));  // maximum capacity, KiB
     s.u16(0xFFFE);
     s.u16(static_cast<std::uint16_t>(devs));
@@ -526,7 +526,8 @@ std::shared_ptr<const DcdbasSmbios::Tables> DcdbasSmbios::tables() const {
 
 // Dell's BIOS: types 0 to 4, 7, 9, 11, 16, 17, 19, 32 and Dell's 0xD0,
 // 0xDA and 0xD4, with the tags of this boot.
-void DcdbasSmbios::add_dell(std::vector<std::vector<std::uint8_t>>& structs, const Tables& tb) const {
+void DcdbasSmbios::add_dell(std::vector<std::vector<std::uint8_t>>& structs,
+                            const Tables& tb) const {
   const auto [rel_major, rel_minor] = bios_release_of(id_.bios_version);
   {
     Structure s(0, 0x0000);  // BIOS information (2.4+ layout)
@@ -788,13 +789,13 @@ std::string DcdbasSmbios::modalias() const {
   // A field the tables lack is left out (no type 2: no rvn, rn, rvr).
   std::string board;
   if (id_.firmware != SmbiosIdentity::Firmware::XenHvmloader)
-    board = fmt::format("rvn{}:rn{}:rvr{}:", alias_field(id_.board_vendor), alias_field(id_.board_name),
-                        alias_field(id_.board_version));
-  return fmt::format("dmi:bvn{}:bvr{}:bd{}:{}svn{}:pn{}:pvr{}:{}cvn{}:ct{}:cvr{}:sku{}:",
-                     alias_field(id_.bios_vendor), alias_field(id_.bios_version),
-                     alias_field(id_.bios_date), br, alias_field(id_.sys_vendor),
-                     alias_field(id_.product_name), alias_field(id_.product_version), board,
-                     alias_field(id_.chassis_vendor), id_.chassis_type, "", alias_field(id_.product_sku));
+    board = fmt::format("rvn{}:rn{}:rvr{}:", alias_field(id_.board_vendor),
+                        alias_field(id_.board_name), alias_field(id_.board_version));
+  return fmt::format(
+      "dmi:bvn{}:bvr{}:bd{}:{}svn{}:pn{}:pvr{}:{}cvn{}:ct{}:cvr{}:sku{}:",
+      alias_field(id_.bios_vendor), alias_field(id_.bios_version), alias_field(id_.bios_date), br,
+      alias_field(id_.sys_vendor), alias_field(id_.product_name), alias_field(id_.product_version),
+      board, alias_field(id_.chassis_vendor), id_.chassis_type, "", alias_field(id_.product_sku));
 }
 
 void add_dmi(MachineContext& ctx, const std::shared_ptr<DcdbasSmbios>& smbios) {

@@ -198,8 +198,8 @@ class DcdbasSmbios {
   };
   std::shared_ptr<const Tables> make_tables(std::string service_tag, std::string asset_tag) const;
   void add_dell(std::vector<std::vector<std::uint8_t>>& structs, const Tables& tb) const;
-  std::shared_ptr<const Tables> finish_tables(std::shared_ptr<Tables> tb,
-                                              const std::vector<std::vector<std::uint8_t>>& structs) const;
+  std::shared_ptr<const Tables> finish_tables(
+      std::shared_ptr<Tables> tb, const std::vector<std::vector<std::uint8_t>>& structs) const;
   std::shared_ptr<const Tables> tables() const;
   std::string modalias() const;
 

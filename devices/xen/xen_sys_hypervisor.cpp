@@ -266,8 +266,8 @@ std::string XenSysHypervisor::uuid_text(const std::array<std::uint8_t, 16>& u) {
   return fmt::format(
       "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-"
       "{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-      u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
-      u[14], u[15]);
+      u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14],
+      u[15]);
 }
 
 core::Status XenSysHypervisor::uuid_show(core::PageBuffer& buf) const {
@@ -293,7 +293,8 @@ std::string smbios_date_of(const std::string& compile_date) {
   unsigned day = 0, year = 0;
   if (std::sscanf(compile_date.c_str(), "%*3s %3s %u %*u:%*u:%*u %*s %u", month, &day, &year) == 3)
     for (int m = 0; m < 12; ++m)
-      if (std::strcmp(month, kMonths[m]) == 0) return fmt::format("{:02}/{:02}/{}", m + 1, day, year);
+      if (std::strcmp(month, kMonths[m]) == 0)
+        return fmt::format("{:02}/{:02}/{}", m + 1, day, year);
   return compile_date;
 }
 
@@ -324,7 +325,7 @@ void add_hvmloader_dmi(MachineContext& ctx, const XenSysHypervisor::Info& info, 
   hw.vcpus = vcpus;
   hw.nodes.push_back({0, memory_kib});
   dcdbas::add_dmi(ctx, std::make_shared<dcdbas::DcdbasSmbios>(std::move(id), dcdbas::BiosConfig{},
-                                                               std::move(hw)));
+                                                              std::move(hw)));
 }
 
 // major_show/minor_show: a zero XENVER_version is -ENODEV.
