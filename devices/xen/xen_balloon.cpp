@@ -548,6 +548,14 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
   ctx.machine.keep(bus);
   ctx.tree.add_device<XenSysHypervisor>("hypervisor", sys_hyp, XenSysHypervisor::groups());
   ctx.machine.keep(sys_hyp);
+  hv->set_vpmu_boot(hyp_info.vpmu, hyp_info.vpmu_features);
+  // pmu/: only in the initial domain (xen_initial_domain()); a PVH dom0
+  // has a vLAPIC, so Xen answers it EOPNOTSUPP.
+  if (hyp_info.start_flags & XenSysHypervisor::kSifInitdomain) {
+    auto pmu = std::make_shared<XenPmu>(ctx.env, hv, hyp_info.guest_type != "PV");
+    ctx.tree.add_device<XenPmu>("hypervisor/pmu", pmu, XenPmu::groups());
+    ctx.machine.keep(pmu);
+  }
   // An HVM domU boots through hvmloader, which writes its SMBIOS (a PV or
   // PVH guest has none; dom0 sees the host's, [dcdbas]'s). Its vCPUs are
   // the CPU model's, its memory the boot memory (the nodes' total). A

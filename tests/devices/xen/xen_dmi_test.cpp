@@ -78,7 +78,9 @@ unsigned cpu_count(TestMachine& m) {
   // "0-N" of the default topology.
   const std::string present = m.read("devices/system/cpu/present");
   const auto dash = present.find('-');
-  return dash == std::string::npos ? 1U : static_cast<unsigned>(std::stoul(present.substr(dash + 1))) + 1;
+  return dash == std::string::npos
+             ? 1U
+             : static_cast<unsigned>(std::stoul(present.substr(dash + 1))) + 1;
 }
 
 }  // namespace
@@ -119,7 +121,8 @@ TEST_CASE("HVM domU SMBIOS: hvmloader's structures with the handle, the vCPUs an
   CHECK(t1[0].str(7) == text);  // serial: uuid_to_string(handle)
   // SMBIOS 2.4: the handle's bytes in order (%pUb), as /sys/hypervisor/uuid.
   std::string hex;
-  for (int i = 8; i < 24; ++i) hex += fmt::format("{:02x}", static_cast<std::uint8_t>(t1[0].formatted[i]));
+  for (int i = 8; i < 24; ++i)
+    hex += fmt::format("{:02x}", static_cast<std::uint8_t>(t1[0].formatted[i]));
   std::string plain = text;
   std::erase(plain, '-');
   CHECK(hex == plain);
@@ -193,17 +196,20 @@ TEST_CASE("HVM domU dmi-id: Xen's values, the kernel's modes, no board files") {
   CHECK(m.read(id("chassis_type")) == "1\n");
   CHECK(m.read(id("chassis_serial")) == "\n");
   CHECK(m.read(id("product_sku")) == "\n");
-  CHECK(m.read(id("modalias")) ==
-        "dmi:bvnXen:bvr4.17.3:bd01/30/2025:br4.17:svnXen:pnHVMdomU:pvr4.17.3:cvnXen:ct1:cvr:sku:\n");
+  CHECK(
+      m.read(id("modalias")) ==
+      "dmi:bvnXen:bvr4.17.3:bd01/30/2025:br4.17:svnXen:pnHVMdomU:pvr4.17.3:cvnXen:ct1:cvr:sku:\n");
   for (const char* f : {"product_uuid", "product_serial", "chassis_serial"}) {
     CAPTURE(f);
     CHECK(mode_of(m, id(f)) == 0400);
   }
-  for (const char* f : {"sys_vendor", "product_name", "bios_vendor", "chassis_vendor", "modalias"}) {
+  for (const char* f :
+       {"sys_vendor", "product_name", "bios_vendor", "chassis_vendor", "modalias"}) {
     CAPTURE(f);
     CHECK(mode_of(m, id(f)) == 0444);
   }
-  for (const char* f : {"board_vendor", "board_name", "board_version", "board_serial", "board_asset_tag"}) {
+  for (const char* f :
+       {"board_vendor", "board_name", "board_version", "board_serial", "board_asset_tag"}) {
     CAPTURE(f);
     CHECK(!m.exists(id(f)));
   }
@@ -213,7 +219,8 @@ TEST_CASE("HVM domU dmi-id: Xen's values, the kernel's modes, no board files") {
 TEST_CASE("SMBIOS by guest type: none for PV and PVH guests, dom0's and [dcdbas]'s are Dell's") {
   for (const char* type : {"PV", "PVH"}) {
     CAPTURE(type);
-    TestMachine m(small_machine_with("kthread", fmt::format("[xen.hypervisor]\nguest_type = \"{}\"\n", type)));
+    TestMachine m(small_machine_with("kthread",
+                                     fmt::format("[xen.hypervisor]\nguest_type = \"{}\"\n", type)));
     CHECK(!m.exists("firmware/dmi"));
     CHECK(!m.exists("class/dmi/id"));
   }
@@ -224,4 +231,4 @@ TEST_CASE("SMBIOS by guest type: none for PV and PVH guests, dom0's and [dcdbas]
   CHECK(dell.exists(id("board_name")));
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("xen_balloon")
