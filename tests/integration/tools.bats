@@ -126,7 +126,7 @@ dell_machines() {
   grep -qx $'\tProduct Name: HVM domU' <<<"$out"
   grep -qx $'\tSerial Number: '"$uuid" <<<"$out"
   grep -qx $'\tUUID: '"$uuid" <<<"$out"
-  ! grep -q 'Base Board' <<<"$out"
+  [ "$(grep -c 'Base Board' <<<"$out")" -eq 0 ]
   # One "CPU n" per vCPU, n from 1.
   vcpus=$(awk '$1 == "socket" { n += $3 } END { print n }' <<<"$facts")
   [ "$vcpus" -eq 8 ]

@@ -18,9 +18,10 @@ std::string K(std::string_view f) { return "kernel/debug/vsysfs/" + std::string(
 
 // dom0 (PV by default) of a host booted with the given vpmu= option.
 std::string dom0(std::string_view vpmu, std::string_view type = "PV") {
-  return small_machine_with("kthread", "domid = 0\n",
-                            fmt::format("[xen.hypervisor]\nguest_type = \"{}\"\n{}", type,
-                                        vpmu.empty() ? std::string() : fmt::format("vpmu = \"{}\"\n", vpmu)));
+  return small_machine_with(
+      "kthread", "domid = 0\n",
+      fmt::format("[xen.hypervisor]\nguest_type = \"{}\"\n{}", type,
+                  vpmu.empty() ? std::string() : fmt::format("vpmu = \"{}\"\n", vpmu)));
 }
 
 mode_t mode_of(TestMachine& m, std::string_view path) {
@@ -107,4 +108,4 @@ TEST_CASE("pmu: a machine snapshot keeps the mode and features; a bad record cha
   CHECK(m.read(pmu("pmu_features")) == "0x2\n");
 }
 
-}  // TEST_SUITE
+}  // TEST_SUITE("xen_balloon")
