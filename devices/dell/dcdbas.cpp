@@ -804,12 +804,7 @@ void build_dcdbas(MachineContext& ctx, const core::ConfigValue& sec) {
   ctx.tree.add_symlink("module/dcdbas/drivers/platform:dcdbas", "../../../bus/platform/drivers/dcdbas");
 
   // The same machine as SMBIOS (dmi-sysfs tables, dmi-id).
-  ctx.tree.add_device<dcdbas::DcdbasSmbios>("firmware/dmi/tables", smbios, dcdbas::DcdbasSmbios::table_groups());
-  ctx.tree.add_device<dcdbas::DcdbasSmbios>("devices/virtual/dmi/id", smbios, dcdbas::DcdbasSmbios::id_groups());
-  ctx.tree.mkdir_p("class/dmi");
-  ctx.tree.add_symlink("class/dmi/id", "../../devices/virtual/dmi/id");
-  ctx.tree.add_symlink("devices/virtual/dmi/id/subsystem", "../../../../class/dmi");
-  ctx.machine.keep(smbios);
+  dcdbas::add_dmi(ctx, smbios);
   auto debug = std::make_shared<DcdbasDebug>(ctx.env, bios);
   ctx.tree.add_device<DcdbasDebug>("kernel/debug/vsysfs/dcdbas", debug, DcdbasDebug::groups());
   ctx.machine.keep(debug);

@@ -1,5 +1,7 @@
 #include "devices/dell/dcdbas_smbios.hpp"
 
+#include "devices/machine/machine.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -46,7 +48,15 @@ constexpr core::DeviceAttribute<Smb> kIdAttrs[] = {
     VSYSFS_ATTR_RO(Smb, modalias),
     VSYSFS_ATTR_RO(Smb, uevent),
 };
-constexpr core::AttributeGroup<Smb> kIdGroups[] = {{.name = "", .attrs = kIdAttrs}};
+// dmi-id.c ADD_DMI_ATTR: a file only for a field the tables have;
+// hvmloader writes no type 2, so a Xen HVM guest has no board_* files.
+mode_t id_visible(const Smb& d, std::string_view name, mode_t mode) {
+  if (d.identity().firmware == SmbiosIdentity::Firmware::XenHvmloader && name.starts_with("board_"))
+    return 0;
+  return mode;
+}
+constexpr core::AttributeGroup<Smb> kIdGroups[] = {
+    {.name = "", .attrs = kIdAttrs, .is_visible = &id_visible}};
 
 constexpr std::uint32_t kTableAddress = 0x7f7de000;
 
@@ -82,14 +92,17 @@ class Structure {
   std::vector<std::string> strings_;
 };
 
-// "4c4c4544-..." text -> the 16 bytes SMBIOS 2.6+ stores (first three
-// fields little-endian).
-std::array<std::uint8_t, 16> uuid_bytes(const std::string& text) {
+// "4c4c4544-..." text -> the 16 bytes SMBIOS stores: from 2.6 on the
+// first three fields little-endian, before 2.6 in text order (dmi_scan.c
+// dmi_save_uuid prints %pUl from 2.6 on and %pUb before, so the text is
+// the same either way).
+std::array<std::uint8_t, 16> uuid_bytes(const std::string& text, bool little_endian) {
   std::array<std::uint8_t, 16> b{};
   std::string hex;
   for (char c : text)
     if (c != '-') hex.push_back(c);
   for (int i = 0; i < 16; ++i) b[i] = static_cast<std::uint8_t>(std::stoul(hex.substr(2 * i, 2), nullptr, 16));
+  if (!little_endian) return b;
   std::reverse(b.begin(), b.begin() + 4);
   std::reverse(b.begin() + 4, b.begin() + 6);
   std::reverse(b.begin() + 6, b.begin() + 8);
@@ -355,6 +368,144 @@ static void add_hardware(std::vector<std::vector<std::uint8_t>>& structs, const 
   }
 }
 
+// hvmloader's tables (xen tools/firmware/hvmloader/smbios.c
+// write_smbios_tables, no pass-through tables and no xenstore
+// bios-strings): the structures' lengths are smbios_types.h's, so fields
+// past them (type 4's cache handles, type 17's speed) are absent.
+static void add_hvmloader(std::vector<std::vector<std::uint8_t>>& structs, const SmbiosIdentity& id,
+                          const SmbiosHardware& hw) {
+  const auto [rel_major, rel_minor] = bios_release_of(id.bios_version);
+  {
+    Structure s(0, 0x0000);  // smbios_type_0_init
+    s.str(id.bios_vendor);
+    s.str(id.bios_version);
+    s.u16(0xE800);  // starting address segment
+    s.str(id.bios_date);
+    s.u8(0);                         // ROM size
+    s.u64(0x80ULL | 0x08ULL << 16);  // characteristics: PCI, EDD
+    s.u8(0);
+    s.u8(0x04);  // extension byte 2: targeted content distribution
+    s.u8(static_cast<std::uint8_t>(rel_major));
+    s.u8(static_cast<std::uint8_t>(rel_minor));
+    s.u8(0xFF);  // no embedded controller
+    s.u8(0xFF);
+    structs.push_back(s.finish());
+  }
+  {
+    Structure s(1, 0x0100);  // smbios_type_1_init
+    s.str(id.sys_vendor);
+    s.str(id.product_name);
+    s.str(id.product_version);
+    s.str(id.product_serial);
+    const auto u = uuid_bytes(id.product_uuid, id.smbios_minor >= 6);
+    s.raw(u.data(), u.size());
+    s.u8(0x06);  // wake-up type: power switch
+    s.u8(0);     // SKU: none
+    s.u8(0);     // family: none
+    structs.push_back(s.finish());
+  }
+  {
+    Structure s(3, 0x0300);  // smbios_type_3_init
+    s.str(id.chassis_vendor);
+    s.u8(static_cast<std::uint8_t>(id.chassis_type));
+    s.u8(0);  // version, serial, asset tag: none
+    s.u8(0);
+    s.u8(0);
+    s.u8(0x03);  // boot-up, power supply, thermal state: safe
+    s.u8(0x03);
+    s.u8(0x03);
+    s.u8(0x02);  // security: unknown
+    structs.push_back(s.finish());
+  }
+  for (unsigned cpu = 1; cpu <= hw.vcpus; ++cpu) {
+    Structure s(4, static_cast<std::uint16_t>(0x0400 + cpu));  // smbios_type_4_init
+    s.str(fmt::format("CPU {}", cpu));
+    s.u8(0x03);                     // central processor
+    s.u8(0x01);                     // family: other
+    s.str("Intel");                 // get_cpu_manufacturer: CPUID 0 "GenuineIntel"
+    s.u32(hw.processor_signature);  // cpuid(1): EAX, then EDX
+    s.u32(0xBFEBFBFF);
+    s.u8(0);                                                  // version: none
+    s.u8(0);                                                  // voltage
+    s.u16(0);                                                 // external clock
+    s.u16(static_cast<std::uint16_t>(hw.current_speed_mhz));  // get_cpu_mhz(), both
+    s.u16(static_cast<std::uint16_t>(hw.current_speed_mhz));
+    s.u8(0x41);  // socket populated, CPU enabled
+    s.u8(0x01);  // upgrade: other
+    structs.push_back(s.finish());
+  }
+  {
+    Structure s(11, 0x0B00);  // smbios_type_11_init: at least one string
+    s.u8(1);
+    std::vector<std::uint8_t> out = s.finish();
+    out.resize(out.size() - 2);
+    for (char c : std::string_view("Xen")) out.push_back(static_cast<std::uint8_t>(c));
+    out.push_back(0);
+    out.push_back(0);
+    structs.push_back(out);
+  }
+  // get_memsize() in MB; each memory device covers up to 16 GiB.
+  std::uint64_t kib = 0;
+  for (const auto& n : hw.nodes) kib += n.size_kib;
+  const std::uint64_t memsize = (kib + 1023) / 1024;
+  const std::uint64_t devs = (memsize + 0x3FFF) >> 14;
+  {
+    Structure s(16, 0x1000);                            // smbios_type_16_init
+    s.u8(0x01);                                         // location: other
+    s.u8(0x03);                                         // use: system memory
+    s.u8(0x06);                                         // multi-bit ECC
+    s.u32(static_cast<std::uint32_t>(memsize * 1024));  // maximum capacity, KiB
+    s.u16(0xFFFE);
+    s.u16(static_cast<std::uint16_t>(devs));
+    structs.push_back(s.finish());
+  }
+  for (std::uint64_t i = 0; i < devs; ++i) {
+    const std::uint64_t mb = (i == devs - 1 && (memsize & 0x3FFF)) ? memsize & 0x3FFF : 0x4000;
+    {
+      Structure s(17, static_cast<std::uint16_t>(0x1100 + i));  // smbios_type_17_init
+      s.u16(0x1000);
+      s.u16(0);   // error information handle: 0 (memset)
+      s.u16(64);  // total and data width
+      s.u16(64);
+      s.u16(static_cast<std::uint16_t>(mb));
+      s.u8(0x09);  // DIMM
+      s.u8(0);
+      s.str(fmt::format("DIMM {}", i));
+      s.u8(0);     // bank locator: none
+      s.u8(0x07);  // RAM
+      s.u16(0);
+      structs.push_back(s.finish());
+    }
+    const auto start = static_cast<std::uint32_t>(i << 24);  // KiB
+    const auto end = static_cast<std::uint32_t>(start + (mb << 10) - 1);
+    {
+      Structure s(19, static_cast<std::uint16_t>(0x1300 + i));  // smbios_type_19_init
+      s.u32(start);
+      s.u32(end);
+      s.u16(0x1000);
+      s.u8(1);
+      structs.push_back(s.finish());
+    }
+    {
+      Structure s(20, static_cast<std::uint16_t>(0x1400 + i));  // smbios_type_20_init
+      s.u32(start);
+      s.u32(end);
+      s.u16(static_cast<std::uint16_t>(0x1100 + i));
+      s.u16(static_cast<std::uint16_t>(0x1300 + i));
+      s.u8(1);  // partition row position
+      s.u8(0);
+      s.u8(0);
+      structs.push_back(s.finish());
+    }
+  }
+  {
+    Structure s(32, 0x2000);  // smbios_type_32_init
+    for (int k = 0; k < 6; ++k) s.u8(0);
+    s.u8(0);  // no errors detected
+    structs.push_back(s.finish());
+  }
+}
+
 DcdbasSmbios::DcdbasSmbios(SmbiosIdentity id, const BiosConfig& bios, SmbiosHardware hw)
     : id_(std::move(id)), hw_(std::move(hw)), bios_(bios) {
   auto t = make_tables(bios.service_tag, bios.asset_tag);
@@ -373,12 +524,10 @@ std::shared_ptr<const DcdbasSmbios::Tables> DcdbasSmbios::tables() const {
   return tables_;
 }
 
-std::shared_ptr<const DcdbasSmbios::Tables> DcdbasSmbios::make_tables(std::string service_tag,
-                                                                      std::string asset_tag) const {
-  auto tb = std::make_shared<Tables>();
-  tb->service_tag = std::move(service_tag);
-  tb->asset_tag = std::move(asset_tag);
-  std::vector<std::vector<std::uint8_t>> structs;
+// Dell's BIOS: types 0 to 4, 7, 9, 11, 16, 17, 19, 32 and Dell's 0xD0,
+// 0xDA and 0xD4, with the tags of this boot.
+void DcdbasSmbios::add_dell(std::vector<std::vector<std::uint8_t>>& structs,
+                            const Tables& tb) const {
   const auto [rel_major, rel_minor] = bios_release_of(id_.bios_version);
   {
     Structure s(0, 0x0000);  // BIOS information (2.4+ layout)
@@ -402,8 +551,8 @@ std::shared_ptr<const DcdbasSmbios::Tables> DcdbasSmbios::make_tables(std::strin
     s.str(id_.sys_vendor);
     s.str(id_.product_name);
     s.str(id_.product_version);
-    s.str(tb->service_tag);
-    const auto u = uuid_bytes(id_.product_uuid);
+    s.str(tb.service_tag);
+    const auto u = uuid_bytes(id_.product_uuid, id_.smbios_minor >= 6);
     s.raw(u.data(), u.size());
     s.u8(0x06);  // wake-up type: power switch
     s.str(id_.product_sku);
@@ -429,8 +578,8 @@ std::shared_ptr<const DcdbasSmbios::Tables> DcdbasSmbios::make_tables(std::strin
     s.str(id_.chassis_vendor);
     s.u8(static_cast<std::uint8_t>(id_.chassis_type));
     s.str("");  // version
-    s.str(tb->service_tag);
-    s.str(tb->asset_tag);
+    s.str(tb.service_tag);
+    s.str(tb.asset_tag);
     s.u8(3);  // boot-up state: safe
     s.u8(3);  // power supply state
     s.u8(3);  // thermal state
@@ -443,7 +592,7 @@ std::shared_ptr<const DcdbasSmbios::Tables> DcdbasSmbios::make_tables(std::strin
     s.str(""); // SKU
     structs.push_back(s.finish());
   }
-  add_hardware(structs, hw_, tb->service_tag);
+  add_hardware(structs, hw_, tb.service_tag);
   {
     Structure s(11, 0x0B00);  // OEM strings
     std::vector<std::string> oem = {"Dell System", fmt::format("1[{:04X}]", id_.system_id), "3[1.0]"};
@@ -525,11 +674,31 @@ std::shared_ptr<const DcdbasSmbios::Tables> DcdbasSmbios::make_tables(std::strin
       }
     }
   }
+}
+
+std::shared_ptr<const DcdbasSmbios::Tables> DcdbasSmbios::make_tables(std::string service_tag,
+                                                                      std::string asset_tag) const {
+  auto tb = std::make_shared<Tables>();
+  tb->service_tag = std::move(service_tag);
+  tb->asset_tag = std::move(asset_tag);
+  std::vector<std::vector<std::uint8_t>> structs;
+  if (id_.firmware == SmbiosIdentity::Firmware::XenHvmloader) {
+    tb->product_serial = id_.product_serial;
+    add_hvmloader(structs, id_, hw_);
+  } else {
+    tb->product_serial = tb->service_tag;
+    tb->chassis_serial = tb->service_tag;
+    add_dell(structs, *tb);
+  }
   {
     Structure s(127, 0x7F00);  // end of table
     structs.push_back(s.finish());
   }
+  return finish_tables(std::move(tb), structs);
+}
 
+std::shared_ptr<const DcdbasSmbios::Tables> DcdbasSmbios::finish_tables(
+    std::shared_ptr<Tables> tb, const std::vector<std::vector<std::uint8_t>>& structs) const {
   std::size_t max_size = 0;
   for (const auto& s : structs) {
     tb->table.insert(tb->table.end(), s.begin(), s.end());
@@ -585,7 +754,7 @@ VSYSFS_DMI_FIELD(bios_date, id_.bios_date)
 VSYSFS_DMI_FIELD(sys_vendor, id_.sys_vendor)
 VSYSFS_DMI_FIELD(product_name, id_.product_name)
 VSYSFS_DMI_FIELD(product_version, id_.product_version)
-VSYSFS_DMI_FIELD(product_serial, tables()->service_tag)
+VSYSFS_DMI_FIELD(product_serial, tables()->product_serial)
 VSYSFS_DMI_FIELD(product_uuid, id_.product_uuid)
 VSYSFS_DMI_FIELD(product_sku, id_.product_sku)
 VSYSFS_DMI_FIELD(product_family, id_.product_family)
@@ -597,7 +766,7 @@ VSYSFS_DMI_FIELD(board_asset_tag, std::string())
 VSYSFS_DMI_FIELD(chassis_vendor, id_.chassis_vendor)
 VSYSFS_DMI_FIELD(chassis_type, id_.chassis_type)
 VSYSFS_DMI_FIELD(chassis_version, std::string())
-VSYSFS_DMI_FIELD(chassis_serial, tables()->service_tag)
+VSYSFS_DMI_FIELD(chassis_serial, tables()->chassis_serial)
 VSYSFS_DMI_FIELD(chassis_asset_tag, tables()->asset_tag)
 VSYSFS_DMI_FIELD(modalias, modalias())
 #undef VSYSFS_DMI_FIELD
@@ -617,13 +786,25 @@ core::Status DcdbasSmbios::uevent_show(core::PageBuffer& buf) const {
 std::string DcdbasSmbios::modalias() const {
   const auto [major, minor] = bios_release_of(id_.bios_version);
   std::string br = major == 0xFF ? std::string() : fmt::format("br{}.{}:", major, minor);
-  return fmt::format("dmi:bvn{}:bvr{}:bd{}:{}svn{}:pn{}:pvr{}:rvn{}:rn{}:rvr{}:cvn{}:ct{}:cvr{}:sku{}:",
-                     alias_field(id_.bios_vendor), alias_field(id_.bios_version),
-                     alias_field(id_.bios_date), br, alias_field(id_.sys_vendor),
-                     alias_field(id_.product_name), alias_field(id_.product_version),
-                     alias_field(id_.board_vendor), alias_field(id_.board_name),
-                     alias_field(id_.board_version), alias_field(id_.chassis_vendor), id_.chassis_type,
-                     "", alias_field(id_.product_sku));
+  // A field the tables lack is left out (no type 2: no rvn, rn, rvr).
+  std::string board;
+  if (id_.firmware != SmbiosIdentity::Firmware::XenHvmloader)
+    board = fmt::format("rvn{}:rn{}:rvr{}:", alias_field(id_.board_vendor),
+                        alias_field(id_.board_name), alias_field(id_.board_version));
+  return fmt::format(
+      "dmi:bvn{}:bvr{}:bd{}:{}svn{}:pn{}:pvr{}:{}cvn{}:ct{}:cvr{}:sku{}:",
+      alias_field(id_.bios_vendor), alias_field(id_.bios_version), alias_field(id_.bios_date), br,
+      alias_field(id_.sys_vendor), alias_field(id_.product_name), alias_field(id_.product_version),
+      board, alias_field(id_.chassis_vendor), id_.chassis_type, "", alias_field(id_.product_sku));
+}
+
+void add_dmi(MachineContext& ctx, const std::shared_ptr<DcdbasSmbios>& smbios) {
+  ctx.tree.add_device<DcdbasSmbios>("firmware/dmi/tables", smbios, DcdbasSmbios::table_groups());
+  ctx.tree.add_device<DcdbasSmbios>("devices/virtual/dmi/id", smbios, DcdbasSmbios::id_groups());
+  ctx.tree.mkdir_p("class/dmi");
+  ctx.tree.add_symlink("class/dmi/id", "../../devices/virtual/dmi/id");
+  ctx.tree.add_symlink("devices/virtual/dmi/id/subsystem", "../../../../class/dmi");
+  ctx.machine.keep(smbios);
 }
 
 }  // namespace vsysfs::devices::dcdbas

@@ -25,6 +25,14 @@
 // (boot(), from the machine's boot hook), whose tables carry the BIOS's
 // service and asset tags of that moment.
 //
+// The same builder serves a Xen HVM guest without [dcdbas] (Firmware::
+// XenHvmloader, from build_xen): the tables hvmloader writes
+// (xen tools/firmware/hvmloader/smbios.c, SMBIOS 2.4): 0 BIOS "Xen" with
+// the Xen version, 1 "Xen" "HVM domU" with the domain handle as UUID and
+// serial, 3 chassis "Xen" type Other, 4 one per vCPU ("CPU 1".., handle
+// 0x401..), 11 "Xen", 16 one array, 17/19/20 one device per 16 GiB of the
+// guest's memory, 32, 127; no type 2, so dmi-id has no board_* files.
+//
 // Thread-safety: the identity and hardware are immutable; the tables of
 // the current boot are an immutable snapshot behind smbios_lock (a leaf),
 // replaced whole by boot(), so a reader never sees half of two boots.
@@ -41,17 +49,24 @@
 
 namespace vsysfs::devices {
 class DcdbasStateHandler;  // dcdbas_state.cpp
+struct MachineContext;     // devices/machine/machine.hpp
 }
 
 namespace vsysfs::devices::dcdbas {
 
 struct SmbiosIdentity {
+  // Whose firmware built the tables: a Dell BIOS ([dcdbas]) or Xen's
+  // hvmloader (an HVM domU's; see the header comment).
+  enum class Firmware { Dell, XenHvmloader };
+  Firmware firmware = Firmware::Dell;
   std::string sys_vendor = "Dell Inc.";
   std::string product_name;
   std::string product_version;
   std::string product_sku;
   std::string product_family = "PowerEdge";
   std::string product_uuid;  // derived from the service tag when empty
+  // hvmloader's type 1 serial (the handle as text); Dell's is the tag.
+  std::string product_serial;
   std::string bios_vendor = "Dell Inc.";
   std::string bios_version = "2.19.1";
   std::string bios_date = "06/05/2023";
@@ -106,6 +121,9 @@ struct SmbiosHardware {
   unsigned current_speed_mhz = 2600;
   unsigned memory_speed_mts = 2666;   // DDR4-2666 RDIMMs
   unsigned dimm_slots_per_node = 12;  // an R740 socket: 6 channels x 2
+  // hvmloader (Firmware::XenHvmloader): hvm_info->nr_vcpus type 4 entries;
+  // the memory is the nodes' total.
+  unsigned vcpus = 0;
 };
 
 class DcdbasSmbios {
@@ -158,6 +176,7 @@ class DcdbasSmbios {
   core::Status uevent_show(core::PageBuffer& buf) const;
 
   std::vector<std::uint8_t> table() const { return tables()->table; }
+  const SmbiosIdentity& identity() const { return id_; }
   std::vector<std::uint8_t> entry_point() const { return tables()->entry; }
 
   // A boot: the firmware builds the tables again with the tags it has now.
@@ -172,10 +191,15 @@ class DcdbasSmbios {
   struct Tables {
     std::string service_tag;
     std::string asset_tag;
+    std::string product_serial;  // type 1 and type 3 serials as dmi-id shows them
+    std::string chassis_serial;
     std::vector<std::uint8_t> table;
     std::vector<std::uint8_t> entry;
   };
   std::shared_ptr<const Tables> make_tables(std::string service_tag, std::string asset_tag) const;
+  void add_dell(std::vector<std::vector<std::uint8_t>>& structs, const Tables& tb) const;
+  std::shared_ptr<const Tables> finish_tables(
+      std::shared_ptr<Tables> tb, const std::vector<std::vector<std::uint8_t>>& structs) const;
   std::shared_ptr<const Tables> tables() const;
   std::string modalias() const;
 
@@ -185,5 +209,9 @@ class DcdbasSmbios {
   mutable core::Mutex mu_{"dcdbas.smbios_lock", 0};  // Order: leaf
   std::shared_ptr<const Tables> tables_ GUARDED_BY(mu_);
 };
+
+// The tables (firmware/dmi/tables) and dmi-id (devices/virtual/dmi/id,
+// class/dmi/id) of `smbios` in the machine's tree; the machine keeps it.
+void add_dmi(MachineContext& ctx, const std::shared_ptr<DcdbasSmbios>& smbios);
 
 }  // namespace vsysfs::devices::dcdbas

@@ -522,8 +522,9 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
       params);
   auto bus = std::make_shared<XenMemoryBus>(ctx.env);
   // /sys/hypervisor: drivers/xen/sys-hypervisor.c on every Xen domain.
-  auto sys_hyp = std::make_shared<XenSysHypervisor>(
-      XenSysHypervisor::parse(sec.find("hypervisor"), guest.domid, guest.name));
+  const XenSysHypervisor::Info hyp_info =
+      XenSysHypervisor::parse(sec.find("hypervisor"), guest.domid, guest.name);
+  auto sys_hyp = std::make_shared<XenSysHypervisor>(hyp_info);
 
   dev->set_kobject(ctx.tree.add_device<XenBalloon>(kDevicePath, dev, XenBalloon::groups()));
   ctx.tree.add_symlink(std::string(kDevicePath) + "/subsystem", "../../../../bus/xen_memory");
@@ -547,6 +548,25 @@ void build_xen(MachineContext& ctx, const core::ConfigValue& sec) {
   ctx.machine.keep(bus);
   ctx.tree.add_device<XenSysHypervisor>("hypervisor", sys_hyp, XenSysHypervisor::groups());
   ctx.machine.keep(sys_hyp);
+  hv->set_vpmu_boot(hyp_info.vpmu, hyp_info.vpmu_features);
+  // pmu/: only in the initial domain (xen_initial_domain()); a PVH dom0
+  // has a vLAPIC, so Xen answers it EOPNOTSUPP.
+  if (hyp_info.start_flags & XenSysHypervisor::kSifInitdomain) {
+    auto pmu = std::make_shared<XenPmu>(ctx.env, hv, hyp_info.guest_type != "PV");
+    ctx.tree.add_device<XenPmu>("hypervisor/pmu", pmu, XenPmu::groups());
+    ctx.machine.keep(pmu);
+  }
+  // An HVM domU boots through hvmloader, which writes its SMBIOS (a PV or
+  // PVH guest has none; dom0 sees the host's, [dcdbas]'s). Its vCPUs are
+  // the CPU model's, its memory the boot memory (the nodes' total). A
+  // machine file that also has [dcdbas] names Dell's firmware for the
+  // tables (the test machines that combine the two families): that
+  // builder serves DMI then, one set of tables per machine.
+  if (hyp_info.guest_type == "HVM" && !ctx.root.find("dcdbas")) {
+    const auto model = numa_model_of(ctx.machine);
+    const auto vcpus = model ? static_cast<unsigned>(model->present_cpus().size()) : 1U;
+    add_hvmloader_dmi(ctx, hyp_info, vcpus, xen_pages_to_kb(guest.current_pages));
+  }
   hv->start();
   dev->start();
   // The power cycle: registered after NUMA's hooks (NUMA builds first), so

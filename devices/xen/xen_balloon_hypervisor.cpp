@@ -319,6 +319,46 @@ core::Result<std::size_t> XenHypervisor::host_free_kb_store(const core::Caller& 
   return in.size();
 }
 
+void XenHypervisor::set_vpmu_boot(bool enabled, std::uint32_t features) {
+  core::MutexLock lock(mu_);
+  // parse_vpmu_params: a feature implies vpmu=1; enabled starts in SELF.
+  vpmu_enabled_ = enabled || features != 0;
+  vpmu_features_ = vpmu_enabled_ ? features : 0;
+  vpmu_boot_features_ = vpmu_features_;
+  vpmu_mode_ = vpmu_enabled_ ? kPmuModeSelf : kPmuModeOff;
+}
+
+long XenHypervisor::xenpmu_mode_get(bool has_vlapic, std::uint32_t& out) const {
+  core::MutexLock lock(mu_);
+  if (!vpmu_enabled_ || has_vlapic) return -EOPNOTSUPP;
+  out = vpmu_mode_;
+  return 0;
+}
+
+long XenHypervisor::xenpmu_mode_set(bool has_vlapic, std::uint64_t val) {
+  core::MutexLock lock(mu_);
+  if (!vpmu_enabled_ || has_vlapic) return -EOPNOTSUPP;
+  if ((val & ~std::uint64_t{kPmuModeSelf | kPmuModeHv | kPmuModeAll}) || (val & (val - 1)))
+    return -EINVAL;
+  vpmu_mode_ = static_cast<std::uint32_t>(val);  // vpmu_count == 0
+  return 0;
+}
+
+long XenHypervisor::xenpmu_feature_get(bool has_vlapic, std::uint32_t& out) const {
+  core::MutexLock lock(mu_);
+  if (!vpmu_enabled_ || has_vlapic) return -EOPNOTSUPP;
+  out = vpmu_features_;
+  return 0;
+}
+
+long XenHypervisor::xenpmu_feature_set(bool has_vlapic, std::uint64_t val) {
+  core::MutexLock lock(mu_);
+  if (!vpmu_enabled_ || has_vlapic) return -EOPNOTSUPP;
+  if (val & ~std::uint64_t{kPmuFeatures}) return -EINVAL;
+  vpmu_features_ = static_cast<std::uint32_t>(val);
+  return 0;
+}
+
 core::Status XenHypervisor::populate_fail_show(core::PageBuffer& buf) const {
   core::MutexLock lock(mu_);
   buf.emit("{}\n", populate_fail_);

@@ -147,6 +147,24 @@ class XenHypervisor {
   // took the host's memory meanwhile. Locking: xen.hypervisor.
   std::uint64_t rebuild_domain(DomId domid, std::uint64_t pages);
 
+  // --- vPMU: do_xenpmu_op (xen/arch/x86/cpu/vpmu.c) ------------------------
+  // Xen's `vpmu=` boot option: disabled (Xen's default) fails every op
+  // with EOPNOTSUPP; enabled starts in XENPMU_MODE_SELF with `features`
+  // (bts 1, ipc 2, arch 4). Called by the builder before start().
+  static constexpr std::uint32_t kPmuModeOff = 0, kPmuModeSelf = 1, kPmuModeHv = 2, kPmuModeAll = 4;
+  static constexpr std::uint32_t kPmuFeatures = 7;  // INTEL_BTS | IPC_ONLY | ARCH_ONLY
+  void set_vpmu_boot(bool enabled, std::uint32_t features);
+  // XENPMU_mode_get/set, XENPMU_feature_get/set from the hardware domain:
+  // 0 or -errno (EOPNOTSUPP when vPMU is off or the caller has a vLAPIC,
+  // i.e. is PVH; EINVAL for a value outside the mask or, for a mode, with
+  // more than one bit). No guest VPMU is counted (vpmu_count 0), so the
+  // EBUSY of a change while guests use theirs does not arise.
+  // Locking: xen.hypervisor. Context: FUSE worker.
+  long xenpmu_mode_get(bool has_vlapic, std::uint32_t& out) const;
+  long xenpmu_mode_set(bool has_vlapic, std::uint64_t val);
+  long xenpmu_feature_get(bool has_vlapic, std::uint32_t& out) const;
+  long xenpmu_feature_set(bool has_vlapic, std::uint64_t val);
+
   // --- observers (Locking: xen.hypervisor) --------------------------------
   std::uint64_t total_pages() const;
   std::uint64_t free_pages() const;
@@ -199,6 +217,10 @@ class XenHypervisor {
   std::uint64_t total_pages_ GUARDED_BY(mu_);
   std::vector<Domain> domains_ GUARDED_BY(mu_);  // [0] is this guest
   std::uint64_t populate_fail_ GUARDED_BY(mu_) = 0;
+  bool vpmu_enabled_ GUARDED_BY(mu_) = false;  // opt_vpmu_enabled
+  std::uint32_t vpmu_mode_ GUARDED_BY(mu_) = kPmuModeOff;
+  std::uint32_t vpmu_features_ GUARDED_BY(mu_) = 0;
+  std::uint32_t vpmu_boot_features_ GUARDED_BY(mu_) = 0;  // the vpmu= option's
   std::vector<std::shared_ptr<XenDomain>> domain_objs_;  // immutable after construction
   core::Timer pace_timer_;
 };

@@ -102,6 +102,7 @@ class XenStateHandler {
   };
   struct HvRec {
     std::uint64_t total = 0, populate_fail = 0;
+    std::uint32_t vpmu_mode = 0, vpmu_features = 0;
     std::vector<XenHypervisor::DomainSpec> domains;  // in the hypervisor's order
     core::TimerState pace;
   };
@@ -152,6 +153,8 @@ void XenStateHandler::save(core::StateWriter& w) const {
     core::MutexLock hlock(hv.mu_);
     w.put_u64("hv.total_pages", hv.total_pages_);
     w.put_u64("hv.populate_fail", hv.populate_fail_);
+    w.put_u64("hv.vpmu.mode", hv.vpmu_mode_);
+    w.put_u64("hv.vpmu.features", hv.vpmu_features_);
     for (const auto& d : hv.domains_) {
       const auto k = [&](std::string_view f) {
         return fmt::format("hv.dom.{}.{}", d.spec.domid, f);
@@ -272,6 +275,27 @@ core::Status XenStateHandler::parse_hv(const core::StateReader& r, HvRec& out) c
   out.total = *total;
   out.populate_fail = *fail;
   core::MutexLock lock(hv.mu_);
+  // The vPMU: a record of a build before it has neither key and gets the
+  // boot values; a mode needs vPMU on (vpmu= is the hypervisor's boot
+  // option, not state), and XENPMU_mode_set's and feature_set's checks.
+  const bool has_mode = r.has("hv.vpmu.mode"), has_features = r.has("hv.vpmu.features");
+  if (has_mode != has_features) return core::Errno{EINVAL};
+  out.vpmu_mode = hv.vpmu_enabled_ ? XenHypervisor::kPmuModeSelf : XenHypervisor::kPmuModeOff;
+  out.vpmu_features = hv.vpmu_boot_features_;
+  if (has_mode) {
+    auto mode = r.u64("hv.vpmu.mode");
+    auto features = r.u64("hv.vpmu.features");
+    if (!mode || !features) return core::Errno{EINVAL};
+    constexpr std::uint64_t kModes =
+        XenHypervisor::kPmuModeSelf | XenHypervisor::kPmuModeHv | XenHypervisor::kPmuModeAll;
+    if ((*mode & ~kModes) || (*mode & (*mode - 1)) ||
+        (*features & ~std::uint64_t{XenHypervisor::kPmuFeatures}))
+      return core::Errno{EINVAL};
+    if (!hv.vpmu_enabled_ && (*mode != XenHypervisor::kPmuModeOff || *features != 0))
+      return core::Errno{EINVAL};
+    out.vpmu_mode = static_cast<std::uint32_t>(*mode);
+    out.vpmu_features = static_cast<std::uint32_t>(*features);
+  }
   // Exactly the domains this machine has, four fields each.
   if (r.keys_with_prefix("hv.dom.").size() != 4 * hv.domains_.size()) return core::Errno{EINVAL};
   std::uint64_t used = 0;
@@ -388,6 +412,8 @@ core::Status XenStateHandler::load(const core::StateReader& r) {
     core::MutexLock hlock(hv.mu_);
     hv.total_pages_ = hrec.total;
     hv.populate_fail_ = hrec.populate_fail;
+    hv.vpmu_mode_ = hrec.vpmu_mode;
+    hv.vpmu_features_ = hrec.vpmu_features;
     for (std::size_t i = 0; i < hv.domains_.size(); ++i) hv.domains_[i].spec = hrec.domains[i];
   }
   bus_->drivers_autoprobe_ = static_cast<int>(*autoprobe);

@@ -25,6 +25,9 @@
 //                                  numa handler's, restored before this one)
 //   mem.balloon_low                pages in the balloon
 //   hv.total_pages, hv.populate_fail        the host
+//   hv.vpmu.{mode,features}        XENPMU mode and features (hypervisor/pmu/);
+//                                  absent in records of earlier builds: the
+//                                  boot values
 //   hv.dom.D.{current,target,max,pace}      every domain by domid (max
 //                                  and the set of domids checked)
 //   hv.pace.{pending,expires_ns,seq}        the other domains' pacing timer
@@ -32,7 +35,8 @@
 //                                  creation order (children keep their order)
 //   xenstore.watch.D.{fired,target_diff}    each domain's watch_target state
 //   bus.drivers_autoprobe          bus/xen_memory/drivers_autoprobe
-// /sys/hypervisor is fixed at construction (XenSysHypervisor): nothing to
+// /sys/hypervisor is fixed at construction (XenSysHypervisor) but for pmu/,
+// whose mode and features are the hypervisor's (hv.vpmu above): nothing else to
 // save. The record is read whole and checked before anything changes
 // (EINVAL otherwise); timers are re-armed at their saved deadlines and
 // their saved places among the clock's timers due at the same instant

@@ -3,9 +3,16 @@
 #include "devices/xen/xen_sys_hypervisor.hpp"
 
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <utility>
 
 #include <fmt/format.h>
+
+#include "core/parse.hpp"
+#include "devices/dell/dcdbas_smbios.hpp"
+#include "devices/machine/machine.hpp"
+#include "devices/xen/xen_balloon_hypervisor.hpp"
 
 namespace vsysfs::devices {
 namespace {
@@ -242,6 +249,30 @@ XenSysHypervisor::Info XenSysHypervisor::parse(const core::ConfigValue* sec, std
     if (v->as_uint() > 0xffffffffULL) v->fail("a 32-bit flags word");
     info.start_flags = static_cast<std::uint32_t>(v->as_uint());
   }
+  // Xen's `vpmu=` option (parse_vpmu_params): a comma list of a boolean
+  // and the features bts, ipc, arch (which imply vpmu=1).
+  if (const core::ConfigValue* v = sec ? sec->find("vpmu") : nullptr) {
+    const std::string& s = v->as_string();
+    std::size_t pos = 0;
+    while (pos <= s.size()) {
+      const std::size_t end = std::min(s.find(',', pos), s.size());
+      const std::string item = s.substr(pos, end - pos);
+      if (item == "1" || item == "on" || item == "yes" || item == "true" || item == "enable")
+        info.vpmu = true;
+      else if (item == "0" || item == "off" || item == "no" || item == "false" || item == "disable")
+        info.vpmu = false, info.vpmu_features = 0;
+      else if (item == "bts")
+        info.vpmu_features |= 1;
+      else if (item == "ipc")
+        info.vpmu_features |= 2;
+      else if (item == "arch")
+        info.vpmu_features |= 4;
+      else
+        v->fail("expected Xen's vpmu= list: on/off (1/0, yes/no, ...), bts, ipc, arch");
+      pos = end + 1;
+    }
+    if (info.vpmu_features) info.vpmu = true;
+  }
   return info;
 }
 
@@ -257,13 +288,140 @@ core::Status XenSysHypervisor::guest_type_show(core::PageBuffer& buf) const {
 
 // "%pU": lower-case 8-4-4-4-12 in byte order (lib/vsprintf.c uuid_string,
 // big-endian form).
+std::string XenSysHypervisor::uuid_text(const std::array<std::uint8_t, 16>& u) {
+  return fmt::format(
+      "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-"
+      "{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+      u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14],
+      u[15]);
+}
+
 core::Status XenSysHypervisor::uuid_show(core::PageBuffer& buf) const {
-  const auto& u = info_.uuid;
-  buf.emit("{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-"
-           "{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}\n",
-           u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
-           u[13], u[14], u[15]);
+  buf.emit("{}\n", uuid_text(info_.uuid));
   return {};
+}
+
+// hvm_write_smbios_tables: itoa(major) "." itoa((uint16_t)version) extra.
+std::string XenSysHypervisor::version_text(const Info& info) {
+  return fmt::format("{}.{}{}", info.major & 0xFFFF, info.minor & 0xFFFF, info.extra);
+}
+
+namespace {
+
+// hvmloader's __SMBIOS_DATE__ is the date of its build (Makefile:
+// SMBIOS_REL_DATE ?= $(shell date +%m/%d/%Y)), built with the hypervisor:
+// compile_date "Thu Jan 30 12:22:41 UTC 2025" -> "01/30/2025". A date in
+// another form is taken as it is.
+std::string smbios_date_of(const std::string& compile_date) {
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  char month[4] = {};
+  unsigned day = 0, year = 0;
+  if (std::sscanf(compile_date.c_str(), "%*3s %3s %u %*u:%*u:%*u %*s %u", month, &day, &year) == 3)
+    for (int m = 0; m < 12; ++m)
+      if (std::strcmp(month, kMonths[m]) == 0)
+        return fmt::format("{:02}/{:02}/{}", m + 1, day, year);
+  return compile_date;
+}
+
+}  // namespace
+
+namespace {
+
+constexpr core::DeviceAttribute<XenPmu> kPmuAttrs[] = {
+    VSYSFS_ATTR_RW(XenPmu, pmu_mode),
+    VSYSFS_ATTR_RW(XenPmu, pmu_features),
+};
+constexpr core::AttributeGroup<XenPmu> kPmuGroups[] = {{.name = "", .attrs = kPmuAttrs}};
+
+// pmu_modes[] of sys-hypervisor.c, in its order.
+struct PmuMode {
+  const char* name;
+  std::uint32_t mode;
+};
+constexpr PmuMode kPmuModes[] = {{"off", XenHypervisor::kPmuModeOff},
+                                 {"self", XenHypervisor::kPmuModeSelf},
+                                 {"hv", XenHypervisor::kPmuModeHv},
+                                 {"all", XenHypervisor::kPmuModeAll}};
+
+}  // namespace
+
+std::span<const core::AttributeGroup<XenPmu>> XenPmu::groups() { return kPmuGroups; }
+
+core::Status XenPmu::pmu_mode_show(core::PageBuffer& buf) const {
+  std::uint32_t mode = 0;
+  if (const long rc = hv_->xenpmu_mode_get(has_vlapic_, mode))
+    return core::Errno{static_cast<int>(-rc)};
+  for (const auto& m : kPmuModes)
+    if (m.mode == mode) {
+      buf.emit("{}\n", m.name);
+      return {};
+    }
+  return core::Errno{EINVAL};
+}
+
+core::Result<std::size_t> XenPmu::pmu_mode_store(const core::Caller& caller, std::string_view in) {
+  // strncmp(buffer, name, len - 1): the buffer ends at its first NUL.
+  const std::string buf(in);
+  const std::size_t n = in.empty() ? 0 : in.size() - 1;
+  const PmuMode* found = nullptr;
+  for (const auto& m : kPmuModes)
+    if (std::strncmp(buf.c_str(), m.name, n) == 0) {
+      found = &m;
+      break;
+    }
+  long rc = found ? hv_->xenpmu_mode_set(has_vlapic_, found->mode) : -EINVAL;
+  env_.log(&caller, "xen", "pmu_mode", rc ? core::errno_name(static_cast<int>(-rc)) : "OK",
+           {{"mode", found ? found->name : ""}});
+  if (rc) return core::Errno{static_cast<int>(-rc)};
+  return in.size();
+}
+
+core::Status XenPmu::pmu_features_show(core::PageBuffer& buf) const {
+  std::uint32_t f = 0;
+  if (const long rc = hv_->xenpmu_feature_get(has_vlapic_, f))
+    return core::Errno{static_cast<int>(-rc)};
+  buf.emit("0x{:x}\n", f);
+  return {};
+}
+
+core::Result<std::size_t> XenPmu::pmu_features_store(const core::Caller& caller,
+                                                     std::string_view in) {
+  const auto v = core::kstrtouint(in, 0);
+  const long rc =
+      v ? hv_->xenpmu_feature_set(has_vlapic_, *v) : -static_cast<long>(v.error().value());
+  env_.log(&caller, "xen", "pmu_features", rc ? core::errno_name(static_cast<int>(-rc)) : "OK",
+           {{"features", v ? static_cast<std::uint64_t>(*v) : 0}});
+  if (rc) return core::Errno{static_cast<int>(-rc)};
+  return in.size();
+}
+
+void add_hvmloader_dmi(MachineContext& ctx, const XenSysHypervisor::Info& info, unsigned vcpus,
+                       std::uint64_t memory_kib) {
+  using dcdbas::SmbiosIdentity;
+  const std::string version = XenSysHypervisor::version_text(info);
+  const std::string uuid = XenSysHypervisor::uuid_text(info.uuid);
+  SmbiosIdentity id;
+  id.firmware = SmbiosIdentity::Firmware::XenHvmloader;
+  id.sys_vendor = "Xen";
+  id.product_name = "HVM domU";
+  id.product_version = version;
+  id.product_serial = uuid;  // uuid_to_string(uuid) when no bios-strings
+  id.product_uuid = uuid;
+  id.product_sku.clear();
+  id.product_family.clear();
+  id.bios_vendor = "Xen";
+  id.bios_version = version;
+  id.bios_date = smbios_date_of(info.compile_date);
+  id.chassis_vendor = "Xen";
+  id.chassis_type = 1;  // other
+  id.smbios_major = 2;  // smbios_entry_point_init: 2.4
+  id.smbios_minor = 4;
+  dcdbas::SmbiosHardware hw;
+  hw.vcpus = vcpus;
+  hw.nodes.push_back({0, memory_kib});
+  dcdbas::add_dmi(ctx, std::make_shared<dcdbas::DcdbasSmbios>(std::move(id), dcdbas::BiosConfig{},
+                                                              std::move(hw)));
 }
 
 // major_show/minor_show: a zero XENVER_version is -ENODEV.

@@ -35,22 +35,27 @@
 // A [xen] domid of 0 is the hardware domain (machines/default.toml):
 // guest_type PV by default (HVM refused: Xen builds dom0 PV or PVH),
 // privileged and initdomain set, the build id readable, the null uuid.
-// Not modelled: pmu/ (pmu_mode, pmu_features: xen_sysfs_pmu_init, which
-// runs only in the initial domain), so dom0 has no pmu/ here.
+// pmu/ (CONFIG_XEN_HAVE_VPMU: xen_pmu_init, only when xen_initial_domain(),
+// i.e. SIF_INITDOMAIN in start_flags) is XenPmu below.
 //
 // Thread-safety: every value is fixed at construction; no lock.
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 
 #include "core/attribute.hpp"
 #include "core/config.hpp"
+#include "core/env.hpp"
 #include "core/page_buffer.hpp"
 #include "core/result.hpp"
 
 namespace vsysfs::devices {
+
+struct MachineContext;  // devices/machine/machine.hpp
+class XenHypervisor;    // devices/xen/xen_balloon_hypervisor.hpp
 
 class XenSysHypervisor {
  public:
@@ -71,7 +76,12 @@ class XenSysHypervisor {
     bool buildid_denied = true;
     std::string buildid;  // raw bytes
     std::uint32_t start_flags = 0;
+    // The hypervisor's vPMU at boot (Xen's vpmu= option; off by default).
+    bool vpmu = false;
+    std::uint32_t vpmu_features = 0;
   };
+
+  static constexpr std::uint32_t kSifInitdomain = 1U << 1;  // SIF_INITDOMAIN
 
   explicit XenSysHypervisor(Info info) : info_(std::move(info)) {}
 
@@ -81,6 +91,12 @@ class XenSysHypervisor {
                     std::string_view guest_name);
 
   static std::span<const core::AttributeGroup<XenSysHypervisor>> groups();
+
+  // The handle as "%pU" prints it (lower-case 8-4-4-4-12, byte order).
+  static std::string uuid_text(const std::array<std::uint8_t, 16>& u);
+  // hvmloader's "major.minor" + extraversion ("4.17.3"): SMBIOS's BIOS and
+  // system version.
+  static std::string version_text(const Info& info);
 
   // Locking: none (immutable). Context: FUSE worker.
   core::Status type_show(core::PageBuffer& buf) const;
@@ -108,5 +124,48 @@ class XenSysHypervisor {
  private:
   const Info info_;
 };
+
+// hypervisor/pmu/ of the initial domain (drivers/xen/sys-hypervisor.c,
+// CONFIG_XEN_HAVE_VPMU), over the simulated hypervisor's vPMU
+// (XenHypervisor::xenpmu_*):
+//
+//   file           mode  show / store
+//   pmu_mode       0644  "%s\n" of off/self/hv/all (XENPMU_mode_get; a
+//                        mode outside the table is EINVAL); store: the
+//                        first name with strncmp(buf, name, len - 1) == 0
+//                        (QUIRK: a prefix selects, "o\n" is off, an empty
+//                        line is off), none: EINVAL, then XENPMU_mode_set's
+//                        errno
+//   pmu_features   0644  "0x%x\n" (XENPMU_feature_get); store kstrtou32(buf,
+//                        0) (EINVAL, ERANGE), then XENPMU_feature_set's errno
+//
+// Every op is EOPNOTSUPP while Xen runs with vPMU off (its default) or
+// for a PVH dom0 (has_vlapic). No capability check: the 0644 mode keeps
+// writes to root. Locking: the hypervisor's (xen.hypervisor).
+class XenPmu {
+ public:
+  XenPmu(core::Env& env, std::shared_ptr<XenHypervisor> hv, bool has_vlapic)
+      : env_(env), hv_(std::move(hv)), has_vlapic_(has_vlapic) {}
+  static std::span<const core::AttributeGroup<XenPmu>> groups();
+
+  // Context: FUSE worker.
+  core::Status pmu_mode_show(core::PageBuffer& buf) const;
+  core::Result<std::size_t> pmu_mode_store(const core::Caller& caller, std::string_view in);
+  core::Status pmu_features_show(core::PageBuffer& buf) const;
+  core::Result<std::size_t> pmu_features_store(const core::Caller& caller, std::string_view in);
+
+ private:
+  core::Env& env_;
+  const std::shared_ptr<XenHypervisor> hv_;
+  const bool has_vlapic_;
+};
+
+// An HVM domU's firmware tables: hvmloader writes SMBIOS from the
+// hypervisor's answers (XENVER_guest_handle, XENVER_version,
+// XENVER_extraversion), the domain's vCPUs and memory; served by the one
+// SMBIOS/DMI builder (devices/dell/dcdbas_smbios.hpp, Firmware::
+// XenHvmloader). `memory_kib` is the guest's boot memory. From build_xen.
+void add_hvmloader_dmi(MachineContext& ctx, const XenSysHypervisor::Info& info, unsigned vcpus,
+                       std::uint64_t memory_kib);
 
 }  // namespace vsysfs::devices

@@ -104,6 +104,70 @@ dell_machines() {
   grep -q "Status: No errors detected" <<<"$out"
 }
 
+@test "dmidecode on the Xen HVM guest shows hvmloader's tables: the domain's handle, vCPUs and memory" {
+  # xen tools/firmware/hvmloader/smbios.c: type 0 and 1 "Xen" with the
+  # Xen version, the handle as UUID and serial, one type 4 per vCPU, one
+  # type 17 per 16 GiB of the guest's memory (docs/devices/xen.md).
+  require_tool dmidecode
+  require_in_sys
+  local f facts out uuid version vcpus mem
+  f=$(machine_file xen-guest-vnuma)
+  facts=$(machine_facts "$f")
+  vsysfs_start -o "machine=$f"
+  uuid=$(cat "$MNT/hypervisor/uuid")
+  version="$(cat "$MNT/hypervisor/version/major").$(cat "$MNT/hypervisor/version/minor")$(cat "$MNT/hypervisor/version/extra")"
+  [ "$version" = 4.17.3 ]
+  out=$(in_sys dmidecode -t 0 -t 1)
+  grep -q '^SMBIOS 2.4 present' <<<"$out"
+  grep -qx $'\tVendor: Xen' <<<"$out"
+  grep -qx $'\tVersion: '"$version" <<<"$out"
+  grep -qx $'\tBIOS Revision: 4.17' <<<"$out"
+  grep -qx $'\tManufacturer: Xen' <<<"$out"
+  grep -qx $'\tProduct Name: HVM domU' <<<"$out"
+  grep -qx $'\tSerial Number: '"$uuid" <<<"$out"
+  grep -qx $'\tUUID: '"$uuid" <<<"$out"
+  [ "$(grep -c 'Base Board' <<<"$out")" -eq 0 ]
+  # One "CPU n" per vCPU, n from 1.
+  vcpus=$(awk '$1 == "socket" { n += $3 } END { print n }' <<<"$facts")
+  [ "$vcpus" -eq 8 ]
+  out=$(in_sys dmidecode -t 4)
+  [ "$(grep -c $'^\tSocket Designation: CPU ' <<<"$out")" -eq "$vcpus" ]
+  diff <(seq 1 "$vcpus" | sed 's/^/CPU /') <(sed -n 's/^\tSocket Designation: //p' <<<"$out")
+  # The memory devices add up to the nodes' total.
+  mem=$(awk '$1 == "memory" { print $2 }' <<<"$facts")
+  out=$(in_sys dmidecode -t 17)
+  [ "$(awk -F': ' '$1 == "\tSize" { split($2, a, " "); s += (a[2] == "GB" ? a[1] * 1024 : a[1]) } END { print s + 0 }' <<<"$out")" -eq "$mem" ]
+  # dmi-id says the same, with the kernel's modes.
+  local id=$MNT/class/dmi/id
+  [ "$(cat "$id/product_uuid")" = "$uuid" ]
+  [ "$(cat "$id/sys_vendor") $(cat "$id/product_name") $(cat "$id/bios_vendor") $(cat "$id/chassis_vendor")" = "Xen HVM domU Xen Xen" ]
+  [ "$(stat -c %a "$id/product_uuid") $(stat -c %a "$id/product_serial") $(stat -c %a "$id/chassis_serial") $(stat -c %a "$id/sys_vendor")" = "400 400 400 444" ]
+  [ ! -e "$id/board_serial" ]
+}
+
+@test "virt-what says xen and xen-hvm on the HVM guest: Xen's CPUID leaf and SMBIOS tables" {
+  # virt-what: "XenVMMXenVMM" from the CPUID helper and dmidecode finding
+  # tables is an HVM guest. The test root stands for the guest's CPUID
+  # (the helper) and /proc; dmidecode reads the mount bound over /sys, and
+  # where that has no tables it scans a low megabyte of zeros, not this
+  # host's /dev/mem ("No SMBIOS nor DMI entry point found").
+  require_tool virt-what
+  require_tool dmidecode
+  require_in_sys
+  vsysfs_start -o "machine=$(machine_file xen-guest-vnuma)"
+  SYSROOT=$(mktemp -d "${BATS_TMPDIR:-/tmp}/tools-root.XXXXXX")
+  mkdir -p "$SYSROOT/proc" "$SYSROOT/usr/libexec" "$SYSROOT/sbin"
+  ln -s /sys "$SYSROOT/sys"
+  printf 'processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu hypervisor\n\n' > "$SYSROOT/proc/cpuinfo"
+  printf '#!/bin/sh\necho XenVMMXenVMM\n' > "$SYSROOT/usr/libexec/virt-what-cpuid-helper"
+  head -c 1048576 /dev/zero > "$SYSROOT/mem"
+  printf '#!/bin/sh\nexec /usr/sbin/dmidecode -d "%s/mem" "$@"\n' "$SYSROOT" > "$SYSROOT/sbin/dmidecode"
+  chmod +x "$SYSROOT/usr/libexec/virt-what-cpuid-helper" "$SYSROOT/sbin/dmidecode"
+  run in_sys virt-what --test-root="$SYSROOT"
+  [ "$status" -eq 0 ]
+  [ "$output" = $'xen\nxen-hvm' ]
+}
+
 @test "lstopo places each NIC in its numa_node only" {
   require_tool lstopo-no-graphics
   local name f facts xml

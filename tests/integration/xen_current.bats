@@ -79,6 +79,43 @@ make_root() {
   [ "$(cat "$MNT/devices/virtual/dmi/id/sys_vendor")" = "Dell Inc." ]
 }
 
+@test "/sys/hypervisor/pmu: dom0 only; EOPNOTSUPP under Xen's vpmu=off; modes and features with vpmu on" {
+  # drivers/xen/sys-hypervisor.c: pmu/ only if xen_initial_domain().
+  vsysfs_start -o "machine=$VSYSFS_ROOT/machines/xen-guest-vnuma.toml"
+  [ ! -e "$MNT/hypervisor/pmu" ]
+  vsysfs_stop
+  # The default machine's dom0 on a Xen booted without vpmu=.
+  vsysfs_start
+  P=$MNT/hypervisor/pmu
+  [ "$(stat -c %a "$P/pmu_mode") $(stat -c %a "$P/pmu_features")" = "644 644" ]
+  run cat "$P/pmu_mode"
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"Operation not supported"* ]]
+  [ "$(errno_of_write "$P/pmu_mode" self)" = EOPNOTSUPP ]
+  [ "$(errno_of_write "$P/pmu_mode" bogus)" = EINVAL ]
+  vsysfs_stop
+  # The same dom0 with vpmu=bts.
+  sed 's/^\[xen.hypervisor\]$/[xen.hypervisor]\nvpmu = "bts"/' "$VSYSFS_ROOT/machines/default.toml" > "$WORK/vpmu.toml"
+  grep -q '^vpmu = "bts"' "$WORK/vpmu.toml"
+  vsysfs_start -o "machine=$WORK/vpmu.toml"
+  P=$MNT/hypervisor/pmu
+  [ "$(cat "$P/pmu_mode")" = self ]
+  [ "$(cat "$P/pmu_features")" = 0x1 ]
+  echo hv > "$P/pmu_mode"
+  [ "$(cat "$P/pmu_mode")" = hv ]
+  [ "$(errno_of_write "$P/pmu_mode" sideways)" = EINVAL ]
+  [ "$(cat "$P/pmu_mode")" = hv ]
+  echo 0x4 > "$P/pmu_features"
+  [ "$(cat "$P/pmu_features")" = 0x4 ]
+  [ "$(errno_of_write "$P/pmu_features" 0x8)" = EINVAL ]
+  [ "$(errno_of_write "$P/pmu_features" junk)" = EINVAL ]
+  [ "$(cat "$P/pmu_features")" = 0x4 ]
+  # 0644: only root writes.
+  run setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "echo all > '$P/pmu_mode'"
+  [ "$status" -ne 0 ]
+  [ "$(cat "$P/pmu_mode")" = hv ]
+}
+
 @test "virt-what on the tree says xen, and nothing without [xen]" {
   command -v virt-what >/dev/null || skip "virt-what not installed (mount-scripts/install-deps)"
   vsysfs_start

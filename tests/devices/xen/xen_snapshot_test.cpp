@@ -332,6 +332,10 @@ TEST_CASE("xen snapshot: a malformed record is EINVAL and changes nothing") {
       {"node value not printable", with_field(good, "xenstore.node.0", "/tool \\x01")},
       {"bad autoprobe", with_field(good, "bus.drivers_autoprobe", "2")},
       {"watch missing", with_field(good, "xenstore.watch.2.fired", nullptr)},
+      // This host runs with vPMU off: only off and no features.
+      {"vpmu mode with vpmu off", with_field(good, "hv.vpmu.mode", "1")},
+      {"vpmu features with vpmu off", with_field(good, "hv.vpmu.features", "1")},
+      {"vpmu mode without features", with_field(good, "hv.vpmu.features", nullptr)},
   };
   for (const auto& [why, text] : bad) {
     CAPTURE(std::string(why));
@@ -347,6 +351,42 @@ TEST_CASE("xen snapshot: a malformed record is EINVAL and changes nothing") {
   // armed again at the same deadlines, under new arming ids).
   CHECK(load(h, good));
   CHECK(without_seq(save(h)) == without_seq(good));
+}
+
+TEST_CASE("xen snapshot: the vPMU of dom0's hypervisor; records without it get the boot values") {
+  testing::TestMachine m(R"([xen]
+host_memory = "8G"
+domid = 0
+memory = "2G"
+used = "256M"
+
+[xen.hypervisor]
+vpmu = "on,ipc"
+)");
+  const std::string P = "hypervisor/pmu/";
+  REQUIRE(m.write(P + "pmu_mode", "hv\n") == 3);
+  REQUIRE(m.write(P + "pmu_features", "4") == 1);
+  const auto& h = handler(m, "xen");
+  const std::string good = save(h);
+  CHECK(good.find("hv.vpmu.mode=2\n") != std::string::npos);
+  CHECK(good.find("hv.vpmu.features=4\n") != std::string::npos);
+  for (const auto& [mode, features] : {std::pair{"3", "0"}, {"8", "0"}, {"1", "8"}}) {
+    CAPTURE(mode);
+    CAPTURE(features);
+    const auto st =
+        load(h, with_field(with_field(good, "hv.vpmu.mode", mode), "hv.vpmu.features", features));
+    REQUIRE_FALSE(st);
+    CHECK(st.error().value() == EINVAL);
+    CHECK(save(h) == good);
+  }
+  REQUIRE(load(h, with_field(with_field(good, "hv.vpmu.mode", "4"), "hv.vpmu.features", "1")));
+  CHECK(m.read(P + "pmu_mode") == "all\n");
+  CHECK(m.read(P + "pmu_features") == "0x1\n");
+  // A record of a build before the vPMU: the boot mode (self) and features.
+  REQUIRE(
+      load(h, with_field(with_field(good, "hv.vpmu.mode", nullptr), "hv.vpmu.features", nullptr)));
+  CHECK(m.read(P + "pmu_mode") == "self\n");
+  CHECK(m.read(P + "pmu_features") == "0x2\n");
 }
 
 }  // TEST_SUITE("snapshot")
