@@ -311,19 +311,30 @@ bool Caller::capable(Capability cap) const {
     cap_effective_ = 0;
     const bool user_machine = g_has_machine_owner.load();
     const uid_t owner = g_machine_owner.load();
-    if (pid_ <= 0) {
-      // Unidentified: nothing.
+    // capget is the cheaper check (0.4-0.6 us against 1.7-2.6 us for the
+    // namespace link: docs/performance.md) and decides alone when the
+    // process holds no capability in its own namespace, which is true of
+    // every caller except the machine's owner in its namespace (every
+    // capability whatever capget says). Read first, it is also the
+    // stricter order for a process that unshares meanwhile: its sets,
+    // then its namespace, both of this machine's or no capability.
+    const bool owner_caller = user_machine && uid_ == owner;
+    std::optional<std::uint64_t> caps;  // capget's answer, read once
+    if (pid_ > 0 && !owner_caller) caps = effective_caps(pid_);
+    const auto sets = [&] {
+      if (!caps) caps = effective_caps(pid_);
+      return *caps;
+    };
+    if (pid_ <= 0 || caps == std::uint64_t{0}) {
+      // Unidentified, or nothing to grant in any namespace.
     } else if (in_trusted_user_ns(pid_)) {
       // cap_capable's owner rule: the machine's owner, in the namespace
       // the machine's belongs to, has every capability in it. Checked in
       // the daemon's own namespace only (an ancestor's uid U is another
       // user).
-      if (user_machine && uid_ == owner && in_own_user_ns(pid_))
-        cap_effective_ = kAllCaps;
-      else
-        cap_effective_ = effective_caps(pid_);
+      cap_effective_ = owner_caller && in_own_user_ns(pid_) ? kAllCaps : sets();
     } else if (user_machine && in_owned_user_ns(pid_, owner)) {
-      cap_effective_ = effective_caps(pid_);
+      cap_effective_ = sets();
     }
   }
   return (*cap_effective_ >> static_cast<unsigned>(cap)) & 1U;
