@@ -255,7 +255,8 @@ std::uint64_t EventLog::record(const Caller* caller, std::string_view device,
     share.seqs.push_back(seq);
     share.bytes += cost;
     bytes_ += cost;
-    events_.emplace_hint(events_.end(), seq, std::move(e));
+    events_.push_back(Slot{std::move(e)});
+    ++live_;
     enforce_bounds_locked(uid);
   }
   if (!line.empty()) sink_push(std::move(line));
@@ -263,11 +264,18 @@ std::uint64_t EventLog::record(const Caller* caller, std::string_view device,
   return seq;
 }
 
+EventLog::Slots::const_iterator EventLog::after_locked(std::uint64_t after) const {
+  return std::upper_bound(events_.begin(), events_.end(), after,
+                          [](std::uint64_t s, const Slot& slot) { return s < slot.event.seq; });
+}
+
 void EventLog::evict_locked(std::uint64_t seq) {
-  auto it = events_.find(seq);
-  if (it == events_.end()) return;
-  const uid_t uid = it->second.uid;
-  const std::size_t cost = it->second.cost();
+  auto it = events_.begin();
+  if (it == events_.end() || it->event.seq != seq)
+    it = events_.begin() + (after_locked(seq - 1) - events_.cbegin());
+  if (it == events_.end() || it->event.seq != seq || !it->live) return;
+  const uid_t uid = it->event.uid;
+  const std::size_t cost = it->event.cost();
   auto sh = shares_.find(uid);
   if (sh != shares_.end()) {
     auto& seqs = sh->second.seqs;
@@ -279,7 +287,13 @@ void EventLog::evict_locked(std::uint64_t seq) {
     if (seqs.empty()) shares_.erase(sh);
   }
   bytes_ -= std::min(bytes_, cost);
-  events_.erase(it);
+  it->live = false;
+  it->event = Event{};  // its strings and data go now; the seq stays for the search
+  it->event.seq = seq;
+  --live_;
+  while (!events_.empty() && !events_.front().live) events_.pop_front();
+  if (events_.size() - live_ > live_ + 64)
+    std::erase_if(events_, [](const Slot& slot) { return !slot.live; });
   ++dropped_;
   ++dropped_by_uid_[uid];
 }
@@ -297,7 +311,7 @@ void EventLog::enforce_bounds_locked(uid_t newest) {
     }
   }
   // Over the whole bound: the uid holding the most bytes gives its oldest.
-  while (events_.size() > 1 && (events_.size() > limits_.max_events || bytes_ > limits_.max_bytes)) {
+  while (live_ > 1 && (live_ > limits_.max_events || bytes_ > limits_.max_bytes)) {
     auto largest = std::max_element(shares_.begin(), shares_.end(), [](const auto& a, const auto& b) {
       return a.second.bytes < b.second.bytes;
     });
@@ -308,23 +322,26 @@ void EventLog::enforce_bounds_locked(uid_t newest) {
 std::vector<Event> EventLog::snapshot() const {
   MutexLock lock(mu_);
   std::vector<Event> out;
-  out.reserve(events_.size());
-  for (const auto& [seq, e] : events_) out.push_back(e);
+  out.reserve(live_);
+  for (const auto& slot : events_)
+    if (slot.live) out.push_back(slot.event);
   return out;
 }
 
 std::vector<Event> EventLog::since(std::uint64_t after) const {
   MutexLock lock(mu_);
   std::vector<Event> out;
-  for (auto it = events_.upper_bound(after); it != events_.end(); ++it) out.push_back(it->second);
+  for (auto it = after_locked(after); it != events_.end(); ++it)
+    if (it->live) out.push_back(it->event);
   return out;
 }
 
 void EventLog::clear() {
-  std::map<std::uint64_t, Event> gone;
+  Slots gone;
   {
     MutexLock lock(mu_);
     gone.swap(events_);
+    live_ = 0;
     shares_.clear();
     bytes_ = 0;
   }
@@ -410,20 +427,22 @@ bool EventLog::read_after(std::uint64_t& cursor, std::size_t max_bytes, std::str
   MutexLock lock(mu_);
   const std::uint64_t last = next_seq_ - 1;
   if (last <= cursor) return false;
-  auto it = events_.upper_bound(cursor);
+  auto it = after_locked(cursor);
+  while (it != events_.end() && !it->live) ++it;
   // Every sequence number was one event: a gap is what the bounds or a
   // clear took before this reader got to it.
-  const std::uint64_t next = it == events_.end() ? last + 1 : it->first;
+  const std::uint64_t next = it == events_.end() ? last + 1 : it->event.seq;
   if (next > cursor + 1) {
     out += fmt::format("{{\"lost_events\":{},\"after_seq\":{}}}\n", next - cursor - 1, cursor);
     cursor = next - 1;
   }
   for (; it != events_.end(); ++it) {
-    std::string line = it->second.to_json();
+    if (!it->live) continue;
+    std::string line = it->event.to_json();
     line.push_back('\n');
     if (!out.empty() && out.size() + line.size() > max_bytes) break;
     out += line;
-    cursor = it->first;
+    cursor = it->event.seq;
   }
   return true;
 }
@@ -431,8 +450,9 @@ bool EventLog::read_after(std::uint64_t& cursor, std::size_t max_bytes, std::str
 void EventLog::render(std::string& out) const {
   MutexLock lock(mu_);
   out.reserve(out.size() + bytes_);
-  for (const auto& [seq, e] : events_) {
-    out += e.to_json();
+  for (const auto& slot : events_) {
+    if (!slot.live) continue;
+    out += slot.event.to_json();
     out.push_back('\n');
   }
 }

@@ -34,6 +34,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <map>
@@ -82,11 +83,36 @@ struct OpenOut {
 // or a view into the snapshot held here was a use-after-free). Text and
 // binary reads (never more than a page) land in `page`, without heap
 // allocation; seq-file slices (no page limit) in `owned`.
+//
+// A ReadOut travels by value (into its Result, out of Server::read): a copy
+// or move takes [0, len) of the page, not all of it (the implicit ones
+// copied the whole 4 KiB array twice per read, for a 5-byte `mtu`: 2.6% of
+// the daemon's CPU per pread, docs/performance.md).
 struct ReadOut {
   std::array<char, core::kPageSize> page;  // not initialised: only [0, len) is used
   std::size_t len = 0;
   std::string owned;
   bool use_owned = false;
+
+  ReadOut() = default;
+  ReadOut(const ReadOut& o) : len(o.len), owned(o.owned), use_owned(o.use_owned) {
+    std::memcpy(page.data(), o.page.data(), len);
+  }
+  ReadOut(ReadOut&& o) noexcept : len(o.len), owned(std::move(o.owned)), use_owned(o.use_owned) {
+    std::memcpy(page.data(), o.page.data(), len);
+  }
+  ReadOut& operator=(const ReadOut& o) {
+    if (this != &o) *this = ReadOut(o);
+    return *this;
+  }
+  ReadOut& operator=(ReadOut&& o) noexcept {
+    if (this == &o) return *this;
+    len = o.len;
+    std::memcpy(page.data(), o.page.data(), len);
+    owned = std::move(o.owned);
+    use_owned = o.use_owned;
+    return *this;
+  }
 
   std::string_view bytes() const {
     return use_owned ? std::string_view(owned) : std::string_view(page.data(), len);

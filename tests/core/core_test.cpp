@@ -355,6 +355,10 @@ TEST_CASE("Caller: a reused pid is the new process, never the one that had it be
   REQUIRE(old > 0);
   tell(cmd[1], ack[0], "x");
   CHECK(Caller(old, 0, 0).comm() == "old-owner");
+  // The old process leaves the machine's user namespace: the daemon now
+  // holds its ns/user link, which names a child namespace.
+  tell(cmd[1], ack[0], "u");
+  CHECK_FALSE(Caller(old, 0, 0).capable(Capability::SysAdmin));
   kill(old, SIGKILL);
   waitpid(old, nullptr, 0);
   // The same number for a new process (clone3 set_tid), while the daemon
@@ -367,8 +371,13 @@ TEST_CASE("Caller: a reused pid is the new process, never the one that had it be
     REQUIRE(reused == old);
     tell(cmd[1], ack[0], "x");
     CHECK(Caller(reused, 0, 0).comm() == "new-owner");
+    // The new process is root in the machine's namespace: what the daemon
+    // held for the old one (its namespace link) must not answer for it.
+    CHECK(Caller(reused, 0, 0).capable(Capability::SysAdmin));
     tell(cmd[1], ack[0], "n newer");
     CHECK(Caller(reused, 0, 0).comm() == "newer");
+    tell(cmd[1], ack[0], "u");
+    CHECK_FALSE(Caller(reused, 0, 0).capable(Capability::SysAdmin));
     kill(reused, SIGKILL);
     waitpid(reused, nullptr, 0);
   }

@@ -9,9 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "core/caller.hpp"
 #include "core/clock.hpp"
@@ -80,6 +82,40 @@ TEST_CASE("a flood from one uid evicts its own events, never the owner's or anot
   CHECK(dropped.count(::geteuid()) == 0);
   CHECK(dropped.count(other) == 0);
   CHECK(log.dropped() == 100000 - 1000 / 4);
+}
+
+TEST_CASE("events evicted from the middle (a flooding uid's) leave the others in order, by seq") {
+  // The flooder's events interleave with the owner's, so its per-uid bound
+  // takes them from the middle of the log, many times over the log's size.
+  ManualClock clock;
+  EventLog log(clock, {.max_events = 40, .max_bytes = 1u << 30});
+  const Caller owner = Caller::with_caps(::geteuid(), ~0ULL, "bash");
+  const uid_t flooder = ::geteuid() == 65534 ? 65533 : 65534;
+  const Caller flood = Caller::with_caps(flooder, 0, "flock");
+  std::vector<std::uint64_t> owner_seqs, flood_seqs;
+  for (int i = 0; i < 1000; ++i) {
+    owner_seqs.push_back(log.record(&owner, "dev", "store", "OK", {{"i", i}}));
+    for (int j = 0; j < 3; ++j) flood_seqs.push_back(log.record(&flood, "locks", "acquired", "OK"));
+  }
+  // The flooder keeps its newest quarter, the owner the rest of the bound.
+  std::vector<std::uint64_t> want(owner_seqs.end() - 30, owner_seqs.end());
+  want.insert(want.end(), flood_seqs.end() - 10, flood_seqs.end());
+  std::sort(want.begin(), want.end());
+  std::vector<std::uint64_t> got;
+  for (const auto& e : log.snapshot()) got.push_back(e.seq);
+  CHECK(got == want);
+  CHECK(log.dropped() == 4000 - 40);
+  CHECK(log.snapshot().back().seq == 4000);
+  CHECK(log.snapshot()[0].field("i") == "970");
+  // since() and the rendered log name the same events.
+  std::vector<std::uint64_t> later;
+  for (const auto& e : log.since(want[5])) later.push_back(e.seq);
+  CHECK(later == std::vector<std::uint64_t>(want.begin() + 6, want.end()));
+  std::string rendered;
+  log.render(rendered);
+  CHECK(static_cast<std::size_t>(std::count(rendered.begin(), rendered.end(), '\n')) ==
+        want.size());
+  CHECK(rendered.find("{\"seq\":" + std::to_string(want.front()) + ",") == 0);
 }
 
 TEST_CASE("over the whole bound, the uid holding the most goes first; the owner alone is a FIFO") {

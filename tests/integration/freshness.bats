@@ -174,3 +174,25 @@ pread0() { perl -e 'open(my $f, "<&=", $ARGV[0]) or die; sysseek($f, 0, 0); sysr
     tail -1 "$BATS_TEST_TMPDIR/ev" | grep -q "\"comm\":\"second$i\""
   done
 }
+
+@test "capabilities: a process's user namespace is read at each of its stores, not kept" {
+  # The daemon keeps the link /proc/PID/ns/user of its recent callers open
+  # (core/caller.cpp ProcHandles): the same process, once in a child user
+  # namespace, must lose the machine's CAP_NET_ADMIN at its next store.
+  command -v unshare >/dev/null || skip "no unshare"
+  unshare -Ur true 2>/dev/null || skip "user namespaces are off on this kernel"
+  vsysfs_stop
+  VSYSFS=$VSYSFS_BUILD/vsysfs vsysfs_start
+  M=$MNT/class/net/eth0/mtu
+  for i in $(seq 10); do
+    # One pid throughout: bash's own store, then unshare(CLONE_NEWUSER) and
+    # exec of sysfs-io in the same process (unshare without -f forks nothing).
+    run bash -c 'echo "$2" > "$1" && echo "pid $$" && exec unshare -Ur "$3" write "$1" 9000' \
+      _ "$M" $((1300 + i)) "$IO"
+    [ "${lines[1]}" = EPERM ]
+    [ "$(cat "$M")" = $((1300 + i)) ]
+  done
+  # The events name that pid twice each round: one OK store, one EPERM.
+  [ "$(grep -c '"attr":"mtu","value":13' "$(ctl events)")" -eq 10 ]
+  [ "$(grep '"what":"store","result":"EPERM"' "$(ctl events)" | grep -c '"attr":"mtu"')" -eq 10 ]
+}
