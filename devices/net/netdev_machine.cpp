@@ -31,6 +31,7 @@
 //   mmio_seed = 1         # the chipset's reordering sequence
 //   driver = "vnic"  pci_vendor = 0x8086  pci_device = 0x100e
 //   pci_subsystem_vendor = 0x1af4  pci_subsystem_device = 0x1100  irq = 11
+//   pci_revision = 0x03   # config byte 0x08, the `revision` file, lspci's "(rev NN)"
 //   pci_bar0_size = 0x20000  # BAR0, 32-bit memory (a power of two); placed
 //                            # from 0xfe000000 in interface order
 //   # An I350 (8086:1521) also gets BAR2 (I/O from 0xe000) and BAR3 (16 KiB
@@ -179,6 +180,7 @@ IfaceSpec read_interface(const core::ConfigValue& v, unsigned nr_cpu_ids, unsign
   p.device = get_u16(v, "pci_device", 0x100e);
   p.subsystem_vendor = get_u16(v, "pci_subsystem_vendor", 0x1af4);
   p.subsystem_device = get_u16(v, "pci_subsystem_device", 0x1100);
+  p.revision = static_cast<std::uint8_t>(get_int_in(v, "pci_revision", 0x03, 0, 0xff));
   p.irq = static_cast<unsigned>(get_int_in(v, "irq", 11, 0, 255));
   const std::int64_t bar0 = get_int_in(v, "pci_bar0_size", 0x20000, 16, 0x10000000);
   if ((bar0 & (bar0 - 1)) != 0) v.require("pci_bar0_size").fail("a BAR's size is a power of two");

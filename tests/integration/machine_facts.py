@@ -112,7 +112,8 @@ def pci(m):
     for i in m.get("net", {}).get("interface", []):
         if "pci" in i:
             print(i["pci"], "%04x" % i.get("pci_vendor", 0x8086), "%04x" % i.get("pci_device", 0x100e),
-                  i.get("numa_node", -1), "%x" % i.get("pci_bar0_size", 0x20000))
+                  i.get("numa_node", -1), "%x" % i.get("pci_bar0_size", 0x20000),
+                  "%02x" % i.get("pci_revision", 0x03))
 
 
 def facts(m):

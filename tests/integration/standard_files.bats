@@ -224,18 +224,21 @@ lspci_sysfs() {
   return $rc
 }
 
-# "SLOT VENDOR DEVICE NUMA_NODE" per PCI interface of a machine file, and
-# the node's CPU list ("-" for none: every CPU).
+# "SLOT VENDOR DEVICE NUMA_NODE BAR0_SIZE REVISION" per PCI interface of a
+# machine file.
 expected_pci() { python3 "$BATS_TEST_DIRNAME/machine_facts.py" pci "$1"; }
 
 check_pci() {
-  local f=$1 slot ven dev node bar out n=0
+  local f=$1 slot ven dev node bar rev out n=0
   vsysfs_start -o "machine=$f"
   out=$(lspci_sysfs -v -nn -D)
   echo "$out" >&2
-  while read -r slot ven dev node bar; do
+  while read -r slot ven dev node bar rev; do
     n=$((n + 1))
-    grep -q "^$slot .*\[$ven:$dev\]" <<<"$out" || { echo "$f: lspci lacks $slot [$ven:$dev]"; return 1; }
+    # lspci names the revision unless it is 0 (lspci.c show_terse: "(rev %02x)").
+    local revtext=" (rev $rev)"; [ "$rev" = 00 ] && revtext=
+    grep -q "^$slot .*\[$ven:$dev\]$revtext\$" <<<"$out" || { echo "$f: lspci lacks $slot [$ven:$dev]$revtext"; return 1; }
+    [ "$(cat "$MNT/bus/pci/devices/$slot/revision")" = "0x$rev" ]
     local block; block=$(awk -v s="$slot" '$1 == s { p = 1; next } /^[0-9a-f][0-9a-f][0-9a-f][0-9a-f]:/ { p = 0 } p' <<<"$out")
     if [ "$node" -ge 0 ]; then
       grep -q "NUMA node $node\$" <<<"$block" || { echo "$f $slot: NUMA node not $node"; return 1; }

@@ -462,6 +462,10 @@ TEST_CASE("machine file errors name the key") {
                        doctest::Contains("mtu"), ConfigError);
   CHECK_THROWS_WITH_AS(TestMachine("[net]\n[[net.interface]]\nname='eth0'\npci='0000:00:03.0'\nspeeed=1\n"),
                        doctest::Contains("speeed"), ConfigError);
+  // The revision ID is one config byte.
+  CHECK_THROWS_WITH_AS(
+      TestMachine("[net]\n[[net.interface]]\nname='eth0'\npci='0000:00:03.0'\npci_revision=256\n"),
+      doctest::Contains("pci_revision"), ConfigError);
 }
 
 }  // TEST_SUITE
