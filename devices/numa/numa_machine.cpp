@@ -255,12 +255,22 @@ NumaConfig default_numa_config(const core::ConfigValue& root) {
   }
   if (const auto* xen = root.find("xen")) {
     if (const auto* v = xen->find("memory")) {
-      if (v->type() == core::ConfigValue::Type::Integer && v->as_int() > 0) {
+      // At most a node's 4 PiB (parse_numa_section); build_xen reports
+      // what this leaves at the default.
+      constexpr std::uint64_t kMaxKiB = 1ULL << 42;
+      if (v->type() == core::ConfigValue::Type::Integer && v->as_int() > 0 &&
+          v->as_uint() <= kMaxKiB) {
         kib = v->as_uint();
       } else if (v->type() == core::ConfigValue::Type::String) {
         std::size_t used = 0;
-        const std::uint64_t bytes = core::memparse(v->as_string(), &used);
-        if (used == v->as_string().size() && bytes >= 1024) kib = bytes / 1024;
+        // Only what build_xen's size_pages takes (a K/M/G/T suffix); it
+        // reports anything else.
+        const std::string& str = v->as_string();
+        const std::uint64_t bytes = core::memparse(str, &used);
+        if (used == str.size() && bytes >= 1024 && !str.empty() &&
+            std::string_view("KkMmGgTt").find(str.back()) != std::string_view::npos &&
+            bytes / 1024 <= kMaxKiB)
+          kib = bytes / 1024;
       }
     }
   }
@@ -354,6 +364,39 @@ void register_numa_state(MachineContext& ctx, std::shared_ptr<NumaModel> model,
                               .load = load,
                               .loads_into_new_boot = {},
                               .section = {}});
+}
+
+// Every memory block is a device of about a dozen files. The kernel's only
+// limit is the physical address space (4 PiB with 5-level paging); the
+// daemon's is its memory, so a machine may have at most kMaxMemoryBlocks
+// (128 TiB in 2 GiB blocks; the largest example machine has 48 GiB). The
+// count is checked before any block is made: a machine file asking for
+// exabytes is an error naming the key, not a mount that never finishes.
+constexpr std::uint64_t kMaxMemoryBlocks = 65536;
+
+void check_memory_block_count(const core::ConfigValue& root, const core::ConfigValue& sec,
+                              const NumaModel& model, std::uint64_t block_mb,
+                              const std::vector<std::vector<unsigned>>& block_ids) {
+  std::uint64_t total = 0;  // bytes; at most 1024 nodes of 4 PiB: no overflow
+  for (int nid = 0; nid < model.nr_node_ids(); ++nid)
+    total += model.node(nid).present * kPageKiB * 1024;
+  const std::uint64_t block = block_mb ? block_mb << 20 : default_memory_block_bytes(total);
+  std::uint64_t count = 0;
+  for (int nid = 0; nid < model.nr_node_ids(); ++nid) {
+    const auto i = static_cast<std::size_t>(nid);
+    const std::uint64_t bytes = model.node(nid).present * kPageKiB * 1024;
+    count += i < block_ids.size() && !block_ids[i].empty() ? block_ids[i].size()
+                                                           : (bytes + block - 1) / block;
+  }
+  if (count <= kMaxMemoryBlocks) return;
+  const std::string why =
+      fmt::format("{} KiB of memory is {} memory blocks of {} MiB; a machine has at most {}",
+                  total / 1024, count, block >> 20, kMaxMemoryBlocks);
+  // Without [numa] the memory is [xen]'s (default_numa_config).
+  if (!root.has("numa"))
+    if (const auto* xen = root.find("xen"); xen && xen->has("memory"))
+      xen->require("memory").fail(why);
+  sec.fail(why);
 }
 
 void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
@@ -457,6 +500,7 @@ void build_numa(MachineContext& ctx, const core::ConfigValue& sec) {
       if (block_ids[nid].empty() && model->node(static_cast<int>(nid)).present > 0)
         sec.get_array("node")[nid].fail(
             "memory_blocks on one node needs them on every node with memory");
+  check_memory_block_count(ctx.root, sec, *model, block_mb, block_ids);
   std::vector<std::shared_ptr<MemoryBlock>> blocks;
   add_memory_blocks(ctx.env, ctx.tree, model, block_mb * 1024 * 1024, auto_online, keep, block_ids,
                     &blocks);

@@ -164,6 +164,34 @@ TEST_CASE("memory_blocks errors name the key") {
   CHECK(error_of("[numa]\n[[numa.node]]\ncpus = \"0\"\nmemory_blocks = \"0\"\n")
             .find("needs [numa] memory_block_size_mb") != std::string::npos);
 }
+
+// Regression (fuzz_machine timeout: [xen] memory = "4E" made the default
+// topology a node of 4 EiB, and the mount tried to make 2^31 memory blocks).
+TEST_CASE("a machine whose memory needs more than 65536 memory blocks is a machine-file error") {
+  // 1 TiB nodes: 2 GiB blocks (64 GiB and more), 512 blocks each.
+  auto nodes = [](int n, const char* memory) {
+    std::string t = "[numa]\nnr_cpus = " + std::to_string(n) + "\n";
+    for (int i = 0; i < n; ++i)
+      t += "[[numa.node]]\ncpus = \"" + std::to_string(i) + "\"\n" + memory + "\n";
+    return t;
+  };
+  // 129 nodes of 1 TiB: 66048 blocks (no block is made before the check).
+  CHECK(error_of(nodes(129, "memory_mb = 1048576"))
+            .find("66048 memory blocks of 2048 MiB; a machine has at most 65536") !=
+        std::string::npos);
+  CHECK(error_of(nodes(1, "memory_mb = 4294967296")).find("at most 65536") !=
+        std::string::npos);  // 4 PiB
+  // Without [numa], the memory is [xen]'s: the error names that key.
+  const std::string xen = "[xen]\nhost_memory = \"16G\"\nmemory = ";
+  const std::string big = error_of(xen + "\"256T\"\n");
+  CHECK(big.find("at most 65536") != std::string::npos);
+  CHECK(big.find("memory") != std::string::npos);
+  // What only build_xen takes or refuses is its to report.
+  CHECK(error_of(xen + "\"4E\"\n").find("K/M/G/T suffix") != std::string::npos);
+  const std::string huge = error_of(xen + "4611686018427387904\n");
+  CHECK(!huge.empty());
+  CHECK(huge.find("memory blocks") == std::string::npos);
+}
 }  // TEST_SUITE("recorded_numa")
 
 // A recorded machine restores (docs/snapshot.md): the section keeps no
