@@ -142,8 +142,11 @@ run: deps-run  ## install what the daemon needs, build it, mount the default mac
 	@echo "  Stop it with Ctrl-C here, or:  mount-scripts/vsysfs-umount $(MNTDIR)"
 	@$(DAEMON) -f $(VSYSFS_OPTS) $(MNTDIR)
 
+# The bats files run two at a time (JOBS=1 for one at a time): each mounts in
+# its own temporary directory, and most of their time is waiting on mounts.
+JOBS ?= 2
 test: deps all  ## run every suite (unit + integration); ends with "N passed, N failed, N skipped"
-	@BUILD=$(BUILD) tests/run-all
+	@BUILD=$(BUILD) JOBS=$(JOBS) tests/run-all
 
 unit: $(UNIT)  ## the unit tests only
 	$(UNIT)
@@ -162,7 +165,7 @@ test-random: $(UNIT)  ## random operation sequences: make test-random SEED=N STE
 	  $(UNIT) -tc='*random*' -tce='stress: many files*,threads: random locks*'
 
 integration: all  ## the bats suites only
-	@BUILD=$(BUILD) tests/run-all --integration-only
+	@BUILD=$(BUILD) JOBS=$(JOBS) tests/run-all --integration-only
 
 .PHONY: test-conformance
 test-conformance: $(DAEMON)  ## record this machine's /sys, mount it, compare with /sys and real tools; round-trip every example machine (as root)
