@@ -342,8 +342,7 @@ TEST_CASE("traffic batches: seeded random scenarios give frame-by-frame's every 
   const char* runs_env = std::getenv("VSYSFS_NET_BATCH_RUNS");
   const std::uint64_t runs = only                    ? 1
                              : runs_env && *runs_env ? std::strtoull(runs_env, nullptr, 0)
-                             : rnd::kThreadSanitized ? 1
-                             : rnd::kSanitized       ? 2
+                             : rnd::kSanitized       ? 1
                                                      : 8;
   const std::size_t steps = rnd::steps_from_env(rnd::kThreadSanitized ? 40 : 160);
   std::uint64_t frames = 0, batched = 0;
