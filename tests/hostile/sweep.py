@@ -49,7 +49,8 @@ Quick form (--quick, CI): the corpus subset below, one representative pair
 replaced by N: cpu1/online .. cpu7/online, node0 .. node1, tx-0 .. tx-3,
 eth0 .. eth1), and of the example machines only the files whose writable
 (kind, initial content) the machines already swept lack (decided
-automatically; a machine that brings none is skipped). The full form sweeps every file of every machine.
+automatically; a machine that brings none is skipped). The full form
+sweeps every file of every machine.
 
 Prints one row per machine and a total; exits 1 on any crash, any state
 change on a refused write, or any errno that contradicts expected.py.
